@@ -1,0 +1,1 @@
+#include "src/platform.h"

@@ -1,0 +1,42 @@
+// Reference: a parsed, normalised image reference, Docker-compatible.
+//   alpine                      -> docker.io/library/alpine:latest
+//   localhost:5000/a/b/c:tag    -> registry localhost:5000, repository a/b/c
+//   name:tag@sha256:<64 hex>    -> the digest wins for fetching; the tag is kept for display
+//   oci:DIR[:tag]               -> a local OCI image layout (transport kOciLayout)
+// Value type; thread-compatible.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "index/status.h"
+
+namespace lazyroot {
+
+struct Reference {
+  enum class Transport { kRegistry, kOciLayout };
+  Transport transport = Transport::kRegistry;
+
+  std::string registry;    // "docker.io", "ghcr.io", "127.0.0.1:5000" (host[:port], lower-case host)
+  std::string repository;  // "library/alpine", "o/app"
+  std::string tag;         // "latest" when neither tag nor digest was given; may be empty with a digest
+  std::string digest;      // "sha256:<64 hex>" or empty
+  std::string layout_dir;  // kOciLayout only: the directory of the layout
+
+  // "docker.io/library/alpine:latest", "host/repo@sha256:…", "host/repo:tag@sha256:…", "oci:DIR:tag".
+  std::string ToString() const;
+  // What to ask the registry for: the digest if present, else the tag.
+  std::string ManifestSelector() const;
+  // The registry host to contact: "registry-1.docker.io" for docker.io, else registry.
+  std::string ApiHost() const;
+};
+
+// Parses text; errors are kInvalidArgument and quote the reference:
+//   invalid reference "Alpine": repository name must be lowercase
+Result<Reference> ParseReference(std::string_view text);
+
+// Validates "sha256:<64 lower-case hex>" (the only algorithm we accept for
+// content addressing); the message names what is wrong.
+Status ValidateDigest(std::string_view digest);
+
+}  // namespace lazyroot

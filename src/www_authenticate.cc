@@ -1,0 +1,1 @@
+#include "src/www_authenticate.h"
