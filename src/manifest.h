@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "index/compression.h"
 #include "index/status.h"
 #include "src/platform.h"
 
@@ -24,8 +25,6 @@ inline constexpr std::string_view kDockerSchema1Signed = "application/vnd.docker
 inline constexpr std::string_view kOciConfig = "application/vnd.oci.image.config.v1+json";
 inline constexpr std::string_view kDockerConfig = "application/vnd.docker.container.image.v1+json";
 }  // namespace media_type
-
-enum class Compression { kNone, kGzip, kZstd };
 
 struct Descriptor {
   std::string media_type;

@@ -22,6 +22,9 @@ struct Reference {
   std::string tag;         // "latest" when neither tag nor digest was given; may be empty with a digest
   std::string digest;      // "sha256:<64 hex>" or empty
   std::string layout_dir;  // kOciLayout only: the directory of the layout
+  // The user wrote "http://host/…": talk plain HTTP to this registry. A
+  // "https://" or "docker://" prefix is accepted and stripped.
+  bool plain_http = false;
 
   // "docker.io/library/alpine:latest", "host/repo@sha256:…", "host/repo:tag@sha256:…", "oci:DIR:tag".
   std::string ToString() const;
