@@ -2,7 +2,13 @@
 //   alpine                      -> docker.io/library/alpine:latest
 //   localhost:5000/a/b/c:tag    -> registry localhost:5000, repository a/b/c
 //   name:tag@sha256:<64 hex>    -> the digest wins for fetching; the tag is kept for display
-//   oci:DIR[:tag]               -> a local OCI image layout (transport kOciLayout)
+//   oci:DIR[:tag]               -> a local OCI image layout (transport kOciLayout); the
+//                                  tag is what follows the last ':' when that part has no
+//                                  '/' (skopeo); no tag means "the only image in the layout"
+// Prefixes "docker://" and "https://" are stripped; "http://" sets plain_http.
+// The grammar is distribution/reference's ParseNormalizedNamed: a first
+// component with '.', ':', upper case, or "localhost" is the registry;
+// index.docker.io becomes docker.io; docker.io names get "library/".
 // Value type; thread-compatible.
 #pragma once
 
@@ -19,7 +25,8 @@ struct Reference {
 
   std::string registry;    // "docker.io", "ghcr.io", "127.0.0.1:5000" (host[:port], lower-case host)
   std::string repository;  // "library/alpine", "o/app"
-  std::string tag;         // "latest" when neither tag nor digest was given; may be empty with a digest
+  std::string tag;         // "latest" when neither tag nor digest was given; may be empty with a
+                           // digest, and for kOciLayout when no reference name was given
   std::string digest;      // "sha256:<64 hex>" or empty
   std::string layout_dir;  // kOciLayout only: the directory of the layout
   // The user wrote "http://host/…": talk plain HTTP to this registry. A
