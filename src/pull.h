@@ -1,0 +1,43 @@
+// Pull: reference -> manifest (platform chosen from an index) -> config ->
+// layers, each streamed once through SHA-256, a temp file and the layer
+// consumer, then published into the store and recorded. Layers download in
+// parallel (bounded). A failed pull leaves blobs/, index/ and images/ as they
+// were; partial downloads stay in tmp/ and the next pull resumes them.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "src/image_source.h"
+#include "src/layer_consumer.h"
+#include "src/platform.h"
+#include "src/progress.h"
+#include "src/reference.h"
+#include "src/registry_client.h"
+#include "src/store.h"
+
+namespace lazyroot {
+
+struct PullOptions {
+  Platform platform = HostPlatform();
+  bool platform_explicit = false;  // the user named --platform (a mismatch is then an error)
+  int jobs = 3;                    // concurrent layer downloads
+  RegistryOptions registry;
+  PullProgress* progress = nullptr;           // may be null
+  LayerConsumerFactory consumer_factory;      // may be empty
+};
+
+struct PullResult {
+  ImageRecord record;
+  int blobs_fetched = 0;        // blobs transferred by this pull (not already present)
+  uint64_t bytes_fetched = 0;   // bytes received from the source
+};
+
+// Opens the registry or OCI layout a reference names.
+Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const RegistryOptions& options);
+
+// Pulls ref into store. Errors name the reference and the object at fault:
+//   pull 127.0.0.1:5000/x:1: layer sha256:ab12…: digest mismatch (got sha256:…)
+Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& options);
+
+}  // namespace lazyroot

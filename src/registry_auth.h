@@ -1,0 +1,59 @@
+// RegistryAuth: the credentials and bearer tokens for one registry, shared
+// by every request of a pull. Learns the registry's challenge from the /v2/
+// ping or a 401, fetches tokens (scope repository:NAME:pull) with Basic or
+// identity-token credentials, caches them per scope until shortly before they
+// expire, and re-fetches on a 401. Thread-safe (one mutex; token fetches are
+// single-flight per scope because they happen under it).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "index/status.h"
+#include "src/credentials.h"
+#include "src/http_client.h"
+#include "src/www_authenticate.h"
+
+namespace lazyroot {
+
+class RegistryAuth {
+ public:
+  // registry: "host[:port]" as in the reference (for messages and realm checks).
+  RegistryAuth(std::string registry, std::optional<Credential> credential, bool plain_http);
+
+  // Records the challenges of a 401 response (WWW-Authenticate headers) and
+  // drops any cached token for scope. kUnauthorized when the response carries
+  // no challenge we can answer.
+  Status LearnChallenge(const HttpResponse& resp, const std::string& scope);
+
+  // The Authorization header value for a request in scope, "" for anonymous.
+  // Fetches a token with http when needed.
+  Result<std::string> Authorization(HttpClient& http, const std::string& scope);
+
+  // Number of tokens fetched so far (tests and progress).
+  int tokens_fetched() const;
+
+ private:
+  Result<std::string> FetchToken(HttpClient& http, const std::string& scope);
+  Status CheckRealm(const std::string& realm) const;
+
+  const std::string registry_;
+  const std::optional<Credential> credential_;
+  const bool plain_http_;
+  mutable std::mutex mu_;
+  std::optional<AuthChallenge> bearer_;  // guarded by mu_
+  bool basic_ = false;                   // guarded by mu_
+  struct Token {
+    std::string value;
+    std::chrono::steady_clock::time_point refresh_at;
+  };
+  std::map<std::string, Token> tokens_;  // scope -> token; guarded by mu_
+  int tokens_fetched_ = 0;               // guarded by mu_
+};
+
+std::string Base64Encode(std::string_view in);
+
+}  // namespace lazyroot

@@ -1,0 +1,349 @@
+#include "src/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <set>
+
+#include "index/sha256.h"
+#include "src/manifest.h"
+#include "src/reference.h"
+
+namespace lazyroot {
+namespace {
+
+Status MakeDirs(const std::string& path) {
+  std::string cur;
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = path.find('/', pos + 1);
+    cur = path.substr(0, pos);
+    if (cur.empty()) continue;
+    if (::mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno("mkdir " + cur, errno);
+  }
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("open " + dir, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::FromErrno("fsync " + dir, err);
+  return Status::Ok();
+}
+
+std::string DirName(const std::string& path) { return path.substr(0, path.rfind('/')); }
+
+std::vector<std::string> ListNames(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+Result<std::string> ReadSmallFile(const std::string& path, uint64_t cap) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return Status::NotFound(path + " does not exist");
+    return Status::FromErrno("open " + path, err);
+  }
+  std::string out;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("read " + path, err);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > cap) {
+      ::close(fd);
+      return Status::Corruption(path + ": larger than " + std::to_string(cap) + " bytes");
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+Result<FileLock> LockFile(const std::string& path, int op) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno("open lock " + path, errno);
+  while (::flock(fd, op) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    ::close(fd);
+    return Status::FromErrno("flock " + path, err);
+  }
+  return FileLock(fd);
+}
+
+std::string RecordToJson(const ImageRecord& r) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("reference"); w.String(r.reference.c_str());
+  w.Key("manifest"); w.String(r.manifest_digest.c_str());
+  w.Key("index"); w.String(r.index_digest.c_str());
+  w.Key("platform"); w.String(r.platform.c_str());
+  w.Key("config"); w.String(r.config_digest.c_str());
+  w.Key("layers");
+  w.StartArray();
+  for (const auto& l : r.layer_digests) w.String(l.c_str());
+  w.EndArray();
+  w.Key("size"); w.Uint64(r.size);
+  w.Key("pulled_at"); w.Int64(r.pulled_at);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize()) + "\n";
+}
+
+Result<ImageRecord> RecordFromJson(const std::string& text, const std::string& path) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  auto bad = [&] { return Status::Corruption("image record " + path + ": malformed"); };
+  if (d.HasParseError() || !d.IsObject()) return bad();
+  auto str = [&](const char* k, std::string* out) {
+    if (!d.HasMember(k) || !d[k].IsString()) return false;
+    *out = d[k].GetString();
+    return true;
+  };
+  ImageRecord r;
+  if (!str("reference", &r.reference) || !str("manifest", &r.manifest_digest) || !str("index", &r.index_digest) ||
+      !str("platform", &r.platform) || !str("config", &r.config_digest)) {
+    return bad();
+  }
+  if (!ValidateDigest(r.manifest_digest).ok() || !ValidateDigest(r.config_digest).ok()) return bad();
+  if (!d.HasMember("layers") || !d["layers"].IsArray()) return bad();
+  for (const auto& l : d["layers"].GetArray()) {
+    if (!l.IsString() || !ValidateDigest(l.GetString()).ok()) return bad();
+    r.layer_digests.emplace_back(l.GetString());
+  }
+  if (d.HasMember("size") && d["size"].IsUint64()) r.size = d["size"].GetUint64();
+  if (d.HasMember("pulled_at") && d["pulled_at"].IsInt64()) r.pulled_at = d["pulled_at"].GetInt64();
+  return r;
+}
+
+}  // namespace
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+FileLock& FileLock::operator=(FileLock&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno("create " + tmp, errno);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Status::FromErrno("write " + tmp, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    int err = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Status::FromErrno("fsync " + tmp, err);
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::FromErrno("rename " + tmp, err);
+  }
+  return FsyncDir(DirName(path));
+}
+
+std::string Store::DefaultRoot() {
+  if (const char* h = std::getenv("LAZYROOT_HOME"); h != nullptr && *h != '\0') return h;
+  if (const char* x = std::getenv("XDG_DATA_HOME"); x != nullptr && *x != '\0') return std::string(x) + "/lazyroot";
+  const char* home = std::getenv("HOME");
+  return std::string(home != nullptr ? home : "/root") + "/.local/share/lazyroot";
+}
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& root) {
+  if (root.empty()) return Status::InvalidArgument("store root is empty");
+  for (const char* sub : {"/blobs/sha256", "/index/sha256", "/images", "/tmp", "/rootfs"}) {
+    Status st = MakeDirs(root + sub);
+    if (!st.ok()) return st.WithContext("store " + root);
+  }
+  return std::unique_ptr<Store>(new Store(root));
+}
+
+std::string Store::BlobPath(std::string_view digest) const {
+  return root_ + "/blobs/sha256/" + std::string(digest.substr(7));
+}
+std::string Store::IndexPath(std::string_view digest) const {
+  return root_ + "/index/sha256/" + std::string(digest.substr(7));
+}
+std::string Store::PartialPath(std::string_view digest) const {
+  return root_ + "/tmp/" + std::string(digest.substr(7)) + ".partial";
+}
+std::string Store::ImagePath(const std::string& reference) const {
+  return root_ + "/images/" + Sha256::HexOf(std::string_view(reference)) + ".json";
+}
+
+bool Store::HasBlob(std::string_view digest) const { return ::access(BlobPath(digest).c_str(), F_OK) == 0; }
+
+Result<std::string> Store::ReadBlob(std::string_view digest, uint64_t cap) const {
+  LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
+  auto bytes = ReadSmallFile(BlobPath(digest), cap);
+  if (!bytes.ok()) return bytes.status().WithContext("blob " + std::string(digest));
+  if ("sha256:" + Sha256::HexOf(std::string_view(*bytes)) != digest) {
+    return Status::Corruption("blob " + std::string(digest) + ": stored bytes do not match the digest (run gc and pull again)");
+  }
+  return bytes;
+}
+
+Status Store::WriteBlob(std::string_view digest, std::string_view bytes) {
+  LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
+  if ("sha256:" + Sha256::HexOf(bytes) != digest) {
+    return Status::Corruption("blob " + std::string(digest) + ": content does not match the digest");
+  }
+  if (HasBlob(digest)) return Status::Ok();
+  return WriteFileAtomic(BlobPath(digest), bytes);
+}
+
+Status Store::CommitPartial(std::string_view digest) {
+  if (HasBlob(digest)) return Status::Ok();
+  std::string partial = PartialPath(digest);
+  int fd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("blob " + std::string(digest) + ": open " + partial, errno);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return Status::FromErrno("fsync " + partial, err);
+  if (::rename(partial.c_str(), BlobPath(digest).c_str()) != 0) {
+    return Status::FromErrno("blob " + std::string(digest) + ": rename into store", errno);
+  }
+  return FsyncDir(root_ + "/blobs/sha256");
+}
+
+Result<FileLock> Store::LockBlob(std::string_view digest) {
+  return LockFile(root_ + "/tmp/" + std::string(digest.substr(7)) + ".lock", LOCK_EX);
+}
+
+Result<FileLock> Store::LockStore(bool exclusive) {
+  return LockFile(root_ + "/store.lock", exclusive ? LOCK_EX : LOCK_SH);
+}
+
+Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(ImagePath(record.reference), RecordToJson(record)); }
+
+Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
+  std::string path = ImagePath(reference);
+  auto text = ReadSmallFile(path, 1 << 20);
+  if (!text.ok()) {
+    if (text.status().code() == ErrorCode::kNotFound) return std::optional<ImageRecord>();
+    return text.status();
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(ImageRecord r, RecordFromJson(*text, path));
+  return std::optional<ImageRecord>(std::move(r));
+}
+
+Result<std::vector<ImageRecord>> Store::ListImages() const {
+  std::vector<ImageRecord> out;
+  for (const std::string& name : ListNames(root_ + "/images")) {
+    if (!name.ends_with(".json")) continue;
+    std::string path = root_ + "/images/" + name;
+    auto text = ReadSmallFile(path, 1 << 20);
+    if (!text.ok()) {
+      if (text.status().code() == ErrorCode::kNotFound) continue;  // removed meanwhile
+      return text.status();
+    }
+    LAZYROOT_ASSIGN_OR_RETURN(ImageRecord r, RecordFromJson(*text, path));
+    out.push_back(std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const ImageRecord& a, const ImageRecord& b) { return a.reference < b.reference; });
+  return out;
+}
+
+Status Store::RemoveImage(const std::string& reference) {
+  std::string path = ImagePath(reference);
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Status::NotFound("image " + reference + ": not in the store");
+    return Status::FromErrno("remove " + path, errno);
+  }
+  return FsyncDir(root_ + "/images");
+}
+
+Result<GcReport> Store::Gc() {
+  LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, LockStore(true));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, ListImages());
+  std::set<std::string> live;  // hex digests
+  for (const ImageRecord& r : images) {
+    for (const std::string* d : {&r.manifest_digest, &r.index_digest, &r.config_digest}) {
+      if (!d->empty()) live.insert(d->substr(7));
+    }
+    for (const std::string& l : r.layer_digests) live.insert(l.substr(7));
+  }
+  GcReport report;
+  for (const char* kind : {"blobs", "index"}) {
+    std::string dir = root_ + "/" + kind + "/sha256";
+    for (const std::string& name : ListNames(dir)) {
+      if (live.count(name) != 0) continue;
+      std::string path = dir + "/" + name;
+      uint64_t size = FileSize(path);
+      if (::unlink(path.c_str()) == 0) {
+        report.bytes_freed += size;
+        (kind[0] == 'b' ? report.blobs_removed : report.indexes_removed)++;
+      }
+    }
+  }
+  // Partial downloads whose lock nobody holds are abandoned; pulls are
+  // excluded by the store lock, so none is in progress.
+  std::string tmp = root_ + "/tmp";
+  for (const std::string& name : ListNames(tmp)) {
+    std::string path = tmp + "/" + name;
+    if (name.ends_with(".partial") || name.ends_with(".lock") || name.find(".tmp.") != std::string::npos) {
+      uint64_t size = FileSize(path);
+      if (::unlink(path.c_str()) == 0 && name.ends_with(".partial")) {
+        report.bytes_freed += size;
+        report.partials_removed++;
+      }
+    }
+  }
+  return report;
+}
+
+}  // namespace lazyroot
