@@ -1,0 +1,34 @@
+// The lazyroot command line: argument parsing (CLI11) mapped to library
+// calls, results to output and exit codes (0 ok, 1 failure, 2 usage).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "index/status.h"
+#include "src/store.h"
+
+namespace lazyroot::cli {
+
+struct GlobalOptions {
+  std::string root;  // --root; empty = Store::DefaultRoot()
+};
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Each command registers itself and sets *run to what executes it.
+using Runner = std::function<int()>;
+void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// Opens the store named by --root or the environment.
+Result<std::unique_ptr<Store>> OpenStore(const GlobalOptions& global);
+// Prints "lazyroot: <message>" to stderr and returns the exit code for st.
+int Fail(const Status& st);
+
+}  // namespace lazyroot::cli

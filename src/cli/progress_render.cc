@@ -1,0 +1,247 @@
+#include "src/cli/progress_render.h"
+
+#include <unistd.h>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <vector>
+
+namespace lazyroot::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Human(uint64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+std::string Short(const std::string& digest) { return digest.size() > 19 ? digest.substr(7, 12) : digest; }
+
+struct BlobState {
+  uint64_t current = 0, total = 0;
+  std::string status = "waiting";
+};
+
+// Shared bookkeeping of the renderers that show per-blob state.
+class Tracker : public PullProgress {
+ protected:
+  std::mutex mu_;
+  std::vector<std::string> order_;
+  std::map<std::string, BlobState> blobs_;
+  Clock::time_point start_ = Clock::now();
+
+  BlobState& Get(const std::string& d) {
+    auto [it, inserted] = blobs_.try_emplace(d);
+    if (inserted) order_.push_back(d);
+    return it->second;
+  }
+  uint64_t Downloaded() const {
+    uint64_t s = 0;
+    for (const auto& [d, b] : blobs_) s += b.current;
+    return s;
+  }
+};
+
+class TtyProgress final : public Tracker {
+ public:
+  void Resolved(const std::string& reference, const std::string& digest, const std::string& platform, int layers,
+                uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(stderr, "Pulling %s (%s, %d layers, %s)\nDigest: %s\n", reference.c_str(), platform.c_str(), layers,
+                 Human(total).c_str(), digest.c_str());
+  }
+  void BlobStarted(const std::string& d, uint64_t cur, uint64_t total) override { Update(d, cur, total, "downloading", true); }
+  void BlobProgress(const std::string& d, uint64_t cur, uint64_t total) override { Update(d, cur, total, "downloading", false); }
+  void BlobDone(const std::string& d, uint64_t total, bool present) override {
+    Update(d, total, total, present ? "already present" : "verified", true);
+  }
+  void Note(const std::string& text) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Clear();
+    std::fprintf(stderr, "%s\n", text.c_str());
+    Draw();
+  }
+  void Finished(const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Clear();
+    Draw();
+    drawn_ = 0;
+  }
+
+ private:
+  void Update(const std::string& d, uint64_t cur, uint64_t total, const char* status, bool force) {
+    std::lock_guard<std::mutex> lock(mu_);
+    BlobState& b = Get(d);
+    b.current = cur;
+    b.total = total;
+    b.status = status;
+    auto now = Clock::now();
+    if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
+    last_draw_ = now;
+    Clear();
+    Draw();
+  }
+  void Clear() {
+    for (int i = 0; i < drawn_; ++i) std::fputs("\x1b[1A\x1b[2K", stderr);
+    drawn_ = 0;
+  }
+  void Draw() {
+    for (const std::string& d : order_) {
+      const BlobState& b = blobs_[d];
+      constexpr int kWidth = 30;
+      int filled = b.total ? static_cast<int>(kWidth * static_cast<double>(b.current) / static_cast<double>(b.total)) : kWidth;
+      std::string bar(static_cast<size_t>(filled), '=');
+      bar.resize(kWidth, ' ');
+      std::fprintf(stderr, "%s [%s] %10s / %-10s %s\n", Short(d).c_str(), bar.c_str(), Human(b.current).c_str(),
+                   Human(b.total).c_str(), b.status.c_str());
+      ++drawn_;
+    }
+    std::fflush(stderr);
+  }
+  int drawn_ = 0;
+  Clock::time_point last_draw_{};
+};
+
+// For logs and CI: one line per blob event, and a summary every few seconds.
+class PlainProgress final : public Tracker {
+ public:
+  void Resolved(const std::string& reference, const std::string& digest, const std::string& platform, int layers,
+                uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    total_ = total;
+    std::fprintf(stderr, "Pulling %s (%s, %d layers, %s), digest %s\n", reference.c_str(), platform.c_str(), layers,
+                 Human(total).c_str(), digest.c_str());
+  }
+  void BlobStarted(const std::string& d, uint64_t cur, uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Get(d) = BlobState{cur, total, "downloading"};
+    std::fprintf(stderr, "%s: downloading %s%s\n", Short(d).c_str(), Human(total).c_str(),
+                 cur ? (" (resuming at " + Human(cur) + ")").c_str() : "");
+  }
+  void BlobProgress(const std::string& d, uint64_t cur, uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Get(d).current = cur;
+    Get(d).total = total;
+    auto now = Clock::now();
+    if (now - last_line_ < std::chrono::seconds(5)) return;
+    last_line_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    uint64_t done = Downloaded();
+    std::fprintf(stderr, "progress: %s of %s (%s/s)\n", Human(done).c_str(), Human(total_).c_str(),
+                 Human(static_cast<uint64_t>(static_cast<double>(done) / (secs > 0 ? secs : 1))).c_str());
+  }
+  void BlobDone(const std::string& d, uint64_t total, bool present) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    Get(d) = BlobState{total, total, "done"};
+    std::fprintf(stderr, "%s: %s\n", Short(d).c_str(), present ? "already present" : "verified");
+  }
+  void Note(const std::string& text) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(stderr, "%s\n", text.c_str());
+  }
+
+ private:
+  uint64_t total_ = 0;
+  Clock::time_point last_line_ = Clock::now();
+};
+
+class JsonProgress final : public PullProgress {
+ public:
+  void Resolved(const std::string& reference, const std::string& digest, const std::string& platform, int layers,
+                uint64_t total) override {
+    Emit([&](auto& w) {
+      w.Key("event"); w.String("resolved");
+      w.Key("reference"); w.String(reference.c_str());
+      w.Key("digest"); w.String(digest.c_str());
+      w.Key("platform"); w.String(platform.c_str());
+      w.Key("layers"); w.Int(layers);
+      w.Key("total"); w.Uint64(total);
+    });
+  }
+  void BlobStarted(const std::string& d, uint64_t cur, uint64_t total) override { Blob("start", d, cur, total); }
+  void BlobProgress(const std::string& d, uint64_t cur, uint64_t total) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = Clock::now();
+      auto& last = last_[d];
+      if (cur != total && now - last < std::chrono::milliseconds(250)) return;
+      last = now;
+    }
+    Blob("progress", d, cur, total);
+  }
+  void BlobDone(const std::string& d, uint64_t total, bool present) override {
+    Emit([&](auto& w) {
+      w.Key("event"); w.String("done");
+      w.Key("digest"); w.String(d.c_str());
+      w.Key("total"); w.Uint64(total);
+      w.Key("cached"); w.Bool(present);
+    });
+  }
+  void Note(const std::string& text) override {
+    Emit([&](auto& w) {
+      w.Key("event"); w.String("note");
+      w.Key("message"); w.String(text.c_str());
+    });
+  }
+  void Finished(const std::string& digest) override {
+    Emit([&](auto& w) {
+      w.Key("event"); w.String("finished");
+      w.Key("digest"); w.String(digest.c_str());
+    });
+  }
+
+ private:
+  void Blob(const char* event, const std::string& d, uint64_t cur, uint64_t total) {
+    Emit([&](auto& w) {
+      w.Key("event"); w.String(event);
+      w.Key("digest"); w.String(d.c_str());
+      w.Key("current"); w.Uint64(cur);
+      w.Key("total"); w.Uint64(total);
+    });
+  }
+  template <typename F>
+  void Emit(F&& fill) {
+    rapidjson::StringBuffer sb;
+    rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+    w.StartObject();
+    fill(w);
+    w.EndObject();
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fprintf(stderr, "%s\n", sb.GetString());
+    std::fflush(stderr);
+  }
+  std::mutex mu_;
+  std::map<std::string, Clock::time_point> last_;
+};
+
+class NoProgress final : public PullProgress {};
+
+}  // namespace
+
+std::unique_ptr<PullProgress> MakeProgress(ProgressMode mode) {
+  if (mode == ProgressMode::kAuto) mode = ::isatty(STDERR_FILENO) ? ProgressMode::kTty : ProgressMode::kPlain;
+  switch (mode) {
+    case ProgressMode::kTty: return std::make_unique<TtyProgress>();
+    case ProgressMode::kPlain: return std::make_unique<PlainProgress>();
+    case ProgressMode::kJson: return std::make_unique<JsonProgress>();
+    case ProgressMode::kNone:
+    case ProgressMode::kAuto: break;
+  }
+  return std::make_unique<NoProgress>();
+}
+
+}  // namespace lazyroot::cli
