@@ -287,6 +287,94 @@ class FaultServer:
         return Handler
 
 
+class TcpThrottle:
+    """A TCP proxy on 127.0.0.1 that forwards to `target` ("HOST:PORT") and
+    limits the server->client direction to `rate` bytes/s in total (one token
+    bucket shared by all connections), so
+    a pull from a real registry takes as long as a test needs (e.g. to outlive
+    a token). `rate` may be changed while it runs. `.host` is the proxy's
+    address; stop() closes the listener and every connection it opened."""
+
+    def __init__(self, target, rate):
+        self.target = target
+        self.rate = rate
+        self._lsock = socket.socket()
+        self._lsock.bind(("127.0.0.1", 0))
+        self._lsock.listen(64)
+        self.host = "127.0.0.1:%d" % self._lsock.getsockname()[1]
+        self._socks = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._tokens, self._last = 0.0, time.monotonic()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self._lsock.accept()
+            except OSError:
+                return
+            h, p = self.target.rsplit(":", 1)
+            try:
+                u = socket.create_connection((h, int(p)))
+            except OSError:
+                c.close()
+                continue
+            with self._lock:
+                if self._stopped:
+                    c.close()
+                    u.close()
+                    return
+                self._socks += [c, u]
+            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
+
+    def _take(self, n):
+        """Token bucket with a 50 ms burst; sleeps off this thread's deficit."""
+        rate = self.rate
+        if not rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(rate * 0.05, self._tokens + (now - self._last) * rate) - n
+            self._last = now
+            deficit = -self._tokens
+        if deficit > 0:
+            time.sleep(deficit / rate)
+
+    def _pump(self, src, dst, throttled):
+        try:
+            while True:
+                data = src.recv(16 * 1024)
+                if not data:
+                    break
+                if throttled:
+                    self._take(len(data))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        with self._lock:
+            self._stopped = True
+            socks, self._socks = self._socks, []
+        self._lsock.close()
+        for s in socks:
+            s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description="serve a generated image with a fault")
     ap.add_argument("--mode", choices=[m for m in MODES if m], default=None)

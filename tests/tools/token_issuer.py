@@ -138,13 +138,15 @@ class TokenIssuer:
     """Token server on 127.0.0.1:port. Files (root CA PEM) live in workdir.
 
     username/password: the one account; anonymous gets pull only.
-    lifetime: seconds a token is valid (expires_in).
+    lifetime: seconds a token is valid (expires_in). distribution accepts a
+      token until exp + 60 s (its Leeway), so exp is set to now + lifetime -
+      registry_leeway: the registry then really refuses it after `lifetime`.
     access_token_only: answer {"access_token"} without the "token" field.
     """
 
     def __init__(self, workdir, service="lazyroot-test-registry", issuer="lazyroot-test-issuer",
                  username="tokenuser", password="tokenpass-S3cret", lifetime=300,
-                 access_token_only=False, port=None):
+                 access_token_only=False, port=None, registry_leeway=60):
         self.workdir = workdir
         self.service = service
         self.issuer = issuer
@@ -152,6 +154,7 @@ class TokenIssuer:
         self.password = password
         self.lifetime = lifetime
         self.access_token_only = access_token_only
+        self.registry_leeway = registry_leeway
         os.makedirs(workdir, exist_ok=True)
         ca_key, ca_cert = make_ca("lazyroot token root CA")
         self._key, self._cert = issue_cert(ca_key, ca_cert, "lazyroot token signer", server=False)
@@ -197,7 +200,7 @@ class TokenIssuer:
             actions = p["actions"] if user else [a for a in p["actions"] if a == "pull"]
             access.append({"type": p["type"], "name": p["name"], "actions": actions})
         claims = {"iss": self.issuer, "sub": user or "", "aud": self.service,
-                  "exp": now + self.lifetime, "nbf": now - 10, "iat": now,
+                  "exp": now + self.lifetime - self.registry_leeway, "nbf": now - 10, "iat": now,
                   "jti": uuid.uuid4().hex, "access": access}
         token = sign_jwt(self._key, self._cert, claims)
         body = {"access_token": token, "expires_in": self.lifetime,

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Authentication and TLS against a real registry: an HTTPS registry with a
+per-run CA (given via --cert-dir) and an htpasswd user, with credentials from
+--creds, --password-stdin, $DOCKER_CONFIG/config.json (auths, credsStore,
+credHelpers -> a `docker-credential-test` script on PATH); a token-auth
+registry (anonymous, with credentials, `access_token`-only issuer, and a token
+that expires in the middle of a throttled pull). Error messages must never
+contain the password."""
+
+import base64
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import fault_server  # noqa: E402
+import make_image as mi  # noqa: E402
+import registry  # noqa: E402
+from pull_harness import PullTestCase, blob_files, store_listing  # noqa: E402
+
+AUTH_WORDS = ("401", "unauthori", "authenticat", "credential", "denied", "password")
+
+
+def small_image(tag):
+    return mi.build_image([mi.build_layer(mi.default_files(tag)),
+                           mi.build_layer(random_mib=0.25, seed=3)], config={"Cmd": ["/bin/hello"]})
+
+
+class TlsBasic(PullTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.reg = registry.start_registry("tls-basic", cls.regdir)
+        cls.img = small_image("tls")
+        mi.push(mi.RegistryClient(cls.reg.host, "https", cls.reg.username, cls.reg.password,
+                                  cls.reg.ca_cert), "private/app", "v1", cls.img)
+        cls.ref = "%s/private/app:v1" % cls.reg.host
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.stop()
+        shutil.rmtree(cls.regdir, ignore_errors=True)
+
+    def write_docker_config(self, cfg):
+        os.makedirs(self.env["DOCKER_CONFIG"], exist_ok=True)
+        with open(os.path.join(self.env["DOCKER_CONFIG"], "config.json"), "w") as f:
+            json.dump(cfg, f)
+
+    def install_helper(self, name, username, secret):
+        """A docker-credential-NAME script on PATH; it logs each call."""
+        bindir = self.workdir("bin")
+        log = os.path.join(self.tmp, "helper-%s.log" % name)
+        script = os.path.join(bindir, "docker-credential-" + name)
+        with open(script, "w") as f:
+            f.write("#!/usr/bin/env python3\n"
+                    "import json, sys\n"
+                    "server = sys.stdin.read().strip()\n"
+                    "open(%r, 'a').write(' '.join(sys.argv[1:]) + ' ' + server + '\\n')\n"
+                    "if sys.argv[1] != 'get': sys.exit(1)\n"
+                    "if server.replace('https://', '').rstrip('/') != %r:\n"
+                    "    print('credentials not found in native keychain'); sys.exit(1)\n"
+                    "print(json.dumps({'ServerURL': server, 'Username': %r, 'Secret': %r}))\n"
+                    % (log, self.reg.host, username, secret))
+        os.chmod(script, 0o755)
+        self.env["PATH"] = bindir + os.pathsep + self.env.get("PATH", "/usr/bin:/bin")
+        return log
+
+    def assertPulled(self):
+        self.assertStored([self.img.config.digest] + [l.digest for l in self.img.layers])
+
+    def test_creds_flag_and_cert_dir(self):
+        r = self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir,
+                         "--creds", "%s:%s" % (self.reg.username, self.reg.password), "-q")
+        self.assertEqual(r.stdout.strip(), self.img.digest)
+        self.assertPulled()
+
+    def test_password_stdin(self):
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir, "--username", self.reg.username,
+                     "--password-stdin", input=self.reg.password + "\n")
+        self.assertPulled()
+
+    def test_docker_config_auths(self):
+        token = base64.b64encode(("%s:%s" % (self.reg.username, self.reg.password)).encode()).decode()
+        self.write_docker_config({"auths": {self.reg.host: {"auth": token}}})
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertPulled()
+
+    def test_docker_config_cred_helper(self):
+        log = self.install_helper("test", self.reg.username, self.reg.password)
+        # credHelpers wins over a wrong auths entry for the same host
+        bad = base64.b64encode(("%s:wrong" % self.reg.username).encode()).decode()
+        self.write_docker_config({"auths": {self.reg.host: {"auth": bad}},
+                                  "credHelpers": {self.reg.host: "test"}})
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertPulled()
+        with open(log) as f:
+            calls = f.read()
+        self.assertIn("get", calls)
+        self.assertIn(self.reg.host, calls)
+
+    def test_docker_config_creds_store(self):
+        self.install_helper("test", self.reg.username, self.reg.password)
+        self.write_docker_config({"credsStore": "test"})
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertPulled()
+
+    def test_unknown_ca_is_refused_then_tls_verify_false(self):
+        creds = "%s:%s" % (self.reg.username, self.reg.password)
+        r = self.pull(self.ref, "--creds", creds)
+        self.assertFails(r)
+        self.assertIn(self.reg.host, r.stderr)
+        self.assertEqual(blob_files(self.root), {})
+        self.pull_ok(self.ref, "--creds", creds, "--tls-verify=false")
+        self.assertPulled()
+
+    def test_wrong_password_is_clear_and_secret_free(self):
+        secret = "Wr0ng-Pa55-xyzzy"
+        before = store_listing(self.root)
+        r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir, "--creds",
+                      "%s:%s" % (self.reg.username, secret))
+        self.assertFails(r)
+        self.assertNotIn(secret, r.stderr + r.stdout)
+        self.assertNotIn(base64.b64encode(("%s:%s" % (self.reg.username, secret)).encode()).decode(),
+                         r.stderr)
+        self.assertTrue(any(w in r.stderr.lower() for w in AUTH_WORDS), r.stderr)
+        self.assertEqual(store_listing(self.root), before)
+
+    def test_missing_credentials(self):
+        r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertFails(r)
+        self.assertTrue(any(w in r.stderr.lower() for w in AUTH_WORDS), r.stderr)
+
+    def test_helper_secret_not_leaked_on_failure(self):
+        secret = "helper-S3cret-wrong"
+        self.install_helper("test", self.reg.username, secret)
+        self.write_docker_config({"credHelpers": {self.reg.host: "test"}})
+        r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertFails(r)
+        self.assertNotIn(secret, r.stderr + r.stdout)
+
+
+class TokenAuth(PullTestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.reg = registry.start_registry("token", cls.regdir)
+        cls.img = small_image("token")
+        mi.push(mi.RegistryClient(cls.reg.host, "http", cls.reg.username, cls.reg.password),
+                "tok/app", "v1", cls.img)
+        cls.ref = "http://%s/tok/app:v1" % cls.reg.host
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.reg.stop()
+        shutil.rmtree(cls.regdir, ignore_errors=True)
+
+    def test_anonymous_pull_gets_a_token(self):
+        n = self.reg.issuer.token_count()
+        self.pull_ok(self.ref)
+        self.assertStored([l.digest for l in self.img.layers])
+        self.assertGreater(self.reg.issuer.token_count(), n)
+        scopes = [s for r in self.reg.issuer.request_log() for s in r["scope"]]
+        self.assertIn("repository:tok/app:pull", scopes)
+
+    def test_pull_with_credentials(self):
+        self.pull_ok(self.ref, "--creds", "%s:%s" % (self.reg.username, self.reg.password))
+        self.assertStored([l.digest for l in self.img.layers])
+        self.assertIn(self.reg.username, [r["user"] for r in self.reg.issuer.request_log()])
+
+    def test_wrong_password_at_token_endpoint(self):
+        secret = "n0t-the-Token-pass"
+        r = self.pull(self.ref, "--creds", "%s:%s" % (self.reg.username, secret))
+        self.assertFails(r)
+        self.assertNotIn(secret, r.stderr + r.stdout)
+        self.assertTrue(any(w in r.stderr.lower() for w in AUTH_WORDS), r.stderr)
+        self.assertEqual(blob_files(self.root), {})
+
+    def test_access_token_only_issuer(self):
+        with registry.start_registry("token", self.workdir("reg2"), access_token_only=True) as reg:
+            mi.push(mi.RegistryClient(reg.host, "http", reg.username, reg.password), "tok/app", "v1", self.img)
+            self.pull_ok("http://%s/tok/app:v1" % reg.host)
+            self.assertStored([l.digest for l in self.img.layers])
+
+    def test_token_expires_during_pull(self):
+        # Tokens live 2 s; the pull is throttled to ~3 MiB/s over 5 layers of
+        # 2 MiB, one at a time, so it needs >3 s and must fetch a new token
+        # when the registry answers 401 (or before, from expires_in).
+        with registry.start_registry("token", self.workdir("reg3"), token_lifetime=2) as reg:
+            big = mi.build_image([mi.build_layer(random_mib=2, compression="none", seed=40 + i)
+                                  for i in range(5)])
+            mi.push(mi.RegistryClient(reg.host, "http", reg.username, reg.password), "tok/big", "v1", big)
+            with fault_server.TcpThrottle(reg.host, 3 * 1024 * 1024) as proxy:
+                n = reg.issuer.token_count()
+                t0 = time.monotonic()
+                self.pull_ok("http://%s/tok/big:v1" % proxy.host, "--jobs", "1",
+                             "--creds", "%s:%s" % (reg.username, reg.password))
+                took = time.monotonic() - t0
+            self.assertGreater(took, 2.5, "pull too fast to outlive the token")
+            self.assertGreaterEqual(reg.issuer.token_count() - n, 2, "token was not re-fetched")
+            self.assertStored([l.digest for l in big.layers])
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,166 @@
+"""Shared pieces of the pull integration tests (tests/integration/test_pull_*.py).
+
+PullTestCase gives each test a private temp dir (self.tmp), a store root
+(self.root) and an environment in which HOME, DOCKER_CONFIG, XDG_* and
+LAZYROOT_HOME point into that dir, so no test reads the user's credentials or
+store. self.lazyroot(*args) runs the binary ($LAZYROOT_BIN, else
+/work/main/build/src/lazyroot) with --root self.root. The independent checks
+use only the file system and `sha256sum`:
+
+  blob_files(root)        {digest: size} of ROOT/blobs/sha256/*
+  store_listing(root)     sorted (path, size) of ROOT/blobs and ROOT/images
+  verify_blobs(root)      runs sha256sum over every blob; fails on a mismatch
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TOOLS)
+
+LAZYROOT_BIN = os.environ.get("LAZYROOT_BIN", "/work/main/build/src/lazyroot")
+SOURCE_DIR = os.environ.get("LAZYROOT_SOURCE_DIR", os.path.dirname(os.path.dirname(TOOLS)))
+
+
+def blob_files(root):
+    d = os.path.join(root, "blobs", "sha256")
+    if not os.path.isdir(d):
+        return {}
+    return {"sha256:" + n: os.path.getsize(os.path.join(d, n)) for n in os.listdir(d)}
+
+
+def store_listing(root):
+    out = []
+    for sub in ("blobs", "images"):
+        base = os.path.join(root, sub)
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for n in sorted(filenames):
+                p = os.path.join(dirpath, n)
+                out.append((os.path.relpath(p, root), os.path.getsize(p)))
+    return out
+
+
+def verify_blobs(root):
+    """Every ROOT/blobs/sha256/<hex> must hash to <hex> (checked by sha256sum).
+    Returns the set of digests; raises AssertionError naming a bad blob."""
+    d = os.path.join(root, "blobs", "sha256")
+    names = sorted(os.listdir(d)) if os.path.isdir(d) else []
+    if not names:
+        return set()
+    out = subprocess.run(["sha256sum", "--"] + names, cwd=d, check=True,
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        h, name = line.split(None, 1)
+        name = name.lstrip("*")
+        if h != name:
+            raise AssertionError("stored blob %s hashes to sha256:%s" % (name, h))
+    return {"sha256:" + n for n in names}
+
+
+class PullTestCase(unittest.TestCase):
+    maxDiff = 4000
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="lazyroot-pull-test-")
+        self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.root = os.path.join(self.tmp, "root")
+        home = os.path.join(self.tmp, "home")
+        os.makedirs(home)
+        self.env = {k: v for k, v in os.environ.items()
+                    if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR",
+                                 "LAZYROOT_HOME", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
+                                 "https_proxy", "ALL_PROXY", "all_proxy")}
+        self.env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
+                        XDG_CONFIG_HOME=os.path.join(home, ".config"),
+                        DOCKER_CONFIG=os.path.join(home, ".docker"), NO_PROXY="*")
+        if not os.access(LAZYROOT_BIN, os.X_OK):
+            self.fail("lazyroot binary not found at %s (set LAZYROOT_BIN)" % LAZYROOT_BIN)
+
+    def workdir(self, name):
+        d = os.path.join(self.tmp, name)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def lazyroot(self, *args, root=True, input=None, env=None, timeout=120):
+        cmd = [LAZYROOT_BIN] + (["--root", self.root] if root else []) + list(args)
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run(cmd, input=input, env=e, capture_output=True, text=True, timeout=timeout)
+
+    def popen(self, *args, env=None):
+        """Starts lazyroot in the background; its stdout/stderr go to files
+        (no pipe can fill up and stall it). finish(p) waits and returns
+        (exit code, stdout, stderr)."""
+        e = dict(self.env)
+        e.update(env or {})
+        n = len(os.listdir(self.tmp))
+        out = open(os.path.join(self.tmp, "bg%d.out" % n), "w+")
+        err = open(os.path.join(self.tmp, "bg%d.err" % n), "w+")
+        self.addCleanup(out.close)
+        self.addCleanup(err.close)
+        p = subprocess.Popen([LAZYROOT_BIN, "--root", self.root] + list(args), env=e,
+                             stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        p.out_file, p.err_file = out, err
+        self.addCleanup(self._reap, p)
+        return p
+
+    @staticmethod
+    def _reap(p):
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+    def finish(self, p, timeout=120):
+        code = p.wait(timeout=timeout)
+        p.out_file.seek(0)
+        p.err_file.seek(0)
+        return code, p.out_file.read(), p.err_file.read()
+
+    def assertOk(self, r, what="lazyroot"):
+        if r.returncode != 0:
+            self.fail("%s exited %d\nstdout: %s\nstderr: %s" % (what, r.returncode, r.stdout[-2000:],
+                                                                  r.stderr[-3000:]))
+
+    def assertFails(self, r, code=1):
+        self.assertEqual(r.returncode, code, "expected exit %d\nstdout: %s\nstderr: %s"
+                         % (code, r.stdout[-2000:], r.stderr[-3000:]))
+        self.assertTrue(r.stderr.strip(), "failure without a message on stderr")
+
+    def pull(self, image, *opts, **kw):
+        return self.lazyroot("pull", *opts, image, **kw)
+
+    def pull_ok(self, image, *opts, **kw):
+        r = self.pull(image, *opts, **kw)
+        self.assertOk(r, "lazyroot pull %s" % image)
+        return r
+
+    def inspect(self, image, *opts):
+        r = self.lazyroot("inspect", *opts, image)
+        self.assertOk(r, "lazyroot inspect %s" % image)
+        if opts:
+            return r.stdout
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            self.fail("lazyroot inspect %s printed no JSON: %r" % (image, r.stdout[:500]))
+
+    def images(self):
+        r = self.lazyroot("images", "--format", "json")
+        self.assertOk(r, "lazyroot images")
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            self.fail("lazyroot images --format json printed no JSON: %r" % r.stdout[:500])
+
+    def assertStored(self, digests):
+        """Every digest is in the store and every stored blob verifies."""
+        have = verify_blobs(self.root)
+        missing = sorted(set(digests) - have)
+        self.assertFalse(missing, "blobs missing from the store: %s" % missing)
+        return have
