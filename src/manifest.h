@@ -29,8 +29,9 @@ inline constexpr std::string_view kDockerConfig = "application/vnd.docker.contai
 struct Descriptor {
   std::string media_type;
   std::string digest;  // validated "sha256:<hex>"
-  int64_t size = 0;
+  int64_t size = 0;    // >= 0
   std::map<std::string, std::string> annotations;
+  std::vector<std::string> urls;  // foreign / non-distributable layers: alternative locations
 };
 
 struct Layer {
@@ -46,18 +47,39 @@ struct ImageManifest {
 
 enum class ManifestKind { kIndex, kManifest };
 
-// Classifies a manifest body using Content-Type (parameters stripped) and, when
-// absent or generic, the body's mediaType / shape. Schema 1 and unknown types
-// are kUnsupported with a clear message ("schema 1 manifests are not supported;
-// rebuild or re-push the image").
+// Classifies a manifest body using Content-Type (parameters stripped,
+// case-insensitive) and, when absent or generic (application/json,
+// text/plain, application/octet-stream), the body's mediaType / shape
+// (manifests[] => index, config+layers => manifest). Schema 1 (by either
+// Content-Type, mediaType, schemaVersion 1 or fsLayers) and unknown types are
+// kUnsupported with a clear message ("schema 1 manifests are not supported;
+// rebuild or re-push the image"). A body mediaType that disagrees with a
+// specific Content-Type is kCorruption (CVE-2021-41190); so is invalid JSON,
+// a non-object, or a key that appears twice among those read.
 Result<ManifestKind> ClassifyManifest(std::string_view content_type, std::string_view body);
 
-// Parses an index (OCI index or Docker manifest list) into platform entries.
+// The same decision as ClassifyManifest, returning the effective media type
+// (one of kOciIndex, kDockerList, kOciManifest, kDockerManifest; a sniffed
+// body without mediaType is reported as the OCI type).
+Result<std::string> ManifestMediaType(std::string_view content_type, std::string_view body);
+
+// Compression of a layer media type: OCI tar / tar+gzip / tar+zstd, their
+// nondistributable variants, Docker rootfs.diff.tar{,.gzip,.zstd} and
+// rootfs.foreign.diff.tar.gzip. "+encrypted" and unknown types are
+// kUnsupported naming the type.
+Result<Compression> LayerCompression(std::string_view media_type);
+
+// Parses an index (OCI index or Docker manifest list) into platform entries,
+// in document order. Every entry needs mediaType, a valid sha256 digest and a
+// size >= 0; platforms are normalised; attestation entries are flagged.
+// Errors are kCorruption naming the JSON path ("index.manifests[2].digest: …").
 Result<std::vector<IndexEntry>> ParseIndex(std::string_view body);
 
 // Parses an image manifest; layer media types must be tar, tar+gzip or
 // tar+zstd (OCI, Docker, nondistributable); +encrypted and unknown layer types
-// are kUnsupported naming the media type. Digests are validated.
+// are kUnsupported naming the media type. Digests are validated. A config
+// media type other than the OCI / Docker image config is kUnsupported (an
+// artifact, not an image). An absent mediaType reads as OCI.
 Result<ImageManifest> ParseImageManifest(std::string_view body);
 
 struct ImageConfig {
@@ -70,8 +92,11 @@ struct ImageConfig {
   std::string created;
 };
 
-// Parses an image config; rootfs.type must be "layers". Entrypoint/Cmd null or
-// absent give empty vectors.
+// Parses an image config; rootfs.type must be "layers" and rootfs.diff_ids
+// valid sha256 digests. Entrypoint/Cmd/Env/Labels/ExposedPorts null or absent
+// give empty values; wrong JSON types are kCorruption naming the field
+// ("config.config.Cmd: want an array of strings"). The caller checks
+// len(diff_ids) == len(layers).
 Result<ImageConfig> ParseImageConfig(std::string_view body);
 
 }  // namespace lazyroot

@@ -2,6 +2,8 @@
 // choice of one manifest from an index. Pure functions; thread-safe.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,8 @@ Platform HostPlatform();
 struct IndexEntry {
   std::string digest;
   std::string media_type;
+  int64_t size = 0;  // the descriptor's size (ParseIndex checks it is >= 0)
+  std::map<std::string, std::string> annotations;  // e.g. org.opencontainers.image.ref.name
   bool has_platform = false;
   Platform platform;  // normalised
   bool is_attestation = false;  // unknown/unknown or vnd.docker.reference.type=attestation-manifest
@@ -40,7 +44,10 @@ struct IndexEntry {
 
 // Picks the best entry for want: exact match on os/arch, then variant
 // preference (arm64 v9 > v8…; arm v7 > v6 > v5); first among equals wins.
-// Attestation entries never match. Returns the entry's position, or
+// Attestation entries never match; neither do entries without a platform
+// (picking one would need its config: containerd reads it, ggcr guesses
+// linux/amd64; we refuse to guess). arm64 also runs arm/v8…v5; amd64 does
+// NOT fall back to 386. Both sides are normalised. Returns the entry's position, or
 // kNotFound whose message lists the platforms that exist:
 //   no manifest for platform linux/s390x; available: linux/amd64, linux/arm64
 Result<size_t> SelectPlatform(const std::vector<IndexEntry>& entries, const Platform& want);
