@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "index/sha256.h"
+#include "src/index_consumer.h"
 #include "src/manifest.h"
 #include "src/oci_layout.h"
 
@@ -311,7 +312,14 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     const std::string& digest = j.layer->descriptor.digest;
     LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store.LockBlob(digest));
     Status st = store.CommitPartial(digest);
+    if (st.ok()) st = CommitStagedIndex(store, digest);
     if (!st.ok()) return st.WithContext("layer " + digest);
+    // A layer that was already stored without an index (older lazyroot, a
+    // failed index write) gets one now, from the blob on disk.
+    if (options.consumer_factory && ::access(store.IndexPath(digest).c_str(), F_OK) != 0) {
+      auto idx = LoadOrBuildLayerIndex(store, digest, j.diff_id, nullptr);
+      if (!idx.ok()) return idx.status();
+    }
   }
   LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(manifest->config.digest, *config_bytes));
   LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(chosen.digest, chosen.body));

@@ -335,7 +335,7 @@ Result<GcReport> Store::Gc() {
   std::string tmp = root_ + "/tmp";
   for (const std::string& name : ListNames(tmp)) {
     std::string path = tmp + "/" + name;
-    if (name.ends_with(".partial") || name.ends_with(".lock") || name.find(".tmp.") != std::string::npos) {
+    if (name.ends_with(".partial") || name.ends_with(".index") || name.ends_with(".lock") || name.find(".tmp.") != std::string::npos) {
       uint64_t size = FileSize(path);
       if (::unlink(path.c_str()) == 0 && name.ends_with(".partial")) {
         report.bytes_freed += size;

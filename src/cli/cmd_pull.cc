@@ -5,6 +5,7 @@
 
 #include "src/cli/cli.h"
 #include "src/cli/progress_render.h"
+#include "src/index_consumer.h"
 #include "src/pull.h"
 
 namespace lazyroot::cli {
@@ -77,6 +78,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
 
       auto store = OpenStore(global);
       if (!store.ok()) return Fail(store.status());
+      options.consumer_factory = MakeIndexingConsumerFactory(**store);
       auto result = Pull(**store, *ref, options);
       if (!result.ok()) return Fail(result.status());
       if (args->quiet) {

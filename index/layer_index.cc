@@ -1,0 +1,233 @@
+#include "index/layer_index.h"
+
+#include <zlib.h>
+
+#include <cstring>
+
+namespace lazyroot {
+namespace {
+
+constexpr char kMagic[8] = {'L', 'Z', 'R', 'L', 'I', 'D', 'X', '\0'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kHeaderSize = 144;
+constexpr size_t kCrcOffset = 136;
+
+void PutU32(std::string* s, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) (*s)[at + i] = static_cast<char>(v >> (8 * i));
+}
+void PutU64(std::string* s, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) (*s)[at + i] = static_cast<char>(v >> (8 * i));
+}
+uint32_t GetU32(const uint8_t* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+uint64_t GetU64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+void PutVarint(std::string* s, uint64_t v) {
+  while (v >= 0x80) {
+    s->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  s->push_back(static_cast<char>(v));
+}
+void PutBytes(std::string* s, std::string_view b) {
+  PutVarint(s, b.size());
+  s->append(b);
+}
+
+bool HexToRaw(const std::string& digest, uint8_t out[32]) {
+  if (digest.size() != 71 || !digest.starts_with("sha256:")) return false;
+  auto nib = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (int i = 0; i < 32; ++i) {
+    int hi = nib(digest[7 + 2 * i]), lo = nib(digest[8 + 2 * i]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+std::string RawToDigest(const uint8_t* raw) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s = "sha256:";
+  for (int i = 0; i < 32; ++i) {
+    s += kHex[raw[i] >> 4];
+    s += kHex[raw[i] & 15];
+  }
+  return s;
+}
+
+// Bounds-checked cursor over the entries section.
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (p_ >= end_) return false;
+      uint8_t b = *p_++;
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool U32(uint32_t* v) {
+    uint64_t x;
+    if (!Varint(&x) || x > UINT32_MAX) return false;
+    *v = static_cast<uint32_t>(x);
+    return true;
+  }
+  bool Bytes(std::string* s) {
+    uint64_t n;
+    if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    s->assign(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+  bool Byte(uint8_t* b) {
+    if (p_ >= end_) return false;
+    *b = *p_++;
+    return true;
+  }
+  bool done() const { return p_ == end_; }
+  size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+
+ private:
+  const uint8_t* p_;
+  const uint8_t* end_;
+};
+
+void PutEntry(std::string* s, const TarEntry& e) {
+  s->push_back(static_cast<char>(e.type));
+  PutVarint(s, e.mode);
+  PutVarint(s, e.uid);
+  PutVarint(s, e.gid);
+  PutVarint(s, (static_cast<uint64_t>(e.mtime_sec) << 1) ^ static_cast<uint64_t>(e.mtime_sec >> 63));  // zigzag
+  PutVarint(s, e.mtime_nsec);
+  PutVarint(s, e.dev_major);
+  PutVarint(s, e.dev_minor);
+  PutVarint(s, e.size);
+  PutVarint(s, e.header_offset);
+  PutVarint(s, e.data_offset);
+  PutVarint(s, e.stored_size);
+  PutBytes(s, e.path);
+  PutBytes(s, e.link_target);
+  PutBytes(s, e.uname);
+  PutBytes(s, e.gname);
+  PutVarint(s, e.sparse.size());
+  for (const SparseExtent& x : e.sparse) {
+    PutVarint(s, x.logical_offset);
+    PutVarint(s, x.length);
+  }
+  PutVarint(s, e.xattrs.size());
+  for (const auto& [k, v] : e.xattrs) {
+    PutBytes(s, k);
+    PutBytes(s, v);
+  }
+}
+
+bool GetEntry(Reader& r, TarEntry* e) {
+  uint8_t type;
+  uint64_t zz, n;
+  if (!r.Byte(&type) || type > static_cast<uint8_t>(EntryType::kFifo)) return false;
+  e->type = static_cast<EntryType>(type);
+  if (!r.U32(&e->mode) || !r.U32(&e->uid) || !r.U32(&e->gid) || !r.Varint(&zz) || !r.U32(&e->mtime_nsec) ||
+      !r.U32(&e->dev_major) || !r.U32(&e->dev_minor) || !r.Varint(&e->size) || !r.Varint(&e->header_offset) ||
+      !r.Varint(&e->data_offset) || !r.Varint(&e->stored_size) || !r.Bytes(&e->path) || !r.Bytes(&e->link_target) ||
+      !r.Bytes(&e->uname) || !r.Bytes(&e->gname)) {
+    return false;
+  }
+  e->mtime_sec = static_cast<int64_t>((zz >> 1) ^ (~(zz & 1) + 1));
+  if (!r.Varint(&n) || n > r.remaining() / 2) return false;
+  e->sparse.resize(n);
+  for (SparseExtent& x : e->sparse) {
+    if (!r.Varint(&x.logical_offset) || !r.Varint(&x.length)) return false;
+  }
+  if (!r.Varint(&n) || n > r.remaining() / 2) return false;
+  e->xattrs.resize(n);
+  for (auto& [k, v] : e->xattrs) {
+    if (!r.Bytes(&k) || !r.Bytes(&v)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string LayerIndex::Serialize() const {
+  std::string out(kHeaderSize, '\0');
+  std::memcpy(out.data(), kMagic, 8);
+  PutU32(&out, 8, kVersion);
+  PutU32(&out, 12, 0);
+  uint8_t raw[32] = {};
+  HexToRaw(blob_digest, raw);
+  std::memcpy(out.data() + 16, raw, 32);
+  std::memset(raw, 0, sizeof raw);
+  HexToRaw(diff_id, raw);
+  std::memcpy(out.data() + 48, raw, 32);
+  PutU64(&out, 80, blob_size);
+  PutU64(&out, 88, uncompressed_size);
+  PutU64(&out, 96, entries.size());
+  size_t entries_at = out.size();
+  for (const TarEntry& e : entries) PutEntry(&out, e);
+  size_t checkpoints_at = out.size();
+  out += checkpoints.Serialize();
+  PutU64(&out, 104, entries_at);
+  PutU64(&out, 112, checkpoints_at - entries_at);
+  PutU64(&out, 120, checkpoints_at);
+  PutU64(&out, 128, out.size() - checkpoints_at);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(out.data()), out.size());
+  PutU32(&out, kCrcOffset, static_cast<uint32_t>(crc));
+  return out;
+}
+
+Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::string& name,
+                                     const std::string& expected_blob_digest) {
+  auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
+  if (bytes.size() < kHeaderSize) return bad("truncated header");
+  const uint8_t* p = bytes.data();
+  if (std::memcmp(p, kMagic, 8) != 0) return bad("not a lazyroot layer index (bad magic)");
+  if (GetU32(p + 8) != kVersion) return bad("unsupported version " + std::to_string(GetU32(p + 8)));
+  uint32_t stored_crc = GetU32(p + kCrcOffset);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32_z(crc, p, kCrcOffset);
+  const uint8_t zero[4] = {0, 0, 0, 0};
+  crc = crc32_z(crc, zero, 4);
+  crc = crc32_z(crc, p + kCrcOffset + 4, bytes.size() - kCrcOffset - 4);
+  if (static_cast<uint32_t>(crc) != stored_crc) return bad("checksum mismatch");
+
+  LayerIndex idx;
+  idx.blob_digest = RawToDigest(p + 16);
+  idx.diff_id = RawToDigest(p + 48);
+  if (!expected_blob_digest.empty() && idx.blob_digest != expected_blob_digest) {
+    return bad("belongs to blob " + idx.blob_digest + ", not " + expected_blob_digest);
+  }
+  idx.blob_size = GetU64(p + 80);
+  idx.uncompressed_size = GetU64(p + 88);
+  uint64_t count = GetU64(p + 96);
+  uint64_t e_off = GetU64(p + 104), e_len = GetU64(p + 112), c_off = GetU64(p + 120), c_len = GetU64(p + 128);
+  if (e_off != kHeaderSize || e_len > bytes.size() - e_off || c_off != e_off + e_len || c_len != bytes.size() - c_off) {
+    return bad("section offsets out of bounds");
+  }
+  if (count > e_len) return bad("entry count larger than its section");
+  Reader r(p + e_off, e_len);
+  idx.entries.resize(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    if (!GetEntry(r, &idx.entries[i])) return bad("malformed entry " + std::to_string(i));
+  }
+  if (!r.done()) return bad("trailing bytes in the entry section");
+  auto table = CheckpointTable::Parse(bytes.subspan(c_off, c_len), name);
+  if (!table.ok()) return table.status();
+  idx.checkpoints = std::move(*table);
+  return idx;
+}
+
+}  // namespace lazyroot

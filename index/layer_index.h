@@ -1,0 +1,37 @@
+// LayerIndex: everything lazyroot knows about one layer blob after the pull's
+// single pass — its tar entries with their offsets in the uncompressed
+// stream, and the checkpoints for random access into the compressed blob.
+// The on-disk form is described byte by byte in index/FORMAT.md ("Layer
+// index file"): versioned, self-checking (crc32), bound to its blob digest.
+// Value type; Serialize/Parse are pure and thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "index/checkpoint.h"
+#include "index/compression.h"
+#include "index/status.h"
+#include "index/tar_entry.h"
+
+namespace lazyroot {
+
+struct LayerIndex {
+  std::string blob_digest;  // "sha256:<hex>" of the compressed blob
+  std::string diff_id;      // "sha256:<hex>" of the uncompressed stream
+  uint64_t blob_size = 0;
+  uint64_t uncompressed_size = 0;
+  std::vector<TarEntry> entries;  // tar order
+  CheckpointTable checkpoints;
+
+  std::string Serialize() const;
+  // Validates magic, version, checksum, every length and offset, and that the
+  // file belongs to expected_blob_digest (when non-empty). Errors are
+  // kCorruption naming `name` (e.g. the file path); never reads out of bounds.
+  static Result<LayerIndex> Parse(std::span<const uint8_t> bytes, const std::string& name,
+                                  const std::string& expected_blob_digest);
+};
+
+}  // namespace lazyroot

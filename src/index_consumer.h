@@ -1,0 +1,32 @@
+// The layer indexer in the pull's consumer slot, and the store side of layer
+// indexes: an index is staged in tmp/<hex>.index once its layer's digest and
+// DiffID are verified, and moves into index/sha256/<hex> together with the
+// blob when the pull publishes. Indexes missing or failing validation are
+// rebuilt from the stored blob.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "index/layer_index.h"
+#include "src/layer_consumer.h"
+#include "src/store.h"
+
+namespace lazyroot {
+
+// A factory for Pull's consumer_factory that indexes every layer.
+LayerConsumerFactory MakeIndexingConsumerFactory(Store& store);
+
+// Where a verified layer's index waits until the pull publishes it.
+std::string StagedIndexPath(const Store& store, const std::string& blob_digest);
+
+// Moves a staged index into index/sha256/ (no-op when none is staged).
+Status CommitStagedIndex(Store& store, const std::string& blob_digest);
+
+// Loads the index of a stored layer blob; if it is missing, corrupt or
+// foreign, rebuilds it from the blob (checking diff_id) and stores it.
+// *rebuilt tells which happened (may be null).
+Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                         bool* rebuilt);
+
+}  // namespace lazyroot

@@ -1,0 +1,161 @@
+// LayerIndex serialisation and LayerIndexer over real gzip/zstd/plain tars
+// built in memory.
+#include <gtest/gtest.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <random>
+
+#include "index/layer_index.h"
+#include "index/layer_indexer.h"
+#include "index/sha256.h"
+
+namespace lazyroot {
+namespace {
+
+// A minimal ustar writer for fixtures: regular files and directories.
+class TarBuilder {
+ public:
+  void File(const std::string& name, const std::string& data, uint32_t mode = 0644) { Header(name, '0', data.size(), mode); Data(data); }
+  void Dir(const std::string& name) { Header(name, '5', 0, 0755); }
+  std::string Finish() {
+    out_.append(1024, '\0');
+    return out_;
+  }
+
+ private:
+  void Octal(char* field, size_t len, uint64_t v) {
+    std::string s(len - 1, '0');
+    for (size_t i = len - 1; i-- > 0; v >>= 3) s[i] = static_cast<char>('0' + (v & 7));
+    std::memcpy(field, s.data(), len - 1);
+  }
+  void Header(const std::string& name, char type, uint64_t size, uint32_t mode) {
+    char h[512] = {};
+    std::memcpy(h, name.data(), std::min<size_t>(name.size(), 100));
+    Octal(h + 100, 8, mode);
+    Octal(h + 108, 8, 0);
+    Octal(h + 116, 8, 0);
+    Octal(h + 124, 12, size);
+    Octal(h + 136, 12, 1700000000);
+    h[156] = type;
+    std::memcpy(h + 257, "ustar\0" "00", 8);
+    std::memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (unsigned char c : h) sum += c;
+    Octal(h + 148, 7, sum);
+    out_.append(h, 512);
+  }
+  void Data(const std::string& d) {
+    out_ += d;
+    out_.append((512 - d.size() % 512) % 512, '\0');
+  }
+  std::string out_;
+};
+
+std::string Gzip(const std::string& in) {
+  z_stream z{};
+  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&z, in.size()) + 64, '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+std::string Zstd(const std::string& in) {
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  out.resize(ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3));
+  return out;
+}
+
+std::string SampleTar() {
+  std::mt19937 rng(7);
+  std::string big(3 << 20, '\0');
+  for (auto& c : big) c = static_cast<char>(rng() % 16 + 'a');  // compressible but not trivially
+  TarBuilder t;
+  t.Dir("etc/");
+  t.File("etc/hostname", "demo\n");
+  t.File("usr/bin/tool", big, 0755);
+  t.File("empty", "");
+  return t.Finish();
+}
+
+std::span<const uint8_t> Bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+Result<LayerIndex> IndexInChunks(const std::string& blob, Compression c, const std::string& diff_id, size_t chunk) {
+  LayerIndexer ix("sha256:" + Sha256::HexOf(std::string_view(blob)), c, diff_id, 1 << 20);
+  for (size_t off = 0; off < blob.size(); off += chunk) {
+    LAZYROOT_RETURN_IF_ERROR(ix.Consume(Bytes(blob).subspan(off, std::min(chunk, blob.size() - off))));
+  }
+  return ix.Finish();
+}
+
+class LayerIndexerTest : public ::testing::TestWithParam<Compression> {};
+
+TEST_P(LayerIndexerTest, IndexesEntriesAndVerifiesDiffId) {
+  const std::string tar = SampleTar();
+  const std::string diff_id = "sha256:" + Sha256::HexOf(std::string_view(tar));
+  std::string blob = GetParam() == Compression::kGzip ? Gzip(tar) : GetParam() == Compression::kZstd ? Zstd(tar) : tar;
+  auto idx = IndexInChunks(blob, GetParam(), diff_id, 65536 + 17);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  ASSERT_EQ(idx->entries.size(), 4u);
+  EXPECT_EQ(idx->entries[1].path, "etc/hostname");
+  EXPECT_EQ(idx->entries[2].size, 3u << 20);
+  EXPECT_EQ(idx->entries[2].mode, 0755u);
+  EXPECT_EQ(tar.substr(idx->entries[1].data_offset, 5), "demo\n");
+  EXPECT_EQ(idx->diff_id, diff_id);
+  EXPECT_EQ(idx->uncompressed_size, tar.size());
+  EXPECT_EQ(idx->blob_size, blob.size());
+
+  // A wrong DiffID fails, naming both digests.
+  auto wrong = IndexInChunks(blob, GetParam(), "sha256:" + std::string(64, '0'), 1 << 20);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("DiffID mismatch"), std::string::npos);
+  EXPECT_NE(wrong.status().message().find(diff_id), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllCompressions, LayerIndexerTest,
+                         ::testing::Values(Compression::kNone, Compression::kGzip, Compression::kZstd));
+
+TEST(LayerIndex, RoundTripAndCorruption) {
+  const std::string tar = SampleTar();
+  const std::string blob = Gzip(tar);
+  auto idx = IndexInChunks(blob, Compression::kGzip, "", 4096);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  idx->entries[1].xattrs = {{"security.capability", std::string("\x01\x00\x00\x02", 4)}, {"user.x", "y"}};
+  idx->entries[1].mtime_sec = -12345;
+  idx->entries[1].sparse = {{0, 10}, {4096, 20}};
+  const std::string bytes = idx->Serialize();
+  auto back = LayerIndex::Parse(Bytes(bytes), "test.index", idx->blob_digest);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  ASSERT_EQ(back->entries.size(), idx->entries.size());
+  EXPECT_EQ(back->entries[1].xattrs, idx->entries[1].xattrs);
+  EXPECT_EQ(back->entries[1].mtime_sec, -12345);
+  EXPECT_EQ(back->entries[1].sparse.size(), 2u);
+  EXPECT_EQ(back->checkpoints, idx->checkpoints);
+  EXPECT_EQ(back->diff_id, idx->diff_id);
+
+  // Bound to its blob.
+  auto foreign = LayerIndex::Parse(Bytes(bytes), "test.index", "sha256:" + std::string(64, 'a'));
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.status().message().find("test.index"), std::string::npos);
+
+  // Every single flipped byte and every truncation is rejected, naming the file.
+  for (size_t i = 0; i < bytes.size(); i += std::max<size_t>(1, bytes.size() / 4000)) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+    auto r = LayerIndex::Parse(Bytes(bad), "test.index", "");
+    ASSERT_FALSE(r.ok()) << "flip at " << i;
+    EXPECT_NE(r.status().message().find("test.index"), std::string::npos);
+  }
+  for (size_t len : {size_t{0}, size_t{10}, size_t{143}, size_t{144}, bytes.size() / 2, bytes.size() - 1}) {
+    EXPECT_FALSE(LayerIndex::Parse(Bytes(bytes).subspan(0, len), "test.index", "").ok()) << len;
+  }
+}
+
+}  // namespace
+}  // namespace lazyroot
