@@ -1,0 +1,696 @@
+#include "index/image_tree.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <unordered_map>
+
+#include "index/path_resolve.h"
+
+// The byte layout below is documented in index/FORMAT.md ("Image tree file");
+// change both together and bump kVersion.
+
+namespace lazyroot {
+
+static_assert(std::endian::native == std::endian::little, "the image tree format is read in place as little-endian");
+
+namespace {
+
+constexpr size_t kHeaderSize = 128;
+constexpr size_t kNodeSize = 80;
+constexpr size_t kDirentSize = 12;
+constexpr size_t kXattrSize = 16;
+constexpr size_t kSparseSize = 16;
+constexpr size_t kLayerSize = 8;
+constexpr size_t kCrcOffset = 124;
+
+// Header field offsets.
+enum : size_t {
+  kHMagic = 0,
+  kHVersion = 8,
+  kHHeaderSize = 12,
+  kHFileSize = 16,
+  kHNodeCount = 24,
+  kHDirentCount = 28,
+  kHXattrCount = 32,
+  kHSparseCount = 36,
+  kHLayerCount = 40,
+  kHFlags = 44,
+  kHNodesOffset = 48,
+  kHDirentsOffset = 56,
+  kHXattrsOffset = 64,
+  kHSparseOffset = 72,
+  kHLayersOffset = 80,
+  kHStringsOffset = 88,
+  kHStringsSize = 96,
+  kHReserved = 104,  // 20 zero bytes up to the crc
+};
+
+// Node record field offsets.
+enum : size_t {
+  kNType = 0,
+  kNReserved = 1,  // 3 zero bytes
+  kNMode = 4,
+  kNUid = 8,
+  kNGid = 12,
+  kNMtimeSec = 16,
+  kNMtimeNsec = 24,
+  kNNlink = 28,
+  kNSize = 32,
+  kNLayer = 40,
+  kNParent = 44,
+  kNDataOffset = 48,  // devices: rdev_major here, rdev_minor at +4
+  kNStoredSize = 56,
+  kNXattrFirst = 64,
+  kNXattrCount = 68,
+  kNA = 72,  // directory: first dirent; regular: first sparse extent; symlink: target offset
+  kNB = 76,  // directory: dirent count; regular: sparse extent count; symlink: target length
+};
+
+template <typename T>
+T Load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+void Store(uint8_t* p, T v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// CRC-32C (Castagnoli, reflected 0x82F63B78), the checksum of iSCSI, ext4
+// and leveldb. Slicing-by-8 in software; SSE4.2's crc32 instruction where the
+// CPU has it (~10x faster, so that opening a large tree stays cheap).
+struct Crc32cTables {
+  std::array<std::array<uint32_t, 256>, 8> t{};
+  constexpr Crc32cTables() {
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+      t[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; ++i) {
+      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+    }
+  }
+};
+constexpr Crc32cTables kCrcTables;
+
+uint32_t Crc32cSoftware(uint32_t crc, const uint8_t* p, size_t n) {
+  const auto& t = kCrcTables.t;
+  while (n >= 8) {
+    uint64_t v = Load<uint64_t>(p) ^ crc;
+    crc = t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
+          t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+    p += 8;
+    n -= 8;
+  }
+  while (n-- > 0) crc = (crc >> 8) ^ t[0][(crc ^ *p++) & 0xff];
+  return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2"))) uint32_t Crc32cHardware(uint32_t crc, const uint8_t* p, size_t n) {
+  uint64_t c = crc;
+  while (n >= 8) {
+    c = __builtin_ia32_crc32di(c, Load<uint64_t>(p));
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n-- > 0) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return c32;
+}
+bool HaveSse42() {
+  static const bool have = __builtin_cpu_supports("sse4.2");
+  return have;
+}
+#endif
+
+// Extends a finished CRC-32C `crc` (0 for none) with `n` bytes.
+uint32_t Crc32cExtend(uint32_t crc, const uint8_t* p, size_t n) {
+  crc = ~crc;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (HaveSse42()) return ~Crc32cHardware(crc, p, n);
+#endif
+  return ~Crc32cSoftware(crc, p, n);
+}
+
+// The file's checksum: every byte except the checksum field itself.
+uint32_t FileCrc(const uint8_t* data, size_t size) {
+  uint32_t crc = Crc32cExtend(0, data, kCrcOffset);
+  return Crc32cExtend(crc, data + kHeaderSize, size - kHeaderSize);
+}
+
+bool ValidType(uint8_t t) { return t >= 1 && t <= 6; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Storage: the bytes, owned either as a vector or as a read-only mapping.
+
+struct ImageTree::Storage {
+  std::string name;
+  std::vector<uint8_t> owned;
+  void* map = nullptr;
+  size_t map_size = 0;
+  ~Storage() {
+    if (map != nullptr) munmap(map, map_size);
+  }
+  const uint8_t* data() const { return map != nullptr ? static_cast<const uint8_t*>(map) : owned.data(); }
+  size_t size() const { return map != nullptr ? map_size : owned.size(); }
+};
+
+const std::string& ImageTree::name() const {
+  static const std::string kEmpty;
+  return storage_ ? storage_->name : kEmpty;
+}
+
+Result<ImageTree> ImageTree::Open(std::vector<uint8_t> bytes, std::string name) {
+  auto storage = std::make_shared<Storage>();
+  storage->name = std::move(name);
+  storage->owned = std::move(bytes);
+  return FromStorage(std::move(storage));
+}
+
+Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno("image tree " + path + ": open", errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::FromErrno("image tree " + path + ": fstat", err);
+  }
+  auto storage = std::make_shared<Storage>();
+  storage->name = path;
+  if (st.st_size > 0) {
+    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("image tree " + path + ": mmap", err);
+    }
+    storage->map = p;
+    storage->map_size = static_cast<size_t>(st.st_size);
+  }
+  ::close(fd);
+  return FromStorage(std::move(storage));
+}
+
+Result<ImageTree> ImageTree::FromStorage(std::shared_ptr<const Storage> storage) {
+  ImageTree tree;
+  tree.data_ = storage->data();
+  tree.size_ = storage->size();
+  tree.storage_ = std::move(storage);
+  Status st = tree.Validate();
+  if (!st.ok()) return st.WithContext("image tree " + tree.name());
+  return tree;
+}
+
+// Everything a later accessor relies on is checked here, once, so that the
+// accessors can read records without further checks and a corrupt or hostile
+// file is an error rather than an out-of-bounds read or an endless walk.
+Status ImageTree::Validate() {
+  const uint8_t* d = data_;
+  if (size_ < kHeaderSize) return Status::Corruption("file too short for a header (" + std::to_string(size_) + " bytes)");
+  if (std::memcmp(d + kHMagic, kMagic, 8) != 0) return Status::Corruption("bad magic (not an image tree file)");
+  if (uint32_t v = Load<uint32_t>(d + kHVersion); v != kVersion) {
+    return Status::Corruption("unsupported version " + std::to_string(v));
+  }
+  if (Load<uint32_t>(d + kHHeaderSize) != kHeaderSize) return Status::Corruption("bad header size");
+  if (Load<uint64_t>(d + kHFileSize) != size_) {
+    return Status::Corruption("file size " + std::to_string(size_) + " does not match the header's " +
+                              std::to_string(Load<uint64_t>(d + kHFileSize)) + " (truncated?)");
+  }
+  if (Load<uint32_t>(d + kCrcOffset) != FileCrc(d, size_)) return Status::Corruption("checksum mismatch");
+  if (Load<uint32_t>(d + kHFlags) != 0) return Status::Corruption("unknown flags");
+  for (size_t i = kHReserved; i < kCrcOffset; ++i) {
+    if (d[i] != 0) return Status::Corruption("reserved header bytes are not zero");
+  }
+
+  node_count_ = Load<uint32_t>(d + kHNodeCount);
+  dirent_count_ = Load<uint32_t>(d + kHDirentCount);
+  xattr_count_ = Load<uint32_t>(d + kHXattrCount);
+  sparse_count_ = Load<uint32_t>(d + kHSparseCount);
+  layer_count_ = Load<uint32_t>(d + kHLayerCount);
+  nodes_offset_ = Load<uint64_t>(d + kHNodesOffset);
+  dirents_offset_ = Load<uint64_t>(d + kHDirentsOffset);
+  xattrs_offset_ = Load<uint64_t>(d + kHXattrsOffset);
+  sparse_offset_ = Load<uint64_t>(d + kHSparseOffset);
+  layers_offset_ = Load<uint64_t>(d + kHLayersOffset);
+  strings_offset_ = Load<uint64_t>(d + kHStringsOffset);
+  strings_size_ = Load<uint64_t>(d + kHStringsSize);
+
+  auto section_ok = [&](uint64_t offset, uint64_t count, uint64_t record) {
+    // count < 2^32 and record <= 80, so count * record cannot overflow.
+    return offset >= kHeaderSize && offset % 8 == 0 && offset <= size_ && count * record <= size_ - offset;
+  };
+  if (node_count_ == 0) return Status::Corruption("no nodes");
+  if (!section_ok(nodes_offset_, node_count_, kNodeSize)) return Status::Corruption("node table out of bounds");
+  if (!section_ok(dirents_offset_, dirent_count_, kDirentSize)) return Status::Corruption("dirent table out of bounds");
+  if (!section_ok(xattrs_offset_, xattr_count_, kXattrSize)) return Status::Corruption("xattr table out of bounds");
+  if (!section_ok(sparse_offset_, sparse_count_, kSparseSize)) return Status::Corruption("sparse table out of bounds");
+  if (!section_ok(layers_offset_, layer_count_, kLayerSize)) return Status::Corruption("layer table out of bounds");
+  if (strings_size_ > std::numeric_limits<uint32_t>::max() || !section_ok(strings_offset_, strings_size_, 1)) {
+    return Status::Corruption("string pool out of bounds");
+  }
+  auto string_ok = [&](uint32_t offset, uint32_t length) { return uint64_t{offset} + length <= strings_size_; };
+
+  for (uint32_t i = 0; i < layer_count_; ++i) {
+    const uint8_t* r = d + layers_offset_ + uint64_t{i} * kLayerSize;
+    if (!string_ok(Load<uint32_t>(r), Load<uint32_t>(r + 4))) {
+      return Status::Corruption("layer " + std::to_string(i) + ": digest out of bounds");
+    }
+  }
+  for (uint32_t i = 0; i < xattr_count_; ++i) {
+    const uint8_t* r = d + xattrs_offset_ + uint64_t{i} * kXattrSize;
+    if (!string_ok(Load<uint32_t>(r), Load<uint32_t>(r + 4)) || Load<uint32_t>(r + 4) == 0 ||
+        !string_ok(Load<uint32_t>(r + 8), Load<uint32_t>(r + 12))) {
+      return Status::Corruption("xattr record " + std::to_string(i) + " out of bounds");
+    }
+  }
+
+  // A directory other than the root is reachable through exactly one dirent,
+  // from its recorded parent, which has a smaller id: the dirents form a tree
+  // and every walk from the root terminates.
+  std::vector<uint8_t> dir_seen(node_count_, 0);
+  uint64_t dirs = 0, dirs_referenced = 0;
+  for (uint32_t i = 0; i < node_count_; ++i) {
+    const uint8_t* r = d + nodes_offset_ + uint64_t{i} * kNodeSize;
+    auto fail = [&](std::string_view what) {
+      return Status::Corruption("node " + std::to_string(i) + ": " + std::string(what));
+    };
+    uint8_t type = r[kNType];
+    if (!ValidType(type)) return fail("bad type " + std::to_string(type));
+    if (r[1] != 0 || r[2] != 0 || r[3] != 0) return fail("reserved bytes are not zero");
+    if (Load<uint32_t>(r + kNMode) > 07777) return fail("bad mode");
+    if (Load<uint32_t>(r + kNMtimeNsec) >= 1000000000u) return fail("bad mtime nanoseconds");
+    uint32_t xfirst = Load<uint32_t>(r + kNXattrFirst), xcount = Load<uint32_t>(r + kNXattrCount);
+    if (uint64_t{xfirst} + xcount > xattr_count_) return fail("xattrs out of bounds");
+    for (uint32_t k = 1; k < xcount; ++k) {
+      if (XattrAt(i, k - 1).name >= XattrAt(i, k).name) return fail("xattrs not sorted");
+    }
+    uint32_t a = Load<uint32_t>(r + kNA), b = Load<uint32_t>(r + kNB);
+    NodeId parent = Load<uint32_t>(r + kNParent);
+    auto node_type = static_cast<NodeType>(type);
+    if (i == 0 && node_type != NodeType::kDirectory) return fail("the root is not a directory");
+    switch (node_type) {
+      case NodeType::kDirectory: {
+        ++dirs;
+        if (i == 0 ? parent != 0 : parent >= i) return fail("bad parent");
+        if (uint64_t{a} + b > dirent_count_) return fail("dirents out of bounds");
+        std::string_view prev;
+        for (uint32_t k = 0; k < b; ++k) {
+          const uint8_t* e = d + dirents_offset_ + (uint64_t{a} + k) * kDirentSize;
+          uint32_t name_off = Load<uint32_t>(e), name_len = Load<uint32_t>(e + 4);
+          NodeId child = Load<uint32_t>(e + 8);
+          if (!string_ok(name_off, name_len)) return fail("dirent name out of bounds");
+          std::string_view name = String(name_off, name_len);
+          if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos ||
+              name.find('\0') != std::string_view::npos) {
+            return fail("bad dirent name");
+          }
+          if (k > 0 && !(prev < name)) return fail("dirents not sorted");
+          prev = name;
+          if (child == 0 || child >= node_count_) return fail("dirent points outside the node table");
+          const uint8_t* c = d + nodes_offset_ + uint64_t{child} * kNodeSize;
+          if (c[kNType] == static_cast<uint8_t>(NodeType::kDirectory)) {
+            if (child <= i || Load<uint32_t>(c + kNParent) != i || dir_seen[child]) {
+              return fail("directory linked more than once or out of order");
+            }
+            dir_seen[child] = 1;
+            ++dirs_referenced;
+          }
+        }
+        break;
+      }
+      case NodeType::kRegular: {
+        uint64_t size = Load<uint64_t>(r + kNSize);
+        uint64_t data_offset = Load<uint64_t>(r + kNDataOffset), stored = Load<uint64_t>(r + kNStoredSize);
+        if (data_offset > std::numeric_limits<uint64_t>::max() - stored) return fail("data range overflows");
+        if (Load<uint32_t>(r + kNLayer) >= layer_count_) return fail("layer out of range");
+        if (uint64_t{a} + b > sparse_count_) return fail("sparse map out of bounds");
+        if (b == 0) {
+          if (stored != size) return fail("stored size differs from size without a sparse map");
+          break;
+        }
+        uint64_t end = 0, total = 0;
+        for (uint32_t k = 0; k < b; ++k) {
+          SparseExtent x = SparseAt(i, k);
+          if (x.logical_offset < end || x.length > size || x.logical_offset > size - x.length) {
+            return fail("bad sparse map");
+          }
+          end = x.logical_offset + x.length;
+          total += x.length;  // <= size per extent, b < 2^32: no overflow
+        }
+        if (total != stored) return fail("sparse map does not add up to the stored size");
+        break;
+      }
+      case NodeType::kSymlink:
+        if (!string_ok(a, b)) return fail("symlink target out of bounds");
+        break;
+      case NodeType::kCharDevice:
+      case NodeType::kBlockDevice:
+      case NodeType::kFifo:
+        break;
+    }
+  }
+  if (dirs_referenced + 1 != dirs) return Status::Corruption("unreachable directories");
+  return Status::Ok();
+}
+
+const uint8_t* ImageTree::NodeRecord(NodeId id) const {
+  assert(id < node_count_);
+  return data_ + nodes_offset_ + uint64_t{id} * kNodeSize;
+}
+
+std::string_view ImageTree::String(uint32_t offset, uint32_t length) const {
+  return {reinterpret_cast<const char*>(data_ + strings_offset_ + offset), length};
+}
+
+uint32_t Node::StMode() const {
+  uint32_t fmt = 0;
+  switch (type) {
+    case NodeType::kRegular: fmt = S_IFREG; break;
+    case NodeType::kDirectory: fmt = S_IFDIR; break;
+    case NodeType::kSymlink: fmt = S_IFLNK; break;
+    case NodeType::kCharDevice: fmt = S_IFCHR; break;
+    case NodeType::kBlockDevice: fmt = S_IFBLK; break;
+    case NodeType::kFifo: fmt = S_IFIFO; break;
+  }
+  return fmt | mode;
+}
+
+Node ImageTree::GetNode(NodeId id) const {
+  const uint8_t* r = NodeRecord(id);
+  Node n;
+  n.type = static_cast<NodeType>(r[kNType]);
+  n.mode = Load<uint32_t>(r + kNMode);
+  n.uid = Load<uint32_t>(r + kNUid);
+  n.gid = Load<uint32_t>(r + kNGid);
+  n.mtime_sec = Load<int64_t>(r + kNMtimeSec);
+  n.mtime_nsec = Load<uint32_t>(r + kNMtimeNsec);
+  n.nlink = Load<uint32_t>(r + kNNlink);
+  n.size = Load<uint64_t>(r + kNSize);
+  n.layer = Load<uint32_t>(r + kNLayer);
+  n.parent = Load<uint32_t>(r + kNParent);
+  n.xattr_count = Load<uint32_t>(r + kNXattrCount);
+  uint32_t a = Load<uint32_t>(r + kNA), b = Load<uint32_t>(r + kNB);
+  switch (n.type) {
+    case NodeType::kRegular:
+      n.data_offset = Load<uint64_t>(r + kNDataOffset);
+      n.stored_size = Load<uint64_t>(r + kNStoredSize);
+      n.sparse_count = b;
+      break;
+    case NodeType::kDirectory: n.child_count = b; break;
+    case NodeType::kSymlink: n.symlink_target = String(a, b); break;
+    case NodeType::kCharDevice:
+    case NodeType::kBlockDevice:
+      n.rdev_major = Load<uint32_t>(r + kNDataOffset);
+      n.rdev_minor = Load<uint32_t>(r + kNDataOffset + 4);
+      break;
+    case NodeType::kFifo: break;
+  }
+  return n;
+}
+
+bool ImageTree::IsDir(NodeId id) const { return NodeRecord(id)[kNType] == static_cast<uint8_t>(NodeType::kDirectory); }
+bool ImageTree::IsSymlink(NodeId id) const { return NodeRecord(id)[kNType] == static_cast<uint8_t>(NodeType::kSymlink); }
+
+std::string_view ImageTree::SymlinkTarget(NodeId id) const {
+  const uint8_t* r = NodeRecord(id);
+  if (r[kNType] != static_cast<uint8_t>(NodeType::kSymlink)) return {};
+  return String(Load<uint32_t>(r + kNA), Load<uint32_t>(r + kNB));
+}
+
+uint32_t ImageTree::ChildCount(NodeId dir) const {
+  const uint8_t* r = NodeRecord(dir);
+  return r[kNType] == static_cast<uint8_t>(NodeType::kDirectory) ? Load<uint32_t>(r + kNB) : 0;
+}
+
+DirEntry ImageTree::ChildAt(NodeId dir, uint32_t index) const {
+  assert(index < ChildCount(dir));
+  const uint8_t* e = data_ + dirents_offset_ + (uint64_t{Load<uint32_t>(NodeRecord(dir) + kNA)} + index) * kDirentSize;
+  return DirEntry{String(Load<uint32_t>(e), Load<uint32_t>(e + 4)), Load<uint32_t>(e + 8)};
+}
+
+std::optional<NodeId> ImageTree::Lookup(NodeId dir, std::string_view name) const {
+  uint32_t lo = 0, hi = ChildCount(dir);
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    DirEntry e = ChildAt(dir, mid);
+    int c = e.name.compare(name);
+    if (c == 0) return e.node;
+    if (c < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return std::nullopt;
+}
+
+uint32_t ImageTree::XattrCount(NodeId id) const { return Load<uint32_t>(NodeRecord(id) + kNXattrCount); }
+
+Xattr ImageTree::XattrAt(NodeId id, uint32_t index) const {
+  const uint8_t* x = data_ + xattrs_offset_ + (uint64_t{Load<uint32_t>(NodeRecord(id) + kNXattrFirst)} + index) * kXattrSize;
+  return Xattr{String(Load<uint32_t>(x), Load<uint32_t>(x + 4)), String(Load<uint32_t>(x + 8), Load<uint32_t>(x + 12))};
+}
+
+std::optional<std::string_view> ImageTree::GetXattr(NodeId id, std::string_view name) const {
+  uint32_t lo = 0, hi = XattrCount(id);
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    Xattr x = XattrAt(id, mid);
+    int c = x.name.compare(name);
+    if (c == 0) return x.value;
+    if (c < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return std::nullopt;
+}
+
+uint32_t ImageTree::SparseCount(NodeId id) const {
+  const uint8_t* r = NodeRecord(id);
+  return r[kNType] == static_cast<uint8_t>(NodeType::kRegular) ? Load<uint32_t>(r + kNB) : 0;
+}
+
+SparseExtent ImageTree::SparseAt(NodeId id, uint32_t index) const {
+  const uint8_t* s = data_ + sparse_offset_ + (uint64_t{Load<uint32_t>(NodeRecord(id) + kNA)} + index) * kSparseSize;
+  return SparseExtent{Load<uint64_t>(s), Load<uint64_t>(s + 8)};
+}
+
+std::string_view ImageTree::LayerDigest(uint32_t index) const {
+  assert(index < layer_count_);
+  const uint8_t* l = data_ + layers_offset_ + uint64_t{index} * kLayerSize;
+  return String(Load<uint32_t>(l), Load<uint32_t>(l + 4));
+}
+
+std::optional<NodeId> ImageTree::LookupPath(std::string_view path) const {
+  NodeId n = kRoot;
+  for (const std::string& name : CleanPathComponents(path)) {
+    std::optional<NodeId> c = Lookup(n, name);
+    if (!c) return std::nullopt;
+    n = *c;
+  }
+  return n;
+}
+
+Result<NodeId> ImageTree::Resolve(std::string_view path) const {
+  std::vector<std::string> components;
+  // Keep ".." for ResolveInRoot: it must apply after symlink expansion.
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    size_t slash = std::min(path.find('/', pos), path.size());
+    if (slash > pos) components.emplace_back(path.substr(pos, slash - pos));
+    pos = slash + 1;
+  }
+  auto resolved = ResolveInRoot(*this, components);
+  if (!resolved.ok()) return resolved.status().WithContext("resolve \"" + std::string(path) + "\"");
+  if (resolved->nodes.empty()) return kRoot;
+  if (!resolved->nodes.back()) return Status::NotFound("resolve \"" + std::string(path) + "\": no such file");
+  return *resolved->nodes.back();
+}
+
+// ---------------------------------------------------------------------------
+// ImageTreeWriter
+
+struct ImageTreeWriter::Impl {
+  std::vector<std::string> layer_digests;
+  std::vector<uint8_t> nodes, dirents, xattrs, sparse;
+  std::string strings;
+  std::unordered_map<std::string_view, uint32_t> interned;
+  uint64_t node_count = 0, dirent_count = 0, xattr_count = 0, sparse_count = 0;
+  bool too_big = false;
+
+  // Returns the pool offset of `s`, sharing equal strings.
+  uint32_t Intern(std::string_view s) {
+    auto it = interned.find(s);
+    if (it != interned.end()) return it->second;
+    if (strings.size() + s.size() > std::numeric_limits<uint32_t>::max()) {
+      too_big = true;
+      return 0;
+    }
+    auto offset = static_cast<uint32_t>(strings.size());
+    strings.append(s);
+    interned.emplace(s, offset);
+    return offset;
+  }
+  uint32_t Length(std::string_view s) {
+    if (s.size() > std::numeric_limits<uint32_t>::max()) too_big = true;
+    return static_cast<uint32_t>(s.size());
+  }
+  uint32_t Count32(uint64_t v) {
+    if (v > std::numeric_limits<uint32_t>::max()) too_big = true;
+    return static_cast<uint32_t>(v);
+  }
+};
+
+ImageTreeWriter::ImageTreeWriter(std::vector<std::string> layer_digests) : impl_(std::make_unique<Impl>()) {
+  impl_->layer_digests = std::move(layer_digests);
+}
+
+ImageTreeWriter::~ImageTreeWriter() = default;
+
+void ImageTreeWriter::AddNode(const Node& node, std::span<const DirEntry> children, std::span<const Xattr> xattrs,
+                              std::span<const SparseExtent> sparse) {
+  Impl& w = *impl_;
+  uint8_t r[kNodeSize] = {};
+  r[kNType] = static_cast<uint8_t>(node.type);
+  Store<uint32_t>(r + kNMode, node.mode);
+  Store<uint32_t>(r + kNUid, node.uid);
+  Store<uint32_t>(r + kNGid, node.gid);
+  Store<int64_t>(r + kNMtimeSec, node.mtime_sec);
+  Store<uint32_t>(r + kNMtimeNsec, node.mtime_nsec);
+  Store<uint32_t>(r + kNNlink, node.nlink);
+  Store<uint64_t>(r + kNSize, node.size);
+  Store<uint32_t>(r + kNLayer, node.layer);
+  Store<uint32_t>(r + kNParent, node.parent);
+  Store<uint32_t>(r + kNXattrFirst, w.Count32(w.xattr_count));
+  Store<uint32_t>(r + kNXattrCount, w.Count32(xattrs.size()));
+  for (const Xattr& x : xattrs) {
+    uint8_t e[kXattrSize];
+    Store<uint32_t>(e, w.Intern(x.name));
+    Store<uint32_t>(e + 4, w.Length(x.name));
+    Store<uint32_t>(e + 8, w.Intern(x.value));
+    Store<uint32_t>(e + 12, w.Length(x.value));
+    w.xattrs.insert(w.xattrs.end(), e, e + kXattrSize);
+    ++w.xattr_count;
+  }
+  switch (node.type) {
+    case NodeType::kDirectory:
+      Store<uint32_t>(r + kNA, w.Count32(w.dirent_count));
+      Store<uint32_t>(r + kNB, w.Count32(children.size()));
+      for (const DirEntry& c : children) {
+        uint8_t e[kDirentSize];
+        Store<uint32_t>(e, w.Intern(c.name));
+        Store<uint32_t>(e + 4, w.Length(c.name));
+        Store<uint32_t>(e + 8, c.node);
+        w.dirents.insert(w.dirents.end(), e, e + kDirentSize);
+        ++w.dirent_count;
+      }
+      break;
+    case NodeType::kRegular:
+      Store<uint64_t>(r + kNDataOffset, node.data_offset);
+      Store<uint64_t>(r + kNStoredSize, node.stored_size);
+      Store<uint32_t>(r + kNA, w.Count32(w.sparse_count));
+      Store<uint32_t>(r + kNB, w.Count32(sparse.size()));
+      for (const SparseExtent& x : sparse) {
+        uint8_t e[kSparseSize];
+        Store<uint64_t>(e, x.logical_offset);
+        Store<uint64_t>(e + 8, x.length);
+        w.sparse.insert(w.sparse.end(), e, e + kSparseSize);
+        ++w.sparse_count;
+      }
+      break;
+    case NodeType::kSymlink:
+      Store<uint32_t>(r + kNA, w.Intern(node.symlink_target));
+      Store<uint32_t>(r + kNB, w.Length(node.symlink_target));
+      break;
+    case NodeType::kCharDevice:
+    case NodeType::kBlockDevice:
+      Store<uint32_t>(r + kNDataOffset, node.rdev_major);
+      Store<uint32_t>(r + kNDataOffset + 4, node.rdev_minor);
+      break;
+    case NodeType::kFifo: break;
+  }
+  w.nodes.insert(w.nodes.end(), r, r + kNodeSize);
+  ++w.node_count;
+}
+
+Result<ImageTree> ImageTreeWriter::Finish(std::string name) {
+  Impl& w = *impl_;
+  std::vector<uint8_t> layers;
+  for (const std::string& digest : w.layer_digests) {
+    uint8_t e[kLayerSize];
+    Store<uint32_t>(e, w.Intern(digest));
+    Store<uint32_t>(e + 4, w.Length(digest));
+    layers.insert(layers.end(), e, e + kLayerSize);
+  }
+  w.Count32(w.node_count);
+  w.Count32(w.layer_digests.size());
+  if (w.too_big) return Status::InvalidArgument("image tree " + name + ": too large for the format's 32-bit fields");
+  auto align8 = [](uint64_t v) { return (v + 7) & ~uint64_t{7}; };
+  uint64_t off = kHeaderSize;
+  const uint64_t nodes_off = off;
+  off = align8(off + w.nodes.size());
+  const uint64_t dirents_off = off;
+  off = align8(off + w.dirents.size());
+  const uint64_t xattrs_off = off;
+  off = align8(off + w.xattrs.size());
+  const uint64_t sparse_off = off;
+  off = align8(off + w.sparse.size());
+  const uint64_t layers_off = off;
+  off = align8(off + layers.size());
+  const uint64_t strings_off = off;
+  const uint64_t file_size = off + w.strings.size();
+
+  std::vector<uint8_t> out(file_size, 0);
+  uint8_t* h = out.data();
+  std::memcpy(h + kHMagic, ImageTree::kMagic, 8);
+  Store<uint32_t>(h + kHVersion, ImageTree::kVersion);
+  Store<uint32_t>(h + kHHeaderSize, kHeaderSize);
+  Store<uint64_t>(h + kHFileSize, file_size);
+  Store<uint32_t>(h + kHNodeCount, static_cast<uint32_t>(w.node_count));
+  Store<uint32_t>(h + kHDirentCount, static_cast<uint32_t>(w.dirent_count));
+  Store<uint32_t>(h + kHXattrCount, static_cast<uint32_t>(w.xattr_count));
+  Store<uint32_t>(h + kHSparseCount, static_cast<uint32_t>(w.sparse_count));
+  Store<uint32_t>(h + kHLayerCount, static_cast<uint32_t>(w.layer_digests.size()));
+  Store<uint64_t>(h + kHNodesOffset, nodes_off);
+  Store<uint64_t>(h + kHDirentsOffset, dirents_off);
+  Store<uint64_t>(h + kHXattrsOffset, xattrs_off);
+  Store<uint64_t>(h + kHSparseOffset, sparse_off);
+  Store<uint64_t>(h + kHLayersOffset, layers_off);
+  Store<uint64_t>(h + kHStringsOffset, strings_off);
+  Store<uint64_t>(h + kHStringsSize, w.strings.size());
+  auto put = [&](uint64_t at, const void* src, size_t n) {
+    if (n > 0) std::memcpy(out.data() + at, src, n);
+  };
+  put(nodes_off, w.nodes.data(), w.nodes.size());
+  put(dirents_off, w.dirents.data(), w.dirents.size());
+  put(xattrs_off, w.xattrs.data(), w.xattrs.size());
+  put(sparse_off, w.sparse.data(), w.sparse.size());
+  put(layers_off, layers.data(), layers.size());
+  put(strings_off, w.strings.data(), w.strings.size());
+  Store<uint32_t>(h + kCrcOffset, FileCrc(out.data(), out.size()));
+
+  impl_ = std::make_unique<Impl>();  // free the staging buffers; the writer is spent
+  Result<ImageTree> tree = ImageTree::Open(std::move(out), name);
+  if (!tree.ok()) return Status::InvalidArgument("inconsistent tree: " + tree.status().message());
+  return tree;
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,182 @@
+// ImageTree: the merged, whiteout-resolved file tree of one image. Immutable.
+// It lives in one contiguous byte image, the "Image tree file" of
+// index/FORMAT.md, whether TreeBuilder just built it in memory or it was
+// mmap'd from the store; the accessors read the fixed-size records in place,
+// so opening a 100k-node tree costs one checksum and one bounds pass, and no
+// per-node allocation. Copies share the bytes. All methods are const and safe
+// to call from any number of threads at once.
+//
+// Nodes are numbered 0..node_count()-1 in breadth-first order, node 0 is the
+// root directory. Hardlinked names share one node. FUSE inode numbers are
+// node + 1 (InodeOf / NodeOfInode are the only place that mapping is made).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "index/status.h"
+#include "index/tar_entry.h"
+
+namespace lazyroot {
+
+using NodeId = uint32_t;
+
+// On-disk type codes; values are part of the file format.
+enum class NodeType : uint8_t {
+  kRegular = 1,
+  kDirectory = 2,
+  kSymlink = 3,
+  kCharDevice = 4,
+  kBlockDevice = 5,
+  kFifo = 6,
+};
+
+// One node, decoded from its record. symlink_target points into the tree's
+// bytes and lives as long as any ImageTree sharing them.
+struct Node {
+  NodeType type = NodeType::kRegular;
+  uint32_t mode = 0;  // permission bits incl. setuid/setgid/sticky (mode & 07777)
+  uint32_t uid = 0, gid = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+  uint32_t nlink = 1;  // names for non-directories; 2 + subdirectories for directories
+  uint64_t size = 0;   // st_size: file length, symlink target length, 0 otherwise
+  uint32_t layer = 0;  // layer of the entry that last defined this node (0 = bottom)
+  NodeId parent = 0;   // directories: the parent directory (root: 0); others: 0
+  uint32_t rdev_major = 0, rdev_minor = 0;  // character and block devices
+  // Regular files: the bytes are in layer `layer`'s uncompressed tar stream,
+  // stored_size bytes at data_offset (laid out by the sparse map if any).
+  uint64_t data_offset = 0, stored_size = 0;
+  std::string_view symlink_target;
+  // Filled by ImageTree::GetNode; ignored by ImageTreeWriter::AddNode.
+  uint32_t child_count = 0, xattr_count = 0, sparse_count = 0;
+
+  bool IsDir() const { return type == NodeType::kDirectory; }
+  // S_IFxxx | mode, as stat(2) reports it.
+  uint32_t StMode() const;
+};
+
+struct DirEntry {
+  std::string_view name;
+  NodeId node = 0;
+};
+
+struct Xattr {
+  std::string_view name;
+  std::string_view value;
+};
+
+class ImageTree {
+ public:
+  static constexpr NodeId kRoot = 0;
+  static constexpr char kMagic[9] = "LZRTREE1";
+  static constexpr uint32_t kVersion = 1;
+
+  // Validates `bytes` as an image tree file (magic, version, section bounds,
+  // crc32c, every record's offsets, directory ordering, the tree shape) and
+  // takes ownership. Returns Corruption naming `name` when anything is off.
+  static Result<ImageTree> Open(std::vector<uint8_t> bytes, std::string name);
+  // Maps the file at `path` read-only and validates it like Open. Returns
+  // IoError if it cannot be opened or mapped, Corruption if it is invalid.
+  static Result<ImageTree> OpenFile(const std::string& path);
+
+  // The serialised file: what OpenFile reads back. Write it atomically.
+  std::span<const uint8_t> bytes() const { return {data_, size_}; }
+  const std::string& name() const;
+
+  uint32_t node_count() const { return node_count_; }
+  // REQUIRES: id < node_count().
+  Node GetNode(NodeId id) const;
+
+  static uint64_t InodeOf(NodeId id) { return uint64_t{id} + 1; }
+  // nullopt unless 1 <= ino <= node_count().
+  std::optional<NodeId> NodeOfInode(uint64_t ino) const {
+    if (ino == 0 || ino > node_count_) return std::nullopt;
+    return static_cast<NodeId>(ino - 1);
+  }
+
+  // Directory children, sorted by name (bytewise). Index i is a stable
+  // readdir offset. REQUIRES: dir < node_count(); non-directories have none.
+  uint32_t ChildCount(NodeId dir) const;
+  DirEntry ChildAt(NodeId dir, uint32_t index) const;  // REQUIRES: index < ChildCount(dir)
+  // Binary search; nullopt if `dir` has no child `name`.
+  std::optional<NodeId> Lookup(NodeId dir, std::string_view name) const;
+
+  // Extended attributes sorted by name. REQUIRES: id < node_count().
+  uint32_t XattrCount(NodeId id) const;
+  Xattr XattrAt(NodeId id, uint32_t index) const;  // REQUIRES: index < XattrCount(id)
+  std::optional<std::string_view> GetXattr(NodeId id, std::string_view name) const;
+
+  // Sparse map of a regular file (empty if not sparse), ascending by offset.
+  uint32_t SparseCount(NodeId id) const;
+  SparseExtent SparseAt(NodeId id, uint32_t index) const;  // REQUIRES: index < SparseCount(id)
+
+  // The layers the tree was built from, bottom first, as given to
+  // TreeBuilder::BeginLayer (e.g. "sha256:…"; may be empty strings).
+  uint32_t layer_count() const { return layer_count_; }
+  std::string_view LayerDigest(uint32_t index) const;  // REQUIRES: index < layer_count()
+
+  // The node named by `path` (cleaned lexically; symlinks are NOT followed),
+  // nullopt if there is none. "" and "/" name the root.
+  std::optional<NodeId> LookupPath(std::string_view path) const;
+  // In-root resolution of `path`, following every symlink including the last
+  // component (chroot semantics, see path_resolve.h). Returns NotFound if a
+  // component is missing, InvalidArgument on a symlink loop.
+  Result<NodeId> Resolve(std::string_view path) const;
+
+  // Adapter for ResolveInRoot (path_resolve.h).
+  NodeId Root() const { return kRoot; }
+  bool IsDir(NodeId id) const;
+  bool IsSymlink(NodeId id) const;
+  std::string_view SymlinkTarget(NodeId id) const;
+  std::optional<NodeId> Child(NodeId dir, std::string_view name) const { return Lookup(dir, name); }
+
+ private:
+  struct Storage;
+  friend class ImageTreeWriter;
+  ImageTree() = default;
+  static Result<ImageTree> FromStorage(std::shared_ptr<const Storage> storage);
+  Status Validate();
+  const uint8_t* NodeRecord(NodeId id) const;
+  std::string_view String(uint32_t offset, uint32_t length) const;
+
+  std::shared_ptr<const Storage> storage_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  uint32_t node_count_ = 0, dirent_count_ = 0, xattr_count_ = 0, sparse_count_ = 0, layer_count_ = 0;
+  uint64_t nodes_offset_ = 0, dirents_offset_ = 0, xattrs_offset_ = 0, sparse_offset_ = 0, layers_offset_ = 0;
+  uint64_t strings_offset_ = 0, strings_size_ = 0;
+};
+
+// ImageTreeWriter: serialises a tree node by node into the image tree file
+// format. Used by TreeBuilder::Finish; usable on its own to write fixtures.
+// Not thread-safe. Every string_view handed in must stay valid until Finish.
+class ImageTreeWriter {
+ public:
+  explicit ImageTreeWriter(std::vector<std::string> layer_digests);
+  ImageTreeWriter(const ImageTreeWriter&) = delete;
+  ImageTreeWriter& operator=(const ImageTreeWriter&) = delete;
+  ~ImageTreeWriter();
+
+  // Appends the next node (ids are given in call order, from 0 = root).
+  // `children` must be sorted by name; xattrs sorted by name; node ids in
+  // children may refer to nodes not yet added.
+  void AddNode(const Node& node, std::span<const DirEntry> children, std::span<const Xattr> xattrs,
+               std::span<const SparseExtent> sparse);
+  // Lays out the file, checksums it and opens it (which validates it).
+  // Returns InvalidArgument if the tree is inconsistent or exceeds the
+  // format's 32-bit counts.
+  Result<ImageTree> Finish(std::string name);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lazyroot

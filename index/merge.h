@@ -1,0 +1,65 @@
+// TreeBuilder: applies the layers of an image, bottom first, entry by entry
+// in tar order, to one in-memory tree (whiteouts, opaque directories,
+// replacements, hardlinks, in-root symlink resolution; umoci 0.4.7 semantics,
+// the rules are stated at the top of merge.cc) and freezes it into an
+// immutable ImageTree. Not thread-safe: one builder per merge, one thread.
+//
+// Usage:
+//   TreeBuilder b;
+//   for (i, layer) : { b.BeginLayer(i, digest); for (e : entries) b.Apply(e); b.EndLayer(); }
+//   Result<ImageTree> tree = std::move(b).Finish("image sha256:…");
+//
+// After any call returns an error the builder is spent: every later call
+// returns that same error.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "index/image_tree.h"
+#include "index/status.h"
+#include "index/tar_entry.h"
+
+namespace lazyroot {
+
+class TreeBuilder {
+ public:
+  TreeBuilder();
+  ~TreeBuilder();
+  TreeBuilder(const TreeBuilder&) = delete;
+  TreeBuilder& operator=(const TreeBuilder&) = delete;
+  TreeBuilder(TreeBuilder&&) noexcept;
+  TreeBuilder& operator=(TreeBuilder&&) noexcept;
+
+  // Starts the layer `layer_index` (0 = bottom); layers come as 0, 1, 2, …
+  // `digest` (e.g. "sha256:…") is recorded in the tree so a reader can check
+  // it was built from the image it is about to serve. Returns
+  // InvalidArgument if out of order or if a layer is already open.
+  Status BeginLayer(uint32_t layer_index, std::string_view digest = {});
+
+  // Applies one entry of the open layer. Returns Corruption naming the layer
+  // index and entry path when the layer is invalid: a non-directory root
+  // entry, a non-directory parent, a symlink loop, a whiteout without a name,
+  // a hardlink to a missing entry or to a directory, a bad sparse map.
+  Status Apply(const TarEntry& entry);
+
+  // Ends the open layer: its whiteouts can no longer spare what it created.
+  Status EndLayer();
+
+  // Freezes the tree. REQUIRES: no layer open. `name` names the tree in
+  // later errors. The builder is spent afterwards.
+  Result<ImageTree> Finish(std::string name = "image tree") &&;
+
+  // Node slots in use or free for reuse: bounded by the largest live tree,
+  // not by the number of entries applied. For tests and memory accounting.
+  size_t allocated_nodes() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lazyroot
