@@ -1,0 +1,175 @@
+#include "index/checkpoint.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace lazyroot {
+namespace {
+
+constexpr uint8_t kMagic[8] = {'L', 'Z', 'C', 'K', 'P', 'T', 0, 1};
+constexpr size_t kHeaderBytes = 8 + 8 + 8 + 8 + 8;
+constexpr size_t kPointFixedBytes = 8 + 8 + 1 + 3 + 4 + 4;
+// Windows are small and written once per span: level 1 keeps the pull cheap
+// while still shrinking a typical window about 3-4x.
+constexpr int kWindowLevel = 1;
+
+void PutU32(std::string* s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void PutU64(std::string* s, uint64_t v) {
+  for (int i = 0; i < 8; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// A bounds-checked cursor over the serialised table; every failure names the offset.
+class Cursor {
+ public:
+  Cursor(std::span<const uint8_t> b, const std::string& name) : b_(b), name_(name) {}
+  size_t pos() const { return pos_; }
+  size_t remaining() const { return b_.size() - pos_; }
+  Status Need(size_t n, const char* what) const {
+    if (remaining() < n) return Error(std::string("truncated ") + what);
+    return Status::Ok();
+  }
+  uint64_t U64() { uint64_t v = 0; for (int i = 0; i < 8; ++i) v |= uint64_t{b_[pos_ + i]} << (8 * i); pos_ += 8; return v; }
+  uint32_t U32() { uint32_t v = 0; for (int i = 0; i < 4; ++i) v |= uint32_t{b_[pos_ + i]} << (8 * i); pos_ += 4; return v; }
+  uint8_t U8() { return b_[pos_++]; }
+  std::span<const uint8_t> Bytes(size_t n) { auto s = b_.subspan(pos_, n); pos_ += n; return s; }
+  Status Error(const std::string& what) const {
+    return Status::Corruption(name_ + ": checkpoint table at byte " + std::to_string(pos_) + ": " + what);
+  }
+
+ private:
+  std::span<const uint8_t> b_;
+  const std::string& name_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+size_t CheckpointTable::FindPoint(uint64_t offset) const {
+  auto it = std::upper_bound(points.begin(), points.end(), offset,
+                             [](uint64_t off, const Checkpoint& p) { return off < p.out_offset; });
+  return it == points.begin() ? 0 : static_cast<size_t>(it - points.begin()) - 1;
+}
+
+std::string CheckpointTable::Serialize() const {
+  std::string s(reinterpret_cast<const char*>(kMagic), sizeof(kMagic));
+  s.push_back(static_cast<char>(compression));
+  s.append(7, '\0');
+  PutU64(&s, compressed_size);
+  PutU64(&s, uncompressed_size);
+  PutU64(&s, points.size());
+  for (const Checkpoint& p : points) {
+    PutU64(&s, p.in_offset);
+    PutU64(&s, p.out_offset);
+    s.push_back(static_cast<char>(p.bits));
+    s.append(3, '\0');
+    PutU32(&s, p.window_size);
+    PutU32(&s, static_cast<uint32_t>(p.window.size()));
+    s += p.window;
+  }
+  uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size()));
+  PutU32(&s, static_cast<uint32_t>(crc));
+  return s;
+}
+
+Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, const std::string& name) {
+  Cursor c(bytes, name);
+  LAZYROOT_RETURN_IF_ERROR(c.Need(kHeaderBytes + 4, "header"));
+  // Check the crc first: any flipped byte is reported as such, not as whatever
+  // field it happened to land in.
+  {
+    size_t body = bytes.size() - 4;
+    uint32_t stored = 0;
+    for (int i = 0; i < 4; ++i) stored |= uint32_t{bytes[body + i]} << (8 * i);
+    uint32_t actual = static_cast<uint32_t>(crc32(0L, bytes.data(), static_cast<uInt>(body)));
+    if (stored != actual) {
+      return Status::Corruption(name + ": checkpoint table of " + std::to_string(bytes.size()) +
+                                " bytes: crc32 mismatch (truncated or corrupted)");
+    }
+  }
+  if (std::memcmp(bytes.data(), kMagic, 7) != 0) return c.Error("bad magic");
+  if (bytes[7] != kMagic[7]) return c.Error("unsupported version " + std::to_string(bytes[7]));
+  c.Bytes(8);
+  CheckpointTable t;
+  uint8_t comp = c.U8();
+  if (comp > static_cast<uint8_t>(Compression::kZstd)) return c.Error("unknown compression " + std::to_string(comp));
+  t.compression = static_cast<Compression>(comp);
+  c.Bytes(7);
+  t.compressed_size = c.U64();
+  t.uncompressed_size = c.U64();
+  uint64_t count = c.U64();
+  if (count > (c.remaining() - 4) / kPointFixedBytes) return c.Error("point count " + std::to_string(count) + " exceeds the table");
+  t.points.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    LAZYROOT_RETURN_IF_ERROR(c.Need(kPointFixedBytes + 4, "checkpoint"));
+    Checkpoint p;
+    p.in_offset = c.U64();
+    p.out_offset = c.U64();
+    p.bits = c.U8();
+    c.Bytes(3);
+    p.window_size = c.U32();
+    uint32_t stored = c.U32();
+    std::string which = "checkpoint " + std::to_string(i) + ": ";
+    if (p.bits > 7) return c.Error(which + "bits " + std::to_string(p.bits) + " > 7");
+    if (p.window_size > kMaxWindowBytes) return c.Error(which + "window of " + std::to_string(p.window_size) + " bytes");
+    if ((p.window_size == 0) != (stored == 0)) return c.Error(which + "window sizes disagree");
+    if (t.compression != Compression::kGzip && (p.bits != 0 || p.window_size != 0)) {
+      return c.Error(which + "bits/window on a non-gzip table");
+    }
+    if (p.in_offset > t.compressed_size || p.out_offset > t.uncompressed_size) return c.Error(which + "offset beyond the blob");
+    if (p.bits != 0 && p.in_offset == 0) return c.Error(which + "bits at offset 0");
+    if (i == 0 && p.out_offset != 0) return c.Error(which + "first point not at offset 0");
+    if (i > 0 && (p.out_offset <= t.points.back().out_offset || p.in_offset < t.points.back().in_offset)) {
+      return c.Error(which + "offsets not increasing");
+    }
+    LAZYROOT_RETURN_IF_ERROR(c.Need(size_t{stored} + 4, "window"));
+    auto w = c.Bytes(stored);
+    p.window.assign(reinterpret_cast<const char*>(w.data()), w.size());
+    t.points.push_back(std::move(p));
+  }
+  if (c.remaining() != 4) return c.Error(std::to_string(c.remaining() - 4) + " unexpected trailing bytes");
+  if (t.compression != Compression::kNone && t.points.empty() && t.uncompressed_size != 0) {
+    return c.Error("no checkpoints for a non-empty compressed stream");
+  }
+  return t;
+}
+
+Status PointDecoder::Skip(uint64_t n) {
+  uint8_t scratch[16384];
+  while (n > 0) {
+    size_t step = static_cast<size_t>(std::min<uint64_t>(n, sizeof(scratch)));
+    LAZYROOT_RETURN_IF_ERROR(Decode(std::span<uint8_t>(scratch, step)));
+    n -= step;
+  }
+  return Status::Ok();
+}
+
+std::string CompressWindow(std::span<const uint8_t> raw) {
+  if (raw.empty()) return {};
+  uLongf len = compressBound(static_cast<uLong>(raw.size()));
+  std::string out(len, '\0');
+  int ret = compress2(reinterpret_cast<Bytef*>(out.data()), &len, raw.data(), static_cast<uLong>(raw.size()), kWindowLevel);
+  // compress2 into a compressBound buffer cannot fail short of memory exhaustion.
+  if (ret != Z_OK) throw std::bad_alloc();
+  out.resize(len);
+  return out;
+}
+
+Status ExpandWindow(const Checkpoint& point, const std::string& name, std::vector<uint8_t>* out) {
+  out->resize(point.window_size);
+  if (point.window_size == 0) return Status::Ok();
+  uLongf len = point.window_size;
+  int ret = uncompress(out->data(), &len, reinterpret_cast<const Bytef*>(point.window.data()),
+                       static_cast<uLong>(point.window.size()));
+  if (ret != Z_OK || len != point.window_size) {
+    return Status::Corruption(name + ": checkpoint at compressed offset " + std::to_string(point.in_offset) +
+                              ": stored window does not inflate to " + std::to_string(point.window_size) + " bytes");
+  }
+  return Status::Ok();
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,82 @@
+// CheckpointTable: the random-access points into one compressed layer blob.
+// A Checkpoint says "decoding may restart at compressed byte in_offset (minus
+// `bits` bits), producing uncompressed byte out_offset, given this window".
+// Built once by a StreamDecoder (layer_decoder.h), then immutable: share it as
+// std::shared_ptr<const CheckpointTable> between any number of reader threads.
+//
+// Serialised form (little-endian, all integers fixed width):
+//   "LZCKPT\0\1"  magic (8 bytes; the last byte is the format version)
+//   u8  compression (0 none, 1 gzip, 2 zstd)   u8[7] zero
+//   u64 compressed_size   u64 uncompressed_size   u64 point count
+//   per point: u64 in_offset, u64 out_offset, u8 bits, u8[3] zero,
+//              u32 window_size (raw bytes, <= 32768), u32 stored size, stored
+//              bytes (the window zlib-compressed; empty when window_size == 0)
+//   u32 crc32 of every byte before it
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "index/compression.h"
+#include "index/status.h"
+
+namespace lazyroot {
+
+// The largest deflate window (32 KiB); gzip checkpoints carry at most this much.
+inline constexpr uint32_t kMaxWindowBytes = 32768;
+
+struct Checkpoint {
+  uint64_t in_offset = 0;   // first whole compressed byte to feed after priming
+  uint64_t out_offset = 0;  // uncompressed offset produced from that point
+  uint8_t bits = 0;         // gzip: bits of the byte at in_offset-1 still unread (0..7); else 0
+  uint32_t window_size = 0;  // raw size of the window (0: none needed, e.g. a member/frame start)
+  std::string window;        // the window, zlib-compressed (see CompressWindow)
+
+  bool operator==(const Checkpoint&) const = default;
+};
+
+struct CheckpointTable {
+  Compression compression = Compression::kNone;
+  uint64_t compressed_size = 0;
+  uint64_t uncompressed_size = 0;
+  std::vector<Checkpoint> points;  // strictly increasing out_offset; points[0].out_offset == 0 if any
+
+  // The index of the last point with out_offset <= offset; points must be non-empty.
+  size_t FindPoint(uint64_t offset) const;
+
+  std::string Serialize() const;
+  // Validates everything a reader relies on (magic, version, sizes, ordering,
+  // window bounds, crc32). Returns kCorruption naming `name` and the byte
+  // offset in the table on any failure; never reads past `bytes`.
+  static Result<CheckpointTable> Parse(std::span<const uint8_t> bytes, const std::string& name);
+
+  bool operator==(const CheckpointTable&) const = default;
+};
+
+// A decoder that can (re)start at any Checkpoint of one table and then produce
+// the uncompressed stream in order. RandomReader (layer_decoder.h) builds warm,
+// random access on top of it. Not thread-safe: one per reader.
+class PointDecoder {
+ public:
+  virtual ~PointDecoder() = default;
+  // Positions the decoder at p.out_offset. Returns the ByteSource's error or
+  // kCorruption (bad stored window).
+  virtual Status Prime(const Checkpoint& p) = 0;
+  // Produces exactly out.size() next bytes. REQUIRES: they lie within the
+  // table's uncompressed_size. Returns kCorruption naming the compressed
+  // offset if the blob does not decode or ends early.
+  virtual Status Decode(std::span<uint8_t> out) = 0;
+  // Discards the next n bytes (REQUIRES as Decode). The default decodes them.
+  virtual Status Skip(uint64_t n);
+};
+
+// zlib-compresses a window for storage in a Checkpoint.
+std::string CompressWindow(std::span<const uint8_t> raw);
+// Inflates a stored window into out (resized to point.window_size). Returns
+// kCorruption naming `name` and the checkpoint if it does not decode to exactly
+// window_size bytes.
+Status ExpandWindow(const Checkpoint& point, const std::string& name, std::vector<uint8_t>* out);
+
+}  // namespace lazyroot

@@ -1,0 +1,309 @@
+#include "index/gzip_index.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace lazyroot {
+namespace {
+
+constexpr int kGzipWindowBits = 15 + 16;  // gzip wrapper only: a zlib or raw stream is not a gzip layer
+constexpr int kRawWindowBits = -15;
+constexpr size_t kOutBufferBytes = 256 << 10;
+constexpr size_t kInBufferBytes = 64 << 10;
+
+std::string ZlibMessage(const z_stream& s, int ret) {
+  if (s.msg != nullptr) return s.msg;
+  return "zlib error " + std::to_string(ret);
+}
+
+class GzipStreamDecoder final : public StreamDecoder {
+ public:
+  GzipStreamDecoder(std::string name, uint64_t span) : name_(std::move(name)), span_(span) {
+    out_.resize(kOutBufferBytes);
+    hist_.resize(kMaxWindowBytes);
+    table_.compression = Compression::kGzip;
+    if (inflateInit2(&strm_, kGzipWindowBits) != Z_OK) dead_ = true;
+  }
+  ~GzipStreamDecoder() override { inflateEnd(&strm_); }
+  GzipStreamDecoder(const GzipStreamDecoder&) = delete;
+  GzipStreamDecoder& operator=(const GzipStreamDecoder&) = delete;
+
+  Status Feed(std::span<const uint8_t> in, const OutputFn& on_output) override {
+    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+    Status st = FeedImpl(in, on_output);
+    if (!st.ok()) dead_ = true;
+    return st;
+  }
+
+  Status Finish() override {
+    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+    if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
+    if (!member_done_) {
+      dead_ = true;
+      return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
+                                std::to_string(total_in_) + " (unexpected end of data)");
+    }
+    table_.compressed_size = total_in_;
+    table_.uncompressed_size = total_out_;
+    finished_ = true;
+    return Status::Ok();
+  }
+
+  uint64_t total_in() const override { return total_in_; }
+  uint64_t total_out() const override { return total_out_; }
+  CheckpointTable TakeCheckpoints() override { return std::move(table_); }
+
+ private:
+  Status FeedImpl(std::span<const uint8_t> in, const OutputFn& on_output) {
+    if (finished_) return Status::InvalidArgument(name_ + ": gzip: Feed after Finish");
+    // zlib's avail_in is 32-bit; feed huge spans in slices.
+    while (!in.empty()) {
+      size_t slice = std::min<size_t>(in.size(), 1u << 30);
+      strm_.next_in = const_cast<Bytef*>(in.data());
+      strm_.avail_in = static_cast<uInt>(slice);
+      while (strm_.avail_in > 0) {
+        if (member_done_) {
+          // More bytes after a member: they must be another member (row 66/67).
+          inflateReset(&strm_);
+          member_done_ = false;
+          in_header_ = true;
+        }
+        if (in_header_ && !header_counted_) {
+          ++members_;
+          header_counted_ = true;
+        }
+        strm_.next_out = out_.data() + out_len_;
+        strm_.avail_out = static_cast<uInt>(out_.size() - out_len_);
+        uInt avail_in_before = strm_.avail_in;
+        uInt avail_out_before = strm_.avail_out;
+        int ret = inflate(&strm_, Z_BLOCK);
+        total_in_ += avail_in_before - strm_.avail_in;
+        size_t produced = avail_out_before - strm_.avail_out;
+        total_out_ += produced;
+        out_len_ += produced;
+        if (ret == Z_STREAM_END) {
+          member_done_ = true;
+          header_counted_ = false;
+        } else if (ret != Z_OK && !(ret == Z_BUF_ERROR && out_len_ == out_.size())) {
+          return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
+                                    std::to_string(total_in_) + ": " +
+                                    (ret == Z_NEED_DICT ? std::string("needs a preset dictionary")
+                                                        : ZlibMessage(strm_, ret)));
+        } else if ((strm_.data_type & 128) != 0 && (strm_.data_type & 64) == 0) {
+          AtBlockBoundary();
+        }
+        if (out_len_ == out_.size()) LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+      }
+      in = in.subspan(slice);
+    }
+    return Flush(on_output);
+  }
+
+  // zlib just stopped at a deflate block boundary (or right after a member header).
+  void AtBlockBoundary() {
+    bool member_start = in_header_;
+    if (in_header_) {
+      in_header_ = false;
+      member_out_start_ = total_out_;
+    }
+    bool due = table_.points.empty() || total_out_ - table_.points.back().out_offset >= span_;
+    if (!due) return;
+    Checkpoint p;
+    p.in_offset = total_in_;
+    p.out_offset = total_out_;
+    if (!member_start) {
+      p.bits = static_cast<uint8_t>(strm_.data_type & 7);
+      std::vector<uint8_t> window;
+      CopyWindow(&window);
+      p.window_size = static_cast<uint32_t>(window.size());
+      p.window = CompressWindow(window);
+    }
+    if (!table_.points.empty() && table_.points.back().out_offset == p.out_offset) {
+      // An empty member (or empty blocks) between: the earlier point already serves this offset.
+      return;
+    }
+    table_.points.push_back(std::move(p));
+  }
+
+  // The last min(32 KiB, output of this member) bytes: the tail of hist_ followed by out_.
+  void CopyWindow(std::vector<uint8_t>* w) const {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kMaxWindowBytes, total_out_ - member_out_start_));
+    size_t from_out = std::min(want, out_len_);
+    size_t from_hist = want - from_out;
+    w->resize(want);
+    std::memcpy(w->data(), hist_.data() + hist_len_ - from_hist, from_hist);
+    std::memcpy(w->data() + from_hist, out_.data() + out_len_ - from_out, from_out);
+  }
+
+  Status Flush(const OutputFn& on_output) {
+    if (out_len_ == 0) return Status::Ok();
+    LAZYROOT_RETURN_IF_ERROR(on_output(std::span<const uint8_t>(out_.data(), out_len_)));
+    if (out_len_ >= hist_.size()) {
+      std::memcpy(hist_.data(), out_.data() + out_len_ - hist_.size(), hist_.size());
+      hist_len_ = hist_.size();
+    } else {
+      size_t keep = std::min(hist_len_, hist_.size() - out_len_);
+      std::memmove(hist_.data(), hist_.data() + hist_len_ - keep, keep);
+      std::memcpy(hist_.data() + keep, out_.data(), out_len_);
+      hist_len_ = keep + out_len_;
+    }
+    out_len_ = 0;
+    return Status::Ok();
+  }
+
+  std::string name_;
+  uint64_t span_;
+  z_stream strm_{};
+  bool dead_ = false;
+  bool finished_ = false;
+  bool in_header_ = true;       // the current member's header is not parsed yet
+  bool header_counted_ = false;
+  bool member_done_ = false;    // the last member ended with its trailer checked
+  uint64_t members_ = 0;
+  uint64_t total_in_ = 0;
+  uint64_t total_out_ = 0;
+  uint64_t member_out_start_ = 0;
+  std::vector<uint8_t> out_;    // decompressed, not yet handed to on_output
+  size_t out_len_ = 0;
+  std::vector<uint8_t> hist_;   // the last hist_len_ bytes handed out (window source)
+  size_t hist_len_ = 0;
+  CheckpointTable table_;
+};
+
+class GzipPointDecoder final : public PointDecoder {
+ public:
+  GzipPointDecoder(const CheckpointTable* table, const ByteSource* blob, std::string name)
+      : table_(table), blob_(blob), name_(std::move(name)) {
+    in_.resize(kInBufferBytes);
+    if (inflateInit2(&strm_, kRawWindowBits) != Z_OK) init_failed_ = true;
+  }
+  ~GzipPointDecoder() override { inflateEnd(&strm_); }
+  GzipPointDecoder(const GzipPointDecoder&) = delete;
+  GzipPointDecoder& operator=(const GzipPointDecoder&) = delete;
+
+  Status Prime(const Checkpoint& p) override {
+    if (init_failed_) return Status::IoError(name_ + ": gzip: inflateInit2 failed");
+    primed_ = false;
+    inflateReset2(&strm_, kRawWindowBits);
+    strm_.avail_in = 0;
+    raw_ = true;
+    member_ended_ = false;
+    file_pos_ = p.in_offset;
+    if (p.bits != 0) {
+      uint8_t byte = 0;
+      size_t n = 0;
+      LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(p.in_offset - 1, std::span<uint8_t>(&byte, 1), &n));
+      if (n != 1) return Truncated();
+      inflatePrime(&strm_, p.bits, byte >> (8 - p.bits));
+    }
+    if (p.window_size != 0) {
+      LAZYROOT_RETURN_IF_ERROR(ExpandWindow(p, name_, &window_));
+      if (inflateSetDictionary(&strm_, window_.data(), static_cast<uInt>(window_.size())) != Z_OK) {
+        return Status::Corruption(name_ + ": gzip checkpoint at compressed offset " + std::to_string(p.in_offset) +
+                                  ": window rejected");
+      }
+    }
+    primed_ = true;
+    return Status::Ok();
+  }
+
+  Status Decode(std::span<uint8_t> out) override {
+    if (!primed_) return Status::InvalidArgument(name_ + ": gzip: decode before a successful prime");
+    strm_.next_out = out.data();
+    strm_.avail_out = static_cast<uInt>(out.size());
+    while (strm_.avail_out > 0) {
+      if (member_ended_) LAZYROOT_RETURN_IF_ERROR(NextMember());
+      // inflate may still owe output (a long match) with no input left, so only
+      // an inflate that cannot progress means the blob ended early.
+      if (strm_.avail_in == 0 && file_pos_ < table_->compressed_size) LAZYROOT_RETURN_IF_ERROR(Refill());
+      int ret = inflate(&strm_, Z_NO_FLUSH);
+      if (ret == Z_BUF_ERROR && strm_.avail_in == 0) return Truncated();
+      if (ret == Z_STREAM_END) {
+        // The next member is only started if more output is wanted: the last
+        // member's end is the end of the blob.
+        SkipTrailer();
+        member_ended_ = true;
+        continue;
+      }
+      if (ret != Z_OK) {
+        primed_ = false;
+        return Status::Corruption(name_ + ": gzip at compressed offset " + std::to_string(InOffset()) + ": " +
+                                  (ret == Z_BUF_ERROR ? std::string("unexpected end of data") : ZlibMessage(strm_, ret)));
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  // Compressed offset of strm_.next_in.
+  uint64_t InOffset() const { return file_pos_ - strm_.avail_in; }
+
+  Status Refill() {
+    size_t n = 0;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
+    if (n == 0) return Truncated();
+    file_pos_ += n;
+    strm_.next_in = in_.data();
+    strm_.avail_in = static_cast<uInt>(n);
+    return Status::Ok();
+  }
+
+  // A member ended. In raw mode its 8-byte trailer is still ahead; skip it (the
+  // streaming pass checked it). In gzip mode zlib consumed and checked it.
+  void SkipTrailer() {
+    if (!raw_) return;
+    uint64_t skip = 8;
+    uint64_t here = std::min<uint64_t>(skip, strm_.avail_in);
+    strm_.next_in += here;
+    strm_.avail_in -= static_cast<uInt>(here);
+    file_pos_ += skip - here;
+    raw_ = false;
+  }
+
+  // Starts the next member, read with the gzip wrapper (header and CRC checked).
+  Status NextMember() {
+    member_ended_ = false;
+    if (InOffset() >= table_->compressed_size) {
+      primed_ = false;
+      return Status::Corruption(name_ + ": gzip: stream ends at compressed offset " + std::to_string(InOffset()) +
+                                " before uncompressed size " + std::to_string(table_->uncompressed_size));
+    }
+    inflateReset2(&strm_, kGzipWindowBits);
+    return Status::Ok();
+  }
+
+  Status Truncated() {
+    primed_ = false;
+    return Status::Corruption(name_ + ": gzip: blob ends at compressed offset " + std::to_string(file_pos_) +
+                              " (unexpected end of data)");
+  }
+
+  const CheckpointTable* table_;
+  const ByteSource* blob_;
+  std::string name_;
+  z_stream strm_{};
+  bool init_failed_ = false;
+  bool primed_ = false;
+  bool raw_ = true;            // inside the member the checkpoint started in
+  bool member_ended_ = false;  // Z_STREAM_END seen; the next member is not started yet
+  uint64_t file_pos_ = 0;  // compressed offset of the byte after in_'s valid data
+  std::vector<uint8_t> in_;
+  std::vector<uint8_t> window_;
+};
+
+}  // namespace
+
+std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes) {
+  return std::make_unique<GzipStreamDecoder>(std::move(name), span_bytes);
+}
+
+std::unique_ptr<PointDecoder> NewGzipPointDecoder(const CheckpointTable* table, const ByteSource* blob,
+                                                  std::string name) {
+  return std::make_unique<GzipPointDecoder>(table, blob, std::move(name));
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,191 @@
+#include "index/zstd_index.h"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace lazyroot {
+namespace {
+
+constexpr size_t kOutBufferBytes = 256 << 10;
+constexpr size_t kInBufferBytes = 128 << 10;
+
+// A DCtx with our window limit, or nullptr (only on allocation failure).
+ZSTD_DCtx* NewDCtx() {
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  if (d != nullptr && ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, kZstdWindowLogMax))) {
+    ZSTD_freeDCtx(d);
+    return nullptr;
+  }
+  return d;
+}
+
+class ZstdStreamDecoder final : public StreamDecoder {
+ public:
+  ZstdStreamDecoder(std::string name, uint64_t span) : name_(std::move(name)), span_(span), dctx_(NewDCtx()) {
+    out_.resize(kOutBufferBytes);
+    table_.compression = Compression::kZstd;
+  }
+  ~ZstdStreamDecoder() override { ZSTD_freeDCtx(dctx_); }
+  ZstdStreamDecoder(const ZstdStreamDecoder&) = delete;
+  ZstdStreamDecoder& operator=(const ZstdStreamDecoder&) = delete;
+
+  Status Feed(std::span<const uint8_t> in, const OutputFn& on_output) override {
+    if (dctx_ == nullptr) return Status::IoError(name_ + ": zstd: cannot create a decompression context");
+    if (dead_) return Status::Corruption(name_ + ": zstd decoder used after an error");
+    if (finished_) return Status::InvalidArgument(name_ + ": zstd: Feed after Finish");
+    Status st = FeedImpl(in, on_output);
+    if (!st.ok()) dead_ = true;
+    return st;
+  }
+
+  Status Finish() override {
+    if (dead_ || dctx_ == nullptr) return Status::Corruption(name_ + ": zstd decoder used after an error");
+    if (frames_ == 0) return Status::Corruption(name_ + ": zstd: empty stream");
+    if (!frame_done_) {
+      dead_ = true;
+      return Status::Corruption(name_ + ": zstd frame " + std::to_string(frames_) + " truncated at compressed offset " +
+                                std::to_string(total_in_) + " (unexpected end of data)");
+    }
+    table_.compressed_size = total_in_;
+    table_.uncompressed_size = total_out_;
+    finished_ = true;
+    return Status::Ok();
+  }
+
+  uint64_t total_in() const override { return total_in_; }
+  uint64_t total_out() const override { return total_out_; }
+  CheckpointTable TakeCheckpoints() override { return std::move(table_); }
+
+ private:
+  Status FeedImpl(std::span<const uint8_t> data, const OutputFn& on_output) {
+    ZSTD_inBuffer in{data.data(), data.size(), 0};
+    const uint64_t base = total_in_;
+    for (;;) {
+      if (frame_done_) {
+        if (in.pos == in.size) break;
+        // A new frame (or skippable frame) starts here: a checkpoint needs no window.
+        bool due = table_.points.empty() || total_out_ - table_.points.back().out_offset >= span_;
+        if (due) {
+          Checkpoint p;
+          p.in_offset = base + in.pos;
+          p.out_offset = total_out_;
+          table_.points.push_back(std::move(p));
+        }
+        frame_done_ = false;
+        ++frames_;
+      }
+      ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+      size_t ret = ZSTD_decompressStream(dctx_, &out, &in);
+      total_in_ = base + in.pos;
+      if (ZSTD_isError(ret)) {
+        return Status::Corruption(name_ + ": zstd frame " + std::to_string(frames_) + " at compressed offset " +
+                                  std::to_string(total_in_) + ": " + ZSTD_getErrorName(ret));
+      }
+      if (out.pos > 0) {
+        total_out_ += out.pos;
+        LAZYROOT_RETURN_IF_ERROR(on_output(std::span<const uint8_t>(out_.data(), out.pos)));
+      }
+      if (ret == 0) {
+        frame_done_ = true;  // libzstd stops at every frame end with the output flushed
+        continue;
+      }
+      if (in.pos == in.size && out.pos < out.size) break;  // needs more input
+    }
+    return Status::Ok();
+  }
+
+  std::string name_;
+  uint64_t span_;
+  ZSTD_DCtx* dctx_;
+  bool dead_ = false;
+  bool finished_ = false;
+  bool frame_done_ = true;  // at a frame boundary (true before the first frame)
+  uint64_t frames_ = 0;
+  uint64_t total_in_ = 0;
+  uint64_t total_out_ = 0;
+  std::vector<uint8_t> out_;
+  CheckpointTable table_;
+};
+
+class ZstdPointDecoder final : public PointDecoder {
+ public:
+  ZstdPointDecoder(const CheckpointTable* table, const ByteSource* blob, std::string name)
+      : table_(table), blob_(blob), name_(std::move(name)), dctx_(NewDCtx()) {
+    in_.resize(kInBufferBytes);
+  }
+  ~ZstdPointDecoder() override { ZSTD_freeDCtx(dctx_); }
+  ZstdPointDecoder(const ZstdPointDecoder&) = delete;
+  ZstdPointDecoder& operator=(const ZstdPointDecoder&) = delete;
+
+  Status Prime(const Checkpoint& p) override {
+    if (dctx_ == nullptr) return Status::IoError(name_ + ": zstd: cannot create a decompression context");
+    ZSTD_DCtx_reset(dctx_, ZSTD_reset_session_only);
+    file_pos_ = p.in_offset;
+    inb_ = ZSTD_inBuffer{in_.data(), 0, 0};
+    primed_ = true;
+    return Status::Ok();
+  }
+
+  Status Decode(std::span<uint8_t> out) override {
+    if (!primed_) return Status::InvalidArgument(name_ + ": zstd: decode before a successful prime");
+    ZSTD_outBuffer o{out.data(), out.size(), 0};
+    while (o.pos < o.size) {
+      if (inb_.pos == inb_.size && file_pos_ < table_->compressed_size) LAZYROOT_RETURN_IF_ERROR(Refill());
+      size_t out_before = o.pos;
+      size_t in_before = inb_.pos;
+      size_t ret = ZSTD_decompressStream(dctx_, &o, &inb_);
+      if (ZSTD_isError(ret)) {
+        primed_ = false;
+        return Status::Corruption(name_ + ": zstd at compressed offset " + std::to_string(InOffset()) + ": " +
+                                  ZSTD_getErrorName(ret));
+      }
+      if (o.pos == out_before && inb_.pos == in_before && inb_.pos == inb_.size) {
+        primed_ = false;
+        return Status::Corruption(name_ + ": zstd: blob ends at compressed offset " + std::to_string(InOffset()) +
+                                  " (unexpected end of data)");
+      }
+    }
+    return Status::Ok();
+  }
+
+ private:
+  uint64_t InOffset() const { return file_pos_ - (inb_.size - inb_.pos); }
+
+  Status Refill() {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    size_t n = 0;
+    LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
+    if (n == 0) {
+      primed_ = false;
+      return Status::Corruption(name_ + ": zstd: blob ends at compressed offset " + std::to_string(file_pos_) +
+                                " (unexpected end of data)");
+    }
+    file_pos_ += n;
+    inb_ = ZSTD_inBuffer{in_.data(), n, 0};
+    return Status::Ok();
+  }
+
+  const CheckpointTable* table_;
+  const ByteSource* blob_;
+  std::string name_;
+  ZSTD_DCtx* dctx_;
+  bool primed_ = false;
+  uint64_t file_pos_ = 0;  // compressed offset just past in_'s valid bytes
+  std::vector<uint8_t> in_;
+  ZSTD_inBuffer inb_{nullptr, 0, 0};
+};
+
+}  // namespace
+
+std::unique_ptr<StreamDecoder> NewZstdStreamDecoder(std::string name, uint64_t span_bytes) {
+  return std::make_unique<ZstdStreamDecoder>(std::move(name), span_bytes);
+}
+
+std::unique_ptr<PointDecoder> NewZstdPointDecoder(const CheckpointTable* table, const ByteSource* blob,
+                                                  std::string name) {
+  return std::make_unique<ZstdPointDecoder>(table, blob, std::move(name));
+}
+
+}  // namespace lazyroot
