@@ -1,1 +1,350 @@
 #include "src/credentials.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace lazyroot {
+namespace {
+
+constexpr std::string_view kDockerHubAuthKey = "https://index.docker.io/v1/";
+constexpr size_t kMaxHelperOutput = 1 << 20;
+constexpr size_t kMaxConfigSize = 16 << 20;
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+bool IsDockerHub(std::string_view registry) {
+  return registry == "docker.io" || registry == "index.docker.io" || registry == "registry-1.docker.io";
+}
+
+// The auths / credHelpers hosts that name this registry, best first.
+std::vector<std::string> CandidateHosts(const std::string& registry) {
+  if (IsDockerHub(registry)) return {"index.docker.io", "docker.io", "registry-1.docker.io"};
+  return {ToLower(registry)};
+}
+
+// What docker passes to helpers as the server URL.
+std::string HelperServerUrl(const std::string& registry) {
+  return IsDockerHub(registry) ? std::string(kDockerHubAuthKey) : registry;
+}
+
+// Standard base64 with '=' padding, as Go's base64.StdEncoding; whitespace is
+// not allowed. Returns false on any malformed input.
+bool DecodeBase64(std::string_view in, std::string* out) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  if (in.size() % 4 != 0) return false;
+  out->clear();
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (int j = 0; j < 4; ++j) {
+      char c = in[i + j];
+      if (c == '=' && i + 4 == in.size() && j >= 2) {
+        v[j] = 0;
+        ++pad;
+        continue;
+      }
+      if (pad > 0) return false;  // data after padding
+      v[j] = value(c);
+      if (v[j] < 0) return false;
+    }
+    uint32_t n = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
+                 (static_cast<uint32_t>(v[2]) << 6) | static_cast<uint32_t>(v[3]);
+    out->push_back(static_cast<char>((n >> 16) & 0xff));
+    if (pad < 2) out->push_back(static_cast<char>((n >> 8) & 0xff));
+    if (pad < 1) out->push_back(static_cast<char>(n & 0xff));
+  }
+  return true;
+}
+
+Result<std::optional<std::string>> ReadSmallFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return std::optional<std::string>();
+    return Status::FromErrno(path + ": open", err);
+  }
+  std::string data;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      close(fd);
+      return Status::FromErrno(path + ": read", err);
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > kMaxConfigSize) {
+      close(fd);
+      return Status::InvalidArgument(path + ": larger than " + std::to_string(kMaxConfigSize) + " bytes");
+    }
+  }
+  close(fd);
+  return std::optional<std::string>(std::move(data));
+}
+
+// RAII for the descriptors of one helper run.
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { Close(); }
+  void Close() {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+};
+
+// Runs `docker-credential-<helper> get` with server_url on stdin.
+// Errors never quote the helper's output: it may hold the secret.
+Result<std::optional<Credential>> RunHelper(const std::string& helper, const std::string& registry) {
+  const std::string program = "docker-credential-" + helper;
+  const std::string context = "credential helper " + program + " for registry " + registry;
+  if (helper.empty() || helper.find('/') != std::string::npos) {
+    return Status::Unauthorized("invalid credential helper name \"" + helper + "\" for registry " + registry);
+  }
+  const std::string url = HelperServerUrl(registry);
+
+  // The URL goes into the stdin pipe before the child exists: it fits in
+  // the pipe buffer, and we can never take SIGPIPE from a helper that exits
+  // without reading.
+  int in_pipe[2];
+  int out_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) != 0) return Status::FromErrno(context + ": pipe", errno);
+  Fd in_read, in_write, out_read, out_write;
+  in_read.fd = in_pipe[0];
+  in_write.fd = in_pipe[1];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0) return Status::FromErrno(context + ": pipe", errno);
+  out_read.fd = out_pipe[0];
+  out_write.fd = out_pipe[1];
+  std::string input = url + "\n";
+  if (write(in_write.fd, input.data(), input.size()) != static_cast<ssize_t>(input.size())) {
+    return Status::FromErrno(context + ": write", errno);
+  }
+  in_write.Close();
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in_read.fd, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out_write.fd, STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  std::vector<char*> argv = {const_cast<char*>(program.c_str()), const_cast<char*>("get"), nullptr};
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    if (rc == ENOENT) return Status::Unauthorized(context + ": " + program + " not found on PATH");
+    return Status::Error(ErrorCode::kUnauthorized, context + ": cannot run it: " + std::strerror(rc));
+  }
+  in_read.Close();
+  out_write.Close();
+
+  std::string output;
+  bool too_big = false;
+  Status read_error;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(out_read.fd, buf, sizeof buf);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      read_error = Status::FromErrno(context + ": read", err);
+      break;
+    }
+    if (n == 0) break;
+    if (output.size() + static_cast<size_t>(n) > kMaxHelperOutput) {
+      too_big = true;
+      break;
+    }
+    output.append(buf, static_cast<size_t>(n));
+  }
+  // Closing our end makes a helper still writing get EPIPE and exit.
+  out_read.Close();
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR) return Status::FromErrno(context + ": waitpid", errno);
+  }
+  if (!read_error.ok()) return read_error;
+  if (too_big) {
+    return Status::Unauthorized(context + ": output larger than " + std::to_string(kMaxHelperOutput) + " bytes");
+  }
+  if (!WIFEXITED(wstatus)) {
+    return Status::Unauthorized(context + ": killed by signal " + std::to_string(WTERMSIG(wstatus)));
+  }
+  if (WEXITSTATUS(wstatus) != 0) {
+    // docker-credential-helpers' ErrCredentialsNotFound, on stdout.
+    if (output.find("credentials not found") != std::string::npos) return std::optional<Credential>();
+    // CVE-2021-41092: a failing helper must not fall back to anything.
+    return Status::Unauthorized(context + " failed (exit status " + std::to_string(WEXITSTATUS(wstatus)) + ")");
+  }
+
+  rapidjson::Document doc;
+  doc.Parse(output.data(), output.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return Status::Unauthorized(context + ": output is not a JSON object");
+  }
+  auto get = [&](const char* key, std::string* out) {
+    auto it = doc.FindMember(key);
+    if (it == doc.MemberEnd() || it->value.IsNull()) return true;
+    if (!it->value.IsString()) return false;
+    out->assign(it->value.GetString(), it->value.GetStringLength());
+    return true;
+  };
+  Credential c;
+  if (!get("Username", &c.username) || !get("Secret", &c.secret)) {
+    return Status::Unauthorized(context + ": Username and Secret must be strings");
+  }
+  if (c.username.empty() && c.secret.empty()) return std::optional<Credential>();
+  if (c.username == "<token>") {
+    c.username.clear();
+    c.identity_token = true;
+  }
+  return std::optional<Credential>(std::move(c));
+}
+
+// Decodes one auths entry. An entry with nothing usable (docker writes "{}"
+// next to a credsStore) is nullopt.
+Result<std::optional<Credential>> FromAuthEntry(const rapidjson::Value& entry, const std::string& where) {
+  if (!entry.IsObject()) return Status::InvalidArgument(where + ": want an object");
+  auto get = [&](const char* key, std::string* out) -> Status {
+    auto it = entry.FindMember(key);
+    if (it == entry.MemberEnd() || it->value.IsNull()) return Status::Ok();
+    if (!it->value.IsString()) return Status::InvalidArgument(where + "." + key + ": want a string");
+    out->assign(it->value.GetString(), it->value.GetStringLength());
+    return Status::Ok();
+  };
+  std::string auth, identity_token;
+  Credential c;
+  LAZYROOT_RETURN_IF_ERROR(get("auth", &auth));
+  LAZYROOT_RETURN_IF_ERROR(get("username", &c.username));
+  LAZYROOT_RETURN_IF_ERROR(get("password", &c.secret));
+  LAZYROOT_RETURN_IF_ERROR(get("identitytoken", &identity_token));
+  LAZYROOT_RETURN_IF_ERROR(get("registrytoken", &c.registry_token));
+  if (!auth.empty()) {
+    std::string decoded;
+    if (!DecodeBase64(auth, &decoded)) return Status::InvalidArgument(where + ".auth: not valid base64");
+    size_t colon = decoded.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      return Status::InvalidArgument(where + ".auth: want base64 of \"user:password\"");
+    }
+    c.username = decoded.substr(0, colon);
+    c.secret = decoded.substr(colon + 1);
+    // docker/cli decodeAuth: the password is trimmed of NULs.
+    while (!c.secret.empty() && c.secret.back() == '\0') c.secret.pop_back();
+    while (!c.secret.empty() && c.secret.front() == '\0') c.secret.erase(0, 1);
+  }
+  if (!identity_token.empty()) {
+    c.secret = std::move(identity_token);
+    c.identity_token = true;
+  }
+  if (c.secret.empty() && c.registry_token.empty()) return std::optional<Credential>();
+  return std::optional<Credential>(std::move(c));
+}
+
+// Finds the member of obj whose key, normalised, names one of hosts; earlier
+// hosts win, then document order.
+const rapidjson::Value* FindHostKey(const rapidjson::Value& obj, const std::vector<std::string>& hosts,
+                                    std::string* key_out) {
+  for (const std::string& host : hosts) {
+    for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
+      std::string_view key(it->name.GetString(), it->name.GetStringLength());
+      if (NormalizeAuthKey(key) == host) {
+        *key_out = std::string(key);
+        return &it->value;
+      }
+    }
+  }
+  return nullptr;
+}
+
+std::string ConfigDir(const CredentialOptions& options) {
+  if (!options.docker_config_dir.empty()) return options.docker_config_dir;
+  if (const char* d = std::getenv("DOCKER_CONFIG"); d != nullptr && *d != '\0') return d;
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') return std::string(h) + "/.docker";
+  return "";
+}
+
+}  // namespace
+
+std::string NormalizeAuthKey(std::string_view key) {
+  if (key.starts_with("http://")) {
+    key.remove_prefix(7);
+  } else if (key.starts_with("https://")) {
+    key.remove_prefix(8);
+  }
+  return ToLower(key.substr(0, key.find('/')));
+}
+
+Result<std::optional<Credential>> LookupCredential(const std::string& registry, const CredentialOptions& options) {
+  if (options.explicit_credential) return options.explicit_credential;
+  std::string dir = ConfigDir(options);
+  if (dir.empty()) return std::optional<Credential>();
+  const std::string path = dir + "/config.json";
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadSmallFile(path));
+  if (!text) return std::optional<Credential>();
+
+  rapidjson::Document doc;
+  doc.Parse(text->data(), text->size());
+  if (doc.HasParseError()) {
+    return Status::InvalidArgument(path + ": not valid JSON: " + rapidjson::GetParseError_En(doc.GetParseError()) +
+                                   " at offset " + std::to_string(doc.GetErrorOffset()));
+  }
+  if (!doc.IsObject()) return Status::InvalidArgument(path + ": not a JSON object");
+  const std::vector<std::string> hosts = CandidateHosts(registry);
+
+  // 1. credHelpers[host]
+  if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
+    std::string key;
+    if (const rapidjson::Value* helper = FindHostKey(it->value, hosts, &key)) {
+      if (!helper->IsString()) {
+        return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
+      }
+      return RunHelper(helper->GetString(), registry);
+    }
+  }
+  // 2. credsStore
+  if (auto it = doc.FindMember("credsStore"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsString()) return Status::InvalidArgument(path + ": credsStore: want a string");
+    if (it->value.GetStringLength() > 0) return RunHelper(it->value.GetString(), registry);
+  }
+  // 3. auths[key]
+  if (auto it = doc.FindMember("auths"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": auths: want an object");
+    std::string key;
+    if (const rapidjson::Value* entry = FindHostKey(it->value, hosts, &key)) {
+      return FromAuthEntry(*entry, path + ": auths[\"" + key + "\"]");
+    }
+  }
+  return std::optional<Credential>();
+}
+
+}  // namespace lazyroot

@@ -26,9 +26,20 @@ struct CredentialOptions {
   std::string docker_config_dir;  // "" = $DOCKER_CONFIG, else $HOME/.docker
 };
 
-// Looks up credentials for registry host (e.g. "docker.io", "127.0.0.1:5000").
-// Returns nullopt for anonymous access (no entry, or helper says "credentials
-// not found"); an error for a malformed config.json or a failing helper.
+// Looks up credentials for registry host (e.g. "docker.io", "127.0.0.1:5000";
+// "registry-1.docker.io" and "index.docker.io" also mean Docker Hub).
+// The first source that applies decides, as in docker/cli: a helper's "not
+// found" is anonymous, auths is not consulted after it. For Docker Hub the
+// auths / credHelpers keys https://index.docker.io/v1/, index.docker.io,
+// docker.io and registry-1.docker.io all match (in that preference).
+// Helpers get the registry host on stdin (Docker Hub: https://index.docker.io/v1/),
+// their stderr goes to /dev/null, stdout is capped at 1 MiB; there is no
+// timeout. Username "<token>" => identity_token with an empty username.
+// An auths entry with only empty fields ("{}" beside a credsStore) is nullopt.
+// Returns nullopt for anonymous access (no config file, no entry, or helper
+// says "credentials not found"); kInvalidArgument naming the file for a
+// malformed config.json; kUnauthorized naming the helper and registry for a
+// helper that is missing from PATH, fails, dies or prints malformed JSON.
 Result<std::optional<Credential>> LookupCredential(const std::string& registry, const CredentialOptions& options);
 
 // "https://index.docker.io/v1/" -> "index.docker.io"; "http://h:5000/v2" -> "h:5000";
