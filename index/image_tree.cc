@@ -536,16 +536,22 @@ struct ImageTreeWriter::Impl {
   uint64_t node_count = 0, dirent_count = 0, xattr_count = 0, sparse_count = 0;
   bool too_big = false;
 
-  // Returns the pool offset of `s`, sharing equal strings.
-  uint32_t Intern(std::string_view s) {
-    auto it = interned.find(s);
-    if (it != interned.end()) return it->second;
+  // Returns the pool offset of a copy of `s`.
+  uint32_t Append(std::string_view s) {
     if (strings.size() + s.size() > std::numeric_limits<uint32_t>::max()) {
       too_big = true;
       return 0;
     }
     auto offset = static_cast<uint32_t>(strings.size());
     strings.append(s);
+    return offset;
+  }
+  // Append, sharing equal strings: xattr names and values, symlink targets
+  // repeat a lot across an image; file names mostly do not.
+  uint32_t Intern(std::string_view s) {
+    auto it = interned.find(s);
+    if (it != interned.end()) return it->second;
+    uint32_t offset = Append(s);
     interned.emplace(s, offset);
     return offset;
   }
@@ -596,7 +602,7 @@ void ImageTreeWriter::AddNode(const Node& node, std::span<const DirEntry> childr
       Store<uint32_t>(r + kNB, w.Count32(children.size()));
       for (const DirEntry& c : children) {
         uint8_t e[kDirentSize];
-        Store<uint32_t>(e, w.Intern(c.name));
+        Store<uint32_t>(e, w.Append(c.name));
         Store<uint32_t>(e + 4, w.Length(c.name));
         Store<uint32_t>(e + 8, c.node);
         w.dirents.insert(w.dirents.end(), e, e + kDirentSize);

@@ -1,0 +1,385 @@
+// ImageTree tests: the file round trip (in memory == written and mmap'd
+// back), lookups and inode mapping, in-root Resolve, and corruption: every
+// flipped byte and every truncation is an error, and records rewritten with a
+// *valid* checksum never crash a reader (run under ASan too).
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "index/image_tree.h"
+#include "index/merge.h"
+
+namespace lazyroot {
+namespace {
+
+TarEntry Make(std::string path, EntryType type, uint32_t mode = 0644) {
+  TarEntry e;
+  e.path = std::move(path);
+  e.type = type;
+  e.mode = mode;
+  return e;
+}
+TarEntry File(std::string path, uint64_t size, uint64_t data_offset) {
+  TarEntry e = Make(std::move(path), EntryType::kRegular);
+  e.size = e.stored_size = size;
+  e.data_offset = data_offset;
+  return e;
+}
+TarEntry Linked(std::string path, EntryType type, std::string target) {
+  TarEntry e = Make(std::move(path), type, 0777);
+  e.link_target = std::move(target);
+  return e;
+}
+
+// A tree that uses every record kind: dirs, files, sparse, symlinks,
+// hardlinks, devices, fifo, xattrs, two layers, whiteouts.
+ImageTree SampleTree() {
+  TreeBuilder b;
+  EXPECT_TRUE(b.BeginLayer(0, "sha256:aaaa").ok());
+  TarEntry root = Make("./", EntryType::kDirectory, 0755);
+  root.mtime_sec = 1700000000;
+  root.mtime_nsec = 5;
+  EXPECT_TRUE(b.Apply(root).ok());
+  TarEntry etc = Make("etc/", EntryType::kDirectory, 0755);
+  etc.xattrs = {{"trusted.overlay.opaque", "y"}, {"user.note", std::string("bin\0ary", 7)}};
+  EXPECT_TRUE(b.Apply(etc).ok());
+  EXPECT_TRUE(b.Apply(File("etc/passwd", 120, 1024)).ok());
+  TarEntry ping = File("bin/ping", 4000, 2048);
+  ping.mode = 04755;
+  ping.uid = 3000000;
+  ping.gid = 7;
+  ping.xattrs = {{"security.capability", std::string("\x01\x00\x00\x02", 4)}};
+  EXPECT_TRUE(b.Apply(ping).ok());
+  TarEntry sp = File("var/sparse", 3 << 20, 8192);
+  sp.sparse = {{0, 512}, {1 << 20, 1024}, {3 << 20, 0}};
+  sp.stored_size = 1536;
+  EXPECT_TRUE(b.Apply(sp).ok());
+  TarEntry null = Make("dev/null", EntryType::kCharDevice, 0666);
+  null.dev_major = 1;
+  null.dev_minor = 3;
+  EXPECT_TRUE(b.Apply(null).ok());
+  TarEntry sda = Make("dev/sda", EntryType::kBlockDevice, 0660);
+  sda.dev_major = 8;
+  EXPECT_TRUE(b.Apply(sda).ok());
+  EXPECT_TRUE(b.Apply(Make("run/fifo", EntryType::kFifo, 0600)).ok());
+  EXPECT_TRUE(b.Apply(Make("usr/lib/", EntryType::kDirectory, 0755)).ok());
+  EXPECT_TRUE(b.Apply(Linked("lib", EntryType::kSymlink, "usr/lib")).ok());
+  EXPECT_TRUE(b.Apply(Linked("abs", EntryType::kSymlink, "/etc/../etc/passwd")).ok());
+  EXPECT_TRUE(b.Apply(Linked("loop1", EntryType::kSymlink, "loop2")).ok());
+  EXPECT_TRUE(b.Apply(Linked("loop2", EntryType::kSymlink, "loop1")).ok());
+  EXPECT_TRUE(b.EndLayer().ok());
+  EXPECT_TRUE(b.BeginLayer(1, "sha256:bbbb").ok());
+  EXPECT_TRUE(b.Apply(File("lib/libc.so", 99, 512)).ok());
+  EXPECT_TRUE(b.Apply(Linked("bin/ping6", EntryType::kHardlink, "/bin/ping")).ok());
+  EXPECT_TRUE(b.Apply(File("etc/.wh.passwd", 0, 0)).ok());
+  EXPECT_TRUE(b.Apply(File("etc/passwd", 130, 4096)).ok());
+  EXPECT_TRUE(b.EndLayer().ok());
+  auto tree = std::move(b).Finish("sample");
+  EXPECT_TRUE(tree.ok()) << tree.status().ToString();
+  return std::move(tree).value();
+}
+
+// Every observable field of every node, in node order.
+std::string Dump(const ImageTree& t) {
+  std::string out = "layers";
+  for (uint32_t i = 0; i < t.layer_count(); ++i) out += " " + std::string(t.LayerDigest(i));
+  out += "\n";
+  for (NodeId id = 0; id < t.node_count(); ++id) {
+    Node n = t.GetNode(id);
+    char line[512];
+    std::snprintf(line, sizeof line, "%u t%d m%o %u:%u %lld.%u nl%u sz%llu L%u p%u dev%u,%u @%llu+%llu st%o", id,
+                  static_cast<int>(n.type), n.mode, n.uid, n.gid, static_cast<long long>(n.mtime_sec), n.mtime_nsec,
+                  n.nlink, static_cast<unsigned long long>(n.size), n.layer, n.parent, n.rdev_major, n.rdev_minor,
+                  static_cast<unsigned long long>(n.data_offset), static_cast<unsigned long long>(n.stored_size),
+                  n.StMode());
+    out += line;
+    if (n.type == NodeType::kSymlink) out += " -> " + std::string(n.symlink_target);
+    for (uint32_t i = 0; i < t.ChildCount(id); ++i) {
+      DirEntry e = t.ChildAt(id, i);
+      out += " [" + std::string(e.name) + "=" + std::to_string(e.node) + "]";
+    }
+    for (uint32_t i = 0; i < t.XattrCount(id); ++i) {
+      Xattr x = t.XattrAt(id, i);
+      out += " {" + std::string(x.name) + "=" + std::string(x.value) + "}";
+    }
+    for (uint32_t i = 0; i < t.SparseCount(id); ++i) {
+      SparseExtent x = t.SparseAt(id, i);
+      out += " <" + std::to_string(x.logical_offset) + "," + std::to_string(x.length) + ">";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+// Exercises every accessor on every node; used on trees that passed Open
+// after hostile edits, so ASan can catch any read the validation missed.
+void WalkEverything(const ImageTree& t) {
+  for (NodeId id = 0; id < t.node_count(); ++id) {
+    Node n = t.GetNode(id);
+    (void)n.StMode();
+    for (uint32_t i = 0; i < t.ChildCount(id); ++i) {
+      DirEntry e = t.ChildAt(id, i);
+      (void)t.Lookup(id, e.name);
+      (void)t.GetNode(e.node);
+    }
+    for (uint32_t i = 0; i < t.XattrCount(id); ++i) (void)t.GetXattr(id, t.XattrAt(id, i).name);
+    for (uint32_t i = 0; i < t.SparseCount(id); ++i) (void)t.SparseAt(id, i);
+  }
+  for (uint32_t i = 0; i < t.layer_count(); ++i) (void)t.LayerDigest(i);
+  for (const char* p : {"lib/libc.so", "abs", "loop1/x", "bin/ping6", "/../etc", "nope/x"}) (void)t.Resolve(p);
+}
+
+std::string TempPath(const char* tag) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/lazyroot_image_tree_test_" + tag + "_" + std::to_string(::getpid());
+}
+
+void WriteFile(const std::string& path, std::span<const uint8_t> bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+// CRC-32C written from the definition (bitwise, reflected 0x82F63B78), as a
+// reader following index/FORMAT.md would: over bytes [0,124) and [128,end).
+uint32_t Crc32cByDefinition(const std::vector<uint8_t>& b) {
+  uint32_t crc = 0xffffffffu;
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (i >= 124 && i < 128) continue;
+    crc ^= b[i];
+    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+  }
+  return ~crc;
+}
+void FixCrc(std::vector<uint8_t>& b) {
+  uint32_t crc = Crc32cByDefinition(b);
+  std::memcpy(b.data() + 124, &crc, 4);
+}
+
+TEST(ImageTree, RoundTripThroughAFileEqualsTheInMemoryTree) {
+  ImageTree tree = SampleTree();
+  std::string path = TempPath("roundtrip");
+  WriteFile(path, tree.bytes());
+  auto mapped = ImageTree::OpenFile(path);
+  ASSERT_TRUE(mapped.ok()) << mapped.status().ToString();
+  std::remove(path.c_str());
+  EXPECT_EQ(Dump(*mapped), Dump(tree));
+  EXPECT_EQ(mapped->name(), path);
+  ImageTree copy = *mapped;  // copies share the mapping
+  EXPECT_EQ(Dump(copy), Dump(tree));
+  // The stored checksum is CRC-32C as FORMAT.md defines it.
+  std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
+  uint32_t stored;
+  std::memcpy(&stored, bytes.data() + 124, 4);
+  EXPECT_EQ(stored, Crc32cByDefinition(bytes));
+  EXPECT_EQ(std::memcmp(bytes.data(), "LZRTREE1", 8), 0);
+}
+
+TEST(ImageTree, Contents) {
+  ImageTree t = SampleTree();
+  EXPECT_EQ(t.layer_count(), 2u);
+  EXPECT_EQ(t.LayerDigest(1), "sha256:bbbb");
+  Node root = t.GetNode(ImageTree::kRoot);
+  EXPECT_TRUE(root.IsDir());
+  EXPECT_EQ(root.mtime_sec, 1700000000);
+  EXPECT_EQ(root.mtime_nsec, 5u);
+  EXPECT_EQ(root.StMode(), 040755u);
+
+  auto ping = t.LookupPath("bin/ping"), ping6 = t.LookupPath("/bin/ping6");
+  ASSERT_TRUE(ping && ping6);
+  EXPECT_EQ(*ping, *ping6);
+  Node p = t.GetNode(*ping);
+  EXPECT_EQ(p.nlink, 2u);
+  EXPECT_EQ(p.mode, 04755u);
+  EXPECT_EQ(p.uid, 3000000u);
+  EXPECT_EQ(p.data_offset, 2048u);
+  EXPECT_EQ(t.GetXattr(*ping, "security.capability").value_or(""), std::string("\x01\x00\x00\x02", 4));
+
+  Node pw = t.GetNode(*t.LookupPath("etc/passwd"));
+  EXPECT_EQ(pw.layer, 1u);
+  EXPECT_EQ(pw.size, 130u);
+  EXPECT_EQ(t.GetXattr(*t.LookupPath("etc"), "user.note").value_or(""), std::string("bin\0ary", 7));
+
+  Node null = t.GetNode(*t.LookupPath("dev/null"));
+  EXPECT_EQ(null.type, NodeType::kCharDevice);
+  EXPECT_EQ(null.rdev_major, 1u);
+  EXPECT_EQ(null.rdev_minor, 3u);
+  EXPECT_EQ(null.StMode(), 020666u);
+
+  NodeId sp = *t.LookupPath("var/sparse");
+  EXPECT_EQ(t.SparseCount(sp), 3u);
+  EXPECT_EQ(t.GetNode(sp).stored_size, 1536u);
+
+  // Directory children are sorted and Lookup agrees with ChildAt.
+  NodeId dev = *t.LookupPath("dev");
+  ASSERT_EQ(t.ChildCount(dev), 2u);
+  EXPECT_EQ(t.ChildAt(dev, 0).name, "null");
+  EXPECT_EQ(t.ChildAt(dev, 1).name, "sda");
+  EXPECT_EQ(t.GetNode(dev).parent, ImageTree::kRoot);
+  EXPECT_FALSE(t.Lookup(dev, "nope"));
+  EXPECT_FALSE(t.Lookup(*ping, "x"));  // not a directory: no children
+  EXPECT_EQ(t.ChildCount(*ping), 0u);
+
+  // lib -> usr/lib is a symlink: the file written through it is in usr/lib.
+  EXPECT_TRUE(t.LookupPath("usr/lib/libc.so"));
+  EXPECT_FALSE(t.LookupPath("lib/libc.so"));  // LookupPath does not follow symlinks
+}
+
+TEST(ImageTree, InodeMapping) {
+  ImageTree t = SampleTree();
+  EXPECT_EQ(ImageTree::InodeOf(ImageTree::kRoot), 1u);
+  EXPECT_EQ(t.NodeOfInode(1), ImageTree::kRoot);
+  EXPECT_FALSE(t.NodeOfInode(0));
+  EXPECT_EQ(t.NodeOfInode(t.node_count()), t.node_count() - 1);
+  EXPECT_FALSE(t.NodeOfInode(uint64_t{t.node_count()} + 1));
+  EXPECT_FALSE(t.NodeOfInode(~uint64_t{0}));
+}
+
+TEST(ImageTree, ResolveInRoot) {
+  ImageTree t = SampleTree();
+  auto libc = t.Resolve("lib/libc.so");
+  ASSERT_TRUE(libc.ok()) << libc.status().ToString();
+  EXPECT_EQ(*libc, *t.LookupPath("usr/lib/libc.so"));
+  auto abs = t.Resolve("/abs");  // -> /etc/../etc/passwd, followed
+  ASSERT_TRUE(abs.ok());
+  EXPECT_EQ(*abs, *t.LookupPath("etc/passwd"));
+  auto up = t.Resolve("../../../etc/passwd");  // clamped at the root
+  ASSERT_TRUE(up.ok());
+  EXPECT_EQ(*up, *abs);
+  EXPECT_EQ(*t.Resolve("/"), ImageTree::kRoot);
+  auto missing = t.Resolve("etc/nope");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), ErrorCode::kNotFound);
+  auto loop = t.Resolve("loop1");
+  ASSERT_FALSE(loop.ok());
+  EXPECT_NE(loop.status().message().find("too many levels"), std::string::npos);
+}
+
+TEST(ImageTree, EmptyTreeHasOnlyTheRoot) {
+  auto t = TreeBuilder().Finish();
+  // A temporary builder is an rvalue: Finish consumes it.
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->node_count(), 1u);
+  EXPECT_EQ(t->layer_count(), 0u);
+  Node root = t->GetNode(ImageTree::kRoot);
+  EXPECT_EQ(root.mode, 0755u);
+  EXPECT_EQ(root.nlink, 2u);
+  auto again = ImageTree::Open(std::vector<uint8_t>(t->bytes().begin(), t->bytes().end()), "copy");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+}
+
+TEST(ImageTree, OpenFileErrorsNameTheFile) {
+  auto missing = ImageTree::OpenFile("/nonexistent/lazyroot/tree");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), ErrorCode::kIoError);
+  EXPECT_NE(missing.status().message().find("/nonexistent/lazyroot/tree"), std::string::npos);
+  std::string path = TempPath("empty");
+  WriteFile(path, {});
+  auto empty = ImageTree::OpenFile(path);
+  std::remove(path.c_str());
+  ASSERT_FALSE(empty.ok());
+  EXPECT_EQ(empty.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(empty.status().message().find(path), std::string::npos) << empty.status().message();
+}
+
+TEST(ImageTree, EveryFlippedByteIsDetected) {
+  ImageTree tree = SampleTree();
+  const std::vector<uint8_t> good(tree.bytes().begin(), tree.bytes().end());
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (uint8_t mask : {uint8_t{0x01}, uint8_t{0x80}, uint8_t{0xff}}) {
+      std::vector<uint8_t> bad = good;
+      bad[i] ^= mask;
+      auto t = ImageTree::Open(std::move(bad), "flipped");
+      ASSERT_FALSE(t.ok()) << "byte " << i << " mask " << int{mask};
+      EXPECT_EQ(t.status().code(), ErrorCode::kCorruption);
+      EXPECT_NE(t.status().message().find("image tree flipped"), std::string::npos) << t.status().message();
+    }
+  }
+}
+
+TEST(ImageTree, EveryTruncationIsDetected) {
+  ImageTree tree = SampleTree();
+  const std::vector<uint8_t> good(tree.bytes().begin(), tree.bytes().end());
+  for (size_t n = 0; n < good.size(); ++n) {
+    auto t = ImageTree::Open(std::vector<uint8_t>(good.begin(), good.begin() + static_cast<ptrdiff_t>(n)), "short");
+    ASSERT_FALSE(t.ok()) << "length " << n;
+  }
+  std::vector<uint8_t> longer = good;
+  longer.push_back(0);
+  EXPECT_FALSE(ImageTree::Open(std::move(longer), "long").ok());
+}
+
+// Hostile files: bytes rewritten and the checksum recomputed, so only the
+// structural validation stands between them and the accessors. Each edit
+// must either be rejected or yield a tree every accessor can walk safely.
+TEST(ImageTree, RewrittenRecordsWithAValidChecksumNeverCrash) {
+  ImageTree tree = SampleTree();
+  const std::vector<uint8_t> good(tree.bytes().begin(), tree.bytes().end());
+  std::mt19937 rng(12345);
+  const uint8_t interesting[] = {0x00, 0x01, 0x02, 0x07, 0x10, 0x7f, 0x80, 0xfe, 0xff};
+  int accepted = 0, rejected = 0;
+  for (size_t i = 0; i < good.size(); ++i) {
+    for (uint8_t v : interesting) {
+      if (good[i] == v) continue;
+      std::vector<uint8_t> bad = good;
+      bad[i] = v;
+      // Sometimes also smash a whole little-endian u32 around the byte.
+      if (rng() % 4 == 0 && i + 4 <= bad.size()) {
+        uint32_t w = rng();
+        std::memcpy(bad.data() + i, &w, 4);
+      }
+      FixCrc(bad);
+      auto t = ImageTree::Open(std::move(bad), "hostile");
+      if (t.ok()) {
+        ++accepted;
+        WalkEverything(*t);
+      } else {
+        ++rejected;
+        EXPECT_EQ(t.status().code(), ErrorCode::kCorruption);
+      }
+    }
+  }
+  std::printf("[ hostile  ] %d edits accepted (harmless), %d rejected\n", accepted, rejected);
+  EXPECT_GT(rejected, 0);
+}
+
+TEST(ImageTree, WriterRejectsInconsistentTrees) {
+  {
+    ImageTreeWriter w({});
+    Node root;
+    root.type = NodeType::kDirectory;
+    root.mode = 0755;
+    Node f;
+    f.type = NodeType::kFifo;
+    const DirEntry unsorted[] = {{"b", 1}, {"a", 2}};
+    w.AddNode(root, unsorted, {}, {});
+    w.AddNode(f, {}, {}, {});
+    w.AddNode(f, {}, {}, {});
+    auto t = w.Finish("unsorted");
+    ASSERT_FALSE(t.ok());
+    EXPECT_NE(t.status().message().find("not sorted"), std::string::npos) << t.status().message();
+  }
+  {
+    ImageTreeWriter w({});
+    Node root;
+    root.type = NodeType::kDirectory;
+    const DirEntry dangling[] = {{"a", 7}};
+    w.AddNode(root, dangling, {}, {});
+    EXPECT_FALSE(w.Finish("dangling").ok());
+  }
+  {
+    ImageTreeWriter w({});
+    Node file;  // a regular file cannot be the root
+    w.AddNode(file, {}, {}, {});
+    EXPECT_FALSE(w.Finish("file root").ok());
+  }
+}
+
+}  // namespace
+}  // namespace lazyroot
