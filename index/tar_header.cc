@@ -40,13 +40,20 @@ bool IsZeroBlock(const uint8_t* block) {
 
 Status VerifyChecksum(const uint8_t* block) {
   // Historic writers summed signed chars; POSIX says unsigned. Accept either.
-  int64_t unsigned_sum = 0, signed_sum = 0;
+  // Branch-free so the compiler vectorises it: the signed sum differs from
+  // the unsigned one by 256 per byte >= 0x80. The checksum field counts as spaces.
+  uint32_t unsigned_total = 0, high_total = 0;
   for (size_t i = 0; i < kBlockSize; ++i) {
-    bool in_field = i >= kChecksum.offset && i < kChecksum.offset + kChecksum.length;
-    uint8_t c = in_field ? ' ' : block[i];
-    unsigned_sum += c;
-    signed_sum += static_cast<int8_t>(c);
+    unsigned_total += block[i];
+    high_total += block[i] >> 7;
   }
+  for (size_t i = kChecksum.offset; i < kChecksum.offset + kChecksum.length; ++i) {
+    unsigned_total -= block[i];
+    high_total -= block[i] >> 7;
+  }
+  unsigned_total += ' ' * kChecksum.length;
+  const int64_t unsigned_sum = unsigned_total;
+  const int64_t signed_sum = unsigned_sum - 256 * static_cast<int64_t>(high_total);
   Result<int64_t> stored =
       ParseNumericField(std::string_view(reinterpret_cast<const char*>(block + kChecksum.offset), kChecksum.length),
                         "checksum");

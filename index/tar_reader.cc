@@ -287,7 +287,6 @@ Status TarReader::BuildEntry(const tar::TarHeader& h) {
   e.data_offset = offset_;
   e.size = stored;
   e.stored_size = stored;
-  entry_data_left_ = stored;
 
   if (flag == 'S') {
     // Old GNU sparse: the map lives in this header and in extension blocks.
@@ -373,7 +372,6 @@ Status TarReader::ContinueSparseMap(const uint8_t* block) {
   // The map occupies whole blocks at the start of the data; the file data follows.
   if (sparse_map_bytes_ > e.stored_size) return Fail(Status::Corruption("GNU sparse map runs past the entry's data"));
   e.stored_size -= sparse_map_bytes_;
-  entry_data_left_ = e.stored_size;
   e.data_offset = offset_;
   e.sparse = std::move(sparse_map_.extents());
   st = tar::NormalizeSparseExtents(&e.sparse, sparse_real_size_, e.stored_size);
@@ -384,8 +382,7 @@ Status TarReader::ContinueSparseMap(const uint8_t* block) {
 
 Status TarReader::EmitEntry() {
   state_ = State::kHeader;
-  entry_data_left_ = entry_.stored_size;
-  skip_ = entry_data_left_ + Padding(entry_data_left_);
+  skip_ = entry_.stored_size + Padding(entry_.stored_size);
   ResetPending();
   Status st = on_entry_(entry_);
   if (!st.ok()) status_ = st;

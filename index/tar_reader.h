@@ -122,7 +122,6 @@ class TarReader {
 
   // The entry being completed; reused so its strings keep their capacity.
   TarEntry entry_;
-  uint64_t entry_data_left_ = 0;  // stored bytes (before padding) still ahead once emitted
   uint64_t sparse_map_bytes_ = 0;
   tar::SparseMap1x0Parser sparse_map_;
   uint64_t sparse_real_size_ = 0;
