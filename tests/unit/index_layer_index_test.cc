@@ -4,6 +4,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <cstring>
 #include <random>
 
 #include "index/layer_index.h"
