@@ -204,7 +204,7 @@ std::string Store::DefaultRoot() {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& root) {
   if (root.empty()) return Status::InvalidArgument("store root is empty");
-  for (const char* sub : {"/blobs/sha256", "/index/sha256", "/images", "/tmp", "/rootfs"}) {
+  for (const char* sub : {"/blobs/sha256", "/index/sha256", "/trees", "/images", "/tmp", "/rootfs"}) {
     Status st = MakeDirs(root + sub);
     if (!st.ok()) return st.WithContext("store " + root);
   }
@@ -219,6 +219,9 @@ std::string Store::IndexPath(std::string_view digest) const {
 }
 std::string Store::PartialPath(std::string_view digest) const {
   return root_ + "/tmp/" + std::string(digest.substr(7)) + ".partial";
+}
+std::string Store::TreePath(std::string_view digest) const {
+  return root_ + "/trees/" + std::string(digest.substr(7));
 }
 std::string Store::ImagePath(const std::string& reference) const {
   return root_ + "/images/" + Sha256::HexOf(std::string_view(reference)) + ".json";
@@ -318,6 +321,15 @@ Result<GcReport> Store::Gc() {
     for (const std::string& l : r.layer_digests) live.insert(l.substr(7));
   }
   GcReport report;
+  std::set<std::string> live_trees;
+  for (const ImageRecord& r : images) live_trees.insert(r.manifest_digest.substr(7));
+  for (const std::string& name : ListNames(root_ + "/trees")) {
+    if (live_trees.count(name) == 0) {
+      std::string path = root_ + "/trees/" + name;
+      uint64_t size = FileSize(path);
+      if (::unlink(path.c_str()) == 0) report.bytes_freed += size;
+    }
+  }
   for (const char* kind : {"blobs", "index"}) {
     std::string dir = root_ + "/" + kind + "/sha256";
     for (const std::string& name : ListNames(dir)) {

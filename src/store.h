@@ -1,6 +1,7 @@
 // Store: lazyroot's on-disk state under one root directory.
 //   blobs/sha256/<hex>   verified content (layers, configs, manifests)
 //   index/sha256/<hex>   layer indexes (written by the index code)
+//   trees/<hex>          merged image tree of manifest <hex> (mmap-able)
 //   images/<key>.json    reference -> manifest digest + platform, one file each
 //   tmp/                 downloads in progress (<hex>.partial) and their locks
 // Every publish is temp file + fsync + rename. Processes coordinate through
@@ -62,6 +63,8 @@ class Store {
   std::string BlobPath(std::string_view digest) const;
   std::string IndexPath(std::string_view digest) const;
   std::string PartialPath(std::string_view digest) const;
+  // The merged tree of an image, keyed by its manifest digest.
+  std::string TreePath(std::string_view manifest_digest) const;
   std::string TempDir() const { return root_ + "/tmp"; }
 
   bool HasBlob(std::string_view digest) const;

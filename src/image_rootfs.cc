@@ -1,0 +1,88 @@
+#include "src/image_rootfs.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "index/merge.h"
+#include "src/index_consumer.h"
+#include "src/manifest.h"
+
+namespace lazyroot {
+namespace {
+
+Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
+                            std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
+  TreeBuilder builder;
+  for (size_t i = 0; i < record.layer_digests.size(); ++i) {
+    const std::string& digest = record.layer_digests[i];
+    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr));
+    LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
+    for (const TarEntry& e : idx.entries) LAZYROOT_RETURN_IF_ERROR(builder.Apply(e));
+    LAZYROOT_RETURN_IF_ERROR(builder.EndLayer());
+    (*tables)[i] = std::make_shared<const CheckpointTable>(std::move(idx.checkpoints));
+  }
+  return std::move(builder).Finish("image " + record.reference);
+}
+
+}  // namespace
+
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record) {
+  const std::string what = "image " + record.reference;
+  OpenedImage out;
+  out.record = record;
+  auto config_bytes = store.ReadBlob(record.config_digest, 8u << 20);
+  if (!config_bytes.ok()) return config_bytes.status().WithContext(what);
+  auto config = ParseImageConfig(*config_bytes);
+  if (!config.ok()) return config.status().WithContext(what + ": config " + record.config_digest);
+  if (config->diff_ids.size() != record.layer_digests.size()) {
+    return Status::Corruption(what + ": config has " + std::to_string(config->diff_ids.size()) + " diff_ids for " +
+                              std::to_string(record.layer_digests.size()) + " layers");
+  }
+  const size_t n = record.layer_digests.size();
+  std::vector<std::shared_ptr<const CheckpointTable>> tables(n);
+
+  // The persisted tree, if it is valid and made from these layers.
+  const std::string tree_path = store.TreePath(record.manifest_digest);
+  bool have_tree = false;
+  if (::access(tree_path.c_str(), F_OK) == 0) {
+    auto tree = ImageTree::OpenFile(tree_path);
+    if (tree.ok() && tree->layer_count() == n) {
+      have_tree = true;
+      for (uint32_t i = 0; i < n && have_tree; ++i) have_tree = tree->LayerDigest(i) == record.layer_digests[i];
+      if (have_tree) out.tree = std::make_shared<const ImageTree>(std::move(*tree));
+    }
+    if (!have_tree) {
+      std::fprintf(stderr, "lazyroot: %s: %s; rebuilding it\n", tree_path.c_str(),
+                   tree.ok() ? "made from other layers" : tree.status().message().c_str());
+    }
+  }
+  if (have_tree) {
+    for (size_t i = 0; i < n; ++i) {
+      auto idx = LoadOrBuildLayerIndex(store, record.layer_digests[i], config->diff_ids[i], nullptr);
+      if (!idx.ok()) return idx.status().WithContext(what);
+      tables[i] = std::make_shared<const CheckpointTable>(std::move(idx->checkpoints));
+    }
+  } else {
+    auto tree = BuildTree(store, record, config->diff_ids, &tables);
+    if (!tree.ok()) return tree.status().WithContext(what);
+    auto bytes = tree->bytes();
+    Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    if (!st.ok()) return st.WithContext(what);
+    auto mapped = ImageTree::OpenFile(tree_path);
+    if (!mapped.ok()) return mapped.status().WithContext(what);
+    out.tree = std::make_shared<const ImageTree>(std::move(*mapped));
+    out.tree_built = true;
+  }
+  std::vector<LayerBlob> layers;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& digest = record.layer_digests[i];
+    auto blob = OpenFileByteSource(store.BlobPath(digest), "blob " + digest);
+    if (!blob.ok()) return blob.status().WithContext(what);
+    layers.push_back(LayerBlob{digest, std::move(*blob), tables[i]});
+  }
+  out.content = std::make_shared<const ImageContent>(std::move(layers));
+  return out;
+}
+
+}  // namespace lazyroot
