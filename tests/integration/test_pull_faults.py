@@ -93,6 +93,19 @@ class FaultServerCases(PullTestCase):
             self.assertEqual(store_listing(self.root), before)
             self.assertNotIn(self.big.digest, blob_files(self.root))
 
+    def test_tampered_uncompressed_layer_and_config(self):
+        # gzip's own CRC catches a flipped byte; an uncompressed layer and the
+        # config can only be caught by the sha256 check.
+        img = mi.build_image([mi.build_layer(random_mib=1, compression="none", seed=13)],
+                             config={"Cmd": ["/bin/true"]})
+        for victim in (img.layers[0], img.config):
+            with self.subTest(victim=victim.media_type):
+                with fault_server.FaultServer(img, mode="wrong-digest", tamper=victim.digest) as fs:
+                    r = self.pull(fs.url_ref())
+                    self.assertFails(r)
+                    self.assertIn(victim.digest[7:19], r.stderr, "error does not name the blob")
+                    self.assertEqual(store_listing(self.root), [])
+
     def test_tampered_blob_after_a_good_image(self):
         # A store that already holds an image must keep it byte for byte.
         other = image(big_mib=1, seed=12)

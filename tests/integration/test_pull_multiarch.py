@@ -18,6 +18,11 @@ from pull_harness import PullTestCase, blob_files  # noqa: E402
 PLATFORMS = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]
 
 
+def normalized(p):
+    """containerd's normalisation drops arm64's default variant v8."""
+    return p[:-3] if p.startswith("linux/arm64/v8") else p
+
+
 def platform_images(fmt, tag):
     return [mi.build_image([mi.build_layer(mi.default_files("%s-%s" % (tag, p))),
                             mi.build_layer([{"path": "arch", "content": p + "\n"}])],
@@ -64,7 +69,7 @@ class PullMultiarch(PullTestCase):
         self.assertFalse(others & set(blob_files(self.root)), "blobs of other platforms were pulled")
         info = self.inspect(ref)
         self.assertIn(info["Digest"], (img.digest, index.digest))
-        self.assertEqual(info["Platform"], img.platform_str())
+        self.assertEqual(normalized(info["Platform"]), normalized(img.platform_str()))
         self.assertEqual([l["digest"] for l in info["Layers"]], [l.digest for l in img.layers])
 
     def test_pick_amd64(self):

@@ -24,7 +24,8 @@ ignore-range mode). Modes:
 Any mode: `rate` (bytes/s) throttles blob bodies; it may be changed while the
 server runs (fs.rate = None), as may `mode`.
 
-Every request is recorded (fs.requests()): dict time, port ("api"|"blob"),
+Every request is recorded on arrival, in arrival order, and its record is
+filled in while it is served (fs.requests()): dict time, port ("api"|"blob"),
 method, path, kind ("ping"|"manifest"|"blob"), digest, range, auth (bool),
 status, sent (body bytes actually written). Thread-safe: one lock guards the
 log; handlers run on daemon threads.
@@ -163,6 +164,7 @@ class FaultServer:
                             "path": path, "kind": None, "digest": None,
                             "range": self.headers.get("Range"), "auth": auth is not None,
                             "status": None, "sent": 0}
+                fs._record(self.rec)  # logged on arrival, filled in as it goes
                 try:
                     if port_name == "blob":
                         return self._blob_port(path, head)
@@ -186,8 +188,6 @@ class FaultServer:
                     return self._error(404, "NOT_FOUND", "not found")
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
-                finally:
-                    fs._record(self.rec)
 
             def _authorized(self, auth):
                 if not auth or not auth.lower().startswith("basic "):
