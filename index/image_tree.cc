@@ -222,7 +222,8 @@ Result<ImageTree> ImageTree::FromStorage(std::shared_ptr<const Storage> storage)
 // file is an error rather than an out-of-bounds read or an endless walk.
 Status ImageTree::Validate() {
   const uint8_t* d = data_;
-  if (size_ < kHeaderSize) return Status::Corruption("file too short for a header (" + std::to_string(size_) + " bytes)");
+  if (size_ < kHeaderSize)
+    return Status::Corruption("file too short for a header (" + std::to_string(size_) + " bytes)");
   if (std::memcmp(d + kHMagic, kMagic, 8) != 0) return Status::Corruption("bad magic (not an image tree file)");
   if (uint32_t v = Load<uint32_t>(d + kHVersion); v != kVersion) {
     return Status::Corruption("unsupported version " + std::to_string(v));
@@ -381,12 +382,24 @@ std::string_view ImageTree::String(uint32_t offset, uint32_t length) const {
 uint32_t Node::StMode() const {
   uint32_t fmt = 0;
   switch (type) {
-    case NodeType::kRegular: fmt = S_IFREG; break;
-    case NodeType::kDirectory: fmt = S_IFDIR; break;
-    case NodeType::kSymlink: fmt = S_IFLNK; break;
-    case NodeType::kCharDevice: fmt = S_IFCHR; break;
-    case NodeType::kBlockDevice: fmt = S_IFBLK; break;
-    case NodeType::kFifo: fmt = S_IFIFO; break;
+    case NodeType::kRegular:
+      fmt = S_IFREG;
+      break;
+    case NodeType::kDirectory:
+      fmt = S_IFDIR;
+      break;
+    case NodeType::kSymlink:
+      fmt = S_IFLNK;
+      break;
+    case NodeType::kCharDevice:
+      fmt = S_IFCHR;
+      break;
+    case NodeType::kBlockDevice:
+      fmt = S_IFBLK;
+      break;
+    case NodeType::kFifo:
+      fmt = S_IFIFO;
+      break;
   }
   return fmt | mode;
 }
@@ -412,20 +425,27 @@ Node ImageTree::GetNode(NodeId id) const {
       n.stored_size = Load<uint64_t>(r + kNStoredSize);
       n.sparse_count = b;
       break;
-    case NodeType::kDirectory: n.child_count = b; break;
-    case NodeType::kSymlink: n.symlink_target = String(a, b); break;
+    case NodeType::kDirectory:
+      n.child_count = b;
+      break;
+    case NodeType::kSymlink:
+      n.symlink_target = String(a, b);
+      break;
     case NodeType::kCharDevice:
     case NodeType::kBlockDevice:
       n.rdev_major = Load<uint32_t>(r + kNDataOffset);
       n.rdev_minor = Load<uint32_t>(r + kNDataOffset + 4);
       break;
-    case NodeType::kFifo: break;
+    case NodeType::kFifo:
+      break;
   }
   return n;
 }
 
 bool ImageTree::IsDir(NodeId id) const { return NodeRecord(id)[kNType] == static_cast<uint8_t>(NodeType::kDirectory); }
-bool ImageTree::IsSymlink(NodeId id) const { return NodeRecord(id)[kNType] == static_cast<uint8_t>(NodeType::kSymlink); }
+bool ImageTree::IsSymlink(NodeId id) const {
+  return NodeRecord(id)[kNType] == static_cast<uint8_t>(NodeType::kSymlink);
+}
 
 std::string_view ImageTree::SymlinkTarget(NodeId id) const {
   const uint8_t* r = NodeRecord(id);
@@ -463,7 +483,8 @@ std::optional<NodeId> ImageTree::Lookup(NodeId dir, std::string_view name) const
 uint32_t ImageTree::XattrCount(NodeId id) const { return Load<uint32_t>(NodeRecord(id) + kNXattrCount); }
 
 Xattr ImageTree::XattrAt(NodeId id, uint32_t index) const {
-  const uint8_t* x = data_ + xattrs_offset_ + (uint64_t{Load<uint32_t>(NodeRecord(id) + kNXattrFirst)} + index) * kXattrSize;
+  const uint8_t* x =
+      data_ + xattrs_offset_ + (uint64_t{Load<uint32_t>(NodeRecord(id) + kNXattrFirst)} + index) * kXattrSize;
   return Xattr{String(Load<uint32_t>(x), Load<uint32_t>(x + 4)), String(Load<uint32_t>(x + 8), Load<uint32_t>(x + 12))};
 }
 
@@ -631,7 +652,8 @@ void ImageTreeWriter::AddNode(const Node& node, std::span<const DirEntry> childr
       Store<uint32_t>(r + kNDataOffset, node.rdev_major);
       Store<uint32_t>(r + kNDataOffset + 4, node.rdev_minor);
       break;
-    case NodeType::kFifo: break;
+    case NodeType::kFifo:
+      break;
   }
   w.nodes.insert(w.nodes.end(), r, r + kNodeSize);
   ++w.node_count;

@@ -45,10 +45,10 @@ struct Node {
   uint32_t uid = 0, gid = 0;
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
-  uint32_t nlink = 1;  // names for non-directories; 2 + subdirectories for directories
-  uint64_t size = 0;   // st_size: file length, symlink target length, 0 otherwise
-  uint32_t layer = 0;  // layer of the entry that last defined this node (0 = bottom)
-  NodeId parent = 0;   // directories: the parent directory (root: 0); others: 0
+  uint32_t nlink = 1;                       // names for non-directories; 2 + subdirectories for directories
+  uint64_t size = 0;                        // st_size: file length, symlink target length, 0 otherwise
+  uint32_t layer = 0;                       // layer of the entry that last defined this node (0 = bottom)
+  NodeId parent = 0;                        // directories: the parent directory (root: 0); others: 0
   uint32_t rdev_major = 0, rdev_minor = 0;  // character and block devices
   // Regular files: the bytes are in layer `layer`'s uncompressed tar stream,
   // stored_size bytes at data_offset (laid out by the sparse map if any).

@@ -266,8 +266,8 @@ Status TreeBuilder::Impl::BeginLayer(uint32_t layer_index, std::string_view dige
   if (finished_) return Fail(Status::InvalidArgument("tree builder: BeginLayer after Finish"));
   if (in_layer_) return Fail(Status::InvalidArgument("tree builder: layer " + std::to_string(layer_) + " still open"));
   if (layer_index != layer_digests_.size()) {
-    return Fail(Status::InvalidArgument("tree builder: layer " + std::to_string(layer_index) + " out of order, expected " +
-                                        std::to_string(layer_digests_.size())));
+    return Fail(Status::InvalidArgument("tree builder: layer " + std::to_string(layer_index) +
+                                        " out of order, expected " + std::to_string(layer_digests_.size())));
   }
   layer_digests_.emplace_back(digest);
   layer_ = layer_index;
@@ -294,8 +294,8 @@ void TreeBuilder::Impl::SetAttributes(BuildNode& n, const TarEntry& e) const {
   // The tar reader hands them sorted; be certain, and let the last of two
   // equal names win as PAX records do.
   std::stable_sort(n.xattrs.begin(), n.xattrs.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  auto last = std::unique(n.xattrs.rbegin(), n.xattrs.rend(),
-                          [](const auto& a, const auto& b) { return a.first == b.first; });
+  auto last =
+      std::unique(n.xattrs.rbegin(), n.xattrs.rend(), [](const auto& a, const auto& b) { return a.first == b.first; });
   n.xattrs.erase(n.xattrs.begin(), last.base());
 }
 
@@ -334,7 +334,9 @@ Result<TreeBuilder::Impl::BuildNode> TreeBuilder::Impl::NodeFromEntry(const TarE
       n.stored_size = e.stored_size;
       n.sparse = e.sparse;
       break;
-    case EntryType::kDirectory: n.type = NodeType::kDirectory; break;
+    case EntryType::kDirectory:
+      n.type = NodeType::kDirectory;
+      break;
     case EntryType::kSymlink:
       n.type = NodeType::kSymlink;
       n.symlink_target = e.link_target;
@@ -346,8 +348,11 @@ Result<TreeBuilder::Impl::BuildNode> TreeBuilder::Impl::NodeFromEntry(const TarE
       n.rdev_major = e.dev_major;
       n.rdev_minor = e.dev_minor;
       break;
-    case EntryType::kFifo: n.type = NodeType::kFifo; break;
-    case EntryType::kHardlink: return EntryError(e, "internal: hardlink has no node of its own");
+    case EntryType::kFifo:
+      n.type = NodeType::kFifo;
+      break;
+    case EntryType::kHardlink:
+      return EntryError(e, "internal: hardlink has no node of its own");
   }
   return n;
 }
@@ -398,7 +403,8 @@ Status TreeBuilder::Impl::ApplyHardlink(const TarEntry& e, NodeId dir, const std
   std::string last = std::move(target.back());
   target.pop_back();
   auto resolved = ResolveInRoot(*this, target);
-  if (!resolved.ok()) return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + resolved.status().message());
+  if (!resolved.ok())
+    return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + resolved.status().message());
   std::optional<NodeId> tdir = resolved->nodes.empty() ? std::optional<NodeId>(0) : resolved->nodes.back();
   std::optional<NodeId> t;
   if (tdir && IsDir(*tdir)) t = Child(*tdir, last);
@@ -459,7 +465,8 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
 Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
   if (!error_.ok()) return error_;
   if (finished_) return Fail(Status::InvalidArgument("tree builder: Finish called twice"));
-  if (in_layer_) return Fail(Status::InvalidArgument("tree builder: Finish with layer " + std::to_string(layer_) + " open"));
+  if (in_layer_)
+    return Fail(Status::InvalidArgument("tree builder: Finish with layer " + std::to_string(layer_) + " open"));
   finished_ = true;
 
   // Breadth-first numbering: the root is 0, a directory's children get

@@ -82,12 +82,18 @@ Result<ImageTree> Merge(const std::vector<Layer>& layers) {
 
 char TypeChar(NodeType t) {
   switch (t) {
-    case NodeType::kRegular: return 'f';
-    case NodeType::kDirectory: return 'd';
-    case NodeType::kSymlink: return 'l';
-    case NodeType::kCharDevice: return 'c';
-    case NodeType::kBlockDevice: return 'b';
-    case NodeType::kFifo: return 'p';
+    case NodeType::kRegular:
+      return 'f';
+    case NodeType::kDirectory:
+      return 'd';
+    case NodeType::kSymlink:
+      return 'l';
+    case NodeType::kCharDevice:
+      return 'c';
+    case NodeType::kBlockDevice:
+      return 'b';
+    case NodeType::kFifo:
+      return 'p';
   }
   return '?';
 }
@@ -131,9 +137,7 @@ std::vector<Case> Cases() {
   return {
       // §1.1 whiteouts
       {"r01_whiteout_file", {{File("a", "x"), File("b")}, {Wh(".wh.a")}}, {". d 0755 0:0 0 - 2", "b f 0644 0:0 0 - 1"}},
-      {"r02_whiteout_dir_subtree",
-       {{Dir("d/"), File("d/x"), File("d/s/y")}, {Wh(".wh.d")}},
-       {". d 0755 0:0 0 - 2"}},
+      {"r02_whiteout_dir_subtree", {{Dir("d/"), File("d/x"), File("d/s/y")}, {Wh(".wh.d")}}, {". d 0755 0:0 0 - 2"}},
       {"r03_same_layer_whiteout_after_file",
        {{File("b", "lower")}, {File("b", "upper!"), Wh(".wh.b")}},
        {". d 0755 0:0 0 - 2", "b f 0644 0:0 6 - 1"}},
@@ -233,7 +237,10 @@ std::vector<Case> Cases() {
       {"r34_rewrite_in_later_layer",
        {{File("f", "v1"), Link("h", "f")}, {File("f", "v22")}},
        {". d 0755 0:0 0 - 2", "f f 0644 0:0 3 - 1", "h f 0644 0:0 2 - 1"}},
-      {"r35_forward_reference", {{Link("h", "f"), File("f")}}, {}, "layer 0: entry \"h\": hardlink target \"f\" does not exist"},
+      {"r35_forward_reference",
+       {{Link("h", "f"), File("f")}},
+       {},
+       "layer 0: entry \"h\": hardlink target \"f\" does not exist"},
       {"r36_link_to_whited_out", {{File("f")}, {Wh(".wh.f"), Link("h", "f")}}, {}, "does not exist"},
       {"r37_link_to_directory", {{Dir("d/")}, {Link("h", "d")}}, {}, "hardlink target \"d\" is a directory"},
       {"r37_link_to_root", {{Link("h", "/")}}, {}, "is a directory"},
@@ -247,7 +254,10 @@ std::vector<Case> Cases() {
       {"r40_link_then_opaque_keeps_link",
        {{File("d/f", "F")}, {Link("h", "d/f"), Wh("d/.wh..wh..opq")}},
        {". d 0755 0:0 0 - 3", "d d 0755 0:0 0 - 2", "h f 0644 0:0 1 - 1"}},
-      {"r40_opaque_then_link_is_error", {{File("d/f", "F")}, {Wh("d/.wh..wh..opq"), Link("h", "d/f")}}, {}, "does not exist"},
+      {"r40_opaque_then_link_is_error",
+       {{File("d/f", "F")}, {Wh("d/.wh..wh..opq"), Link("h", "d/f")}},
+       {},
+       "does not exist"},
       {"r41_aufs_metadata_like_umoci",
        {{Dir(".wh..wh.plnk/", 0700), File(".wh..wh.plnk/123.456", "x"), Link("x", ".wh..wh.plnk/123.456"),
          File(".wh..wh.aufs")}},
@@ -267,7 +277,8 @@ std::vector<Case> Cases() {
        {". d 0755 0:0 0 - 3", "etc d 0755 0:0 0 - 2", "etc/x f 0644 0:0 0 - 1", "l l 0777 0:0 4 /etc 1"}},
       {"r45_relative_escape_clamped",
        {{Sym("e", "../../../../tmp"), File("e/evil")}},
-       {". d 0755 0:0 0 - 3", "e l 0777 0:0 15 ../../../../tmp 1", "tmp d 0755 0:0 0 - 2", "tmp/evil f 0644 0:0 0 - 1"}},
+       {". d 0755 0:0 0 - 3", "e l 0777 0:0 15 ../../../../tmp 1", "tmp d 0755 0:0 0 - 2",
+        "tmp/evil f 0644 0:0 0 - 1"}},
       {"r46_symlink_chain_and_dangling_parent",
        {{Sym("a", "b"), Sym("b", "c"), Dir("c/"), Sym("dl", "nonexist/deeper")}, {File("a/x"), File("dl/y")}},
        {". d 0755 0:0 0 - 4", "a l 0777 0:0 1 b 1", "b l 0777 0:0 1 c 1", "c d 0755 0:0 0 - 2", "c/x f 0644 0:0 0 - 1",
@@ -291,8 +302,8 @@ std::vector<Case> Cases() {
            e.dev_minor = 3;
            return e;
          }(),
-         Entry("dev/sda", EntryType::kBlockDevice, 0660), Entry("p", EntryType::kFifo, 0600),
-         File("suid", "", 04755), Dir("tmp/", 01777)}},
+         Entry("dev/sda", EntryType::kBlockDevice, 0660), Entry("p", EntryType::kFifo, 0600), File("suid", "", 04755),
+         Dir("tmp/", 01777)}},
        {". d 0755 0:0 0 - 4", "dev d 0755 0:0 0 - 2", "dev/null c 0666 0:0 0 - 1", "dev/sda b 0660 0:0 0 - 1",
         "p p 0600 0:0 0 - 1", "suid f 4755 0:0 0 - 1", "tmp d 1777 0:0 0 - 2"}},
       {"symlink_replaced_by_file_not_written_through",
@@ -300,7 +311,8 @@ std::vector<Case> Cases() {
        {". d 0755 0:0 0 - 2", "real f 0644 0:0 3 - 1", "s f 0644 0:0 1 - 1"}},
       {"symlink_parent_to_file_is_error",
        {{File("f"), Sym("s", "f")}, {File("s/x")}},
-       {}, "parent \"f\" is not a directory"},
+       {},
+       "parent \"f\" is not a directory"},
   };
 }
 
@@ -499,9 +511,9 @@ TEST(MergeMoby, ApplyLayerWhiteouts) {
     for (const std::string& p : paths) l.push_back(p.back() == '/' ? Dir(p, 0700) : File(p, "", 0600));
     return l;
   };
-  const std::vector<std::string> base = {".baz",     "bar/",        "bar/bax",   "bar/bay/",    "baz",
-                                         "foo/",     "foo/.abc",    "foo/.bcd/", "foo/.bcd/a",  "foo/cde/",
-                                         "foo/cde/def", "foo/cde/efg", "foo/fgh", "foobar"};
+  const std::vector<std::string> base = {".baz",        "bar/",        "bar/bax",   "bar/bay/",   "baz",
+                                         "foo/",        "foo/.abc",    "foo/.bcd/", "foo/.bcd/a", "foo/cde/",
+                                         "foo/cde/def", "foo/cde/efg", "foo/fgh",   "foobar"};
   struct Step {
     std::vector<std::string> change, expected;
   };
