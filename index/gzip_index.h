@@ -34,8 +34,14 @@ namespace lazyroot {
 
 std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes);
 
+// Which inflate implementation a reader uses. ISA-L (when built with it)
+// decodes ~2.5x faster than zlib, which is what a random read costs.
+enum class InflateEngine { kZlib, kIsal };
+// True if built with ISA-L (LAZYROOT_HAVE_ISAL); kIsal falls back to kZlib otherwise.
+bool HaveIsal();
+
 // table->compression must be kGzip; table and blob must outlive the decoder.
 std::unique_ptr<PointDecoder> NewGzipPointDecoder(const CheckpointTable* table, const ByteSource* blob,
-                                                  std::string name);
+                                                  std::string name, InflateEngine engine = InflateEngine::kIsal);
 
 }  // namespace lazyroot

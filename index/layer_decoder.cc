@@ -124,4 +124,9 @@ std::unique_ptr<RandomReader> RandomReader::Create(std::shared_ptr<const Checkpo
   return nullptr;
 }
 
+std::unique_ptr<RandomReader> RandomReader::Create(std::shared_ptr<const CheckpointTable> table,
+                                                   std::unique_ptr<PointDecoder> decoder) {
+  return std::make_unique<CheckpointRandomReader>(std::move(table), std::move(decoder));
+}
+
 }  // namespace lazyroot

@@ -82,6 +82,11 @@ class RandomReader {
   static std::unique_ptr<RandomReader> Create(std::shared_ptr<const CheckpointTable> table,
                                               const ByteSource* blob, std::string name);
 
+  // Random access over a specific PointDecoder built for *table (tests and
+  // benchmarks pick the inflate engine this way).
+  static std::unique_ptr<RandomReader> Create(std::shared_ptr<const CheckpointTable> table,
+                                              std::unique_ptr<PointDecoder> decoder);
+
   // Reads uncompressed bytes [offset, offset + out.size()) into out; *n is the
   // count, smaller than out.size() only at the end of the stream (0 past it).
   // Returns kCorruption naming the compressed offset if the blob does not

@@ -77,8 +77,24 @@ Built Build(const Bytes& blob, size_t chunk, uint64_t span = kSpan) {
   return b;
 }
 
-class GzipIndexTest : public ::testing::Test {
+std::unique_ptr<RandomReader> NewReader(const std::shared_ptr<const CheckpointTable>& table, const ByteSource* src,
+                                        const std::string& name, InflateEngine engine) {
+  return RandomReader::Create(table, NewGzipPointDecoder(table.get(), src, name, engine));
+}
+
+std::string EngineName(const ::testing::TestParamInfo<InflateEngine>& p) {
+  return p.param == InflateEngine::kZlib ? "zlib" : "isal";
+}
+
+// Every reader test runs with both inflate engines; with ISA-L absent the
+// second instance silently falls back to zlib.
+class GzipIndexTest : public ::testing::TestWithParam<InflateEngine> {
  protected:
+  std::unique_ptr<RandomReader> Reader(const std::shared_ptr<const CheckpointTable>& table, const ByteSource* src,
+                                       const std::string& name) {
+    return NewReader(table, src, name, GetParam());
+  }
+
   void SetUp() override {
     data_ = MakeData(6 << 20, 1);
     blob_ = Gzip(data_);
@@ -107,7 +123,7 @@ class GzipIndexTest : public ::testing::Test {
   std::unique_ptr<ByteSource> source_;
 };
 
-TEST_F(GzipIndexTest, TableShape) {
+TEST_P(GzipIndexTest, TableShape) {
   EXPECT_EQ(table_->compression, Compression::kGzip);
   EXPECT_EQ(table_->uncompressed_size, data_.size());
   EXPECT_EQ(table_->compressed_size, blob_.size());
@@ -125,7 +141,7 @@ TEST_F(GzipIndexTest, TableShape) {
   EXPECT_TRUE(saw_bits) << "expected some checkpoint at a non-byte-aligned block boundary";
 }
 
-TEST_F(GzipIndexTest, OneByteFeedsOnSmallInput) {
+TEST_P(GzipIndexTest, OneByteFeedsOnSmallInput) {
   Bytes small = MakeData(200000, 7);
   Bytes gz = Gzip(small);
   Built b = Build(gz, 1, 16384);
@@ -135,7 +151,7 @@ TEST_F(GzipIndexTest, OneByteFeedsOnSmallInput) {
   EXPECT_GT(b.table.points.size(), 3u);
 }
 
-TEST_F(GzipIndexTest, RandomChunkingsGiveTheSameOutputAndTable) {
+TEST_P(GzipIndexTest, RandomChunkingsGiveTheSameOutputAndTable) {
   std::mt19937 rng(3);
   for (int round = 0; round < 3; ++round) {
     Built b;
@@ -155,8 +171,8 @@ TEST_F(GzipIndexTest, RandomChunkingsGiveTheSameOutputAndTable) {
   }
 }
 
-TEST_F(GzipIndexTest, RandomReadsAtEveryOffsetClass) {
-  auto reader = RandomReader::Create(table_, source_.get(), "layer test");
+TEST_P(GzipIndexTest, RandomReadsAtEveryOffsetClass) {
+  auto reader = Reader(table_, source_.get(), "layer test");
   std::vector<uint64_t> offsets = {0, 1, data_.size() - 1, data_.size(), data_.size() + 10};
   for (const Checkpoint& p : table_->points) {
     for (int64_t d : {-1, 0, 1}) {
@@ -165,7 +181,7 @@ TEST_F(GzipIndexTest, RandomReadsAtEveryOffsetClass) {
   }
   for (uint64_t off : offsets) {
     ExpectRead(reader.get(), off, 4096);
-    auto fresh = RandomReader::Create(table_, source_.get(), "layer test");
+    auto fresh = Reader(table_, source_.get(), "layer test");
     ExpectRead(fresh.get(), off, 1);
   }
   // A read spanning two (and three) checkpoints.
@@ -177,12 +193,12 @@ TEST_F(GzipIndexTest, RandomReadsAtEveryOffsetClass) {
   for (int i = 0; i < 200; ++i) ExpectRead(reader.get(), rng() % (data_.size() + 100), 1 + rng() % 70000);
 }
 
-TEST_F(GzipIndexTest, SequentialReadsStayWarm) {
-  auto reader = RandomReader::Create(table_, source_.get(), "layer test");
+TEST_P(GzipIndexTest, SequentialReadsStayWarm) {
+  auto reader = Reader(table_, source_.get(), "layer test");
   for (uint64_t off = 0; off < data_.size(); off += 65536) ExpectRead(reader.get(), off, 65536);
   EXPECT_EQ(reader->reprimes(), 1u);
   // Forward skips within a span continue the warm decoder too.
-  auto r2 = RandomReader::Create(table_, source_.get(), "layer test");
+  auto r2 = Reader(table_, source_.get(), "layer test");
   ExpectRead(r2.get(), 10, 100);
   ExpectRead(r2.get(), 5000, 100);
   ExpectRead(r2.get(), kSpan / 2, 100);
@@ -194,12 +210,12 @@ TEST_F(GzipIndexTest, SequentialReadsStayWarm) {
   EXPECT_EQ(r2->reprimes(), 3u);
 }
 
-TEST_F(GzipIndexTest, ConcurrentReadersShareOneTable) {
+TEST_P(GzipIndexTest, ConcurrentReadersShareOneTable) {
   std::vector<std::thread> threads;
   std::vector<int> failures(4, 0);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
-      auto reader = RandomReader::Create(table_, source_.get(), "layer test");
+      auto reader = Reader(table_, source_.get(), "layer test");
       std::mt19937_64 rng(100 + t);
       Bytes out(8192);
       for (int i = 0; i < 100; ++i) {
@@ -217,21 +233,21 @@ TEST_F(GzipIndexTest, ConcurrentReadersShareOneTable) {
   for (int f : failures) EXPECT_EQ(f, 0);
 }
 
-TEST_F(GzipIndexTest, SerializeParseRoundTrip) {
+TEST_P(GzipIndexTest, SerializeParseRoundTrip) {
   std::string s = table_->Serialize();
   EXPECT_LT(s.size(), blob_.size() / 20);
   auto parsed = CheckpointTable::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()), "index test");
   ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
   EXPECT_EQ(*parsed, *table_);
   auto shared = std::make_shared<const CheckpointTable>(std::move(parsed).value());
-  auto reader = RandomReader::Create(shared, source_.get(), "layer test");
+  auto reader = Reader(shared, source_.get(), "layer test");
   Bytes out(1000);
   size_t n = 0;
   ASSERT_TRUE(reader->Read(table_->points[2].out_offset + 3, out, &n).ok());
   EXPECT_TRUE(std::equal(out.begin(), out.end(), data_.begin() + static_cast<ptrdiff_t>(table_->points[2].out_offset + 3)));
 }
 
-TEST_F(GzipIndexTest, ParseRejectsTruncatedOrCorruptedTable) {
+TEST_P(GzipIndexTest, ParseRejectsTruncatedOrCorruptedTable) {
   std::string s = table_->Serialize();
   auto as_span = [](const std::string& x) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(x.data()), x.size()); };
   for (size_t len : {size_t{0}, size_t{10}, size_t{44}, s.size() / 2, s.size() - 1}) {
@@ -248,11 +264,11 @@ TEST_F(GzipIndexTest, ParseRejectsTruncatedOrCorruptedTable) {
   }
 }
 
-TEST_F(GzipIndexTest, ReadOfACorruptedBlobFailsCleanly) {
+TEST_P(GzipIndexTest, ReadOfACorruptedBlobFailsCleanly) {
   Bytes bad = blob_;
   for (size_t i = bad.size() / 2; i < bad.size() / 2 + 64; ++i) bad[i] ^= 0xff;
   auto src = MemoryByteSource(bad, "blob bad");
-  auto reader = RandomReader::Create(table_, src.get(), "layer bad");
+  auto reader = Reader(table_, src.get(), "layer bad");
   Bytes out(1 << 20);
   Status first_error;
   for (uint64_t off = 0; off < data_.size() && first_error.ok(); off += out.size()) {
@@ -267,12 +283,15 @@ TEST_F(GzipIndexTest, ReadOfACorruptedBlobFailsCleanly) {
   // A truncated blob must report the end of data.
   Bytes cut(blob_.begin(), blob_.begin() + static_cast<ptrdiff_t>(blob_.size() / 2));
   auto cut_src = MemoryByteSource(cut, "blob cut");
-  auto r2 = RandomReader::Create(table_, cut_src.get(), "layer cut");
+  auto r2 = Reader(table_, cut_src.get(), "layer cut");
   size_t n = 0;
   Status st = r2->Read(data_.size() - 10, out, &n);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("layer cut"), std::string::npos) << st.message();
 }
+
+INSTANTIATE_TEST_SUITE_P(GzipIndex, GzipIndexTest, ::testing::Values(InflateEngine::kZlib, InflateEngine::kIsal),
+                         EngineName);
 
 TEST(GzipStream, TruncatedIsAnError) {
   Bytes data = MakeData(300000, 2);
@@ -338,7 +357,8 @@ TEST(GzipStream, MultiMemberStreams) {
     EXPECT_EQ(member_points, (std::vector<uint64_t>{kSpan, 2 * kSpan, 3 * kSpan + 705}));
     auto table = std::make_shared<const CheckpointTable>(b.table);
     auto src = MemoryByteSource(blob, "blob multi");
-    auto reader = RandomReader::Create(table, src.get(), "layer multi");
+    for (InflateEngine engine : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    auto reader = NewReader(table, src.get(), "layer multi", engine);
     std::mt19937_64 rng(9);
     for (int i = 0; i < 100; ++i) {
       uint64_t off = rng() % all.size();
@@ -349,12 +369,13 @@ TEST(GzipStream, MultiMemberStreams) {
       ASSERT_TRUE(std::equal(out.begin(), out.begin() + n, all.begin() + static_cast<ptrdiff_t>(off))) << off;
     }
     // One sequential pass over every member boundary.
-    auto seq = RandomReader::Create(table, src.get(), "layer multi");
+    auto seq = NewReader(table, src.get(), "layer multi", engine);
     Bytes whole(all.size());
     size_t n = 0;
     ASSERT_TRUE(seq->Read(0, whole, &n).ok());
     EXPECT_EQ(n, all.size());
     EXPECT_EQ(whole, all);
+    }
   }
 }
 
