@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "index/byte_source.h"
 #include "index/sha256.h"
 #include "src/index_consumer.h"
 #include "src/manifest.h"
@@ -191,14 +192,26 @@ class LayerDownloader {
   bool resumed_ = false;
 };
 
-// Fetches a small blob (the config) into memory, verified.
+// Fetches a small blob (the config) into memory, verified. Like layers, it
+// is staged in tmp/ under the blob's lock, so a concurrent pull of the same
+// image finds it there instead of downloading it again.
 Result<std::string> FetchSmallBlob(Store& store, ImageSource& source, const Descriptor& d, uint64_t cap) {
+  if (d.size < 0 || static_cast<uint64_t>(d.size) > cap) {
+    return Status::Corruption("size " + std::to_string(d.size) + " exceeds the limit of " + std::to_string(cap));
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store.LockBlob(d.digest));
   if (store.HasBlob(d.digest)) {
     auto cached = store.ReadBlob(d.digest, cap);
     if (cached.ok()) return cached;
   }
-  if (d.size < 0 || static_cast<uint64_t>(d.size) > cap) {
-    return Status::Corruption("size " + std::to_string(d.size) + " exceeds the limit of " + std::to_string(cap));
+  const std::string partial = store.PartialPath(d.digest);
+  if (auto src = OpenFileByteSource(partial, "staged " + d.digest); src.ok() && (*src)->Size() == static_cast<uint64_t>(d.size)) {
+    std::string staged(static_cast<size_t>(d.size), '\0');
+    size_t n = 0;
+    if ((*src)->ReadAt(0, std::span<uint8_t>(reinterpret_cast<uint8_t*>(staged.data()), staged.size()), &n).ok() &&
+        n == staged.size() && "sha256:" + Sha256::HexOf(std::string_view(staged)) == d.digest) {
+      return staged;
+    }
   }
   std::string body;
   Status st = source.FetchBlob(
@@ -216,6 +229,7 @@ Result<std::string> FetchSmallBlob(Store& store, ImageSource& source, const Desc
   if (body.size() != static_cast<uint64_t>(d.size)) return Status::Corruption("size mismatch: got " + std::to_string(body.size()) + " bytes");
   std::string got = "sha256:" + Sha256::HexOf(std::string_view(body));
   if (got != d.digest) return Status::Corruption("digest mismatch (got " + got + ")");
+  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(partial, body));
   return body;
 }
 
@@ -322,6 +336,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     }
   }
   LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(manifest->config.digest, *config_bytes));
+  ::unlink(store.PartialPath(manifest->config.digest).c_str());
   LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(chosen.digest, chosen.body));
   if (!rec.index_digest.empty()) LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(top.digest, top.body));
   rec.pulled_at = static_cast<int64_t>(std::time(nullptr));

@@ -120,7 +120,15 @@ int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, 
   w.Key("Env"); WriteStrings(w, config->env);
   w.Key("WorkingDir"); w.String(config->working_dir.c_str());
   w.Key("User"); w.String(config->user.c_str());
-  w.Key("ExposedPorts"); WriteStrings(w, config->exposed_ports);
+  // Docker's shape: {"80/tcp": {}}.
+  w.Key("ExposedPorts");
+  w.StartObject();
+  for (const auto& port : config->exposed_ports) {
+    w.Key(port.c_str());
+    w.StartObject();
+    w.EndObject();
+  }
+  w.EndObject();
   w.Key("Labels");
   w.StartObject();
   for (const auto& [k, v] : config->labels) {
