@@ -57,7 +57,8 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(b, e - b));
 }
 
-// Retry-After is either delta-seconds or an HTTP-date; a past date counts as absent.
+}  // namespace
+
 double ParseRetryAfter(const std::string& v) {
   if (v.empty()) return -1;
   if (std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
@@ -68,6 +69,8 @@ double ParseRetryAfter(const std::string& v) {
   double d = std::difftime(t, std::time(nullptr));
   return d > 0 ? d : -1;
 }
+
+namespace {
 
 struct TransferState {
   HttpResponse* resp;

@@ -99,6 +99,9 @@ std::string UrlOrigin(const std::string& url);
 std::string UrlHostPort(const std::string& url);
 // Resolves location against base (relative redirects).
 std::string ResolveUrl(const std::string& base, const std::string& location);
+// Seconds to wait from a Retry-After value (delta-seconds or an HTTP-date);
+// -1 when absent, malformed or in the past.
+double ParseRetryAfter(const std::string& value);
 // Percent-encodes s for a query string.
 std::string UrlEncode(const std::string& s);
 

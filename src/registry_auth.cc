@@ -12,8 +12,8 @@ namespace {
 
 constexpr size_t kMaxTokenBody = 1 << 20;
 
-// Loopback, private, link-local and unspecified literals: a realm pointing
-// there from a public registry is an SSRF attempt (ggcr #2243).
+}  // namespace
+
 bool IsInternalAddress(const std::string& host) {
   if (host == "localhost") return true;
   std::string h = host;
@@ -32,6 +32,8 @@ bool IsInternalAddress(const std::string& host) {
   }
   return false;
 }
+
+namespace {
 
 std::string HostOf(const std::string& host_port) {
   if (!host_port.empty() && host_port.front() == '[') {

@@ -56,4 +56,9 @@ class RegistryAuth {
 
 std::string Base64Encode(std::string_view in);
 
+// Loopback, private, link-local and unspecified address literals (and
+// "localhost"): a token realm there for a public registry is an SSRF attempt
+// (ggcr #2243), so it is refused.
+bool IsInternalAddress(const std::string& host);
+
 }  // namespace lazyroot
