@@ -11,7 +11,6 @@ import base64
 import json
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -35,16 +34,14 @@ class TlsBasic(PullTestCase):
     @classmethod
     def setUpClass(cls):
         cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
         cls.reg = registry.start_registry("tls-basic", cls.regdir)
+        cls.addClassCleanup(cls.reg.stop)
         cls.img = small_image("tls")
         mi.push(mi.RegistryClient(cls.reg.host, "https", cls.reg.username, cls.reg.password,
                                   cls.reg.ca_cert), "private/app", "v1", cls.img)
         cls.ref = "%s/private/app:v1" % cls.reg.host
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.stop()
-        shutil.rmtree(cls.regdir, ignore_errors=True)
 
     def write_docker_config(self, cfg):
         os.makedirs(self.env["DOCKER_CONFIG"], exist_ok=True)
@@ -148,16 +145,14 @@ class TokenAuth(PullTestCase):
     @classmethod
     def setUpClass(cls):
         cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
         cls.reg = registry.start_registry("token", cls.regdir)
+        cls.addClassCleanup(cls.reg.stop)
         cls.img = small_image("token")
         mi.push(mi.RegistryClient(cls.reg.host, "http", cls.reg.username, cls.reg.password),
                 "tok/app", "v1", cls.img)
         cls.ref = "http://%s/tok/app:v1" % cls.reg.host
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.stop()
-        shutil.rmtree(cls.regdir, ignore_errors=True)
 
     def test_anonymous_pull_gets_a_token(self):
         n = self.reg.issuer.token_count()

@@ -6,7 +6,9 @@ must not fetch any blob (the registry's access log is the witness)."""
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
@@ -22,9 +24,10 @@ CONFIG = {"Entrypoint": ["/bin/hello"], "Cmd": ["--loud"], "Env": ["PATH=/bin", 
 class PullBasic(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        import tempfile
         cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
         cls.reg = registry.start_registry("plain", cls.regdir)
+        cls.addClassCleanup(cls.reg.stop)
         client = mi.RegistryClient(cls.reg.host)
         layers = [mi.build_layer(mi.default_files("basic"), compression="gzip"),
                   mi.build_layer([{"path": "srv/data.txt", "content": "uncompressed\n"}], compression="none"),
@@ -36,11 +39,6 @@ class PullBasic(PullTestCase):
                                     config={"Cmd": ["/bin/sh"]})
         cls.docker_pushed = mi.push(client, "library/dockerv2", "latest", cls.docker)
 
-    @classmethod
-    def tearDownClass(cls):
-        import shutil
-        cls.reg.stop()
-        shutil.rmtree(cls.regdir, ignore_errors=True)
 
     def ref(self, repo_tag):
         return "http://%s/%s" % (self.reg.host, repo_tag)

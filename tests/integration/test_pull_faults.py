@@ -98,7 +98,8 @@ class FaultServerCases(PullTestCase):
         # config can only be caught by the sha256 check.
         img = mi.build_image([mi.build_layer(random_mib=1, compression="none", seed=13)],
                              config={"Cmd": ["/bin/true"]})
-        for victim in (img.layers[0], img.config):
+        for i, victim in enumerate((img.layers[0], img.config)):
+            self.root = os.path.join(self.tmp, "root%d" % i)  # nothing learnt from the other case
             with self.subTest(victim=victim.media_type):
                 with fault_server.FaultServer(img, mode="wrong-digest", tamper=victim.digest) as fs:
                     r = self.pull(fs.url_ref())

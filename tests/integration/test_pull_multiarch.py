@@ -34,7 +34,9 @@ class PullMultiarch(PullTestCase):
     @classmethod
     def setUpClass(cls):
         cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
         cls.reg = registry.start_registry("plain", cls.regdir)
+        cls.addClassCleanup(cls.reg.stop)
         client = mi.RegistryClient(cls.reg.host)
         cls.oci_images = platform_images("oci", "oci")
         cls.oci_index = mi.build_index(cls.oci_images, fmt="oci", attestation=True)
@@ -53,10 +55,6 @@ class PullMultiarch(PullTestCase):
                                  att_first.attestations)
         mi.push(client, "demo/attfirst", "v1", cls.att_first)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.reg.stop()
-        shutil.rmtree(cls.regdir, ignore_errors=True)
 
     def ref(self, repo_tag):
         return "http://%s/%s" % (self.reg.host, repo_tag)

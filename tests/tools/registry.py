@@ -42,6 +42,14 @@ REGISTRY_BIN = os.environ.get("LAZYROOT_REGISTRY_BIN", "/usr/bin/docker-registry
 MODES = ("plain", "tls-basic", "token")
 
 
+def _die_with_parent():
+    """Runs in the child before exec: if the test process dies (even by
+    SIGKILL from a CTest timeout), the kernel sends the registry SIGTERM."""
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class RegistryError(RuntimeError):
     pass
 
@@ -111,7 +119,8 @@ class Registry:
         # The Debian package reads OTEL etc. from env; keep it minimal and quiet.
         self._proc = subprocess.Popen([REGISTRY_BIN, "serve", self.config_path],
                                       stdout=self._log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, env=env)
+                                      stdin=subprocess.DEVNULL, env=env,
+                                      preexec_fn=_die_with_parent)
         ctx = None
         if self.scheme == "https":
             ctx = ssl.create_default_context(cafile=self.ca_cert)
