@@ -240,6 +240,10 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
                               " bytes");
   }
   if (rc != CURLE_OK) {
+    // A certificate the peer presents will not change on retry.
+    last_permanent_ = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                      rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+                      rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
     return Status::Network(req.method + " " + url + ": " + curl_easy_strerror(rc));
   }
   return Status::Ok();
@@ -247,6 +251,7 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
 
 Status HttpClient::Do(const HttpRequest& req, HttpResponse* resp, const BodySink& sink) {
   last_sink_bytes_ = 0;
+  last_permanent_ = false;
   double backoff = policy_.initial_backoff_s;
   Status last;
   for (int attempt = 1; attempt <= policy_.max_attempts; ++attempt) {
@@ -274,7 +279,7 @@ Status HttpClient::Do(const HttpRequest& req, HttpResponse* resp, const BodySink
     double delay = backoff;
     if (!st.ok()) {
       // Bytes already handed to the sink cannot be taken back: the caller resumes.
-      if (st.code() != ErrorCode::kNetwork || last_sink_bytes_ > 0) return st;
+      if (st.code() != ErrorCode::kNetwork || last_sink_bytes_ > 0 || last_permanent_) return st;
       last = st;
     } else if (IsRetryableStatus(resp->status)) {
       double ra = ParseRetryAfter(resp->Header("retry-after"));

@@ -78,8 +78,8 @@ class HttpClient {
   // status only for transport failures; HTTP errors come back in resp.
   Status Do(const HttpRequest& req, HttpResponse* resp, const BodySink& sink = nullptr);
 
-  // True if the error came from the transport before any byte reached the
-  // sink of the last Do() call — such transfers may be resumed or retried.
+  // Bytes the sink received during the last Do() call (a caller resuming a
+  // failed transfer continues after them).
   uint64_t last_sink_bytes() const { return last_sink_bytes_; }
 
  private:
@@ -90,6 +90,7 @@ class HttpClient {
   std::function<TlsConfig(const std::string&)> tls_for_host_;
   HttpPolicy policy_;
   uint64_t last_sink_bytes_ = 0;
+  bool last_permanent_ = false;  // the last transport error cannot heal by retrying
 };
 
 // scheme://host:port of an absolute URL, with the default port made explicit

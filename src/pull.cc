@@ -100,9 +100,16 @@ class LayerDownloader {
 
     Sha256 hash;
     std::unique_ptr<LayerConsumer> consumer;
+    // A consumer error (say, gzip garbage) is held until the digest is
+    // known: on tampered bytes "digest mismatch" is the true diagnosis.
+    Status consumer_status;
+    auto feed = [&](std::span<const uint8_t> chunk) {
+      if (consumer && consumer_status.ok()) consumer_status = consumer->Consume(chunk);
+    };
     auto reset = [&]() -> Status {
       hash = Sha256();
       consumer.reset();
+      consumer_status = Status::Ok();
       if (options_.consumer_factory) {
         LAZYROOT_ASSIGN_OR_RETURN(consumer, options_.consumer_factory(*job.layer, job.position, job.diff_id));
       }
@@ -124,7 +131,7 @@ class LayerDownloader {
         if (n <= 0) return Status::FromErrno("read " + path, n < 0 ? errno : EIO);
         std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
         hash.Update(chunk);
-        if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Consume(chunk));
+        feed(chunk);
         offset += static_cast<uint64_t>(n);
       }
       resumed_ = true;
@@ -153,7 +160,7 @@ class LayerDownloader {
         }
         LAZYROOT_RETURN_IF_ERROR(WriteAll(fd, bytes, path));
         hash.Update(bytes);
-        if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Consume(bytes));
+        feed(bytes);
         offset += bytes.size();
         *fetched_bytes += bytes.size();
         *fetched = true;
@@ -180,6 +187,7 @@ class LayerDownloader {
       ::ftruncate(fd, 0);  // worthless: never resume from these bytes
       return Status::Corruption("digest mismatch (got " + got + ")");
     }
+    LAZYROOT_RETURN_IF_ERROR(consumer_status);
     if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish());
     if (options_.progress) options_.progress->BlobDone(d.digest, size, false);
     return Status::Ok();
@@ -306,7 +314,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
       if (!st.ok()) {
         std::lock_guard<std::mutex> lock(mu);
         if (first_error.ok() || first_error.code() == ErrorCode::kAborted) {
-          first_error = st.WithContext("layer " + jobs[i].layer->descriptor.digest);
+          const std::string ctx = "layer " + jobs[i].layer->descriptor.digest;
+          first_error = st.message().starts_with(ctx) ? st : st.WithContext(ctx);
         }
         abort = true;
       }

@@ -194,7 +194,7 @@ Status RegistryClient::FetchBlob(const std::string& digest, uint64_t offset,
   req.range_start = offset;
   HttpResponse resp;
   bool started = false;
-  Status start_status;
+  bool sink_failed = false;
   BodySink wrapped = [&](std::span<const uint8_t> bytes) -> Status {
     if (!started) {
       started = true;
@@ -209,12 +209,18 @@ Status RegistryClient::FetchBlob(const std::string& digest, uint64_t offset,
         }
         actual = offset;
       }
-      LAZYROOT_RETURN_IF_ERROR(on_start(actual));
+      Status st = on_start(actual);
+      if (!st.ok()) {
+        sink_failed = true;
+        return st;
+      }
     }
-    return sink(bytes);
+    Status st = sink(bytes);
+    sink_failed = !st.ok();
+    return st;
   };
   Status st = Request(req, &resp, wrapped);
-  if (!st.ok()) return st.WithContext("blob " + digest);
+  if (!st.ok()) return sink_failed ? st : st.WithContext("blob " + digest);
   if (resp.status == 416 && offset > 0) {
     return FetchBlob(digest, 0, on_start, sink);  // the server cannot resume there: start over
   }
