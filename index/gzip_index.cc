@@ -28,13 +28,14 @@ class GzipStreamDecoder final : public StreamDecoder {
     out_.resize(kOutBufferBytes);
     hist_.resize(kMaxWindowBytes);
     table_.compression = Compression::kGzip;
-    if (inflateInit2(&strm_, kGzipWindowBits) != Z_OK) dead_ = true;
+    if (inflateInit2(&strm_, kGzipWindowBits) != Z_OK) init_failed_ = true;
   }
   ~GzipStreamDecoder() override { inflateEnd(&strm_); }
   GzipStreamDecoder(const GzipStreamDecoder&) = delete;
   GzipStreamDecoder& operator=(const GzipStreamDecoder&) = delete;
 
   Status Feed(std::span<const uint8_t> in, const OutputFn& on_output) override {
+    if (init_failed_) return Status::IoError(name_ + ": gzip: inflateInit2 failed (out of memory)");
     if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
     Status st = FeedImpl(in, on_output);
     if (!st.ok()) dead_ = true;
@@ -42,7 +43,7 @@ class GzipStreamDecoder final : public StreamDecoder {
   }
 
   Status Finish() override {
-    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+    if (dead_ || init_failed_) return Status::Corruption(name_ + ": gzip decoder used after an error");
     if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
     if (!member_done_) {
       dead_ = true;
@@ -160,6 +161,7 @@ class GzipStreamDecoder final : public StreamDecoder {
   std::string name_;
   uint64_t span_;
   z_stream strm_{};
+  bool init_failed_ = false;
   bool dead_ = false;
   bool finished_ = false;
   bool in_header_ = true;       // the current member's header is not parsed yet
@@ -375,8 +377,11 @@ class IsalPointDecoder final : public PointDecoder {
         member_ended_ = true;
         continue;
       }
-      if (state_->avail_out == out_before && state_->avail_in == in_before && state_->avail_in == 0) {
-        return Truncated(file_pos_);
+      if (state_->avail_out == out_before && state_->avail_in == in_before) {
+        if (state_->avail_in == 0) return Truncated(file_pos_);
+        primed_ = false;
+        return Status::Corruption(name_ + ": gzip at compressed offset " + std::to_string(InOffset()) +
+                                  ": inflate made no progress");
       }
     }
     return Status::Ok();

@@ -15,7 +15,8 @@
 // Cost per compression (spans are uncompressed bytes between checkpoints):
 //   none: no checkpoints, reads go straight to the blob.
 //   gzip: a checkpoint at the first deflate block boundary after each span, or at
-//         a member start (no window). ~0.8 % of the blob per 32 KiB window at 4 MiB spans.
+//         a member start (no window); each window (<= 32 KiB) is stored
+//         zlib-compressed, ~10 KiB: 3.4 % of the blob at 1 MiB spans, 0.9 % at 4 MiB.
 //   zstd: checkpoints only at frame starts (a frame needs no window). A
 //         single-frame layer (what `zstd`, containerd and buildkit write by default)
 //         has ONE checkpoint, so every random read decodes from the start of the
@@ -38,10 +39,14 @@
 namespace lazyroot {
 
 // Uncompressed bytes between checkpoints unless the caller asks otherwise.
-// 4 MiB (SOCI's default): measured on a 230 MiB /usr tar (gzip -6) the table is
-// 0.6 % of the blob vs 2.6 % at 1 MiB, and a random 4 KiB read costs ~5 ms vs ~1.5 ms
-// with zlib (see index/gzip_index.h for the numbers and how they were taken).
-inline constexpr uint64_t kDefaultSpanBytes = 4 << 20;
+// 1 MiB, not SOCI's 4 MiB: on a 228 MiB /usr tar (gzip -6, 62 MB) the table is
+// 3.4 % of the blob (0.9 % at 4 MiB) and costs ~7 % of the streaming inflate CPU
+// (~2 % at 4 MiB: one level-1 deflate of a 32 KiB window per span), while a
+// random 4 KiB read costs a median 0.68 ms / p99 2.3 ms CPU with ISA-L
+// (4 MiB: 2.3 / 7.9 ms; zlib: 1.55 / 5.0 ms vs 5.6 / 16 ms). The read latency
+// is what a lazily mounted rootfs feels, so the smaller span wins.
+// Numbers: tests/bench/bench_inflate (see index/gzip_index.h).
+inline constexpr uint64_t kDefaultSpanBytes = 1 << 20;
 
 // Receives each decompressed chunk in stream order. A non-OK status stops Feed,
 // which returns it unchanged.

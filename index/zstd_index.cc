@@ -141,10 +141,11 @@ class ZstdPointDecoder final : public PointDecoder {
         return Status::Corruption(name_ + ": zstd at compressed offset " + std::to_string(InOffset()) + ": " +
                                   ZSTD_getErrorName(ret));
       }
-      if (o.pos == out_before && inb_.pos == in_before && inb_.pos == inb_.size) {
+      if (o.pos == out_before && inb_.pos == in_before) {
         primed_ = false;
-        return Status::Corruption(name_ + ": zstd: blob ends at compressed offset " + std::to_string(InOffset()) +
-                                  " (unexpected end of data)");
+        return Status::Corruption(name_ + ": zstd at compressed offset " + std::to_string(InOffset()) +
+                                  (inb_.pos == inb_.size ? ": blob ends (unexpected end of data)"
+                                                         : ": decoder made no progress"));
       }
     }
     return Status::Ok();

@@ -379,6 +379,92 @@ TEST(GzipStream, MultiMemberStreams) {
   }
 }
 
+// Members whose headers carry FNAME, FCOMMENT, FEXTRA and FHCRC (gzip -N, pigz, eStargz).
+Bytes GzipWithHeader(const Bytes& in, const char* name) {
+  z_stream s{};
+  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  static Bytef extra[] = {'l', 'z', 4, 0, 1, 2, 3, 4};
+  gz_header h{};
+  h.name = reinterpret_cast<Bytef*>(const_cast<char*>(name));
+  h.comment = reinterpret_cast<Bytef*>(const_cast<char*>("a comment"));
+  h.extra = extra;
+  h.extra_len = sizeof(extra);
+  h.hcrc = 1;
+  EXPECT_EQ(deflateSetHeader(&s, &h), Z_OK);
+  Bytes out(deflateBound(&s, in.size()) + 256);
+  s.next_in = const_cast<Bytef*>(in.data());
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = out.data();
+  s.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
+  out.resize(s.total_out);
+  deflateEnd(&s);
+  return out;
+}
+
+TEST(GzipStream, MemberHeadersWithOptionalFields) {
+  Bytes a = MakeData(kSpan + 1000, 30), b = MakeData(2 * kSpan, 31);
+  Bytes blob = GzipWithHeader(a, "usr.tar"), all = a;
+  Bytes gb = GzipWithHeader(b, "second-member-name");
+  blob.insert(blob.end(), gb.begin(), gb.end());
+  all.insert(all.end(), b.begin(), b.end());
+  Built built = Build(blob, 7777, kSpan);
+  ASSERT_TRUE(built.finish.ok()) << built.feed.ToString() << built.finish.ToString();
+  ASSERT_EQ(built.output, all);
+  auto table = std::make_shared<const CheckpointTable>(built.table);
+  auto src = MemoryByteSource(blob, "blob hdr");
+  for (InflateEngine engine : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    auto reader = NewReader(table, src.get(), "layer hdr", engine);
+    for (uint64_t off : {uint64_t{0}, a.size() - 10, a.size() + 3, all.size() - 5000}) {
+      Bytes out(20000);
+      size_t n = 0;
+      ASSERT_TRUE(reader->Read(off, out, &n).ok()) << off;
+      ASSERT_TRUE(std::equal(out.begin(), out.begin() + n, all.begin() + static_cast<ptrdiff_t>(off))) << off;
+    }
+  }
+}
+
+TEST(GzipStream, ParseRejectsInconsistentTablesWithAValidCrc) {
+  Bytes data = MakeData(3 * kSpan, 32);
+  Built b = Build(Gzip(data), 1 << 20, kSpan);
+  ASSERT_TRUE(b.finish.ok());
+  ASSERT_GE(b.table.points.size(), 3u);
+  auto parse = [](const CheckpointTable& t) {
+    std::string s = t.Serialize();
+    return CheckpointTable::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size()), "index x");
+  };
+  CheckpointTable t = b.table;
+  std::swap(t.points[1], t.points[2]);
+  EXPECT_FALSE(parse(t).ok());
+  t = b.table;
+  t.points[1].bits = 9;
+  EXPECT_FALSE(parse(t).ok());
+  t = b.table;
+  t.points[1].window_size = kMaxWindowBytes + 1;
+  EXPECT_FALSE(parse(t).ok());
+  t = b.table;
+  t.points[2].in_offset = t.compressed_size + 1;
+  EXPECT_FALSE(parse(t).ok());
+  t = b.table;
+  t.points[0].out_offset = 5;
+  EXPECT_FALSE(parse(t).ok());
+  t = b.table;
+  t.compression = Compression::kZstd;  // zstd points carry no windows
+  auto r = parse(t);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("index x: checkpoint table at byte"), std::string::npos) << r.status().message();
+  // A corrupted stored window is caught when a reader needs it.
+  t = b.table;
+  t.points[1].window[3] ^= 0xff;
+  auto shared = std::make_shared<const CheckpointTable>(t);
+  Bytes gz = Gzip(data);
+  auto src = MemoryByteSource(gz, "blob");
+  auto reader = RandomReader::Create(shared, src.get(), "layer w");
+  Bytes out(10);
+  size_t n = 0;
+  EXPECT_FALSE(reader->Read(t.points[1].out_offset + 1, out, &n).ok());
+}
+
 TEST(GzipStream, ManyEmptyMembersIterate) {
   Bytes one = Gzip(Bytes{});
   Bytes blob;
