@@ -1,0 +1,319 @@
+#!/usr/bin/env python3
+"""`lazyroot extract` against independent oracles. Images are generated at
+test time (tests/tools/edge_images.py: Python tarfile in PAX/GNU/ustar, GNU
+tar for sparse files, a slice of this machine's /usr), pushed to a real
+distribution registry on 127.0.0.1, then
+
+  lazyroot pull + lazyroot extract IMAGE DIR
+  skopeo copy docker://HOST/repo:tag oci:LAYOUT:tag + umoci unpack (as root)
+  GNU tar -xpf of the layer tars in order (images without whiteouts)
+
+are compared with tests/tools/tree_listing.py (directory mtimes dropped,
+since umoci 0.4.7 gives implicit and whiteout-touched directories wall-clock
+mtimes; security.selinux dropped, as umoci and lazyroot both drop it). The
+unified diff of the listings is the assertion message.
+
+Where the oracle is known to be wrong or blind (correctness.md §1 rows 24,
+54, 55 old-GNU, zstd and Docker media types, which umoci 0.4.7 cannot read)
+lazyroot's intended behaviour is asserted directly: against umoci's result
+for a twin image the oracle can read, or against GNU tar.
+"""
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import edge_images as ei  # noqa: E402
+import make_image as mi  # noqa: E402
+import registry  # noqa: E402
+import tree_listing  # noqa: E402
+from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
+
+IGNORE_XATTRS = ["security.selinux"]
+IS_ROOT = os.geteuid() == 0
+HAVE_ORACLE = bool(shutil.which("umoci") and shutil.which("skopeo"))
+
+
+def require_extract():
+    """Skips the module while the binary has no `extract` subcommand yet."""
+    r = subprocess.run([LAZYROOT_BIN, "extract", "--help"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise unittest.SkipTest("%s has no extract subcommand" % LAZYROOT_BIN)
+
+
+def usr_slice_entries(top="/usr/lib/python3.11", limit=3000):
+    """Up to `limit` paths (relative to /) under `top` in walk order, with
+    their parent directories first: a real distribution's files, symlinks
+    and ownership. __pycache__ is left out (it changes under us)."""
+    if not os.path.isdir(top):
+        return []
+    rel_top = os.path.relpath(top, "/")
+    parts = rel_top.split("/")
+    out = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        rel = os.path.relpath(dirpath, "/")
+        if rel != rel_top:
+            out.append(rel)
+        for n in sorted(filenames):
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                out.append(os.path.join(rel, n))
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
+class ExtractOracle(PullTestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        require_extract()
+        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-extract-reg-")
+        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
+        cls.reg = registry.start_registry("plain", cls.regdir)
+        cls.addClassCleanup(cls.reg.stop)
+        cls.client = mi.RegistryClient(cls.reg.host)
+        cls.cases = ei.cases()
+        cls.pushed = set()
+
+    # ------------------------------------------------------------ helpers
+
+    def ref(self, name):
+        return "%s/edge/%s:v1" % (self.reg.host, name)
+
+    def push(self, name, img):
+        if name not in self.pushed:
+            mi.push(self.client, "edge/" + name, "v1", img)
+            self.pushed.add(name)
+        return "http://" + self.ref(name)
+
+    def extract(self, url, *opts, name="lazyroot"):
+        """lazyroot pull + extract into a fresh dir; returns the dir."""
+        self.pull_ok(url, "-q")
+        out = os.path.join(self.workdir("out"), name)
+        r = self.lazyroot("extract", *opts, url, out, timeout=180)
+        self.assertOk(r, "lazyroot extract %s" % url)
+        self.assertTrue(os.path.isdir(out), "extract did not create %s" % out)
+        return out
+
+    def umoci(self, name):
+        """skopeo copy into an OCI layout, then umoci unpack; returns rootfs."""
+        if not HAVE_ORACLE:
+            self.skipTest("umoci / skopeo not installed")
+        if not IS_ROOT:
+            self.skipTest("umoci unpack needs root to keep owners, devices and xattrs")
+        layout = os.path.join(self.workdir("oci"), name)
+        r = subprocess.run(["skopeo", "--insecure-policy", "copy", "-q", "--src-tls-verify=false",
+                            "docker://" + self.ref(name), "oci:%s:v1" % layout],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, "skopeo copy %s failed: %s" % (name, r.stderr[-2000:]))
+        bundle = os.path.join(self.workdir("bundles"), name)
+        r = subprocess.run(["umoci", "unpack", "--image", "%s:v1" % layout, bundle],
+                           capture_output=True, text=True, timeout=180)
+        self.assertEqual(r.returncode, 0, "umoci unpack %s failed: %s" % (name, r.stderr[-2000:]))
+        return os.path.join(bundle, "rootfs")
+
+    def gnu_tar(self, tars, name):
+        """GNU tar -xpf of each uncompressed layer tar in order, as root."""
+        d = os.path.join(self.workdir("gnutar"), name)
+        os.makedirs(d)
+        for i, t in enumerate(tars):
+            p = os.path.join(self.tmp, "%s-%d.tar" % (name, i))
+            with open(p, "wb") as f:
+                f.write(t)
+            r = subprocess.run(["tar", "-xpf", p, "-C", d, "--numeric-owner", "--same-owner",
+                                "--xattrs", "--xattrs-include=*"], capture_output=True, text=True)
+            self.assertEqual(r.returncode, 0, "GNU tar -xpf %s: %s" % (p, r.stderr[-2000:]))
+        return d
+
+    def assertSameTree(self, ours, theirs, label, **opts):
+        kw = dict(dir_mtime=False, ignore_xattrs=IGNORE_XATTRS)
+        kw.update(opts)
+        a = tree_listing.listing(ours, **kw)
+        b = tree_listing.listing(theirs, **kw)
+        d = tree_listing.diff(a, b, "lazyroot extract", label)
+        if d:
+            self.fail("%s differs from lazyroot extract (%d vs %d entries):\n%s" % (label, len(a), len(b), d))
+        return a
+
+    def oracle_case(self, name):
+        url = self.push(name, ei.image(self.cases[name]))
+        ours = self.extract(url)
+        listing = self.assertSameTree(ours, self.umoci(name), "umoci unpack (%s)" % name)
+        self.assertGreater(len(listing), 1)
+        return ours
+
+    # ------------------------------------------------------------ umoci oracle
+
+    def test_format_pax(self):
+        ours = self.oracle_case("format-pax")
+        st = os.lstat(os.path.join(ours, "srv", "frac"))
+        self.assertEqual(st.st_mtime_ns, 1234567890_500000000, "PAX fractional mtime")
+        st = os.lstat(os.path.join(ours, "srv", "bigid"))
+        self.assertEqual((st.st_uid, st.st_gid), (3000000, 3000001))
+
+    def test_format_gnu(self):
+        ours = self.oracle_case("format-gnu")
+        self.assertTrue(os.path.exists(os.path.join(os.fsencode(ours), b"srv", b"raw-\xe9\xff")),
+                        "non-UTF-8 name not kept byte for byte")
+
+    def test_format_ustar(self):
+        self.oracle_case("format-ustar")
+
+    def test_whiteouts(self):
+        ours = self.oracle_case("whiteouts")
+        names = sorted(os.listdir(ours))
+        self.assertFalse([n for n in names if n.startswith(".wh.") and n != ".wh.etc"],
+                         "whiteout markers materialised: %s" % names)
+        self.assertTrue(os.path.isfile(os.path.join(ours, "c")), "row 3: same-layer whiteout removed c")
+
+    def test_opaque(self):
+        self.oracle_case("opaque")
+
+    def test_opaque_root(self):
+        self.oracle_case("opaque-root")
+
+    def test_hardlinks(self):
+        ours = self.oracle_case("hardlinks")
+        a, b = os.lstat(os.path.join(ours, "gl")), os.lstat(os.path.join(ours, "c2"))
+        self.assertEqual((a.st_ino, a.st_nlink), (b.st_ino, 3), "row 33: links across layers share an inode")
+
+    def test_symlink_parents(self):
+        ours = self.oracle_case("symlink-parents")
+        self.assertTrue(os.path.isfile(os.path.join(ours, "usr/lib/systemd/x.service")), "row 43")
+        self.assertTrue(os.path.islink(os.path.join(ours, "lib")), "row 43: lib stays a symlink")
+
+    def test_types_and_duplicates(self):
+        self.oracle_case("types-dups")
+
+    def test_special_files_xattrs_modes(self):
+        if not IS_ROOT:
+            self.skipTest("devices and security.* xattrs need root")
+        ours = self.oracle_case("special")
+        self.assertEqual(os.getxattr(os.path.join(ours, "bin/ping"), "security.capability"), ei.CAP_NET_RAW)
+        self.assertTrue(stat.S_ISCHR(os.lstat(os.path.join(ours, "dev/null")).st_mode))
+
+    # BUG (lazyroot): a PAX record `SCHILY.xattr.user.empty=` (empty value)
+    # becomes an empty xattr; POSIX says a zero-length value deletes the
+    # keyword and Go's mergePAX skips it (so umoci, containerd and moby set
+    # no xattr). index/pax_records.cc ApplyRecord stores it instead of
+    # erasing. Empty `path=` / `uid=` records are already handled right.
+    @unittest.expectedFailure
+    def test_pax_empty_values(self):
+        self.oracle_case("pax-empty-values")
+
+    def test_sparse_posix(self):
+        """PAX 1.0 sparse (GNU tar --sparse --format=posix): umoci reads it (row 55)."""
+        tar = ei.sparse_tar(self.workdir("sparse-stage"), "posix")
+        url = self.push("sparse-posix", ei.image([(tar, "gzip")]))
+        ours = self.extract(url)
+        self.assertSameTree(ours, self.umoci("sparse-posix"), "umoci unpack (sparse-posix)")
+        self.assertSameTree(ours, self.gnu_tar([tar], "sparse-posix"), "GNU tar -xpf (sparse-posix)",
+                            root_attrs=False)
+        self.assertSparse(os.path.join(ours, "sp"))
+
+    def assertSparse(self, path):
+        st = os.lstat(path)
+        self.assertEqual(st.st_size, 3 << 20)
+        self.assertLess(st.st_blocks * 512, 1 << 20, "%s: holes were written as data (%d blocks)"
+                        % (path, st.st_blocks))
+
+    # ------------------------------------------------------------ GNU tar oracle
+
+    def test_formats_against_gnu_tar(self):
+        """No whiteouts, so GNU tar applying the layers in order is an oracle too."""
+        for fmt in ("pax", "gnu", "ustar"):
+            with self.subTest(fmt=fmt):
+                name = "format-" + fmt
+                url = self.push(name, ei.image(self.cases[name]))
+                ours = self.extract(url, name=name)
+                tars = [t for t, _ in self.cases[name]]
+                self.assertSameTree(ours, self.gnu_tar(tars, name), "GNU tar -xpf (%s)" % name,
+                                    root_attrs=False)
+
+    def test_real_distribution_slice(self):
+        """A few thousand files of this machine's /usr as two GNU tar layers
+        (one gzip, one plain), against umoci and GNU tar."""
+        paths = usr_slice_entries()
+        if len(paths) < 500:
+            self.skipTest("/usr/lib/python3.11 not present or too small")
+        half = len(paths) // 2
+        tars = [ei.gnu_tar("/", paths[:half]), ei.gnu_tar("/", paths[half:])]
+        url = self.push("usr-slice", ei.image([(tars[0], "gzip"), (tars[1], "none")]))
+        ours = self.extract(url, "--threads", "4")
+        listing = self.assertSameTree(ours, self.umoci("usr-slice"), "umoci unpack (usr-slice)")
+        self.assertGreaterEqual(len(listing), len(paths))
+        self.assertSameTree(ours, self.gnu_tar(tars, "usr-slice"), "GNU tar -xpf (usr-slice)",
+                            root_attrs=False)
+
+    # ------------------------------------------------------------ where umoci 0.4.7 cannot be the oracle
+
+    def test_pax_global_header_is_ignored(self):
+        """Row 54: umoci 0.4.7 fails on 'g' headers; lazyroot must ignore them.
+        Expected: umoci's tree for the same entries without the global header."""
+        entries = ei.format_entries("pax")
+        with_g = ei.tar_bytes(entries, "pax", global_pax={"comment": "0123456789abcdef" * 2})
+        self.assertEqual(with_g[156:157], b"g", "the first header is not a PAX global header")
+        url = self.push("pax-global", ei.image([(with_g, "gzip")]))
+        ours = self.extract(url)
+        self.push("pax-global-twin", ei.image([(ei.tar_bytes(entries, "pax"), "gzip")]))
+        self.assertSameTree(ours, self.umoci("pax-global-twin"), "umoci unpack (same entries, no 'g' header)")
+        self.assertFalse(os.path.lexists(os.path.join(ours, "pax_global_header")))
+
+    def test_old_gnu_sparse(self):
+        """Row 55: old-GNU 'S' entries (GNU tar --sparse --format=gnu), which
+        umoci 0.4.7 rejects: GNU tar itself is the oracle, holes stay holes."""
+        tar = ei.sparse_tar(self.workdir("oldgnu-stage"), "gnu")
+        url = self.push("sparse-oldgnu", ei.image([(tar, "gzip")]))
+        ours = self.extract(url)
+        self.assertSameTree(ours, self.gnu_tar([tar], "sparse-oldgnu"), "GNU tar -xpf (old-GNU sparse)",
+                            root_attrs=False)
+        self.assertSparse(os.path.join(ours, "sp"))
+
+    def test_zstd_layers(self):
+        """Row 68/69: umoci 0.4.7 cannot read zstd; the same tars gzipped are
+        the oracle's input."""
+        layers = self.cases["whiteouts"]
+        url = self.push("whiteouts-zstd", ei.image([(t, "zstd") for t, _ in layers]))
+        ours = self.extract(url)
+        self.push("whiteouts", ei.image(layers))
+        self.assertSameTree(ours, self.umoci("whiteouts"), "umoci unpack (gzip twin of a zstd image)")
+
+    def test_docker_media_types(self):
+        """umoci 0.4.7 reads only OCI media types: a Docker v2s2 image against
+        umoci's result for its OCI twin."""
+        layers = self.cases["hardlinks"]
+        url = self.push("hardlinks-docker", ei.image(layers, fmt="docker"))
+        ours = self.extract(url)
+        self.push("hardlinks", ei.image(layers))
+        self.assertSameTree(ours, self.umoci("hardlinks"), "umoci unpack (OCI twin of a Docker image)")
+
+    def test_non_directory_parent_is_an_error(self):
+        """Row 24: L1 `n` (file), L2 `n/x`. umoci 0.4.7, containerd and moby
+        error; lazyroot's merge (index/merge.cc rule 4) does too. The error
+        may come from pull (tree built there) or extract, and must name it;
+        nothing may be left at DIR."""
+        layers = [(ei.tar_bytes([ei.ent("n", "file\n")]), "gzip"),
+                  (ei.tar_bytes([ei.ent("n/x", "under a file\n")]), "gzip")]
+        url = self.push("non-dir-parent", ei.image(layers))
+        out = os.path.join(self.workdir("out"), "nondir")
+        r = self.pull(url, "-q")
+        if r.returncode == 0:
+            r = self.lazyroot("extract", url, out)
+        self.assertNotEqual(r.returncode, 0, "a file used as a parent directory was accepted:\n%s" % r.stdout)
+        self.assertIn("not a directory", r.stderr, "error does not say what is wrong: %s" % r.stderr)
+        self.assertFalse(os.path.exists(out) and os.listdir(out), "a failed extract left files in DIR")
+        leftovers = [n for n in os.listdir(os.path.dirname(out)) if "lazyroot-tmp" in n]
+        self.assertEqual(leftovers, [], "a failed extract left its temp dir")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Edge-case layer tars for the extract tests (tests/integration/test_extract_*.py),
+built at test time with Python tarfile or GNU tar. Each builder documents its
+recipe in one line; the row numbers are those of
+/work/shared/reference/correctness.md §1.
+
+    tar = tar_bytes([ent("etc/x", "hi"), ent("bin", kind="dir")], fmt="pax")
+    layer = as_layer(tar, "gzip")              # a make_image.Layer
+    tar = gnu_tar(staging_dir, ["sp"], "--sparse", "--format=posix")
+    CASES["whiteouts"]                         # [(tar bytes, compression), ...]
+
+Entry dicts (ent()): path, kind (file|dir|symlink|hardlink|fifo|char|block),
+content, mode, uid, gid, mtime, target, major/minor, xattrs {name: bytes},
+pax {key: str} (extra PAX records, PAX format only).
+"""
+
+import hashlib
+import io
+import os
+import struct
+import subprocess
+import sys
+import tarfile
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_image as mi  # noqa: E402
+
+MTIME = 1700000000
+# VFS_CAP_REVISION_2 with cap_net_raw (bit 13) permitted + effective.
+CAP_NET_RAW = bytes.fromhex("01000002" "00200000" "00000000" "00000000" "00000000")
+
+_KINDS = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
+          "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "char": tarfile.CHRTYPE,
+          "block": tarfile.BLKTYPE}
+
+
+def ent(path, content=None, kind=None, **kw):
+    """One entry; kind defaults to file (or symlink/hardlink when target= is
+    given with kind)."""
+    e = {"path": path, "kind": kind or "file"}
+    if content is not None:
+        e["content"] = content
+    e.update(kw)
+    return e
+
+
+def _tarinfo(e):
+    kind = e.get("kind", "file")
+    ti = tarfile.TarInfo(e["path"])
+    ti.type = _KINDS[kind]
+    ti.mtime = e.get("mtime", MTIME)
+    ti.uid, ti.gid = e.get("uid", 0), e.get("gid", 0)
+    ti.uname, ti.gname = e.get("uname", ""), e.get("gname", "")
+    default_mode = {"dir": 0o755, "symlink": 0o777}.get(kind, 0o644)
+    ti.mode = e.get("mode", default_mode)
+    ti.linkname = e.get("target", "")
+    ti.devmajor, ti.devminor = e.get("major", 0), e.get("minor", 0)
+    pax = dict(e.get("pax", {}))
+    for name, value in e.get("xattrs", {}).items():
+        # tarfile writes str values; surrogateescape round-trips any byte.
+        pax["SCHILY.xattr." + name] = value.decode("utf-8", "surrogateescape")
+    ti.pax_headers = pax
+    data = None
+    if kind == "file":
+        data = e.get("content", b"")
+        if isinstance(data, str):
+            data = data.encode()
+        ti.size = len(data)
+    return ti, data
+
+
+def tar_bytes(entries, fmt="pax", global_pax=None):
+    """Tar bytes written by Python tarfile in format pax|gnu|ustar. global_pax
+    adds a PAX global header ('g') first (row 54)."""
+    fmts = {"pax": tarfile.PAX_FORMAT, "gnu": tarfile.GNU_FORMAT, "ustar": tarfile.USTAR_FORMAT}
+    buf = io.BytesIO()
+    kw = {"pax_headers": global_pax} if global_pax else {}
+    with tarfile.open(fileobj=buf, mode="w", format=fmts[fmt], encoding="utf-8", errors="surrogateescape",
+                      **kw) as tf:
+        for e in entries:
+            ti, data = _tarinfo(e)
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def gnu_tar(staging, names, *opts):
+    """GNU tar of `names` (relative to `staging`, in that order, no
+    recursion), owned 0:0, numeric, deterministic mtimes unless the files
+    already carry their own."""
+    cmd = ["tar", "-C", staging, "-cf", "-", "--numeric-owner", "--owner=0", "--group=0",
+           "--no-recursion"] + list(opts) + ["--"] + list(names)
+    return subprocess.run(cmd, check=True, capture_output=True).stdout
+
+
+def as_layer(tar, compression="gzip"):
+    return mi.Layer(tar, mi._compress(tar, compression, 6), compression)
+
+
+def image(layers, fmt="oci"):
+    """layers: [(tar bytes, compression)] -> make_image.Image."""
+    return mi.build_image([as_layer(t, c) for t, c in layers], fmt=fmt)
+
+
+def make_sparse_staging(staging):
+    """Recipe: truncate -s 3M sp; write 'head' at 0, 4 KiB of 'x' at 1 MiB,
+    'tail' at the last 4 bytes; plus a plain file beside it."""
+    os.makedirs(staging, exist_ok=True)
+    p = os.path.join(staging, "sp")
+    with open(p, "wb") as f:
+        f.truncate(3 << 20)
+        f.seek(0)
+        f.write(b"head")
+        f.seek(1 << 20)
+        f.write(b"x" * 4096)
+        f.seek((3 << 20) - 4)
+        f.write(b"tail")
+    with open(os.path.join(staging, "plain"), "wb") as f:
+        f.write(b"not sparse\n")
+    for n in ("sp", "plain"):
+        os.chmod(os.path.join(staging, n), 0o640)
+        os.utime(os.path.join(staging, n), (MTIME, MTIME))
+    return ["sp", "plain"]
+
+
+def sparse_tar(staging, fmt):
+    """GNU tar --sparse --format=posix (PAX 1.0 sparse, row 55) or
+    --format=gnu (old-GNU 'S' entries)."""
+    names = make_sparse_staging(staging)
+    opts = ["--sparse", "--format=" + fmt]
+    if fmt == "posix":
+        opts.append("--pax-option=delete=atime,delete=ctime")
+    return gnu_tar(staging, names, *opts)
+
+
+def _long(prefix, n):
+    s = prefix
+    i = 0
+    while len(s) < n:
+        s += "/seg%02d-%s" % (i, "x" * 20)
+        i += 1
+    return s
+
+
+def format_entries(fmt):
+    """The same content for every format; long names only where the format
+    can hold them (ustar: <= 256 in prefix+name, link target <= 100)."""
+    long_name = _long("deep", 140)           # > 100, splits into ustar prefix + name
+    very_long = _long("deeper", 300)          # only PAX / GNU
+    es = [ent("etc", kind="dir"),
+          ent("etc/hostname", "lazyroot\n"),
+          ent("etc/shadow", "root:*:1::::::\n", mode=0o640, gid=42),
+          ent("bin", kind="dir"),
+          ent("bin/su", "#!/bin/true\n", mode=0o4755),
+          ent("bin/wall", "#!/bin/true\n", mode=0o2755, gid=5),
+          ent("bin/sh", kind="symlink", target="dash"),
+          ent("bin/dash", "#!dash\n", mode=0o755),
+          ent("bin/rbash", kind="hardlink", target="bin/dash"),
+          ent("tmp", kind="dir", mode=0o1777),
+          ent("srv", kind="dir", mode=0o2775, uid=1000, gid=1000),
+          ent("srv/caf\u00e9-\u65e5\u672c.txt", "utf-8 name\n", uid=1000, gid=1000),
+          ent("srv/empty", ""),
+          ent("srv/mtime-old", "1970\n", mtime=1),
+          ent(long_name, kind="dir"),
+          ent(long_name + "/file", "long path\n")]
+    if fmt != "ustar":
+        es += [ent(very_long, kind="dir"),
+               ent(very_long + "/f", "very long\n"),
+               ent("srv/longlink", kind="symlink", target="/" + very_long + "/f"),
+               ent("srv/longhard", kind="hardlink", target=very_long + "/f"),
+               ent("srv/bigid", "big ids\n", uid=3000000, gid=3000001)]
+    if fmt == "gnu":
+        es.append(ent("srv/raw-\udce9\udcff", "non-utf8 name\n"))   # bytes caf\xe9 in the header
+    if fmt == "pax":
+        es.append(ent("srv/frac", "fractional mtime\n", pax={"mtime": "1234567890.5"}))
+    return es
+
+
+def cases():
+    """Named images for the umoci oracle: {name: [(tar, compression), ...]}."""
+    c = {}
+    for fmt in ("pax", "gnu", "ustar"):
+        c["format-" + fmt] = [(tar_bytes(format_entries(fmt), fmt), "gzip" if fmt != "gnu" else "none")]
+    # rows 1-4, 12-14, 16, 17
+    c["whiteouts"] = [
+        (tar_bytes([ent("a", "a\n"), ent("b", "lower b\n"), ent("d", kind="dir"), ent("d/x", "x"),
+                    ent("d/s", kind="dir"), ent("d/s/y", "y"), ent("keep", "keep\n"),
+                    ent("e", kind="dir"), ent("e/f", "f"), ent("s", kind="symlink", target="e"),
+                    ent(".wh.etc/somefile", "prefix on a dir component\n"),  # row 13
+                    ent("g", kind="dir"), ent("g/foo", "foo")]), "gzip"),
+        (tar_bytes([ent(".wh.a", ""), ent(".wh.d", kind="dir"),
+                    ent("c", "same layer\n"), ent(".wh.c", ""),          # row 3: c survives
+                    ent(".wh.b", ""), ent("b", "upper b\n"),             # row 4
+                    ent(".wh.s", kind="symlink", target="x"),            # rows 12, 14
+                    ent(".wh.nothing", ""), ent("nd/.wh.x", ""),         # rows 17, 10
+                    ent(".wh.g", "")]), "none"),
+        (tar_bytes([ent("g", kind="dir", mode=0o700), ent("g/baz", "baz")]), "gzip"),  # row 16
+    ]
+    # rows 6-9
+    c["opaque"] = [
+        (tar_bytes([ent("d", kind="dir"), ent("d/x", "x"), ent("d/s", kind="dir"), ent("d/s/y", "y"),
+                    ent("o", kind="dir"), ent("o/old", "old"), ent("p", kind="dir"), ent("p/keep", "k")]),
+         "gzip"),
+        (tar_bytes([ent("d", kind="dir", mode=0o700), ent("d/z", "z"), ent("d/s", kind="dir"),
+                    ent("d/.wh..wh..opq", ""),
+                    ent("o/.wh..wh..opq", ""), ent("o/.wh.old", ""), ent("o/new", "new")]), "gzip"),
+    ]
+    c["opaque-root"] = [
+        (tar_bytes([ent("a", "a"), ent("d", kind="dir"), ent("d/x", "x")]), "none"),
+        (tar_bytes([ent(".wh..wh..opq", ""), ent("n", "n\n")]), "gzip"),
+    ]
+    # rows 31-34, 39
+    c["hardlinks"] = [
+        (tar_bytes([ent("f", "v1\n", mode=0o640, uid=7, gid=8), ent("h", kind="hardlink", target="f",
+                                                                   mode=0o777, uid=99, gid=99, mtime=222),
+                    ent("g", "g1\n"), ent("t", "t\n"), ent("s", kind="symlink", target="t"),
+                    ent("hs", kind="hardlink", target="s"),
+                    ent("r", "r1\n"), ent("rh", kind="hardlink", target="r"), ent("r", "r2\n"),
+                    ent("sub", kind="dir"), ent("sub/w", "w\n")]), "gzip"),
+        (tar_bytes([ent("gl", kind="hardlink", target="g"), ent("c1", kind="hardlink", target="gl"),
+                    ent("c2", kind="hardlink", target="/c1"), ent("sub/wl", kind="hardlink", target="./sub/w")]),
+         "none"),
+        (tar_bytes([ent(".wh.g", ""), ent("t", "t2\n")]), "gzip"),
+    ]
+    # rows 22, 43-46: symlinked parents, resolved in-root
+    c["symlink-parents"] = [
+        (tar_bytes([ent("usr", kind="dir"), ent("usr/lib", kind="dir"), ent("lib", kind="symlink", target="usr/lib"),
+                    ent("etc", kind="dir"), ent("l", kind="symlink", target="/etc"),
+                    ent("e", kind="symlink", target="../../../../tmp"),
+                    ent("a", kind="symlink", target="b"), ent("b", kind="symlink", target="c"),
+                    ent("c", kind="dir"), ent("dl", kind="symlink", target="nonexist/deeper"),
+                    ent("s", kind="symlink", target="/etc")]), "gzip"),
+        (tar_bytes([ent("lib/systemd/x.service", "[Unit]\n"), ent("l/x", "via abs\n"),
+                    ent("e/evil", "clamped\n"), ent("a/x", "chain\n"), ent("dl/y", "dead\n"),
+                    ent("s", kind="dir"), ent("s/n", "s is a dir now\n")]), "gzip"),
+    ]
+    # rows 19-21, 23, 25: type changes, duplicates, dir attrs/xattrs replaced, implicit parents
+    c["types-dups"] = [
+        (tar_bytes([ent("p", "file p\n"), ent("q", kind="dir"), ent("q/c", "c"),
+                    ent("dd", kind="dir", mode=0o750, xattrs={"user.a": b"lower"}),
+                    ent("ln", kind="symlink", target="p"), ent("fi", kind="fifo")]), "gzip"),
+        (tar_bytes([ent("p", kind="dir"), ent("p/n", "n"), ent("q", "file q\n"),
+                    ent("dd", kind="dir", mode=0o711, xattrs={"user.b": b"upper"}),
+                    ent("ln", "was a symlink\n"), ent("fi", kind="dir"),
+                    ent("f", "first\n"), ent("f", "second\n"),
+                    ent("k", kind="dir"), ent("k", "k is a file\n"),
+                    ent("dup", kind="dir", mode=0o700), ent("dup", kind="dir", mode=0o751),
+                    ent("x/y/z", "implicit parents\n"), ent("./dot/x", "dot\n"), ent("a//b/./c", "c\n")]),
+         "none"),
+    ]
+    # rows 53, 60, 61 (needs root)
+    c["special"] = [
+        (tar_bytes([ent("dev", kind="dir"), ent("dev/null", kind="char", major=1, minor=3, mode=0o666),
+                    ent("dev/sda", kind="block", major=8, minor=0, mode=0o660, gid=6),
+                    ent("dev/fifo", kind="fifo", mode=0o600),
+                    ent("bin", kind="dir"),
+                    ent("bin/ping", "ping\n", mode=0o755, xattrs={"security.capability": CAP_NET_RAW}),
+                    ent("bin/sudo", "sudo\n", mode=0o4711),
+                    ent("x", "x\n", xattrs={"user.bin": bytes(range(256)),
+                                            "trusted.t": b"tee", "security.selinux": b"system_u:object_r:x\0"}),
+                    ent("xd", kind="dir", mode=0o3775, xattrs={"user.dir": b"\xff\x00\xfe"}),
+                    ent("xh", kind="hardlink", target="x")]), "gzip"),
+    ]
+    # Empty PAX record values mean "delete the keyword" (POSIX pax; Go's
+    # mergePAX skips them, so umoci/containerd/moby do): no empty xattr, and
+    # an empty `path` record keeps the ustar name.
+    c["pax-empty-values"] = [
+        (tar_bytes([ent("pe", kind="dir"),
+                    ent("pe/emptyx", "x\n", xattrs={"user.empty": b"", "user.full": b"v"}),
+                    ent("pe/emptypath", "p\n", pax={"path": ""}),
+                    ent("pe/emptyuid", "u\n", uid=5, pax={"uid": ""})]), "gzip"),
+    ]
+    return c
+
+
+def _deflate_segment(data):
+    """Raw deflate of data ending with a full flush: byte-aligned, no
+    back-references, not final, so segments can be concatenated."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FULL_FLUSH)
+
+
+def gzip_bomb(size=2 << 30, name="zeros"):
+    """Recipe: one tar entry `name` of `size` zero bytes, as ONE gzip member
+    built from a 1 MiB all-zero deflate segment repeated (about 1000:1).
+    Returns (gzip bytes, diff_id of the uncompressed tar) without holding
+    the tar in memory."""
+    assert size % (1 << 20) == 0
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mtime, ti.mode = size, MTIME, 0o644
+    header = ti.tobuf(tarfile.GNU_FORMAT)
+    zero = bytes(1 << 20)
+    seg = _deflate_segment(zero)
+    parts = [b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", _deflate_segment(header)]
+    h = hashlib.sha256(header)
+    crc = zlib.crc32(header)
+    for _ in range(size >> 20):
+        parts.append(seg)
+        h.update(zero)
+        crc = zlib.crc32(zero, crc)
+    trailer = bytes(1024)
+    h.update(trailer)
+    crc = zlib.crc32(trailer, crc)
+    parts.append(_deflate_segment(trailer))
+    parts.append(b"\x03\x00")  # an empty final fixed-Huffman block
+    total = len(header) + size + len(trailer)
+    parts.append(struct.pack("<II", crc, total & 0xFFFFFFFF))
+    return b"".join(parts), "sha256:" + h.hexdigest()
+
+
+if __name__ == "__main__":
+    import json
+    print(json.dumps({k: [len(t) for t, _ in v] for k, v in cases().items()}))
