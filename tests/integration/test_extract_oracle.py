@@ -201,6 +201,25 @@ class ExtractOracle(PullTestCase):
         self.assertEqual(os.getxattr(os.path.join(ours, "bin/ping"), "security.capability"), ei.CAP_NET_RAW)
         self.assertTrue(stat.S_ISCHR(os.lstat(os.path.join(ours, "dev/null")).st_mode))
 
+    def test_order_root_entry_aufs(self):
+        """Rows 5, 15, 26, 40, 41, 48 (tar-order corner cases, the `./` root
+        entry, AUFS metadata) as umoci 0.4.7 resolves them."""
+        ours = self.oracle_case("order-root-aufs")
+        st = os.lstat(ours)
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (0o750, 5, 6), "row 26: root attrs")
+
+    def test_stream_shapes(self):
+        """Rows 58, 63, 64, 70: header-only types with a size, a tar without
+        end-of-archive blocks, junk after it, empty layers."""
+        self.oracle_case("stream-shapes")
+
+    def test_multi_member_gzip(self):
+        """Row 67: every gzip member is decoded, not only the first."""
+        tar = ei.tar_bytes(ei.format_entries("pax"))
+        url = self.push("multi-member", mi.build_image([mi.Layer(tar, ei.multi_member_gzip(tar, 4), "gzip")]))
+        ours = self.extract(url)
+        self.assertSameTree(ours, self.umoci("multi-member"), "umoci unpack (multi-member gzip)")
+
     # BUG (lazyroot): a PAX record `SCHILY.xattr.user.empty=` (empty value)
     # becomes an empty xattr; POSIX says a zero-length value deletes the
     # keyword and Go's mergePAX skips it (so umoci, containerd and moby set
@@ -286,6 +305,15 @@ class ExtractOracle(PullTestCase):
         ours = self.extract(url)
         self.push("whiteouts", ei.image(layers))
         self.assertSameTree(ours, self.umoci("whiteouts"), "umoci unpack (gzip twin of a zstd image)")
+
+    def test_zstd_frames_and_skippable_frame(self):
+        """Row 68: a skippable frame then two frames; the oracle reads the same
+        tar gzipped."""
+        tar = ei.tar_bytes(ei.format_entries("pax"))
+        url = self.push("zstd-frames", mi.build_image([mi.Layer(tar, ei.zstd_frames_with_skippable(tar), "zstd")]))
+        ours = self.extract(url)
+        self.push("format-pax", ei.image(self.cases["format-pax"]))
+        self.assertSameTree(ours, self.umoci("format-pax"), "umoci unpack (gzip twin of a multi-frame zstd image)")
 
     def test_docker_media_types(self):
         """umoci 0.4.7 reads only OCI media types: a Docker v2s2 image against

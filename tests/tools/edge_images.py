@@ -14,6 +14,7 @@ content, mode, uid, gid, mtime, target, major/minor, xattrs {name: bytes},
 pax {key: str} (extra PAX records, PAX format only).
 """
 
+import gzip
 import hashlib
 import io
 import os
@@ -261,6 +262,36 @@ def cases():
                     ent("xd", kind="dir", mode=0o3775, xattrs={"user.dir": b"\xff\x00\xfe"}),
                     ent("xh", kind="hardlink", target="x")]), "gzip"),
     ]
+    # rows 5, 15, 26, 40, 41, 48: order-dependent whiteouts, whiteout through
+    # a symlinked parent, the root entry, opaque after a hardlink, AUFS
+    # metadata, one layer rewriting a path through a symlink and back
+    c["order-root-aufs"] = [
+        (tar_bytes([ent("./", kind="dir", mode=0o750, uid=5, gid=6, mtime=1234),
+                    ent("a", kind="dir", mode=0o700), ent("a/old", "old"),
+                    ent("b", kind="dir", mode=0o700), ent("b/old", "old"),
+                    ent("d", kind="dir"), ent("d/f", "F\n"), ent("s2", kind="symlink", target="d"),
+                    ent("d/g", "G\n"), ent("e", kind="dir"), ent("e/f", "F\n")]), "gzip"),
+        (tar_bytes([ent(".wh.a", ""), ent("a/new", "new"),            # row 5: whiteout first
+                    ent("b/new", "new"), ent(".wh.b", ""),            # row 5: whiteout after
+                    ent("s2/.wh.f", ""),                              # row 15
+                    ent("h", kind="hardlink", target="e/f"), ent("e/.wh..wh..opq", ""),  # row 40
+                    ent(".wh..wh.plnk", kind="dir", mode=0o700),      # row 41
+                    ent(".wh..wh.plnk/123.456", "plnk\n"),
+                    ent("x", kind="hardlink", target=".wh..wh.plnk/123.456"),
+                    ent(".wh..wh.aufs", ""),
+                    ent("foo", kind="dir"), ent("foo/tmp/x", "1\n"),   # row 48
+                    ent("foo", kind="symlink", target="/"), ent("foo/tmp/x", "2\n"),
+                    ent("foo", kind="dir"), ent("foo/tmp/x", "3\n")]), "gzip"),
+    ]
+    # rows 58, 63, 64, 67, 70: header-only types with a size, no end-of-archive
+    # blocks, trailing junk after it, a multi-member gzip, empty layers
+    c["stream-shapes"] = [
+        (header_only_with_size(), "gzip"),
+        (no_eoa(tar_bytes([ent("noeoa", "no end-of-archive blocks\n")])), "none"),
+        (tar_bytes([ent("junk-after", "trailing junk follows\n")]) + b"junk" * 300, "gzip"),
+        (b"", "none"),
+        (bytes(1024), "gzip"),
+    ]
     # Empty PAX record values mean "delete the keyword" (POSIX pax; Go's
     # mergePAX skips them, so umoci/containerd/moby do): no empty xattr, and
     # an empty `path` record keeps the ustar name.
@@ -271,6 +302,51 @@ def cases():
                     ent("pe/emptyuid", "u\n", uid=5, pax={"uid": ""})]), "gzip"),
     ]
     return c
+
+
+def _set_header_field(block, off, width, value):
+    """Rewrites one octal field of a 512-byte header and its checksum."""
+    block = bytearray(block)
+    block[off:off + width] = ("%0*o\0" % (width - 1, value)).encode()
+    block[148:156] = b"        "
+    block[148:156] = ("%06o\0 " % sum(block)).encode()
+    return bytes(block)
+
+
+def header_only_with_size():
+    """Recipe (row 58): ustar symlink, fifo and dir headers whose size field
+    says 1000 bytes; no data follows them, then a regular file."""
+    out = b""
+    for e in (ent("sl", kind="symlink", target="target"), ent("ff", kind="fifo"),
+              ent("hd", kind="dir")):
+        ti, _ = _tarinfo(e)
+        out += _set_header_field(ti.tobuf(tarfile.USTAR_FORMAT), 124, 12, 1000)
+    ti, data = _tarinfo(ent("after-header-only", "ok\n"))
+    out += ti.tobuf(tarfile.USTAR_FORMAT) + data + bytes(512 - len(data))
+    return out + bytes(1024)
+
+
+def no_eoa(tar):
+    """Recipe (row 63): the tar cut right after its last entry's data block."""
+    end = len(tar)
+    while end >= 512 and tar[end - 512:end] == bytes(512):
+        end -= 512
+    return tar[:end]
+
+
+def multi_member_gzip(tar, parts=3):
+    """Recipe (row 67): the tar split in `parts` pieces, each its own gzip member."""
+    n = max(1, len(tar) // parts)
+    return b"".join(gzip.compress(tar[i:i + n], mtime=0) for i in range(0, len(tar), n))
+
+
+def zstd_frames_with_skippable(tar):
+    """Recipe (row 68): a skippable frame, then the tar in two zstd frames."""
+    half = len(tar) // 2
+    z = [subprocess.run(["zstd", "-q", "-c"], input=p, check=True, capture_output=True).stdout
+         for p in (tar[:half], tar[half:])]
+    skip = struct.pack("<II", 0x184D2A50, 8) + b"lazyroot"
+    return skip + z[0] + z[1]
 
 
 def _deflate_segment(data):
