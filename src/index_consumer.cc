@@ -41,31 +41,6 @@ class IndexingConsumer final : public LayerConsumer {
   std::unique_ptr<LayerIndexer> indexer_;
 };
 
-Result<std::string> ReadFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return Status::NotFound(path + " does not exist");
-    return Status::FromErrno("open " + path, err);
-  }
-  struct stat st {};
-  ::fstat(fd, &st);
-  std::string out(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < out.size()) {
-    ssize_t n = ::read(fd, out.data() + done, out.size() - done);
-    if (n <= 0) {
-      if (n < 0 && errno == EINTR) continue;
-      int err = n < 0 ? errno : EIO;
-      ::close(fd);
-      return Status::FromErrno("read " + path, err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  return out;
-}
-
 }  // namespace
 
 LayerConsumerFactory MakeIndexingConsumerFactory(Store& store) {
@@ -90,7 +65,7 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
                                          bool* rebuilt) {
   if (rebuilt) *rebuilt = false;
   const std::string path = store.IndexPath(blob_digest);
-  auto bytes = ReadFile(path);
+  auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
   if (bytes.ok()) {
     auto idx = LayerIndex::Parse(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest);

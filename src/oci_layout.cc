@@ -10,34 +10,12 @@
 
 #include "index/sha256.h"
 #include "src/reference.h"
+#include "src/store.h"
 
 namespace lazyroot {
 namespace {
 
 constexpr uint64_t kMaxJson = 4u << 20;
-
-Result<std::string> ReadAll(const std::string& path, uint64_t cap) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT) return Status::NotFound(path + " does not exist");
-    return Status::FromErrno("open " + path, err);
-  }
-  std::string out;
-  char buf[65536];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) {
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > cap) {
-      ::close(fd);
-      return Status::Corruption(path + ": larger than " + std::to_string(cap) + " bytes");
-    }
-  }
-  int err = errno;
-  ::close(fd);
-  if (n < 0) return Status::FromErrno("read " + path, err);
-  return out;
-}
 
 class OciLayoutSource final : public ImageSource {
  public:
@@ -49,7 +27,7 @@ class OciLayoutSource final : public ImageSource {
     // a digest mean "that one".
     std::string digest = selector.starts_with("sha256:") ? selector : top_digest_;
     LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
-    auto body = ReadAll(BlobPath(digest), kMaxJson);
+    auto body = ReadWholeFile(BlobPath(digest), kMaxJson);
     if (!body.ok()) return body.status().WithContext("oci:" + dir_ + ": manifest " + digest);
     FetchedManifest m;
     m.body = std::move(*body);
@@ -99,7 +77,7 @@ class OciLayoutSource final : public ImageSource {
 
 Result<std::unique_ptr<ImageSource>> OpenOciLayout(const std::string& dir, const std::string& tag) {
   const std::string what = "oci:" + dir;
-  auto layout = ReadAll(dir + "/oci-layout", 1 << 16);
+  auto layout = ReadWholeFile(dir + "/oci-layout", 1 << 16);
   if (!layout.ok()) return Status::NotFound(what + ": not an OCI image layout (no oci-layout file)");
   rapidjson::Document ld;
   ld.Parse(layout->data(), layout->size());
@@ -107,7 +85,7 @@ Result<std::unique_ptr<ImageSource>> OpenOciLayout(const std::string& dir, const
       !ld["imageLayoutVersion"].IsString()) {
     return Status::Corruption(what + ": malformed oci-layout file");
   }
-  auto index = ReadAll(dir + "/index.json", kMaxJson);
+  auto index = ReadWholeFile(dir + "/index.json", kMaxJson);
   if (!index.ok()) return index.status().WithContext(what);
   rapidjson::Document d;
   d.Parse(index->data(), index->size());

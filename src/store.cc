@@ -64,7 +64,9 @@ uint64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
-Result<std::string> ReadSmallFile(const std::string& path, uint64_t cap) {
+}  // namespace
+
+Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -91,6 +93,8 @@ Result<std::string> ReadSmallFile(const std::string& path, uint64_t cap) {
   ::close(fd);
   return out;
 }
+
+namespace {
 
 Result<FileLock> LockFile(const std::string& path, int op) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
@@ -231,7 +235,7 @@ bool Store::HasBlob(std::string_view digest) const { return ::access(BlobPath(di
 
 Result<std::string> Store::ReadBlob(std::string_view digest, uint64_t cap) const {
   LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
-  auto bytes = ReadSmallFile(BlobPath(digest), cap);
+  auto bytes = ReadWholeFile(BlobPath(digest), cap);
   if (!bytes.ok()) return bytes.status().WithContext("blob " + std::string(digest));
   if ("sha256:" + Sha256::HexOf(std::string_view(*bytes)) != digest) {
     return Status::Corruption("blob " + std::string(digest) + ": stored bytes do not match the digest (run gc and pull again)");
@@ -275,7 +279,7 @@ Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(Image
 
 Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
   std::string path = ImagePath(reference);
-  auto text = ReadSmallFile(path, 1 << 20);
+  auto text = ReadWholeFile(path, 1 << 20);
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound) return std::optional<ImageRecord>();
     return text.status();
@@ -289,7 +293,7 @@ Result<std::vector<ImageRecord>> Store::ListImages() const {
   for (const std::string& name : ListNames(root_ + "/images")) {
     if (!name.ends_with(".json")) continue;
     std::string path = root_ + "/images/" + name;
-    auto text = ReadSmallFile(path, 1 << 20);
+    auto text = ReadWholeFile(path, 1 << 20);
     if (!text.ok()) {
       if (text.status().code() == ErrorCode::kNotFound) continue;  // removed meanwhile
       return text.status();

@@ -97,6 +97,10 @@ class Store {
   std::string root_;
 };
 
+// Reads a whole file of at most cap bytes (kNotFound when absent,
+// kCorruption when larger than cap).
+Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
+
 // Writes bytes to path atomically: a temp file beside it, fsync, rename,
 // fsync of the directory.
 Status WriteFileAtomic(const std::string& path, std::string_view bytes);
