@@ -20,6 +20,7 @@ for a twin image the oracle can read, or against GNU tar.
 """
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -208,6 +209,37 @@ class ExtractOracle(PullTestCase):
         st = os.lstat(ours)
         self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (0o750, 5, 6), "row 26: root attrs")
 
+    def test_moby_whiteout_vector(self):
+        """Row 18: moby's TestApplyLayerWhiteouts, layer by layer against its
+        expected trees, and the 4-layer image against umoci."""
+        layers = self.cases["moby-whiteouts"]
+        for n in range(1, len(layers) + 1):
+            with self.subTest(layers=n):
+                url = self.push("moby-%d" % n, ei.image(layers[:n]))
+                ours = self.extract(url, name="moby-%d" % n)
+                got = sorted(l.split(" ")[0][1:] + ("/" if l.split(" ")[1] == "d" else "")
+                             for l in tree_listing.listing(ours, root_attrs=False))
+                self.assertEqual(got, sorted(ei.MOBY_WHITEOUT_EXPECTED[n - 1]))
+        self.assertSameTree(ours, self.umoci("moby-4"), "umoci unpack (moby-4)")
+
+    def test_parallel_extract_of_big_layers(self):
+        """Several workers share one layer only in pieces of >= 32 MiB of file
+        data (extract.h): five 20 MiB files and small ones in a gzip layer and
+        in a zstd layer (one frame), --threads 4, against umoci (the zstd one
+        through its gzip twin)."""
+        files = [ei.ent("big/%d.bin" % i, mi.random_bytes(20 << 20, seed=10 + i)) for i in range(5)]
+        files += [ei.ent("small/%03d" % i, "small %d\n" % i) for i in range(200)]
+        files.insert(3, ei.ent("big/zeros.bin", bytes(24 << 20)))
+        tar = ei.tar_bytes(files)
+        gz = mi.Layer(tar, mi._compress(tar, "gzip", 1), "gzip")
+        url = self.push("parallel-gzip", mi.build_image([gz]))
+        ours = self.extract(url, "--threads", "4", name="gzip")
+        theirs = self.umoci("parallel-gzip")
+        self.assertSameTree(ours, theirs, "umoci unpack (parallel-gzip)")
+        url = self.push("parallel-zstd", mi.build_image([mi.Layer(tar, mi._compress(tar, "zstd", 1), "zstd")]))
+        ours = self.extract(url, "--threads", "4", name="zstd")
+        self.assertSameTree(ours, theirs, "umoci unpack (gzip twin of parallel-zstd)")
+
     def test_stream_shapes(self):
         """Rows 58, 63, 64, 70: header-only types with a size, a tar without
         end-of-archive blocks, junk after it, empty layers."""
@@ -244,6 +276,22 @@ class ExtractOracle(PullTestCase):
         self.assertEqual(st.st_size, 3 << 20)
         self.assertLess(st.st_blocks * 512, 1 << 20, "%s: holes were written as data (%d blocks)"
                         % (path, st.st_blocks))
+
+    def test_rootless_records_what_privileged_extract_sets(self):
+        """--rootless: read through user.containers.override_stat, the tree
+        equals the privileged extract (itself checked against umoci above),
+        except device numbers, which placeholders do not keep."""
+        for name in ("special", "format-pax", "hardlinks", "types-dups"):
+            with self.subTest(name):
+                url = self.push(name, ei.image(self.cases[name]))
+                priv = self.extract(url, name=name)
+                rootless = self.extract(url, "--rootless", name=name + "-rootless")
+                want = [re.sub(r"^(\S+ [cb]):\d+:\d+ ", r"\1:?:? ", l)
+                        for l in tree_listing.listing(priv, dir_mtime=False, ignore_xattrs=IGNORE_XATTRS)]
+                got = tree_listing.listing(rootless, dir_mtime=False, ignore_xattrs=IGNORE_XATTRS,
+                                           override_stat=True)
+                d = tree_listing.diff(got, want, "--rootless (override_stat)", "privileged extract")
+                self.assertFalse(d, "rootless extract of %s:\n%s" % (name, d))
 
     # ------------------------------------------------------------ GNU tar oracle
 

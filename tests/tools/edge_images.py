@@ -260,7 +260,17 @@ def cases():
                     ent("x", "x\n", xattrs={"user.bin": bytes(range(256)),
                                             "trusted.t": b"tee", "security.selinux": b"system_u:object_r:x\0"}),
                     ent("xd", kind="dir", mode=0o3775, xattrs={"user.dir": b"\xff\x00\xfe"}),
-                    ent("xh", kind="hardlink", target="x")]), "gzip"),
+                    ent("xh", kind="hardlink", target="x"),
+                    # chown clears setuid/setgid: the mode must be applied after it
+                    ent("bin/usu", "usu\n", mode=0o6750, uid=1000, gid=1000),
+                    ent("bin/ucap", "ucap\n", mode=0o750, uid=1000, gid=1000,
+                        xattrs={"security.capability": CAP_NET_RAW}),
+                    ent("bin/ulink", kind="hardlink", target="bin/ucap"),
+                    # directories whose modes would block their own children
+                    ent("ro", kind="dir", mode=0o555), ent("ro/f", "in ro\n", mode=0o444),
+                    ent("ro/sub", kind="dir", mode=0o000), ent("ro/sub/g", "in 000\n", mode=0o000),
+                    ent("sgid", kind="dir", mode=0o2770, uid=1000, gid=1000),
+                    ent("sgid/file", "plain\n", mode=0o640)]), "gzip"),
     ]
     # rows 5, 15, 26, 40, 41, 48: order-dependent whiteouts, whiteout through
     # a symlinked parent, the root entry, opaque after a hardlink, AUFS
@@ -292,6 +302,9 @@ def cases():
         (b"", "none"),
         (bytes(1024), "gzip"),
     ]
+    # row 18: moby/go-archive diff_test.go TestApplyLayerWhiteouts, 4 layers
+    # (files 0600, dirs 0700, in walk order, as its makeTestLayer tars them)
+    c["moby-whiteouts"] = [(tar_bytes(_moby_layer(l)), "gzip") for l in MOBY_WHITEOUT_LAYERS]
     # Empty PAX record values mean "delete the keyword" (POSIX pax; Go's
     # mergePAX skips them, so umoci/containerd/moby do): no empty xattr, and
     # an empty `path` record keeps the ustar name.
@@ -347,6 +360,33 @@ def zstd_frames_with_skippable(tar):
          for p in (tar[:half], tar[half:])]
     skip = struct.pack("<II", 0x184D2A50, 8) + b"lazyroot"
     return skip + z[0] + z[1]
+
+
+MOBY_BASE = [".baz", "bar/", "bar/bax", "bar/bay/", "baz", "foo/", "foo/.abc", "foo/.bcd/", "foo/.bcd/a",
+             "foo/cde/", "foo/cde/def", "foo/cde/efg", "foo/fgh", "foobar"]
+MOBY_WHITEOUT_LAYERS = [
+    MOBY_BASE,
+    [".bay", ".wh.baz", "foo/", "foo/.bce", "foo/.wh..wh..opq", "foo/cde/", "foo/cde/efg"],
+    [".bay", ".wh..baz", ".wh.foobar", "foo/", "foo/.abc", "foo/.wh.cde", "bar/"],
+    [".abc", ".wh..wh..opq", "foobar"],
+]
+# The tree after each layer, as readDirContents lists it (dirs end in "/").
+MOBY_WHITEOUT_EXPECTED = [
+    MOBY_BASE,
+    [".bay", ".baz", "bar/", "bar/bax", "bar/bay/", "foo/", "foo/.bce", "foo/cde/", "foo/cde/efg", "foobar"],
+    [".bay", "bar/", "bar/bax", "bar/bay/", "foo/", "foo/.abc", "foo/.bce"],
+    [".abc", "foobar"],
+]
+
+
+def _moby_layer(paths):
+    out = []
+    for p in sorted(paths):
+        if p.endswith("/"):
+            out.append(ent(p.rstrip("/"), kind="dir", mode=0o700))
+        else:
+            out.append(ent(p, "", mode=0o600))
+    return out
 
 
 def _deflate_segment(data):
