@@ -369,6 +369,32 @@ class ExtractHostile(PullTestCase):
         url = self.push_image(mi.build_image([layer]))
         self.assertPullFails(url, "diffid", "diff_id", "diff id")
 
+    def test_bytes_after_the_compressed_stream(self):
+        """Row 66: NULs or junk after the last gzip member (or zstd frame) are
+        an error, as in Go's multistream reader; the blob digest covers them."""
+        tar = tar_bytes([ent("a", "a\n")])
+        gz, zs = mi._compress(tar, "gzip", 6), mi._compress(tar, "zstd", 3)
+        for name, blob, comp in (("gzip+NULs", gz + bytes(1024), "gzip"), ("gzip+junk", gz + b"junkjunk", "gzip"),
+                                 ("zstd+junk", zs + b"junkjunk", "zstd")):
+            with self.subTest(name):
+                url = self.push_image(mi.build_image([mi.Layer(tar, blob, comp)]))
+                self.assertPullFails(url, "header", "frame")
+
+    def test_compression_is_sniffed(self):
+        """Row 69: the magic bytes decide, not the media type (containerd);
+        a mislabelled layer still extracts to the right tree."""
+        tar = tar_bytes([ent("etc", kind="dir"), ent("etc/a", "a\n", mode=0o600, uid=3)])
+        want = tree_listing.listing(self.extract_ok(self.push_layers([(tar, "gzip")])))
+        shutil.rmtree(self.out)
+        gz, zs = mi._compress(tar, "gzip", 6), mi._compress(tar, "zstd", 3)
+        for name, blob, label in (("plain labelled gzip", tar, "gzip"), ("gzip labelled plain", gz, "none"),
+                                  ("zstd labelled gzip", zs, "gzip"), ("gzip labelled zstd", gz, "zstd")):
+            with self.subTest(name):
+                url = self.push_image(mi.build_image([mi.Layer(tar, blob, label)]))
+                got = tree_listing.listing(self.extract_ok(url))
+                shutil.rmtree(self.out)
+                self.assertEqual(tree_listing.diff(want, got, "correctly labelled", name), "")
+
     def test_gzip_bomb_is_bounded(self):
         """2 GiB of zeros in a ~2 MB gzip member: the pull must keep the store
         near the compressed size (no inflated temp file), and extract must
