@@ -240,6 +240,16 @@ class ExtractOracle(PullTestCase):
         ours = self.extract(url, "--threads", "4", name="zstd")
         self.assertSameTree(ours, theirs, "umoci unpack (gzip twin of parallel-zstd)")
 
+    def test_tar_header_quirks(self):
+        """Rows 51, 52, 56, 57: repeated GNU 'L' headers (the last wins), a
+        long name cut at its NUL, GNU atime/ctime in the ustar prefix bytes,
+        a PAX size record, uname/gname beside numeric ids, a pre-1970 mtime."""
+        ours = self.oracle_case("tar-quirks")
+        names = sorted(os.listdir(os.path.join(ours, "q")))
+        self.assertEqual(names, sorted(["b" * 130, "n" * 110, "gnu-prefix", "pax-size", "named-owner",
+                                        "pre-1970"]))
+        self.assertEqual(os.lstat(os.path.join(ours, "q", "pre-1970")).st_mtime, -86400 * 365)
+
     def test_stream_shapes(self):
         """Rows 58, 63, 64, 70: header-only types with a size, a tar without
         end-of-archive blocks, junk after it, empty layers."""

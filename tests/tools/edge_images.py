@@ -302,6 +302,7 @@ def cases():
         (b"", "none"),
         (bytes(1024), "gzip"),
     ]
+    c["tar-quirks"] = [(tar_quirks(), "gzip")]
     # row 18: moby/go-archive diff_test.go TestApplyLayerWhiteouts, 4 layers
     # (files 0600, dirs 0700, in walk order, as its makeTestLayer tars them)
     c["moby-whiteouts"] = [(tar_bytes(_moby_layer(l)), "gzip") for l in MOBY_WHITEOUT_LAYERS]
@@ -324,6 +325,55 @@ def _set_header_field(block, off, width, value):
     block[148:156] = b"        "
     block[148:156] = ("%06o\0 " % sum(block)).encode()
     return bytes(block)
+
+
+def _gnu_longname_block(name_bytes):
+    """An old-GNU 'L' header plus its data blocks carrying name_bytes."""
+    ti = tarfile.TarInfo("././@LongLink")
+    ti.type, ti.size, ti.mode, ti.mtime = tarfile.GNUTYPE_LONGNAME, len(name_bytes), 0o644, 0
+    pad = (512 - len(name_bytes) % 512) % 512
+    return ti.tobuf(tarfile.GNU_FORMAT) + name_bytes + bytes(pad)
+
+
+def _one(e, fmt=tarfile.GNU_FORMAT):
+    ti, data = _tarinfo(e)
+    out = ti.tobuf(fmt)
+    if data:
+        out += data + bytes((512 - len(data) % 512) % 512)
+    return out
+
+
+def tar_quirks():
+    """Recipe (rows 51, 52, 56, 57): hand-assembled headers.
+    - two GNU 'L' headers before one entry: the last one names it;
+    - a GNU 'L' name with bytes after a NUL: cut at the NUL;
+    - a GNU-magic header whose ustar `prefix` bytes hold atime/ctime octals;
+    - a PAX `size` record overriding a ustar size field of 0;
+    - uname/gname present, uid/gid 0: the numbers win;
+    - a negative (pre-1970) GNU base-256 mtime."""
+    out = _one(ent("q", kind="dir"))
+    long_a = ("q/" + "a" * 120).encode()
+    long_b = ("q/" + "b" * 130).encode()
+    out += _gnu_longname_block(long_a) + _gnu_longname_block(long_b)
+    out += _one(ent("q/short-name-overridden", "last L wins\n"))
+    out += _gnu_longname_block(("q/" + "n" * 110).encode() + b"\0garbage-after-nul")
+    out += _one(ent("q/short-nul", "cut at NUL\n"))
+    hdr = bytearray(_one(ent("q/gnu-prefix", "prefix holds times\n")))
+    hdr[345:357] = b"%011o\0" % 1600000000   # atime where ustar has its prefix
+    hdr[357:369] = b"%011o\0" % 1600000001   # ctime
+    hdr[148:156] = b"        "
+    hdr[148:156] = b"%06o\0 " % sum(hdr[:512])
+    out += bytes(hdr)
+    ti, data = _tarinfo(ent("q/pax-size", "12345", pax={"size": "5"}))
+    pax_entry = ti.tobuf(tarfile.PAX_FORMAT)
+    body = bytearray(pax_entry[-512:])            # the ustar header after the 'x' one
+    body[124:136] = b"%011o\0" % 0
+    body[148:156] = b"        "
+    body[148:156] = b"%06o\0 " % sum(body)
+    out += pax_entry[:-512] + bytes(body) + data + bytes(512 - len(data))
+    out += _one(ent("q/named-owner", "uname daemon\n", uname="daemon", gname="daemon"))
+    out += _one(ent("q/pre-1970", "old\n", mtime=-86400 * 365))
+    return out + bytes(1024)
 
 
 def header_only_with_size():
