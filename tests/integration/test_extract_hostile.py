@@ -13,8 +13,10 @@ blobs/, index/ and images/ exactly as they were. Listings come from
 tests/tools/tree_listing.py.
 """
 
+import glob
 import hashlib
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -109,7 +111,7 @@ class ExtractHostile(PullTestCase):
     def canaries(self):
         # Everything of self.tmp but the store, HOME and DIR, plus /tmp's canary.
         mine = [l for l in tree_listing.listing(self.tmp, dir_mtime=False, exclude=["/x/out", "/root", "/home"])
-                if "lazyroot-tmp" not in l]
+                if "lazyroot-tmp" not in l and not re.match(r"/bg\d+\.(out|err) ", l)]  # popen() logs
         return mine + ["/tmp-canary" + l for l in tree_listing.listing(self.canary)]
 
     def check_canaries(self):
@@ -394,6 +396,93 @@ class ExtractHostile(PullTestCase):
                 got = tree_listing.listing(self.extract_ok(url))
                 shutil.rmtree(self.out)
                 self.assertEqual(tree_listing.diff(want, got, "correctly labelled", name), "")
+
+    def flip_and_extract(self, path, offsets, url, ref):
+        """Flips one byte of `path` at each offset in turn and extracts; returns
+        [(offset, outcome, stderr)] with outcome "same" | "DIFFERENT" | "error",
+        restoring the file each time."""
+        with open(path, "rb") as f:
+            orig = f.read()
+        mode = os.lstat(path).st_mode
+        results = []
+        try:
+            for off in offsets:
+                data = bytearray(orig)
+                data[off] ^= 0x40
+                os.chmod(path, 0o644)
+                with open(path, "wb") as f:
+                    f.write(data)
+                r = self.lazyroot("extract", url, self.out)
+                if r.returncode != 0:
+                    outcome = "error"
+                else:
+                    outcome = "same" if tree_listing.listing(self.out) == ref else "DIFFERENT"
+                    shutil.rmtree(self.out)
+                self.assertFalse(os.path.exists(self.out) and os.listdir(self.out), "files left after an error")
+                results.append((off, outcome, r.stderr.strip()))
+        finally:
+            with open(path, "wb") as f:
+                f.write(orig)
+            os.chmod(path, stat.S_IMODE(mode))
+        return results
+
+    def corruption_fixture(self):
+        files = [ent("d/%03d" % i, mi.random_bytes(3000, seed=i)) for i in range(100)]
+        img = ei.image([(tar_bytes(files), "gzip"), (tar_bytes(files[:10]), "none")])
+        url = self.push_image(img)
+        ref = tree_listing.listing(self.extract_ok(url))
+        shutil.rmtree(self.out)
+        return img, url, ref
+
+    def test_corrupt_index_and_tree_files_are_detected(self):
+        """A flipped byte in ROOT/index/sha256/* or ROOT/trees/* (the layer
+        indexes and the merged tree, FORMAT.md) is caught by their checksums:
+        extract names the file and either fails or rebuilds the same tree."""
+        img, url, ref = self.corruption_fixture()
+        files = sorted(glob.glob(os.path.join(self.root, "index", "sha256", "*")) +
+                       glob.glob(os.path.join(self.root, "trees", "*")))
+        self.assertTrue(files, "no index or tree files in the store")
+        for path in files:
+            size = os.path.getsize(path)
+            for off, outcome, err in self.flip_and_extract(path, sorted({0, 8, 20, 64, size // 2, size - 1}), url, ref):
+                with self.subTest(file=os.path.relpath(path, self.root), offset=off):
+                    self.assertNotEqual(outcome, "DIFFERENT", "a corrupt %s gave a different tree" % path)
+                    self.assertIn(os.path.basename(path), err, "the corruption was not reported")
+
+    # BUG (lazyroot): extract trusts stored blobs. A byte flipped in
+    # ROOT/blobs/sha256/<layer> after the pull (bit rot, tampering) gives
+    # silently different files (plain tar: always; gzip: the member CRC is
+    # never checked on the random-access path). umoci verifies the blob
+    # digest and DiffID whenever it reads a layer.
+    @unittest.expectedFailure
+    def test_corrupt_layer_blob_is_detected(self):
+        img, url, ref = self.corruption_fixture()
+        bad = []
+        for layer in img.layers:
+            path = os.path.join(self.root, "blobs", "sha256", layer.digest[7:])
+            size = os.path.getsize(path)
+            for off, outcome, err in self.flip_and_extract(path, [size // 3, size // 2], url, ref):
+                if outcome == "DIFFERENT":
+                    bad.append("%s @%d" % (layer.media_type, off))
+        self.assertEqual(bad, [], "extract wrote different files from a corrupted stored blob")
+
+    def test_concurrent_extracts_agree(self):
+        """Six extracts of one freshly pulled image at once (the first ones
+        race to build and publish ROOT/trees/<digest>): all succeed with the
+        same tree."""
+        files = [ent("d/%03d" % i, "file %d\n" % i * 40) for i in range(300)]
+        url = self.push_layers([(tar_bytes(files), "gzip"), (tar_bytes(files[:10] + [ent("z", "z")]), "none")])
+        self.pull_ok(url, "-q")
+        outs = [os.path.join(self.tmp, "c%d" % i) for i in range(6)]
+        self.addCleanup(lambda: [shutil.rmtree(o, ignore_errors=True) for o in outs])
+        procs = [self.popen("extract", url, o) for o in outs]
+        listings = []
+        for p, o in zip(procs, outs):
+            code, out, err = self.finish(p)
+            self.assertEqual(code, 0, "concurrent extract into %s: %s" % (o, err))
+            listings.append(tree_listing.listing(o))
+        for o, l in zip(outs[1:], listings[1:]):
+            self.assertEqual(tree_listing.diff(listings[0], l, outs[0], o), "")
 
     def test_gzip_bomb_is_bounded(self):
         """2 GiB of zeros in a ~2 MB gzip member: the pull must keep the store
