@@ -97,6 +97,7 @@ struct FileJob {
   NodeId node = 0;
   NodeId dir = 0;
   std::string_view name;
+  uint32_t layer = 0;
   uint64_t data_offset = 0;
   uint64_t bytes = 0;  // stored bytes to read
 };
@@ -144,11 +145,21 @@ class Extractor {
   Extractor(const ImageTree& tree, const ImageContent& content, const ExtractOptions& options, int root_fd)
       : tree_(tree), content_(content), options_(options), root_fd_(root_fd) {
     report_.rootless = options.rootless || ::geteuid() != 0;
+    euid_ = ::geteuid();
+    egid_ = ::getegid();
   }
 
   Status Run() {
     dir_path_.resize(tree_.node_count());
     first_.resize(tree_.node_count());
+    // mkdtemp under a setgid parent gives a setgid root of the parent's
+    // group; reset it so what we create is ours (NeedsChown relies on it).
+    if (::fchmod(root_fd_, 0700) != 0) return Status::FromErrno("chmod extraction root", errno);
+    struct stat st {};
+    if (::fstat(root_fd_, &st) != 0) return Status::FromErrno("stat extraction root", errno);
+    if (st.st_gid != egid_ && ::fchown(root_fd_, static_cast<uid_t>(-1), egid_) != 0) {
+      return Status::FromErrno("chown extraction root", errno);
+    }
     LAZYROOT_RETURN_IF_ERROR(CreateSkeleton());
     LAZYROOT_RETURN_IF_ERROR(WriteFiles());
     LAZYROOT_RETURN_IF_ERROR(LinkFiles());
@@ -212,9 +223,14 @@ class Extractor {
     return Status::Ok();
   }
 
+  // Entries we create belong to euid:egid already (no directory is setgid
+  // while we write), so chown is needed only for other owners: one syscall
+  // less per file for the common all-root image.
+  bool NeedsChown(const Node& n) const { return !rootless() && (n.uid != euid_ || n.gid != egid_); }
+
   // Ownership, mode, xattrs, times of an entry we hold open (files, dirs).
   Status ApplyMetaFd(int fd, NodeId id, const Node& n, const std::string& path) {
-    if (!rootless() && ::fchown(fd, n.uid, n.gid) != 0) return Status::FromErrno(path + ": chown", errno);
+    if (NeedsChown(n) && ::fchown(fd, n.uid, n.gid) != 0) return Status::FromErrno(path + ": chown", errno);
     if (::fchmod(fd, n.mode & 07777) != 0) return Status::FromErrno(path + ": chmod", errno);
     LAZYROOT_RETURN_IF_ERROR(ApplyXattrs(fd, -1, {}, id, n, path));
     struct timespec ts[2];
@@ -226,7 +242,7 @@ class Extractor {
   // The same for an entry reached by name: symlinks, devices, fifos.
   Status ApplyMetaAt(int dir_fd, const std::string& name, NodeId id, const Node& n, const std::string& path,
                      uint32_t mode) {
-    if (!rootless() && ::fchownat(dir_fd, name.c_str(), n.uid, n.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (NeedsChown(n) && ::fchownat(dir_fd, name.c_str(), n.uid, n.gid, AT_SYMLINK_NOFOLLOW) != 0) {
       return Status::FromErrno(path + ": chown", errno);
     }
     if (n.type != NodeType::kSymlink && ::fchmodat(dir_fd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -309,7 +325,7 @@ class Extractor {
           return Status::Corruption(tree_.name() + ": " + path + ": layer " + std::to_string(n.layer) +
                                     " of " + std::to_string(content_.layer_count()));
         }
-        file_jobs_.push_back({e.node, d, e.name, n.data_offset, n.stored_size});
+        file_jobs_.push_back({e.node, d, e.name, n.layer, n.data_offset, n.stored_size});
         return Status::Ok();
     }
     return Status::Corruption(tree_.name() + ": " + path + ": unknown node type");
@@ -350,16 +366,15 @@ class Extractor {
 
   std::vector<Piece> PlanPieces(unsigned threads) {
     // Group by layer, each group in stream order.
-    std::stable_sort(file_jobs_.begin(), file_jobs_.end(), [this](const FileJob& a, const FileJob& b) {
-      uint32_t la = tree_.GetNode(a.node).layer, lb = tree_.GetNode(b.node).layer;
-      return la != lb ? la < lb : a.data_offset < b.data_offset;
+    std::stable_sort(file_jobs_.begin(), file_jobs_.end(), [](const FileJob& a, const FileJob& b) {
+      return a.layer != b.layer ? a.layer < b.layer : a.data_offset < b.data_offset;
     });
     std::vector<Piece> layers;
     uint64_t total = 0;
     for (size_t i = 0; i < file_jobs_.size();) {
-      uint32_t layer = tree_.GetNode(file_jobs_[i].node).layer;
+      const uint32_t layer = file_jobs_[i].layer;
       Piece p{layer, i, i, 0};
-      while (p.end < file_jobs_.size() && tree_.GetNode(file_jobs_[p.end].node).layer == layer) {
+      while (p.end < file_jobs_.size() && file_jobs_[p.end].layer == layer) {
         p.bytes += file_jobs_[p.end].bytes;
         ++p.end;
       }
@@ -513,6 +528,8 @@ class Extractor {
   const ImageContent& content_;
   const ExtractOptions& options_;
   const int root_fd_;
+  uid_t euid_ = 0;
+  gid_t egid_ = 0;
   ExtractReport report_;
   std::vector<std::string> dir_path_;  // directories: path relative to the root ("" = root)
   std::vector<Location> first_;        // where each node got its first name

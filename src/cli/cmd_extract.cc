@@ -1,0 +1,150 @@
+// `lazyroot extract`: write an image's merged tree into a directory.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "fs/extract.h"
+#include "fs/extract_writer.h"
+#include "src/cli/cli.h"
+#include "src/image_rootfs.h"
+#include "src/reference.h"
+
+namespace lazyroot::cli {
+namespace {
+
+struct ExtractArgs {
+  std::string image, dir;
+  bool rootless = false;
+  unsigned threads = 0;
+};
+
+Result<ImageRecord> FindImage(Store& store, const std::string& text) {
+  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<ImageRecord> rec, store.GetImage(ref.ToString()));
+  if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
+  return std::move(*rec);
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The default target: <store>/rootfs/<manifest hex>, complete once
+// <hex>.done exists (written after the rename; it holds the mode used).
+// <hex>.lock serialises extractions of one image between processes.
+struct DefaultTarget {
+  std::string dir, done, lock;
+};
+
+DefaultTarget DefaultTargetFor(const Store& store, const ImageRecord& rec) {
+  std::string digest = rec.manifest_digest;
+  size_t colon = digest.find(':');
+  std::string hex = colon == std::string::npos ? digest : digest.substr(colon + 1);
+  std::string base = store.root() + "/rootfs/" + hex;
+  return {base, base + ".done", base + ".lock"};
+}
+
+void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds) {
+  std::fprintf(stderr,
+               "lazyroot: extracted into %s%s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu devices, "
+               "%llu skipped, %llu warnings, %.1f MiB in %.2f s\n",
+               dir.c_str(), r.rootless ? " (rootless)" : "", static_cast<unsigned long long>(r.files),
+               static_cast<unsigned long long>(r.dirs), static_cast<unsigned long long>(r.symlinks),
+               static_cast<unsigned long long>(r.hardlinks), static_cast<unsigned long long>(r.devices),
+               static_cast<unsigned long long>(r.skipped), static_cast<unsigned long long>(r.warnings),
+               static_cast<double>(r.bytes) / (1 << 20), seconds);
+  for (const std::string& w : r.warning_samples) std::fprintf(stderr, "lazyroot: warning: %s\n", w.c_str());
+  if (r.warnings > r.warning_samples.size()) {
+    std::fprintf(stderr, "lazyroot: … and %llu more warning(s)\n",
+                 static_cast<unsigned long long>(r.warnings - r.warning_samples.size()));
+  }
+}
+
+int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
+  auto store = OpenStore(global);
+  if (!store.ok()) return Fail(store.status());
+  auto rec = FindImage(**store, args.image);
+  if (!rec.ok()) return Fail(rec.status());
+  // Shared, like a pull: gc cannot delete the blobs we are reading.
+  auto store_lock = (*store)->LockStore(false);
+  if (!store_lock.ok()) return Fail(store_lock.status());
+
+  ExtractOptions options;
+  options.rootless = args.rootless;
+  options.threads = args.threads;
+  const bool rootless = args.rootless || ::geteuid() != 0;
+  const std::string mode = rootless ? "rootless\n" : "root\n";
+
+  std::string dir = args.dir;
+  DefaultTarget target;
+  int lock_fd = -1;
+  if (dir.empty()) {
+    target = DefaultTargetFor(**store, *rec);
+    dir = target.dir;
+    lock_fd = ::open(target.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return Fail(Status::FromErrno("open " + target.lock, errno));
+    if (::flock(lock_fd, LOCK_EX) != 0) {
+      Status st = Status::FromErrno("lock " + target.lock, errno);
+      ::close(lock_fd);
+      return Fail(st);
+    }
+  }
+  Fd lock(lock_fd);
+  if (!target.done.empty()) {
+    struct stat st {};
+    bool have_dir = ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (have_dir && ::access(target.done.c_str(), F_OK) == 0 && ReadSmallFile(target.done) == mode) {
+      std::printf("%s\n", dir.c_str());
+      std::fprintf(stderr, "lazyroot: %s already extracted\n", rec->reference.c_str());
+      return kExitOk;
+    }
+    // Incomplete (crash between rename and .done) or extracted in the other mode.
+    ::unlink(target.done.c_str());
+    Status removed = RemoveTree(dir);
+    if (!removed.ok()) return Fail(removed);
+  }
+
+  auto opened = OpenImage(**store, *rec);
+  if (!opened.ok()) return Fail(opened.status().WithContext("image " + rec->reference));
+  auto start = std::chrono::steady_clock::now();
+  auto report = ExtractTree(*opened->tree, *opened->content, dir, options);
+  if (!report.ok()) return Fail(report.status().WithContext("image " + rec->reference));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!target.done.empty()) {
+    Status st = WriteFileAtomic(target.done, mode);
+    if (!st.ok()) return Fail(st);
+  }
+  std::printf("%s\n", dir.c_str());
+  PrintSummary(dir, *report, seconds);
+  return kExitOk;
+}
+
+}  // namespace
+
+void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
+  auto args = std::make_shared<ExtractArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "extract",
+      "Write an image's merged root filesystem into DIR (absent or empty), or into the store's rootfs/ "
+      "directory when DIR is omitted; prints the directory");
+  cmd->add_option("IMAGE", args->image, "Image reference as pulled (lazyroot pull IMAGE first)")->required();
+  cmd->add_option("DIR", args->dir, "Target directory: must not exist, or be empty");
+  cmd->add_flag("--rootless", args->rootless,
+                "Do not chown or create devices; record uid:gid:mode in user.containers.override_stat "
+                "(always on when not running as root)");
+  cmd->add_option("--threads", args->threads, "Worker threads writing files (default: one per CPU)")
+      ->check(CLI::Range(0u, 256u));
+  cmd->callback([args, &global, run] { *run = [args, &global] { return RunExtract(global, *args); }; });
+}
+
+}  // namespace lazyroot::cli
