@@ -103,9 +103,17 @@ def image(layers, fmt="oci"):
     return mi.build_image([as_layer(t, c) for t, c in layers], fmt=fmt)
 
 
-def make_sparse_staging(staging):
+def make_sparse_staging(staging, all_hole=False):
     """Recipe: truncate -s 3M sp; write 'head' at 0, 4 KiB of 'x' at 1 MiB,
-    'tail' at the last 4 bytes; plus a plain file beside it."""
+    'tail' at the last 4 bytes; tailhole: 8 KiB of data then a hole to
+    2 MiB; a plain file beside them. With all_hole, only `truncate -s 2M
+    allhole` (a sparse map with no data at all)."""
+    if all_hole:
+        os.makedirs(staging, exist_ok=True)
+        with open(os.path.join(staging, "allhole"), "wb") as f:
+            f.truncate(2 << 20)
+        os.utime(os.path.join(staging, "allhole"), (MTIME, MTIME))
+        return ["allhole"]
     os.makedirs(staging, exist_ok=True)
     p = os.path.join(staging, "sp")
     with open(p, "wb") as f:
@@ -116,19 +124,25 @@ def make_sparse_staging(staging):
         f.write(b"x" * 4096)
         f.seek((3 << 20) - 4)
         f.write(b"tail")
+    with open(os.path.join(staging, "tailhole"), "wb") as f:  # data, then a hole to the end
+        f.write(b"y" * 8192)
+        f.truncate(2 << 20)
     with open(os.path.join(staging, "plain"), "wb") as f:
         f.write(b"not sparse\n")
-    for n in ("sp", "plain"):
+    names = ["sp", "tailhole", "plain"]
+    for n in names:
         os.chmod(os.path.join(staging, n), 0o640)
         os.utime(os.path.join(staging, n), (MTIME, MTIME))
-    return ["sp", "plain"]
+    return names
 
 
-def sparse_tar(staging, fmt):
-    """GNU tar --sparse --format=posix (PAX 1.0 sparse, row 55) or
-    --format=gnu (old-GNU 'S' entries)."""
-    names = make_sparse_staging(staging)
+def sparse_tar(staging, fmt, version=None, all_hole=False):
+    """GNU tar --sparse --format=posix [--sparse-version=0.0|0.1|1.0] (PAX
+    sparse, row 55) or --format=gnu (old-GNU 'S' entries)."""
+    names = make_sparse_staging(staging, all_hole)
     opts = ["--sparse", "--format=" + fmt]
+    if version:
+        opts.append("--sparse-version=" + version)
     if fmt == "posix":
         opts.append("--pax-option=delete=atime,delete=ctime")
     return gnu_tar(staging, names, *opts)
