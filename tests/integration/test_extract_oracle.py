@@ -19,6 +19,7 @@ lazyroot's intended behaviour is asserted directly: against umoci's result
 for a twin image the oracle can read, or against GNU tar.
 """
 
+import base64
 import os
 import re
 import shutil
@@ -376,6 +377,20 @@ class ExtractOracle(PullTestCase):
         self.assertSameTree(ours, self.gnu_tar([tar], "sparse-oldgnu"), "GNU tar -xpf (old-GNU sparse)",
                             root_attrs=False)
         self.assertSparse(os.path.join(ours, "sp"))
+
+    def test_libarchive_xattrs_are_applied(self):
+        """Row 53: bsdtar writes xattrs as `LIBARCHIVE.xattr.<url-encoded
+        name>=<base64>`, which no Go tool (umoci included) reads; lazyroot
+        decodes them (index/pax_records.cc), a deliberate difference from the
+        oracle, pinned here instead of diffed."""
+        value = b"\x00\x01bsd\xff"
+        e = ei.ent("la", "bsdtar\n", pax={"LIBARCHIVE.xattr.user.bsd%20name": base64.b64encode(value).decode(),
+                                           "SCHILY.xattr.user.schily": "s"})
+        url = self.push("libarchive-xattr", ei.image([(ei.tar_bytes([e]), "gzip")]))
+        ours = self.extract(url)
+        p = os.path.join(ours, "la")
+        self.assertEqual(os.getxattr(p, "user.bsd name", follow_symlinks=False), value)
+        self.assertEqual(os.getxattr(p, "user.schily", follow_symlinks=False), b"s")
 
     def test_zstd_layers(self):
         """Row 68/69: umoci 0.4.7 cannot read zstd; the same tars gzipped are

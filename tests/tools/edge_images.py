@@ -106,7 +106,7 @@ def image(layers, fmt="oci"):
 def make_sparse_staging(staging, all_hole=False):
     """Recipe: truncate -s 3M sp; write 'head' at 0, 4 KiB of 'x' at 1 MiB,
     'tail' at the last 4 bytes; tailhole: 8 KiB of data then a hole to
-    2 MiB; a plain file beside them. With all_hole, only `truncate -s 2M
+    2 MiB; many: 40 small data runs 64 KiB apart; a plain file beside them. With all_hole, only `truncate -s 2M
     allhole` (a sparse map with no data at all)."""
     if all_hole:
         os.makedirs(staging, exist_ok=True)
@@ -127,9 +127,14 @@ def make_sparse_staging(staging, all_hole=False):
     with open(os.path.join(staging, "tailhole"), "wb") as f:  # data, then a hole to the end
         f.write(b"y" * 8192)
         f.truncate(2 << 20)
+    with open(os.path.join(staging, "many"), "wb") as f:      # 40 extents: old-GNU extension headers
+        for i in range(40):
+            f.seek(i * (64 << 10) + 100)
+            f.write(b"%03d" % i * 100)
+        f.truncate(40 * (64 << 10))
     with open(os.path.join(staging, "plain"), "wb") as f:
         f.write(b"not sparse\n")
-    names = ["sp", "tailhole", "plain"]
+    names = ["sp", "tailhole", "many", "plain"]
     for n in names:
         os.chmod(os.path.join(staging, n), 0o640)
         os.utime(os.path.join(staging, n), (MTIME, MTIME))
