@@ -181,6 +181,8 @@ def format_entries(fmt):
           ent("srv/caf\u00e9-\u65e5\u672c.txt", "utf-8 name\n", uid=1000, gid=1000),
           ent("srv/empty", ""),
           ent("srv/mtime-old", "1970\n", mtime=1),
+          ent("srv/new\nline", "nl\n"), ent("srv/back\\slash", "bs\n"), ent("srv/eq=name", "eq\n"),
+          ent("srv/ lead space", "sp\n"), ent("srv/tab\there", "tab\n"),
           ent(long_name, kind="dir"),
           ent(long_name + "/file", "long path\n")]
     if fmt != "ustar":
@@ -188,7 +190,8 @@ def format_entries(fmt):
                ent(very_long + "/f", "very long\n"),
                ent("srv/longlink", kind="symlink", target="/" + very_long + "/f"),
                ent("srv/longhard", kind="hardlink", target=very_long + "/f"),
-               ent("srv/bigid", "big ids\n", uid=3000000, gid=3000001)]
+               ent("srv/bigid", "big ids\n", uid=3000000, gid=3000001),
+               ent("srv/" + "n" * 255, "NAME_MAX\n")]
     if fmt == "gnu":
         es.append(ent("srv/raw-\udce9\udcff", "non-utf8 name\n"))   # bytes caf\xe9 in the header
     if fmt == "pax":
