@@ -39,14 +39,15 @@
 namespace lazyroot {
 
 // Uncompressed bytes between checkpoints unless the caller asks otherwise.
-// 1 MiB, not SOCI's 4 MiB: on a 228 MiB /usr tar (gzip -6, 62 MB) the table is
-// 3.4 % of the blob (0.9 % at 4 MiB) and costs ~7 % of the streaming inflate CPU
-// (~2 % at 4 MiB: one level-1 deflate of a 32 KiB window per span), while a
-// random 4 KiB read costs a median 0.68 ms / p99 2.3 ms CPU with ISA-L
-// (4 MiB: 2.3 / 7.9 ms; zlib: 1.55 / 5.0 ms vs 5.6 / 16 ms). The read latency
-// is what a lazily mounted rootfs feels, so the smaller span wins.
-// Numbers: tests/bench/bench_inflate (see index/gzip_index.h).
-inline constexpr uint64_t kDefaultSpanBytes = 1 << 20;
+// Measured on a 228 MiB /usr tar (gzip -6, 62 MB) with tests/bench/bench_inflate
+// (see index/gzip_index.h), CPU time, ISA-L reads:
+//   span   table/blob   random 4 KiB read median / p99   streaming CPU cost
+//   1 MiB  3.4 %        0.67 / 2.1 ms                    ~7-10 %
+//   2 MiB  1.8 %        1.23 / 3.9 ms                    ~4 %
+//   4 MiB  0.9 %        2.24 / 6.9 ms                    ~2 %
+// 2 MiB is the one that meets both the index-size goal (<= 2 % of the blob)
+// and a p99 under 5 ms for a cold random read through the mount.
+inline constexpr uint64_t kDefaultSpanBytes = 2 << 20;
 
 // Receives each decompressed chunk in stream order. A non-OK status stops Feed,
 // which returns it unchanged.
