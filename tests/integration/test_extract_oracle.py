@@ -208,7 +208,9 @@ class ExtractOracle(PullTestCase):
         entry, AUFS metadata) as umoci 0.4.7 resolves them."""
         ours = self.oracle_case("order-root-aufs")
         st = os.lstat(ours)
-        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (0o750, 5, 6), "row 26: root attrs")
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), (0o711, 0, 7), "row 26: root attrs")
+        self.assertEqual(os.listxattr(ours), ["user.root2"], "row 21: the upper root entry replaces all xattrs")
+        self.assertEqual(os.listdir(os.path.join(ours, "e2")), [], "opaque marker through a symlinked parent")
 
     def test_moby_whiteout_vector(self):
         """Row 18: moby's TestApplyLayerWhiteouts, layer by layer against its

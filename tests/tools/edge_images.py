@@ -134,7 +134,8 @@ def make_sparse_staging(staging, all_hole=False):
         f.truncate(40 * (64 << 10))
     with open(os.path.join(staging, "plain"), "wb") as f:
         f.write(b"not sparse\n")
-    names = ["sp", "tailhole", "many", "plain"]
+    os.link(p, os.path.join(staging, "sp-link"))             # a hardlink to the sparse file
+    names = ["sp", "sp-link", "tailhole", "many", "plain"]
     for n in names:
         os.chmod(os.path.join(staging, n), 0o640)
         os.utime(os.path.join(staging, n), (MTIME, MTIME))
@@ -298,12 +299,15 @@ def cases():
     # a symlinked parent, the root entry, opaque after a hardlink, AUFS
     # metadata, one layer rewriting a path through a symlink and back
     c["order-root-aufs"] = [
-        (tar_bytes([ent("./", kind="dir", mode=0o750, uid=5, gid=6, mtime=1234),
+        (tar_bytes([ent("./", kind="dir", mode=0o750, uid=5, gid=6, mtime=1234, xattrs={"user.root1": b"1"}),
+                    ent("s3", kind="symlink", target="e2"), ent("e2", kind="dir"), ent("e2/x", "x"),
                     ent("a", kind="dir", mode=0o700), ent("a/old", "old"),
                     ent("b", kind="dir", mode=0o700), ent("b/old", "old"),
                     ent("d", kind="dir"), ent("d/f", "F\n"), ent("s2", kind="symlink", target="d"),
                     ent("d/g", "G\n"), ent("e", kind="dir"), ent("e/f", "F\n")]), "gzip"),
-        (tar_bytes([ent(".wh.a", ""), ent("a/new", "new"),            # row 5: whiteout first
+        (tar_bytes([ent(".", kind="dir", mode=0o711, uid=0, gid=7, xattrs={"user.root2": b"2"}),  # rows 21, 26
+                    ent("s3/.wh..wh..opq", ""),                       # opaque through a symlinked parent
+                    ent(".wh.a", ""), ent("a/new", "new"),            # row 5: whiteout first
                     ent("b/new", "new"), ent(".wh.b", ""),            # row 5: whiteout after
                     ent("s2/.wh.f", ""),                              # row 15
                     ent("h", kind="hardlink", target="e/f"), ent("e/.wh..wh..opq", ""),  # row 40
