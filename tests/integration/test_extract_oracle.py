@@ -125,6 +125,8 @@ class ExtractOracle(PullTestCase):
 
     def gnu_tar(self, tars, name):
         """GNU tar -xpf of each uncompressed layer tar in order, as root."""
+        if not IS_ROOT:
+            self.skipTest("GNU tar keeps owners only as root")
         d = os.path.join(self.workdir("gnutar"), name)
         os.makedirs(d)
         for i, t in enumerate(tars):
