@@ -183,8 +183,9 @@ class TreeBuilder::Impl {
   }
 
   Status EntryError(const TarEntry& e, std::string_view what) const {
-    return Status::Corruption("layer " + std::to_string(layer_) + ": entry " + Quote(e.path) + ": " +
-                              std::string(what));
+    std::string layer = "layer " + std::to_string(layer_);
+    if (layer_ < layer_digests_.size() && !layer_digests_[layer_].empty()) layer += " (" + layer_digests_[layer_] + ")";
+    return Status::Corruption(layer + ": entry " + Quote(e.path) + ": " + std::string(what));
   }
   NodeId NewNode(BuildNode n);
   void SetAttributes(BuildNode& n, const TarEntry& e) const;

@@ -143,13 +143,23 @@ Status ApplyRecord(std::string_view key, std::string_view value, size_t max_exte
   if (key.starts_with(kSchilyXattr)) {
     std::string_view name = key.substr(kSchilyXattr.size());
     if (name.empty()) return Bad("empty xattr name", key);
-    out->xattrs[std::string(name)] = std::string(value);
+    // An empty value deletes the keyword (POSIX pax; Go's mergePAX and so
+    // umoci/containerd/moby set nothing).
+    if (value.empty()) {
+      out->xattrs.erase(std::string(name));
+    } else {
+      out->xattrs[std::string(name)] = std::string(value);
+    }
     return Status::Ok();
   }
   if (key.starts_with(kLibarchiveXattr)) {
     Result<std::string> name = DecodeUrlEncoded(key.substr(kLibarchiveXattr.size()));
     if (!name.ok()) return Bad(name.status().message(), key);
     if (name->empty() || HasNul(*name)) return Bad("bad xattr name", key);
+    if (value.empty()) {
+      out->xattrs.erase(*name);
+      return Status::Ok();
+    }
     Result<std::string> v = DecodeBase64(value);
     if (!v.ok()) return Bad(v.status().message(), key);
     out->xattrs[std::move(*name)] = std::move(*v);

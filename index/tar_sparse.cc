@@ -74,6 +74,10 @@ Status NormalizeSparseExtents(std::vector<SparseExtent>* extents, uint64_t real_
                               std::to_string(stored_size));
   }
   std::erase_if(*extents, [](const SparseExtent& e) { return e.length == 0; });
+  // A file that is all hole (GNU tar writes one zero-length run at its end)
+  // keeps one empty extent, so it stays recognisably sparse: stored size 0,
+  // logical size real_size.
+  if (extents->empty()) extents->push_back(SparseExtent{real_size, 0});
   return Status::Ok();
 }
 

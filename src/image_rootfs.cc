@@ -65,7 +65,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record) {
     }
   } else {
     auto tree = BuildTree(store, record, config->diff_ids, &tables);
-    if (!tree.ok()) return tree.status().WithContext(what);
+    if (!tree.ok()) return tree.status();  // the merge names the image itself
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     if (!st.ok()) return st.WithContext(what);

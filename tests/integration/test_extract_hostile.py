@@ -279,11 +279,6 @@ class ExtractHostile(PullTestCase):
                 self.assertIn(word, r.stderr, "unclear error for %s: %s" % (name, r.stderr))
                 self.assertFalse(os.path.lexists(self.out) and os.listdir(self.out))
 
-    # BUG (lazyroot, cosmetic): merge errors name the image twice, e.g.
-    # `lazyroot: image H/r:v1: image H/r:v1: layer 0: entry "h": hardlink
-    # target "f" does not exist` - src/image_rootfs.cc already adds
-    # "image REF" and src/cli/cmd_extract.cc adds it again (WithContext).
-    @unittest.expectedFailure
     def test_merge_error_names_the_image_once(self):
         url = self.push_layers([(tar_bytes([ent("h", kind="hardlink", target="f")]), "gzip")])
         self.pull_ok(url, "-q")
