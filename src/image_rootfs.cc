@@ -2,9 +2,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
+#include <thread>
 
 #include "index/merge.h"
+#include "index/sha256.h"
 #include "src/index_consumer.h"
 #include "src/manifest.h"
 
@@ -27,8 +31,44 @@ Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::
 
 }  // namespace
 
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record) {
+Status VerifyStoredBlob(const Store& store, const std::string& digest) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
+                            OpenFileByteSource(store.BlobPath(digest), "blob " + digest));
+  Sha256 hash;
+  std::vector<uint8_t> buf(1 << 20);
+  for (uint64_t off = 0;;) {
+    size_t n = 0;
+    LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(off, buf, &n));
+    if (n == 0) break;
+    hash.Update(std::span<const uint8_t>(buf.data(), n));
+    off += n;
+  }
+  std::string got = "sha256:" + hash.FinishHex();
+  if (got != digest) {
+    return Status::Corruption("blob " + digest + ": the stored bytes hash to " + got +
+                              " (changed on disk); run `lazyroot rm` on the image, `lazyroot gc`, and pull again");
+  }
+  return Status::Ok();
+}
+
+Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& digests) {
+  std::vector<Status> results(digests.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) results[i] = VerifyStoredBlob(store, digests[i]);
+  };
+  unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
+  std::vector<std::thread> threads;
+  for (unsigned t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);
+  return Status::Ok();
+}
+
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
+  if (options.verify_blobs) LAZYROOT_RETURN_IF_ERROR(VerifyLayerBlobs(store, record.layer_digests));
   OpenedImage out;
   out.record = record;
   auto config_bytes = store.ReadBlob(record.config_digest, 8u << 20);

@@ -19,8 +19,19 @@ struct OpenedImage {
   bool tree_built = false;  // the tree was merged now rather than loaded
 };
 
+struct OpenImageOptions {
+  // Re-hash every layer blob before use (extract does; a mount must start in
+  // milliseconds and does not). A blob changed on disk is kCorruption.
+  bool verify_blobs = false;
+};
+
 // Opens the image record's tree (building and persisting it when missing or
 // invalid; layer indexes are rebuilt from blobs when needed) and its blobs.
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record);
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
+
+// Re-hashes the stored blob (all layers of an image in parallel with
+// VerifyLayerBlobs). kCorruption names the blob and what it hashes to.
+Status VerifyStoredBlob(const Store& store, const std::string& digest);
+Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& digests);
 
 }  // namespace lazyroot
