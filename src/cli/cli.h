@@ -25,6 +25,7 @@ inline constexpr int kExitUsage = 2;
 using Runner = std::function<int()>;
 void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // Opens the store named by --root or the environment.

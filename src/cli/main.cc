@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   Runner run;
   AddPullCommand(app, global, &run);
   AddImageCommands(app, global, &run);
+  AddMountCommands(app, global, &run);
   AddExtractCommand(app, global, &run);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,386 @@
+// libfuse low-level handlers over ImageFs. The tree is immutable, so the
+// kernel may cache everything for as long as it likes: long entry/attr
+// timeouts, negative entries cached (ino 0), keep_cache on files,
+// cache_readdir on directories, cached symlinks, readdirplus. Inodes are
+// never allocated, so forget has nothing to do.
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fs/fuse_adapter.h"
+
+namespace lazyroot {
+namespace {
+
+constexpr double kForever = 86400.0;  // seconds; nothing ever changes under a mount
+
+int ToErrno(FsError e) {
+  switch (e) {
+    case FsError::kNoEntry: return ENOENT;
+    case FsError::kBadInode: return ESTALE;
+    case FsError::kNotDir: return ENOTDIR;
+    case FsError::kIsDir: return EISDIR;
+    case FsError::kNotSymlink: return EINVAL;
+    case FsError::kReadOnly: return EROFS;
+    case FsError::kNoData: return ENODATA;
+    case FsError::kRange: return ERANGE;
+    case FsError::kIo: return EIO;
+  }
+  return EIO;
+}
+
+// The per-mount state handed to libfuse as userdata.
+struct Session {
+  ImageFs& fs;
+  const MountOptions& options;
+  void Log(const std::string& line) const {
+    if (options.log) options.log(line);
+  }
+};
+
+struct stat ToStat(const Attr& a) {
+  struct stat st {};
+  st.st_ino = a.ino;
+  st.st_mode = a.mode;
+  st.st_nlink = a.nlink;
+  st.st_uid = a.uid;
+  st.st_gid = a.gid;
+  st.st_size = static_cast<off_t>(a.size);
+  st.st_blocks = static_cast<blkcnt_t>(a.blocks);
+  st.st_blksize = 4096;
+  st.st_rdev = makedev(a.rdev_major, a.rdev_minor);
+  st.st_mtim.tv_sec = a.mtime_sec;
+  st.st_mtim.tv_nsec = a.mtime_nsec;
+  st.st_atim = st.st_mtim;
+  st.st_ctim = st.st_mtim;
+  return st;
+}
+
+fuse_entry_param ToEntry(const Attr& a) {
+  fuse_entry_param e{};
+  e.ino = a.ino;
+  e.attr = ToStat(a);
+  e.attr_timeout = kForever;
+  e.entry_timeout = kForever;
+  return e;
+}
+
+// The one way a handler answers: each method sends one reply and disarms the
+// object; a second attempt is dropped, and a handler that returns (or throws)
+// without replying gets EIO from the destructor. So every request is answered
+// exactly once.
+class Reply {
+ public:
+  explicit Reply(fuse_req_t req) : req_(req) {}
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  ~Reply() {
+    if (req_) fuse_reply_err(Take(), EIO);
+  }
+
+  void Error(FsError e) { Errno(ToErrno(e)); }
+  void Errno(int err) {
+    if (req_) fuse_reply_err(Take(), err);
+  }
+  void None() {
+    if (req_) fuse_reply_none(Take());
+  }
+  void Entry(const fuse_entry_param& e) {
+    if (req_) fuse_reply_entry(Take(), &e);
+  }
+  void Attr(const struct stat& st) {
+    if (req_) fuse_reply_attr(Take(), &st, kForever);
+  }
+  // False if the kernel did not take the reply (the request was interrupted):
+  // then no release will come for this handle.
+  bool Open(const fuse_file_info& fi) { return req_ && fuse_reply_open(Take(), &fi) == 0; }
+  void Buf(const void* data, size_t size) {
+    if (req_) fuse_reply_buf(Take(), static_cast<const char*>(data), size);
+  }
+  void Readlink(const std::string& target) {
+    if (req_) fuse_reply_readlink(Take(), target.c_str());
+  }
+  void XattrSize(size_t size) {
+    if (req_) fuse_reply_xattr(Take(), size);
+  }
+  void Statfs(const struct statvfs& st) {
+    if (req_) fuse_reply_statfs(Take(), &st);
+  }
+
+ private:
+  fuse_req_t Take() {
+    fuse_req_t r = req_;
+    req_ = nullptr;
+    return r;
+  }
+  fuse_req_t req_;
+};
+
+// Runs body(session, reply) for one request; no exception leaves a handler.
+template <typename Body>
+void Serve(fuse_req_t req, Body&& body) noexcept {
+  Reply reply(req);
+  Session& s = *static_cast<Session*>(fuse_req_userdata(req));
+  try {
+    body(s, reply);
+  } catch (const std::exception& e) {
+    s.Log(std::string("request failed: ") + e.what());
+  } catch (...) {
+    s.Log("request failed: unknown exception");
+  }
+}
+
+// File handles are OpenFile objects owned by the kernel's open file: made in
+// open, deleted in release. This is the only place fi->fh is interpreted.
+OpenFile* FileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(static_cast<uintptr_t>(fi->fh)); }
+
+void Init(void* userdata, fuse_conn_info* conn) noexcept {
+  (void)userdata;
+  auto want = [conn](unsigned cap) {
+    if (conn->capable & cap) conn->want |= cap;
+  };
+  want(FUSE_CAP_CACHE_SYMLINKS);
+  want(FUSE_CAP_READDIRPLUS);
+  want(FUSE_CAP_READDIRPLUS_AUTO);
+  want(FUSE_CAP_PARALLEL_DIROPS);
+  want(FUSE_CAP_ASYNC_READ);
+  // Nothing changes, so a changed mtime can never be a reason to drop cached pages.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  conn->time_gran = 1;
+  // libfuse starts max_readahead at the kernel's offer; keep the largest it allows.
+}
+
+void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<Attr> a = s.fs.Lookup(parent, name);
+    if (a.ok()) return r.Entry(ToEntry(*a));
+    if (a.error() == FsError::kNoEntry) {
+      // A negative entry the kernel caches as long as a positive one.
+      fuse_entry_param e{};
+      e.ino = 0;
+      e.entry_timeout = kForever;
+      return r.Entry(e);
+    }
+    r.Error(a.error());
+  });
+}
+
+void Forget(fuse_req_t req, fuse_ino_t, uint64_t) noexcept {
+  Serve(req, [](Session&, Reply& r) { r.None(); });
+}
+
+void ForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) noexcept {
+  Serve(req, [](Session&, Reply& r) { r.None(); });
+}
+
+void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<Attr> a = s.fs.GetAttr(ino);
+    if (!a.ok()) return r.Error(a.error());
+    r.Attr(ToStat(*a));
+  });
+}
+
+void ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<std::string_view> t = s.fs.ReadLink(ino);
+    if (!t.ok()) return r.Error(t.error());
+    r.Readlink(std::string(*t));  // libfuse wants a NUL-terminated string
+  });
+}
+
+void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<std::unique_ptr<OpenFile>> f = s.fs.Open(ino, (fi->flags & O_ACCMODE) != O_RDONLY);
+    if (!f.ok()) return r.Error(f.error());
+    OpenFile* file = f->release();  // owned by the kernel's open file from here
+    fi->fh = reinterpret_cast<uintptr_t>(file);
+    fi->keep_cache = 1;
+    if (!r.Open(*fi)) delete file;
+  });
+}
+
+void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
+  Serve(req, [&](Session&, Reply& r) {
+    delete FileOf(fi);
+    r.Errno(0);
+  });
+}
+
+void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    if (off < 0) return r.Errno(EINVAL);
+    auto buf = std::make_unique_for_overwrite<uint8_t[]>(size);
+    FsResult<size_t> n = s.fs.Read(*FileOf(fi), static_cast<uint64_t>(off), {buf.get(), size});
+    if (!n.ok()) return r.Error(n.error());
+    r.Buf(buf.get(), *n);
+  });
+}
+
+void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<NodeId> d = s.fs.OpenDir(ino);
+    if (!d.ok()) return r.Error(d.error());
+    fi->fh = 0;  // readdir needs nothing but the inode
+    fi->cache_readdir = 1;
+    fi->keep_cache = 1;
+    (void)r.Open(*fi);
+  });
+}
+
+void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
+  Serve(req, [](Session&, Reply& r) { r.Errno(0); });
+}
+
+// readdir and readdirplus: pack entries from `off` until `size` is full.
+void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    if (off < 0) return r.Errno(EINVAL);
+    std::vector<char> buf(size);
+    size_t used = 0;
+    std::string name;  // libfuse wants NUL-terminated names; tree names are views
+    FsResult<bool> done = s.fs.ReadDir(ino, static_cast<uint64_t>(off), [&](const DirListing& e) {
+      name.assign(e.name);
+      const off_t next = static_cast<off_t>(e.next_offset);
+      size_t need;
+      if (plus) {
+        fuse_entry_param p = ToEntry(e.attr);
+        if (e.is_dot) p.ino = 0;  // the kernel neither instantiates nor counts "." and ".."
+        need = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &p, next);
+      } else {
+        struct stat st {};
+        st.st_ino = e.attr.ino;
+        st.st_mode = e.attr.mode;
+        need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, next);
+      }
+      if (need > size - used) return false;  // did not fit; the kernel asks again from here
+      used += need;
+      return true;
+    });
+    if (!done.ok()) return r.Error(done.error());
+    r.Buf(buf.data(), used);
+  });
+}
+
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
+  ReadDirCommon(req, ino, size, off, false);
+}
+
+void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
+  ReadDirCommon(req, ino, size, off, true);
+}
+
+void StatFs(fuse_req_t req, fuse_ino_t) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsStats f = s.fs.StatFs();
+    struct statvfs st {};
+    st.f_bsize = f.block_size;
+    st.f_frsize = f.block_size;
+    st.f_blocks = f.blocks;
+    st.f_files = f.files;
+    st.f_namemax = f.name_max;
+    r.Statfs(st);
+  });
+}
+
+void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<XattrReply> x = s.fs.GetXattr(ino, name, size);
+    if (!x.ok()) return r.Error(x.error());
+    if (size == 0) return r.XattrSize(x->size);
+    r.Buf(x->data.data(), x->data.size());
+  });
+}
+
+void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    FsResult<XattrReply> x = s.fs.ListXattr(ino, size);
+    if (!x.ok()) return r.Error(x.error());
+    if (size == 0) return r.XattrSize(x->size);
+    r.Buf(x->data.data(), x->data.size());
+  });
+}
+
+fuse_lowlevel_ops Operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = Init;
+  ops.lookup = Lookup;
+  ops.forget = Forget;
+  ops.forget_multi = ForgetMulti;
+  ops.getattr = GetAttr;
+  ops.readlink = ReadLink;
+  ops.open = Open;
+  ops.read = Read;
+  ops.release = Release;
+  ops.opendir = OpenDir;
+  ops.readdir = ReadDir;
+  ops.readdirplus = ReadDirPlus;
+  ops.releasedir = ReleaseDir;
+  ops.statfs = StatFs;
+  ops.getxattr = GetXattr;
+  ops.listxattr = ListXattr;
+  return ops;
+}
+
+std::string MountOptionString(const MountOptions& o) {
+  std::string opts = "ro,fsname=lazyroot,subtype=lazyroot";
+  opts += o.suid ? ",suid" : ",nosuid";
+  opts += o.dev ? ",dev" : ",nodev";
+  // Other users only get in with the kernel checking the image's modes.
+  if (o.allow_other) opts += ",allow_other,default_permissions";
+  return opts;
+}
+
+}  // namespace
+
+Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready) {
+  const std::string& dir = options.mountpoint;
+  Session session{fs, options};
+  const fuse_lowlevel_ops ops = Operations();
+
+  fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  const std::string opts = MountOptionString(options);
+  bool args_ok = fuse_opt_add_arg(&args, "lazyroot") == 0 && fuse_opt_add_arg(&args, "-o") == 0 &&
+                 fuse_opt_add_arg(&args, opts.c_str()) == 0;
+  if (args_ok && options.debug) args_ok = fuse_opt_add_arg(&args, "-d") == 0;
+  fuse_session* se = args_ok ? fuse_session_new(&args, &ops, sizeof ops, &session) : nullptr;
+  fuse_opt_free_args(&args);
+  if (!se) return Status::IoError("mount " + dir + ": cannot create the FUSE session (options " + opts + ")");
+
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return Status::IoError("mount " + dir + ": cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, dir.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return Status::IoError("mount " + dir + ": the FUSE mount failed (is /dev/fuse usable and fusermount3 installed?)");
+  }
+  if (on_ready) on_ready();
+
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, options.threads == 0 ? 1 : options.threads);
+  fuse_loop_cfg_set_idle_threads(cfg, options.threads == 0 ? 1 : options.threads);
+  const int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  // A positive value is the signal that ended the loop: a requested shutdown.
+  if (rc < 0) return Status::FromErrno("mount " + dir + ": FUSE session loop failed", -rc);
+  return Status::Ok();
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,21 @@
+// The FUSE edge: serves an ImageFs through libfuse's low-level API. The only
+// code that sees libfuse or errno; every request handler calls one ImageFs
+// operation and replies exactly once. All per-mount state is one object passed
+// to libfuse as userdata — no globals, so tests could run two sessions.
+#pragma once
+
+#include <functional>
+
+#include "fs/mount.h"
+#include "fs/mount_ops.h"
+#include "index/status.h"
+
+namespace lazyroot {
+
+// Mounts fs at options.mountpoint, calls on_ready after the kernel mount
+// exists, serves until unmount or a termination signal, then unmounts.
+// Returns IoError naming the mountpoint if the session cannot be created or
+// mounted, or if the loop fails. fs must outlive the call.
+Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready);
+
+}  // namespace lazyroot

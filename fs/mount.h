@@ -1,0 +1,41 @@
+// Mounting an opened image read-only through FUSE, and unmounting it. The
+// public entry of fs/ for `lazyroot mount` / `lazyroot umount`; whether the
+// session runs in a daemon is the caller's business (RunMount blocks).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "index/file_reader.h"
+#include "index/image_tree.h"
+#include "index/status.h"
+
+namespace lazyroot {
+
+struct MountOptions {
+  std::string mountpoint;    // an existing directory
+  bool allow_other = false;  // implies default_permissions (the kernel checks modes)
+  bool suid = false;         // default nosuid
+  bool dev = false;          // default nodev
+  bool debug = false;        // libfuse's request trace on stderr
+  uint64_t cache_bytes = 256ull << 20;  // the span cache bound
+  unsigned threads = 8;                 // FUSE worker threads at most
+  // One line per runtime error (read failures). Called from worker threads.
+  std::function<void(const std::string&)> log;
+};
+
+// Mounts tree+content at options.mountpoint (ro, fsname and subtype
+// "lazyroot"), calls on_ready once the kernel mount exists, then serves
+// requests on a multi-threaded loop until the file system is unmounted or
+// SIGINT/SIGTERM/SIGHUP arrives; unmounts on the way out. Returns IoError if
+// the session cannot be set up or mounted (on_ready is then never called).
+Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
+                const MountOptions& options, const std::function<void()>& on_ready);
+
+// Detaches the FUSE mount at dir: umount2(2) as root, else `fusermount3 -u`.
+// Returns IoError naming dir (and the tool's exit status) on failure.
+Status Unmount(const std::string& dir);
+
+}  // namespace lazyroot

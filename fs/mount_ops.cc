@@ -1,0 +1,219 @@
+#include "fs/mount_ops.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace lazyroot {
+
+std::string_view FsErrorName(FsError e) {
+  switch (e) {
+    case FsError::kNoEntry: return "no such entry";
+    case FsError::kBadInode: return "stale inode";
+    case FsError::kNotDir: return "not a directory";
+    case FsError::kIsDir: return "is a directory";
+    case FsError::kNotSymlink: return "not a symlink";
+    case FsError::kReadOnly: return "read-only";
+    case FsError::kNoData: return "no such attribute";
+    case FsError::kRange: return "buffer too small";
+    case FsError::kIo: return "I/O error";
+  }
+  return "unknown";
+}
+
+ImageFs::ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
+                 ImageFsOptions options)
+    : tree_(std::move(tree)), content_(std::move(content)), options_(std::move(options)),
+      cache_(options_.cache_bytes) {
+  if (options_.cache_block_bytes == 0) options_.cache_block_bytes = 1u << 20;
+}
+
+FsResult<NodeId> ImageFs::NodeOf(uint64_t ino) const {
+  std::optional<NodeId> node = tree_->NodeOfInode(ino);
+  if (!node) return FsError::kBadInode;
+  return *node;
+}
+
+Attr ImageFs::AttrOf(NodeId id) const {
+  const Node n = tree_->GetNode(id);
+  Attr a;
+  a.ino = ImageTree::InodeOf(id);
+  a.mode = n.StMode();
+  a.nlink = n.nlink;
+  a.uid = n.uid;
+  a.gid = n.gid;
+  a.size = n.size;
+  // Holes take no blocks: stored_size is what a sparse file really occupies.
+  if (n.type == NodeType::kRegular) a.blocks = (n.stored_size + 511) / 512;
+  if (n.type == NodeType::kCharDevice || n.type == NodeType::kBlockDevice) {
+    a.rdev_major = n.rdev_major;
+    a.rdev_minor = n.rdev_minor;
+  }
+  a.mtime_sec = n.mtime_sec;
+  a.mtime_nsec = n.mtime_nsec;
+  return a;
+}
+
+FsResult<Attr> ImageFs::GetAttr(uint64_t ino) const {
+  FsResult<NodeId> node = NodeOf(ino);
+  if (!node.ok()) return node.error();
+  return AttrOf(*node);
+}
+
+FsResult<Attr> ImageFs::Lookup(uint64_t parent, std::string_view name) const {
+  FsResult<NodeId> dir = NodeOf(parent);
+  if (!dir.ok()) return dir.error();
+  if (!tree_->IsDir(*dir)) return FsError::kNotDir;
+  if (name == ".") return AttrOf(*dir);
+  if (name == "..") return AttrOf(tree_->GetNode(*dir).parent);
+  std::optional<NodeId> child = tree_->Lookup(*dir, name);
+  if (!child) return FsError::kNoEntry;
+  return AttrOf(*child);
+}
+
+FsResult<NodeId> ImageFs::OpenDir(uint64_t ino) const {
+  FsResult<NodeId> node = NodeOf(ino);
+  if (!node.ok()) return node.error();
+  if (!tree_->IsDir(*node)) return FsError::kNotDir;
+  return *node;
+}
+
+FsResult<bool> ImageFs::ReadDir(uint64_t ino, uint64_t offset,
+                                const std::function<bool(const DirListing&)>& emit) const {
+  FsResult<NodeId> dir = OpenDir(ino);
+  if (!dir.ok()) return dir.error();
+  DirListing e;
+  if (offset == 0) {
+    e.name = ".";
+    e.attr.ino = ino;
+    e.attr.mode = S_IFDIR;
+    e.next_offset = 1;
+    e.is_dot = true;
+    if (!emit(e)) return false;
+    offset = 1;
+  }
+  if (offset == 1) {
+    e.name = "..";
+    e.attr.ino = ImageTree::InodeOf(tree_->GetNode(*dir).parent);
+    e.attr.mode = S_IFDIR;
+    e.next_offset = 2;
+    e.is_dot = true;
+    if (!emit(e)) return false;
+    offset = 2;
+  }
+  e.is_dot = false;
+  const uint32_t count = tree_->ChildCount(*dir);
+  for (uint64_t i = offset - 2; i < count; ++i) {
+    const DirEntry child = tree_->ChildAt(*dir, static_cast<uint32_t>(i));
+    e.name = child.name;
+    e.attr = AttrOf(child.node);
+    e.next_offset = i + 3;
+    if (!emit(e)) return false;
+  }
+  return true;
+}
+
+FsResult<std::unique_ptr<OpenFile>> ImageFs::Open(uint64_t ino, bool write) const {
+  FsResult<NodeId> node = NodeOf(ino);
+  if (!node.ok()) return node.error();
+  if (tree_->IsDir(*node)) return FsError::kIsDir;
+  if (write) return FsError::kReadOnly;
+  // The decoder is made on the first read: many opens (exec probes, stat-like
+  // tools) never read, and a gzip decoder costs a 32 KiB window.
+  return std::make_unique<OpenFile>(*node);
+}
+
+std::unique_ptr<RandomReader> ImageFs::NewReaderFor(const Node& node) {
+  std::unique_ptr<RandomReader> inner = content_->NewReader(node.layer);
+  const LayerBlob& layer = content_->layer(node.layer);
+  // Uncompressed layers are plain preads of the blob (the page cache is their
+  // cache); caching them again would only cost memory.
+  if (layer.checkpoints->compression == Compression::kNone || cache_.capacity() == 0) return inner;
+  return std::make_unique<CachedLayerReader>(&cache_, node.layer, layer.checkpoints->uncompressed_size,
+                                             options_.cache_block_bytes, std::move(inner));
+}
+
+FsResult<size_t> ImageFs::Read(OpenFile& file, uint64_t offset, std::span<uint8_t> out) {
+  const Node node = tree_->GetNode(file.node());
+  if (node.type != NodeType::kRegular || offset >= node.size || out.empty()) return size_t{0};
+  std::lock_guard lock(file.mu_);
+  Status st;
+  if (node.layer >= content_->layer_count()) {
+    st = Status::Corruption("node " + std::to_string(file.node()) + " names layer " + std::to_string(node.layer) +
+                            " of " + std::to_string(content_->layer_count()));
+  }
+  size_t n = 0;
+  if (st.ok()) {
+    if (!file.reader_) file.reader_ = NewReaderFor(node);
+    st = ReadFileData(*tree_, file.node(), *file.reader_, offset, out, &n);
+  }
+  if (!st.ok()) {
+    if (options_.log) {
+      const std::string blob =
+          node.layer < content_->layer_count() ? content_->layer(node.layer).digest : std::string("?");
+      options_.log("read error: inode " + std::to_string(ImageTree::InodeOf(file.node())) + " offset " +
+                   std::to_string(offset) + " (blob " + blob + ", stream offset " +
+                   std::to_string(node.data_offset + offset) + "): " + st.message());
+    }
+    // The decoder may be mid-stream in a bad state; the next read starts afresh.
+    file.reader_.reset();
+    return FsError::kIo;
+  }
+  return n;
+}
+
+FsResult<std::string_view> ImageFs::ReadLink(uint64_t ino) const {
+  FsResult<NodeId> node = NodeOf(ino);
+  if (!node.ok()) return node.error();
+  if (!tree_->IsSymlink(*node)) return FsError::kNotSymlink;
+  return tree_->SymlinkTarget(*node);
+}
+
+namespace {
+
+FsResult<XattrReply> SizedReply(std::string_view bytes, size_t size) {
+  XattrReply r;
+  r.size = bytes.size();
+  if (size == 0) return r;
+  if (bytes.size() > size) return FsError::kRange;
+  r.data.assign(bytes);
+  return r;
+}
+
+}  // namespace
+
+FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
+  FsResult<NodeId> node = NodeOf(ino);
+  if (!node.ok()) return node.error();
+  std::string list;
+  const uint32_t count = tree_->XattrCount(*node);
+  for (uint32_t i = 0; i < count; ++i) {
+    list.append(tree_->XattrAt(*node, i).name);
+    list.push_back('\0');
+  }
+  return SizedReply(list, size);
+}
+
+FsResult<XattrReply> ImageFs::GetXattr(uint64_t ino, std::string_view name, size_t size) const {
+  FsResult<NodeId> node = NodeOf(ino);
+  if (!node.ok()) return node.error();
+  std::optional<std::string_view> value = tree_->GetXattr(*node, name);
+  if (!value) return FsError::kNoData;
+  return SizedReply(*value, size);
+}
+
+FsStats ImageFs::StatFs() const {
+  // One pass over the nodes, the first time someone asks (df, not every mount).
+  std::call_once(stats_once_, [this] {
+    uint64_t bytes = 0;
+    for (NodeId id = 0; id < tree_->node_count(); ++id) {
+      const Node n = tree_->GetNode(id);
+      if (n.type == NodeType::kRegular) bytes += n.size;
+    }
+    stats_.files = tree_->node_count();
+    stats_.blocks = (bytes + stats_.block_size - 1) / stats_.block_size;
+  });
+  return stats_;
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,167 @@
+// ImageFs: the file system operations of a mounted image as plain C++ over an
+// immutable ImageTree + ImageContent — Lookup, GetAttr, ReadDir(plus), Open /
+// Read, ReadLink, ListXattr / GetXattr, StatFs. No FUSE and no errno here:
+// results are values or an FsError, which fuse_adapter.cc alone maps to errno.
+// GoogleTest calls these directly, without a mount.
+//
+// Inode numbers are a pure function of the tree (ino = node + 1, root = 1,
+// ImageTree::InodeOf / NodeOfInode); every op maps its ino through NodeOf,
+// the one bounds check. Nothing is allocated per inode, so there is no
+// forget bookkeeping, and two ImageFs can live in one process.
+//
+// Thread safety: all methods are const or internally synchronised and may be
+// called concurrently. An OpenFile serialises its own reads (one warm decoder
+// per open file); the SpanCache is the one structure shared by all of them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+#include "fs/span_cache.h"
+#include "index/file_reader.h"
+#include "index/image_tree.h"
+
+namespace lazyroot {
+
+// What can go wrong in an operation; the adapter maps each to one errno.
+enum class FsError : uint8_t {
+  kNoEntry,     // ENOENT: no such name (a cacheable negative lookup)
+  kBadInode,    // ESTALE: an inode number the tree never handed out
+  kNotDir,      // ENOTDIR
+  kIsDir,       // EISDIR
+  kNotSymlink,  // EINVAL (readlink of a non-symlink)
+  kReadOnly,    // EROFS: open for writing
+  kNoData,      // ENODATA: no such xattr
+  kRange,       // ERANGE: the caller's xattr buffer is too small
+  kIo,          // EIO: the layer blob did not read or decode (already logged)
+};
+
+std::string_view FsErrorName(FsError e);
+
+// A value or an FsError. Value type.
+template <typename T>
+class FsResult {
+ public:
+  FsResult(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  FsResult(FsError e) : v_(e) {}               // NOLINT
+  bool ok() const { return v_.index() == 0; }
+  FsError error() const { return std::get<1>(v_); }  // REQUIRES: !ok()
+  T& operator*() { return std::get<0>(v_); }         // REQUIRES: ok()
+  const T& operator*() const { return std::get<0>(v_); }
+  T* operator->() { return &std::get<0>(v_); }
+  const T* operator->() const { return &std::get<0>(v_); }
+
+ private:
+  std::variant<T, FsError> v_;
+};
+
+// stat(2) of one node. atime and ctime are reported equal to mtime.
+struct Attr {
+  uint64_t ino = 0;
+  uint32_t mode = 0;  // S_IFxxx | permission bits incl. suid/sgid/sticky
+  uint32_t nlink = 1;
+  uint32_t uid = 0, gid = 0;
+  uint64_t size = 0;
+  uint64_t blocks = 0;  // 512-byte units: stored (non-hole) bytes of regular files
+  uint32_t rdev_major = 0, rdev_minor = 0;
+  int64_t mtime_sec = 0;
+  uint32_t mtime_nsec = 0;
+};
+
+// One readdir entry. next_offset is what the kernel passes back to resume
+// after this entry: 1 after ".", 2 after "..", 3 + i after child i.
+struct DirListing {
+  std::string_view name;
+  Attr attr;  // for "." and "..": only ino and mode are meaningful
+  uint64_t next_offset = 0;
+  bool is_dot = false;  // "." or "..": readdirplus must not count a lookup for it
+};
+
+// The getxattr/listxattr size protocol: asked with size 0, only `size` is
+// filled; otherwise `data` holds the bytes (size == data.size()).
+struct XattrReply {
+  size_t size = 0;
+  std::string data;
+};
+
+struct FsStats {
+  uint64_t block_size = 4096;
+  uint64_t blocks = 0;  // sum of regular file sizes, in block_size units, rounded up
+  uint64_t files = 0;   // node count
+  uint64_t name_max = 255;
+};
+
+// One open regular file: its node and, once read, its own decoder.
+class OpenFile {
+ public:
+  explicit OpenFile(NodeId node) : node_(node) {}
+  NodeId node() const { return node_; }
+
+ private:
+  friend class ImageFs;
+  const NodeId node_;
+  std::mutex mu_;  // guards reader_ (the kernel may read one handle from several threads)
+  std::unique_ptr<RandomReader> reader_;
+};
+
+struct ImageFsOptions {
+  uint64_t cache_bytes = 256ull << 20;  // SpanCache capacity; 0 disables it
+  uint64_t cache_block_bytes = 1u << 20;  // the span granularity of the cache
+  // Receives one line per read error (blob, offset, cause). Must be thread-safe.
+  std::function<void(const std::string&)> log;
+};
+
+class ImageFs {
+ public:
+  ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
+          ImageFsOptions options);
+
+  const ImageTree& tree() const { return *tree_; }
+  SpanCache& cache() { return cache_; }
+
+  // The one inode -> node mapping; kBadInode unless 1 <= ino <= node_count.
+  FsResult<NodeId> NodeOf(uint64_t ino) const;
+  Attr AttrOf(NodeId node) const;
+
+  FsResult<Attr> GetAttr(uint64_t ino) const;
+  // kNotDir if parent is not a directory, kNoEntry if it has no such child.
+  // "." and ".." resolve to the directory and its parent.
+  FsResult<Attr> Lookup(uint64_t parent, std::string_view name) const;
+  // kNotDir unless ino is a directory.
+  FsResult<NodeId> OpenDir(uint64_t ino) const;
+  // Calls emit for the entries of directory `ino` from `offset` on (".", "..",
+  // then the children by name) until emit returns false. kNotDir as OpenDir.
+  FsResult<bool> ReadDir(uint64_t ino, uint64_t offset, const std::function<bool(const DirListing&)>& emit) const;
+  // kIsDir for directories, kReadOnly when `write` is asked; other
+  // non-regular files open (the kernel never reads them through us).
+  FsResult<std::unique_ptr<OpenFile>> Open(uint64_t ino, bool write) const;
+  // Reads up to out.size() bytes at offset; short only at end of file, 0 past
+  // it. kIo after logging one line naming the blob and offset.
+  FsResult<size_t> Read(OpenFile& file, uint64_t offset, std::span<uint8_t> out);
+  // kNotSymlink unless ino is a symlink. The view lives as long as the tree.
+  FsResult<std::string_view> ReadLink(uint64_t ino) const;
+  // size 0 asks for the length only; kRange if size is too small.
+  FsResult<XattrReply> ListXattr(uint64_t ino, size_t size) const;
+  // kNoData if there is no such attribute; kRange as ListXattr.
+  FsResult<XattrReply> GetXattr(uint64_t ino, std::string_view name, size_t size) const;
+  FsStats StatFs() const;
+
+ private:
+  std::unique_ptr<RandomReader> NewReaderFor(const Node& node);
+
+  std::shared_ptr<const ImageTree> tree_;
+  std::shared_ptr<const ImageContent> content_;
+  ImageFsOptions options_;
+  SpanCache cache_;
+  mutable std::once_flag stats_once_;
+  mutable FsStats stats_;
+};
+
+}  // namespace lazyroot

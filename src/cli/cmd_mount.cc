@@ -1,0 +1,203 @@
+// `lazyroot mount IMAGE DIR` and `lazyroot umount DIR`.
+//
+// Without --foreground the mount runs in a forked daemon and the command
+// returns only once the kernel mount exists: the child writes one byte to a
+// pipe right after fuse_session_mount succeeded, or its error message if it
+// failed; the parent waits for that, never for a timer. Until then the child
+// still shares our stderr (so libfuse's own complaints reach the user); after
+// it, the daemon's stdio is /dev/null and runtime errors go to syslog.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "fs/mount.h"
+#include "src/cli/cli.h"
+#include "src/image_rootfs.h"
+#include "src/reference.h"
+
+namespace lazyroot::cli {
+namespace {
+
+struct MountArgs {
+  std::string image, dir;
+  bool foreground = false, debug = false, suid = false, dev = false;
+  std::vector<std::string> fuse_options;  // -o a,b
+  uint64_t cache_mib = 256;
+  unsigned threads = 8;
+};
+
+Result<ImageRecord> FindImage(Store& store, const std::string& text) {
+  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<ImageRecord> rec, store.GetImage(ref.ToString()));
+  if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
+  return std::move(*rec);
+}
+
+// Turns -o values into MountOptions flags; unknown ones are usage errors.
+Status ApplyFuseOptions(const std::vector<std::string>& values, MountOptions* o) {
+  for (const std::string& value : values) {
+    std::stringstream ss(value);
+    std::string opt;
+    while (std::getline(ss, opt, ',')) {
+      if (opt.empty()) continue;
+      if (opt == "allow_other") o->allow_other = true;
+      else if (opt == "suid") o->suid = true;
+      else if (opt == "dev") o->dev = true;
+      else if (opt == "ro" || opt == "nosuid" || opt == "nodev" || opt == "default_permissions") continue;
+      else return Status::InvalidArgument("-o " + opt + ": unsupported (known: allow_other, suid, dev)");
+    }
+  }
+  return Status::Ok();
+}
+
+void WriteAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+void RedirectToDevNull(int fd) {
+  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null_fd < 0) return;
+  dup2(null_fd, fd);
+  close(null_fd);
+}
+
+// The daemon side: runs the session and reports readiness (byte '\1') or the
+// error message through ready_fd. Never returns.
+[[noreturn]] void RunDaemon(const OpenedImage& image, MountOptions options, int ready_fd) {
+  setsid();
+  if (chdir("/") != 0) { /* the mountpoint is absolute; staying put only pins a directory */ }
+  RedirectToDevNull(STDIN_FILENO);
+  RedirectToDevNull(STDOUT_FILENO);
+  openlog("lazyroot", LOG_PID, LOG_DAEMON);
+  options.log = [](const std::string& line) { syslog(LOG_ERR, "%s", line.c_str()); };
+  bool ready = false;
+  Status st = RunMount(image.tree, image.content, options, [&] {
+    ready = true;
+    WriteAll(ready_fd, "\1");
+    close(ready_fd);
+    RedirectToDevNull(STDERR_FILENO);
+  });
+  if (!ready) {
+    WriteAll(ready_fd, st.ok() ? std::string("the mount ended before it was ready") : st.message());
+    close(ready_fd);
+  } else if (!st.ok()) {
+    syslog(LOG_ERR, "%s", st.message().c_str());
+  }
+  _exit(st.ok() ? kExitOk : kExitFailure);
+}
+
+int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
+  MountOptions options;
+  if (Status st = ApplyFuseOptions(a.fuse_options, &options); !st.ok()) return Fail(st);
+  options.suid = options.suid || a.suid;
+  options.dev = options.dev || a.dev;
+  if ((options.suid || options.dev) && geteuid() != 0) {
+    return Fail(Status::InvalidArgument("--suid and --dev need root"));
+  }
+  if (a.threads == 0) return Fail(Status::InvalidArgument("--threads must be at least 1"));
+  options.debug = a.debug;
+  options.threads = a.threads;
+  options.cache_bytes = a.cache_mib << 20;
+
+  char resolved[PATH_MAX];
+  if (realpath(a.dir.c_str(), resolved) == nullptr) {
+    const int err = errno;
+    return Fail(Status::FromErrno("mountpoint " + a.dir, err));
+  }
+  struct stat st {};
+  if (stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Fail(Status::InvalidArgument("mountpoint " + a.dir + ": not a directory"));
+  }
+  options.mountpoint = resolved;
+
+  auto store = OpenStore(global);
+  if (!store.ok()) return Fail(store.status());
+  auto record = FindImage(**store, a.image);
+  if (!record.ok()) return Fail(record.status());
+  auto image = OpenImage(**store, *record);
+  if (!image.ok()) return Fail(image.status().WithContext("image " + record->reference));
+
+  // --debug traces every request on stderr, which only makes sense in the foreground.
+  if (a.foreground || a.debug) {
+    options.log = [](const std::string& line) { std::fprintf(stderr, "lazyroot: %s\n", line.c_str()); };
+    Status run = RunMount(image->tree, image->content, options, nullptr);
+    return run.ok() ? kExitOk : Fail(run);
+  }
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Fail(Status::FromErrno("mount: pipe", errno));
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return Fail(Status::FromErrno("mount: fork", err));
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    RunDaemon(*image, options, fds[1]);
+  }
+  close(fds[1]);
+  std::string answer;
+  char buf[512];
+  for (;;) {
+    ssize_t n = read(fds[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    answer.append(buf, static_cast<size_t>(n));
+    if (answer[0] == '\1') break;
+  }
+  close(fds[0]);
+  if (!answer.empty() && answer[0] == '\1') return kExitOk;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (answer.empty()) answer = "mount " + a.dir + ": the mount daemon exited before the mount was ready";
+  return Fail(Status::IoError(answer));
+}
+
+}  // namespace
+
+void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
+  auto ma = std::make_shared<MountArgs>();
+  CLI::App* mount = app.add_subcommand("mount", "Mount a pulled image read-only at DIR (FUSE, lazy reads)");
+  mount->add_option("IMAGE", ma->image, "Image reference as pulled")->required();
+  mount->add_option("DIR", ma->dir, "Mountpoint (an existing directory)")->required();
+  mount->add_flag("-f,--foreground", ma->foreground, "Serve in this process instead of a daemon");
+  mount->add_option("-o", ma->fuse_options, "Mount options: allow_other (implies default_permissions), suid, dev")
+      ->allow_extra_args(false);
+  mount->add_option("--cache-size", ma->cache_mib, "Decompressed span cache, MiB (default 256)");
+  mount->add_option("--threads", ma->threads, "FUSE worker threads at most (default 8)");
+  mount->add_flag("--suid", ma->suid, "Honour setuid/setgid bits (root only; default nosuid)");
+  mount->add_flag("--dev", ma->dev, "Allow device nodes (root only; default nodev)");
+  mount->add_flag("--debug", ma->debug, "Trace FUSE requests on stderr (implies --foreground)");
+  mount->callback([ma, &global, run] { *run = [ma, &global] { return RunMountCommand(global, *ma); }; });
+
+  auto dir = std::make_shared<std::string>();
+  CLI::App* umount = app.add_subcommand("umount", "Unmount a lazyroot mount (the daemon then exits)");
+  umount->alias("unmount");
+  umount->add_option("DIR", *dir, "Mountpoint")->required();
+  umount->callback([dir, run] {
+    *run = [dir] {
+      Status st = Unmount(*dir);
+      return st.ok() ? kExitOk : Fail(st);
+    };
+  });
+}
+
+}  // namespace lazyroot::cli

@@ -1,0 +1,177 @@
+// SpanCache: LRU order, the byte bound, replacement, concurrency; and
+// CachedLayerReader over a counting fake decoder.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "fs/span_cache.h"
+
+namespace lazyroot {
+namespace {
+
+std::shared_ptr<const Span> Filled(size_t n, uint8_t v) { return std::make_shared<const Span>(n, v); }
+
+TEST(SpanCache, GetPutAndMisses) {
+  SpanCache c(1000);
+  EXPECT_EQ(c.Get(0, 0), nullptr);
+  c.Put(0, 0, Filled(100, 1));
+  c.Put(1, 0, Filled(100, 2));  // same offset, other layer: another key
+  ASSERT_NE(c.Get(0, 0), nullptr);
+  EXPECT_EQ((*c.Get(0, 0))[0], 1);
+  EXPECT_EQ((*c.Get(1, 0))[0], 2);
+  SpanCacheStats s = c.stats();
+  EXPECT_EQ(s.misses, 1u);
+  EXPECT_EQ(s.hits, 3u);
+  EXPECT_EQ(s.bytes, 200u);
+  EXPECT_EQ(s.entries, 2u);
+}
+
+TEST(SpanCache, EvictsLeastRecentlyUsedWithinTheByteBound) {
+  SpanCache c(300);
+  c.Put(0, 0, Filled(100, 0));
+  c.Put(0, 100, Filled(100, 1));
+  c.Put(0, 200, Filled(100, 2));
+  ASSERT_NE(c.Get(0, 0), nullptr);  // 0 is now the most recent; 100 the least
+  c.Put(0, 300, Filled(100, 3));
+  EXPECT_EQ(c.Get(0, 100), nullptr);
+  EXPECT_NE(c.Get(0, 0), nullptr);
+  EXPECT_NE(c.Get(0, 200), nullptr);
+  EXPECT_NE(c.Get(0, 300), nullptr);
+  EXPECT_EQ(c.stats().bytes, 300u);
+  EXPECT_EQ(c.stats().evictions, 1u);
+
+  c.Put(0, 400, Filled(250, 4));  // one big span pushes out three
+  EXPECT_LE(c.stats().bytes, 300u);
+  EXPECT_NE(c.Get(0, 400), nullptr);
+  EXPECT_EQ(c.stats().entries, 1u);
+}
+
+TEST(SpanCache, OversizedSpansAreNotStoredAndZeroCapacityStoresNothing) {
+  SpanCache c(100);
+  c.Put(0, 0, Filled(50, 0));
+  c.Put(0, 64, Filled(101, 1));
+  EXPECT_EQ(c.Get(0, 64), nullptr);
+  EXPECT_NE(c.Get(0, 0), nullptr);  // and nothing was evicted for it
+  SpanCache off(0);
+  off.Put(0, 0, Filled(1, 0));
+  EXPECT_EQ(off.Get(0, 0), nullptr);
+  EXPECT_EQ(off.stats().bytes, 0u);
+}
+
+TEST(SpanCache, ReplacingAKeyAccountsBytesOnce) {
+  SpanCache c(1000);
+  c.Put(0, 0, Filled(100, 0));
+  c.Put(0, 0, Filled(300, 9));
+  EXPECT_EQ(c.stats().bytes, 300u);
+  EXPECT_EQ(c.stats().entries, 1u);
+  EXPECT_EQ((*c.Get(0, 0))[0], 9);
+}
+
+TEST(SpanCache, EvictedSpansStayValidForTheirHolders) {
+  SpanCache c(100);
+  c.Put(0, 0, Filled(100, 7));
+  std::shared_ptr<const Span> held = c.Get(0, 0);
+  c.Put(0, 100, Filled(100, 8));
+  EXPECT_EQ(c.Get(0, 0), nullptr);
+  EXPECT_EQ(held->size(), 100u);
+  EXPECT_EQ((*held)[99], 7);
+}
+
+TEST(SpanCache, ConcurrentGetPutKeepsTheBoundAndTheContents) {
+  SpanCache c(64 * 1024);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 20000; ++i) {
+        uint32_t layer = rng() % 3;
+        uint64_t offset = (rng() % 64) * 4096;
+        const uint8_t tag = static_cast<uint8_t>(layer * 64 + offset / 4096);
+        if (auto s = c.Get(layer, offset)) {
+          if (s->size() != 4096 || (*s)[0] != tag || (*s)[4095] != tag) ++wrong;
+        } else {
+          c.Put(layer, offset, Filled(4096, tag));
+        }
+        if (c.stats().bytes > 64 * 1024) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  SpanCacheStats s = c.stats();
+  EXPECT_LE(s.bytes, 64u * 1024);
+  EXPECT_EQ(s.bytes, s.entries * 4096);
+  EXPECT_GT(s.evictions, 0u);
+}
+
+// A RandomReader over a byte string that counts its reads.
+class CountingReader final : public RandomReader {
+ public:
+  explicit CountingReader(const std::string* data, int* reads) : data_(data), reads_(reads) {}
+  Status Read(uint64_t offset, std::span<uint8_t> out, size_t* n) override {
+    ++*reads_;
+    *n = 0;
+    if (offset >= data_->size()) return Status::Ok();
+    *n = std::min<size_t>(out.size(), data_->size() - offset);
+    std::memcpy(out.data(), data_->data() + offset, *n);
+    return Status::Ok();
+  }
+  uint64_t reprimes() const override { return 0; }
+
+ private:
+  const std::string* data_;
+  int* reads_;
+};
+
+TEST(CachedLayerReader, FillsAlignedBlocksOnceAndServesEveryone) {
+  std::string data(10000, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 251);
+  SpanCache cache(1 << 20);
+  int reads_a = 0, reads_b = 0;
+  CachedLayerReader a(&cache, 0, data.size(), 1024, std::make_unique<CountingReader>(&data, &reads_a));
+  CachedLayerReader b(&cache, 0, data.size(), 1024, std::make_unique<CountingReader>(&data, &reads_b));
+
+  std::vector<uint8_t> buf(3000);
+  size_t n = 0;
+  ASSERT_TRUE(a.Read(1500, buf, &n).ok());  // blocks 1024, 2048, 3072, 4096
+  ASSERT_EQ(n, 3000u);
+  EXPECT_EQ(std::string(buf.begin(), buf.end()), data.substr(1500, 3000));
+  EXPECT_EQ(reads_a, 4);
+  ASSERT_TRUE(b.Read(2000, {buf.data(), 2000}, &n).ok());  // all cached
+  EXPECT_EQ(std::string(buf.begin(), buf.begin() + 2000), data.substr(2000, 2000));
+  EXPECT_EQ(reads_b, 0);
+
+  // The last block is short; reads stop at the end of the stream.
+  ASSERT_TRUE(b.Read(9500, buf, &n).ok());
+  EXPECT_EQ(n, 500u);
+  EXPECT_EQ(std::string(buf.begin(), buf.begin() + 500), data.substr(9500));
+  ASSERT_TRUE(b.Read(10000, buf, &n).ok());
+  EXPECT_EQ(n, 0u);
+}
+
+class FailingReader final : public RandomReader {
+ public:
+  Status Read(uint64_t, std::span<uint8_t>, size_t* n) override {
+    *n = 0;
+    return Status::Corruption("blob sha256:x: bad block at compressed offset 77");
+  }
+  uint64_t reprimes() const override { return 0; }
+};
+
+TEST(CachedLayerReader, PassesErrorsThroughAndCachesNothing) {
+  SpanCache cache(1 << 20);
+  CachedLayerReader r(&cache, 0, 5000, 1024, std::make_unique<FailingReader>());
+  std::vector<uint8_t> buf(100);
+  size_t n = 9;
+  Status st = r.Read(0, buf, &n);
+  EXPECT_EQ(st.code(), ErrorCode::kCorruption);
+  EXPECT_NE(st.message().find("offset 77"), std::string::npos);
+  EXPECT_EQ(cache.stats().entries, 0u);
+}
+
+}  // namespace
+}  // namespace lazyroot
