@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""lazyroot mount: a three-layer image (gzip, zstd, uncompressed) pushed to a
+real registry, pulled, mounted with FUSE, and compared file by file with the
+layer tars read by Python tarfile (the oracle applies the layers itself:
+replacement, whiteouts, hardlinks). Random-offset reads of a multi-checkpoint
+random file, reads past EOF, xattrs, negative lookups, read-only refusals,
+statvfs, readiness on return, and umount ending the daemon. Every mount is
+unmounted in a cleanup; no process is killed.
+
+Skipped (with the reason in the summary) only when /dev/fuse is missing."""
+
+import errno
+import hashlib
+import io
+import os
+import random
+import shutil
+import stat
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import make_image as mi  # noqa: E402
+import registry  # noqa: E402
+from pull_harness import LAZYROOT_BIN  # noqa: E402
+
+MTIME = 1700000000.5  # a fraction a float holds exactly: checks nanosecond mtimes
+BIG = random.Random(5).randbytes(9 * 1024 * 1024 + 123)  # several 2-4 MiB checkpoint spans
+
+
+def _tar(entries):
+    """entries: (name, kind, extra dict). Written by tarfile in PAX format."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, kind, x in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = x.get("mtime", MTIME)
+            ti.uid, ti.gid = x.get("uid", 0), x.get("gid", 0)
+            ti.mode = x.get("mode", 0o755 if kind == "dir" else 0o644)
+            data = None
+            if kind == "file":
+                data = x["data"]
+                ti.size = len(data)
+            elif kind == "dir":
+                ti.type = tarfile.DIRTYPE
+            elif kind == "symlink":
+                ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, x["target"], 0o777
+            elif kind == "hardlink":
+                ti.type, ti.linkname = tarfile.LNKTYPE, x["target"]
+            elif kind == "fifo":
+                ti.type = tarfile.FIFOTYPE
+            for k, v in x.get("xattrs", {}).items():
+                ti.pax_headers["SCHILY.xattr." + k] = v
+            tf.addfile(ti, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+LAYER0 = [
+    ("bin", "dir", {}),
+    ("bin/busybox", "file", {"data": b"#!/bin/sh\necho busybox\n", "mode": 0o755}),
+    ("bin/sh", "symlink", {"target": "busybox"}),
+    ("bin/ash", "hardlink", {"target": "bin/busybox"}),
+    ("bin/su", "file", {"data": b"setuid\n", "mode": 0o4755}),
+    ("etc", "dir", {}),
+    ("etc/hostname", "file", {"data": b"lower\n"}),
+    ("etc/passwd", "file", {"data": b"root:x:0:0::/root:/bin/sh\n" * 40}),
+    ("etc/shadow", "file", {"data": b"root:*:19000::::::\n", "mode": 0o640, "uid": 0, "gid": 42}),
+    ("etc/caps", "file", {"data": b"cap\n", "xattrs": {"user.lazyroot.test": "hello xattr"}}),
+    ("home", "dir", {}),
+    ("home/user", "dir", {"mode": 0o700, "uid": 1000, "gid": 1000}),
+    ("home/user/notes.txt", "file", {"data": b"notes\n", "uid": 1000, "gid": 1000, "mode": 0o600}),
+    ("tmp", "dir", {"mode": 0o1777}),
+    ("run", "dir", {}),
+    ("run/fifo", "fifo", {}),
+    ("old", "dir", {}),
+    ("old/gone.txt", "file", {"data": b"whited out\n"}),
+    ("data", "dir", {}),
+    ("data/big.bin", "file", {"data": BIG}),
+    ("data/empty", "file", {"data": b""}),
+]
+LAYER1 = [
+    ("etc", "dir", {"mtime": MTIME + 10}),
+    ("etc/hostname", "file", {"data": b"upper\n", "mtime": MTIME + 10}),
+    (".wh.old", "file", {"data": b""}),
+    ("usr", "dir", {}),
+    ("usr/share", "dir", {}),
+    ("usr/share/doc.txt", "file", {"data": b"shared documentation\n" * 4000}),
+]
+LAYER2 = [
+    ("data", "dir", {}),
+    ("data/plain.txt", "file", {"data": b"from an uncompressed layer\n"}),
+]
+
+
+def oracle(tars):
+    """Applies the layer tars (tarfile's reading of them) the OCI way and
+    returns {path: record} for the merged tree, with hardlinks resolved."""
+    tree = {}  # path -> dict
+    for blob in tars:
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tf:
+            for m in tf.getmembers():
+                path = m.name.strip("/")
+                if path.startswith("./"):
+                    path = path[2:]
+                base = os.path.basename(path)
+                parent = os.path.dirname(path)
+                if base.startswith(".wh."):
+                    victim = os.path.join(parent, base[4:]) if parent else base[4:]
+                    for p in [p for p in tree if p == victim or p.startswith(victim + "/")]:
+                        del tree[p]
+                    continue
+                old = tree.get(path)
+                if old and not (old["type"] == "dir" and m.isdir()):
+                    for p in [p for p in tree if p.startswith(path + "/")]:
+                        del tree[p]
+                rec = {"type": "dir" if m.isdir() else "symlink" if m.issym() else "fifo" if m.isfifo()
+                       else "file", "mode": m.mode & 0o7777, "uid": m.uid, "gid": m.gid,
+                       "mtime_ns": round(m.mtime * 1e9),
+                       "xattrs": sorted((k[len("SCHILY.xattr."):], v) for k, v in m.pax_headers.items()
+                                        if k.startswith("SCHILY.xattr."))}
+                if m.islnk():
+                    target = tree[m.linkname.strip("/")]
+                    target.setdefault("group", [m.linkname.strip("/")])
+                    target["group"].append(path)
+                    tree[path] = target  # the same object: one inode
+                    continue
+                if m.issym():
+                    rec["target"] = m.linkname
+                if m.isfile():
+                    data = tf.extractfile(m).read()
+                    rec["sha256"] = hashlib.sha256(data).hexdigest()
+                    rec["size"] = len(data)
+                tree[path] = rec
+    out = {}
+    for path, r in tree.items():
+        row = (r["type"], r["mode"], r["uid"], r["gid"], r.get("size"), r.get("sha256"), r.get("target"),
+               r["mtime_ns"], tuple(r["xattrs"]), len(r.get("group", [path])) if r["type"] == "file" else None)
+        out[path] = row
+    groups = sorted(sorted(r["group"]) for r in {id(r): r for r in tree.values() if "group" in r}.values())
+    return out, groups
+
+
+def listing(top):
+    """The same rows, read from a mounted tree with lstat/readlink/xattrs."""
+    out, by_ino = {}, {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, top)
+            st = os.lstat(p)
+            kind = ("dir" if stat.S_ISDIR(st.st_mode) else "symlink" if stat.S_ISLNK(st.st_mode)
+                    else "fifo" if stat.S_ISFIFO(st.st_mode) else "file")
+            size = sha = target = nlink = None
+            if kind == "file":
+                with open(p, "rb") as f:
+                    data = f.read()
+                sha, size, nlink = hashlib.sha256(data).hexdigest(), st.st_size, st.st_nlink
+                if len(data) != st.st_size:
+                    raise AssertionError("%s: read %d bytes, st_size %d" % (rel, len(data), st.st_size))
+                by_ino.setdefault(st.st_ino, []).append(rel)
+            if kind == "symlink":
+                target = os.readlink(p)
+            xattrs = () if kind == "symlink" else tuple(sorted(
+                (k, os.getxattr(p, k).decode()) for k in os.listxattr(p)))
+            out[rel] = (kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, size, sha, target,
+                        st.st_mtime_ns, xattrs, nlink)
+    groups = sorted(sorted(g) for g in by_ino.values() if len(g) > 1)
+    return out, groups
+
+
+def mount_daemons(mountpoint):
+    """PIDs of lazyroot processes whose command line names mountpoint (the
+    daemon our `lazyroot mount` forked); only ever watched, never signalled."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"lazyroot" and b"mount" in argv and \
+                mountpoint.encode() in argv:
+            pids.append(int(d))
+    return pids
+
+
+def daemon_alive(pid):
+    """True while pid runs (a zombie waiting for its reaper has an empty cmdline)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return bool(f.read())
+    except OSError:
+        return False
+
+
+def mount_options(mountpoint):
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == mountpoint:
+                sep = fields.index("-")
+                return fields[5].split(","), fields[sep + 1], fields[sep + 2]
+    return None
+
+
+@unittest.skipUnless(os.path.exists("/dev/fuse"), "/dev/fuse is missing: FUSE mounts cannot run here")
+class MountBasic(unittest.TestCase):
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-mount-test-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.root = os.path.join(cls.tmp, "store")
+        home = os.path.join(cls.tmp, "home")
+        os.makedirs(home)
+        cls.env = {k: v for k, v in os.environ.items() if k not in ("LAZYROOT_HOME", "DOCKER_CONFIG")}
+        cls.env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
+                       DOCKER_CONFIG=os.path.join(home, ".docker"), NO_PROXY="*")
+        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
+        cls.addClassCleanup(cls.reg.stop)
+        cls.tars = [_tar(LAYER0), _tar(LAYER1), _tar(LAYER2)]
+        layers = [mi.Layer(cls.tars[0], mi._compress(cls.tars[0], "gzip", 6), "gzip"),
+                  mi.Layer(cls.tars[1], mi._compress(cls.tars[1], "zstd", 3), "zstd"),
+                  mi.Layer(cls.tars[2], cls.tars[2], "none")]
+        image = mi.build_image(layers, fmt="oci", config={"Cmd": ["/bin/sh"]})
+        mi.push(mi.RegistryClient(cls.reg.host), "demo/mount", "v1", image)
+        cls.ref = "http://%s/demo/mount:v1" % cls.reg.host
+        r = cls.run_lazyroot("pull", "-q", cls.ref)
+        if r.returncode != 0:
+            raise AssertionError("pull failed: %s" % r.stderr)
+        cls.mnt = os.path.join(cls.tmp, "mnt")
+        os.makedirs(cls.mnt)
+        start = time.monotonic()
+        r = cls.run_lazyroot("mount", cls.ref, cls.mnt)
+        cls.mount_seconds = time.monotonic() - start
+        if r.returncode != 0:
+            raise AssertionError("mount failed (%d): %s" % (r.returncode, r.stderr))
+        cls.addClassCleanup(cls.unmount, cls.mnt)
+        cls.mount_stdout, cls.mount_stderr = r.stdout, r.stderr
+        cls.mounted_right_after = os.path.ismount(cls.mnt)
+
+    @classmethod
+    def run_lazyroot(cls, *args, timeout=120):
+        return subprocess.run([LAZYROOT_BIN, "--root", cls.root] + list(args), env=cls.env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    @classmethod
+    def unmount(cls, mountpoint):
+        if os.path.ismount(mountpoint):
+            cls.run_lazyroot("umount", mountpoint)
+
+    def test_ready_when_mount_returns_and_silent(self):
+        self.assertTrue(self.mounted_right_after, "not a mountpoint right after `lazyroot mount` returned")
+        self.assertEqual(self.mount_stdout, "")
+        self.assertEqual(self.mount_stderr, "")
+        opts, fstype, source = mount_options(self.mnt)
+        self.assertEqual(fstype, "fuse.lazyroot")
+        self.assertEqual(source, "lazyroot")
+        for o in ("ro", "nosuid", "nodev"):
+            self.assertIn(o, opts)
+        sys.stderr.write("\n[mount ready in %.3f s] " % self.mount_seconds)
+
+    def test_tree_matches_the_layer_tars(self):
+        want, want_groups = oracle(self.tars)
+        got, got_groups = listing(self.mnt)
+        self.assertEqual(sorted(got), sorted(want), "path sets differ")
+        for path in sorted(want):
+            self.assertEqual(got[path], want[path], path)
+        self.assertEqual(got_groups, want_groups)
+        self.assertNotIn("old", got)  # whited out by layer 1
+        with open(os.path.join(self.mnt, "etc/hostname"), "rb") as f:
+            self.assertEqual(f.read(), b"upper\n")
+
+    def test_random_reads_and_reads_past_eof(self):
+        p = os.path.join(self.mnt, "data/big.bin")
+        rng = random.Random(11)
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            for _ in range(300):
+                off = rng.randrange(0, len(BIG) + 4096)
+                n = rng.choice([1, 100, 4096, 65536, 300000, 1 << 20])
+                self.assertEqual(os.pread(fd, n, off), BIG[off:off + n], "pread(%d, %d)" % (n, off))
+            self.assertEqual(os.pread(fd, 4096, len(BIG)), b"")
+            self.assertEqual(os.pread(fd, 4096, len(BIG) + (1 << 30)), b"")
+            self.assertEqual(os.pread(fd, 4096, len(BIG) - 10), BIG[-10:])
+        finally:
+            os.close(fd)
+        # A second descriptor reading backwards (each read behind the last one).
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            for off in range(len(BIG) - 65536, 0, -1500000):
+                self.assertEqual(os.pread(fd, 65536, off), BIG[off:off + 65536])
+        finally:
+            os.close(fd)
+
+    def test_xattrs(self):
+        p = os.path.join(self.mnt, "etc/caps")
+        self.assertEqual(os.listxattr(p), ["user.lazyroot.test"])
+        self.assertEqual(os.getxattr(p, "user.lazyroot.test"), b"hello xattr")
+        with self.assertRaises(OSError) as cm:
+            os.getxattr(p, "user.absent")
+        self.assertEqual(cm.exception.errno, errno.ENODATA)
+        self.assertEqual(os.listxattr(os.path.join(self.mnt, "etc/hostname")), [])
+
+    def test_missing_names_and_read_only(self):
+        for _ in range(2):  # the second one is answered from the kernel's negative cache
+            self.assertFalse(os.path.exists(os.path.join(self.mnt, "etc/nope")))
+        with self.assertRaises(FileNotFoundError):
+            open(os.path.join(self.mnt, "nope/deeper"), "rb")
+        with self.assertRaises(NotADirectoryError):
+            os.listdir(os.path.join(self.mnt, "etc/hostname"))
+        for action in (lambda: open(os.path.join(self.mnt, "etc/hostname"), "wb"),
+                       lambda: os.mkdir(os.path.join(self.mnt, "newdir")),
+                       lambda: os.unlink(os.path.join(self.mnt, "etc/hostname"))):
+            with self.assertRaises(OSError) as cm:
+                action()
+            self.assertEqual(cm.exception.errno, errno.EROFS)
+
+    def test_statvfs_counts_nodes(self):
+        want, groups = oracle(self.tars)
+        nodes = 1 + len(want) - sum(len(g) - 1 for g in groups)  # root + names - extra hardlink names
+        st = os.statvfs(self.mnt)
+        self.assertEqual(st.f_files, nodes)
+        self.assertGreaterEqual(st.f_blocks * st.f_frsize, len(BIG))
+
+    def test_unknown_image_and_bad_mountpoint(self):
+        d = os.path.join(self.tmp, "unused")
+        os.makedirs(d, exist_ok=True)
+        r = self.run_lazyroot("mount", "http://%s/demo/absent:v1" % self.reg.host, d)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("pull it first", r.stderr)
+        self.assertFalse(os.path.ismount(d))
+        r = self.run_lazyroot("mount", self.ref, os.path.join(self.tmp, "does-not-exist"))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("does-not-exist", r.stderr)
+
+    def test_umount_ends_the_daemon(self):
+        d = os.path.join(self.tmp, "mnt2")
+        os.makedirs(d, exist_ok=True)
+        r = self.run_lazyroot("mount", "--threads", "2", "--cache-size", "16", self.ref, d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(self.unmount, d)
+        self.assertTrue(os.path.ismount(d))
+        daemons = mount_daemons(d)
+        self.assertEqual(len(daemons), 1, "expected one daemon for %s" % d)
+        with open(os.path.join(d, "data/plain.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"from an uncompressed layer\n")
+        r = self.run_lazyroot("umount", d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.ismount(d))
+        deadline = time.monotonic() + 10
+        while daemon_alive(daemons[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the session ends asynchronously after the kernel detaches
+        self.assertFalse(daemon_alive(daemons[0]), "the mount daemon still runs after umount")
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
