@@ -5,7 +5,11 @@ Python sources and docs (tar made by GNU tar, so it is an ordinary layer).
 The layers are cached in CACHE_DIR (keyed by the source list) because gzip -6
 of ~300 MiB takes a while.
 
-usage: bench_image.py --registry HOST --repo bench/usr --tag v1 [--cache DIR] [--max-mib N]
+Other kinds: --kind small (100,000 files of 1 KiB in 100 directories, one
+layer) and --kind large (three 256 MiB files, half compressible text and half
+random, one layer).
+
+usage: bench_image.py --registry HOST --repo bench/usr --tag v1 [--kind usr|small|large] [--cache DIR]
 """
 import argparse
 import hashlib
@@ -49,6 +53,48 @@ def layer_tar(paths, max_bytes):
     return out
 
 
+def small_files_tar(path):
+    import tarfile
+    rng = __import__("random").Random(1)
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for d in range(100):
+            ti = tarfile.TarInfo("data/d%03d" % d)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 1700000000
+            tf.addfile(ti)
+            for f in range(1000):
+                body = rng.randbytes(512) + b"a" * 512
+                ti = tarfile.TarInfo("data/d%03d/f%04d" % (d, f))
+                ti.size, ti.mode, ti.mtime = len(body), 0o644, 1700000000
+                tf.addfile(ti, __import__("io").BytesIO(body))
+
+
+def large_files_tar(path):
+    import tarfile
+    rng = __import__("random").Random(2)
+    half = 128 << 20
+    text = (b"".join(b"line %08d of a compressible log file\n" % i for i in range(4 << 20)))[:half]
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for n in range(3):
+            body = text + rng.randbytes(half)
+            ti = tarfile.TarInfo("big/file%d.bin" % n)
+            ti.size, ti.mode, ti.mtime = len(body), 0o644, 1700000000
+            tf.addfile(ti, __import__("io").BytesIO(body))
+
+
+def cached_layer(cache, key, make_tar):
+    tar_path = os.path.join(cache, key + ".tar")
+    gz_path = tar_path + ".gz"
+    if not os.path.exists(gz_path):
+        make_tar(tar_path + ".tmp")
+        os.rename(tar_path + ".tmp", tar_path)
+        subprocess.run(["gzip", "-6", "-n", "-k", "-f", tar_path], check=True)
+    with open(tar_path, "rb") as f:
+        tar = f.read()
+    with open(gz_path, "rb") as f:
+        gz = f.read()
+    return make_image.Layer(tar, gz, "gzip")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--registry", required=True)
@@ -56,10 +102,15 @@ def main():
     ap.add_argument("--tag", default="v1")
     ap.add_argument("--cache", default="/var/tmp/lazyroot-bench-cache")
     ap.add_argument("--max-mib", type=int, default=120, help="cap per layer (uncompressed MiB)")
+    ap.add_argument("--kind", choices=("usr", "small", "large"), default="usr")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     layers = []
-    for paths in LAYER_SOURCES:
+    if args.kind == "small":
+        layers.append(cached_layer(args.cache, "small-100k", small_files_tar))
+    elif args.kind == "large":
+        layers.append(cached_layer(args.cache, "large-3x256", large_files_tar))
+    for paths in (LAYER_SOURCES if args.kind == "usr" else []):
         key = hashlib.sha256(json.dumps([paths, args.max_mib]).encode()).hexdigest()[:16]
         tar_path = os.path.join(args.cache, key + ".tar")
         gz_path = tar_path + ".gz"

@@ -10,7 +10,9 @@ LAZYROOT=$PWD/build/src/lazyroot
 
 work=$(mktemp -d /tmp/lazyroot-demo.XXXXXX)
 registry_pid=""
+mounted=""
 cleanup() {
+  if [[ -n $mounted ]]; then "$LAZYROOT" umount "$mounted" 2>/dev/null || fusermount3 -u "$mounted" 2>/dev/null || true; fi
   if [[ -n $registry_pid ]]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
@@ -29,9 +31,9 @@ for _ in $(seq 200); do
 done
 echo "registry at $host"
 
-step "Generate an image and push it (demo/hello:v1, 3 layers)"
-python3 tests/tools/make_image.py --registry "$host" --repo demo/hello --tag v1 --layers 3 --size-mib 2 >"$work/pushed.json"
-cat "$work/pushed.json" | head -c 400; echo
+step "Generate an image and push it (demo/hello:v1: busybox, an app layer, a whiteout layer)"
+python3 scripts/demo_image.py --registry "$host" --repo demo/hello --tag v1 >"$work/pushed.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("manifest", d["manifest"]); print("layers  ", *d["layers"], sep="\n  ")' "$work/pushed.json"
 
 export LAZYROOT_HOME=$work/store
 image="http://$host/demo/hello:v1"
@@ -52,5 +54,26 @@ step "Every stored blob re-checked with sha256sum"
 (cd "$LAZYROOT_HOME/blobs/sha256" && n=0 && for f in *; do
    [[ $(sha256sum "$f" | cut -d' ' -f1) == "$f" ]] || { echo "MISMATCH $f"; exit 1; }; n=$((n + 1)); done
  echo "$n blobs verified")
+
+step "lazyroot extract $host/demo/hello:v1 $work/rootfs"
+"$LAZYROOT" extract "$host/demo/hello:v1" "$work/rootfs"
+ls -l "$work/rootfs" "$work/rootfs/etc"
+echo "whited-out /etc/obsolete present? $([[ -e $work/rootfs/etc/obsolete ]] && echo yes || echo no)"
+echo "opaque /var/cache holds: $(ls "$work/rootfs/var/cache")"
+
+step "lazyroot mount $host/demo/hello:v1 $work/mnt (read-only FUSE, nothing unpacked)"
+mkdir -p "$work/mnt"
+"$LAZYROOT" mount "$host/demo/hello:v1" "$work/mnt"
+mounted=$work/mnt
+grep " $work/mnt " /proc/mounts
+echo "the mount and the extracted tree are identical: $(diff -r --no-dereference "$work/rootfs" "$work/mnt" >/dev/null && echo yes || echo NO)"
+echo "sha256 of /srv/data.bin read through the mount: $(sha256sum <"$work/mnt/srv/data.bin" | cut -c1-16)…"
+
+step "Run the image's entrypoint inside the mount (chroot $work/mnt /bin/hello)"
+chroot "$work/mnt" /bin/hello
+
+step "lazyroot umount $work/mnt"
+"$LAZYROOT" umount "$work/mnt"
+mounted=""
 
 step "Demo finished"

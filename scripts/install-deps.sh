@@ -12,7 +12,7 @@ packages=(
   fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography
   docker-registry skopeo umoci apache2-utils attr
   # benchmarks
-  squashfs-tools squashfuse archivemount hyperfine bc
+  squashfs-tools squashfuse archivemount hyperfine bc busybox-static
 )
 
 missing=()
