@@ -30,8 +30,10 @@
 //     a directory's mtime is set after everything inside it was created.
 //
 // Metadata order for one entry: data, then chown (it clears setuid/setgid
-// and security.capability), then chmod, then xattrs, then times (writes would
-// move mtime). Directories' modes wait for step 4, so a 0555 directory is
+// and security.capability), then xattrs, then chmod (a non-root caller needs
+// write permission to set user.* xattrs, which a 0555 or 0000 mode takes
+// away; chmod clears neither setuid nor capabilities), then times (writes
+// would move mtime). Directories' modes wait for step 4, so a 0555 directory is
 // still writable while its children are created.
 //
 // Xattrs: set verbatim, security.capability included, except
@@ -205,7 +207,7 @@ class Extractor {
         err = SetXattrAt(dir_fd, name, key, value);
       }
       if (err == 0) return Status::Ok();
-      if (err == EPERM || err == ENOTSUP || err == EACCES) {
+      if (err == EPERM || err == ENOTSUP) {
         Warn(path + ": xattr " + key + " not set: " + std::strerror(err));
         return Status::Ok();
       }
@@ -231,8 +233,8 @@ class Extractor {
   // Ownership, mode, xattrs, times of an entry we hold open (files, dirs).
   Status ApplyMetaFd(int fd, NodeId id, const Node& n, const std::string& path) {
     if (NeedsChown(n) && ::fchown(fd, n.uid, n.gid) != 0) return Status::FromErrno(path + ": chown", errno);
-    if (::fchmod(fd, n.mode & 07777) != 0) return Status::FromErrno(path + ": chmod", errno);
     LAZYROOT_RETURN_IF_ERROR(ApplyXattrs(fd, -1, {}, id, n, path));
+    if (::fchmod(fd, n.mode & 07777) != 0) return Status::FromErrno(path + ": chmod", errno);
     struct timespec ts[2];
     FillTimes(n, ts);
     if (::futimens(fd, ts) != 0) return Status::FromErrno(path + ": set times", errno);
@@ -245,10 +247,10 @@ class Extractor {
     if (NeedsChown(n) && ::fchownat(dir_fd, name.c_str(), n.uid, n.gid, AT_SYMLINK_NOFOLLOW) != 0) {
       return Status::FromErrno(path + ": chown", errno);
     }
+    LAZYROOT_RETURN_IF_ERROR(ApplyXattrs(-1, dir_fd, name, id, n, path));
     if (n.type != NodeType::kSymlink && ::fchmodat(dir_fd, name.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) {
       return Status::FromErrno(path + ": chmod", errno);
     }
-    LAZYROOT_RETURN_IF_ERROR(ApplyXattrs(-1, dir_fd, name, id, n, path));
     struct timespec ts[2];
     FillTimes(n, ts);
     if (::utimensat(dir_fd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -334,14 +336,15 @@ class Extractor {
   Status CreateSpecial(int dfd, const std::string& name, NodeId id, const Node& n, const std::string& path) {
     const bool device = n.type != NodeType::kFifo;
     if (device && rootless()) {
-      // umoci --rootless: an empty, inaccessible regular file holds the place;
+      // umoci --rootless: an empty regular file, mode 0000 once its xattrs are
+      // set (user.* needs write permission on the inode), holds the place;
       // override_stat (set by ApplyXattrs from n) still says "device".
-      Fd fd(::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0));
+      Fd fd(::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (!fd.valid()) return Status::FromErrno("create " + path, errno);
       Warn(path + ": device " + std::to_string(n.rdev_major) + ":" + std::to_string(n.rdev_minor) +
            " written as an empty placeholder (rootless)");
-      if (::fchmod(fd.get(), 0) != 0) return Status::FromErrno(path + ": chmod", errno);
       LAZYROOT_RETURN_IF_ERROR(ApplyXattrs(fd.get(), -1, {}, id, n, path));
+      if (::fchmod(fd.get(), 0) != 0) return Status::FromErrno(path + ": chmod", errno);
       struct timespec ts[2];
       FillTimes(n, ts);
       if (::futimens(fd.get(), ts) != 0) return Status::FromErrno(path + ": set times", errno);

@@ -148,6 +148,8 @@ Status RemoveTree(const std::string& path) {
     ::closedir(d);
     if (!failed.ok()) return failed;
     if (!subdir.empty()) {
+      // A 0000 or 0555 directory of a rootless extraction: open it up first.
+      (void)::fchmodat(cur.get(), subdir.c_str(), 0700, AT_SYMLINK_NOFOLLOW);
       Fd child(::openat(cur.get(), subdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!child.valid()) return Status::FromErrno("remove " + where() + "/" + subdir + ": open", errno);
       stack.push_back(std::move(subdir));

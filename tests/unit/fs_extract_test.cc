@@ -420,11 +420,41 @@ TEST_F(ExtractTest, RootlessRecordsOverrideStat) {
   EXPECT_TRUE(S_ISREG(sda.st_mode));
   EXPECT_EQ(sda.st_mode & 07777, 0u);
   EXPECT_EQ(sda.st_size, 0);
+  if (::geteuid() != 0) ::chmod((out_ + "/dev/sda").c_str(), 0400);  // reading user.* needs read permission
   EXPECT_EQ(GetXattr(out_ + "/dev/sda", kOverrideStatXattr), "0:0:060660");
   EXPECT_EQ(r->devices, 1u);
   EXPECT_GE(r->warnings, 1u);
   EXPECT_EQ(Lstat(out_ + "/ro/inner").st_uid, ::geteuid());
   EXPECT_EQ(GetXattr(out_ + "/s", kOverrideStatXattr), "<none>");
+}
+
+// RemoveTree (the cleanup after a failure) copes with directories a rootless
+// extraction left 0000 / 0555, with symlinks to the outside (never followed)
+// and with a depth whose path is far beyond PATH_MAX.
+TEST_F(ExtractTest, RemoveTreeLocksAndDepth) {
+  const std::string top = base_ + "/top", canary = base_ + "/canary";
+  ASSERT_EQ(::mkdir(canary.c_str(), 0755), 0);
+  std::ofstream(canary + "/keep") << "keep";
+  ASSERT_EQ(::mkdir(top.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((top + "/locked").c_str(), 0755), 0);
+  std::ofstream(top + "/locked/f") << "x";
+  ASSERT_EQ(::symlink(canary.c_str(), (top + "/locked/out").c_str()), 0);
+  ASSERT_EQ(::chmod((top + "/locked").c_str(), 0), 0);
+  ASSERT_EQ(::mkdir((top + "/ro").c_str(), 0755), 0);
+  std::ofstream(top + "/ro/f") << "x";
+  ASSERT_EQ(::chmod((top + "/ro").c_str(), 0555), 0);
+  Fd fd(::open(top.c_str(), O_RDONLY | O_DIRECTORY));
+  for (int i = 0; i < 1500; ++i) {  // "d/d/d/…": 3000 bytes of path below top
+    ASSERT_EQ(::mkdirat(fd.get(), "dd", 0755), 0);
+    fd = Fd(::openat(fd.get(), "dd", O_RDONLY | O_DIRECTORY));
+    ASSERT_TRUE(fd.valid());
+  }
+  ASSERT_EQ(::symlinkat(canary.c_str(), fd.get(), "deep-out"), 0);
+  fd.reset();
+  Status st = RemoveTree(top);
+  EXPECT_TRUE(st.ok()) << st.message();
+  EXPECT_NE(::access(top.c_str(), F_OK), 0);
+  EXPECT_EQ(Read(canary + "/keep"), "keep");
 }
 
 TEST(OverrideStat, Format) {
