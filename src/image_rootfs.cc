@@ -68,7 +68,10 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
 
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
-  if (options.verify_blobs) LAZYROOT_RETURN_IF_ERROR(VerifyLayerBlobs(store, record.layer_digests));
+  if (options.verify_blobs) {
+    Status st = VerifyLayerBlobs(store, record.layer_digests);
+    if (!st.ok()) return st.WithContext(what);
+  }
   OpenedImage out;
   out.record = record;
   auto config_bytes = store.ReadBlob(record.config_digest, 8u << 20);
@@ -105,7 +108,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
     }
   } else {
     auto tree = BuildTree(store, record, config->diff_ids, &tables);
-    if (!tree.ok()) return tree.status();  // the merge names the image itself
+    if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     if (!st.ok()) return st.WithContext(what);

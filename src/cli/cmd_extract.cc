@@ -114,8 +114,10 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     if (!removed.ok()) return Fail(removed);
   }
 
-  auto opened = OpenImage(**store, *rec);
-  if (!opened.ok()) return Fail(opened.status().WithContext("image " + rec->reference));
+  // Extract reads whole layers anyway: re-hash them first, so a blob changed
+  // on disk is caught rather than written out (OpenImage names the image).
+  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true});
+  if (!opened.ok()) return Fail(opened.status());
   auto start = std::chrono::steady_clock::now();
   auto report = ExtractTree(*opened->tree, *opened->content, dir, options);
   if (!report.ok()) return Fail(report.status().WithContext("image " + rec->reference));

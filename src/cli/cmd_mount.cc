@@ -129,7 +129,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   auto record = FindImage(**store, a.image);
   if (!record.ok()) return Fail(record.status());
   auto image = OpenImage(**store, *record);
-  if (!image.ok()) return Fail(image.status().WithContext("image " + record->reference));
+  if (!image.ok()) return Fail(image.status());  // OpenImage names the image
 
   // --debug traces every request on stderr, which only makes sense in the foreground.
   if (a.foreground || a.debug) {

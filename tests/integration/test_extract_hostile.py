@@ -515,12 +515,6 @@ class ExtractHostile(PullTestCase):
                     self.assertNotEqual(outcome, "DIFFERENT", "a corrupt %s gave a different tree" % path)
                     self.assertIn(os.path.basename(path), err, "the corruption was not reported")
 
-    # BUG (lazyroot): extract trusts stored blobs. A byte flipped in
-    # ROOT/blobs/sha256/<layer> after the pull (bit rot, tampering) gives
-    # silently different files (plain tar: always; gzip: the member CRC is
-    # never checked on the random-access path). umoci verifies the blob
-    # digest and DiffID whenever it reads a layer.
-    @unittest.expectedFailure
     def test_corrupt_layer_blob_is_detected(self):
         img, url, ref = self.corruption_fixture()
         bad = []
