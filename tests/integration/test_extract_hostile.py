@@ -395,16 +395,11 @@ class ExtractHostile(PullTestCase):
         d = tree_listing.diff(want, got, "privileged extract", "uid 65534 extract (override_stat)")
         self.assertFalse(d, "the unprivileged extract lost image metadata:\n%s\nstderr: %s" % (d, err))
 
-    # BUG (lazyroot, rootless): as a real unprivileged user, entries whose
-    # image mode has no owner-write bit (files 0444/0555/0000, dirs 0555 -
-    # Fedora's /usr/bin, /proc, /sys) and every device placeholder (written
-    # 0000) lose their override_stat record with
-    # only a warning ("xattr user.containers.override_stat not set:
-    # Permission denied"): extract.cc applies chmod before the xattrs, and
-    # Linux needs write permission to set a user.* xattr. The guest then sees
-    # the host user's uid and no record of the image's owner.
-    @unittest.expectedFailure
     def test_unprivileged_extract_of_read_only_modes(self):
+        """As a real unprivileged user, entries whose image mode has no
+        owner-write bit (files 0444/0555/0000, dirs 0555/0000) and device
+        placeholders (0000) keep their override_stat record: extract.cc sets
+        xattrs before chmod, since Linux needs write permission for user.*."""
         want, got, err = self.nobody_extract([
             (tar_bytes([ent("usr", kind="dir"), ent("usr/bin", kind="dir", mode=0o555),
                         ent("usr/bin/tool", "t\n", mode=0o555), ent("readme", "r\n", mode=0o444),
