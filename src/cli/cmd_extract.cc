@@ -13,7 +13,10 @@
 #include "fs/extract.h"
 #include "fs/extract_writer.h"
 #include "src/cli/cli.h"
+#include "src/cli/progress_render.h"
 #include "src/image_rootfs.h"
+#include "src/index_consumer.h"
+#include "src/pull.h"
 #include "src/reference.h"
 
 namespace lazyroot::cli {
@@ -21,7 +24,7 @@ namespace {
 
 struct ExtractArgs {
   std::string image, dir;
-  bool rootless = false;
+  bool rootless = false, pull = true;
   unsigned threads = 0;
 };
 
@@ -30,6 +33,20 @@ Result<ImageRecord> FindImage(Store& store, const std::string& text) {
   LAZYROOT_ASSIGN_OR_RETURN(std::optional<ImageRecord> rec, store.GetImage(ref.ToString()));
   if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
   return std::move(*rec);
+}
+
+// An image missing from the store is pulled first, as `lazyroot pull IMAGE`
+// with its defaults would (host platform, docker credentials, progress on
+// stderr); registry flags are pull's business.
+Result<ImageRecord> PullMissing(Store& store, const std::string& text) {
+  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
+  std::fprintf(stderr, "lazyroot: %s is not in the store: pulling it\n", ref.ToString().c_str());
+  PullOptions options;
+  options.consumer_factory = MakeIndexingConsumerFactory(store);
+  auto progress = MakeProgress(ProgressMode::kAuto);
+  options.progress = progress.get();
+  LAZYROOT_ASSIGN_OR_RETURN(PullResult pulled, Pull(store, ref, options));
+  return std::move(pulled.record);
 }
 
 std::string ReadSmallFile(const std::string& path) {
@@ -74,6 +91,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
   auto rec = FindImage(**store, args.image);
+  if (!rec.ok() && rec.status().code() == ErrorCode::kNotFound && args.pull) rec = PullMissing(**store, args.image);
   if (!rec.ok()) return Fail(rec.status());
   // Shared, like a pull: gc cannot delete the blobs we are reading.
   auto store_lock = (*store)->LockStore(false);
@@ -139,11 +157,13 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
       "extract",
       "Write an image's merged root filesystem into DIR (absent or empty), or into the store's rootfs/ "
       "directory when DIR is omitted; prints the directory");
-  cmd->add_option("IMAGE", args->image, "Image reference as pulled (lazyroot pull IMAGE first)")->required();
+  cmd->add_option("IMAGE", args->image, "Image reference; pulled first (pull's defaults) if not in the store")
+      ->required();
   cmd->add_option("DIR", args->dir, "Target directory: must not exist, or be empty");
   cmd->add_flag("--rootless", args->rootless,
                 "Do not chown or create devices; record uid:gid:mode in user.containers.override_stat "
                 "(always on when not running as root)");
+  cmd->add_flag("--pull,!--no-pull", args->pull, "Pull IMAGE when it is not in the store (default: yes)");
   cmd->add_option("--threads", args->threads, "Worker threads writing files (default: one per CPU)")
       ->check(CLI::Range(0u, 256u));
   cmd->callback([args, &global, run] { *run = [args, &global] { return RunExtract(global, *args); }; });
