@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Mount benchmark. For each image (distribution-like /usr in 4 layers, 100k
+# small files, three 256 MiB files) and each way of serving its tree:
+#   native     the tree extracted to a plain directory (ext4)
+#   lazyroot   lazyroot mount (FUSE, read-through from the compressed layers)
+#   squashfuse squashfuse over mksquashfs of the native tree (mksquashfs time reported)
+#   archivemount  of the layer tar, uncompressed (single-layer images only; capped by a timeout)
+# it measures, with the page cache dropped and a fresh mount before every
+# repetition (median of $RUNS, default 3): time to ready, walk (lstat of
+# every entry), read every file, 2000 random 4 KiB reads. Finally "time to a
+# usable rootfs": lazyroot pull + mount vs skopeo copy + umoci unpack.
+# Prints numbers and ratios; never asserts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bench_common.sh
+bench_start_registry
+kinds=${KINDS:-"usr small large"}
+ARCHIVEMOUNT_TIMEOUT=${ARCHIVEMOUNT_TIMEOUT:-120}
+mnt=$bench_work/mnt; mkdir -p "$mnt"
+bench_cleanup_hooks+=("mountpoint -q '$mnt' && { fusermount3 -u '$mnt' || umount -l '$mnt'; }")
+
+# serve KIND WAY: mounts (or points at) the tree; echoes the directory.
+serve() {
+  case $2 in
+    native) echo "$bench_work/native-$1" ;;
+    lazyroot) "$LAZYROOT" --root "$bench_work/store" mount "$host/bench/$1:v1" "$mnt" && echo "$mnt" ;;
+    squashfuse) squashfuse "$bench_work/$1.sqfs" "$mnt" && echo "$mnt" ;;
+    archivemount) timeout "$ARCHIVEMOUNT_TIMEOUT" archivemount -o readonly "$bench_work/$1.tar" "$mnt" && echo "$mnt" ;;
+  esac
+}
+unserve() { if mountpoint -q "$mnt"; then fusermount3 -u "$mnt"; fi; }
+
+printf '%-6s %-12s %9s %9s %9s %9s\n' image way ready walk readall random4k
+for kind in $kinds; do
+  python3 scripts/bench_image.py --registry "$host" --repo "bench/$kind" --tag v1 --kind "$kind" >/dev/null
+  "$LAZYROOT" --root "$bench_work/store" pull -q "http://$host/bench/$kind:v1" >/dev/null
+  "$LAZYROOT" --root "$bench_work/store" extract "$host/bench/$kind:v1" "$bench_work/native-$kind" >/dev/null 2>&1
+  t0=$(now); mksquashfs "$bench_work/native-$kind" "$bench_work/$kind.sqfs" -quiet -no-progress >/dev/null; t1=$(now)
+  echo "mksquashfs $kind: $(echo "$t1 - $t0" | bc -l | cut -c1-6) s (a cost squashfuse users pay once)"
+  ways="native lazyroot squashfuse"
+  layers=$("$LAZYROOT" --root "$bench_work/store" inspect "$host/bench/$kind:v1" | python3 -c 'import json,sys; print(" ".join(l["digest"][7:] for l in json.load(sys.stdin)["Layers"]))')
+  if [[ $(wc -w <<<"$layers") == 1 ]]; then
+    gzip -dc "$bench_work/store/blobs/sha256/$layers" >"$bench_work/$kind.tar"
+    ways+=" archivemount"
+  fi
+  declare -A med=()
+  for way in $ways; do
+    rd=(); wk=(); ra=(); rr=()
+    for i in $(seq "$RUNS"); do
+      for op in ready walk readall random; do
+        unserve; drop_caches
+        t0=$(now); dir=$(serve "$kind" "$way") || { dir=""; }; t1=$(now)
+        [[ -n $dir ]] || { echo "$way failed to mount"; continue 2; }
+        case $op in
+          ready) rd+=("$(echo "$t1 - $t0" | bc -l)") ;;
+          walk) wk+=("$(timeout 600 python3 scripts/bench_reads.py walk "$dir")") ;;
+          readall) ra+=("$(timeout 600 python3 scripts/bench_reads.py readall "$dir")") ;;
+          random) rr+=("$(timeout 600 python3 scripts/bench_reads.py random "$dir" 2000)") ;;
+        esac
+      done
+    done
+    unserve
+    med[$way.ready]=$(median "${rd[@]}"); med[$way.walk]=$(median "${wk[@]}")
+    med[$way.readall]=$(median "${ra[@]}"); med[$way.random]=$(median "${rr[@]}")
+    printf '%-6s %-12s %8ss %8ss %8ss %8ss\n' "$kind" "$way" "${med[$way.ready]}" "${med[$way.walk]}" "${med[$way.readall]}" "${med[$way.random]}"
+  done
+  printf '%-6s ratios: walk lazyroot/native %s, readall lazyroot/native %s, readall lazyroot/squashfuse %s\n' "$kind" \
+    "$(ratio "${med[lazyroot.walk]}" "${med[native.walk]}")" "$(ratio "${med[lazyroot.readall]}" "${med[native.readall]}")" \
+    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]}")"
+  unset med
+done
+
+# Time to a usable rootfs, from an empty store / empty directory.
+lz=(); sk=()
+for i in $(seq "$RUNS"); do
+  drop_caches
+  t0=$(now)
+  "$LAZYROOT" --root "$bench_work/fresh$i" pull -q "http://$host/bench/usr:v1" >/dev/null
+  "$LAZYROOT" --root "$bench_work/fresh$i" mount "$host/bench/usr:v1" "$mnt"
+  t1=$(now); lz+=("$(echo "$t1 - $t0" | bc -l)"); unserve
+  drop_caches
+  t0=$(now)
+  skopeo copy -q --src-tls-verify=false "docker://$host/bench/usr:v1" "oci:$bench_work/oci$i:v1"
+  umoci unpack --image "$bench_work/oci$i:v1" "$bench_work/bundle$i" >/dev/null
+  t1=$(now); sk+=("$(echo "$t1 - $t0" | bc -l)")
+done
+printf 'time to a usable rootfs (usr image): lazyroot pull+mount %ss, skopeo copy+umoci unpack %ss: %sx faster\n' \
+  "$(median "${lz[@]}")" "$(median "${sk[@]}")" "$(ratio "$(median "${sk[@]}")" "$(median "${lz[@]}")")"
