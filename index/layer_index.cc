@@ -205,8 +205,12 @@ std::string LayerIndex::Serialize() const {
   return out;
 }
 
-Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::string& name,
-                                     const std::string& expected_blob_digest) {
+namespace {
+
+// What both parsers check: magic, version, checksum, ownership, section
+// bounds. Fills the header fields of *idx and the entry section's place.
+Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, const std::string& expected_blob_digest,
+                   LayerIndex* idx, uint64_t* count, uint64_t* e_len, uint64_t* c_off) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
   if (bytes.size() < kHeaderSize) return bad("truncated header");
   const uint8_t* p = bytes.data();
@@ -219,20 +223,44 @@ Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::
   crc = crc32_z(crc, zero, 4);
   crc = crc32_z(crc, p + kCrcOffset + 4, bytes.size() - kCrcOffset - 4);
   if (static_cast<uint32_t>(crc) != stored_crc) return bad("checksum mismatch");
-
-  LayerIndex idx;
-  idx.blob_digest = RawToDigest(p + 16);
-  idx.diff_id = RawToDigest(p + 48);
-  if (!expected_blob_digest.empty() && idx.blob_digest != expected_blob_digest) {
-    return bad("belongs to blob " + idx.blob_digest + ", not " + expected_blob_digest);
+  idx->blob_digest = RawToDigest(p + 16);
+  idx->diff_id = RawToDigest(p + 48);
+  if (!expected_blob_digest.empty() && idx->blob_digest != expected_blob_digest) {
+    return bad("belongs to blob " + idx->blob_digest + ", not " + expected_blob_digest);
   }
-  idx.blob_size = GetU64(p + 80);
-  idx.uncompressed_size = GetU64(p + 88);
-  uint64_t count = GetU64(p + 96);
-  uint64_t e_off = GetU64(p + 104), e_len = GetU64(p + 112), c_off = GetU64(p + 120), c_len = GetU64(p + 128);
-  if (e_off != kHeaderSize || e_len > bytes.size() - e_off || c_off != e_off + e_len || c_len != bytes.size() - c_off) {
+  idx->blob_size = GetU64(p + 80);
+  idx->uncompressed_size = GetU64(p + 88);
+  *count = GetU64(p + 96);
+  uint64_t e_off = GetU64(p + 104), c_len = GetU64(p + 128);
+  *e_len = GetU64(p + 112);
+  *c_off = GetU64(p + 120);
+  if (e_off != kHeaderSize || *e_len > bytes.size() - e_off || *c_off != e_off + *e_len ||
+      c_len != bytes.size() - *c_off) {
     return bad("section offsets out of bounds");
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
+                                                     const std::string& expected_blob_digest, std::string* diff_id) {
+  LayerIndex idx;
+  uint64_t count = 0, e_len = 0, c_off = 0;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &count, &e_len, &c_off));
+  if (diff_id) *diff_id = idx.diff_id;
+  return CheckpointTable::Parse(bytes.subspan(c_off), name);
+}
+
+Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::string& name,
+                                     const std::string& expected_blob_digest) {
+  auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
+  LayerIndex idx;
+  uint64_t count = 0, e_len = 0, c_off = 0;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &count, &e_len, &c_off));
+  const uint8_t* p = bytes.data();
+  const uint64_t e_off = kHeaderSize;
+  const uint64_t c_len = bytes.size() - c_off;
   const uint32_t flags = GetU32(p + 12);
   if ((flags & ~kFlagEntriesDeflated) != 0) return bad("unknown flags");
   std::string inflated;

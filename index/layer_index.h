@@ -32,6 +32,11 @@ struct LayerIndex {
   // kCorruption naming `name` (e.g. the file path); never reads out of bounds.
   static Result<LayerIndex> Parse(std::span<const uint8_t> bytes, const std::string& name,
                                   const std::string& expected_blob_digest);
+  // The same validation of the header, checksum and section bounds, but
+  // decodes only the checkpoint table (and the digests): what a mount needs
+  // once the merged tree exists. *diff_id receives the layer's DiffID.
+  static Result<CheckpointTable> ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
+                                                  const std::string& expected_blob_digest, std::string* diff_id);
 };
 
 }  // namespace lazyroot

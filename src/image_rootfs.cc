@@ -102,9 +102,9 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      auto idx = LoadOrBuildLayerIndex(store, record.layer_digests[i], config->diff_ids[i], nullptr);
-      if (!idx.ok()) return idx.status().WithContext(what);
-      tables[i] = std::make_shared<const CheckpointTable>(std::move(idx->checkpoints));
+      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i]);
+      if (!table.ok()) return table.status().WithContext(what);
+      tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
     }
   } else {
     auto tree = BuildTree(store, record, config->diff_ids, &tables);

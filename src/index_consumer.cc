@@ -84,4 +84,18 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
   return idx;
 }
 
+Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id) {
+  const std::string path = store.IndexPath(blob_digest);
+  auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
+  if (bytes.ok()) {
+    std::string got_diff_id;
+    auto table = LayerIndex::ParseCheckpoints(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
+        &got_diff_id);
+    if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr));
+  return std::move(idx.checkpoints);
+}
+
 }  // namespace lazyroot

@@ -29,4 +29,9 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest);
 Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                          bool* rebuilt);
 
+// Only the checkpoint table of a stored layer's index (what serving a tree
+// that is already merged needs), falling back to LoadOrBuildLayerIndex when
+// the index is missing, corrupt or not for diff_id.
+Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id);
+
 }  // namespace lazyroot
