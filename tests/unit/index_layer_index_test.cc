@@ -158,5 +158,23 @@ TEST(LayerIndex, RoundTripAndCorruption) {
   }
 }
 
+TEST(LayerIndex, ParseCheckpointsOnlyValidatesTheSameWay) {
+  const std::string blob = Gzip(SampleTar());
+  auto idx = IndexInChunks(blob, Compression::kGzip, "", 1 << 20);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  const std::string bytes = idx->Serialize();
+  std::string diff_id;
+  auto table = LayerIndex::ParseCheckpoints(Bytes(bytes), "t.index", idx->blob_digest, &diff_id);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(*table, idx->checkpoints);
+  EXPECT_EQ(diff_id, idx->diff_id);
+  EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bytes), "t.index", "sha256:" + std::string(64, 'b'), nullptr).ok());
+  for (size_t i = 0; i < bytes.size(); i += 97) {  // the CRC covers the entries it does not decode
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 1);
+    EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bad), "t.index", "", nullptr).ok()) << i;
+  }
+}
+
 }  // namespace
 }  // namespace lazyroot
