@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "fs/extract_writer.h"
 #include "index/sha256.h"
 #include "src/manifest.h"
 #include "src/reference.h"
@@ -332,6 +333,20 @@ Result<GcReport> Store::Gc() {
       std::string path = root_ + "/trees/" + name;
       uint64_t size = FileSize(path);
       if (::unlink(path.c_str()) == 0) report.bytes_freed += size;
+    }
+  }
+  // Extracted trees (rootfs/<hex> with <hex>.done / .lock) of images no
+  // record names any more.
+  for (const std::string& name : ListNames(root_ + "/rootfs")) {
+    std::string hex = name.substr(0, name.find('.'));
+    if (live_trees.count(hex) != 0) continue;
+    std::string path = root_ + "/rootfs/" + name;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      if (RemoveTree(path).ok()) report.rootfs_removed++;
+    } else {
+      ::unlink(path.c_str());
     }
   }
   for (const char* kind : {"blobs", "index"}) {

@@ -47,7 +47,7 @@ struct ImageRecord {
 };
 
 struct GcReport {
-  uint64_t blobs_removed = 0, indexes_removed = 0, partials_removed = 0;
+  uint64_t blobs_removed = 0, indexes_removed = 0, partials_removed = 0, rootfs_removed = 0;
   uint64_t bytes_freed = 0;
 };
 
@@ -87,8 +87,9 @@ class Store {
   // kNotFound when there is no such record.
   Status RemoveImage(const std::string& reference);
 
-  // Removes blobs and indexes no image record references, and partial
-  // downloads nobody is working on. Takes the store lock exclusively.
+  // Removes blobs, indexes, merged trees and extracted rootfs/ trees no image
+  // record references, and partial downloads nobody is working on. Takes the
+  // store lock exclusively.
   Result<GcReport> Gc();
 
  private:

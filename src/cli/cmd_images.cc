@@ -193,10 +193,11 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
       if (!store.ok()) return Fail(store.status());
       auto report = (*store)->Gc();
       if (!report.ok()) return Fail(report.status());
-      std::printf("Removed %llu blob(s), %llu index(es), %llu partial download(s); freed %llu bytes\n",
+      std::printf("Removed %llu blob(s), %llu index(es), %llu partial download(s), %llu extracted tree(s); freed %llu bytes\n",
                   static_cast<unsigned long long>(report->blobs_removed),
                   static_cast<unsigned long long>(report->indexes_removed),
                   static_cast<unsigned long long>(report->partials_removed),
+                  static_cast<unsigned long long>(report->rootfs_removed),
                   static_cast<unsigned long long>(report->bytes_freed));
       return kExitOk;
     };

@@ -139,6 +139,19 @@ class Lifecycle(PullTestCase):
         self.assertFails(self.lazyroot("inspect", ref_a))
         self.assertFails(self.lazyroot("rm", ref_a))
 
+        # Extracted trees in ROOT/rootfs go with their image's record.
+        self.pull_ok(ref_a)
+        for ref in (ref_a, ref_b):
+            self.assertOk(self.lazyroot("extract", ref), "lazyroot extract " + ref)
+        rootfs = os.path.join(self.root, "rootfs")
+        self.assertTrue(os.path.isdir(os.path.join(rootfs, a.digest[7:])))
+        self.assertOk(self.lazyroot("rm", ref_a))
+        r = self.lazyroot("gc")
+        self.assertOk(r)
+        self.assertIn("1 extracted tree", r.stdout)
+        self.assertFalse([n for n in os.listdir(rootfs) if n.startswith(a.digest[7:])], "rootfs of a removed image kept")
+        self.assertTrue(os.path.isfile(os.path.join(rootfs, b.digest[7:], "etc", "hello.txt")), "rootfs of b removed")
+
     def test_oci_layout_import(self):
         img = mi.build_image([mi.build_layer(mi.default_files("layout")),
                               mi.build_layer(random_mib=0.5, compression="zstd", seed=5)],
