@@ -3,7 +3,8 @@
 
   bench_reads.py walk DIR        lstat every entry (like find -printf of stat fields)
   bench_reads.py readall DIR     read every regular file completely
-  bench_reads.py random DIR N    N random 4 KiB preads in files >= 4 KiB (seeded)
+  bench_reads.py random DIR N    N random 4 KiB preads in files >= 4 KiB (seeded;
+                                 a tree of smaller files gets whole-file reads)
 Prints the seconds taken on stdout.
 """
 import os
@@ -41,10 +42,11 @@ def main():
     elif mode == "random":
         count = int(sys.argv[3])
         # The file list is taken before the clock starts: only reads count.
-        big = [(p, s) for p, s in files(root) if s >= 4096]
+        everything = files(root)
+        big = [(p, s) for p, s in everything if s >= 4096] or [(p, s) for p, s in everything if s > 0]
         rng = random.Random(42)
         picks = [rng.choice(big) for _ in range(count)]
-        offsets = [rng.randrange(0, s - 4096 + 1) & ~4095 for _, s in picks]
+        offsets = [rng.randrange(0, max(1, s - 4096 + 1)) & ~4095 for _, s in picks]
         t0 = time.perf_counter()
         for (p, _), off in zip(picks, offsets):
             fd = os.open(p, os.O_RDONLY)
