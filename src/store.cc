@@ -209,7 +209,7 @@ std::string Store::DefaultRoot() {
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& root) {
   if (root.empty()) return Status::InvalidArgument("store root is empty");
-  for (const char* sub : {"/blobs/sha256", "/index/sha256", "/trees", "/images", "/tmp", "/rootfs"}) {
+  for (const char* sub : {"/blobs/sha256", "/index/sha256", "/trees", "/images", "/tmp", "/rootfs", "/inuse"}) {
     Status st = MakeDirs(root + sub);
     if (!st.ok()) return st.WithContext("store " + root);
   }
@@ -276,6 +276,10 @@ Result<FileLock> Store::LockStore(bool exclusive) {
   return LockFile(root_ + "/store.lock", exclusive ? LOCK_EX : LOCK_SH);
 }
 
+Result<FileLock> Store::HoldImageInUse(std::string_view manifest_digest) {
+  return LockFile(root_ + "/inuse/" + std::string(manifest_digest.substr(7)) + ".lock", LOCK_SH);
+}
+
 Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(ImagePath(record.reference), RecordToJson(record)); }
 
 Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
@@ -318,6 +322,30 @@ Status Store::RemoveImage(const std::string& reference) {
 Result<GcReport> Store::Gc() {
   LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, LockStore(true));
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, ListImages());
+  // Images a mount is serving stay, record or not: their manifest names the
+  // rest. A lock nobody holds any more is stale.
+  for (const std::string& name : ListNames(root_ + "/inuse")) {
+    std::string path = root_ + "/inuse/" + name;
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    std::string hex = name.substr(0, name.find('.'));
+    if (!held) {
+      ::unlink(path.c_str());
+      continue;
+    }
+    if (!IsSha256Hex(hex)) continue;
+    ImageRecord mounted;
+    mounted.manifest_digest = "sha256:" + hex;
+    auto bytes = ReadBlob(mounted.manifest_digest, 4u << 20);
+    if (!bytes.ok()) continue;
+    auto manifest = ParseImageManifest(*bytes);
+    if (!manifest.ok()) continue;
+    mounted.config_digest = manifest->config.digest;
+    for (const Layer& l : manifest->layers) mounted.layer_digests.push_back(l.descriptor.digest);
+    images.push_back(std::move(mounted));
+  }
   std::set<std::string> live;  // hex digests
   for (const ImageRecord& r : images) {
     for (const std::string* d : {&r.manifest_digest, &r.index_digest, &r.config_digest}) {

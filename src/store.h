@@ -4,6 +4,7 @@
 //   trees/<hex>          merged image tree of manifest <hex> (mmap-able)
 //   images/<key>.json    reference -> manifest digest + platform, one file each
 //   tmp/                 downloads in progress (<hex>.partial) and their locks
+//   inuse/<hex>.lock     held (flock, shared) by each mount of manifest <hex>
 // Every publish is temp file + fsync + rename. Processes coordinate through
 // flock(2): a per-blob lock so a blob is downloaded once, and a store lock
 // that pulls hold shared and gc holds exclusive. Thread-safe.
@@ -80,6 +81,11 @@ class Store {
   Result<FileLock> LockBlob(std::string_view digest);
   // The store-wide lock: shared for pulls, exclusive for gc.
   Result<FileLock> LockStore(bool exclusive);
+
+  // Marks the image of manifest_digest as in use (by a mount) until the
+  // returned lock is dropped or its process ends: gc keeps every blob, index
+  // and tree of it, even after `rm` removed the record.
+  Result<FileLock> HoldImageInUse(std::string_view manifest_digest);
 
   Status PutImage(const ImageRecord& record);
   Result<std::optional<ImageRecord>> GetImage(const std::string& reference) const;

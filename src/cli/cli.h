@@ -28,6 +28,12 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
+// The record of a pulled image named as the user typed it; kNotFound says
+// "pull it first".
+Result<ImageRecord> FindImage(Store& store, const std::string& text);
+// FindImage, but a missing image is pulled first when pull is true.
+Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull);
+
 // Opens the store named by --root or the environment.
 Result<std::unique_ptr<Store>> OpenStore(const GlobalOptions& global);
 // Prints "lazyroot: <message>" to stderr and returns the exit code for st.

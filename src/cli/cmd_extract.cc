@@ -28,27 +28,6 @@ struct ExtractArgs {
   unsigned threads = 0;
 };
 
-Result<ImageRecord> FindImage(Store& store, const std::string& text) {
-  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
-  LAZYROOT_ASSIGN_OR_RETURN(std::optional<ImageRecord> rec, store.GetImage(ref.ToString()));
-  if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
-  return std::move(*rec);
-}
-
-// An image missing from the store is pulled first, as `lazyroot pull IMAGE`
-// with its defaults would (host platform, docker credentials, progress on
-// stderr); registry flags are pull's business.
-Result<ImageRecord> PullMissing(Store& store, const std::string& text) {
-  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
-  std::fprintf(stderr, "lazyroot: %s is not in the store: pulling it\n", ref.ToString().c_str());
-  PullOptions options;
-  options.consumer_factory = MakeIndexingConsumerFactory(store);
-  auto progress = MakeProgress(ProgressMode::kAuto);
-  options.progress = progress.get();
-  LAZYROOT_ASSIGN_OR_RETURN(PullResult pulled, Pull(store, ref, options));
-  return std::move(pulled.record);
-}
-
 std::string ReadSmallFile(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -90,8 +69,7 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
-  auto rec = FindImage(**store, args.image);
-  if (!rec.ok() && rec.status().code() == ErrorCode::kNotFound && args.pull) rec = PullMissing(**store, args.image);
+  auto rec = FindOrPullImage(**store, args.image, args.pull);
   if (!rec.ok()) return Fail(rec.status());
   // Shared, like a pull: gc cannot delete the blobs we are reading.
   auto store_lock = (*store)->LockStore(false);

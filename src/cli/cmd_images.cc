@@ -20,14 +20,6 @@ void WriteStrings(JsonWriter& w, const std::vector<std::string>& v) {
   w.EndArray();
 }
 
-// Finds the record for a user-typed reference (normalised first).
-Result<ImageRecord> FindImage(Store& store, const std::string& text) {
-  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
-  LAZYROOT_ASSIGN_OR_RETURN(std::optional<ImageRecord> rec, store.GetImage(ref.ToString()));
-  if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
-  return std::move(*rec);
-}
-
 std::string HumanSize(uint64_t bytes) {
   char buf[32];
   if (bytes >= (1u << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1u << 30));

@@ -29,18 +29,11 @@ namespace {
 
 struct MountArgs {
   std::string image, dir;
-  bool foreground = false, debug = false, suid = false, dev = false;
+  bool foreground = false, debug = false, suid = false, dev = false, pull = true;
   std::vector<std::string> fuse_options;  // -o a,b
   uint64_t cache_mib = 256;
   unsigned threads = 8;
 };
-
-Result<ImageRecord> FindImage(Store& store, const std::string& text) {
-  LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
-  LAZYROOT_ASSIGN_OR_RETURN(std::optional<ImageRecord> rec, store.GetImage(ref.ToString()));
-  if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
-  return std::move(*rec);
-}
 
 // Turns -o values into MountOptions flags; unknown ones are usage errors.
 Status ApplyFuseOptions(const std::vector<std::string>& values, MountOptions* o) {
@@ -126,8 +119,12 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
 
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
-  auto record = FindImage(**store, a.image);
+  auto record = FindOrPullImage(**store, a.image, a.pull);
   if (!record.ok()) return Fail(record.status());
+  // Held for the daemon's life (the fork inherits it): gc keeps this
+  // image's blobs while it is mounted, even after `lazyroot rm`.
+  auto in_use = (*store)->HoldImageInUse(record->manifest_digest);
+  if (!in_use.ok()) return Fail(in_use.status());
   auto image = OpenImage(**store, *record);
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
 
@@ -176,9 +173,10 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
 void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   auto ma = std::make_shared<MountArgs>();
   CLI::App* mount = app.add_subcommand("mount", "Mount a pulled image read-only at DIR (FUSE, lazy reads)");
-  mount->add_option("IMAGE", ma->image, "Image reference as pulled")->required();
+  mount->add_option("IMAGE", ma->image, "Image reference (pulled first when not in the store)")->required();
   mount->add_option("DIR", ma->dir, "Mountpoint (an existing directory)")->required();
   mount->add_flag("-f,--foreground", ma->foreground, "Serve in this process instead of a daemon");
+  mount->add_flag("--pull,!--no-pull", ma->pull, "Pull IMAGE when it is not in the store (default: yes)");
   mount->add_option("-o", ma->fuse_options, "Mount options: allow_other (implies default_permissions), suid, dev")
       ->allow_extra_args(false);
   mount->add_option("--cache-size", ma->cache_mib, "Decompressed span cache, MiB (default 256)");

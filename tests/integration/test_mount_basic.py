@@ -333,9 +333,14 @@ class MountBasic(unittest.TestCase):
     def test_unknown_image_and_bad_mountpoint(self):
         d = os.path.join(self.tmp, "unused")
         os.makedirs(d, exist_ok=True)
-        r = self.run_lazyroot("mount", "http://%s/demo/absent:v1" % self.reg.host, d)
+        absent = "http://%s/demo/absent:v1" % self.reg.host
+        r = self.run_lazyroot("mount", "--no-pull", absent, d)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("pull it first", r.stderr)
+        self.assertFalse(os.path.ismount(d))
+        r = self.run_lazyroot("mount", absent, d)  # pulled first: the registry has no such tag
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("demo/absent:v1: not found", r.stderr)
         self.assertFalse(os.path.ismount(d))
         r = self.run_lazyroot("mount", self.ref, os.path.join(self.tmp, "does-not-exist"))
         self.assertNotEqual(r.returncode, 0)
@@ -359,6 +364,37 @@ class MountBasic(unittest.TestCase):
         while daemon_alive(daemons[0]) and time.monotonic() < deadline:
             time.sleep(0.05)  # the session ends asynchronously after the kernel detaches
         self.assertFalse(daemon_alive(daemons[0]), "the mount daemon still runs after umount")
+
+    def test_mount_pulls_and_keeps_its_blobs_from_gc(self):
+        """mount pulls an image missing from the store; while it is mounted,
+        `rm` + `gc` keep its blobs (reads still work); after umount gc frees them."""
+        root = os.path.join(self.tmp, "store-gc")
+        run = lambda *a: subprocess.run([LAZYROOT_BIN, "--root", root] + list(a), env=self.env,
+                                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        d = os.path.join(self.tmp, "mnt-gc")
+        os.makedirs(d, exist_ok=True)
+        r = run("mount", self.ref, d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(lambda: os.path.ismount(d) and run("umount", d))
+        self.assertIn("pulling it", r.stderr)
+        blobs = os.path.join(root, "blobs", "sha256")
+        before = sorted(os.listdir(blobs))
+        self.assertTrue(before)
+        self.assertEqual(run("rm", self.ref).returncode, 0)
+        r = run("gc")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(os.listdir(blobs)), before, "gc removed blobs of a mounted image")
+        with open(os.path.join(d, "data/plain.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"from an uncompressed layer\n")
+        self.assertEqual(run("umount", d).returncode, 0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r = run("gc")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            if not os.listdir(blobs):
+                break
+            time.sleep(0.1)  # the daemon drops its in-use lock when it exits
+        self.assertEqual(os.listdir(blobs), [], "gc kept the blobs after umount")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
