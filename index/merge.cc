@@ -192,6 +192,7 @@ class TreeBuilder::Impl {
   Status CheckEntry(const TarEntry& e) const;
   Result<BuildNode> NodeFromEntry(const TarEntry& e) const;
   Status ApplyWhiteout(const TarEntry& e, std::optional<NodeId> parent, std::string_view name);
+  Result<NodeId> HardlinkTarget(const TarEntry& e);
   Status ApplyHardlink(const TarEntry& e, NodeId dir, const std::string& name);
   Result<NodeId> MakeParents(const TarEntry& e, const ResolvedPath<NodeId>& parent);
   void Unlink(NodeId dir, Children::iterator it);
@@ -398,7 +399,7 @@ Status TreeBuilder::Impl::ApplyWhiteout(const TarEntry& e, std::optional<NodeId>
   return Status::Ok();
 }
 
-Status TreeBuilder::Impl::ApplyHardlink(const TarEntry& e, NodeId dir, const std::string& name) {
+Result<NodeId> TreeBuilder::Impl::HardlinkTarget(const TarEntry& e) {
   std::vector<std::string> target = CleanPathComponents(e.link_target);
   if (target.empty()) return EntryError(e, "hardlink target " + Quote(e.link_target) + " is a directory");
   std::string last = std::move(target.back());
@@ -411,8 +412,13 @@ Status TreeBuilder::Impl::ApplyHardlink(const TarEntry& e, NodeId dir, const std
   if (tdir && IsDir(*tdir)) t = Child(*tdir, last);
   if (!t) return EntryError(e, "hardlink target " + Quote(e.link_target) + " does not exist");
   if (IsDir(*t)) return EntryError(e, "hardlink target " + Quote(e.link_target) + " is a directory");
-  ++nodes_[*t].names;
-  nodes_[dir].children.insert_or_assign(name, Dirent{*t, stamp_});
+  return *t;
+}
+
+Status TreeBuilder::Impl::ApplyHardlink(const TarEntry& e, NodeId dir, const std::string& name) {
+  LAZYROOT_ASSIGN_OR_RETURN(NodeId t, HardlinkTarget(e));
+  ++nodes_[t].names;
+  nodes_[dir].children.insert_or_assign(name, Dirent{t, stamp_});
   return Status::Ok();
 }
 
@@ -446,7 +452,16 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   Children& children = nodes_[*dir].children;
   auto it = children.find(name);
   if (e.type == EntryType::kHardlink) {  // rule 5
-    if (it != children.end()) Unlink(*dir, it);
+    if (it != children.end()) {
+      // A link to itself (GNU tar writes one when a file is archived twice)
+      // keeps the file; anything else replaces what the name held.
+      auto target = HardlinkTarget(e);
+      if (target.ok() && *target == it->second.node) {
+        it->second.upper = stamp_;
+        return Status::Ok();
+      }
+      Unlink(*dir, it);
+    }
     Status st = ApplyHardlink(e, *dir, name);
     return st.ok() ? st : Fail(st);
   }

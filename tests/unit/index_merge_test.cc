@@ -342,6 +342,17 @@ TEST(Merge, HardlinksShareOneNode) {
   EXPECT_EQ(tree->GetNode(*h).layer, 0u);  // content still from layer 0
 }
 
+TEST(Merge, HardlinkToItselfKeepsTheFile) {
+  // GNU tar writes `f` then a hardlink `f -> f` when f is named twice on its
+  // command line; the file must survive with one name.
+  auto tree = Merge({{File("d/f", "v1"), Link("d/f", "d/f")}});
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  auto f = tree->LookupPath("d/f");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(tree->GetNode(*f).size, 2u);
+  EXPECT_EQ(tree->GetNode(*f).nlink, 1u);
+}
+
 TEST(Merge, RewriteAfterLinkIsANewNodeWithNewContent) {
   TarEntry v1 = File("f", "v1"), v2 = File("f", "v2");
   auto tree = Merge({{v1, Link("h", "f"), v2}});
