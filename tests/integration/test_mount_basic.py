@@ -12,6 +12,7 @@ Skipped (with the reason in the summary) only when /dev/fuse is missing."""
 import errno
 import hashlib
 import io
+import json
 import os
 import random
 import shutil
@@ -395,6 +396,48 @@ class MountBasic(unittest.TestCase):
                 break
             time.sleep(0.1)  # the daemon drops its in-use lock when it exits
         self.assertEqual(os.listdir(blobs), [], "gc kept the blobs after umount")
+
+    def test_truncated_blob_gives_eio_and_one_log_line(self):
+        """A layer blob truncated under a live --foreground mount: reads of
+        files in it fail with EIO, the daemon logs one line naming the blob,
+        never crashes and never replies twice; other layers keep working."""
+        root = os.path.join(self.tmp, "store-eio")
+        env = dict(self.env)
+        run = lambda *a: subprocess.run([LAZYROOT_BIN, "--root", root] + list(a), env=env, capture_output=True,
+                                        text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(run("pull", "-q", self.ref).returncode, 0)
+        d = os.path.join(self.tmp, "mnt-eio")
+        os.makedirs(d, exist_ok=True)
+        log = open(os.path.join(self.tmp, "eio.log"), "w+")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([LAZYROOT_BIN, "--root", root, "mount", "--foreground", self.ref, d], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: proc.poll() is None and proc.wait(timeout=30))
+        self.addCleanup(lambda: os.path.ismount(d) and run("umount", d))
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(d) and time.monotonic() < deadline:
+            self.assertIsNone(proc.poll(), "the foreground mount exited early")
+            time.sleep(0.05)
+        self.assertTrue(os.path.ismount(d))
+        # The gzip layer (layer 0) holds big.bin; cut its blob to a third.
+        record = json.loads(run("inspect", self.ref).stdout)
+        blob = os.path.join(root, "blobs", "sha256", record["Layers"][0]["digest"][7:])
+        os.truncate(blob, os.path.getsize(blob) // 3)
+        with self.assertRaises(OSError) as ctx:
+            with open(os.path.join(d, "data/big.bin"), "rb") as f:
+                f.seek(len(BIG) - 4096)
+                f.read(4096)
+        self.assertEqual(ctx.exception.errno, errno.EIO)
+        with open(os.path.join(d, "data/plain.txt"), "rb") as f:  # an uncompressed layer still reads
+            self.assertEqual(f.read(), b"from an uncompressed layer\n")
+        self.assertEqual(run("umount", d).returncode, 0)
+        proc.wait(timeout=30)
+        self.assertGreaterEqual(proc.returncode, 0, "the daemon died of a signal")
+        log.seek(0)
+        text = log.read()
+        self.assertIn(record["Layers"][0]["digest"], text, "no log line names the blob:\n" + text)
+        self.assertNotIn("multiple replies", text)
+        self.assertNotIn("double reply", text.lower())
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
