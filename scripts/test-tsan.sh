@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The concurrency check of the mount: builds lazyroot and the fs unit tests
+# with ThreadSanitizer (build-tsan/), runs the fs unit tests (span cache and
+# read path from many threads) and the FUSE mount integration test against
+# the TSAN binary. The daemon's stderr is /dev/null, so TSAN writes its
+# reports to files; any report fails this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=build-tsan bash scripts/build.sh -DLAZYROOT_WERROR=ON -DLAZYROOT_SANITIZE=thread >/dev/null
+reports=$(mktemp -d /tmp/lazyroot-tsan.XXXXXX)
+trap 'rm -rf "$reports"' EXIT
+export TSAN_OPTIONS="log_path=$reports/tsan second_deadlock_stack=1"
+build-tsan/tests/fs_tests --gtest_brief=1
+LAZYROOT_BIN=$PWD/build-tsan/src/lazyroot python3 tests/integration/test_mount_basic.py 2>&1 | tail -3
+if compgen -G "$reports/tsan*" >/dev/null; then
+  echo "ThreadSanitizer reports:"; cat "$reports"/tsan*; exit 1
+fi
+echo "ThreadSanitizer: no reports"
