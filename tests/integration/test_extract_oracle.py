@@ -104,7 +104,25 @@ class ExtractOracle(PullTestCase):
         r = self.lazyroot("extract", *opts, url, out, timeout=180)
         self.assertOk(r, "lazyroot extract %s" % url)
         self.assertTrue(os.path.isdir(out), "extract did not create %s" % out)
+        if not opts and os.path.exists("/dev/fuse"):
+            self.assertMountEqualsExtract(url, out)
         return out
+
+    def assertMountEqualsExtract(self, url, out):
+        """The FUSE mount of the same image lists exactly like the extracted
+        tree (so mount == extract == umoci wherever umoci is the oracle)."""
+        mnt = os.path.join(self.workdir("mnt"), os.path.basename(out))
+        os.makedirs(mnt, exist_ok=True)
+        r = self.lazyroot("mount", url, mnt, timeout=60)
+        self.assertOk(r, "lazyroot mount %s" % url)
+        try:
+            kw = dict(dir_mtime=False, ignore_xattrs=IGNORE_XATTRS)
+            d = tree_listing.diff(tree_listing.listing(out, **kw), tree_listing.listing(mnt, **kw),
+                                  "lazyroot extract", "lazyroot mount")
+            if d:
+                self.fail("lazyroot mount differs from lazyroot extract for %s:\n%s" % (url, d))
+        finally:
+            self.lazyroot("umount", mnt, timeout=60)
 
     def umoci(self, name):
         """skopeo copy into an OCI layout, then umoci unpack; returns rootfs."""
