@@ -439,5 +439,30 @@ class MountBasic(unittest.TestCase):
         self.assertNotIn("multiple replies", text)
         self.assertNotIn("double reply", text.lower())
 
+    def test_umount_cleans_up_after_a_killed_daemon(self):
+        """kill -9 of the daemon (a --foreground mount this test started, so
+        the PID is ours) leaves a dead mount; `lazyroot umount` removes it."""
+        d = os.path.join(self.tmp, "mnt-killed")
+        os.makedirs(d, exist_ok=True)
+        proc = subprocess.Popen([LAZYROOT_BIN, "--root", self.root, "mount", "--foreground", self.ref, d],
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+        self.addCleanup(lambda: os.path.ismount(d) and subprocess.run(["fusermount3", "-u", "-z", d]))
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(d) and time.monotonic() < deadline:
+            self.assertIsNone(proc.poll(), "the foreground mount exited early")
+            time.sleep(0.05)
+        self.assertTrue(os.path.ismount(d))
+        proc.kill()
+        proc.wait(timeout=30)
+        with self.assertRaises(OSError) as ctx:
+            os.listdir(d)
+        self.assertEqual(ctx.exception.errno, errno.ENOTCONN)
+        r = self.run_lazyroot("umount", d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.ismount(d))
+        self.assertEqual(os.listdir(d), [])
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
