@@ -21,7 +21,7 @@
 namespace lazyroot {
 
 // Choices this parser makes where tar readers disagree (see
-// /work/shared/reference/correctness.md §1.5-1.6):
+// shared/reference/correctness.md §1.5-1.6):
 //  - Unknown typeflags (GNU 'D' dumpdir, 'M', 'N', 'V', vendor letters) stop
 //    parsing with kUnsupported: silently dropping a member would change the
 //    tree, and containerd and umoci refuse them too.

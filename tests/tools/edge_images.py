@@ -2,7 +2,7 @@
 """Edge-case layer tars for the extract tests (tests/integration/test_extract_*.py),
 built at test time with Python tarfile or GNU tar. Each builder documents its
 recipe in one line; the row numbers are those of
-/work/shared/reference/correctness.md §1.
+shared/reference/correctness.md §1.
 
     tar = tar_bytes([ent("etc/x", "hi"), ent("bin", kind="dir")], fmt="pax")
     layer = as_layer(tar, "gzip")              # a make_image.Layer

@@ -4,7 +4,7 @@ PullTestCase gives each test a private temp dir (self.tmp), a store root
 (self.root) and an environment in which HOME, DOCKER_CONFIG, XDG_* and
 LAZYROOT_HOME point into that dir, so no test reads the user's credentials or
 store. self.lazyroot(*args) runs the binary ($LAZYROOT_BIN, else
-/work/main/build/src/lazyroot) with --root self.root. The independent checks
+build/src/lazyroot of this checkout) with --root self.root. The independent checks
 use only the file system and `sha256sum`:
 
   blob_files(root)        {digest: size} of ROOT/blobs/sha256/*
@@ -23,7 +23,8 @@ import unittest
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
 
-LAZYROOT_BIN = os.environ.get("LAZYROOT_BIN", "/work/main/build/src/lazyroot")
+LAZYROOT_BIN = os.environ.get("LAZYROOT_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "src", "lazyroot")
 SOURCE_DIR = os.environ.get("LAZYROOT_SOURCE_DIR", os.path.dirname(os.path.dirname(TOOLS)))
 
 
