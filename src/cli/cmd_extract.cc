@@ -7,8 +7,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "fs/extract.h"
 #include "fs/extract_writer.h"
@@ -27,13 +25,6 @@ struct ExtractArgs {
   bool rootless = false, pull = true;
   unsigned threads = 0;
 };
-
-std::string ReadSmallFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // The default target: <store>/rootfs/<manifest hex>, complete once
 // <hex>.done exists (written after the rename; it holds the mode used).
@@ -99,7 +90,8 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   if (!target.done.empty()) {
     struct stat st {};
     bool have_dir = ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-    if (have_dir && ::access(target.done.c_str(), F_OK) == 0 && ReadSmallFile(target.done) == mode) {
+    auto done = ReadWholeFile(target.done, 64);
+    if (have_dir && done.ok() && *done == mode) {
       std::printf("%s\n", dir.c_str());
       std::fprintf(stderr, "lazyroot: %s already extracted\n", rec->reference.c_str());
       return kExitOk;
