@@ -14,8 +14,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <climits>
 #include <exception>
+#include <fstream>
+#include <sstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -43,15 +47,60 @@ int ToErrno(FsError e) {
 
 // The per-mount state handed to libfuse as userdata.
 struct Session {
+  Session(ImageFs& f, const MountOptions& o) : fs(f), options(o) {}
   ImageFs& fs;
   const MountOptions& options;
-  // Set in init when the kernel lets opendir answer ENOSYS once: it then stops
-  // sending opendir/releasedir and caches readdir results on its own.
+  // Set in init when the kernel lets opendir / open answer ENOSYS once: it
+  // then stops sending them (and their releases) and behaves as if they had
+  // answered keep_cache (+ cache_readdir). Reads need nothing but the inode,
+  // so a small file costs one round trip (read) instead of three.
   std::atomic<bool> no_opendir{false};
+  std::atomic<bool> no_open{false};
+  std::string device;  // "major:minor" of the mount, for its read-ahead setting
+  std::once_flag read_ahead_once;
   void Log(const std::string& line) const {
     if (options.log) options.log(line);
   }
 };
+
+// The "major:minor" of the file system mounted at `resolved` (a canonical
+// path, taken before mounting), from mountinfo: a stat of the mountpoint
+// would send GETATTR to a session that may not be serving yet.
+std::string MountDevice(const std::string& resolved) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    // id parent major:minor root mountpoint ...; spaces in paths are \040.
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    if (!(fields >> id >> parent >> dev >> root >> point)) continue;
+    std::string unescaped;
+    for (size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        unescaped.push_back(static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8)));
+        i += 3;
+      } else {
+        unescaped.push_back(point[i]);
+      }
+    }
+    if (unescaped == resolved) found = dev;  // the last one is the top of the stack: ours
+  }
+  return found;
+}
+
+// Raises the kernel's read-ahead for this mount; best effort (root only).
+// Must run after the kernel has taken our INIT reply (which caps read-ahead
+// at its 128 KiB default) and before the first file is opened (an open file
+// keeps the read-ahead it was opened with): the first request after INIT
+// does it, through Serve.
+void SetReadAhead(const Session& s) {
+  if (s.options.read_ahead_kib == 0 || s.device.empty()) return;
+  const std::string path = "/sys/class/bdi/" + s.device + "/read_ahead_kb";
+  std::ofstream f(path);
+  f << s.options.read_ahead_kib << '\n';
+  f.flush();
+  if (!f && s.options.debug) s.Log("read-ahead: cannot write " + path + " (not root?); the kernel's default stays");
+}
 
 struct stat ToStat(const Attr& a) {
   struct stat st {};
@@ -137,6 +186,7 @@ void Serve(fuse_req_t req, Body&& body) noexcept {
   Reply reply(req);
   Session& s = *static_cast<Session*>(fuse_req_userdata(req));
   try {
+    std::call_once(s.read_ahead_once, [&] { SetReadAhead(s); });
     body(s, reply);
   } catch (const std::exception& e) {
     s.Log(std::string("request failed: ") + e.what());
@@ -144,10 +194,6 @@ void Serve(fuse_req_t req, Body&& body) noexcept {
     s.Log("request failed: unknown exception");
   }
 }
-
-// File handles are OpenFile objects owned by the kernel's open file: made in
-// open, deleted in release. This is the only place fi->fh is interpreted.
-OpenFile* FileOf(const fuse_file_info* fi) { return reinterpret_cast<OpenFile*>(static_cast<uintptr_t>(fi->fh)); }
 
 void Init(void* userdata, fuse_conn_info* conn) noexcept {
   Session& s = *static_cast<Session*>(userdata);
@@ -166,6 +212,7 @@ void Init(void* userdata, fuse_conn_info* conn) noexcept {
   conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
   conn->time_gran = 1;
   s.no_opendir.store((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0, std::memory_order_relaxed);
+  s.no_open.store((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0, std::memory_order_relaxed);
   // libfuse starts max_readahead at the kernel's offer; keep the largest it allows.
 }
 
@@ -210,29 +257,29 @@ void ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Serve(req, [&](Session& s, Reply& r) {
-    FsResult<std::unique_ptr<OpenFile>> f = s.fs.Open(ino, (fi->flags & O_ACCMODE) != O_RDONLY);
+    FsResult<NodeId> f = s.fs.Open(ino, (fi->flags & O_ACCMODE) != O_RDONLY);
     if (!f.ok()) return r.Error(f.error());
-    OpenFile* file = f->release();  // owned by the kernel's open file from here
-    fi->fh = reinterpret_cast<uintptr_t>(file);
+    if (s.no_open.load(std::memory_order_relaxed)) return r.Errno(ENOSYS);
+    fi->fh = 0;  // reads need nothing but the inode
     fi->keep_cache = 1;
-    if (!r.Open(*fi)) delete file;
+    (void)r.Open(*fi);
   });
 }
 
-void Release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) noexcept {
-  Serve(req, [&](Session&, Reply& r) {
-    delete FileOf(fi);
-    r.Errno(0);
-  });
+void Release(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
+  Serve(req, [](Session&, Reply& r) { r.Errno(0); });
 }
 
-void Read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) noexcept {
+void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
   Serve(req, [&](Session& s, Reply& r) {
     if (off < 0) return r.Errno(EINVAL);
-    auto buf = std::make_unique_for_overwrite<uint8_t[]>(size);
-    FsResult<size_t> n = s.fs.Read(*FileOf(fi), static_cast<uint64_t>(off), {buf.get(), size});
+    // One reply buffer per worker thread, reused: a fresh 128 KiB-1 MiB buffer
+    // per read is an mmap + page faults + zeroing each time.
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < size) buf.resize(size);
+    FsResult<size_t> n = s.fs.Read(ino, static_cast<uint64_t>(off), {buf.data(), size});
     if (!n.ok()) return r.Error(n.error());
-    r.Buf(buf.get(), *n);
+    r.Buf(buf.data(), *n);
   });
 }
 
@@ -355,7 +402,7 @@ std::string MountOptionString(const MountOptions& o) {
 
 Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready) {
   const std::string& dir = options.mountpoint;
-  Session session{fs, options};
+  Session session(fs, options);
   const fuse_lowlevel_ops ops = Operations();
 
   fuse_args args = FUSE_ARGS_INIT(0, nullptr);
@@ -371,11 +418,15 @@ Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<v
     fuse_session_destroy(se);
     return Status::IoError("mount " + dir + ": cannot install signal handlers");
   }
+  // Canonical path of the mountpoint, taken while it is still a plain directory.
+  std::string resolved_dir;
+  if (char buf[PATH_MAX]; realpath(dir.c_str(), buf)) resolved_dir = buf;
   if (fuse_session_mount(se, dir.c_str()) != 0) {
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return Status::IoError("mount " + dir + ": the FUSE mount failed (is /dev/fuse usable and fusermount3 installed?)");
   }
+  if (!resolved_dir.empty()) session.device = MountDevice(resolved_dir);
   if (on_ready) on_ready();
 
   fuse_loop_config* cfg = fuse_loop_cfg_create();

@@ -1,11 +1,14 @@
 #include "fs/mount.h"
 
+#include <malloc.h>
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <thread>
 
 #include "fs/fuse_adapter.h"
 #include "fs/mount_ops.h"
@@ -21,8 +24,16 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
                                    std::to_string(tree->layer_count()) + " layers, content " +
                                    std::to_string(content->layer_count()));
   }
+  // Decoded units (~2 MiB) are allocated and freed all the time; above
+  // glibc's mmap threshold each one would be a fresh mmap with page faults and
+  // zeroing. Keep them on the heap, where freed units are reused; the cache
+  // bound keeps the heap bounded.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   ImageFsOptions fs_options;
-  fs_options.cache_bytes = options.cache_bytes;
+  fs_options.streams.capacity_bytes = options.cache_bytes;
+  // Read-ahead decodes on every core: inflate is what reads wait for.
+  fs_options.streams.prefetch_workers = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   fs_options.log = options.log;
   ImageFs fs(std::move(tree), std::move(content), std::move(fs_options));
   return ServeFuse(fs, options, on_ready);

@@ -24,9 +24,7 @@ std::string_view FsErrorName(FsError e) {
 ImageFs::ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
                  ImageFsOptions options)
     : tree_(std::move(tree)), content_(std::move(content)), options_(std::move(options)),
-      cache_(options_.cache_bytes) {
-  if (options_.cache_block_bytes == 0) options_.cache_block_bytes = 1u << 20;
-}
+      streams_(content_, options_.streams) {}
 
 FsResult<NodeId> ImageFs::NodeOf(uint64_t ino) const {
   std::optional<NodeId> node = tree_->NodeOfInode(ino);
@@ -113,50 +111,35 @@ FsResult<bool> ImageFs::ReadDir(uint64_t ino, uint64_t offset,
   return true;
 }
 
-FsResult<std::unique_ptr<OpenFile>> ImageFs::Open(uint64_t ino, bool write) const {
+FsResult<NodeId> ImageFs::Open(uint64_t ino, bool write) const {
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   if (tree_->IsDir(*node)) return FsError::kIsDir;
   if (write) return FsError::kReadOnly;
-  // The decoder is made on the first read: many opens (exec probes, stat-like
-  // tools) never read, and a gzip decoder costs a 32 KiB window.
-  return std::make_unique<OpenFile>(*node);
+  return *node;
 }
 
-std::unique_ptr<RandomReader> ImageFs::NewReaderFor(const Node& node) {
-  std::unique_ptr<RandomReader> inner = content_->NewReader(node.layer);
-  const LayerBlob& layer = content_->layer(node.layer);
-  // Uncompressed layers are plain preads of the blob (the page cache is their
-  // cache); caching them again would only cost memory.
-  if (layer.checkpoints->compression == Compression::kNone || cache_.capacity() == 0) return inner;
-  return std::make_unique<CachedLayerReader>(&cache_, node.layer, layer.checkpoints->uncompressed_size,
-                                             options_.cache_block_bytes, std::move(inner));
-}
-
-FsResult<size_t> ImageFs::Read(OpenFile& file, uint64_t offset, std::span<uint8_t> out) {
-  const Node node = tree_->GetNode(file.node());
+FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t> out) {
+  FsResult<NodeId> id = NodeOf(ino);
+  if (!id.ok()) return id.error();
+  const Node node = tree_->GetNode(*id);
   if (node.type != NodeType::kRegular || offset >= node.size || out.empty()) return size_t{0};
-  std::lock_guard lock(file.mu_);
   Status st;
-  if (node.layer >= content_->layer_count()) {
-    st = Status::Corruption("node " + std::to_string(file.node()) + " names layer " + std::to_string(node.layer) +
-                            " of " + std::to_string(content_->layer_count()));
-  }
   size_t n = 0;
-  if (st.ok()) {
-    if (!file.reader_) file.reader_ = NewReaderFor(node);
-    st = ReadFileData(*tree_, file.node(), *file.reader_, offset, out, &n);
+  if (node.layer >= content_->layer_count()) {
+    st = Status::Corruption("node " + std::to_string(*id) + " names layer " + std::to_string(node.layer) + " of " +
+                            std::to_string(content_->layer_count()));
+  } else {
+    StreamCacheReader reader(&streams_, node.layer);
+    st = ReadFileData(*tree_, *id, reader, offset, out, &n);
   }
   if (!st.ok()) {
     if (options_.log) {
       const std::string blob =
           node.layer < content_->layer_count() ? content_->layer(node.layer).digest : std::string("?");
-      options_.log("read error: inode " + std::to_string(ImageTree::InodeOf(file.node())) + " offset " +
-                   std::to_string(offset) + " (blob " + blob + ", stream offset " +
-                   std::to_string(node.data_offset + offset) + "): " + st.message());
+      options_.log("read error: inode " + std::to_string(ino) + " offset " + std::to_string(offset) + " (blob " +
+                   blob + ", stream offset " + std::to_string(node.data_offset + offset) + "): " + st.message());
     }
-    // The decoder may be mid-stream in a bad state; the next read starts afresh.
-    file.reader_.reset();
     return FsError::kIo;
   }
   return n;

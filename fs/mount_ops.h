@@ -10,8 +10,8 @@
 // forget bookkeeping, and two ImageFs can live in one process.
 //
 // Thread safety: all methods are const or internally synchronised and may be
-// called concurrently. An OpenFile serialises its own reads (one warm decoder
-// per open file); the SpanCache is the one structure shared by all of them.
+// called concurrently. Reads keep no per-open state: they all go through the
+// one StreamCache, which owns the decoders and the decoded units.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +24,7 @@
 #include <utility>
 #include <variant>
 
-#include "fs/span_cache.h"
+#include "fs/stream_cache.h"
 #include "index/file_reader.h"
 #include "index/image_tree.h"
 
@@ -98,22 +98,8 @@ struct FsStats {
   uint64_t name_max = 255;
 };
 
-// One open regular file: its node and, once read, its own decoder.
-class OpenFile {
- public:
-  explicit OpenFile(NodeId node) : node_(node) {}
-  NodeId node() const { return node_; }
-
- private:
-  friend class ImageFs;
-  const NodeId node_;
-  std::mutex mu_;  // guards reader_ (the kernel may read one handle from several threads)
-  std::unique_ptr<RandomReader> reader_;
-};
-
 struct ImageFsOptions {
-  uint64_t cache_bytes = 256ull << 20;  // SpanCache capacity; 0 disables it
-  uint64_t cache_block_bytes = 1u << 20;  // the span granularity of the cache
+  StreamCacheOptions streams;  // decoded-unit cache, decoder pool, read-ahead
   // Receives one line per read error (blob, offset, cause). Must be thread-safe.
   std::function<void(const std::string&)> log;
 };
@@ -124,7 +110,7 @@ class ImageFs {
           ImageFsOptions options);
 
   const ImageTree& tree() const { return *tree_; }
-  SpanCache& cache() { return cache_; }
+  const StreamCache& streams() const { return streams_; }
 
   // The one inode -> node mapping; kBadInode unless 1 <= ino <= node_count.
   FsResult<NodeId> NodeOf(uint64_t ino) const;
@@ -139,12 +125,14 @@ class ImageFs {
   // Calls emit for the entries of directory `ino` from `offset` on (".", "..",
   // then the children by name) until emit returns false. kNotDir as OpenDir.
   FsResult<bool> ReadDir(uint64_t ino, uint64_t offset, const std::function<bool(const DirListing&)>& emit) const;
-  // kIsDir for directories, kReadOnly when `write` is asked; other
-  // non-regular files open (the kernel never reads them through us).
-  FsResult<std::unique_ptr<OpenFile>> Open(uint64_t ino, bool write) const;
-  // Reads up to out.size() bytes at offset; short only at end of file, 0 past
-  // it. kIo after logging one line naming the blob and offset.
-  FsResult<size_t> Read(OpenFile& file, uint64_t offset, std::span<uint8_t> out);
+  // Whether ino may be opened: kIsDir for directories, kReadOnly when `write`
+  // is asked; other non-regular files open (the kernel never reads them
+  // through us). Opening keeps no state: reads need only the inode.
+  FsResult<NodeId> Open(uint64_t ino, bool write) const;
+  // Reads up to out.size() bytes of regular file ino at offset; short only at
+  // end of file, 0 past it and for non-regular files. kIo after logging one
+  // line naming the blob and offset.
+  FsResult<size_t> Read(uint64_t ino, uint64_t offset, std::span<uint8_t> out);
   // kNotSymlink unless ino is a symlink. The view lives as long as the tree.
   FsResult<std::string_view> ReadLink(uint64_t ino) const;
   // size 0 asks for the length only; kRange if size is too small.
@@ -154,12 +142,10 @@ class ImageFs {
   FsStats StatFs() const;
 
  private:
-  std::unique_ptr<RandomReader> NewReaderFor(const Node& node);
-
   std::shared_ptr<const ImageTree> tree_;
   std::shared_ptr<const ImageContent> content_;
   ImageFsOptions options_;
-  SpanCache cache_;
+  StreamCache streams_;
   mutable std::once_flag stats_once_;
   mutable FsStats stats_;
 };

@@ -1,7 +1,5 @@
 #include "fs/span_cache.h"
 
-#include <algorithm>
-#include <cstring>
 
 namespace lazyroot {
 
@@ -15,6 +13,11 @@ std::shared_ptr<const Span> SpanCache::Get(uint32_t layer, uint64_t offset) {
   ++stats_.hits;
   lru_.splice(lru_.begin(), lru_, it->second);
   return it->second->span;
+}
+
+bool SpanCache::Contains(uint32_t layer, uint64_t offset) const {
+  std::lock_guard lock(mu_);
+  return map_.count(Key{layer, offset}) != 0;
 }
 
 void SpanCache::Put(uint32_t layer, uint64_t offset, std::shared_ptr<const Span> span) {
@@ -50,31 +53,6 @@ void SpanCache::EvictLocked() {
 SpanCacheStats SpanCache::stats() const {
   std::lock_guard lock(mu_);
   return stats_;
-}
-
-Status CachedLayerReader::Read(uint64_t offset, std::span<uint8_t> out, size_t* n) {
-  *n = 0;
-  while (*n < out.size() && offset < stream_size_) {
-    const uint64_t block = offset / block_ * block_;
-    std::shared_ptr<const Span> span = cache_->Get(layer_, block);
-    if (!span) {
-      // Decode the whole block with our own decoder; sequential readers keep it warm
-      // because the next miss starts exactly where this one ended.
-      auto fresh = std::make_shared<Span>(static_cast<size_t>(std::min(block_, stream_size_ - block)));
-      size_t got = 0;
-      LAZYROOT_RETURN_IF_ERROR(inner_->Read(block, *fresh, &got));
-      fresh->resize(got);
-      span = fresh;
-      cache_->Put(layer_, block, std::move(fresh));
-    }
-    const uint64_t within = offset - block;
-    if (within >= span->size()) break;  // the stream ended early; the caller sees a short read
-    const size_t take = static_cast<size_t>(std::min<uint64_t>(span->size() - within, out.size() - *n));
-    std::memcpy(out.data() + *n, span->data() + within, take);
-    *n += take;
-    offset += take;
-  }
-  return Status::Ok();
 }
 
 }  // namespace lazyroot

@@ -5,12 +5,8 @@
 // decompressing or copying). Spans are handed out as shared_ptr, so a reader
 // keeps its span alive while it copies even if the cache evicts it meanwhile.
 //
-// Why it exists next to warm decoders (layer_decoder.h): a file handle's own
-// RandomReader makes sequential reads cheap, but two readers of the same hot
-// region, or random reads into a gzip span / single-frame zstd layer, would
-// each decompress from a checkpoint again. CachedLayerReader puts the cache in
-// front of a handle's warm decoder: a miss decodes one whole aligned block
-// (continuing the warm decoder when the reads are sequential) and publishes it.
+// StreamCache (stream_cache.h) fills it with decoded units and owns the
+// decoders; this class is only the bounded map.
 #pragma once
 
 #include <cstdint>
@@ -19,14 +15,33 @@
 #include <mutex>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
-
-#include "index/layer_decoder.h"
-#include "index/status.h"
 
 namespace lazyroot {
 
-using Span = std::vector<uint8_t>;
+// Resizing a span must not zero it: every byte is overwritten by the decoder
+// right away, and zeroing 2 MiB per unit showed up in profiles.
+template <typename T>
+struct DefaultInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = DefaultInitAllocator<U>;
+  };
+  DefaultInitAllocator() = default;
+  template <typename U>
+  DefaultInitAllocator(const DefaultInitAllocator<U>&) noexcept {}  // NOLINT: allocator rebinding
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+using Span = std::vector<uint8_t, DefaultInitAllocator<uint8_t>>;
 
 struct SpanCacheStats {
   uint64_t hits = 0, misses = 0, insertions = 0, evictions = 0;
@@ -43,6 +58,8 @@ class SpanCache {
 
   // The span stored under (layer, offset), now most recently used; nullptr on a miss.
   std::shared_ptr<const Span> Get(uint32_t layer, uint64_t offset);
+  // Whether (layer, offset) is held; counts nothing and leaves the LRU order alone.
+  bool Contains(uint32_t layer, uint64_t offset) const;
   // Stores span under (layer, offset), replacing what was there, then evicts
   // least recently used spans until the bytes held are within the capacity.
   // A span larger than the whole capacity is not stored.
@@ -71,29 +88,6 @@ class SpanCache {
   std::list<Entry> lru_;  // front = most recently used
   std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> map_;
   SpanCacheStats stats_;
-};
-
-// CachedLayerReader: a RandomReader over one layer's uncompressed stream that
-// serves block_bytes-aligned blocks from a SpanCache and fills misses through
-// its own (warm) inner reader. Like every RandomReader it is not thread-safe:
-// one per open file; any number may share one cache.
-class CachedLayerReader final : public RandomReader {
- public:
-  // stream_size: the layer's uncompressed size (the table's). cache must
-  // outlive the reader. REQUIRES: block_bytes > 0.
-  CachedLayerReader(SpanCache* cache, uint32_t layer, uint64_t stream_size, uint64_t block_bytes,
-                    std::unique_ptr<RandomReader> inner)
-      : cache_(cache), layer_(layer), stream_size_(stream_size), block_(block_bytes), inner_(std::move(inner)) {}
-
-  // As RandomReader::Read. Returns the inner reader's error unchanged.
-  Status Read(uint64_t offset, std::span<uint8_t> out, size_t* n) override;
-  uint64_t reprimes() const override { return inner_->reprimes(); }
-
- private:
-  SpanCache* cache_;
-  uint32_t layer_;
-  uint64_t stream_size_, block_;
-  std::unique_ptr<RandomReader> inner_;
 };
 
 }  // namespace lazyroot

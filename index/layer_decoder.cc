@@ -87,6 +87,7 @@ class CheckpointRandomReader final : public RandomReader {
     return Status::Ok();
   }
   uint64_t reprimes() const override { return reprimes_; }
+  uint64_t position() const override { return warm_ ? pos_ : kNoPosition; }
 
  private:
   std::shared_ptr<const CheckpointTable> table_;

@@ -102,6 +102,12 @@ class RandomReader {
   // How often the decoder was (re)started from a checkpoint; tests use it to
   // prove that sequential reads stay warm.
   virtual uint64_t reprimes() const = 0;
+
+  // The stream offset a Read would continue from without re-priming, or
+  // kNoPosition for a cold decoder (or one that needs none: plain layers).
+  // Lets a pool of readers hand a request to the decoder already there.
+  static constexpr uint64_t kNoPosition = ~uint64_t{0};
+  virtual uint64_t position() const { return kNoPosition; }
 };
 
 }  // namespace lazyroot

@@ -129,10 +129,10 @@ class MountOpsTest : public ::testing::Test {
     return std::make_shared<const ImageContent>(std::move(layers));
   }
 
-  ImageFs MakeFs(uint64_t cache_bytes = 8 << 20) {
+  ImageFs MakeFs(uint64_t cache_bytes = 8 << 20, unsigned workers = 2) {
     ImageFsOptions o;
-    o.cache_bytes = cache_bytes;
-    o.cache_block_bytes = 256 << 10;
+    o.streams.capacity_bytes = cache_bytes;
+    o.streams.prefetch_workers = workers;
     o.log = [this](const std::string& line) {
       std::lock_guard lock(log_mu_);
       log_.push_back(line);
@@ -147,12 +147,12 @@ class MountOpsTest : public ::testing::Test {
   }
 
   std::string ReadAll(ImageFs& fs, const std::string& path, size_t chunk = 4096) {
-    auto f = fs.Open(Ino(fs, path), false);
-    EXPECT_TRUE(f.ok());
+    const uint64_t ino = Ino(fs, path);
+    EXPECT_TRUE(fs.Open(ino, false).ok());
     std::string out;
     std::vector<uint8_t> buf(chunk);
     for (;;) {
-      FsResult<size_t> n = fs.Read(**f, out.size(), buf);
+      FsResult<size_t> n = fs.Read(ino, out.size(), buf);
       EXPECT_TRUE(n.ok());
       if (!n.ok() || *n == 0) break;
       out.append(reinterpret_cast<const char*>(buf.data()), *n);
@@ -289,20 +289,19 @@ TEST_F(MountOpsTest, ReadWholeFilesAcrossLayers) {
 
 TEST_F(MountOpsTest, RandomReadsMatchTheSourceAndStopAtEof) {
   ImageFs fs = MakeFs();
-  auto f = fs.Open(Ino(fs, "big"), false);
-  ASSERT_TRUE(f.ok());
+  const uint64_t f = Ino(fs, "big");
   std::mt19937 rng(3);
   std::vector<uint8_t> buf(70000);
   for (int i = 0; i < 200; ++i) {
     uint64_t off = rng() % (big_.size() + 100);
     size_t len = rng() % buf.size() + 1;
-    FsResult<size_t> n = fs.Read(**f, off, {buf.data(), len});
+    FsResult<size_t> n = fs.Read(f, off, {buf.data(), len});
     ASSERT_TRUE(n.ok());
     size_t expect = off >= big_.size() ? 0 : std::min<size_t>(len, big_.size() - off);
     ASSERT_EQ(*n, expect) << off;
     ASSERT_EQ(std::string(reinterpret_cast<char*>(buf.data()), *n), big_.substr(std::min<size_t>(off, big_.size()), *n));
   }
-  FsResult<size_t> past = fs.Read(**f, uint64_t{1} << 40, buf);
+  FsResult<size_t> past = fs.Read(f, uint64_t{1} << 40, buf);
   EXPECT_EQ(*past, 0u);
 }
 
@@ -317,43 +316,51 @@ TEST_F(MountOpsTest, SparseHolesReadAsZerosAndTakeNoBlocks) {
   EXPECT_EQ(fs.GetAttr(Ino(fs, "sparse"))->blocks, 1u);  // 12 stored bytes
 }
 
-TEST_F(MountOpsTest, ReadersShareTheSpanCache) {
+TEST_F(MountOpsTest, ReadersShareTheStreamCache) {
   ImageFs fs = MakeFs();
   EXPECT_EQ(ReadAll(fs, "big", 65536), big_);
-  SpanCacheStats first = fs.cache().stats();
-  EXPECT_GT(first.insertions, 0u);
-  EXPECT_LE(first.bytes, fs.cache().capacity());
-  EXPECT_EQ(ReadAll(fs, "big", 65536), big_);  // a second open file: served from the cache
-  SpanCacheStats second = fs.cache().stats();
-  EXPECT_EQ(second.insertions, first.insertions);
-  EXPECT_GT(second.hits, first.hits);
+  StreamCacheStats first = fs.streams().stats();
+  EXPECT_GT(first.cache.insertions, 0u);
+  EXPECT_LE(first.cache.bytes, 8u << 20);
+  EXPECT_EQ(ReadAll(fs, "big", 65536), big_);  // a second reader: served from the cache
+  StreamCacheStats second = fs.streams().stats();
+  EXPECT_EQ(second.cache.insertions, first.cache.insertions);
+  EXPECT_EQ(second.decoded_units, first.decoded_units);
+  EXPECT_GT(second.cache.hits, first.cache.hits);
 
   ImageFs uncached = MakeFs(0);
   EXPECT_EQ(ReadAll(uncached, "big", 65536), big_);
-  EXPECT_EQ(uncached.cache().stats().insertions, 0u);
+  EXPECT_EQ(uncached.streams().stats().cache.insertions, 0u);
 }
 
-TEST_F(MountOpsTest, ConcurrentReadersOfOneAndManyHandles) {
-  ImageFs fs = MakeFs(1 << 20);  // small: evictions race with hits
-  auto shared = fs.Open(Ino(fs, "big"), false);
+TEST_F(MountOpsTest, NonRegularAndBadInodesReadNothing) {
+  ImageFs fs = MakeFs();
+  std::vector<uint8_t> buf(100);
+  EXPECT_EQ(*fs.Read(1, 0, buf), 0u);  // the root directory
+  EXPECT_EQ(*fs.Read(Ino(fs, "bin/sh"), 0, buf), 0u);  // a symlink
+  EXPECT_EQ(fs.Read(0, 0, buf).error(), FsError::kBadInode);
+}
+
+TEST_F(MountOpsTest, ConcurrentReadersOfOneFile) {
+  ImageFs fs = MakeFs(1 << 20);  // small: evictions race with hits and read-ahead
+  const uint64_t big = Ino(fs, "big");
   std::vector<std::thread> threads;
   std::atomic<int> bad{0};
   for (int t = 0; t < 6; ++t) {
     threads.emplace_back([&, t] {
-      std::unique_ptr<OpenFile> own = std::move(*fs.Open(Ino(fs, "big"), false));
       std::mt19937 rng(t);
       std::vector<uint8_t> buf(20000);
       for (int i = 0; i < 60; ++i) {
-        OpenFile& f = (i % 2) ? **shared : *own;
-        uint64_t off = rng() % big_.size();
-        FsResult<size_t> n = fs.Read(f, off, buf);
+        // Half the threads read sequential runs (read-ahead kicks in), half at random.
+        uint64_t off = (t % 2) ? rng() % big_.size() : (uint64_t{20000} * i) % big_.size();
+        FsResult<size_t> n = fs.Read(big, off, buf);
         if (!n.ok() || std::string(reinterpret_cast<char*>(buf.data()), *n) != big_.substr(off, *n)) ++bad;
       }
     });
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);
-  EXPECT_LE(fs.cache().stats().bytes, 1u << 20);
+  EXPECT_LE(fs.streams().stats().cache.bytes, 1u << 20);
 }
 
 TEST_F(MountOpsTest, TruncatedBlobIsAnIoErrorLoggedOnceWithTheBlob) {
@@ -362,11 +369,11 @@ TEST_F(MountOpsTest, TruncatedBlobIsAnIoErrorLoggedOnceWithTheBlob) {
   std::string broken = blob0_.substr(0, blob0_.size() / 2);
   content_ = MakeContent(broken);
   ImageFs fs = MakeFs();
-  auto f = fs.Open(Ino(fs, "big"), false);
+  const uint64_t f = Ino(fs, "big");
   std::vector<uint8_t> buf(1 << 20);
   bool failed = false;
   for (uint64_t off = 0; off < big_.size(); off += buf.size()) {
-    FsResult<size_t> n = fs.Read(**f, off, buf);
+    FsResult<size_t> n = fs.Read(f, off, buf);
     if (!n.ok()) {
       EXPECT_EQ(n.error(), FsError::kIo);
       failed = true;

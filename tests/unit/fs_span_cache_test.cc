@@ -1,5 +1,4 @@
-// SpanCache: LRU order, the byte bound, replacement, concurrency; and
-// CachedLayerReader over a counting fake decoder.
+// SpanCache: LRU order, the byte bound, replacement, concurrency.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -106,71 +105,6 @@ TEST(SpanCache, ConcurrentGetPutKeepsTheBoundAndTheContents) {
   EXPECT_LE(s.bytes, 64u * 1024);
   EXPECT_EQ(s.bytes, s.entries * 4096);
   EXPECT_GT(s.evictions, 0u);
-}
-
-// A RandomReader over a byte string that counts its reads.
-class CountingReader final : public RandomReader {
- public:
-  explicit CountingReader(const std::string* data, int* reads) : data_(data), reads_(reads) {}
-  Status Read(uint64_t offset, std::span<uint8_t> out, size_t* n) override {
-    ++*reads_;
-    *n = 0;
-    if (offset >= data_->size()) return Status::Ok();
-    *n = std::min<size_t>(out.size(), data_->size() - offset);
-    std::memcpy(out.data(), data_->data() + offset, *n);
-    return Status::Ok();
-  }
-  uint64_t reprimes() const override { return 0; }
-
- private:
-  const std::string* data_;
-  int* reads_;
-};
-
-TEST(CachedLayerReader, FillsAlignedBlocksOnceAndServesEveryone) {
-  std::string data(10000, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 251);
-  SpanCache cache(1 << 20);
-  int reads_a = 0, reads_b = 0;
-  CachedLayerReader a(&cache, 0, data.size(), 1024, std::make_unique<CountingReader>(&data, &reads_a));
-  CachedLayerReader b(&cache, 0, data.size(), 1024, std::make_unique<CountingReader>(&data, &reads_b));
-
-  std::vector<uint8_t> buf(3000);
-  size_t n = 0;
-  ASSERT_TRUE(a.Read(1500, buf, &n).ok());  // blocks 1024, 2048, 3072, 4096
-  ASSERT_EQ(n, 3000u);
-  EXPECT_EQ(std::string(buf.begin(), buf.end()), data.substr(1500, 3000));
-  EXPECT_EQ(reads_a, 4);
-  ASSERT_TRUE(b.Read(2000, {buf.data(), 2000}, &n).ok());  // all cached
-  EXPECT_EQ(std::string(buf.begin(), buf.begin() + 2000), data.substr(2000, 2000));
-  EXPECT_EQ(reads_b, 0);
-
-  // The last block is short; reads stop at the end of the stream.
-  ASSERT_TRUE(b.Read(9500, buf, &n).ok());
-  EXPECT_EQ(n, 500u);
-  EXPECT_EQ(std::string(buf.begin(), buf.begin() + 500), data.substr(9500));
-  ASSERT_TRUE(b.Read(10000, buf, &n).ok());
-  EXPECT_EQ(n, 0u);
-}
-
-class FailingReader final : public RandomReader {
- public:
-  Status Read(uint64_t, std::span<uint8_t>, size_t* n) override {
-    *n = 0;
-    return Status::Corruption("blob sha256:x: bad block at compressed offset 77");
-  }
-  uint64_t reprimes() const override { return 0; }
-};
-
-TEST(CachedLayerReader, PassesErrorsThroughAndCachesNothing) {
-  SpanCache cache(1 << 20);
-  CachedLayerReader r(&cache, 0, 5000, 1024, std::make_unique<FailingReader>());
-  std::vector<uint8_t> buf(100);
-  size_t n = 9;
-  Status st = r.Read(0, buf, &n);
-  EXPECT_EQ(st.code(), ErrorCode::kCorruption);
-  EXPECT_NE(st.message().find("offset 77"), std::string::npos);
-  EXPECT_EQ(cache.stats().entries, 0u);
 }
 
 }  // namespace

@@ -1,0 +1,134 @@
+// StreamCache: every read of a mount goes through one of these. It serves
+// ranges of the layers' uncompressed streams from decoded "units" held in a
+// SpanCache, and owns all the decoders of the mount:
+//
+//   units   — a compressed layer's stream is cut at its checkpoints, so a unit
+//             is one span between two checkpoints (~2 MiB of tar) and decodes
+//             on its own: a cold decoder primes at the unit's start and stops
+//             at its end, no byte is inflated twice, and units decode in
+//             parallel. A span longer than max_unit_bytes (a single-frame zstd
+//             layer has one span) is cut into unit_bytes blocks decoded in
+//             order by a warm decoder.
+//   decoders — pooled per layer and shared by all readers: a miss takes the
+//             idle decoder already positioned at the unit (the one that just
+//             decoded the unit before it) and returns it afterwards. Reading
+//             many small files in tar order is then one sequential decode per
+//             layer, whichever files or handles the reads come from.
+//   single flight — concurrent misses on one unit decode it once; the others
+//             wait for it.
+//   read-ahead — a reader moving through a layer's units in order (the access
+//             after a unit is the next unit) gets the next units decoded by
+//             background workers while it consumes this one: with 2 cores,
+//             decoding overlaps with the FUSE round trips and with itself.
+//
+// Uncompressed layers bypass all of it: reads are preads of the blob and the
+// page cache is their cache.
+//
+// Thread safety: every public method may be called from any thread at once.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/span_cache.h"
+#include "index/file_reader.h"
+#include "index/status.h"
+
+namespace lazyroot {
+
+struct StreamCacheOptions {
+  uint64_t capacity_bytes = 256ull << 20;  // decoded bytes held (SpanCache bound); 0 caches nothing
+  uint64_t max_unit_bytes = 8ull << 20;    // spans up to this long are one unit
+  uint64_t unit_bytes = 2ull << 20;        // block size inside longer spans
+  unsigned prefetch_workers = 2;           // background decoding threads; 0: no read-ahead
+  unsigned prefetch_units = 3;             // units decoded ahead of a sequential reader
+  unsigned idle_decoders_per_layer = 4;    // warm decoders kept per layer between reads
+};
+
+struct StreamCacheStats {
+  SpanCacheStats cache;
+  uint64_t decoded_units = 0;    // units decoded (foreground + read-ahead)
+  uint64_t prefetched_units = 0;  // of which by read-ahead workers
+  uint64_t waited = 0;           // misses that waited for another thread's decode
+  uint64_t reprimes = 0;         // decoder restarts from a checkpoint, over all decoders
+};
+
+class StreamCache {
+ public:
+  StreamCache(std::shared_ptr<const ImageContent> content, StreamCacheOptions options);
+  ~StreamCache();  // stops and joins the read-ahead workers
+  StreamCache(const StreamCache&) = delete;
+  StreamCache& operator=(const StreamCache&) = delete;
+
+  // Reads [offset, offset + out.size()) of layer's uncompressed stream; *n is
+  // short only at the end of the stream. Returns the decoder's or blob's
+  // error (kCorruption / kIoError naming the layer and compressed offset).
+  // REQUIRES: layer < content->layer_count().
+  Status Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out, size_t* n);
+
+  StreamCacheStats stats() const;
+
+  // A unit of a layer's stream: [start, end).
+  struct Unit {
+    uint64_t start = 0, end = 0;
+    bool at_checkpoint = false;  // start is a checkpoint: a cold decoder starts here for free
+  };
+  // The unit holding stream offset `offset` of a compressed layer.
+  // REQUIRES: offset < the layer's uncompressed size.
+  Unit UnitAt(uint32_t layer, uint64_t offset) const;
+
+ private:
+  struct Flight;        // one unit being decoded; waiters block on it
+  struct LayerState;    // per layer: idle decoders, recent unit ends
+  using Key = std::pair<uint32_t, uint64_t>;  // (layer, unit start)
+
+  // The unit's bytes: from the cache, by waiting for a decode in flight, or
+  // by decoding it. prefetch: a read-ahead job (never waits; gives up on a
+  // block that only a cold decoder could reach).
+  Result<std::shared_ptr<const Span>> GetUnit(uint32_t layer, const Unit& unit, bool prefetch);
+  Status Decode(uint32_t layer, const Unit& unit, bool prefetch, std::shared_ptr<const Span>* out, bool* skipped);
+  std::unique_ptr<RandomReader> TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
+  void ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d);
+  // Notes a foreground access to `unit`; true if it continues a sequential run.
+  bool NoteAccess(uint32_t layer, const Unit& unit);
+  void ScheduleReadAhead(uint32_t layer, const Unit& unit);
+  void WorkerLoop();
+
+  const std::shared_ptr<const ImageContent> content_;
+  const StreamCacheOptions options_;
+  SpanCache cache_;
+  std::vector<std::unique_ptr<LayerState>> layers_;
+
+  mutable std::mutex mu_;  // guards flights_, jobs_, stop_, counters
+  std::condition_variable work_cv_;
+  std::map<Key, std::shared_ptr<Flight>> flights_;
+  std::deque<std::pair<uint32_t, Unit>> jobs_;
+  bool stop_ = false;
+  StreamCacheStats counters_;
+  std::vector<std::thread> workers_;
+};
+
+// A RandomReader view of one layer through a StreamCache (for ReadFileData).
+class StreamCacheReader final : public RandomReader {
+ public:
+  StreamCacheReader(StreamCache* cache, uint32_t layer) : cache_(cache), layer_(layer) {}
+  Status Read(uint64_t offset, std::span<uint8_t> out, size_t* n) override {
+    return cache_->Read(layer_, offset, out, n);
+  }
+  uint64_t reprimes() const override { return 0; }
+
+ private:
+  StreamCache* cache_;
+  uint32_t layer_;
+};
+
+}  // namespace lazyroot
