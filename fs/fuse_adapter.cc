@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 
 #include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -41,6 +42,7 @@ int ToErrno(FsError e) {
     case FsError::kNoData: return ENODATA;
     case FsError::kRange: return ERANGE;
     case FsError::kIo: return EIO;
+    case FsError::kNoOffset: return ENXIO;
   }
   return EIO;
 }
@@ -164,6 +166,9 @@ class Reply {
   void Readlink(const std::string& target) {
     if (req_) fuse_reply_readlink(Take(), target.c_str());
   }
+  void Lseek(off_t off) {
+    if (req_) fuse_reply_lseek(Take(), off);
+  }
   void XattrSize(size_t size) {
     if (req_) fuse_reply_xattr(Take(), size);
   }
@@ -283,6 +288,16 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   });
 }
 
+// Only SEEK_DATA and SEEK_HOLE reach us; the kernel does the others itself.
+void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) return r.Errno(EINVAL);
+    FsResult<uint64_t> to = s.fs.Seek(ino, static_cast<uint64_t>(off), whence == SEEK_DATA);
+    if (!to.ok()) return r.Error(to.error());
+    r.Lseek(static_cast<off_t>(*to));
+  });
+}
+
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   Serve(req, [&](Session& s, Reply& r) {
     FsResult<NodeId> d = s.fs.OpenDir(ino);
@@ -379,6 +394,7 @@ fuse_lowlevel_ops Operations() {
   ops.open = Open;
   ops.read = Read;
   ops.release = Release;
+  ops.lseek = Lseek;
   ops.opendir = OpenDir;
   ops.readdir = ReadDir;
   ops.readdirplus = ReadDirPlus;

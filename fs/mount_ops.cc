@@ -17,6 +17,7 @@ std::string_view FsErrorName(FsError e) {
     case FsError::kNoData: return "no such attribute";
     case FsError::kRange: return "buffer too small";
     case FsError::kIo: return "I/O error";
+    case FsError::kNoOffset: return "no such offset";
   }
   return "unknown";
 }
@@ -143,6 +144,36 @@ FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t>
     return FsError::kIo;
   }
   return n;
+}
+
+FsResult<uint64_t> ImageFs::Seek(uint64_t ino, uint64_t offset, bool data) const {
+  FsResult<NodeId> id = NodeOf(ino);
+  if (!id.ok()) return id.error();
+  const Node node = tree_->GetNode(*id);
+  if (node.type != NodeType::kRegular || offset >= node.size) return FsError::kNoOffset;
+  if (node.sparse_count == 0) return data ? offset : node.size;  // all data, then the hole at EOF
+  // The extents are sorted and disjoint; data is inside them, holes between.
+  for (uint32_t k = 0; k < node.sparse_count; ++k) {
+    const SparseExtent x = tree_->SparseAt(*id, k);
+    if (x.length == 0) continue;
+    const uint64_t end = x.logical_offset + x.length;
+    if (offset >= end) continue;
+    if (offset < x.logical_offset) return data ? x.logical_offset : offset;  // in a hole before x
+    if (!data) {
+      // Inside x: the hole starts where this run of touching extents ends.
+      uint64_t run_end = end;
+      for (uint32_t j = k + 1; j < node.sparse_count; ++j) {
+        const SparseExtent y = tree_->SparseAt(*id, j);
+        if (y.logical_offset > run_end) break;
+        run_end = std::max(run_end, y.logical_offset + y.length);
+      }
+      return std::min(run_end, node.size);
+    }
+    return offset;
+  }
+  // Past the last extent: a hole up to the end.
+  if (data) return FsError::kNoOffset;
+  return offset;
 }
 
 FsResult<std::string_view> ImageFs::ReadLink(uint64_t ino) const {

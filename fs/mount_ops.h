@@ -41,6 +41,7 @@ enum class FsError : uint8_t {
   kNoData,      // ENODATA: no such xattr
   kRange,       // ERANGE: the caller's xattr buffer is too small
   kIo,          // EIO: the layer blob did not read or decode (already logged)
+  kNoOffset,    // ENXIO: lseek SEEK_DATA/SEEK_HOLE at or past the end, or no data after it
 };
 
 std::string_view FsErrorName(FsError e);
@@ -133,6 +134,11 @@ class ImageFs {
   // end of file, 0 past it and for non-regular files. kIo after logging one
   // line naming the blob and offset.
   FsResult<size_t> Read(uint64_t ino, uint64_t offset, std::span<uint8_t> out);
+  // lseek(2) SEEK_DATA (data) or SEEK_HOLE (!data) on regular file ino from
+  // offset: holes are exactly the gaps of a sparse file's map, plus the
+  // implicit hole at its end. kNoOffset when offset >= size, or for SEEK_DATA
+  // when only holes follow; kIsDir / other node types answer kNoOffset.
+  FsResult<uint64_t> Seek(uint64_t ino, uint64_t offset, bool data) const;
   // kNotSymlink unless ino is a symlink. The view lives as long as the tree.
   FsResult<std::string_view> ReadLink(uint64_t ino) const;
   // size 0 asks for the length only; kRange if size is too small.

@@ -33,6 +33,7 @@ struct MountArgs {
   std::vector<std::string> fuse_options;  // -o a,b
   uint64_t cache_mib = 256;
   unsigned threads = 8;
+  unsigned read_ahead_kib = 1024;
 };
 
 // Turns -o values into MountOptions flags; unknown ones are usage errors.
@@ -105,6 +106,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   options.debug = a.debug;
   options.threads = a.threads;
   options.cache_bytes = a.cache_mib << 20;
+  options.read_ahead_kib = a.read_ahead_kib;
 
   char resolved[PATH_MAX];
   if (realpath(a.dir.c_str(), resolved) == nullptr) {
@@ -179,7 +181,11 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   mount->add_flag("--pull,!--no-pull", ma->pull, "Pull IMAGE when it is not in the store (default: yes)");
   mount->add_option("-o", ma->fuse_options, "Mount options: allow_other (implies default_permissions), suid, dev")
       ->allow_extra_args(false);
-  mount->add_option("--cache-size", ma->cache_mib, "Decompressed span cache, MiB (default 256)");
+  mount->add_option("--cache-size", ma->cache_mib,
+                    "Decompressed data kept in memory, MiB, shared by all readers (default 256)");
+  mount->add_option("--read-ahead", ma->read_ahead_kib,
+                    "Kernel read-ahead for this mount, KiB (default 1024; root only, else the kernel's 128; "
+                    "0 leaves it)");
   mount->add_option("--threads", ma->threads, "FUSE worker threads at most (default 8)");
   mount->add_flag("--suid", ma->suid, "Honour setuid/setgid bits (root only; default nosuid)");
   mount->add_flag("--dev", ma->dev, "Allow device nodes (root only; default nodev)");

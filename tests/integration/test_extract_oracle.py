@@ -20,6 +20,7 @@ for a twin image the oracle can read, or against GNU tar.
 """
 
 import base64
+import errno
 import os
 import re
 import shutil
@@ -72,6 +73,34 @@ def usr_slice_entries(top="/usr/lib/python3.11", limit=3000):
     return out[:limit]
 
 
+def data_map(path):
+    """[(data start, hole start), ...] of a file, walked with SEEK_DATA and
+    SEEK_HOLE (the kernel's answer for the source file, ours for the mount)."""
+    runs = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        off = 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            runs.append((start, end))
+            off = end
+    finally:
+        os.close(fd)
+    return runs
+
+
+def staged_files(stage):
+    return {name: os.path.join(stage, name) for name in sorted(os.listdir(stage))
+            if os.path.isfile(os.path.join(stage, name))}
+
+
 class ExtractOracle(PullTestCase):
     maxDiff = None
 
@@ -97,18 +126,20 @@ class ExtractOracle(PullTestCase):
             self.pushed.add(name)
         return "http://" + self.ref(name)
 
-    def extract(self, url, *opts, name="lazyroot"):
-        """lazyroot pull + extract into a fresh dir; returns the dir."""
+    def extract(self, url, *opts, name="lazyroot", sparse_sources=None):
+        """lazyroot pull + extract into a fresh dir; returns the dir.
+        sparse_sources: {path in image: source file}; the mount's SEEK_DATA /
+        SEEK_HOLE map of each must equal the kernel's map of the source."""
         self.pull_ok(url, "-q")
         out = os.path.join(self.workdir("out"), name)
         r = self.lazyroot("extract", *opts, url, out, timeout=180)
         self.assertOk(r, "lazyroot extract %s" % url)
         self.assertTrue(os.path.isdir(out), "extract did not create %s" % out)
         if not opts and os.path.exists("/dev/fuse"):
-            self.assertMountEqualsExtract(url, out)
+            self.assertMountEqualsExtract(url, out, sparse_sources or {})
         return out
 
-    def assertMountEqualsExtract(self, url, out):
+    def assertMountEqualsExtract(self, url, out, sparse_sources=None):
         """The FUSE mount of the same image lists exactly like the extracted
         tree (so mount == extract == umoci wherever umoci is the oracle)."""
         mnt = os.path.join(self.workdir("mnt"), os.path.basename(out))
@@ -121,6 +152,9 @@ class ExtractOracle(PullTestCase):
                                   "lazyroot extract", "lazyroot mount")
             if d:
                 self.fail("lazyroot mount differs from lazyroot extract for %s:\n%s" % (url, d))
+            for rel, source in (sparse_sources or {}).items():
+                self.assertEqual(data_map(os.path.join(mnt, rel)), data_map(source),
+                                 "SEEK_DATA/SEEK_HOLE map of %s in the mount vs its source file" % rel)
         finally:
             self.lazyroot("umount", mnt, timeout=60)
 
@@ -295,9 +329,10 @@ class ExtractOracle(PullTestCase):
         for version in ("1.0", "0.1", "0.0"):
             with self.subTest(version=version):
                 name = "sparse-posix-" + version
-                tar = ei.sparse_tar(self.workdir("stage-" + name), "posix", version)
+                stage = self.workdir("stage-" + name)
+                tar = ei.sparse_tar(stage, "posix", version)
                 url = self.push(name, ei.image([(tar, "gzip")]))
-                ours = self.extract(url, name=name)
+                ours = self.extract(url, name=name, sparse_sources=staged_files(stage))
                 self.assertSameTree(ours, self.umoci(name), "umoci unpack (%s)" % name)
                 self.assertSameTree(ours, self.gnu_tar([tar], name), "GNU tar -xpf (%s)" % name, root_attrs=False)
                 self.assertSparse(os.path.join(ours, "sp"))
@@ -305,9 +340,10 @@ class ExtractOracle(PullTestCase):
     def test_sparse_file_that_is_all_hole(self):
         for fmt, version in (("posix", "1.0"), ("posix", "0.1"), ("posix", "0.0"), ("gnu", None)):
             name = "allhole-%s-%s" % (fmt, version or "old")
-            tar = ei.sparse_tar(self.workdir("stage-" + name), fmt, version, all_hole=True)
+            stage = self.workdir("stage-" + name)
+            tar = ei.sparse_tar(stage, fmt, version, all_hole=True)
             url = self.push(name, ei.image([(tar, "gzip")]))
-            ours = self.extract(url, name=name)
+            ours = self.extract(url, name=name, sparse_sources=staged_files(stage))
             self.assertSameTree(ours, self.gnu_tar([tar], name), "GNU tar -xpf (%s)" % name, root_attrs=False)
             if fmt == "posix":
                 self.assertSameTree(ours, self.umoci(name), "umoci unpack (%s)" % name)
@@ -379,9 +415,10 @@ class ExtractOracle(PullTestCase):
     def test_old_gnu_sparse(self):
         """Row 55: old-GNU 'S' entries (GNU tar --sparse --format=gnu), which
         umoci 0.4.7 rejects: GNU tar itself is the oracle, holes stay holes."""
-        tar = ei.sparse_tar(self.workdir("oldgnu-stage"), "gnu")
+        stage = self.workdir("oldgnu-stage")
+        tar = ei.sparse_tar(stage, "gnu")
         url = self.push("sparse-oldgnu", ei.image([(tar, "gzip")]))
-        ours = self.extract(url)
+        ours = self.extract(url, sparse_sources=staged_files(stage))
         self.assertSameTree(ours, self.gnu_tar([tar], "sparse-oldgnu"), "GNU tar -xpf (old-GNU sparse)",
                             root_attrs=False)
         self.assertSparse(os.path.join(ours, "sp"))

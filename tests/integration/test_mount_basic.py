@@ -97,6 +97,11 @@ LAYER2 = [
 ]
 
 
+def bdi_file(mnt):
+    st = os.stat(mnt)
+    return "/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(st.st_dev), os.minor(st.st_dev))
+
+
 def oracle(tars):
     """Applies the layer tars (tarfile's reading of them) the OCI way and
     returns {path: record} for the merged tree, with hardlinks resolved."""
@@ -267,6 +272,23 @@ class MountBasic(unittest.TestCase):
         for o in ("ro", "nosuid", "nodev"):
             self.assertIn(o, opts)
         sys.stderr.write("\n[mount ready in %.3f s] " % self.mount_seconds)
+
+    @unittest.skipUnless(os.geteuid() == 0, "the read-ahead is set through /sys, as root")
+    def test_read_ahead_is_raised_for_this_mount_only(self):
+        # The first request after INIT sets it; any stat is such a request.
+        os.stat(os.path.join(self.mnt, "etc/hostname"))
+        with open(bdi_file(self.mnt)) as f:
+            self.assertEqual(f.read().strip(), "1024")
+        mnt = os.path.join(self.tmp, "mnt-ra")
+        os.makedirs(mnt, exist_ok=True)
+        r = self.run_lazyroot("mount", "--read-ahead", "0", self.ref, mnt)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        try:
+            os.stat(os.path.join(mnt, "etc/hostname"))
+            with open(bdi_file(mnt)) as f:
+                self.assertNotEqual(f.read().strip(), "1024", "--read-ahead 0 must leave the kernel's value")
+        finally:
+            self.unmount(mnt)
 
     def test_tree_matches_the_layer_tars(self):
         want, want_groups = oracle(self.tars)

@@ -316,6 +316,29 @@ TEST_F(MountOpsTest, SparseHolesReadAsZerosAndTakeNoBlocks) {
   EXPECT_EQ(fs.GetAttr(Ino(fs, "sparse"))->blocks, 1u);  // 12 stored bytes
 }
 
+TEST_F(MountOpsTest, SeekDataAndHoleFollowTheSparseMap) {
+  ImageFs fs = MakeFs();
+  const uint64_t sp = Ino(fs, "sparse");  // 2 MiB: data [0,4) and [1 MiB+4, 1 MiB+12)
+  const uint64_t mib = 1 << 20;
+  EXPECT_EQ(*fs.Seek(sp, 0, true), 0u);
+  EXPECT_EQ(*fs.Seek(sp, 0, false), 4u);
+  EXPECT_EQ(*fs.Seek(sp, 3, false), 4u);
+  EXPECT_EQ(*fs.Seek(sp, 4, true), mib + 4);
+  EXPECT_EQ(*fs.Seek(sp, 4, false), 4u);  // already in a hole
+  EXPECT_EQ(*fs.Seek(sp, mib + 5, true), mib + 5);
+  EXPECT_EQ(*fs.Seek(sp, mib + 5, false), mib + 12);
+  EXPECT_EQ(fs.Seek(sp, mib + 12, true).error(), FsError::kNoOffset);  // only the trailing hole is left
+  EXPECT_EQ(*fs.Seek(sp, 2 * mib - 1, false), 2 * mib - 1);
+  EXPECT_EQ(fs.Seek(sp, 2 * mib, false).error(), FsError::kNoOffset);  // at EOF
+  const uint64_t big = Ino(fs, "big");
+  EXPECT_EQ(*fs.Seek(big, 12345, true), 12345u);
+  EXPECT_EQ(*fs.Seek(big, 12345, false), big_.size());
+  EXPECT_EQ(fs.Seek(big, big_.size(), true).error(), FsError::kNoOffset);
+  EXPECT_EQ(fs.Seek(Ino(fs, "empty"), 0, true).error(), FsError::kNoOffset);
+  EXPECT_EQ(fs.Seek(1, 0, true).error(), FsError::kNoOffset);  // a directory
+  EXPECT_EQ(fs.Seek(0, 0, true).error(), FsError::kBadInode);
+}
+
 TEST_F(MountOpsTest, ReadersShareTheStreamCache) {
   ImageFs fs = MakeFs();
   EXPECT_EQ(ReadAll(fs, "big", 65536), big_);
