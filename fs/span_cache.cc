@@ -20,6 +20,12 @@ bool SpanCache::Contains(uint32_t layer, uint64_t offset) const {
   return map_.count(Key{layer, offset}) != 0;
 }
 
+std::shared_ptr<const Span> SpanCache::Peek(uint32_t layer, uint64_t offset) const {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(Key{layer, offset});
+  return it == map_.end() ? nullptr : it->second->span;
+}
+
 void SpanCache::Put(uint32_t layer, uint64_t offset, std::shared_ptr<const Span> span) {
   if (!span || span->size() > capacity_) return;
   std::lock_guard lock(mu_);

@@ -60,6 +60,8 @@ class SpanCache {
   std::shared_ptr<const Span> Get(uint32_t layer, uint64_t offset);
   // Whether (layer, offset) is held; counts nothing and leaves the LRU order alone.
   bool Contains(uint32_t layer, uint64_t offset) const;
+  // The span under (layer, offset) or nullptr, like Contains: no stats, no LRU change.
+  std::shared_ptr<const Span> Peek(uint32_t layer, uint64_t offset) const;
   // Stores span under (layer, offset), replacing what was there, then evicts
   // least recently used spans until the bytes held are within the capacity.
   // A span larger than the whole capacity is not stored.

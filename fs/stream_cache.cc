@@ -17,12 +17,16 @@ struct StreamCache::Flight {
 struct StreamCache::LayerState {
   std::mutex mu;
   std::vector<std::unique_ptr<RandomReader>> idle;  // oldest first
-  // Ends of the units most recently accessed in the foreground: an access
-  // starting at one of them continues a sequential run. A few slots, so that
-  // a handful of interleaved sequential readers of one layer each keep theirs.
-  std::array<uint64_t, 8> recent_ends;
-  size_t next_slot = 0;
-  LayerState() { recent_ends.fill(RandomReader::kNoPosition); }
+  // Where the most recent foreground reads ended, and the ends of the units
+  // they were in: a read just after one of them (or at the start of the next
+  // unit) continues a sequential run. A few slots, so that a handful of
+  // interleaved sequential readers of one layer each keep theirs.
+  std::array<uint64_t, 8> read_ends, unit_ends;
+  size_t next_read = 0, next_unit = 0;
+  LayerState() {
+    read_ends.fill(RandomReader::kNoPosition);
+    unit_ends.fill(RandomReader::kNoPosition);
+  }
 };
 
 StreamCache::StreamCache(std::shared_ptr<const ImageContent> content, StreamCacheOptions options)
@@ -61,9 +65,19 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
   }
   while (*n < out.size() && offset < t.uncompressed_size) {
     const Unit u = UnitAt(layer, offset);
-    const bool sequential = NoteAccess(layer, u);
+    const uint64_t want_end = std::min(u.end, offset + (out.size() - *n));
+    const bool sequential = NoteAccess(layer, u, offset, want_end);
     if (sequential) ScheduleReadAhead(layer, u);
-    LAZYROOT_ASSIGN_OR_RETURN(std::shared_ptr<const Span> span, GetUnit(layer, u, false));
+    // A reader moving through the layer gets whole units; a random one only
+    // the unit's prefix up to what it asked for (rounded up), which halves
+    // the inflate of a cold random read on average. A later read further in
+    // extends the prefix, usually with the decoder that stopped there.
+    uint64_t need = u.end - u.start;
+    if (!sequential) {
+      const uint64_t chunk = std::max<uint64_t>(options_.random_chunk_bytes, 1);
+      need = std::min(need, (want_end - u.start + chunk - 1) / chunk * chunk);
+    }
+    LAZYROOT_ASSIGN_OR_RETURN(std::shared_ptr<const Span> span, GetUnit(layer, u, need, want_end - u.start, false));
     // Blocks inside a long span can only be read ahead by the decoder that
     // just finished the one before: offer them again now that it is idle.
     if (sequential && !u.at_checkpoint) ScheduleReadAhead(layer, u);
@@ -77,18 +91,35 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
   return Status::Ok();
 }
 
-bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit) {
+bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end) {
   LayerState& ls = *layers_[layer];
   std::lock_guard lock(ls.mu);
-  auto& ends = ls.recent_ends;
-  if (std::find(ends.begin(), ends.end(), unit.end) != ends.end()) return false;  // same unit again
-  auto prev = std::find(ends.begin(), ends.end(), unit.start);
-  const bool sequential = prev != ends.end();
-  if (sequential) {
-    *prev = unit.end;  // the run moves on; its slot follows it
-  } else {
-    ends[ls.next_slot] = unit.end;
-    ls.next_slot = (ls.next_slot + 1) % ends.size();
+  // Sequential: the read starts at most kNearBytes after where a recent one
+  // ended (the next file in tar order is a header and some padding further
+  // on), or the read is the first one in the unit after a recent unit.
+  constexpr uint64_t kNearBytes = 64 << 10;
+  bool sequential = false;
+  for (uint64_t& e : ls.read_ends) {
+    if (e != RandomReader::kNoPosition && offset >= e && offset - e <= kNearBytes) {
+      e = end;  // the run moves on; its slot follows it
+      sequential = true;
+      break;
+    }
+  }
+  if (!sequential) {
+    ls.read_ends[ls.next_read] = end;
+    ls.next_read = (ls.next_read + 1) % ls.read_ends.size();
+  }
+  auto& ends = ls.unit_ends;
+  if (std::find(ends.begin(), ends.end(), unit.end) == ends.end()) {
+    auto prev = std::find(ends.begin(), ends.end(), unit.start);
+    if (prev != ends.end()) {
+      *prev = unit.end;
+      sequential = true;
+    } else {
+      ends[ls.next_unit] = unit.end;
+      ls.next_unit = (ls.next_unit + 1) % ends.size();
+    }
   }
   return sequential;
 }
@@ -100,7 +131,9 @@ void StreamCache::ScheduleReadAhead(uint32_t layer, const Unit& unit) {
   bool queued = false;
   for (unsigned i = 0; i < options_.prefetch_units && u.end < size; ++i) {
     u = UnitAt(layer, u.end);
-    if (cache_.Contains(layer, u.start)) continue;
+    if (std::shared_ptr<const Span> have = cache_.Peek(layer, u.start); have && have->size() == u.end - u.start) {
+      continue;
+    }
     std::lock_guard lock(mu_);
     if (flights_.count({layer, u.start})) continue;
     auto same = [&](const std::pair<uint32_t, Unit>& j) { return j.first == layer && j.second.start == u.start; };
@@ -125,74 +158,88 @@ void StreamCache::WorkerLoop() {
     }
     // A read-ahead failure is not reported here: the reader that needs the
     // unit decodes it again and reports its own error.
-    (void)GetUnit(job.first, job.second, true);
+    const Unit& u = job.second;
+    (void)GetUnit(job.first, u, u.end - u.start, u.end - u.start, true);
   }
 }
 
-Result<std::shared_ptr<const Span>> StreamCache::GetUnit(uint32_t layer, const Unit& unit, bool prefetch) {
-  if (!prefetch) {
-    if (std::shared_ptr<const Span> hit = cache_.Get(layer, unit.start)) return hit;
-  }
+Result<std::shared_ptr<const Span>> StreamCache::GetUnit(uint32_t layer, const Unit& unit, uint64_t decode_to,
+                                                         uint64_t need, bool prefetch) {
   const Key key{layer, unit.start};
-  std::shared_ptr<Flight> flight;
-  {
-    std::unique_lock lock(mu_);
-    if (auto it = flights_.find(key); it != flights_.end()) {
-      if (prefetch) return std::shared_ptr<const Span>();
-      std::shared_ptr<Flight> f = it->second;
-      ++counters_.waited;
-      f->cv.wait(lock, [&] { return f->done; });
-      if (!f->status.ok()) return f->status;
-      return f->span;
+  for (;;) {
+    if (!prefetch) {
+      std::shared_ptr<const Span> hit = cache_.Get(layer, unit.start);
+      if (hit && hit->size() >= need) return hit;
     }
-    // A decode may have finished between the lookup above and this lock (it
-    // publishes to the cache before leaving flights_).
-    if (cache_.Contains(layer, unit.start)) {
-      if (prefetch) return std::shared_ptr<const Span>();
-      lock.unlock();
-      if (std::shared_ptr<const Span> hit = cache_.Get(layer, unit.start)) return hit;
-      lock.lock();
+    std::shared_ptr<Flight> flight;
+    {
+      std::unique_lock lock(mu_);
+      if (auto it = flights_.find(key); it != flights_.end()) {
+        if (prefetch) return std::shared_ptr<const Span>();
+        std::shared_ptr<Flight> f = it->second;
+        ++counters_.waited;
+        f->cv.wait(lock, [&] { return f->done; });
+        if (!f->status.ok()) return f->status;
+        if (f->span && f->span->size() >= need) return f->span;
+        continue;  // it decoded a shorter prefix than we need: extend it ourselves
+      }
+      // A decode may have finished between the lookup above and this lock (it
+      // publishes to the cache before leaving flights_).
+      std::shared_ptr<const Span> have = cache_.Peek(layer, unit.start);
+      if (have && have->size() >= (prefetch ? decode_to : need)) return prefetch ? nullptr : have;
+      flight = std::make_shared<Flight>();
+      flights_.emplace(key, flight);
     }
-    flight = std::make_shared<Flight>();
-    flights_.emplace(key, flight);
+    std::shared_ptr<const Span> span;
+    bool skipped = false;
+    Status st = Decode(layer, unit, std::max(decode_to, need), prefetch, &span, &skipped);
+    {
+      std::lock_guard lock(mu_);
+      flight->done = true;
+      flight->status = st;
+      flight->span = span;
+      flights_.erase(key);
+    }
+    flight->cv.notify_all();
+    if (!st.ok()) return st;
+    return span;
   }
-  std::shared_ptr<const Span> span;
-  bool skipped = false;
-  Status st = Decode(layer, unit, prefetch, &span, &skipped);
-  {
-    std::lock_guard lock(mu_);
-    flight->done = true;
-    flight->status = st;
-    flight->span = span;
-    flights_.erase(key);
-  }
-  flight->cv.notify_all();
-  if (!st.ok()) return st;
-  return span;
 }
 
-Status StreamCache::Decode(uint32_t layer, const Unit& unit, bool prefetch, std::shared_ptr<const Span>* out,
-                           bool* skipped) {
+Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
+                           std::shared_ptr<const Span>* out, bool* skipped) {
+  // What is cached of this unit already (a prefix a random reader left) is
+  // kept; decoding continues where it ends.
+  std::shared_ptr<const Span> prefix = cache_.Peek(layer, unit.start);
+  const uint64_t have = prefix ? prefix->size() : 0;
+  const uint64_t from = unit.start + have;
+  const uint64_t to = unit.start + std::min(decode_to, unit.end - unit.start);
+  if (from >= to) {
+    *out = prefix;
+    return Status::Ok();
+  }
   // Read-ahead of a block inside a long span only pays with a decoder already
   // there; a cold one would decode the span from its start (for a single-frame
   // zstd layer: from the start of the blob).
-  std::unique_ptr<RandomReader> d = TakeDecoder(layer, unit.start, prefetch && !unit.at_checkpoint);
+  std::unique_ptr<RandomReader> d = TakeDecoder(layer, from, prefetch && !(unit.at_checkpoint && have == 0));
   if (!d) {
     *skipped = true;
     return Status::Ok();
   }
   const uint64_t reprimes_before = d->reprimes();
   auto span = std::make_shared<Span>();
-  span->resize(static_cast<size_t>(unit.end - unit.start));  // default-initialised: no memset
+  span->resize(static_cast<size_t>(to - unit.start));  // default-initialised: no memset
+  if (have > 0) std::memcpy(span->data(), prefix->data(), static_cast<size_t>(have));
   size_t got = 0;
-  Status st = d->Read(unit.start, *span, &got);
-  if (st.ok() && got != span->size()) {
+  Status st = d->Read(from, std::span<uint8_t>(span->data() + have, static_cast<size_t>(to - from)), &got);
+  if (st.ok() && got != to - from) {
     st = Status::Corruption("layer " + content_->layer(layer).digest + ": stream ends at offset " +
-                            std::to_string(unit.start + got) + ", inside the indexed size");
+                            std::to_string(from + got) + ", inside the indexed size");
   }
   {
     std::lock_guard lock(mu_);
     counters_.reprimes += d->reprimes() - reprimes_before;
+    counters_.decoded_bytes += got;
     if (st.ok()) {
       ++counters_.decoded_units;
       if (prefetch) ++counters_.prefetched_units;
@@ -207,23 +254,31 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, bool prefetch, std:
 
 std::unique_ptr<RandomReader> StreamCache::TakeDecoder(uint32_t layer, uint64_t start, bool need_warm) {
   LayerState& ls = *layers_[layer];
+  const CheckpointTable& t = *content_->layer(layer).checkpoints;
+  const size_t span = t.FindPoint(start);
   {
     std::lock_guard lock(ls.mu);
     auto& idle = ls.idle;
     // Best: the decoder standing exactly at start. Next: the nearest one
-    // before it (it continues unless a checkpoint lies in between, in which
-    // case it re-primes: never worse than a cold one). Else any idle one.
+    // before it in the same span (it decodes on from there). Else a cold one.
+    // A decoder standing in another span is left alone: it is warm for a
+    // reader there, and priming a fresh one costs us the same.
     auto best = idle.end();
+    auto cold = idle.end();
     for (auto it = idle.begin(); it != idle.end(); ++it) {
       const uint64_t p = (*it)->position();
       if (p == start) {
         best = it;
         break;
       }
-      if (need_warm || p == RandomReader::kNoPosition || p > start) continue;
-      if (best == idle.end() || (*best)->position() == RandomReader::kNoPosition || p > (*best)->position()) best = it;
+      if (p == RandomReader::kNoPosition) {
+        cold = it;
+        continue;
+      }
+      if (need_warm || p > start || t.FindPoint(p) != span) continue;
+      if (best == idle.end() || p > (*best)->position()) best = it;
     }
-    if (best == idle.end() && !need_warm && !idle.empty()) best = idle.end() - 1;
+    if (best == idle.end() && !need_warm) best = cold;
     if (best != idle.end()) {
       std::unique_ptr<RandomReader> d = std::move(*best);
       idle.erase(best);

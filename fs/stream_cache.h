@@ -52,6 +52,7 @@ struct StreamCacheOptions {
   unsigned prefetch_workers = 2;           // background decoding threads; 0: no read-ahead
   unsigned prefetch_units = 3;             // units decoded ahead of a sequential reader
   unsigned idle_decoders_per_layer = 4;    // warm decoders kept per layer between reads
+  uint64_t random_chunk_bytes = 256 << 10;  // a random read decodes its unit up to here, rounded up
 };
 
 struct StreamCacheStats {
@@ -60,6 +61,7 @@ struct StreamCacheStats {
   uint64_t prefetched_units = 0;  // of which by read-ahead workers
   uint64_t waited = 0;           // misses that waited for another thread's decode
   uint64_t reprimes = 0;         // decoder restarts from a checkpoint, over all decoders
+  uint64_t decoded_bytes = 0;    // uncompressed bytes produced by decoders (skips excluded)
 };
 
 class StreamCache {
@@ -91,15 +93,20 @@ class StreamCache {
   struct LayerState;    // per layer: idle decoders, recent unit ends
   using Key = std::pair<uint32_t, uint64_t>;  // (layer, unit start)
 
-  // The unit's bytes: from the cache, by waiting for a decode in flight, or
-  // by decoding it. prefetch: a read-ahead job (never waits; gives up on a
-  // block that only a cold decoder could reach).
-  Result<std::shared_ptr<const Span>> GetUnit(uint32_t layer, const Unit& unit, bool prefetch);
-  Status Decode(uint32_t layer, const Unit& unit, bool prefetch, std::shared_ptr<const Span>* out, bool* skipped);
+  // At least the first `need` bytes of the unit (a prefix of it, or all):
+  // from the cache, by waiting for a decode in flight, or by decoding up to
+  // `decode_to` bytes (>= need). prefetch: a read-ahead job (never waits;
+  // gives up on a block that only a cold decoder could reach; returns null).
+  Result<std::shared_ptr<const Span>> GetUnit(uint32_t layer, const Unit& unit, uint64_t decode_to, uint64_t need,
+                                              bool prefetch);
+  // Decodes the unit up to decode_to bytes, continuing a cached prefix.
+  Status Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
+                std::shared_ptr<const Span>* out, bool* skipped);
   std::unique_ptr<RandomReader> TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
   void ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d);
-  // Notes a foreground access to `unit`; true if it continues a sequential run.
-  bool NoteAccess(uint32_t layer, const Unit& unit);
+  // Notes a foreground read of [offset, end) in `unit`; true if it continues
+  // a sequential run.
+  bool NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end);
   void ScheduleReadAhead(uint32_t layer, const Unit& unit);
   void WorkerLoop();
 
