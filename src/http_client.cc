@@ -1,5 +1,7 @@
 #include "src/http_client.h"
 
+#include "src/curl_api.h"
+
 #include <curl/curl.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -16,20 +18,23 @@
 namespace lazyroot {
 namespace {
 
+// The loaded libcurl. REQUIRES: LoadCurl() succeeded (every entry point checks).
+const CurlApi& Curl() { return *LoadCurl(); }
+
 // Process-wide libcurl state: global init once, and one share handle so that
 // every thread's easy handle reuses connections, DNS answers and TLS sessions.
 struct CurlShared {
   CURLSH* share = nullptr;
   std::mutex locks[CURL_LOCK_DATA_LAST];
   CurlShared() {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    share = curl_share_init();
-    curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Lock);
-    curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Unlock);
-    curl_share_setopt(share, CURLSHOPT_USERDATA, this);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-    curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    Curl().global_init(CURL_GLOBAL_DEFAULT);
+    share = Curl().share_init();
+    Curl().share_setopt(share, CURLSHOPT_LOCKFUNC, &Lock);
+    Curl().share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Unlock);
+    Curl().share_setopt(share, CURLSHOPT_USERDATA, this);
+    Curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    Curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    Curl().share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
   }
   static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
     static_cast<CurlShared*>(user)->locks[data].lock();
@@ -60,11 +65,11 @@ std::string Trim(std::string_view s) {
 }  // namespace
 
 double ParseRetryAfter(const std::string& v) {
-  if (v.empty()) return -1;
+  if (v.empty() || !LoadCurl()) return -1;
   if (std::all_of(v.begin(), v.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
     return std::stod(v);
   }
-  time_t t = curl_getdate(v.c_str(), nullptr);
+  time_t t = Curl().getdate(v.c_str(), nullptr);
   if (t < 0) return -1;
   double d = std::difftime(t, std::time(nullptr));
   return d > 0 ? d : -1;
@@ -155,14 +160,16 @@ std::vector<std::string> HttpResponse::Headers(const std::string& lower_name) co
 struct HttpClient::Impl {
   CURL* curl = nullptr;
   ~Impl() {
-    if (curl != nullptr) curl_easy_cleanup(curl);
+    if (curl != nullptr) Curl().easy_cleanup(curl);
   }
 };
 
 HttpClient::HttpClient(std::function<TlsConfig(const std::string&)> tls_for_host, HttpPolicy policy)
     : impl_(std::make_unique<Impl>()), tls_for_host_(std::move(tls_for_host)), policy_(policy) {
-  Shared();
-  impl_->curl = curl_easy_init();
+  if (LoadCurl()) {
+    Shared();
+    impl_->curl = Curl().easy_init();
+  }
 }
 
 HttpClient::~HttpClient() = default;
@@ -170,69 +177,69 @@ HttpClient::~HttpClient() = default;
 Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool send_auth, HttpResponse* resp,
                           const BodySink& sink) {
   CURL* c = impl_->curl;
-  if (c == nullptr) return Status::IoError("curl_easy_init failed");
-  curl_easy_reset(c);
+  if (c == nullptr) return Status::IoError(LoadCurl() ? "curl_easy_init failed" : LoadCurlError());
+  Curl().easy_reset(c);
   *resp = HttpResponse();
   TransferState st{resp, &sink, policy_.max_body, 0, false, Status::Ok()};
 
-  curl_easy_setopt(c, CURLOPT_SHARE, Shared().share);
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are ours: see Do()
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, policy_.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, policy_.low_speed_time_s);
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "lazyroot/0.1");
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &HeaderCallback);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &st);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteCallback);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &st);
-  curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
+  Curl().easy_setopt(c, CURLOPT_SHARE, Shared().share);
+  Curl().easy_setopt(c, CURLOPT_URL, url.c_str());
+  Curl().easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  Curl().easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  Curl().easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are ours: see Do()
+  Curl().easy_setopt(c, CURLOPT_CONNECTTIMEOUT, policy_.connect_timeout_s);
+  Curl().easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  Curl().easy_setopt(c, CURLOPT_LOW_SPEED_TIME, policy_.low_speed_time_s);
+  Curl().easy_setopt(c, CURLOPT_USERAGENT, "lazyroot/0.1");
+  Curl().easy_setopt(c, CURLOPT_HEADERFUNCTION, &HeaderCallback);
+  Curl().easy_setopt(c, CURLOPT_HEADERDATA, &st);
+  Curl().easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteCallback);
+  Curl().easy_setopt(c, CURLOPT_WRITEDATA, &st);
+  Curl().easy_setopt(c, CURLOPT_BUFFERSIZE, 256L * 1024);
   if (req.method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    Curl().easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method == "POST") {
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.post_body.c_str());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.post_body.size()));
+    Curl().easy_setopt(c, CURLOPT_POST, 1L);
+    Curl().easy_setopt(c, CURLOPT_POSTFIELDS, req.post_body.c_str());
+    Curl().easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.post_body.size()));
   }
 
   struct curl_slist* headers = nullptr;
-  for (const std::string& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  for (const std::string& h : req.headers) headers = Curl().slist_append(headers, h.c_str());
   std::string auth_header;
   if (send_auth && !req.authorization.empty()) {
     auth_header = "Authorization: " + req.authorization;
-    headers = curl_slist_append(headers, auth_header.c_str());
+    headers = Curl().slist_append(headers, auth_header.c_str());
   }
   std::string range;
   if (req.range_start > 0) {
     range = std::to_string(req.range_start) + "-";
-    curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());
+    Curl().easy_setopt(c, CURLOPT_RANGE, range.c_str());
   }
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  Curl().easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
   TlsConfig tls = tls_for_host_ ? tls_for_host_(UrlHostPort(url)) : TlsConfig{};
   SslCtxData ssl_data{&tls};
   if (url.starts_with("https://")) {
     if (!tls.verify) {
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+      Curl().easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      Curl().easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (!tls.ca_files.empty()) {
-      curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, &SslCtxCallback);
-      curl_easy_setopt(c, CURLOPT_SSL_CTX_DATA, &ssl_data);
+      Curl().easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, &SslCtxCallback);
+      Curl().easy_setopt(c, CURLOPT_SSL_CTX_DATA, &ssl_data);
     }
     if (!tls.client_cert.empty()) {
-      curl_easy_setopt(c, CURLOPT_SSLCERT, tls.client_cert.c_str());
-      curl_easy_setopt(c, CURLOPT_SSLKEY, tls.client_key.c_str());
+      Curl().easy_setopt(c, CURLOPT_SSLCERT, tls.client_cert.c_str());
+      Curl().easy_setopt(c, CURLOPT_SSLKEY, tls.client_key.c_str());
     }
   }
 
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(headers);
+  CURLcode rc = Curl().easy_perform(c);
+  Curl().slist_free_all(headers);
   last_sink_bytes_ += st.sink_bytes;
   char* eff = nullptr;
-  curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &eff);
+  Curl().easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &eff);
   resp->effective_url = eff != nullptr ? eff : url;
   if (!st.sink_status.ok()) return st.sink_status;
   if (st.too_large) {
@@ -244,7 +251,7 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
     last_permanent_ = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
                       rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
                       rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
-    return Status::Network(req.method + " " + url + ": " + curl_easy_strerror(rc));
+    return Status::Network(req.method + " " + url + ": " + Curl().easy_strerror(rc));
   }
   return Status::Ok();
 }
@@ -299,49 +306,52 @@ Status HttpClient::Do(const HttpRequest& req, HttpResponse* resp, const BodySink
 }
 
 std::string UrlOrigin(const std::string& url) {
-  CURLU* u = curl_url();
+  if (!LoadCurl()) return "";  // as for an unparsable URL; requests report the load error
+  CURLU* u = Curl().url();
   std::string out;
-  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+  if (Curl().url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char *scheme = nullptr, *host = nullptr, *port = nullptr;
-    if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
+    if (Curl().url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        Curl().url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        Curl().url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK) {
       out = Lower(scheme) + "://" + Lower(host) + ":" + port;
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
+    Curl().free(scheme);
+    Curl().free(host);
+    Curl().free(port);
   }
-  curl_url_cleanup(u);
+  Curl().url_cleanup(u);
   return out;
 }
 
 std::string UrlHostPort(const std::string& url) {
-  CURLU* u = curl_url();
+  if (!LoadCurl()) return "";  // as for an unparsable URL; requests report the load error
+  CURLU* u = Curl().url();
   std::string out;
-  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+  if (Curl().url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char *host = nullptr, *port = nullptr;
-    if (curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    if (Curl().url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
       out = Lower(host);
-      if (curl_url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) out += std::string(":") + port;
+      if (Curl().url_get(u, CURLUPART_PORT, &port, 0) == CURLUE_OK) out += std::string(":") + port;
     }
-    curl_free(host);
-    curl_free(port);
+    Curl().free(host);
+    Curl().free(port);
   }
-  curl_url_cleanup(u);
+  Curl().url_cleanup(u);
   return out;
 }
 
 std::string ResolveUrl(const std::string& base, const std::string& location) {
-  CURLU* u = curl_url();
+  if (!LoadCurl()) return "";  // as for an unparsable URL; requests report the load error
+  CURLU* u = Curl().url();
   std::string out;
-  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_URL, location.c_str(), 0) == CURLUE_OK) {
+  if (Curl().url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+      Curl().url_set(u, CURLUPART_URL, location.c_str(), 0) == CURLUE_OK) {
     char* s = nullptr;
-    if (curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) out = s;
-    curl_free(s);
+    if (Curl().url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) out = s;
+    Curl().free(s);
   }
-  curl_url_cleanup(u);
+  Curl().url_cleanup(u);
   return out;
 }
 

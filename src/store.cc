@@ -67,6 +67,13 @@ uint64_t FileSize(const std::string& path) {
 
 }  // namespace
 
+void AdviseWillNeed(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+  ::close(fd);
+}
+
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -108,6 +108,10 @@ class Store {
 // kCorruption when larger than cap).
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
 
+// Starts reading path into the page cache in the background
+// (posix_fadvise WILLNEED); does nothing if it cannot be opened.
+void AdviseWillNeed(const std::string& path);
+
 // Writes bytes to path atomically: a temp file beside it, fsync, rename,
 // fsync of the directory.
 Status WriteFileAtomic(const std::string& path, std::string_view bytes);
