@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--cache", default="/var/tmp/lazyroot-bench-cache")
     ap.add_argument("--max-mib", type=int, default=120, help="cap per layer (uncompressed MiB)")
     ap.add_argument("--kind", choices=("usr", "small", "large"), default="usr")
+    ap.add_argument("--uncompressed", action="store_true", help="push the layers as plain tar")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     layers = []
@@ -125,6 +126,8 @@ def main():
         with open(gz_path, "rb") as f:
             gz = f.read()
         layers.append(make_image.Layer(tar, gz, "gzip"))
+    if args.uncompressed:
+        layers = [make_image.Layer(l.tar, l.tar, "none") for l in layers]
     img = make_image.build_image(layers, fmt="oci", config={"Entrypoint": ["/usr/bin/python3"]})
     client = make_image.RegistryClient(args.registry, scheme="http")
     digests = make_image.push(client, args.repo, args.tag, img)
