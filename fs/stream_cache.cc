@@ -72,12 +72,13 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     // the unit's prefix up to what it asked for (rounded up), which halves
     // the inflate of a cold random read on average. A later read further in
     // extends the prefix, usually with the decoder that stopped there.
-    uint64_t need = u.end - u.start;
+    uint64_t decode_to = u.end - u.start;
     if (!sequential) {
       const uint64_t chunk = std::max<uint64_t>(options_.random_chunk_bytes, 1);
-      need = std::min(need, (want_end - u.start + chunk - 1) / chunk * chunk);
+      decode_to = std::min(decode_to, (want_end - u.start + chunk - 1) / chunk * chunk);
     }
-    LAZYROOT_ASSIGN_OR_RETURN(std::shared_ptr<const Span> span, GetUnit(layer, u, need, want_end - u.start, false));
+    LAZYROOT_ASSIGN_OR_RETURN(std::shared_ptr<const Span> span,
+                              GetUnit(layer, u, decode_to, want_end - u.start, false));
     // Blocks inside a long span can only be read ahead by the decoder that
     // just finished the one before: offer them again now that it is idle.
     if (sequential && !u.at_checkpoint) ScheduleReadAhead(layer, u);
