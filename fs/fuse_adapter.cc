@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -43,6 +44,7 @@ int ToErrno(FsError e) {
     case FsError::kRange: return ERANGE;
     case FsError::kIo: return EIO;
     case FsError::kNoOffset: return ENXIO;
+    case FsError::kAccess: return EACCES;
   }
   return EIO;
 }
@@ -288,6 +290,26 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
   });
 }
 
+// Reached only without default_permissions (with it the kernel checks modes
+// itself). Root needs no groups; others' supplementary groups cost a read of
+// /proc/PID/status (access(2) is rare next to stat and open).
+void Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
+  Serve(req, [&](Session& s, Reply& r) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    Caller caller;
+    caller.uid = ctx->uid;
+    caller.gid = ctx->gid;
+    if (caller.uid != 0) {
+      gid_t groups[256];
+      const int n = fuse_req_getgroups(req, 256, groups);
+      for (int i = 0; i < std::min(n, 256); ++i) caller.groups.push_back(groups[i]);
+    }
+    FsResult<bool> ok = s.fs.Access(ino, mask, caller);
+    if (!ok.ok()) return r.Error(ok.error());
+    r.Errno(0);
+  });
+}
+
 // Only SEEK_DATA and SEEK_HOLE reach us; the kernel does the others itself.
 void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
   Serve(req, [&](Session& s, Reply& r) {
@@ -395,6 +417,7 @@ fuse_lowlevel_ops Operations() {
   ops.read = Read;
   ops.release = Release;
   ops.lseek = Lseek;
+  ops.access = Access;
   ops.opendir = OpenDir;
   ops.readdir = ReadDir;
   ops.readdirplus = ReadDirPlus;

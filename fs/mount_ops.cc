@@ -1,6 +1,7 @@
 #include "fs/mount_ops.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -18,6 +19,7 @@ std::string_view FsErrorName(FsError e) {
     case FsError::kRange: return "buffer too small";
     case FsError::kIo: return "I/O error";
     case FsError::kNoOffset: return "no such offset";
+    case FsError::kAccess: return "permission denied";
   }
   return "unknown";
 }
@@ -144,6 +146,31 @@ FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t>
     return FsError::kIo;
   }
   return n;
+}
+
+FsResult<bool> ImageFs::Access(uint64_t ino, int mask, const Caller& caller) const {
+  FsResult<NodeId> id = NodeOf(ino);
+  if (!id.ok()) return id.error();
+  if (mask & W_OK) return FsError::kReadOnly;
+  const Node node = tree_->GetNode(*id);
+  const uint32_t mode = node.mode;
+  if (caller.uid == 0) {
+    const bool exec_ok = node.type == NodeType::kDirectory || (mode & 0111) != 0;
+    if ((mask & X_OK) && !exec_ok) return FsError::kAccess;
+    return true;
+  }
+  uint32_t bits;
+  if (caller.uid == node.uid) {
+    bits = (mode >> 6) & 7;
+  } else if (caller.gid == node.gid ||
+             std::find(caller.groups.begin(), caller.groups.end(), node.gid) != caller.groups.end()) {
+    bits = (mode >> 3) & 7;
+  } else {
+    bits = mode & 7;
+  }
+  const uint32_t want = ((mask & R_OK) ? 4u : 0u) | ((mask & X_OK) ? 1u : 0u);
+  if ((bits & want) != want) return FsError::kAccess;
+  return true;
 }
 
 FsResult<uint64_t> ImageFs::Seek(uint64_t ino, uint64_t offset, bool data) const {

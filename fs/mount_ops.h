@@ -23,6 +23,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "fs/stream_cache.h"
 #include "index/file_reader.h"
@@ -42,6 +43,13 @@ enum class FsError : uint8_t {
   kRange,       // ERANGE: the caller's xattr buffer is too small
   kIo,          // EIO: the layer blob did not read or decode (already logged)
   kNoOffset,    // ENXIO: lseek SEEK_DATA/SEEK_HOLE at or past the end, or no data after it
+  kAccess,      // EACCES: access(2) denied by the node's mode
+};
+
+// Who is asking, for Access: the caller's fsuid, fsgid and supplementary groups.
+struct Caller {
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;
 };
 
 std::string_view FsErrorName(FsError e);
@@ -134,6 +142,10 @@ class ImageFs {
   // end of file, 0 past it and for non-regular files. kIo after logging one
   // line naming the blob and offset.
   FsResult<size_t> Read(uint64_t ino, uint64_t offset, std::span<uint8_t> out);
+  // access(2): mask is R_OK|W_OK|X_OK (or F_OK = 0). kReadOnly for W_OK;
+  // root may read anything and execute what has any x bit (or is a
+  // directory); others get the owner, group or other bits that apply.
+  FsResult<bool> Access(uint64_t ino, int mask, const Caller& caller) const;
   // lseek(2) SEEK_DATA (data) or SEEK_HOLE (!data) on regular file ino from
   // offset: holes are exactly the gaps of a sparse file's map, plus the
   // implicit hole at its end. kNoOffset when offset >= size, or for SEEK_DATA

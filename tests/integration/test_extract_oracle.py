@@ -152,6 +152,20 @@ class ExtractOracle(PullTestCase):
                                   "lazyroot extract", "lazyroot mount")
             if d:
                 self.fail("lazyroot mount differs from lazyroot extract for %s:\n%s" % (url, d))
+            # access(2) as this (root) caller: ext4's answer for the extracted
+            # tree is the oracle for ours (root needs an x bit to execute).
+            if os.geteuid() == 0:
+                differ = []
+                for dirpath, dirnames, filenames in os.walk(out):
+                    for name in dirnames + filenames:
+                        p = os.path.join(dirpath, name)
+                        if os.path.islink(p):
+                            continue
+                        rel = os.path.relpath(p, out)
+                        for mode in (os.R_OK, os.X_OK):
+                            if os.access(p, mode) != os.access(os.path.join(mnt, rel), mode):
+                                differ.append((rel, mode))
+                self.assertEqual(differ, [], "access(2) answers differ between extract and mount")
             for rel, source in (sparse_sources or {}).items():
                 self.assertEqual(data_map(os.path.join(mnt, rel)), data_map(source),
                                  "SEEK_DATA/SEEK_HOLE map of %s in the mount vs its source file" % rel)

@@ -419,6 +419,40 @@ class MountBasic(unittest.TestCase):
             time.sleep(0.1)  # the daemon drops its in-use lock when it exits
         self.assertEqual(os.listdir(blobs), [], "gc kept the blobs after umount")
 
+    def test_corrupt_tree_and_indexes_are_rebuilt_at_mount(self):
+        """A flipped byte in the stored tree and in every layer index: mount
+        names each file it rebuilds and then serves the right tree."""
+        root = os.path.join(self.tmp, "store-corrupt")
+        run = lambda *a: subprocess.run([LAZYROOT_BIN, "--root", root] + list(a), env=self.env,
+                                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(run("pull", "-q", self.ref).returncode, 0)
+        d = os.path.join(self.tmp, "mnt-corrupt")
+        os.makedirs(d, exist_ok=True)
+        r = run("mount", "--no-pull", self.ref, d)  # builds and stores the tree
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(run("umount", d).returncode, 0)
+        damaged = []
+        for sub in ("trees", "index/sha256"):
+            for name in os.listdir(os.path.join(root, sub)):
+                path = os.path.join(root, sub, name)
+                with open(path, "r+b") as f:
+                    f.seek(os.path.getsize(path) // 2)
+                    byte = f.read(1)
+                    f.seek(-1, os.SEEK_CUR)
+                    f.write(bytes([byte[0] ^ 0x55]))
+                damaged.append(name)
+        self.assertGreaterEqual(len(damaged), 4)  # the tree + 3 layer indexes
+        r = run("mount", "--no-pull", self.ref, d)
+        self.addCleanup(lambda: os.path.ismount(d) and run("umount", d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for name in damaged:
+            self.assertIn(name, r.stderr, "the rebuild of %s was not reported" % name)
+        want, want_groups = oracle(self.tars)
+        got, got_groups = listing(d)
+        self.assertEqual(got, want)
+        self.assertEqual(got_groups, want_groups)
+        self.assertEqual(run("umount", d).returncode, 0)
+
     def test_truncated_blob_gives_eio_and_one_log_line(self):
         """A layer blob truncated under a live --foreground mount: reads of
         files in it fail with EIO, the daemon logs one line naming the blob,

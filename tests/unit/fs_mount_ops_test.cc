@@ -316,6 +316,26 @@ TEST_F(MountOpsTest, SparseHolesReadAsZerosAndTakeNoBlocks) {
   EXPECT_EQ(fs.GetAttr(Ino(fs, "sparse"))->blocks, 1u);  // 12 stored bytes
 }
 
+TEST_F(MountOpsTest, AccessFollowsTheModeBits) {
+  ImageFs fs = MakeFs();
+  const Caller root;
+  const uint64_t hostname = Ino(fs, "etc/hostname");  // 0644 root:root
+  const uint64_t busybox = Ino(fs, "bin/busybox");    // 0755
+  EXPECT_TRUE(fs.Access(hostname, R_OK, root).ok());
+  EXPECT_EQ(fs.Access(hostname, X_OK, root).error(), FsError::kAccess);  // root too needs an x bit
+  EXPECT_TRUE(fs.Access(busybox, X_OK, root).ok());
+  EXPECT_TRUE(fs.Access(1, X_OK, root).ok());  // directories are searchable by root
+  EXPECT_EQ(fs.Access(hostname, W_OK, root).error(), FsError::kReadOnly);
+  Caller user;
+  user.uid = 1000;
+  user.gid = 1000;
+  EXPECT_TRUE(fs.Access(hostname, R_OK, user).ok());  // other r--
+  EXPECT_EQ(fs.Access(hostname, R_OK | X_OK, user).error(), FsError::kAccess);
+  EXPECT_TRUE(fs.Access(busybox, R_OK | X_OK, user).ok());
+  EXPECT_TRUE(fs.Access(hostname, F_OK, user).ok());
+  EXPECT_EQ(fs.Access(0, R_OK, user).error(), FsError::kBadInode);
+}
+
 TEST_F(MountOpsTest, SeekDataAndHoleFollowTheSparseMap) {
   ImageFs fs = MakeFs();
   const uint64_t sp = Ino(fs, "sparse");  // 2 MiB: data [0,4) and [1 MiB+4, 1 MiB+12)
