@@ -441,6 +441,14 @@ std::string MountOptionString(const MountOptions& o) {
 
 Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready) {
   const std::string& dir = options.mountpoint;
+  // libfuse opens /dev/fuse itself and, when that fails, neither falls back
+  // to fusermount3 nor says who may open it: say it here.
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) {
+    const int err = errno;
+    return Status::FromErrno("mount " + dir + ": cannot open /dev/fuse as uid " + std::to_string(geteuid()) +
+                                 " (it must be readable and writable for this user; most systems make it mode 0666)",
+                             err);
+  }
   Session session(fs, options);
   const fuse_lowlevel_ops ops = Operations();
 

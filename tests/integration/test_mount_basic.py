@@ -419,6 +419,41 @@ class MountBasic(unittest.TestCase):
             time.sleep(0.1)  # the daemon drops its in-use lock when it exits
         self.assertEqual(os.listdir(blobs), [], "gc kept the blobs after umount")
 
+    @unittest.skipUnless(os.geteuid() == 0, "switches to the user nobody")
+    def test_mount_as_an_unprivileged_user(self):
+        """As nobody (through fusermount3): the mount works and unmounts, or,
+        where /dev/fuse is closed to other users (this CI's containers make it
+        0600), it fails at once with a message naming /dev/fuse."""
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
+        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o755)
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        mnt = os.path.join(base, "mnt")
+        env = dict(self.env, HOME=base, DOCKER_CONFIG=os.path.join(base, ".docker"))
+        env.pop("XDG_DATA_HOME", None)
+
+        def run(*a):
+            return subprocess.run([LAZYROOT_BIN, "--root", os.path.join(base, "store")] + list(a), env=env,
+                                  capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                                  user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+        os.makedirs(mnt)
+        os.chown(mnt, nobody.pw_uid, nobody.pw_gid)
+        r = run("mount", self.ref, mnt)  # pulls as nobody first
+        if (os.stat("/dev/fuse").st_mode & 0o006) == 0o006:  # open to other users
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.addCleanup(lambda: os.path.ismount(mnt) and subprocess.run(["umount", "-l", mnt]))
+            with open(os.path.join(mnt, "etc/hostname"), "rb") as f:
+                self.assertEqual(f.read(), b"upper\n")
+            r = run("umount", mnt)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertFalse(os.path.ismount(mnt))
+        else:
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("cannot open /dev/fuse as uid %d" % nobody.pw_uid, r.stderr)
+            self.assertFalse(os.path.ismount(mnt))
+
     def test_corrupt_tree_and_indexes_are_rebuilt_at_mount(self):
         """A flipped byte in the stored tree and in every layer index: mount
         names each file it rebuilds and then serves the right tree."""
