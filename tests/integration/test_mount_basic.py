@@ -444,8 +444,10 @@ class MountBasic(unittest.TestCase):
         if (os.stat("/dev/fuse").st_mode & 0o006) == 0o006:  # open to other users
             self.assertEqual(r.returncode, 0, r.stderr)
             self.addCleanup(lambda: os.path.ismount(mnt) and subprocess.run(["umount", "-l", mnt]))
-            with open(os.path.join(mnt, "etc/hostname"), "rb") as f:
-                self.assertEqual(f.read(), b"upper\n")
+            # Only the mounting user may enter a mount without allow_other.
+            cat = subprocess.run(["cat", os.path.join(mnt, "etc/hostname")], capture_output=True, timeout=30,
+                                 user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+            self.assertEqual(cat.stdout, b"upper\n", cat.stderr)
             r = run("umount", mnt)
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertFalse(os.path.ismount(mnt))
