@@ -12,25 +12,13 @@
 
 #include "fs/mount_ops.h"
 #include "index/merge.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
 
-std::string Gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
-std::span<const uint8_t> Bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+using fixtures::Bytes;
+using fixtures::Gzip;
 
 // A layer stream under construction: entries plus the bytes they point at.
 // (The stream is not a tar: ReadFileData only follows data_offset.)
@@ -58,19 +46,9 @@ struct LayerStream {
   }
 };
 
-std::string RandomBytes(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng() % 32 + 'A');  // compressible, not trivially
-  return s;
-}
+std::string RandomBytes(size_t n, unsigned seed) { return fixtures::Compressible(n, seed); }
 
-CheckpointTable TableFor(const std::string& blob, Compression c) {
-  auto d = StreamDecoder::Create(c, "test", 64 << 10);
-  EXPECT_TRUE(d->Feed(Bytes(blob), [](std::span<const uint8_t>) { return Status::Ok(); }).ok());
-  EXPECT_TRUE(d->Finish().ok());
-  return d->TakeCheckpoints();
-}
+CheckpointTable TableFor(const std::string& blob, Compression c) { return fixtures::TableFor(blob, c, 64 << 10); }
 
 class MountOpsTest : public ::testing::Test {
  protected:

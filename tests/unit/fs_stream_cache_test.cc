@@ -3,8 +3,6 @@
 // decoded once, read-ahead only for sequential readers, warm decoders handed
 // between readers, single flight under concurrency, errors passed through.
 #include <gtest/gtest.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <atomic>
 #include <cstring>
@@ -14,47 +12,16 @@
 #include <vector>
 
 #include "fs/stream_cache.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
 
-std::span<const uint8_t> Bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
-
-std::string Gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
-std::string ZstdOneFrame(const std::string& in) {
-  std::string out(ZSTD_compressBound(in.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3);
-  EXPECT_FALSE(ZSTD_isError(n));
-  out.resize(n);
-  return out;
-}
-
-std::string Compressible(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng() % 32 + 'A');
-  return s;
-}
-
-CheckpointTable TableFor(const std::string& blob, Compression c, uint64_t span) {
-  auto d = StreamDecoder::Create(c, "test", span);
-  EXPECT_TRUE(d->Feed(Bytes(blob), [](std::span<const uint8_t>) { return Status::Ok(); }).ok());
-  EXPECT_TRUE(d->Finish().ok());
-  return d->TakeCheckpoints();
-}
+using fixtures::Bytes;
+using fixtures::Compressible;
+using fixtures::Gzip;
+using fixtures::TableFor;
+using fixtures::Zstd;
 
 // One layer: the raw stream, its blob and the content over it.
 struct Layer {
@@ -63,7 +30,7 @@ struct Layer {
   std::shared_ptr<const CheckpointTable> table;
 
   Layer(std::string raw_in, Compression c, uint64_t span, std::string blob_override = {}) : raw(std::move(raw_in)) {
-    blob = c == Compression::kGzip ? Gzip(raw) : c == Compression::kZstd ? ZstdOneFrame(raw) : raw;
+    blob = c == Compression::kGzip ? Gzip(raw) : c == Compression::kZstd ? Zstd(raw) : raw;
     table = std::make_shared<const CheckpointTable>(TableFor(blob, c, span));
     if (!blob_override.empty()) blob = std::move(blob_override);
     std::vector<LayerBlob> layers;

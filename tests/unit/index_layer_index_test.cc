@@ -10,6 +10,7 @@
 #include "index/layer_index.h"
 #include "index/layer_indexer.h"
 #include "index/sha256.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
@@ -53,25 +54,8 @@ class TarBuilder {
   std::string out_;
 };
 
-std::string Gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
-std::string Zstd(const std::string& in) {
-  std::string out(ZSTD_compressBound(in.size()), '\0');
-  out.resize(ZSTD_compress(out.data(), out.size(), in.data(), in.size(), 3));
-  return out;
-}
+using fixtures::Gzip;
+using fixtures::Zstd;
 
 std::string SampleTar() {
   std::mt19937 rng(7);
@@ -85,7 +69,7 @@ std::string SampleTar() {
   return t.Finish();
 }
 
-std::span<const uint8_t> Bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+using fixtures::Bytes;
 
 Result<LayerIndex> IndexInChunks(const std::string& blob, Compression c, const std::string& diff_id, size_t chunk) {
   LayerIndexer ix("sha256:" + Sha256::HexOf(std::string_view(blob)), c, diff_id, 1 << 20);
