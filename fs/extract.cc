@@ -36,10 +36,8 @@
 // would move mtime). Directories' modes wait for step 4, so a 0555 directory is
 // still writable while its children are created.
 //
-// Xattrs: set verbatim, security.capability included, except
-// security.selinux, which is dropped as umoci and containers/storage do (a
-// label from the build host means nothing here, and setting one needs
-// privileges and a policy that knows it). EPERM and ENOTSUP are warnings, not
+// Xattrs: set verbatim, security.capability included, except what
+// fs/xattr_policy.h drops (security.selinux). EPERM and ENOTSUP are warnings, not
 // errors: rootless processes cannot set security.* / trusted.*, some file
 // systems take no user.* xattrs, and Linux refuses user.* on symlinks.
 //
@@ -79,6 +77,7 @@
 #include <unordered_map>
 
 #include "fs/extract_writer.h"
+#include "fs/xattr_policy.h"
 
 namespace lazyroot {
 
@@ -215,7 +214,7 @@ class Extractor {
     };
     for (uint32_t k = 0; k < n.xattr_count; ++k) {
       Xattr x = tree_.XattrAt(id, k);
-      if (x.name == "security.selinux") continue;
+      if (!RootfsKeepsXattr(x.name)) continue;
       if (rootless() && x.name == kOverrideStatXattr) continue;  // ours wins, below
       LAZYROOT_RETURN_IF_ERROR(set(std::string(x.name), x.value));
     }

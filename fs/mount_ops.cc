@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "fs/xattr_policy.h"
+
 namespace lazyroot {
 
 std::string_view FsErrorName(FsError e) {
@@ -229,7 +231,9 @@ FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
   std::string list;
   const uint32_t count = tree_->XattrCount(*node);
   for (uint32_t i = 0; i < count; ++i) {
-    list.append(tree_->XattrAt(*node, i).name);
+    const std::string_view name = tree_->XattrAt(*node, i).name;
+    if (!RootfsKeepsXattr(name)) continue;  // as extract does
+    list.append(name);
     list.push_back('\0');
   }
   return SizedReply(list, size);
@@ -239,7 +243,7 @@ FsResult<XattrReply> ImageFs::GetXattr(uint64_t ino, std::string_view name, size
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   std::optional<std::string_view> value = tree_->GetXattr(*node, name);
-  if (!value) return FsError::kNoData;
+  if (!value || !RootfsKeepsXattr(name)) return FsError::kNoData;
   return SizedReply(*value, size);
 }
 

@@ -60,7 +60,9 @@ class MountOpsTest : public ::testing::Test {
     TarEntry& host = l0.File("etc/hostname", "demo\n");
     host.uid = 1000;
     host.gid = 100;
-    host.xattrs = {{"security.capability", std::string("\x01\x00\x00\x02", 4)}, {"user.note", "hello"}};
+    host.xattrs = {{"security.capability", std::string("\x01\x00\x00\x02", 4)},
+                   {"security.selinux", "system_u:object_r:etc_t:s0"},  // hidden, as extract drops it
+                   {"user.note", "hello"}};
     TarEntry& link = l0.Add("etc/hostname.link", EntryType::kHardlink, 0644);
     link.link_target = "etc/hostname";
     l0.Add("bin/", EntryType::kDirectory, 0755);
@@ -435,6 +437,7 @@ TEST_F(MountOpsTest, XattrSizeProtocol) {
   EXPECT_EQ(fs.GetXattr(ino, "user.note", 100)->data, "hello");
   EXPECT_EQ(fs.GetXattr(ino, "user.note", 4).error(), FsError::kRange);
   EXPECT_EQ(fs.GetXattr(ino, "security.capability", 4)->data, std::string("\x01\x00\x00\x02", 4));
+  EXPECT_EQ(fs.GetXattr(ino, "security.selinux", 100).error(), FsError::kNoData);
   EXPECT_EQ(fs.GetXattr(ino, "user.none", 100).error(), FsError::kNoData);
   EXPECT_EQ(fs.GetXattr(0, "user.none", 100).error(), FsError::kBadInode);
 }
