@@ -63,6 +63,20 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     // Plain tar (or an empty stream): the blob is the stream.
     return content_->NewReader(layer)->Read(offset, out, n);
   }
+  if (options_.capacity_bytes == 0) {
+    // Nothing is cached: decode straight into the caller's buffer with the
+    // pooled decoder nearest before offset (a sequential reader's own).
+    std::unique_ptr<RandomReader> d = TakeDecoder(layer, offset, false);
+    const uint64_t reprimes_before = d->reprimes();
+    Status st = d->Read(offset, out, n);
+    {
+      std::lock_guard lock(mu_);
+      counters_.reprimes += d->reprimes() - reprimes_before;
+      counters_.decoded_bytes += *n;
+    }
+    if (st.ok()) ReturnDecoder(layer, std::move(d));
+    return st;
+  }
   while (*n < out.size() && offset < t.uncompressed_size) {
     const Unit u = UnitAt(layer, offset);
     const uint64_t want_end = std::min(u.end, offset + (out.size() - *n));

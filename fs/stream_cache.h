@@ -46,7 +46,9 @@
 namespace lazyroot {
 
 struct StreamCacheOptions {
-  uint64_t capacity_bytes = 256ull << 20;  // decoded bytes held (SpanCache bound); 0 caches nothing
+  // Decoded bytes held (SpanCache bound). 0 caches nothing: reads decode
+  // straight into the caller's buffer (pooled warm decoders, no read-ahead).
+  uint64_t capacity_bytes = 256ull << 20;
   uint64_t max_unit_bytes = 8ull << 20;    // spans up to this long are one unit
   uint64_t unit_bytes = 2ull << 20;        // block size inside longer spans
   unsigned prefetch_workers = 2;           // background decoding threads; 0: no read-ahead

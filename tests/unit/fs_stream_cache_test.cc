@@ -118,6 +118,18 @@ TEST(StreamCache, RandomReadsDecodeOnlyThePrefixTheyNeed) {
   EXPECT_EQ(c.stats().decoded_bytes, before);
 }
 
+TEST(StreamCache, WithoutACacheSequentialReadsStayWarm) {
+  Layer l(Compressible(2 << 20, 13), Compression::kGzip, 256 << 10);
+  StreamCache c(l.content, Opts(2, 0));
+  std::string got;
+  for (uint64_t off = 0; off < l.raw.size(); off += 5000) got += ReadRange(c, off, 5000);
+  ASSERT_EQ(got, l.raw);
+  EXPECT_EQ(c.stats().decoded_bytes, l.raw.size());  // nothing decoded twice
+  EXPECT_EQ(c.stats().reprimes, 1u);                 // one decoder carried through
+  EXPECT_EQ(c.stats().cache.insertions, 0u);
+  EXPECT_EQ(ReadRange(c, 1000, 100), l.raw.substr(1000, 100));  // and backwards works
+}
+
 TEST(StreamCache, RandomReadersGetNoReadAhead) {
   Layer l(Compressible(4 << 20, 4), Compression::kGzip, 256 << 10);
   StreamCache c(l.content, Opts(2));
