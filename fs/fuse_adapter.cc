@@ -429,7 +429,13 @@ fuse_lowlevel_ops Operations() {
 }
 
 std::string MountOptionString(const MountOptions& o) {
-  std::string opts = "ro,fsname=lazyroot,subtype=lazyroot";
+  // libfuse splits options at commas; a backslash escapes one (and itself).
+  std::string fsname;
+  for (char c : o.source.empty() ? std::string("lazyroot") : o.source) {
+    if (c == ',' || c == '\\') fsname.push_back('\\');
+    fsname.push_back(c);
+  }
+  std::string opts = "ro,fsname=" + fsname + ",subtype=lazyroot";
   opts += o.suid ? ",suid" : ",nosuid";
   opts += o.dev ? ",dev" : ",nodev";
   // Other users only get in with the kernel checking the image's modes.

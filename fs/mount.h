@@ -16,6 +16,7 @@ namespace lazyroot {
 
 struct MountOptions {
   std::string mountpoint;    // an existing directory
+  std::string source = "lazyroot";  // what mount(8) and findmnt show as the source: the image
   bool allow_other = false;  // implies default_permissions (the kernel checks modes)
   bool suid = false;         // default nosuid
   bool dev = false;          // default nodev

@@ -127,6 +127,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   // image's blobs while it is mounted, even after `lazyroot rm`.
   auto in_use = (*store)->HoldImageInUse(record->manifest_digest);
   if (!in_use.ok()) return Fail(in_use.status());
+  options.source = record->reference;  // `findmnt` then says which image is mounted where
   auto image = OpenImage(**store, *record);
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
 
