@@ -67,11 +67,18 @@ uint64_t FileSize(const std::string& path) {
 
 }  // namespace
 
-void AdviseWillNeed(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
-  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-  ::close(fd);
+void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up) {
+  struct stat st {};
+  for (const std::string& path : look_up) (void)::stat(path.c_str(), &st);
+  std::vector<int> fds;
+  for (const std::string& path : read) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) fds.push_back(fd);
+  }
+  for (int fd : fds) {
+    (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    ::close(fd);
+  }
 }
 
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {

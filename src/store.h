@@ -108,9 +108,11 @@ class Store {
 // kCorruption when larger than cap).
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
 
-// Starts reading path into the page cache in the background
-// (posix_fadvise WILLNEED); does nothing if it cannot be opened.
-void AdviseWillNeed(const std::string& path);
+// Warms the page cache for a cold start: looks up every path of `look_up`
+// and `read` first (directory and inode reads are small and must not queue
+// behind big reads), then starts reading the files of `read` in the
+// background (posix_fadvise WILLNEED). Paths that do not open are skipped.
+void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up);
 
 // Writes bytes to path atomically: a temp file beside it, fsync, rename,
 // fsync of the directory.
