@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <thread>
+#include <vector>
 
 #include "fs/fuse_adapter.h"
 #include "fs/mount_ops.h"
@@ -39,22 +40,30 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   return ServeFuse(fs, options, on_ready);
 }
 
-Status Unmount(const std::string& dir) {
+Status Unmount(const std::string& dir, bool lazy) {
   if (geteuid() == 0) {
-    if (umount2(dir.c_str(), 0) == 0) return Status::Ok();
+    if (umount2(dir.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::Ok();
     const int err = errno;
+    if (err == EBUSY) {
+      return Status::IoError("umount " + dir + ": in use (a process has a file open or its working directory "
+                             "there); close it, or pass --lazy to detach now");
+    }
     return Status::FromErrno("umount " + dir, err);
   }
-  const char* argv[] = {"fusermount3", "-u", "--", dir.c_str(), nullptr};
+  std::vector<const char*> argv = {"fusermount3", "-u"};
+  if (lazy) argv.push_back("-z");
+  for (const char* a : {"--", dir.c_str()}) argv.push_back(a);
+  argv.push_back(nullptr);
   pid_t pid = 0;
-  const int err = posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv), environ);
+  const int err = posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv.data()), environ);
   if (err != 0) return Status::FromErrno("umount " + dir + ": cannot run fusermount3", err);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return Status::FromErrno("umount " + dir + ": waiting for fusermount3", errno);
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return Status::IoError("umount " + dir + ": fusermount3 -u failed (status " + std::to_string(status) + ")");
+    return Status::IoError("umount " + dir + ": fusermount3 -u failed (status " + std::to_string(status) +
+                           "; if it is in use, close it or pass --lazy)");
   }
   return Status::Ok();
 }

@@ -40,7 +40,9 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
                 const MountOptions& options, const std::function<void()>& on_ready);
 
 // Detaches the FUSE mount at dir: umount2(2) as root, else `fusermount3 -u`.
-// Returns IoError naming dir (and the tool's exit status) on failure.
-Status Unmount(const std::string& dir);
+// lazy: detach now even while files are open (MNT_DETACH / fusermount3 -z);
+// the daemon exits once the last one is closed. Returns IoError naming dir
+// (and the tool's exit status) on failure; a busy mount says so.
+Status Unmount(const std::string& dir, bool lazy = false);
 
 }  // namespace lazyroot

@@ -194,12 +194,15 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   mount->callback([ma, &global, run] { *run = [ma, &global] { return RunMountCommand(global, *ma); }; });
 
   auto dir = std::make_shared<std::string>();
+  auto lazy = std::make_shared<bool>(false);
   CLI::App* umount = app.add_subcommand("umount", "Unmount a lazyroot mount (the daemon then exits)");
   umount->alias("unmount");
   umount->add_option("DIR", *dir, "Mountpoint")->required();
-  umount->callback([dir, run] {
-    *run = [dir] {
-      Status st = Unmount(*dir);
+  umount->add_flag("-l,--lazy", *lazy,
+                   "Detach now even if files are still open there; the daemon exits when the last is closed");
+  umount->callback([dir, lazy, run] {
+    *run = [dir, lazy] {
+      Status st = Unmount(*dir, *lazy);
       return st.ok() ? kExitOk : Fail(st);
     };
   });

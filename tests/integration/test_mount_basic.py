@@ -388,6 +388,36 @@ class MountBasic(unittest.TestCase):
             time.sleep(0.05)  # the session ends asynchronously after the kernel detaches
         self.assertFalse(daemon_alive(daemons[0]), "the mount daemon still runs after umount")
 
+    def test_busy_mount_and_lazy_umount(self):
+        """A file open in the mount: umount refuses and says why (and what to
+        do); umount --lazy detaches at once, the open file still reads, and
+        the daemon exits when it is closed."""
+        d = os.path.join(self.tmp, "mnt-busy")
+        os.makedirs(d, exist_ok=True)
+        r = self.run_lazyroot("mount", self.ref, d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(self.unmount, d)
+        daemons = mount_daemons(d)
+        self.assertEqual(len(daemons), 1)
+        f = open(os.path.join(d, "data/big.bin"), "rb")
+        try:
+            r = self.run_lazyroot("umount", d)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("in use", r.stderr)
+            self.assertIn("--lazy", r.stderr)
+            self.assertTrue(os.path.ismount(d))
+            r = self.run_lazyroot("umount", "--lazy", d)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertFalse(os.path.ismount(d))
+            self.assertEqual(f.read(1 << 20), BIG[:1 << 20])  # still served after the detach
+            self.assertTrue(daemon_alive(daemons[0]))
+        finally:
+            f.close()
+        deadline = time.monotonic() + 10
+        while daemon_alive(daemons[0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertFalse(daemon_alive(daemons[0]), "the daemon outlived the last open file")
+
     def test_mount_pulls_and_keeps_its_blobs_from_gc(self):
         """mount pulls an image missing from the store; while it is mounted,
         `rm` + `gc` keep its blobs (reads still work); after umount gc frees them."""
