@@ -103,6 +103,11 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
     return Fail(Status::InvalidArgument("--suid and --dev need root"));
   }
   if (a.threads == 0) return Fail(Status::InvalidArgument("--threads must be at least 1"));
+  // Decoded units are ~2 MiB (up to 8): a smaller cache could not hold the
+  // unit a reader is in, and every read would decode it again.
+  if (a.cache_mib != 0 && a.cache_mib < 16) {
+    return Fail(Status::InvalidArgument("--cache-size must be 0 (no cache) or at least 16 MiB"));
+  }
   options.debug = a.debug;
   options.threads = a.threads;
   options.cache_bytes = a.cache_mib << 20;
@@ -183,7 +188,7 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   mount->add_option("-o", ma->fuse_options, "Mount options: allow_other (implies default_permissions), suid, dev")
       ->allow_extra_args(false);
   mount->add_option("--cache-size", ma->cache_mib,
-                    "Decompressed data kept in memory, MiB, shared by all readers (default 256)");
+                    "Decompressed data kept in memory, MiB, shared by all readers (default 256; 0 or >= 16)");
   mount->add_option("--read-ahead", ma->read_ahead_kib,
                     "Kernel read-ahead for this mount, KiB (default 1024; root only, else the kernel's 128; "
                     "0 leaves it)");

@@ -368,6 +368,11 @@ class MountBasic(unittest.TestCase):
         r = self.run_lazyroot("mount", self.ref, os.path.join(self.tmp, "does-not-exist"))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("does-not-exist", r.stderr)
+        for bad in (["--cache-size", "4"], ["--threads", "0"]):
+            r = self.run_lazyroot("mount", *bad, self.ref, d)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn(bad[0], r.stderr)
+            self.assertFalse(os.path.ismount(d))
 
     def test_umount_ends_the_daemon(self):
         d = os.path.join(self.tmp, "mnt2")
