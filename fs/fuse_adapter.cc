@@ -7,21 +7,22 @@
 #include <fuse_lowlevel.h>
 
 #include <fcntl.h>
-#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <climits>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <fstream>
-#include <sstream>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -81,7 +82,7 @@ std::string MountDevice(const std::string& resolved) {
     std::string unescaped;
     for (size_t i = 0; i < point.size(); ++i) {
       if (point[i] == '\\' && i + 3 < point.size()) {
-        unescaped.push_back(static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8)));
+        unescaped.push_back(static_cast<char>(std::strtol(point.substr(i + 1, 3).c_str(), nullptr, 8)));
         i += 3;
       } else {
         unescaped.push_back(point[i]);
@@ -220,7 +221,8 @@ void Init(void* userdata, fuse_conn_info* conn) noexcept {
   conn->time_gran = 1;
   s.no_opendir.store((conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) != 0, std::memory_order_relaxed);
   s.no_open.store((conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0, std::memory_order_relaxed);
-  // libfuse starts max_readahead at the kernel's offer; keep the largest it allows.
+  // max_readahead stays at the kernel's offer (its cap); SetReadAhead raises
+  // the mount's read-ahead after INIT instead.
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
