@@ -153,8 +153,12 @@ FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t>
 FsResult<bool> ImageFs::Access(uint64_t ino, int mask, const Caller& caller) const {
   FsResult<NodeId> id = NodeOf(ino);
   if (!id.ok()) return id.error();
-  if (mask & W_OK) return FsError::kReadOnly;
   const Node node = tree_->GetNode(*id);
+  // As on any read-only mount: files, directories and symlinks cannot be
+  // written; device nodes and fifos are not written through the file system.
+  const bool stored_here = node.type == NodeType::kRegular || node.type == NodeType::kDirectory ||
+                           node.type == NodeType::kSymlink;
+  if ((mask & W_OK) && stored_here) return FsError::kReadOnly;
   const uint32_t mode = node.mode;
   if (caller.uid == 0) {
     const bool exec_ok = node.type == NodeType::kDirectory || (mode & 0111) != 0;
@@ -170,7 +174,7 @@ FsResult<bool> ImageFs::Access(uint64_t ino, int mask, const Caller& caller) con
   } else {
     bits = mode & 7;
   }
-  const uint32_t want = ((mask & R_OK) ? 4u : 0u) | ((mask & X_OK) ? 1u : 0u);
+  const uint32_t want = ((mask & R_OK) ? 4u : 0u) | ((mask & W_OK) ? 2u : 0u) | ((mask & X_OK) ? 1u : 0u);
   if ((bits & want) != want) return FsError::kAccess;
   return true;
 }

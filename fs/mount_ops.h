@@ -142,9 +142,11 @@ class ImageFs {
   // end of file, 0 past it and for non-regular files. kIo after logging one
   // line naming the blob and offset.
   FsResult<size_t> Read(uint64_t ino, uint64_t offset, std::span<uint8_t> out);
-  // access(2): mask is R_OK|W_OK|X_OK (or F_OK = 0). kReadOnly for W_OK;
-  // root may read anything and execute what has any x bit (or is a
-  // directory); others get the owner, group or other bits that apply.
+  // access(2): mask is R_OK|W_OK|X_OK (or F_OK = 0). kReadOnly for W_OK on
+  // files, directories and symlinks (device nodes and fifos go by their
+  // modes, as on any read-only mount); root may read and write anything and
+  // execute what has any x bit (or is a directory); others get the owner,
+  // group or other bits that apply.
   FsResult<bool> Access(uint64_t ino, int mask, const Caller& caller) const;
   // lseek(2) SEEK_DATA (data) or SEEK_HOLE (!data) on regular file ino from
   // offset: holes are exactly the gaps of a sparse file's map, plus the

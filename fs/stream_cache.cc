@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <exception>
 #include <utility>
 
 namespace lazyroot {
 
 struct StreamCache::Flight {
+  bool prefetch = false;  // a read-ahead job's: a reader retries its failure itself
   bool done = false;
   Status status;
   std::shared_ptr<const Span> span;
@@ -95,7 +97,9 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
                               GetUnit(layer, u, decode_to, want_end - u.start, false));
     // Blocks inside a long span can only be read ahead by the decoder that
     // just finished the one before: offer them again now that it is idle.
-    if (sequential && !u.at_checkpoint) ScheduleReadAhead(layer, u);
+    if (sequential && u.end < t.uncompressed_size && !UnitAt(layer, u.end).at_checkpoint) {
+      ScheduleReadAhead(layer, u);
+    }
     const uint64_t within = offset - u.start;
     if (within >= span->size()) break;
     const size_t take = static_cast<size_t>(std::min<uint64_t>(span->size() - within, out.size() - *n));
@@ -194,20 +198,31 @@ Result<std::shared_ptr<const Span>> StreamCache::GetUnit(uint32_t layer, const U
         std::shared_ptr<Flight> f = it->second;
         ++counters_.waited;
         f->cv.wait(lock, [&] { return f->done; });
-        if (!f->status.ok()) return f->status;
-        if (f->span && f->span->size() >= need) return f->span;
-        continue;  // it decoded a shorter prefix than we need: extend it ourselves
+        if (!f->status.ok() && !f->prefetch) return f->status;
+        if (f->status.ok() && f->span && f->span->size() >= need) return f->span;
+        continue;  // a shorter prefix, or a read-ahead that failed: decode it ourselves
       }
       // A decode may have finished between the lookup above and this lock (it
       // publishes to the cache before leaving flights_).
       std::shared_ptr<const Span> have = cache_.Peek(layer, unit.start);
       if (have && have->size() >= (prefetch ? decode_to : need)) return prefetch ? nullptr : have;
       flight = std::make_shared<Flight>();
+      flight->prefetch = prefetch;
       flights_.emplace(key, flight);
     }
     std::shared_ptr<const Span> span;
     bool skipped = false;
-    Status st = Decode(layer, unit, std::max(decode_to, need), prefetch, &span, &skipped);
+    Status st;
+    // The flight must end whatever happens, or every later reader of this
+    // unit would wait for it forever: an exception (out of memory) becomes
+    // an error for this read.
+    try {
+      st = Decode(layer, unit, std::max(decode_to, need), prefetch, &span, &skipped);
+    } catch (const std::exception& e) {
+      st = Status::IoError("layer " + content_->layer(layer).digest + ": decoding failed: " + e.what());
+    } catch (...) {
+      st = Status::IoError("layer " + content_->layer(layer).digest + ": decoding failed");
+    }
     {
       std::lock_guard lock(mu_);
       flight->done = true;

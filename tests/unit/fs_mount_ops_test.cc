@@ -313,6 +313,11 @@ TEST_F(MountOpsTest, AccessFollowsTheModeBits) {
   EXPECT_EQ(fs.Access(hostname, R_OK | X_OK, user).error(), FsError::kAccess);
   EXPECT_TRUE(fs.Access(busybox, R_OK | X_OK, user).ok());
   EXPECT_TRUE(fs.Access(hostname, F_OK, user).ok());
+  EXPECT_EQ(fs.Access(hostname, W_OK, user).error(), FsError::kReadOnly);
+  // Device nodes are not written through the file system: their modes decide.
+  const uint64_t null = Ino(fs, "dev/null");  // 0666
+  EXPECT_TRUE(fs.Access(null, R_OK | W_OK, user).ok());
+  EXPECT_TRUE(fs.Access(null, W_OK, root).ok());
   EXPECT_EQ(fs.Access(0, R_OK, user).error(), FsError::kBadInode);
 }
 
