@@ -15,11 +15,6 @@ std::shared_ptr<const Span> SpanCache::Get(uint32_t layer, uint64_t offset) {
   return it->second->span;
 }
 
-bool SpanCache::Contains(uint32_t layer, uint64_t offset) const {
-  std::lock_guard lock(mu_);
-  return map_.count(Key{layer, offset}) != 0;
-}
-
 std::shared_ptr<const Span> SpanCache::Peek(uint32_t layer, uint64_t offset) const {
   std::lock_guard lock(mu_);
   auto it = map_.find(Key{layer, offset});

@@ -58,9 +58,8 @@ class SpanCache {
 
   // The span stored under (layer, offset), now most recently used; nullptr on a miss.
   std::shared_ptr<const Span> Get(uint32_t layer, uint64_t offset);
-  // Whether (layer, offset) is held; counts nothing and leaves the LRU order alone.
-  bool Contains(uint32_t layer, uint64_t offset) const;
-  // The span under (layer, offset) or nullptr, like Contains: no stats, no LRU change.
+  // The span under (layer, offset) or nullptr; counts nothing and leaves the
+  // LRU order alone (for checks that must not look like use).
   std::shared_ptr<const Span> Peek(uint32_t layer, uint64_t offset) const;
   // Stores span under (layer, offset), replacing what was there, then evicts
   // least recently used spans until the bytes held are within the capacity.
