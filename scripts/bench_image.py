@@ -113,19 +113,11 @@ def main():
         layers.append(cached_layer(args.cache, "large-3x256", large_files_tar))
     for paths in (LAYER_SOURCES if args.kind == "usr" else []):
         key = hashlib.sha256(json.dumps([paths, args.max_mib]).encode()).hexdigest()[:16]
-        tar_path = os.path.join(args.cache, key + ".tar")
-        gz_path = tar_path + ".gz"
-        if not os.path.exists(gz_path):
-            tar = layer_tar(paths, args.max_mib << 20)
-            with open(tar_path + ".tmp", "wb") as f:
-                f.write(tar)
-            os.rename(tar_path + ".tmp", tar_path)
-            subprocess.run(["gzip", "-6", "-n", "-k", "-f", tar_path], check=True)
-        with open(tar_path, "rb") as f:
-            tar = f.read()
-        with open(gz_path, "rb") as f:
-            gz = f.read()
-        layers.append(make_image.Layer(tar, gz, "gzip"))
+
+        def write_usr_tar(path, paths=paths):
+            with open(path, "wb") as f:
+                f.write(layer_tar(paths, args.max_mib << 20))
+        layers.append(cached_layer(args.cache, key, write_usr_tar))
     if args.uncompressed:
         layers = [make_image.Layer(l.tar, l.tar, "none") for l in layers]
     img = make_image.build_image(layers, fmt="oci", config={"Entrypoint": ["/usr/bin/python3"]})
