@@ -27,7 +27,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 import registry  # noqa: E402
-from pull_harness import LAZYROOT_BIN  # noqa: E402
+from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
 
 MTIME = 1700000000.5  # a fraction a float holds exactly: checks nanosecond mtimes
 BIG = random.Random(5).randbytes(9 * 1024 * 1024 + 123)  # several 2-4 MiB checkpoint spans
@@ -224,11 +224,7 @@ class MountBasic(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="lazyroot-mount-test-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
         cls.root = os.path.join(cls.tmp, "store")
-        home = os.path.join(cls.tmp, "home")
-        os.makedirs(home)
-        cls.env = {k: v for k, v in os.environ.items() if k not in ("LAZYROOT_HOME", "DOCKER_CONFIG")}
-        cls.env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
-                       DOCKER_CONFIG=os.path.join(home, ".docker"), NO_PROXY="*")
+        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
         cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
         cls.addClassCleanup(cls.reg.stop)
         cls.tars = [_tar(LAYER0), _tar(LAYER1), _tar(LAYER2)]
@@ -466,8 +462,7 @@ class MountBasic(unittest.TestCase):
         os.chmod(base, 0o755)
         os.chown(base, nobody.pw_uid, nobody.pw_gid)
         mnt = os.path.join(base, "mnt")
-        env = dict(self.env, HOME=base, DOCKER_CONFIG=os.path.join(base, ".docker"))
-        env.pop("XDG_DATA_HOME", None)
+        env = isolated_env(base)  # nobody's own HOME, config and credentials
 
         def run(*a):
             return subprocess.run([LAZYROOT_BIN, "--root", os.path.join(base, "store")] + list(a), env=env,

@@ -64,6 +64,20 @@ def verify_blobs(root):
     return {"sha256:" + n for n in names}
 
 
+def isolated_env(home):
+    """The environment for a lazyroot under test: HOME (created), XDG dirs and
+    DOCKER_CONFIG inside it, no store, credential or proxy settings of the
+    machine running the tests."""
+    os.makedirs(home, exist_ok=True)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "LAZYROOT_HOME", "HTTP_PROXY",
+                        "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")}
+    env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
+               XDG_CONFIG_HOME=os.path.join(home, ".config"), DOCKER_CONFIG=os.path.join(home, ".docker"),
+               NO_PROXY="*")
+    return env
+
+
 class PullTestCase(unittest.TestCase):
     maxDiff = 4000
 
@@ -71,15 +85,7 @@ class PullTestCase(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="lazyroot-pull-test-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.root = os.path.join(self.tmp, "root")
-        home = os.path.join(self.tmp, "home")
-        os.makedirs(home)
-        self.env = {k: v for k, v in os.environ.items()
-                    if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR",
-                                 "LAZYROOT_HOME", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy",
-                                 "https_proxy", "ALL_PROXY", "all_proxy")}
-        self.env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
-                        XDG_CONFIG_HOME=os.path.join(home, ".config"),
-                        DOCKER_CONFIG=os.path.join(home, ".docker"), NO_PROXY="*")
+        self.env = isolated_env(os.path.join(self.tmp, "home"))
         if not os.access(LAZYROOT_BIN, os.X_OK):
             self.fail("lazyroot binary not found at %s (set LAZYROOT_BIN)" % LAZYROOT_BIN)
 
