@@ -24,6 +24,7 @@ enum class ErrorCode {
   kUnauthorized,     // the registry refused our credentials
   kNetwork,          // transport failure after retries
   kAborted,          // cancelled (signal, another error in a parallel task)
+  kLimitExceeded,    // the input is over a budget (index/limits.h); the message names the limit to raise
 };
 
 class Status {
@@ -41,6 +42,7 @@ class Status {
   static Status Unauthorized(std::string m) { return Status(ErrorCode::kUnauthorized, std::move(m)); }
   static Status Network(std::string m) { return Status(ErrorCode::kNetwork, std::move(m)); }
   static Status Aborted(std::string m) { return Status(ErrorCode::kAborted, std::move(m)); }
+  static Status LimitExceeded(std::string m) { return Status(ErrorCode::kLimitExceeded, std::move(m)); }
 
   bool ok() const { return code_ == ErrorCode::kOk; }
   ErrorCode code() const { return code_; }

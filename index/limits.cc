@@ -1,0 +1,59 @@
+#include "index/limits.h"
+
+#include <charconv>
+
+namespace lazyroot {
+namespace {
+
+// "123", "64K", "16M", "2G" (powers of 1024); false on anything else or overflow.
+bool ParseAmount(std::string_view s, uint64_t* out) {
+  uint64_t scale = 1;
+  if (!s.empty()) {
+    switch (s.back()) {
+      case 'K': case 'k': scale = uint64_t{1} << 10; break;
+      case 'M': case 'm': scale = uint64_t{1} << 20; break;
+      case 'G': case 'g': scale = uint64_t{1} << 30; break;
+      default: break;
+    }
+    if (scale != 1) s.remove_suffix(1);
+  }
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return false;
+  if (v > UINT64_MAX / scale) return false;
+  *out = v * scale;
+  return true;
+}
+
+}  // namespace
+
+Status ParseLimits(std::string_view text, Limits* limits) {
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    if (item.empty()) continue;
+    size_t eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      return Status::InvalidArgument("limit '" + std::string(item) + "': expected NAME=VALUE");
+    }
+    std::string_view name = item.substr(0, eq);
+    uint64_t value = 0;
+    if (!ParseAmount(item.substr(eq + 1), &value) || value == 0) {
+      return Status::InvalidArgument("limit '" + std::string(item) + "': value must be a positive number (K, M, G suffixes)");
+    }
+    if (name == "layer-entries") limits->layer_entries = value;
+    else if (name == "layer-metadata") limits->layer_metadata = value;
+    else if (name == "image-entries") limits->image_entries = value;
+    else if (name == "image-metadata") limits->image_metadata = value;
+    else if (name == "symlink-steps") limits->symlink_steps = value;
+    else {
+      return Status::InvalidArgument("limit '" + std::string(item) +
+                                     "': unknown name (layer-entries, layer-metadata, image-entries, "
+                                     "image-metadata, symlink-steps)");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace lazyroot
