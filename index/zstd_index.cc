@@ -116,6 +116,11 @@ class ZstdPointDecoder final : public PointDecoder {
     in_.resize(kInBufferBytes);
   }
   ~ZstdPointDecoder() override { ZSTD_freeDCtx(dctx_); }
+  // The context's own accounting includes its window buffer, which grows to
+  // the window of the frames it decoded (up to 2^kZstdWindowLogMax).
+  uint64_t memory_bytes() const override {
+    return sizeof *this + in_.capacity() + (dctx_ != nullptr ? ZSTD_sizeof_DCtx(dctx_) : 0);
+  }
   ZstdPointDecoder(const ZstdPointDecoder&) = delete;
   ZstdPointDecoder& operator=(const ZstdPointDecoder&) = delete;
 
