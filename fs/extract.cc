@@ -165,7 +165,8 @@ uint64_t TreeDataBytes(const ImageTree& tree) {
   for (NodeId id = 0; id < tree.node_count(); ++id) {
     const Node n = tree.GetNode(id);
     if (n.type != NodeType::kRegular) continue;
-    total += n.sparse_count == 0 ? n.size : std::min(n.stored_size, n.size);
+    const uint64_t bytes = n.sparse_count == 0 ? n.size : std::min(n.stored_size, n.size);
+    total = bytes > UINT64_MAX - total ? UINT64_MAX : total + bytes;
   }
   return total;
 }
@@ -552,8 +553,7 @@ class Extractor {
         if (run == 0) return Status::Ok();
         const uint64_t used = written_.fetch_add(run) + run;
         if (used > limit_) {
-          return Status::LimitExceeded("extract: " + path + ": the file data written would pass " + limit_what_ +
-                                       " (" + Mib(limit_) + ")");
+          return Status::LimitExceeded("extract: " + path + ": the file data written would pass " + limit_what_);
         }
         LAZYROOT_RETURN_IF_ERROR(WriteAll(fd.get(), p + end - run, run, off + end - run, path));
         written += run;
@@ -707,7 +707,7 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
 
   // The disk budget, checked before anything is created.
   uint64_t limit = options.max_bytes;
-  std::string limit_what = "the --max-size bound";
+  std::string limit_what = "--max-size " + Mib(limit);
   const uint64_t data = TreeDataBytes(tree);
   if (limit == 0) {
     const size_t slash = dir.rfind('/');
@@ -718,16 +718,12 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
     const uint64_t margin = std::max<uint64_t>(kFreeSpaceMargin, static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize / 100);
     limit = avail > margin ? avail - margin : 0;
     limit_what = "the free space of " + parent + " (" + Mib(avail) + " free, less " + Mib(margin) +
-                 " kept free; set another bound with --max-size SIZE)";
-    if (data > limit) {
-      return Status::LimitExceeded("extract: " + tree.name() + " holds " + Mib(data) +
-                                   " of file data (sparse holes excluded; runs of zeros are only found while "
-                                   "writing), over " + limit_what + "; nothing was written");
-    }
-  } else if (data > limit) {
-    return Status::LimitExceeded("extract: " + tree.name() + " holds " + Mib(data) +
-                                 " of file data (sparse holes excluded; runs of zeros are only found while "
-                                 "writing), over the --max-size bound of " + Mib(limit) + "; nothing was written");
+                 " kept free; free some, or set the bound with --max-size SIZE)";
+  }
+  if (data > limit) {
+    return Status::LimitExceeded("extract into " + dir + ": " + Mib(data) +
+                                 " of file data to write (sparse holes excluded; runs of zeros are found only "
+                                 "while writing), over " + limit_what + "; nothing was written");
   }
 
   std::string tmpl = dir + ".lazyroot-tmp-XXXXXX";

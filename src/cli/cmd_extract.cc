@@ -137,8 +137,9 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
       ->required();
   cmd->add_option("DIR", args->dir, "Target directory: must not exist, or be empty");
   cmd->add_flag("--rootless", args->rootless,
-                "Do not chown or create devices; record uid:gid:mode in user.containers.override_stat "
-                "(always on when not running as root)");
+                "Do not chown or create devices; no setuid/setgid/sticky or group/other write bits on disk; "
+                "record the image's uid:gid:mode in user.containers.override_stat (always on when not running "
+                "as root)");
   cmd->add_flag("--pull,!--no-pull", args->pull, "Pull IMAGE when it is not in the store (default: yes)");
   cmd->add_option("--threads", args->threads, "Worker threads writing files (default: one per CPU)")
       ->check(CLI::Range(0u, 256u));
@@ -147,7 +148,8 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
                   "system has free, less 64 MiB or 1 % of it. Checked before writing (file data without sparse "
                   "holes) and while writing (zero runs become holes and do not count)")
       ->transform(CLI::AsSizeValue(false))
-      ->check(CLI::Range(uint64_t{1}, UINT64_MAX));
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX))
+      ->option_text("SIZE");
   cmd->callback([args, &global, run] { *run = [args, &global] { return RunExtract(global, *args); }; });
 }
 
