@@ -19,6 +19,7 @@ struct StreamCache::Flight {
 struct StreamCache::IdleDecoder {
   uint32_t layer = 0;
   uint64_t bytes = 0;  // memory_bytes() when it was returned
+  bool large = false;  // over idle_decoder_bytes on its own: kept outside the bound, one at most
   std::unique_ptr<RandomReader> reader;
 };
 
@@ -331,7 +332,8 @@ std::unique_ptr<RandomReader> StreamCache::TakeDecoder(uint32_t layer, uint64_t 
       std::unique_ptr<RandomReader> d = std::move(best->reader);
       --idle_per_layer_[layer];
       --decoder_counters_.idle_decoders;
-      decoder_counters_.idle_decoder_bytes -= best->bytes;
+      (best->large ? decoder_counters_.large_idle_decoder_bytes : decoder_counters_.idle_decoder_bytes) -=
+          best->bytes;
       idle_.erase(best);
       return d;
     }
@@ -345,29 +347,35 @@ std::unique_ptr<RandomReader> StreamCache::TakeDecoder(uint32_t layer, uint64_t 
 
 void StreamCache::ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d) {
   const uint64_t bytes = d->memory_bytes();
+  const bool large = bytes > options_.idle_decoder_bytes;
   std::vector<std::unique_ptr<RandomReader>> freed;  // destroyed outside the lock
   std::lock_guard lock(idle_mu_);
   StreamCacheStats& c = decoder_counters_;
-  if (bytes > options_.idle_decoder_bytes) {
-    freed.push_back(std::move(d));  // too large to keep on its own (a huge zstd window)
-  } else {
-    idle_.push_back(IdleDecoder{layer, bytes, std::move(d)});
-    ++idle_per_layer_[layer];
-    ++c.idle_decoders;
-    c.idle_decoder_bytes += bytes;
-  }
   auto free_one = [&](std::list<IdleDecoder>::iterator it) {
     --idle_per_layer_[it->layer];
     --c.idle_decoders;
-    c.idle_decoder_bytes -= it->bytes;
+    (it->large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) -= it->bytes;
     freed.push_back(std::move(it->reader));
     idle_.erase(it);
   };
+  if (large) {
+    // One decoder over the whole bound (a zstd layer with a window larger
+    // than it) is still kept, the most recent one: freeing it would make
+    // the next unit of that layer decode its frame from the start again.
+    auto other = std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return i.large; });
+    if (other != idle_.end()) free_one(other);
+  }
+  idle_.push_back(IdleDecoder{layer, bytes, large, std::move(d)});
+  ++idle_per_layer_[layer];
+  ++c.idle_decoders;
+  (large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) += bytes;
   if (idle_per_layer_[layer] > std::max(1u, options_.idle_decoders_per_layer)) {
     auto oldest = std::find_if(idle_.begin(), idle_.end(), [&](const IdleDecoder& i) { return i.layer == layer; });
     free_one(oldest);
   }
-  while (c.idle_decoder_bytes > options_.idle_decoder_bytes) free_one(idle_.begin());
+  while (c.idle_decoder_bytes > options_.idle_decoder_bytes) {
+    free_one(std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return !i.large; }));
+  }
   c.peak_idle_decoder_bytes = std::max(c.peak_idle_decoder_bytes, c.idle_decoder_bytes);
   c.freed_decoders += freed.size();
   c.live_decoders -= freed.size();
@@ -390,6 +398,7 @@ StreamCacheStats StreamCache::stats() const {
     std::lock_guard lock(idle_mu_);
     s.idle_decoders = decoder_counters_.idle_decoders;
     s.idle_decoder_bytes = decoder_counters_.idle_decoder_bytes;
+    s.large_idle_decoder_bytes = decoder_counters_.large_idle_decoder_bytes;
     s.peak_idle_decoder_bytes = decoder_counters_.peak_idle_decoder_bytes;
     s.freed_decoders = decoder_counters_.freed_decoders;
     s.live_decoders = decoder_counters_.live_decoders;

@@ -16,12 +16,16 @@
 //             decode per layer, whichever files or handles the reads come from.
 //             Idle decoders are bounded per layer (a count) and over all
 //             layers (their bytes: state, window, buffers; a zstd decoder
-//             holds its frame's window, up to 2^29 bytes), least recently
+//             holds up to its frame's window, <= 2^29 bytes), least recently
 //             used freed first, so an image of many layers costs no more.
+//             One decoder larger than the whole bound may stay idle besides
+//             (the latest): freeing it would make the next unit of its layer
+//             decode the frame from the start again.
 //
 // Memory, then: the span cache's capacity_bytes, plus idle_decoder_bytes of
-// idle decoders, plus per thread inside Read (FUSE workers and read-ahead
-// workers) one decoder in use and one unit being decoded (<= max_unit_bytes).
+// idle decoders (and the one large one), plus per thread inside Read (FUSE
+// workers and read-ahead workers) one decoder in use and one unit being
+// decoded (<= max_unit_bytes).
 //   single flight — concurrent misses on one unit decode it once; the others
 //             wait for it.
 //   read-ahead — a reader moving through a layer's units in order (the access
@@ -63,8 +67,9 @@ struct StreamCacheOptions {
   unsigned prefetch_workers = 2;           // background decoding threads; 0: no read-ahead
   unsigned prefetch_units = 3;             // units decoded ahead of a sequential reader
   unsigned idle_decoders_per_layer = 4;    // warm decoders kept per layer between reads
-  // Bytes of idle decoders kept over all layers (RandomReader::memory_bytes);
-  // a decoder larger than this on its own is freed when it is returned.
+  // Bytes of idle decoders kept over all layers (RandomReader::memory_bytes).
+  // A decoder larger than this on its own (a zstd frame with a bigger window)
+  // is kept outside it, one at most: the most recently returned.
   uint64_t idle_decoder_bytes = 64ull << 20;
   uint64_t random_chunk_bytes = 256 << 10;  // a random read decodes its unit up to here, rounded up
 };
@@ -77,7 +82,8 @@ struct StreamCacheStats {
   uint64_t reprimes = 0;         // decoder restarts from a checkpoint, over all decoders
   uint64_t decoded_bytes = 0;    // uncompressed bytes produced by decoders (skips excluded)
   uint64_t idle_decoders = 0;         // decoders kept idle now, over all layers
-  uint64_t idle_decoder_bytes = 0;    // their memory now
+  uint64_t idle_decoder_bytes = 0;    // their memory now (within the bound)
+  uint64_t large_idle_decoder_bytes = 0;  // the one idle decoder over the bound on its own, if any
   uint64_t peak_idle_decoder_bytes = 0;  // the most it has been
   uint64_t freed_decoders = 0;        // idle decoders freed to stay within the bounds
   uint64_t live_decoders = 0;         // decoders that exist now (idle + in use)
