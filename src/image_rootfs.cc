@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <exception>
+#include <new>
+#include <system_error>
 #include <thread>
 
 #include "index/merge.h"
@@ -55,11 +58,26 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   std::vector<Status> results(digests.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < digests.size();) results[i] = VerifyStoredBlob(store, digests[i]);
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      // An exception here would end in std::terminate, without a word.
+      try {
+        results[i] = VerifyStoredBlob(store, digests[i]);
+      } catch (const std::bad_alloc&) {
+        results[i] = Status::IoError("verify blob " + digests[i] + ": out of memory");
+      } catch (const std::exception& e) {
+        results[i] = Status::IoError("verify blob " + digests[i] + ": " + e.what());
+      }
+    }
   };
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
-  for (unsigned t = 1; t < n; ++t) threads.emplace_back(worker);
+  for (unsigned t = 1; t < n; ++t) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;  // no thread to spare: the ones we have do the work
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);
