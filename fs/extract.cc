@@ -29,16 +29,16 @@
 //     `cp --sparse=always` does, so a layer of a few MB holding gigabytes of
 //     zeros costs no disk. Finding them is one memcmp against a zero block
 //     per 4 KiB, which stops at the first non-zero byte of real data.
+//  3. Second names of regular files (linkat), after their first name holds
+//     its data.
+//  4. Directory metadata, deepest first (reverse id order), the root last:
+//     a directory's mtime is set after everything inside it was created.
 //
 // Disk budget (ExtractOptions::max_bytes). Before anything is created, the
 // tree's file data (sparse holes excluded) must fit the bound: the explicit
 // one, or the free space of the target's file system less a margin. While
 // writing, every pwrite is counted first, so the bytes actually written
 // never pass the bound either (zero runs left as holes are not counted).
-//  3. Second names of regular files (linkat), after their first name holds
-//     its data.
-//  4. Directory metadata, deepest first (reverse id order), the root last:
-//     a directory's mtime is set after everything inside it was created.
 //
 // Metadata order for one entry: data, then chown (it clears setuid/setgid
 // and security.capability), then xattrs, then chmod (a non-root caller needs
@@ -56,8 +56,9 @@
 // caller, so the on-disk modes lose setuid, setgid, sticky and group/other
 // write (kRootlessModeMask): a setuid file we own would run image code as
 // us for any local user, and a world-writable one would let anyone change
-// the tree. The image's own mode, unmasked, is what override_stat holds. Each entry
-// except symlinks (Linux forbids user.* xattrs on them) gets
+// the tree. The image's own mode, unmasked, is what override_stat holds.
+// Each entry except symlinks and fifos (Linux takes user.* xattrs on regular
+// files and directories only; the fifo keeps its masked mode) gets
 // user.containers.override_stat = "uid:gid:0<st_mode>" with the image's
 // values, which libkrun / crun / fuse-overlayfs present to the guest.
 // Character and block devices become empty regular files with mode 0000, as
@@ -152,7 +153,7 @@ bool IsZeroBlock(const uint8_t* p) {
   return std::memcmp(p, kZeros, kHoleBlock) == 0;
 }
 
-std::string Mib(uint64_t bytes) {
+std::string HumanSize(uint64_t bytes) {
   char buf[32];
   if (bytes >= (uint64_t{1} << 30)) {
     std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1 << 30));
@@ -711,7 +712,7 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
 
   // The disk budget, checked before anything is created.
   uint64_t limit = options.max_bytes;
-  std::string limit_what = "--max-size " + Mib(limit);
+  std::string limit_what = "--max-size " + HumanSize(limit);
   const uint64_t data = TreeDataBytes(tree);
   if (limit == 0) {
     const size_t slash = dir.rfind('/');
@@ -721,11 +722,11 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
     const uint64_t avail = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
     const uint64_t margin = std::max<uint64_t>(kFreeSpaceMargin, static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize / 100);
     limit = avail > margin ? avail - margin : 0;
-    limit_what = "the free space of " + parent + " (" + Mib(avail) + " free, less " + Mib(margin) +
+    limit_what = "the free space of " + parent + " (" + HumanSize(avail) + " free, less " + HumanSize(margin) +
                  " kept free; free some, or set the bound with --max-size SIZE)";
   }
   if (data > limit) {
-    return Status::LimitExceeded("extract into " + dir + ": " + Mib(data) +
+    return Status::LimitExceeded("extract into " + dir + ": " + HumanSize(data) +
                                  " of file data to write (sparse holes excluded; runs of zeros are found only "
                                  "while writing), over " + limit_what + "; nothing was written");
   }
