@@ -19,8 +19,8 @@ namespace lazyroot {
 namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
-                            std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
-  TreeBuilder builder;
+                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
+  TreeBuilder builder(limits);
   for (size_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
     LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr));
@@ -84,7 +84,8 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   return Status::Ok();
 }
 
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options,
+                              const Limits& limits) {
   const std::string what = "image " + record.reference;
   if (options.verify_blobs) {
     Status st = VerifyLayerBlobs(store, record.layer_digests);
@@ -138,7 +139,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, limits, &tables);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
