@@ -121,6 +121,7 @@ Status TarReader::ProcessBlock(const uint8_t* block) {
 
 Status TarReader::ParseHeader(const uint8_t* block) {
   if (tar::IsZeroBlock(block)) {
+    if (!limit_error_.ok()) return FailEntry(limit_error_, "");
     if (pending_) return Fail(Status::Corruption("end-of-archive block after an extension header"));
     if (saw_zero_block_) state_ = State::kTrailing;
     saw_zero_block_ = true;
@@ -186,7 +187,12 @@ Status TarReader::FinishExtension() {
   state_ = State::kHeader;
   if (ext_kind_ == 'x') {
     Status st = tar::ParsePaxRecords(ext_data_, limits_.max_sparse_extents, &pax_);
-    if (st.code() == ErrorCode::kLimitExceeded) return FailEntry(st, pax_.path.value_or(""));
+    if (st.code() == ErrorCode::kLimitExceeded) {
+      // Nothing over the limit was kept. The error waits for the entry's
+      // header (the next block or few), so that it can name the entry's path.
+      if (limit_error_.ok()) limit_error_ = st;
+      return Status::Ok();
+    }
     if (!st.ok()) return Fail(st);
   } else {
     // GNU long names end at the first NUL; the last 'L'/'K' wins (row 51).
@@ -230,6 +236,7 @@ Status TarReader::BuildEntry(const tar::TarHeader& h) {
   if (long_name_) e.path = *long_name_;
   if (long_link_) e.link_target = *long_link_;
   if (flag == '\0' && !e.path.empty() && e.path.back() == '/') e.type = EntryType::kDirectory;
+  if (!limit_error_.ok()) return FailEntry(limit_error_, e.path);
 
   const bool has_ustar_fields = format != tar::HeaderFormat::kV7;
   if (has_ustar_fields) {
@@ -449,6 +456,7 @@ void TarReader::ResetPending() {
 Status TarReader::Finish() {
   if (!status_.ok()) return status_;
   finished_ = true;
+  if (!limit_error_.ok()) return FailEntry(limit_error_, "");
   switch (state_) {
     case State::kTrailing:
       return Status::Ok();

@@ -131,6 +131,7 @@ class TarReader {
   uint64_t pax_bytes_ = 0;
   std::string ext_data_;
   tar::PaxRecords pax_;
+  Status limit_error_;  // a PAX record over a kernel limit, reported with the entry's header
   std::optional<std::string> long_name_, long_link_;
 
   // The entry being completed; reused so its strings keep their capacity.

@@ -16,11 +16,17 @@ namespace lazyroot {
 namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
-                            std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
+                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
   TreeBuilder builder;
+  uint64_t image_entries = 0, image_metadata = 0;  // the image-wide budgets, summed as the layers load
   for (size_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
-    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr));
+    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr, limits));
+    image_entries += idx.entries.size();
+    for (const TarEntry& e : idx.entries) image_metadata += MetadataBytes(e);
+    if (Status st = CheckBudget(limits, "image", image_entries, image_metadata); !st.ok()) {
+      return st.WithContext("layer " + digest);
+    }
     LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
     for (const TarEntry& e : idx.entries) LAZYROOT_RETURN_IF_ERROR(builder.Apply(e));
     LAZYROOT_RETURN_IF_ERROR(builder.EndLayer());
@@ -115,12 +121,12 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i]);
+      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits);
       if (!table.ok()) return table.status().WithContext(what);
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));

@@ -8,6 +8,7 @@
 
 #include "index/file_reader.h"
 #include "index/image_tree.h"
+#include "index/limits.h"
 #include "src/store.h"
 
 namespace lazyroot {
@@ -23,6 +24,9 @@ struct OpenImageOptions {
   // Re-hash every layer blob before use (extract does; a mount must start in
   // milliseconds and does not). A blob changed on disk is kCorruption.
   bool verify_blobs = false;
+  // Layer indexes rebuilt from blobs are under these; the image-wide budgets
+  // are checked over all layers before a tree is merged.
+  Limits limits;
 };
 
 // Opens the image record's tree (building and persisting it when missing or

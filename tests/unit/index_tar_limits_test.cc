@@ -79,6 +79,13 @@ TEST(TarLimits, XattrValue) {
   Parsed bomb = Parse(File("a", "") + Pax({{"path", "etc/x"}, {"SCHILY.xattr.user.big", std::string(1000000, 'b')}}) +
                       File("x", "") + Zeros(2));
   ExpectOver(bomb, 512, "(etc/x): xattr user.big is 1000000 bytes, over the kernel's 65536");
+  // The path comes from the header after the PAX records: the error still names it.
+  Parsed named = Parse(Pax({{"SCHILY.xattr.user.big", std::string(100000, 'b')}}) + File("etc/y", "") + Zeros(2));
+  ExpectOver(named, 0, "(etc/y): xattr user.big is 100000 bytes");
+  // And a layer that ends right after such a PAX header still reports the limit.
+  ExpectOver(Parse(Pax({{"SCHILY.xattr.user.big", std::string(100000, 'b')}})), 0, "xattr user.big is 100000");
+  ExpectOver(Parse(Pax({{"SCHILY.xattr.user.big", std::string(100000, 'b')}}) + Zeros(2)), 0,
+             "xattr user.big is 100000");
   EXPECT_EQ(bomb.entries.size(), 1u);
   // bsdtar's base64 form is refused before it is decoded.
   Parsed b64 = Parse(Pax({{"LIBARCHIVE.xattr.user.v", std::string(87384, 'A')}}) + File("f", "") + Zeros(2));
