@@ -16,13 +16,15 @@
 namespace lazyroot {
 namespace {
 
-// The entries and metadata bytes of each finished layer of one pull, by
-// position in the manifest (a layer indexed again after a restarted
-// download replaces its earlier count). Shared by the pull's layer threads.
+// The entries and metadata bytes of each layer of one pull, by position in
+// the manifest, updated as the layers stream in (a layer indexed again after
+// a restarted download replaces its earlier count). Because layers being
+// indexed in parallel count too, the image-wide budget also bounds what the
+// pull's indexers hold together. Shared by the pull's layer threads.
 class ImageTotals {
  public:
   explicit ImageTotals(const Limits& limits) : limits_(limits) {}
-  Status AddLayer(size_t position, uint64_t entries, uint64_t metadata) {
+  Status Update(size_t position, uint64_t entries, uint64_t metadata) {
     std::lock_guard<std::mutex> lock(mu_);
     layers_[position] = {entries, metadata};
     uint64_t all_entries = 0, all_metadata = 0;
@@ -53,7 +55,8 @@ class IndexingConsumer final : public LayerConsumer {
       indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, c, diff_id_, kDefaultSpanBytes,
                                                 totals_->limits());
     }
-    return indexer_->Consume(bytes);
+    LAZYROOT_RETURN_IF_ERROR(indexer_->Consume(bytes));
+    return CountAgainstImage();
   }
 
   Status Finish() override {
@@ -62,12 +65,16 @@ class IndexingConsumer final : public LayerConsumer {
                                                 kDefaultSpanBytes, totals_->limits());
     }
     LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile());
-    Status st = totals_->AddLayer(position_, indexer_->entries(), indexer_->metadata_bytes());
-    if (!st.ok()) return st.WithContext("layer " + layer_.descriptor.digest);
+    LAZYROOT_RETURN_IF_ERROR(CountAgainstImage());
     return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), file);
   }
 
  private:
+  Status CountAgainstImage() {
+    Status st = totals_->Update(position_, indexer_->entries(), indexer_->metadata_bytes());
+    return st.ok() ? st : st.WithContext("layer " + layer_.descriptor.digest);
+  }
+
   Store& store_;
   const Layer& layer_;
   size_t position_;

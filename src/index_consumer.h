@@ -18,7 +18,7 @@ namespace lazyroot {
 // A factory for Pull's consumer_factory that indexes every layer under
 // `limits`: the tar reader enforces the kernel limits and the per-layer
 // budgets while the layer streams in; the image-wide budgets are checked as
-// each layer finishes, over the layers this factory has indexed (layers the
+// the layers stream in, over the layers this factory indexes (layers the
 // store already held are added where the image's tree is merged, in
 // OpenImage). Errors name the layer, the entry and the limit.
 LayerConsumerFactory MakeIndexingConsumerFactory(Store& store, const Limits& limits = Limits());

@@ -234,7 +234,7 @@ class HostileMetadata(PullTestCase):
                          env={"LAZYROOT_LIMITS": "image-entries=120"})
 
     def test_image_metadata(self):
-        # --jobs 1: the third layer is the one over (with parallel layers, whichever finishes last).
+        # --jobs 1: the third layer is the one over (with parallel layers, whichever crosses the budget).
         self.assertRefused("image-metadata=1M (3 x 400 KB)", "image",
                            ["the image's layers together hold more than 1048576 bytes of metadata",
                             "raise with --limit image-metadata=SIZE"], "--jobs", "1", "--limit", "image-metadata=1M")
