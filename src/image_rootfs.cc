@@ -20,10 +20,10 @@ namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
                             const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
-  TreeBuilder builder(limits);
+  TreeBuilder builder(limits);  // keeps to the image-wide budgets as it applies the entries
   for (size_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
-    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr));
+    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr, limits));
     LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
     for (const TarEntry& e : idx.entries) LAZYROOT_RETURN_IF_ERROR(builder.Apply(e));
     LAZYROOT_RETURN_IF_ERROR(builder.EndLayer());
@@ -84,8 +84,7 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   return Status::Ok();
 }
 
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options,
-                              const Limits& limits) {
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
   if (options.verify_blobs) {
     Status st = VerifyLayerBlobs(store, record.layer_digests);
@@ -134,12 +133,12 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i]);
+      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits);
       if (!table.ok()) return table.status().WithContext(what);
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, limits, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));

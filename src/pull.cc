@@ -340,7 +340,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     // A layer that was already stored without an index (older lazyroot, a
     // failed index write) gets one now, from the blob on disk.
     if (options.consumer_factory && ::access(store.IndexPath(digest).c_str(), F_OK) != 0) {
-      auto idx = LoadOrBuildLayerIndex(store, digest, j.diff_id, nullptr);
+      auto idx = LoadOrBuildLayerIndex(store, digest, j.diff_id, nullptr, options.limits);
       if (!idx.ok()) return idx.status();
     }
   }

@@ -23,6 +23,7 @@ namespace {
 
 struct ExtractArgs {
   std::string image, dir;
+  std::vector<std::string> limits;
   bool rootless = false, pull = true;
   unsigned threads = 0;
   uint64_t max_size = 0;  // 0: the free space of DIR's file system, less a margin
@@ -63,9 +64,11 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
 }
 
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
+  auto limits = ResolveLimits(args.limits);
+  if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
-  auto rec = FindOrPullImage(**store, args.image, args.pull);
+  auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
   if (!rec.ok()) return Fail(rec.status());
   // Shared, like a pull: gc cannot delete the blobs we are reading.
   auto store_lock = (*store)->LockStore(false);
@@ -110,7 +113,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
 
   // Extract reads whole layers anyway: re-hash them first, so a blob changed
   // on disk is caught rather than written out (OpenImage names the image).
-  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true});
+  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true, .limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
   auto start = std::chrono::steady_clock::now();
   auto report = ExtractTree(*opened->tree, *opened->content, dir, options);
@@ -150,6 +153,7 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
       ->transform(CLI::AsSizeValue(false))
       ->check(CLI::Range(uint64_t{1}, UINT64_MAX))
       ->option_text("SIZE");
+  AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] { *run = [args, &global] { return RunExtract(global, *args); }; });
 }
 
