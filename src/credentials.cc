@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "src/json_document.h"
 
 extern char** environ;
 
@@ -206,11 +207,8 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
     return Status::Unauthorized(context + " failed (exit status " + std::to_string(WEXITSTATUS(wstatus)) + ")");
   }
 
-  rapidjson::Document doc;
-  doc.Parse(output.data(), output.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return Status::Unauthorized(context + ": output is not a JSON object");
-  }
+  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc,
+                            ParseJsonDocument(output, context + ": output", kMaxHelperOutput, ErrorCode::kUnauthorized));
   auto get = [&](const char* key, std::string* out) {
     auto it = doc.FindMember(key);
     if (it == doc.MemberEnd() || it->value.IsNull()) return true;
@@ -311,13 +309,8 @@ Result<std::optional<Credential>> LookupCredential(const std::string& registry, 
   LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadSmallFile(path));
   if (!text) return std::optional<Credential>();
 
-  rapidjson::Document doc;
-  doc.Parse(text->data(), text->size());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(path + ": not valid JSON: " + rapidjson::GetParseError_En(doc.GetParseError()) +
-                                   " at offset " + std::to_string(doc.GetErrorOffset()));
-  }
-  if (!doc.IsObject()) return Status::InvalidArgument(path + ": not a JSON object");
+  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc,
+                            ParseJsonDocument(*text, path, kMaxConfigSize, ErrorCode::kInvalidArgument));
   const std::vector<std::string> hosts = CandidateHosts(registry);
 
   // 1. credHelpers[host]

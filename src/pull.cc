@@ -36,7 +36,6 @@
 namespace lazyroot {
 namespace {
 
-constexpr uint64_t kMaxConfigBytes = 8u << 20;
 constexpr int kMaxResumes = 5;
 
 std::string Short(const std::string& digest) { return digest.substr(0, 7 + 12); }
@@ -247,29 +246,33 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   rec.reference = ref.ToString();
 
   LAZYROOT_ASSIGN_OR_RETURN(FetchedManifest top, source.GetManifest(ref.ManifestSelector()));
-  LAZYROOT_ASSIGN_OR_RETURN(ManifestKind kind, ClassifyManifest(top.content_type, top.body));
+  const std::string from = " from " + source.Describe();
+  auto top_kind = ClassifyManifest(top.content_type, top.body);
+  if (!top_kind.ok()) return top_kind.status().WithContext("manifest " + top.digest + from);
+  const ManifestKind kind = *top_kind;
   FetchedManifest chosen = top;
   if (kind == ManifestKind::kIndex) {
     auto entries = ParseIndex(top.body);
-    if (!entries.ok()) return entries.status().WithContext("index " + top.digest);
+    if (!entries.ok()) return entries.status().WithContext("index " + top.digest + from);
     auto pick = SelectPlatform(*entries, options.platform);
     if (!pick.ok()) return pick.status();
     const IndexEntry& e = (*entries)[*pick];
     LAZYROOT_ASSIGN_OR_RETURN(chosen, source.GetManifest(e.digest));
-    LAZYROOT_ASSIGN_OR_RETURN(ManifestKind inner, ClassifyManifest(chosen.content_type.empty() ? e.media_type : chosen.content_type, chosen.body));
-    if (inner != ManifestKind::kManifest) {
+    auto inner = ClassifyManifest(chosen.content_type.empty() ? e.media_type : chosen.content_type, chosen.body);
+    if (!inner.ok()) return inner.status().WithContext("manifest " + chosen.digest + from);
+    if (*inner != ManifestKind::kManifest) {
       return Status::Unsupported("manifest " + e.digest + ": nested index for platform " + e.platform.ToString() + " is not supported");
     }
     rec.index_digest = top.digest;
   }
   rec.manifest_digest = chosen.digest;
   auto manifest = ParseImageManifest(chosen.body);
-  if (!manifest.ok()) return manifest.status().WithContext("manifest " + chosen.digest);
+  if (!manifest.ok()) return manifest.status().WithContext("manifest " + chosen.digest + from);
 
   auto config_bytes = FetchSmallBlob(store, source, manifest->config, kMaxConfigBytes);
-  if (!config_bytes.ok()) return config_bytes.status().WithContext("config " + manifest->config.digest);
+  if (!config_bytes.ok()) return config_bytes.status().WithContext("config " + manifest->config.digest + from);
   auto config = ParseImageConfig(*config_bytes);
-  if (!config.ok()) return config.status().WithContext("config " + manifest->config.digest);
+  if (!config.ok()) return config.status().WithContext("config " + manifest->config.digest + from);
   if (config->diff_ids.size() != manifest->layers.size()) {
     return Status::Corruption("config " + manifest->config.digest + ": " + std::to_string(config->diff_ids.size()) +
                               " diff_ids for " + std::to_string(manifest->layers.size()) + " layers");
