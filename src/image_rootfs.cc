@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <system_error>
 #include <thread>
 
+#include "index/exception_status.h"
 #include "index/merge.h"
 #include "index/sha256.h"
 #include "src/index_consumer.h"
@@ -55,11 +57,25 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   std::vector<Status> results(digests.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < digests.size();) results[i] = VerifyStoredBlob(store, digests[i]);
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      // No exception may leave a thread (std::terminate): it fails this blob.
+      try {
+        results[i] = VerifyStoredBlob(store, digests[i]);
+      } catch (...) {
+        results[i] = CurrentExceptionStatus("blob " + digests[i]);
+      }
+    }
   };
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
-  for (unsigned t = 1; t < n; ++t) threads.emplace_back(worker);
+  for (unsigned t = 1; t < n; ++t) {
+    // Out of threads: the workers already started take the share of this one.
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);

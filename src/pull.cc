@@ -24,10 +24,12 @@
 #include <cerrno>
 #include <ctime>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "index/byte_source.h"
+#include "index/exception_status.h"
 #include "index/sha256.h"
 #include "src/index_consumer.h"
 #include "src/manifest.h"
@@ -311,7 +313,14 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     for (size_t i; (i = next.fetch_add(1)) < jobs.size() && !abort.load();) {
       uint64_t bytes = 0;
       bool fetched = false;
-      Status st = dl.Run(jobs[i], &bytes, &fetched);
+      Status st;
+      // An exception (bad_alloc in a consumer fed a hostile layer) must not
+      // leave the thread: it fails this layer like any error.
+      try {
+        st = dl.Run(jobs[i], &bytes, &fetched);
+      } catch (...) {
+        st = CurrentExceptionStatus("layer " + jobs[i].layer->descriptor.digest);
+      }
       bytes_total += bytes;
       if (fetched) ++fetched_total;
       if (!st.ok()) {
@@ -326,7 +335,14 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   };
   int nthreads = std::max(1, std::min<int>(options.jobs, static_cast<int>(jobs.size())));
   std::vector<std::thread> threads;
-  for (int t = 1; t < nthreads; ++t) threads.emplace_back(worker);
+  for (int t = 1; t < nthreads; ++t) {
+    // Out of threads: the workers already started take the share of this one.
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   if (!first_error.ok()) return first_error;
@@ -371,7 +387,15 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
   if (!lock.ok()) return lock.status().WithContext(what);
   auto source = OpenImageSource(ref, options.registry);
   if (!source.ok()) return source.status().WithContext(what);
-  auto result = PullLocked(store, **source, ref, options);
+  // Nothing is published before every layer is verified, so an exception
+  // (out of memory) on the way leaves the store as it was.
+  auto result = [&]() -> Result<PullResult> {
+    try {
+      return PullLocked(store, **source, ref, options);
+    } catch (...) {
+      return CurrentExceptionStatus("");
+    }
+  }();
   if (!result.ok()) return result.status().WithContext(what);
   return result;
 }
