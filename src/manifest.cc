@@ -148,7 +148,8 @@ bool IsGenericType(std::string_view mt) {
 Result<std::string> ManifestMediaType(std::string_view content_type, std::string_view body) {
   std::string ct = ToLower(StripParameters(content_type));
   if (IsSchema1(ct)) return Status::Unsupported(std::string(kSchema1Message));
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJsonDocument(body, "manifest", kMaxManifestBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc,
+                            ParseJsonDocument(body, IsIndexType(ct) ? "index" : "manifest", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "manifest"));
   LAZYROOT_ASSIGN_OR_RETURN(const Value* fs_layers, Find(doc, "fsLayers", "manifest"));
   if (fs_layers != nullptr) return Status::Unsupported(std::string(kSchema1Message));
