@@ -12,7 +12,7 @@
 namespace lazyroot {
 namespace {
 
-using rapidjson::Value;
+using Value = JsonValue;
 
 constexpr std::string_view kSchema1Message = "schema 1 manifests are not supported; rebuild or re-push the image";
 constexpr std::string_view kAttestationAnnotation = "vnd.docker.reference.type";
@@ -148,7 +148,7 @@ bool IsGenericType(std::string_view mt) {
 Result<std::string> ManifestMediaType(std::string_view content_type, std::string_view body) {
   std::string ct = ToLower(StripParameters(content_type));
   if (IsSchema1(ct)) return Status::Unsupported(std::string(kSchema1Message));
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc,
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
                             ParseJsonDocument(body, IsIndexType(ct) ? "index" : "manifest", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "manifest"));
   LAZYROOT_ASSIGN_OR_RETURN(const Value* fs_layers, Find(doc, "fsLayers", "manifest"));
@@ -216,7 +216,7 @@ Result<Compression> LayerCompression(std::string_view media_type) {
 }
 
 Result<std::vector<IndexEntry>> ParseIndex(std::string_view body) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJsonDocument(body, "index", kMaxManifestBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(body, "index", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "index"));
   std::string mt;
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "mediaType", "index", &mt));
@@ -254,7 +254,7 @@ Result<std::vector<IndexEntry>> ParseIndex(std::string_view body) {
 }
 
 Result<ImageManifest> ParseImageManifest(std::string_view body) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJsonDocument(body, "manifest", kMaxManifestBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(body, "manifest", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "manifest"));
   ImageManifest m;
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "mediaType", "manifest", &m.media_type));
@@ -292,7 +292,7 @@ Result<ImageManifest> ParseImageManifest(std::string_view body) {
 }
 
 Result<ImageConfig> ParseImageConfig(std::string_view body) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJsonDocument(body, "image config", kMaxConfigBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(body, "image config", kMaxConfigBytes));
   ImageConfig c;
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "os", "config", &c.os));
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "architecture", "config", &c.architecture));

@@ -81,13 +81,13 @@ Result<std::unique_ptr<ImageSource>> OpenOciLayout(const std::string& dir, const
   const std::string what = "oci:" + dir;
   auto layout = ReadWholeFile(dir + "/oci-layout", kMaxLayoutFile);
   if (!layout.ok()) return Status::NotFound(what + ": not an OCI image layout (no oci-layout file)");
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document ld, ParseJsonDocument(*layout, what + ": oci-layout", kMaxLayoutFile));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument ld, ParseJsonDocument(*layout, what + ": oci-layout", kMaxLayoutFile));
   if (!ld.HasMember("imageLayoutVersion") || !ld["imageLayoutVersion"].IsString()) {
     return Status::Corruption(what + ": malformed oci-layout file");
   }
   auto index = ReadWholeFile(dir + "/index.json", kMaxManifestBytes);
   if (!index.ok()) return index.status().WithContext(what);
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document d, ParseJsonDocument(*index, what + ": index.json", kMaxManifestBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument d, ParseJsonDocument(*index, what + ": index.json", kMaxManifestBytes));
   if (!d.HasMember("manifests") || !d["manifests"].IsArray()) {
     return Status::Corruption(what + ": malformed index.json");
   }

@@ -139,7 +139,7 @@ Result<std::string> RegistryAuth::FetchToken(HttpClient& http, const std::string
     return Status::Unauthorized("registry " + registry_ + ": token request failed with HTTP " +
                                 std::to_string(resp.status));
   }
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc,
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
                             ParseJsonDocument(resp.body, "registry " + registry_ + ": token response from " +
                                                              UrlOrigin(req.url), kMaxTokenBody));
   std::string token;

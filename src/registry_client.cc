@@ -37,7 +37,7 @@ std::string RegistryErrorText(const std::string& body) {
   // Error bodies are capped by HttpPolicy::max_body, like every body.
   auto parsed = ParseJsonDocument(body, "error body", kMaxManifestBytes);
   if (!parsed.ok()) return "";
-  const rapidjson::Document& doc = *parsed;
+  const JsonDocument& doc = *parsed;
   if (!doc.HasMember("errors") || !doc["errors"].IsArray()) return "";
   std::string out;
   for (const auto& e : doc["errors"].GetArray()) {

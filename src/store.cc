@@ -147,7 +147,7 @@ std::string RecordToJson(const ImageRecord& r) {
 }
 
 Result<ImageRecord> RecordFromJson(const std::string& text, const std::string& path) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document d, ParseJsonDocument(text, "image record " + path, kMaxRecordBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument d, ParseJsonDocument(text, "image record " + path, kMaxRecordBytes));
   auto bad = [&] { return Status::Corruption("image record " + path + ": malformed"); };
   auto str = [&](const char* k, std::string* out) {
     if (!d.HasMember(k) || !d[k].IsString()) return false;

@@ -3,13 +3,17 @@
 // through it (credentials and token answers have their own tests).
 #include "src/json_document.h"
 
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <fstream>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -115,7 +119,7 @@ TEST(ParseJsonDocument, ValuesSurvive) {
   auto r = ParseJsonDocument(R"({"s":"x\u00e9","n":-3,"u":18446744073709551615,"d":1.5,"b":true,"z":null,"a":[1,{}]})",
                              "doc", kCap);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  const rapidjson::Document& d = *r;
+  const JsonDocument& d = *r;
   EXPECT_STREQ(d["s"].GetString(), "x\xc3\xa9");
   EXPECT_EQ(d["n"].GetInt(), -3);
   EXPECT_EQ(d["u"].GetUint64(), UINT64_MAX);
@@ -123,6 +127,62 @@ TEST(ParseJsonDocument, ValuesSurvive) {
   EXPECT_TRUE(d["b"].GetBool());
   EXPECT_TRUE(d["z"].IsNull());
   EXPECT_EQ(d["a"].Size(), 2u);
+}
+
+// "[0,0,…]" with n values in all (the object and its array included).
+std::string FlatArray(size_t n) {
+  std::string out = R"({"a":[)";
+  for (size_t i = 0; i + 2 < n; ++i) out += i ? ",0" : "0";
+  return out + "]}";
+}
+
+TEST(ParseJsonDocument, ValueBudget) {
+  EXPECT_TRUE(ParseJsonDocument(FlatArray(kMaxJsonValues), "doc", kCap).ok());
+  auto r = ParseJsonDocument(FlatArray(kMaxJsonValues + 1), "doc", kCap);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kCorruption);
+  EXPECT_TRUE(r.status().message().starts_with("doc: more than 1048576 JSON values at offset 2097"))
+      << r.status().message();
+}
+
+uint64_t VmSizeBytes() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with("VmSize:")) return std::stoull(line.substr(7)) * 1024;
+  }
+  return 0;
+}
+
+// With RapidJSON's own allocator a failed malloc is written through (a
+// crash); ours throws std::bad_alloc, which the callers' boundaries report.
+// The child runs under an address-space limit 16 MiB above its current size
+// and parses a document that needs about 30 MiB (a 16 MiB parse stack, then
+// a 15 MiB array).
+TEST(ParseJsonDocument, OutOfMemoryThrowsBadAlloc) {
+  const std::string text = FlatArray(kMaxJsonValues - 100000);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    // Big blocks from fresh mappings, not from heap the earlier tests freed
+    // (which counts as address space already).
+    malloc_trim(0);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    rlimit lim{};
+    lim.rlim_cur = lim.rlim_max = VmSizeBytes() + (16u << 20);
+    if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(3);
+    try {
+      auto r = ParseJsonDocument(text, "doc", kCap);
+      _exit(r.ok() ? 0 : 1);
+    } catch (const std::bad_alloc&) {
+      _exit(42);
+    } catch (...) {
+      _exit(2);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 42);
 }
 
 // Each manifest-side entry point refuses a deep document with a message that
