@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A registry (and the files beside it) answering with JSON bombs: a manifest,
 an index and a config nested 200,000 levels deep, a token endpoint answering
-the same, an oversized manifest, a credential helper printing deep JSON, an
+the same, a manifest of 2,000,000 numbers, an oversized manifest, a credential helper printing deep JSON, an
 OCI layout whose index.json is deep. Before the depth limit a deep manifest
 crashed `pull` with SIGSEGV (RapidJSON's recursive parser ran out of stack).
 
@@ -13,6 +13,8 @@ time."""
 
 import json
 import os
+import resource
+import subprocess
 import sys
 import time
 import unittest
@@ -64,6 +66,15 @@ class HostileRegistry(PullTestCase):
         with fault_server.FaultServer(self.img, mode="deep-index", depth=DEPTH) as fs:
             err = self.measured("deep index", "pull", fs.url_ref())
             self.assertIn("manifest %s from %s/%s: index: %s" % (fs.top, fs.host, fs.repo, DEEP), err)
+            self.assertEqual(fs.requests(kind="blob"), [])
+
+    def test_wide_manifest(self):
+        # 2,000,000 numbers in 3.8 MB: 16 bytes each in the DOM and again on
+        # the parse stack, so refused at the values budget.
+        with fault_server.FaultServer(self.img, mode="wide-manifest", width=2000000) as fs:
+            err = self.measured("wide manifest", "pull", fs.url_ref())
+            self.assertIn("manifest %s from %s/%s: manifest: more than 1048576 JSON values" % (fs.top, fs.host, fs.repo),
+                          err)
             self.assertEqual(fs.requests(kind="blob"), [])
 
     def test_deep_config(self):
@@ -128,6 +139,40 @@ class HostileRegistry(PullTestCase):
             f.write(fault_server.deep_json(DEPTH))
         err = self.measured("deep index.json", "pull", "oci:" + layout)
         self.assertIn("oci:%s: index.json: %s" % (layout, DEEP), err)
+
+
+class OutOfMemory(PullTestCase):
+    """bad_alloc reaching main is a message and exit 1, not std::terminate.
+    The fault is real: `inspect` runs under an address-space limit that a
+    small image's inspect fits in and parsing an image config of 900,000
+    numbers (16 bytes each in the DOM) does not."""
+
+    LIMIT_MIB = 32
+
+    def inspect_limited(self, ref):
+        def limit():
+            resource.setrlimit(resource.RLIMIT_AS, (self.LIMIT_MIB << 20, self.LIMIT_MIB << 20))
+        return subprocess.run([LAZYROOT_BIN, "--root", self.root, "inspect", ref], env=self.env, capture_output=True,
+                              text=True, timeout=120, preexec_fn=limit)
+
+    def test_out_of_memory_in_a_command_is_a_message(self):
+        small = mi.build_image([mi.build_layer(mi.default_files("small"))])
+        wide = mi.build_image([mi.build_layer(mi.default_files("wide"))], config={"X": [0] * 900000})
+        with fault_server.FaultServer(small, repo="demo/small") as fs_small, \
+                fault_server.FaultServer(wide, repo="demo/wide") as fs_wide:
+            self.pull_ok(fs_small.url_ref())
+            self.pull_ok(fs_wide.url_ref())
+            r = self.inspect_limited(fs_small.url_ref())
+            if r.returncode != 0:
+                self.skipTest("lazyroot does not start under a %d MiB address space (a sanitizer build?): %s"
+                              % (self.LIMIT_MIB, r.stderr.strip()[-300:]))
+            t0 = time.monotonic()
+            r = self.inspect_limited(fs_wide.url_ref())
+            print("\n  inspect under a %d MiB address space: exit %d, %.3f s | %s"
+                  % (self.LIMIT_MIB, r.returncode, time.monotonic() - t0, r.stderr.strip()[:300]), file=sys.stderr)
+            self.assertGreaterEqual(r.returncode, 0, "killed by signal %d" % -r.returncode)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, "lazyroot: inspect %s: out of memory\n" % fs_wide.url_ref())
 
 
 if __name__ == "__main__":

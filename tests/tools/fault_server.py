@@ -24,6 +24,8 @@ ignore-range mode). Modes:
   deep-manifest  the tag resolves to an image manifest (OCI Content-Type)
                  whose annotations hold `depth` nested arrays
   deep-index     the same, as an OCI index
+  wide-manifest  the tag resolves to an image manifest holding `width`
+                 numbers in one array (under 4 MiB)
   deep-config    the image's manifest names a config blob of `depth` nested
                  arrays (served with its true digest and size)
   deep-token     every API request without a Bearer token gets 401 with a
@@ -55,7 +57,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_image  # noqa: E402
 
 MODES = (None, "redirect", "retry-after", "drop", "ignore-range", "wrong-digest", "huge-manifest",
-         "deep-manifest", "deep-index", "deep-config", "deep-token")
+         "deep-manifest", "deep-index", "wide-manifest", "deep-config", "deep-token")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -75,7 +77,7 @@ CHUNK = 64 * 1024
 class FaultServer:
     def __init__(self, thing, repo="demo/app", tag="v1", mode=None, username="faultuser",
                  password="fault-Pa55word", retries=2, drop_after=1 << 20, rate=None, tamper=None,
-                 depth=200000):
+                 depth=200000, width=2000000):
         if mode not in MODES:
             raise ValueError("unknown fault mode %r" % (mode,))
         self.repo, self.tag, self.mode = repo, tag, mode
@@ -101,6 +103,11 @@ class FaultServer:
             data = deep_json(depth, mt)
             self.top = make_image.sha256(data)
             self.manifests[self.top] = (data, mt)
+        if mode == "wide-manifest":
+            data = (json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST})[:-1] + ', "x": ['
+                    + ",".join(["0"] * width) + "]}").encode()
+            self.top = make_image.sha256(data)
+            self.manifests[self.top] = (data, OCI_MANIFEST)
         if mode == "deep-config":
             config = deep_json(depth)
             m = json.loads(thing.manifest)
