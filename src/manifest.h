@@ -52,6 +52,11 @@ struct ImageManifest {
 
 enum class ManifestKind { kIndex, kManifest };
 
+// Every body below is read by ParseJsonDocument (src/json_document.h): one
+// over its cap (kMaxManifestBytes, kMaxConfigBytes), nested deeper than 64
+// levels or holding more than 1,048,576 values is kCorruption
+// ("manifest: JSON nested deeper than 64 levels at offset 69").
+
 // Classifies a manifest body using Content-Type (parameters stripped,
 // case-insensitive) and, when absent or generic (application/json,
 // text/plain, application/octet-stream), the body's mediaType / shape
