@@ -68,6 +68,9 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   };
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(static_cast<size_t>(n));
   for (unsigned t = 1; t < n; ++t) {
     // Out of threads: the workers already started take the share of this one.
     try {

@@ -335,6 +335,9 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   };
   int nthreads = std::max(1, std::min<int>(options.jobs, static_cast<int>(jobs.size())));
   std::vector<std::thread> threads;
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(static_cast<size_t>(nthreads));
   for (int t = 1; t < nthreads; ++t) {
     // Out of threads: the workers already started take the share of this one.
     try {
