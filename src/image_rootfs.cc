@@ -5,11 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
-#include <exception>
-#include <new>
 #include <system_error>
 #include <thread>
 
+#include "index/exception_status.h"
 #include "index/merge.h"
 #include "index/sha256.h"
 #include "src/index_consumer.h"
@@ -59,23 +58,25 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
-      // An exception here would end in std::terminate, without a word.
+      // No exception may leave a thread (std::terminate): it fails this blob.
       try {
         results[i] = VerifyStoredBlob(store, digests[i]);
-      } catch (const std::bad_alloc&) {
-        results[i] = Status::IoError("verify blob " + digests[i] + ": out of memory");
-      } catch (const std::exception& e) {
-        results[i] = Status::IoError("verify blob " + digests[i] + ": " + e.what());
+      } catch (...) {
+        results[i] = CurrentExceptionStatus("blob " + digests[i]);
       }
     }
   };
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(static_cast<size_t>(n));
   for (unsigned t = 1; t < n; ++t) {
+    // Out of threads: the workers already started take the share of this one.
     try {
       threads.emplace_back(worker);
     } catch (const std::system_error&) {
-      break;  // no thread to spare: the ones we have do the work
+      break;
     }
   }
   worker();
