@@ -23,6 +23,19 @@ struct StreamCache::IdleDecoder {
   std::unique_ptr<RandomReader> reader;
 };
 
+// Frees (and uncounts) a decoder taken from the pool that was not returned
+// to it, on every way out, exceptions included.
+struct StreamCache::DecoderGuard {
+  StreamCache* cache;
+  std::unique_ptr<RandomReader>& decoder;
+  DecoderGuard(StreamCache* c, std::unique_ptr<RandomReader>& d) : cache(c), decoder(d) {}
+  ~DecoderGuard() {
+    if (decoder) cache->DropDecoder(std::move(decoder));
+  }
+  DecoderGuard(const DecoderGuard&) = delete;
+  DecoderGuard& operator=(const DecoderGuard&) = delete;
+};
+
 struct StreamCache::LayerState {
   std::mutex mu;
   // Where the most recent foreground reads ended, and the ends of the units
@@ -76,6 +89,7 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     // Nothing is cached: decode straight into the caller's buffer with the
     // pooled decoder nearest before offset (a sequential reader's own).
     std::unique_ptr<RandomReader> d = TakeDecoder(layer, offset, false);
+    DecoderGuard guard(this, d);
     const uint64_t reprimes_before = d->reprimes();
     Status st = d->Read(offset, out, n);
     {
@@ -83,11 +97,7 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
       counters_.reprimes += d->reprimes() - reprimes_before;
       counters_.decoded_bytes += *n;
     }
-    if (st.ok()) {
-      ReturnDecoder(layer, std::move(d));
-    } else {
-      DropDecoder(std::move(d));
-    }
+    if (st.ok()) ReturnDecoder(layer, std::move(d));  // else the guard frees it
     return st;
   }
   while (*n < out.size() && offset < t.uncompressed_size) {
@@ -271,6 +281,7 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
     *skipped = true;
     return Status::Ok();
   }
+  DecoderGuard guard(this, d);
   const uint64_t reprimes_before = d->reprimes();
   auto span = std::make_shared<Span>();
   span->resize(static_cast<size_t>(to - unit.start));  // default-initialised: no memset
@@ -290,10 +301,7 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
       if (prefetch) ++counters_.prefetched_units;
     }
   }
-  if (!st.ok()) {
-    DropDecoder(std::move(d));  // it may be mid-stream in a bad state
-    return st;
-  }
+  if (!st.ok()) return st;  // the guard frees the decoder: it may be mid-stream in a bad state
   ReturnDecoder(layer, std::move(d));
   cache_.Put(layer, unit.start, span);
   *out = std::move(span);

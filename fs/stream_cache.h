@@ -118,6 +118,7 @@ class StreamCache {
   struct Flight;        // one unit being decoded; waiters block on it
   struct LayerState;    // per layer: recent read and unit ends
   struct IdleDecoder;   // a pooled decoder with its layer and size
+  struct DecoderGuard;  // frees a taken decoder that was not returned
   using Key = std::pair<uint32_t, uint64_t>;  // (layer, unit start)
 
   // At least the first `need` bytes of the unit (a prefix of it, or all):
@@ -133,7 +134,7 @@ class StreamCache {
   // Pools d as idle, then frees the least recently returned idle decoders
   // until the per-layer count and the idle_decoder_bytes bound hold.
   void ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d);
-  // Frees a decoder that failed (its state is unknown).
+  // Frees a taken decoder instead of pooling it (it failed: its state is unknown).
   void DropDecoder(std::unique_ptr<RandomReader> d);
   // Notes a foreground read of [offset, end) in `unit`; true if it continues
   // a sequential run.

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <new>
 #include <random>
 #include <string>
 #include <thread>
@@ -258,7 +259,7 @@ Layers ManyLayers(int gzip, int zstd, size_t raw_bytes) {
 // recently used (counted, not timed).
 TEST(StreamCache, IdleDecodersStayWithinTheByteBoundAcrossLayers) {
   Layers ls = ManyLayers(20, 20, 600 << 10);
-  StreamCacheOptions o = Opts(2, 1 << 20);
+  StreamCacheOptions o = Opts(0, 1 << 20);  // no read-ahead: every decoder is back once the readers are done
   o.idle_decoder_bytes = 4 << 20;
   StreamCache c(ls.content, o);
   std::vector<std::thread> threads;
@@ -308,6 +309,39 @@ TEST(StreamCache, OneDecoderOverTheIdleBoundIsKept) {
   EXPECT_EQ(s.freed_decoders, 2u);
   EXPECT_EQ(s.live_decoders, 1u);
   EXPECT_EQ(s.peak_live_decoders, 2u);  // the idle one and the one reading
+}
+
+// A blob whose reads throw (out of memory deep in a decoder): foreground
+// reads fail with an error naming the layer, read-ahead workers carry on, and
+// no decoder stays counted as in use.
+class ThrowingSource final : public ByteSource {
+ public:
+  explicit ThrowingSource(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)) {}
+  Status ReadAt(uint64_t, std::span<uint8_t>, size_t*) const override { throw std::bad_alloc(); }
+  uint64_t Size() const override { return inner_->Size(); }
+  const std::string& Name() const override { return inner_->Name(); }
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+};
+
+TEST(StreamCache, AThrowingDecoderBecomesAnError) {
+  const std::string raw = Compressible(1 << 20, 21);
+  const std::string blob = Gzip(raw);
+  auto table = std::make_shared<const CheckpointTable>(TableFor(blob, Compression::kGzip, 128 << 10));
+  std::vector<LayerBlob> layers;
+  layers.push_back(LayerBlob{"sha256:l0", std::make_unique<ThrowingSource>(MemoryByteSource(Bytes(blob), "blob")), table});
+  auto content = std::make_shared<const ImageContent>(std::move(layers));
+  StreamCache c(content, Opts(2));
+  std::vector<uint8_t> buf(4096);
+  for (uint64_t off = 0; off < raw.size(); off += 4096) {  // sequential: read-ahead jobs are queued and throw too
+    size_t n = 0;
+    Status st = c.Read(0, off, buf, &n);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("sha256:l0"), std::string::npos) << st.ToString();
+    EXPECT_NE(st.message().find("bad_alloc"), std::string::npos) << st.ToString();
+  }
+  EXPECT_EQ(c.stats().idle_decoders, 0u);
 }
 
 // What a decoder says it holds follows its window: a zstd decoder that
