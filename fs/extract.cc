@@ -94,6 +94,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "index/exception_status.h"
 #include "fs/extract_writer.h"
 #include "fs/xattr_policy.h"
 
@@ -174,20 +175,6 @@ uint64_t TreeDataBytes(const ImageTree& tree) {
     total = bytes > UINT64_MAX - total ? UINT64_MAX : total + bytes;
   }
   return total;
-}
-
-// An exception (std::bad_alloc, a library's) escaping a worker would end in
-// std::terminate with no word to the user: it becomes an error naming the step.
-Status FromException(const std::string& what) {
-  try {
-    throw;
-  } catch (const std::bad_alloc&) {
-    return Status::IoError(what + ": out of memory");
-  } catch (const std::exception& e) {
-    return Status::IoError(what + ": " + e.what());
-  } catch (...) {
-    return Status::IoError(what + ": unknown exception");
-  }
 }
 
 Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset, const std::string& what) {
@@ -495,7 +482,7 @@ class Extractor {
         buf.resize(kChunkBytes);
       } catch (...) {
         std::lock_guard<std::mutex> lock(err_mu);
-        if (first_error.ok()) first_error = FromException("extract: a worker's read buffer");
+        if (first_error.ok()) first_error = CurrentExceptionStatus("extract: a worker's read buffer");
         stop.store(true);
         return;
       }
@@ -506,7 +493,7 @@ class Extractor {
         try {
           st = WritePiece(pieces[k], buf, stop);
         } catch (...) {
-          st = FromException("extract: writing the files of layer " + content_.layer(pieces[k].layer).digest);
+          st = CurrentExceptionStatus("extract: writing the files of layer " + content_.layer(pieces[k].layer).digest);
         }
         if (!st.ok()) {
           std::lock_guard<std::mutex> lock(err_mu);
@@ -747,7 +734,7 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
         result = ex.Run();
         report = ex.TakeReport();
       } catch (...) {
-        result = FromException("extract into " + dir);
+        result = CurrentExceptionStatus("extract into " + dir);
       }
     }
   }

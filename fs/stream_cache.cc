@@ -6,6 +6,8 @@
 #include <exception>
 #include <utility>
 
+#include "index/exception_status.h"
+
 namespace lazyroot {
 
 struct StreamCache::Flight {
@@ -243,10 +245,8 @@ Result<std::shared_ptr<const Span>> StreamCache::GetUnit(uint32_t layer, const U
     // an error for this read.
     try {
       st = Decode(layer, unit, std::max(decode_to, need), prefetch, &span, &skipped);
-    } catch (const std::exception& e) {
-      st = Status::IoError("layer " + content_->layer(layer).digest + ": decoding failed: " + e.what());
     } catch (...) {
-      st = Status::IoError("layer " + content_->layer(layer).digest + ": decoding failed");
+      st = CurrentExceptionStatus("layer " + content_->layer(layer).digest + ": decoding");
     }
     {
       std::lock_guard lock(mu_);

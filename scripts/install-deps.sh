@@ -9,7 +9,7 @@ packages=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev rapidjson-dev
   libfuse3-dev libgtest-dev libgmock-dev libcli11-dev libisal-dev
   # runtime / tests
-  fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography
+  fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography time
   docker-registry skopeo umoci apache2-utils attr
   # benchmarks
   squashfs-tools squashfuse archivemount hyperfine bc busybox-static

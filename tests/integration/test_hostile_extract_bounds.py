@@ -43,20 +43,7 @@ EXTRACT_RSS_BOUND_MIB = 64
 
 
 def measured(argv, env, timeout=1800):
-    """(returncode, stderr, peak RSS MiB) of argv. wait4's ru_maxrss also
-    counts the forked Python before exec (~20 MiB), so GNU time, a small C
-    program, measures when it is installed."""
-    if os.access("/usr/bin/time", os.X_OK):
-        rc, _, err, _ = peak_rss.run_measured(["/usr/bin/time", "-f", "lazyroot-peak-kib=%M"] + argv,
-                                              timeout=timeout, env=env)
-        lines = err.rstrip("\n").split("\n")
-        if lines and lines[-1].startswith("lazyroot-peak-kib="):
-            rss = int(lines[-1].split("=")[1]) / 1024.0
-            own = [l for l in lines[:-1] if not l.startswith("Command exited with non-zero status")]
-            for l in own:
-                if l.startswith("Command terminated by signal "):
-                    rc = -int(l.split()[-1])
-            return rc, "\n".join(l for l in own if not l.startswith("Command terminated by signal ")), rss
+    """(returncode, stderr, peak RSS MiB) of argv (tests/tools/peak_rss.py)."""
     rc, _, err, rss = peak_rss.run_measured(argv, timeout=timeout, env=env)
     return rc, err, rss
 

@@ -2,7 +2,7 @@
 
 run_measured(argv, timeout, env, cwd) runs argv to completion and returns
 (returncode, stdout, stderr, peak_rss_mib): the peak resident set of the
-child (ru_maxrss from wait4); stdout and stderr decoded as text. A child killed by a
+command (through GNU time), stdout and stderr decoded as text. A child killed by a
 signal has a negative returncode, as in subprocess.
 
 vm_hwm_mib(pid) reads VmHWM of a live process (e.g. a mount daemon, which is
@@ -10,29 +10,57 @@ not our child) from /proc/PID/status.
 """
 
 import os
+import re
 import selectors
+import shutil
 import time
 
 
+GNU_TIME = "/usr/bin/time"
+
+
 def run_measured(argv, timeout=None, env=None, cwd=None):
-    """Runs argv (stdin /dev/null) and reaps it with os.wait4, whose rusage
-    covers exactly that child (and children it waited for)."""
+    """Runs argv (stdin /dev/null) to completion. The peak RSS comes from GNU
+    time (package `time`), a small C program that forks the command and
+    reads its rusage: a child forked straight from this Python process would
+    carry Python's resident pages (~20-30 MiB) into its high-water mark,
+    which exec keeps. Without GNU time, wait4 of the direct child is used
+    (that floor included)."""
+    import tempfile
+    report = None
+    if os.access(GNU_TIME, os.X_OK):
+        fd, report = tempfile.mkstemp(prefix="peak-rss-")
+        os.close(fd)
+        argv = [GNU_TIME, "-o", report, "-f", "%M"] + list(argv)
+    try:
+        rc, out, err, rss = _spawn_wait4(argv, timeout, env, cwd)
+        if report:
+            with open(report) as f:
+                text = f.read()
+            numbers = [w for w in text.split() if w.isdigit()]
+            if numbers:
+                rss = int(numbers[-1]) / 1024.0
+            m = re.search(r"terminated by signal (\d+)", text)
+            if m:  # as subprocess reports a signal, not time's 128 + N
+                rc = -int(m.group(1))
+        return rc, out, err, rss
+    finally:
+        if report:
+            os.unlink(report)
+
+
+def _spawn_wait4(argv, timeout, env, cwd):
     r_out, w_out = os.pipe()
     r_err, w_err = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            os.dup2(w_out, 1)
-            os.dup2(w_err, 2)
-            devnull = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(devnull, 0)
-            for fd in (r_out, r_err, w_out, w_err, devnull):
-                os.close(fd)
-            if cwd:
-                os.chdir(cwd)
-            os.execvpe(argv[0], argv, env if env is not None else os.environ)
-        finally:
-            os._exit(127)
+    actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+               (os.POSIX_SPAWN_DUP2, w_out, 1), (os.POSIX_SPAWN_DUP2, w_err, 2),
+               (os.POSIX_SPAWN_CLOSE, r_out), (os.POSIX_SPAWN_CLOSE, r_err),
+               (os.POSIX_SPAWN_CLOSE, w_out), (os.POSIX_SPAWN_CLOSE, w_err)]
+    argv = list(argv)
+    if cwd:  # posix_spawn has no chdir action before Python 3.13
+        argv = ["/bin/sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", cwd] + argv
+    path = argv[0] if "/" in argv[0] else (shutil.which(argv[0]) or argv[0])
+    pid = os.posix_spawn(path, argv, env if env is not None else os.environ, file_actions=actions)
     os.close(w_out)
     os.close(w_err)
     sel = selectors.DefaultSelector()
