@@ -228,6 +228,14 @@ class Extractor {
   ExtractReport TakeReport() { return std::move(report_); }
 
  private:
+  // kAborted once options_.interrupted holds a signal number.
+  Status CheckInterrupt() const {
+    const int sig = options_.interrupted ? options_.interrupted->load(std::memory_order_relaxed) : 0;
+    if (sig == 0) return Status::Ok();
+    const char* name = ::sigabbrev_np(sig);
+    return Status::Aborted(std::string("interrupted by SIG") + (name ? name : std::to_string(sig).c_str()));
+  }
+
   bool rootless() const { return report_.rootless; }
 
   // The permission bits an entry gets on disk.
@@ -323,6 +331,7 @@ class Extractor {
     }
     for (NodeId d = 0; d < count; ++d) {
       if (!tree_.IsDir(d)) continue;
+      LAZYROOT_RETURN_IF_ERROR(CheckInterrupt());
       if (d != ImageTree::kRoot && first_[d].dir == kNoDir) {
         return Status::Corruption(tree_.name() + ": directory node " + std::to_string(d) + " has no name");
       }
@@ -522,6 +531,7 @@ class Extractor {
     Fd dir_fd;
     for (size_t j = piece.begin; j < piece.end && !stop.load(); ++j) {
       const FileJob& job = file_jobs_[j];
+      LAZYROOT_RETURN_IF_ERROR(CheckInterrupt());
       if (job.dir != cached_dir) {
         LAZYROOT_ASSIGN_OR_RETURN(dir_fd, OpenDir(job.dir));
         cached_dir = job.dir;
@@ -567,6 +577,7 @@ class Extractor {
     };
     auto copy = [&](uint64_t from, uint64_t to) -> Status {
       for (uint64_t off = from; off < to;) {
+        LAZYROOT_RETURN_IF_ERROR(CheckInterrupt());
         size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), to - off));
         size_t got = 0;
         Status st = ReadFileData(tree_, job.node, reader, off, std::span<uint8_t>(buf.data(), want), &got);
@@ -608,6 +619,7 @@ class Extractor {
       return raw;
     };
     for (const LinkJob& job : link_jobs_) {
+      LAZYROOT_RETURN_IF_ERROR(CheckInterrupt());
       if (dirs.size() > 64) dirs.clear();  // bound open fds; never while a raw fd is in use
       const Location& first = first_[job.node];
       LAZYROOT_ASSIGN_OR_RETURN(int src, dir_fd(first.dir));
@@ -623,6 +635,7 @@ class Extractor {
   Status FinishDirectories() {
     for (NodeId d = tree_.node_count(); d-- > 0;) {
       if (!tree_.IsDir(d)) continue;
+      LAZYROOT_RETURN_IF_ERROR(CheckInterrupt());
       const Node n = tree_.GetNode(d);
       const std::string& path = d == ImageTree::kRoot ? std::string("/") : dir_path_[d];
       if (d == ImageTree::kRoot) {

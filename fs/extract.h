@@ -7,6 +7,7 @@
 // content are only read; any number of extractions may run at once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -38,6 +39,11 @@ struct ExtractOptions {
   // left as holes do not count). An explicit bound replaces the free-space
   // one (a disk that then runs out fails with ENOSPC, and is cleaned up).
   uint64_t max_bytes = 0;
+  // When set and nonzero (a signal number), the extraction stops at the next
+  // file, directory, link or 1 MiB chunk with kAborted and removes what it
+  // wrote, as for any error. The CLI sets it from SIGINT/SIGTERM/SIGHUP, so
+  // an interrupted extract leaves neither DIR nor its temp dir behind.
+  const std::atomic<int>* interrupted = nullptr;
 };
 
 // Kept free on the target's file system when no max_bytes is given.

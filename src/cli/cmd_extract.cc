@@ -12,6 +12,7 @@
 #include "fs/extract.h"
 #include "fs/extract_writer.h"
 #include "src/cli/cli.h"
+#include "src/cli/interrupt.h"
 #include "src/cli/progress_render.h"
 #include "src/image_rootfs.h"
 #include "src/index_consumer.h"
@@ -64,6 +65,8 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
 }
 
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
+  // Before the pull starts any thread, so every thread inherits the mask.
+  InterruptScope interrupt;
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
@@ -78,6 +81,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   options.rootless = args.rootless;
   options.threads = args.threads;
   options.max_bytes = args.max_size;
+  options.interrupted = interrupt.flag();
   const bool rootless = args.rootless || ::geteuid() != 0;
   const std::string mode = rootless ? "rootless\n" : "root\n";
 
@@ -116,7 +120,11 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true, .limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
   auto start = std::chrono::steady_clock::now();
+  // Armed while DIR's temp dir exists: a signal then makes ExtractTree stop
+  // and remove it rather than leave a half-written tree beside DIR.
+  interrupt.Arm();
   auto report = ExtractTree(*opened->tree, *opened->content, dir, options);
+  interrupt.Disarm();
   if (!report.ok()) return Fail(report.status().WithContext("image " + rec->reference));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!target.done.empty()) {
