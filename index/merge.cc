@@ -572,6 +572,14 @@ Result<NodeId> TreeBuilder::Impl::MakeParents(const TarEntry& e, const ResolvedP
     const std::string& name = parent.components[i];
     auto it = nodes_[dir].children.find(name);
     if (it == nodes_[dir].children.end()) {
+      // An implied directory costs a node like an entry does: counted, or
+      // one 4 KB path of 2000 one-letter components makes 2000 nodes for
+      // one entry of the budget (a 37 KB layer made 2M nodes, ~1 GB).
+      if (++entries_ > limits_.image_entries) {
+        return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) +
+                                 " entries (directories its paths imply count too)",
+                          "image-entries", limits_.image_entries);
+      }
       NodeId made = NewNode(ImplicitDir(layer_));
       it = nodes_[dir].children.emplace(name, Dirent{made, 0}).first;
     } else if (!IsDir(it->second.node)) {
