@@ -568,17 +568,28 @@ Result<TreeBuilder::Impl::BuildNode> TreeBuilder::Impl::NodeFromEntry(const TarE
 // and marks the whole chain upper. Returns the parent directory.
 Result<NodeId> TreeBuilder::Impl::MakeParents(const TarEntry& e, const ResolvedPath<NodeId>& parent) {
   NodeId dir = 0;
+  uint64_t path_bytes = 0;  // of components[0..i], as an entry's path would be counted
   for (size_t i = 0; i < parent.components.size(); ++i) {
     const std::string& name = parent.components[i];
+    path_bytes += name.size() + (i ? 1 : 0);
     auto it = nodes_[dir].children.find(name);
     if (it == nodes_[dir].children.end()) {
-      // An implied directory costs a node like an entry does: counted, or
-      // one 4 KB path of 2000 one-letter components makes 2000 nodes for
-      // one entry of the budget (a 37 KB layer made 2M nodes, ~1 GB).
+      // An implied directory costs a node and its path (extract keeps and
+      // opens every directory's path) like an entry does: counted, or one
+      // 4 KB path of 2000 one-letter components makes 2000 nodes and 4 MB of
+      // paths for one entry of the budgets (a 37 KB layer made 2M nodes,
+      // ~1 GB in the merge; 20 such entries took extract 144 s).
       if (++entries_ > limits_.image_entries) {
         return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) +
                                  " entries (directories its paths imply count too)",
                           "image-entries", limits_.image_entries);
+      }
+      metadata_ += path_bytes;
+      if (metadata_ > limits_.image_metadata) {
+        return LimitError(e, "the image has more than " + std::to_string(limits_.image_metadata) +
+                                 " bytes of metadata (paths, link targets, owner names, xattrs; the paths of "
+                                 "directories its paths imply count too)",
+                          "image-metadata", limits_.image_metadata);
       }
       NodeId made = NewNode(ImplicitDir(layer_));
       it = nodes_[dir].children.emplace(name, Dirent{made, 0}).first;
