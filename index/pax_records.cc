@@ -25,6 +25,11 @@ Status Bad(std::string_view what, std::string_view key) {
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 Status CheckXattrSizes(std::string_view name, uint64_t value_size) {
+  // A namespace with nothing after it: setxattr refuses it (EINVAL), so an
+  // extract would fail on it late and a mount would list it.
+  for (std::string_view ns : {"user.", "trusted.", "security.", "system."}) {
+    if (name == ns) return Status::Corruption("xattr name " + Cut(name) + " names no attribute");
+  }
   if (name.size() > Limits::kMaxXattrName) {
     return Status::LimitExceeded("xattr name " + Cut(name) + " is " + std::to_string(name.size()) +
                                  " bytes, over the kernel's " + std::to_string(Limits::kMaxXattrName));
