@@ -1,6 +1,7 @@
 #include "src/credentials.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -158,9 +159,19 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
   posix_spawn_file_actions_adddup2(&actions, out_write.fd, STDOUT_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
   std::vector<char*> argv = {const_cast<char*>(program.c_str()), const_cast<char*>("get"), nullptr};
+  // The helper starts with no signal blocked: extract blocks SIGINT/SIGTERM/
+  // SIGHUP in every thread (src/cli/interrupt.h), and a helper inheriting
+  // that mask would outlive a Ctrl-C.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = -1;
-  int rc = posix_spawnp(&pid, program.c_str(), &actions, nullptr, argv.data(), environ);
+  int rc = posix_spawnp(&pid, program.c_str(), &actions, &attr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   if (rc != 0) {
     if (rc == ENOENT) return Status::Unauthorized(context + ": " + program + " not found on PATH");
     return Status::Error(ErrorCode::kUnauthorized, context + ": cannot run it: " + std::strerror(rc));
