@@ -404,7 +404,7 @@ Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const st
         out.components.push_back(std::move(name));
         out.nodes.push_back(child);
         if (out_bytes > Limits::kMaxPath + 1) {
-          return LimitError(e, "a parent resolves to a path longer than the kernel's " +
+          return LimitError(e, "path too long: a parent resolves to more than the kernel's " +
                                    std::to_string(Limits::kMaxPath) + " bytes", "", 0);
         }
       }
@@ -489,15 +489,15 @@ Status TreeBuilder::Impl::CheckEntry(const TarEntry& e) const {
   // could (ImageTree's validation rejects it).
   for (const std::string& c : CleanPathComponents(e.path)) {
     // A whiteout's name is its target's plus ".wh.": 4 bytes of slack.
-    size_t max = c.starts_with(kWhiteoutPrefix) ? Limits::kMaxComponent + kWhiteoutPrefix.size() : Limits::kMaxComponent;
+    size_t max = Limits::kMaxComponent + (c.starts_with(kWhiteoutPrefix) ? kWhiteoutPrefix.size() : 0);
     if (c.size() > max) {
-      return LimitError(e, "a name component of " + std::to_string(c.size()) + " bytes, over the kernel's " +
+      return LimitError(e, "name too long: a component of " + std::to_string(c.size()) + " bytes, over the kernel's " +
                                std::to_string(Limits::kMaxComponent), "", 0);
     }
   }
   if (e.type == EntryType::kSymlink) {
     if (e.link_target.size() > Limits::kMaxSymlinkTarget) {
-      return LimitError(e, "symlink target of " + std::to_string(e.link_target.size()) +
+      return LimitError(e, "symlink target too long: " + std::to_string(e.link_target.size()) +
                                " bytes, over the kernel's " + std::to_string(Limits::kMaxSymlinkTarget), "", 0);
     }
     if (e.link_target.find('\0') != std::string::npos) return EntryError(e, "NUL byte in the symlink target");
