@@ -141,6 +141,7 @@ class TreeBuilder::Impl {
 
   size_t allocated_nodes() const { return nodes_.size(); }
   uint64_t symlink_steps() const { return steps_; }
+  uint64_t parent_steps() const { return parent_steps_; }
   Status Fail(Status st) {
     error_ = st;
     return st;
@@ -210,7 +211,8 @@ class TreeBuilder::Impl {
   void SetAttributes(BuildNode& n, const TarEntry& e) const;
   Status CheckEntry(const TarEntry& e) const;
   Status ChargeBudgets(const TarEntry& e);
-  Result<ResolvedPath<NodeId>> Walk(const TarEntry& e, const std::vector<std::string>& components);
+  // The result points into a memo or walk_scratch_: valid until the next Walk or removal.
+  Result<const ResolvedPath<NodeId>*> Walk(const TarEntry& e, const std::vector<std::string>& components);
   void ForgetResolutions();
   Result<BuildNode> NodeFromEntry(const TarEntry& e) const;
   Status ApplyWhiteout(const TarEntry& e, std::optional<NodeId> parent, std::string_view name);
@@ -234,6 +236,8 @@ class TreeBuilder::Impl {
   Limits limits_;
   uint64_t entries_ = 0, metadata_ = 0;
   uint64_t steps_ = 0;  // path components walked by Walk, over the whole image
+  uint64_t parent_steps_ = 0;  // dirents MakeParents marked or created
+  ResolvedPath<NodeId> walk_scratch_;  // Walk's result when it is not memoised
 
   // Memoised resolution (see Walk). Both memos only hold walks in which
   // every lookup found its name, so adding names cannot change them; any
@@ -326,9 +330,10 @@ void TreeBuilder::Impl::ForgetResolutions() {
 // refused, which also bounds every memoised state to 4 KiB of names.
 // InvalidArgument on a symlink loop (as ResolveInRoot), LimitExceeded over
 // a limit.
-Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const std::vector<std::string>& components) {
+Result<const ResolvedPath<NodeId>*> TreeBuilder::Impl::Walk(const TarEntry& e,
+                                                             const std::vector<std::string>& components) {
   std::string key = JoinPath(components);
-  if (auto it = parent_memo_.find(key); it != parent_memo_.end()) return it->second;
+  if (auto it = parent_memo_.find(key); it != parent_memo_.end()) return &it->second;
 
   ResolvedPath<NodeId> out;
   size_t out_bytes = 0;
@@ -420,9 +425,10 @@ Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const st
     uint64_t cost = key.size() + out_bytes + 48 * out.components.size() + 64;
     if (memo_bytes_ + cost > kMaxMemoBytes) ForgetResolutions();
     memo_bytes_ += cost;
-    parent_memo_.emplace(std::move(key), out);
+    return &parent_memo_.emplace(std::move(key), std::move(out)).first->second;
   }
-  return out;
+  walk_scratch_ = std::move(out);
+  return &walk_scratch_;
 }
 
 // The image budgets: every entry applied counts, also ones a later entry
@@ -568,19 +574,34 @@ Result<TreeBuilder::Impl::BuildNode> TreeBuilder::Impl::NodeFromEntry(const TarE
 
 // Rule 4: creates the missing directories of an already resolved parent path
 // and marks the whole chain upper. Returns the parent directory.
+// Work proportional to what changes, not to the depth (a short entry path
+// can resolve, through a symlink, to a directory thousands of levels down):
+//  - the found levels are a prefix (below a missing one nothing is looked
+//    up), and every one but the last is a directory (only directories are
+//    looked into), so only the last found one needs checking;
+//  - within a layer the upper dirents are closed under ancestors (a chain is
+//    always marked from the root down, removals take whole subtrees), so
+//    marking bottom-up stops at the first dirent already upper.
 Result<NodeId> TreeBuilder::Impl::MakeParents(const TarEntry& e, const ResolvedPath<NodeId>& parent) {
-  NodeId dir = 0;
-  for (size_t i = 0; i < parent.components.size(); ++i) {
-    const std::string& name = parent.components[i];
-    auto it = nodes_[dir].children.find(name);
-    if (it == nodes_[dir].children.end()) {
-      NodeId made = NewNode(ImplicitDir(layer_));
-      it = nodes_[dir].children.emplace(name, Dirent{made, 0}).first;
-    } else if (!IsDir(it->second.node)) {
-      return EntryError(e, "parent " + Quote(JoinPath(parent.components, i + 1)) + " is not a directory");
-    }
+  const size_t n = parent.components.size();
+  size_t found = n;
+  while (found > 0 && !parent.nodes[found - 1]) --found;
+  if (found > 0 && !IsDir(*parent.nodes[found - 1])) {
+    return EntryError(e, "parent " + Quote(JoinPath(parent.components, found)) + " is not a directory");
+  }
+  for (size_t i = found; i-- > 0;) {
+    ++parent_steps_;
+    NodeId up = i == 0 ? Root() : *parent.nodes[i - 1];
+    auto it = nodes_[up].children.find(parent.components[i]);
+    if (it->second.upper == stamp_) break;
     it->second.upper = stamp_;
-    dir = it->second.node;
+  }
+  NodeId dir = found == 0 ? Root() : *parent.nodes[found - 1];
+  for (size_t i = found; i < n; ++i) {
+    ++parent_steps_;
+    NodeId made = NewNode(ImplicitDir(layer_));
+    nodes_[dir].children.emplace(parent.components[i], Dirent{made, stamp_});
+    dir = made;
   }
   return dir;
 }
@@ -611,12 +632,13 @@ Result<NodeId> TreeBuilder::Impl::HardlinkTarget(const TarEntry& e) {
   if (target.empty()) return EntryError(e, "hardlink target " + Quote(e.link_target) + " is a directory");
   std::string last = std::move(target.back());
   target.pop_back();
-  auto resolved = Walk(e, target);
-  if (!resolved.ok()) {
-    if (resolved.status().code() == ErrorCode::kLimitExceeded) return resolved.status();
-    return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + resolved.status().message());
+  auto walked = Walk(e, target);
+  if (!walked.ok()) {
+    if (walked.status().code() == ErrorCode::kLimitExceeded) return walked.status();
+    return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + walked.status().message());
   }
-  std::optional<NodeId> tdir = resolved->nodes.empty() ? std::optional<NodeId>(0) : resolved->nodes.back();
+  const ResolvedPath<NodeId>& resolved = **walked;
+  std::optional<NodeId> tdir = resolved.nodes.empty() ? std::optional<NodeId>(0) : resolved.nodes.back();
   std::optional<NodeId> t;
   if (tdir && IsDir(*tdir)) t = Child(*tdir, last);
   if (!t) return EntryError(e, "hardlink target " + Quote(e.link_target) + " does not exist");
@@ -655,12 +677,12 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   }
 
   if (name.starts_with(kWhiteoutPrefix)) {  // rule 3
-    std::optional<NodeId> dir = parent->nodes.empty() ? std::optional<NodeId>(0) : parent->nodes.back();
+    std::optional<NodeId> dir = (*parent)->nodes.empty() ? std::optional<NodeId>(0) : (*parent)->nodes.back();
     Status st = ApplyWhiteout(e, dir, name);
     return st.ok() ? st : Fail(st);
   }
 
-  auto dir = MakeParents(e, *parent);  // rule 4
+  auto dir = MakeParents(e, **parent);  // rule 4
   if (!dir.ok()) return Fail(dir.status());
   Children& children = nodes_[*dir].children;
   auto it = children.find(name);
@@ -697,6 +719,7 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
   if (in_layer_)
     return Fail(Status::InvalidArgument("tree builder: Finish with layer " + std::to_string(layer_) + " open"));
   finished_ = true;
+  ForgetResolutions();
 
   // Breadth-first numbering: the root is 0, a directory's children get
   // consecutive ids (good locality for readdir + lookup), a hardlinked node
@@ -765,6 +788,7 @@ Status TreeBuilder::Apply(const TarEntry& entry) { return impl_->Apply(entry); }
 Status TreeBuilder::EndLayer() { return impl_->EndLayer(); }
 Result<ImageTree> TreeBuilder::Finish(std::string name) && { return impl_->Finish(std::move(name)); }
 size_t TreeBuilder::allocated_nodes() const { return impl_->allocated_nodes(); }
+uint64_t TreeBuilder::parent_steps() const { return impl_->parent_steps(); }
 uint64_t TreeBuilder::symlink_steps() const { return impl_->symlink_steps(); }
 
 }  // namespace lazyroot

@@ -879,5 +879,32 @@ TEST(MergeSymlinkChain, MemoisedEqualsUnmemoisedOnRandomLayers) {
   EXPECT_GT(compared, 100);
 }
 
+// A short entry path can resolve, through a symlink, to a directory far
+// down; making its parents must not walk that depth for every entry.
+TEST(MergeSymlinkChain, DeepParentsAreMarkedOncePerLayer) {
+  constexpr int kDepth = 1000, kFiles = 20000;
+  std::string deep;
+  for (int i = 0; i < kDepth; ++i) deep += "a/";
+  TreeBuilder b;
+  ASSERT_TRUE(b.BeginLayer(0).ok());
+  ASSERT_TRUE(b.Apply(Dir(deep)).ok());
+  ASSERT_TRUE(b.Apply(Sym("l", deep)).ok());
+  for (int i = 0; i < kFiles; ++i) ASSERT_TRUE(b.Apply(File("l/f" + std::to_string(i))).ok());
+  ASSERT_TRUE(b.EndLayer().ok());
+  const uint64_t first = b.parent_steps();
+  ASSERT_TRUE(b.BeginLayer(1).ok());
+  for (int i = 0; i < kFiles; ++i) ASSERT_TRUE(b.Apply(File("l/g" + std::to_string(i))).ok());
+  ASSERT_TRUE(b.EndLayer().ok());
+  const uint64_t second = b.parent_steps() - first;
+  std::printf("[ parents  ] %d files %d levels down: %llu + %llu dirent steps\n", kFiles, kDepth,
+              static_cast<unsigned long long>(first), static_cast<unsigned long long>(second));
+  EXPECT_LE(first, uint64_t{kDepth} + 2 * kFiles);
+  EXPECT_LE(second, uint64_t{kDepth} + 2 * kFiles);  // a new layer marks the chain upper once
+  auto tree = std::move(b).Finish();
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_TRUE(tree->LookupPath(deep + "f0"));
+  EXPECT_TRUE(tree->LookupPath(deep + "g" + std::to_string(kFiles - 1)));
+}
+
 }  // namespace
 }  // namespace lazyroot
