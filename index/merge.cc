@@ -43,6 +43,12 @@
 //     followed, absolute targets restart at the root, ".." stops at the
 //     root, more than 255 expansions is an error. So `lib -> usr/lib` then
 //     `lib/x` lands in usr/lib/x, and nothing ever lands outside the tree.
+//     Resolutions are memoised (a parent path, and the expansion of a
+//     symlink seen from its directory) and the memos dropped whenever a name
+//     is removed, so a chain of long symlinks is walked once per image, not
+//     once per entry below it; the components walked count against
+//     Limits::symlink_steps for the whole image. A parent resolving to more
+//     than PATH_MAX bytes is an error (the kernel could not create it).
 //     The last component is never followed: an entry replaces a symlink, it
 //     does not write through it.
 //  3. Whiteouts (basename ".wh.X"; the entry's type, size and mode do not
@@ -119,7 +125,7 @@ constexpr std::string_view kOpaqueWhiteout = ".wh..wh..opq";
 constexpr uint32_t kNoNode = std::numeric_limits<uint32_t>::max();
 // What the resolution memos may hold (bytes, roughly) before they are
 // dropped and rebuilt: far above a real image's few thousand directories.
-constexpr uint64_t kMaxMemoBytes = uint64_t{64} << 20;
+constexpr uint64_t kMaxMemoBytes = uint64_t{32} << 20;
 
 std::string Quote(std::string_view s) {
   std::string q = "\"";
