@@ -217,46 +217,58 @@ bool InflateEntries(const uint8_t* in, size_t in_len, uint64_t claimed, std::str
 
 }  // namespace
 
+namespace {
+
+// *out holds the header space and the entries section: fills the header,
+// appends the checkpoint section and seals the file with its CRC.
+void SealFile(const LayerIndex& h, uint64_t count, uint32_t flags, uint32_t raw_len, std::string* out) {
+  std::memcpy(out->data(), kMagic, 8);
+  PutU32(out, 8, kVersion);
+  PutU32(out, 12, flags);
+  uint8_t raw[32] = {};
+  HexToRaw(h.blob_digest, raw);
+  std::memcpy(out->data() + 16, raw, 32);
+  std::memset(raw, 0, sizeof raw);
+  HexToRaw(h.diff_id, raw);
+  std::memcpy(out->data() + 48, raw, 32);
+  PutU64(out, 80, h.blob_size);
+  PutU64(out, 88, h.uncompressed_size);
+  PutU64(out, 96, count);
+  PutU32(out, 140, raw_len);
+  const size_t entries_at = kHeaderSize;
+  const size_t checkpoints_at = out->size();
+  *out += h.checkpoints.Serialize();
+  PutU64(out, 104, entries_at);
+  PutU64(out, 112, checkpoints_at - entries_at);
+  PutU64(out, 120, checkpoints_at);
+  PutU64(out, 128, out->size() - checkpoints_at);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(out->data()), out->size());
+  PutU32(out, kCrcOffset, static_cast<uint32_t>(crc));
+}
+
+}  // namespace
+
 std::string LayerIndex::Serialize() const {
   std::string out(kHeaderSize, '\0');
-  std::memcpy(out.data(), kMagic, 8);
-  PutU32(&out, 8, kVersion);
-  PutU32(&out, 12, 0);
-  uint8_t raw[32] = {};
-  HexToRaw(blob_digest, raw);
-  std::memcpy(out.data() + 16, raw, 32);
-  std::memset(raw, 0, sizeof raw);
-  HexToRaw(diff_id, raw);
-  std::memcpy(out.data() + 48, raw, 32);
-  PutU64(&out, 80, blob_size);
-  PutU64(&out, 88, uncompressed_size);
-  PutU64(&out, 96, entries.size());
-  size_t entries_at = out.size();
   // The entries (mostly paths) deflate 3-5x; that is what keeps an index
   // under 2 % of an ordinary layer blob.
   std::string records;
   for (const TarEntry& e : entries) PutEntry(&records, e);
   std::string packed(compressBound(records.size()), '\0');
   uLongf packed_len = packed.size();
+  uint32_t flags = 0, raw_len = 0;
   if (records.size() <= UINT32_MAX &&
       compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_len, reinterpret_cast<const Bytef*>(records.data()),
                 records.size(), 6) == Z_OK &&
       packed_len < records.size()) {
-    PutU32(&out, 12, kFlagEntriesDeflated);
-    PutU32(&out, 140, static_cast<uint32_t>(records.size()));
+    flags = kFlagEntriesDeflated;
+    raw_len = static_cast<uint32_t>(records.size());
     out.append(packed.data(), packed_len);
   } else {
     out += records;
   }
-  size_t checkpoints_at = out.size();
-  out += checkpoints.Serialize();
-  PutU64(&out, 104, entries_at);
-  PutU64(&out, 112, checkpoints_at - entries_at);
-  PutU64(&out, 120, checkpoints_at);
-  PutU64(&out, 128, out.size() - checkpoints_at);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(out.data()), out.size());
-  PutU32(&out, kCrcOffset, static_cast<uint32_t>(crc));
+  SealFile(*this, entries.size(), flags, raw_len, &out);
   return out;
 }
 
@@ -358,6 +370,61 @@ Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::
   if (!table.ok()) return table.status();
   idx.checkpoints = std::move(*table);
   return idx;
+}
+
+struct LayerIndexWriter::Deflater {
+  z_stream zs{};
+  bool ok = false;
+  Deflater() { ok = deflateInit(&zs, 6) == Z_OK; }
+  ~Deflater() {
+    if (ok) deflateEnd(&zs);
+  }
+};
+
+namespace {
+// Records are handed to deflate in batches of this size.
+constexpr size_t kPendingBytes = 64 << 10;
+}  // namespace
+
+LayerIndexWriter::LayerIndexWriter() : z_(std::make_unique<Deflater>()), file_(kHeaderSize, '\0') {}
+LayerIndexWriter::~LayerIndexWriter() = default;
+
+Status LayerIndexWriter::Add(const TarEntry& e) {
+  PutEntry(&pending_, e);
+  ++count_;
+  if (pending_.size() >= kPendingBytes) return Drain(false);
+  return Status::Ok();
+}
+
+Status LayerIndexWriter::Drain(bool finish) {
+  if (!z_->ok) return Status::IoError("layer index: deflateInit failed");
+  raw_ += pending_.size();
+  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
+  z_stream& zs = z_->zs;
+  zs.next_in = reinterpret_cast<Bytef*>(pending_.data());
+  zs.avail_in = static_cast<uInt>(pending_.size());
+  while (true) {
+    // Grow by what deflate can emit for the input plus its flush, so the
+    // loop runs once per batch.
+    const size_t room = deflateBound(&zs, zs.avail_in) + 64;
+    const size_t used = file_.size();
+    file_.resize(used + room);
+    zs.next_out = reinterpret_cast<Bytef*>(file_.data() + used);
+    zs.avail_out = static_cast<uInt>(room);
+    int ret = deflate(&zs, finish ? Z_FINISH : Z_NO_FLUSH);
+    file_.resize(used + room - zs.avail_out);
+    if (ret == Z_STREAM_ERROR) return Status::IoError("layer index: deflate failed");
+    if (finish ? ret == Z_STREAM_END : (zs.avail_in == 0 && zs.avail_out > 0)) break;
+  }
+  pending_.clear();
+  return Status::Ok();
+}
+
+Result<std::string> LayerIndexWriter::Finish(const LayerIndex& header) {
+  LAZYROOT_RETURN_IF_ERROR(Drain(true));
+  std::string out = std::move(file_);
+  SealFile(header, count_, kFlagEntriesDeflated, static_cast<uint32_t>(raw_), &out);
+  return out;
 }
 
 }  // namespace lazyroot

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,6 +38,36 @@ struct LayerIndex {
   // once the merged tree exists. *diff_id receives the layer's DiffID.
   static Result<CheckpointTable> ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
                                                   const std::string& expected_blob_digest, std::string* diff_id);
+};
+
+// LayerIndexWriter: the file LayerIndex::Serialize writes, built while the
+// entries stream in. Each record is deflated as it is added, so an index
+// being built costs about its compressed size in memory, instead of a
+// TarEntry per entry (~250 bytes plus its strings) and two more copies of the
+// records at Serialize time. One per layer; not thread-safe.
+class LayerIndexWriter {
+ public:
+  LayerIndexWriter();
+  ~LayerIndexWriter();
+  LayerIndexWriter(const LayerIndexWriter&) = delete;
+  LayerIndexWriter& operator=(const LayerIndexWriter&) = delete;
+
+  // Appends e's record. kLimitExceeded once the records pass 4 GiB (the
+  // format's 32-bit length; far beyond any budget).
+  Status Add(const TarEntry& e);
+  uint64_t count() const { return count_; }
+  // The whole file, with the digests, sizes and checkpoints of `header`
+  // (its `entries` are ignored). Call once.
+  Result<std::string> Finish(const LayerIndex& header);
+
+ private:
+  struct Deflater;
+  Status Drain(bool finish);
+
+  std::unique_ptr<Deflater> z_;
+  std::string file_;     // header space, then the deflated records
+  std::string pending_;  // records not yet deflated
+  uint64_t raw_ = 0, count_ = 0;
 };
 
 }  // namespace lazyroot

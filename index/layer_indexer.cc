@@ -5,14 +5,19 @@
 namespace lazyroot {
 
 LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-                           uint64_t span_bytes)
+                           uint64_t span_bytes, const Limits& limits)
     : blob_digest_(std::move(blob_digest)), expected_diff_id_(std::move(expected_diff_id)) {
   const std::string name = "layer " + blob_digest_;
   decoder_ = StreamDecoder::Create(compression, name, span_bytes);
-  tar_ = std::make_unique<TarReader>(name, [this](const TarEntry& e) {
-    entries_.push_back(e);
-    return Status::Ok();
-  });
+  TarReader::Limits tar_limits;
+  tar_limits.budget = limits;
+  tar_ = std::make_unique<TarReader>(
+      name,
+      [this, name](const TarEntry& e) {
+        Status st = writer_.Add(e);
+        return st.ok() ? st : st.WithContext(name);
+      },
+      tar_limits);
 }
 
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
@@ -23,34 +28,55 @@ Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   });
 }
 
-Result<LayerIndex> LayerIndexer::Finish() {
+Result<std::string> LayerIndexer::FinishFile() {
   LAZYROOT_RETURN_IF_ERROR(decoder_->Finish());
   LAZYROOT_RETURN_IF_ERROR(tar_->Finish());
-  LayerIndex idx;
-  idx.blob_digest = blob_digest_;
-  idx.diff_id = "sha256:" + diff_hash_.FinishHex();
-  if (!expected_diff_id_.empty() && idx.diff_id != expected_diff_id_) {
+  LayerIndex header;
+  header.blob_digest = blob_digest_;
+  header.diff_id = "sha256:" + diff_hash_.FinishHex();
+  if (!expected_diff_id_.empty() && header.diff_id != expected_diff_id_) {
     return Status::Corruption("layer " + blob_digest_ + ": DiffID mismatch: the config says " + expected_diff_id_ +
-                              ", the uncompressed layer hashes to " + idx.diff_id);
+                              ", the uncompressed layer hashes to " + header.diff_id);
   }
-  idx.blob_size = blob_size_;
-  idx.uncompressed_size = decoder_->total_out();
-  idx.entries = std::move(entries_);
-  idx.checkpoints = decoder_->TakeCheckpoints();
-  return idx;
+  header.blob_size = blob_size_;
+  header.uncompressed_size = decoder_->total_out();
+  header.checkpoints = decoder_->TakeCheckpoints();
+  return writer_.Finish(header);
 }
 
-Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                             const std::string& expected_diff_id) {
-  LayerIndexer indexer(blob_digest, compression, expected_diff_id);
+Result<LayerIndex> LayerIndexer::Finish() {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, FinishFile());
+  return LayerIndex::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(file.data()), file.size()),
+                           "of layer " + blob_digest_ + " (just built)", blob_digest_);
+}
+
+namespace {
+
+Status FeedBlob(const ByteSource& blob, LayerIndexer* indexer) {
   std::vector<uint8_t> buf(1 << 20);
   for (uint64_t off = 0; off < blob.Size();) {
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob.ReadAt(off, buf, &n));
     if (n == 0) break;
-    LAZYROOT_RETURN_IF_ERROR(indexer.Consume(std::span<const uint8_t>(buf.data(), n)));
+    LAZYROOT_RETURN_IF_ERROR(indexer->Consume(std::span<const uint8_t>(buf.data(), n)));
     off += n;
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
+                                  const std::string& expected_diff_id, const Limits& limits) {
+  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, &indexer));
+  return indexer.FinishFile();
+}
+
+Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
+                             const std::string& expected_diff_id, const Limits& limits) {
+  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, &indexer));
   return indexer.Finish();
 }
 

@@ -1,17 +1,20 @@
-// LayerIndexer: builds a LayerIndex from a layer blob's compressed bytes as
+// LayerIndexer: builds a layer's index from its blob's compressed bytes as
 // they stream in (the pull's single pass): decompress -> DiffID hash + tar
-// parser, recording checkpoints on the way. Finish() checks the DiffID.
+// parser, recording checkpoints on the way. Entries are serialised as they
+// arrive (LayerIndexWriter), never held as TarEntry values, and the tar
+// parser refuses an entry over a kernel limit or a layer over its budget
+// (index/limits.h) as soon as it is seen. Finish() checks the DiffID.
 // One per layer; not thread-safe.
 #pragma once
 
 #include <memory>
 #include <span>
 #include <string>
-#include <vector>
 
 #include "index/compression.h"
 #include "index/layer_decoder.h"
 #include "index/layer_index.h"
+#include "index/limits.h"
 #include "index/sha256.h"
 #include "index/tar_reader.h"
 
@@ -21,26 +24,37 @@ class LayerIndexer {
  public:
   // blob_digest names the layer in errors; expected_diff_id "" skips the check.
   LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-               uint64_t span_bytes = kDefaultSpanBytes);
+               uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits());
 
-  // The next compressed bytes, in order.
+  // The next compressed bytes, in order. kLimitExceeded names the layer, the
+  // entry's offset and path, and the limit.
   Status Consume(std::span<const uint8_t> compressed);
   // End of the blob: finishes decoding and parsing, verifies the DiffID
-  // (kCorruption "DiffID mismatch" naming both digests) and returns the index.
+  // (kCorruption "DiffID mismatch" naming both digests) and returns the
+  // index file's bytes (LayerIndex::Serialize's format). Call once.
+  Result<std::string> FinishFile();
+  // FinishFile, decoded: for callers that merge the entries next.
   Result<LayerIndex> Finish();
+
+  // What the layer's entries count against the budgets (valid after Finish).
+  uint64_t entries() const { return tar_->entries(); }
+  uint64_t metadata_bytes() const { return tar_->metadata_bytes(); }
 
  private:
   std::string blob_digest_, expected_diff_id_;
   std::unique_ptr<StreamDecoder> decoder_;
   Sha256 diff_hash_;
-  std::vector<TarEntry> entries_;
+  LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
   uint64_t blob_size_ = 0;
 };
 
 // Builds the index of a blob already on disk (imported without an index, or
-// pulled by an older lazyroot, or an index that failed validation).
+// pulled by an older lazyroot, or an index that failed validation), under
+// the same limits as a pull. IndexBlobFile returns the file's bytes.
+Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
+                                  const std::string& expected_diff_id, const Limits& limits = Limits());
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                             const std::string& expected_diff_id);
+                             const std::string& expected_diff_id, const Limits& limits = Limits());
 
 }  // namespace lazyroot

@@ -27,6 +27,45 @@ bool ParseAmount(std::string_view s, uint64_t* out) {
 
 }  // namespace
 
+uint64_t MetadataBytes(const TarEntry& e) {
+  uint64_t n = e.path.size() + e.link_target.size() + e.uname.size() + e.gname.size();
+  for (const auto& [name, value] : e.xattrs) n += name.size() + value.size();
+  return n;
+}
+
+std::string DescribeEntry(uint64_t header_offset, std::string_view path) {
+  constexpr size_t kShown = 64;
+  std::string s = "tar entry at offset " + std::to_string(header_offset);
+  if (path.empty()) return s;  // not known yet (an extension header was refused)
+  s += " (";
+  if (path.size() > kShown) {
+    s.append(path.substr(0, kShown));
+    s += "… " + std::to_string(path.size()) + " bytes";
+  } else {
+    s.append(path);
+  }
+  return s + ")";
+}
+
+Status CheckBudget(const Limits& limits, std::string_view scope, uint64_t entries, uint64_t metadata) {
+  const bool layer = scope == "layer";
+  const uint64_t max_entries = layer ? limits.layer_entries : limits.image_entries;
+  const uint64_t max_metadata = layer ? limits.layer_metadata : limits.image_metadata;
+  const std::string the = layer ? "the layer holds" : "the image's layers together hold";
+  if (entries > max_entries) {
+    const std::string name = std::string(scope) + "-entries";
+    return Status::LimitExceeded(the + " more than " + std::to_string(max_entries) + " entries (limit " + name +
+                                 "; raise with --limit " + name + "=N or LAZYROOT_LIMITS)");
+  }
+  if (metadata > max_metadata) {
+    const std::string name = std::string(scope) + "-metadata";
+    return Status::LimitExceeded(the + " more than " + std::to_string(max_metadata) +
+                                 " bytes of metadata (paths, link targets, user/group names, xattrs) (limit " + name +
+                                 "; raise with --limit " + name + "=SIZE or LAZYROOT_LIMITS)");
+  }
+  return Status::Ok();
+}
+
 Status ParseLimits(std::string_view text, Limits* limits) {
   while (!text.empty()) {
     size_t comma = text.find(',');

@@ -17,13 +17,14 @@
 #include <string_view>
 
 #include "index/status.h"
+#include "index/tar_entry.h"
 
 namespace lazyroot {
 
 struct Limits {
   // Kernel limits (linux/limits.h, xattr(7)).
+  static constexpr size_t kMaxXattrName = 255;         // XATTR_NAME_MAX: one name, namespace prefix included
   static constexpr size_t kMaxXattrValue = 65536;      // XATTR_SIZE_MAX: one value
-  static constexpr size_t kMaxXattrName = 255;         // XATTR_NAME_MAX: one name
   static constexpr size_t kMaxXattrsPerEntry = 65536;  // names + values of one entry (XATTR_LIST_MAX)
   static constexpr size_t kMaxSymlinkTarget = 4095;    // PATH_MAX - 1: what readlink(2) can return
   static constexpr size_t kMaxPath = 4096;             // an entry's path or hardlink target, bytes
@@ -46,5 +47,21 @@ struct Limits {
 // layer-metadata, image-entries, image-metadata, symlink-steps. Sizes take
 // K, M, G suffixes (powers of 1024). InvalidArgument naming the bad item.
 Status ParseLimits(std::string_view text, Limits* limits);
+
+// What an entry costs against the "metadata" budgets: the bytes of its path,
+// link target, user and group names, and xattr names and values.
+uint64_t MetadataBytes(const TarEntry& e);
+
+// "tar entry at offset 1536 (etc/passwd)": how a limit error names an entry;
+// a path longer than 64 bytes is cut ("…") so a hostile one cannot flood
+// the message.
+std::string DescribeEntry(uint64_t header_offset, std::string_view path);
+
+// LimitExceeded when `entries` or `metadata` (what a layer, or an image's
+// layers together, hold) is over the budget: "the layer has more than
+// 1048576 entries (limit layer-entries; raise with --limit
+// layer-entries=N)". scope is "layer" or "image"; callers add which layer
+// and entry.
+Status CheckBudget(const Limits& limits, std::string_view scope, uint64_t entries, uint64_t metadata);
 
 }  // namespace lazyroot

@@ -444,9 +444,7 @@ Status TreeBuilder::Impl::ChargeBudgets(const TarEntry& e) {
     return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) + " entries",
                       "image-entries", limits_.image_entries);
   }
-  uint64_t bytes = e.path.size() + e.link_target.size() + e.uname.size() + e.gname.size();
-  for (const auto& [name, value] : e.xattrs) bytes += name.size() + value.size();
-  metadata_ += bytes;
+  metadata_ += MetadataBytes(e);
   if (metadata_ > limits_.image_metadata) {
     return LimitError(e, "the image has more than " + std::to_string(limits_.image_metadata) +
                              " bytes of metadata (paths, link targets, owner names, xattrs)",

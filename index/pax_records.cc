@@ -3,6 +3,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "index/limits.h"
 #include "index/tar_header.h"
 
 namespace lazyroot::tar {
@@ -11,11 +12,52 @@ namespace {
 constexpr std::string_view kSchilyXattr = "SCHILY.xattr.";
 constexpr std::string_view kLibarchiveXattr = "LIBARCHIVE.xattr.";
 
+// A hostile key or name may be megabytes long: messages show its start only.
+std::string Cut(std::string_view s) {
+  constexpr size_t kShown = 64;
+  return s.size() <= kShown ? std::string(s) : std::string(s.substr(0, kShown)) + "…";
+}
+
 Status Bad(std::string_view what, std::string_view key) {
-  return Status::Corruption("PAX record " + std::string(key) + ": " + std::string(what));
+  return Status::Corruption("PAX record " + Cut(key) + ": " + std::string(what));
 }
 
 bool HasNul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+Status CheckXattrSizes(std::string_view name, uint64_t value_size) {
+  if (name.size() > Limits::kMaxXattrName) {
+    return Status::LimitExceeded("xattr name " + Cut(name) + " is " + std::to_string(name.size()) +
+                                 " bytes, over the kernel's " + std::to_string(Limits::kMaxXattrName));
+  }
+  if (value_size > Limits::kMaxXattrValue) {
+    return Status::LimitExceeded("xattr " + Cut(name) + " is " + std::to_string(value_size) +
+                                 " bytes, over the kernel's " + std::to_string(Limits::kMaxXattrValue));
+  }
+  return Status::Ok();
+}
+
+// Sets one xattr, keeping out->xattr_bytes and the kernel's per-file total.
+Status SetXattr(std::string name, std::string value, PaxRecords* out) {
+  uint64_t total = out->xattr_bytes;
+  auto it = out->xattrs.find(name);
+  if (it != out->xattrs.end()) total -= it->first.size() + it->second.size();
+  total += name.size() + value.size();
+  if (total > Limits::kMaxXattrsPerEntry) {
+    return Status::LimitExceeded("xattrs add up to " + std::to_string(total) +
+                                 " bytes (names and values), over the kernel's " +
+                                 std::to_string(Limits::kMaxXattrsPerEntry) + " per file");
+  }
+  out->xattr_bytes = total;
+  out->xattrs[std::move(name)] = std::move(value);
+  return Status::Ok();
+}
+
+void EraseXattr(const std::string& name, PaxRecords* out) {
+  auto it = out->xattrs.find(name);
+  if (it == out->xattrs.end()) return;
+  out->xattr_bytes -= it->first.size() + it->second.size();
+  out->xattrs.erase(it);
+}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -122,6 +164,12 @@ Status ApplyRecord(std::string_view key, std::string_view value, size_t max_exte
     return Status::Ok();
   };
 
+  if (key == "path" || key == "linkpath" || key == "GNU.sparse.name") {
+    if (value.size() > Limits::kMaxPath) {
+      return Status::LimitExceeded(std::string(key) + " is " + std::to_string(value.size()) +
+                                   " bytes, over the kernel's " + std::to_string(Limits::kMaxPath));
+    }
+  }
   if (key == "path") return set_string(&out->path);
   if (key == "linkpath") return set_string(&out->linkpath);
   if (key == "uname") return set_string(&out->uname);
@@ -146,24 +194,26 @@ Status ApplyRecord(std::string_view key, std::string_view value, size_t max_exte
     // An empty value deletes the keyword (POSIX pax; Go's mergePAX and so
     // umoci/containerd/moby set nothing).
     if (value.empty()) {
-      out->xattrs.erase(std::string(name));
-    } else {
-      out->xattrs[std::string(name)] = std::string(value);
+      EraseXattr(std::string(name), out);
+      return Status::Ok();
     }
-    return Status::Ok();
+    LAZYROOT_RETURN_IF_ERROR(CheckXattrSizes(name, value.size()));
+    return SetXattr(std::string(name), std::string(value), out);
   }
   if (key.starts_with(kLibarchiveXattr)) {
     Result<std::string> name = DecodeUrlEncoded(key.substr(kLibarchiveXattr.size()));
     if (!name.ok()) return Bad(name.status().message(), key);
     if (name->empty() || HasNul(*name)) return Bad("bad xattr name", key);
     if (value.empty()) {
-      out->xattrs.erase(*name);
+      EraseXattr(*name, out);
       return Status::Ok();
     }
+    // Refused before decoding: base64 holds 3 bytes per 4 characters.
+    LAZYROOT_RETURN_IF_ERROR(CheckXattrSizes(*name, value.size() / 4 * 3));
     Result<std::string> v = DecodeBase64(value);
     if (!v.ok()) return Bad(v.status().message(), key);
-    out->xattrs[std::move(*name)] = std::move(*v);
-    return Status::Ok();
+    LAZYROOT_RETURN_IF_ERROR(CheckXattrSizes(*name, v->size()));
+    return SetXattr(std::move(*name), std::move(*v), out);
   }
   if (!key.starts_with("GNU.sparse.")) return Status::Ok();  // unknown keywords are ignored
 

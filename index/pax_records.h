@@ -32,6 +32,7 @@ struct PaxRecords {
   std::optional<uint32_t> uid, gid;
   std::optional<PaxTime> mtime;
   std::map<std::string, std::string> xattrs;  // name -> raw value; an empty value is kept
+  uint64_t xattr_bytes = 0;                   // names + values in `xattrs` (kept under the kernel's limit)
 
   // GNU sparse. 0.0 and 0.1 carry the map here; 1.0 puts it in the data area.
   std::optional<std::string> sparse_name;       // GNU.sparse.name (0.1, 1.0)
@@ -49,7 +50,10 @@ struct PaxRecords {
 // record overrides an earlier one. Returns Corruption on a malformed record
 // (length, missing '=' or newline, NUL in a key or in path/linkpath/uname/
 // gname/GNU.sparse.name, a bad number or time, a bad LIBARCHIVE encoding) or
-// when a sparse map lists more than max_sparse_extents runs.
+// when a sparse map lists more than max_sparse_extents runs. Returns
+// LimitExceeded, before copying the value, for what Linux cannot hold
+// (index/limits.h): an xattr name over 255 bytes or value over 64 KiB, an
+// entry's xattrs over 64 KiB together, a path or linkpath over 4096 bytes.
 Status ParsePaxRecords(std::string_view data, size_t max_sparse_extents, PaxRecords* out);
 
 // Parses "[-]sec[.fraction]"; the fraction is truncated to nanoseconds and a

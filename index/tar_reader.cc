@@ -42,6 +42,11 @@ Status TarReader::Fail(Status s) {
   return status_;
 }
 
+Status TarReader::FailEntry(Status s, std::string_view path) {
+  status_ = s.WithContext(name_ + ": " + DescribeEntry(entry_start_, path));
+  return status_;
+}
+
 Status TarReader::Feed(std::span<const uint8_t> bytes) {
   if (!status_.ok()) return status_;
   if (finished_) {
@@ -116,6 +121,7 @@ Status TarReader::ProcessBlock(const uint8_t* block) {
 
 Status TarReader::ParseHeader(const uint8_t* block) {
   if (tar::IsZeroBlock(block)) {
+    if (!limit_error_.ok()) return FailEntry(limit_error_, "");
     if (pending_) return Fail(Status::Corruption("end-of-archive block after an extension header"));
     if (saw_zero_block_) state_ = State::kTrailing;
     saw_zero_block_ = true;
@@ -159,6 +165,13 @@ Status TarReader::StartExtension(const tar::TarHeader& h) {
   } else if (n > limits_.max_long_name) {
     return Fail(Status::Corruption(std::string(ext_kind_ == 'L' ? "GNU long name" : "GNU long link") +
                                    " too large (" + std::to_string(n) + " bytes)"));
+  } else if (n > lazyroot::Limits::kMaxPath + kBlockSize) {
+    // Refused before it is read; the exact length (up to the first NUL) is
+    // checked with the entry.
+    return FailEntry(Status::LimitExceeded(std::string(ext_kind_ == 'L' ? "GNU long name" : "GNU long link") +
+                                           " is " + std::to_string(n) + " bytes, over the kernel's " +
+                                           std::to_string(lazyroot::Limits::kMaxPath)),
+                     "");
   }
   pending_ = true;
   ext_data_.clear();
@@ -174,6 +187,12 @@ Status TarReader::FinishExtension() {
   state_ = State::kHeader;
   if (ext_kind_ == 'x') {
     Status st = tar::ParsePaxRecords(ext_data_, limits_.max_sparse_extents, &pax_);
+    if (st.code() == ErrorCode::kLimitExceeded) {
+      // Nothing over the limit was kept. The error waits for the entry's
+      // header (the next block or few), so that it can name the entry's path.
+      if (limit_error_.ok()) limit_error_ = st;
+      return Status::Ok();
+    }
     if (!st.ok()) return Fail(st);
   } else {
     // GNU long names end at the first NUL; the last 'L'/'K' wins (row 51).
@@ -217,6 +236,7 @@ Status TarReader::BuildEntry(const tar::TarHeader& h) {
   if (long_name_) e.path = *long_name_;
   if (long_link_) e.link_target = *long_link_;
   if (flag == '\0' && !e.path.empty() && e.path.back() == '/') e.type = EntryType::kDirectory;
+  if (!limit_error_.ok()) return FailEntry(limit_error_, e.path);
 
   const bool has_ustar_fields = format != tar::HeaderFormat::kV7;
   if (has_ustar_fields) {
@@ -380,9 +400,45 @@ Status TarReader::ContinueSparseMap(const uint8_t* block) {
   return EmitEntry();
 }
 
+Status TarReader::CheckEntry() {
+  const TarEntry& e = entry_;
+  auto over = [](const char* what, size_t size, size_t limit) {
+    return Status::LimitExceeded(std::string(what) + " is " + std::to_string(size) + " bytes, over the kernel's " +
+                                 std::to_string(limit));
+  };
+  auto long_component = [](std::string_view path) -> size_t {
+    size_t longest = 0;
+    for (size_t start = 0; start <= path.size();) {
+      size_t slash = path.find('/', start);
+      if (slash == std::string_view::npos) slash = path.size();
+      longest = std::max(longest, slash - start);
+      start = slash + 1;
+    }
+    return longest;
+  };
+  if (e.path.size() > lazyroot::Limits::kMaxPath) return over("path", e.path.size(), lazyroot::Limits::kMaxPath);
+  if (size_t c = long_component(e.path); c > lazyroot::Limits::kMaxComponent) {
+    return over("a path component", c, lazyroot::Limits::kMaxComponent);
+  }
+  if (e.type == EntryType::kSymlink && e.link_target.size() > lazyroot::Limits::kMaxSymlinkTarget) {
+    return over("symlink target", e.link_target.size(), lazyroot::Limits::kMaxSymlinkTarget);
+  }
+  if (e.type == EntryType::kHardlink) {
+    if (e.link_target.size() > lazyroot::Limits::kMaxPath) return over("hardlink target", e.link_target.size(), lazyroot::Limits::kMaxPath);
+    if (size_t c = long_component(e.link_target); c > lazyroot::Limits::kMaxComponent) {
+      return over("a hardlink target component", c, lazyroot::Limits::kMaxComponent);
+    }
+  }
+  // Kernel limits on xattrs were applied as the PAX records were parsed.
+  entries_ += 1;
+  metadata_bytes_ += MetadataBytes(e);
+  return CheckBudget(limits_.budget, "layer", entries_, metadata_bytes_);
+}
+
 Status TarReader::EmitEntry() {
   state_ = State::kHeader;
   skip_ = entry_.stored_size + Padding(entry_.stored_size);
+  if (Status st = CheckEntry(); !st.ok()) return FailEntry(st, entry_.path);
   ResetPending();
   Status st = on_entry_(entry_);
   if (!st.ok()) status_ = st;
@@ -400,6 +456,7 @@ void TarReader::ResetPending() {
 Status TarReader::Finish() {
   if (!status_.ok()) return status_;
   finished_ = true;
+  if (!limit_error_.ok()) return FailEntry(limit_error_, "");
   switch (state_) {
     case State::kTrailing:
       return Status::Ok();

@@ -12,6 +12,7 @@
 #include <span>
 #include <string>
 
+#include "index/limits.h"
 #include "index/pax_records.h"
 #include "index/status.h"
 #include "index/tar_entry.h"
@@ -41,6 +42,9 @@ class TarReader {
     size_t max_long_name = 1 << 20;         // one 'L' or 'K' data area
     size_t max_sparse_extents = 1 << 16;    // runs in one sparse map
     size_t max_sparse_map_bytes = 1 << 20;  // a PAX 1.0 map in the data area
+    // The kernel limits (paths, components, link targets, xattrs) always
+    // apply; of the budgets, layer_entries and layer_metadata apply here.
+    ::lazyroot::Limits budget;
   };
   // Receives each entry; a non-OK return stops parsing and is returned as is.
   using EntryFn = std::function<Status(const TarEntry&)>;
@@ -55,7 +59,9 @@ class TarReader {
   // a time), calling on_entry for each entry in archive order once its
   // header(s) are complete, before its data has streamed past. Returns
   // kCorruption for malformed input, kUnsupported for an unknown typeflag or
-  // sparse version, or the callback's error. Errors are sticky.
+  // sparse version, kLimitExceeded for an entry over a kernel limit or a
+  // layer over its budget (naming the entry's offset and path and the limit),
+  // or the callback's error. Errors are sticky.
   Status Feed(std::span<const uint8_t> bytes);
 
   // End of stream. OK if the archive ended cleanly: two zero blocks, one zero
@@ -65,6 +71,9 @@ class TarReader {
   Status Finish();
 
   uint64_t offset() const { return offset_; }  // bytes consumed so far
+  // What the entries emitted so far count against the layer budgets.
+  uint64_t entries() const { return entries_; }
+  uint64_t metadata_bytes() const { return metadata_bytes_; }
   // True once the zero-block terminator was seen; later bytes are trailing
   // data, accepted and ignored (row 64).
   bool end_of_archive() const { return state_ == State::kTrailing; }
@@ -90,8 +99,12 @@ class TarReader {
   Status ContinueSparseMap(const uint8_t* block);
   // Calls on_entry and arranges for the entry's data and padding to be skipped.
   Status EmitEntry();
+  // The kernel limits on entry_'s names and the layer budgets.
+  Status CheckEntry();
   void ResetPending();
   Status Fail(Status s);  // adds "<name>: tar header at offset N" and makes it sticky
+  // Adds "<name>: tar entry at offset N (path)" (the entry's first header) and makes it sticky.
+  Status FailEntry(Status s, std::string_view path);
 
   std::string name_;
   EntryFn on_entry_;
@@ -118,6 +131,7 @@ class TarReader {
   uint64_t pax_bytes_ = 0;
   std::string ext_data_;
   tar::PaxRecords pax_;
+  Status limit_error_;  // a PAX record over a kernel limit, reported with the entry's header
   std::optional<std::string> long_name_, long_link_;
 
   // The entry being completed; reused so its strings keep their capacity.
@@ -125,6 +139,8 @@ class TarReader {
   uint64_t sparse_map_bytes_ = 0;
   tar::SparseMap1x0Parser sparse_map_;
   uint64_t sparse_real_size_ = 0;
+
+  uint64_t entries_ = 0, metadata_bytes_ = 0;  // emitted so far
 };
 
 }  // namespace lazyroot

@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "src/json_document.h"
 
 extern char** environ;
 
@@ -206,11 +207,8 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
     return Status::Unauthorized(context + " failed (exit status " + std::to_string(WEXITSTATUS(wstatus)) + ")");
   }
 
-  rapidjson::Document doc;
-  doc.Parse(output.data(), output.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return Status::Unauthorized(context + ": output is not a JSON object");
-  }
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
+                            ParseJsonDocument(output, context + ": output", kMaxHelperOutput, ErrorCode::kUnauthorized));
   auto get = [&](const char* key, std::string* out) {
     auto it = doc.FindMember(key);
     if (it == doc.MemberEnd() || it->value.IsNull()) return true;
@@ -232,7 +230,7 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
 
 // Decodes one auths entry. An entry with nothing usable (docker writes "{}"
 // next to a credsStore) is nullopt.
-Result<std::optional<Credential>> FromAuthEntry(const rapidjson::Value& entry, const std::string& where) {
+Result<std::optional<Credential>> FromAuthEntry(const JsonValue& entry, const std::string& where) {
   if (!entry.IsObject()) return Status::InvalidArgument(where + ": want an object");
   auto get = [&](const char* key, std::string* out) -> Status {
     auto it = entry.FindMember(key);
@@ -271,7 +269,7 @@ Result<std::optional<Credential>> FromAuthEntry(const rapidjson::Value& entry, c
 
 // Finds the member of obj whose key, normalised, names one of hosts; earlier
 // hosts win, then document order.
-const rapidjson::Value* FindHostKey(const rapidjson::Value& obj, const std::vector<std::string>& hosts,
+const JsonValue* FindHostKey(const JsonValue& obj, const std::vector<std::string>& hosts,
                                     std::string* key_out) {
   for (const std::string& host : hosts) {
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
@@ -311,20 +309,15 @@ Result<std::optional<Credential>> LookupCredential(const std::string& registry, 
   LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadSmallFile(path));
   if (!text) return std::optional<Credential>();
 
-  rapidjson::Document doc;
-  doc.Parse(text->data(), text->size());
-  if (doc.HasParseError()) {
-    return Status::InvalidArgument(path + ": not valid JSON: " + rapidjson::GetParseError_En(doc.GetParseError()) +
-                                   " at offset " + std::to_string(doc.GetErrorOffset()));
-  }
-  if (!doc.IsObject()) return Status::InvalidArgument(path + ": not a JSON object");
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
+                            ParseJsonDocument(*text, path, kMaxConfigSize, ErrorCode::kInvalidArgument));
   const std::vector<std::string> hosts = CandidateHosts(registry);
 
   // 1. credHelpers[host]
   if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
     if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
     std::string key;
-    if (const rapidjson::Value* helper = FindHostKey(it->value, hosts, &key)) {
+    if (const JsonValue* helper = FindHostKey(it->value, hosts, &key)) {
       if (!helper->IsString()) {
         return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
       }
@@ -340,7 +333,7 @@ Result<std::optional<Credential>> LookupCredential(const std::string& registry, 
   if (auto it = doc.FindMember("auths"); it != doc.MemberEnd() && !it->value.IsNull()) {
     if (!it->value.IsObject()) return Status::InvalidArgument(path + ": auths: want an object");
     std::string key;
-    if (const rapidjson::Value* entry = FindHostKey(it->value, hosts, &key)) {
+    if (const JsonValue* entry = FindHostKey(it->value, hosts, &key)) {
       return FromAuthEntry(*entry, path + ": auths[\"" + key + "\"]");
     }
   }

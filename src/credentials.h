@@ -34,7 +34,8 @@ struct CredentialOptions {
 // docker.io and registry-1.docker.io all match (in that preference).
 // Helpers get the registry host on stdin (Docker Hub: https://index.docker.io/v1/),
 // their stderr goes to /dev/null, stdout is capped at 1 MiB; there is no
-// timeout. Username "<token>" => identity_token with an empty username.
+// timeout. config.json is capped at 16 MiB; both are JSON read with the
+// limits of src/json_document.h (64 levels, 1,048,576 values). Username "<token>" => identity_token with an empty username.
 // An auths entry with only empty fields ("{}" beside a credsStore) is nullopt.
 // Returns nullopt for anonymous access (no config file, no entry, or helper
 // says "credentials not found"); kInvalidArgument naming the file for a

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <system_error>
 #include <thread>
 
+#include "index/exception_status.h"
 #include "index/merge.h"
 #include "index/sha256.h"
 #include "src/index_consumer.h"
@@ -17,10 +19,10 @@ namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
                             const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
-  TreeBuilder builder(limits);
+  TreeBuilder builder(limits);  // keeps to the image-wide budgets as it applies the entries
   for (size_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
-    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr));
+    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr, limits));
     LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
     for (const TarEntry& e : idx.entries) LAZYROOT_RETURN_IF_ERROR(builder.Apply(e));
     LAZYROOT_RETURN_IF_ERROR(builder.EndLayer());
@@ -55,19 +57,35 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   std::vector<Status> results(digests.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < digests.size();) results[i] = VerifyStoredBlob(store, digests[i]);
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      // No exception may leave a thread (std::terminate): it fails this blob.
+      try {
+        results[i] = VerifyStoredBlob(store, digests[i]);
+      } catch (...) {
+        results[i] = CurrentExceptionStatus("blob " + digests[i]);
+      }
+    }
   };
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
-  for (unsigned t = 1; t < n; ++t) threads.emplace_back(worker);
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(static_cast<size_t>(n));
+  for (unsigned t = 1; t < n; ++t) {
+    // Out of threads: the workers already started take the share of this one.
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);
   return Status::Ok();
 }
 
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options,
-                              const Limits& limits) {
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
   if (options.verify_blobs) {
     Status st = VerifyLayerBlobs(store, record.layer_digests);
@@ -116,12 +134,12 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i]);
+      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits);
       if (!table.ok()) return table.status().WithContext(what);
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, limits, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));

@@ -24,14 +24,14 @@ struct OpenImageOptions {
   // Re-hash every layer blob before use (extract does; a mount must start in
   // milliseconds and does not). A blob changed on disk is kCorruption.
   bool verify_blobs = false;
+  // Layer indexes rebuilt from blobs are under these; the merge keeps to the
+  // image-wide budgets and symlink-steps (index/limits.h; --limit, LAZYROOT_LIMITS).
+  Limits limits;
 };
 
 // Opens the image record's tree (building and persisting it when missing or
 // invalid; layer indexes are rebuilt from blobs when needed) and its blobs.
-// `limits`: the image budgets the merge keeps to when it builds the tree
-// (index/limits.h; --limit and LAZYROOT_LIMITS).
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {},
-                              const Limits& limits = Limits{});
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
 
 // Re-hashes the stored blob (all layers of an image in parallel with
 // VerifyLayerBlobs). kCorruption names the blob and what it hashes to.

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <map>
+#include <mutex>
 
 #include "index/byte_source.h"
 #include "index/layer_indexer.h"
@@ -14,38 +16,80 @@
 namespace lazyroot {
 namespace {
 
+// The entries and metadata bytes of each layer of one pull, by position in
+// the manifest, updated as the layers stream in (a layer indexed again after
+// a restarted download replaces its earlier count). Because layers being
+// indexed in parallel count too, the image-wide budget also bounds what the
+// pull's indexers hold together. Shared by the pull's layer threads.
+class ImageTotals {
+ public:
+  explicit ImageTotals(const Limits& limits) : limits_(limits) {}
+  Status Update(size_t position, uint64_t entries, uint64_t metadata) {
+    std::lock_guard<std::mutex> lock(mu_);
+    layers_[position] = {entries, metadata};
+    uint64_t all_entries = 0, all_metadata = 0;
+    for (const auto& [pos, t] : layers_) {
+      all_entries += t.first;
+      all_metadata += t.second;
+    }
+    return CheckBudget(limits_, "image", all_entries, all_metadata);
+  }
+  const Limits& limits() const { return limits_; }
+
+ private:
+  const Limits limits_;
+  std::mutex mu_;
+  std::map<size_t, std::pair<uint64_t, uint64_t>> layers_;
+};
+
 class IndexingConsumer final : public LayerConsumer {
  public:
-  IndexingConsumer(Store& store, const Layer& layer, std::string diff_id)
-      : store_(store), layer_(layer), diff_id_(std::move(diff_id)) {}
+  IndexingConsumer(Store& store, const Layer& layer, size_t position, std::string diff_id,
+                   std::shared_ptr<ImageTotals> totals)
+      : store_(store), layer_(layer), position_(position), diff_id_(std::move(diff_id)), totals_(std::move(totals)) {}
 
   Status Consume(std::span<const uint8_t> bytes) override {
     if (!indexer_) {
       // Trust the bytes over the media type (containerd sniffs too).
       Compression c = bytes.size() >= 4 ? SniffCompression(bytes) : layer_.compression;
-      indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, c, diff_id_);
+      indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, c, diff_id_, kDefaultSpanBytes,
+                                                totals_->limits());
     }
-    return indexer_->Consume(bytes);
+    LAZYROOT_RETURN_IF_ERROR(indexer_->Consume(bytes));
+    return CountAgainstImage();
   }
 
   Status Finish() override {
-    if (!indexer_) indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, layer_.compression, diff_id_);
-    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, indexer_->Finish());
-    return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), idx.Serialize());
+    if (!indexer_) {
+      indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, layer_.compression, diff_id_,
+                                                kDefaultSpanBytes, totals_->limits());
+    }
+    LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile());
+    LAZYROOT_RETURN_IF_ERROR(CountAgainstImage());
+    return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), file);
   }
 
  private:
+  Status CountAgainstImage() {
+    Status st = totals_->Update(position_, indexer_->entries(), indexer_->metadata_bytes());
+    return st.ok() ? st : st.WithContext("layer " + layer_.descriptor.digest);
+  }
+
   Store& store_;
   const Layer& layer_;
+  size_t position_;
   std::string diff_id_;
+  std::shared_ptr<ImageTotals> totals_;
   std::unique_ptr<LayerIndexer> indexer_;
 };
 
 }  // namespace
 
-LayerConsumerFactory MakeIndexingConsumerFactory(Store& store) {
-  return [&store](const Layer& layer, size_t, const std::string& diff_id) -> Result<std::unique_ptr<LayerConsumer>> {
-    return std::unique_ptr<LayerConsumer>(new IndexingConsumer(store, layer, diff_id));
+LayerConsumerFactory MakeIndexingConsumerFactory(Store& store, const Limits& limits) {
+  auto totals = std::make_shared<ImageTotals>(limits);
+  return [&store, totals](const Layer& layer, size_t position,
+                          const std::string& diff_id) -> Result<std::unique_ptr<LayerConsumer>> {
+    return std::unique_ptr<LayerConsumer>(new IndexingConsumer(store, layer, position, diff_id, totals));
   };
 }
 
@@ -62,7 +106,7 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest) {
 }
 
 Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
-                                         bool* rebuilt) {
+                                         bool* rebuilt, const Limits& limits) {
   if (rebuilt) *rebuilt = false;
   const std::string path = store.IndexPath(blob_digest);
   auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
@@ -77,14 +121,17 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
   uint8_t head[4] = {};
   size_t n = 0;
   LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
-  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx,
-                            IndexBlob(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id));
-  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(path, idx.Serialize()));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      std::string file,
+      IndexBlobFile(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id, limits));
+  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(path, file));
   if (rebuilt) *rebuilt = true;
-  return idx;
+  return LayerIndex::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(file.data()), file.size()), path,
+                           blob_digest);
 }
 
-Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id) {
+Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                             const Limits& limits) {
   const std::string path = store.IndexPath(blob_digest);
   auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
   if (bytes.ok()) {
@@ -94,7 +141,7 @@ Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& bl
         &got_diff_id);
     if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
   }
-  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr));
+  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
   return std::move(idx.checkpoints);
 }
 

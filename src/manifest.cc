@@ -1,35 +1,23 @@
 #include "src/manifest.h"
 
 #include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 #include <algorithm>
 #include <array>
 #include <string>
 
+#include "src/json_document.h"
 #include "src/reference.h"
 
 namespace lazyroot {
 namespace {
 
-using rapidjson::Value;
+using Value = JsonValue;
 
 constexpr std::string_view kSchema1Message = "schema 1 manifests are not supported; rebuild or re-push the image";
 constexpr std::string_view kAttestationAnnotation = "vnd.docker.reference.type";
 
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
-
-Result<rapidjson::Document> ParseJson(std::string_view body, std::string_view what) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError()) {
-    return Status::Corruption(std::string(what) + " is not valid JSON: " +
-                              rapidjson::GetParseError_En(doc.GetParseError()) + " at offset " +
-                              std::to_string(doc.GetErrorOffset()));
-  }
-  if (!doc.IsObject()) return Status::Corruption(std::string(what) + " is not a JSON object");
-  return doc;
-}
 
 // The member named key, or nullptr. A key that appears twice is an error:
 // parsers that keep the first and parsers that keep the last would read two
@@ -160,7 +148,8 @@ bool IsGenericType(std::string_view mt) {
 Result<std::string> ManifestMediaType(std::string_view content_type, std::string_view body) {
   std::string ct = ToLower(StripParameters(content_type));
   if (IsSchema1(ct)) return Status::Unsupported(std::string(kSchema1Message));
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJson(body, "manifest"));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
+                            ParseJsonDocument(body, IsIndexType(ct) ? "index" : "manifest", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "manifest"));
   LAZYROOT_ASSIGN_OR_RETURN(const Value* fs_layers, Find(doc, "fsLayers", "manifest"));
   if (fs_layers != nullptr) return Status::Unsupported(std::string(kSchema1Message));
@@ -227,7 +216,7 @@ Result<Compression> LayerCompression(std::string_view media_type) {
 }
 
 Result<std::vector<IndexEntry>> ParseIndex(std::string_view body) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJson(body, "index"));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(body, "index", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "index"));
   std::string mt;
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "mediaType", "index", &mt));
@@ -265,7 +254,7 @@ Result<std::vector<IndexEntry>> ParseIndex(std::string_view body) {
 }
 
 Result<ImageManifest> ParseImageManifest(std::string_view body) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJson(body, "manifest"));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(body, "manifest", kMaxManifestBytes));
   LAZYROOT_RETURN_IF_ERROR(CheckSchemaVersion(doc, "manifest"));
   ImageManifest m;
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "mediaType", "manifest", &m.media_type));
@@ -303,7 +292,7 @@ Result<ImageManifest> ParseImageManifest(std::string_view body) {
 }
 
 Result<ImageConfig> ParseImageConfig(std::string_view body) {
-  LAZYROOT_ASSIGN_OR_RETURN(rapidjson::Document doc, ParseJson(body, "image config"));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(body, "image config", kMaxConfigBytes));
   ImageConfig c;
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "os", "config", &c.os));
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "architecture", "config", &c.architecture));

@@ -26,6 +26,11 @@ inline constexpr std::string_view kOciConfig = "application/vnd.oci.image.config
 inline constexpr std::string_view kDockerConfig = "application/vnd.docker.container.image.v1+json";
 }  // namespace media_type
 
+// Size caps of the JSON documents an image is described by: a manifest or
+// index (as fetched, from an OCI layout or from the store), an image config.
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{4} << 20;
+inline constexpr uint64_t kMaxConfigBytes = uint64_t{8} << 20;
+
 struct Descriptor {
   std::string media_type;
   std::string digest;  // validated "sha256:<hex>"
@@ -46,6 +51,11 @@ struct ImageManifest {
 };
 
 enum class ManifestKind { kIndex, kManifest };
+
+// Every body below is read by ParseJsonDocument (src/json_document.h): one
+// over its cap (kMaxManifestBytes, kMaxConfigBytes), nested deeper than 64
+// levels or holding more than 1,048,576 values is kCorruption
+// ("manifest: JSON nested deeper than 64 levels at offset 69").
 
 // Classifies a manifest body using Content-Type (parameters stripped,
 // case-insensitive) and, when absent or generic (application/json,

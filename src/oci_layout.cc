@@ -9,13 +9,15 @@
 #include <vector>
 
 #include "index/sha256.h"
+#include "src/json_document.h"
+#include "src/manifest.h"
 #include "src/reference.h"
 #include "src/store.h"
 
 namespace lazyroot {
 namespace {
 
-constexpr uint64_t kMaxJson = 4u << 20;
+constexpr uint64_t kMaxLayoutFile = 1 << 16;  // {"imageLayoutVersion":"1.0.0"}
 
 class OciLayoutSource final : public ImageSource {
  public:
@@ -27,7 +29,7 @@ class OciLayoutSource final : public ImageSource {
     // a digest mean "that one".
     std::string digest = selector.starts_with("sha256:") ? selector : top_digest_;
     LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
-    auto body = ReadWholeFile(BlobPath(digest), kMaxJson);
+    auto body = ReadWholeFile(BlobPath(digest), kMaxManifestBytes);
     if (!body.ok()) return body.status().WithContext("oci:" + dir_ + ": manifest " + digest);
     FetchedManifest m;
     m.body = std::move(*body);
@@ -77,19 +79,16 @@ class OciLayoutSource final : public ImageSource {
 
 Result<std::unique_ptr<ImageSource>> OpenOciLayout(const std::string& dir, const std::string& tag) {
   const std::string what = "oci:" + dir;
-  auto layout = ReadWholeFile(dir + "/oci-layout", 1 << 16);
+  auto layout = ReadWholeFile(dir + "/oci-layout", kMaxLayoutFile);
   if (!layout.ok()) return Status::NotFound(what + ": not an OCI image layout (no oci-layout file)");
-  rapidjson::Document ld;
-  ld.Parse(layout->data(), layout->size());
-  if (ld.HasParseError() || !ld.IsObject() || !ld.HasMember("imageLayoutVersion") ||
-      !ld["imageLayoutVersion"].IsString()) {
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument ld, ParseJsonDocument(*layout, what + ": oci-layout", kMaxLayoutFile));
+  if (!ld.HasMember("imageLayoutVersion") || !ld["imageLayoutVersion"].IsString()) {
     return Status::Corruption(what + ": malformed oci-layout file");
   }
-  auto index = ReadWholeFile(dir + "/index.json", kMaxJson);
+  auto index = ReadWholeFile(dir + "/index.json", kMaxManifestBytes);
   if (!index.ok()) return index.status().WithContext(what);
-  rapidjson::Document d;
-  d.Parse(index->data(), index->size());
-  if (d.HasParseError() || !d.IsObject() || !d.HasMember("manifests") || !d["manifests"].IsArray()) {
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument d, ParseJsonDocument(*index, what + ": index.json", kMaxManifestBytes));
+  if (!d.HasMember("manifests") || !d["manifests"].IsArray()) {
     return Status::Corruption(what + ": malformed index.json");
   }
   std::vector<std::pair<std::string, std::string>> matches;  // digest, media type

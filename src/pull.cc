@@ -24,10 +24,12 @@
 #include <cerrno>
 #include <ctime>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 #include "index/byte_source.h"
+#include "index/exception_status.h"
 #include "index/sha256.h"
 #include "src/index_consumer.h"
 #include "src/manifest.h"
@@ -36,7 +38,6 @@
 namespace lazyroot {
 namespace {
 
-constexpr uint64_t kMaxConfigBytes = 8u << 20;
 constexpr int kMaxResumes = 5;
 
 std::string Short(const std::string& digest) { return digest.substr(0, 7 + 12); }
@@ -247,29 +248,33 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   rec.reference = ref.ToString();
 
   LAZYROOT_ASSIGN_OR_RETURN(FetchedManifest top, source.GetManifest(ref.ManifestSelector()));
-  LAZYROOT_ASSIGN_OR_RETURN(ManifestKind kind, ClassifyManifest(top.content_type, top.body));
+  const std::string from = " from " + source.Describe();
+  auto top_kind = ClassifyManifest(top.content_type, top.body);
+  if (!top_kind.ok()) return top_kind.status().WithContext("manifest " + top.digest + from);
+  const ManifestKind kind = *top_kind;
   FetchedManifest chosen = top;
   if (kind == ManifestKind::kIndex) {
     auto entries = ParseIndex(top.body);
-    if (!entries.ok()) return entries.status().WithContext("index " + top.digest);
+    if (!entries.ok()) return entries.status().WithContext("index " + top.digest + from);
     auto pick = SelectPlatform(*entries, options.platform);
     if (!pick.ok()) return pick.status();
     const IndexEntry& e = (*entries)[*pick];
     LAZYROOT_ASSIGN_OR_RETURN(chosen, source.GetManifest(e.digest));
-    LAZYROOT_ASSIGN_OR_RETURN(ManifestKind inner, ClassifyManifest(chosen.content_type.empty() ? e.media_type : chosen.content_type, chosen.body));
-    if (inner != ManifestKind::kManifest) {
+    auto inner = ClassifyManifest(chosen.content_type.empty() ? e.media_type : chosen.content_type, chosen.body);
+    if (!inner.ok()) return inner.status().WithContext("manifest " + chosen.digest + from);
+    if (*inner != ManifestKind::kManifest) {
       return Status::Unsupported("manifest " + e.digest + ": nested index for platform " + e.platform.ToString() + " is not supported");
     }
     rec.index_digest = top.digest;
   }
   rec.manifest_digest = chosen.digest;
   auto manifest = ParseImageManifest(chosen.body);
-  if (!manifest.ok()) return manifest.status().WithContext("manifest " + chosen.digest);
+  if (!manifest.ok()) return manifest.status().WithContext("manifest " + chosen.digest + from);
 
   auto config_bytes = FetchSmallBlob(store, source, manifest->config, kMaxConfigBytes);
-  if (!config_bytes.ok()) return config_bytes.status().WithContext("config " + manifest->config.digest);
+  if (!config_bytes.ok()) return config_bytes.status().WithContext("config " + manifest->config.digest + from);
   auto config = ParseImageConfig(*config_bytes);
-  if (!config.ok()) return config.status().WithContext("config " + manifest->config.digest);
+  if (!config.ok()) return config.status().WithContext("config " + manifest->config.digest + from);
   if (config->diff_ids.size() != manifest->layers.size()) {
     return Status::Corruption("config " + manifest->config.digest + ": " + std::to_string(config->diff_ids.size()) +
                               " diff_ids for " + std::to_string(manifest->layers.size()) + " layers");
@@ -308,7 +313,14 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     for (size_t i; (i = next.fetch_add(1)) < jobs.size() && !abort.load();) {
       uint64_t bytes = 0;
       bool fetched = false;
-      Status st = dl.Run(jobs[i], &bytes, &fetched);
+      Status st;
+      // An exception (bad_alloc in a consumer fed a hostile layer) must not
+      // leave the thread: it fails this layer like any error.
+      try {
+        st = dl.Run(jobs[i], &bytes, &fetched);
+      } catch (...) {
+        st = CurrentExceptionStatus("layer " + jobs[i].layer->descriptor.digest);
+      }
       bytes_total += bytes;
       if (fetched) ++fetched_total;
       if (!st.ok()) {
@@ -323,7 +335,17 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   };
   int nthreads = std::max(1, std::min<int>(options.jobs, static_cast<int>(jobs.size())));
   std::vector<std::thread> threads;
-  for (int t = 1; t < nthreads; ++t) threads.emplace_back(worker);
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(static_cast<size_t>(nthreads));
+  for (int t = 1; t < nthreads; ++t) {
+    // Out of threads: the workers already started take the share of this one.
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   if (!first_error.ok()) return first_error;
@@ -340,7 +362,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     // A layer that was already stored without an index (older lazyroot, a
     // failed index write) gets one now, from the blob on disk.
     if (options.consumer_factory && ::access(store.IndexPath(digest).c_str(), F_OK) != 0) {
-      auto idx = LoadOrBuildLayerIndex(store, digest, j.diff_id, nullptr);
+      auto idx = LoadOrBuildLayerIndex(store, digest, j.diff_id, nullptr, options.limits);
       if (!idx.ok()) return idx.status();
     }
   }
@@ -368,7 +390,15 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
   if (!lock.ok()) return lock.status().WithContext(what);
   auto source = OpenImageSource(ref, options.registry);
   if (!source.ok()) return source.status().WithContext(what);
-  auto result = PullLocked(store, **source, ref, options);
+  // Nothing is published before every layer is verified, so an exception
+  // (out of memory) on the way leaves the store as it was.
+  auto result = [&]() -> Result<PullResult> {
+    try {
+      return PullLocked(store, **source, ref, options);
+    } catch (...) {
+      return CurrentExceptionStatus("");
+    }
+  }();
   if (!result.ok()) return result.status().WithContext(what);
   return result;
 }

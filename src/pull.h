@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "index/limits.h"
 #include "src/image_source.h"
 #include "src/layer_consumer.h"
 #include "src/platform.h"
@@ -24,7 +25,8 @@ struct PullOptions {
   int jobs = 3;                    // concurrent layer downloads
   RegistryOptions registry;
   PullProgress* progress = nullptr;           // may be null
-  LayerConsumerFactory consumer_factory;      // may be empty
+  LayerConsumerFactory consumer_factory;      // may be empty (give it the same limits)
+  Limits limits;                              // for indexes rebuilt from stored blobs
 };
 
 struct PullResult {

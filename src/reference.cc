@@ -122,6 +122,12 @@ bool IsDomain(std::string_view s) {
   return true;
 }
 
+// distribution/reference splitDockerDomain: a first component with '.' or
+// ':', or "localhost", names a registry (so does one with upper case).
+bool LooksLikeDomain(std::string_view first) {
+  return first == "localhost" || first.find_first_of(".:") != std::string_view::npos;
+}
+
 // tag := [\w][\w.-]{0,127}
 bool IsTag(std::string_view s) {
   if (s.empty() || s.size() > kMaxTagLength || !IsWordChar(s.front())) return false;
@@ -148,6 +154,8 @@ Result<Reference> ParseOciLayout(std::string_view text, std::string_view rest) {
   if (colon != std::string_view::npos && rest.substr(colon + 1).find('/') == std::string_view::npos) {
     ref.layout_dir = std::string(rest.substr(0, colon));
     ref.tag = std::string(rest.substr(colon + 1));
+    // "oci:a:b:" would print as "oci:a:b", which reads back as tag "b".
+    if (ref.tag.empty()) return Invalid(text, "empty tag after ':' (write oci:DIR or oci:DIR:TAG)");
   } else {
     ref.layout_dir = std::string(rest);
   }
@@ -187,7 +195,7 @@ Result<Reference> ParseRegistryReference(std::string_view text, std::string_view
     path = std::string(name);
   } else {
     std::string_view first = name.substr(0, slash);
-    if (first == "localhost" || first.find_first_of(".:") != std::string_view::npos || HasUpper(first)) {
+    if (LooksLikeDomain(first) || HasUpper(first)) {
       domain = first;
       path = std::string(name.substr(slash + 1));
     } else {
@@ -195,7 +203,13 @@ Result<Reference> ParseRegistryReference(std::string_view text, std::string_view
     }
   }
   if (!IsDomain(domain)) return Invalid(text, "invalid registry host \"" + std::string(domain) + "\"");
+  // Host names are case-insensitive, so the canonical form is lower case —
+  // unless the upper case is the only thing that makes the first component
+  // a host ("WorkingDir5xz/arm64/v8"): lower-cased, it would read back as a
+  // Docker Hub path and name (and store) another image. Such a host is kept
+  // as written, as docker does.
   ref.registry = ToLower(domain);
+  if (!LooksLikeDomain(ref.registry)) ref.registry = std::string(domain);
   if (ref.registry == kLegacyDockerHub) ref.registry = std::string(kDockerHub);
   if (ref.registry == kDockerHub && path.find('/') == std::string::npos) path.insert(0, kOfficialPrefix);
 
@@ -223,6 +237,8 @@ std::string Reference::ToString() const {
   out = registry + "/" + repository;
   if (!tag.empty()) out += ":" + tag;
   if (!digest.empty()) out += "@" + digest;
+  // A registry named "oci" (with a port) would read back as an OCI layout.
+  if (out.starts_with("oci:")) out.insert(0, "docker://");
   return out;
 }
 

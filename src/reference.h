@@ -9,6 +9,12 @@
 // The grammar is distribution/reference's ParseNormalizedNamed: a first
 // component with '.', ':', upper case, or "localhost" is the registry;
 // index.docker.io becomes docker.io; docker.io names get "library/".
+// ToString is the canonical form and the store's key: for every text
+// ParseReference accepts, ParseReference(r.ToString()) succeeds and gives r
+// again (same ToString, same fields; plain_http, a transport setting, is not
+// part of the name). Hosts print lower-case, except one that is a host only
+// by its upper case ("Foo/bar"): that one is kept as written, since lower
+// case would read back as the Docker Hub repository foo/bar.
 // Value type; thread-compatible.
 #pragma once
 
@@ -23,7 +29,8 @@ struct Reference {
   enum class Transport { kRegistry, kOciLayout };
   Transport transport = Transport::kRegistry;
 
-  std::string registry;    // "docker.io", "ghcr.io", "127.0.0.1:5000" (host[:port], lower-case host)
+  std::string registry;    // "docker.io", "ghcr.io", "127.0.0.1:5000" (host[:port], lower-case host,
+                           // but see above for "Foo/bar")
   std::string repository;  // "library/alpine", "o/app"
   std::string tag;         // "latest" when neither tag nor digest was given; may be empty with a
                            // digest, and for kOciLayout when no reference name was given

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "src/json_document.h"
+
 namespace lazyroot {
 namespace {
 
@@ -137,12 +139,9 @@ Result<std::string> RegistryAuth::FetchToken(HttpClient& http, const std::string
     return Status::Unauthorized("registry " + registry_ + ": token request failed with HTTP " +
                                 std::to_string(resp.status));
   }
-  if (resp.body.size() > kMaxTokenBody) return Status::Corruption("registry " + registry_ + ": token too large");
-  rapidjson::Document doc;
-  doc.Parse(resp.body.data(), resp.body.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return Status::Corruption("registry " + registry_ + ": token response is not a JSON object");
-  }
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
+                            ParseJsonDocument(resp.body, "registry " + registry_ + ": token response from " +
+                                                             UrlOrigin(req.url), kMaxTokenBody));
   std::string token;
   for (const char* key : {"token", "access_token"}) {
     if (doc.HasMember(key) && doc[key].IsString() && doc[key].GetStringLength() > 0) {

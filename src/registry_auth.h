@@ -30,7 +30,9 @@ class RegistryAuth {
   Status LearnChallenge(const HttpResponse& resp, const std::string& scope);
 
   // The Authorization header value for a request in scope, "" for anonymous.
-  // Fetches a token with http when needed.
+  // Fetches a token with http when needed; a token answer over 1 MiB, or
+  // not a JSON object within src/json_document.h's limits, is kCorruption
+  // naming the registry and the token server.
   Result<std::string> Authorization(HttpClient& http, const std::string& scope);
 
   // Number of tokens fetched so far (tests and progress).

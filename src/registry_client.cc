@@ -7,12 +7,11 @@
 #include <algorithm>
 
 #include "index/sha256.h"
+#include "src/json_document.h"
 #include "src/manifest.h"
 
 namespace lazyroot {
 namespace {
-
-constexpr uint64_t kMaxManifestBytes = 4u << 20;
 
 std::string StripParams(const std::string& content_type) {
   std::string s = content_type.substr(0, content_type.find(';'));
@@ -35,9 +34,11 @@ bool EndsWith(const std::string& s, std::string_view suffix) { return s.size() >
 }  // namespace
 
 std::string RegistryErrorText(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
-  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("errors") || !doc["errors"].IsArray()) return "";
+  // Error bodies are capped by HttpPolicy::max_body, like every body.
+  auto parsed = ParseJsonDocument(body, "error body", kMaxManifestBytes);
+  if (!parsed.ok()) return "";
+  const JsonDocument& doc = *parsed;
+  if (!doc.HasMember("errors") || !doc["errors"].IsArray()) return "";
   std::string out;
   for (const auto& e : doc["errors"].GetArray()) {
     if (!e.IsObject()) continue;

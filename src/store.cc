@@ -17,11 +17,15 @@
 
 #include "fs/extract_writer.h"
 #include "index/sha256.h"
+#include "src/json_document.h"
 #include "src/manifest.h"
 #include "src/reference.h"
 
 namespace lazyroot {
 namespace {
+
+// An image record is a few hundred bytes plus 72 per layer.
+constexpr uint64_t kMaxRecordBytes = uint64_t{1} << 20;
 
 Status MakeDirs(const std::string& path) {
   std::string cur;
@@ -143,10 +147,8 @@ std::string RecordToJson(const ImageRecord& r) {
 }
 
 Result<ImageRecord> RecordFromJson(const std::string& text, const std::string& path) {
-  rapidjson::Document d;
-  d.Parse(text.data(), text.size());
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument d, ParseJsonDocument(text, "image record " + path, kMaxRecordBytes));
   auto bad = [&] { return Status::Corruption("image record " + path + ": malformed"); };
-  if (d.HasParseError() || !d.IsObject()) return bad();
   auto str = [&](const char* k, std::string* out) {
     if (!d.HasMember(k) || !d[k].IsString()) return false;
     *out = d[k].GetString();
@@ -298,7 +300,7 @@ Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(Image
 
 Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
   std::string path = ImagePath(reference);
-  auto text = ReadWholeFile(path, 1 << 20);
+  auto text = ReadWholeFile(path, kMaxRecordBytes);
   if (!text.ok()) {
     if (text.status().code() == ErrorCode::kNotFound) return std::optional<ImageRecord>();
     return text.status();
@@ -312,7 +314,7 @@ Result<std::vector<ImageRecord>> Store::ListImages() const {
   for (const std::string& name : ListNames(root_ + "/images")) {
     if (!name.ends_with(".json")) continue;
     std::string path = root_ + "/images/" + name;
-    auto text = ReadWholeFile(path, 1 << 20);
+    auto text = ReadWholeFile(path, kMaxRecordBytes);
     if (!text.ok()) {
       if (text.status().code() == ErrorCode::kNotFound) continue;  // removed meanwhile
       return text.status();
@@ -352,7 +354,7 @@ Result<GcReport> Store::Gc() {
     if (!IsSha256Hex(hex)) continue;
     ImageRecord mounted;
     mounted.manifest_digest = "sha256:" + hex;
-    auto bytes = ReadBlob(mounted.manifest_digest, 4u << 20);
+    auto bytes = ReadBlob(mounted.manifest_digest, kMaxManifestBytes);
     if (!bytes.ok()) continue;
     auto manifest = ParseImageManifest(*bytes);
     if (!manifest.ok()) continue;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "index/limits.h"
 #include "index/status.h"
 #include "src/store.h"
 
@@ -31,8 +32,14 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 // The record of a pulled image named as the user typed it; kNotFound says
 // "pull it first".
 Result<ImageRecord> FindImage(Store& store, const std::string& text);
-// FindImage, but a missing image is pulled first when pull is true.
-Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull);
+// FindImage, but a missing image is pulled first (under `limits`) when pull is true.
+Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits = Limits());
+
+// Adds `--limit NAME=VALUE` (repeatable) to cmd, its help listing the defaults.
+void AddLimitOption(CLI::App* cmd, std::vector<std::string>* values);
+// The budgets: defaults, then $LAZYROOT_LIMITS, then each --limit value.
+// kInvalidArgument (exit 2) naming the bad item and where it came from.
+Result<Limits> ResolveLimits(const std::vector<std::string>& values);
 
 // Opens the store named by --root or the environment.
 Result<std::unique_ptr<Store>> OpenStore(const GlobalOptions& global);

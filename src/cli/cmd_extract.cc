@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 
@@ -22,8 +23,10 @@ namespace {
 
 struct ExtractArgs {
   std::string image, dir;
+  std::vector<std::string> limits;
   bool rootless = false, pull = true;
   unsigned threads = 0;
+  uint64_t max_size = 0;  // 0: the free space of DIR's file system, less a margin
 };
 
 // The default target: <store>/rootfs/<manifest hex>, complete once
@@ -50,6 +53,9 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
                static_cast<unsigned long long>(r.hardlinks), static_cast<unsigned long long>(r.devices),
                static_cast<unsigned long long>(r.skipped), static_cast<unsigned long long>(r.warnings),
                static_cast<double>(r.bytes) / (1 << 20), seconds);
+  if (r.zero_bytes > 0) {
+    std::fprintf(stderr, "lazyroot: %.1f MiB of zeros left as holes\n", static_cast<double>(r.zero_bytes) / (1 << 20));
+  }
   for (const std::string& w : r.warning_samples) std::fprintf(stderr, "lazyroot: warning: %s\n", w.c_str());
   if (r.warnings > r.warning_samples.size()) {
     std::fprintf(stderr, "lazyroot: … and %llu more warning(s)\n",
@@ -58,9 +64,11 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
 }
 
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
+  auto limits = ResolveLimits(args.limits);
+  if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
-  auto rec = FindOrPullImage(**store, args.image, args.pull);
+  auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
   if (!rec.ok()) return Fail(rec.status());
   // Shared, like a pull: gc cannot delete the blobs we are reading.
   auto store_lock = (*store)->LockStore(false);
@@ -69,6 +77,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   ExtractOptions options;
   options.rootless = args.rootless;
   options.threads = args.threads;
+  options.max_bytes = args.max_size;
   const bool rootless = args.rootless || ::geteuid() != 0;
   const std::string mode = rootless ? "rootless\n" : "root\n";
 
@@ -104,7 +113,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
 
   // Extract reads whole layers anyway: re-hash them first, so a blob changed
   // on disk is caught rather than written out (OpenImage names the image).
-  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true});
+  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true, .limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
   auto start = std::chrono::steady_clock::now();
   auto report = ExtractTree(*opened->tree, *opened->content, dir, options);
@@ -131,11 +140,20 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
       ->required();
   cmd->add_option("DIR", args->dir, "Target directory: must not exist, or be empty");
   cmd->add_flag("--rootless", args->rootless,
-                "Do not chown or create devices; record uid:gid:mode in user.containers.override_stat "
-                "(always on when not running as root)");
+                "Do not chown or create devices; no setuid/setgid/sticky or group/other write bits on disk; "
+                "record the image's uid:gid:mode in user.containers.override_stat (always on when not running "
+                "as root)");
   cmd->add_flag("--pull,!--no-pull", args->pull, "Pull IMAGE when it is not in the store (default: yes)");
   cmd->add_option("--threads", args->threads, "Worker threads writing files (default: one per CPU)")
       ->check(CLI::Range(0u, 256u));
+  cmd->add_option("--max-size", args->max_size,
+                  "The most file data to write (K, M, G suffixes: powers of 1024); default: what DIR's file "
+                  "system has free, less 64 MiB or 1 % of it. Checked before writing (file data without sparse "
+                  "holes) and while writing (zero runs become holes and do not count)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX))
+      ->option_text("SIZE");
+  AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] { *run = [args, &global] { return RunExtract(global, *args); }; });
 }
 

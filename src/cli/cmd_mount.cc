@@ -31,6 +31,7 @@ struct MountArgs {
   std::string image, dir;
   bool foreground = false, debug = false, suid = false, dev = false, pull = true;
   std::vector<std::string> fuse_options;  // -o a,b
+  std::vector<std::string> limits;        // --limit NAME=VALUE
   uint64_t cache_mib = 256;
   unsigned threads = 8;
   unsigned read_ahead_kib = 1024;
@@ -95,6 +96,8 @@ void RedirectToDevNull(int fd) {
 }
 
 int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
+  auto limits = ResolveLimits(a.limits);
+  if (!limits.ok()) return Fail(limits.status());
   MountOptions options;
   if (Status st = ApplyFuseOptions(a.fuse_options, &options); !st.ok()) return Fail(st);
   options.suid = options.suid || a.suid;
@@ -126,14 +129,14 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
 
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
-  auto record = FindOrPullImage(**store, a.image, a.pull);
+  auto record = FindOrPullImage(**store, a.image, a.pull, *limits);
   if (!record.ok()) return Fail(record.status());
   // Held for the daemon's life (the fork inherits it): gc keeps this
   // image's blobs while it is mounted, even after `lazyroot rm`.
   auto in_use = (*store)->HoldImageInUse(record->manifest_digest);
   if (!in_use.ok()) return Fail(in_use.status());
   options.source = record->reference;  // `findmnt` then says which image is mounted where
-  auto image = OpenImage(**store, *record);
+  auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
 
   // --debug traces every request on stderr, which only makes sense in the foreground.
@@ -196,6 +199,7 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   mount->add_flag("--suid", ma->suid, "Honour setuid/setgid bits (root only; default nosuid)");
   mount->add_flag("--dev", ma->dev, "Allow device nodes (root only; default nodev)");
   mount->add_flag("--debug", ma->debug, "Trace FUSE requests on stderr (implies --foreground)");
+  AddLimitOption(mount, &ma->limits);
   mount->callback([ma, &global, run] { *run = [ma, &global] { return RunMountCommand(global, *ma); }; });
 
   auto dir = std::make_shared<std::string>();

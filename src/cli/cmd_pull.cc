@@ -14,7 +14,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   struct Args {
     std::string image, platform, creds, username, progress = "auto";
     bool password_stdin = false, insecure = false, tls_verify = true, quiet = false;
-    std::vector<std::string> cert_dirs;
+    std::vector<std::string> cert_dirs, limits;
     int jobs = 3;
   };
   auto args = std::make_shared<Args>();
@@ -37,6 +37,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       ->check(CLI::IsMember({"auto", "tty", "plain", "json"}));
   cmd->add_flag("-q,--quiet", args->quiet, "Print only the manifest digest");
   cmd->add_option("-j,--jobs", args->jobs, "Layers downloaded at once")->check(CLI::Range(1, 32));
+  AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] {
     *run = [args, &global]() -> int {
       auto ref = ParseReference(args->image);
@@ -49,6 +50,9 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
         options.platform_explicit = true;
       }
       options.jobs = args->jobs;
+      auto limits = ResolveLimits(args->limits);
+      if (!limits.ok()) return Fail(limits.status());
+      options.limits = *limits;
       options.registry.insecure = args->insecure;
       options.registry.tls_verify = args->tls_verify;
       options.registry.cert_dirs = args->cert_dirs;
@@ -78,7 +82,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
 
       auto store = OpenStore(global);
       if (!store.ok()) return Fail(store.status());
-      options.consumer_factory = MakeIndexingConsumerFactory(**store);
+      options.consumer_factory = MakeIndexingConsumerFactory(**store, options.limits);
       auto result = Pull(**store, *ref, options);
       if (!result.ok()) return Fail(result.status());
       if (args->quiet) {

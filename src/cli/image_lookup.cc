@@ -17,7 +17,7 @@ Result<ImageRecord> FindImage(Store& store, const std::string& text) {
   return std::move(*rec);
 }
 
-Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull) {
+Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits) {
   auto rec = FindImage(store, text);
   if (rec.ok() || rec.status().code() != ErrorCode::kNotFound || !pull) return rec;
   // As `lazyroot pull IMAGE` with its defaults would (host platform, docker
@@ -25,7 +25,8 @@ Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool 
   LAZYROOT_ASSIGN_OR_RETURN(Reference ref, ParseReference(text));
   std::fprintf(stderr, "lazyroot: %s is not in the store: pulling it\n", ref.ToString().c_str());
   PullOptions options;
-  options.consumer_factory = MakeIndexingConsumerFactory(store);
+  options.limits = limits;
+  options.consumer_factory = MakeIndexingConsumerFactory(store, limits);
   auto progress = MakeProgress(ProgressMode::kAuto);
   options.progress = progress.get();
   LAZYROOT_ASSIGN_OR_RETURN(PullResult pulled, Pull(store, ref, options));

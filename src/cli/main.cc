@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "index/exception_status.h"
 #include "src/cli/cli.h"
 
 namespace lazyroot::cli {
@@ -16,6 +17,35 @@ int Fail(const Status& st) {
   std::fprintf(stderr, "lazyroot: %s\n", st.message().c_str());
   return st.code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
 }
+
+namespace {
+
+// "pull alpine", "extract a b": the command and the image(s) it was given.
+std::string Operation(const CLI::App& app) {
+  std::string out;
+  for (const CLI::App* sub : app.get_subcommands()) {
+    out += out.empty() ? "" : " ";
+    out += sub->get_name();
+    if (const CLI::Option* image = sub->get_option_no_throw("IMAGE"); image != nullptr) {
+      for (const std::string& r : image->results()) out += " " + r;
+    }
+  }
+  return out;
+}
+
+// REQUIRES: inside a catch block. Any exception that reaches main (out of
+// memory on a hostile input, say) ends with a message and exit status 1,
+// never with std::terminate's abort.
+int FailOnException(const CLI::App& app) noexcept {
+  try {
+    return Fail(lazyroot::CurrentExceptionStatus(Operation(app)));
+  } catch (...) {
+    std::fputs("lazyroot: out of memory\n", stderr);  // not even the message could be built
+    return kExitFailure;
+  }
+}
+
+}  // namespace
 
 }  // namespace lazyroot::cli
 
@@ -51,7 +81,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitUsage;
+  } catch (...) {
+    return FailOnException(app);
   }
   if (!run) return kExitUsage;
-  return run();
+  try {
+    return run();
+  } catch (...) {
+    return FailOnException(app);
+  }
 }

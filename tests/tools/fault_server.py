@@ -21,13 +21,24 @@ ignore-range mode). Modes:
   wrong-digest   blob `tamper` (default: the first layer) is served with one
                  byte flipped
   huge-manifest  the tag resolves to a valid manifest padded past 4 MiB
+  deep-manifest  the tag resolves to an image manifest (OCI Content-Type)
+                 whose annotations hold `depth` nested arrays
+  deep-index     the same, as an OCI index
+  wide-manifest  the tag resolves to an image manifest holding `width`
+                 numbers in one array (under 4 MiB)
+  deep-config    the image's manifest names a config blob of `depth` nested
+                 arrays (served with its true digest and size)
+  deep-token     every API request without a Bearer token gets 401 with a
+                 challenge whose realm (/token on this port) answers `depth`
+                 nested arrays
 Any mode: `rate` (bytes/s) throttles blob bodies; it may be changed while the
 server runs (fs.rate = None), as may `mode`.
 
 Every request is recorded on arrival, in arrival order, and its record is
 filled in while it is served (fs.requests()): dict time, port ("api"|"blob"),
 method, path, kind ("ping"|"manifest"|"blob"), digest, range, auth (bool),
-status, sent (body bytes actually written). Thread-safe: one lock guards the
+status, sent (body bytes actually written); kind "token" for deep-token's
+realm. Thread-safe: one lock guards the
 log; handlers run on daemon threads.
 """
 
@@ -45,13 +56,28 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_image  # noqa: E402
 
-MODES = (None, "redirect", "retry-after", "drop", "ignore-range", "wrong-digest", "huge-manifest")
+MODES = (None, "redirect", "retry-after", "drop", "ignore-range", "wrong-digest", "huge-manifest",
+         "deep-manifest", "deep-index", "wide-manifest", "deep-config", "deep-token")
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def deep_json(depth, mediatype=None):
+    """An object whose member "x" holds depth-1 nested arrays (depth levels
+    in all): a JSON bomb of 2*depth bytes that a recursive parser follows to
+    the end of its stack."""
+    head = {"schemaVersion": 2}
+    if mediatype:
+        head["mediaType"] = mediatype
+    prefix = json.dumps(head)[:-1] + ', "x": '
+    return (prefix + "[" * (depth - 1) + "]" * (depth - 1) + "}").encode()
 CHUNK = 64 * 1024
 
 
 class FaultServer:
     def __init__(self, thing, repo="demo/app", tag="v1", mode=None, username="faultuser",
-                 password="fault-Pa55word", retries=2, drop_after=1 << 20, rate=None, tamper=None):
+                 password="fault-Pa55word", retries=2, drop_after=1 << 20, rate=None, tamper=None,
+                 depth=200000, width=2000000):
         if mode not in MODES:
             raise ValueError("unknown fault mode %r" % (mode,))
         self.repo, self.tag, self.mode = repo, tag, mode
@@ -72,6 +98,25 @@ class FaultServer:
             data = json.dumps(m).encode()
             self.top = make_image.sha256(data)
             self.manifests[self.top] = (data, thing.media_type)
+        if mode in ("deep-manifest", "deep-index"):
+            mt = OCI_MANIFEST if mode == "deep-manifest" else OCI_INDEX
+            data = deep_json(depth, mt)
+            self.top = make_image.sha256(data)
+            self.manifests[self.top] = (data, mt)
+        if mode == "wide-manifest":
+            data = (json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST})[:-1] + ', "x": ['
+                    + ",".join(["0"] * width) + "]}").encode()
+            self.top = make_image.sha256(data)
+            self.manifests[self.top] = (data, OCI_MANIFEST)
+        if mode == "deep-config":
+            config = deep_json(depth)
+            m = json.loads(thing.manifest)
+            m["config"]["digest"], m["config"]["size"] = make_image.sha256(config), len(config)
+            data = json.dumps(m).encode()
+            self.blobs[m["config"]["digest"]] = config
+            self.top = make_image.sha256(data)
+            self.manifests[self.top] = (data, thing.media_type)
+        self.token_body = deep_json(depth) if mode == "deep-token" else None
         self.tamper = tamper or (images[0].layers[0].digest if images[0].layers else None)
         self._lock = threading.Lock()
         self._log = []
@@ -168,6 +213,14 @@ class FaultServer:
                 try:
                     if port_name == "blob":
                         return self._blob_port(path, head)
+                    if fs.mode == "deep-token" and path == "/token":
+                        self.rec["kind"] = "token"
+                        return self._send(200, fs.token_body, [("Content-Type", "application/json")], head)
+                    if fs.mode == "deep-token" and not (auth or "").lower().startswith("bearer "):
+                        self.rec["kind"] = "ping" if path.rstrip("/") == "/v2" else None
+                        challenge = 'Bearer realm="%s/token",service="fault-server"' % fs.url
+                        return self._error(401, "UNAUTHORIZED", "authentication required",
+                                           [("WWW-Authenticate", challenge)])
                     if fs.mode == "redirect" and not self._authorized(auth):
                         self.rec["kind"] = "ping" if path.rstrip("/") == "/v2" else None
                         return self._error(401, "UNAUTHORIZED", "authentication required",

@@ -61,6 +61,9 @@ printf '{"ServerURL":"%s","Username":"user-%s","Secret":"s3cret-helper"}' "$url"
     Helper("signalled", R"(kill -9 $$)");
     Helper("wrongtype", R"(echo '{"Username":1,"Secret":"s3cret-x"}')");
     Helper("noread", R"(printf '{"Username":"u","Secret":"s3cret-noread"}')");
+    // 200,000 nested arrays (200 KB, under the output cap): must be refused
+    // without exhausting the stack.
+    Helper("deep", R"(printf '{"Username":"s3cret-deep","Secret":'; head -c 200000 /dev/zero | tr '\0' '[')");
   }
 
   void TearDown() override {
@@ -89,6 +92,12 @@ printf '{"ServerURL":"%s","Username":"user-%s","Secret":"s3cret-helper"}' "$url"
   std::string dir_, bin_, old_path_;
   CredentialOptions options_;
 };
+
+std::string Repeat(const std::string& s, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += s;
+  return out;
+}
 
 // base64("alice:s3cret-pw") and base64("bob:s3cret:with:colons").
 constexpr const char* kAlice = "YWxpY2U6czNjcmV0LXB3";
@@ -264,11 +273,12 @@ TEST_F(Credentials, FailingHelperIsAnErrorNeverAFallback) {
   };
   const std::vector<Case> cases = {
       {"broken", "credential helper docker-credential-broken for registry ghcr.io failed (exit status 3)"},
-      {"garbage", "credential helper docker-credential-garbage for registry ghcr.io: output is not a JSON object"},
+      {"garbage", "credential helper docker-credential-garbage for registry ghcr.io: output is not valid JSON"},
       {"huge", "output larger than 1048576 bytes"},
       {"signalled", "killed by signal 9"},
       {"wrongtype", "Username and Secret must be strings"},
       {"absent", "docker-credential-absent not found on PATH"},
+      {"deep", "credential helper docker-credential-deep for registry ghcr.io: output: JSON nested deeper than 64 levels"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.helper);
@@ -312,6 +322,9 @@ TEST_F(Credentials, MalformedConfigNamesTheFileAndNoSecret) {
       {R"({"credHelpers":{"ghcr.io":7}})", "credHelpers[\"ghcr.io\"]: want a string"},
       {R"({"credHelpers":"x"})", "credHelpers: want an object"},
       {R"({"credsStore":{}})", "credsStore: want a string"},
+      {R"({"auths":{"ghcr.io":{"auth":"s3cret"},"x":)" + std::string(200000, '[') + std::string(200000, ']') + "}}",
+       "JSON nested deeper than 64 levels at offset"},
+      {Repeat(R"({"a":)", 200000), "JSON nested deeper than 64 levels at offset"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.json);

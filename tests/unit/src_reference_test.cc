@@ -1,9 +1,16 @@
 #include "src/reference.h"
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+#include <random>
 #include <string>
+#include <tuple>
 #include <vector>
+
+#include "src/store.h"
 
 namespace lazyroot {
 namespace {
@@ -188,8 +195,9 @@ TEST(ParseReference, DistributionRepositoryInfo) {
   const std::vector<Info> infos = {
       {{"localhost/fooo"}, "localhost", "fooo"},
       {{"localhost/fooo/bar"}, "localhost", "fooo/bar"},
-      {{"LOCALDOMAIN/fooo"}, "localdomain", "fooo"},
-      {{"LOCALDOMAIN/fooo/bar"}, "localdomain", "fooo/bar"},
+      // A host only by its upper case keeps it: "localdomain/fooo" is docker.io's.
+      {{"LOCALDOMAIN/fooo"}, "LOCALDOMAIN", "fooo"},
+      {{"LOCALDOMAIN/fooo/bar"}, "LOCALDOMAIN", "fooo/bar"},
       {{"fooo/bar", "docker.io/fooo/bar", "index.docker.io/fooo/bar"}, "docker.io", "fooo/bar"},
       {{"ubuntu", "docker.io/library/ubuntu", "library/ubuntu"}, "docker.io", "library/ubuntu"},
       {{"nonlibrary/ubuntu", "docker.io/nonlibrary/ubuntu"}, "docker.io", "nonlibrary/ubuntu"},
@@ -206,8 +214,10 @@ TEST(ParseReference, DistributionRepositoryInfo) {
       {{"foo", "docker.io/library/foo", "docker.io/foo"}, "docker.io", "library/foo"},
       {{"library/foo/bar", "docker.io/library/foo/bar"}, "docker.io", "library/foo/bar"},
       {{"store/foo/bar", "docker.io/store/foo/bar"}, "docker.io", "store/foo/bar"},
-      {{"Foo/bar"}, "foo", "bar"},
-      {{"FOO/bar"}, "foo", "bar"},
+      {{"Foo/bar"}, "Foo", "bar"},
+      {{"FOO/bar"}, "FOO", "bar"},
+      {{"LocalHost/bar", "localhost/bar"}, "localhost", "bar"},
+      {{"Example.COM/bar", "example.com/bar"}, "example.com", "bar"},
   };
   for (const Info& info : infos) {
     for (const std::string& s : info.spellings) ExpectParses({s, info.registry, info.repository, "latest", ""});
@@ -279,7 +289,6 @@ TEST(ParseReference, OciLayout) {
       {"oci:img:latest", "img", "latest", "oci:img:latest"},
       {"oci:./a:b/c", "./a:b/c", "", "oci:./a:b/c"},
       {"oci:./a:b/c:1.0", "./a:b/c", "1.0", "oci:./a:b/c:1.0"},
-      {"oci:dir:", "dir", "", "oci:dir"},
   };
   for (const Layout& c : cases) {
     SCOPED_TRACE(c.input);
@@ -292,6 +301,7 @@ TEST(ParseReference, OciLayout) {
   }
   ExpectInvalid("oci:");
   ExpectInvalid("oci::tag");
+  ExpectInvalid("oci:dir:");  // "oci:a:b:" would print as "oci:a:b", tag b
 }
 
 TEST(ParseReference, ErrorMessagesNameTheProblem) {
@@ -315,6 +325,134 @@ TEST(ParseReference, TagGrammarEdges) {
   EXPECT_FALSE(ParseReference("a:").ok());
   EXPECT_FALSE(ParseReference("a:b:c").ok());
   EXPECT_FALSE(ParseReference("a b").ok());
+}
+
+// The fields that make up a reference's identity (plain_http is how to
+// connect, not which image).
+auto Fields(const Reference& r) {
+  return std::make_tuple(r.transport, r.registry, r.repository, r.tag, r.digest, r.layout_dir);
+}
+
+// parse -> print -> parse gives the same reference and the same text.
+// Returns whether text was accepted.
+bool ExpectRoundTrip(const std::string& text) {
+  Result<Reference> r1 = ParseReference(text);
+  if (!r1.ok()) {
+    EXPECT_EQ(r1.status().code(), ErrorCode::kInvalidArgument) << text;
+    return false;
+  }
+  const std::string printed = r1->ToString();
+  Result<Reference> r2 = ParseReference(printed);
+  EXPECT_TRUE(r2.ok()) << "\"" << text << "\" prints as \"" << printed << "\", which does not parse: "
+                       << r2.status().ToString();
+  if (!r2.ok()) return true;
+  EXPECT_EQ(r2->ToString(), printed) << text;
+  EXPECT_TRUE(Fields(*r1) == Fields(*r2)) << "\"" << text << "\" prints as \"" << printed
+                                          << "\", which reads back as registry \"" << r2->registry
+                                          << "\", repository \"" << r2->repository << "\"";
+  return true;
+}
+
+TEST(ParseReference, HostOnlyByUpperCaseRoundTrips) {
+  struct Canonical {
+    std::string input, printed;
+  };
+  const std::vector<Canonical> cases = {
+      // The issue's reference: a host by its upper case; lower-cased it
+      // would be the Docker Hub repository workingdir5xz/arm64/v8.
+      {"WorkingDir5xz/arm64/v8", "WorkingDir5xz/arm64/v8:latest"},
+      {"workingdir5xz/arm64/v8", "docker.io/workingdir5xz/arm64/v8:latest"},
+      {"LOCALHOST/a", "localhost/a:latest"},
+      {"Example.COM:5000/a", "example.com:5000/a:latest"},
+      {"[FC00::1]:5000/a", "[fc00::1]:5000/a:latest"},
+      {"INDEX.DOCKER.IO/a", "docker.io/library/a:latest"},
+      // A registry called "oci" must not read back as an OCI layout.
+      {"docker://oci:5000/a", "docker://oci:5000/a:latest"},
+      {"http://OCI:1/a", "docker://oci:1/a:latest"},
+  };
+  for (const Canonical& c : cases) {
+    SCOPED_TRACE(c.input);
+    Result<Reference> r = ParseReference(c.input);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->ToString(), c.printed);
+    EXPECT_TRUE(ExpectRoundTrip(c.input));
+  }
+}
+
+// A round-trip property over references built from pieces that sit on the
+// grammar's edges (case, ports, "localhost", Docker Hub aliases, transports,
+// tags and digests), and over short random strings.
+TEST(ParseReference, ParsePrintParseIsAnIdentity) {
+  const std::vector<std::string> prefixes = {"", "", "", "docker://", "http://", "https://", "oci:"};
+  const std::vector<std::string> hosts = {
+      "", "", "localhost", "LocalHost", "localhost:5000", "Example.COM", "example.com", "127.0.0.1:5000",
+      "[::1]:5000", "[FC00::1]", "WorkingDir5xz", "FOO", "Foo", "index.docker.io", "INDEX.docker.io", "docker.io",
+      "docker.io:443", "oci:5000", "OCI:1", "oci", "http:80", "a-b", "a", "-a.b", "a..b", "x.y:"};
+  const std::vector<std::string> components = {
+      "library", "foo", "Foo", "a", "arm64", "v8", "x.y", "a_b", "a__b", "a___b", "a-b", "a--b", "1", "ubuntu-12.04",
+      "A", "_x", "x_", "..", "", "oci:x", "a:b", std::string(64, 'f'), std::string(250, 'a')};
+  const std::vector<std::string> tags = {"", "", ":latest", ":V1.0", ":_x", ":-bad", ":", ":a/b", ":" + std::string(128, 't'),
+                                         ":" + std::string(129, 't'), ":x:y"};
+  const std::vector<std::string> digests = {"", "", "@" + kDigest, "@sha256:" + std::string(64, 'A'), "@", "@sha256:ab"};
+  std::mt19937 rng(13);
+  auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  const std::string alphabet = "aA0.:/@_-[]";
+  int accepted = 0, total = 0;
+  for (int i = 0; i < 60000; ++i) {
+    std::string text;
+    if (i % 4 == 3) {
+      size_t n = rng() % 24;
+      for (size_t j = 0; j < n; ++j) text += alphabet[rng() % alphabet.size()];
+      if (rng() % 3 == 0) text = pick(prefixes) + text;
+    } else {
+      text = pick(prefixes);
+      std::string host = pick(hosts);
+      if (!host.empty()) text += host + "/";
+      size_t n = 1 + rng() % 3;
+      for (size_t j = 0; j < n; ++j) text += (j ? "/" : "") + pick(components);
+      text += pick(tags) + pick(digests);
+    }
+    ++total;
+    if (ExpectRoundTrip(text)) ++accepted;
+    if (::testing::Test::HasFailure()) {
+      ADD_FAILURE() << "first failing reference: \"" << text << "\"";
+      return;
+    }
+  }
+  // The generator must reach both sides of the grammar.
+  EXPECT_GT(accepted, total / 10);
+  EXPECT_LT(accepted, total * 9 / 10);
+}
+
+// The store key is the printed reference: an image recorded under what the
+// user typed is found again under its own printed form.
+TEST(ParseReference, StoreKeyRoundTrips) {
+  char tmpl[] = "/tmp/lazyroot-refkey-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  auto store = Store::Open(dir);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  const std::vector<std::string> typed_texts = {"WorkingDir5xz/arm64/v8", "workingdir5xz/arm64/v8",
+                                                "Example.COM/a:1", "docker://oci:5000/a", "alpine@" + kDigest};
+  for (const std::string& text : typed_texts) {
+    SCOPED_TRACE(text);
+    Result<Reference> typed = ParseReference(text);
+    ASSERT_TRUE(typed.ok());
+    ImageRecord rec;
+    rec.reference = typed->ToString();
+    rec.manifest_digest = rec.config_digest = kDigest;
+    ASSERT_TRUE((*store)->PutImage(rec).ok());
+    Result<Reference> listed = ParseReference(rec.reference);  // what `images` shows, typed back
+    ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+    auto got = (*store)->GetImage(listed->ToString());
+    ASSERT_TRUE(got.ok() && got->has_value()) << got.status().ToString();
+    EXPECT_EQ((*got)->reference, rec.reference);
+  }
+  // Two different images: the host WorkingDir5xz and the Hub repository.
+  auto images = (*store)->ListImages();
+  ASSERT_TRUE(images.ok());
+  EXPECT_EQ(images->size(), 5u);
+  ASSERT_EQ(std::system(("rm -rf '" + dir + "'").c_str()), 0);
 }
 
 TEST(ValidateDigest, Vectors) {
