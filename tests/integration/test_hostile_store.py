@@ -231,6 +231,8 @@ class HostileStore(PullTestCase):
         ref_out = os.path.join(self.tmp, name + "-reference")
         r = self.lazyroot("extract", url, ref_out, timeout=300)
         self.assertOk(r, "reference extract")
+        # The index writer and reader agree: nothing is rebuilt on a normal run.
+        self.assertNotIn("rebuilding", r.stderr)
         want = tree_listing.listing(ref_out, dir_mtime=False)
         indexes = os.path.join(self.root, "index", "sha256")
         trees = os.path.join(self.root, "trees")
@@ -291,7 +293,9 @@ class HostileStore(PullTestCase):
         url, _ = self.push_layers("tree-bomb", [(tar_bytes(entries), "gzip")])
         self.pull_ok(url, "-q")
         ref_out = os.path.join(self.tmp, "b-reference")
-        self.assertOk(self.lazyroot("extract", url, ref_out, timeout=300), "reference extract")
+        r = self.lazyroot("extract", url, ref_out, timeout=300)
+        self.assertOk(r, "reference extract")
+        self.assertNotIn("rebuilding", r.stderr)
         want = tree_listing.listing(ref_out, dir_mtime=False)
         trees = os.path.join(self.root, "trees")
         names = os.listdir(trees)
@@ -335,6 +339,7 @@ class HostileStore(PullTestCase):
         out = os.path.join(self.tmp, "c-out")
         rc, _, err, peak = self.extract_measured("(c) symlink chain: extract", url, out)
         self.assertEqual(rc, 0, err)
+        self.assertNotIn("rebuilding", err)
         self.assertLess(peak, RSS_BOUND_MIB, "extract peaked at %.1f MiB" % peak)
         ours = tree_listing.listing(out, dir_mtime=False)
         # Everything below the chain landed in d.
