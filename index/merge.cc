@@ -44,8 +44,8 @@
 //     root, more than 255 expansions is an error. So `lib -> usr/lib` then
 //     `lib/x` lands in usr/lib/x, and nothing ever lands outside the tree.
 //     Resolutions are memoised (a parent path, and the expansion of a
-//     symlink seen from its directory) and the memos dropped whenever a name
-//     is removed, so a chain of long symlinks is walked once per image, not
+//     symlink seen from its directory) and the memos dropped whenever a
+//     directory or symlink goes or a symlink comes, so a chain of long symlinks is walked once per image, not
 //     once per entry below it; the components walked count against
 //     Limits::symlink_steps for the whole image. A parent resolving to more
 //     than PATH_MAX bytes is an error (the kernel could not create it).
@@ -220,6 +220,10 @@ class TreeBuilder::Impl {
   // The result points into a memo or walk_scratch_: valid until the next Walk or removal.
   Result<const ResolvedPath<NodeId>*> Walk(const TarEntry& e, const std::vector<std::string>& components);
   void ForgetResolutions();
+  // Memos hold only walks that end at a directory (see Release).
+  bool EndsInDirectory(const ResolvedPath<NodeId>& p) const {
+    return p.nodes.empty() || (p.nodes.back() && IsDir(*p.nodes.back()));
+  }
   Result<BuildNode> NodeFromEntry(const TarEntry& e) const;
   Status ApplyWhiteout(const TarEntry& e, std::optional<NodeId> parent, std::string_view name);
   Result<NodeId> HardlinkTarget(const TarEntry& e);
@@ -246,8 +250,10 @@ class TreeBuilder::Impl {
   ResolvedPath<NodeId> walk_scratch_;  // Walk's result when it is not memoised
 
   // Memoised resolution (see Walk). Both memos only hold walks in which
-  // every lookup found its name, so adding names cannot change them; any
-  // removal drops them (ForgetResolutions, from Release).
+  // every lookup found its name and that end at a directory, so adding names
+  // cannot change them (but for a symlink where a file was: "f/.."); losing
+  // a directory or symlink, or gaining a symlink, drops them
+  // (ForgetResolutions from Release, Apply and ApplyHardlink).
   struct LinkMemo {
     ResolvedPath<NodeId> after;  // the walk's state once the link's target was walked
     size_t bytes = 0;            // JoinPath(after.components).size() + 1 per component
@@ -272,7 +278,11 @@ NodeId TreeBuilder::Impl::NewNode(BuildNode n) {
 // Drops one name of `node`; frees it (and, for a directory, everything below
 // it) when no name is left. Iterative: layers can nest arbitrarily deep.
 void TreeBuilder::Impl::Release(NodeId node) {
-  ForgetResolutions();  // a name goes away: a memoised walk may have used it
+  // A name goes away. Memoised walks go through directories and symlinks
+  // and end at directories; a file, device or fifo they found can only have
+  // been popped again by "..", which gives the same result when it is
+  // missing. So only losing a directory or a symlink can change them.
+  if (IsDir(node) || IsSymlink(node)) ForgetResolutions();
   std::vector<NodeId> stack{node};
   while (!stack.empty()) {
     NodeId n = stack.back();
@@ -424,10 +434,10 @@ Result<const ResolvedPath<NodeId>*> TreeBuilder::Impl::Walk(const TarEntry& e,
     while (!open.empty() && pending.size() == open.back().base) {
       Expansion x = open.back();
       open.pop_back();
-      if (x.clean) remember(uint64_t{x.dir} << 32 | x.link, x);
+      if (x.clean && EndsInDirectory(out)) remember(uint64_t{x.dir} << 32 | x.link, x);
     }
   }
-  if (clean) {
+  if (clean && EndsInDirectory(out)) {
     uint64_t cost = key.size() + out_bytes + 48 * out.components.size() + 64;
     if (memo_bytes_ + cost > kMaxMemoBytes) ForgetResolutions();
     memo_bytes_ += cost;
@@ -653,6 +663,9 @@ Result<NodeId> TreeBuilder::Impl::HardlinkTarget(const TarEntry& e) {
 Status TreeBuilder::Impl::ApplyHardlink(const TarEntry& e, NodeId dir, const std::string& name) {
   LAZYROOT_ASSIGN_OR_RETURN(NodeId t, HardlinkTarget(e));
   ++nodes_[t].names;
+  // A symlink where a memoised walk found a file it popped with ".." ("f/..")
+  // would now be expanded.
+  if (IsSymlink(t)) ForgetResolutions();
   nodes_[dir].children.insert_or_assign(name, Dirent{t, stamp_});
   return Status::Ok();
 }
@@ -713,6 +726,7 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   if (!node.ok()) return Fail(node.status());
   if (it != children.end()) Unlink(*dir, it);
   NodeId id = NewNode(std::move(node).value());
+  if (IsSymlink(id)) ForgetResolutions();  // see ApplyHardlink
   nodes_[*dir].children.insert_or_assign(std::move(name), Dirent{id, stamp_});  // rule 6
   return Status::Ok();
 }

@@ -735,6 +735,17 @@ TEST(MergeSymlinkChain, WalksThroughMissingNamesAreNotMemoised) {
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_TRUE(t->LookupPath("a/f"));    // m missing: "m/.." is the root
   EXPECT_TRUE(t->LookupPath("b/a/g"));  // m -> b/c: "b/c/.." is b
+  // A file a walk popped with ".." ("f/..") replaced by a symlink: the walk
+  // now goes through the symlink.
+  t = Merge({{Dir("a/"), Dir("b/c/"), Dir("b/a/"), File("f"), Sym("l", "f/../a"), File("l/x"), Sym("f", "b/c"),
+              File("l/y")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/x"));
+  EXPECT_TRUE(t->LookupPath("b/a/y"));
+  // And a file removed under it changes nothing ("f" missing: "f/.." is still the root).
+  t = Merge({{Dir("a/"), File("f"), Sym("l", "f/../a"), File("l/x")}, {Wh(".wh.f"), File("l/y")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/y"));
   // An implicit directory made below a link is seen by the next entry.
   t = Merge({{Dir("a/"), Sym("l", "a"), File("l/n/f"), Sym("a/n/s", "../../a"), File("l/n/s/g")}});
   ASSERT_TRUE(t.ok()) << t.status().ToString();
@@ -808,7 +819,7 @@ TEST(MergeBudgets, KernelLimitsHoldInTheMerge) {
       << t.status().ToString();
 }
 
-// The memos must not change a single result. Replacing a dummy file drops
+// The memos must not change a single result. Replacing a dummy symlink drops
 // them (a removal), so merging each entry after such a replacement is the
 // unmemoised walk; random layers of symlinks (relative, absolute, "..",
 // dangling, chained), hardlinks, whiteouts and opaque markers must merge the
@@ -816,7 +827,7 @@ TEST(MergeBudgets, KernelLimitsHoldInTheMerge) {
 TEST(MergeSymlinkChain, MemoisedEqualsUnmemoisedOnRandomLayers) {
   const std::vector<std::string> names = {"a", "b", "c"};
   const std::vector<std::string> targets = {"a", "b", "../a", "/b/c", "a/b", "c/../a", "missing/../b", ".", "..",
-                                            "", "/", "b/./c", "../../c/a", "a/a/a"};
+                                            "", "/", "b/./c", "../../c/a", "a/a/a", "f/../a", "a/g/../b"};
   std::mt19937 rng(20261206);
   auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
   auto path = [&] {
@@ -848,15 +859,15 @@ TEST(MergeSymlinkChain, MemoisedEqualsUnmemoisedOnRandomLayers) {
             break;
           }
           default:
-            files.push_back(path() + (rng() % 2 ? "/f" : "/g"));
+            files.push_back(rng() % 8 == 0 ? path() : path() + (rng() % 2 ? "/f" : "/g"));
             layer.push_back(File(files.back(), "x"));
             break;
         }
       }
       Layer f;
       for (const TarEntry& e : layer) {
-        f.push_back(File("zzdummy"));
-        f.push_back(File("zzdummy"));  // replaces the first: drops the memos
+        f.push_back(Sym("zzdummy", "x"));
+        f.push_back(Sym("zzdummy", "x"));  // replaces the first: drops the memos
         f.push_back(e);
       }
       plain.push_back(std::move(layer));
@@ -904,6 +915,33 @@ TEST(MergeSymlinkChain, DeepParentsAreMarkedOncePerLayer) {
   ASSERT_TRUE(tree.ok()) << tree.status().ToString();
   EXPECT_TRUE(tree->LookupPath(deep + "f0"));
   EXPECT_TRUE(tree->LookupPath(deep + "g" + std::to_string(kFiles - 1)));
+}
+
+// A layer that rewrites every file of a lower one (an upgrade) removes a name
+// per entry; removing files must not drop the memos, or each rewrite below
+// a symlinked parent would walk the chain again.
+TEST(MergeSymlinkChain, RewritingFilesKeepsTheMemos) {
+  constexpr int kFiles = 2000;
+  Layer base;
+  const uint64_t chain = AddChain(&base, 50, 1000);
+  for (int i = 0; i < kFiles; ++i) base.push_back(File("l49/f" + std::to_string(i), "old"));
+  Layer upgrade;
+  for (int i = 1; i < kFiles; i += 2) upgrade.push_back(File("l49/f" + std::to_string(i), "new!"));
+  for (int i = 0; i < kFiles; i += 10) upgrade.push_back(Wh("l49/.wh.f" + std::to_string(i)));
+  TreeBuilder b;
+  for (uint32_t l = 0; l < 2; ++l) {
+    ASSERT_TRUE(b.BeginLayer(l).ok());
+    for (const TarEntry& e : l == 0 ? base : upgrade) ASSERT_TRUE(b.Apply(e).ok()) << e.path;
+    ASSERT_TRUE(b.EndLayer().ok());
+  }
+  std::printf("[ rewrite  ] %d files rewritten below a %llu-component chain: %llu steps\n", kFiles,
+              static_cast<unsigned long long>(chain), static_cast<unsigned long long>(b.symlink_steps()));
+  EXPECT_LE(b.symlink_steps(), chain + 100);
+  auto tree = std::move(b).Finish();
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->GetNode(*tree->LookupPath("d/f1")).size, 4u);
+  EXPECT_EQ(tree->GetNode(*tree->LookupPath("d/f2")).size, 3u);
+  EXPECT_FALSE(tree->LookupPath("d/f10"));
 }
 
 }  // namespace
