@@ -209,7 +209,7 @@ class TreeBuilder::Impl {
     std::string m = EntryName(e) + " (tar offset " + std::to_string(e.header_offset) + "): " + std::string(what);
     if (!flag.empty()) {
       m += " (limit " + std::string(flag) + "=" + std::to_string(limit) + "; raise with --limit " + std::string(flag) +
-           "=N)";
+           "=N or LAZYROOT_LIMITS)";
     }
     return Status::LimitExceeded(std::move(m));
   }
@@ -450,17 +450,11 @@ Result<const ResolvedPath<NodeId>*> TreeBuilder::Impl::Walk(const TarEntry& e,
 // The image budgets: every entry applied counts, also ones a later entry
 // replaces, since each cost its share of work and memory on the way.
 Status TreeBuilder::Impl::ChargeBudgets(const TarEntry& e) {
-  if (++entries_ > limits_.image_entries) {
-    return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) + " entries",
-                      "image-entries", limits_.image_entries);
-  }
+  ++entries_;
   metadata_ += MetadataBytes(e);
-  if (metadata_ > limits_.image_metadata) {
-    return LimitError(e, "the image has more than " + std::to_string(limits_.image_metadata) +
-                             " bytes of metadata (paths, link targets, owner names, xattrs)",
-                      "image-metadata", limits_.image_metadata);
-  }
-  return Status::Ok();
+  Status st = CheckBudget(limits_, "image", entries_, metadata_);
+  if (st.ok()) return st;
+  return LimitError(e, st.message(), "", 0);
 }
 
 Status TreeBuilder::Impl::BeginLayer(uint32_t layer_index, std::string_view digest) {

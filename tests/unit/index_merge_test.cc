@@ -790,7 +790,7 @@ TEST(MergeBudgets, ImageEntriesAndMetadata) {
   ASSERT_TRUE(c.Apply(WithXattr(File("a"), "user.x", std::string(900, 'v'))).ok());
   st = c.Apply(WithXattr(File("b"), "user.x", std::string(100, 'v')));
   EXPECT_EQ(st.code(), ErrorCode::kLimitExceeded);
-  EXPECT_NE(st.message().find("--limit image-metadata=N"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--limit image-metadata=SIZE"), std::string::npos) << st.message();
 }
 
 TEST(MergeBudgets, KernelLimitsHoldInTheMerge) {
