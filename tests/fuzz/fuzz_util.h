@@ -12,6 +12,8 @@
 #include <span>
 #include <string_view>
 
+#include <sanitizer/allocator_interface.h>
+
 #include "index/status.h"
 
 // Every UBSan report stops the run (libFuzzer then keeps the input), except
@@ -96,6 +98,39 @@ inline uint32_t Crc32c(uint32_t crc, const uint8_t* p, size_t n) {
   while (n-- > 0) crc = (crc >> 8) ^ table[(crc ^ *p++) & 0xff];
   return ~crc;
 }
+
+// The largest single allocation made while a scope is open (ASan's malloc
+// hooks; the harnesses are single-threaded). A reader of a store file must
+// never allocate more than the file can hold; counts and lengths read from
+// it are untrusted (issue 13). Usage:
+//   AllocationWatch watch; Parse(...); FUZZ_CHECK(watch.largest() <= bound);
+class AllocationWatch {
+ public:
+  AllocationWatch() {
+    static const bool installed = __sanitizer_install_malloc_and_free_hooks(&OnMalloc, &OnFree) != 0;
+    (void)installed;
+    Largest() = 0;
+    Active() = true;
+  }
+  ~AllocationWatch() { Active() = false; }
+  AllocationWatch(const AllocationWatch&) = delete;
+  AllocationWatch& operator=(const AllocationWatch&) = delete;
+  size_t largest() const { return Largest(); }
+
+ private:
+  static size_t& Largest() {
+    static size_t v = 0;
+    return v;
+  }
+  static bool& Active() {
+    static bool v = false;
+    return v;
+  }
+  static void OnMalloc(const volatile void*, size_t size) {
+    if (Active() && size > Largest()) Largest() = size;
+  }
+  static void OnFree(const volatile void*) {}
+};
 
 // Splits `data` at every occurrence of `sep` (used to carry several layers or
 // several documents in one input).

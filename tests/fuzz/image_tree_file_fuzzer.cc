@@ -35,7 +35,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lazyroot::fuzz;
   std::vector<uint8_t> bytes(data, data + size);
   FixUp(bytes);
-  Result<ImageTree> tree = ImageTree::Open(std::move(bytes), "fuzz tree");
+  // Validation allocates per node at most; never out of proportion to the file.
+  const size_t bound = 16 * size + (1 << 20);
+  Result<ImageTree> tree = Status::Aborted("");
+  {
+    AllocationWatch watch;
+    tree = ImageTree::Open(std::move(bytes), "fuzz tree");
+    FUZZ_CHECK(watch.largest() <= bound);
+  }
   if (!tree.ok()) {
     CheckError(tree.status());
     return 0;

@@ -6,12 +6,16 @@
 //  - if the flag bit is set, deflates the raw entry section and fixes the
 //    section offsets and the inflated length, as LayerIndex::Serialize would;
 //  - recomputes the checkpoint table's CRC-32 and then the file's,
-// so mutations get past the checksums. An index that parses must serialise
-// to bytes that parse back to the same serialisation.
+// so mutations get past the checksums. No allocation may be out of
+// proportion to the file (an inflated entry count must not size a vector).
+// An index that parses must serialise to bytes that parse back to the same
+// serialisation.
 #include <zlib.h>
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -61,11 +65,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> bytes(data, data + size);
   FixUp(bytes);
 
+  // No allocation may be out of proportion to the records: the input is the
+  // raw entry section (what any inflated one can be), a TarEntry in memory
+  // is at most ~15x its smallest record, so 64x plus slack is generous.
+  const size_t bound = 64 * std::max(size, bytes.size()) + (1 << 20);
   std::string diff_id;
-  Result<CheckpointTable> table = LayerIndex::ParseCheckpoints(bytes, "fuzz index", "", &diff_id);
+  Result<CheckpointTable> table = Status::Aborted("");
+  Result<LayerIndex> idx = Status::Aborted("");
+  {
+    AllocationWatch watch;
+    table = LayerIndex::ParseCheckpoints(bytes, "fuzz index", "", &diff_id);
+    idx = LayerIndex::Parse(bytes, "fuzz index", "");
+    if (watch.largest() > bound) {
+      std::fprintf(stderr, "a %zu-byte index file made a %zu-byte allocation\n", bytes.size(), watch.largest());
+    }
+    FUZZ_CHECK(watch.largest() <= bound);
+  }
   if (!table.ok()) CheckError(table.status());
-
-  Result<LayerIndex> idx = LayerIndex::Parse(bytes, "fuzz index", "");
   if (!idx.ok()) {
     CheckError(idx.status());
     return 0;
