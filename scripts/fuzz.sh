@@ -3,13 +3,15 @@
 # build-fuzz/ (or $FUZZ_BUILD_DIR), writes their seed corpora
 # (scripts/fuzz_seeds.py), and runs each target for SECONDS:
 #
-#   scripts/fuzz.sh [TARGET...] [-t SECONDS] [-j JOBS]
+#   scripts/fuzz.sh [TARGET...] [-t SECONDS] [-j JOBS] [-k]
 #
 # TARGET is a name like tar_reader (default: every target); SECONDS defaults
-# to 30; JOBS targets run at once (default 1). First every committed crash
-# input in tests/fuzz/regressions/TARGET/ is replayed (each must run clean),
-# then the target fuzzes its seeds, its regressions and the corpus it grew
-# in earlier runs (build-fuzz/corpus/TARGET). New crashes land in
+# to 30; JOBS targets run at once (default 1); -k keeps fuzzing after a crash
+# (libFuzzer's -fork=1 -ignore_crashes=1: for long runs). First every
+# committed crash input in tests/fuzz/regressions/TARGET/ is replayed (each
+# must run clean), then the target fuzzes its seeds, its regressions (unless
+# one still fails: fuzzing would only stop on it again) and the corpus it
+# grew in earlier runs (build-fuzz/corpus/TARGET). New crashes land in
 # build-fuzz/artifacts/TARGET/; the full log in build-fuzz/fuzz-logs/.
 # Prints one line per target (executions, exec/s, coverage, crashes) and
 # exits 1 if any regression or fuzz run crashed, leaked, timed out (10 s per
@@ -20,12 +22,14 @@ src=$PWD
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 seconds=30
 jobs=1
+keep_going=0
 targets=()
 while (($#)); do
   case $1 in
     -t) seconds=$2; shift 2 ;;
     -j) jobs=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -k) keep_going=1; shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -56,6 +60,8 @@ done
 
 mkdir -p "$build/fuzz-logs"
 flags=(-rss_limit_mb=2048 -timeout=10)
+fuzz_flags=()
+((keep_going)) && fuzz_flags=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
 
 # Replays tests/fuzz/regressions/T one input at a time; prints the failures.
 replay() {
@@ -78,29 +84,34 @@ fuzz_one() {
   local log=$build/fuzz-logs/$1.log corpus=$build/corpus/$1 artifacts=$build/artifacts/$1/
   local status=ok
   mkdir -p "$corpus" "$artifacts" "$seeds/$t"
-  if ! replay "$t"; then status=REGRESSION; fi
+  local dirs=("$corpus" "$seeds/$t")
+  if ! replay "$t"; then
+    status=REGRESSION
+  elif [[ -d $src/tests/fuzz/regressions/$t ]]; then
+    dirs+=("$src/tests/fuzz/regressions/$t")
+  fi
   local before
   before=$(find "$artifacts" -type f | wc -l)
-  local dirs=("$corpus" "$seeds/$t")
-  [[ -d $src/tests/fuzz/regressions/$t ]] && dirs+=("$src/tests/fuzz/regressions/$t")
   local rc=0
-  "$bin/${t}_fuzzer" "${flags[@]}" -max_total_time="$seconds" -print_final_stats=1 \
+  "$bin/${t}_fuzzer" "${flags[@]}" "${fuzz_flags[@]}" -max_total_time="$seconds" -print_final_stats=1 \
     -artifact_prefix="$artifacts" "${dirs[@]}" >"$log" 2>&1 || rc=$?
   local crashes=$(($(find "$artifacts" -type f | wc -l) - before))
-  if ((rc != 0 || crashes > 0)); then status=CRASH; fi
+  if ((rc != 0 || crashes > 0)) && [[ $status == ok ]]; then status=CRASH; fi
   # libFuzzer's final stats, or after a crash its last status line.
   local execs cov ft rate
   execs=$(awk '/^stat::number_of_executed_units/ {print $2}' "$log")
   [[ -n $execs ]] || execs=$(grep -a -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
   rate=$(awk '/^stat::average_exec_per_sec/ {print $2}' "$log")
+  # -k (fork mode) prints no final stats: the rate is executions / seconds.
+  [[ -n $rate || -z $execs ]] || rate=$((execs / seconds))
   cov=$(grep -a -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}' || true)
   ft=$(grep -a -oE 'ft: [0-9]+' "$log" | tail -1 | awk '{print $2}' || true)
   local line
   line=$(printf '%-18s %6ss %10s execs %7s/s  cov %5s  ft %6s  crashes %d  %s' \
     "$t" "$seconds" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$crashes" "$status")
-  if [[ $status == CRASH ]]; then
+  if ((rc != 0 || crashes > 0)); then
     line+=$'\n'"    $(grep -a -m1 -E 'SUMMARY|FUZZ_CHECK' "$log" || echo "exit status $rc")"
-    line+=$'\n'"    input: $(grep -a -m1 -oE "Test unit written to [^ ]+" "$log" | sed 's/Test unit written to //')  log: $log"
+    line+=$'\n'"    inputs: $artifacts  log: $log"
   fi
   echo "$line" >"$build/fuzz-logs/$t.result"
   echo "$line"

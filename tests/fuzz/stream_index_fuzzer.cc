@@ -4,7 +4,8 @@
 // derived from the input (spans down to a byte, so tables get many points).
 // If the blob decodes, the checkpoint table must survive Serialize/Parse, and
 // reads of spans at random offsets, at and across checkpoints, sequential
-// and backwards, through every engine, must return exactly the streamed bytes.
+// and backwards, through every engine, must return exactly the streamed bytes;
+// and reads through a tampered (but self-consistent) table must fail cleanly.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -56,6 +57,45 @@ void CheckReads(RandomReader& reader, const CheckpointTable& table, const std::v
   if (total > 0) read_and_compare(total - 1, 1);
   read_and_compare(0, static_cast<size_t>(std::min<uint64_t>(total + 1, 1 << 20)));
   read_and_compare(total, 16);
+}
+
+// A store file is input too: an index whose checkpoint table passes its own
+// validation but lies about the blob (wrong offsets, bits, windows, sizes)
+// must make reads fail cleanly, never read out of bounds or loop. The edits
+// come from the input; the table must still pass CheckpointTable::Parse.
+void CheckTamperedReads(const CheckpointTable& good, std::span<const uint8_t> blob, Rng& rng) {
+  CheckpointTable t = good;
+  const int edits = static_cast<int>(rng.Range(1, 3));
+  for (int k = 0; k < edits; ++k) {
+    if (t.points.empty()) break;
+    Checkpoint& p = t.points[rng.Next() % t.points.size()];
+    switch (rng.Next() % 8) {
+      case 0: p.in_offset = rng.Range(0, t.compressed_size); break;
+      case 1: p.in_offset += rng.Range(0, 2); p.in_offset -= rng.Range(0, 2); break;
+      case 2: p.bits = static_cast<uint8_t>(rng.Range(0, 7)); break;
+      case 3: p.out_offset += rng.Range(0, 3); break;
+      case 4: if (!p.window.empty()) p.window[rng.Next() % p.window.size()] ^= static_cast<char>(rng.Range(1, 255)); break;
+      case 5: p.window_size = static_cast<uint32_t>(rng.Range(p.window.empty() ? 0 : 1, kMaxWindowBytes)); break;
+      case 6: t.uncompressed_size += rng.Range(0, 100000); break;
+      default: t.uncompressed_size -= std::min<uint64_t>(t.uncompressed_size, rng.Range(0, 1000)); break;
+    }
+  }
+  std::string bytes = t.Serialize();
+  Result<CheckpointTable> parsed = CheckpointTable::Parse(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), "tampered");
+  if (!parsed.ok()) return;
+  auto table = std::make_shared<const CheckpointTable>(std::move(*parsed));
+  auto source = MemoryByteSource(blob, "fuzz blob");
+  auto reader = RandomReader::Create(table, source.get(), "fuzz blob");
+  std::vector<uint8_t> buf;
+  for (int i = 0; i < 8; ++i) {
+    uint64_t offset = rng.Range(0, table->uncompressed_size + 2);
+    buf.assign(static_cast<size_t>(rng.Range(1, 8192)), 0);
+    size_t n = 0;
+    Status s = reader->Read(offset, buf, &n);
+    CheckError(s);
+    if (s.ok()) FUZZ_CHECK(n <= buf.size());
+  }
 }
 
 }  // namespace
@@ -123,5 +163,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Rng read_rng(blob);
     CheckReads(*reader, *table, stream, read_rng);
   }
+  CheckTamperedReads(*table, blob, rng);
   return 0;
 }
