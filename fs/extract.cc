@@ -23,11 +23,22 @@
 //     (each piece re-primes once). A single-frame zstd layer has one
 //     checkpoint and is never cut: a second reader would decode it from the
 //     start again. Sparse files: ftruncate to size, pwrite only the data
-//     extents, so holes stay holes.
+//     extents, so holes stay holes. Zero runs: an aligned 4 KiB block of
+//     zeros in the data is skipped (lseek-free: pwrite at offsets past it)
+//     and the file is ftruncated to its size at the end, as
+//     `cp --sparse=always` does, so a layer of a few MB holding gigabytes of
+//     zeros costs no disk. Finding them is one memcmp against a zero block
+//     per 4 KiB, which stops at the first non-zero byte of real data.
 //  3. Second names of regular files (linkat), after their first name holds
 //     its data.
 //  4. Directory metadata, deepest first (reverse id order), the root last:
 //     a directory's mtime is set after everything inside it was created.
+//
+// Disk budget (ExtractOptions::max_bytes). Before anything is created, the
+// tree's file data (sparse holes excluded) must fit the bound: the explicit
+// one, or the free space of the target's file system less a margin. While
+// writing, every pwrite is counted first, so the bytes actually written
+// never pass the bound either (zero runs left as holes are not counted).
 //
 // Metadata order for one entry: data, then chown (it clears setuid/setgid
 // and security.capability), then xattrs, then chmod (a non-root caller needs
@@ -42,8 +53,12 @@
 // systems take no user.* xattrs, and Linux refuses user.* on symlinks.
 //
 // Rootless (euid != 0, or options.rootless): everything is owned by the
-// caller; modes are kept (setuid included, it is our own file); each entry
-// except symlinks (Linux forbids user.* xattrs on them) gets
+// caller, so the on-disk modes lose setuid, setgid, sticky and group/other
+// write (kRootlessModeMask): a setuid file we own would run image code as
+// us for any local user, and a world-writable one would let anyone change
+// the tree. The image's own mode, unmasked, is what override_stat holds.
+// Each entry except symlinks and fifos (Linux takes user.* xattrs on regular
+// files and directories only; the fifo keeps its masked mode) gets
 // user.containers.override_stat = "uid:gid:0<st_mode>" with the image's
 // values, which libkrun / crun / fuse-overlayfs present to the guest.
 // Character and block devices become empty regular files with mode 0000, as
@@ -63,6 +78,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -72,7 +88,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <unordered_map>
 
@@ -90,6 +108,9 @@ std::string OverrideStatValue(uint32_t uid, uint32_t gid, uint32_t st_mode) {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
+// Zero runs of at least one such aligned block become holes (the usual file
+// system block; smaller holes would be allocated anyway).
+constexpr size_t kHoleBlock = 4096;
 constexpr size_t kMaxWarningSamples = 10;
 constexpr uint32_t kNoDir = UINT32_MAX;
 
@@ -127,6 +148,48 @@ void FillTimes(const Node& n, struct timespec ts[2]) {
   ts[0].tv_nsec = ts[1].tv_nsec = static_cast<long>(n.mtime_nsec);
 }
 
+bool IsZeroBlock(const uint8_t* p) {
+  static const uint8_t kZeros[kHoleBlock] = {};
+  return std::memcmp(p, kZeros, kHoleBlock) == 0;
+}
+
+std::string HumanSize(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (uint64_t{1} << 30)) {
+    std::snprintf(buf, sizeof buf, "%.1f GiB", static_cast<double>(bytes) / (1 << 30));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  }
+  return buf;
+}
+
+// The bytes of file data the tree asks us to write: every inode once
+// (hardlinks share a node), sparse holes excluded.
+uint64_t TreeDataBytes(const ImageTree& tree) {
+  uint64_t total = 0;
+  for (NodeId id = 0; id < tree.node_count(); ++id) {
+    const Node n = tree.GetNode(id);
+    if (n.type != NodeType::kRegular) continue;
+    const uint64_t bytes = n.sparse_count == 0 ? n.size : std::min(n.stored_size, n.size);
+    total = bytes > UINT64_MAX - total ? UINT64_MAX : total + bytes;
+  }
+  return total;
+}
+
+// An exception (std::bad_alloc, a library's) escaping a worker would end in
+// std::terminate with no word to the user: it becomes an error naming the step.
+Status FromException(const std::string& what) {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return Status::IoError(what + ": out of memory");
+  } catch (const std::exception& e) {
+    return Status::IoError(what + ": " + e.what());
+  } catch (...) {
+    return Status::IoError(what + ": unknown exception");
+  }
+}
+
 Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset, const std::string& what) {
   while (n > 0) {
     ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
@@ -143,8 +206,12 @@ Status WriteAll(int fd, const uint8_t* p, size_t n, uint64_t offset, const std::
 
 class Extractor {
  public:
-  Extractor(const ImageTree& tree, const ImageContent& content, const ExtractOptions& options, int root_fd)
-      : tree_(tree), content_(content), options_(options), root_fd_(root_fd) {
+  // `limit` bounds the file data bytes written; `limit_what` says where it
+  // comes from, for the error.
+  Extractor(const ImageTree& tree, const ImageContent& content, const ExtractOptions& options, int root_fd,
+            uint64_t limit, std::string limit_what)
+      : tree_(tree), content_(content), options_(options), root_fd_(root_fd), limit_(limit),
+        limit_what_(std::move(limit_what)) {
     report_.rootless = options.rootless || ::geteuid() != 0;
     euid_ = ::geteuid();
     egid_ = ::getegid();
@@ -166,6 +233,7 @@ class Extractor {
     LAZYROOT_RETURN_IF_ERROR(LinkFiles());
     LAZYROOT_RETURN_IF_ERROR(FinishDirectories());
     report_.bytes = bytes_.load();
+    report_.zero_bytes = zero_bytes_.load();
     report_.warnings = warnings_.load();
     return Status::Ok();
   }
@@ -174,6 +242,9 @@ class Extractor {
 
  private:
   bool rootless() const { return report_.rootless; }
+
+  // The permission bits an entry gets on disk.
+  uint32_t DiskMode(const Node& n) const { return n.mode & (rootless() ? kRootlessModeMask : 07777); }
 
   std::string PathOf(NodeId dir, std::string_view name) const {
     const std::string& d = dir_path_[dir];
@@ -233,7 +304,7 @@ class Extractor {
   Status ApplyMetaFd(int fd, NodeId id, const Node& n, const std::string& path) {
     if (NeedsChown(n) && ::fchown(fd, n.uid, n.gid) != 0) return Status::FromErrno(path + ": chown", errno);
     LAZYROOT_RETURN_IF_ERROR(ApplyXattrs(fd, -1, {}, id, n, path));
-    if (::fchmod(fd, n.mode & 07777) != 0) return Status::FromErrno(path + ": chmod", errno);
+    if (::fchmod(fd, DiskMode(n)) != 0) return Status::FromErrno(path + ": chmod", errno);
     struct timespec ts[2];
     FillTimes(n, ts);
     if (::futimens(fd, ts) != 0) return Status::FromErrno(path + ": set times", errno);
@@ -352,7 +423,7 @@ class Extractor {
     mode_t type = n.type == NodeType::kCharDevice ? S_IFCHR : n.type == NodeType::kBlockDevice ? S_IFBLK : S_IFIFO;
     dev_t dev = device ? makedev(n.rdev_major, n.rdev_minor) : 0;
     if (::mknodat(dfd, name.c_str(), type | 0600, dev) != 0) return Status::FromErrno("mknod " + path, errno);
-    return ApplyMetaAt(dfd, name, id, n, path, n.mode & 07777);
+    return ApplyMetaAt(dfd, name, id, n, path, DiskMode(n));
   }
 
   // A second name for a symlink, device or fifo, linked to its first name.
@@ -419,11 +490,24 @@ class Extractor {
     std::mutex err_mu;
     Status first_error;
     auto worker = [&] {
-      std::vector<uint8_t> buf(kChunkBytes);
+      std::vector<uint8_t> buf;
+      try {
+        buf.resize(kChunkBytes);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(err_mu);
+        if (first_error.ok()) first_error = FromException("extract: a worker's read buffer");
+        stop.store(true);
+        return;
+      }
       while (!stop.load()) {
         size_t k = next.fetch_add(1);
         if (k >= pieces.size()) return;
-        Status st = WritePiece(pieces[k], buf, stop);
+        Status st;
+        try {
+          st = WritePiece(pieces[k], buf, stop);
+        } catch (...) {
+          st = FromException("extract: writing the files of layer " + content_.layer(pieces[k].layer).digest);
+        }
         if (!st.ok()) {
           std::lock_guard<std::mutex> lock(err_mu);
           if (first_error.ok()) first_error = st;
@@ -433,7 +517,13 @@ class Extractor {
       }
     };
     std::vector<std::thread> pool;
-    for (unsigned t = 1; t < threads; ++t) pool.emplace_back(worker);
+    for (unsigned t = 1; t < threads; ++t) {
+      try {
+        pool.emplace_back(worker);
+      } catch (...) {
+        break;  // no thread to spare (EAGAIN, out of memory): the ones we have do the work
+      }
+    }
     worker();
     for (auto& t : pool) t.join();
     return first_error;
@@ -460,7 +550,34 @@ class Extractor {
     const std::string path = PathOf(job.dir, job.name);
     Fd fd(::openat(dfd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd.valid()) return Status::FromErrno("create " + path, errno);
-    uint64_t written = 0;
+    uint64_t written = 0, zeros = 0;
+    // Writes [off, off + len) of buf, leaving aligned zero blocks out.
+    auto put = [&](const uint8_t* p, size_t len, uint64_t off) -> Status {
+      size_t run = 0;  // bytes of p not yet written, ending at i
+      auto flush = [&](size_t end) -> Status {
+        if (run == 0) return Status::Ok();
+        const uint64_t used = written_.fetch_add(run) + run;
+        if (used > limit_) {
+          return Status::LimitExceeded("extract: " + path + ": the file data written would pass " + limit_what_);
+        }
+        LAZYROOT_RETURN_IF_ERROR(WriteAll(fd.get(), p + end - run, run, off + end - run, path));
+        written += run;
+        run = 0;
+        return Status::Ok();
+      };
+      for (size_t i = 0; i < len;) {
+        const uint64_t at = off + i;
+        const size_t step = static_cast<size_t>(std::min<uint64_t>(len - i, kHoleBlock - at % kHoleBlock));
+        if (step == kHoleBlock && IsZeroBlock(p + i)) {
+          LAZYROOT_RETURN_IF_ERROR(flush(i));
+          zeros += kHoleBlock;
+        } else {
+          run += step;
+        }
+        i += step;
+      }
+      return flush(len);
+    };
     auto copy = [&](uint64_t from, uint64_t to) -> Status {
       for (uint64_t off = from; off < to;) {
         size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), to - off));
@@ -468,9 +585,8 @@ class Extractor {
         Status st = ReadFileData(tree_, job.node, reader, off, std::span<uint8_t>(buf.data(), want), &got);
         if (!st.ok()) return st.WithContext(path);
         if (got != want) return Status::Corruption(path + ": file data ends at " + std::to_string(off + got));
-        LAZYROOT_RETURN_IF_ERROR(WriteAll(fd.get(), buf.data(), got, off, path));
+        LAZYROOT_RETURN_IF_ERROR(put(buf.data(), got, off));
         off += got;
-        written += got;
       }
       return Status::Ok();
     };
@@ -484,7 +600,13 @@ class Extractor {
         if (x.logical_offset < end) LAZYROOT_RETURN_IF_ERROR(copy(x.logical_offset, end));
       }
     }
+    // A file ending in a hole has the size only ftruncate gives it (a sparse
+    // file was truncated to its size before its extents were written).
+    if (zeros > 0 && n.sparse_count == 0 && ::ftruncate(fd.get(), static_cast<off_t>(n.size)) != 0) {
+      return Status::FromErrno("truncate " + path, errno);
+    }
     bytes_.fetch_add(written);
+    zero_bytes_.fetch_add(zeros);
     return ApplyMetaFd(fd.get(), job.node, n, path);
   }
 
@@ -537,7 +659,10 @@ class Extractor {
   std::vector<Location> first_;        // where each node got its first name
   std::vector<FileJob> file_jobs_;
   std::vector<LinkJob> link_jobs_;
-  std::atomic<uint64_t> bytes_{0}, warnings_{0};
+  const uint64_t limit_;
+  const std::string limit_what_;
+  std::atomic<uint64_t> written_{0};  // counted before each write, against limit_
+  std::atomic<uint64_t> bytes_{0}, zero_bytes_{0}, warnings_{0};
   std::mutex warn_mu_;
 };
 
@@ -585,6 +710,27 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
     return Status::FromErrno("extract: " + dir, errno);
   }
 
+  // The disk budget, checked before anything is created.
+  uint64_t limit = options.max_bytes;
+  std::string limit_what = "--max-size " + HumanSize(limit);
+  const uint64_t data = TreeDataBytes(tree);
+  if (limit == 0) {
+    const size_t slash = dir.rfind('/');
+    const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+    struct statvfs fs {};
+    if (::statvfs(parent.c_str(), &fs) != 0) return Status::FromErrno("extract: statvfs " + parent, errno);
+    const uint64_t avail = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    const uint64_t margin = std::max<uint64_t>(kFreeSpaceMargin, static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize / 100);
+    limit = avail > margin ? avail - margin : 0;
+    limit_what = "the free space of " + parent + " (" + HumanSize(avail) + " free, less " + HumanSize(margin) +
+                 " kept free; free some, or set the bound with --max-size SIZE)";
+  }
+  if (data > limit) {
+    return Status::LimitExceeded("extract into " + dir + ": " + HumanSize(data) +
+                                 " of file data to write (sparse holes excluded; runs of zeros are found only "
+                                 "while writing), over " + limit_what + "; nothing was written");
+  }
+
   std::string tmpl = dir + ".lazyroot-tmp-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) return Status::FromErrno("extract: create a temp dir beside " + dir, errno);
   const std::string tmp = tmpl;
@@ -596,9 +742,13 @@ Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& con
     if (!root.valid()) {
       result = Status::FromErrno("extract: open " + tmp, errno);
     } else {
-      Extractor ex(tree, content, options, root.get());
-      result = ex.Run();
-      report = ex.TakeReport();
+      try {
+        Extractor ex(tree, content, options, root.get(), limit, limit_what);
+        result = ex.Run();
+        report = ex.TakeReport();
+      } catch (...) {
+        result = FromException("extract into " + dir);
+      }
     }
   }
   if (result.ok() && ::rename(tmp.c_str(), dir.c_str()) != 0) {

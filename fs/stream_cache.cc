@@ -16,9 +16,15 @@ struct StreamCache::Flight {
   std::condition_variable cv;  // waits under StreamCache::mu_
 };
 
+struct StreamCache::IdleDecoder {
+  uint32_t layer = 0;
+  uint64_t bytes = 0;  // memory_bytes() when it was returned
+  bool large = false;  // over idle_decoder_bytes on its own: kept outside the bound, one at most
+  std::unique_ptr<RandomReader> reader;
+};
+
 struct StreamCache::LayerState {
   std::mutex mu;
-  std::vector<std::unique_ptr<RandomReader>> idle;  // oldest first
   // Where the most recent foreground reads ended, and the ends of the units
   // they were in: a read just after one of them (or at the start of the next
   // unit) continues a sequential run. A few slots, so that a handful of
@@ -35,6 +41,7 @@ StreamCache::StreamCache(std::shared_ptr<const ImageContent> content, StreamCach
     : content_(std::move(content)), options_(options), cache_(options.capacity_bytes) {
   layers_.reserve(content_->layer_count());
   for (size_t i = 0; i < content_->layer_count(); ++i) layers_.push_back(std::make_unique<LayerState>());
+  idle_per_layer_.assign(content_->layer_count(), 0);
   for (unsigned i = 0; i < options_.prefetch_workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
@@ -76,7 +83,11 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
       counters_.reprimes += d->reprimes() - reprimes_before;
       counters_.decoded_bytes += *n;
     }
-    if (st.ok()) ReturnDecoder(layer, std::move(d));
+    if (st.ok()) {
+      ReturnDecoder(layer, std::move(d));
+    } else {
+      DropDecoder(std::move(d));
+    }
     return st;
   }
   while (*n < out.size() && offset < t.uncompressed_size) {
@@ -177,8 +188,12 @@ void StreamCache::WorkerLoop() {
     }
     // A read-ahead failure is not reported here: the reader that needs the
     // unit decodes it again and reports its own error.
+    // Nor is an exception (out of memory): it must not end the daemon.
     const Unit& u = job.second;
-    (void)GetUnit(job.first, u, u.end - u.start, u.end - u.start, true);
+    try {
+      (void)GetUnit(job.first, u, u.end - u.start, u.end - u.start, true);
+    } catch (...) {
+    }
   }
 }
 
@@ -275,7 +290,10 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
       if (prefetch) ++counters_.prefetched_units;
     }
   }
-  if (!st.ok()) return st;  // the decoder may be mid-stream in a bad state: dropped
+  if (!st.ok()) {
+    DropDecoder(std::move(d));  // it may be mid-stream in a bad state
+    return st;
+  }
   ReturnDecoder(layer, std::move(d));
   cache_.Put(layer, unit.start, span);
   *out = std::move(span);
@@ -283,51 +301,90 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
 }
 
 std::unique_ptr<RandomReader> StreamCache::TakeDecoder(uint32_t layer, uint64_t start, bool need_warm) {
-  LayerState& ls = *layers_[layer];
   const CheckpointTable& t = *content_->layer(layer).checkpoints;
   const size_t span = t.FindPoint(start);
   {
-    std::lock_guard lock(ls.mu);
-    auto& idle = ls.idle;
+    std::lock_guard lock(idle_mu_);
     // Best: the decoder standing exactly at start. Next: the nearest one
     // before it in the same span (it decodes on from there). Else a cold one.
     // A decoder standing in another span is left alone: it is warm for a
     // reader there, and priming a fresh one costs us the same.
-    auto best = idle.end();
-    auto cold = idle.end();
-    for (auto it = idle.begin(); it != idle.end(); ++it) {
-      const uint64_t p = (*it)->position();
-      if (p == start) {
-        best = it;
-        break;
+    auto best = idle_.end();
+    auto cold = idle_.end();
+    if (idle_per_layer_[layer] > 0) {
+      for (auto it = idle_.begin(); it != idle_.end(); ++it) {
+        if (it->layer != layer) continue;
+        const uint64_t p = it->reader->position();
+        if (p == start) {
+          best = it;
+          break;
+        }
+        if (p == RandomReader::kNoPosition) {
+          cold = it;
+          continue;
+        }
+        if (need_warm || p > start || t.FindPoint(p) != span) continue;
+        if (best == idle_.end() || p > best->reader->position()) best = it;
       }
-      if (p == RandomReader::kNoPosition) {
-        cold = it;
-        continue;
-      }
-      if (need_warm || p > start || t.FindPoint(p) != span) continue;
-      if (best == idle.end() || p > (*best)->position()) best = it;
     }
-    if (best == idle.end() && !need_warm) best = cold;
-    if (best != idle.end()) {
-      std::unique_ptr<RandomReader> d = std::move(*best);
-      idle.erase(best);
+    if (best == idle_.end() && !need_warm) best = cold;
+    if (best != idle_.end()) {
+      std::unique_ptr<RandomReader> d = std::move(best->reader);
+      --idle_per_layer_[layer];
+      --decoder_counters_.idle_decoders;
+      (best->large ? decoder_counters_.large_idle_decoder_bytes : decoder_counters_.idle_decoder_bytes) -=
+          best->bytes;
+      idle_.erase(best);
       return d;
     }
+    if (need_warm) return nullptr;
+    ++decoder_counters_.live_decoders;
+    decoder_counters_.peak_live_decoders =
+        std::max(decoder_counters_.peak_live_decoders, decoder_counters_.live_decoders);
   }
-  if (need_warm) return nullptr;
   return content_->NewReader(layer);
 }
 
 void StreamCache::ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d) {
-  LayerState& ls = *layers_[layer];
-  std::unique_ptr<RandomReader> dropped;  // destroyed outside the lock
-  std::lock_guard lock(ls.mu);
-  ls.idle.push_back(std::move(d));
-  if (ls.idle.size() > std::max(1u, options_.idle_decoders_per_layer)) {
-    dropped = std::move(ls.idle.front());
-    ls.idle.erase(ls.idle.begin());
+  const uint64_t bytes = d->memory_bytes();
+  const bool large = bytes > options_.idle_decoder_bytes;
+  std::vector<std::unique_ptr<RandomReader>> freed;  // destroyed outside the lock
+  std::lock_guard lock(idle_mu_);
+  StreamCacheStats& c = decoder_counters_;
+  auto free_one = [&](std::list<IdleDecoder>::iterator it) {
+    --idle_per_layer_[it->layer];
+    --c.idle_decoders;
+    (it->large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) -= it->bytes;
+    freed.push_back(std::move(it->reader));
+    idle_.erase(it);
+  };
+  if (large) {
+    // One decoder over the whole bound (a zstd layer with a window larger
+    // than it) is still kept, the most recent one: freeing it would make
+    // the next unit of that layer decode its frame from the start again.
+    auto other = std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return i.large; });
+    if (other != idle_.end()) free_one(other);
   }
+  idle_.push_back(IdleDecoder{layer, bytes, large, std::move(d)});
+  ++idle_per_layer_[layer];
+  ++c.idle_decoders;
+  (large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) += bytes;
+  if (idle_per_layer_[layer] > std::max(1u, options_.idle_decoders_per_layer)) {
+    auto oldest = std::find_if(idle_.begin(), idle_.end(), [&](const IdleDecoder& i) { return i.layer == layer; });
+    free_one(oldest);
+  }
+  while (c.idle_decoder_bytes > options_.idle_decoder_bytes) {
+    free_one(std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return !i.large; }));
+  }
+  c.peak_idle_decoder_bytes = std::max(c.peak_idle_decoder_bytes, c.idle_decoder_bytes);
+  c.freed_decoders += freed.size();
+  c.live_decoders -= freed.size();
+}
+
+void StreamCache::DropDecoder(std::unique_ptr<RandomReader> d) {
+  d.reset();
+  std::lock_guard lock(idle_mu_);
+  --decoder_counters_.live_decoders;
 }
 
 StreamCacheStats StreamCache::stats() const {
@@ -337,6 +394,16 @@ StreamCacheStats StreamCache::stats() const {
     s = counters_;
   }
   s.cache = cache_.stats();
+  {
+    std::lock_guard lock(idle_mu_);
+    s.idle_decoders = decoder_counters_.idle_decoders;
+    s.idle_decoder_bytes = decoder_counters_.idle_decoder_bytes;
+    s.large_idle_decoder_bytes = decoder_counters_.large_idle_decoder_bytes;
+    s.peak_idle_decoder_bytes = decoder_counters_.peak_idle_decoder_bytes;
+    s.freed_decoders = decoder_counters_.freed_decoders;
+    s.live_decoders = decoder_counters_.live_decoders;
+    s.peak_live_decoders = decoder_counters_.peak_live_decoders;
+  }
   return s;
 }
 

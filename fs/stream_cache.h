@@ -9,11 +9,23 @@
 //             parallel. A span longer than max_unit_bytes (a single-frame zstd
 //             layer has one span) is cut into unit_bytes blocks decoded in
 //             order by a warm decoder.
-//   decoders — pooled per layer and shared by all readers: a miss takes the
-//             idle decoder already positioned at the unit (the one that just
-//             decoded the unit before it) and returns it afterwards. Reading
-//             many small files in tar order is then one sequential decode per
-//             layer, whichever files or handles the reads come from.
+//   decoders — pooled and shared by all readers: a miss takes the idle
+//             decoder of its layer already positioned at the unit (the one
+//             that just decoded the unit before it) and returns it afterwards.
+//             Reading many small files in tar order is then one sequential
+//             decode per layer, whichever files or handles the reads come from.
+//             Idle decoders are bounded per layer (a count) and over all
+//             layers (their bytes: state, window, buffers; a zstd decoder
+//             holds up to its frame's window, <= 2^29 bytes), least recently
+//             used freed first, so an image of many layers costs no more.
+//             One decoder larger than the whole bound may stay idle besides
+//             (the latest): freeing it would make the next unit of its layer
+//             decode the frame from the start again.
+//
+// Memory, then: the span cache's capacity_bytes, plus idle_decoder_bytes of
+// idle decoders (and the one large one), plus per thread inside Read (FUSE
+// workers and read-ahead workers) one decoder in use and one unit being
+// decoded (<= max_unit_bytes).
 //   single flight — concurrent misses on one unit decode it once; the others
 //             wait for it.
 //   read-ahead — a reader moving through a layer's units in order (the access
@@ -31,6 +43,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -54,6 +67,10 @@ struct StreamCacheOptions {
   unsigned prefetch_workers = 2;           // background decoding threads; 0: no read-ahead
   unsigned prefetch_units = 3;             // units decoded ahead of a sequential reader
   unsigned idle_decoders_per_layer = 4;    // warm decoders kept per layer between reads
+  // Bytes of idle decoders kept over all layers (RandomReader::memory_bytes).
+  // A decoder larger than this on its own (a zstd frame with a bigger window)
+  // is kept outside it, one at most: the most recently returned.
+  uint64_t idle_decoder_bytes = 64ull << 20;
   uint64_t random_chunk_bytes = 256 << 10;  // a random read decodes its unit up to here, rounded up
 };
 
@@ -64,6 +81,13 @@ struct StreamCacheStats {
   uint64_t waited = 0;           // misses that waited for another thread's decode
   uint64_t reprimes = 0;         // decoder restarts from a checkpoint, over all decoders
   uint64_t decoded_bytes = 0;    // uncompressed bytes produced by decoders (skips excluded)
+  uint64_t idle_decoders = 0;         // decoders kept idle now, over all layers
+  uint64_t idle_decoder_bytes = 0;    // their memory now (within the bound)
+  uint64_t large_idle_decoder_bytes = 0;  // the one idle decoder over the bound on its own, if any
+  uint64_t peak_idle_decoder_bytes = 0;  // the most it has been
+  uint64_t freed_decoders = 0;        // idle decoders freed to stay within the bounds
+  uint64_t live_decoders = 0;         // decoders that exist now (idle + in use)
+  uint64_t peak_live_decoders = 0;
 };
 
 class StreamCache {
@@ -92,7 +116,8 @@ class StreamCache {
 
  private:
   struct Flight;        // one unit being decoded; waiters block on it
-  struct LayerState;    // per layer: idle decoders, recent unit ends
+  struct LayerState;    // per layer: recent read and unit ends
+  struct IdleDecoder;   // a pooled decoder with its layer and size
   using Key = std::pair<uint32_t, uint64_t>;  // (layer, unit start)
 
   // At least the first `need` bytes of the unit (a prefix of it, or all):
@@ -105,7 +130,11 @@ class StreamCache {
   Status Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
                 std::shared_ptr<const Span>* out, bool* skipped);
   std::unique_ptr<RandomReader> TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
+  // Pools d as idle, then frees the least recently returned idle decoders
+  // until the per-layer count and the idle_decoder_bytes bound hold.
   void ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d);
+  // Frees a decoder that failed (its state is unknown).
+  void DropDecoder(std::unique_ptr<RandomReader> d);
   // Notes a foreground read of [offset, end) in `unit`; true if it continues
   // a sequential run.
   bool NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end);
@@ -116,6 +145,13 @@ class StreamCache {
   const StreamCacheOptions options_;
   SpanCache cache_;
   std::vector<std::unique_ptr<LayerState>> layers_;
+
+  // The idle decoders of all layers, least recently returned first. Guards
+  // the counts and the decoder counters of StreamCacheStats too.
+  mutable std::mutex idle_mu_;
+  std::list<IdleDecoder> idle_;
+  std::vector<unsigned> idle_per_layer_;
+  StreamCacheStats decoder_counters_;
 
   mutable std::mutex mu_;  // guards flights_, jobs_, stop_, counters
   std::condition_variable work_cv_;

@@ -85,7 +85,7 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     size_t body = bytes.size() - 4;
     uint32_t stored = 0;
     for (int i = 0; i < 4; ++i) stored |= uint32_t{bytes[body + i]} << (8 * i);
-    uint32_t actual = static_cast<uint32_t>(crc32(0L, bytes.data(), static_cast<uInt>(body)));
+    uint32_t actual = static_cast<uint32_t>(crc32_z(0L, bytes.data(), body));
     if (stored != actual) {
       return Status::Corruption(name + ": checkpoint table of " + std::to_string(bytes.size()) +
                                 " bytes: crc32 mismatch (truncated or corrupted)");
@@ -103,7 +103,7 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
   t.uncompressed_size = c.U64();
   uint64_t count = c.U64();
   if (count > (c.remaining() - 4) / kPointFixedBytes) return c.Error("point count " + std::to_string(count) + " exceeds the table");
-  t.points.reserve(count);
+  // Not reserved by the count: the vector grows with the points decoded.
   for (uint64_t i = 0; i < count; ++i) {
     LAZYROOT_RETURN_IF_ERROR(c.Need(kPointFixedBytes + 4, "checkpoint"));
     Checkpoint p;
@@ -117,6 +117,8 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     if (p.bits > 7) return c.Error(which + "bits " + std::to_string(p.bits) + " > 7");
     if (p.window_size > kMaxWindowBytes) return c.Error(which + "window of " + std::to_string(p.window_size) + " bytes");
     if ((p.window_size == 0) != (stored == 0)) return c.Error(which + "window sizes disagree");
+    // zlib never stores a window in more than compressBound of its size.
+    if (stored > compressBound(p.window_size)) return c.Error(which + "stored window larger than its raw size allows");
     if (t.compression != Compression::kGzip && (p.bits != 0 || p.window_size != 0)) {
       return c.Error(which + "bits/window on a non-gzip table");
     }

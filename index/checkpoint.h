@@ -70,6 +70,9 @@ class PointDecoder {
   virtual Status Decode(std::span<uint8_t> out) = 0;
   // Discards the next n bytes (REQUIRES as Decode). The default decodes them.
   virtual Status Skip(uint64_t n);
+  // Heap bytes this decoder holds now (state, window, buffers), for callers
+  // that bound how many they keep (a zstd context grows to the frame's window).
+  virtual uint64_t memory_bytes() const { return 0; }
 };
 
 // zlib-compresses a window for storage in a Checkpoint.

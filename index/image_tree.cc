@@ -13,6 +13,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "index/limits.h"
 #include "index/path_resolve.h"
 
 // The byte layout below is documented in index/FORMAT.md ("Image tree file");
@@ -275,32 +276,56 @@ Status ImageTree::Validate() {
   }
   for (uint32_t i = 0; i < xattr_count_; ++i) {
     const uint8_t* r = d + xattrs_offset_ + uint64_t{i} * kXattrSize;
-    if (!string_ok(Load<uint32_t>(r), Load<uint32_t>(r + 4)) || Load<uint32_t>(r + 4) == 0 ||
-        !string_ok(Load<uint32_t>(r + 8), Load<uint32_t>(r + 12))) {
+    uint32_t name_len = Load<uint32_t>(r + 4), value_len = Load<uint32_t>(r + 12);
+    if (!string_ok(Load<uint32_t>(r), name_len) || name_len == 0 || !string_ok(Load<uint32_t>(r + 8), value_len)) {
       return Status::Corruption("xattr record " + std::to_string(i) + " out of bounds");
+    }
+    if (name_len > Limits::kMaxXattrName || value_len > Limits::kMaxXattrValue) {
+      return Status::Corruption("xattr record " + std::to_string(i) + " over the kernel's name or value size");
     }
   }
 
+  // Linear work whatever the file says. The record ranges of the nodes tile
+  // their tables in node order (FORMAT.md, "Validation"): each node's first
+  // xattr, each directory's first dirent and each regular file's first
+  // extent is where the previous one's range ended, and the ranges add up to
+  // the table. So every dirent, xattr and extent is looked at once, and a file
+  // whose directories all claim one big range fails at the second of them
+  // instead of costing (directories x range) steps.
+  uint64_t next_dirent = 0, next_xattr = 0, next_sparse = 0;
   // A directory other than the root is reachable through exactly one dirent,
   // from its recorded parent, which has a smaller id: the dirents form a tree
-  // and every walk from the root terminates.
-  std::vector<uint8_t> dir_seen(node_count_, 0);
+  // and every walk from the root terminates. Other nodes are reachable
+  // through at least one dirent (more are hardlinks).
+  std::vector<uint8_t> seen(node_count_, 0);
   uint64_t dirs = 0, dirs_referenced = 0;
+  uint64_t work = 0;
   for (uint32_t i = 0; i < node_count_; ++i) {
     const uint8_t* r = d + nodes_offset_ + uint64_t{i} * kNodeSize;
     auto fail = [&](std::string_view what) {
       return Status::Corruption("node " + std::to_string(i) + ": " + std::string(what));
     };
+    ++work;
     uint8_t type = r[kNType];
     if (!ValidType(type)) return fail("bad type " + std::to_string(type));
     if (r[1] != 0 || r[2] != 0 || r[3] != 0) return fail("reserved bytes are not zero");
     if (Load<uint32_t>(r + kNMode) > 07777) return fail("bad mode");
     if (Load<uint32_t>(r + kNMtimeNsec) >= 1000000000u) return fail("bad mtime nanoseconds");
-    uint32_t xfirst = Load<uint32_t>(r + kNXattrFirst), xcount = Load<uint32_t>(r + kNXattrCount);
-    if (uint64_t{xfirst} + xcount > xattr_count_) return fail("xattrs out of bounds");
-    for (uint32_t k = 1; k < xcount; ++k) {
-      if (XattrAt(i, k - 1).name >= XattrAt(i, k).name) return fail("xattrs not sorted");
+    if (i > 0 && !seen[i] && type == static_cast<uint8_t>(NodeType::kDirectory)) {
+      return fail("directory not reachable from its parent");
     }
+    uint32_t xfirst = Load<uint32_t>(r + kNXattrFirst), xcount = Load<uint32_t>(r + kNXattrCount);
+    if (xfirst != next_xattr) return fail("xattr range does not start where the previous node's ended");
+    if (uint64_t{xfirst} + xcount > xattr_count_) return fail("xattrs out of bounds");
+    next_xattr += xcount;
+    uint64_t xattr_bytes = 0;
+    for (uint32_t k = 0; k < xcount; ++k) {
+      ++work;
+      Xattr x = XattrAt(i, k);
+      if (k > 0 && XattrAt(i, k - 1).name >= x.name) return fail("xattrs not sorted");
+      xattr_bytes += x.name.size() + x.value.size();
+    }
+    if (xattr_bytes > Limits::kMaxXattrsPerEntry) return fail("xattrs over the kernel's total per file");
     uint32_t a = Load<uint32_t>(r + kNA), b = Load<uint32_t>(r + kNB);
     NodeId parent = Load<uint32_t>(r + kNParent);
     auto node_type = static_cast<NodeType>(type);
@@ -309,16 +334,19 @@ Status ImageTree::Validate() {
       case NodeType::kDirectory: {
         ++dirs;
         if (i == 0 ? parent != 0 : parent >= i) return fail("bad parent");
+        if (a != next_dirent) return fail("dirent range does not start where the previous directory's ended");
         if (uint64_t{a} + b > dirent_count_) return fail("dirents out of bounds");
+        next_dirent += b;
         std::string_view prev;
         for (uint32_t k = 0; k < b; ++k) {
+          ++work;
           const uint8_t* e = d + dirents_offset_ + (uint64_t{a} + k) * kDirentSize;
           uint32_t name_off = Load<uint32_t>(e), name_len = Load<uint32_t>(e + 4);
           NodeId child = Load<uint32_t>(e + 8);
           if (!string_ok(name_off, name_len)) return fail("dirent name out of bounds");
           std::string_view name = String(name_off, name_len);
-          if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos ||
-              name.find('\0') != std::string_view::npos) {
+          if (name.empty() || name.size() > Limits::kMaxComponent || name == "." || name == ".." ||
+              name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
             return fail("bad dirent name");
           }
           if (k > 0 && !(prev < name)) return fail("dirents not sorted");
@@ -326,12 +354,12 @@ Status ImageTree::Validate() {
           if (child == 0 || child >= node_count_) return fail("dirent points outside the node table");
           const uint8_t* c = d + nodes_offset_ + uint64_t{child} * kNodeSize;
           if (c[kNType] == static_cast<uint8_t>(NodeType::kDirectory)) {
-            if (child <= i || Load<uint32_t>(c + kNParent) != i || dir_seen[child]) {
+            if (child <= i || Load<uint32_t>(c + kNParent) != i || seen[child]) {
               return fail("directory linked more than once or out of order");
             }
-            dir_seen[child] = 1;
             ++dirs_referenced;
           }
+          seen[child] = 1;
         }
         break;
       }
@@ -340,13 +368,16 @@ Status ImageTree::Validate() {
         uint64_t data_offset = Load<uint64_t>(r + kNDataOffset), stored = Load<uint64_t>(r + kNStoredSize);
         if (data_offset > std::numeric_limits<uint64_t>::max() - stored) return fail("data range overflows");
         if (Load<uint32_t>(r + kNLayer) >= layer_count_) return fail("layer out of range");
+        if (a != next_sparse) return fail("sparse range does not start where the previous file's ended");
         if (uint64_t{a} + b > sparse_count_) return fail("sparse map out of bounds");
+        next_sparse += b;
         if (b == 0) {
           if (stored != size) return fail("stored size differs from size without a sparse map");
           break;
         }
         uint64_t end = 0, total = 0;
         for (uint32_t k = 0; k < b; ++k) {
+          ++work;
           SparseExtent x = SparseAt(i, k);
           if (x.logical_offset < end || x.length > size || x.logical_offset > size - x.length) {
             return fail("bad sparse map");
@@ -357,9 +388,15 @@ Status ImageTree::Validate() {
         if (total != stored) return fail("sparse map does not add up to the stored size");
         break;
       }
-      case NodeType::kSymlink:
+      case NodeType::kSymlink: {
         if (!string_ok(a, b)) return fail("symlink target out of bounds");
+        std::string_view target = String(a, b);
+        if (b > Limits::kMaxSymlinkTarget || target.find('\0') != std::string_view::npos) {
+          return fail("symlink target longer than the kernel's " + std::to_string(Limits::kMaxSymlinkTarget) +
+                      " bytes or with a NUL");
+        }
         break;
+      }
       case NodeType::kCharDevice:
       case NodeType::kBlockDevice:
       case NodeType::kFifo:
@@ -367,6 +404,13 @@ Status ImageTree::Validate() {
     }
   }
   if (dirs_referenced + 1 != dirs) return Status::Corruption("unreachable directories");
+  for (uint32_t i = 1; i < node_count_; ++i) {
+    if (!seen[i]) return Status::Corruption("node " + std::to_string(i) + ": not named by any directory");
+  }
+  if (next_dirent != dirent_count_ || next_xattr != xattr_count_ || next_sparse != sparse_count_) {
+    return Status::Corruption("records that belong to no node");
+  }
+  validation_work_ = work;
   return Status::Ok();
 }
 

@@ -86,6 +86,11 @@ class ImageTree {
   // IoError if it cannot be opened or mapped, Corruption if it is invalid.
   static Result<ImageTree> OpenFile(const std::string& path);
 
+  // Records Open/OpenFile looked at while validating: nodes + dirents +
+  // xattrs + sparse extents, each once (validation is linear in the file,
+  // whatever its counts and ranges claim). For tests of that bound.
+  uint64_t validation_work() const { return validation_work_; }
+
   // The serialised file: what OpenFile reads back. Write it atomically.
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& name() const;
@@ -152,6 +157,7 @@ class ImageTree {
   uint32_t node_count_ = 0, dirent_count_ = 0, xattr_count_ = 0, sparse_count_ = 0, layer_count_ = 0;
   uint64_t nodes_offset_ = 0, dirents_offset_ = 0, xattrs_offset_ = 0, sparse_offset_ = 0, layers_offset_ = 0;
   uint64_t strings_offset_ = 0, strings_size_ = 0;
+  uint64_t validation_work_ = 0;
 };
 
 // ImageTreeWriter: serialises a tree node by node into the image tree file

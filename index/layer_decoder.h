@@ -108,6 +108,10 @@ class RandomReader {
   // Lets a pool of readers hand a request to the decoder already there.
   static constexpr uint64_t kNoPosition = ~uint64_t{0};
   virtual uint64_t position() const { return kNoPosition; }
+
+  // Heap bytes the reader holds now (its decoder's state, window and
+  // buffers): what a pool of idle readers costs. Plain layers: ~0.
+  virtual uint64_t memory_bytes() const { return 0; }
 };
 
 }  // namespace lazyroot

@@ -2,7 +2,10 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "index/limits.h"
 
 namespace lazyroot {
 namespace {
@@ -86,9 +89,10 @@ class Reader {
     *v = static_cast<uint32_t>(x);
     return true;
   }
-  bool Bytes(std::string* s) {
+  // A length-prefixed string of at most `max` bytes.
+  bool Bytes(std::string* s, size_t max) {
     uint64_t n;
-    if (!Varint(&n) || n > static_cast<uint64_t>(end_ - p_)) return false;
+    if (!Varint(&n) || n > max || n > static_cast<uint64_t>(end_ - p_)) return false;
     s->assign(reinterpret_cast<const char*>(p_), n);
     p_ += n;
     return true;
@@ -135,29 +139,80 @@ void PutEntry(std::string* s, const TarEntry& e) {
   }
 }
 
-bool GetEntry(Reader& r, TarEntry* e) {
+// The fewest bytes PutEntry can write: the type byte, eleven varints, four
+// length-prefixed strings and two counts, each at least one byte. A count
+// that could not fit its section at this size is a lie.
+constexpr size_t kMinEntryBytes = 1 + 11 + 4 + 2;
+
+// Decodes one entry. Counts and lengths come from a file that may be hostile:
+// vectors grow by what was actually decoded (never sized by a count), and an
+// entry must be one a layer could carry (index/limits.h's kernel limits), so
+// a store file cannot smuggle in what the indexer would have refused.
+// Returns a description of the first problem, empty on success.
+std::string GetEntry(Reader& r, TarEntry* e) {
   uint8_t type;
   uint64_t zz, n;
-  if (!r.Byte(&type) || type > static_cast<uint8_t>(EntryType::kFifo)) return false;
+  if (!r.Byte(&type) || type > static_cast<uint8_t>(EntryType::kFifo)) return "bad type";
   e->type = static_cast<EntryType>(type);
   if (!r.U32(&e->mode) || !r.U32(&e->uid) || !r.U32(&e->gid) || !r.Varint(&zz) || !r.U32(&e->mtime_nsec) ||
       !r.U32(&e->dev_major) || !r.U32(&e->dev_minor) || !r.Varint(&e->size) || !r.Varint(&e->header_offset) ||
-      !r.Varint(&e->data_offset) || !r.Varint(&e->stored_size) || !r.Bytes(&e->path) || !r.Bytes(&e->link_target) ||
-      !r.Bytes(&e->uname) || !r.Bytes(&e->gname)) {
-    return false;
+      !r.Varint(&e->data_offset) || !r.Varint(&e->stored_size) || !r.Bytes(&e->path, Limits::kMaxPath) ||
+      !r.Bytes(&e->link_target, Limits::kMaxPath) || !r.Bytes(&e->uname, Limits::kMaxPath) ||
+      !r.Bytes(&e->gname, Limits::kMaxPath)) {
+    return "truncated or over a kernel limit";
+  }
+  if (e->type == EntryType::kSymlink && e->link_target.size() > Limits::kMaxSymlinkTarget) {
+    return "symlink target of " + std::to_string(e->link_target.size()) + " bytes, over the kernel's " +
+           std::to_string(Limits::kMaxSymlinkTarget);
   }
   e->mtime_sec = static_cast<int64_t>((zz >> 1) ^ (~(zz & 1) + 1));
-  if (!r.Varint(&n) || n > r.remaining() / 2) return false;
-  e->sparse.resize(n);
-  for (SparseExtent& x : e->sparse) {
-    if (!r.Varint(&x.logical_offset) || !r.Varint(&x.length)) return false;
+  // Each extent takes at least two bytes, each xattr at least two.
+  if (!r.Varint(&n) || n > r.remaining() / 2) return "sparse count larger than its section";
+  for (uint64_t i = 0; i < n; ++i) {
+    SparseExtent x;
+    if (!r.Varint(&x.logical_offset) || !r.Varint(&x.length)) return "truncated sparse map";
+    e->sparse.push_back(x);
   }
-  if (!r.Varint(&n) || n > r.remaining() / 2) return false;
-  e->xattrs.resize(n);
-  for (auto& [k, v] : e->xattrs) {
-    if (!r.Bytes(&k) || !r.Bytes(&v)) return false;
+  if (!r.Varint(&n) || n > r.remaining() / 2) return "xattr count larger than its section";
+  size_t xattr_bytes = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    std::string k, v;
+    if (!r.Bytes(&k, Limits::kMaxXattrName) || !r.Bytes(&v, Limits::kMaxXattrValue)) {
+      return "xattr " + std::to_string(i) + " truncated or over the kernel's name/value limits";
+    }
+    xattr_bytes += k.size() + v.size();
+    if (xattr_bytes > Limits::kMaxXattrsPerEntry) {
+      return "xattrs over the kernel's " + std::to_string(Limits::kMaxXattrsPerEntry) + " bytes per file";
+    }
+    e->xattrs.emplace_back(std::move(k), std::move(v));
   }
-  return true;
+  return {};
+}
+
+// Inflates the entry section into *out, which grows with what zlib really
+// produces (never pre-sized by the claimed length, a 32-bit field any file
+// can set): a small file cannot make the reader allocate more than it
+// inflates to. False unless it inflates to exactly `claimed` bytes.
+bool InflateEntries(const uint8_t* in, size_t in_len, uint64_t claimed, std::string* out) {
+  if (in_len > UINT32_MAX) return false;  // cannot be: the inflated size is a u32 and deflate shrank it
+  z_stream z{};
+  if (inflateInit(&z) != Z_OK) return false;
+  z.next_in = const_cast<Bytef*>(in);
+  z.avail_in = static_cast<uInt>(in_len);
+  int ret = Z_OK;
+  // Room for one byte more than claimed tells "exactly" from "longer".
+  while (ret == Z_OK && out->size() <= claimed) {
+    size_t have = out->size();
+    size_t step = static_cast<size_t>(std::min<uint64_t>(claimed + 1 - have, std::max<size_t>(have, 64 << 10)));
+    out->resize(have + step);
+    z.next_out = reinterpret_cast<Bytef*>(out->data() + have);
+    z.avail_out = static_cast<uInt>(step);
+    ret = inflate(&z, Z_NO_FLUSH);  // Z_BUF_ERROR here: the input ended early
+    out->resize(have + step - z.avail_out);
+  }
+  bool ok = ret == Z_STREAM_END && z.avail_in == 0 && out->size() == claimed;
+  inflateEnd(&z);
+  return ok;
 }
 
 }  // namespace
@@ -267,24 +322,36 @@ Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::
   const uint8_t* entries_data = p + e_off;
   size_t entries_len = e_len;
   if (flags & kFlagEntriesDeflated) {
-    uLongf raw_len = GetU32(p + 140);
+    uint64_t raw_len = GetU32(p + 140);
     // deflate cannot expand more than ~1032:1; a larger claim is a lie.
     if (raw_len / 1032 > e_len) return bad("implausible entries size");
-    inflated.resize(raw_len);
-    if (uncompress(reinterpret_cast<Bytef*>(inflated.data()), &raw_len, entries_data, e_len) != Z_OK ||
-        raw_len != inflated.size()) {
-      return bad("entries section does not inflate");
-    }
+    if (!InflateEntries(entries_data, e_len, raw_len, &inflated)) return bad("entries section does not inflate");
     entries_data = reinterpret_cast<const uint8_t*>(inflated.data());
     entries_len = inflated.size();
   } else if (GetU32(p + 140) != 0) {
     return bad("reserved field is not zero");
   }
-  if (count > entries_len) return bad("entry count larger than its section");
+  if (count > entries_len / kMinEntryBytes) {
+    return bad("entry count " + std::to_string(count) + " larger than its section of " + std::to_string(entries_len) +
+               " bytes can hold");
+  }
   Reader r(entries_data, entries_len);
-  idx.entries.resize(count);
+  // Grown entry by entry, not resized to the count: the vector stays
+  // proportional to what was decoded even if the count lies.
+  // Entries lie in tar order, each at least one 512-byte header after the
+  // previous one's data, within the stream. Besides catching a damaged file
+  // this keeps a deflated section from holding millions of copies of one
+  // entry (every copy would cost a few bytes of deflate, not 0.06).
+  uint64_t next_header = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    if (!GetEntry(r, &idx.entries[i])) return bad("malformed entry " + std::to_string(i));
+    TarEntry e;
+    if (std::string why = GetEntry(r, &e); !why.empty()) return bad("entry " + std::to_string(i) + ": " + why);
+    if (e.header_offset < next_header || e.data_offset < e.header_offset || e.data_offset - e.header_offset < 512 ||
+        e.stored_size > idx.uncompressed_size || e.data_offset > idx.uncompressed_size - e.stored_size) {
+      return bad("entry " + std::to_string(i) + ": offsets out of tar order or beyond the stream");
+    }
+    next_header = e.data_offset + e.stored_size;
+    idx.entries.push_back(std::move(e));
   }
   if (!r.done()) return bad("trailing bytes in the entry section");
   auto table = CheckpointTable::Parse(bytes.subspan(c_off, c_len), name);

@@ -23,6 +23,7 @@ namespace lazyroot {
 struct Limits {
   // Kernel limits (linux/limits.h, xattr(7)).
   static constexpr size_t kMaxXattrValue = 65536;      // XATTR_SIZE_MAX: one value
+  static constexpr size_t kMaxXattrName = 255;         // XATTR_NAME_MAX: one name
   static constexpr size_t kMaxXattrsPerEntry = 65536;  // names + values of one entry (XATTR_LIST_MAX)
   static constexpr size_t kMaxSymlinkTarget = 4095;    // PATH_MAX - 1: what readlink(2) can return
   static constexpr size_t kMaxPath = 4096;             // an entry's path or hardlink target, bytes

@@ -103,9 +103,11 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "index/limits.h"
 #include "index/path_resolve.h"
 
 namespace lazyroot {
@@ -115,6 +117,9 @@ namespace {
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaqueWhiteout = ".wh..wh..opq";
 constexpr uint32_t kNoNode = std::numeric_limits<uint32_t>::max();
+// What the resolution memos may hold (bytes, roughly) before they are
+// dropped and rebuilt: far above a real image's few thousand directories.
+constexpr uint64_t kMaxMemoBytes = uint64_t{64} << 20;
 
 std::string Quote(std::string_view s) {
   std::string q = "\"";
@@ -127,7 +132,7 @@ std::string Quote(std::string_view s) {
 
 class TreeBuilder::Impl {
  public:
-  Impl() { nodes_.push_back(ImplicitDir(0)); }
+  explicit Impl(const Limits& limits) : limits_(limits) { nodes_.push_back(ImplicitDir(0)); }
 
   Status BeginLayer(uint32_t layer_index, std::string_view digest);
   Status Apply(const TarEntry& e);
@@ -135,6 +140,7 @@ class TreeBuilder::Impl {
   Result<ImageTree> Finish(std::string name);
 
   size_t allocated_nodes() const { return nodes_.size(); }
+  uint64_t symlink_steps() const { return steps_; }
   Status Fail(Status st) {
     error_ = st;
     return st;
@@ -182,14 +188,30 @@ class TreeBuilder::Impl {
     return n;
   }
 
-  Status EntryError(const TarEntry& e, std::string_view what) const {
+  std::string EntryName(const TarEntry& e) const {
     std::string layer = "layer " + std::to_string(layer_);
     if (layer_ < layer_digests_.size() && !layer_digests_[layer_].empty()) layer += " (" + layer_digests_[layer_] + ")";
-    return Status::Corruption(layer + ": entry " + Quote(e.path) + ": " + std::string(what));
+    return layer + ": entry " + Quote(e.path);
+  }
+  Status EntryError(const TarEntry& e, std::string_view what) const {
+    return Status::Corruption(EntryName(e) + ": " + std::string(what));
+  }
+  // An image over a budget of index/limits.h: names the entry, the limit and
+  // how to raise it (kernel limits cannot be raised: pass an empty flag).
+  Status LimitError(const TarEntry& e, std::string_view what, std::string_view flag, uint64_t limit) const {
+    std::string m = EntryName(e) + " (tar offset " + std::to_string(e.header_offset) + "): " + std::string(what);
+    if (!flag.empty()) {
+      m += " (limit " + std::string(flag) + "=" + std::to_string(limit) + "; raise with --limit " + std::string(flag) +
+           "=N)";
+    }
+    return Status::LimitExceeded(std::move(m));
   }
   NodeId NewNode(BuildNode n);
   void SetAttributes(BuildNode& n, const TarEntry& e) const;
   Status CheckEntry(const TarEntry& e) const;
+  Status ChargeBudgets(const TarEntry& e);
+  Result<ResolvedPath<NodeId>> Walk(const TarEntry& e, const std::vector<std::string>& components);
+  void ForgetResolutions();
   Result<BuildNode> NodeFromEntry(const TarEntry& e) const;
   Status ApplyWhiteout(const TarEntry& e, std::optional<NodeId> parent, std::string_view name);
   Result<NodeId> HardlinkTarget(const TarEntry& e);
@@ -207,6 +229,23 @@ class TreeBuilder::Impl {
   uint32_t layer_ = 0;
   uint64_t stamp_ = 0;  // identifies the open layer in Dirent::upper
   Status error_;
+
+  // Budgets (index/limits.h) and what has been spent of them.
+  Limits limits_;
+  uint64_t entries_ = 0, metadata_ = 0;
+  uint64_t steps_ = 0;  // path components walked by Walk, over the whole image
+
+  // Memoised resolution (see Walk). Both memos only hold walks in which
+  // every lookup found its name, so adding names cannot change them; any
+  // removal drops them (ForgetResolutions, from Release).
+  struct LinkMemo {
+    ResolvedPath<NodeId> after;  // the walk's state once the link's target was walked
+    size_t bytes = 0;            // JoinPath(after.components).size() + 1 per component
+    int hops = 0;                // symlinks expanded on the way, this one included
+  };
+  std::unordered_map<std::string, ResolvedPath<NodeId>> parent_memo_;  // cleaned path -> resolution
+  std::unordered_map<uint64_t, LinkMemo> link_memo_;                     // dir << 32 | link -> expansion
+  uint64_t memo_bytes_ = 0;
 };
 
 NodeId TreeBuilder::Impl::NewNode(BuildNode n) {
@@ -223,6 +262,7 @@ NodeId TreeBuilder::Impl::NewNode(BuildNode n) {
 // Drops one name of `node`; frees it (and, for a directory, everything below
 // it) when no name is left. Iterative: layers can nest arbitrarily deep.
 void TreeBuilder::Impl::Release(NodeId node) {
+  ForgetResolutions();  // a name goes away: a memoised walk may have used it
   std::vector<NodeId> stack{node};
   while (!stack.empty()) {
     NodeId n = stack.back();
@@ -261,6 +301,146 @@ void TreeBuilder::Impl::SweepLower(NodeId dir) {
       }
     }
   }
+}
+
+void TreeBuilder::Impl::ForgetResolutions() {
+  // Swapped with empty maps rather than clear()ed: clear() costs the bucket
+  // count, which stays at its peak, on every removal.
+  if (!parent_memo_.empty()) std::unordered_map<std::string, ResolvedPath<NodeId>>().swap(parent_memo_);
+  if (!link_memo_.empty()) std::unordered_map<uint64_t, LinkMemo>().swap(link_memo_);
+  memo_bytes_ = 0;
+}
+
+// Rule 2 with bounded work: ResolveInRoot's walk (path_resolve.h), same
+// result, plus two memos and a budget.
+//  - parent_memo_: the cleaned path -> its resolution. Siblings share their
+//    parent, so most entries cost one hash lookup.
+//  - link_memo_: (directory, symlink in it) -> the walk's state once the
+//    symlink's target has been walked. When every lookup on the way succeeded
+//    the stack of found directories is the directory's real path, so the
+//    state depends on the pair alone. A chain of long symlinks is expanded
+//    once for the whole image, not once per entry or directory below it.
+// Every component taken off the work stack is one step of
+// limits_.symlink_steps, summed over the image. A resolved path (at any point
+// of the walk) longer than PATH_MAX could not be created by the kernel and is
+// refused, which also bounds every memoised state to 4 KiB of names.
+// InvalidArgument on a symlink loop (as ResolveInRoot), LimitExceeded over
+// a limit.
+Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const std::vector<std::string>& components) {
+  std::string key = JoinPath(components);
+  if (auto it = parent_memo_.find(key); it != parent_memo_.end()) return it->second;
+
+  ResolvedPath<NodeId> out;
+  size_t out_bytes = 0;
+  std::vector<std::string> pending(components.rbegin(), components.rend());
+  struct Expansion {
+    NodeId dir, link;
+    size_t base;  // pending.size() before the target was pushed: done when it is back there
+    int hops_before;
+    bool clean = true;
+  };
+  std::vector<Expansion> open;
+  bool clean = true;
+  int hops = 0;
+  auto remember = [&](uint64_t memo_key, const Expansion& x) {
+    uint64_t cost = out_bytes + 48 * out.components.size() + 64;
+    if (memo_bytes_ + cost > kMaxMemoBytes) ForgetResolutions();
+    memo_bytes_ += cost;
+    link_memo_[memo_key] = LinkMemo{out, out_bytes, hops - x.hops_before};
+  };
+  while (!pending.empty()) {
+    if (++steps_ > limits_.symlink_steps) {
+      return LimitError(e, "resolving symlinked parents walked more than " + std::to_string(limits_.symlink_steps) +
+                               " path components in this image",
+                        "symlink-steps", limits_.symlink_steps);
+    }
+    std::string name = std::move(pending.back());
+    pending.pop_back();
+    if (name.empty() || name == ".") {
+      // nothing to walk
+    } else if (name == "..") {
+      if (!out.components.empty()) {
+        out_bytes -= out.components.back().size() + 1;
+        out.components.pop_back();
+        out.nodes.pop_back();
+      }
+    } else {
+      std::optional<NodeId> parent = out.nodes.empty() ? std::optional<NodeId>(Root()) : out.nodes.back();
+      std::optional<NodeId> child;
+      if (parent && IsDir(*parent)) child = Child(*parent, name);
+      if (!child) {
+        // A missing name may be created later: nothing open is memoisable.
+        clean = false;
+        for (Expansion& x : open) x.clean = false;
+      }
+      if (child && IsSymlink(*child)) {
+        uint64_t memo_key = uint64_t{*parent} << 32 | *child;
+        if (auto m = link_memo_.find(memo_key); m != link_memo_.end()) {
+          hops += m->second.hops;
+          if (hops > kMaxSymlinkHops) return Status::InvalidArgument("too many levels of symbolic links");
+          out = m->second.after;
+          out_bytes = m->second.bytes;
+        } else {
+          if (++hops > kMaxSymlinkHops) return Status::InvalidArgument("too many levels of symbolic links");
+          open.push_back(Expansion{*parent, *child, pending.size(), hops - 1});
+          std::string_view target = SymlinkTarget(*child);
+          if (!target.empty() && target.front() == '/') {
+            out.components.clear();
+            out.nodes.clear();
+            out_bytes = 0;
+          }
+          // Push the target's components so that its first one is walked next.
+          size_t end = target.size();
+          while (end > 0) {
+            size_t slash = target.rfind('/', end - 1);
+            size_t begin = slash == std::string_view::npos ? 0 : slash + 1;
+            if (end > begin) pending.emplace_back(target.substr(begin, end - begin));
+            if (slash == std::string_view::npos) break;
+            end = slash;
+          }
+        }
+      } else {
+        out_bytes += name.size() + 1;
+        out.components.push_back(std::move(name));
+        out.nodes.push_back(child);
+        if (out_bytes > Limits::kMaxPath + 1) {
+          return LimitError(e, "a parent resolves to a path longer than the kernel's " +
+                                   std::to_string(Limits::kMaxPath) + " bytes", "", 0);
+        }
+      }
+    }
+    // Expansions whose targets have been walked, innermost first.
+    while (!open.empty() && pending.size() == open.back().base) {
+      Expansion x = open.back();
+      open.pop_back();
+      if (x.clean) remember(uint64_t{x.dir} << 32 | x.link, x);
+    }
+  }
+  if (clean) {
+    uint64_t cost = key.size() + out_bytes + 48 * out.components.size() + 64;
+    if (memo_bytes_ + cost > kMaxMemoBytes) ForgetResolutions();
+    memo_bytes_ += cost;
+    parent_memo_.emplace(std::move(key), out);
+  }
+  return out;
+}
+
+// The image budgets: every entry applied counts, also ones a later entry
+// replaces, since each cost its share of work and memory on the way.
+Status TreeBuilder::Impl::ChargeBudgets(const TarEntry& e) {
+  if (++entries_ > limits_.image_entries) {
+    return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) + " entries",
+                      "image-entries", limits_.image_entries);
+  }
+  uint64_t bytes = e.path.size() + e.link_target.size() + e.uname.size() + e.gname.size();
+  for (const auto& [name, value] : e.xattrs) bytes += name.size() + value.size();
+  metadata_ += bytes;
+  if (metadata_ > limits_.image_metadata) {
+    return LimitError(e, "the image has more than " + std::to_string(limits_.image_metadata) +
+                             " bytes of metadata (paths, link targets, owner names, xattrs)",
+                      "image-metadata", limits_.image_metadata);
+  }
+  return Status::Ok();
 }
 
 Status TreeBuilder::Impl::BeginLayer(uint32_t layer_index, std::string_view digest) {
@@ -304,8 +484,35 @@ void TreeBuilder::Impl::SetAttributes(BuildNode& n, const TarEntry& e) const {
 Status TreeBuilder::Impl::CheckEntry(const TarEntry& e) const {
   if (e.path.find('\0') != std::string::npos) return EntryError(e, "NUL byte in the name");
   if (e.mtime_nsec >= 1000000000u) return EntryError(e, "mtime nanoseconds out of range");
+  // The kernel's limits (index/limits.h): the indexer refuses entries over
+  // them; checked again because a tree must never hold what no file system
+  // could (ImageTree's validation rejects it).
+  for (const std::string& c : CleanPathComponents(e.path)) {
+    // A whiteout's name is its target's plus ".wh.": 4 bytes of slack.
+    size_t max = c.starts_with(kWhiteoutPrefix) ? Limits::kMaxComponent + kWhiteoutPrefix.size() : Limits::kMaxComponent;
+    if (c.size() > max) {
+      return LimitError(e, "a name component of " + std::to_string(c.size()) + " bytes, over the kernel's " +
+                               std::to_string(Limits::kMaxComponent), "", 0);
+    }
+  }
+  if (e.type == EntryType::kSymlink) {
+    if (e.link_target.size() > Limits::kMaxSymlinkTarget) {
+      return LimitError(e, "symlink target of " + std::to_string(e.link_target.size()) +
+                               " bytes, over the kernel's " + std::to_string(Limits::kMaxSymlinkTarget), "", 0);
+    }
+    if (e.link_target.find('\0') != std::string::npos) return EntryError(e, "NUL byte in the symlink target");
+  }
+  size_t xattr_bytes = 0;
   for (const auto& [name, value] : e.xattrs) {
     if (name.empty()) return EntryError(e, "xattr with an empty name");
+    if (name.size() > Limits::kMaxXattrName || value.size() > Limits::kMaxXattrValue) {
+      return LimitError(e, "xattr " + name.substr(0, 64) + " over the kernel's name or value size", "", 0);
+    }
+    xattr_bytes += name.size() + value.size();
+  }
+  if (xattr_bytes > Limits::kMaxXattrsPerEntry) {
+    return LimitError(e, "xattrs of " + std::to_string(xattr_bytes) + " bytes, over the kernel's " +
+                             std::to_string(Limits::kMaxXattrsPerEntry) + " per file", "", 0);
   }
   if (e.type != EntryType::kRegular) return Status::Ok();
   if (e.sparse.empty()) {
@@ -404,9 +611,11 @@ Result<NodeId> TreeBuilder::Impl::HardlinkTarget(const TarEntry& e) {
   if (target.empty()) return EntryError(e, "hardlink target " + Quote(e.link_target) + " is a directory");
   std::string last = std::move(target.back());
   target.pop_back();
-  auto resolved = ResolveInRoot(*this, target);
-  if (!resolved.ok())
+  auto resolved = Walk(e, target);
+  if (!resolved.ok()) {
+    if (resolved.status().code() == ErrorCode::kLimitExceeded) return resolved.status();
     return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + resolved.status().message());
+  }
   std::optional<NodeId> tdir = resolved->nodes.empty() ? std::optional<NodeId>(0) : resolved->nodes.back();
   std::optional<NodeId> t;
   if (tdir && IsDir(*tdir)) t = Child(*tdir, last);
@@ -426,6 +635,7 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   if (!error_.ok()) return error_;
   if (!in_layer_) return Fail(Status::InvalidArgument("tree builder: Apply outside a layer"));
   if (Status st = CheckEntry(e); !st.ok()) return Fail(st);
+  if (Status st = ChargeBudgets(e); !st.ok()) return Fail(st);
 
   std::vector<std::string> components = CleanPathComponents(e.path);
   if (components.empty()) {  // rule 1: the root entry
@@ -438,8 +648,11 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   std::string name = std::move(components.back());
   components.pop_back();
 
-  auto parent = ResolveInRoot(*this, components);  // rule 2
-  if (!parent.ok()) return Fail(EntryError(e, "parent: " + parent.status().message()));
+  auto parent = Walk(e, components);  // rule 2
+  if (!parent.ok()) {
+    if (parent.status().code() == ErrorCode::kLimitExceeded) return Fail(parent.status());
+    return Fail(EntryError(e, "parent: " + parent.status().message()));
+  }
 
   if (name.starts_with(kWhiteoutPrefix)) {  // rule 3
     std::optional<NodeId> dir = parent->nodes.empty() ? std::optional<NodeId>(0) : parent->nodes.back();
@@ -540,7 +753,7 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
   return tree;
 }
 
-TreeBuilder::TreeBuilder() : impl_(std::make_unique<Impl>()) {}
+TreeBuilder::TreeBuilder(const Limits& limits) : impl_(std::make_unique<Impl>(limits)) {}
 TreeBuilder::~TreeBuilder() = default;
 TreeBuilder::TreeBuilder(TreeBuilder&&) noexcept = default;
 TreeBuilder& TreeBuilder::operator=(TreeBuilder&&) noexcept = default;
@@ -552,5 +765,6 @@ Status TreeBuilder::Apply(const TarEntry& entry) { return impl_->Apply(entry); }
 Status TreeBuilder::EndLayer() { return impl_->EndLayer(); }
 Result<ImageTree> TreeBuilder::Finish(std::string name) && { return impl_->Finish(std::move(name)); }
 size_t TreeBuilder::allocated_nodes() const { return impl_->allocated_nodes(); }
+uint64_t TreeBuilder::symlink_steps() const { return impl_->symlink_steps(); }
 
 }  // namespace lazyroot

@@ -5,7 +5,7 @@
 // immutable ImageTree. Not thread-safe: one builder per merge, one thread.
 //
 // Usage:
-//   TreeBuilder b;
+//   TreeBuilder b(limits);  // or TreeBuilder b; for the default budgets
 //   for (i, layer) : { b.BeginLayer(i, digest); for (e : entries) b.Apply(e); b.EndLayer(); }
 //   Result<ImageTree> tree = std::move(b).Finish("image sha256:…");
 //
@@ -20,6 +20,7 @@
 #include <string_view>
 
 #include "index/image_tree.h"
+#include "index/limits.h"
 #include "index/status.h"
 #include "index/tar_entry.h"
 
@@ -27,7 +28,10 @@ namespace lazyroot {
 
 class TreeBuilder {
  public:
-  TreeBuilder();
+  // `limits`: the image budgets (image_entries, image_metadata,
+  // symlink_steps) and the kernel limits every entry must keep to; over one
+  // is LimitExceeded naming the layer, the entry and the limit.
+  explicit TreeBuilder(const Limits& limits = Limits{});
   ~TreeBuilder();
   TreeBuilder(const TreeBuilder&) = delete;
   TreeBuilder& operator=(const TreeBuilder&) = delete;
@@ -56,6 +60,11 @@ class TreeBuilder {
   // Node slots in use or free for reuse: bounded by the largest live tree,
   // not by the number of entries applied. For tests and memory accounting.
   size_t allocated_nodes() const;
+  // Path components walked so far while resolving parents and hardlink
+  // targets (what Limits::symlink_steps bounds). Memoised resolutions cost
+  // nothing, so this grows with the image's distinct directories and
+  // symlinks, not with entries x chain length. For tests of that bound.
+  uint64_t symlink_steps() const;
 
  private:
   class Impl;

@@ -1,6 +1,7 @@
 // Path names inside an image: lexical cleaning of tar names and in-root
-// ("chroot semantics") resolution through the symlinks of a tree. Used by the
-// merge while the tree grows and by ImageTree::Resolve on the finished tree,
+// ("chroot semantics") resolution through the symlinks of a tree. Used by
+// ImageTree::Resolve on the finished tree; the merge walks the growing tree
+// the same way with memos and a budget added (TreeBuilder, merge.cc: Walk),
 // so both agree on what a path means. Pure functions; thread-safe as long as
 // the tree passed in is not mutated during the call.
 //

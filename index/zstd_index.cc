@@ -116,6 +116,16 @@ class ZstdPointDecoder final : public PointDecoder {
     in_.resize(kInBufferBytes);
   }
   ~ZstdPointDecoder() override { ZSTD_freeDCtx(dctx_); }
+  // The context's own accounting includes its window buffer, allocated at
+  // the frame's window size (up to 2^kZstdWindowLogMax) when the frame does
+  // not declare a smaller content size; only the part the decoder wrote to
+  // is resident, so a window is counted up to the bytes decoded in a frame.
+  uint64_t memory_bytes() const override {
+    if (dctx_ == nullptr) return sizeof *this + in_.capacity();
+    constexpr uint64_t kContextBytes = 160 << 10;  // the DCtx and its tables, block buffers
+    const uint64_t allocated = ZSTD_sizeof_DCtx(dctx_);
+    return sizeof *this + in_.capacity() + std::min<uint64_t>(allocated, kContextBytes + touched_);
+  }
   ZstdPointDecoder(const ZstdPointDecoder&) = delete;
   ZstdPointDecoder& operator=(const ZstdPointDecoder&) = delete;
 
@@ -125,6 +135,7 @@ class ZstdPointDecoder final : public PointDecoder {
     file_pos_ = p.in_offset;
     inb_ = ZSTD_inBuffer{in_.data(), 0, 0};
     primed_ = true;
+    since_prime_ = 0;
     return Status::Ok();
   }
 
@@ -148,6 +159,8 @@ class ZstdPointDecoder final : public PointDecoder {
                                                          : ": decoder made no progress"));
       }
     }
+    since_prime_ += out.size();
+    touched_ = std::max(touched_, since_prime_);
     return Status::Ok();
   }
 
@@ -174,6 +187,8 @@ class ZstdPointDecoder final : public PointDecoder {
   ZSTD_DCtx* dctx_;
   bool primed_ = false;
   uint64_t file_pos_ = 0;  // compressed offset just past in_'s valid bytes
+  uint64_t since_prime_ = 0;  // bytes decoded since the last Prime
+  uint64_t touched_ = 0;      // the most since_prime_ has been: window bytes written
   std::vector<uint8_t> in_;
   ZSTD_inBuffer inb_{nullptr, 0, 0};
 };

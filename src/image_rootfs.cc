@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <exception>
+#include <new>
+#include <system_error>
 #include <thread>
 
 #include "index/merge.h"
@@ -16,8 +19,8 @@ namespace lazyroot {
 namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
-                            std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
-  TreeBuilder builder;
+                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
+  TreeBuilder builder(limits);
   for (size_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
     LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr));
@@ -55,18 +58,34 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   std::vector<Status> results(digests.size());
   std::atomic<size_t> next{0};
   auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < digests.size();) results[i] = VerifyStoredBlob(store, digests[i]);
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      // An exception here would end in std::terminate, without a word.
+      try {
+        results[i] = VerifyStoredBlob(store, digests[i]);
+      } catch (const std::bad_alloc&) {
+        results[i] = Status::IoError("verify blob " + digests[i] + ": out of memory");
+      } catch (const std::exception& e) {
+        results[i] = Status::IoError("verify blob " + digests[i] + ": " + e.what());
+      }
+    }
   };
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
-  for (unsigned t = 1; t < n; ++t) threads.emplace_back(worker);
+  for (unsigned t = 1; t < n; ++t) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;  // no thread to spare: the ones we have do the work
+    }
+  }
   worker();
   for (auto& t : threads) t.join();
   for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);
   return Status::Ok();
 }
 
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options,
+                              const Limits& limits) {
   const std::string what = "image " + record.reference;
   if (options.verify_blobs) {
     Status st = VerifyLayerBlobs(store, record.layer_digests);
@@ -120,7 +139,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, limits, &tables);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));

@@ -8,6 +8,7 @@
 
 #include "index/file_reader.h"
 #include "index/image_tree.h"
+#include "index/limits.h"
 #include "src/store.h"
 
 namespace lazyroot {
@@ -27,7 +28,10 @@ struct OpenImageOptions {
 
 // Opens the image record's tree (building and persisting it when missing or
 // invalid; layer indexes are rebuilt from blobs when needed) and its blobs.
-Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
+// `limits`: the image budgets the merge keeps to when it builds the tree
+// (index/limits.h; --limit and LAZYROOT_LIMITS).
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {},
+                              const Limits& limits = Limits{});
 
 // Re-hashes the stored blob (all layers of an image in parallel with
 // VerifyLayerBlobs). kCorruption names the blob and what it hashes to.

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstdio>
 
@@ -24,6 +25,7 @@ struct ExtractArgs {
   std::string image, dir;
   bool rootless = false, pull = true;
   unsigned threads = 0;
+  uint64_t max_size = 0;  // 0: the free space of DIR's file system, less a margin
 };
 
 // The default target: <store>/rootfs/<manifest hex>, complete once
@@ -50,6 +52,9 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
                static_cast<unsigned long long>(r.hardlinks), static_cast<unsigned long long>(r.devices),
                static_cast<unsigned long long>(r.skipped), static_cast<unsigned long long>(r.warnings),
                static_cast<double>(r.bytes) / (1 << 20), seconds);
+  if (r.zero_bytes > 0) {
+    std::fprintf(stderr, "lazyroot: %.1f MiB of zeros left as holes\n", static_cast<double>(r.zero_bytes) / (1 << 20));
+  }
   for (const std::string& w : r.warning_samples) std::fprintf(stderr, "lazyroot: warning: %s\n", w.c_str());
   if (r.warnings > r.warning_samples.size()) {
     std::fprintf(stderr, "lazyroot: … and %llu more warning(s)\n",
@@ -69,6 +74,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   ExtractOptions options;
   options.rootless = args.rootless;
   options.threads = args.threads;
+  options.max_bytes = args.max_size;
   const bool rootless = args.rootless || ::geteuid() != 0;
   const std::string mode = rootless ? "rootless\n" : "root\n";
 
@@ -131,11 +137,19 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
       ->required();
   cmd->add_option("DIR", args->dir, "Target directory: must not exist, or be empty");
   cmd->add_flag("--rootless", args->rootless,
-                "Do not chown or create devices; record uid:gid:mode in user.containers.override_stat "
-                "(always on when not running as root)");
+                "Do not chown or create devices; no setuid/setgid/sticky or group/other write bits on disk; "
+                "record the image's uid:gid:mode in user.containers.override_stat (always on when not running "
+                "as root)");
   cmd->add_flag("--pull,!--no-pull", args->pull, "Pull IMAGE when it is not in the store (default: yes)");
   cmd->add_option("--threads", args->threads, "Worker threads writing files (default: one per CPU)")
       ->check(CLI::Range(0u, 256u));
+  cmd->add_option("--max-size", args->max_size,
+                  "The most file data to write (K, M, G suffixes: powers of 1024); default: what DIR's file "
+                  "system has free, less 64 MiB or 1 % of it. Checked before writing (file data without sparse "
+                  "holes) and while writing (zero runs become holes and do not count)")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(uint64_t{1}, UINT64_MAX))
+      ->option_text("SIZE");
   cmd->callback([args, &global, run] { *run = [args, &global] { return RunExtract(global, *args); }; });
 }
 

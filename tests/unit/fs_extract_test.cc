@@ -14,6 +14,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <new>
 #include <random>
 #include <sstream>
 #include <string>
@@ -83,6 +85,18 @@ class Image {
     auto tree = std::move(b).Finish("test tree");
     EXPECT_TRUE(tree.ok()) << tree.status().message();
     return std::move(tree).value();
+  }
+
+  // The blobs behind sources made by `wrap` (tests of failing reads).
+  ImageContent ContentWith(const std::function<std::unique_ptr<ByteSource>(std::unique_ptr<ByteSource>)>& wrap) {
+    ImageContent plain = Content();
+    std::vector<LayerBlob> layers;
+    for (size_t l = 0; l < blobs_.size(); ++l) {
+      std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(blobs_[l].data()), blobs_[l].size());
+      layers.push_back({"sha256:layer" + std::to_string(l), wrap(MemoryByteSource(bytes, "layer " + std::to_string(l))),
+                        plain.layer(l).checkpoints});
+    }
+    return ImageContent(std::move(layers));
   }
 
   // `truncate` cuts every blob to that many bytes (to make reads fail).
@@ -213,9 +227,9 @@ TEST_F(ExtractTest, WritesEveryKindOfEntry) {
   EXPECT_EQ(report->devices, 2u);
 
   struct stat su = Lstat(out_ + "/bin/su");
-  EXPECT_EQ(su.st_mode & 07777, 04755u);
-  EXPECT_EQ(Lstat(out_ + "/bin/sg").st_mode & 07777, 02711u);
-  EXPECT_EQ(Lstat(out_ + "/tmp").st_mode & 07777, 01777u);
+  EXPECT_EQ(su.st_mode & 07777, root ? 04755u : 0755u);
+  EXPECT_EQ(Lstat(out_ + "/bin/sg").st_mode & 07777, root ? 02711u : 0711u);
+  EXPECT_EQ(Lstat(out_ + "/tmp").st_mode & 07777, root ? 01777u : 0755u);
   EXPECT_EQ(Lstat(out_ + "/data").st_mode & 07777, 0750u);
   struct stat link = Lstat(out_ + "/bin/su-link");
   EXPECT_EQ(link.st_ino, su.st_ino);
@@ -415,7 +429,7 @@ TEST_F(ExtractTest, RootlessRecordsOverrideStat) {
   EXPECT_EQ(GetXattr(out_ + "/ro", kOverrideStatXattr), "1000:100:040555");
   EXPECT_EQ(GetXattr(out_ + "/ro/inner", kOverrideStatXattr), "0:0:0100600");
   EXPECT_EQ(Lstat(out_ + "/ro").st_mode & 07777, 0555u);  // restored after writing inside
-  EXPECT_EQ(Lstat(out_ + "/bin/su").st_mode & 07777, 04755u);
+  EXPECT_EQ(Lstat(out_ + "/bin/su").st_mode & 07777, 0755u);  // no setuid on disk
   struct stat sda = Lstat(out_ + "/dev/sda");
   EXPECT_TRUE(S_ISREG(sda.st_mode));
   EXPECT_EQ(sda.st_mode & 07777, 0u);
@@ -455,6 +469,134 @@ TEST_F(ExtractTest, RemoveTreeLocksAndDepth) {
   EXPECT_TRUE(st.ok()) << st.message();
   EXPECT_NE(::access(top.c_str(), F_OK), 0);
   EXPECT_EQ(Read(canary + "/keep"), "keep");
+}
+
+// Aligned 4 KiB blocks of zeros in file data become holes, whatever their
+// place (start, middle, end); unaligned zeros and data around them are written.
+TEST_F(ExtractTest, ZeroRunsBecomeHoles) {
+  Image img(1);
+  const size_t size = 16 << 20;
+  std::string data(size, '\0');
+  const std::string head = RandomBytes(5000, 4), mid = RandomBytes(100, 5);
+  data.replace(0, head.size(), head);
+  data.replace((9 << 20) + 123, mid.size(), mid);  // unaligned, inside a block
+  img.File(0, "mostly-zero", data);                 // ends in zeros: the size comes from ftruncate
+  img.File(0, "all-zero", std::string((4 << 20) + 100, '\0'));  // an unaligned tail of zeros
+  img.File(0, "small-zero", std::string(100, '\0'));
+  ImageTree tree = img.Tree();
+  ImageContent content = img.Content();
+  auto report = ExtractTree(tree, content, out_);
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_EQ(Read(out_ + "/mostly-zero"), data);
+  EXPECT_EQ(Read(out_ + "/all-zero"), std::string((4 << 20) + 100, '\0'));
+  EXPECT_EQ(Read(out_ + "/small-zero"), std::string(100, '\0'));
+  struct stat st = Lstat(out_ + "/mostly-zero");
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), size);
+  EXPECT_LE(static_cast<uint64_t>(st.st_blocks) * 512, 64u << 10) << "zeros were written";
+  EXPECT_LE(static_cast<uint64_t>(Lstat(out_ + "/all-zero").st_blocks) * 512, 8u << 10);
+  // Written: the two head blocks (5000 bytes span blocks 0 and 1), the block holding mid,
+  // the 100-byte tails of all-zero and small-zero (partial blocks are written).
+  EXPECT_EQ(report->bytes, 2 * 4096u + 4096u + 100u + 100u);
+  EXPECT_EQ(report->zero_bytes, size - 3 * 4096u + (4u << 20));
+}
+
+// Rootless (as a non-root caller, or asked for): no setuid/setgid/sticky and
+// no group/other write on disk; the image's mode stays in override_stat.
+TEST_F(ExtractTest, RootlessMasksModesOnDisk) {
+  Image img(1);
+  img.File(0, "bin/sh", "#!", 04755);
+  img.Dir(0, "sgid", 02755);
+  img.File(0, "open", "w", 0777);
+  img.Dir(0, "tmp", 01777);
+  img.File(0, "tmp/ro", "r", 0444);
+  img.Node(0, "fifo", EntryType::kFifo, 0, 0, 0666);
+  ImageTree tree = img.Tree();
+  ImageContent content = img.Content();
+  ExtractOptions opt;
+  opt.rootless = true;
+  auto r = ExtractTree(tree, content, out_, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(Lstat(out_ + "/bin/sh").st_mode & 07777, 0755u);
+  EXPECT_EQ(Lstat(out_ + "/sgid").st_mode & 07777, 0755u);
+  EXPECT_EQ(Lstat(out_ + "/open").st_mode & 07777, 0755u);
+  EXPECT_EQ(Lstat(out_ + "/tmp").st_mode & 07777, 0755u);
+  EXPECT_EQ(Lstat(out_ + "/tmp/ro").st_mode & 07777, 0444u);
+  EXPECT_EQ(Lstat(out_ + "/fifo").st_mode & 07777, 0644u);
+  EXPECT_EQ(GetXattr(out_ + "/bin/sh", kOverrideStatXattr), "0:0:0104755");
+  EXPECT_EQ(GetXattr(out_ + "/sgid", kOverrideStatXattr), "0:0:042755");
+  EXPECT_EQ(GetXattr(out_ + "/open", kOverrideStatXattr), "0:0:0100777");
+  EXPECT_EQ(GetXattr(out_ + "/tmp", kOverrideStatXattr), "0:0:041777");
+  // Linux takes user.* xattrs on files and directories only: a fifo's image
+  // mode is lost, and the masked one is what a guest sees (documented).
+  EXPECT_EQ(GetXattr(out_ + "/fifo", kOverrideStatXattr), "<none>");
+}
+
+// The disk budget is checked before anything is created: file data (sparse
+// holes excluded, zeros included) over max_bytes fails and leaves nothing.
+TEST_F(ExtractTest, MaxBytesFailsBeforeWriting) {
+  Image img(1);
+  img.File(0, "a", RandomBytes(3000, 6));
+  img.File(0, "zeros", std::string(8192, '\0'));
+  img.Sparse(0, "sparse", 1ull << 40, {{0, RandomBytes(1000, 7)}});  // 1 TiB apparent, 1000 bytes of data
+  ImageTree tree = img.Tree();
+  ImageContent content = img.Content();
+  ExtractOptions opt;
+  opt.max_bytes = 3000 + 8192 + 1000 - 1;
+  auto r = ExtractTree(tree, content, out_, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLimitExceeded) << r.status().message();
+  EXPECT_NE(r.status().message().find("--max-size"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(Siblings().empty());
+  opt.max_bytes += 1;
+  auto ok = ExtractTree(tree, content, out_, opt);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->bytes, 3000u + 1000u);
+  EXPECT_EQ(ok->zero_bytes, 8192u);
+}
+
+// The default bound is the free space of the target's file system: a tree
+// claiming more than any disk holds fails early, naming both sizes.
+TEST_F(ExtractTest, DefaultBoundIsTheFreeSpace) {
+  Image img(1);
+  TarEntry& e = img.File(0, "huge", "x");
+  e.size = e.stored_size = 1ull << 60;  // the bytes are never read: the check comes first
+  ImageTree tree = img.Tree();
+  ImageContent content = img.Content();
+  auto r = ExtractTree(tree, content, out_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kLimitExceeded) << r.status().message();
+  EXPECT_NE(r.status().message().find("free"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("--max-size"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(Siblings().empty());
+}
+
+// A reader that throws (out of memory deep in a decoder) ends as an error
+// naming the layer, not in std::terminate; the temp dir is removed.
+class ThrowingSource final : public ByteSource {
+ public:
+  explicit ThrowingSource(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)) {}
+  Status ReadAt(uint64_t, std::span<uint8_t>, size_t*) const override { throw std::bad_alloc(); }
+  uint64_t Size() const override { return inner_->Size(); }
+  const std::string& Name() const override { return inner_->Name(); }
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+};
+
+TEST_F(ExtractTest, AThrowingWorkerBecomesAnError) {
+  Image img(2);
+  for (int i = 0; i < 20; ++i) img.File(i % 2, "d/f" + std::to_string(i), RandomBytes(2000, static_cast<unsigned>(i)));
+  ImageTree tree = img.Tree();
+  ImageContent content =
+      img.ContentWith([](std::unique_ptr<ByteSource> s) { return std::make_unique<ThrowingSource>(std::move(s)); });
+  ExtractOptions opt;
+  opt.threads = 2;
+  auto r = ExtractTree(tree, content, out_, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kIoError);
+  EXPECT_NE(r.status().message().find("out of memory"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("sha256:layer"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(Siblings().empty());
 }
 
 TEST(OverrideStat, Format) {

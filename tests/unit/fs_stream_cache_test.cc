@@ -232,5 +232,98 @@ TEST(StreamCache, ATruncatedBlobFailsItsUnitsAndKeepsTheGoodOnes) {
   EXPECT_EQ(ReadRange(c, 1000, 4096), raw.substr(1000, 4096));
 }
 
+// Many layers: blobs kept alive beside the content that reads them.
+struct Layers {
+  std::vector<std::string> raw, blobs;
+  std::shared_ptr<const ImageContent> content;
+};
+
+Layers ManyLayers(int gzip, int zstd, size_t raw_bytes) {
+  Layers ls;
+  for (int i = 0; i < gzip + zstd; ++i) ls.raw.push_back(Compressible(raw_bytes, 100 + static_cast<unsigned>(i)));
+  for (int i = 0; i < gzip + zstd; ++i) ls.blobs.push_back(i < gzip ? Gzip(ls.raw[i]) : Zstd(ls.raw[i]));
+  std::vector<LayerBlob> layers;
+  for (int i = 0; i < gzip + zstd; ++i) {
+    const Compression c = i < gzip ? Compression::kGzip : Compression::kZstd;
+    auto table = std::make_shared<const CheckpointTable>(TableFor(ls.blobs[i], c, 128 << 10));
+    const std::string name = "sha256:l" + std::to_string(i);
+    layers.push_back(LayerBlob{name, MemoryByteSource(Bytes(ls.blobs[i]), "blob " + name), table});
+  }
+  ls.content = std::make_shared<const ImageContent>(std::move(layers));
+  return ls;
+}
+
+// Idle decoders are bounded over all layers by their bytes: readers of 40
+// layers at once leave at most idle_decoder_bytes of them, freeing the least
+// recently used (counted, not timed).
+TEST(StreamCache, IdleDecodersStayWithinTheByteBoundAcrossLayers) {
+  Layers ls = ManyLayers(20, 20, 600 << 10);
+  StreamCacheOptions o = Opts(2, 1 << 20);
+  o.idle_decoder_bytes = 4 << 20;
+  StreamCache c(ls.content, o);
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(t);
+      for (int i = 0; i < 200; ++i) {
+        const uint32_t layer = static_cast<uint32_t>(rng() % ls.raw.size());
+        const uint64_t off = rng() % (ls.raw[layer].size() - 5000);
+        std::string out(5000, '\0');
+        size_t n = 0;
+        Status st = c.Read(layer, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+        if (!st.ok() || out != ls.raw[layer].substr(off, 5000)) ++bad;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  const StreamCacheStats s = c.stats();
+  EXPECT_LE(s.idle_decoder_bytes, 4u << 20);
+  EXPECT_LE(s.peak_idle_decoder_bytes, 4u << 20);
+  EXPECT_GT(s.freed_decoders, 0u) << "the bound never had to act: the test reads too little";
+  EXPECT_GT(s.idle_decoders, 0u);
+  EXPECT_EQ(s.live_decoders, s.idle_decoders) << "a decoder in use was not returned";
+  // Without the byte bound the per-layer count alone would keep up to 4 per layer.
+  EXPECT_LT(s.idle_decoders, 4u * 40u);
+}
+
+// A decoder larger than the whole idle bound (a zstd frame with a big window
+// holds the window) is kept outside the bound, but only one: the latest.
+TEST(StreamCache, OneDecoderOverTheIdleBoundIsKept) {
+  Layers ls = ManyLayers(0, 2, 6 << 20);
+  StreamCacheOptions o = Opts(0, 0);  // no cache: reads go straight through pooled decoders
+  o.idle_decoder_bytes = 1 << 20;
+  StreamCache c(ls.content, o);
+  std::string out(4096, '\0');
+  size_t n = 0;
+  for (uint32_t layer : {0u, 1u, 0u}) {
+    ASSERT_TRUE(c.Read(layer, 5 << 20, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n).ok());
+    EXPECT_EQ(out, ls.raw[layer].substr(5 << 20, 4096));
+  }
+  const StreamCacheStats s = c.stats();
+  EXPECT_EQ(s.idle_decoders, 1u);
+  EXPECT_EQ(s.idle_decoder_bytes, 0u);
+  EXPECT_GT(s.large_idle_decoder_bytes, 1u << 20);
+  EXPECT_EQ(s.freed_decoders, 2u);
+  EXPECT_EQ(s.live_decoders, 1u);
+  EXPECT_EQ(s.peak_live_decoders, 2u);  // the idle one and the one reading
+}
+
+// What a decoder says it holds follows its window: a zstd decoder that
+// decoded a 6 MiB frame holds megabytes, a gzip one well under one.
+TEST(StreamCache, DecoderMemoryIsReported) {
+  Layers ls = ManyLayers(1, 1, 6 << 20);
+  std::vector<uint8_t> buf(4096);
+  size_t n = 0;
+  auto gz = ls.content->NewReader(0);
+  auto zs = ls.content->NewReader(1);
+  ASSERT_TRUE(gz->Read(5 << 20, buf, &n).ok());
+  ASSERT_TRUE(zs->Read(5 << 20, buf, &n).ok());
+  EXPECT_GT(gz->memory_bytes(), 32u << 10);
+  EXPECT_LT(gz->memory_bytes(), 1u << 20);
+  EXPECT_GT(zs->memory_bytes(), 2u << 20);
+}
+
 }  // namespace
 }  // namespace lazyroot

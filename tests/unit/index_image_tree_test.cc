@@ -381,5 +381,149 @@ TEST(ImageTree, WriterRejectsInconsistentTrees) {
   }
 }
 
+// --- Validation does linear work whatever the file claims.
+
+uint32_t U32At(const std::vector<uint8_t>& b, size_t at) {
+  uint32_t v;
+  std::memcpy(&v, b.data() + at, 4);
+  return v;
+}
+void PutU32At(std::vector<uint8_t>& b, size_t at, uint32_t v) { std::memcpy(b.data() + at, &v, 4); }
+
+// A tree of realistic size: 2,000 directories of 50 files (9 MB, as large
+// as a big distribution image's).
+ImageTree LargeTree() {
+  TreeBuilder b;
+  EXPECT_TRUE(b.BeginLayer(0, "sha256:big").ok());
+  for (int d = 0; d < 2000; ++d) {
+    for (int f = 0; f < 50; ++f) {
+      EXPECT_TRUE(b.Apply(File("usr/d" + std::to_string(d) + "/f" + std::to_string(f), 10, 512)).ok());
+    }
+  }
+  EXPECT_TRUE(b.EndLayer().ok());
+  auto t = std::move(b).Finish("large");
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  return std::move(t).value();
+}
+
+TEST(ImageTreeValidation, WorkIsOneVisitPerRecord) {
+  ImageTree t = LargeTree();
+  uint64_t dirents = 0, xattrs = 0, sparse = 0;
+  for (NodeId i = 0; i < t.node_count(); ++i) {
+    dirents += t.ChildCount(i);
+    xattrs += t.XattrCount(i);
+    sparse += t.SparseCount(i);
+  }
+  EXPECT_GT(t.bytes().size(), 8u << 20);
+  EXPECT_EQ(t.validation_work(), t.node_count() + dirents + xattrs + sparse);
+  std::printf("[ validate ] %zu-byte tree: %llu records visited for %u nodes\n", t.bytes().size(),
+              static_cast<unsigned long long>(t.validation_work()), t.node_count());
+}
+
+// The attack of issue 13: every directory claims the same big dirent range,
+// so checking each directory's children walked (directories x range)
+// records. Ranges must tile the dirent table in node order, so the second
+// directory that claims a range someone else owns fails, after a few records.
+TEST(ImageTreeValidation, OverlappingDirentRangesFailAtOnce) {
+  ImageTree t = LargeTree();
+  std::vector<uint8_t> bad(t.bytes().begin(), t.bytes().end());
+  uint64_t nodes_offset;
+  std::memcpy(&nodes_offset, bad.data() + 48, 8);
+  const uint32_t dirent_count = U32At(bad, 28);
+  uint32_t dirs = 0;
+  for (uint32_t i = 0; i < t.node_count(); ++i) {
+    uint8_t* r = bad.data() + nodes_offset + uint64_t{i} * 80;
+    if (r[0] != static_cast<uint8_t>(NodeType::kDirectory)) continue;
+    ++dirs;
+    PutU32At(bad, nodes_offset + uint64_t{i} * 80 + 72, 0);             // first dirent
+    PutU32At(bad, nodes_offset + uint64_t{i} * 80 + 76, dirent_count);  // count: all of them
+  }
+  EXPECT_GT(dirs, 2000u);
+  FixCrc(bad);
+  auto r = ImageTree::Open(std::move(bad), "overlapping");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kCorruption);
+  // The root's range is all dirents: the root passes the range rule and
+  // fails on its children; any later directory fails on the range itself.
+  EXPECT_NE(r.status().message().find("image tree overlapping: node 0:"), std::string::npos) << r.status().message();
+
+  // Leave the root alone: the first directory after it is refused on its range.
+  std::vector<uint8_t> bad2(t.bytes().begin(), t.bytes().end());
+  for (uint32_t i = 1; i < t.node_count(); ++i) {
+    uint8_t* rec = bad2.data() + nodes_offset + uint64_t{i} * 80;
+    if (rec[0] != static_cast<uint8_t>(NodeType::kDirectory)) continue;
+    PutU32At(bad2, nodes_offset + uint64_t{i} * 80 + 72, 0);
+    PutU32At(bad2, nodes_offset + uint64_t{i} * 80 + 76, dirent_count);
+  }
+  FixCrc(bad2);
+  r = ImageTree::Open(std::move(bad2), "overlapping");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("node 1: dirent range does not start where"), std::string::npos)
+      << r.status().message();
+}
+
+// Each record kind's range is checked the same way, and names and targets
+// keep to the kernel's limits.
+TEST(ImageTreeValidation, RangesTileAndNamesKeepToTheKernelLimits) {
+  ImageTree sample = SampleTree();
+  const std::vector<uint8_t> good(sample.bytes().begin(), sample.bytes().end());
+  uint64_t nodes_offset;
+  std::memcpy(&nodes_offset, good.data() + 48, 8);
+  // Two nodes sharing one xattr: the second node's xattr range starts early.
+  int edited = 0;
+  for (uint32_t i = 1; i < sample.node_count() && edited == 0; ++i) {
+    if (sample.XattrCount(i) == 0) continue;
+    std::vector<uint8_t> bad = good;
+    uint32_t first = U32At(bad, nodes_offset + uint64_t{i} * 80 + 64);
+    if (first == 0) continue;
+    PutU32At(bad, nodes_offset + uint64_t{i} * 80 + 64, first - 1);
+    FixCrc(bad);
+    auto r = ImageTree::Open(std::move(bad), "x");
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("xattr range"), std::string::npos) << r.status().message();
+    ++edited;
+  }
+  EXPECT_EQ(edited, 1);
+
+  // Names and symlink targets over the kernel's limits, written directly.
+  auto write = [](std::string_view name, std::string_view target) {
+    ImageTreeWriter w({"sha256:x"});
+    Node root;
+    root.type = NodeType::kDirectory;
+    root.mode = 0755;
+    Node link;
+    link.type = NodeType::kSymlink;
+    link.mode = 0777;
+    link.symlink_target = target;
+    link.size = target.size();
+    const DirEntry children[] = {{name, 1}};
+    w.AddNode(root, children, {}, {});
+    w.AddNode(link, {}, {}, {});
+    return w.Finish("limits");
+  };
+  EXPECT_TRUE(write(std::string(255, 'n'), std::string(4095, 't')).ok());
+  auto long_name = write(std::string(256, 'n'), "t");
+  ASSERT_FALSE(long_name.ok());
+  EXPECT_NE(long_name.status().message().find("bad dirent name"), std::string::npos) << long_name.status().message();
+  auto long_target = write("n", std::string(4096, 't'));
+  ASSERT_FALSE(long_target.ok());
+  EXPECT_NE(long_target.status().message().find("symlink target longer"), std::string::npos)
+      << long_target.status().message();
+  EXPECT_FALSE(write("n", std::string("a\0b", 3)).ok());
+
+  // A node no directory names.
+  ImageTreeWriter w({});
+  Node root;
+  root.type = NodeType::kDirectory;
+  Node fifo;
+  fifo.type = NodeType::kFifo;
+  w.AddNode(root, {}, {}, {});
+  w.AddNode(fifo, {}, {}, {});
+  auto orphan = w.Finish("orphan");
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_NE(orphan.status().message().find("not named by any directory"), std::string::npos)
+      << orphan.status().message();
+}
+
 }  // namespace
 }  // namespace lazyroot

@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "index/layer_index.h"
@@ -157,6 +158,149 @@ TEST(LayerIndex, ParseCheckpointsOnlyValidatesTheSameWay) {
     std::string bad = bytes;
     bad[i] = static_cast<char>(bad[i] ^ 1);
     EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bad), "t.index", "", nullptr).ok()) << i;
+  }
+}
+
+// --- Hostile index files: edited, then given a valid checksum so that the
+// edit reaches the parser (the store's files are input like any other).
+
+void PutU64At(std::string* b, size_t at, uint64_t v) {
+  for (int i = 0; i < 8; ++i) (*b)[at + i] = static_cast<char>(v >> (8 * i));
+}
+uint64_t GetU64At(const std::string& b, size_t at) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+// The layer index checksum: crc32 of the file with its own field zeroed.
+void FixIndexCrc(std::string* b) {
+  std::memset(b->data() + 136, 0, 4);
+  uint32_t crc = static_cast<uint32_t>(crc32_z(0L, reinterpret_cast<const Bytef*>(b->data()), b->size()));
+  for (int i = 0; i < 4; ++i) (*b)[136 + i] = static_cast<char>(crc >> (8 * i));
+}
+
+LayerIndex SampleIndex() {
+  auto idx = IndexInChunks(Gzip(SampleTar()), Compression::kGzip, "", 1 << 20);
+  EXPECT_TRUE(idx.ok()) << idx.status().message();
+  return std::move(idx).value();
+}
+
+TEST(LayerIndexHostile, FixIndexCrcMakesAnUneditedFileParse) {
+  std::string bytes = SampleIndex().Serialize();
+  FixIndexCrc(&bytes);
+  EXPECT_TRUE(LayerIndex::Parse(Bytes(bytes), "x.index", "").ok());
+}
+
+// The bug: entries.resize(count) trusted the count, so a 4 KB file made the
+// reader allocate gigabytes before decoding an entry. A count that the
+// section could not hold at the smallest encoding is refused up front.
+TEST(LayerIndexHostile, InflatedEntryCountIsRefusedBeforeDecoding) {
+  const std::string good = SampleIndex().Serialize();
+  const uint64_t real = GetU64At(good, 96);
+  for (uint64_t count : {uint64_t{1} << 62, uint64_t{1} << 32, uint64_t{1} << 24, real * 1000}) {
+    std::string bad = good;
+    PutU64At(&bad, 96, count);
+    FixIndexCrc(&bad);
+    auto r = LayerIndex::Parse(Bytes(bad), "store/indexes/x.index", "");
+    ASSERT_FALSE(r.ok()) << count;
+    EXPECT_EQ(r.status().code(), ErrorCode::kCorruption);
+    EXPECT_NE(r.status().message().find("store/indexes/x.index"), std::string::npos) << r.status().message();
+    EXPECT_NE(r.status().message().find("entry count " + std::to_string(count)), std::string::npos)
+        << r.status().message();
+  }
+  // A count the section could hold but does not: fails at the entry that is
+  // not there, having decoded only the real ones.
+  std::string bad = good;
+  PutU64At(&bad, 96, real + 1);
+  FixIndexCrc(&bad);
+  auto r = LayerIndex::Parse(Bytes(bad), "x.index", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("entry " + std::to_string(real) + ":"), std::string::npos)
+      << r.status().message();
+}
+
+// A deflated section claiming more than it inflates to (up to the ~1032x
+// deflate can do) is an error after inflating what is really there; the
+// claim never sizes a buffer.
+TEST(LayerIndexHostile, InflatedSizeClaimIsNotTrusted) {
+  const std::string good = SampleIndex().Serialize();
+  ASSERT_EQ(static_cast<uint8_t>(good[12]) & 1, 1) << "the sample's entries are expected to be deflated";
+  const uint64_t e_len = GetU64At(good, 112);
+  for (uint64_t claim : {e_len * 1000, e_len * 1032, uint64_t{1} << 31}) {
+    std::string bad = good;
+    for (int i = 0; i < 4; ++i) bad[140 + i] = static_cast<char>(claim >> (8 * i));
+    FixIndexCrc(&bad);
+    auto r = LayerIndex::Parse(Bytes(bad), "x.index", "");
+    ASSERT_FALSE(r.ok()) << claim;
+    EXPECT_EQ(r.status().code(), ErrorCode::kCorruption);
+  }
+}
+
+// A small file holding many copies of one entry (each costs deflate almost
+// nothing) is refused at the second copy: entries must follow each other in
+// the tar stream.
+TEST(LayerIndexHostile, RepeatedEntriesAreRefusedAtTheFirstRepeat) {
+  LayerIndex idx = SampleIndex();
+  TarEntry e = idx.entries[0];
+  idx.entries.assign(200000, e);
+  const std::string bytes = idx.Serialize();
+  EXPECT_LT(bytes.size(), 200000u) << "deflate packs the copies into a few bytes each";
+  auto r = LayerIndex::Parse(Bytes(bytes), "x.index", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("entry 1: offsets out of tar order"), std::string::npos) << r.status().message();
+}
+
+// An index cannot carry what no layer could: the kernel's limits hold when
+// reading too.
+TEST(LayerIndexHostile, KernelLimitsHoldWhenReading) {
+  const LayerIndex base = SampleIndex();
+  ASSERT_GE(base.entries.size(), 2u);
+  auto parse_with = [&](const std::function<void(TarEntry&)>& edit) {
+    LayerIndex idx = base;
+    edit(idx.entries[1]);
+    return LayerIndex::Parse(Bytes(idx.Serialize()), "x.index", "");
+  };
+  struct Case {
+    const char* name;
+    std::function<void(TarEntry&)> edit;
+    const char* error;
+  };
+  const Case cases[] = {
+      {"symlink target", [](TarEntry& e) { e.type = EntryType::kSymlink; e.link_target = std::string(4096, 'a'); },
+       "symlink target of 4096 bytes"},
+      {"path", [](TarEntry& e) { e.path = std::string(5000, 'p'); }, "over a kernel limit"},
+      {"xattr value", [](TarEntry& e) { e.xattrs = {{"user.big", std::string(65537, 'v')}}; }, "xattr 0"},
+      {"xattr name", [](TarEntry& e) { e.xattrs = {{"user." + std::string(300, 'n'), "v"}}; }, "xattr 0"},
+      {"xattrs in total",
+       [](TarEntry& e) { e.xattrs = {{"user.a", std::string(40000, 'v')}, {"user.b", std::string(40000, 'v')}}; },
+       "xattrs over the kernel's 65536"},
+  };
+  for (const Case& c : cases) {
+    auto r = parse_with(c.edit);
+    ASSERT_FALSE(r.ok()) << c.name;
+    EXPECT_NE(r.status().message().find(c.error), std::string::npos) << c.name << ": " << r.status().message();
+  }
+  // Right at the limits is fine.
+  auto ok = parse_with([](TarEntry& e) {
+    e.type = EntryType::kSymlink;
+    e.link_target = std::string(4095, 'a');
+    e.xattrs = {{"user.v", std::string(65536 - 6, 'v')}};
+  });
+  EXPECT_TRUE(ok.ok()) << ok.status().message();
+}
+
+// The checkpoint table's point count is bounded by the bytes after it.
+TEST(LayerIndexHostile, InflatedCheckpointCountIsRefused) {
+  const std::string table = SampleIndex().checkpoints.Serialize();
+  const size_t count_at = 8 + 8 + 8 + 8;
+  for (uint64_t count : {uint64_t{1} << 60, uint64_t{1} << 30}) {
+    std::string bad = table;
+    PutU64At(&bad, count_at, count);
+    uint32_t crc = static_cast<uint32_t>(crc32_z(0L, reinterpret_cast<const Bytef*>(bad.data()), bad.size() - 4));
+    for (int i = 0; i < 4; ++i) bad[bad.size() - 4 + i] = static_cast<char>(crc >> (8 * i));
+    auto r = CheckpointTable::Parse(Bytes(bad), "x.index");
+    ASSERT_FALSE(r.ok()) << count;
+    EXPECT_NE(r.status().message().find("point count"), std::string::npos) << r.status().message();
   }
 }
 

@@ -8,10 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "index/image_tree.h"
+#include "index/limits.h"
 #include "index/merge.h"
 #include "index/tar_entry.h"
 
@@ -606,6 +609,268 @@ TEST(MergePerformance, ReplacementsStayLinear) {
   auto tree = std::move(b).Finish();
   ASSERT_TRUE(tree.ok());
   EXPECT_EQ(tree->node_count(), 2u);
+}
+
+// --- Symlinked parents: memoised resolution and the image-wide budget.
+
+// `links` symlinks, each `pad` "./" components long: link_i -> ./././…/link_{i-1},
+// link_0 -> d (a directory). Returns the components the chain's targets hold.
+uint64_t AddChain(Layer* layer, int links, int pad) {
+  layer->push_back(Dir("d/"));
+  uint64_t components = 0;
+  for (int i = 0; i < links; ++i) {
+    std::string target;
+    for (int k = 0; k < pad; ++k) target += "./";
+    target += i == 0 ? "d" : "l" + std::to_string(i - 1);
+    components += static_cast<uint64_t>(pad) + 1;
+    layer->push_back(Sym("l" + std::to_string(i), target));
+  }
+  return components;
+}
+
+struct ChainRun {
+  Status status;
+  uint64_t steps = 0;
+  std::optional<ImageTree> tree;
+};
+
+// A chain of `links` long symlinks, then `files` files and `dirs` directories
+// (each with a file) below the last link.
+ChainRun MergeChain(int links, int pad, int files, int dirs, const Limits& limits = Limits{}) {
+  Layer layer;
+  AddChain(&layer, links, pad);
+  const std::string last = "l" + std::to_string(links - 1);
+  for (int i = 0; i < files; ++i) layer.push_back(File(last + "/f" + std::to_string(i)));
+  for (int i = 0; i < dirs; ++i) layer.push_back(File(last + "/s" + std::to_string(i) + "/x/y/f"));
+  TreeBuilder b(limits);
+  ChainRun run;
+  run.status = b.BeginLayer(0, "sha256:chain");
+  for (const TarEntry& e : layer) {
+    if (!run.status.ok()) break;
+    run.status = b.Apply(e);
+  }
+  if (run.status.ok()) run.status = b.EndLayer();
+  run.steps = b.symlink_steps();
+  if (run.status.ok()) {
+    auto tree = std::move(b).Finish("chain");
+    if (tree.ok()) {
+      run.tree = std::move(*tree);
+    } else {
+      run.status = tree.status();
+    }
+  }
+  return run;
+}
+
+// The attack of issue 13: 200 chained symlinks of ~4 KB of "./" each, files
+// and directories below the last one. Before the memo every entry below the
+// chain re-walked all of it (200 x 2000 components each); now the chain is
+// walked once and each entry below it costs a handful of steps.
+TEST(MergeSymlinkChain, ChainIsWalkedOnceForTheWholeImage) {
+  constexpr int kLinks = 200, kPad = 2000;
+  Layer probe;
+  const uint64_t chain = AddChain(&probe, kLinks, kPad);
+  ChainRun small = MergeChain(kLinks, kPad, 1000, 100);
+  ASSERT_TRUE(small.status.ok()) << small.status.ToString();
+  ChainRun big = MergeChain(kLinks, kPad, 2000, 200);
+  ASSERT_TRUE(big.status.ok()) << big.status.ToString();
+  std::printf("[ chain    ] %d links x %d components: %llu steps for 1100 entries below, %llu for 2200\n", kLinks,
+              kPad, static_cast<unsigned long long>(small.steps), static_cast<unsigned long long>(big.steps));
+  // One walk of the chain plus a few steps per entry...
+  EXPECT_LE(small.steps, chain + 2 * kLinks + 10 * 1100);
+  // ...so twice the entries cost at most a few steps each more, not a chain each.
+  EXPECT_LE(big.steps - small.steps, 10u * 1100);
+  // And the files are where the chain leads.
+  ASSERT_TRUE(big.tree);
+  EXPECT_TRUE(big.tree->LookupPath("d/f1999"));
+  EXPECT_TRUE(big.tree->LookupPath("d/s199/x/y/f"));
+  EXPECT_FALSE(big.tree->LookupPath("l199/f0"));  // l199 is still the symlink
+}
+
+TEST(MergeSymlinkChain, BudgetIsForTheWholeImageAndNamesTheLimit) {
+  Limits limits;
+  limits.symlink_steps = 50000;  // less than one walk of the chain below
+  ChainRun run = MergeChain(100, 1000, 10, 0, limits);
+  ASSERT_FALSE(run.status.ok());
+  EXPECT_EQ(run.status.code(), ErrorCode::kLimitExceeded);
+  const std::string& m = run.status.message();
+  EXPECT_NE(m.find("layer 0 (sha256:chain)"), std::string::npos) << m;
+  EXPECT_NE(m.find("entry \"l99/f0\""), std::string::npos) << m;
+  EXPECT_NE(m.find("symlink-steps=50000"), std::string::npos) << m;
+  EXPECT_NE(m.find("raise with --limit symlink-steps=N"), std::string::npos) << m;
+  EXPECT_LE(run.steps, 50001u);
+}
+
+// Removals drop the memos: what a walk went through may be gone.
+TEST(MergeSymlinkChain, MemoForgetsWhatWasRemovedOrReplaced) {
+  // Whiteout of the link, then a real directory under its name.
+  auto t = Merge({{Dir("a/"), Dir("b/"), Sym("l", "a"), File("l/x")}, {Wh(".wh.l"), File("l/y")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/x"));
+  EXPECT_TRUE(t->LookupPath("l/y"));
+  EXPECT_FALSE(t->LookupPath("a/y"));
+  // Replaced in the same layer by a link elsewhere.
+  t = Merge({{Dir("a/"), Dir("b/"), Sym("l", "a"), File("l/x"), Sym("l", "b"), File("l/y")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/x"));
+  EXPECT_TRUE(t->LookupPath("b/y"));
+  // An opaque directory hides the link below it; the name becomes a directory.
+  t = Merge({{Dir("d/"), Dir("a/"), Sym("d/l", "../a"), File("d/l/f")}, {Wh("d/.wh..wh..opq"), File("d/l/g")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/f"));
+  EXPECT_TRUE(t->LookupPath("d/l/g"));
+  EXPECT_FALSE(t->LookupPath("a/g"));
+  // A chain link in the middle replaced by a directory.
+  t = Merge({{Dir("a/"), Sym("l1", "a"), Sym("l2", "l1"), File("l2/x"), Dir("l1/")}, {File("l2/y")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/x"));
+  EXPECT_TRUE(t->LookupPath("l1/y"));
+}
+
+// A walk that looked up a missing name is not memoised: creating the name
+// later must change where the path leads.
+TEST(MergeSymlinkChain, WalksThroughMissingNamesAreNotMemoised) {
+  auto t = Merge({{Dir("a/"), Dir("b/c/"), Dir("b/a/"), Sym("l", "m/../a"), File("l/f"), Sym("m", "b/c"),
+                   File("l/g")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/f"));    // m missing: "m/.." is the root
+  EXPECT_TRUE(t->LookupPath("b/a/g"));  // m -> b/c: "b/c/.." is b
+  // An implicit directory made below a link is seen by the next entry.
+  t = Merge({{Dir("a/"), Sym("l", "a"), File("l/n/f"), Sym("a/n/s", "../../a"), File("l/n/s/g")}});
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_TRUE(t->LookupPath("a/n/f"));
+  EXPECT_TRUE(t->LookupPath("a/g"));
+}
+
+// The memo keeps umoci's 255-expansion limit exact: a memoised chain counts
+// all the links it went through.
+TEST(MergeSymlinkChain, HopLimitCountsMemoisedLinks) {
+  ChainRun ok = MergeChain(255, 1, 1, 0);
+  EXPECT_TRUE(ok.status.ok()) << ok.status.ToString();
+  Layer layer;
+  AddChain(&layer, 200, 1);
+  layer.push_back(File("l199/f"));  // memoises the 200 links
+  for (int i = 0; i < 60; ++i) layer.push_back(Sym("m" + std::to_string(i), i == 0 ? "l199" : "m" + std::to_string(i - 1)));
+  layer.push_back(File("m59/g"));  // 260 expansions
+  auto t = Merge({layer});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("too many levels of symbolic links"), std::string::npos) << t.status().ToString();
+}
+
+TEST(MergeBudgets, ImageEntriesAndMetadata) {
+  Limits limits;
+  limits.image_entries = 3;
+  TreeBuilder b(limits);
+  ASSERT_TRUE(b.BeginLayer(0, "sha256:l0").ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(b.Apply(File("f" + std::to_string(i))).ok());
+  ASSERT_TRUE(b.EndLayer().ok());
+  ASSERT_TRUE(b.BeginLayer(1, "sha256:l1").ok());
+  Status st = b.Apply(File("g"));
+  EXPECT_EQ(st.code(), ErrorCode::kLimitExceeded);
+  EXPECT_NE(st.message().find("layer 1 (sha256:l1): entry \"g\""), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--limit image-entries=N"), std::string::npos) << st.message();
+
+  Limits meta;
+  meta.image_metadata = 1000;
+  TreeBuilder c(meta);
+  ASSERT_TRUE(c.BeginLayer(0).ok());
+  ASSERT_TRUE(c.Apply(WithXattr(File("a"), "user.x", std::string(900, 'v'))).ok());
+  st = c.Apply(WithXattr(File("b"), "user.x", std::string(100, 'v')));
+  EXPECT_EQ(st.code(), ErrorCode::kLimitExceeded);
+  EXPECT_NE(st.message().find("--limit image-metadata=N"), std::string::npos) << st.message();
+}
+
+TEST(MergeBudgets, KernelLimitsHoldInTheMerge) {
+  auto t = Merge({{Sym("l", std::string(4096, 'a'))}});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), ErrorCode::kLimitExceeded);
+  EXPECT_NE(t.status().message().find("symlink target of 4096 bytes"), std::string::npos) << t.status().ToString();
+  t = Merge({{File(std::string(256, 'n'))}});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("name component of 256 bytes"), std::string::npos) << t.status().ToString();
+  // A whiteout of a 255-byte name is 259 bytes long, and fine.
+  t = Merge({{File(std::string(255, 'n'))}, {Wh(".wh." + std::string(255, 'n'))}});
+  EXPECT_TRUE(t.ok()) << t.status().ToString();
+  t = Merge({{WithXattr(File("x"), "user.big", std::string(65537, 'v'))}});
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().code(), ErrorCode::kLimitExceeded);
+  // A parent that resolves to more than PATH_MAX through a link.
+  std::string deep;
+  for (int i = 0; i < 20; ++i) deep += std::string(200, 'd') + "/";
+  t = Merge({{Dir(deep), Sym("l", deep), File("l/" + std::string(200, 'e') + "/f")}});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.status().message().find("longer than the kernel's 4096"), std::string::npos) << t.status().ToString();
+}
+
+// The memos must not change a single result. Replacing a dummy file drops
+// them (a removal), so merging each entry after such a replacement is the
+// unmemoised walk; random layers of symlinks (relative, absolute, "..",
+// dangling, chained), hardlinks, whiteouts and opaque markers must merge the
+// same way both ways (the dummy aside), errors included.
+TEST(MergeSymlinkChain, MemoisedEqualsUnmemoisedOnRandomLayers) {
+  const std::vector<std::string> names = {"a", "b", "c"};
+  const std::vector<std::string> targets = {"a", "b", "../a", "/b/c", "a/b", "c/../a", "missing/../b", ".", "..",
+                                            "", "/", "b/./c", "../../c/a", "a/a/a"};
+  std::mt19937 rng(20261206);
+  auto pick = [&](const std::vector<std::string>& v) { return v[rng() % v.size()]; };
+  auto path = [&] {
+    std::string p = pick(names);
+    for (int depth = static_cast<int>(rng() % 3); depth > 0; --depth) p += "/" + pick(names);
+    return p;
+  };
+  int compared = 0, errors = 0;
+  for (int round = 0; round < 400; ++round) {
+    std::vector<Layer> plain, forgetful;
+    std::vector<std::string> files;  // hardlink targets: names files were given
+    for (int l = 0, layers = 1 + static_cast<int>(rng() % 3); l < layers; ++l) {
+      Layer layer;
+      for (int i = 0, n = 4 + static_cast<int>(rng() % 12); i < n; ++i) {
+        switch (rng() % 8) {
+          case 0: layer.push_back(Dir(path() + "/")); break;
+          case 1: case 2: layer.push_back(Sym(path(), pick(targets))); break;
+          case 3:
+            if (!files.empty()) {
+              layer.push_back(Link(path() + "/h", pick(files)));
+              break;
+            }
+            [[fallthrough]];
+          case 4: {
+            std::string p = path();
+            size_t slash = p.rfind('/');
+            std::string dir = slash == std::string::npos ? "" : p.substr(0, slash + 1);
+            layer.push_back(Wh(dir + (rng() % 4 == 0 ? ".wh..wh..opq" : ".wh." + pick(names))));
+            break;
+          }
+          default:
+            files.push_back(path() + (rng() % 2 ? "/f" : "/g"));
+            layer.push_back(File(files.back(), "x"));
+            break;
+        }
+      }
+      Layer f;
+      for (const TarEntry& e : layer) {
+        f.push_back(File("zzdummy"));
+        f.push_back(File("zzdummy"));  // replaces the first: drops the memos
+        f.push_back(e);
+      }
+      plain.push_back(std::move(layer));
+      forgetful.push_back(std::move(f));
+    }
+    auto a = Merge(plain);
+    auto b = Merge(forgetful);
+    ASSERT_EQ(a.ok(), b.ok()) << "round " << round << ": " << a.status().ToString() << " vs " << b.status().ToString();
+    if (!a.ok()) {
+      EXPECT_EQ(a.status().message(), b.status().message()) << "round " << round;
+      ++errors;
+      continue;
+    }
+    std::vector<std::string> la = Listing(*a), lb = Listing(*b);
+    std::erase_if(lb, [](const std::string& line) { return line.starts_with("zzdummy "); });
+    ASSERT_EQ(la, lb) << "round " << round;
+    ++compared;
+  }
+  std::printf("[ memo     ] %d random merges identical with and without memos, %d equal errors\n", compared, errors);
+  EXPECT_GT(compared, 100);
 }
 
 }  // namespace

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""The mount daemon's memory with many layers (issue 13): every layer keeps
+warm decoders between reads, and a zstd decoder holds up to its frame's
+window, so without a bound over all layers the daemon grows with layer count
+x window size whatever --cache-size says.
+
+The image: 100 zstd layers written as a stream (`zstd --long=27` from stdin:
+no content size in the frame, so the decoder allocates a 128 MiB window and
+fills what it decodes) each holding 8 MiB, and 100 gzip layers of 1 MiB.
+Eight threads read every layer's file at random offsets, all at once; the
+daemon's VmHWM (tests/tools/peak_rss.py) must stay under the documented
+bound:
+
+  --cache-size + 64 MiB of idle decoders (plus one larger one)
+  + per reading thread (8 FUSE + read-ahead workers) one decoder and one unit
+  + the process itself (binary, tree, checkpoint tables).
+
+Prints VmHWM and the wall times. Set LAZYROOT_MOUNT_LAYERS to change the
+layer count per compression (default 100).
+"""
+
+import io
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import make_image as mi  # noqa: E402
+import peak_rss  # noqa: E402
+import registry  # noqa: E402
+from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+
+LAYERS = int(os.environ.get("LAZYROOT_MOUNT_LAYERS", "100"))
+ZSTD_FILE = 8 << 20
+GZIP_FILE = 1 << 20
+CACHE_MIB = 32
+THREADS = 8
+# The bound above, with numbers: cache + idle decoders + one large idle
+# decoder (<= 8 MiB of window written here) + (8 FUSE threads + 4 read-ahead
+# workers) x (decoder <= 8.5 MiB + unit <= 8 MiB) + 64 MiB for the process.
+BOUND_MIB = CACHE_MIB + 64 + 9 + 12 * (9 + 8) + 64
+
+
+def one_file_tar(name, data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        d = tarfile.TarInfo(name.split("/")[0])
+        d.type, d.mode, d.mtime = tarfile.DIRTYPE, 0o755, 1700000000
+        tf.addfile(d)
+        ti = tarfile.TarInfo(name)
+        ti.size, ti.mode, ti.mtime = len(data), 0o644, 1700000000
+        tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def daemon_pids(mountpoint):
+    """lazyroot processes whose command line names mountpoint; only read."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"lazyroot" and b"mount" in argv and mountpoint.encode() in argv:
+            pids.append(int(d))
+    return pids
+
+
+@unittest.skipUnless(os.path.exists("/dev/fuse"), "/dev/fuse is missing: FUSE mounts cannot run here")
+class MountMemory(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-mount-mem-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.root = os.path.join(cls.tmp, "store")
+        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
+        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
+        cls.addClassCleanup(cls.reg.stop)
+        t0 = time.monotonic()
+        rng = random.Random(13)
+        layers, cls.files = [], {}
+        for i in range(LAYERS):
+            # A 256 KiB random block repeated: small blobs, 8 MiB of window to fill.
+            data = rng.randbytes(256 << 10) * (ZSTD_FILE // (256 << 10))
+            tar = one_file_tar("z%03d/data" % i, data)
+            blob = subprocess.run(["zstd", "-q", "-c", "-3", "--long=27"], input=tar, check=True,
+                                  capture_output=True).stdout
+            layers.append(mi.Layer(tar, blob, "zstd"))
+            cls.files["z%03d/data" % i] = data
+        for i in range(LAYERS):
+            data = bytes(rng.randrange(32) + 65 for _ in range(GZIP_FILE // 64)) * 64
+            tar = one_file_tar("g%03d/data" % i, data)
+            layers.append(mi.Layer(tar, mi._compress(tar, "gzip", 6), "gzip"))
+            cls.files["g%03d/data" % i] = data
+        image = mi.build_image(layers, fmt="oci")
+        mi.push(mi.RegistryClient(cls.reg.host), "mem/many", "v1", image)
+        cls.ref = "http://%s/mem/many:v1" % cls.reg.host
+        print("\n  image: %d layers, %.1f MB of blobs, built and pushed in %.1f s"
+              % (len(layers), sum(l.size for l in layers) / 1e6, time.monotonic() - t0), file=sys.stderr)
+        t0 = time.monotonic()
+        r = cls.run_lazyroot("pull", "-q", cls.ref, timeout=900)
+        if r.returncode != 0:
+            raise AssertionError("pull failed: %s" % r.stderr)
+        print("  pull: %.1f s" % (time.monotonic() - t0), file=sys.stderr)
+
+    @classmethod
+    def run_lazyroot(cls, *args, timeout=120):
+        return subprocess.run([LAZYROOT_BIN, "--root", cls.root] + list(args), env=cls.env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def test_daemon_memory_is_bounded_with_many_layers(self):
+        mnt = os.path.join(self.tmp, "mnt")
+        os.makedirs(mnt, exist_ok=True)
+        r = self.run_lazyroot("mount", "--cache-size", str(CACHE_MIB), self.ref, mnt)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(lambda: os.path.ismount(mnt) and self.run_lazyroot("umount", mnt))
+        pids = daemon_pids(mnt)
+        self.assertEqual(len(pids), 1, "daemon not found: %s" % pids)
+        hwm_start = peak_rss.vm_hwm_mib(pids[0])
+
+        errors, reads = [], [0]
+        names = sorted(self.files)
+
+        def reader(seed):
+            rng = random.Random(seed)
+            order = names[:]
+            rng.shuffle(order)
+            for _ in range(2):
+                for name in order:
+                    data = self.files[name]
+                    off = rng.randrange(0, len(data) - 65536)
+                    with open(os.path.join(mnt, name), "rb") as f:
+                        f.seek(off)
+                        if f.read(65536) != data[off:off + 65536]:
+                            errors.append("%s at %d: wrong bytes" % (name, off))
+                            return
+                    reads[0] += 1
+
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=reader, args=(s,)) for s in range(THREADS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seconds = time.monotonic() - t0
+        hwm = peak_rss.vm_hwm_mib(pids[0])
+        print("\n  %d reads over %d layers by %d threads in %.1f s; daemon VmHWM %.1f MiB at start, %.1f MiB after "
+              "(bound %d MiB with --cache-size %d)" % (reads[0], len(names), THREADS, seconds, hwm_start, hwm,
+                                                      BOUND_MIB, CACHE_MIB), file=sys.stderr)
+        self.assertEqual(errors, [])
+        self.assertLess(hwm, BOUND_MIB, "the daemon's peak RSS is over the documented bound")
+        r = self.run_lazyroot("umount", mnt)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
