@@ -1,7 +1,8 @@
 // Fuzzes LayerIndexer, the pull's single pass over a layer blob (any
 // compression, sniffed as the pull does): decompression, DiffID hash, tar
 // parse and checkpoints, fed in chunks derived from the input. If the blob
-// indexes, the DiffID must be the SHA-256 of the stream, the index must
+// indexes, every entry must be within the kernel's limits (xattr value,
+// symlink target), the DiffID must be the SHA-256 of the stream, the index must
 // survive Serialize/Parse, and reading each file's stored bytes through the
 // checkpoints must give the bytes the stream had at its data offset.
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "index/layer_decoder.h"
 #include "index/layer_index.h"
 #include "index/layer_indexer.h"
+#include "index/limits.h"
 #include "index/sha256.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -55,6 +57,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!idx.ok()) {
     CheckError(idx.status());
     return 0;
+  }
+  // What indexing accepts must be extractable: the kernel's limits
+  // (index/limits.h) hold for every entry.
+  for (const TarEntry& e : idx->entries) {
+    if (e.type == EntryType::kSymlink) FUZZ_CHECK(e.link_target.size() <= Limits::kMaxSymlinkTarget);
+    for (const auto& [name, value] : e.xattrs) FUZZ_CHECK(value.size() <= Limits::kMaxXattrValue);
   }
   Sha256 hash;
   hash.Update(stream);

@@ -3,13 +3,15 @@
 // before a parse error still count: they are what a shorter, valid layer
 // would give) and applied bottom first to one TreeBuilder, which is then
 // frozen and walked completely. Any entry may be refused; a builder whose
-// every Apply succeeded must produce a tree that passes its own validation.
+// every Apply succeeded must produce a tree that passes its own validation
+// and stays within the kernel's limits (symlink target, xattr value).
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "index/limits.h"
 #include "index/merge.h"
 #include "index/tar_reader.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -52,6 +54,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   FUZZ_CHECK(tree->layer_count() == layers.size());
+  // A tree serves readlink and getxattr: the kernel's limits must hold.
+  for (NodeId id = 0; id < tree->node_count(); ++id) {
+    if (tree->IsSymlink(id)) FUZZ_CHECK(tree->SymlinkTarget(id).size() <= Limits::kMaxSymlinkTarget);
+    for (uint32_t k = 0; k < tree->XattrCount(id); ++k) {
+      FUZZ_CHECK(tree->XattrAt(id, k).value.size() <= Limits::kMaxXattrValue);
+    }
+  }
   WalkTree(*tree);
   return 0;
 }
