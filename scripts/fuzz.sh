@@ -4,6 +4,8 @@
 # (scripts/fuzz_seeds.py), and runs each target for SECONDS:
 #
 #   scripts/fuzz.sh [TARGET...] [-t SECONDS] [-j JOBS] [-k]
+#   scripts/fuzz.sh --replay    only replay the regressions with the targets
+#                               already built (exit 77 if there are none)
 #
 # TARGET is a name like tar_reader (default: every target); SECONDS defaults
 # to 30; JOBS targets run at once (default 1); -k keeps fuzzing after a crash
@@ -23,17 +25,49 @@ build=${FUZZ_BUILD_DIR:-build-fuzz}
 seconds=30
 jobs=1
 keep_going=0
+replay_only=0
 targets=()
 while (($#)); do
   case $1 in
     -t) seconds=$2; shift 2 ;;
     -j) jobs=$2; shift 2 ;;
     -k) keep_going=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --replay) replay_only=1; shift ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
+
+bin=$build/tests/fuzz
+flags=(-rss_limit_mb=2048 -timeout=10)
+
+# Replays tests/fuzz/regressions/T one input at a time; prints the failures.
+replay() {
+  local t=$1 dir=$src/tests/fuzz/regressions/$1 failed=0 f
+  [[ -d $dir ]] || return 0
+  for f in "$dir"/*; do
+    [[ -f $f ]] || continue
+    if ! "$bin/${t}_fuzzer" "${flags[@]}" "$f" >"$build/fuzz-logs/$t.replay.log" 2>&1; then
+      echo "$t: regression $(basename "$f") FAILS: $(grep -a -m1 -E 'SUMMARY|FUZZ_CHECK' "$build/fuzz-logs/$t.replay.log" || true)"
+      failed=1
+    fi
+  done
+  return $failed
+}
+
+if ((replay_only)); then
+  ls "$bin"/*_fuzzer >/dev/null 2>&1 || { echo "fuzz.sh: no fuzz targets built in $bin"; exit 77; }
+  mkdir -p "$build/fuzz-logs"
+  failed=0
+  for dir in tests/fuzz/regressions/*/; do
+    t=$(basename "$dir")
+    [[ -x $bin/${t}_fuzzer ]] || { echo "fuzz.sh: regressions for unknown target $t"; failed=1; continue; }
+    replay "$t" || failed=1
+  done
+  ((failed)) || echo "fuzz.sh: every regression input runs clean"
+  exit $failed
+fi
 
 if [[ ! -f $build/CMakeCache.txt ]]; then
   generator=()
@@ -42,7 +76,6 @@ if [[ ! -f $build/CMakeCache.txt ]]; then
     -DCMAKE_CXX_COMPILER=clang++ -DLAZYROOT_FUZZ=ON >/dev/null
 fi
 cmake --build "$build" --target fuzz -j "$(nproc)"
-bin=$build/tests/fuzz
 
 # Seeds are regenerated when the generator or the writer changed.
 seeds=$build/seeds
@@ -59,23 +92,8 @@ for t in "${targets[@]}"; do
 done
 
 mkdir -p "$build/fuzz-logs"
-flags=(-rss_limit_mb=2048 -timeout=10)
 fuzz_flags=()
 ((keep_going)) && fuzz_flags=(-fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1)
-
-# Replays tests/fuzz/regressions/T one input at a time; prints the failures.
-replay() {
-  local t=$1 dir=$src/tests/fuzz/regressions/$1 failed=0 f
-  [[ -d $dir ]] || return 0
-  for f in "$dir"/*; do
-    [[ -f $f ]] || continue
-    if ! "$bin/${t}_fuzzer" "${flags[@]}" "$f" >"$build/fuzz-logs/$t.replay.log" 2>&1; then
-      echo "$t: regression $(basename "$f") FAILS: $(grep -a -m1 -E 'SUMMARY|FUZZ_CHECK' "$build/fuzz-logs/$t.replay.log" || true)"
-      failed=1
-    fi
-  done
-  return $failed
-}
 
 # Fuzzes T for $seconds and writes one summary line to $build/fuzz-logs/T.result.
 fuzz_one() {

@@ -2,7 +2,8 @@
 // meets a tree file from the store. Before opening, the harness writes the
 // input's real length into the header's file_size and recomputes the CRC-32C,
 // so that mutations get past the checksum and reach the structural checks. A
-// tree that opens is then walked completely the way the FUSE ops and extract
+// tree that opens must have cost validation work linear in the file, and is
+// then walked completely the way the FUSE ops and extract
 // do: every node, dirent (and its Lookup), xattr (and GetXattr), sparse
 // extent and layer digest; path lookups and in-root resolution of every
 // symlink must terminate and agree with the walk.
@@ -47,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckError(tree.status());
     return 0;
   }
+  // Validation visits each record once, whatever the counts and ranges claim:
+  // linear in the file (the smallest record, a dirent, is 12 bytes).
+  FUZZ_CHECK(tree->validation_work() <= size / 12 + 1);
   WalkTree(*tree);
   return 0;
 }
