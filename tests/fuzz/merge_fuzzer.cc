@@ -33,7 +33,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     CheckError(s);
   });
 
-  TreeBuilder builder;
+  // A quarter of the inputs merge under small budgets, so that the
+  // LimitExceeded paths run too; whatever the budget, the builder's work
+  // must stay within it (plus one path's worth of steps before it notices).
+  Limits limits;
+  Rng rng(std::span<const uint8_t>(data, size));
+  if (rng.Next() % 4 == 0) {
+    limits.image_entries = rng.Range(1, 64);
+    limits.image_metadata = rng.Range(1, 4096);
+    limits.symlink_steps = rng.Range(1, 256);
+  }
+  TreeBuilder builder(limits);
   Status s;
   for (uint32_t i = 0; i < layers.size() && s.ok(); ++i) {
     s = builder.BeginLayer(i, "sha256:" + std::string(64, static_cast<char>('a' + i)));
@@ -45,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (s.ok()) s = builder.EndLayer();
   }
   CheckError(s);
+  FUZZ_CHECK(builder.symlink_steps() <= limits.symlink_steps + Limits::kMaxPath);
   if (!s.ok()) return 0;
   Result<ImageTree> tree = std::move(builder).Finish("fuzz image");
   if (!tree.ok()) {

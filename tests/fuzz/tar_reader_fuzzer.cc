@@ -60,12 +60,15 @@ bool SameEntry(const TarEntry& a, const TarEntry& b) {
          a.data_offset == b.data_offset && a.stored_size == b.stored_size && a.xattrs == b.xattrs;
 }
 
-Parse Run(std::span<const uint8_t> data, Rng* chunker) {
+Parse Run(std::span<const uint8_t> data, const TarReader::Limits& limits, Rng* chunker) {
   Parse p;
-  TarReader reader("fuzz", [&](const TarEntry& e) {
-    p.entries.push_back(e);
-    return Status::Ok();
-  });
+  TarReader reader(
+      "fuzz",
+      [&](const TarEntry& e) {
+        p.entries.push_back(e);
+        return Status::Ok();
+      },
+      limits);
   size_t at = 0;
   while (at < data.size()) {
     size_t n = chunker ? std::min(NextChunk(*chunker), data.size() - at) : data.size();
@@ -85,9 +88,18 @@ Parse Run(std::span<const uint8_t> data, Rng* chunker) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lazyroot::fuzz;
   std::span<const uint8_t> in(data, size);
-  Parse whole = Run(in, nullptr);
   Rng rng(in);
-  Parse chunked = Run(in, &rng);
+  // A quarter of the inputs parse under small limits, so that their errors
+  // are reached (and must not depend on chunking either).
+  lazyroot::TarReader::Limits limits;
+  if (rng.Next() % 4 == 0) {
+    limits.max_pax_bytes = rng.Range(0, 4096);
+    limits.max_long_name = rng.Range(0, 1024);
+    limits.max_sparse_extents = rng.Range(0, 16);
+    limits.max_sparse_map_bytes = rng.Range(0, 2048);
+  }
+  Parse whole = Run(in, limits, nullptr);
+  Parse chunked = Run(in, limits, &rng);
   FUZZ_CHECK(whole.status.code() == chunked.status.code());
   FUZZ_CHECK(whole.entries.size() == chunked.entries.size());
   for (size_t i = 0; i < whole.entries.size(); ++i) {
