@@ -10,7 +10,7 @@ multi-frame, skippable frames) blobs; layer index and image tree files
 written by the project's own writers (tests/fuzz/fuzz_seed_writer); and the
 references, WWW-Authenticate headers, manifests, indexes, configs and
 config.json samples of tests/unit/src_*_test.cc plus tests/tools/make_image.py
-output. Takes a few seconds.
+output (manifests, indexes, configs, OCI layouts). Takes a few seconds.
 
 Usage: fuzz_seeds.py --out DIR --writer PATH/fuzz_seed_writer
 """
@@ -406,6 +406,17 @@ def main():
     docs.append(json.dumps({"schemaVersion": 1, "fsLayers": [], "name": "x"}))
     for i, s in enumerate(dict.fromkeys(docs)):
         c.add("manifest", "doc-%d.json" % i, s)
+
+    # OCI layouts: index.json, then the manifest blob it names.
+    for i, thing in enumerate((oci, docker, make_image.build_index([oci, arm], fmt="oci", attestation=True))):
+        with tempfile.TemporaryDirectory(prefix="lazyroot-fuzz-oci.") as d:
+            make_image.write_oci_layout(d, thing, tag="latest")
+            with open(os.path.join(d, "index.json"), "rb") as f:
+                index_json = f.read()
+        c.add("oci_layout", "layout-%d" % i, index_json + b"\n==FILE==\n" + thing.manifest)
+    c.add("oci_layout", "two-untagged", json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": make_image.OCI_MANIFEST, "digest": fake_digest(1), "size": 1},
+        {"mediaType": make_image.OCI_MANIFEST, "digest": fake_digest(2), "size": 1}]}))
 
     b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
     configs = [
