@@ -157,8 +157,8 @@ std::string GetEntry(Reader& r, TarEntry* e) {
   if (!r.U32(&e->mode) || !r.U32(&e->uid) || !r.U32(&e->gid) || !r.Varint(&zz) || !r.U32(&e->mtime_nsec) ||
       !r.U32(&e->dev_major) || !r.U32(&e->dev_minor) || !r.Varint(&e->size) || !r.Varint(&e->header_offset) ||
       !r.Varint(&e->data_offset) || !r.Varint(&e->stored_size) || !r.Bytes(&e->path, Limits::kMaxPath) ||
-      !r.Bytes(&e->link_target, Limits::kMaxPath) || !r.Bytes(&e->uname, Limits::kMaxPath) ||
-      !r.Bytes(&e->gname, Limits::kMaxPath)) {
+      !r.Bytes(&e->link_target, Limits::kMaxPath) || !r.Bytes(&e->uname, SIZE_MAX) ||
+      !r.Bytes(&e->gname, SIZE_MAX)) {  // owner names: no kernel limit, the section's bounds
     return "truncated or over a kernel limit";
   }
   if (e->type == EntryType::kSymlink && e->link_target.size() > Limits::kMaxSymlinkTarget) {

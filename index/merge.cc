@@ -43,6 +43,12 @@
 //     followed, absolute targets restart at the root, ".." stops at the
 //     root, more than 255 expansions is an error. So `lib -> usr/lib` then
 //     `lib/x` lands in usr/lib/x, and nothing ever lands outside the tree.
+//     Resolutions are memoised (a parent path, and the expansion of a
+//     symlink seen from its directory) and the memos dropped whenever a
+//     directory or symlink goes or a symlink comes, so a chain of long symlinks is walked once per image, not
+//     once per entry below it; the components walked count against
+//     Limits::symlink_steps for the whole image. A parent resolving to more
+//     than PATH_MAX bytes is an error (the kernel could not create it).
 //     The last component is never followed: an entry replaces a symlink, it
 //     does not write through it.
 //  3. Whiteouts (basename ".wh.X"; the entry's type, size and mode do not
@@ -119,7 +125,7 @@ constexpr std::string_view kOpaqueWhiteout = ".wh..wh..opq";
 constexpr uint32_t kNoNode = std::numeric_limits<uint32_t>::max();
 // What the resolution memos may hold (bytes, roughly) before they are
 // dropped and rebuilt: far above a real image's few thousand directories.
-constexpr uint64_t kMaxMemoBytes = uint64_t{64} << 20;
+constexpr uint64_t kMaxMemoBytes = uint64_t{32} << 20;
 
 std::string Quote(std::string_view s) {
   std::string q = "\"";
@@ -141,6 +147,7 @@ class TreeBuilder::Impl {
 
   size_t allocated_nodes() const { return nodes_.size(); }
   uint64_t symlink_steps() const { return steps_; }
+  uint64_t parent_steps() const { return parent_steps_; }
   Status Fail(Status st) {
     error_ = st;
     return st;
@@ -202,7 +209,7 @@ class TreeBuilder::Impl {
     std::string m = EntryName(e) + " (tar offset " + std::to_string(e.header_offset) + "): " + std::string(what);
     if (!flag.empty()) {
       m += " (limit " + std::string(flag) + "=" + std::to_string(limit) + "; raise with --limit " + std::string(flag) +
-           "=N)";
+           "=N or LAZYROOT_LIMITS)";
     }
     return Status::LimitExceeded(std::move(m));
   }
@@ -210,8 +217,13 @@ class TreeBuilder::Impl {
   void SetAttributes(BuildNode& n, const TarEntry& e) const;
   Status CheckEntry(const TarEntry& e) const;
   Status ChargeBudgets(const TarEntry& e);
-  Result<ResolvedPath<NodeId>> Walk(const TarEntry& e, const std::vector<std::string>& components);
+  // The result points into a memo or walk_scratch_: valid until the next Walk or removal.
+  Result<const ResolvedPath<NodeId>*> Walk(const TarEntry& e, const std::vector<std::string>& components);
   void ForgetResolutions();
+  // Memos hold only walks that end at a directory (see Release).
+  bool EndsInDirectory(const ResolvedPath<NodeId>& p) const {
+    return p.nodes.empty() || (p.nodes.back() && IsDir(*p.nodes.back()));
+  }
   Result<BuildNode> NodeFromEntry(const TarEntry& e) const;
   Status ApplyWhiteout(const TarEntry& e, std::optional<NodeId> parent, std::string_view name);
   Result<NodeId> HardlinkTarget(const TarEntry& e);
@@ -234,10 +246,14 @@ class TreeBuilder::Impl {
   Limits limits_;
   uint64_t entries_ = 0, metadata_ = 0;
   uint64_t steps_ = 0;  // path components walked by Walk, over the whole image
+  uint64_t parent_steps_ = 0;  // dirents MakeParents marked or created
+  ResolvedPath<NodeId> walk_scratch_;  // Walk's result when it is not memoised
 
   // Memoised resolution (see Walk). Both memos only hold walks in which
-  // every lookup found its name, so adding names cannot change them; any
-  // removal drops them (ForgetResolutions, from Release).
+  // every lookup found its name and that end at a directory, so adding names
+  // cannot change them (but for a symlink where a file was: "f/.."); losing
+  // a directory or symlink, or gaining a symlink, drops them
+  // (ForgetResolutions from Release, Apply and ApplyHardlink).
   struct LinkMemo {
     ResolvedPath<NodeId> after;  // the walk's state once the link's target was walked
     size_t bytes = 0;            // JoinPath(after.components).size() + 1 per component
@@ -262,7 +278,11 @@ NodeId TreeBuilder::Impl::NewNode(BuildNode n) {
 // Drops one name of `node`; frees it (and, for a directory, everything below
 // it) when no name is left. Iterative: layers can nest arbitrarily deep.
 void TreeBuilder::Impl::Release(NodeId node) {
-  ForgetResolutions();  // a name goes away: a memoised walk may have used it
+  // A name goes away. Memoised walks go through directories and symlinks
+  // and end at directories; a file, device or fifo they found can only have
+  // been popped again by "..", which gives the same result when it is
+  // missing. So only losing a directory or a symlink can change them.
+  if (IsDir(node) || IsSymlink(node)) ForgetResolutions();
   std::vector<NodeId> stack{node};
   while (!stack.empty()) {
     NodeId n = stack.back();
@@ -326,9 +346,10 @@ void TreeBuilder::Impl::ForgetResolutions() {
 // refused, which also bounds every memoised state to 4 KiB of names.
 // InvalidArgument on a symlink loop (as ResolveInRoot), LimitExceeded over
 // a limit.
-Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const std::vector<std::string>& components) {
+Result<const ResolvedPath<NodeId>*> TreeBuilder::Impl::Walk(const TarEntry& e,
+                                                             const std::vector<std::string>& components) {
   std::string key = JoinPath(components);
-  if (auto it = parent_memo_.find(key); it != parent_memo_.end()) return it->second;
+  if (auto it = parent_memo_.find(key); it != parent_memo_.end()) return &it->second;
 
   ResolvedPath<NodeId> out;
   size_t out_bytes = 0;
@@ -404,7 +425,7 @@ Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const st
         out.components.push_back(std::move(name));
         out.nodes.push_back(child);
         if (out_bytes > Limits::kMaxPath + 1) {
-          return LimitError(e, "a parent resolves to a path longer than the kernel's " +
+          return LimitError(e, "path too long: a parent resolves to more than the kernel's " +
                                    std::to_string(Limits::kMaxPath) + " bytes", "", 0);
         }
       }
@@ -413,32 +434,27 @@ Result<ResolvedPath<NodeId>> TreeBuilder::Impl::Walk(const TarEntry& e, const st
     while (!open.empty() && pending.size() == open.back().base) {
       Expansion x = open.back();
       open.pop_back();
-      if (x.clean) remember(uint64_t{x.dir} << 32 | x.link, x);
+      if (x.clean && EndsInDirectory(out)) remember(uint64_t{x.dir} << 32 | x.link, x);
     }
   }
-  if (clean) {
+  if (clean && EndsInDirectory(out)) {
     uint64_t cost = key.size() + out_bytes + 48 * out.components.size() + 64;
     if (memo_bytes_ + cost > kMaxMemoBytes) ForgetResolutions();
     memo_bytes_ += cost;
-    parent_memo_.emplace(std::move(key), out);
+    return &parent_memo_.emplace(std::move(key), std::move(out)).first->second;
   }
-  return out;
+  walk_scratch_ = std::move(out);
+  return &walk_scratch_;
 }
 
 // The image budgets: every entry applied counts, also ones a later entry
 // replaces, since each cost its share of work and memory on the way.
 Status TreeBuilder::Impl::ChargeBudgets(const TarEntry& e) {
-  if (++entries_ > limits_.image_entries) {
-    return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) + " entries",
-                      "image-entries", limits_.image_entries);
-  }
+  ++entries_;
   metadata_ += MetadataBytes(e);
-  if (metadata_ > limits_.image_metadata) {
-    return LimitError(e, "the image has more than " + std::to_string(limits_.image_metadata) +
-                             " bytes of metadata (paths, link targets, owner names, xattrs)",
-                      "image-metadata", limits_.image_metadata);
-  }
-  return Status::Ok();
+  Status st = CheckBudget(limits_, "image", entries_, metadata_);
+  if (st.ok()) return st;
+  return LimitError(e, st.message(), "", 0);
 }
 
 Status TreeBuilder::Impl::BeginLayer(uint32_t layer_index, std::string_view digest) {
@@ -487,15 +503,15 @@ Status TreeBuilder::Impl::CheckEntry(const TarEntry& e) const {
   // could (ImageTree's validation rejects it).
   for (const std::string& c : CleanPathComponents(e.path)) {
     // A whiteout's name is its target's plus ".wh.": 4 bytes of slack.
-    size_t max = c.starts_with(kWhiteoutPrefix) ? Limits::kMaxComponent + kWhiteoutPrefix.size() : Limits::kMaxComponent;
+    size_t max = Limits::kMaxComponent + (c.starts_with(kWhiteoutPrefix) ? kWhiteoutPrefix.size() : 0);
     if (c.size() > max) {
-      return LimitError(e, "a name component of " + std::to_string(c.size()) + " bytes, over the kernel's " +
+      return LimitError(e, "name too long: a component of " + std::to_string(c.size()) + " bytes, over the kernel's " +
                                std::to_string(Limits::kMaxComponent), "", 0);
     }
   }
   if (e.type == EntryType::kSymlink) {
     if (e.link_target.size() > Limits::kMaxSymlinkTarget) {
-      return LimitError(e, "symlink target of " + std::to_string(e.link_target.size()) +
+      return LimitError(e, "symlink target too long: " + std::to_string(e.link_target.size()) +
                                " bytes, over the kernel's " + std::to_string(Limits::kMaxSymlinkTarget), "", 0);
     }
     if (e.link_target.find('\0') != std::string::npos) return EntryError(e, "NUL byte in the symlink target");
@@ -566,38 +582,47 @@ Result<TreeBuilder::Impl::BuildNode> TreeBuilder::Impl::NodeFromEntry(const TarE
 
 // Rule 4: creates the missing directories of an already resolved parent path
 // and marks the whole chain upper. Returns the parent directory.
+// Work proportional to what changes, not to the depth (a short entry path
+// can resolve, through a symlink, to a directory thousands of levels down):
+//  - the found levels are a prefix (below a missing one nothing is looked
+//    up), and every one but the last is a directory (only directories are
+//    looked into), so only the last found one needs checking;
+//  - within a layer the upper dirents are closed under ancestors (a chain is
+//    always marked from the root down, removals take whole subtrees), so
+//    marking bottom-up stops at the first dirent already upper.
 Result<NodeId> TreeBuilder::Impl::MakeParents(const TarEntry& e, const ResolvedPath<NodeId>& parent) {
-  NodeId dir = 0;
-  uint64_t path_bytes = 0;  // of components[0..i], as an entry's path would be counted
-  for (size_t i = 0; i < parent.components.size(); ++i) {
-    const std::string& name = parent.components[i];
-    path_bytes += name.size() + (i ? 1 : 0);
-    auto it = nodes_[dir].children.find(name);
-    if (it == nodes_[dir].children.end()) {
-      // An implied directory costs a node and its path (extract keeps and
-      // opens every directory's path) like an entry does: counted, or one
-      // 4 KB path of 2000 one-letter components makes 2000 nodes and 4 MB of
-      // paths for one entry of the budgets (a 37 KB layer made 2M nodes,
-      // ~1 GB in the merge; 20 such entries took extract 144 s).
-      if (++entries_ > limits_.image_entries) {
-        return LimitError(e, "the image has more than " + std::to_string(limits_.image_entries) +
-                                 " entries (directories its paths imply count too)",
-                          "image-entries", limits_.image_entries);
-      }
-      metadata_ += path_bytes;
-      if (metadata_ > limits_.image_metadata) {
-        return LimitError(e, "the image has more than " + std::to_string(limits_.image_metadata) +
-                                 " bytes of metadata (paths, link targets, owner names, xattrs; the paths of "
-                                 "directories its paths imply count too)",
-                          "image-metadata", limits_.image_metadata);
-      }
-      NodeId made = NewNode(ImplicitDir(layer_));
-      it = nodes_[dir].children.emplace(name, Dirent{made, 0}).first;
-    } else if (!IsDir(it->second.node)) {
-      return EntryError(e, "parent " + Quote(JoinPath(parent.components, i + 1)) + " is not a directory");
-    }
+  const size_t n = parent.components.size();
+  size_t found = n;
+  while (found > 0 && !parent.nodes[found - 1]) --found;
+  if (found > 0 && !IsDir(*parent.nodes[found - 1])) {
+    return EntryError(e, "parent " + Quote(JoinPath(parent.components, found)) + " is not a directory");
+  }
+  for (size_t i = found; i-- > 0;) {
+    ++parent_steps_;
+    NodeId up = i == 0 ? Root() : *parent.nodes[i - 1];
+    auto it = nodes_[up].children.find(parent.components[i]);
+    if (it->second.upper == stamp_) break;
     it->second.upper = stamp_;
-    dir = it->second.node;
+  }
+  NodeId dir = found == 0 ? Root() : *parent.nodes[found - 1];
+  uint64_t path_bytes = found == 0 ? 0 : found - 1;  // of components[0..i), as an entry's path counts
+  for (size_t i = 0; i < found; ++i) path_bytes += parent.components[i].size();
+  for (size_t i = found; i < n; ++i) {
+    ++parent_steps_;
+    // An implied directory costs a node and its path (extract keeps and
+    // opens every directory's path) like an entry does: counted, or one 4 KB
+    // path of 2000 one-letter components makes 2000 nodes and 4 MB of paths
+    // for one entry of the budgets (a 37 KB layer made 2M nodes, ~1 GB in
+    // the merge; 20 such entries took extract 144 s).
+    path_bytes += parent.components[i].size() + (i ? 1 : 0);
+    ++entries_;
+    metadata_ += path_bytes;
+    if (Status st = CheckBudget(limits_, "image", entries_, metadata_); !st.ok()) {
+      return LimitError(e, st.message() + "; directories implied by paths count, with their paths", "", 0);
+    }
+    NodeId made = NewNode(ImplicitDir(layer_));
+    nodes_[dir].children.emplace(parent.components[i], Dirent{made, stamp_});
+    dir = made;
   }
   return dir;
 }
@@ -628,12 +653,13 @@ Result<NodeId> TreeBuilder::Impl::HardlinkTarget(const TarEntry& e) {
   if (target.empty()) return EntryError(e, "hardlink target " + Quote(e.link_target) + " is a directory");
   std::string last = std::move(target.back());
   target.pop_back();
-  auto resolved = Walk(e, target);
-  if (!resolved.ok()) {
-    if (resolved.status().code() == ErrorCode::kLimitExceeded) return resolved.status();
-    return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + resolved.status().message());
+  auto walked = Walk(e, target);
+  if (!walked.ok()) {
+    if (walked.status().code() == ErrorCode::kLimitExceeded) return walked.status();
+    return EntryError(e, "hardlink target " + Quote(e.link_target) + ": " + walked.status().message());
   }
-  std::optional<NodeId> tdir = resolved->nodes.empty() ? std::optional<NodeId>(0) : resolved->nodes.back();
+  const ResolvedPath<NodeId>& resolved = **walked;
+  std::optional<NodeId> tdir = resolved.nodes.empty() ? std::optional<NodeId>(0) : resolved.nodes.back();
   std::optional<NodeId> t;
   if (tdir && IsDir(*tdir)) t = Child(*tdir, last);
   if (!t) return EntryError(e, "hardlink target " + Quote(e.link_target) + " does not exist");
@@ -644,6 +670,9 @@ Result<NodeId> TreeBuilder::Impl::HardlinkTarget(const TarEntry& e) {
 Status TreeBuilder::Impl::ApplyHardlink(const TarEntry& e, NodeId dir, const std::string& name) {
   LAZYROOT_ASSIGN_OR_RETURN(NodeId t, HardlinkTarget(e));
   ++nodes_[t].names;
+  // A symlink where a memoised walk found a file it popped with ".." ("f/..")
+  // would now be expanded.
+  if (IsSymlink(t)) ForgetResolutions();
   nodes_[dir].children.insert_or_assign(name, Dirent{t, stamp_});
   return Status::Ok();
 }
@@ -672,12 +701,12 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   }
 
   if (name.starts_with(kWhiteoutPrefix)) {  // rule 3
-    std::optional<NodeId> dir = parent->nodes.empty() ? std::optional<NodeId>(0) : parent->nodes.back();
+    std::optional<NodeId> dir = (*parent)->nodes.empty() ? std::optional<NodeId>(0) : (*parent)->nodes.back();
     Status st = ApplyWhiteout(e, dir, name);
     return st.ok() ? st : Fail(st);
   }
 
-  auto dir = MakeParents(e, *parent);  // rule 4
+  auto dir = MakeParents(e, **parent);  // rule 4
   if (!dir.ok()) return Fail(dir.status());
   Children& children = nodes_[*dir].children;
   auto it = children.find(name);
@@ -704,6 +733,7 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   if (!node.ok()) return Fail(node.status());
   if (it != children.end()) Unlink(*dir, it);
   NodeId id = NewNode(std::move(node).value());
+  if (IsSymlink(id)) ForgetResolutions();  // see ApplyHardlink
   nodes_[*dir].children.insert_or_assign(std::move(name), Dirent{id, stamp_});  // rule 6
   return Status::Ok();
 }
@@ -714,6 +744,7 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
   if (in_layer_)
     return Fail(Status::InvalidArgument("tree builder: Finish with layer " + std::to_string(layer_) + " open"));
   finished_ = true;
+  ForgetResolutions();
 
   // Breadth-first numbering: the root is 0, a directory's children get
   // consecutive ids (good locality for readdir + lookup), a hardlinked node
@@ -782,6 +813,7 @@ Status TreeBuilder::Apply(const TarEntry& entry) { return impl_->Apply(entry); }
 Status TreeBuilder::EndLayer() { return impl_->EndLayer(); }
 Result<ImageTree> TreeBuilder::Finish(std::string name) && { return impl_->Finish(std::move(name)); }
 size_t TreeBuilder::allocated_nodes() const { return impl_->allocated_nodes(); }
+uint64_t TreeBuilder::parent_steps() const { return impl_->parent_steps(); }
 uint64_t TreeBuilder::symlink_steps() const { return impl_->symlink_steps(); }
 
 }  // namespace lazyroot

@@ -65,6 +65,9 @@ class TreeBuilder {
   // nothing, so this grows with the image's distinct directories and
   // symlinks, not with entries x chain length. For tests of that bound.
   uint64_t symlink_steps() const;
+  // Dirents marked or created while making entries' parents: one or two per
+  // entry however deep its parent lies. For tests of that bound.
+  uint64_t parent_steps() const;
 
  private:
   class Impl;

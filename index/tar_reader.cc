@@ -406,26 +406,26 @@ Status TarReader::CheckEntry() {
     return Status::LimitExceeded(std::string(what) + " is " + std::to_string(size) + " bytes, over the kernel's " +
                                  std::to_string(limit));
   };
+  // The length of the first component over NAME_MAX, or 0. A whiteout
+  // (".wh." + name) may be 4 bytes longer: it names a file of up to 255.
   auto long_component = [](std::string_view path) -> size_t {
-    size_t longest = 0;
     for (size_t start = 0; start <= path.size();) {
       size_t slash = path.find('/', start);
       if (slash == std::string_view::npos) slash = path.size();
-      longest = std::max(longest, slash - start);
+      const std::string_view c = path.substr(start, slash - start);
+      if (c.size() > lazyroot::Limits::kMaxComponent + (c.starts_with(".wh.") ? 4 : 0)) return c.size();
       start = slash + 1;
     }
-    return longest;
+    return 0;
   };
   if (e.path.size() > lazyroot::Limits::kMaxPath) return over("path", e.path.size(), lazyroot::Limits::kMaxPath);
-  if (size_t c = long_component(e.path); c > lazyroot::Limits::kMaxComponent) {
-    return over("a path component", c, lazyroot::Limits::kMaxComponent);
-  }
+  if (size_t c = long_component(e.path); c > 0) return over("a path component", c, lazyroot::Limits::kMaxComponent);
   if (e.type == EntryType::kSymlink && e.link_target.size() > lazyroot::Limits::kMaxSymlinkTarget) {
     return over("symlink target", e.link_target.size(), lazyroot::Limits::kMaxSymlinkTarget);
   }
   if (e.type == EntryType::kHardlink) {
     if (e.link_target.size() > lazyroot::Limits::kMaxPath) return over("hardlink target", e.link_target.size(), lazyroot::Limits::kMaxPath);
-    if (size_t c = long_component(e.link_target); c > lazyroot::Limits::kMaxComponent) {
+    if (size_t c = long_component(e.link_target); c > 0) {
       return over("a hardlink target component", c, lazyroot::Limits::kMaxComponent);
     }
   }

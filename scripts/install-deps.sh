@@ -11,6 +11,9 @@ packages=(
   # runtime / tests
   fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography time
   docker-registry skopeo umoci apache2-utils attr
+  # fuzzing (scripts/fuzz.sh): clang and its libFuzzer/ASan/UBSan runtimes
+  # (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev)
+  clang libclang-rt-14-dev
   # benchmarks
   squashfs-tools squashfuse archivemount hyperfine bc busybox-static
 )

@@ -162,6 +162,10 @@ TEST(TarLimits, PathComponent) {
   ASSERT_TRUE(Parse(Entry("d/" + std::string(255, 'c') + "/f") + Zeros(2)).status.ok());
   ExpectOver(Parse(Entry("d/" + std::string(256, 'c') + "/f") + Zeros(2)), 0,
              "a path component is 256 bytes, over the kernel's 255");
+  // A whiteout of a 255-byte name is 259 bytes long; one byte more is not.
+  ASSERT_TRUE(Parse(Entry("d/.wh." + std::string(255, 'c')) + Zeros(2)).status.ok());
+  ExpectOver(Parse(Entry("d/.wh." + std::string(256, 'c')) + Zeros(2)), 0,
+             "a path component is 260 bytes, over the kernel's 255");
 }
 
 TEST(TarLimits, LayerEntries) {

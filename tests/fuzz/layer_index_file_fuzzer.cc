@@ -1,0 +1,98 @@
+// Fuzzes the layer index file reader (LayerIndex::Parse and ParseCheckpoints)
+// as the merge and the mount meet an index file from the store. The input is
+// an index file whose entry section is stored raw (flag bit 0 clear: what
+// scripts/fuzz_seeds.py writes), so mutations land on records rather than on
+// deflate bits. Before parsing, the harness
+//  - if the flag bit is set, deflates the raw entry section and fixes the
+//    section offsets and the inflated length, as LayerIndex::Serialize would;
+//  - recomputes the checkpoint table's CRC-32 and then the file's,
+// so mutations get past the checksums. No allocation may be out of
+// proportion to the file (an inflated entry count must not size a vector).
+// An index that parses must serialise to bytes that parse back to the same
+// serialisation.
+#include <zlib.h>
+
+#include <cstddef>
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "index/layer_index.h"
+#include "tests/fuzz/fuzz_util.h"
+
+namespace lazyroot::fuzz {
+namespace {
+
+constexpr size_t kHeaderSize = 144, kCrcAt = 136;
+
+void FixUp(std::vector<uint8_t>& b) {
+  if (b.size() < kHeaderSize) return;
+  uint64_t e_len = GetLe64(b.data() + 112);
+  if (e_len > b.size() - kHeaderSize) e_len = b.size() - kHeaderSize;
+  if (GetLe32(b.data() + 12) & 1) {
+    std::vector<uint8_t> packed(compressBound(e_len));
+    uLongf packed_len = packed.size();
+    if (compress2(packed.data(), &packed_len, b.data() + kHeaderSize, e_len, 1) == Z_OK) {
+      std::vector<uint8_t> out(b.begin(), b.begin() + kHeaderSize);
+      out.insert(out.end(), packed.begin(), packed.begin() + packed_len);
+      out.insert(out.end(), b.begin() + kHeaderSize + e_len, b.end());
+      PutLe32(out.data() + 140, static_cast<uint32_t>(e_len));
+      e_len = packed_len;
+      b = std::move(out);
+    }
+  }
+  PutLe64(b.data() + 104, kHeaderSize);
+  PutLe64(b.data() + 112, e_len);
+  PutLe64(b.data() + 120, kHeaderSize + e_len);
+  PutLe64(b.data() + 128, b.size() - kHeaderSize - e_len);
+  // The checkpoint table closes with its own CRC-32 of everything before it.
+  size_t c_off = kHeaderSize + e_len, c_len = b.size() - c_off;
+  if (c_len >= 4) {
+    PutLe32(b.data() + b.size() - 4, static_cast<uint32_t>(crc32(0L, b.data() + c_off, static_cast<uInt>(c_len - 4))));
+  }
+  PutLe32(b.data() + kCrcAt, 0);
+  PutLe32(b.data() + kCrcAt, static_cast<uint32_t>(crc32(0L, b.data(), static_cast<uInt>(b.size()))));
+}
+
+}  // namespace
+}  // namespace lazyroot::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace lazyroot;
+  using namespace lazyroot::fuzz;
+  std::vector<uint8_t> bytes(data, data + size);
+  FixUp(bytes);
+
+  // No allocation may be out of proportion to the records: the input is the
+  // raw entry section (what any inflated one can be), a TarEntry in memory
+  // is at most ~15x its smallest record, so 64x plus slack is generous.
+  const size_t bound = 64 * std::max(size, bytes.size()) + (1 << 20);
+  std::string diff_id;
+  Result<CheckpointTable> table = Status::Aborted("");
+  Result<LayerIndex> idx = Status::Aborted("");
+  {
+    AllocationWatch watch;
+    table = LayerIndex::ParseCheckpoints(bytes, "fuzz index", "", &diff_id);
+    idx = LayerIndex::Parse(bytes, "fuzz index", "");
+    if (watch.largest() > bound) {
+      std::fprintf(stderr, "a %zu-byte index file made a %zu-byte allocation\n", bytes.size(), watch.largest());
+    }
+    FUZZ_CHECK(watch.largest() <= bound);
+  }
+  if (!table.ok()) CheckError(table.status());
+  if (!idx.ok()) {
+    CheckError(idx.status());
+    return 0;
+  }
+  // Parse validates more than ParseCheckpoints, never less.
+  FUZZ_CHECK(table.ok() && *table == idx->checkpoints && diff_id == idx->diff_id);
+  std::string once = idx->Serialize();
+  Result<LayerIndex> again = LayerIndex::Parse(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(once.data()), once.size()), "fuzz index",
+      idx->blob_digest);
+  FUZZ_CHECK(again.ok());
+  FUZZ_CHECK(again->Serialize() == once);
+  return 0;
+}
