@@ -12,6 +12,8 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -405,6 +407,25 @@ TEST_F(ExtractTest, FailureMidwayLeavesNothing) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kCorruption) << r.status().message();
   EXPECT_TRUE(Siblings().empty()) << Siblings().front();
+}
+
+// The CLI sets options.interrupted from SIGINT/SIGTERM/SIGHUP: the extract
+// stops with kAborted naming the signal, and DIR's temp dir is removed.
+TEST_F(ExtractTest, InterruptedLeavesNothing) {
+  Image img(1);
+  for (int i = 0; i < 20; ++i) img.File(0, "dir/f" + std::to_string(i), "x");
+  ImageTree tree = img.Tree();
+  ImageContent content = img.Content();
+  std::atomic<int> interrupted{SIGTERM};
+  ExtractOptions opt;
+  opt.interrupted = &interrupted;
+  auto r = ExtractTree(tree, content, out_, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kAborted);
+  EXPECT_NE(r.status().message().find("interrupted by SIGTERM"), std::string::npos) << r.status().message();
+  EXPECT_TRUE(Siblings().empty()) << Siblings().front();
+  interrupted = 0;
+  EXPECT_TRUE(ExtractTree(tree, content, out_, opt).ok());
 }
 
 TEST_F(ExtractTest, RootlessRecordsOverrideStat) {
