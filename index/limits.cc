@@ -86,10 +86,11 @@ Status ParseLimits(std::string_view text, Limits* limits) {
     else if (name == "image-entries") limits->image_entries = value;
     else if (name == "image-metadata") limits->image_metadata = value;
     else if (name == "symlink-steps") limits->symlink_steps = value;
+    else if (name == "image-layers") limits->image_layers = value;
     else {
       return Status::InvalidArgument("limit '" + std::string(item) +
                                      "': unknown name (layer-entries, layer-metadata, image-entries, "
-                                     "image-metadata, symlink-steps)");
+                                     "image-metadata, symlink-steps, image-layers)");
     }
   }
   return Status::Ok();

@@ -35,16 +35,22 @@ struct Limits {
   // per entry besides its fixed-size fields.
   uint64_t layer_entries = uint64_t{1} << 20;     // tar entries in one layer
   uint64_t layer_metadata = uint64_t{64} << 20;    // metadata bytes in one layer
-  uint64_t image_entries = uint64_t{1} << 21;     // tar entries over all layers of an image
+  // Tar entries over all layers of an image, and the directories their paths
+  // imply: the merge holds ~0.5 KiB per node, so this bounds extract's and a
+  // rebuilding mount's memory (a whole Debian /usr is ~160k entries).
+  uint64_t image_entries = uint64_t{1} << 20;
   uint64_t image_metadata = uint64_t{128} << 20;  // metadata bytes over all layers
   // Path components the merge may walk while resolving symlinked parents,
   // summed over the whole image (resolved parents are memoised, so a real
   // image needs a few per entry).
   uint64_t symlink_steps = uint64_t{1} << 24;
+  // Layers in one manifest (each costs a few ms of bookkeeping even when they
+  // repeat one blob; overlayfs stops at ~500 lower layers, Docker at 127).
+  uint64_t image_layers = 1000;
 };
 
 // Applies "NAME=VALUE[,NAME=VALUE…]" to *limits. Names: layer-entries,
-// layer-metadata, image-entries, image-metadata, symlink-steps. Sizes take
+// layer-metadata, image-entries, image-metadata, symlink-steps, image-layers. Sizes take
 // K, M, G suffixes (powers of 1024). InvalidArgument naming the bad item.
 Status ParseLimits(std::string_view text, Limits* limits);
 

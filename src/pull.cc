@@ -270,6 +270,11 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   rec.manifest_digest = chosen.digest;
   auto manifest = ParseImageManifest(chosen.body);
   if (!manifest.ok()) return manifest.status().WithContext("manifest " + chosen.digest + from);
+  if (manifest->layers.size() > options.limits.image_layers) {
+    return Status::LimitExceeded("manifest " + chosen.digest + from + ": " + std::to_string(manifest->layers.size()) +
+                                 " layers, more than " + std::to_string(options.limits.image_layers) +
+                                 " (limit image-layers; raise with --limit image-layers=N or LAZYROOT_LIMITS)");
+  }
 
   auto config_bytes = FetchSmallBlob(store, source, manifest->config, kMaxConfigBytes);
   if (!config_bytes.ok()) return config_bytes.status().WithContext("config " + manifest->config.digest + from);

@@ -23,7 +23,7 @@ void AddLimitOption(CLI::App* cmd, std::vector<std::string>* values) {
                   "Change a budget an image must fit, NAME=VALUE (repeatable; K, M, G suffixes): layer-entries (default " +
                       Size(d.layer_entries) + "), layer-metadata (" + Size(d.layer_metadata) + "), image-entries (" +
                       Size(d.image_entries) + "), image-metadata (" + Size(d.image_metadata) + "), symlink-steps (" +
-                      Size(d.symlink_steps) +
+                      Size(d.symlink_steps) + "), image-layers (" + Size(d.image_layers) +
                       "). Metadata is the bytes of paths, link targets, user/group names and xattrs. "
                       "Defaults for every command come from $LAZYROOT_LIMITS=\"NAME=VALUE,...\"; this flag wins")
       ->allow_extra_args(false);

@@ -113,6 +113,8 @@ class HostileMetadata(PullTestCase):
             # Three layers of 40 entries (each 7 + 6 + 10,000 bytes): 120 entries, 1.2 MB together.
             "image": [stream_layer(files(40, "a", 10000)), stream_layer(files(40, "b", 10000)),
                       stream_layer(files(40, "c", 10000))],
+            # One small layer named 1,001 times: over the image-layers default (1000).
+            "layers": [base] * 1001,
         }
         cls.pushed = {}
         cls.layers = {}
@@ -237,6 +239,12 @@ class HostileMetadata(PullTestCase):
         self.assertIn("layer 2 (" + self.pushed["image"]["layers"][2] + ")", r.stderr)  # the merge names layers by position and digest
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "out")))
 
+    def test_image_layers(self):
+        # Refused from the manifest, before any layer is fetched.
+        self.assertRefused("1001 layers (default image-layers 1000)", "layers",
+                           ["1001 layers, more than 1000", "raise with --limit image-layers=N"], layer=None)
+        self.assertPulls("image-layers raised by --limit", "layers", "--limit", "image-layers=1001")
+
     # ------------------------------------------------------------ usage
 
     def test_bad_limits_are_usage_errors(self):
@@ -256,8 +264,8 @@ class HostileMetadata(PullTestCase):
             r = self.lazyroot(cmd, "--help")
             self.assertOk(r)
             text = " ".join(r.stdout.split())
-            for name in ("layer-entries (default 1M)", "layer-metadata (64M)", "image-entries (2M)",
-                         "image-metadata (128M)", "LAZYROOT_LIMITS"):
+            for name in ("layer-entries (default 1M)", "layer-metadata (64M)", "image-entries (1M)",
+                         "image-metadata (128M)", "symlink-steps (16M)", "image-layers (1000)", "LAZYROOT_LIMITS"):
                 self.assertIn(name, text, cmd)
 
 
