@@ -73,6 +73,10 @@ class PointDecoder {
   // Heap bytes this decoder holds now (state, window, buffers), for callers
   // that bound how many they keep (a zstd context grows to the frame's window).
   virtual uint64_t memory_bytes() const { return 0; }
+  // The most memory_bytes() can grow to, whatever the blob holds (a zstd
+  // context: its frame's window, <= 2^kZstdWindowLogMax). Lets a caller
+  // reserve a decoder's memory before it decodes.
+  virtual uint64_t max_memory_bytes() const { return memory_bytes(); }
 };
 
 // zlib-compresses a window for storage in a Checkpoint.

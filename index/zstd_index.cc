@@ -126,6 +126,12 @@ class ZstdPointDecoder final : public PointDecoder {
     const uint64_t allocated = ZSTD_sizeof_DCtx(dctx_);
     return sizeof *this + in_.capacity() + std::min<uint64_t>(allocated, kContextBytes + touched_);
   }
+  // The context plus the largest window a frame may declare and its block
+  // buffers (ZSTD_decodingBufferSize_min: window + 2 blocks + slack).
+  uint64_t max_memory_bytes() const override {
+    constexpr uint64_t kContextBytes = 160 << 10;
+    return sizeof *this + in_.capacity() + kContextBytes + (uint64_t{1} << kZstdWindowLogMax) + (384 << 10);
+  }
   ZstdPointDecoder(const ZstdPointDecoder&) = delete;
   ZstdPointDecoder& operator=(const ZstdPointDecoder&) = delete;
 
