@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -51,6 +52,8 @@ struct StreamCache::LayerState {
   // interleaved sequential readers of one layer each keep theirs.
   std::array<uint64_t, 8> read_ends, unit_ends;
   size_t next_read = 0, next_unit = 0;
+  // A frame over window_limit_bytes was met: decoders get the pull's limit.
+  std::atomic<bool> large_windows{false};
   LayerState() {
     read_ends.fill(RandomReader::kNoPosition);
     unit_ends.fill(RandomReader::kNoPosition);
@@ -97,12 +100,12 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     // pooled decoder nearest before offset (a sequential reader's own).
     Lease lease = TakeDecoder(layer, offset, false);
     DecoderGuard guard(this, lease);
-    Charge(layer, lease, offset, std::min<uint64_t>(offset + out.size(), t.uncompressed_size), true);
-    const uint64_t reprimes_before = lease.d->reprimes();
-    Status st = lease.d->Read(offset, out, n);
+    bool skipped = false;
+    uint64_t reprimes = 0;
+    Status st = ChargedRead(layer, lease, offset, out, n, true, &skipped, &reprimes);
     {
       std::lock_guard lock(mu_);
-      counters_.reprimes += lease.d->reprimes() - reprimes_before;
+      counters_.reprimes += reprimes;
       counters_.decoded_bytes += *n;
     }
     if (st.ok()) ReturnDecoder(layer, std::move(lease));  // else the guard frees it
@@ -288,29 +291,26 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
     return Status::Ok();
   }
   DecoderGuard guard(this, lease);
-  // Read-ahead never waits for decoder memory: the reader decodes the unit
-  // itself if it still needs it.
-  if (!Charge(layer, lease, from, to, !prefetch)) {
-    ReturnDecoder(layer, std::move(lease));
-    std::lock_guard lock(idle_mu_);
-    ++decoder_counters_.memory_skips;
-    *skipped = true;
-    return Status::Ok();
-  }
-  RandomReader* d = lease.d.get();
-  const uint64_t reprimes_before = d->reprimes();
   auto span = std::make_shared<Span>();
   span->resize(static_cast<size_t>(to - unit.start));  // default-initialised: no memset
   if (have > 0) std::memcpy(span->data(), prefix->data(), static_cast<size_t>(have));
   size_t got = 0;
-  Status st = d->Read(from, std::span<uint8_t>(span->data() + have, static_cast<size_t>(to - from)), &got);
+  uint64_t reprimes = 0;
+  // Read-ahead never waits for decoder memory: the reader decodes the unit
+  // itself if it still needs it.
+  Status st = ChargedRead(layer, lease, from, std::span<uint8_t>(span->data() + have, static_cast<size_t>(to - from)),
+                          &got, !prefetch, skipped, &reprimes);
+  if (*skipped) {
+    ReturnDecoder(layer, std::move(lease));
+    return Status::Ok();
+  }
   if (st.ok() && got != to - from) {
     st = Status::Corruption("layer " + content_->layer(layer).digest + ": stream ends at offset " +
                             std::to_string(from + got) + ", inside the indexed size");
   }
   {
     std::lock_guard lock(mu_);
-    counters_.reprimes += d->reprimes() - reprimes_before;
+    counters_.reprimes += reprimes;
     counters_.decoded_bytes += got;
     if (st.ok()) {
       ++counters_.decoded_units;
@@ -384,18 +384,44 @@ bool StreamCache::MakeRoom(uint64_t more, std::vector<std::unique_ptr<RandomRead
   return true;
 }
 
+Status StreamCache::ChargedRead(uint32_t layer, Lease& lease, uint64_t from, std::span<uint8_t> out, size_t* n,
+                                bool wait, bool* skipped, uint64_t* reprimes) {
+  *n = 0;
+  const uint64_t to = std::min<uint64_t>(from + out.size(), content_->layer(layer).checkpoints->uncompressed_size);
+  for (int attempt = 0;; ++attempt) {
+    if (!Charge(layer, lease, from, to, wait)) {
+      std::lock_guard lock(idle_mu_);
+      ++decoder_counters_.memory_skips;
+      *skipped = true;
+      return Status::Ok();
+    }
+    const uint64_t before = lease.d->reprimes();
+    Status st = lease.d->Read(from, out, n);
+    *reprimes += lease.d->reprimes() - before;
+    // A frame over the window charged for: nothing of it was allocated. The
+    // layer's decoders get the pull's limit from now on; charge and retry.
+    if (st.code() != ErrorCode::kLimitExceeded || attempt > 0) return st;
+    layers_[layer]->large_windows.store(true, std::memory_order_relaxed);
+    std::lock_guard lock(idle_mu_);
+    ++decoder_counters_.window_retries;
+  }
+}
+
 bool StreamCache::Charge(uint32_t layer, Lease& lease, uint64_t from, uint64_t to, bool wait) {
   const CheckpointTable& t = *content_->layer(layer).checkpoints;
   // What the decoder may hold once it has decoded [from, to): its memory now
   // plus every byte it decodes on the way (from where it stands, or from the
   // checkpoint it restarts at), at most its ceiling. Slack for buffers a
   // prime allocates (a gzip window).
-  auto need_for = [&](const RandomReader& d) {
+  const uint64_t window_limit =
+      layers_[layer]->large_windows.load(std::memory_order_relaxed) ? 0 : options_.window_limit_bytes;
+  auto need_for = [&](RandomReader& d) {
+    const uint64_t ceiling = d.LimitWindow(window_limit);
     const uint64_t pos = d.position();
     const uint64_t begin =
         pos != RandomReader::kNoPosition && pos <= from ? pos : t.points[t.FindPoint(from)].out_offset;
     constexpr uint64_t kSlack = 64 << 10;
-    return std::min(d.max_memory_bytes(), d.memory_bytes() + (std::max(to, begin) - begin) + kSlack);
+    return std::min(ceiling, d.memory_bytes() + (std::max(to, begin) - begin) + kSlack);
   };
   // REQUIRES: idle_mu_ held. Charges the lease `need` if that fits once idle
   // decoders are freed, or if it is alone: no other decoder in use holds a
@@ -558,6 +584,7 @@ StreamCacheStats StreamCache::stats() const {
     s.alone_grants = decoder_counters_.alone_grants;
     s.memory_waits = decoder_counters_.memory_waits;
     s.memory_skips = decoder_counters_.memory_skips;
+    s.window_retries = decoder_counters_.window_retries;
   }
   return s;
 }

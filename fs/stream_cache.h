@@ -86,6 +86,10 @@ struct StreamCacheOptions {
   uint64_t idle_decoder_bytes = 64ull << 20;
   // Bytes of all decoders, idle and in use (see "decoder budget" above).
   uint64_t decoder_bytes = 128ull << 20;
+  // The zstd window a decoder is charged for at first (so a cold read deep
+  // in a single-frame layer is not charged the pull's 512 MiB limit); a layer
+  // with a frame over it is charged the pull's limit from then on. 0: that.
+  uint64_t window_limit_bytes = 32ull << 20;
   uint64_t random_chunk_bytes = 256 << 10;  // a random read decodes its unit up to here, rounded up
 };
 
@@ -109,6 +113,7 @@ struct StreamCacheStats {
   uint64_t alone_grants = 0;          // reads let over the budget as the only decoder charged
   uint64_t memory_waits = 0;          // reads that waited for decoder memory
   uint64_t memory_skips = 0;          // read-ahead units skipped for want of decoder memory
+  uint64_t window_retries = 0;        // reads tried again with the pull's window limit (a large zstd window)
 };
 
 class StreamCache {
@@ -153,6 +158,13 @@ class StreamCache {
   Status Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
                 std::shared_ptr<const Span>* out, bool* skipped);
   Lease TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
+  // Charges the lease for decoding [from, out end) of the layer (see Charge)
+  // and reads it. A zstd frame over the window limit charged for makes the
+  // layer's decoders get the pull's limit from then on, and the read is
+  // charged and tried again. wait == false: *skipped when there is no room.
+  // *reprimes: the decoders' restarts.
+  Status ChargedRead(uint32_t layer, Lease& lease, uint64_t from, std::span<uint8_t> out, size_t* n, bool wait,
+                     bool* skipped, uint64_t* reprimes);
   // Charges the lease for decoding [from, to) of its layer. May free idle
   // decoders. If that does not make room: wait == false returns false (the
   // lease is unchanged); wait == true pools the lease's decoder, waits its

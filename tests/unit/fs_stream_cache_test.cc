@@ -450,5 +450,71 @@ TEST(StreamCache, DecoderCeilingIsKnownBeforeDecoding) {
   EXPECT_LE(zs->memory_bytes(), zs->max_memory_bytes());
 }
 
+// Deep cold reads in single-frame zstd layers whose window is small are
+// charged the window limit, not every byte decoded: they share the budget
+// (none alone). Without the limit each would be charged ~7 MiB, over it.
+TEST(StreamCache, AWindowLimitKeepsDeepReadsWithinTheBudget) {
+  std::vector<std::string> raw, blobs;
+  std::vector<LayerBlob> layers;
+  for (int i = 0; i < 3; ++i) {
+    raw.push_back(Compressible(8 << 20, 300 + static_cast<unsigned>(i)));
+    blobs.push_back(Zstd(raw.back(), 1));  // level 1: a 512 KiB window, smaller than the frame
+    auto table = std::make_shared<const CheckpointTable>(TableFor(blobs.back(), Compression::kZstd, 128 << 10));
+    ASSERT_EQ(table->points.size(), 1u);
+    const std::string name = "sha256:w" + std::to_string(i);
+    layers.push_back(LayerBlob{name, MemoryByteSource(Bytes(blobs.back()), "blob " + name), table});
+  }
+  auto content = std::make_shared<const ImageContent>(std::move(layers));
+  for (uint64_t limit : {uint64_t{1} << 20, uint64_t{0}}) {
+    StreamCacheOptions o = Opts(0, 0);
+    o.decoder_bytes = 3 << 20;
+    o.window_limit_bytes = limit;
+    StreamCache c(content, o);
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937 rng(90 + t);
+        for (int i = 0; i < 4; ++i) {
+          const uint32_t layer = static_cast<uint32_t>(rng() % raw.size());
+          const uint64_t off = (7 << 20) + rng() % (512 << 10);
+          std::string out(4096, '\0');
+          size_t n = 0;
+          Status st = c.Read(layer, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+          if (!st.ok() || out != raw[layer].substr(off, 4096)) ++bad;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad.load(), 0);
+    const StreamCacheStats s = c.stats();
+    EXPECT_EQ(s.window_retries, 0u);
+    EXPECT_LE(s.peak_shared_decoder_bytes, 3u << 20);
+    if (limit != 0) {
+      EXPECT_EQ(s.alone_grants, 0u) << "deep reads were charged more than the window";
+    } else {
+      EXPECT_GT(s.alone_grants, 0u);
+    }
+  }
+}
+
+// A frame whose window is over the limit fails before its window is
+// allocated; the read is charged the pull's limit and tried again, once for
+// the layer: later reads go straight to the larger charge.
+TEST(StreamCache, AFrameOverTheWindowLimitIsRetriedWithTheLargerCharge) {
+  Layers ls = ManyLayers(0, 1, 4 << 20);  // one frame declaring its 4 MiB size as its window
+  StreamCacheOptions o = Opts(0, 0);
+  o.window_limit_bytes = 1 << 20;
+  StreamCache c(ls.content, o);
+  for (uint64_t off : {uint64_t{3} << 20, uint64_t{1} << 20, uint64_t{2} << 20}) {
+    std::string out(4096, '\0');
+    size_t n = 0;
+    Status st = c.Read(0, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(out, ls.raw[0].substr(off, 4096));
+  }
+  EXPECT_EQ(c.stats().window_retries, 1u);
+}
+
 }  // namespace
 }  // namespace lazyroot
