@@ -451,6 +451,10 @@ bool StreamCache::Charge(uint32_t layer, Lease& lease, uint64_t from, uint64_t t
   // goes back to the pool, where it stays warm unless its memory is needed,
   // and when our turn comes the best decoder there is taken again.
   ReturnLocked(layer, std::move(lease), &freed);
+  // What it held may be what the head of the line waits for (a read tried
+  // again after a window over the limit comes here with a charge).
+  ++returns_;
+  memory_cv_.notify_all();
   ++decoder_counters_.memory_waits;
   const uint64_t ticket = next_ticket_++;
   try {
