@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <new>
 #include <random>
@@ -390,6 +391,10 @@ TEST(StreamCache, DecodersInUseStayWithinTheBudget) {
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(bad.load(), 0);
+  // Read-ahead workers may still be decoding a unit: wait until they are idle.
+  for (int i = 0; i < 1000 && c.stats().live_decoders != c.stats().idle_decoders; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   const StreamCacheStats s = c.stats();
   EXPECT_LE(s.peak_shared_decoder_bytes, 8u << 20);
   EXPECT_GT(s.peak_decoder_bytes, 2u << 20) << "the readers held too little to test the budget";
@@ -424,6 +429,9 @@ TEST(StreamCache, ADecoderOverTheBudgetRunsAlone) {
     }
     for (auto& th : threads) th.join();
     EXPECT_EQ(bad.load(), 0);
+    for (int i = 0; i < 1000 && c.stats().live_decoders != c.stats().idle_decoders; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     const StreamCacheStats s = c.stats();
     EXPECT_GT(s.alone_grants, 0u);
     EXPECT_GT(s.peak_decoder_bytes, 1u << 20);
@@ -543,6 +551,9 @@ TEST(StreamCache, WindowRetriesUnderContentionAllFinish) {
     }
     for (auto& th : threads) th.join();
     EXPECT_EQ(bad.load(), 0);
+    for (int i = 0; i < 1000 && c.stats().live_decoders != c.stats().idle_decoders; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     const StreamCacheStats s = c.stats();
     EXPECT_GE(s.window_retries, 4u);
     EXPECT_LE(s.peak_shared_decoder_bytes, 4u << 20);
