@@ -24,6 +24,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "fs/fuse_adapter.h"
@@ -140,11 +141,16 @@ fuse_entry_param ToEntry(const Attr& a) {
 // exactly once.
 class Reply {
  public:
-  explicit Reply(fuse_req_t req) : req_(req) {}
+  // forget: the request takes no answer but fuse_reply_none, even a failed one.
+  Reply(fuse_req_t req, bool forget) : req_(req), forget_(forget) {}
   Reply(const Reply&) = delete;
   Reply& operator=(const Reply&) = delete;
-  ~Reply() {
-    if (req_) fuse_reply_err(Take(), EIO);
+  ~Reply() { Fail(EIO); }
+
+  // The answer of a failed handler.
+  void Fail(int err) {
+    if (forget_) return None();
+    Errno(err);
   }
 
   void Error(FsError e) { Errno(ToErrno(e)); }
@@ -186,20 +192,21 @@ class Reply {
     return r;
   }
   fuse_req_t req_;
+  bool forget_;
 };
 
-// Runs body(session, reply) for one request; no exception leaves a handler.
+// Runs body(session, reply) for one request `op` on inode `ino`; no
+// exception leaves a handler: one that throws (std::bad_alloc on a hostile
+// image) answers ENOMEM or EIO and logs one line, and the daemon serves on.
 template <typename Body>
-void Serve(fuse_req_t req, Body&& body) noexcept {
-  Reply reply(req);
+void Serve(fuse_req_t req, const char* op, fuse_ino_t ino, Body&& body) noexcept {
+  Reply reply(req, std::string_view(op).starts_with("forget"));
   Session& s = *static_cast<Session*>(fuse_req_userdata(req));
   try {
     std::call_once(s.read_ahead_once, [&] { SetReadAhead(s); });
     body(s, reply);
-  } catch (const std::exception& e) {
-    s.Log(std::string("request failed: ") + e.what());
   } catch (...) {
-    s.Log("request failed: unknown exception");
+    reply.Fail(FailedRequestErrno(op, ino, s.options.log));
   }
 }
 
@@ -226,7 +233,7 @@ void Init(void* userdata, fuse_conn_info* conn) noexcept {
 }
 
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "lookup", parent, [&](Session& s, Reply& r) {
     FsResult<Attr> a = s.fs.Lookup(parent, name);
     if (a.ok()) return r.Entry(ToEntry(*a));
     if (a.error() == FsError::kNoEntry) {
@@ -240,16 +247,16 @@ void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) noexcept {
   });
 }
 
-void Forget(fuse_req_t req, fuse_ino_t, uint64_t) noexcept {
-  Serve(req, [](Session&, Reply& r) { r.None(); });
+void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t) noexcept {
+  Serve(req, "forget", ino, [](Session&, Reply& r) { r.None(); });
 }
 
 void ForgetMulti(fuse_req_t req, size_t, fuse_forget_data*) noexcept {
-  Serve(req, [](Session&, Reply& r) { r.None(); });
+  Serve(req, "forget_multi", 0, [](Session&, Reply& r) { r.None(); });
 }
 
 void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "getattr", ino, [&](Session& s, Reply& r) {
     FsResult<Attr> a = s.fs.GetAttr(ino);
     if (!a.ok()) return r.Error(a.error());
     r.Attr(ToStat(*a));
@@ -257,7 +264,7 @@ void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
 }
 
 void ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "readlink", ino, [&](Session& s, Reply& r) {
     FsResult<std::string_view> t = s.fs.ReadLink(ino);
     if (!t.ok()) return r.Error(t.error());
     r.Readlink(std::string(*t));  // libfuse wants a NUL-terminated string
@@ -265,7 +272,7 @@ void ReadLink(fuse_req_t req, fuse_ino_t ino) noexcept {
 }
 
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "open", ino, [&](Session& s, Reply& r) {
     FsResult<NodeId> f = s.fs.Open(ino, (fi->flags & O_ACCMODE) != O_RDONLY);
     if (!f.ok()) return r.Error(f.error());
     if (s.no_open.load(std::memory_order_relaxed)) return r.Errno(ENOSYS);
@@ -275,12 +282,12 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   });
 }
 
-void Release(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
-  Serve(req, [](Session&, Reply& r) { r.Errno(0); });
+void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  Serve(req, "release", ino, [](Session&, Reply& r) { r.Errno(0); });
 }
 
 void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "read", ino, [&](Session& s, Reply& r) {
     if (off < 0) return r.Errno(EINVAL);
     // One reply buffer per worker thread, reused: a fresh 128 KiB-1 MiB buffer
     // per read is an mmap + page faults + zeroing each time.
@@ -296,7 +303,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
 // itself). Root needs no groups; others' supplementary groups cost a read of
 // /proc/PID/status (access(2) is rare next to stat and open).
 void Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "access", ino, [&](Session& s, Reply& r) {
     const fuse_ctx* ctx = fuse_req_ctx(req);
     Caller caller;
     caller.uid = ctx->uid;
@@ -314,7 +321,7 @@ void Access(fuse_req_t req, fuse_ino_t ino, int mask) noexcept {
 
 // Only SEEK_DATA and SEEK_HOLE reach us; the kernel does the others itself.
 void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "lseek", ino, [&](Session& s, Reply& r) {
     if (off < 0 || (whence != SEEK_DATA && whence != SEEK_HOLE)) return r.Errno(EINVAL);
     FsResult<uint64_t> to = s.fs.Seek(ino, static_cast<uint64_t>(off), whence == SEEK_DATA);
     if (!to.ok()) return r.Error(to.error());
@@ -323,7 +330,7 @@ void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info
 }
 
 void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "opendir", ino, [&](Session& s, Reply& r) {
     FsResult<NodeId> d = s.fs.OpenDir(ino);
     if (!d.ok()) return r.Error(d.error());
     if (s.no_opendir.load(std::memory_order_relaxed)) return r.Errno(ENOSYS);
@@ -334,13 +341,13 @@ void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   });
 }
 
-void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info*) noexcept {
-  Serve(req, [](Session&, Reply& r) { r.Errno(0); });
+void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) noexcept {
+  Serve(req, "releasedir", ino, [](Session&, Reply& r) { r.Errno(0); });
 }
 
 // readdir and readdirplus: pack entries from `off` until `size` is full.
 void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, plus ? "readdirplus" : "readdir", ino, [&](Session& s, Reply& r) {
     if (off < 0) return r.Errno(EINVAL);
     std::vector<char> buf(size);
     size_t used = 0;
@@ -376,8 +383,8 @@ void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fi
   ReadDirCommon(req, ino, size, off, true);
 }
 
-void StatFs(fuse_req_t req, fuse_ino_t) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+void StatFs(fuse_req_t req, fuse_ino_t ino) noexcept {
+  Serve(req, "statfs", ino, [&](Session& s, Reply& r) {
     FsStats f = s.fs.StatFs();
     struct statvfs st {};
     st.f_bsize = f.block_size;
@@ -390,7 +397,7 @@ void StatFs(fuse_req_t req, fuse_ino_t) noexcept {
 }
 
 void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "getxattr", ino, [&](Session& s, Reply& r) {
     FsResult<XattrReply> x = s.fs.GetXattr(ino, name, size);
     if (!x.ok()) return r.Error(x.error());
     if (size == 0) return r.XattrSize(x->size);
@@ -399,7 +406,7 @@ void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) noe
 }
 
 void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) noexcept {
-  Serve(req, [&](Session& s, Reply& r) {
+  Serve(req, "listxattr", ino, [&](Session& s, Reply& r) {
     FsResult<XattrReply> x = s.fs.ListXattr(ino, size);
     if (!x.ok()) return r.Error(x.error());
     if (size == 0) return r.XattrSize(x->size);

@@ -4,10 +4,29 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <new>
 
 #include "fs/xattr_policy.h"
+#include "index/exception_status.h"
 
 namespace lazyroot {
+
+int FailedRequestErrno(std::string_view op, uint64_t ino, const std::function<void(const std::string&)>& log) noexcept {
+  int err = EIO;
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    err = ENOMEM;
+  } catch (...) {
+  }
+  try {
+    if (log) log(CurrentExceptionStatus(std::string(op) + " inode " + std::to_string(ino)).message());
+  } catch (...) {
+    // Out of memory again while logging: the errno alone must do.
+  }
+  return err;
+}
 
 std::string_view FsErrorName(FsError e) {
   switch (e) {

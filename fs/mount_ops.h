@@ -113,6 +113,14 @@ struct ImageFsOptions {
   std::function<void(const std::string&)> log;
 };
 
+// What a FUSE request answers when its handler threw: ENOMEM for
+// std::bad_alloc, EIO for anything else, after logging one line naming the
+// operation and the inode ("read inode 42: out of memory"). The daemon goes
+// on serving: one failed request, not ENOTCONN for every reader of the
+// mount. REQUIRES: called inside a catch block. Never throws (a log that
+// throws is skipped).
+int FailedRequestErrno(std::string_view op, uint64_t ino, const std::function<void(const std::string&)>& log) noexcept;
+
 class ImageFs {
  public:
   ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,

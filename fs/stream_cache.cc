@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <utility>
@@ -25,14 +26,19 @@ struct StreamCache::IdleDecoder {
   std::unique_ptr<RandomReader> reader;
 };
 
+struct StreamCache::Lease {
+  std::unique_ptr<RandomReader> d;
+  uint64_t charge = 0;  // bytes charged against decoder_bytes for it
+};
+
 // Frees (and uncounts) a decoder taken from the pool that was not returned
 // to it, on every way out, exceptions included.
 struct StreamCache::DecoderGuard {
   StreamCache* cache;
-  std::unique_ptr<RandomReader>& decoder;
-  DecoderGuard(StreamCache* c, std::unique_ptr<RandomReader>& d) : cache(c), decoder(d) {}
+  Lease& lease;
+  DecoderGuard(StreamCache* c, Lease& l) : cache(c), lease(l) {}
   ~DecoderGuard() {
-    if (decoder) cache->DropDecoder(std::move(decoder));
+    if (lease.d) cache->DropDecoder(std::move(lease));
   }
   DecoderGuard(const DecoderGuard&) = delete;
   DecoderGuard& operator=(const DecoderGuard&) = delete;
@@ -46,6 +52,8 @@ struct StreamCache::LayerState {
   // interleaved sequential readers of one layer each keep theirs.
   std::array<uint64_t, 8> read_ends, unit_ends;
   size_t next_read = 0, next_unit = 0;
+  // A frame over window_limit_bytes was met: decoders get the pull's limit.
+  std::atomic<bool> large_windows{false};
   LayerState() {
     read_ends.fill(RandomReader::kNoPosition);
     unit_ends.fill(RandomReader::kNoPosition);
@@ -90,16 +98,17 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
   if (options_.capacity_bytes == 0) {
     // Nothing is cached: decode straight into the caller's buffer with the
     // pooled decoder nearest before offset (a sequential reader's own).
-    std::unique_ptr<RandomReader> d = TakeDecoder(layer, offset, false);
-    DecoderGuard guard(this, d);
-    const uint64_t reprimes_before = d->reprimes();
-    Status st = d->Read(offset, out, n);
+    Lease lease = TakeDecoder(layer, offset, false);
+    DecoderGuard guard(this, lease);
+    bool skipped = false;
+    uint64_t reprimes = 0;
+    Status st = ChargedRead(layer, lease, offset, out, n, true, &skipped, &reprimes);
     {
       std::lock_guard lock(mu_);
-      counters_.reprimes += d->reprimes() - reprimes_before;
+      counters_.reprimes += reprimes;
       counters_.decoded_bytes += *n;
     }
-    if (st.ok()) ReturnDecoder(layer, std::move(d));  // else the guard frees it
+    if (st.ok()) ReturnDecoder(layer, std::move(lease));  // else the guard frees it
     return st;
   }
   while (*n < out.size() && offset < t.uncompressed_size) {
@@ -276,25 +285,32 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
   // Read-ahead of a block inside a long span only pays with a decoder already
   // there; a cold one would decode the span from its start (for a single-frame
   // zstd layer: from the start of the blob).
-  std::unique_ptr<RandomReader> d = TakeDecoder(layer, from, prefetch && !(unit.at_checkpoint && have == 0));
-  if (!d) {
+  Lease lease = TakeDecoder(layer, from, prefetch && !(unit.at_checkpoint && have == 0));
+  if (!lease.d) {
     *skipped = true;
     return Status::Ok();
   }
-  DecoderGuard guard(this, d);
-  const uint64_t reprimes_before = d->reprimes();
+  DecoderGuard guard(this, lease);
   auto span = std::make_shared<Span>();
   span->resize(static_cast<size_t>(to - unit.start));  // default-initialised: no memset
   if (have > 0) std::memcpy(span->data(), prefix->data(), static_cast<size_t>(have));
   size_t got = 0;
-  Status st = d->Read(from, std::span<uint8_t>(span->data() + have, static_cast<size_t>(to - from)), &got);
+  uint64_t reprimes = 0;
+  // Read-ahead never waits for decoder memory: the reader decodes the unit
+  // itself if it still needs it.
+  Status st = ChargedRead(layer, lease, from, std::span<uint8_t>(span->data() + have, static_cast<size_t>(to - from)),
+                          &got, !prefetch, skipped, &reprimes);
+  if (*skipped) {
+    ReturnDecoder(layer, std::move(lease));
+    return Status::Ok();
+  }
   if (st.ok() && got != to - from) {
     st = Status::Corruption("layer " + content_->layer(layer).digest + ": stream ends at offset " +
                             std::to_string(from + got) + ", inside the indexed size");
   }
   {
     std::lock_guard lock(mu_);
-    counters_.reprimes += d->reprimes() - reprimes_before;
+    counters_.reprimes += reprimes;
     counters_.decoded_bytes += got;
     if (st.ok()) {
       ++counters_.decoded_units;
@@ -302,13 +318,13 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
     }
   }
   if (!st.ok()) return st;  // the guard frees the decoder: it may be mid-stream in a bad state
-  ReturnDecoder(layer, std::move(d));
+  ReturnDecoder(layer, std::move(lease));
   cache_.Put(layer, unit.start, span);
   *out = std::move(span);
   return Status::Ok();
 }
 
-std::unique_ptr<RandomReader> StreamCache::TakeDecoder(uint32_t layer, uint64_t start, bool need_warm) {
+StreamCache::Lease StreamCache::TakeDecoder(uint32_t layer, uint64_t start, bool need_warm) {
   const CheckpointTable& t = *content_->layer(layer).checkpoints;
   const size_t span = t.FindPoint(start);
   {
@@ -337,62 +353,217 @@ std::unique_ptr<RandomReader> StreamCache::TakeDecoder(uint32_t layer, uint64_t 
     }
     if (best == idle_.end() && !need_warm) best = cold;
     if (best != idle_.end()) {
-      std::unique_ptr<RandomReader> d = std::move(best->reader);
+      // Its charge moves from idle to in use.
+      Lease lease{std::move(best->reader), best->bytes};
       --idle_per_layer_[layer];
       --decoder_counters_.idle_decoders;
       (best->large ? decoder_counters_.large_idle_decoder_bytes : decoder_counters_.idle_decoder_bytes) -=
           best->bytes;
+      in_use_bytes_ += lease.charge;
+      if (lease.charge > 0) ++in_use_charged_;
       idle_.erase(best);
-      return d;
+      return lease;
     }
-    if (need_warm) return nullptr;
+    if (need_warm) return Lease{};
     ++decoder_counters_.live_decoders;
     decoder_counters_.peak_live_decoders =
         std::max(decoder_counters_.peak_live_decoders, decoder_counters_.live_decoders);
   }
-  return content_->NewReader(layer);
+  // Charged (for what it will hold) by Charge before it decodes anything.
+  return Lease{content_->NewReader(layer), 0};
 }
 
-void StreamCache::ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d) {
-  const uint64_t bytes = d->memory_bytes();
-  const bool large = bytes > options_.idle_decoder_bytes;
-  std::vector<std::unique_ptr<RandomReader>> freed;  // destroyed outside the lock
-  std::lock_guard lock(idle_mu_);
-  StreamCacheStats& c = decoder_counters_;
-  auto free_one = [&](std::list<IdleDecoder>::iterator it) {
-    --idle_per_layer_[it->layer];
-    --c.idle_decoders;
-    (it->large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) -= it->bytes;
-    freed.push_back(std::move(it->reader));
-    idle_.erase(it);
-  };
-  if (large) {
-    // One decoder over the whole bound (a zstd layer with a window larger
-    // than it) is still kept, the most recent one: freeing it would make
-    // the next unit of that layer decode its frame from the start again.
-    auto other = std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return i.large; });
-    if (other != idle_.end()) free_one(other);
+bool StreamCache::MakeRoom(uint64_t more, std::vector<std::unique_ptr<RandomReader>>* freed) {
+  const uint64_t budget = options_.decoder_bytes;
+  uint64_t& total = decoder_counters_.decoder_bytes;
+  if (total + more <= budget) return true;
+  const uint64_t idle = decoder_counters_.idle_decoder_bytes + decoder_counters_.large_idle_decoder_bytes;
+  // Nothing is freed for a charge that would not fit anyway.
+  if (total - idle + more > budget) return false;
+  while (total + more > budget && !idle_.empty()) FreeIdle(idle_.begin(), freed);
+  return true;
+}
+
+Status StreamCache::ChargedRead(uint32_t layer, Lease& lease, uint64_t from, std::span<uint8_t> out, size_t* n,
+                                bool wait, bool* skipped, uint64_t* reprimes) {
+  *n = 0;
+  const uint64_t to = std::min<uint64_t>(from + out.size(), content_->layer(layer).checkpoints->uncompressed_size);
+  for (int attempt = 0;; ++attempt) {
+    if (!Charge(layer, lease, from, to, wait)) {
+      std::lock_guard lock(idle_mu_);
+      ++decoder_counters_.memory_skips;
+      *skipped = true;
+      return Status::Ok();
+    }
+    const uint64_t before = lease.d->reprimes();
+    Status st = lease.d->Read(from, out, n);
+    *reprimes += lease.d->reprimes() - before;
+    // A frame over the window charged for: nothing of it was allocated. The
+    // layer's decoders get the pull's limit from now on; charge and retry.
+    if (st.code() != ErrorCode::kLimitExceeded || attempt > 0) return st;
+    layers_[layer]->large_windows.store(true, std::memory_order_relaxed);
+    std::lock_guard lock(idle_mu_);
+    ++decoder_counters_.window_retries;
   }
-  idle_.push_back(IdleDecoder{layer, bytes, large, std::move(d)});
+}
+
+bool StreamCache::Charge(uint32_t layer, Lease& lease, uint64_t from, uint64_t to, bool wait) {
+  const CheckpointTable& t = *content_->layer(layer).checkpoints;
+  // What the decoder may hold once it has decoded [from, to): its memory now
+  // plus every byte it decodes on the way (from where it stands, or from the
+  // checkpoint it restarts at), at most its ceiling. Slack for buffers a
+  // prime allocates (a gzip window).
+  const uint64_t window_limit =
+      layers_[layer]->large_windows.load(std::memory_order_relaxed) ? 0 : options_.window_limit_bytes;
+  auto need_for = [&](RandomReader& d) {
+    const uint64_t ceiling = d.LimitWindow(window_limit);
+    const uint64_t pos = d.position();
+    const uint64_t begin =
+        pos != RandomReader::kNoPosition && pos <= from ? pos : t.points[t.FindPoint(from)].out_offset;
+    constexpr uint64_t kSlack = 64 << 10;
+    return std::min(ceiling, d.memory_bytes() + (std::max(to, begin) - begin) + kSlack);
+  };
+  // REQUIRES: idle_mu_ held. Charges the lease `need` if that fits once idle
+  // decoders are freed, or if it is alone: no other decoder in use holds a
+  // charge, so once the idle ones are freed it may take what it needs, over
+  // the budget if it must.
+  auto try_grant = [&](uint64_t need, std::vector<std::unique_ptr<RandomReader>>* freed) {
+    if (need <= lease.charge) return true;
+    const uint64_t more = need - lease.charge;
+    if (!MakeRoom(more, freed)) {
+      if (in_use_bytes_ != lease.charge) return false;
+      while (!idle_.empty()) FreeIdle(idle_.begin(), freed);
+    }
+    decoder_counters_.decoder_bytes += more;
+    in_use_bytes_ += more;
+    if (lease.charge == 0) ++in_use_charged_;
+    lease.charge = need;
+    if (decoder_counters_.decoder_bytes > options_.decoder_bytes) ++decoder_counters_.alone_grants;
+    NoteCharges();
+    return true;
+  };
+  std::vector<std::unique_ptr<RandomReader>> freed;  // destroyed after the lock is released
+  std::unique_lock lock(idle_mu_);
+  // Others waiting go first.
+  if (next_ticket_ == serving_ticket_ && try_grant(need_for(*lease.d), &freed)) return true;
+  if (!wait) return false;
+  // Wait in line holding no charge (so there is no deadlock): the decoder
+  // goes back to the pool, where it stays warm unless its memory is needed,
+  // and when our turn comes the best decoder there is taken again.
+  ReturnLocked(layer, std::move(lease), &freed);
+  // What it held may be what the head of the line waits for (a read tried
+  // again after a window over the limit comes here with a charge).
+  ++returns_;
+  memory_cv_.notify_all();
+  ++decoder_counters_.memory_waits;
+  const uint64_t ticket = next_ticket_++;
+  try {
+    for (;;) {
+      if (!freed.empty()) {
+        lock.unlock();
+        freed.clear();
+        lock.lock();
+      }
+      memory_cv_.wait(lock, [&] { return ticket == serving_ticket_; });
+      lock.unlock();
+      lease = TakeDecoder(layer, from, false);
+      const uint64_t need = need_for(*lease.d);
+      lock.lock();
+      if (try_grant(need, &freed)) break;
+      ReturnLocked(layer, std::move(lease), &freed);
+      // Until a decoder in use is returned or freed: then there may be room.
+      const uint64_t seen = returns_;
+      memory_cv_.wait(lock, [&] { return returns_ != seen; });
+    }
+  } catch (...) {
+    // Out of memory taking a decoder: the turn passes on, or every later
+    // waiter would wait for this one forever. (The caller's guard frees the lease.)
+    if (!lock.owns_lock()) lock.lock();
+    ++serving_ticket_;
+    lock.unlock();
+    memory_cv_.notify_all();
+    throw;
+  }
+  ++serving_ticket_;
+  lock.unlock();
+  memory_cv_.notify_all();
+  return true;
+}
+
+void StreamCache::FreeIdle(std::list<IdleDecoder>::iterator it, std::vector<std::unique_ptr<RandomReader>>* freed) {
+  freed->push_back(std::move(it->reader));  // first: if it throws, nothing has changed
+  StreamCacheStats& c = decoder_counters_;
+  --idle_per_layer_[it->layer];
+  --c.idle_decoders;
+  (it->large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) -= it->bytes;
+  c.decoder_bytes -= it->bytes;
+  ++c.freed_decoders;
+  --c.live_decoders;
+  idle_.erase(it);
+}
+
+void StreamCache::NoteCharges() {
+  StreamCacheStats& c = decoder_counters_;
+  c.peak_decoder_bytes = std::max(c.peak_decoder_bytes, c.decoder_bytes);
+  c.peak_idle_decoder_bytes = std::max(c.peak_idle_decoder_bytes, c.idle_decoder_bytes);
+  if (c.idle_decoders + in_use_charged_ >= 2) {
+    c.peak_shared_decoder_bytes = std::max(c.peak_shared_decoder_bytes, c.decoder_bytes);
+  }
+}
+
+void StreamCache::ReturnDecoder(uint32_t layer, Lease lease) {
+  std::vector<std::unique_ptr<RandomReader>> freed;  // destroyed after the lock is released
+  {
+    std::lock_guard lock(idle_mu_);
+    ReturnLocked(layer, std::move(lease), &freed);
+    ++returns_;
+  }
+  memory_cv_.notify_all();
+}
+
+void StreamCache::ReturnLocked(uint32_t layer, Lease lease, std::vector<std::unique_ptr<RandomReader>>* freed) {
+  const uint64_t bytes = lease.d->memory_bytes();
+  const bool large = bytes > options_.idle_decoder_bytes;
+  StreamCacheStats& c = decoder_counters_;
+  in_use_bytes_ -= lease.charge;
+  if (lease.charge > 0) --in_use_charged_;
+  c.decoder_bytes -= lease.charge;
+  if (large) {
+    // One decoder over the whole idle bound (a zstd layer with a window
+    // larger than it) is still kept, the most recent one: freeing it would
+    // make the next unit of that layer decode its frame from the start again.
+    auto other = std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return i.large; });
+    if (other != idle_.end()) FreeIdle(other, freed);
+  }
+  idle_.push_back(IdleDecoder{layer, bytes, large, std::move(lease.d)});
   ++idle_per_layer_[layer];
   ++c.idle_decoders;
   (large ? c.large_idle_decoder_bytes : c.idle_decoder_bytes) += bytes;
+  c.decoder_bytes += bytes;
   if (idle_per_layer_[layer] > std::max(1u, options_.idle_decoders_per_layer)) {
-    auto oldest = std::find_if(idle_.begin(), idle_.end(), [&](const IdleDecoder& i) { return i.layer == layer; });
-    free_one(oldest);
+    FreeIdle(std::find_if(idle_.begin(), idle_.end(), [&](const IdleDecoder& i) { return i.layer == layer; }), freed);
   }
   while (c.idle_decoder_bytes > options_.idle_decoder_bytes) {
-    free_one(std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return !i.large; }));
+    FreeIdle(std::find_if(idle_.begin(), idle_.end(), [](const IdleDecoder& i) { return !i.large; }), freed);
   }
-  c.peak_idle_decoder_bytes = std::max(c.peak_idle_decoder_bytes, c.idle_decoder_bytes);
-  c.freed_decoders += freed.size();
-  c.live_decoders -= freed.size();
+  // The budget: over it, only one decoder may hold a charge.
+  while (c.decoder_bytes > options_.decoder_bytes && !idle_.empty() && c.idle_decoders + in_use_charged_ >= 2) {
+    FreeIdle(idle_.begin(), freed);
+  }
+  NoteCharges();
 }
 
-void StreamCache::DropDecoder(std::unique_ptr<RandomReader> d) {
-  d.reset();
-  std::lock_guard lock(idle_mu_);
-  --decoder_counters_.live_decoders;
+void StreamCache::DropDecoder(Lease lease) {
+  lease.d.reset();
+  {
+    std::lock_guard lock(idle_mu_);
+    in_use_bytes_ -= lease.charge;
+    if (lease.charge > 0) --in_use_charged_;
+    decoder_counters_.decoder_bytes -= lease.charge;
+    --decoder_counters_.live_decoders;
+    ++returns_;
+  }
+  memory_cv_.notify_all();
 }
 
 StreamCacheStats StreamCache::stats() const {
@@ -411,6 +582,13 @@ StreamCacheStats StreamCache::stats() const {
     s.freed_decoders = decoder_counters_.freed_decoders;
     s.live_decoders = decoder_counters_.live_decoders;
     s.peak_live_decoders = decoder_counters_.peak_live_decoders;
+    s.decoder_bytes = decoder_counters_.decoder_bytes;
+    s.peak_decoder_bytes = decoder_counters_.peak_decoder_bytes;
+    s.peak_shared_decoder_bytes = decoder_counters_.peak_shared_decoder_bytes;
+    s.alone_grants = decoder_counters_.alone_grants;
+    s.memory_waits = decoder_counters_.memory_waits;
+    s.memory_skips = decoder_counters_.memory_skips;
+    s.window_retries = decoder_counters_.window_retries;
   }
   return s;
 }

@@ -22,10 +22,23 @@
 //             (the latest): freeing it would make the next unit of its layer
 //             decode the frame from the start again.
 //
-// Memory, then: the span cache's capacity_bytes, plus idle_decoder_bytes of
-// idle decoders (and the one large one), plus per thread inside Read (FUSE
-// workers and read-ahead workers) one decoder in use and one unit being
-// decoded (<= max_unit_bytes).
+//   decoder budget — every decoder, idle or in use, is charged against one
+//             budget (decoder_bytes): an idle one its memory_bytes(), one in
+//             use what it may grow to during its Read (its memory now plus
+//             the bytes it will decode, at most its max_memory_bytes(): a
+//             window fills only as it is decoded). A Read that would go over
+//             frees idle decoders (least recently used first), then waits,
+//             first come first served, until decoders in use are returned;
+//             read-ahead never waits, it skips the unit. A decoder larger than
+//             the whole budget runs when it is the only one charged, so every
+//             read makes progress; no thread holds a charge while it waits
+//             (a waiter frees its decoder first), so there is no deadlock.
+//
+// Memory, then: the span cache's capacity_bytes, plus decoder_bytes (or one
+// decoder up to max_memory_bytes, ~512 MiB for a zstd frame with the largest
+// window the pull accepts, alone), plus per thread inside Read (FUSE workers
+// and read-ahead workers) one unit being decoded and one evicted unit still
+// being copied out (<= max_unit_bytes each).
 //   single flight — concurrent misses on one unit decode it once; the others
 //             wait for it.
 //   read-ahead — a reader moving through a layer's units in order (the access
@@ -71,6 +84,12 @@ struct StreamCacheOptions {
   // A decoder larger than this on its own (a zstd frame with a bigger window)
   // is kept outside it, one at most: the most recently returned.
   uint64_t idle_decoder_bytes = 64ull << 20;
+  // Bytes of all decoders, idle and in use (see "decoder budget" above).
+  uint64_t decoder_bytes = 128ull << 20;
+  // The zstd window a decoder is charged for at first (so a cold read deep
+  // in a single-frame layer is not charged the pull's 512 MiB limit); a layer
+  // with a frame over it is charged the pull's limit from then on. 0: that.
+  uint64_t window_limit_bytes = 32ull << 20;
   uint64_t random_chunk_bytes = 256 << 10;  // a random read decodes its unit up to here, rounded up
 };
 
@@ -88,6 +107,13 @@ struct StreamCacheStats {
   uint64_t freed_decoders = 0;        // idle decoders freed to stay within the bounds
   uint64_t live_decoders = 0;         // decoders that exist now (idle + in use)
   uint64_t peak_live_decoders = 0;
+  uint64_t decoder_bytes = 0;         // charged now against decoder_bytes: idle + in use
+  uint64_t peak_decoder_bytes = 0;
+  uint64_t peak_shared_decoder_bytes = 0;  // the most charged while two or more decoders held charges (<= budget)
+  uint64_t alone_grants = 0;          // reads let over the budget as the only decoder charged
+  uint64_t memory_waits = 0;          // reads that waited for decoder memory
+  uint64_t memory_skips = 0;          // read-ahead units skipped for want of decoder memory
+  uint64_t window_retries = 0;        // reads tried again with the pull's window limit (a large zstd window)
 };
 
 class StreamCache {
@@ -118,6 +144,7 @@ class StreamCache {
   struct Flight;        // one unit being decoded; waiters block on it
   struct LayerState;    // per layer: recent read and unit ends
   struct IdleDecoder;   // a pooled decoder with its layer and size
+  struct Lease;         // a decoder taken from the pool and the bytes charged for it
   struct DecoderGuard;  // frees a taken decoder that was not returned
   using Key = std::pair<uint32_t, uint64_t>;  // (layer, unit start)
 
@@ -130,12 +157,33 @@ class StreamCache {
   // Decodes the unit up to decode_to bytes, continuing a cached prefix.
   Status Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
                 std::shared_ptr<const Span>* out, bool* skipped);
-  std::unique_ptr<RandomReader> TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
-  // Pools d as idle, then frees the least recently returned idle decoders
-  // until the per-layer count and the idle_decoder_bytes bound hold.
-  void ReturnDecoder(uint32_t layer, std::unique_ptr<RandomReader> d);
+  Lease TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
+  // Charges the lease for decoding [from, out end) of the layer (see Charge)
+  // and reads it. A zstd frame over the window limit charged for makes the
+  // layer's decoders get the pull's limit from then on, and the read is
+  // charged and tried again. wait == false: *skipped when there is no room.
+  // *reprimes: the decoders' restarts.
+  Status ChargedRead(uint32_t layer, Lease& lease, uint64_t from, std::span<uint8_t> out, size_t* n, bool wait,
+                     bool* skipped, uint64_t* reprimes);
+  // Charges the lease for decoding [from, to) of its layer. May free idle
+  // decoders. If that does not make room: wait == false returns false (the
+  // lease is unchanged); wait == true pools the lease's decoder, waits its
+  // turn and then takes the best pooled decoder again (charged for it).
+  // Returns true when charged.
+  bool Charge(uint32_t layer, Lease& lease, uint64_t from, uint64_t to, bool wait);
+  // Pools the decoder as idle, then frees the least recently returned idle
+  // decoders until the per-layer count, the idle_decoder_bytes bound and the
+  // decoder_bytes budget hold.
+  void ReturnDecoder(uint32_t layer, Lease lease);
+  // ReturnDecoder's work. REQUIRES: idle_mu_ held; decoders it frees go to *freed.
+  void ReturnLocked(uint32_t layer, Lease lease, std::vector<std::unique_ptr<RandomReader>>* freed);
   // Frees a taken decoder instead of pooling it (it failed: its state is unknown).
-  void DropDecoder(std::unique_ptr<RandomReader> d);
+  void DropDecoder(Lease lease);
+  // REQUIRES: idle_mu_ held. Frees idle decoders (into *freed) until charging
+  // `more` fits the budget; true if it fits then.
+  bool MakeRoom(uint64_t more, std::vector<std::unique_ptr<RandomReader>>* freed);
+  void FreeIdle(std::list<IdleDecoder>::iterator it, std::vector<std::unique_ptr<RandomReader>>* freed);
+  void NoteCharges();  // REQUIRES: idle_mu_ held; updates the peaks
   // Notes a foreground read of [offset, end) in `unit`; true if it continues
   // a sequential run.
   bool NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end);
@@ -153,6 +201,11 @@ class StreamCache {
   std::list<IdleDecoder> idle_;
   std::vector<unsigned> idle_per_layer_;
   StreamCacheStats decoder_counters_;
+  uint64_t in_use_bytes_ = 0;  // charged to decoders in use (decoder_counters_.decoder_bytes has idle too)
+  unsigned in_use_charged_ = 0;  // decoders in use with a charge
+  uint64_t next_ticket_ = 0, serving_ticket_ = 0;  // waiters for decoder memory, in order
+  uint64_t returns_ = 0;  // decoders in use returned or freed so far: room may have come
+  std::condition_variable memory_cv_;  // waits under idle_mu_
 
   mutable std::mutex mu_;  // guards flights_, jobs_, stop_, counters
   std::condition_variable work_cv_;

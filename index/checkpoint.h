@@ -73,6 +73,20 @@ class PointDecoder {
   // Heap bytes this decoder holds now (state, window, buffers), for callers
   // that bound how many they keep (a zstd context grows to the frame's window).
   virtual uint64_t memory_bytes() const { return 0; }
+  // The most memory_bytes() can grow to, whatever the blob holds (a zstd
+  // context: its frame's window, <= 2^kZstdWindowLogMax). Lets a caller
+  // reserve a decoder's memory before it decodes.
+  virtual uint64_t max_memory_bytes() const { return memory_bytes(); }
+  // From the next Prime on, a frame whose window is over window_bytes (0:
+  // the pull's limit, 2^kZstdWindowLogMax, the default) fails with
+  // kLimitExceeded before its window is allocated. Returns the most
+  // memory_bytes() can grow to until the next call (a decoder mid-frame
+  // keeps its frame's window). Decoders without large windows (gzip) ignore
+  // it and return max_memory_bytes().
+  virtual uint64_t LimitWindow(uint64_t window_bytes) {
+    (void)window_bytes;
+    return max_memory_bytes();
+  }
 };
 
 // zlib-compresses a window for storage in a Checkpoint.

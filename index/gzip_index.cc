@@ -234,6 +234,9 @@ class GzipPointDecoder final : public PointDecoder {
   uint64_t memory_bytes() const override {
     return sizeof *this + (7u << 10) + (32u << 10) + in_.capacity() + window_.capacity();
   }
+  uint64_t max_memory_bytes() const override {
+    return sizeof *this + (7u << 10) + (32u << 10) + in_.capacity() + std::max<size_t>(window_.capacity(), kMaxWindowBytes);
+  }
   GzipPointDecoder(const GzipPointDecoder&) = delete;
   GzipPointDecoder& operator=(const GzipPointDecoder&) = delete;
 
@@ -378,6 +381,10 @@ class IsalPointDecoder final : public PointDecoder {
   }
   uint64_t memory_bytes() const override {
     return sizeof *this + sizeof(inflate_state) + in_.capacity() + window_.capacity() + scratch_.capacity();
+  }
+  uint64_t max_memory_bytes() const override {
+    return sizeof *this + sizeof(inflate_state) + in_.capacity() + std::max<size_t>(window_.capacity(), kMaxWindowBytes) +
+           std::max<size_t>(scratch_.capacity(), 256 << 10);
   }
 
   Status Prime(const Checkpoint& p) override {

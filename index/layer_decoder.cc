@@ -89,6 +89,8 @@ class CheckpointRandomReader final : public RandomReader {
   uint64_t reprimes() const override { return reprimes_; }
   uint64_t position() const override { return warm_ ? pos_ : kNoPosition; }
   uint64_t memory_bytes() const override { return sizeof *this + decoder_->memory_bytes(); }
+  uint64_t max_memory_bytes() const override { return sizeof *this + decoder_->max_memory_bytes(); }
+  uint64_t LimitWindow(uint64_t window_bytes) override { return sizeof *this + decoder_->LimitWindow(window_bytes); }
 
  private:
   std::shared_ptr<const CheckpointTable> table_;

@@ -112,6 +112,16 @@ class RandomReader {
   // Heap bytes the reader holds now (its decoder's state, window and
   // buffers): what a pool of idle readers costs. Plain layers: ~0.
   virtual uint64_t memory_bytes() const { return 0; }
+  // The most memory_bytes() can grow to, whatever the blob holds; and never
+  // by more than the bytes the reader decodes (a zstd window fills as the
+  // frame is decoded). Lets a pool reserve memory before a Read.
+  virtual uint64_t max_memory_bytes() const { return memory_bytes(); }
+  // PointDecoder::LimitWindow: a smaller ceiling for what the reader may
+  // hold, at the price of kLimitExceeded from Read on a frame over it.
+  virtual uint64_t LimitWindow(uint64_t window_bytes) {
+    (void)window_bytes;
+    return max_memory_bytes();
+  }
 };
 
 }  // namespace lazyroot

@@ -1,6 +1,7 @@
 #include "index/zstd_index.h"
 
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include <algorithm>
 #include <vector>
@@ -126,12 +127,38 @@ class ZstdPointDecoder final : public PointDecoder {
     const uint64_t allocated = ZSTD_sizeof_DCtx(dctx_);
     return sizeof *this + in_.capacity() + std::min<uint64_t>(allocated, kContextBytes + touched_);
   }
+  // The context plus the largest window a frame may declare and its block
+  // buffers (ZSTD_decodingBufferSize_min: window + 2 blocks + slack).
+  uint64_t max_memory_bytes() const override {
+    constexpr uint64_t kContextBytes = 160 << 10;
+    return sizeof *this + in_.capacity() + kContextBytes + (uint64_t{1} << kZstdWindowLogMax) + (384 << 10);
+  }
+  uint64_t LimitWindow(uint64_t window_bytes) override {
+    int log = kZstdWindowLogMax;
+    if (window_bytes > 0) {
+      log = 10;  // ZSTD_WINDOWLOG_ABSOLUTEMIN
+      while (log < kZstdWindowLogMax && (uint64_t{1} << (log + 1)) <= window_bytes) ++log;
+    }
+    requested_log_ = log;
+    // A primed decoder keeps the limit in force until its next Prime (a frame
+    // under way keeps its window; the next frame may start without a Prime);
+    // an unprimed one primes before it decodes.
+    const int bound_log = primed_ ? std::max(requested_log_, applied_log_) : requested_log_;
+    constexpr uint64_t kContextBytes = 160 << 10;
+    const uint64_t allocated = dctx_ != nullptr ? ZSTD_sizeof_DCtx(dctx_) : 0;
+    const uint64_t window = (uint64_t{1} << bound_log) + (384 << 10);
+    return std::min(max_memory_bytes(), sizeof *this + in_.capacity() + kContextBytes + std::max(allocated, window));
+  }
   ZstdPointDecoder(const ZstdPointDecoder&) = delete;
   ZstdPointDecoder& operator=(const ZstdPointDecoder&) = delete;
 
   Status Prime(const Checkpoint& p) override {
     if (dctx_ == nullptr) return Status::IoError(name_ + ": zstd: cannot create a decompression context");
     ZSTD_DCtx_reset(dctx_, ZSTD_reset_session_only);
+    if (requested_log_ != applied_log_ &&
+        !ZSTD_isError(ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, requested_log_))) {
+      applied_log_ = requested_log_;
+    }
     file_pos_ = p.in_offset;
     inb_ = ZSTD_inBuffer{in_.data(), 0, 0};
     primed_ = true;
@@ -149,6 +176,11 @@ class ZstdPointDecoder final : public PointDecoder {
       size_t ret = ZSTD_decompressStream(dctx_, &o, &inb_);
       if (ZSTD_isError(ret)) {
         primed_ = false;
+        if (ZSTD_getErrorCode(ret) == ZSTD_error_frameParameter_windowTooLarge && applied_log_ < kZstdWindowLogMax) {
+          return Status::LimitExceeded(name_ + ": zstd at compressed offset " + std::to_string(InOffset()) +
+                                       ": frame window over this reader's limit of 2^" + std::to_string(applied_log_) +
+                                       " bytes (LimitWindow)");
+        }
         return Status::Corruption(name_ + ": zstd at compressed offset " + std::to_string(InOffset()) + ": " +
                                   ZSTD_getErrorName(ret));
       }
@@ -189,6 +221,8 @@ class ZstdPointDecoder final : public PointDecoder {
   uint64_t file_pos_ = 0;  // compressed offset just past in_'s valid bytes
   uint64_t since_prime_ = 0;  // bytes decoded since the last Prime
   uint64_t touched_ = 0;      // the most since_prime_ has been: window bytes written
+  int requested_log_ = kZstdWindowLogMax;  // LimitWindow's, applied at the next Prime
+  int applied_log_ = kZstdWindowLogMax;    // ZSTD_d_windowLogMax in force
   std::vector<uint8_t> in_;
   ZSTD_inBuffer inb_{nullptr, 0, 0};
 };

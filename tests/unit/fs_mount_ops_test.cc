@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include <cerrno>
 #include <mutex>
+#include <new>
+#include <stdexcept>
 #include <random>
 #include <thread>
 
@@ -453,6 +456,43 @@ TEST_F(MountOpsTest, StatFsCountsNodesAndBytes) {
   EXPECT_EQ(s.files, tree_->node_count());
   uint64_t bytes = 6 + 5 + 10 + big_.size() + (2u << 20) + 12;  // hostname, its old link, busybox, big, sparse, layer1
   EXPECT_EQ(s.blocks, (bytes + 4095) / 4096);
+}
+
+// A handler that throws answers an errno and logs one line naming the
+// operation and the inode, instead of ending the daemon.
+TEST(FailedRequest, OutOfMemoryIsENOMEMAndLogged) {
+  std::vector<std::string> lines;
+  auto log = [&](const std::string& l) { lines.push_back(l); };
+  int err = 0;
+  try {
+    throw std::bad_alloc();
+  } catch (...) {
+    err = FailedRequestErrno("read", 42, log);
+  }
+  EXPECT_EQ(err, ENOMEM);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0], "read inode 42: out of memory");
+  try {
+    throw std::runtime_error("boom");
+  } catch (...) {
+    err = FailedRequestErrno("lookup", 1, log);
+  }
+  EXPECT_EQ(err, EIO);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1], "lookup inode 1: internal error: boom");
+  // A log that throws too (still out of memory) costs the line, not the daemon.
+  try {
+    throw std::bad_alloc();
+  } catch (...) {
+    err = FailedRequestErrno("getattr", 7, [](const std::string&) { throw std::bad_alloc(); });
+  }
+  EXPECT_EQ(err, ENOMEM);
+  try {
+    throw 3;
+  } catch (...) {
+    err = FailedRequestErrno("open", 9, nullptr);
+  }
+  EXPECT_EQ(err, EIO);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
 #include <new>
 #include <random>
@@ -357,6 +358,207 @@ TEST(StreamCache, DecoderMemoryIsReported) {
   EXPECT_GT(gz->memory_bytes(), 32u << 10);
   EXPECT_LT(gz->memory_bytes(), 1u << 20);
   EXPECT_GT(zs->memory_bytes(), 2u << 20);
+}
+
+// Readers of many zstd layers at once, read-ahead included, under a decoder
+// budget far smaller than what they would hold unbounded: every byte is
+// right, and whenever two or more decoders held charges their total stayed
+// within the budget (counted, not timed). Readers had to wait or skip.
+TEST(StreamCache, DecodersInUseStayWithinTheBudget) {
+  Layers ls = ManyLayers(2, 6, 3 << 20);
+  StreamCacheOptions o = Opts(2, 4 << 20);
+  o.decoder_bytes = 8 << 20;
+  o.idle_decoder_bytes = 4 << 20;
+  StreamCache c(ls.content, o);
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(50 + t);
+      for (int i = 0; i < 60; ++i) {
+        const uint32_t layer = static_cast<uint32_t>(rng() % ls.raw.size());
+        // Half sequential runs (read-ahead), half random reads deep in a frame.
+        uint64_t off = rng() % (ls.raw[layer].size() - (64 << 10));
+        const int run = i % 2 ? 8 : 1;
+        for (int k = 0; k < run && off + 8192 <= ls.raw[layer].size(); ++k, off += 8192) {
+          std::string out(8192, '\0');
+          size_t n = 0;
+          Status st = c.Read(layer, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+          if (!st.ok() || out != ls.raw[layer].substr(off, 8192)) ++bad;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+  // Read-ahead workers may still be decoding a unit: wait until they are idle.
+  for (int i = 0; i < 1000 && c.stats().live_decoders != c.stats().idle_decoders; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const StreamCacheStats s = c.stats();
+  EXPECT_LE(s.peak_shared_decoder_bytes, 8u << 20);
+  EXPECT_GT(s.peak_decoder_bytes, 2u << 20) << "the readers held too little to test the budget";
+  EXPECT_GT(s.memory_waits + s.memory_skips, 0u) << "the budget never had to act";
+  EXPECT_EQ(s.decoder_bytes, s.idle_decoder_bytes + s.large_idle_decoder_bytes) << "a charge was not returned";
+  EXPECT_EQ(s.live_decoders, s.idle_decoders) << "a decoder in use was not returned";
+}
+
+// A decoder that needs more than the whole budget (a deep read in a
+// single-frame zstd layer) still runs, alone: concurrent readers make
+// progress one after the other and no two charges ever add up over it.
+TEST(StreamCache, ADecoderOverTheBudgetRunsAlone) {
+  Layers ls = ManyLayers(0, 3, 4 << 20);
+  for (uint64_t capacity : {uint64_t{0}, uint64_t{2} << 20}) {
+    StreamCacheOptions o = Opts(2, capacity);
+    o.decoder_bytes = 1 << 20;
+    StreamCache c(ls.content, o);
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 6; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937 rng(70 + t);
+        for (int i = 0; i < 10; ++i) {
+          const uint32_t layer = static_cast<uint32_t>(rng() % ls.raw.size());
+          const uint64_t off = (2 << 20) + rng() % (1 << 20);
+          std::string out(4096, '\0');
+          size_t n = 0;
+          Status st = c.Read(layer, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+          if (!st.ok() || out != ls.raw[layer].substr(off, 4096)) ++bad;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad.load(), 0);
+    for (int i = 0; i < 1000 && c.stats().live_decoders != c.stats().idle_decoders; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const StreamCacheStats s = c.stats();
+    EXPECT_GT(s.alone_grants, 0u);
+    EXPECT_GT(s.peak_decoder_bytes, 1u << 20);
+    EXPECT_LE(s.peak_shared_decoder_bytes, 1u << 20);
+    EXPECT_LE(s.idle_decoders, 1u);  // over the budget, only one may stay
+    EXPECT_EQ(s.live_decoders, s.idle_decoders);
+  }
+}
+
+// What a decoder may grow to is known before it decodes: a zstd one up to
+// the largest window the pull accepts, a gzip one a few hundred KiB.
+TEST(StreamCache, DecoderCeilingIsKnownBeforeDecoding) {
+  Layers ls = ManyLayers(1, 1, 1 << 20);
+  auto gz = ls.content->NewReader(0);
+  auto zs = ls.content->NewReader(1);
+  EXPECT_LT(gz->max_memory_bytes(), 1u << 20);
+  EXPECT_GT(zs->max_memory_bytes(), 512u << 20);
+  EXPECT_LT(zs->max_memory_bytes(), 514u << 20);
+  std::vector<uint8_t> buf(4096);
+  size_t n = 0;
+  ASSERT_TRUE(gz->Read(900 << 10, buf, &n).ok());
+  ASSERT_TRUE(zs->Read(900 << 10, buf, &n).ok());
+  EXPECT_LE(gz->memory_bytes(), gz->max_memory_bytes());
+  EXPECT_LE(zs->memory_bytes(), zs->max_memory_bytes());
+}
+
+// Deep cold reads in single-frame zstd layers whose window is small are
+// charged the window limit, not every byte decoded: they share the budget
+// (none alone). Without the limit each would be charged ~7 MiB, over it.
+TEST(StreamCache, AWindowLimitKeepsDeepReadsWithinTheBudget) {
+  std::vector<std::string> raw, blobs;
+  std::vector<LayerBlob> layers;
+  for (int i = 0; i < 3; ++i) {
+    raw.push_back(Compressible(8 << 20, 300 + static_cast<unsigned>(i)));
+    blobs.push_back(Zstd(raw.back(), 1));  // level 1: a 512 KiB window, smaller than the frame
+    auto table = std::make_shared<const CheckpointTable>(TableFor(blobs.back(), Compression::kZstd, 128 << 10));
+    ASSERT_EQ(table->points.size(), 1u);
+    const std::string name = "sha256:w" + std::to_string(i);
+    layers.push_back(LayerBlob{name, MemoryByteSource(Bytes(blobs.back()), "blob " + name), table});
+  }
+  auto content = std::make_shared<const ImageContent>(std::move(layers));
+  for (uint64_t limit : {uint64_t{1} << 20, uint64_t{0}}) {
+    StreamCacheOptions o = Opts(0, 0);
+    o.decoder_bytes = 3 << 20;
+    o.window_limit_bytes = limit;
+    StreamCache c(content, o);
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937 rng(90 + t);
+        for (int i = 0; i < 4; ++i) {
+          const uint32_t layer = static_cast<uint32_t>(rng() % raw.size());
+          const uint64_t off = (7 << 20) + rng() % (512 << 10);
+          std::string out(4096, '\0');
+          size_t n = 0;
+          Status st = c.Read(layer, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+          if (!st.ok() || out != raw[layer].substr(off, 4096)) ++bad;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad.load(), 0);
+    const StreamCacheStats s = c.stats();
+    EXPECT_EQ(s.window_retries, 0u);
+    EXPECT_LE(s.peak_shared_decoder_bytes, 3u << 20);
+    if (limit != 0) {
+      EXPECT_EQ(s.alone_grants, 0u) << "deep reads were charged more than the window";
+    } else {
+      EXPECT_GT(s.alone_grants, 0u);
+    }
+  }
+}
+
+// A frame whose window is over the limit fails before its window is
+// allocated; the read is charged the pull's limit and tried again, once for
+// the layer: later reads go straight to the larger charge.
+TEST(StreamCache, AFrameOverTheWindowLimitIsRetriedWithTheLargerCharge) {
+  Layers ls = ManyLayers(0, 1, 4 << 20);  // one frame declaring its 4 MiB size as its window
+  StreamCacheOptions o = Opts(0, 0);
+  o.window_limit_bytes = 1 << 20;
+  StreamCache c(ls.content, o);
+  for (uint64_t off : {uint64_t{3} << 20, uint64_t{1} << 20, uint64_t{2} << 20}) {
+    std::string out(4096, '\0');
+    size_t n = 0;
+    Status st = c.Read(0, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    EXPECT_EQ(out, ls.raw[0].substr(off, 4096));
+  }
+  EXPECT_EQ(c.stats().window_retries, 1u);
+}
+
+// Many readers meeting frames over the window limit at once, under a small
+// budget: the retries (which enter the line for memory holding a charge)
+// leave no reader waiting forever, and every byte is right.
+TEST(StreamCache, WindowRetriesUnderContentionAllFinish) {
+  Layers ls = ManyLayers(0, 4, 3 << 20);
+  for (uint64_t capacity : {uint64_t{0}, uint64_t{1} << 20}) {
+    StreamCacheOptions o = Opts(2, capacity);
+    o.window_limit_bytes = 1 << 20;
+    o.decoder_bytes = 4 << 20;
+    StreamCache c(ls.content, o);
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937 rng(120 + t);
+        for (int i = 0; i < 8; ++i) {
+          const uint32_t layer = static_cast<uint32_t>(rng() % ls.raw.size());
+          const uint64_t off = rng() % (ls.raw[layer].size() - 4096);
+          std::string out(4096, '\0');
+          size_t n = 0;
+          Status st = c.Read(layer, off, {reinterpret_cast<uint8_t*>(out.data()), out.size()}, &n);
+          if (!st.ok() || out != ls.raw[layer].substr(off, 4096)) ++bad;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(bad.load(), 0);
+    for (int i = 0; i < 1000 && c.stats().live_decoders != c.stats().idle_decoders; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    const StreamCacheStats s = c.stats();
+    EXPECT_GE(s.window_retries, 4u);
+    EXPECT_LE(s.peak_shared_decoder_bytes, 4u << 20);
+    EXPECT_EQ(s.live_decoders, s.idle_decoders);
+  }
 }
 
 }  // namespace
