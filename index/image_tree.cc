@@ -636,6 +636,11 @@ ImageTreeWriter::ImageTreeWriter(std::vector<std::string> layer_digests) : impl_
 
 ImageTreeWriter::~ImageTreeWriter() = default;
 
+void ImageTreeWriter::Reserve(size_t nodes, size_t dirents) {
+  impl_->nodes.reserve(nodes * kNodeSize);
+  impl_->dirents.reserve(dirents * kDirentSize);
+}
+
 void ImageTreeWriter::AddNode(const Node& node, std::span<const DirEntry> children, std::span<const Xattr> xattrs,
                               std::span<const SparseExtent> sparse) {
   Impl& w = *impl_;

@@ -170,6 +170,11 @@ class ImageTreeWriter {
   ImageTreeWriter& operator=(const ImageTreeWriter&) = delete;
   ~ImageTreeWriter();
 
+  // Sizes the node and dirent tables for this many records up front, so
+  // they do not grow by doubling (up to twice their size, and both copies at
+  // once while growing) on top of the tree being frozen. Optional.
+  void Reserve(size_t nodes, size_t dirents);
+
   // Appends the next node (ids are given in call order, from 0 = root).
   // `children` must be sorted by name; xattrs sorted by name; node ids in
   // children may refer to nodes not yet added.

@@ -69,14 +69,16 @@ std::string RawToDigest(const uint8_t* raw) {
   return s;
 }
 
-// Bounds-checked cursor over the entries section.
+// Bounds-checked cursor over (a window of) the entries section. A read that
+// runs past the window sets short(): with more of a streamed section to come,
+// that means "inflate more and decode this entry again", not "corrupt".
 class Reader {
  public:
   Reader(const uint8_t* p, size_t n) : p_(p), end_(p + n) {}
   bool Varint(uint64_t* v) {
     *v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-      if (p_ >= end_) return false;
+      if (p_ >= end_) return Short();
       uint8_t b = *p_++;
       *v |= static_cast<uint64_t>(b & 0x7f) << shift;
       if ((b & 0x80) == 0) return true;
@@ -92,22 +94,31 @@ class Reader {
   // A length-prefixed string of at most `max` bytes.
   bool Bytes(std::string* s, size_t max) {
     uint64_t n;
-    if (!Varint(&n) || n > max || n > static_cast<uint64_t>(end_ - p_)) return false;
+    if (!Varint(&n) || n > max) return false;
+    if (n > static_cast<uint64_t>(end_ - p_)) return Short();
     s->assign(reinterpret_cast<const char*>(p_), n);
     p_ += n;
     return true;
   }
   bool Byte(uint8_t* b) {
-    if (p_ >= end_) return false;
+    if (p_ >= end_) return Short();
     *b = *p_++;
     return true;
   }
+  // False, marking the window too short for what was asked.
+  bool Short() {
+    short_ = true;
+    return false;
+  }
+  bool is_short() const { return short_; }
   bool done() const { return p_ == end_; }
   size_t remaining() const { return static_cast<size_t>(end_ - p_); }
+  const uint8_t* position() const { return p_; }
 
  private:
   const uint8_t* p_;
   const uint8_t* end_;
+  bool short_ = false;
 };
 
 void PutEntry(std::string* s, const TarEntry& e) {
@@ -167,13 +178,13 @@ std::string GetEntry(Reader& r, TarEntry* e) {
   }
   e->mtime_sec = static_cast<int64_t>((zz >> 1) ^ (~(zz & 1) + 1));
   // Each extent takes at least two bytes, each xattr at least two.
-  if (!r.Varint(&n) || n > r.remaining() / 2) return "sparse count larger than its section";
+  if (!r.Varint(&n) || (n > r.remaining() / 2 && !r.Short())) return "sparse count larger than its section";
   for (uint64_t i = 0; i < n; ++i) {
     SparseExtent x;
     if (!r.Varint(&x.logical_offset) || !r.Varint(&x.length)) return "truncated sparse map";
     e->sparse.push_back(x);
   }
-  if (!r.Varint(&n) || n > r.remaining() / 2) return "xattr count larger than its section";
+  if (!r.Varint(&n) || (n > r.remaining() / 2 && !r.Short())) return "xattr count larger than its section";
   size_t xattr_bytes = 0;
   for (uint64_t i = 0; i < n; ++i) {
     std::string k, v;
@@ -189,31 +200,77 @@ std::string GetEntry(Reader& r, TarEntry* e) {
   return {};
 }
 
-// Inflates the entry section into *out, which grows with what zlib really
-// produces (never pre-sized by the claimed length, a 32-bit field any file
-// can set): a small file cannot make the reader allocate more than it
-// inflates to. False unless it inflates to exactly `claimed` bytes.
-bool InflateEntries(const uint8_t* in, size_t in_len, uint64_t claimed, std::string* out) {
-  if (in_len > UINT32_MAX) return false;  // cannot be: the inflated size is a u32 and deflate shrank it
-  z_stream z{};
-  if (inflateInit(&z) != Z_OK) return false;
-  z.next_in = const_cast<Bytef*>(in);
-  z.avail_in = static_cast<uInt>(in_len);
-  int ret = Z_OK;
-  // Room for one byte more than claimed tells "exactly" from "longer".
-  while (ret == Z_OK && out->size() <= claimed) {
-    size_t have = out->size();
-    size_t step = static_cast<size_t>(std::min<uint64_t>(claimed + 1 - have, std::max<size_t>(have, 64 << 10)));
-    out->resize(have + step);
-    z.next_out = reinterpret_cast<Bytef*>(out->data() + have);
-    z.avail_out = static_cast<uInt>(step);
-    ret = inflate(&z, Z_NO_FLUSH);  // Z_BUF_ERROR here: the input ended early
-    out->resize(have + step - z.avail_out);
+// The entry section as a window moving forward over it: the file's bytes
+// when stored, or inflated a chunk at a time when deflated, so a reader holds
+// about one chunk (or its largest entry) whatever the section's size. The
+// claimed inflated length (a 32-bit field any file can set) never sizes a
+// buffer: the window grows by what zlib really produces.
+class EntryWindow {
+ public:
+  static constexpr size_t kChunk = 64 << 10;
+
+  // A stored section: all of it is in the window already.
+  EntryWindow(const uint8_t* p, size_t n) : ext_(p), ext_len_(n), ended_(true) {}
+  // A deflated section that must inflate to exactly `claimed` bytes.
+  EntryWindow(const uint8_t* in, size_t in_len, uint64_t claimed) : claimed_(claimed), ended_(false) {
+    // in_len > 4 GiB cannot be: the inflated size is a u32 and deflate shrank it.
+    z_ok_ = in_len <= UINT32_MAX && inflateInit(&z_) == Z_OK;
+    z_.next_in = const_cast<Bytef*>(in);
+    z_.avail_in = static_cast<uInt>(in_len);
   }
-  bool ok = ret == Z_STREAM_END && z.avail_in == 0 && out->size() == claimed;
-  inflateEnd(&z);
-  return ok;
-}
+  ~EntryWindow() {
+    if (z_ok_) inflateEnd(&z_);
+  }
+  EntryWindow(const EntryWindow&) = delete;
+  EntryWindow& operator=(const EntryWindow&) = delete;
+
+  const uint8_t* data() const {
+    return ext_ ? ext_ + pos_ : reinterpret_cast<const uint8_t*>(buf_.data()) + pos_;
+  }
+  size_t size() const { return (ext_ ? ext_len_ : buf_.size()) - pos_; }
+  void Consume(size_t n) { pos_ += n; }
+  // True once the window holds the rest of the section.
+  bool ended() const { return ended_; }
+
+  // Appends at least `want` more bytes to the window (fewer at the section's
+  // end). False unless the section inflates to exactly the claimed length.
+  bool More(size_t want) {
+    if (ended_) return true;
+    if (!z_ok_) return false;
+    buf_.erase(0, pos_);  // what was consumed is not kept
+    pos_ = 0;
+    for (size_t got = 0; got < want;) {
+      // Room for one byte more than claimed tells "exactly" from "longer".
+      const size_t room = static_cast<size_t>(std::min<uint64_t>(want - got, claimed_ + 1 - produced_));
+      const size_t have = buf_.size();
+      buf_.resize(have + room);
+      z_.next_out = reinterpret_cast<Bytef*>(buf_.data() + have);
+      z_.avail_out = static_cast<uInt>(room);
+      const int ret = inflate(&z_, Z_NO_FLUSH);  // Z_BUF_ERROR here: the input ended early
+      const size_t n = room - z_.avail_out;
+      buf_.resize(have + n);
+      got += n;
+      produced_ += n;
+      if (produced_ > claimed_) return false;
+      if (ret == Z_STREAM_END) {
+        ended_ = true;
+        return z_.avail_in == 0 && produced_ == claimed_;
+      }
+      if (ret != Z_OK) return false;
+    }
+    return true;
+  }
+
+ private:
+  const uint8_t* ext_ = nullptr;
+  size_t ext_len_ = 0;
+  std::string buf_;
+  size_t pos_ = 0;
+  z_stream z_{};
+  bool z_ok_ = false;
+  uint64_t claimed_ = 0, produced_ = 0;
+  bool ended_;
+};
 
 }  // namespace
 
@@ -319,37 +376,43 @@ Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> by
   return CheckpointTable::Parse(bytes.subspan(c_off), name);
 }
 
-Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::string& name,
-                                     const std::string& expected_blob_digest) {
+Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::string& name,
+                                const std::string& expected_blob_digest, LayerIndex* header,
+                                const std::function<Status(TarEntry&)>& fn) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
   LayerIndex idx;
   uint64_t count = 0, e_len = 0, c_off = 0;
   LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &count, &e_len, &c_off));
   const uint8_t* p = bytes.data();
   const uint64_t e_off = kHeaderSize;
-  const uint64_t c_len = bytes.size() - c_off;
   const uint32_t flags = GetU32(p + 12);
   if ((flags & ~kFlagEntriesDeflated) != 0) return bad("unknown flags");
-  std::string inflated;
-  const uint8_t* entries_data = p + e_off;
-  size_t entries_len = e_len;
+  uint64_t entries_len = e_len;
+  std::unique_ptr<EntryWindow> window;
   if (flags & kFlagEntriesDeflated) {
-    uint64_t raw_len = GetU32(p + 140);
+    entries_len = GetU32(p + 140);
     // deflate cannot expand more than ~1032:1; a larger claim is a lie.
-    if (raw_len / 1032 > e_len) return bad("implausible entries size");
-    if (!InflateEntries(entries_data, e_len, raw_len, &inflated)) return bad("entries section does not inflate");
-    entries_data = reinterpret_cast<const uint8_t*>(inflated.data());
-    entries_len = inflated.size();
+    if (entries_len / 1032 > e_len) return bad("implausible entries size");
+    window = std::make_unique<EntryWindow>(p + e_off, e_len, entries_len);
   } else if (GetU32(p + 140) != 0) {
     return bad("reserved field is not zero");
+  } else {
+    window = std::make_unique<EntryWindow>(p + e_off, e_len);
   }
+  // For a deflated section this checks the claimed length; the section must
+  // inflate to exactly that, which is checked as it streams.
   if (count > entries_len / kMinEntryBytes) {
     return bad("entry count " + std::to_string(count) + " larger than its section of " + std::to_string(entries_len) +
                " bytes can hold");
   }
-  Reader r(entries_data, entries_len);
-  // Grown entry by entry, not resized to the count: the vector stays
-  // proportional to what was decoded even if the count lies.
+  // The checkpoints before any entry: fn sees entries of a file whose every
+  // part but the rest of the entry section has been checked.
+  auto table = CheckpointTable::Parse(bytes.subspan(c_off), name);
+  if (!table.ok()) return table.status();
+  idx.checkpoints = std::move(*table);
+  if (header) *header = std::move(idx);
+  const uint64_t uncompressed_size = header ? header->uncompressed_size : idx.uncompressed_size;
+  EntryWindow& w = *window;
   // Entries lie in tar order, each at least one 512-byte header after the
   // previous one's data, within the stream. Besides catching a damaged file
   // this keeps a deflated section from holding millions of copies of one
@@ -357,18 +420,44 @@ Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::
   uint64_t next_header = 0;
   for (uint64_t i = 0; i < count; ++i) {
     TarEntry e;
-    if (std::string why = GetEntry(r, &e); !why.empty()) return bad("entry " + std::to_string(i) + ": " + why);
+    size_t used = 0;
+    while (true) {
+      Reader r(w.data(), w.size());
+      std::string why = GetEntry(r, &e);
+      if (why.empty()) {
+        used = static_cast<size_t>(r.position() - w.data());
+        break;
+      }
+      if (!r.is_short() || w.ended()) return bad("entry " + std::to_string(i) + ": " + why);
+      // The entry runs past the window: inflate more and decode it again.
+      // Doubling keeps a large entry (a long sparse map) linear to decode.
+      e = TarEntry{};
+      if (!w.More(std::max(EntryWindow::kChunk, w.size()))) return bad("entries section does not inflate");
+    }
+    w.Consume(used);
     if (e.header_offset < next_header || e.data_offset < e.header_offset || e.data_offset - e.header_offset < 512 ||
-        e.stored_size > idx.uncompressed_size || e.data_offset > idx.uncompressed_size - e.stored_size) {
+        e.stored_size > uncompressed_size || e.data_offset > uncompressed_size - e.stored_size) {
       return bad("entry " + std::to_string(i) + ": offsets out of tar order or beyond the stream");
     }
     next_header = e.data_offset + e.stored_size;
-    idx.entries.push_back(std::move(e));
+    LAZYROOT_RETURN_IF_ERROR(fn(e));
   }
-  if (!r.done()) return bad("trailing bytes in the entry section");
-  auto table = CheckpointTable::Parse(bytes.subspan(c_off, c_len), name);
-  if (!table.ok()) return table.status();
-  idx.checkpoints = std::move(*table);
+  if (w.size() == 0 && !w.More(1)) return bad("entries section does not inflate");
+  if (w.size() != 0) return bad("trailing bytes in the entry section");
+  return Status::Ok();
+}
+
+Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::string& name,
+                                     const std::string& expected_blob_digest) {
+  LayerIndex idx;
+  std::vector<TarEntry> entries;
+  // Grown entry by entry, not resized to the count: the vector stays
+  // proportional to what was decoded even if the count lies.
+  LAZYROOT_RETURN_IF_ERROR(ForEachEntry(bytes, name, expected_blob_digest, &idx, [&](TarEntry& e) {
+    entries.push_back(std::move(e));
+    return Status::Ok();
+  }));
+  idx.entries = std::move(entries);
   return idx;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,6 +34,17 @@ struct LayerIndex {
   // kCorruption naming `name` (e.g. the file path); never reads out of bounds.
   static Result<LayerIndex> Parse(std::span<const uint8_t> bytes, const std::string& name,
                                   const std::string& expected_blob_digest);
+  // Parse without keeping the entries: the same checks, but the entry
+  // section is inflated a chunk at a time and each decoded entry is handed
+  // to fn (which may move from it) and dropped, so memory stays at about one
+  // chunk whatever the entry count. *header (may be null) receives all but
+  // the entries (digests, sizes, checkpoints) before the first fn call. The
+  // header, checksum and checkpoints are checked before any entry; an error
+  // in the entry section can still come after fn has seen the entries before
+  // it. An error from fn ends the walk and is returned as is.
+  static Status ForEachEntry(std::span<const uint8_t> bytes, const std::string& name,
+                             const std::string& expected_blob_digest, LayerIndex* header,
+                             const std::function<Status(TarEntry&)>& fn);
   // The same validation of the header, checksum and section bounds, but
   // decodes only the checkpoint table (and the digests): what a mount needs
   // once the merged tree exists. *diff_id receives the layer's DiffID.

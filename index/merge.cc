@@ -768,6 +768,9 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
   }
 
   ImageTreeWriter writer(std::move(layer_digests_));
+  size_t dirents = 0;
+  for (const BuildNode& b : nodes_) dirents += b.children.size();  // free slots hold none
+  writer.Reserve(order.size(), dirents);
   std::vector<DirEntry> children;
   std::vector<Xattr> xattrs;
   for (size_t k = 0; k < order.size(); ++k) {
@@ -793,6 +796,10 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
     xattrs.clear();
     for (const auto& [xname, value] : b.xattrs) xattrs.push_back(Xattr{xname, value});
     writer.AddNode(n, children, xattrs, b.sparse);
+    // Its names are in the writer now (copied, not interned: nothing points
+    // into them) and each node is written once: freeing the map as we go
+    // keeps the builder's dirents and the writer's from peaking together.
+    Children().swap(nodes_[order[k]].children);
   }
   Result<ImageTree> tree = writer.Finish(std::move(name));
   nodes_.clear();

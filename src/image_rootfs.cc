@@ -19,16 +19,32 @@ namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
                             const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
-  TreeBuilder builder(limits);  // keeps to the image-wide budgets as it applies the entries
-  for (size_t i = 0; i < record.layer_digests.size(); ++i) {
-    const std::string& digest = record.layer_digests[i];
-    LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, digest, diff_ids[i], nullptr, limits));
-    LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
-    for (const TarEntry& e : idx.entries) LAZYROOT_RETURN_IF_ERROR(builder.Apply(e));
-    LAZYROOT_RETURN_IF_ERROR(builder.EndLayer());
-    (*tables)[i] = std::make_shared<const CheckpointTable>(std::move(idx.checkpoints));
+  const size_t n = record.layer_digests.size();
+  // Each layer's entries go straight from its index file into the builder,
+  // never all held at once. A layer index found corrupt only after some of
+  // its entries were applied has been rebuilt from its blob: the merge starts
+  // over (once per such layer at most, since a rebuilt index is sound).
+  for (size_t attempt = 0;; ++attempt) {
+    TreeBuilder builder(limits);  // keeps to the image-wide budgets as it applies the entries
+    bool restart = false;
+    Status st = Status::Ok();
+    for (size_t i = 0; i < n && st.ok(); ++i) {
+      const std::string& digest = record.layer_digests[i];
+      st = builder.BeginLayer(static_cast<uint32_t>(i), digest);
+      if (!st.ok()) break;
+      auto table = ForEachStoredLayerEntry(
+          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart);
+      if (!table.ok()) {
+        st = table.status();
+        break;
+      }
+      st = builder.EndLayer();
+      (*tables)[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+    }
+    if (restart && attempt < n) continue;
+    LAZYROOT_RETURN_IF_ERROR(st);
+    return std::move(builder).Finish("image " + record.reference);
   }
-  return std::move(builder).Finish("image " + record.reference);
 }
 
 }  // namespace

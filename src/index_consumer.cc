@@ -105,17 +105,16 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest) {
   return Status::Ok();
 }
 
-Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
-                                         bool* rebuilt, const Limits& limits) {
-  if (rebuilt) *rebuilt = false;
-  const std::string path = store.IndexPath(blob_digest);
-  auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
-  if (bytes.ok()) {
-    auto idx = LayerIndex::Parse(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest);
-    if (idx.ok() && (diff_id.empty() || idx->diff_id == diff_id)) return idx;
-    if (!idx.ok()) std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", idx.status().message().c_str());
-  }
+namespace {
+
+std::span<const uint8_t> AsBytes(const std::string& s) {
+  return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+// Indexes the stored blob again (checking diff_id, under `limits`), stores
+// the index file and returns its bytes.
+Result<std::string> RebuildLayerIndexFile(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                          const Limits& limits) {
   LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
                             OpenFileByteSource(store.BlobPath(blob_digest), "blob " + blob_digest));
   uint8_t head[4] = {};
@@ -124,10 +123,71 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
   LAZYROOT_ASSIGN_OR_RETURN(
       std::string file,
       IndexBlobFile(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id, limits));
-  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(path, file));
+  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(store.IndexPath(blob_digest), file));
+  return file;
+}
+
+}  // namespace
+
+Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                         bool* rebuilt, const Limits& limits) {
+  if (rebuilt) *rebuilt = false;
+  const std::string path = store.IndexPath(blob_digest);
+  {
+    auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
+    if (bytes.ok()) {
+      auto idx = LayerIndex::Parse(AsBytes(*bytes), path, blob_digest);
+      if (idx.ok() && (diff_id.empty() || idx->diff_id == diff_id)) return idx;
+      if (!idx.ok()) std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", idx.status().message().c_str());
+    }
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
   if (rebuilt) *rebuilt = true;
-  return LayerIndex::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(file.data()), file.size()), path,
-                           blob_digest);
+  return LayerIndex::Parse(AsBytes(file), path, blob_digest);
+}
+
+Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string& blob_digest,
+                                                const std::string& diff_id, const Limits& limits,
+                                                const std::function<Status(TarEntry&)>& fn, bool* restart) {
+  *restart = false;
+  const std::string path = store.IndexPath(blob_digest);
+  {
+    auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
+    if (bytes.ok()) {
+      LayerIndex header;
+      uint64_t seen = 0;
+      bool fn_failed = false, foreign = false;
+      // The header is filled before the first entry: an index made for
+      // another DiffID is refused before fn sees any of it.
+      auto owned = [&] { return diff_id.empty() || header.diff_id == diff_id; };
+      Status st = LayerIndex::ForEachEntry(AsBytes(*bytes), path, blob_digest, &header, [&](TarEntry& e) -> Status {
+        if (seen == 0 && !owned()) {
+          foreign = true;
+          return Status::Corruption("layer index " + path + ": made for DiffID " + header.diff_id);
+        }
+        ++seen;
+        Status s = fn(e);
+        fn_failed = !s.ok();
+        return s;
+      });
+      if (st.ok() && owned()) return std::move(header.checkpoints);
+      if (fn_failed) return st;
+      if (!st.ok() && !foreign) {
+        std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", st.message().c_str());
+      }
+      if (seen > 0) {
+        // fn has seen entries of a file that turned out corrupt: what it
+        // built from them is not to be trusted, so the caller starts over.
+        LAZYROOT_RETURN_IF_ERROR(RebuildLayerIndexFile(store, blob_digest, diff_id, limits).status());
+        *restart = true;
+        return st;
+      }
+    }
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
+  LayerIndex header;
+  LAZYROOT_RETURN_IF_ERROR(LayerIndex::ForEachEntry(AsBytes(file), path, blob_digest, &header, fn));
+  return std::move(header.checkpoints);
 }
 
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,

@@ -5,6 +5,7 @@
 // rebuilt from the stored blob.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,18 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest);
 // *rebuilt tells which happened (may be null). A rebuild is under `limits`.
 Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                          bool* rebuilt, const Limits& limits = Limits());
+
+// LoadOrBuildLayerIndex without keeping the entries: streams them to fn
+// (LayerIndex::ForEachEntry; memory of about one inflate chunk, not one
+// TarEntry per entry) and returns the checkpoint table. A missing, corrupt or
+// foreign index is rebuilt from the blob and the rebuilt bytes are streamed.
+// If the index proves corrupt only after fn has seen some of its entries, it
+// is rebuilt, *restart is set and the error returned: the caller must drop
+// what it made from them and start over (the stored index is sound now). An
+// error from fn is returned as is.
+Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string& blob_digest,
+                                                const std::string& diff_id, const Limits& limits,
+                                                const std::function<Status(TarEntry&)>& fn, bool* restart);
 
 // Only the checkpoint table of a stored layer's index (what serving a tree
 // that is already merged needs), falling back to LoadOrBuildLayerIndex when

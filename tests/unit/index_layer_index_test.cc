@@ -304,5 +304,59 @@ TEST(LayerIndexHostile, InflatedCheckpointCountIsRefused) {
   }
 }
 
+// ForEachEntry inflates the section a chunk at a time: records that straddle
+// chunks, and one record larger than a chunk (a 60 KB xattr and a sparse map
+// of thousands of extents), come out exactly as they went in.
+TEST(LayerIndexStream, EntriesComeOutAsTheyWentInAcrossChunks) {
+  LayerIndex idx = SampleIndex();
+  idx.entries.clear();
+  uint64_t at = 0;
+  for (int i = 0; i < 30000; ++i) {
+    TarEntry e;
+    e.type = EntryType::kRegular;
+    e.mode = 0644;
+    e.path = "dir" + std::to_string(i % 97) + "/file-" + std::to_string(i * 7919);
+    e.header_offset = at;
+    e.data_offset = at + 512;
+    if (i == 12345) {
+      e.xattrs = {{"user.big", std::string(60000, 'x')}};
+      for (uint64_t k = 0; k < 5000; ++k) e.sparse.push_back(SparseExtent{k * 1000003, k + 1});
+    }
+    at += 1024;
+    idx.entries.push_back(e);
+  }
+  idx.uncompressed_size = at;
+  const std::string bytes = idx.Serialize();
+  ASSERT_EQ(static_cast<uint8_t>(bytes[12]) & 1, 1);
+  LayerIndex header;
+  size_t n = 0;
+  Status st = LayerIndex::ForEachEntry(Bytes(bytes), "x.index", idx.blob_digest, &header, [&](TarEntry& e) {
+    const TarEntry& want = idx.entries[n++];
+    EXPECT_EQ(e.path, want.path);
+    EXPECT_EQ(e.header_offset, want.header_offset);
+    EXPECT_EQ(e.xattrs, want.xattrs);
+    EXPECT_EQ(e.sparse.size(), want.sparse.size());
+    return Status::Ok();
+  });
+  ASSERT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(n, idx.entries.size());
+  EXPECT_EQ(header.diff_id, idx.diff_id);
+  EXPECT_EQ(header.uncompressed_size, at);
+  EXPECT_TRUE(header.entries.empty());
+  EXPECT_EQ(header.checkpoints, idx.checkpoints);
+}
+
+// fn's error ends the walk at once and comes back unchanged.
+TEST(LayerIndexStream, AnErrorFromFnStopsTheWalk) {
+  const std::string bytes = SampleIndex().Serialize();
+  int calls = 0;
+  Status st = LayerIndex::ForEachEntry(Bytes(bytes), "x.index", "", nullptr, [&](TarEntry&) {
+    return ++calls == 2 ? Status::LimitExceeded("stop here") : Status::Ok();
+  });
+  EXPECT_EQ(st.code(), ErrorCode::kLimitExceeded);
+  EXPECT_EQ(st.message(), "stop here");
+  EXPECT_EQ(calls, 2);
+}
+
 }  // namespace
 }  // namespace lazyroot
