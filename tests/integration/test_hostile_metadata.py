@@ -12,8 +12,6 @@ Every case prints its peak RSS and wall time (for the release note).
 Layers are written by Python's tarfile (PAX format) straight into gzip, so
 the bomb's 1 GB of tar never sits in this process's memory."""
 
-import gzip
-import hashlib
 import io
 import os
 import shutil
@@ -34,36 +32,10 @@ from pull_harness import LAZYROOT_BIN, PullTestCase, store_listing  # noqa: E402
 PEAK_BOUND_MIB = 32
 
 
-class _HashingGzip:
-    """A write-only file for tarfile's stream mode: hashes the tar (the
-    DiffID) and gzips it into memory."""
-
-    def __init__(self, level):
-        self.sha = hashlib.sha256()
-        self.out = io.BytesIO()
-        self.gz = gzip.GzipFile(fileobj=self.out, mode="wb", compresslevel=level, mtime=0)
-
-    def write(self, b):
-        self.sha.update(b)
-        self.gz.write(b)
-        return len(b)
-
-    def layer(self):
-        self.gz.close()
-        layer = mi.Layer.__new__(mi.Layer)
-        layer.tar = None
-        layer.compressed = self.out.getvalue()
-        layer.compression = "gzip"
-        layer.diff_id = "sha256:" + self.sha.hexdigest()
-        layer.digest = mi.sha256(layer.compressed)
-        layer.size = len(layer.compressed)
-        return layer
-
-
 def stream_layer(entries, level=6):
     """A gzip Layer from (path, kind, target, xattrs) tuples; kind is
     "file", "dir" or "symlink"; xattrs a {name: str value} dict."""
-    sink = _HashingGzip(level)
+    sink = mi.StreamingLayer(level)
     with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         for path, kind, target, xattrs in entries:
             ti = tarfile.TarInfo(path)

@@ -196,6 +196,34 @@ def build_layer(files=None, random_mib=0, compression="gzip", seed=0, level=None
     return Layer(tar, _compress(tar, compression, level), compression)
 
 
+class StreamingLayer:
+    """A write-only file for tarfile's stream mode ("w|"): hashes the tar
+    (the DiffID) and gzips it into memory as it is written, so a layer of
+    millions of entries or gigabytes of zeros never exists uncompressed.
+    layer() closes it and returns a gzip Layer."""
+
+    def __init__(self, level=6):
+        self.sha = hashlib.sha256()
+        self.out = io.BytesIO()
+        self.gz = gzip.GzipFile(fileobj=self.out, mode="wb", compresslevel=level, mtime=0)
+
+    def write(self, b):
+        self.sha.update(b)
+        self.gz.write(b)
+        return len(b)
+
+    def layer(self):
+        self.gz.close()
+        layer = Layer.__new__(Layer)
+        layer.tar = None
+        layer.compressed = self.out.getvalue()
+        layer.compression = "gzip"
+        layer.diff_id = "sha256:" + self.sha.hexdigest()
+        layer.digest = sha256(layer.compressed)
+        layer.size = len(layer.compressed)
+        return layer
+
+
 def default_files(tag="hello"):
     """A small but varied root file system."""
     return [
