@@ -76,4 +76,15 @@ step "lazyroot umount $work/mnt"
 "$LAZYROOT" umount "$work/mnt"
 mounted=""
 
+step "Hostile input: the image under a tiny budget (--limit layer-entries=3) is refused, the store untouched"
+if LAZYROOT_HOME=$work/store-limited "$LAZYROOT" pull --progress plain --limit layer-entries=3 "$image"; then
+  echo "UNEXPECTED: the pull went over its budget"; exit 1
+fi
+echo "image records in that store afterwards: $(ls "$work/store-limited/images" 2>/dev/null | wc -l)"
+
+step "lazyroot extract --rootless (files owned by the caller, no setuid/setgid or group/other write on disk)"
+"$LAZYROOT" extract --rootless "$host/demo/hello:v1" "$work/rootless"
+stat -c '%A %U %n' "$work/rootless/bin/busybox"
+echo "the image's own uid:gid:mode, kept in user.containers.override_stat: $(getfattr --only-values -n user.containers.override_stat "$work/rootless/bin/busybox" 2>/dev/null || echo '(file system without user xattrs)')"
+
 step "Demo finished"
