@@ -26,7 +26,8 @@ void AddLimitOption(CLI::App* cmd, std::vector<std::string>* values) {
                       Size(d.symlink_steps) + "), image-layers (" + Size(d.image_layers) +
                       "). Metadata is the bytes of paths, link targets, user/group names and xattrs. "
                       "Defaults for every command come from $LAZYROOT_LIMITS=\"NAME=VALUE,...\"; this flag wins")
-      ->allow_extra_args(false);
+      ->allow_extra_args(false)
+      ->option_text("NAME=VALUE");
 }
 
 Result<Limits> ResolveLimits(const std::vector<std::string>& values) {
