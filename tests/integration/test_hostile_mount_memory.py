@@ -76,22 +76,6 @@ def one_file_tar(name, data):
     return buf.getvalue()
 
 
-def daemon_pids(mountpoint):
-    """lazyroot processes whose command line names mountpoint; only read."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"lazyroot" and b"mount" in argv and mountpoint.encode() in argv:
-            pids.append(int(d))
-    return pids
-
-
 @unittest.skipUnless(os.path.exists("/dev/fuse"), "/dev/fuse is missing: FUSE mounts cannot run here")
 class MountMemory(unittest.TestCase):
     @classmethod
@@ -140,7 +124,7 @@ class MountMemory(unittest.TestCase):
         r = self.run_lazyroot("mount", "--cache-size", str(CACHE_MIB), self.ref, mnt)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.addCleanup(lambda: os.path.ismount(mnt) and self.run_lazyroot("umount", mnt))
-        pids = daemon_pids(mnt)
+        pids = peak_rss.daemon_pids(mnt)
         self.assertEqual(len(pids), 1, "daemon not found: %s" % pids)
         hwm_start = peak_rss.vm_hwm_mib(pids[0])
 
@@ -242,7 +226,7 @@ class MountLargeWindows(unittest.TestCase):
         r = self.run_lazyroot("mount", "--cache-size", str(CACHE_MIB), self.ref, mnt)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.addCleanup(lambda: os.path.ismount(mnt) and self.run_lazyroot("umount", mnt))
-        pids = daemon_pids(mnt)
+        pids = peak_rss.daemon_pids(mnt)
         self.assertEqual(len(pids), 1, "daemon not found: %s" % pids)
         hwm_start = peak_rss.vm_hwm_mib(pids[0])
 

@@ -36,7 +36,7 @@ import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
 import registry  # noqa: E402
 import tree_listing  # noqa: E402
-from peak_rss import run_measured, vm_hwm_mib  # noqa: E402
+from peak_rss import daemon_pids, run_measured, vm_hwm_mib  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
 ent, tar_bytes = ei.ent, ei.tar_bytes
@@ -187,17 +187,7 @@ class HostileStore(PullTestCase):
         if rc != 0:
             return rc, err, None, peak, None
         try:
-            daemons = []
-            for d in os.listdir("/proc"):
-                if not d.isdigit():
-                    continue
-                try:
-                    with open("/proc/%s/cmdline" % d, "rb") as f:
-                        argv = f.read().split(b"\0")
-                except OSError:
-                    continue
-                if argv and os.path.basename(argv[0]) == b"lazyroot" and mnt.encode() in argv:
-                    daemons.append(int(d))
+            daemons = daemon_pids(mnt)
             listing = tree_listing.listing(mnt, dir_mtime=False)
             hwm = max((vm_hwm_mib(p) for p in daemons), default=None)
             if hwm is not None:

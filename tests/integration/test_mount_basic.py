@@ -27,6 +27,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 import registry  # noqa: E402
+from peak_rss import daemon_pids  # noqa: E402
 from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
 
 MTIME = 1700000000.5  # a fraction a float holds exactly: checks nanosecond mtimes
@@ -176,24 +177,6 @@ def listing(top):
                         st.st_mtime_ns, xattrs, nlink)
     groups = sorted(sorted(g) for g in by_ino.values() if len(g) > 1)
     return out, groups
-
-
-def mount_daemons(mountpoint):
-    """PIDs of lazyroot processes whose command line names mountpoint (the
-    daemon our `lazyroot mount` forked); only ever watched, never signalled."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        if argv and os.path.basename(argv[0]) == b"lazyroot" and b"mount" in argv and \
-                mountpoint.encode() in argv:
-            pids.append(int(d))
-    return pids
 
 
 def daemon_alive(pid):
@@ -377,7 +360,7 @@ class MountBasic(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.addCleanup(self.unmount, d)
         self.assertTrue(os.path.ismount(d))
-        daemons = mount_daemons(d)
+        daemons = daemon_pids(d)
         self.assertEqual(len(daemons), 1, "expected one daemon for %s" % d)
         with open(os.path.join(d, "data/plain.txt"), "rb") as f:
             self.assertEqual(f.read(), b"from an uncompressed layer\n")
@@ -398,7 +381,7 @@ class MountBasic(unittest.TestCase):
         r = self.run_lazyroot("mount", self.ref, d)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.addCleanup(self.unmount, d)
-        daemons = mount_daemons(d)
+        daemons = daemon_pids(d)
         self.assertEqual(len(daemons), 1)
         f = open(os.path.join(d, "data/big.bin"), "rb")
         try:

@@ -6,7 +6,8 @@ command (through GNU time), stdout and stderr decoded as text. A child killed by
 signal has a negative returncode, as in subprocess.
 
 vm_hwm_mib(pid) reads VmHWM of a live process (e.g. a mount daemon, which is
-not our child) from /proc/PID/status.
+not our child) from /proc/PID/status; daemon_pids(mountpoint) finds the
+lazyroot daemon serving a mountpoint (only read, never signalled).
 """
 
 import os
@@ -95,3 +96,20 @@ def vm_hwm_mib(pid):
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     raise ValueError("no VmHWM for pid %d" % pid)
+
+
+def daemon_pids(mountpoint):
+    """PIDs of lazyroot processes whose command line names mountpoint (the
+    daemon a `lazyroot mount` forked)."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"lazyroot" and b"mount" in argv and mountpoint.encode() in argv:
+            pids.append(int(d))
+    return pids
