@@ -109,7 +109,10 @@ class StoreFull(PullTestCase):
         self.root = os.path.join(store, "root")
         failed = ok = 0
         outcomes = []
-        for size in sizes:
+
+        def attempt(size):
+            """True when the pull fit; a failure is checked, then healed."""
+            nonlocal failed, ok
             for n in os.listdir(store):
                 shutil.rmtree(os.path.join(store, n))
             self.resize(store, size)
@@ -119,9 +122,9 @@ class StoreFull(PullTestCase):
                 ok += 1
                 outcomes.append("%d: fit" % size)
                 self.assertEqual(sf.store_invariants(self.root, self.blobs), [], what)
-                continue
+                return True
             failed += 1
-            outcomes.append("%d: %s" % (size, r.stderr.strip().splitlines()[-1][:160]))
+            outcomes.append("%d: %s" % (size, r.stderr.strip().splitlines()[-1][:300]))
             self.assertFull(r, what, names=[self.root, "sha256:", "index", "tree", "blob"])
             self.assertNothingPublished(what)
             self.resize(store, total * 3)
@@ -134,6 +137,19 @@ class StoreFull(PullTestCase):
             diff = sf.same_tree(d, self.want)
             self.assertEqual(diff, "", "extract after %s differs from GNU tar" % what)
             shutil.rmtree(d)
+            return False
+
+        last_fail = fits = None
+        for size in sizes:
+            if attempt(size):
+                fits = size
+                break
+            last_fail = size
+        # Page by page between the last size that failed and the first that
+        # fit: the writes after the blobs (indexes, tree, record) meet ENOSPC here.
+        if fits and last_fail:
+            for size in range(last_fail + 4096, fits, 4096):
+                attempt(size)
         sys.stderr.write("\n[pull into a full store: %d sizes failed, %d fit, %.1f s]\n  %s\n"
                          % (failed, ok, time.monotonic() - start, "\n  ".join(outcomes)))
         self.assertGreaterEqual(failed, 4)
@@ -152,7 +168,7 @@ class StoreFull(PullTestCase):
             self.assertEqual(os.listdir(fs), [], "%s: left %s" % (what, os.listdir(fs)))
             self.assertEqual(sf.store_invariants(self.root, self.blobs), [], what)
             sys.stderr.write("\n[%s: %s]" % (what, r.stderr.strip().splitlines()[-1][:200]))
-        self.resize(fs, 3 * self.blob_bytes)
+        self.resize(fs, 3 * self.blob_bytes + 80 * MiB)  # extract keeps 64 MiB free
         self.assertOk(self.lazyroot("extract", self.ref, d), "extract once there is space")
         self.assertEqual(sf.same_tree(d, self.want), "")
         sys.stderr.write("\n[extract into a full DIR: %.1f s] " % (time.monotonic() - start))
@@ -175,7 +191,7 @@ class StoreFull(PullTestCase):
                 f = self.lazyroot("fsck")
                 self.assertEqual(f.returncode, 0, "%s: fsck: %s %s" % (what, f.stdout[-2000:], f.stderr[-1000:]))
             sys.stderr.write("\n[%s: %s]" % (what, r.stderr.strip().splitlines()[-1][:200]))
-        self.resize(store, 3 * self.blob_bytes)
+        self.resize(store, 3 * self.blob_bytes + 80 * MiB)
         r = self.lazyroot("extract", self.ref)
         self.assertOk(r, "cached extract once there is space")
         self.assertEqual(r.stdout.strip(), rootfs)
