@@ -26,9 +26,10 @@
 #include "src/manifest.h"
 #include "src/reference.h"
 
-#if __has_include("fs/rootfs_check.h")
+// Until h4's CompareRootfs is merged (src/CMakeLists.txt sets this when
+// fs/rootfs_check.cc exists), cached extracts are checked for completeness only.
+#ifdef LAZYROOT_HAVE_ROOTFS_CHECK
 #include "fs/rootfs_check.h"
-#define LAZYROOT_HAVE_ROOTFS_CHECK 1
 #endif
 
 namespace lazyroot {
@@ -690,11 +691,11 @@ class Checker {
     const std::string rdir = root_ + "/rootfs";
     for (const std::string& name : ListNames(rdir)) {
       const std::string hex = name.substr(0, name.find('.'));
-      if (rootfs_seen_.count(hex) != 0) continue;
-      if (TempOwner(name) != 0) {
+      if (TempOwner(name) != 0) {  // <hex>.done.tmp.<pid>: a marker being written
         TempDebris("rootfs/" + name);
         continue;
       }
+      if (rootfs_seen_.count(hex) != 0) continue;
       if (!IsSha256Hex(hex)) {
         StoreFinding& f = Problem("rootfs/" + name, "not a cached extract");
         Repair(f, "removed", [&] { return RemovePath(rdir + "/" + name); });

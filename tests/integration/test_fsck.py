@@ -22,7 +22,7 @@ import make_image as mi  # noqa: E402
 import registry  # noqa: E402
 from pull_harness import SOURCE_DIR, PullTestCase, verify_blobs  # noqa: E402
 
-HAVE_ROOTFS_CHECK = os.path.exists(os.path.join(SOURCE_DIR, "fs", "rootfs_check.h"))
+HAVE_ROOTFS_CHECK = os.path.exists(os.path.join(SOURCE_DIR, "fs", "rootfs_check.cc"))
 
 
 def hexof(digest):
@@ -296,7 +296,7 @@ class Fsck(PullTestCase):
             self.assertNotIn("rootfs/" + hexof(self.a.digest), notes)
             self.assertTrue(os.path.isdir(target))
 
-    @unittest.skipUnless(HAVE_ROOTFS_CHECK, "fs/rootfs_check.h (CompareRootfs) not merged yet")
+    @unittest.skipUnless(HAVE_ROOTFS_CHECK, "fs/rootfs_check.cc (CompareRootfs) not merged yet")
     def test_changed_cached_extract(self):
         target = self.extract_ok(self.ref("a"))
         path = os.path.join(target, "etc", "hello.txt")
