@@ -7,15 +7,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "fs/extract_writer.h"
+#include "index/exception_status.h"
 #include "index/byte_source.h"
 #include "index/file_reader.h"
 #include "index/image_tree.h"
@@ -108,6 +113,29 @@ Status RemovePath(const std::string& path) {
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
 
+// fn(i) for i in [0, n) on up to one thread per CPU: hashing blobs and
+// re-indexing layers are CPU-bound and independent. fn must not throw.
+void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
+  };
+  const size_t want = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), n);
+  std::vector<std::thread> threads;
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(want);
+  for (size_t t = 1; t < want; ++t) {
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;  // the workers already started take this one's share
+    }
+  }
+  worker();
+  for (auto& t : threads) t.join();
+}
+
 struct BlobState {
   bool present = false;
   bool bad = false;  // its bytes or its size are wrong: unusable
@@ -189,7 +217,9 @@ class Checker {
     RepairNote(rel, "temp file of an interrupted write (process " + std::to_string(pid) + " is gone)", root_ + "/" + rel);
   }
   void Progress(const char* phase, uint64_t done, uint64_t total) {
-    if (options_.progress) options_.progress(StoreCheckProgress{phase, done, total});
+    if (!options_.progress) return;
+    std::lock_guard<std::mutex> lock(progress_mu_);
+    options_.progress(StoreCheckProgress{phase, done, total});
   }
 
   // ---- image records --------------------------------------------------------
@@ -273,7 +303,7 @@ class Checker {
       struct stat st {};
       if (::lstat((dir + "/" + name).c_str(), &st) == 0 && S_ISREG(st.st_mode)) total += static_cast<uint64_t>(st.st_size);
     }
-    uint64_t done = 0;
+    std::vector<std::string> to_hash;
     for (const std::string& name : names) {
       const std::string path = dir + "/" + name;
       const std::string rel = "blobs/sha256/" + name;
@@ -291,27 +321,34 @@ class Checker {
       BlobState& b = blobs_[name];
       b.present = true;
       b.size = static_cast<uint64_t>(st.st_size);
-      const std::string object = "blob sha256:" + name;
       if (!S_ISREG(st.st_mode)) {
         b.bad = true;
-        Problem(object, "not a regular file");
+        Problem("blob sha256:" + name, "not a regular file");
         continue;
       }
       report_.blobs++;
       report_.blob_bytes += b.size;
-      if (options_.quick) continue;
-      auto got = HashFile(path, &done, total);
-      if (!got.ok()) {
-        b.bad = true;
-        Problem(object, got.status().message());
-      } else if (*got != name) {
-        b.bad = true;
-        Problem(object, "the stored bytes hash to sha256:" + *got);
+      if (!options_.quick) to_hash.push_back(name);
+    }
+    std::vector<std::optional<Result<std::string>>> hashes(to_hash.size());
+    std::atomic<uint64_t> done{0};
+    ParallelFor(to_hash.size(), [&](size_t i) {
+      try {
+        hashes[i] = HashFile(dir + "/" + to_hash[i], &done, total);
+      } catch (...) {
+        hashes[i] = Result<std::string>(CurrentExceptionStatus("hash blob sha256:" + to_hash[i]));
       }
+    });
+    for (size_t i = 0; i < to_hash.size(); ++i) {
+      const Result<std::string>& got = *hashes[i];
+      if (got.ok() && *got == to_hash[i]) continue;
+      blobs_[to_hash[i]].bad = true;
+      Problem("blob sha256:" + to_hash[i], got.ok() ? "the stored bytes hash to sha256:" + *got : got.status().message());
     }
   }
 
-  Result<std::string> HashFile(const std::string& path, uint64_t* done, uint64_t total) {
+  // Called from several threads.
+  Result<std::string> HashFile(const std::string& path, std::atomic<uint64_t>* done, uint64_t total) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Status::FromErrno("open " + path, errno);
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -327,8 +364,7 @@ class Checker {
       }
       if (n == 0) break;
       hash.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
-      *done += static_cast<uint64_t>(n);
-      Progress("blobs", *done, total);
+      Progress("blobs", done->fetch_add(static_cast<uint64_t>(n)) + static_cast<uint64_t>(n), total);
     }
     ::close(fd);
     return hash.FinishHex();
@@ -447,7 +483,8 @@ class Checker {
 
   // Checks the layer's index; returns the bytes of a sound index for it (the
   // stored one, or the one rebuilt from the blob), or nullopt.
-  std::optional<std::string> CheckIndex(const std::string& digest, const std::string& diff_id) {
+  std::optional<std::string> CheckIndex(const std::string& digest, const std::string& diff_id,
+                                        std::optional<Result<std::string>>* prebuilt) {
     const std::string path = store_.IndexPath(digest);
     const std::string object = "layer index " + digest;
     report_.indexes++;
@@ -463,7 +500,9 @@ class Checker {
     }
     std::optional<std::string> built;
     if (!options_.quick || (!wrong.empty() && options_.repair)) {
-      auto b = BuildLayerIndexFile(store_, digest, diff_id, options_.limits);
+      Result<std::string> b = prebuilt != nullptr && prebuilt->has_value()
+                                  ? std::move(**prebuilt)
+                                  : BuildLayerIndexFile(store_, digest, diff_id, options_.limits);
       if (!b.ok()) {
         // The blob hashed right: it is the config's DiffID or a budget that fails.
         Problem(object, "cannot be rebuilt from its blob: " + b.status().message());
@@ -498,12 +537,40 @@ class Checker {
   void CheckDerived(Record& r) {
     const ImageRecord& rec = r.record;
     const std::vector<std::string>& diff_ids = diff_ids_[rec.manifest_digest];
+    // The layers' indexes rebuilt from their blobs, in parallel: with
+    // hashing, the time a full check takes.
+    const size_t n = rec.layer_digests.size();
+    std::vector<std::optional<Result<std::string>>> built(n);
+    if (!options_.quick) {
+      std::vector<size_t> todo;
+      uint64_t total = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (index_files_.count(rec.layer_digests[i]) != 0) continue;
+        if (std::any_of(todo.begin(), todo.end(), [&](size_t j) { return rec.layer_digests[j] == rec.layer_digests[i]; })) {
+          continue;
+        }
+        todo.push_back(i);
+        total += blobs_[Hex(rec.layer_digests[i])].size;
+      }
+      std::atomic<uint64_t> done{0};
+      ParallelFor(todo.size(), [&](size_t t) {
+        const size_t i = todo[t];
+        const std::string& digest = rec.layer_digests[i];
+        try {
+          built[i] = BuildLayerIndexFile(store_, digest, diff_ids[i], options_.limits);
+        } catch (...) {
+          built[i] = Result<std::string>(CurrentExceptionStatus("layer " + digest + ": rebuild its index"));
+        }
+        const uint64_t size = blobs_.at(Hex(digest)).size;
+        Progress("indexes", done.fetch_add(size) + size, total);
+      });
+    }
     std::vector<std::string> indexes;
     bool have_indexes = true;
-    for (size_t i = 0; i < rec.layer_digests.size(); ++i) {
+    for (size_t i = 0; i < n; ++i) {
       const std::string& digest = rec.layer_digests[i];
       auto it = index_files_.find(digest);
-      if (it == index_files_.end()) it = index_files_.emplace(digest, CheckIndex(digest, diff_ids[i])).first;
+      if (it == index_files_.end()) it = index_files_.emplace(digest, CheckIndex(digest, diff_ids[i], &built[i])).first;
       if (!it->second) {
         have_indexes = false;
         continue;
@@ -587,6 +654,9 @@ class Checker {
     for (const std::string& name : ListNames(root_ + "/rootfs")) {
       if (name.starts_with(hex + ".lazyroot-tmp-")) {
         RepairNote("rootfs/" + name, "temp dir of an interrupted extract", root_ + "/rootfs/" + name);
+      } else if (name.starts_with(hex + ".stale-")) {
+        // A changed extract that extract swapped out: a VM may still run on it.
+        Note("rootfs/" + name, "replaced cached extract (`lazyroot gc` removes it)");
       }
     }
     const bool dir = IsDir(base), done = Exists(base + ".done");
@@ -746,6 +816,7 @@ class Checker {
   std::map<std::string, std::optional<std::string>> index_files_;  // by layer digest
   std::set<std::string> live_blobs_, live_trees_, rootfs_seen_;  // hex
   uint64_t images_done_ = 0;
+  std::mutex progress_mu_;
 };
 
 }  // namespace

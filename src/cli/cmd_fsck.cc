@@ -63,7 +63,7 @@ int RunFsck(const GlobalOptions& global, const FsckArgs& args) {
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
   // A bar on a terminal, and only once there is enough to wait for.
-  BarLine bar(::isatty(STDERR_FILENO) != 0, uint64_t{256} << 20);
+  BarLine bar(::isatty(STDERR_FILENO) != 0, uint64_t{64} << 20);
   options.progress = [&bar](const StoreCheckProgress& p) { bar.Update(p.phase, p.done, p.total); };
   auto report = CheckStore(**store, options);
   bar.Clear();
