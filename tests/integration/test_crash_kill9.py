@@ -213,13 +213,13 @@ class Kill9(PullTestCase):
         rootfs = os.path.join(self.root, "rootfs", self.img.digest[7:])
         own = [l.digest for l in self.other.layers[2:]] + [self.other.config.digest]
 
-        def garbage():
+        def garbage(after=""):
             """other's record gone, its blobs, indexes, tree and cached rootfs left to gc."""
             self.timed("pull", "-q", self.other_ref)
             self.timed("extract", self.other_ref)
             # A cached rootfs a killed gc was removing must not be handed out.
             self.check_extracted(os.path.join(self.root, "rootfs", self.other.digest[7:]),
-                                 "cached extract of the image a killed gc was removing", self.want_other)
+                                 "cached extract of the image %s was removing" % (after or "gc"), self.want_other)
             self.assertOk(self.lazyroot("rm", self.other_ref))
 
         garbage()
@@ -229,7 +229,7 @@ class Kill9(PullTestCase):
             # After a killed gc (i > 0), garbage() pulls and extracts the image
             # that gc was removing: its cached rootfs must be whole, never
             # what the killed gc left of it.
-            garbage()
+            garbage("the gc killed in iteration %d" % (i - 1) if i else "")
             if self.kill_at(rng, duration, "gc"):
                 kills += 1
             else:
