@@ -115,9 +115,10 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     if (!removed.ok()) return Fail(removed);
   }
 
-  // Extract reads whole layers anyway: re-hash them first, so a blob changed
-  // on disk is caught rather than written out (OpenImage names the image).
-  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = true, .limits = *limits});
+  // Every byte extract reads of a blob is checked against the chunk digests
+  // recorded at pull (OpenImage's VerifiedByteSource): a blob changed on disk
+  // fails the extract, naming the blob and the bytes, and leaves no DIR.
+  auto opened = OpenImage(**store, *rec, OpenImageOptions{.limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
   auto start = std::chrono::steady_clock::now();
   // Armed while DIR's temp dir exists: a signal then makes ExtractTree stop
