@@ -163,10 +163,11 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     if (done.ok()) done_mode = *done;
     check = have_dir && S_ISDIR(st.st_mode) && done_mode == mode;
   }
-  // Extract reads whole layers anyway: re-hash them first, so a blob changed
-  // on disk is caught rather than written out (OpenImage names the image).
-  bool verified = !check;
-  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = verified, .limits = *limits});
+
+  // Every byte extract reads of a blob is checked against the chunk digests
+  // recorded at pull (OpenImage's VerifiedByteSource): a blob changed on disk
+  // fails the extract, naming the blob and the bytes, and leaves no DIR.
+  auto opened = OpenImage(**store, *rec, OpenImageOptions{.limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
 
   bool reuse = false;
@@ -194,10 +195,6 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   }
 
   if (!reuse) {
-    if (!verified) {
-      Status st = VerifyLayerBlobs(**store, rec->layer_digests);
-      if (!st.ok()) return Fail(st.WithContext("image " + rec->reference));
-    }
     if (!target.done.empty()) {
       // No marker while the tree at dir is not the one it describes.
       if (::unlink(target.done.c_str()) != 0 && errno != ENOENT) {
