@@ -197,14 +197,37 @@ Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
   struct stat st;
   if (::fstat(fd, &st) != 0) return Status::FromErrno("image tree " + path + ": fstat", errno);
   // The 32-bit counts bound a valid file well below this; a larger one is
-  // not read at all.
+  // not read at all. One whose header is not a tree header of its size costs
+  // one 128-byte read: garbage in the store never costs its size in memory.
   constexpr uint64_t kMaxTreeFile = uint64_t{1} << 36;
   if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kMaxTreeFile) {
     return Status::Corruption("image tree " + path + ": implausible size " + std::to_string(st.st_size));
   }
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size >= kHeaderSize) {
+    uint8_t h[kHeaderSize];
+    ssize_t r;
+    do {
+      r = ::pread(fd, h, kHeaderSize, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return Status::FromErrno("image tree " + path + ": read", errno);
+    if (static_cast<size_t>(r) == kHeaderSize && std::memcmp(h + kHMagic, kMagic, 8) == 0 &&
+        Load<uint32_t>(h + kHVersion) == kVersion && Load<uint64_t>(h + kHFileSize) != size) {
+      return Status::Corruption("image tree " + path + ": file size " + std::to_string(size) +
+                                " does not match the header's " + std::to_string(Load<uint64_t>(h + kHFileSize)) +
+                                " (truncated?)");
+    }
+    if (static_cast<size_t>(r) < kHeaderSize || std::memcmp(h + kHMagic, kMagic, 8) != 0 ||
+        Load<uint32_t>(h + kHVersion) != kVersion) {
+      // Validate says which (bad magic, older version) from the header alone.
+      auto storage = std::make_shared<Storage>();
+      storage->name = path;
+      storage->owned.assign(h, h + std::min<size_t>(static_cast<size_t>(r), kHeaderSize));
+      return FromStorage(std::move(storage));
+    }
+  }
   auto storage = std::make_shared<Storage>();
   storage->name = path;
-  const auto size = static_cast<size_t>(st.st_size);
   storage->read.reset(new uint8_t[std::max<size_t>(size, 1)]);
   storage->read_size = size;
   uint8_t* buf = storage->read.get();

@@ -87,8 +87,9 @@ class ImageTree {
   static Result<ImageTree> Open(std::vector<uint8_t> bytes, std::string name);
   // Reads the file at `path` into memory and validates it like Open.
   // Returns IoError if it cannot be opened or read, Corruption if it is
-  // invalid (also when it changes size while being read). Nothing refers to
-  // the file afterwards.
+  // invalid (also when it changes size while being read). A file whose
+  // header is not a version-2 header of its size is refused after reading
+  // the header alone. Nothing refers to the file afterwards.
   static Result<ImageTree> OpenFile(const std::string& path);
 
   // Records Open/OpenFile looked at while validating: nodes + dirents +
