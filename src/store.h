@@ -1,7 +1,7 @@
 // Store: lazyroot's on-disk state under one root directory.
 //   blobs/sha256/<hex>   verified content (layers, configs, manifests)
 //   index/sha256/<hex>   layer indexes (written by the index code)
-//   trees/<hex>          merged image tree of manifest <hex> (mmap-able)
+//   trees/<hex>          merged image tree of manifest <hex> (read whole, never mapped)
 //   images/<key>.json    reference -> manifest digest + platform, one file each
 //   tmp/                 downloads in progress (<hex>.partial) and their locks
 //   inuse/<hex>.lock     held (flock, shared) by each mount of manifest <hex>
