@@ -395,7 +395,9 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
   const std::string what = "pull " + ref.ToString();
   FileLock lock;
   if (!options.store_locked) {
-    auto locked = store.LockStore(false);
+    auto locked = store.LockStore(false, [&] {
+      if (options.progress) options.progress->Note("waiting for the store lock (gc or fsck --repair is running)");
+    });
     if (!locked.ok()) return locked.status().WithContext(what);
     lock = std::move(*locked);
   }

@@ -414,6 +414,7 @@ Result<std::vector<ImageRecord>> Store::LiveImages() {
 Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
   LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, LockStore(true, on_wait));
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, LiveImages());
+  TestPause("gc-collecting");  // the live set is decided, nothing removed yet
   std::set<std::string> live;  // hex digests
   for (const ImageRecord& r : images) {
     for (const std::string* d : {&r.manifest_digest, &r.index_digest, &r.config_digest}) {

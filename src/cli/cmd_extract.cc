@@ -74,7 +74,8 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   if (!store.ok()) return Fail(store.status());
   // Shared from before the pull to the end (src/STORE.md): gc waits, so it
   // cannot delete what we pulled, read or are writing into rootfs/.
-  auto store_lock = (*store)->LockStore(false);
+  auto store_lock = (*store)->LockStore(
+      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
   if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
   if (!rec.ok()) return Fail(rec.status());

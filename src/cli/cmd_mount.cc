@@ -133,7 +133,8 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   // Shared from before the record is read until the in-use marker is held
   // and the image open (src/STORE.md): gc cannot run in between, so it can
   // neither delete what we are about to open nor sweep our marker.
-  auto store_lock = (*store)->LockStore(false);
+  auto store_lock = (*store)->LockStore(
+      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
   if (!store_lock.ok()) return Fail(store_lock.status());
   auto record = FindOrPullImage(**store, a.image, a.pull, *limits);
   if (!record.ok()) return Fail(record.status());

@@ -12,6 +12,7 @@ afterwards and removed what it should), never about time.
 
 - gc while a mount opens (the record already removed): gc waits for the
   mount, then keeps the image for the mount's in-use marker.
+- a mount while gc runs: the mount waits, then pulls what gc removed.
 - gc while an extract runs: gc waits from before the extract's pull to its end.
 - gc while a pull runs: gc waits; the downloads it would remove survive.
 - rm + gc while mounted: the mount keeps serving, nothing it needs is removed.
@@ -165,18 +166,24 @@ class StoreLocking(unittest.TestCase):
         says so before it blocks): from then on it can only run after the
         lock's holders let go."""
         gc = self.start("gc")
+        self.read_until(gc, WAITING)
+        return gc
+
+    def read_until(self, p, text):
+        """p's stderr up to text (p must still be running), returned."""
         seen = b""
         deadline = time.monotonic() + 60
-        while WAITING.encode() not in seen:
-            ready, _, _ = select.select([gc.stderr], [], [], 0.1)
+        while text.encode() not in seen:
+            ready, _, _ = select.select([p.stderr], [], [], 0.1)
             if ready:
-                chunk = os.read(gc.stderr.fileno(), 4096)
+                chunk = os.read(p.stderr.fileno(), 4096)
                 if not chunk:
-                    rc, out, err = self.finish(gc)
-                    self.fail("gc did not wait for the store lock: it ran (%d): %s %s" % (rc, out, seen.decode() + err))
+                    rc, out, err = self.finish(p)
+                    self.fail("%s ended (%d) without saying %r: %s %s" % (p.args[3], rc, text, out,
+                                                                          seen.decode() + err))
                 seen += chunk
-            self.assertLess(time.monotonic(), deadline, "gc never said it was waiting")
-        return gc
+            self.assertLess(time.monotonic(), deadline, "%s never said %r" % (p.args[3], text))
+        return seen.decode()
 
     def gc_removed_blobs(self, stdout):
         self.assertTrue(stdout.startswith("Removed "), stdout)
@@ -276,6 +283,26 @@ class StoreLocking(unittest.TestCase):
         target = os.path.join(self.dir, "rootfs")
         self.ok("extract", "--no-pull", self.ref, target)
         self.check_serves_the_image(target)
+
+    def test_a_mount_started_during_gc_waits_then_pulls_again(self):
+        """gc has decided to remove the (rm'd) image; a mount of it waits for
+        gc, finds no record, pulls it again and serves it."""
+        self.ok("pull", self.ref)
+        self.ok("rm", self.ref)
+        gc = self.start("gc", pause="gc-collecting")
+        self.wait_paused(gc, "gc-collecting")
+        d = self.mountpoint()
+        mount = self.start("mount", self.ref, d)
+        seen = self.read_until(mount, WAITING)
+        self.assertNotIn("pulling", seen)  # it has not read the store yet
+        self.go("gc-collecting")
+        rc, out, err = self.finish(gc)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.gc_removed_blobs(out), 4, out)
+        rc, _, err = self.finish(mount)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("pulling it", err)
+        self.check_serves_the_image(d)
 
     def test_rm_and_gc_while_mounted_keep_the_mount_serving(self):
         d = self.mountpoint()
