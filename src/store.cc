@@ -346,6 +346,11 @@ Result<FileLock> Store::HoldImageInUse(std::string_view manifest_digest) {
 
 Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(ImagePath(record.reference), RecordToJson(record)); }
 
+Result<ImageRecord> Store::ReadImageRecord(const std::string& path) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, kMaxRecordBytes));
+  return RecordFromJson(text, path);
+}
+
 Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
   std::string path = ImagePath(reference);
   auto text = ReadWholeFile(path, kMaxRecordBytes);
@@ -432,19 +437,20 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
       if (::unlink(path.c_str()) == 0) report.bytes_freed += size;
     }
   }
-  // Extracted trees (rootfs/<hex> with <hex>.done / .lock) of images no
-  // live image is, and leftovers of extracts that died: their temp dirs
-  // (<hex>.lazyroot-tmp-*) and temp files, whatever the image (every extract
-  // holds the store lock, so none is running now).
+  // Extracted trees (rootfs/<hex> with <hex>.done / .lock) of images that
+  // are not live any more, and for every image what else is there: trees
+  // an extract replaced (<hex>.stale-*, kept so a VM still running on one
+  // was not disturbed) and temp dirs of extracts that were killed (no
+  // extract runs: it holds the store lock shared).
   for (const std::string& name : ListNames(root_ + "/rootfs")) {
-    const std::string hex = name.substr(0, name.find('.'));
-    const bool temp = name.find(".lazyroot-tmp-") != std::string::npos || name.find(".tmp.") != std::string::npos;
-    if (live_trees.count(hex) != 0 && !temp) continue;
+    std::string hex = name.substr(0, name.find('.'));
+    const std::string rest = name.substr(hex.size());
+    if (live_trees.count(hex) != 0 && (rest.empty() || rest == ".done" || rest == ".lock")) continue;
     std::string path = root_ + "/rootfs/" + name;
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (RemoveTree(path).ok() && !temp) report.rootfs_removed++;
+      if (RemoveTree(path).ok()) report.rootfs_removed++;
     } else if (name.ends_with(".lock")) {
       UnlinkIfUnlocked(path);
     } else {

@@ -111,6 +111,11 @@ class Store {
   Result<std::vector<ImageRecord>> LiveImages();
 
   Status PutImage(const ImageRecord& record);
+  // The file the record of reference is kept in: images/<sha256 of it>.json.
+  std::string ImagePath(const std::string& reference) const;
+  // Reads one record file (fsck reads them one by one, so a bad one does not
+  // hide the others as in ListImages). kCorruption names the file.
+  static Result<ImageRecord> ReadImageRecord(const std::string& path);
   Result<std::optional<ImageRecord>> GetImage(const std::string& reference) const;
   Result<std::vector<ImageRecord>> ListImages() const;
   // kNotFound when there is no such record.
@@ -124,7 +129,6 @@ class Store {
 
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}
-  std::string ImagePath(const std::string& reference) const;
   std::string root_;
 };
 
