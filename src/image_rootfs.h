@@ -36,6 +36,8 @@ struct OpenImageOptions {
 
 // Opens the image record's tree (building and persisting it when missing or
 // invalid; layer indexes are rebuilt from blobs when needed) and its blobs.
+// REQUIRES: the store lock, held shared (src/STORE.md): it reads objects gc
+// could remove and may write trees/ and index/.
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
 
 // Re-hashes the stored blob (all layers of an image in parallel with

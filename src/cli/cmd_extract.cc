@@ -21,6 +21,7 @@
 #include "src/index_consumer.h"
 #include "src/pull.h"
 #include "src/reference.h"
+#include "src/test_pause.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -122,11 +123,14 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
+  // Shared from before the pull to the end (src/STORE.md): gc waits, so it
+  // cannot delete what we pulled, read or are writing into rootfs/.
+  auto store_lock = (*store)->LockStore(
+      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
+  if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
   if (!rec.ok()) return Fail(rec.status());
-  // Shared, like a pull: gc cannot delete the blobs we are reading.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  TestPause("extract-pulled");
 
   ExtractOptions options;
   options.rootless = args.rootless;
