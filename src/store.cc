@@ -298,6 +298,11 @@ Result<FileLock> Store::HoldImageInUse(std::string_view manifest_digest) {
 
 Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(ImagePath(record.reference), RecordToJson(record)); }
 
+Result<ImageRecord> Store::ReadImageRecord(const std::string& path) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, kMaxRecordBytes));
+  return RecordFromJson(text, path);
+}
+
 Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
   std::string path = ImagePath(reference);
   auto text = ReadWholeFile(path, kMaxRecordBytes);
