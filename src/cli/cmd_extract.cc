@@ -255,7 +255,7 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
   CLI::App* cmd = app.add_subcommand(
       "extract",
       "Write an image's merged root filesystem into DIR (absent or empty), or into the store's rootfs/ "
-      "directory when DIR is omitted; prints the directory");
+      "directory when DIR is omitted (with --copy DIR: there, then a private copy into DIR); prints the directory");
   cmd->add_option("IMAGE", args->image, "Image reference; pulled first (pull's defaults) if not in the store")
       ->required();
   cmd->add_option("DIR", args->dir,
