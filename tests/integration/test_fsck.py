@@ -308,6 +308,13 @@ class Fsck(PullTestCase):
         self.assertEqual(problems, {})
         problems, _, _ = self.fsck(code=1)
         self.assertEqual(list(problems), ["rootfs/" + hexof(self.a.digest)])
+        # hello.txt and hello-link.txt are one inode: either name may be reported.
+        self.assertTrue(all(w.startswith("differs from image %s: /etc/hello" % self.ref_a) and "contents" in w
+                            for w in problems["rootfs/" + hexof(self.a.digest)]), problems)
+        # Metadata is what --quick compares.
+        os.chmod(path, 0o600)
+        problems, _, _ = self.fsck("--quick", code=1)
+        self.assertEqual(list(problems), ["rootfs/" + hexof(self.a.digest)])
         self.fsck("--repair", code=0)
         self.assertFalse(os.path.exists(target))
         self.fsck(code=0)
