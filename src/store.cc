@@ -298,6 +298,11 @@ Result<FileLock> Store::HoldImageInUse(std::string_view manifest_digest) {
 
 Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(ImagePath(record.reference), RecordToJson(record)); }
 
+Result<ImageRecord> Store::ReadImageRecord(const std::string& path) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path, kMaxRecordBytes));
+  return RecordFromJson(text, path);
+}
+
 Result<std::optional<ImageRecord>> Store::GetImage(const std::string& reference) const {
   std::string path = ImagePath(reference);
   auto text = ReadWholeFile(path, kMaxRecordBytes);
@@ -380,10 +385,14 @@ Result<GcReport> Store::Gc() {
     }
   }
   // Extracted trees (rootfs/<hex> with <hex>.done / .lock) of images no
-  // record names any more.
+  // record names any more, and for every image what else is there: trees
+  // an extract replaced (<hex>.stale-*, kept so a VM still running on one
+  // was not disturbed) and temp dirs of extracts that were killed (no
+  // extract runs: it holds the store lock shared).
   for (const std::string& name : ListNames(root_ + "/rootfs")) {
     std::string hex = name.substr(0, name.find('.'));
-    if (live_trees.count(hex) != 0) continue;
+    const std::string rest = name.substr(hex.size());
+    if (live_trees.count(hex) != 0 && (rest.empty() || rest == ".done" || rest == ".lock")) continue;
     std::string path = root_ + "/rootfs/" + name;
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;

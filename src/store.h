@@ -88,6 +88,11 @@ class Store {
   Result<FileLock> HoldImageInUse(std::string_view manifest_digest);
 
   Status PutImage(const ImageRecord& record);
+  // The file the record of reference is kept in: images/<sha256 of it>.json.
+  std::string ImagePath(const std::string& reference) const;
+  // Reads one record file (fsck reads them one by one, so a bad one does not
+  // hide the others as in ListImages). kCorruption names the file.
+  static Result<ImageRecord> ReadImageRecord(const std::string& path);
   Result<std::optional<ImageRecord>> GetImage(const std::string& reference) const;
   Result<std::vector<ImageRecord>> ListImages() const;
   // kNotFound when there is no such record.
@@ -100,7 +105,6 @@ class Store {
 
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}
-  std::string ImagePath(const std::string& reference) const;
   std::string root_;
 };
 
