@@ -666,49 +666,11 @@ class Extractor {
   std::mutex warn_mu_;
 };
 
-bool IsEmptyDir(const std::string& dir, Status* st) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    *st = Status::FromErrno("open " + dir, errno);
-    return false;
-  }
-  DIR* d = ::fdopendir(fd);  // owns fd from here
-  if (d == nullptr) {
-    *st = Status::FromErrno("opendir " + dir, errno);
-    ::close(fd);
-    return false;
-  }
-  bool empty = true;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string_view n = e->d_name;
-    if (n != "." && n != "..") {
-      empty = false;
-      break;
-    }
-  }
-  ::closedir(d);
-  return empty;
-}
-
 }  // namespace
 
 Result<ExtractReport> ExtractTree(const ImageTree& tree, const ImageContent& content, const std::string& dir_in,
                                   const ExtractOptions& options) {
-  std::string dir = dir_in;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (dir.empty() || dir == "/" || dir == "." || dir == "..") {
-    return Status::InvalidArgument("extract: \"" + dir_in + "\" cannot be the target directory");
-  }
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument("extract: " + dir + " exists and is not a directory");
-    Status open_st;
-    bool empty = IsEmptyDir(dir, &open_st);
-    if (!open_st.ok()) return open_st;
-    if (!empty) return Status::InvalidArgument("extract: " + dir + " is not empty");
-  } else if (errno != ENOENT) {
-    return Status::FromErrno("extract: " + dir, errno);
-  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::string dir, CheckTargetDir(dir_in, "extract"));
 
   // The disk budget, checked before anything is created.
   uint64_t limit = options.max_bytes;

@@ -49,6 +49,13 @@ Result<Fd> OpenBeneath(int root_fd, std::string_view rel, int flags, mode_t mode
 // the failure (0 on success) so callers can classify EPERM/ENOTSUP.
 int SetXattrAt(int dir_fd, const std::string& name, const std::string& xattr, std::string_view value);
 
+// A target directory for ExtractTree and CopyRootfs: `dir_in` without
+// trailing slashes, which must not exist (its parent is checked when the
+// temp dir is made) or be an empty directory, not a symlink to one.
+// InvalidArgument naming it otherwise ("/", ".", "..", not empty, not a
+// directory).
+Result<std::string> CheckTargetDir(const std::string& dir_in, const char* command);
+
 // Removes `path` and everything below it without following symlinks and with
 // a constant number of open fds whatever the depth (it walks down by
 // O_NOFOLLOW opens and back up through ".."; directories are made u+rwx on

@@ -11,6 +11,8 @@ packages=(
   # runtime / tests
   fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography time
   docker-registry skopeo umoci apache2-utils attr
+  # extract --reflink test: a small reflink=1 XFS on a loop device
+  xfsprogs
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer/ASan/UBSan runtimes
   # (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev)
   clang libclang-rt-14-dev

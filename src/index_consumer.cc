@@ -105,6 +105,16 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest) {
   return Status::Ok();
 }
 
+Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                        const Limits& limits) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
+                            OpenFileByteSource(store.BlobPath(blob_digest), "blob " + blob_digest));
+  uint8_t head[4] = {};
+  size_t n = 0;
+  LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
+  return IndexBlobFile(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id, limits);
+}
+
 namespace {
 
 std::span<const uint8_t> AsBytes(const std::string& s) {
@@ -115,14 +125,7 @@ std::span<const uint8_t> AsBytes(const std::string& s) {
 // the index file and returns its bytes.
 Result<std::string> RebuildLayerIndexFile(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                           const Limits& limits) {
-  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
-                            OpenFileByteSource(store.BlobPath(blob_digest), "blob " + blob_digest));
-  uint8_t head[4] = {};
-  size_t n = 0;
-  LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
-  LAZYROOT_ASSIGN_OR_RETURN(
-      std::string file,
-      IndexBlobFile(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id, limits));
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, BuildLayerIndexFile(store, blob_digest, diff_id, limits));
   LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(store.IndexPath(blob_digest), file));
   return file;
 }

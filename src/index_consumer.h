@@ -30,6 +30,12 @@ std::string StagedIndexPath(const Store& store, const std::string& blob_digest);
 // Moves a staged index into index/sha256/ (no-op when none is staged).
 Status CommitStagedIndex(Store& store, const std::string& blob_digest);
 
+// The index file of a stored layer blob, built from the blob (checking
+// diff_id, under `limits`) without storing it: what a rebuild writes, and
+// what fsck compares a stored index with.
+Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                        const Limits& limits = Limits());
+
 // Loads the index of a stored layer blob; if it is missing, corrupt, foreign
 // or of an older format version, rebuilds it from the blob (checking the
 // blob's digest and diff_id) and stores it.

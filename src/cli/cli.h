@@ -28,11 +28,13 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddFsckCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // The record of a pulled image named as the user typed it; kNotFound says
 // "pull it first".
 Result<ImageRecord> FindImage(Store& store, const std::string& text);
 // FindImage, but a missing image is pulled first (under `limits`) when pull is true.
+// REQUIRES: the store lock, held shared (the pull runs under it).
 Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits = Limits());
 
 // Adds `--limit NAME=VALUE` (repeatable) to cmd, its help listing the defaults.

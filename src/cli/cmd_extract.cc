@@ -8,9 +8,12 @@
 #include <cstdint>
 #include <chrono>
 #include <cstdio>
+#include <vector>
 
 #include "fs/extract.h"
 #include "fs/extract_writer.h"
+#include "fs/rootfs_check.h"
+#include "fs/rootfs_copy.h"
 #include "src/cli/cli.h"
 #include "src/cli/interrupt.h"
 #include "src/cli/progress_render.h"
@@ -18,12 +21,15 @@
 #include "src/index_consumer.h"
 #include "src/pull.h"
 #include "src/reference.h"
+#include "src/test_pause.h"
 
 namespace lazyroot::cli {
 namespace {
 
 struct ExtractArgs {
   std::string image, dir;
+  std::string copy;      // --copy DIR: a private copy of the cached rootfs
+  bool reflink = false;  // --reflink: that copy shares extents (FICLONE)
   std::vector<std::string> limits;
   bool rootless = false, pull = true;
   unsigned threads = 0;
@@ -33,6 +39,9 @@ struct ExtractArgs {
 // The default target: <store>/rootfs/<manifest hex>, complete once
 // <hex>.done exists (written after the rename; it holds the mode used).
 // <hex>.lock serialises extractions of one image between processes.
+// The differences named when a cached rootfs was changed.
+constexpr size_t kShownDifferences = 10;
+
 struct DefaultTarget {
   std::string dir, done, lock;
 };
@@ -64,18 +73,64 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
   }
 }
 
+// Prints the first differences between the cached rootfs and the image.
+void PrintDifferences(const std::string& dir, const std::vector<RootfsDifference>& diffs) {
+  std::fprintf(stderr, "lazyroot: %s was changed since it was extracted%s:\n", dir.c_str(),
+               diffs.size() >= kShownDifferences ? " (first differences)" : "");
+  for (const RootfsDifference& d : diffs) std::fprintf(stderr, "lazyroot:   %s: %s\n", d.path.c_str(), d.what.c_str());
+}
+
+// Puts a fresh extract of the image at target.dir while a VM may still be
+// running on the tree there: the fresh tree is written beside it, swapped in
+// with one renameat2(RENAME_EXCHANGE) (no moment without a tree at that
+// path), and the old one is left under "<hex>.stale-XXXXXX", which gc removes.
+// A process running on the old tree keeps it (open directories follow the
+// rename) until that gc; the next extract never hands it out.
+Result<ExtractReport> ReplaceCachedRootfs(const DefaultTarget& target, const OpenedImage& image,
+                                          const ExtractOptions& options) {
+  std::string fresh = target.dir + ".stale-XXXXXX";
+  if (::mkdtemp(fresh.data()) == nullptr) return Status::FromErrno("create a temp dir beside " + target.dir, errno);
+  auto report = ExtractTree(*image.tree, *image.content, fresh, options);
+  if (!report.ok()) {
+    (void)RemoveTree(fresh);
+    return report.status();
+  }
+  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, target.dir.c_str(), RENAME_EXCHANGE) != 0) {
+    const int err = errno;
+    (void)RemoveTree(fresh);
+    return Status::FromErrno("cannot replace " + target.dir + " with a fresh extract (rename-exchange with " + fresh +
+                                 "; a mount point?); remove it by hand and run extract again",
+                             err);
+  }
+  return report;
+}
+
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
+  if (!args.copy.empty() && !args.dir.empty()) {
+    return Fail(Status::InvalidArgument("extract: give either DIR or --copy DIR, not both"));
+  }
+  if (args.reflink && args.copy.empty()) {
+    return Fail(Status::InvalidArgument("extract: --reflink needs --copy DIR"));
+  }
+  if (!args.copy.empty()) {
+    // Refused before anything is pulled or extracted (checked again when copying).
+    auto usable = CheckTargetDir(args.copy, "extract --copy");
+    if (!usable.ok()) return Fail(usable.status());
+  }
   // Before the pull starts any thread, so every thread inherits the mask.
   InterruptScope interrupt;
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
+  // Shared from before the pull to the end (src/STORE.md): gc waits, so it
+  // cannot delete what we pulled, read or are writing into rootfs/.
+  auto store_lock = (*store)->LockStore(
+      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
+  if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
   if (!rec.ok()) return Fail(rec.status());
-  // Shared, like a pull: gc cannot delete the blobs we are reading.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  TestPause("extract-pulled");
 
   ExtractOptions options;
   options.rootless = args.rootless;
@@ -100,19 +155,17 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     }
   }
   Fd lock(lock_fd);
+
+  // A cached rootfs handed out before (a VM may have written it) is checked
+  // before reuse; for that only the tree is needed, not a re-hash of blobs.
+  bool have_dir = false, check = false;
+  std::string done_mode;
   if (!target.done.empty()) {
     struct stat st {};
-    bool have_dir = ::lstat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    have_dir = ::lstat(dir.c_str(), &st) == 0;
     auto done = ReadWholeFile(target.done, 64);
-    if (have_dir && done.ok() && *done == mode) {
-      std::printf("%s\n", dir.c_str());
-      std::fprintf(stderr, "lazyroot: %s already extracted\n", rec->reference.c_str());
-      return kExitOk;
-    }
-    // Incomplete (crash between rename and .done) or extracted in the other mode.
-    ::unlink(target.done.c_str());
-    Status removed = RemoveTree(dir);
-    if (!removed.ok()) return Fail(removed);
+    if (done.ok()) done_mode = *done;
+    check = have_dir && S_ISDIR(st.st_mode) && done_mode == mode;
   }
 
   // Every byte extract reads of a blob is checked against the chunk digests
@@ -120,20 +173,78 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   // fails the extract, naming the blob and the bytes, and leaves no DIR.
   auto opened = OpenImage(**store, *rec, OpenImageOptions{.limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
-  auto start = std::chrono::steady_clock::now();
-  // Armed while DIR's temp dir exists: a signal then makes ExtractTree stop
-  // and remove it rather than leave a half-written tree beside DIR.
-  interrupt.Arm();
-  auto report = ExtractTree(*opened->tree, *opened->content, dir, options);
-  interrupt.Disarm();
-  if (!report.ok()) return Fail(report.status().WithContext("image " + rec->reference));
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (!target.done.empty()) {
-    Status st = WriteFileAtomic(target.done, mode);
-    if (!st.ok()) return Fail(st);
+
+  bool reuse = false;
+  if (check) {
+    auto start = std::chrono::steady_clock::now();
+    RootfsCheckOptions check_options;
+    check_options.rootless = rootless;
+    check_options.max_differences = kShownDifferences;
+    auto diffs = CompareRootfs(*opened->tree, nullptr, dir, check_options);
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!diffs.ok()) {
+      std::fprintf(stderr, "lazyroot: %s cannot be checked (%s); extracting it again\n", dir.c_str(),
+                   diffs.status().message().c_str());
+    } else if (diffs->empty()) {
+      reuse = true;
+      std::fprintf(stderr, "lazyroot: %s already extracted (%u entries match the image, checked in %.0f ms)\n",
+                   rec->reference.c_str(), opened->tree->node_count(), ms);
+    } else {
+      PrintDifferences(dir, *diffs);
+      std::fprintf(stderr, "lazyroot: extracting it again\n");
+    }
+  } else if (have_dir && !done_mode.empty()) {
+    std::fprintf(stderr, "lazyroot: %s was extracted %s; extracting it again %s\n", dir.c_str(),
+                 done_mode == "root\n" ? "as root" : "rootless", rootless ? "rootless" : "as root");
   }
-  std::printf("%s\n", dir.c_str());
-  PrintSummary(dir, *report, seconds);
+
+  if (!reuse) {
+    if (!target.done.empty()) {
+      // No marker while the tree at dir is not the one it describes.
+      if (::unlink(target.done.c_str()) != 0 && errno != ENOENT) {
+        return Fail(Status::FromErrno("remove " + target.done, errno));
+      }
+    }
+    auto start = std::chrono::steady_clock::now();
+    // Armed while a temp dir exists: a signal then makes ExtractTree stop
+    // and remove it rather than leave a half-written tree behind.
+    interrupt.Arm();
+    auto report = have_dir ? ReplaceCachedRootfs(target, *opened, options)
+                           : ExtractTree(*opened->tree, *opened->content, dir, options);
+    interrupt.Disarm();
+    if (!report.ok()) return Fail(report.status().WithContext("image " + rec->reference));
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!target.done.empty()) {
+      Status st = WriteFileAtomic(target.done, mode);
+      if (!st.ok()) return Fail(st);
+    }
+    if (args.copy.empty()) std::printf("%s\n", dir.c_str());
+    PrintSummary(dir, *report, seconds);
+  } else if (args.copy.empty()) {
+    std::printf("%s\n", dir.c_str());
+  }
+  if (args.copy.empty()) return kExitOk;
+
+  // --copy: the checked (or fresh) cached tree, copied while the image's
+  // lock keeps another extract from replacing it.
+  auto start = std::chrono::steady_clock::now();
+  CopyOptions copy_options;
+  copy_options.reflink = args.reflink;
+  copy_options.interrupted = interrupt.flag();
+  interrupt.Arm();
+  auto copied = CopyRootfs(*opened->tree, dir, args.copy, copy_options);
+  interrupt.Disarm();
+  if (!copied.ok()) return Fail(copied.status().WithContext("image " + rec->reference));
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%s\n", args.copy.c_str());
+  std::fprintf(stderr,
+               "lazyroot: %s %s into %s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu others, "
+               "%.1f MiB in %.2f s\n",
+               args.reflink ? "reflinked" : "copied", dir.c_str(), args.copy.c_str(),
+               static_cast<unsigned long long>(copied->files), static_cast<unsigned long long>(copied->dirs),
+               static_cast<unsigned long long>(copied->symlinks), static_cast<unsigned long long>(copied->hardlinks),
+               static_cast<unsigned long long>(copied->others), static_cast<double>(copied->bytes) / (1 << 20),
+               seconds);
   return kExitOk;
 }
 
@@ -144,10 +255,20 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
   CLI::App* cmd = app.add_subcommand(
       "extract",
       "Write an image's merged root filesystem into DIR (absent or empty), or into the store's rootfs/ "
-      "directory when DIR is omitted; prints the directory");
+      "directory when DIR is omitted (with --copy DIR: there, then a private copy into DIR); prints the directory");
   cmd->add_option("IMAGE", args->image, "Image reference; pulled first (pull's defaults) if not in the store")
       ->required();
-  cmd->add_option("DIR", args->dir, "Target directory: must not exist, or be empty");
+  cmd->add_option("DIR", args->dir,
+                  "Target directory: must not exist, or be empty. Without it, the image is extracted once into the "
+                  "store's rootfs/ (checked against the image before each reuse, extracted again if changed)");
+  cmd->add_option("--copy", args->copy,
+                  "Extract into (or reuse) the store's rootfs/, then copy it to DIR (absent or empty): a private, "
+                  "writable root for one VM, with modes, owners, xattrs, mtimes, hardlinks and holes kept")
+      ->option_text("DIR");
+  cmd->add_flag("--reflink", args->reflink,
+                "With --copy: share the files' extents with the cached rootfs (FICLONE; copy-on-write, no data "
+                "copied). DIR must be on the store's file system, and it must support reflinks (xfs with "
+                "reflink=1, btrfs); fails otherwise, never falls back to copying");
   cmd->add_flag("--rootless", args->rootless,
                 "Do not chown or create devices; no setuid/setgid/sticky or group/other write bits on disk; "
                 "record the image's uid:gid:mode in user.containers.override_stat (always on when not running "

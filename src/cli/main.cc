@@ -70,6 +70,7 @@ int main(int argc, char** argv) {
   AddImageCommands(app, global, &run);
   AddMountCommands(app, global, &run);
   AddExtractCommand(app, global, &run);
+  AddFsckCommand(app, global, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -5,6 +5,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -242,6 +243,31 @@ std::unique_ptr<PullProgress> MakeProgress(ProgressMode mode) {
     case ProgressMode::kAuto: break;
   }
   return std::make_unique<NoProgress>();
+}
+
+void BarLine::Update(const std::string& label, uint64_t done, uint64_t total) {
+  if (!enabled_ || total < min_total_) return;
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  if (drawn_ && done < total && now - last_draw_ms_ < 100) return;
+  last_draw_ms_ = now;
+  constexpr int kWidth = 30;
+  int filled = total ? static_cast<int>(kWidth * static_cast<double>(done) / static_cast<double>(total)) : kWidth;
+  std::string bar(static_cast<size_t>(std::min(filled, kWidth)), '=');
+  bar.resize(kWidth, ' ');
+  // Bytes for big totals (blobs), plain counts for small ones (images).
+  const bool bytes = total >= (1u << 20);
+  std::fprintf(stderr, "\r\x1b[2K%-8s [%s] %s / %s", label.c_str(), bar.c_str(),
+               bytes ? Human(done).c_str() : std::to_string(done).c_str(),
+               bytes ? Human(total).c_str() : std::to_string(total).c_str());
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+void BarLine::Clear() {
+  if (!drawn_) return;
+  std::fputs("\r\x1b[2K", stderr);
+  std::fflush(stderr);
+  drawn_ = false;
 }
 
 }  // namespace lazyroot::cli
