@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "fs/extract_writer.h"
+#include "fs/rootfs_check.h"
 #include "index/exception_status.h"
 #include "index/byte_source.h"
 #include "index/file_reader.h"
@@ -31,11 +32,7 @@
 #include "src/manifest.h"
 #include "src/reference.h"
 
-// Until h4's CompareRootfs is merged (src/CMakeLists.txt sets this when
-// fs/rootfs_check.cc exists), cached extracts are checked for completeness only.
-#ifdef LAZYROOT_HAVE_ROOTFS_CHECK
-#include "fs/rootfs_check.h"
-#endif
+
 
 namespace lazyroot {
 
@@ -683,7 +680,6 @@ class Checker {
     if (!done) return RepairNote("rootfs/" + hex, "extract never finished (no .done marker; the next extract redoes it)", base);
     report_.rootfs++;
     Progress("rootfs", 0, 1);
-#ifdef LAZYROOT_HAVE_ROOTFS_CHECK
     if (tree == nullptr || indexes == nullptr) return;  // already reported
     auto mode = ReadWholeFile(base + ".done", 64);
     RootfsCheckOptions check;
@@ -717,9 +713,6 @@ class Checker {
       });
       removed = !f.repaired.empty();
     }
-#else
-    (void)tree, (void)indexes;
-#endif
   }
 
   // ---- the rest of the store --------------------------------------------------
