@@ -647,8 +647,9 @@ class Checker {
       if (merged) return merged;
       return std::move(*tree);
     }
+    const bool have_merged = merge();  // before the finding: a failed merge adds one
     StoreFinding& f = Problem(object, wrong);
-    if (merge()) {
+    if (have_merged) {
       Repair(f, "rebuilt from the layer indexes", [&] {
         auto b = merged->bytes();
         return WriteFileAtomic(path, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
