@@ -110,6 +110,13 @@ Status RemovePath(const std::string& path) {
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
 
+// The format version of a layer index file (index/FORMAT.md: a u32 LE after
+// the 8-byte magic). REQUIRES: at least 12 bytes.
+uint32_t FormatVersion(const std::string& file) {
+  const auto* p = reinterpret_cast<const uint8_t*>(file.data()) + 8;
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
 // fn(i) for i in [0, n) on up to one thread per CPU: hashing blobs and
 // re-indexing layers are CPU-bound and independent. fn must not throw.
 void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
@@ -497,8 +504,12 @@ class Checker {
       if (!st.ok()) wrong = st.message();
       else if (header.diff_id != diff_id) wrong = "made for DiffID " + header.diff_id + ", the config says " + diff_id;
     }
+    // An index of an older format version (same magic, lower version) is a
+    // cache to rebuild, not damage: knowing the current version takes a rebuild.
+    const bool maybe_old = !wrong.empty() && stored.ok() && stored->size() >= 12 &&
+                           stored->compare(0, 8, std::string_view("LZRLIDX\0", 8)) == 0;
     std::optional<std::string> built;
-    if (!options_.quick || (!wrong.empty() && options_.repair)) {
+    if (!options_.quick || (!wrong.empty() && options_.repair) || maybe_old) {
       Result<std::string> b = prebuilt != nullptr && prebuilt->has_value()
                                   ? std::move(**prebuilt)
                                   : BuildLayerIndexFile(store_, digest, diff_id, options_.limits);
@@ -516,6 +527,18 @@ class Checker {
     if (wrong.empty()) {
       *sound = true;
       return std::move(*stored);
+    }
+    if (maybe_old && built && built->size() >= 12 && FormatVersion(*stored) < FormatVersion(*built)) {
+      std::string done;
+      if (options_.repair) {
+        Status st = WriteFileAtomic(path, *built);
+        done = st.ok() ? "rebuilt from the blob" : "not rebuilt: " + st.message();
+      }
+      Note(object, "format version " + std::to_string(FormatVersion(*stored)) + " (now " +
+                       std::to_string(FormatVersion(*built)) + "): the next use rebuilds it",
+           done);
+      *sound = done == "rebuilt from the blob";
+      return built;
     }
     StoreFinding& f = Problem(object, wrong);
     if (built) Repair(f, "rebuilt from the blob", [&] { return WriteFileAtomic(path, *built); });
