@@ -110,8 +110,8 @@ Status RemovePath(const std::string& path) {
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
 
-// The format version of a layer index file (index/FORMAT.md: a u32 LE after
-// the 8-byte magic). REQUIRES: at least 12 bytes.
+// The format version of a layer index or tree file (index/FORMAT.md: a u32
+// LE after the 8-byte magic). REQUIRES: at least 12 bytes.
 uint32_t FormatVersion(const std::string& file) {
   const auto* p = reinterpret_cast<const uint8_t*>(file.data()) + 8;
   return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
@@ -550,6 +550,7 @@ class Checker {
   // order, as OpenImage's BuildTree does from the stored indexes.
   Result<ImageTree> MergeTree(const ImageRecord& rec, const std::vector<std::string>& indexes) {
     TreeBuilder builder(options_.limits);
+    builder.SetImageDigest(rec.manifest_digest);
     for (size_t i = 0; i < indexes.size(); ++i) {
       const std::string& digest = rec.layer_digests[i];
       LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
@@ -645,12 +646,35 @@ class Checker {
       return merged;
     }
     report_.trees++;
+    // A tree of an older format version (same magic, lower version) is a
+    // cache the next mount or extract rebuilds, not damage.
+    uint32_t old_version = 0;
+    if (stored->size() >= 12 && stored->compare(0, 8, std::string_view(ImageTree::kMagic, 8)) == 0 &&
+        FormatVersion(*stored) < ImageTree::kVersion) {
+      old_version = FormatVersion(*stored);
+    }
     std::vector<uint8_t> bytes(stored->begin(), stored->end());
     std::string().swap(*stored);  // one copy at a time
     auto tree = ImageTree::Open(std::move(bytes), path);
     std::string wrong;
+    if (!tree.ok() && old_version != 0) {
+      const bool have_merged = merge();
+      std::string done;
+      if (options_.repair) {
+        Status st = have_merged ? WriteFileAtomic(path, std::string_view(reinterpret_cast<const char*>(merged->bytes().data()),
+                                                                           merged->bytes().size()))
+                                : RemovePath(path);
+        done = !st.ok() ? "not rebuilt: " + st.message() : have_merged ? "rebuilt from the layer indexes" : "removed";
+      }
+      Note(object, "format version " + std::to_string(old_version) + " (now " + std::to_string(ImageTree::kVersion) +
+                       "): the next mount or extract rebuilds it",
+           done);
+      return merged;
+    }
     if (!tree.ok()) {
       wrong = tree.status().message();
+    } else if (tree->ImageDigest() != rec.manifest_digest) {
+      wrong = "built for image " + std::string(tree->ImageDigest()) + ", not " + rec.manifest_digest;
     } else if (tree->layer_count() != rec.layer_digests.size()) {
       wrong = "made from " + std::to_string(tree->layer_count()) + " layers, the image has " +
               std::to_string(rec.layer_digests.size());
