@@ -782,7 +782,16 @@ class Checker {
       live_blobs_.insert(hex);
       auto body = ReadWholeFile(store_.BlobPath("sha256:" + hex), kMaxManifestBytes);
       auto manifest = body.ok() ? ParseImageManifest(*body) : Result<ImageManifest>(body.status());
-      if (!manifest.ok()) continue;
+      if (!manifest.ok()) {
+        // What the mount needs cannot be told: gc refuses to run (Store::LiveImages).
+        const bool named = std::any_of(records_.begin(), records_.end(),
+                                       [&](const Record& r) { return Hex(r.record.manifest_digest) == hex; });
+        if (!named) {
+          Problem("inuse/" + name, "a mount serves image sha256:" + hex + ", whose manifest cannot be read (" +
+                                       manifest.status().message() + "); gc cannot run until that mount ends");
+        }
+        continue;
+      }
       live_blobs_.insert(Hex(manifest->config.digest));
       for (const Layer& l : manifest->layers) live_blobs_.insert(Hex(l.descriptor.digest));
     }
