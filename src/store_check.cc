@@ -524,6 +524,7 @@ class Checker {
   // order, as OpenImage's BuildTree does from the stored indexes.
   Result<ImageTree> MergeTree(const ImageRecord& rec, const std::vector<std::string>& indexes) {
     TreeBuilder builder(options_.limits);
+    builder.SetImageDigest(rec.manifest_digest);  // as OpenImage's BuildTree: the tree names its image
     for (size_t i = 0; i < indexes.size(); ++i) {
       const std::string& digest = rec.layer_digests[i];
       LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
@@ -613,6 +614,8 @@ class Checker {
     std::string wrong;
     if (!tree.ok()) {
       wrong = tree.status().message();
+    } else if (tree->ImageDigest() != rec.manifest_digest) {
+      wrong = "made for image " + std::string(tree->ImageDigest()) + ", not " + rec.manifest_digest;
     } else if (tree->layer_count() != rec.layer_digests.size()) {
       wrong = "made from " + std::to_string(tree->layer_count()) + " layers, the image has " +
               std::to_string(rec.layer_digests.size());
