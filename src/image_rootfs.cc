@@ -11,6 +11,7 @@
 #include "index/exception_status.h"
 #include "index/merge.h"
 #include "index/sha256.h"
+#include "index/verified_source.h"
 #include "src/index_consumer.h"
 #include "src/manifest.h"
 
@@ -18,7 +19,8 @@ namespace lazyroot {
 namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
-                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
+                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables,
+                            std::vector<std::shared_ptr<const ChunkDigests>>* chunks) {
   const size_t n = record.layer_digests.size();
   // Each layer's entries go straight from its index file into the builder,
   // never all held at once. A layer index found corrupt only after some of
@@ -33,14 +35,17 @@ Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::
       const std::string& digest = record.layer_digests[i];
       st = builder.BeginLayer(static_cast<uint32_t>(i), digest);
       if (!st.ok()) break;
+      ChunkDigests layer_chunks;
       auto table = ForEachStoredLayerEntry(
-          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart);
+          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart,
+          &layer_chunks);
       if (!table.ok()) {
         st = table.status();
         break;
       }
       st = builder.EndLayer();
       (*tables)[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+      (*chunks)[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
     }
     if (restart && attempt < n) continue;
     LAZYROOT_RETURN_IF_ERROR(st);
@@ -104,10 +109,6 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
 
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
-  if (options.verify_blobs) {
-    Status st = VerifyLayerBlobs(store, record.layer_digests);
-    if (!st.ok()) return st.WithContext(what);
-  }
   OpenedImage out;
   out.record = record;
   auto config_bytes = store.ReadBlob(record.config_digest, 8u << 20);
@@ -133,6 +134,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   const size_t n = record.layer_digests.size();
   std::vector<std::shared_ptr<const CheckpointTable>> tables(n);
+  std::vector<std::shared_ptr<const ChunkDigests>> chunks(n);
 
   // The persisted tree, if it is valid and made for this image from these
   // layers. It is a cache: anything else about it (an older format, another
@@ -161,12 +163,15 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits);
+      ChunkDigests layer_chunks;
+      auto table =
+          LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits, &layer_chunks);
       if (!table.ok()) return table.status().WithContext(what);
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+      chunks[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables, &chunks);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
@@ -190,7 +195,9 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
                                 " bytes, its layer index describes " + std::to_string(tables[i]->compressed_size) +
                                 " (truncated in the store?); pull the image again");
     }
-    layers.push_back(LayerBlob{digest, std::move(*blob), tables[i]});
+    // Every byte mount and extract read of the blob is checked against the
+    // chunk digests the pull recorded while it verified the blob's digest.
+    layers.push_back(LayerBlob{digest, NewVerifiedByteSource(std::move(*blob), chunks[i]), tables[i]});
   }
   out.content = std::make_shared<const ImageContent>(std::move(layers));
   return out;

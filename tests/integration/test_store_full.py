@@ -120,8 +120,22 @@ class StoreFull(PullTestCase):
             what = "pull into a %d-byte store (blobs %d bytes)" % (size, total)
             if r.returncode == 0:
                 ok += 1
-                outcomes.append("%d: fit" % size)
                 self.assertEqual(sf.store_invariants(self.root, self.blobs), [], what)
+                # A tight store that held the pull: extract (to a DIR elsewhere)
+                # writes the merged tree into it, and may meet the full disk there.
+                d = os.path.join(self.tmp, "fit-%d" % size)
+                r = self.lazyroot("extract", self.ref, d)
+                if r.returncode == 0:
+                    outcomes.append("%d: fit, and so did extract's tree" % size)
+                else:
+                    outcomes.append("%d: fit; extract: %s" % (size, r.stderr.strip().splitlines()[-1][:300]))
+                    self.assertFull(r, "extract from " + what, names=[self.root, "tree"])
+                    self.assertFalse(os.path.exists(d), "extract from %s: DIR exists" % what)
+                    self.assertEqual(sf.store_invariants(self.root, self.blobs), [], "extract from " + what)
+                    self.resize(store, total * 3)
+                    self.assertOk(self.lazyroot("extract", self.ref, d), "extract once the store grew")
+                self.assertEqual(sf.same_tree(d, self.want), "", "extract from " + what)
+                shutil.rmtree(d)
                 return True
             failed += 1
             outcomes.append("%d: %s" % (size, r.stderr.strip().splitlines()[-1][:300]))
