@@ -27,6 +27,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fs/mount_table.h"
 #include "fs/fuse_adapter.h"
 
 namespace lazyroot {
@@ -444,7 +445,8 @@ std::string MountOptionString(const MountOptions& o) {
     if (c == ',' || c == '\\') fsname.push_back('\\');
     fsname.push_back(c);
   }
-  std::string opts = "ro,fsname=" + fsname + ",subtype=lazyroot";
+  // The subtype makes the kernel's fstype kLazyrootFsType, which umount checks.
+  std::string opts = "ro,fsname=" + fsname + ",subtype=" + std::string(kLazyrootFsType.substr(5));
   opts += o.suid ? ",suid" : ",nosuid";
   opts += o.dev ? ",dev" : ",nodev";
   // Other users only get in with the kernel checking the image's modes.

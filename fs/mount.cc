@@ -8,11 +8,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include "fs/fuse_adapter.h"
 #include "fs/mount_ops.h"
+#include "fs/mount_table.h"
 
 extern char** environ;
 
@@ -40,9 +44,40 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   return ServeFuse(fs, options, on_ready);
 }
 
+namespace {
+
+// dir as the mount table spells it. A mount whose daemon died answers every
+// stat with ENOTCONN, realpath included; its parent still resolves, and
+// unmounting such a mount is what umount is most often for.
+Result<std::string> ResolveMountPoint(const std::string& dir) {
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) != nullptr) return std::string(resolved);
+  const int err = errno;
+  std::string path = dir;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  const size_t slash = path.rfind('/');
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (err != ENOTCONN || base == "." || base == ".." || ::realpath(parent.c_str(), resolved) == nullptr) {
+    return Status::FromErrno("umount " + dir, err);
+  }
+  const std::string p(resolved);
+  return p == "/" ? "/" + base : p + "/" + base;
+}
+
+}  // namespace
+
 Status Unmount(const std::string& dir, bool lazy) {
+  LAZYROOT_ASSIGN_OR_RETURN(const std::string path, ResolveMountPoint(dir));
+  LAZYROOT_ASSIGN_OR_RETURN(const std::optional<MountEntry> mounted, FindMount(path));
+  if (!mounted) return Status::InvalidArgument(dir + " is not a mount point");
+  if (mounted->fstype != kLazyrootFsType) {
+    return Status::InvalidArgument(dir + " is not a lazyroot mount (it is " + mounted->fstype + " from " +
+                                   mounted->source + ")");
+  }
   if (geteuid() == 0) {
-    if (umount2(dir.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::Ok();
+    // The resolved path, not following a symlink someone may have put there since.
+    if (umount2(path.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) return Status::Ok();
     const int err = errno;
     if (err == EBUSY) {
       return Status::IoError("umount " + dir + ": in use (a process has a file open or its working directory "
@@ -52,7 +87,7 @@ Status Unmount(const std::string& dir, bool lazy) {
   }
   std::vector<const char*> argv = {"fusermount3", "-u"};
   if (lazy) argv.push_back("-z");
-  for (const char* a : {"--", dir.c_str()}) argv.push_back(a);
+  for (const char* a : {"--", path.c_str()}) argv.push_back(a);
   argv.push_back(nullptr);
   pid_t pid = 0;
   const int err = posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char**>(argv.data()), environ);

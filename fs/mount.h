@@ -39,7 +39,10 @@ struct MountOptions {
 Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
                 const MountOptions& options, const std::function<void()>& on_ready);
 
-// Detaches the FUSE mount at dir: umount2(2) as root, else `fusermount3 -u`.
+// Detaches the lazyroot mount at dir: umount2(2) as root, else
+// `fusermount3 -u`. Anything else mounted there is left alone:
+// kInvalidArgument "DIR is not a lazyroot mount (it is tmpfs from tmpfs)",
+// or "DIR is not a mount point" (looked up in /proc/self/mountinfo).
 // lazy: detach now even while files are open (MNT_DETACH / fusermount3 -z);
 // the daemon exits once the last one is closed. Returns IoError naming dir
 // (and the tool's exit status) on failure; a busy mount says so.

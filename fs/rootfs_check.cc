@@ -213,8 +213,9 @@ class Checker {
       return false;
     }
     if (first_ino_[id] == 0) {
-      auto [it, inserted] = owner_of_ino_.emplace(key, id);
-      if (!inserted) {
+      // An inode with one name shares it with nobody: only the others need
+      // remembering (most files have one; the map stays small).
+      if (st.st_nlink > 1 && !owner_of_ino_.emplace(key, id).second) {
         Add(rel, "shares its inode with another path of the image (a hardlink the image does not have)");
         return false;
       }

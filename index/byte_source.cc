@@ -18,17 +18,31 @@ class FileByteSource final : public ByteSource {
   FileByteSource(const FileByteSource&) = delete;
   FileByteSource& operator=(const FileByteSource&) = delete;
 
+  // The source is the file as it was when opened: size_ bytes. Reads stop
+  // there even if the file grew since, and a file that shrank under us (a
+  // store file truncated under a live mount) is an error for the bytes it
+  // lost, never a short read that a caller could take for the end of the
+  // data or zeros. (Replaced by rename or deleted: the descriptor still reads
+  // the old bytes. Rewritten in place: the verified reads of the layer index
+  // v2 catch that.)
   Status ReadAt(uint64_t offset, std::span<uint8_t> out, size_t* n) const override {
+    *n = 0;
+    if (offset >= size_) return Status::Ok();
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), size_ - offset));
     size_t done = 0;
-    while (done < out.size()) {
-      ssize_t r = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    while (done < want) {
+      ssize_t r = ::pread(fd_, out.data() + done, want - done, static_cast<off_t>(offset + done));
       if (r < 0) {
         int err = errno;
         if (err == EINTR) continue;
         *n = done;
         return Status::FromErrno(name_ + ": read at offset " + std::to_string(offset + done), err);
       }
-      if (r == 0) break;
+      if (r == 0) {
+        *n = done;
+        return Status::IoError(name_ + ": the file ends at offset " + std::to_string(offset + done) + ", it had " +
+                               std::to_string(size_) + " bytes when opened (truncated in the store?)");
+      }
       done += static_cast<size_t>(r);
     }
     *n = done;

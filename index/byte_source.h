@@ -25,7 +25,10 @@ class ByteSource {
   virtual const std::string& Name() const = 0;
 };
 
-// Opens path read-only as a ByteSource backed by pread(2).
+// Opens path read-only as a ByteSource backed by pread(2) on the descriptor
+// opened here: the bytes are those of the file opened, even if the path is
+// later renamed over or unlinked. Size() is its size at open; a read of
+// bytes the file has lost since (truncated) is kIoError naming the source.
 // Returns kNotFound / kIoError naming the path on failure.
 Result<std::unique_ptr<ByteSource>> OpenFileByteSource(const std::string& path, std::string name);
 

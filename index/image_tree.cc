@@ -1,7 +1,6 @@
 #include "index/image_tree.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +31,8 @@ constexpr size_t kXattrSize = 16;
 constexpr size_t kSparseSize = 16;
 constexpr size_t kLayerSize = 8;
 constexpr size_t kCrcOffset = 124;
+// "sha256:" + 64 hex digits is 71; room for longer algorithms, not for junk.
+constexpr uint32_t kMaxImageDigest = 255;
 
 // Header field offsets.
 enum : size_t {
@@ -52,7 +53,8 @@ enum : size_t {
   kHLayersOffset = 80,
   kHStringsOffset = 88,
   kHStringsSize = 96,
-  kHReserved = 104,  // 20 zero bytes up to the crc
+  kHImageDigest = 104,  // string reference: the manifest digest the tree was built for (version 2)
+  kHReserved = 112,     // 12 zero bytes up to the crc
 };
 
 // Node record field offsets.
@@ -157,18 +159,20 @@ bool ValidType(uint8_t t) { return t >= 1 && t <= 6; }
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// Storage: the bytes, owned either as a vector or as a read-only mapping.
+// Storage: the bytes, in memory. Never a mapping of the store file: a mapped
+// file truncated under a live mount raises SIGBUS on the next access to a
+// page past the new end, and one rewritten in place changes records after
+// validation (MAP_PRIVATE only copies pages we write). Heap bytes are
+// 16-byte aligned by operator new; the accessors load fields with memcpy, so
+// no alignment beyond that is needed.
 
 struct ImageTree::Storage {
   std::string name;
-  std::vector<uint8_t> owned;
-  void* map = nullptr;
-  size_t map_size = 0;
-  ~Storage() {
-    if (map != nullptr) munmap(map, map_size);
-  }
-  const uint8_t* data() const { return map != nullptr ? static_cast<const uint8_t*>(map) : owned.data(); }
-  size_t size() const { return map != nullptr ? map_size : owned.size(); }
+  std::vector<uint8_t> owned;                   // Open: the caller's bytes
+  std::unique_ptr<uint8_t[]> read;              // OpenFile: not zero-filled before the read
+  size_t read_size = 0;
+  const uint8_t* data() const { return read ? read.get() : owned.data(); }
+  size_t size() const { return read ? read_size : owned.size(); }
 };
 
 const std::string& ImageTree::name() const {
@@ -186,25 +190,61 @@ Result<ImageTree> ImageTree::Open(std::vector<uint8_t> bytes, std::string name) 
 Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("image tree " + path + ": open", errno);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
   struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int err = errno;
-    ::close(fd);
-    return Status::FromErrno("image tree " + path + ": fstat", err);
+  if (::fstat(fd, &st) != 0) return Status::FromErrno("image tree " + path + ": fstat", errno);
+  // The 32-bit counts bound a valid file well below this; a larger one is
+  // not read at all. One whose header is not a tree header of its size costs
+  // one 128-byte read: garbage in the store never costs its size in memory.
+  constexpr uint64_t kMaxTreeFile = uint64_t{1} << 36;
+  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) > kMaxTreeFile) {
+    return Status::Corruption("image tree " + path + ": implausible size " + std::to_string(st.st_size));
+  }
+  const auto size = static_cast<size_t>(st.st_size);
+  if (size >= kHeaderSize) {
+    uint8_t h[kHeaderSize];
+    ssize_t r;
+    do {
+      r = ::pread(fd, h, kHeaderSize, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return Status::FromErrno("image tree " + path + ": read", errno);
+    if (static_cast<size_t>(r) == kHeaderSize && std::memcmp(h + kHMagic, kMagic, 8) == 0 &&
+        Load<uint32_t>(h + kHVersion) == kVersion && Load<uint64_t>(h + kHFileSize) != size) {
+      return Status::Corruption("image tree " + path + ": file size " + std::to_string(size) +
+                                " does not match the header's " + std::to_string(Load<uint64_t>(h + kHFileSize)) +
+                                " (truncated?)");
+    }
+    if (static_cast<size_t>(r) < kHeaderSize || std::memcmp(h + kHMagic, kMagic, 8) != 0 ||
+        Load<uint32_t>(h + kHVersion) != kVersion) {
+      // Validate says which (bad magic, older version) from the header alone.
+      auto storage = std::make_shared<Storage>();
+      storage->name = path;
+      storage->owned.assign(h, h + std::min<size_t>(static_cast<size_t>(r), kHeaderSize));
+      return FromStorage(std::move(storage));
+    }
   }
   auto storage = std::make_shared<Storage>();
   storage->name = path;
-  if (st.st_size > 0) {
-    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      int err = errno;
-      ::close(fd);
-      return Status::FromErrno("image tree " + path + ": mmap", err);
+  storage->read.reset(new uint8_t[std::max<size_t>(size, 1)]);
+  storage->read_size = size;
+  uint8_t* buf = storage->read.get();
+  for (size_t done = 0; done < size;) {
+    ssize_t r = ::pread(fd, buf + done, size - done, static_cast<off_t>(done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno("image tree " + path + ": read at offset " + std::to_string(done), errno);
     }
-    storage->map = p;
-    storage->map_size = static_cast<size_t>(st.st_size);
+    if (r == 0) {
+      // Truncated between fstat and read: whatever it became, it is not the
+      // file we sized. Corruption, so that the caller rebuilds it.
+      return Status::Corruption("image tree " + path + ": ends at " + std::to_string(done) + " of " +
+                                std::to_string(size) + " bytes (truncated while being read)");
+    }
+    done += static_cast<size_t>(r);
   }
-  ::close(fd);
   return FromStorage(std::move(storage));
 }
 
@@ -227,7 +267,8 @@ Status ImageTree::Validate() {
     return Status::Corruption("file too short for a header (" + std::to_string(size_) + " bytes)");
   if (std::memcmp(d + kHMagic, kMagic, 8) != 0) return Status::Corruption("bad magic (not an image tree file)");
   if (uint32_t v = Load<uint32_t>(d + kHVersion); v != kVersion) {
-    return Status::Corruption("unsupported version " + std::to_string(v));
+    return Status::Corruption("format version " + std::to_string(v) + (v < kVersion ? " (older lazyroot)" : "") +
+                              ", this lazyroot reads version " + std::to_string(kVersion));
   }
   if (Load<uint32_t>(d + kHHeaderSize) != kHeaderSize) return Status::Corruption("bad header size");
   if (Load<uint64_t>(d + kHFileSize) != size_) {
@@ -267,6 +308,12 @@ Status ImageTree::Validate() {
     return Status::Corruption("string pool out of bounds");
   }
   auto string_ok = [&](uint32_t offset, uint32_t length) { return uint64_t{offset} + length <= strings_size_; };
+
+  image_digest_offset_ = Load<uint32_t>(d + kHImageDigest);
+  image_digest_size_ = Load<uint32_t>(d + kHImageDigest + 4);
+  if (!string_ok(image_digest_offset_, image_digest_size_) || image_digest_size_ > kMaxImageDigest) {
+    return Status::Corruption("image digest out of bounds");
+  }
 
   for (uint32_t i = 0; i < layer_count_; ++i) {
     const uint8_t* r = d + layers_offset_ + uint64_t{i} * kLayerSize;
@@ -558,6 +605,8 @@ SparseExtent ImageTree::SparseAt(NodeId id, uint32_t index) const {
   return SparseExtent{Load<uint64_t>(s), Load<uint64_t>(s + 8)};
 }
 
+std::string_view ImageTree::ImageDigest() const { return String(image_digest_offset_, image_digest_size_); }
+
 std::string_view ImageTree::LayerDigest(uint32_t index) const {
   assert(index < layer_count_);
   const uint8_t* l = data_ + layers_offset_ + uint64_t{index} * kLayerSize;
@@ -595,6 +644,7 @@ Result<NodeId> ImageTree::Resolve(std::string_view path) const {
 
 struct ImageTreeWriter::Impl {
   std::vector<std::string> layer_digests;
+  std::string image_digest;
   std::vector<uint8_t> nodes, dirents, xattrs, sparse;
   std::string strings;
   std::unordered_map<std::string_view, uint32_t> interned;
@@ -630,8 +680,10 @@ struct ImageTreeWriter::Impl {
   }
 };
 
-ImageTreeWriter::ImageTreeWriter(std::vector<std::string> layer_digests) : impl_(std::make_unique<Impl>()) {
+ImageTreeWriter::ImageTreeWriter(std::vector<std::string> layer_digests, std::string image_digest)
+    : impl_(std::make_unique<Impl>()) {
   impl_->layer_digests = std::move(layer_digests);
+  impl_->image_digest = std::move(image_digest);
 }
 
 ImageTreeWriter::~ImageTreeWriter() = default;
@@ -717,6 +769,12 @@ Result<ImageTree> ImageTreeWriter::Finish(std::string name) {
     Store<uint32_t>(e + 4, w.Length(digest));
     layers.insert(layers.end(), e, e + kLayerSize);
   }
+  const uint32_t image_digest_offset = w.Intern(w.image_digest);
+  const uint32_t image_digest_size = w.Length(w.image_digest);
+  if (image_digest_size > kMaxImageDigest) {
+    return Status::InvalidArgument("image tree " + name + ": image digest longer than " +
+                                   std::to_string(kMaxImageDigest) + " bytes");
+  }
   w.Count32(w.node_count);
   w.Count32(w.layer_digests.size());
   if (w.too_big) return Status::InvalidArgument("image tree " + name + ": too large for the format's 32-bit fields");
@@ -753,6 +811,8 @@ Result<ImageTree> ImageTreeWriter::Finish(std::string name) {
   Store<uint64_t>(h + kHLayersOffset, layers_off);
   Store<uint64_t>(h + kHStringsOffset, strings_off);
   Store<uint64_t>(h + kHStringsSize, w.strings.size());
+  Store<uint32_t>(h + kHImageDigest, image_digest_offset);
+  Store<uint32_t>(h + kHImageDigest + 4, image_digest_size);
   auto put = [&](uint64_t at, const void* src, size_t n) {
     if (n > 0) std::memcpy(out.data() + at, src, n);
   };

@@ -1,10 +1,12 @@
 // ImageTree: the merged, whiteout-resolved file tree of one image. Immutable.
-// It lives in one contiguous byte image, the "Image tree file" of
-// index/FORMAT.md, whether TreeBuilder just built it in memory or it was
-// mmap'd from the store; the accessors read the fixed-size records in place,
-// so opening a 100k-node tree costs one checksum and one bounds pass, and no
-// per-node allocation. Copies share the bytes. All methods are const and safe
-// to call from any number of threads at once.
+// It lives in one contiguous byte image in memory, the "Image tree file" of
+// index/FORMAT.md, whether TreeBuilder just built it or it was read from the
+// store; the accessors read the fixed-size records in place, so opening a
+// 100k-node tree costs one read, one checksum and one bounds pass, and no
+// per-node allocation. The file is read, never mapped: once validated, the
+// bytes are ours, and a store file truncated or rewritten under a live mount
+// cannot change them or raise SIGBUS. Copies share the bytes. All methods are
+// const and safe to call from any number of threads at once.
 //
 // Nodes are numbered 0..node_count()-1 in breadth-first order, node 0 is the
 // root directory. Hardlinked names share one node. FUSE inode numbers are
@@ -76,14 +78,18 @@ class ImageTree {
  public:
   static constexpr NodeId kRoot = 0;
   static constexpr char kMagic[9] = "LZRTREE1";
-  static constexpr uint32_t kVersion = 1;
+  // 2: the header names the image (manifest digest) the tree was built for.
+  static constexpr uint32_t kVersion = 2;
 
   // Validates `bytes` as an image tree file (magic, version, section bounds,
   // crc32c, every record's offsets, directory ordering, the tree shape) and
   // takes ownership. Returns Corruption naming `name` when anything is off.
   static Result<ImageTree> Open(std::vector<uint8_t> bytes, std::string name);
-  // Maps the file at `path` read-only and validates it like Open. Returns
-  // IoError if it cannot be opened or mapped, Corruption if it is invalid.
+  // Reads the file at `path` into memory and validates it like Open.
+  // Returns IoError if it cannot be opened or read, Corruption if it is
+  // invalid (also when it changes size while being read). A file whose
+  // header is not a version-2 header of its size is refused after reading
+  // the header alone. Nothing refers to the file afterwards.
   static Result<ImageTree> OpenFile(const std::string& path);
 
   // Records Open/OpenFile looked at while validating: nodes + dirents +
@@ -126,6 +132,9 @@ class ImageTree {
   // TreeBuilder::BeginLayer (e.g. "sha256:…"; may be empty strings).
   uint32_t layer_count() const { return layer_count_; }
   std::string_view LayerDigest(uint32_t index) const;  // REQUIRES: index < layer_count()
+  // The image the tree was built for, as given to TreeBuilder::SetImageDigest
+  // (the manifest digest, "sha256:…"; empty if none was given).
+  std::string_view ImageDigest() const;
 
   // The node named by `path` (cleaned lexically; symlinks are NOT followed),
   // nullopt if there is none. "" and "/" name the root.
@@ -157,6 +166,7 @@ class ImageTree {
   uint32_t node_count_ = 0, dirent_count_ = 0, xattr_count_ = 0, sparse_count_ = 0, layer_count_ = 0;
   uint64_t nodes_offset_ = 0, dirents_offset_ = 0, xattrs_offset_ = 0, sparse_offset_ = 0, layers_offset_ = 0;
   uint64_t strings_offset_ = 0, strings_size_ = 0;
+  uint32_t image_digest_offset_ = 0, image_digest_size_ = 0;
   uint64_t validation_work_ = 0;
 };
 
@@ -165,7 +175,8 @@ class ImageTree {
 // Not thread-safe. Every string_view handed in must stay valid until Finish.
 class ImageTreeWriter {
  public:
-  explicit ImageTreeWriter(std::vector<std::string> layer_digests);
+  // `image_digest`: the manifest digest recorded in the header (may be empty).
+  explicit ImageTreeWriter(std::vector<std::string> layer_digests, std::string image_digest = {});
   ImageTreeWriter(const ImageTreeWriter&) = delete;
   ImageTreeWriter& operator=(const ImageTreeWriter&) = delete;
   ~ImageTreeWriter();

@@ -6,14 +6,17 @@
 #include <cstring>
 
 #include "index/limits.h"
+#include "index/sha256.h"
 
 namespace lazyroot {
 namespace {
 
 constexpr char kMagic[8] = {'L', 'Z', 'R', 'L', 'I', 'D', 'X', '\0'};
-constexpr uint32_t kVersion = 1;
-constexpr size_t kHeaderSize = 144;
-constexpr size_t kCrcOffset = 136;
+// Version 2 added the chunk digest section and replaced the CRC-32 with a
+// SHA-256 of the file. A version 1 file is rebuilt from its blob (a cache).
+constexpr uint32_t kVersion = 2;
+constexpr size_t kHeaderSize = 192;
+constexpr size_t kHashOffset = 160;
 constexpr uint32_t kFlagEntriesDeflated = 1;
 
 void PutU32(std::string* s, size_t at, uint32_t v) {
@@ -277,7 +280,8 @@ class EntryWindow {
 namespace {
 
 // *out holds the header space and the entries section: fills the header,
-// appends the checkpoint section and seals the file with its CRC.
+// appends the checkpoint and chunk digest sections and seals the file with
+// its SHA-256.
 void SealFile(const LayerIndex& h, uint64_t count, uint32_t flags, uint32_t raw_len, std::string* out) {
   std::memcpy(out->data(), kMagic, 8);
   PutU32(out, 8, kVersion);
@@ -291,17 +295,23 @@ void SealFile(const LayerIndex& h, uint64_t count, uint32_t flags, uint32_t raw_
   PutU64(out, 80, h.blob_size);
   PutU64(out, 88, h.uncompressed_size);
   PutU64(out, 96, count);
-  PutU32(out, 140, raw_len);
+  PutU32(out, 136, raw_len);
   const size_t entries_at = kHeaderSize;
   const size_t checkpoints_at = out->size();
   *out += h.checkpoints.Serialize();
+  const size_t chunks_at = out->size();
+  for (const Digest32& d : h.chunks.digests) out->append(reinterpret_cast<const char*>(d.data()), d.size());
   PutU64(out, 104, entries_at);
   PutU64(out, 112, checkpoints_at - entries_at);
   PutU64(out, 120, checkpoints_at);
-  PutU64(out, 128, out->size() - checkpoints_at);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32_z(crc, reinterpret_cast<const Bytef*>(out->data()), out->size());
-  PutU32(out, kCrcOffset, static_cast<uint32_t>(crc));
+  PutU64(out, 128, chunks_at - checkpoints_at);
+  PutU32(out, 140, h.chunks.chunk_size);
+  PutU64(out, 144, h.chunks.digests.size());
+  PutU64(out, 152, chunks_at);
+  Sha256 hash;
+  hash.Update(std::string_view(*out));  // the hash field is still zero
+  const Digest32 d = hash.Finish();
+  std::memcpy(out->data() + kHashOffset, d.data(), d.size());
 }
 
 }  // namespace
@@ -331,22 +341,34 @@ std::string LayerIndex::Serialize() const {
 
 namespace {
 
-// What both parsers check: magic, version, checksum, ownership, section
-// bounds. Fills the header fields of *idx and the entry section's place.
+// Where the sections of a file lie (validated by ParseHeader).
+struct Layout {
+  uint64_t count = 0;  // entries
+  uint64_t e_len = 0, c_off = 0, c_len = 0, d_off = 0;
+};
+
+// What both parsers check: magic, version, the file's SHA-256, ownership,
+// section bounds, and the chunk digest section, which it decodes into
+// idx->chunks. Fills the header fields of *idx and *layout.
 Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, const std::string& expected_blob_digest,
-                   LayerIndex* idx, uint64_t* count, uint64_t* e_len, uint64_t* c_off) {
+                   LayerIndex* idx, Layout* layout) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
-  if (bytes.size() < kHeaderSize) return bad("truncated header");
   const uint8_t* p = bytes.data();
+  if (bytes.size() < 12) return bad("truncated header");
   if (std::memcmp(p, kMagic, 8) != 0) return bad("not a lazyroot layer index (bad magic)");
-  if (GetU32(p + 8) != kVersion) return bad("unsupported version " + std::to_string(GetU32(p + 8)));
-  uint32_t stored_crc = GetU32(p + kCrcOffset);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  crc = crc32_z(crc, p, kCrcOffset);
-  const uint8_t zero[4] = {0, 0, 0, 0};
-  crc = crc32_z(crc, zero, 4);
-  crc = crc32_z(crc, p + kCrcOffset + 4, bytes.size() - kCrcOffset - 4);
-  if (static_cast<uint32_t>(crc) != stored_crc) return bad("checksum mismatch");
+  const uint32_t version = GetU32(p + 8);
+  if (version == 1) return bad("written by an older lazyroot (format version 1, no chunk digests)");
+  if (version != kVersion) return bad("unsupported version " + std::to_string(version));
+  if (bytes.size() < kHeaderSize) return bad("truncated header");
+  {
+    Sha256 hash;
+    const uint8_t zero[32] = {};
+    hash.Update(bytes.first(kHashOffset));
+    hash.Update(std::span<const uint8_t>(zero, 32));
+    hash.Update(bytes.subspan(kHashOffset + 32));
+    const Digest32 d = hash.Finish();
+    if (std::memcmp(d.data(), p + kHashOffset, 32) != 0) return bad("SHA-256 of the file does not match its header");
+  }
   idx->blob_digest = RawToDigest(p + 16);
   idx->diff_id = RawToDigest(p + 48);
   if (!expected_blob_digest.empty() && idx->blob_digest != expected_blob_digest) {
@@ -354,26 +376,51 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
   }
   idx->blob_size = GetU64(p + 80);
   idx->uncompressed_size = GetU64(p + 88);
-  *count = GetU64(p + 96);
-  uint64_t e_off = GetU64(p + 104), c_len = GetU64(p + 128);
-  *e_len = GetU64(p + 112);
-  *c_off = GetU64(p + 120);
-  if (e_off != kHeaderSize || *e_len > bytes.size() - e_off || *c_off != e_off + *e_len ||
-      c_len != bytes.size() - *c_off) {
+  layout->count = GetU64(p + 96);
+  const uint64_t e_off = GetU64(p + 104);
+  layout->e_len = GetU64(p + 112);
+  layout->c_off = GetU64(p + 120);
+  layout->c_len = GetU64(p + 128);
+  layout->d_off = GetU64(p + 152);
+  const uint64_t size = bytes.size();
+  if (e_off != kHeaderSize || layout->e_len > size - e_off || layout->c_off != e_off + layout->e_len ||
+      layout->c_len > size - layout->c_off || layout->d_off != layout->c_off + layout->c_len) {
     return bad("section offsets out of bounds");
   }
+  // The chunk table: its shape follows from the blob size and the chunk
+  // size alone, and is checked against the bytes there before any is kept.
+  const uint32_t chunk_size = GetU32(p + 140);
+  const uint64_t chunk_count = GetU64(p + 144);
+  if (chunk_size < kMinChunkBytes || chunk_size > kMaxChunkBytes || (chunk_size & (chunk_size - 1)) != 0) {
+    return bad("chunk size " + std::to_string(chunk_size) + " is not a power of two from 4 KiB to 1 MiB");
+  }
+  const uint64_t want = ChunkDigests::ChunkCount(idx->blob_size, chunk_size);
+  if (chunk_count != want) {
+    return bad(std::to_string(chunk_count) + " chunk digests for a blob of " + std::to_string(idx->blob_size) +
+               " bytes in chunks of " + std::to_string(chunk_size) + " (want " + std::to_string(want) + ")");
+  }
+  if ((size - layout->d_off) % 32 != 0 || (size - layout->d_off) / 32 != chunk_count) {
+    return bad("chunk digest section is not " + std::to_string(chunk_count) + " digests long");
+  }
+  idx->chunks.chunk_size = chunk_size;
+  idx->chunks.blob_size = idx->blob_size;
+  idx->chunks.digests.resize(static_cast<size_t>(chunk_count));  // bounded by the file's size, checked above
+  std::memcpy(idx->chunks.digests.data(), p + layout->d_off, static_cast<size_t>(chunk_count) * 32);
   return Status::Ok();
 }
 
 }  // namespace
 
 Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
-                                                     const std::string& expected_blob_digest, std::string* diff_id) {
+                                                     const std::string& expected_blob_digest, std::string* diff_id,
+                                                     ChunkDigests* chunks) {
   LayerIndex idx;
-  uint64_t count = 0, e_len = 0, c_off = 0;
-  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &count, &e_len, &c_off));
+  Layout layout;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &layout));
   if (diff_id) *diff_id = idx.diff_id;
-  return CheckpointTable::Parse(bytes.subspan(c_off), name);
+  LAZYROOT_ASSIGN_OR_RETURN(CheckpointTable table, CheckpointTable::Parse(bytes.subspan(layout.c_off, layout.c_len), name));
+  if (chunks) *chunks = std::move(idx.chunks);
+  return table;
 }
 
 Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::string& name,
@@ -381,8 +428,9 @@ Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::strin
                                 const std::function<Status(TarEntry&)>& fn) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
   LayerIndex idx;
-  uint64_t count = 0, e_len = 0, c_off = 0;
-  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &count, &e_len, &c_off));
+  Layout layout;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &layout));
+  const uint64_t count = layout.count, e_len = layout.e_len;
   const uint8_t* p = bytes.data();
   const uint64_t e_off = kHeaderSize;
   const uint32_t flags = GetU32(p + 12);
@@ -390,11 +438,11 @@ Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::strin
   uint64_t entries_len = e_len;
   std::unique_ptr<EntryWindow> window;
   if (flags & kFlagEntriesDeflated) {
-    entries_len = GetU32(p + 140);
+    entries_len = GetU32(p + 136);
     // deflate cannot expand more than ~1032:1; a larger claim is a lie.
     if (entries_len / 1032 > e_len) return bad("implausible entries size");
     window = std::make_unique<EntryWindow>(p + e_off, e_len, entries_len);
-  } else if (GetU32(p + 140) != 0) {
+  } else if (GetU32(p + 136) != 0) {
     return bad("reserved field is not zero");
   } else {
     window = std::make_unique<EntryWindow>(p + e_off, e_len);
@@ -407,7 +455,7 @@ Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::strin
   }
   // The checkpoints before any entry: fn sees entries of a file whose every
   // part but the rest of the entry section has been checked.
-  auto table = CheckpointTable::Parse(bytes.subspan(c_off), name);
+  auto table = CheckpointTable::Parse(bytes.subspan(layout.c_off, layout.c_len), name);
   if (!table.ok()) return table.status();
   idx.checkpoints = std::move(*table);
   if (header) *header = std::move(idx);

@@ -2,7 +2,9 @@
 // single pass — its tar entries with their offsets in the uncompressed
 // stream, and the checkpoints for random access into the compressed blob.
 // The on-disk form is described byte by byte in index/FORMAT.md ("Layer
-// index file"): versioned, self-checking (crc32), bound to its blob digest.
+// index file"): versioned, self-checking (SHA-256 of the file), bound to its
+// blob digest, and carrying the digest of every chunk of the blob
+// (ChunkDigests) so reads can be verified against what the pull verified.
 // Value type; Serialize/Parse are pure and thread-safe.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "index/checkpoint.h"
+#include "index/chunk_digests.h"
 #include "index/compression.h"
 #include "index/status.h"
 #include "index/tar_entry.h"
@@ -27,9 +30,10 @@ struct LayerIndex {
   uint64_t uncompressed_size = 0;
   std::vector<TarEntry> entries;  // tar order
   CheckpointTable checkpoints;
+  ChunkDigests chunks;  // of the compressed blob, recorded as it streamed in
 
   std::string Serialize() const;
-  // Validates magic, version, checksum, every length and offset, and that the
+  // Validates magic, version, SHA-256, every length and offset, and that the
   // file belongs to expected_blob_digest (when non-empty). Errors are
   // kCorruption naming `name` (e.g. the file path); never reads out of bounds.
   static Result<LayerIndex> Parse(std::span<const uint8_t> bytes, const std::string& name,
@@ -47,9 +51,11 @@ struct LayerIndex {
                              const std::function<Status(TarEntry&)>& fn);
   // The same validation of the header, checksum and section bounds, but
   // decodes only the checkpoint table (and the digests): what a mount needs
-  // once the merged tree exists. *diff_id receives the layer's DiffID.
+  // once the merged tree exists. *diff_id receives the layer's DiffID and
+  // *chunks the chunk digests (each may be null).
   static Result<CheckpointTable> ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
-                                                  const std::string& expected_blob_digest, std::string* diff_id);
+                                                  const std::string& expected_blob_digest, std::string* diff_id,
+                                                  ChunkDigests* chunks = nullptr);
 };
 
 // LayerIndexWriter: the file LayerIndex::Serialize writes, built while the
@@ -68,7 +74,7 @@ class LayerIndexWriter {
   // format's 32-bit length; far beyond any budget).
   Status Add(const TarEntry& e);
   uint64_t count() const { return count_; }
-  // The whole file, with the digests, sizes and checkpoints of `header`
+  // The whole file, with the digests, sizes, checkpoints and chunks of `header`
   // (its `entries` are ignored). Call once.
   Result<std::string> Finish(const LayerIndex& header);
 

@@ -22,6 +22,7 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
 
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   blob_size_ += compressed.size();
+  chunk_hasher_.Update(compressed);
   return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) {
     diff_hash_.Update(out);
     return tar_->Feed(out);
@@ -41,6 +42,7 @@ Result<std::string> LayerIndexer::FinishFile() {
   header.blob_size = blob_size_;
   header.uncompressed_size = decoder_->total_out();
   header.checkpoints = decoder_->TakeCheckpoints();
+  header.chunks = chunk_hasher_.Finish();
   return writer_.Finish(header);
 }
 
@@ -52,16 +54,30 @@ Result<LayerIndex> LayerIndexer::Finish() {
 
 namespace {
 
-Status FeedBlob(const ByteSource& blob, LayerIndexer* indexer) {
+// Feeds the whole blob to the indexer while hashing it: the chunk digests of
+// a rebuilt index must describe the bytes the registry's digest names, not
+// whatever the store holds now.
+Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerIndexer* indexer) {
+  Sha256 hash;
+  // An indexing error (say, gzip garbage) is held until the digest is known:
+  // for changed bytes "hashes to" is the true diagnosis, as in the pull.
+  Status consumed = Status::Ok();
   std::vector<uint8_t> buf(1 << 20);
   for (uint64_t off = 0; off < blob.Size();) {
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob.ReadAt(off, buf, &n));
     if (n == 0) break;
-    LAZYROOT_RETURN_IF_ERROR(indexer->Consume(std::span<const uint8_t>(buf.data(), n)));
+    const std::span<const uint8_t> bytes(buf.data(), n);
+    hash.Update(bytes);
+    if (consumed.ok()) consumed = indexer->Consume(bytes);
     off += n;
   }
-  return Status::Ok();
+  const std::string got = "sha256:" + hash.FinishHex();
+  if (got != blob_digest) {
+    return Status::Corruption("blob " + blob_digest + ": the stored bytes hash to " + got +
+                              " (changed on disk); cannot index it");
+  }
+  return consumed;
 }
 
 }  // namespace
@@ -69,14 +85,14 @@ Status FeedBlob(const ByteSource& blob, LayerIndexer* indexer) {
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
-  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, &indexer));
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
   return indexer.FinishFile();
 }
 
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
-  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, &indexer));
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
   return indexer.Finish();
 }
 

@@ -1,6 +1,7 @@
 // LayerIndexer: builds a layer's index from its blob's compressed bytes as
-// they stream in (the pull's single pass): decompress -> DiffID hash + tar
-// parser, recording checkpoints on the way. Entries are serialised as they
+// they stream in (the pull's single pass): the compressed bytes -> chunk
+// digests, and decompress -> DiffID hash + tar parser, recording checkpoints
+// on the way. Entries are serialised as they
 // arrive (LayerIndexWriter), never held as TarEntry values, and the tar
 // parser refuses an entry over a kernel limit or a layer over its budget
 // (index/limits.h) as soon as it is seen. Finish() checks the DiffID.
@@ -44,6 +45,7 @@ class LayerIndexer {
   std::string blob_digest_, expected_diff_id_;
   std::unique_ptr<StreamDecoder> decoder_;
   Sha256 diff_hash_;
+  ChunkHasher chunk_hasher_;
   LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
   uint64_t blob_size_ = 0;
@@ -51,7 +53,10 @@ class LayerIndexer {
 
 // Builds the index of a blob already on disk (imported without an index, or
 // pulled by an older lazyroot, or an index that failed validation), under
-// the same limits as a pull. IndexBlobFile returns the file's bytes.
+// the same limits as a pull. The blob is hashed on the way: unless it hashes
+// to blob_digest (a "sha256:<hex>" digest) the result is kCorruption naming
+// the blob, so chunk digests are only ever recorded for bytes the registry's
+// digest vouched for. IndexBlobFile returns the file's bytes.
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits = Limits());
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,

@@ -144,6 +144,7 @@ class TreeBuilder::Impl {
   Status Apply(const TarEntry& e);
   Status EndLayer();
   Result<ImageTree> Finish(std::string name);
+  void SetImageDigest(std::string digest) { image_digest_ = std::move(digest); }
 
   size_t allocated_nodes() const { return nodes_.size(); }
   uint64_t symlink_steps() const { return steps_; }
@@ -236,6 +237,7 @@ class TreeBuilder::Impl {
   std::vector<BuildNode> nodes_;  // node 0 is the root
   std::vector<NodeId> free_;      // released slots, reused by NewNode
   std::vector<std::string> layer_digests_;
+  std::string image_digest_;
   bool in_layer_ = false;
   bool finished_ = false;
   uint32_t layer_ = 0;
@@ -767,7 +769,7 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
     }
   }
 
-  ImageTreeWriter writer(std::move(layer_digests_));
+  ImageTreeWriter writer(std::move(layer_digests_), std::move(image_digest_));
   size_t dirents = 0;
   for (const BuildNode& b : nodes_) dirents += b.children.size();  // free slots hold none
   writer.Reserve(order.size(), dirents);
@@ -818,6 +820,7 @@ Status TreeBuilder::BeginLayer(uint32_t layer_index, std::string_view digest) {
 }
 Status TreeBuilder::Apply(const TarEntry& entry) { return impl_->Apply(entry); }
 Status TreeBuilder::EndLayer() { return impl_->EndLayer(); }
+void TreeBuilder::SetImageDigest(std::string digest) { impl_->SetImageDigest(std::move(digest)); }
 Result<ImageTree> TreeBuilder::Finish(std::string name) && { return impl_->Finish(std::move(name)); }
 size_t TreeBuilder::allocated_nodes() const { return impl_->allocated_nodes(); }
 uint64_t TreeBuilder::parent_steps() const { return impl_->parent_steps(); }

@@ -53,6 +53,11 @@ class TreeBuilder {
   // Ends the open layer: its whiteouts can no longer spare what it created.
   Status EndLayer();
 
+  // Records the image (its manifest digest, "sha256:…") the tree is built
+  // for, so that a reader can tell a tree of another image from its own
+  // (ImageTree::ImageDigest). Optional; any time before Finish.
+  void SetImageDigest(std::string digest);
+
   // Freezes the tree. REQUIRES: no layer open. `name` names the tree in
   // later errors. The builder is spent afterwards.
   Result<ImageTree> Finish(std::string name = "image tree") &&;

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <new>
 #include <stdexcept>
 
 namespace lazyroot {
@@ -41,6 +42,13 @@ std::string Sha256::FinishHex() {
     s[2 * i + 1] = kHex[d[i] & 15];
   }
   return s;
+}
+
+std::array<uint8_t, 32> Sha256::Of(std::span<const uint8_t> bytes) {
+  std::array<uint8_t, 32> out{};
+  unsigned int len = 0;
+  if (EVP_Digest(bytes.data(), bytes.size(), out.data(), &len, EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+  return out;
 }
 
 std::string Sha256::HexOf(std::span<const uint8_t> bytes) {

@@ -28,6 +28,7 @@ class Sha256 {
   std::string FinishHex();
 
   // One-shot helpers.
+  static std::array<uint8_t, 32> Of(std::span<const uint8_t> bytes);
   static std::string HexOf(std::span<const uint8_t> bytes);
   static std::string HexOf(std::string_view bytes);
 

@@ -11,6 +11,7 @@
 #include "index/exception_status.h"
 #include "index/merge.h"
 #include "index/sha256.h"
+#include "index/verified_source.h"
 #include "src/index_consumer.h"
 #include "src/manifest.h"
 
@@ -18,7 +19,8 @@ namespace lazyroot {
 namespace {
 
 Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
-                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables) {
+                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables,
+                            std::vector<std::shared_ptr<const ChunkDigests>>* chunks) {
   const size_t n = record.layer_digests.size();
   // Each layer's entries go straight from its index file into the builder,
   // never all held at once. A layer index found corrupt only after some of
@@ -26,20 +28,24 @@ Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::
   // over (once per such layer at most, since a rebuilt index is sound).
   for (size_t attempt = 0;; ++attempt) {
     TreeBuilder builder(limits);  // keeps to the image-wide budgets as it applies the entries
+    builder.SetImageDigest(record.manifest_digest);
     bool restart = false;
     Status st = Status::Ok();
     for (size_t i = 0; i < n && st.ok(); ++i) {
       const std::string& digest = record.layer_digests[i];
       st = builder.BeginLayer(static_cast<uint32_t>(i), digest);
       if (!st.ok()) break;
+      ChunkDigests layer_chunks;
       auto table = ForEachStoredLayerEntry(
-          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart);
+          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart,
+          &layer_chunks);
       if (!table.ok()) {
         st = table.status();
         break;
       }
       st = builder.EndLayer();
       (*tables)[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+      (*chunks)[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
     }
     if (restart && attempt < n) continue;
     LAZYROOT_RETURN_IF_ERROR(st);
@@ -103,10 +109,6 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
 
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
-  if (options.verify_blobs) {
-    Status st = VerifyLayerBlobs(store, record.layer_digests);
-    if (!st.ok()) return st.WithContext(what);
-  }
   OpenedImage out;
   out.record = record;
   auto config_bytes = store.ReadBlob(record.config_digest, 8u << 20);
@@ -132,37 +134,53 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   const size_t n = record.layer_digests.size();
   std::vector<std::shared_ptr<const CheckpointTable>> tables(n);
+  std::vector<std::shared_ptr<const ChunkDigests>> chunks(n);
 
-  // The persisted tree, if it is valid and made from these layers.
+  // The persisted tree, if it is valid and made for this image from these
+  // layers. It is a cache: anything else about it (an older format, another
+  // image's tree, a damaged file) means building it again, never an error.
   const std::string tree_path = store.TreePath(record.manifest_digest);
   bool have_tree = false;
   if (::access(tree_path.c_str(), F_OK) == 0) {
     auto tree = ImageTree::OpenFile(tree_path);
-    if (tree.ok() && tree->layer_count() == n) {
+    std::string why;
+    if (!tree.ok()) {
+      why = tree.status().message();
+    } else if (tree->ImageDigest() != record.manifest_digest) {
+      why = "made for image " + std::string(tree->ImageDigest()) + ", not " + record.manifest_digest;
+    } else if (tree->layer_count() != n) {
+      why = "made from other layers";
+    } else {
       have_tree = true;
       for (uint32_t i = 0; i < n && have_tree; ++i) have_tree = tree->LayerDigest(i) == record.layer_digests[i];
-      if (have_tree) out.tree = std::make_shared<const ImageTree>(std::move(*tree));
+      if (!have_tree) why = "made from other layers";
     }
-    if (!have_tree) {
-      std::fprintf(stderr, "lazyroot: %s: %s; rebuilding it\n", tree_path.c_str(),
-                   tree.ok() ? "made from other layers" : tree.status().message().c_str());
+    if (have_tree) {
+      out.tree = std::make_shared<const ImageTree>(std::move(*tree));
+    } else {
+      std::fprintf(stderr, "lazyroot: %s: %s; rebuilding it\n", tree_path.c_str(), why.c_str());
     }
   }
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      auto table = LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits);
+      ChunkDigests layer_chunks;
+      auto table =
+          LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits, &layer_chunks);
       if (!table.ok()) return table.status().WithContext(what);
       tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+      chunks[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
     }
   } else {
-    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables);
+    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables, &chunks);
     if (!tree.ok()) return tree.status().WithContext(what);
     auto bytes = tree->bytes();
     Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
-    if (!st.ok()) return st.WithContext(what);
-    auto mapped = ImageTree::OpenFile(tree_path);
-    if (!mapped.ok()) return mapped.status().WithContext(what);
-    out.tree = std::make_shared<const ImageTree>(std::move(*mapped));
+    if (!st.ok()) {
+      // The tree is a cache and this one is in memory: serve it, build it
+      // again next time (a full or read-only store must not stop a mount).
+      std::fprintf(stderr, "lazyroot: %s; serving the tree from memory\n", st.WithContext(what).message().c_str());
+    }
+    out.tree = std::make_shared<const ImageTree>(std::move(*tree));
     out.tree_built = true;
   }
   std::vector<LayerBlob> layers;
@@ -170,7 +188,16 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
     const std::string& digest = record.layer_digests[i];
     auto blob = OpenFileByteSource(store.BlobPath(digest), "blob " + digest);
     if (!blob.ok()) return blob.status().WithContext(what);
-    layers.push_back(LayerBlob{digest, std::move(*blob), tables[i]});
+    // Shorter than the stream its index describes: truncated in the store.
+    // Said now, naming the blob, rather than as EIO for some reads later.
+    if ((*blob)->Size() < tables[i]->compressed_size) {
+      return Status::Corruption(what + ": blob " + digest + " is " + std::to_string((*blob)->Size()) +
+                                " bytes, its layer index describes " + std::to_string(tables[i]->compressed_size) +
+                                " (truncated in the store?); pull the image again");
+    }
+    // Every byte mount and extract read of the blob is checked against the
+    // chunk digests the pull recorded while it verified the blob's digest.
+    layers.push_back(LayerBlob{digest, NewVerifiedByteSource(std::move(*blob), chunks[i]), tables[i]});
   }
   out.content = std::make_shared<const ImageContent>(std::move(layers));
   return out;

@@ -1,6 +1,14 @@
 // OpenedImage: what mount and extract need of a pulled image — its merged
-// tree (built once from the layer indexes and persisted under trees/, then
-// mmap'd) and its layer blobs with their checkpoint tables.
+// tree (built once from the layer indexes and persisted under trees/, read
+// into memory) and its layer blobs with their checkpoint tables. The blobs are
+// read through VerifiedByteSource: every byte served is checked against the
+// chunk digests recorded at pull, so a blob changed on disk gives kCorruption
+// for the reads that touch the change, never different bytes.
+//
+// Nothing the store does afterwards can crash the process holding it: the
+// tree and the checkpoint tables are in memory, each blob is read through a
+// descriptor opened here (a blob renamed over or deleted still reads its old
+// bytes; one truncated gives kIoError for the reads of what it lost).
 #pragma once
 
 #include <memory>
@@ -21,9 +29,6 @@ struct OpenedImage {
 };
 
 struct OpenImageOptions {
-  // Re-hash every layer blob before use (extract does; a mount must start in
-  // milliseconds and does not). A blob changed on disk is kCorruption.
-  bool verify_blobs = false;
   // Layer indexes rebuilt from blobs are under these; the merge keeps to the
   // image-wide budgets and symlink-steps (index/limits.h; --limit, LAZYROOT_LIMITS).
   Limits limits;
@@ -31,10 +36,13 @@ struct OpenImageOptions {
 
 // Opens the image record's tree (building and persisting it when missing or
 // invalid; layer indexes are rebuilt from blobs when needed) and its blobs.
+// REQUIRES: the store lock, held shared (src/STORE.md): it reads objects gc
+// could remove and may write trees/ and index/.
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
 
 // Re-hashes the stored blob (all layers of an image in parallel with
-// VerifyLayerBlobs). kCorruption names the blob and what it hashes to.
+// VerifyLayerBlobs). kCorruption names the blob and what it hashes to. Mount
+// and extract need not: their reads are verified chunk by chunk.
 Status VerifyStoredBlob(const Store& store, const std::string& digest);
 Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& digests);
 

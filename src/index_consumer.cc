@@ -151,7 +151,8 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
 
 Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string& blob_digest,
                                                 const std::string& diff_id, const Limits& limits,
-                                                const std::function<Status(TarEntry&)>& fn, bool* restart) {
+                                                const std::function<Status(TarEntry&)>& fn, bool* restart,
+                                                ChunkDigests* chunks) {
   *restart = false;
   const std::string path = store.IndexPath(blob_digest);
   {
@@ -173,7 +174,10 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
         fn_failed = !s.ok();
         return s;
       });
-      if (st.ok() && owned()) return std::move(header.checkpoints);
+      if (st.ok() && owned()) {
+        if (chunks) *chunks = std::move(header.chunks);
+        return std::move(header.checkpoints);
+      }
       if (fn_failed) return st;
       if (!st.ok() && !foreign) {
         std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", st.message().c_str());
@@ -190,21 +194,23 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
   LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
   LayerIndex header;
   LAZYROOT_RETURN_IF_ERROR(LayerIndex::ForEachEntry(AsBytes(file), path, blob_digest, &header, fn));
+  if (chunks) *chunks = std::move(header.chunks);
   return std::move(header.checkpoints);
 }
 
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
-                                             const Limits& limits) {
+                                             const Limits& limits, ChunkDigests* chunks) {
   const std::string path = store.IndexPath(blob_digest);
   auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
   if (bytes.ok()) {
     std::string got_diff_id;
     auto table = LayerIndex::ParseCheckpoints(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
-        &got_diff_id);
+        &got_diff_id, chunks);
     if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
   }
   LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
+  if (chunks) *chunks = std::move(idx.chunks);
   return std::move(idx.checkpoints);
 }
 

@@ -36,8 +36,9 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest);
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
                                         const Limits& limits = Limits());
 
-// Loads the index of a stored layer blob; if it is missing, corrupt or
-// foreign, rebuilds it from the blob (checking diff_id) and stores it.
+// Loads the index of a stored layer blob; if it is missing, corrupt, foreign
+// or of an older format version, rebuilds it from the blob (checking the
+// blob's digest and diff_id) and stores it.
 // *rebuilt tells which happened (may be null). A rebuild is under `limits`.
 Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                          bool* rebuilt, const Limits& limits = Limits());
@@ -49,15 +50,18 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
 // If the index proves corrupt only after fn has seen some of its entries, it
 // is rebuilt, *restart is set and the error returned: the caller must drop
 // what it made from them and start over (the stored index is sound now). An
-// error from fn is returned as is.
+// error from fn is returned as is. *chunks (may be null) receives the blob's
+// chunk digests.
 Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string& blob_digest,
                                                 const std::string& diff_id, const Limits& limits,
-                                                const std::function<Status(TarEntry&)>& fn, bool* restart);
+                                                const std::function<Status(TarEntry&)>& fn, bool* restart,
+                                                ChunkDigests* chunks = nullptr);
 
 // Only the checkpoint table of a stored layer's index (what serving a tree
 // that is already merged needs), falling back to LoadOrBuildLayerIndex when
-// the index is missing, corrupt or not for diff_id.
+// the index is missing, corrupt or not for diff_id. *chunks (may be null)
+// receives the blob's chunk digests (what VerifiedByteSource checks reads by).
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
-                                             const Limits& limits = Limits());
+                                             const Limits& limits = Limits(), ChunkDigests* chunks = nullptr);
 
 }  // namespace lazyroot

@@ -34,6 +34,7 @@
 #include "src/index_consumer.h"
 #include "src/manifest.h"
 #include "src/oci_layout.h"
+#include "src/test_pause.h"
 
 namespace lazyroot {
 namespace {
@@ -356,6 +357,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   if (!first_error.ok()) return first_error;
   result.bytes_fetched = bytes_total;
   result.blobs_fetched = fetched_total;
+  TestPause("pull-downloaded");  // every layer verified in tmp/, nothing published yet
 
   // Publish: layers, then config and manifests, then the record.
   for (const LayerJob& j : jobs) {
@@ -391,8 +393,14 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const
 
 Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& options) {
   const std::string what = "pull " + ref.ToString();
-  auto lock = store.LockStore(false);
-  if (!lock.ok()) return lock.status().WithContext(what);
+  FileLock lock;
+  if (!options.store_locked) {
+    auto locked = store.LockStore(false, [&] {
+      if (options.progress) options.progress->Note("waiting for the store lock (gc or fsck --repair is running)");
+    });
+    if (!locked.ok()) return locked.status().WithContext(what);
+    lock = std::move(*locked);
+  }
   auto source = OpenImageSource(ref, options.registry);
   if (!source.ok()) return source.status().WithContext(what);
   // Nothing is published before every layer is verified, so an exception

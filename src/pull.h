@@ -27,6 +27,10 @@ struct PullOptions {
   PullProgress* progress = nullptr;           // may be null
   LayerConsumerFactory consumer_factory;      // may be empty (give it the same limits)
   Limits limits;                              // for indexes rebuilt from stored blobs
+  // The caller holds the store lock (shared) for the whole pull, as extract
+  // and mount do to cover what they do with the image next; otherwise Pull
+  // takes it itself.
+  bool store_locked = false;
 };
 
 struct PullResult {
@@ -38,7 +42,8 @@ struct PullResult {
 // Opens the registry or OCI layout a reference names.
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const RegistryOptions& options);
 
-// Pulls ref into store. Errors name the reference and the object at fault:
+// Pulls ref into store, holding the store lock shared throughout (so gc
+// waits for it; src/STORE.md). Errors name the reference and the object at fault:
 //   pull 127.0.0.1:5000/x:1: layer sha256:ab12…: digest mismatch (got sha256:…)
 Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& options);
 

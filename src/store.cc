@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <set>
@@ -20,6 +21,7 @@
 #include "src/json_document.h"
 #include "src/manifest.h"
 #include "src/reference.h"
+#include "src/test_pause.h"
 
 namespace lazyroot {
 namespace {
@@ -115,16 +117,53 @@ Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
 
 namespace {
 
-Result<FileLock> LockFile(const std::string& path, int op) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::FromErrno("open lock " + path, errno);
-  while (::flock(fd, op) != 0) {
-    if (errno == EINTR) continue;
-    int err = errno;
+// Opens (creating) and flocks path. A lock file that can be removed (blob
+// locks, in-use markers) is removed only by a sweeper holding it exclusively
+// (UnlinkIfUnlocked); so if the sweep came between our open and our flock,
+// the path no longer names the inode we locked by the time we get it, and we
+// start over on the file the path names now. Without this check the lock
+// would live on an unlinked inode that no later sweep can see.
+Result<FileLock> LockFile(const std::string& path, int op, const std::function<void()>* on_wait = nullptr,
+                          std::string_view pause_point = {}) {
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Status::FromErrno("open lock " + path, errno);
+    if (!pause_point.empty()) TestPause(pause_point);
+    bool waited = on_wait == nullptr || !*on_wait;
+    for (int how = waited ? op : op | LOCK_NB; ::flock(fd, how) != 0;) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK && !waited) {
+        (*on_wait)();
+        waited = true;
+        how = op;
+        continue;
+      }
+      const int err = errno;
+      ::close(fd);
+      return Status::FromErrno("flock " + path, err);
+    }
+    struct stat held {}, named {};
+    if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 && held.st_dev == named.st_dev &&
+        held.st_ino == named.st_ino) {
+      return FileLock(fd);
+    }
     ::close(fd);
-    return Status::FromErrno("flock " + path, err);
+    // Each round lost means a sweep under the exclusive store lock ran in
+    // between; that does not happen a hundred times to a caller holding the
+    // store lock as documented.
+    if (attempt == 100) return Status::IoError("lock " + path + ": removed again and again while locking it");
   }
-  return FileLock(fd);
+}
+
+// Removes the lock file at path if nobody holds it: true when it is gone.
+// Unlinked while we hold it exclusively, which LockFile's check relies on.
+bool UnlinkIfUnlocked(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno == ENOENT;
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (free) ::unlink(path.c_str());
+  ::close(fd);
+  return free;
 }
 
 std::string RecordToJson(const ImageRecord& r) {
@@ -185,8 +224,16 @@ FileLock& FileLock::operator=(FileLock&& o) noexcept {
   return *this;
 }
 
+std::string UniqueTempSuffix() {
+  static std::atomic<uint64_t> counter{0};
+  return ".tmp." + std::to_string(::getpid()) + "." + std::to_string(::gettid()) + "." +
+         std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // Unique among live threads; one left by a dead process whose pid and tid
+  // came round again is stale, hence O_TRUNC rather than O_EXCL.
+  const std::string tmp = path + UniqueTempSuffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
   size_t done = 0;
@@ -288,12 +335,13 @@ Result<FileLock> Store::LockBlob(std::string_view digest) {
   return LockFile(root_ + "/tmp/" + std::string(digest.substr(7)) + ".lock", LOCK_EX);
 }
 
-Result<FileLock> Store::LockStore(bool exclusive) {
-  return LockFile(root_ + "/store.lock", exclusive ? LOCK_EX : LOCK_SH);
+Result<FileLock> Store::LockStore(bool exclusive, const std::function<void()>& on_wait) {
+  return LockFile(root_ + "/store.lock", exclusive ? LOCK_EX : LOCK_SH, &on_wait);
 }
 
 Result<FileLock> Store::HoldImageInUse(std::string_view manifest_digest) {
-  return LockFile(root_ + "/inuse/" + std::string(manifest_digest.substr(7)) + ".lock", LOCK_SH);
+  return LockFile(root_ + "/inuse/" + std::string(manifest_digest.substr(7)) + ".lock", LOCK_SH, nullptr,
+                  "inuse-opened");
 }
 
 Status Store::PutImage(const ImageRecord& record) { return WriteFileAtomic(ImagePath(record.reference), RecordToJson(record)); }
@@ -340,33 +388,38 @@ Status Store::RemoveImage(const std::string& reference) {
   return FsyncDir(root_ + "/images");
 }
 
-Result<GcReport> Store::Gc() {
-  LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, LockStore(true));
+Result<std::vector<ImageRecord>> Store::LiveImages() {
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, ListImages());
+  std::set<std::string> recorded;
+  for (const ImageRecord& r : images) recorded.insert(r.manifest_digest);
   // Images a mount is serving stay, record or not: their manifest names the
-  // rest. A lock nobody holds any more is stale.
+  // rest. A marker nobody holds any more is stale. No marker is being
+  // created meanwhile: that happens under the shared store lock only.
   for (const std::string& name : ListNames(root_ + "/inuse")) {
-    std::string path = root_ + "/inuse/" + name;
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-    ::close(fd);
-    std::string hex = name.substr(0, name.find('.'));
-    if (!held) {
-      ::unlink(path.c_str());
-      continue;
-    }
-    if (!IsSha256Hex(hex)) continue;
+    const std::string path = root_ + "/inuse/" + name;
+    if (UnlinkIfUnlocked(path)) continue;
+    const std::string hex = name.substr(0, name.find('.'));
+    if (!IsSha256Hex(hex) || recorded.count("sha256:" + hex) != 0) continue;
     ImageRecord mounted;
     mounted.manifest_digest = "sha256:" + hex;
     auto bytes = ReadBlob(mounted.manifest_digest, kMaxManifestBytes);
-    if (!bytes.ok()) continue;
-    auto manifest = ParseImageManifest(*bytes);
-    if (!manifest.ok()) continue;
+    Result<ImageManifest> manifest = bytes.ok() ? ParseImageManifest(*bytes) : Result<ImageManifest>(bytes.status());
+    if (!manifest.ok()) {
+      return Status::Corruption("in-use image " + mounted.manifest_digest + " (" + path + " is held): " +
+                                manifest.status().message() +
+                                "; cannot tell what it needs, so nothing is removed (unmount it, or run lazyroot fsck)");
+    }
     mounted.config_digest = manifest->config.digest;
     for (const Layer& l : manifest->layers) mounted.layer_digests.push_back(l.descriptor.digest);
     images.push_back(std::move(mounted));
   }
+  return images;
+}
+
+Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
+  LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, LockStore(true, on_wait));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, LiveImages());
+  TestPause("gc-collecting");  // the live set is decided, nothing removed yet
   std::set<std::string> live;  // hex digests
   for (const ImageRecord& r : images) {
     for (const std::string* d : {&r.manifest_digest, &r.index_digest, &r.config_digest}) {
@@ -384,8 +437,8 @@ Result<GcReport> Store::Gc() {
       if (::unlink(path.c_str()) == 0) report.bytes_freed += size;
     }
   }
-  // Extracted trees (rootfs/<hex> with <hex>.done / .lock) of images no
-  // record names any more, and for every image what else is there: trees
+  // Extracted trees (rootfs/<hex> with <hex>.done / .lock) of images that
+  // are not live any more, and for every image what else is there: trees
   // an extract replaced (<hex>.stale-*, kept so a VM still running on one
   // was not disturbed) and temp dirs of extracts that were killed (no
   // extract runs: it holds the store lock shared).
@@ -398,9 +451,15 @@ Result<GcReport> Store::Gc() {
     if (::lstat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
       if (RemoveTree(path).ok()) report.rootfs_removed++;
+    } else if (name.ends_with(".lock")) {
+      UnlinkIfUnlocked(path);
     } else {
       ::unlink(path.c_str());
     }
+  }
+  // Records being written when their writer died.
+  for (const std::string& name : ListNames(root_ + "/images")) {
+    if (name.find(".tmp.") != std::string::npos) ::unlink((root_ + "/images/" + name).c_str());
   }
   for (const char* kind : {"blobs", "index"}) {
     std::string dir = root_ + "/" + kind + "/sha256";
@@ -410,16 +469,20 @@ Result<GcReport> Store::Gc() {
       uint64_t size = FileSize(path);
       if (::unlink(path.c_str()) == 0) {
         report.bytes_freed += size;
-        (kind[0] == 'b' ? report.blobs_removed : report.indexes_removed)++;
+        // A temp file (a writer died) is not an object.
+        if (name.find(".tmp.") == std::string::npos) (kind[0] == 'b' ? report.blobs_removed : report.indexes_removed)++;
       }
     }
   }
-  // Partial downloads whose lock nobody holds are abandoned; pulls are
-  // excluded by the store lock, so none is in progress.
+  // Everything in tmp/ belongs to a pull, and pulls are excluded by the
+  // store lock: partial downloads, staged indexes and temp files are
+  // abandoned (a later pull downloads again), blob locks unused.
   std::string tmp = root_ + "/tmp";
   for (const std::string& name : ListNames(tmp)) {
     std::string path = tmp + "/" + name;
-    if (name.ends_with(".partial") || name.ends_with(".index") || name.ends_with(".lock") || name.find(".tmp.") != std::string::npos) {
+    if (name.ends_with(".lock")) {
+      UnlinkIfUnlocked(path);
+    } else if (name.ends_with(".partial") || name.ends_with(".index") || name.find(".tmp.") != std::string::npos) {
       uint64_t size = FileSize(path);
       if (::unlink(path.c_str()) == 0 && name.ends_with(".partial")) {
         report.bytes_freed += size;

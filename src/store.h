@@ -1,16 +1,23 @@
 // Store: lazyroot's on-disk state under one root directory.
 //   blobs/sha256/<hex>   verified content (layers, configs, manifests)
 //   index/sha256/<hex>   layer indexes (written by the index code)
-//   trees/<hex>          merged image tree of manifest <hex> (mmap-able)
+//   trees/<hex>          merged image tree of manifest <hex> (read whole, never mapped)
 //   images/<key>.json    reference -> manifest digest + platform, one file each
-//   tmp/                 downloads in progress (<hex>.partial) and their locks
+//   rootfs/<hex>         extracted tree of manifest <hex> (+ .done, .lock)
+//   tmp/                 downloads in progress (<hex>.partial, staged <hex>.index)
+//                        and the per-blob download locks (<hex>.lock)
 //   inuse/<hex>.lock     held (flock, shared) by each mount of manifest <hex>
-// Every publish is temp file + fsync + rename. Processes coordinate through
-// flock(2): a per-blob lock so a blob is downloaded once, and a store lock
-// that pulls hold shared and gc holds exclusive. Thread-safe.
+//   store.lock           the store lock
+// Every publish is a temp file (UniqueTempSuffix) + fsync + rename, so no
+// reader sees a half-written object. Processes and threads coordinate through
+// flock(2): `store.lock` is held shared by everything that reads or writes
+// store objects (pull, extract, a mount while it opens, fsck) and exclusive by
+// gc and fsck --repair; a per-blob lock makes a blob download once. The whole
+// protocol, and why it has no window for gc, is in src/STORE.md. Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +38,7 @@ class FileLock {
   FileLock& operator=(FileLock&& o) noexcept;
   FileLock(const FileLock&) = delete;
   FileLock& operator=(const FileLock&) = delete;
+  int fd() const { return fd_; }
 
  private:
   int fd_ = -1;
@@ -77,15 +85,30 @@ class Store {
   // rename, fsync dir). OK if the blob is already there.
   Status CommitPartial(std::string_view digest);
 
-  // Blocking exclusive lock for downloading one blob.
+  // Blocking exclusive lock for downloading one blob (tmp/<hex>.lock).
+  // REQUIRES: the store lock, held shared.
   Result<FileLock> LockBlob(std::string_view digest);
-  // The store-wide lock: shared for pulls, exclusive for gc.
-  Result<FileLock> LockStore(bool exclusive);
+  // The store-wide lock (store.lock): shared for everything that reads or
+  // writes store objects, exclusive for gc and fsck --repair. Blocks; when
+  // the lock is busy, on_wait (if set) is called once before waiting.
+  Result<FileLock> LockStore(bool exclusive, const std::function<void()>& on_wait = nullptr);
 
-  // Marks the image of manifest_digest as in use (by a mount) until the
-  // returned lock is dropped or its process ends: gc keeps every blob, index
-  // and tree of it, even after `rm` removed the record.
+  // Marks the image of manifest_digest as in use until the returned lock is
+  // dropped or its process (and every child that inherited it) ends: gc and
+  // fsck --repair keep every blob, index and tree of it and its rootfs/, even
+  // after `rm` removed the record. The marker is locked on the file its path
+  // names (re-checked after locking), never on one a sweep just unlinked.
+  // REQUIRES: the store lock held shared from before the caller read the
+  // record it opens until this returns; it may be released afterwards.
   Result<FileLock> HoldImageInUse(std::string_view manifest_digest);
+
+  // The images gc must keep: every record, plus one per held in-use marker
+  // (its manifest, config and layers, read from the stored manifest).
+  // Removes markers nobody holds. kCorruption, naming the image, when an
+  // in-use image's manifest cannot be read and no record names it: the
+  // caller must then remove nothing.
+  // REQUIRES: the store lock, held exclusively.
+  Result<std::vector<ImageRecord>> LiveImages();
 
   Status PutImage(const ImageRecord& record);
   // The file the record of reference is kept in: images/<sha256 of it>.json.
@@ -98,10 +121,11 @@ class Store {
   // kNotFound when there is no such record.
   Status RemoveImage(const std::string& reference);
 
-  // Removes blobs, indexes, merged trees and extracted rootfs/ trees no image
-  // record references, and partial downloads nobody is working on. Takes the
-  // store lock exclusively.
-  Result<GcReport> Gc();
+  // Takes the store lock exclusively (on_wait as for LockStore), then
+  // removes blobs, indexes, merged trees and rootfs/ trees no live image
+  // (LiveImages) needs, every temp file and partial download (no writer can
+  // be running), and stale lock files.
+  Result<GcReport> Gc(const std::function<void()>& on_wait = nullptr);
 
  private:
   explicit Store(std::string root) : root_(std::move(root)) {}
@@ -118,8 +142,16 @@ Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
 // background (posix_fadvise WILLNEED). Paths that do not open are skipped.
 void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up);
 
-// Writes bytes to path atomically: a temp file beside it, fsync, rename,
-// fsync of the directory.
+// ".tmp.<pid>.<tid>.<n>": a temp name suffix no other process or thread
+// uses (n counts per process). Every temp file in the store is path + this,
+// or is protected by a lock (src/STORE.md); gc removes them under the
+// exclusive lock only.
+std::string UniqueTempSuffix();
+
+// Writes bytes to path atomically: a temp file beside it (path +
+// UniqueTempSuffix()), fsync, rename, fsync of the directory. Any number of
+// threads and processes may write the same path at once: the file is always
+// one complete version.
 Status WriteFileAtomic(const std::string& path, std::string_view bytes);
 
 }  // namespace lazyroot

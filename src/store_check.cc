@@ -483,8 +483,10 @@ class Checker {
 
   // Checks the layer's index; returns the bytes of a sound index for it (the
   // stored one, or the one rebuilt from the blob), or nullopt.
+  // *sound: the stored file is right now (it was, or repair rewrote it).
   std::optional<std::string> CheckIndex(const std::string& digest, const std::string& diff_id,
-                                        std::optional<Result<std::string>>* prebuilt) {
+                                        std::optional<Result<std::string>>* prebuilt, bool* sound) {
+    *sound = false;
     const std::string path = store_.IndexPath(digest);
     const std::string object = "layer index " + digest;
     report_.indexes++;
@@ -514,9 +516,13 @@ class Checker {
                 std::to_string(built->size()) + ")";
       }
     }
-    if (wrong.empty()) return std::move(*stored);
+    if (wrong.empty()) {
+      *sound = true;
+      return std::move(*stored);
+    }
     StoreFinding& f = Problem(object, wrong);
     if (built) Repair(f, "rebuilt from the blob", [&] { return WriteFileAtomic(path, *built); });
+    *sound = !f.repaired.empty();
     return built;
   }
 
@@ -545,7 +551,7 @@ class Checker {
       std::vector<size_t> todo;
       uint64_t total = 0;
       for (size_t i = 0; i < n; ++i) {
-        if (index_files_.count(rec.layer_digests[i]) != 0) continue;
+        if (index_sound_.count(rec.layer_digests[i]) != 0) continue;
         if (std::any_of(todo.begin(), todo.end(), [&](size_t j) { return rec.layer_digests[j] == rec.layer_digests[i]; })) {
           continue;
         }
@@ -565,17 +571,29 @@ class Checker {
         Progress("indexes", done.fetch_add(size) + size, total);
       });
     }
+    // One image's index files at a time in memory; a layer another image
+    // shares was checked with that image, and is read again if it is sound.
     std::vector<std::string> indexes;
     bool have_indexes = true;
     for (size_t i = 0; i < n; ++i) {
       const std::string& digest = rec.layer_digests[i];
-      auto it = index_files_.find(digest);
-      if (it == index_files_.end()) it = index_files_.emplace(digest, CheckIndex(digest, diff_ids[i], &built[i])).first;
-      if (!it->second) {
-        have_indexes = false;
+      auto dup = std::find(rec.layer_digests.begin(), rec.layer_digests.begin() + static_cast<ptrdiff_t>(i), digest);
+      if (dup != rec.layer_digests.begin() + static_cast<ptrdiff_t>(i)) {
+        if (have_indexes) indexes.push_back(indexes[static_cast<size_t>(dup - rec.layer_digests.begin())]);
         continue;
       }
-      indexes.push_back(*it->second);
+      std::optional<std::string> bytes;
+      auto known = index_sound_.find(digest);
+      if (known == index_sound_.end()) {
+        bool sound = false;
+        bytes = CheckIndex(digest, diff_ids[i], &built[i], &sound);
+        index_sound_[digest] = sound;
+      } else if (known->second) {
+        auto stored = ReadWholeFile(store_.IndexPath(digest), kMaxDerivedBytes);
+        if (stored.ok()) bytes = std::move(*stored);
+      }
+      if (!bytes) have_indexes = false;  // reported with the index; the others are still checked
+      if (have_indexes) indexes.push_back(std::move(*bytes));
     }
     const std::string mhex = Hex(rec.manifest_digest);
     live_trees_.insert(mhex);
@@ -813,7 +831,7 @@ class Checker {
   std::vector<Record> records_;
   std::map<std::string, BlobState> blobs_;  // by hex
   std::map<std::string, std::vector<std::string>> diff_ids_;   // by manifest digest
-  std::map<std::string, std::optional<std::string>> index_files_;  // by layer digest
+  std::map<std::string, bool> index_sound_;  // checked layer indexes (by digest): is the stored file sound now?
   std::set<std::string> live_blobs_, live_trees_, rootfs_seen_;  // hex
   uint64_t images_done_ = 0;
   std::mutex progress_mu_;

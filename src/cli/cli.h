@@ -34,6 +34,7 @@ void AddFsckCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 // "pull it first".
 Result<ImageRecord> FindImage(Store& store, const std::string& text);
 // FindImage, but a missing image is pulled first (under `limits`) when pull is true.
+// REQUIRES: the store lock, held shared (the pull runs under it).
 Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits = Limits());
 
 // Adds `--limit NAME=VALUE` (repeatable) to cmd, its help listing the defaults.

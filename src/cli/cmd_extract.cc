@@ -21,6 +21,7 @@
 #include "src/index_consumer.h"
 #include "src/pull.h"
 #include "src/reference.h"
+#include "src/test_pause.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -122,11 +123,14 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
+  // Shared from before the pull to the end (src/STORE.md): gc waits, so it
+  // cannot delete what we pulled, read or are writing into rootfs/.
+  auto store_lock = (*store)->LockStore(
+      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
+  if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
   if (!rec.ok()) return Fail(rec.status());
-  // Shared, like a pull: gc cannot delete the blobs we are reading.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  TestPause("extract-pulled");
 
   ExtractOptions options;
   options.rootless = args.rootless;
@@ -163,10 +167,11 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     if (done.ok()) done_mode = *done;
     check = have_dir && S_ISDIR(st.st_mode) && done_mode == mode;
   }
-  // Extract reads whole layers anyway: re-hash them first, so a blob changed
-  // on disk is caught rather than written out (OpenImage names the image).
-  bool verified = !check;
-  auto opened = OpenImage(**store, *rec, OpenImageOptions{.verify_blobs = verified, .limits = *limits});
+
+  // Every byte extract reads of a blob is checked against the chunk digests
+  // recorded at pull (OpenImage's VerifiedByteSource): a blob changed on disk
+  // fails the extract, naming the blob and the bytes, and leaves no DIR.
+  auto opened = OpenImage(**store, *rec, OpenImageOptions{.limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
 
   bool reuse = false;
@@ -194,10 +199,6 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   }
 
   if (!reuse) {
-    if (!verified) {
-      Status st = VerifyLayerBlobs(**store, rec->layer_digests);
-      if (!st.ok()) return Fail(st.WithContext("image " + rec->reference));
-    }
     if (!target.done.empty()) {
       // No marker while the tree at dir is not the one it describes.
       if (::unlink(target.done.c_str()) != 0 && errno != ENOENT) {
@@ -254,7 +255,7 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
   CLI::App* cmd = app.add_subcommand(
       "extract",
       "Write an image's merged root filesystem into DIR (absent or empty), or into the store's rootfs/ "
-      "directory when DIR is omitted; prints the directory");
+      "directory when DIR is omitted (with --copy DIR: there, then a private copy into DIR); prints the directory");
   cmd->add_option("IMAGE", args->image, "Image reference; pulled first (pull's defaults) if not in the store")
       ->required();
   cmd->add_option("DIR", args->dir,

@@ -66,6 +66,9 @@ int RunImages(const GlobalOptions& global, const std::string& format) {
 int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, bool config_only) {
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
+  // Shared: gc cannot remove the blobs between finding the record and reading them.
+  auto store_lock = (*store)->LockStore(false);
+  if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindImage(**store, image);
   if (!rec.ok()) return Fail(rec.status());
   auto manifest_bytes = (*store)->ReadBlob(rec->manifest_digest, 4u << 20);
@@ -163,6 +166,9 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
     *run = [rm_image, &global]() -> int {
       auto store = OpenStore(global);
       if (!store.ok()) return Fail(store.status());
+      // Shared, as every change to the store (src/STORE.md).
+      auto store_lock = (*store)->LockStore(false);
+      if (!store_lock.ok()) return Fail(store_lock.status());
       int rc = kExitOk;
       for (const std::string& text : *rm_image) {
         auto ref = ParseReference(text);
@@ -183,7 +189,10 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
     *run = [&global]() -> int {
       auto store = OpenStore(global);
       if (!store.ok()) return Fail(store.status());
-      auto report = (*store)->Gc();
+      auto report = (*store)->Gc([] {
+        std::fprintf(stderr, "lazyroot: waiting for the store lock (a pull, extract, fsck or opening mount is using "
+                             "the store)\n");
+      });
       if (!report.ok()) return Fail(report.status());
       std::printf("Removed %llu blob(s), %llu index(es), %llu partial download(s), %llu extracted tree(s); freed %llu bytes\n",
                   static_cast<unsigned long long>(report->blobs_removed),

@@ -23,6 +23,7 @@
 #include "src/cli/cli.h"
 #include "src/image_rootfs.h"
 #include "src/reference.h"
+#include "src/test_pause.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -129,15 +130,25 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
 
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
+  // Shared from before the record is read until the in-use marker is held
+  // and the image open (src/STORE.md): gc cannot run in between, so it can
+  // neither delete what we are about to open nor sweep our marker.
+  auto store_lock = (*store)->LockStore(
+      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
+  if (!store_lock.ok()) return Fail(store_lock.status());
   auto record = FindOrPullImage(**store, a.image, a.pull, *limits);
   if (!record.ok()) return Fail(record.status());
   // Held for the daemon's life (the fork inherits it): gc keeps this
   // image's blobs while it is mounted, even after `lazyroot rm`.
   auto in_use = (*store)->HoldImageInUse(record->manifest_digest);
   if (!in_use.ok()) return Fail(in_use.status());
+  TestPause("mount-opening");  // store lock and marker held, image not open yet
   options.source = record->reference;  // `findmnt` then says which image is mounted where
   auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
+  // Released before the daemon forks, which would otherwise inherit it and
+  // keep gc waiting for as long as the mount lives; the marker suffices now.
+  *store_lock = FileLock();
 
   // --debug traces every request on stderr, which only makes sense in the foreground.
   if (a.foreground || a.debug) {

@@ -26,6 +26,7 @@ Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool 
   std::fprintf(stderr, "lazyroot: %s is not in the store: pulling it\n", ref.ToString().c_str());
   PullOptions options;
   options.limits = limits;
+  options.store_locked = true;
   options.consumer_factory = MakeIndexingConsumerFactory(store, limits);
   auto progress = MakeProgress(ProgressMode::kAuto);
   options.progress = progress.get();

@@ -5,8 +5,9 @@
 // deflate bits. Before parsing, the harness
 //  - if the flag bit is set, deflates the raw entry section and fixes the
 //    section offsets and the inflated length, as LayerIndex::Serialize would;
-//  - recomputes the checkpoint table's CRC-32 and then the file's,
-// so mutations get past the checksums. No allocation may be out of
+//  - recomputes the checkpoint table's CRC-32 and then the file's SHA-256,
+// so mutations get past the checksums. The chunk digest section (format v2)
+// is what the header's chunk count says at the end of the file. No allocation may be out of
 // proportion to the file (an inflated entry count must not size a vector).
 // An index that parses must serialise to bytes that parse back to the same
 // serialisation.
@@ -20,17 +21,21 @@
 #include <vector>
 
 #include "index/layer_index.h"
+#include "index/sha256.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace lazyroot::fuzz {
 namespace {
 
-constexpr size_t kHeaderSize = 144, kCrcAt = 136;
+constexpr size_t kHeaderSize = 192, kHashAt = 160;
 
 void FixUp(std::vector<uint8_t>& b) {
   if (b.size() < kHeaderSize) return;
   uint64_t e_len = GetLe64(b.data() + 112);
-  if (e_len > b.size() - kHeaderSize) e_len = b.size() - kHeaderSize;
+  // The chunk digests close the file: at most what is there after the entries.
+  uint64_t d_len = GetLe64(b.data() + 144);
+  d_len = d_len > (b.size() - kHeaderSize) / 32 ? 0 : d_len * 32;
+  if (e_len > b.size() - kHeaderSize - d_len) e_len = b.size() - kHeaderSize - d_len;
   if (GetLe32(b.data() + 12) & 1) {
     std::vector<uint8_t> packed(compressBound(e_len));
     uLongf packed_len = packed.size();
@@ -38,7 +43,7 @@ void FixUp(std::vector<uint8_t>& b) {
       std::vector<uint8_t> out(b.begin(), b.begin() + kHeaderSize);
       out.insert(out.end(), packed.begin(), packed.begin() + packed_len);
       out.insert(out.end(), b.begin() + kHeaderSize + e_len, b.end());
-      PutLe32(out.data() + 140, static_cast<uint32_t>(e_len));
+      PutLe32(out.data() + 136, static_cast<uint32_t>(e_len));
       e_len = packed_len;
       b = std::move(out);
     }
@@ -46,14 +51,16 @@ void FixUp(std::vector<uint8_t>& b) {
   PutLe64(b.data() + 104, kHeaderSize);
   PutLe64(b.data() + 112, e_len);
   PutLe64(b.data() + 120, kHeaderSize + e_len);
-  PutLe64(b.data() + 128, b.size() - kHeaderSize - e_len);
+  const size_t c_off = kHeaderSize + e_len, c_len = b.size() - c_off - d_len;
+  PutLe64(b.data() + 128, c_len);
+  PutLe64(b.data() + 152, c_off + c_len);
   // The checkpoint table closes with its own CRC-32 of everything before it.
-  size_t c_off = kHeaderSize + e_len, c_len = b.size() - c_off;
   if (c_len >= 4) {
-    PutLe32(b.data() + b.size() - 4, static_cast<uint32_t>(crc32(0L, b.data() + c_off, static_cast<uInt>(c_len - 4))));
+    PutLe32(b.data() + c_off + c_len - 4, static_cast<uint32_t>(crc32(0L, b.data() + c_off, static_cast<uInt>(c_len - 4))));
   }
-  PutLe32(b.data() + kCrcAt, 0);
-  PutLe32(b.data() + kCrcAt, static_cast<uint32_t>(crc32(0L, b.data(), static_cast<uInt>(b.size()))));
+  std::fill(b.begin() + kHashAt, b.begin() + kHashAt + 32, 0);
+  const auto d = Sha256::Of(b);
+  std::copy(d.begin(), d.end(), b.begin() + kHashAt);
 }
 
 }  // namespace

@@ -65,13 +65,17 @@ class Fsck(PullTestCase):
         cls.addClassCleanup(cls.reg.stop)
         client = mi.RegistryClient(cls.reg.host)
         # A: gzip + uncompressed layers; B: one zstd layer; nothing shared.
+        base = mi.build_layer(mi.default_files("fsck-a"))
         cls.a = mi.build_image([
-            mi.build_layer(mi.default_files("fsck-a")),
+            base,
             mi.build_layer([{"path": "srv/data.txt", "content": "uncompressed layer\n" * 50}], compression="none"),
         ])
         cls.b = mi.build_image([mi.build_layer(mi.default_files("fsck-b") +
                                                [{"path": "srv/b.txt", "content": "zstd\n" * 200}],
                                                compression="zstd")])
+        # C shares A's first layer.
+        cls.c = mi.build_image([base, mi.build_layer([{"path": "srv/c.txt", "content": "c\n"}])])
+        mi.push(client, "fsck/c", "v1", cls.c)
         mi.push(client, "fsck/a", "v1", cls.a)
         mi.push(client, "fsck/b", "v1", cls.b)
 
@@ -296,6 +300,22 @@ class Fsck(PullTestCase):
             self.assertNotIn("rootfs/" + hexof(self.a.digest), notes)
             self.assertTrue(os.path.isdir(target))
 
+    def test_shared_layer_index_checked_once(self):
+        self.pull_ok(self.ref("c"), "-q")
+        self.extract_ok(self.ref("a"))
+        self.extract_ok(self.ref("c"))
+        self.fsck(code=0)
+        shared = self.a.layers[0].digest
+        original = read(self.index(shared))
+        flip_byte(self.index(shared))
+        problems, _, _ = self.fsck(code=1)
+        self.assertEqual(list(problems), ["layer index " + shared])
+        self.assertEqual(len(problems["layer index " + shared]), 1)
+        self.fsck("--repair", code=0)
+        self.assertEqual(read(self.index(shared)), original)
+        problems, notes, _ = self.fsck(code=0)
+        self.assertEqual((problems, notes), ({}, {}))
+
     @unittest.skipUnless(HAVE_ROOTFS_CHECK, "fs/rootfs_check.cc (CompareRootfs) not merged yet")
     def test_changed_cached_extract(self):
         target = self.extract_ok(self.ref("a"))
@@ -307,6 +327,13 @@ class Fsck(PullTestCase):
         problems, _, _ = self.fsck("--quick", code=0)
         self.assertEqual(problems, {})
         problems, _, _ = self.fsck(code=1)
+        self.assertEqual(list(problems), ["rootfs/" + hexof(self.a.digest)])
+        # hello.txt and hello-link.txt are one inode: either name may be reported.
+        self.assertTrue(all(w.startswith("differs from image %s: /etc/hello" % self.ref_a) and "contents" in w
+                            for w in problems["rootfs/" + hexof(self.a.digest)]), problems)
+        # Metadata is what --quick compares.
+        os.chmod(path, 0o600)
+        problems, _, _ = self.fsck("--quick", code=1)
         self.assertEqual(list(problems), ["rootfs/" + hexof(self.a.digest)])
         self.fsck("--repair", code=0)
         self.assertFalse(os.path.exists(target))

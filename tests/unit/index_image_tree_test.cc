@@ -171,7 +171,7 @@ TEST(ImageTree, RoundTripThroughAFileEqualsTheInMemoryTree) {
   std::remove(path.c_str());
   EXPECT_EQ(Dump(*mapped), Dump(tree));
   EXPECT_EQ(mapped->name(), path);
-  ImageTree copy = *mapped;  // copies share the mapping
+  ImageTree copy = *mapped;  // copies share the bytes
   EXPECT_EQ(Dump(copy), Dump(tree));
   // The stored checksum is CRC-32C as FORMAT.md defines it.
   std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
@@ -179,6 +179,38 @@ TEST(ImageTree, RoundTripThroughAFileEqualsTheInMemoryTree) {
   std::memcpy(&stored, bytes.data() + 124, 4);
   EXPECT_EQ(stored, Crc32cByDefinition(bytes));
   EXPECT_EQ(std::memcmp(bytes.data(), "LZRTREE1", 8), 0);
+}
+
+TEST(ImageTree, RecordsTheImageItWasBuiltFor) {
+  ImageTreeWriter w({"sha256:layer"}, "sha256:manifest");
+  Node root;
+  root.type = NodeType::kDirectory;
+  root.mode = 0755;
+  w.AddNode(root, {}, {}, {});
+  auto tree = w.Finish("with digest");
+  ASSERT_TRUE(tree.ok()) << tree.status().ToString();
+  EXPECT_EQ(tree->ImageDigest(), "sha256:manifest");
+  EXPECT_EQ(SampleTree().ImageDigest(), "");  // none given
+  // Read back from a file; the file holds no reference to anything after.
+  std::string path = TempPath("digest");
+  WriteFile(path, tree->bytes());
+  auto read = ImageTree::OpenFile(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->ImageDigest(), "sha256:manifest");
+  // The reference lies within the string pool and is at most 255 bytes.
+  std::vector<uint8_t> b(tree->bytes().begin(), tree->bytes().end());
+  uint32_t huge = 1u << 20;
+  std::memcpy(b.data() + 108, &huge, 4);
+  FixCrc(b);
+  auto bad = ImageTree::Open(b, "bad digest");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("image digest"), std::string::npos) << bad.status().ToString();
+  ImageTreeWriter long_digest({}, std::string(256, 'x'));
+  long_digest.AddNode(root, {}, {}, {});
+  auto refused = long_digest.Finish("long");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("image digest"), std::string::npos) << refused.status().ToString();
 }
 
 TEST(ImageTree, Contents) {

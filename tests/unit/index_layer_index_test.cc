@@ -138,7 +138,7 @@ TEST(LayerIndex, RoundTripAndCorruption) {
     ASSERT_FALSE(r.ok()) << "flip at " << i;
     EXPECT_NE(r.status().message().find("test.index"), std::string::npos);
   }
-  for (size_t len : {size_t{0}, size_t{10}, size_t{143}, size_t{144}, bytes.size() / 2, bytes.size() - 1}) {
+  for (size_t len : {size_t{0}, size_t{10}, size_t{191}, size_t{192}, bytes.size() / 2, bytes.size() - 1}) {
     EXPECT_FALSE(LayerIndex::Parse(Bytes(bytes).subspan(0, len), "test.index", "").ok()) << len;
   }
 }
@@ -154,7 +154,7 @@ TEST(LayerIndex, ParseCheckpointsOnlyValidatesTheSameWay) {
   EXPECT_EQ(*table, idx->checkpoints);
   EXPECT_EQ(diff_id, idx->diff_id);
   EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bytes), "t.index", "sha256:" + std::string(64, 'b'), nullptr).ok());
-  for (size_t i = 0; i < bytes.size(); i += 97) {  // the CRC covers the entries it does not decode
+  for (size_t i = 0; i < bytes.size(); i += 97) {  // the hash covers the entries it does not decode
     std::string bad = bytes;
     bad[i] = static_cast<char>(bad[i] ^ 1);
     EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bad), "t.index", "", nullptr).ok()) << i;
@@ -172,11 +172,11 @@ uint64_t GetU64At(const std::string& b, size_t at) {
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[at + i]);
   return v;
 }
-// The layer index checksum: crc32 of the file with its own field zeroed.
+// The layer index checksum: SHA-256 of the file with its own field zeroed.
 void FixIndexCrc(std::string* b) {
-  std::memset(b->data() + 136, 0, 4);
-  uint32_t crc = static_cast<uint32_t>(crc32_z(0L, reinterpret_cast<const Bytef*>(b->data()), b->size()));
-  for (int i = 0; i < 4; ++i) (*b)[136 + i] = static_cast<char>(crc >> (8 * i));
+  std::memset(b->data() + 160, 0, 32);
+  const auto d = Sha256::Of(Bytes(*b));
+  std::memcpy(b->data() + 160, d.data(), 32);
 }
 
 LayerIndex SampleIndex() {
@@ -228,7 +228,7 @@ TEST(LayerIndexHostile, InflatedSizeClaimIsNotTrusted) {
   const uint64_t e_len = GetU64At(good, 112);
   for (uint64_t claim : {e_len * 1000, e_len * 1032, uint64_t{1} << 31}) {
     std::string bad = good;
-    for (int i = 0; i < 4; ++i) bad[140 + i] = static_cast<char>(claim >> (8 * i));
+    for (int i = 0; i < 4; ++i) bad[136 + i] = static_cast<char>(claim >> (8 * i));
     FixIndexCrc(&bad);
     auto r = LayerIndex::Parse(Bytes(bad), "x.index", "");
     ASSERT_FALSE(r.ok()) << claim;

@@ -49,6 +49,9 @@ TEST(LayerIndexWriter, SameIndexAsSerialize) {
     idx.blob_digest = "sha256:" + std::string(64, 'a');
     idx.diff_id = "sha256:" + std::string(64, 'b');
     idx.blob_size = 1234;
+    ChunkHasher chunks;
+    chunks.Update(Bytes(std::string(1234, 'x')));
+    idx.chunks = chunks.Finish();  // the table must fit the blob size
     idx.uncompressed_size = 5678 + n * 1024;  // the entries lie inside the stream
     idx.entries = SampleEntries(n);
     LayerIndexWriter w;

@@ -1,0 +1,28 @@
+#include "index/chunk_digests.h"
+
+#include <algorithm>
+
+namespace lazyroot {
+
+void ChunkHasher::Update(std::span<const uint8_t> bytes) {
+  table_.blob_size += bytes.size();
+  while (!bytes.empty()) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(bytes.size(), table_.chunk_size - in_chunk_));
+    hash_.Update(bytes.first(take));
+    bytes = bytes.subspan(take);
+    in_chunk_ += take;
+    if (in_chunk_ == table_.chunk_size) {
+      table_.digests.push_back(hash_.Finish());
+      hash_ = Sha256();
+      in_chunk_ = 0;
+    }
+  }
+}
+
+ChunkDigests ChunkHasher::Finish() {
+  if (in_chunk_ > 0) table_.digests.push_back(hash_.Finish());
+  in_chunk_ = 0;
+  return std::move(table_);
+}
+
+}  // namespace lazyroot

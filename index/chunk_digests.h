@@ -1,0 +1,61 @@
+// ChunkDigests: the SHA-256 of every fixed-size chunk of a layer blob's
+// stored (compressed) bytes, recorded during the pull while the blob's own
+// digest is being verified, so that any later read of the blob can be checked
+// against what the registry's digest vouched for (VerifiedByteSource). Stored
+// in the layer index file (index/FORMAT.md, "Chunk digest section"). Value
+// type; ChunkHasher builds one from the bytes in order (one per blob; not
+// thread-safe).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "index/sha256.h"
+
+namespace lazyroot {
+
+using Digest32 = std::array<uint8_t, 32>;
+
+// 64 KiB: a random 4 KiB read of an uncompressed layer hashes at most one or
+// two chunks (~40 µs each with SHA-NI), the table costs 512 KiB per GiB of
+// blob (0.05 %), and the gzip decoder's 64 KiB reads touch at most two chunks.
+inline constexpr uint32_t kDefaultChunkBytes = 64 << 10;
+// What a reader accepts: powers of two in [4 KiB, 1 MiB] (a read buffers at
+// most one chunk, so a file cannot make every read allocate much).
+inline constexpr uint32_t kMinChunkBytes = 4 << 10;
+inline constexpr uint32_t kMaxChunkBytes = 1 << 20;
+
+struct ChunkDigests {
+  uint32_t chunk_size = kDefaultChunkBytes;
+  uint64_t blob_size = 0;
+  std::vector<Digest32> digests;  // exactly ChunkCount(blob_size, chunk_size)
+
+  // ceil(blob_size / chunk_size); chunk_size > 0.
+  static uint64_t ChunkCount(uint64_t blob_size, uint32_t chunk_size) {
+    return blob_size / chunk_size + (blob_size % chunk_size != 0 ? 1 : 0);
+  }
+  // Bytes of chunk i (the last one may be short). REQUIRES: i < digests.size().
+  uint64_t ChunkLength(uint64_t i) const {
+    const uint64_t start = i * chunk_size;
+    return blob_size - start < chunk_size ? blob_size - start : chunk_size;
+  }
+  bool operator==(const ChunkDigests&) const = default;
+};
+
+class ChunkHasher {
+ public:
+  explicit ChunkHasher(uint32_t chunk_size = kDefaultChunkBytes) { table_.chunk_size = chunk_size; }
+  // The blob's next bytes, in any chunking.
+  void Update(std::span<const uint8_t> bytes);
+  // The table of everything Update saw. Call once.
+  ChunkDigests Finish();
+
+ private:
+  ChunkDigests table_;
+  Sha256 hash_;
+  uint64_t in_chunk_ = 0;  // bytes of the current chunk hashed so far
+};
+
+}  // namespace lazyroot

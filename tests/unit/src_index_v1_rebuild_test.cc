@@ -1,0 +1,120 @@
+// A layer index of an older format version (v1, before chunk digests) found
+// in a store is a cache to rebuild from the blob, never an error: loading it
+// rebuilds it as v2 (with the blob's chunk digests) and stores that. A blob
+// changed on disk cannot be re-indexed: the rebuild names the blob.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstring>
+#include <filesystem>
+#include <string>
+
+#include "index/chunk_digests.h"
+#include "index/sha256.h"
+#include "src/index_consumer.h"
+#include "src/store.h"
+
+namespace lazyroot {
+namespace {
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// An uncompressed layer of one file and 3 x 64 KiB of data.
+std::string Layer() {
+  std::string h(512, '\0');
+  std::memcpy(h.data(), "data.bin", 8);
+  std::memcpy(h.data() + 100, "0000644", 7);
+  std::memcpy(h.data() + 108, "0000000", 7);
+  std::memcpy(h.data() + 116, "0000000", 7);
+  std::memcpy(h.data() + 124, "00000600000", 11);  // 196608 bytes
+  std::memcpy(h.data() + 136, "14000000000", 11);
+  h[156] = '0';
+  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  char chk[8];
+  std::snprintf(chk, sizeof chk, "%06o", sum);
+  std::memcpy(h.data() + 148, chk, 7);
+  std::string data(196608, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
+  return h + data + std::string(1024, '\0');
+}
+
+class IndexRebuild : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lazyroot-v1-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto s = Store::Open(dir_ + "/store");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(*s);
+    layer_ = Layer();
+    digest_ = "sha256:" + Sha256::HexOf(std::string_view(layer_));
+    diff_id_ = digest_;  // uncompressed: the blob is the stream
+    ASSERT_TRUE(store_->WriteBlob(digest_, layer_).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string dir_, layer_, digest_, diff_id_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(IndexRebuild, VersionOneIndexIsRebuiltAsVersionTwo) {
+  bool rebuilt = false;
+  auto first = LoadOrBuildLayerIndex(*store_, digest_, diff_id_, &rebuilt);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_TRUE(rebuilt);  // no index yet
+  // What an older lazyroot left: the same file with version 1 in its header
+  // (v1 readers stop at the version field; nothing after it is read).
+  auto v2 = ReadWholeFile(store_->IndexPath(digest_), 1 << 20);
+  ASSERT_TRUE(v2.ok());
+  std::string v1 = *v2;
+  v1[8] = 1;
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), v1).ok());
+
+  ChunkDigests chunks;
+  auto table = LoadLayerCheckpoints(*store_, digest_, diff_id_, Limits(), &chunks);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  ChunkHasher h;
+  h.Update(Bytes(layer_));
+  EXPECT_EQ(chunks, h.Finish());
+  auto stored = ReadWholeFile(store_->IndexPath(digest_), 1 << 20);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, *v2) << "the store holds the rebuilt v2 file again";
+
+  // The streaming loader (the merge's) rebuilds it the same way.
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), v1).ok());
+  bool restart = false;
+  size_t entries = 0;
+  ChunkDigests streamed;
+  auto t2 = ForEachStoredLayerEntry(
+      *store_, digest_, diff_id_, Limits(), [&](TarEntry&) { ++entries; return Status::Ok(); }, &restart, &streamed);
+  ASSERT_TRUE(t2.ok()) << t2.status().message();
+  EXPECT_FALSE(restart);
+  EXPECT_EQ(entries, 1u);
+  EXPECT_EQ(streamed, chunks);
+}
+
+TEST_F(IndexRebuild, ChangedBlobIsNotReindexed) {
+  std::string changed = layer_;
+  changed[5000] ^= 1;
+  {
+    FILE* f = std::fopen(store_->BlobPath(digest_).c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::fwrite(changed.data(), 1, changed.size(), f);
+    std::fclose(f);
+  }
+  bool rebuilt = false;
+  auto idx = LoadOrBuildLayerIndex(*store_, digest_, diff_id_, &rebuilt);
+  ASSERT_FALSE(idx.ok());
+  EXPECT_EQ(idx.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(idx.status().message().find("blob " + digest_ + ": the stored bytes hash to"), std::string::npos)
+      << idx.status().message();
+}
+
+}  // namespace
+}  // namespace lazyroot
