@@ -90,7 +90,9 @@ class Checker {
 
   void Add(const std::string& rel, std::string what) {
     if (Full()) return;
-    diffs_.push_back({"/" + rel, std::move(what)});
+    // Names and link targets come from whoever wrote the directory (a VM):
+    // escape sequences and newlines are shown, never sent to the terminal.
+    diffs_.push_back({Displayable("/" + rel), Displayable(what)});
   }
 
   bool rootless() const { return options_.rootless; }

@@ -79,6 +79,14 @@ class Result {
   Status status_;
 };
 
+// `s` made safe to print on a terminal: control characters (C0, DEL, C1)
+// and bytes that are not UTF-8 become \xNN; valid UTF-8 text and
+// backslashes are kept, so applying it twice changes nothing. For names that
+// come from outside (a file a VM created in a cached rootfs, a tar entry)
+// before they reach a message: an escape sequence or a newline in one must
+// not rewrite the user's terminal or forge a line of output.
+std::string Displayable(std::string_view s);
+
 }  // namespace lazyroot
 
 // Early-return helpers; kept to two, both obvious.

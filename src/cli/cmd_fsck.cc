@@ -74,8 +74,10 @@ int RunFsck(const GlobalOptions& global, const FsckArgs& args) {
     for (bool problems : {true, false}) {
       for (const StoreFinding& f : report->findings) {
         if (f.problem != problems) continue;
-        std::printf("%s%s: %s%s%s\n", problems ? "" : "note: ", f.object.c_str(), f.what.c_str(),
-                    f.repaired.empty() ? "" : ": repaired: ", f.repaired.c_str());
+        // One line per finding whatever the names in it (a file a VM created).
+        std::printf("%s%s: %s%s%s\n", problems ? "" : "note: ", Displayable(f.object).c_str(),
+                    Displayable(f.what).c_str(), f.repaired.empty() ? "" : ": repaired: ",
+                    Displayable(f.repaired).c_str());
       }
     }
     for (const std::string& r : report->pull_again) std::printf("pull again: %s\n", r.c_str());

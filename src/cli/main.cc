@@ -14,7 +14,8 @@ Result<std::unique_ptr<Store>> OpenStore(const GlobalOptions& global) {
 }
 
 int Fail(const Status& st) {
-  std::fprintf(stderr, "lazyroot: %s\n", st.message().c_str());
+  // Messages name paths and tar entries from outside: never raw to a terminal.
+  std::fprintf(stderr, "lazyroot: %s\n", Displayable(st.message()).c_str());
   return st.code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
 }
 

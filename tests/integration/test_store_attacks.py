@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Attacks on issue 14's promises that once worked (h7-attack, /work/wt/ATTACK14.md):
+
+- gc, removing the cached extract of an image no record names, walked into a
+  bind mount inside it and deleted (and chmod'ed 0700) what was mounted there:
+  files outside the store. It must leave a mount alone.
+- The cached extract's reuse check did not see a directory bind-mounted over
+  one of the tree's (same mode, owner, mtime, an older ctime): extract said
+  "already extracted" and handed out a root with a host directory in it.
+- Names a VM writes into the cached extract went raw to the terminal in
+  extract's and fsck's messages: escape sequences, and newlines forging lines.
+- A file where a store directory belongs (rootfs/, inuse/): fsck said clean
+  while extract or mount failed.
+- A tmp/<hex>.partial that is a symlink: pull truncated and wrote the file it
+  points to.
+- A FIFO where a store file belongs (tree, index, record, blob, lock): extract,
+  fsck and gc blocked in open(2) forever.
+
+The image is imported from an OCI layout (oci:DIR), no registry needed. The
+bind-mount cases need root (and mount(8)); they are skipped otherwise."""
+
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import make_image as mi  # noqa: E402
+
+LAZYROOT = os.environ.get("LAZYROOT_BIN", "lazyroot")
+MTIME = 1700000000
+
+
+def mount_points():
+    """Mount points of this mount namespace (os.path.ismount misses a bind mount within one file system)."""
+    points = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            field = line.split()[4]
+            points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field))
+    return points
+
+
+def layer_hex(layout):
+    """The hex digest of the (only) layer of the image in an OCI layout."""
+    def blob(digest):
+        with open(os.path.join(layout, "blobs", "sha256", digest[7:])) as f:
+            return json.load(f)
+    with open(os.path.join(layout, "index.json")) as f:
+        manifest = blob(json.load(f)["manifests"][0]["digest"])
+    return manifest["layers"][0]["digest"][7:]
+
+
+def can_bind_mount():
+    return os.geteuid() == 0 and shutil.which("mount") is not None and shutil.which("umount") is not None
+
+
+class StoreAttacks(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.top = tempfile.mkdtemp(prefix="lazyroot-store-attacks-")
+        layer = mi.build_layer([
+            {"path": "etc", "type": "dir", "mode": 0o755, "mtime": MTIME},
+            {"path": "etc/hello", "content": "hello\n", "mode": 0o644, "mtime": MTIME},
+            {"path": "mnt", "type": "dir", "mode": 0o755, "mtime": MTIME},
+        ], compression="gzip")
+        cls.layout = os.path.join(cls.top, "layout")
+        mi.write_oci_layout(cls.layout, mi.build_image([layer], fmt="oci"), tag="latest")
+        cls.ref = "oci:" + cls.layout
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.top, ignore_errors=True)
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(dir=self.top)
+        self.store = os.path.join(self.tmp, "store")
+
+    def tearDown(self):
+        # Every mount below our tmp dir (a bind mount moves with a swapped-out extract).
+        for m in sorted((p for p in mount_points() if p.startswith(self.tmp + "/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def run_lr(self, *args, timeout=120):
+        env = dict(os.environ, LAZYROOT_HOME=self.store)
+        return subprocess.run([LAZYROOT, *args], capture_output=True, env=env, timeout=timeout)
+
+    def extract(self):
+        r = self.run_lr("extract", self.ref)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+        return r.stdout.decode().strip()
+
+    def bind(self, source, target):
+        subprocess.run(["mount", "--bind", source, target], check=True)
+
+    def outside_dir_like_mnt(self, rootfs):
+        """An empty dir outside the store with /mnt's mode, owner and mtime (its ctime is older than the extract)."""
+        outside = os.path.join(self.tmp, "outside")
+        os.mkdir(outside)
+        os.chmod(outside, 0o755)
+        os.utime(outside, (MTIME, MTIME))
+        return outside
+
+    def test_names_from_the_rootfs_are_not_sent_raw_to_the_terminal(self):
+        rootfs = self.extract()
+        evil = "x\x1b]0;PWNED\x07\x1b[2Jy\nlazyroot: forged line"
+        open(os.path.join(rootfs, "etc", evil), "w").close()
+        # A lone 0x9b byte: CSI to a terminal in an 8-bit locale.
+        os.symlink(b"\x1b[31mred", os.path.join(rootfs.encode(), b"etc", b"link\x9b"))
+        fsck = self.run_lr("fsck", "--quick")
+        self.assertEqual(fsck.returncode, 1)
+        out = fsck.stdout
+        self.assertNotIn(b"\x1b", out)
+        self.assertNotIn(b"\x07", out)
+        self.assertNotIn(b"\x9b", out)
+        self.assertIn(b"x\\x1b]0;PWNED\\x07\\x1b[2Jy\\x0alazyroot: forged line: not in the image", out)
+        # Each finding is one line: none starts with the forged text.
+        self.assertFalse(any(line.startswith(b"lazyroot: forged") for line in out.splitlines()), out)
+        r = self.run_lr("extract", self.ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn(b"\x1b", r.stderr)
+        self.assertNotIn(b"\x9b", r.stderr)
+        self.assertFalse(any(line.startswith(b"lazyroot: forged") for line in r.stderr.splitlines()), r.stderr)
+        self.assertIn("/etc/link\\x9b: not in the image", r.stderr.decode())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
