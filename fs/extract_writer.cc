@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -137,6 +138,28 @@ Result<std::string> CheckTargetDir(const std::string& dir_in, const char* comman
   return dir;
 }
 
+bool IsMountRoot(int dir_fd, const char* name, dev_t parent_dev) {
+  struct statx stx {};
+  if (::statx(dir_fd, name, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, &stx) == 0) {
+    if ((stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0) {
+      return (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+    }
+    // Before Linux 5.8: a mount of another file system at least.
+    return makedev(stx.stx_dev_major, stx.stx_dev_minor) != parent_dev;
+  }
+  return false;  // gone, or not ours to stat: the open that follows says so
+}
+
+namespace {
+
+Status MountedThere(const std::string& path) {
+  return Status::IoError("remove " + path +
+                         ": a file system is mounted there (a bind mount into the tree?); nothing below it is "
+                         "removed: unmount it and try again");
+}
+
+}  // namespace
+
 Status RemoveTree(const std::string& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -147,6 +170,11 @@ Status RemoveTree(const std::string& path) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno("remove " + path, errno);
     return Status::Ok();
   }
+  // Never into another mount: what is mounted there (/dev, /proc, a host
+  // directory bound into a cached rootfs) is not ours to delete or chmod.
+  struct stat up {};
+  const dev_t parent_dev = ::stat((path + "/..").c_str(), &up) == 0 ? up.st_dev : st.st_dev;
+  if (IsMountRoot(AT_FDCWD, path.c_str(), parent_dev)) return MountedThere(path);
   Fd cur(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!cur.valid()) return Status::FromErrno("remove " + path + ": open", errno);
   // Names from `path` down to the directory `cur` holds; no fds are kept for
@@ -196,6 +224,7 @@ Status RemoveTree(const std::string& path) {
     ::closedir(d);
     if (!failed.ok()) return failed;
     if (!subdir.empty()) {
+      if (IsMountRoot(cur.get(), subdir.c_str(), st.st_dev)) return MountedThere(where() + "/" + subdir);
       // A 0000 or 0555 directory of a rootless extraction: open it up first.
       (void)::fchmodat(cur.get(), subdir.c_str(), 0700, AT_SYMLINK_NOFOLLOW);
       Fd child(::openat(cur.get(), subdir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -61,6 +61,14 @@ Result<std::string> CheckTargetDir(const std::string& dir_in, const char* comman
 // O_NOFOLLOW opens and back up through ".."; directories are made u+rwx on
 // the way so a tree extracted rootless with 0555 directories can go).
 // OK if `path` does not exist. Meant for directories lazyroot created itself.
+// It never enters a mount (a bind mount into a cached rootfs, /dev or /proc
+// mounted there for a chroot): such a directory, or `path` itself being one,
+// is IoError naming it, and nothing below it is touched.
 Status RemoveTree(const std::string& path);
+
+// Whether the entry `name` of dir_fd (not followed if a symlink) is the root
+// of a mount: STATX_ATTR_MOUNT_ROOT, or on kernels before 5.8 a device other
+// than parent_dev. False when it cannot be stat'ed.
+bool IsMountRoot(int dir_fd, const char* name, dev_t parent_dev);
 
 }  // namespace lazyroot

@@ -107,6 +107,28 @@ class StoreAttacks(unittest.TestCase):
         os.utime(outside, (MTIME, MTIME))
         return outside
 
+    @unittest.skipUnless(can_bind_mount(), "needs root and mount(8)")
+    def test_gc_does_not_enter_a_bind_mount(self):
+        rootfs = self.extract()
+        outside = os.path.join(self.tmp, "outside")
+        os.mkdir(outside, 0o751)
+        with open(os.path.join(outside, "keep"), "w") as f:
+            f.write("not the store's\n")
+        os.mkdir(os.path.join(outside, "sub"))
+        self.bind(outside, os.path.join(rootfs, "mnt"))
+        self.assertEqual(self.run_lr("rm", self.ref).returncode, 0)
+        gc = self.run_lr("gc")
+        # What is mounted there is left alone, whatever gc's verdict.
+        self.assertTrue(os.path.exists(os.path.join(outside, "keep")), gc.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(outside, "sub")))
+        self.assertEqual(stat.S_IMODE(os.stat(outside).st_mode), 0o751)
+        # Once unmounted, gc removes the extract.
+        subprocess.run(["umount", os.path.join(rootfs, "mnt")], check=True)
+        gc = self.run_lr("gc")
+        self.assertEqual(gc.returncode, 0, gc.stderr)
+        self.assertFalse(os.path.exists(rootfs))
+        self.assertTrue(os.path.exists(os.path.join(outside, "keep")))
+
     def test_names_from_the_rootfs_are_not_sent_raw_to_the_terminal(self):
         rootfs = self.extract()
         evil = "x\x1b]0;PWNED\x07\x1b[2Jy\nlazyroot: forged line"
