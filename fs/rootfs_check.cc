@@ -47,6 +47,30 @@ const char* TypeName(mode_t m) {
   return "unknown type";
 }
 
+// fstatat(AT_SYMLINK_NOFOLLOW) that also says whether the entry is the root
+// of a mount: a directory bound over one of the tree's (from anywhere, even
+// the same file system, with the same mode, owner and times) is not the
+// tree's, and nothing below it is.
+int StatEntry(int dfd, const char* name, struct stat* st, bool* mount_root) {
+  struct statx stx {};
+  const int flags = AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | (name[0] == '\0' ? AT_EMPTY_PATH : 0);
+  if (::statx(dfd, name, flags, STATX_BASIC_STATS, &stx) != 0) return -1;
+  *st = {};
+  st->st_dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+  st->st_ino = stx.stx_ino;
+  st->st_mode = stx.stx_mode;
+  st->st_nlink = stx.stx_nlink;
+  st->st_uid = stx.stx_uid;
+  st->st_gid = stx.stx_gid;
+  st->st_rdev = makedev(stx.stx_rdev_major, stx.stx_rdev_minor);
+  st->st_size = static_cast<off_t>(stx.stx_size);
+  st->st_mtim = {static_cast<time_t>(stx.stx_mtime.tv_sec), static_cast<long>(stx.stx_mtime.tv_nsec)};
+  st->st_ctim = {static_cast<time_t>(stx.stx_ctime.tv_sec), static_cast<long>(stx.stx_ctime.tv_nsec)};
+  *mount_root = (stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) != 0 &&
+                (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+  return 0;
+}
+
 std::string Time(int64_t sec, uint64_t nsec) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%lld.%09llu", static_cast<long long>(sec), static_cast<unsigned long long>(nsec));
@@ -72,7 +96,12 @@ class Checker {
     dir_ok_.assign(count, false);
     first_ino_.assign(count, 0);
     struct stat root {};
-    if (::fstat(root_fd_, &root) != 0) return Status::FromErrno("stat rootfs", errno);
+    bool root_mounted = false;
+    if (StatEntry(root_fd_, "", &root, &root_mounted) != 0) return Status::FromErrno("stat rootfs", errno);
+    if (root_mounted) {
+      Add("", "a file system is mounted there (not the extracted tree)");
+      return std::move(diffs_);
+    }
     owner_uid_ = root.st_uid;
     owner_gid_ = root.st_gid;
     dev_ = root.st_dev;
@@ -118,8 +147,14 @@ class Checker {
       const std::string rel = Join(d, e.name);
       const std::string name(e.name);
       struct stat st {};
-      if (::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      bool mounted = false;
+      if (StatEntry(dfd, name.c_str(), &st, &mounted) != 0) {
         Add(rel, errno == ENOENT ? "missing" : std::string("cannot stat: ") + std::strerror(errno));
+        continue;
+      }
+      if (mounted || st.st_dev != dev_) {
+        // Not the tree's entry, and nothing below it is looked at.
+        Add(rel, "a file system is mounted there (a mount point)");
         continue;
       }
       const Node n = tree_.GetNode(e.node);

@@ -129,6 +129,24 @@ class StoreAttacks(unittest.TestCase):
         self.assertFalse(os.path.exists(rootfs))
         self.assertTrue(os.path.exists(os.path.join(outside, "keep")))
 
+    @unittest.skipUnless(can_bind_mount(), "needs root and mount(8)")
+    def test_reuse_check_sees_a_bind_mount(self):
+        outside = self.outside_dir_like_mnt(None)
+        rootfs = self.extract()  # after outside was made: its ctime is older than the extract
+        self.bind(outside, os.path.join(rootfs, "mnt"))
+        r = self.run_lr("extract", self.ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        err = r.stderr.decode()
+        self.assertNotIn("already extracted", err)
+        self.assertIn("/mnt: a file system is mounted there", err)
+        self.assertEqual(r.stdout.decode().strip(), rootfs)
+        mounted = mount_points()
+        self.assertNotIn(os.path.join(rootfs, "mnt"), mounted)  # the fresh tree has none
+        # The swapped-out tree keeps it (tearDown unmounts it).
+        self.assertTrue(any(".stale-" in m for m in mounted if m.startswith(self.tmp + "/")), mounted)
+        r = self.run_lr("extract", self.ref)
+        self.assertIn("already extracted", r.stderr.decode())
+
     def test_names_from_the_rootfs_are_not_sent_raw_to_the_terminal(self):
         rootfs = self.extract()
         evil = "x\x1b]0;PWNED\x07\x1b[2Jy\nlazyroot: forged line"
