@@ -282,6 +282,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root) {
 std::string Store::BlobPath(std::string_view digest) const {
   return root_ + "/blobs/sha256/" + std::string(digest.substr(7));
 }
+    // mkdir's EEXIST is also a file of that name: said here, naming it, for
+    // every command (fsck included) rather than as ENOTDIR from some later
+    // open, after fsck found "nothing wrong". A symlink to a directory is fine.
+    struct stat st_sub {};
+    if (::stat((root + sub).c_str(), &st_sub) != 0 || !S_ISDIR(st_sub.st_mode)) {
+      return Status::Corruption("store " + root + ": " + std::string(sub + 1) +
+                                " is not a directory; move it away (the store recreates it)");
+    }
 std::string Store::IndexPath(std::string_view digest) const {
   return root_ + "/index/sha256/" + std::string(digest.substr(7));
 }

@@ -169,6 +169,25 @@ class StoreAttacks(unittest.TestCase):
         self.assertFalse(any(line.startswith(b"lazyroot: forged") for line in r.stderr.splitlines()), r.stderr)
         self.assertIn("/etc/link\\x9b: not in the image", r.stderr.decode())
 
+    def test_a_file_where_a_store_directory_belongs(self):
+        self.extract()
+        for sub in ("rootfs", "inuse"):
+            path = os.path.join(self.store, sub)
+            moved = path + ".moved"
+            os.rename(path, moved)
+            with open(path, "w") as f:
+                f.write("x")
+            fsck = self.run_lr("fsck")
+            self.assertNotEqual(fsck.returncode, 0, "fsck said clean with %s a file" % sub)
+            self.assertIn("%s is not a directory" % sub, fsck.stderr.decode())
+            ex = self.run_lr("extract", self.ref)
+            self.assertNotEqual(ex.returncode, 0)
+            self.assertIn("%s is not a directory" % sub, ex.stderr.decode())
+            os.unlink(path)
+            os.rename(moved, path)
+        fsck = self.run_lr("fsck")
+        self.assertEqual(fsck.returncode, 0, fsck.stdout + fsck.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
