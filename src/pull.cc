@@ -93,7 +93,13 @@ class LayerDownloader {
     const uint64_t size = static_cast<uint64_t>(d.size);
     const std::string path = store_.PartialPath(d.digest);
     resumed_ = false;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // Never through a symlink: a partial that is one (it is no download of
+    // ours) would have the pull truncate and write a file outside the store.
+    // It is replaced; we hold the blob's lock, so nobody else writes it.
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ELOOP && ::unlink(path.c_str()) == 0) {
+      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    }
     if (fd < 0) return Status::FromErrno("open " + path, errno);
     struct Closer {
       int fd;
@@ -123,6 +129,7 @@ class LayerDownloader {
     uint64_t offset = 0;
     struct stat stt {};
     if (::fstat(fd, &stt) != 0) return Status::FromErrno("stat " + path, errno);
+    if (!S_ISREG(stt.st_mode)) return Status::IoError(path + ": not a regular file; remove it (or run lazyroot gc)");
     uint64_t existing = static_cast<uint64_t>(stt.st_size);
     if (!allow_partial || existing > size) existing = 0;
     if (::ftruncate(fd, static_cast<off_t>(existing)) != 0) return Status::FromErrno("truncate " + path, errno);

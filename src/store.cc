@@ -234,7 +234,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
   // Unique among live threads; one left by a dead process whose pid and tid
   // came round again is stale, hence O_TRUNC rather than O_EXCL.
   const std::string tmp = path + UniqueTempSuffix();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
   size_t done = 0;
   while (done < bytes.size()) {

@@ -169,6 +169,21 @@ class StoreAttacks(unittest.TestCase):
         self.assertFalse(any(line.startswith(b"lazyroot: forged") for line in r.stderr.splitlines()), r.stderr)
         self.assertIn("/etc/link\\x9b: not in the image", r.stderr.decode())
 
+    def test_a_partial_that_is_a_symlink_is_not_followed(self):
+        layer = layer_hex(self.layout)
+        victim = os.path.join(self.tmp, "victim")
+        with open(victim, "w") as f:
+            f.write("not the store's\n")
+        os.makedirs(os.path.join(self.store, "tmp"))
+        os.symlink(victim, os.path.join(self.store, "tmp", layer + ".partial"))
+        r = self.run_lr("pull", self.ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(victim) as f:
+            self.assertEqual(f.read(), "not the store's\n")
+        blob = os.path.join(self.store, "blobs", "sha256", layer)
+        self.assertTrue(stat.S_ISREG(os.lstat(blob).st_mode))
+        self.assertEqual(self.run_lr("fsck").returncode, 0)
+
     def test_a_file_where_a_store_directory_belongs(self):
         self.extract()
         for sub in ("rootfs", "inuse"):
