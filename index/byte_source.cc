@@ -81,7 +81,9 @@ class MemorySource final : public ByteSource {
 }  // namespace
 
 Result<std::unique_ptr<ByteSource>> OpenFileByteSource(const std::string& path, std::string name) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO where a blob belongs must not hang a mount or extract
+  // in open (reads of a regular file ignore the flag).
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT) return Status::NotFound(name + ": " + path + " does not exist");
@@ -92,6 +94,10 @@ Result<std::unique_ptr<ByteSource>> OpenFileByteSource(const std::string& path, 
     int err = errno;
     ::close(fd);
     return Status::FromErrno(name + ": stat " + path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::Corruption(name + ": " + path + " is not a regular file");
   }
   return std::unique_ptr<ByteSource>(new FileByteSource(fd, static_cast<uint64_t>(st.st_size), std::move(name)));
 }

@@ -188,7 +188,8 @@ Result<ImageTree> ImageTree::Open(std::vector<uint8_t> bytes, std::string name) 
 }
 
 Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO put where the tree belongs must not hang the open.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("image tree " + path + ": open", errno);
   struct Closer {
     int fd;
@@ -196,6 +197,7 @@ Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
   } closer{fd};
   struct stat st;
   if (::fstat(fd, &st) != 0) return Status::FromErrno("image tree " + path + ": fstat", errno);
+  if (!S_ISREG(st.st_mode)) return Status::Corruption("image tree " + path + ": not a regular file");
   // The 32-bit counts bound a valid file well below this; a larger one is
   // not read at all. One whose header is not a tree header of its size costs
   // one 128-byte read: garbage in the store never costs its size in memory.

@@ -78,7 +78,7 @@ void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::
   for (const std::string& path : look_up) (void)::stat(path.c_str(), &st);
   std::vector<int> fds;
   for (const std::string& path : read) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang us
     if (fd >= 0) fds.push_back(fd);
   }
   for (int fd : fds) {
@@ -88,11 +88,18 @@ void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::
 }
 
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO put where a store file belongs must not hang the
+  // open (every command and fsck read records, indexes and trees this way).
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT) return Status::NotFound(path + " does not exist");
     return Status::FromErrno("open " + path, err);
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::Corruption(path + ": not a regular file");
   }
   std::string out;
   char buf[65536];
@@ -158,7 +165,7 @@ Result<FileLock> LockFile(const std::string& path, int op, const std::function<v
 // Removes the lock file at path if nobody holds it: true when it is gone.
 // Unlinked while we hold it exclusively, which LockFile's check relies on.
 bool UnlinkIfUnlocked(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang gc
   if (fd < 0) return errno == ENOENT;
   const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
   if (free) ::unlink(path.c_str());
@@ -275,13 +282,6 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& root) {
   for (const char* sub : {"/blobs/sha256", "/index/sha256", "/trees", "/images", "/tmp", "/rootfs", "/inuse"}) {
     Status st = MakeDirs(root + sub);
     if (!st.ok()) return st.WithContext("store " + root);
-  }
-  return std::unique_ptr<Store>(new Store(root));
-}
-
-std::string Store::BlobPath(std::string_view digest) const {
-  return root_ + "/blobs/sha256/" + std::string(digest.substr(7));
-}
     // mkdir's EEXIST is also a file of that name: said here, naming it, for
     // every command (fsck included) rather than as ENOTDIR from some later
     // open, after fsck found "nothing wrong". A symlink to a directory is fine.
@@ -290,6 +290,13 @@ std::string Store::BlobPath(std::string_view digest) const {
       return Status::Corruption("store " + root + ": " + std::string(sub + 1) +
                                 " is not a directory; move it away (the store recreates it)");
     }
+  }
+  return std::unique_ptr<Store>(new Store(root));
+}
+
+std::string Store::BlobPath(std::string_view digest) const {
+  return root_ + "/blobs/sha256/" + std::string(digest.substr(7));
+}
 std::string Store::IndexPath(std::string_view digest) const {
   return root_ + "/index/sha256/" + std::string(digest.substr(7));
 }
@@ -327,7 +334,7 @@ Status Store::WriteBlob(std::string_view digest, std::string_view bytes) {
 Status Store::CommitPartial(std::string_view digest) {
   if (HasBlob(digest)) return Status::Ok();
   std::string partial = PartialPath(digest);
-  int fd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(partial.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("blob " + std::string(digest) + ": open " + partial, errno);
   int rc = ::fsync(fd);
   int err = errno;

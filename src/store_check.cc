@@ -85,7 +85,7 @@ bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno =
 
 // Whether another process holds an flock on path (an absent file: no).
 bool LockHeld(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang fsck
   if (fd < 0) return false;
   bool held = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
   ::close(fd);
@@ -353,7 +353,7 @@ class Checker {
 
   // Called from several threads.
   Result<std::string> HashFile(const std::string& path, std::atomic<uint64_t>* done, uint64_t total) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang fsck
     if (fd < 0) return Status::FromErrno("open " + path, errno);
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     Sha256 hash;

@@ -184,6 +184,32 @@ class StoreAttacks(unittest.TestCase):
         self.assertTrue(stat.S_ISREG(os.lstat(blob).st_mode))
         self.assertEqual(self.run_lr("fsck").returncode, 0)
 
+    def test_a_fifo_in_the_store_hangs_nothing(self):
+        # Each store file a command opens, replaced by a FIFO nobody writes:
+        # opening one for reading used to block forever (extract, fsck, gc).
+        self.extract()
+        pulled = os.path.join(self.tmp, "pulled")
+        shutil.copytree(self.store, pulled, symlinks=True)
+        layer = layer_hex(self.layout)
+        for rel in ("trees", "index/sha256", "images", "blobs/sha256/" + layer, "inuse/%s.lock" % layer,
+                    "tmp/%s.lock" % layer):
+            shutil.rmtree(self.store)
+            shutil.copytree(pulled, self.store, symlinks=True)
+            path = os.path.join(self.store, rel)
+            if os.path.isdir(path):  # the one file in it
+                path = os.path.join(path, [n for n in os.listdir(path) if not n.startswith(".")][0])
+            if os.path.exists(path):
+                os.unlink(path)
+            os.mkfifo(path)
+            for args in (("fsck",), ("extract", self.ref, os.path.join(self.tmp, "out-" + rel.replace("/", "-"))),
+                         ("gc",)):
+                try:
+                    r = self.run_lr(*args, timeout=30)
+                except subprocess.TimeoutExpired:
+                    self.fail("lazyroot %s hangs on a FIFO at %s" % (args[0], rel))
+                if args[0] == "fsck" and not rel.endswith(".lock"):
+                    self.assertEqual(r.returncode, 1, (rel, r.stdout, r.stderr))
+
     def test_a_file_where_a_store_directory_belongs(self):
         self.extract()
         for sub in ("rootfs", "inuse"):
