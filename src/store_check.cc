@@ -734,6 +734,13 @@ class Checker {
     check.contents = !options_.quick;
     check.rootless = mode.ok() && *mode == "rootless\n";
     check.max_differences = 5;
+    // As extract's reuse check: an entry changed after the .done marker was
+    // written is a difference even when its size and mtime were put back
+    // (--quick compares no contents, so this is what finds such an edit).
+    struct stat done_st {};
+    if (::stat((base + ".done").c_str(), &done_st) == 0) {
+      check.extracted_at_ns = static_cast<int64_t>(done_st.st_mtim.tv_sec) * 1000000000 + done_st.st_mtim.tv_nsec;
+    }
     std::vector<LayerBlob> layers;
     for (size_t i = 0; i < rec.layer_digests.size(); ++i) {
       const std::string& digest = rec.layer_digests[i];
@@ -755,9 +762,18 @@ class Checker {
         f.repaired = "removed";
         continue;
       }
-      Repair(f, "removed (the next extract makes it again)", [&] {
+      // Moved aside as extract does, not removed: it was handed out, and a VM
+      // may run on it now (the changes are probably that VM's). gc removes it.
+      Repair(f, "moved aside (the next extract makes it again; `lazyroot gc` removes the old one)", [&] {
         LAZYROOT_RETURN_IF_ERROR(RemovePath(base + ".done"));
-        return RemovePath(base);
+        std::string aside = base + ".stale-XXXXXX";
+        if (::mkdtemp(aside.data()) == nullptr) return Status::FromErrno("create a dir beside " + base, errno);
+        if (::rename(base.c_str(), aside.c_str()) != 0) {
+          const int err = errno;
+          ::rmdir(aside.c_str());
+          return Status::FromErrno("move " + base + " aside to " + aside, err);
+        }
+        return Status::Ok();
       });
       removed = !f.repaired.empty();
     }
