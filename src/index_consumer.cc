@@ -105,6 +105,28 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest) {
   return Status::Ok();
 }
 
+namespace {
+
+uint64_t LoadLe64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// index/FORMAT.md "Layer index file": the chunk digest section (offset at
+// 152, count at 144, 32 bytes each) ends the file.
+uint64_t DeclaredIndexSize(const uint8_t* h) {
+  const uint64_t off = LoadLe64(h + 152), count = LoadLe64(h + 144);
+  if (count > (UINT64_MAX - off) / 32) return UINT64_MAX;
+  return off + count * 32;
+}
+
+}  // namespace
+
+Result<std::string> ReadLayerIndexFile(const std::string& path) {
+  return ReadSelfSizedFile(path, uint64_t{1} << 34, std::string_view("LZRLIDX\0", 8), 2, 192, DeclaredIndexSize);
+}
+
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
                                         const Limits& limits) {
   LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
@@ -137,7 +159,7 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
   if (rebuilt) *rebuilt = false;
   const std::string path = store.IndexPath(blob_digest);
   {
-    auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
+    auto bytes = ReadLayerIndexFile(path);
     if (bytes.ok()) {
       auto idx = LayerIndex::Parse(AsBytes(*bytes), path, blob_digest);
       if (idx.ok() && (diff_id.empty() || idx->diff_id == diff_id)) return idx;
@@ -156,7 +178,7 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
   *restart = false;
   const std::string path = store.IndexPath(blob_digest);
   {
-    auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
+    auto bytes = ReadLayerIndexFile(path);
     if (bytes.ok()) {
       LayerIndex header;
       uint64_t seen = 0;
@@ -201,7 +223,7 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                              const Limits& limits, ChunkDigests* chunks) {
   const std::string path = store.IndexPath(blob_digest);
-  auto bytes = ReadWholeFile(path, uint64_t{1} << 34);
+  auto bytes = ReadLayerIndexFile(path);
   if (bytes.ok()) {
     std::string got_diff_id;
     auto table = LayerIndex::ParseCheckpoints(

@@ -30,6 +30,11 @@ std::string StagedIndexPath(const Store& store, const std::string& blob_digest);
 // Moves a staged index into index/sha256/ (no-op when none is staged).
 Status CommitStagedIndex(Store& store, const std::string& blob_digest);
 
+// The stored layer index file at path, read only if its header describes
+// exactly its length (ReadSelfSizedFile): a garbage or sparse file there is
+// refused after one header read, and the caller rebuilds it.
+Result<std::string> ReadLayerIndexFile(const std::string& path);
+
 // The index file of a stored layer blob, built from the blob (checking
 // diff_id, under `limits`) without storing it: what a rebuild writes, and
 // what fsck compares a stored index with.

@@ -14,7 +14,9 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <set>
+#include <vector>
 
 #include "fs/extract_writer.h"
 #include "index/sha256.h"
@@ -120,6 +122,41 @@ Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
   }
   ::close(fd);
   return out;
+}
+
+Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std::string_view magic, uint32_t version,
+                                      size_t header_size, uint64_t (*declared)(const uint8_t* header)) {
+  constexpr uint64_t kSmall = 64 << 10;
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == ENOENT) return Status::NotFound(path + " does not exist");
+    return Status::FromErrno("open " + path, err);
+  }
+  struct stat st {};
+  std::vector<uint8_t> header(header_size);
+  ssize_t got = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) >= header_size) {
+    do {
+      got = ::pread(fd, header.data(), header_size, 0);
+    } while (got < 0 && errno == EINTR);
+  }
+  ::close(fd);
+  if (got == static_cast<ssize_t>(header_size)) {
+    const auto size = static_cast<uint64_t>(st.st_size);
+    uint32_t v = 0;  // little-endian, right after the magic (both formats)
+    for (size_t i = 4; i-- > 0;) v = (v << 8) | header[magic.size() + i];
+    if (std::memcmp(header.data(), magic.data(), magic.size()) != 0) {
+      if (size > kSmall) {
+        return Status::Corruption(path + ": not a file of this kind (" + std::to_string(size) +
+                                  " bytes without its magic); not read");
+      }
+    } else if (v == version && declared(header.data()) != size) {
+      return Status::Corruption(path + ": its header describes " + std::to_string(declared(header.data())) +
+                                " bytes, the file has " + std::to_string(size) + "; not read");
+    }
+  }
+  return ReadWholeFile(path, cap);  // short, a FIFO, …: it says what is wrong
 }
 
 namespace {

@@ -136,6 +136,18 @@ class Store {
 // kCorruption when larger than cap).
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
 
+// Reads a cache file whose header records its own length (a layer index, a
+// tree) without ever holding more than the header of one that is garbage: a
+// file at least header_size long whose first bytes are `magic` and whose
+// header says `version` is read only if declared(header) is its length; one
+// with another magic is read only if it is small (64 KiB), so the caller can
+// still say what it is. Other versions are read whole (up to cap) for the
+// caller to tell an old format from damage. kCorruption naming the file
+// otherwise: a zero-filled or sparse hole of gigabytes in the store costs a
+// header read, not its size in memory.
+Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std::string_view magic, uint32_t version,
+                                      size_t header_size, uint64_t (*declared)(const uint8_t* header));
+
 // Warms the page cache for a cold start: looks up every path of `look_up`
 // and `read` first (directory and inode reads are small and must not queue
 // behind big reads), then starts reading the files of `read` in the

@@ -494,7 +494,7 @@ class Checker {
     const std::string path = store_.IndexPath(digest);
     const std::string object = "layer index " + digest;
     report_.indexes++;
-    auto stored = ReadWholeFile(path, kMaxDerivedBytes);
+    auto stored = ReadLayerIndexFile(path);  // garbage of any size costs a header read
     std::string wrong;
     if (!stored.ok()) {
       wrong = stored.status().code() == ErrorCode::kNotFound ? "missing" : stored.status().message();
@@ -610,7 +610,7 @@ class Checker {
         bytes = CheckIndex(digest, diff_ids[i], &built[i], &sound);
         index_sound_[digest] = sound;
       } else if (known->second) {
-        auto stored = ReadWholeFile(store_.IndexPath(digest), kMaxDerivedBytes);
+        auto stored = ReadLayerIndexFile(store_.IndexPath(digest));
         if (stored.ok()) bytes = std::move(*stored);
       }
       if (!bytes) have_indexes = false;  // reported with the index; the others are still checked
@@ -625,7 +625,12 @@ class Checker {
   std::optional<ImageTree> CheckTree(const ImageRecord& rec, const std::vector<std::string>* indexes) {
     const std::string path = store_.TreePath(rec.manifest_digest);
     const std::string object = "tree " + rec.manifest_digest;
-    auto stored = ReadWholeFile(path, kMaxDerivedBytes);
+    // Read only if its header says its length (index/FORMAT.md: file_size at 16).
+    auto stored = ReadSelfSizedFile(path, kMaxDerivedBytes, "LZRTREE1", ImageTree::kVersion, 128, [](const uint8_t* h) {
+      uint64_t v = 0;
+      for (int i = 7; i >= 0; --i) v = (v << 8) | h[16 + i];
+      return v;
+    });
     std::optional<ImageTree> merged;
     auto merge = [&]() -> bool {
       if (merged) return true;

@@ -15,6 +15,8 @@
   points to.
 - A FIFO where a store file belongs (tree, index, record, blob, lock): extract,
   fsck and gc blocked in open(2) forever.
+- A layer index or tree that is a multi-GiB sparse file: fsck and extract read
+  it whole (8 GiB resident for a 6 GiB hole) before finding it invalid.
 
 The image is imported from an OCI layout (oci:DIR), no registry needed. The
 bind-mount cases need root (and mount(8)); they are skipped otherwise."""
@@ -22,6 +24,7 @@ bind-mount cases need root (and mount(8)); they are skipped otherwise."""
 import json
 import os
 import re
+import resource
 import shutil
 import stat
 import subprocess
@@ -209,6 +212,34 @@ class StoreAttacks(unittest.TestCase):
                     self.fail("lazyroot %s hangs on a FIFO at %s" % (args[0], rel))
                 if args[0] == "fsck" and not rel.endswith(".lock"):
                     self.assertEqual(r.returncode, 1, (rel, r.stdout, r.stderr))
+
+    def test_a_huge_sparse_index_or_tree_is_not_read_into_memory(self):
+        # 6 GiB holes where the layer index and the tree are (their headers
+        # kept, or zeros): fsck and extract ran out of memory reading them
+        # whole; now they are refused after a header read and rebuilt.
+        self.extract()
+        index_dir = os.path.join(self.store, "index", "sha256")
+        index = os.path.join(index_dir, os.listdir(index_dir)[0])
+        tree_dir = os.path.join(self.store, "trees")
+        tree = os.path.join(tree_dir, os.listdir(tree_dir)[0])
+        limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))  # noqa: E731
+        env = dict(os.environ, LAZYROOT_HOME=self.store)
+        for zeros in (False, True):
+            for path in (index, tree):
+                if zeros:
+                    os.truncate(path, 0)
+                os.truncate(path, 6 << 30)
+            fsck = subprocess.run([LAZYROOT, "fsck"], capture_output=True, env=env, timeout=120, preexec_fn=limit)
+            self.assertEqual(fsck.returncode, 1, fsck.stderr)
+            self.assertIn(b"layer index sha256:", fsck.stdout)
+            self.assertIn(b"not read", fsck.stdout)
+            out = os.path.join(self.tmp, "out-%s" % zeros)
+            ex = subprocess.run([LAZYROOT, "extract", self.ref, out], capture_output=True, env=env, timeout=120,
+                                preexec_fn=limit)
+            self.assertEqual(ex.returncode, 0, ex.stderr)
+            self.assertLess(os.path.getsize(index), 1 << 20)  # rebuilt
+            self.assertLess(os.path.getsize(tree), 1 << 20)
+            self.assertEqual(self.run_lr("fsck").returncode, 0)
 
     def test_a_file_where_a_store_directory_belongs(self):
         self.extract()
