@@ -164,6 +164,8 @@ Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_d
       auto idx = LayerIndex::Parse(AsBytes(*bytes), path, blob_digest);
       if (idx.ok() && (diff_id.empty() || idx->diff_id == diff_id)) return idx;
       if (!idx.ok()) std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", idx.status().message().c_str());
+    } else if (bytes.status().code() != ErrorCode::kNotFound) {
+      std::fprintf(stderr, "lazyroot: layer index %s; rebuilding it from the blob\n", bytes.status().message().c_str());
     }
   }
   LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
@@ -211,6 +213,8 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
         *restart = true;
         return st;
       }
+    } else if (bytes.status().code() != ErrorCode::kNotFound) {
+      std::fprintf(stderr, "lazyroot: layer index %s; rebuilding it from the blob\n", bytes.status().message().c_str());
     }
   }
   LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
