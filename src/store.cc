@@ -507,7 +507,12 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;
     if (S_ISDIR(st.st_mode)) {
-      if (RemoveTree(path).ok()) report.rootfs_removed++;
+      Status removed = RemoveTree(path);
+      if (removed.ok()) {
+        report.rootfs_removed++;
+      } else {
+        report.not_removed.push_back(removed.message());
+      }
     } else if (name.ends_with(".lock")) {
       UnlinkIfUnlocked(path);
     } else {

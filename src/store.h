@@ -58,6 +58,9 @@ struct ImageRecord {
 struct GcReport {
   uint64_t blobs_removed = 0, indexes_removed = 0, partials_removed = 0, rootfs_removed = 0;
   uint64_t bytes_freed = 0;
+  // What could not be removed and why (e.g. a cached extract with a file
+  // system mounted inside it, which gc never enters).
+  std::vector<std::string> not_removed;
 };
 
 class Store {

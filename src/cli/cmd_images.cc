@@ -200,6 +200,9 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   static_cast<unsigned long long>(report->partials_removed),
                   static_cast<unsigned long long>(report->rootfs_removed),
                   static_cast<unsigned long long>(report->bytes_freed));
+      for (const std::string& m : report->not_removed) {
+        std::fprintf(stderr, "lazyroot: not removed: %s\n", Displayable(m).c_str());
+      }
       return kExitOk;
     };
   });

@@ -125,6 +125,8 @@ class StoreAttacks(unittest.TestCase):
         self.assertTrue(os.path.exists(os.path.join(outside, "keep")), gc.stderr)
         self.assertTrue(os.path.isdir(os.path.join(outside, "sub")))
         self.assertEqual(stat.S_IMODE(os.stat(outside).st_mode), 0o751)
+        self.assertIn(b"not removed: remove " + os.path.join(rootfs, "mnt").encode() + b": a file system is mounted there",
+                      gc.stderr)
         # Once unmounted, gc removes the extract.
         subprocess.run(["umount", os.path.join(rootfs, "mnt")], check=True)
         gc = self.run_lr("gc")
