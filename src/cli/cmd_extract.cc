@@ -66,7 +66,10 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
   if (r.zero_bytes > 0) {
     std::fprintf(stderr, "lazyroot: %.1f MiB of zeros left as holes\n", static_cast<double>(r.zero_bytes) / (1 << 20));
   }
-  for (const std::string& w : r.warning_samples) std::fprintf(stderr, "lazyroot: warning: %s\n", w.c_str());
+  // Warnings name the image's files: never raw to the terminal.
+  for (const std::string& w : r.warning_samples) {
+    std::fprintf(stderr, "lazyroot: warning: %s\n", Displayable(w).c_str());
+  }
   if (r.warnings > r.warning_samples.size()) {
     std::fprintf(stderr, "lazyroot: … and %llu more warning(s)\n",
                  static_cast<unsigned long long>(r.warnings - r.warning_samples.size()));
