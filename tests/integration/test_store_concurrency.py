@@ -376,16 +376,29 @@ class Concurrency(PullTestCase):
             try:
                 if os.fstat(fd).st_size != len(data):
                     wrong.append("%s: st_size %d, want %d" % (name, os.fstat(fd).st_size, len(data)))
-                for off in range(0, len(data) + 1, 128 * 1024):
-                    try:
-                        chunk = os.pread(fd, 128 * 1024, off)
-                    except OSError as e:
-                        if e.errno != errno.EIO:
-                            wrong.append("%s: pread at %d: %s" % (name, off, e))
-                        eio += 1
-                        continue
-                    if chunk != data[off:off + 128 * 1024]:
-                        wrong.append("%s: bytes %d-%d differ" % (name, off, off + len(chunk)))
+                for start in range(0, len(data) + 1, 128 * 1024):
+                    end = min(start + 128 * 1024, len(data))
+                    off = start
+                    # A read that meets a bad chunk after good ones returns the
+                    # good bytes (a short read, as read(2) does when an error
+                    # follows data); the rest is read on, each part right or EIO.
+                    while True:
+                        try:
+                            chunk = os.pread(fd, end - off, off)
+                        except OSError as e:
+                            if e.errno != errno.EIO:
+                                wrong.append("%s: pread at %d: %s" % (name, off, e))
+                            eio += 1
+                            break
+                        if chunk != data[off:off + len(chunk)]:
+                            wrong.append("%s: bytes %d-%d differ" % (name, off, off + len(chunk)))
+                            break
+                        off += len(chunk)
+                        if off >= end:
+                            break
+                        if not chunk:
+                            wrong.append("%s: end of file at %d, size %d" % (name, off, len(data)))
+                            break
             finally:
                 os.close(fd)
         alive = p.poll() is None and os.path.ismount(mnt)
