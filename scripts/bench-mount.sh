@@ -11,6 +11,11 @@
 # every entry), read every file, 2000 random 4 KiB reads. Finally "time to a
 # usable rootfs": lazyroot pull + mount vs skopeo copy + umoci unpack.
 # Prints numbers and ratios; never asserts.
+# TIME_TO_ROOTFS=0 skips the last part.
+# WAYS="native lazyroot" picks the ways (default: all that apply).
+# BASELINE=/path/to/another/lazyroot adds the way "baseline": that binary with
+# its own store, side by side with this build (e.g. the cost of a change:
+# build the commit before it into another directory and point BASELINE there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench_common.sh
@@ -25,6 +30,7 @@ serve() {
   case $2 in
     native) echo "$bench_work/native-$1" ;;
     lazyroot) "$LAZYROOT" --root "$bench_work/store" mount "$host/bench/$1:v1" "$mnt" && echo "$mnt" ;;
+    baseline) "$BASELINE" --root "$bench_work/store-baseline" mount "$host/bench/$1:v1" "$mnt" && echo "$mnt" ;;
     squashfuse) squashfuse "$bench_work/$1.sqfs" "$mnt" && echo "$mnt" ;;
     archivemount) timeout "$ARCHIVEMOUNT_TIMEOUT" archivemount -o readonly "$bench_work/$1.tar" "$mnt" && echo "$mnt" ;;
   esac
@@ -36,11 +42,17 @@ for kind in $kinds; do
   python3 scripts/bench_image.py --registry "$host" --repo "bench/$kind" --tag v1 --kind "$kind" >/dev/null
   "$LAZYROOT" --root "$bench_work/store" pull -q "http://$host/bench/$kind:v1" >/dev/null
   "$LAZYROOT" --root "$bench_work/store" extract "$host/bench/$kind:v1" "$bench_work/native-$kind" >/dev/null 2>&1
-  t0=$(now); mksquashfs "$bench_work/native-$kind" "$bench_work/$kind.sqfs" -quiet -no-progress >/dev/null; t1=$(now)
-  echo "mksquashfs $kind: $(echo "$t1 - $t0" | bc -l | cut -c1-6) s (a cost squashfuse users pay once)"
-  ways="native lazyroot squashfuse"
+  ways=${WAYS:-"native lazyroot squashfuse"}
+  if [[ -n ${BASELINE:-} ]]; then
+    "$BASELINE" --root "$bench_work/store-baseline" pull -q "http://$host/bench/$kind:v1" >/dev/null
+    ways+=" baseline"
+  fi
+  if [[ " $ways " == *" squashfuse "* ]]; then
+    t0=$(now); mksquashfs "$bench_work/native-$kind" "$bench_work/$kind.sqfs" -quiet -no-progress >/dev/null; t1=$(now)
+    echo "mksquashfs $kind: $(echo "$t1 - $t0" | bc -l | cut -c1-6) s (a cost squashfuse users pay once)"
+  fi
   layers=$("$LAZYROOT" --root "$bench_work/store" inspect "$host/bench/$kind:v1" | python3 -c 'import json,sys; print(" ".join(l["digest"][7:] for l in json.load(sys.stdin)["Layers"]))')
-  if [[ $(wc -w <<<"$layers") == 1 ]]; then
+  if [[ -z ${WAYS:-} && $(wc -w <<<"$layers") == 1 ]]; then
     gzip -dc "$bench_work/store/blobs/sha256/$layers" >"$bench_work/$kind.tar"
     # archivemount crawls on large archives (a 100k-entry tar had not finished
     # its walk after minutes): run it only where it finishes.
@@ -77,12 +89,19 @@ for kind in $kinds; do
   done
   printf '%-6s ratios: walk lazyroot/native %s, readall lazyroot/native %s, readall lazyroot/squashfuse %s\n' "$kind" \
     "$(ratio "${med[lazyroot.walk]}" "${med[native.walk]}")" "$(ratio "${med[lazyroot.readall]}" "${med[native.readall]}")" \
-    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]}")"
+    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]:-}")"
+  if [[ -n ${BASELINE:-} ]]; then
+    printf '%-6s ratios against BASELINE: ready %s, walk %s, readall %s, random4k %s\n' "$kind" \
+      "$(ratio "${med[lazyroot.ready]}" "${med[baseline.ready]}")" "$(ratio "${med[lazyroot.walk]}" "${med[baseline.walk]}")" \
+      "$(ratio "${med[lazyroot.readall]}" "${med[baseline.readall]}")" "$(ratio "${med[lazyroot.random]}" "${med[baseline.random]}")"
+  fi
   unset med
 done
 
 # Time to a usable rootfs, from an empty store / empty directory.
 # (KINDS=" " runs only this part.)
+# (TIME_TO_ROOTFS=0 skips it.)
+[[ ${TIME_TO_ROOTFS:-1} == 0 ]] && exit 0
 python3 scripts/bench_image.py --registry "$host" --repo bench/usr --tag v1 --kind usr >/dev/null
 lz=(); sk=()
 for i in $(seq "$RUNS"); do
