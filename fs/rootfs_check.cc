@@ -195,6 +195,14 @@ class Checker {
       Add(rel, "mtime " + Time(st.st_mtim.tv_sec, static_cast<uint64_t>(st.st_mtim.tv_nsec)) + ", image says " +
                    Time(n.mtime_sec, n.mtime_nsec));
     }
+    if (options_.extracted_at_ns != 0) {
+      const int64_t ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+      if (ctime_ns > options_.extracted_at_ns) {
+        Add(rel, "changed after the extract (ctime " + Time(st.st_ctim.tv_sec, static_cast<uint64_t>(st.st_ctim.tv_nsec)) +
+                     ", extract ended " + Time(options_.extracted_at_ns / 1000000000,
+                                               static_cast<uint64_t>(options_.extracted_at_ns % 1000000000)) + ")");
+      }
+    }
     const bool first_name = !n.IsDir() && CheckLinks(id, n, rel, st);
     // Bytes are compared once per inode, and only when the size is right.
     if (options_.contents && first_name && n.type == NodeType::kRegular && !placeholder && n.size > 0 &&

@@ -13,6 +13,7 @@
 //    entry that carries one (all but symlinks and fifos);
 //  - size of regular files, symlink targets (readlink), device numbers;
 //  - mtime (seconds and nanoseconds) of files, symlinks and directories;
+//  - with extracted_at_ns, ctime: no entry changed after the extract ended;
 //  - hardlinks: all names of one node share one inode (and no other node's
 //    inode); a name that became a separate copy is a difference;
 //  - entries on disk that the tree does not have (added files).
@@ -38,6 +39,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,12 @@ struct RootfsCheckOptions {
   bool contents = false;  // also compare file bytes (needs `content`)
   bool rootless = false;  // the tree was extracted in rootless mode (the .done marker says)
   size_t max_differences = 20;
+  // When nonzero: when the extraction finished, in ns since the epoch (the
+  // mtime of the .done marker written right after it). An entry whose ctime
+  // is later was changed since — even if its size and mtime were put back
+  // (`touch -r`), which only a content comparison would otherwise find: no
+  // one can set a ctime, every write, chmod, chown, utime or link moves it.
+  int64_t extracted_at_ns = 0;
 };
 
 // Compares an extracted directory with the image tree (types, sizes, modes, owners, link

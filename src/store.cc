@@ -441,8 +441,13 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
   // are not live any more, and for every image what else is there: trees
   // an extract replaced (<hex>.stale-*, kept so a VM still running on one
   // was not disturbed) and temp dirs of extracts that were killed (no
-  // extract runs: it holds the store lock shared).
-  for (const std::string& name : ListNames(root_ + "/rootfs")) {
+  // extract runs: it holds the store lock shared). Every .done marker goes
+  // before any tree, so a gc killed midway never leaves a marker whose tree
+  // is half removed.
+  std::vector<std::string> rootfs_names = ListNames(root_ + "/rootfs");
+  std::stable_partition(rootfs_names.begin(), rootfs_names.end(),
+                        [](const std::string& n) { return n.ends_with(".done"); });
+  for (const std::string& name : rootfs_names) {
     std::string hex = name.substr(0, name.find('.'));
     const std::string rest = name.substr(hex.size());
     if (live_trees.count(hex) != 0 && (rest.empty() || rest == ".done" || rest == ".lock")) continue;

@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "fs/extract_writer.h"
+#include "fs/rootfs_check.h"
 #include "index/exception_status.h"
 #include "index/byte_source.h"
 #include "index/file_reader.h"
@@ -31,11 +32,7 @@
 #include "src/manifest.h"
 #include "src/reference.h"
 
-// Until h4's CompareRootfs is merged (src/CMakeLists.txt sets this when
-// fs/rootfs_check.cc exists), cached extracts are checked for completeness only.
-#ifdef LAZYROOT_HAVE_ROOTFS_CHECK
-#include "fs/rootfs_check.h"
-#endif
+
 
 namespace lazyroot {
 
@@ -113,6 +110,20 @@ Status RemovePath(const std::string& path) {
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
 
+// An error about a file, without the "<kind> <path>: " its parser put in
+// front (the finding names the object already).
+std::string Without(const std::string& message, const std::string& path) {
+  const size_t at = message.find(path + ": ");
+  return at == std::string::npos ? message : message.substr(at + path.size() + 2);
+}
+
+// The format version of a layer index or tree file (index/FORMAT.md: a u32
+// LE after the 8-byte magic). REQUIRES: at least 12 bytes.
+uint32_t FormatVersion(const std::string& file) {
+  const auto* p = reinterpret_cast<const uint8_t*>(file.data()) + 8;
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
 // fn(i) for i in [0, n) on up to one thread per CPU: hashing blobs and
 // re-indexing layers are CPU-bound and independent. fn must not throw.
 void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
@@ -165,6 +176,7 @@ class Checker {
       }
       records_ = std::move(chosen);
     }
+    report_.images = records_.size();
     CheckBlobs(whole);
     for (Record& r : records_) CheckRecord(r);
     DropBrokenRecords();
@@ -177,7 +189,6 @@ class Checker {
       CheckOrphans();
       CheckTmp();
     }
-    report_.images = records_.size();
     return std::move(report_);
   }
 
@@ -497,11 +508,15 @@ class Checker {
     } else {
       LayerIndex header;
       Status st = LayerIndex::ForEachEntry(AsBytes(*stored), path, digest, &header, [](TarEntry&) { return Status::Ok(); });
-      if (!st.ok()) wrong = st.message();
+      if (!st.ok()) wrong = Without(st.message(), path);
       else if (header.diff_id != diff_id) wrong = "made for DiffID " + header.diff_id + ", the config says " + diff_id;
     }
+    // An index of an older format version (same magic, lower version) is a
+    // cache to rebuild, not damage: knowing the current version takes a rebuild.
+    const bool maybe_old = !wrong.empty() && stored.ok() && stored->size() >= 12 &&
+                           stored->compare(0, 8, std::string_view("LZRLIDX\0", 8)) == 0;
     std::optional<std::string> built;
-    if (!options_.quick || (!wrong.empty() && options_.repair)) {
+    if (!options_.quick || (!wrong.empty() && options_.repair) || maybe_old) {
       Result<std::string> b = prebuilt != nullptr && prebuilt->has_value()
                                   ? std::move(**prebuilt)
                                   : BuildLayerIndexFile(store_, digest, diff_id, options_.limits);
@@ -520,6 +535,18 @@ class Checker {
       *sound = true;
       return std::move(*stored);
     }
+    if (maybe_old && built && built->size() >= 12 && FormatVersion(*stored) < FormatVersion(*built)) {
+      std::string done;
+      if (options_.repair) {
+        Status st = WriteFileAtomic(path, *built);
+        done = st.ok() ? "rebuilt from the blob" : "not rebuilt: " + st.message();
+      }
+      Note(object, "format version " + std::to_string(FormatVersion(*stored)) + " (now " +
+                       std::to_string(FormatVersion(*built)) + "): the next use rebuilds it",
+           done);
+      *sound = done == "rebuilt from the blob";
+      return built;
+    }
     StoreFinding& f = Problem(object, wrong);
     if (built) Repair(f, "rebuilt from the blob", [&] { return WriteFileAtomic(path, *built); });
     *sound = !f.repaired.empty();
@@ -530,6 +557,7 @@ class Checker {
   // order, as OpenImage's BuildTree does from the stored indexes.
   Result<ImageTree> MergeTree(const ImageRecord& rec, const std::vector<std::string>& indexes) {
     TreeBuilder builder(options_.limits);
+    builder.SetImageDigest(rec.manifest_digest);
     for (size_t i = 0; i < indexes.size(); ++i) {
       const std::string& digest = rec.layer_digests[i];
       LAZYROOT_RETURN_IF_ERROR(builder.BeginLayer(static_cast<uint32_t>(i), digest));
@@ -625,12 +653,35 @@ class Checker {
       return merged;
     }
     report_.trees++;
+    // A tree of an older format version (same magic, lower version) is a
+    // cache the next mount or extract rebuilds, not damage.
+    uint32_t old_version = 0;
+    if (stored->size() >= 12 && stored->compare(0, 8, std::string_view(ImageTree::kMagic, 8)) == 0 &&
+        FormatVersion(*stored) < ImageTree::kVersion) {
+      old_version = FormatVersion(*stored);
+    }
     std::vector<uint8_t> bytes(stored->begin(), stored->end());
     std::string().swap(*stored);  // one copy at a time
     auto tree = ImageTree::Open(std::move(bytes), path);
     std::string wrong;
+    if (!tree.ok() && old_version != 0) {
+      const bool have_merged = merge();
+      std::string done;
+      if (options_.repair) {
+        Status st = have_merged ? WriteFileAtomic(path, std::string_view(reinterpret_cast<const char*>(merged->bytes().data()),
+                                                                           merged->bytes().size()))
+                                : RemovePath(path);
+        done = !st.ok() ? "not rebuilt: " + st.message() : have_merged ? "rebuilt from the layer indexes" : "removed";
+      }
+      Note(object, "format version " + std::to_string(old_version) + " (now " + std::to_string(ImageTree::kVersion) +
+                       "): the next mount or extract rebuilds it",
+           done);
+      return merged;
+    }
     if (!tree.ok()) {
-      wrong = tree.status().message();
+      wrong = Without(tree.status().message(), path);
+    } else if (tree->ImageDigest() != rec.manifest_digest) {
+      wrong = "built for image " + std::string(tree->ImageDigest()) + ", not " + rec.manifest_digest;
     } else if (tree->layer_count() != rec.layer_digests.size()) {
       wrong = "made from " + std::to_string(tree->layer_count()) + " layers, the image has " +
               std::to_string(rec.layer_digests.size());
@@ -650,8 +701,9 @@ class Checker {
       if (merged) return merged;
       return std::move(*tree);
     }
+    const bool have_merged = merge();  // before the finding: a failed merge adds one
     StoreFinding& f = Problem(object, wrong);
-    if (merge()) {
+    if (have_merged) {
       Repair(f, "rebuilt from the layer indexes", [&] {
         auto b = merged->bytes();
         return WriteFileAtomic(path, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
@@ -683,7 +735,6 @@ class Checker {
     if (!done) return RepairNote("rootfs/" + hex, "extract never finished (no .done marker; the next extract redoes it)", base);
     report_.rootfs++;
     Progress("rootfs", 0, 1);
-#ifdef LAZYROOT_HAVE_ROOTFS_CHECK
     if (tree == nullptr || indexes == nullptr) return;  // already reported
     auto mode = ReadWholeFile(base + ".done", 64);
     RootfsCheckOptions check;
@@ -717,9 +768,6 @@ class Checker {
       });
       removed = !f.repaired.empty();
     }
-#else
-    (void)tree, (void)indexes;
-#endif
   }
 
   // ---- the rest of the store --------------------------------------------------
@@ -741,7 +789,16 @@ class Checker {
       live_blobs_.insert(hex);
       auto body = ReadWholeFile(store_.BlobPath("sha256:" + hex), kMaxManifestBytes);
       auto manifest = body.ok() ? ParseImageManifest(*body) : Result<ImageManifest>(body.status());
-      if (!manifest.ok()) continue;
+      if (!manifest.ok()) {
+        // What the mount needs cannot be told: gc refuses to run (Store::LiveImages).
+        const bool named = std::any_of(records_.begin(), records_.end(),
+                                       [&](const Record& r) { return Hex(r.record.manifest_digest) == hex; });
+        if (!named) {
+          Problem("inuse/" + name, "a mount serves image sha256:" + hex + ", whose manifest cannot be read (" +
+                                       manifest.status().message() + "); gc cannot run until that mount ends");
+        }
+        continue;
+      }
       live_blobs_.insert(Hex(manifest->config.digest));
       for (const Layer& l : manifest->layers) live_blobs_.insert(Hex(l.descriptor.digest));
     }

@@ -160,12 +160,17 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   // before reuse; for that only the tree is needed, not a re-hash of blobs.
   bool have_dir = false, check = false;
   std::string done_mode;
+  int64_t extracted_at_ns = 0;  // the .done marker's mtime: written right after the tree was complete
   if (!target.done.empty()) {
     struct stat st {};
     have_dir = ::lstat(dir.c_str(), &st) == 0;
     auto done = ReadWholeFile(target.done, 64);
     if (done.ok()) done_mode = *done;
     check = have_dir && S_ISDIR(st.st_mode) && done_mode == mode;
+    struct stat done_st {};
+    if (check && ::stat(target.done.c_str(), &done_st) == 0) {
+      extracted_at_ns = static_cast<int64_t>(done_st.st_mtim.tv_sec) * 1000000000 + done_st.st_mtim.tv_nsec;
+    }
   }
 
   // Every byte extract reads of a blob is checked against the chunk digests
@@ -180,6 +185,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     RootfsCheckOptions check_options;
     check_options.rootless = rootless;
     check_options.max_differences = kShownDifferences;
+    check_options.extracted_at_ns = extracted_at_ns;
     auto diffs = CompareRootfs(*opened->tree, nullptr, dir, check_options);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!diffs.ok()) {

@@ -8,7 +8,8 @@ and pulled. The oracle is `skopeo copy` + `umoci unpack` of the same image
 
  - unchanged cache: the second extract reuses it (same inode numbers, no
    fresh tree beside it);
- - edit, chmod, chown, touch, add, delete, replace with a symlink inside the
+ - edit, chmod, chown, touch, add, delete, replace with a symlink, a
+   same-size edit with its mtime put back (found by its ctime) inside the
    cached tree (what a VM given it read-write can do): the next extract
    names the changed path, returns a tree equal to umoci's, and leaves the
    changed tree aside (a VM still on it keeps it) until `gc` removes it;
@@ -27,6 +28,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
@@ -181,6 +183,13 @@ class RootfsReuse(PullTestCase):
             with open(p, "w") as f:
                 f.write("planted")
 
+        def same_size_same_mtime(p):
+            st = os.lstat(p)
+            time.sleep(0.02)  # past the file system's timestamp granularity
+            with open(p, "r+b") as f:
+                f.write(b"X")
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
         def to_symlink(p):
             os.unlink(p)
             os.symlink("/etc/shadow", p)
@@ -192,6 +201,7 @@ class RootfsReuse(PullTestCase):
             ("etc/motd", touch, "mtime 0.000000000"),
             ("home/user/planted", add, "not in the image"),
             ("usr/bin/suid", os.unlink, "missing"),
+            ("etc/hostname", same_size_same_mtime, "changed after the extract"),
             ("etc/passwd", to_symlink, "is a symlink"),
         ]
         for rel, change, said in mutations:

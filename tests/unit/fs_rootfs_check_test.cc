@@ -216,6 +216,20 @@ TEST_F(RootfsCheckTest, ContentsOnlyWhenAsked) {
   EXPECT_EQ(First(true), "/etc/passwd: contents differ from the image at byte 0");
 }
 
+TEST_F(RootfsCheckTest, CtimeAfterTheExtractIsAChange) {
+  Extract();
+  // What extract does: a marker written after the tree; its mtime is the bound.
+  const std::string marker = base_ + "/done";
+  std::ofstream(marker) << "root\n";
+  struct stat done {};
+  ASSERT_EQ(::stat(marker.c_str(), &done), 0);
+  options_.extracted_at_ns = int64_t{done.st_mtim.tv_sec} * 1000000000 + done.st_mtim.tv_nsec;
+  EXPECT_EQ(Describe(Compare()), "");
+  ::usleep(20000);  // past the file system's timestamp granularity
+  Overwrite("etc/passwd", "ROOT");  // same size, mtime put back
+  EXPECT_EQ(First().substr(0, 46), "/etc/passwd: changed after the extract (ctime ");
+}
+
 TEST_F(RootfsCheckTest, ContentsThroughSparseHoles) {
   Extract();
   EXPECT_EQ(Describe(Compare(true)), "");

@@ -1,4 +1,4 @@
-// ImageTree tests: the file round trip (in memory == written and mmap'd
+// ImageTree tests: the file round trip (in memory == written and read
 // back), lookups and inode mapping, in-root Resolve, and corruption: every
 // flipped byte and every truncation is an error, and records rewritten with a
 // *valid* checksum never crash a reader (run under ASan too).
