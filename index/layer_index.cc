@@ -405,7 +405,9 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
   idx->chunks.chunk_size = chunk_size;
   idx->chunks.blob_size = idx->blob_size;
   idx->chunks.digests.resize(static_cast<size_t>(chunk_count));  // bounded by the file's size, checked above
-  std::memcpy(idx->chunks.digests.data(), p + layout->d_off, static_cast<size_t>(chunk_count) * 32);
+  if (chunk_count > 0) {  // an empty blob has no chunks (and memcpy no null pointers)
+    std::memcpy(idx->chunks.digests.data(), p + layout->d_off, static_cast<size_t>(chunk_count) * 32);
+  }
   return Status::Ok();
 }
 

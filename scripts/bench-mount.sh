@@ -11,6 +11,11 @@
 # every entry), read every file, 2000 random 4 KiB reads. Finally "time to a
 # usable rootfs": lazyroot pull + mount vs skopeo copy + umoci unpack.
 # Prints numbers and ratios; never asserts.
+# TIME_TO_ROOTFS=0 skips the last part.
+# WAYS="native lazyroot" picks the ways (default: all that apply).
+# BASELINE=/path/to/another/lazyroot adds the way "baseline": that binary with
+# its own store, side by side with this build (e.g. the cost of a change:
+# build the commit before it into another directory and point BASELINE there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench_common.sh
@@ -25,6 +30,7 @@ serve() {
   case $2 in
     native) echo "$bench_work/native-$1" ;;
     lazyroot) "$LAZYROOT" --root "$bench_work/store" mount "$host/bench/$1:v1" "$mnt" && echo "$mnt" ;;
+    baseline) "$BASELINE" --root "$bench_work/store-baseline" mount "$host/bench/$1:v1" "$mnt" && echo "$mnt" ;;
     squashfuse) squashfuse "$bench_work/$1.sqfs" "$mnt" && echo "$mnt" ;;
     archivemount) timeout "$ARCHIVEMOUNT_TIMEOUT" archivemount -o readonly "$bench_work/$1.tar" "$mnt" && echo "$mnt" ;;
   esac
@@ -36,11 +42,17 @@ for kind in $kinds; do
   python3 scripts/bench_image.py --registry "$host" --repo "bench/$kind" --tag v1 --kind "$kind" >/dev/null
   "$LAZYROOT" --root "$bench_work/store" pull -q "http://$host/bench/$kind:v1" >/dev/null
   "$LAZYROOT" --root "$bench_work/store" extract "$host/bench/$kind:v1" "$bench_work/native-$kind" >/dev/null 2>&1
-  t0=$(now); mksquashfs "$bench_work/native-$kind" "$bench_work/$kind.sqfs" -quiet -no-progress >/dev/null; t1=$(now)
-  echo "mksquashfs $kind: $(echo "$t1 - $t0" | bc -l | cut -c1-6) s (a cost squashfuse users pay once)"
-  ways="native lazyroot squashfuse"
+  ways=${WAYS:-"native lazyroot squashfuse"}
+  if [[ -n ${BASELINE:-} ]]; then
+    "$BASELINE" --root "$bench_work/store-baseline" pull -q "http://$host/bench/$kind:v1" >/dev/null
+    ways+=" baseline"
+  fi
+  if [[ " $ways " == *" squashfuse "* ]]; then
+    t0=$(now); mksquashfs "$bench_work/native-$kind" "$bench_work/$kind.sqfs" -quiet -no-progress >/dev/null; t1=$(now)
+    echo "mksquashfs $kind: $(echo "$t1 - $t0" | bc -l | cut -c1-6) s (a cost squashfuse users pay once)"
+  fi
   layers=$("$LAZYROOT" --root "$bench_work/store" inspect "$host/bench/$kind:v1" | python3 -c 'import json,sys; print(" ".join(l["digest"][7:] for l in json.load(sys.stdin)["Layers"]))')
-  if [[ $(wc -w <<<"$layers") == 1 ]]; then
+  if [[ -z ${WAYS:-} && $(wc -w <<<"$layers") == 1 ]]; then
     gzip -dc "$bench_work/store/blobs/sha256/$layers" >"$bench_work/$kind.tar"
     # archivemount crawls on large archives (a 100k-entry tar had not finished
     # its walk after minutes): run it only where it finishes.
@@ -50,39 +62,52 @@ for kind in $kinds; do
       echo "archivemount skipped for $kind (more than ${ARCHIVEMOUNT_MAX_ENTRIES:-20000} entries)"
     fi
   fi
-  declare -A med=()
-  for way in $ways; do
-    rd=(); wk=(); ra=(); rr=()
-    # archivemount seeks through the tar for every read; its ops get the
-    # mount timeout and count as that many seconds ("a lower bound") if cut.
-    op_timeout=600; [[ $way == archivemount ]] && op_timeout=$ARCHIVEMOUNT_TIMEOUT
-    timed() { timeout "$op_timeout" python3 scripts/bench_reads.py "$@" || echo "$op_timeout"; }
-    for i in $(seq "$RUNS"); do
+  # Runs interleave the ways (run 1 of each, then run 2 of each, …): the
+  # first timed steps after building the image run while the disk is still
+  # busy, which a way measured first would pay alone.
+  declare -A med=() acc=()
+  for i in $(seq "$RUNS"); do
+    for way in $ways; do
+      # archivemount seeks through the tar for every read; its ops get the
+      # mount timeout and count as that many seconds ("a lower bound") if cut.
+      op_timeout=600; [[ $way == archivemount ]] && op_timeout=$ARCHIVEMOUNT_TIMEOUT
+      timed() { timeout "$op_timeout" python3 scripts/bench_reads.py "$@" || echo "$op_timeout"; }
       for op in ready walk readall random; do
         unserve; drop_caches
         t0=$(now); dir=$(serve "$kind" "$way") || { dir=""; }; t1=$(now)
         [[ -n $dir ]] || { echo "$way failed to mount"; continue 2; }
         case $op in
-          ready) rd+=("$(echo "$t1 - $t0" | bc -l)") ;;
-          walk) wk+=("$(timed walk "$dir")") ;;
-          readall) ra+=("$(timed readall "$dir")") ;;
-          random) rr+=("$(timed random "$dir" 2000)") ;;
+          ready) acc[$way.ready]+=" $(echo "$t1 - $t0" | bc -l)" ;;
+          walk) acc[$way.walk]+=" $(timed walk "$dir")" ;;
+          readall) acc[$way.readall]+=" $(timed readall "$dir")" ;;
+          random) acc[$way.random]+=" $(timed random "$dir" 2000)" ;;
         esac
       done
     done
-    unserve
-    med[$way.ready]=$(median "${rd[@]}"); med[$way.walk]=$(median "${wk[@]}")
-    med[$way.readall]=$(median "${ra[@]}"); med[$way.random]=$(median "${rr[@]}")
+  done
+  unserve
+  for way in $ways; do
+    for op in ready walk readall random; do
+      # shellcheck disable=SC2086
+      med[$way.$op]=$(median ${acc[$way.$op]:-})
+    done
     printf '%-6s %-12s %8ss %8ss %8ss %8ss\n' "$kind" "$way" "${med[$way.ready]}" "${med[$way.walk]}" "${med[$way.readall]}" "${med[$way.random]}"
   done
   printf '%-6s ratios: walk lazyroot/native %s, readall lazyroot/native %s, readall lazyroot/squashfuse %s\n' "$kind" \
-    "$(ratio "${med[lazyroot.walk]}" "${med[native.walk]}")" "$(ratio "${med[lazyroot.readall]}" "${med[native.readall]}")" \
-    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]}")"
-  unset med
+    "$(ratio "${med[lazyroot.walk]}" "${med[native.walk]:-}")" "$(ratio "${med[lazyroot.readall]}" "${med[native.readall]:-}")" \
+    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]:-}")"
+  if [[ -n ${BASELINE:-} ]]; then
+    printf '%-6s ratios against BASELINE: ready %s, walk %s, readall %s, random4k %s\n' "$kind" \
+      "$(ratio "${med[lazyroot.ready]}" "${med[baseline.ready]}")" "$(ratio "${med[lazyroot.walk]}" "${med[baseline.walk]}")" \
+      "$(ratio "${med[lazyroot.readall]}" "${med[baseline.readall]}")" "$(ratio "${med[lazyroot.random]}" "${med[baseline.random]}")"
+  fi
+  unset med acc
 done
 
 # Time to a usable rootfs, from an empty store / empty directory.
 # (KINDS=" " runs only this part.)
+# (TIME_TO_ROOTFS=0 skips it.)
+[[ ${TIME_TO_ROOTFS:-1} == 0 ]] && exit 0
 python3 scripts/bench_image.py --registry "$host" --repo bench/usr --tag v1 --kind usr >/dev/null
 lz=(); sk=()
 for i in $(seq "$RUNS"); do

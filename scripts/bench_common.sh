@@ -42,4 +42,4 @@ time_cmd() {
   _acc+=("$(echo "$t1 - $t0" | bc -l)")
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { echo "scale=2; $1 / $2" | bc -l; }
+ratio() { if [[ -n ${1:-} && -n ${2:-} ]]; then echo "scale=2; $1 / $2" | bc -l; else echo "n/a"; fi; }

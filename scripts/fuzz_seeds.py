@@ -387,6 +387,17 @@ def main():
     for i, s in enumerate(dict.fromkeys(auths)):
         c.add("www_authenticate", "auth-%d" % i, s.encode("utf-8", "surrogateescape"))
 
+    # fs/: mountinfo lines as the kernel writes them (octal escapes for
+    # space, tab, newline and backslash), then the mount point asked for.
+    mountinfo = (
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "40 22 0:35 / /tmp/a\\040b rw,nosuid,nodev - tmpfs tmpfs rw\n"
+        "41 22 0:36 / /run/vm1 ro,nosuid,nodev shared:7 master:2 - fuse.lazyroot 127.0.0.1:5000/app:v1 ro,user_id=0\n"
+        "42 41 0:37 / /run/vm1 rw - tmpfs tmpfs rw\n"
+        "43 22 0:38 / /x\\012y\\134z rw - fuse.lazyroot r:1 ro\n")
+    for i, point in enumerate(["/", "/tmp/a b", "/run/vm1", "/x\ny\\z", "/nowhere", ""]):
+        c.add("mount_table", "mountinfo-%d" % i, (point + "\n" + mountinfo).encode())
+
     docs = []
     for f in ("src_manifest_test.cc", "src_platform_test.cc"):
         for s in cxx_strings(os.path.join(unit, f)):

@@ -110,6 +110,13 @@ Status RemovePath(const std::string& path) {
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
 
+// An error about a file, without the "<kind> <path>: " its parser put in
+// front (the finding names the object already).
+std::string Without(const std::string& message, const std::string& path) {
+  const size_t at = message.find(path + ": ");
+  return at == std::string::npos ? message : message.substr(at + path.size() + 2);
+}
+
 // The format version of a layer index or tree file (index/FORMAT.md: a u32
 // LE after the 8-byte magic). REQUIRES: at least 12 bytes.
 uint32_t FormatVersion(const std::string& file) {
@@ -169,6 +176,7 @@ class Checker {
       }
       records_ = std::move(chosen);
     }
+    report_.images = records_.size();
     CheckBlobs(whole);
     for (Record& r : records_) CheckRecord(r);
     DropBrokenRecords();
@@ -181,7 +189,6 @@ class Checker {
       CheckOrphans();
       CheckTmp();
     }
-    report_.images = records_.size();
     return std::move(report_);
   }
 
@@ -501,7 +508,7 @@ class Checker {
     } else {
       LayerIndex header;
       Status st = LayerIndex::ForEachEntry(AsBytes(*stored), path, digest, &header, [](TarEntry&) { return Status::Ok(); });
-      if (!st.ok()) wrong = st.message();
+      if (!st.ok()) wrong = Without(st.message(), path);
       else if (header.diff_id != diff_id) wrong = "made for DiffID " + header.diff_id + ", the config says " + diff_id;
     }
     // An index of an older format version (same magic, lower version) is a
@@ -677,7 +684,7 @@ class Checker {
       return merged;
     }
     if (!tree.ok()) {
-      wrong = tree.status().message();
+      wrong = Without(tree.status().message(), path);
     } else if (tree->ImageDigest() != rec.manifest_digest) {
       wrong = "built for image " + std::string(tree->ImageDigest()) + ", not " + rec.manifest_digest;
     } else if (tree->layer_count() != rec.layer_digests.size()) {

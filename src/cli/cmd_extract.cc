@@ -221,7 +221,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
     auto report = have_dir ? ReplaceCachedRootfs(target, *opened, options)
                            : ExtractTree(*opened->tree, *opened->content, dir, options);
     interrupt.Disarm();
-    if (!report.ok()) return Fail(report.status().WithContext("image " + rec->reference));
+    if (!report.ok()) return Fail(report.status().WithContext("extract " + rec->reference + " into " + dir));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (!target.done.empty()) {
       Status st = WriteFileAtomic(target.done, mode);
@@ -243,7 +243,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   interrupt.Arm();
   auto copied = CopyRootfs(*opened->tree, dir, args.copy, copy_options);
   interrupt.Disarm();
-  if (!copied.ok()) return Fail(copied.status().WithContext("image " + rec->reference));
+  if (!copied.ok()) return Fail(copied.status().WithContext("copy " + dir + " into " + args.copy));
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%s\n", args.copy.c_str());
   std::fprintf(stderr,

@@ -16,17 +16,15 @@ or EIO, never other bytes and never another error; and a fresh mount of the
 damaged store works (rebuilding the tree or index) or fails naming the
 object (a blob deleted or truncated). One fresh copy of the pulled store per case, each mount unmounted.
 
-A changed byte in an uncompressed blob is served as is until the layer index
-records chunk digests (verified reads, layer index version 2): the byte
-comparison of those two cases is skipped while the store's indexes are
-version 1. Skipped entirely when /dev/fuse is missing."""
+Bytes rewritten in a blob are EIO through the verified reads (the chunk
+digests of layer index version 2), even in an uncompressed layer. Skipped
+when /dev/fuse is missing."""
 
 import errno
 import io
 import os
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import tarfile
@@ -181,9 +179,6 @@ class LiveStoreChanges(unittest.TestCase):
         cls.trees = {d: os.path.join(cls.pristine, "trees", d[7:]) for d in (cls.digest, cls.other_digest)}
         for path in cls.trees.values():
             assert os.path.exists(path), path
-        index = os.path.join(cls.pristine, "index", "sha256", cls.layers[0].digest[7:])
-        with open(index, "rb") as f:
-            cls.index_version = struct.unpack_from("<I", f.read(12), 8)[0]
         cls.case = 0
 
     @classmethod
@@ -207,18 +202,16 @@ class LiveStoreChanges(unittest.TestCase):
     # ------------------------------------------------------------ one case
 
     def objects(self, root):
-        """name -> (path in root, replacement for 'replace', bytes checked)."""
+        """name -> (path in root, replacement for 'replace')."""
         blobs = os.path.join(root, "blobs", "sha256")
         indexes = os.path.join(root, "index", "sha256")
         out = {"tree": (os.path.join(root, "trees", self.digest[7:]),
-                        os.path.join(root, "trees", self.other_digest[7:]), True)}
+                        os.path.join(root, "trees", self.other_digest[7:]))}
         for i, layer in enumerate(self.layers):
             other = self.layers[1 - i]
             out["index %d" % i] = (os.path.join(indexes, layer.digest[7:]),
-                                   os.path.join(indexes, other.digest[7:]), True)
-            # Bytes rewritten in an uncompressed blob: verified reads' to catch.
-            verified = layer.compression != "none" or self.index_version >= 2
-            out["blob %d" % i] = (os.path.join(blobs, layer.digest[7:]), None, verified)
+                                   os.path.join(indexes, other.digest[7:]))
+            out["blob %d" % i] = (os.path.join(blobs, layer.digest[7:]), None)
         return out
 
     def damage(self, how, path, replacement):
@@ -246,7 +239,7 @@ class LiveStoreChanges(unittest.TestCase):
         root = os.path.join(self.tmp, "store%d" % self.case)
         shutil.copytree(self.pristine, root, symlinks=True)
         self.addCleanup(shutil.rmtree, root, ignore_errors=True)
-        path, replacement, checked = self.objects(root)[obj]
+        path, replacement = self.objects(root)[obj]
         mnt = tempfile.mkdtemp(prefix="mnt-", dir=self.tmp)
         r = self.run_lazyroot(root, "mount", "--no-pull", self.ref, mnt)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -272,9 +265,8 @@ class LiveStoreChanges(unittest.TestCase):
         eio, wrong, errors = read_all(mnt, self.files)
         check_daemon()
         self.assertEqual(errors, [], "reads failed with other than EIO")
-        if checked:
-            self.assertEqual(readers.wrong[:5], [], "reads returned other bytes than the layer's")
-            self.assertEqual(wrong, [], "files read whole with other bytes than the layer's")
+        self.assertEqual(readers.wrong[:5], [], "reads returned other bytes than the layer's")
+        self.assertEqual(wrong, [], "files read whole with other bytes than the layer's")
         if not obj.startswith("blob") or how in ("delete", "replace"):
             # In memory (tree, indexes) or still open (a blob renamed over or
             # unlinked): every byte is served as before.
@@ -296,8 +288,7 @@ class LiveStoreChanges(unittest.TestCase):
             return
         eio, wrong, errors = read_all(mnt, self.files)
         self.assertEqual(errors, [])
-        if checked:
-            self.assertEqual(wrong, [], "a fresh mount served other bytes than the layer's")
+        self.assertEqual(wrong, [], "a fresh mount served other bytes than the layer's")
         if not obj.startswith("blob"):
             self.assertEqual(eio, [], "%s %s: the fresh mount did not rebuild it" % (obj, how))
         if obj == "tree" and how != "delete":

@@ -92,9 +92,8 @@ def store_invariants(root, expect_blobs=None):
         name left beside the published name is a half-written object) --
         only while the binary has no fsck: fsck calls such leftovers of a
         killed command notes (exit 0), and its verdict is the one that counts;
-      - every rootfs/<hex>.done names a directory rootfs/<hex> (also only
-        without fsck, which notes a leftover marker: extract compares the
-        cached tree before reuse, and the kill tests check what it hands out);
+      - every rootfs/<hex>.done names a directory rootfs/<hex> (gc removes
+        the markers before the trees, so a killed gc leaves none behind);
       - every images/*.json record is complete JSON naming a manifest whose
         blob is present (a record is published after everything it needs).
     expect_blobs: digests that must be present."""
@@ -127,7 +126,7 @@ def store_invariants(root, expect_blobs=None):
             p = os.path.join(rootfs, n)
             if os.path.isdir(p):
                 skip.add(p)  # an extracted tree: image content, not store files
-            if n.endswith(".done") and not has_fsck() and not os.path.isdir(os.path.join(rootfs, n[:-5])):
+            if n.endswith(".done") and not os.path.isdir(os.path.join(rootfs, n[:-5])):
                 problems.append("rootfs/%s exists but rootfs/%s does not" % (n, n[:-5]))
     for p in [] if has_fsck() else _walk_files(root, skip_dirs=skip | {os.path.join(root, "tmp")}):
         if ".tmp." in os.path.basename(p):
