@@ -29,6 +29,7 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddFsckCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddLayersCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // The record of a pulled image named as the user typed it; kNotFound says
 // "pull it first".

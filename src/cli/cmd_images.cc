@@ -6,6 +6,7 @@
 #include <ctime>
 
 #include "src/cli/cli.h"
+#include "src/layer_report.h"
 #include "src/manifest.h"
 #include "src/reference.h"
 
@@ -87,6 +88,14 @@ int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, 
   if (!manifest.ok()) return Fail(manifest.status().WithContext("manifest " + rec->manifest_digest));
   auto config = ParseImageConfig(*config_bytes);
   if (!config.ok()) return Fail(config.status().WithContext("config " + rec->config_digest));
+  auto history = ParseConfigHistory(*config_bytes);
+  if (!history.ok()) return Fail(history.status().WithContext("config " + rec->config_digest));
+  // The history entry of each layer as docker matches them (empty_layer skipped).
+  const std::vector<int> layer_history = MatchHistoryToLayers(*history, manifest->layers.size());
+  std::vector<int> history_layer(history->size(), 0);
+  for (size_t i = 0; i < layer_history.size(); ++i) {
+    if (layer_history[i] >= 0) history_layer[static_cast<size_t>(layer_history[i])] = static_cast<int>(i + 1);
+  }
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
   w.StartObject();
@@ -99,11 +108,33 @@ int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, 
   w.Key("Size"); w.Uint64(rec->size);
   w.Key("Layers");
   w.StartArray();
-  for (const Layer& l : manifest->layers) {
+  for (size_t i = 0; i < manifest->layers.size(); ++i) {
+    const Layer& l = manifest->layers[i];
     w.StartObject();
+    w.Key("index"); w.Uint64(i + 1);
     w.Key("digest"); w.String(l.descriptor.digest.c_str());
     w.Key("size"); w.Int64(l.descriptor.size);
     w.Key("mediaType"); w.String(l.descriptor.media_type.c_str());
+    if (i < config->diff_ids.size()) { w.Key("diffID"); w.String(config->diff_ids[i].c_str()); }
+    if (layer_history[i] >= 0) {
+      const std::string& by = (*history)[static_cast<size_t>(layer_history[i])].created_by;
+      w.Key("createdBy"); w.String(by.data(), static_cast<rapidjson::SizeType>(by.size()));
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  // The config's history as is, each entry with the layer (1 = base) it made.
+  w.Key("History");
+  w.StartArray();
+  for (size_t h = 0; h < history->size(); ++h) {
+    const HistoryEntry& e = (*history)[h];
+    w.StartObject();
+    w.Key("created"); w.String(e.created.data(), static_cast<rapidjson::SizeType>(e.created.size()));
+    w.Key("created_by"); w.String(e.created_by.data(), static_cast<rapidjson::SizeType>(e.created_by.size()));
+    if (!e.author.empty()) { w.Key("author"); w.String(e.author.data(), static_cast<rapidjson::SizeType>(e.author.size())); }
+    if (!e.comment.empty()) { w.Key("comment"); w.String(e.comment.data(), static_cast<rapidjson::SizeType>(e.comment.size())); }
+    w.Key("empty_layer"); w.Bool(e.empty_layer);
+    if (history_layer[h] > 0) { w.Key("layer"); w.Int(history_layer[h]); }
     w.EndObject();
   }
   w.EndArray();
@@ -152,7 +183,7 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
     bool raw = false, config = false;
   };
   auto ia = std::make_shared<InspectArgs>();
-  CLI::App* inspect = app.add_subcommand("inspect", "Show an image's manifest summary and configuration (JSON)");
+  CLI::App* inspect = app.add_subcommand("inspect", "Show an image's manifest summary, layers, history and configuration (JSON)");
   inspect->add_option("IMAGE", ia->image, "Image reference as pulled")->required();
   auto* raw = inspect->add_flag("--raw", ia->raw, "Print the manifest exactly as stored");
   inspect->add_flag("--config", ia->config, "Print the image configuration exactly as stored")->excludes(raw);

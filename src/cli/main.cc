@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
   AddMountCommands(app, global, &run);
   AddExtractCommand(app, global, &run);
   AddFsckCommand(app, global, &run);
+  AddLayersCommand(app, global, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

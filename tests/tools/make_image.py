@@ -255,9 +255,10 @@ def _canon(obj):
 
 
 def build_image(layers, fmt="oci", config=None, platform="linux/amd64", created="2024-01-01T00:00:00Z",
-                annotations=None):
+                annotations=None, history=None):
     """An Image. config holds the container config keys (Entrypoint, Cmd, Env,
-    WorkingDir, User, ExposedPorts, Labels, StopSignal)."""
+    WorkingDir, User, ExposedPorts, Labels, StopSignal); history, when given,
+    is the config's history array as is (else one entry per layer)."""
     if fmt not in ("oci", "docker"):
         raise ValueError("fmt must be oci or docker")
     plat = parse_platform(platform)
@@ -266,8 +267,8 @@ def build_image(layers, fmt="oci", config=None, platform="linux/amd64", created=
         cfg["variant"] = plat["variant"]
     cfg["config"] = dict(config or {})
     cfg["rootfs"] = {"type": "layers", "diff_ids": [l.diff_id for l in layers]}
-    cfg["history"] = [{"created": created, "created_by": "make_image.py layer %d" % i}
-                      for i in range(len(layers))]
+    cfg["history"] = history if history is not None else [
+        {"created": created, "created_by": "make_image.py layer %d" % i} for i in range(len(layers))]
     config_blob = Blob(_canon(cfg), OCI_CONFIG if fmt == "oci" else DOCKER_CONFIG)
     layer_blobs = []
     for l in layers:

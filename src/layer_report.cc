@@ -1,0 +1,259 @@
+#include "src/layer_report.h"
+
+#include <map>
+
+#include "src/index_consumer.h"
+#include "src/json_document.h"
+#include "src/manifest.h"
+
+namespace lazyroot {
+namespace {
+
+constexpr std::string_view kWhiteoutPrefix = ".wh.";
+constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+
+// The merge's lexical cleaning (index/merge.cc rule 1), without symlinks.
+std::string CleanPath(std::string_view path) {
+  std::vector<std::string_view> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view c = path.substr(i, j - i);
+    if (c == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!c.empty() && c != ".") {
+      parts.push_back(c);
+    }
+    i = j + 1;
+  }
+  std::string out;
+  for (std::string_view c : parts) {
+    if (!out.empty()) out += '/';
+    out += c;
+  }
+  return out;
+}
+
+// The state of one path of the tree merged so far.
+struct PathState {
+  uint32_t layer = 0;  // 0-based layer that wrote it last
+  bool is_dir = false;
+  int64_t data = -1;  // index into Walk::data_ for regular files and hardlinks to them
+};
+
+// Regular-file bytes shipped by one layer, shared by its hardlinks.
+struct FileData {
+  uint32_t layer = 0;
+  uint64_t size = 0;
+  uint32_t names = 0;  // paths of the merged tree that still hold these bytes
+};
+
+class Walk {
+ public:
+  Walk(ImageLayerReport* report, const Limits& limits) : report_(report), limits_(limits) {}
+
+  // Pass one of layer i: every entry but whiteouts, in tar order.
+  Status ApplyEntry(uint32_t i, const TarEntry& e) {
+    LayerStats& s = report_->layers[i];
+    ++s.entries;
+    std::string path = CleanPath(e.path);
+    if (path.empty()) return Status::Ok();  // the root's own attributes
+    if (Basename(path).starts_with(kWhiteoutPrefix)) return Status::Ok();  // pass two
+    const bool is_dir = e.type == EntryType::kDirectory;
+    auto it = paths_.find(path);
+    if (!is_dir) {
+      if (it == paths_.end()) ++s.added;
+      else if (it->second.layer < i) ++s.modified;
+      // else: a second entry for the path in this layer; counted once
+    }
+    if (it != paths_.end() && it->second.is_dir && is_dir) {
+      it->second.layer = i;  // the directory stays, taking the entry's attributes
+      return Status::Ok();
+    }
+    PathState st{i, is_dir, -1};
+    if (e.type == EntryType::kRegular) {
+      st.data = static_cast<int64_t>(data_.size());
+      data_.push_back(FileData{i, e.size, 1});
+      s.bytes_added += e.size;
+    } else if (e.type == EntryType::kHardlink) {
+      auto target = paths_.find(CleanPath(e.link_target));
+      if (target != paths_.end() && target->second.data >= 0) {
+        st.data = target->second.data;
+        ++data_[st.data].names;
+      }
+    }
+    if (it != paths_.end()) {
+      const bool was_dir = it->second.is_dir;
+      Release(it->second);
+      it->second = st;
+      if (was_dir) RemoveBelow(path, UINT32_MAX);
+      return Status::Ok();
+    }
+    paths_.emplace(std::move(path), st);
+    return CheckBudget(limits_, "image", paths_.size(), 0);
+  }
+
+  // Pass two of layer i: its whiteouts and opaque markers, which remove only
+  // what lower layers put there (so their place in the tar does not matter).
+  Status ApplyWhiteout(uint32_t i, const TarEntry& e) {
+    std::string path = CleanPath(e.path);
+    std::string_view base = Basename(path);
+    if (!base.starts_with(kWhiteoutPrefix)) return Status::Ok();
+    std::string dir = path.substr(0, path.size() - base.size());  // "" or "a/b/"
+    if (!dir.empty()) dir.pop_back();
+    LayerStats& s = report_->layers[i];
+    if (base == kOpaqueMarker) {
+      ++s.opaque;
+      RemoveBelow(dir, i);
+      return Status::Ok();
+    }
+    if (base.starts_with(".wh..wh.")) return Status::Ok();  // AUFS markers name nothing that can exist
+    ++s.deleted;
+    std::string_view name = base.substr(kWhiteoutPrefix.size());
+    if (name.empty() || name == "." || name == "..") return Status::Ok();
+    std::string target = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+    auto it = paths_.find(target);
+    if (it != paths_.end() && it->second.layer < i) {
+      Release(it->second);
+      paths_.erase(it);
+    }
+    RemoveBelow(target, i);
+    return Status::Ok();
+  }
+
+  void Finish() {
+    for (LayerStats& s : report_->layers) report_->bytes_shipped += s.bytes_added;
+    uint64_t wasted = 0;
+    for (const LayerStats& s : report_->layers) wasted += s.bytes_shadowed;
+    report_->bytes_wasted = wasted;
+    report_->bytes_merged = report_->bytes_shipped - wasted;
+    report_->efficiency = report_->bytes_shipped == 0
+                              ? 1.0
+                              : static_cast<double>(report_->bytes_merged) / static_cast<double>(report_->bytes_shipped);
+  }
+
+ private:
+  static std::string_view Basename(std::string_view path) {
+    size_t slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+  }
+
+  void Release(const PathState& st) {
+    if (st.data < 0) return;
+    FileData& d = data_[st.data];
+    if (--d.names == 0) report_->layers[d.layer].bytes_shadowed += d.size;
+  }
+
+  // Removes the paths strictly below dir ("" = the root) written by a layer
+  // before `before`. Keys below "a" are the contiguous range starting "a/".
+  void RemoveBelow(const std::string& dir, uint32_t before) {
+    std::string prefix = dir.empty() ? std::string() : dir + "/";
+    for (auto it = paths_.lower_bound(prefix); it != paths_.end() && it->first.starts_with(prefix);) {
+      if (it->first.size() == prefix.size() || it->second.layer >= before) {  // prefix itself never a key; spared
+        ++it;
+        continue;
+      }
+      Release(it->second);
+      it = paths_.erase(it);
+    }
+  }
+
+  ImageLayerReport* report_;
+  const Limits& limits_;
+  std::map<std::string, PathState> paths_;
+  std::vector<FileData> data_;
+};
+
+Result<std::string> OptionalString(const JsonValue& obj, const char* key, const std::string& where) {
+  auto it = obj.FindMember(key);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return std::string();
+  if (!it->value.IsString()) return Status::Corruption(where + "." + key + ": want a string");
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+
+}  // namespace
+
+Result<std::vector<HistoryEntry>> ParseConfigHistory(std::string_view config_body) {
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonDocument(config_body, "config", kMaxConfigBytes));
+  std::vector<HistoryEntry> out;
+  auto h = doc.FindMember("history");
+  if (h == doc.MemberEnd() || h->value.IsNull()) return out;
+  if (!h->value.IsArray()) return Status::Corruption("config.history: want an array");
+  for (rapidjson::SizeType i = 0; i < h->value.Size(); ++i) {
+    const JsonValue& v = h->value[i];
+    std::string where = "config.history[" + std::to_string(i) + "]";
+    if (!v.IsObject()) return Status::Corruption(where + ": want an object");
+    HistoryEntry e;
+    LAZYROOT_ASSIGN_OR_RETURN(e.created, OptionalString(v, "created", where));
+    LAZYROOT_ASSIGN_OR_RETURN(e.created_by, OptionalString(v, "created_by", where));
+    LAZYROOT_ASSIGN_OR_RETURN(e.author, OptionalString(v, "author", where));
+    LAZYROOT_ASSIGN_OR_RETURN(e.comment, OptionalString(v, "comment", where));
+    auto empty = v.FindMember("empty_layer");
+    if (empty != v.MemberEnd() && !empty->value.IsNull()) {
+      if (!empty->value.IsBool()) return Status::Corruption(where + ".empty_layer: want a boolean");
+      e.empty_layer = empty->value.GetBool();
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<int> MatchHistoryToLayers(const std::vector<HistoryEntry>& history, size_t layer_count) {
+  std::vector<int> out(layer_count, -1);
+  size_t layer = 0;
+  for (size_t h = 0; h < history.size() && layer < layer_count; ++h) {
+    if (!history[h].empty_layer) out[layer++] = static_cast<int>(h);
+  }
+  return out;
+}
+
+Result<ImageLayerReport> ComputeLayerReport(Store& store, const ImageRecord& record, const Limits& limits) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string manifest_bytes, store.ReadBlob(record.manifest_digest, kMaxManifestBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(ImageManifest manifest, ParseImageManifest(manifest_bytes));
+  LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, kMaxConfigBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<HistoryEntry> history, ParseConfigHistory(config_bytes));
+  const size_t n = manifest.layers.size();
+  const std::string what = "image " + record.reference;
+  if (config.diff_ids.size() != n || record.layer_digests.size() != n) {
+    return Status::Corruption(what + ": config has " + std::to_string(config.diff_ids.size()) + " diff_ids for " +
+                              std::to_string(n) + " layers");
+  }
+  std::vector<int> matched = MatchHistoryToLayers(history, n);
+  // A layer index found corrupt after some of its entries were counted has
+  // been rebuilt from its blob: start over (once per layer at most).
+  for (size_t attempt = 0;; ++attempt) {
+    ImageLayerReport report;
+    report.layers.resize(n);
+    Walk walk(&report, limits);
+    bool restart = false;
+    Status st = Status::Ok();
+    for (size_t i = 0; i < n && st.ok(); ++i) {
+      LayerStats& s = report.layers[i];
+      s.index = static_cast<uint32_t>(i + 1);
+      s.digest = manifest.layers[i].descriptor.digest;
+      s.media_type = manifest.layers[i].descriptor.media_type;
+      s.diff_id = config.diff_ids[i];
+      s.compressed_size = static_cast<uint64_t>(manifest.layers[i].descriptor.size);
+      if (matched[i] >= 0) s.created_by = history[static_cast<size_t>(matched[i])].created_by;
+      const uint32_t layer = static_cast<uint32_t>(i);
+      auto table = ForEachStoredLayerEntry(
+          store, s.digest, s.diff_id, limits, [&](TarEntry& e) { return walk.ApplyEntry(layer, e); }, &restart);
+      if (!table.ok()) {
+        st = table.status().WithContext("layer " + s.digest);
+        break;
+      }
+      s.uncompressed_size = table->uncompressed_size;
+      auto again = ForEachStoredLayerEntry(
+          store, s.digest, s.diff_id, limits, [&](TarEntry& e) { return walk.ApplyWhiteout(layer, e); }, &restart);
+      if (!again.ok()) st = again.status().WithContext("layer " + s.digest);
+    }
+    if (restart && attempt < n) continue;
+    LAZYROOT_RETURN_IF_ERROR(st);
+    walk.Finish();
+    return report;
+  }
+}
+
+}  // namespace lazyroot
