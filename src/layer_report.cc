@@ -1,5 +1,6 @@
 #include "src/layer_report.h"
 
+#include <iterator>
 #include <map>
 
 #include "src/index_consumer.h"
@@ -53,13 +54,18 @@ class Walk {
  public:
   Walk(ImageLayerReport* report, const Limits& limits) : report_(report), limits_(limits) {}
 
-  // Pass one of layer i: every entry but whiteouts, in tar order.
+  // Layer i's entries in tar order; whiteouts wait for EndLayer.
   Status ApplyEntry(uint32_t i, const TarEntry& e) {
     LayerStats& s = report_->layers[i];
     ++s.entries;
     std::string path = CleanPath(e.path);
     if (path.empty()) return Status::Ok();  // the root's own attributes
-    if (Basename(path).starts_with(kWhiteoutPrefix)) return Status::Ok();  // pass two
+    if (Basename(path).starts_with(kWhiteoutPrefix)) {
+      // Applied at the end of the layer: they remove only what lower layers
+      // put there, so their place in the tar does not matter.
+      whiteouts_.push_back(std::move(path));
+      return Status::Ok();
+    }
     const bool is_dir = e.type == EntryType::kDirectory;
     auto it = paths_.find(path);
     if (!is_dir) {
@@ -94,32 +100,10 @@ class Walk {
     return CheckBudget(limits_, "image", paths_.size(), 0);
   }
 
-  // Pass two of layer i: its whiteouts and opaque markers, which remove only
-  // what lower layers put there (so their place in the tar does not matter).
-  Status ApplyWhiteout(uint32_t i, const TarEntry& e) {
-    std::string path = CleanPath(e.path);
-    std::string_view base = Basename(path);
-    if (!base.starts_with(kWhiteoutPrefix)) return Status::Ok();
-    std::string dir = path.substr(0, path.size() - base.size());  // "" or "a/b/"
-    if (!dir.empty()) dir.pop_back();
-    LayerStats& s = report_->layers[i];
-    if (base == kOpaqueMarker) {
-      ++s.opaque;
-      RemoveBelow(dir, i);
-      return Status::Ok();
-    }
-    if (base.starts_with(".wh..wh.")) return Status::Ok();  // AUFS markers name nothing that can exist
-    ++s.deleted;
-    std::string_view name = base.substr(kWhiteoutPrefix.size());
-    if (name.empty() || name == "." || name == "..") return Status::Ok();
-    std::string target = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
-    auto it = paths_.find(target);
-    if (it != paths_.end() && it->second.layer < i) {
-      Release(it->second);
-      paths_.erase(it);
-    }
-    RemoveBelow(target, i);
-    return Status::Ok();
+  // Applies layer i's whiteouts and opaque markers.
+  void EndLayer(uint32_t i) {
+    for (const std::string& path : whiteouts_) ApplyWhiteout(i, path);
+    whiteouts_.clear();
   }
 
   void Finish() {
@@ -134,6 +118,29 @@ class Walk {
   }
 
  private:
+  void ApplyWhiteout(uint32_t i, const std::string& path) {
+    std::string_view base = Basename(path);
+    std::string dir = path.substr(0, path.size() - base.size());  // "" or "a/b/"
+    if (!dir.empty()) dir.pop_back();
+    LayerStats& s = report_->layers[i];
+    if (base == kOpaqueMarker) {
+      ++s.opaque;
+      RemoveBelow(dir, i);
+      return;
+    }
+    if (base.starts_with(".wh..wh.")) return;  // AUFS markers name nothing that can exist
+    ++s.deleted;
+    std::string_view name = base.substr(kWhiteoutPrefix.size());
+    if (name.empty() || name == "." || name == "..") return;
+    std::string target = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+    RemoveBelow(target, i);
+    auto it = paths_.find(target);
+    if (it != paths_.end() && it->second.layer < i && !(it->second.is_dir && HasBelow(target))) {
+      Release(it->second);
+      paths_.erase(it);
+    }
+  }
+
   static std::string_view Basename(std::string_view path) {
     size_t slash = path.rfind('/');
     return slash == std::string_view::npos ? path : path.substr(slash + 1);
@@ -146,23 +153,38 @@ class Walk {
   }
 
   // Removes the paths strictly below dir ("" = the root) written by a layer
-  // before `before`. Keys below "a" are the contiguous range starting "a/".
+  // before `before`, sparing a directory that still holds something after
+  // (a path of the layer being applied; merge.cc rule 3). Keys below "a" are
+  // the contiguous range of keys starting "a/", and a directory sorts before
+  // everything below it: walking the range backwards meets a directory only
+  // after its whole subtree has been dealt with.
   void RemoveBelow(const std::string& dir, uint32_t before) {
-    std::string prefix = dir.empty() ? std::string() : dir + "/";
-    for (auto it = paths_.lower_bound(prefix); it != paths_.end() && it->first.starts_with(prefix);) {
-      if (it->first.size() == prefix.size() || it->second.layer >= before) {  // prefix itself never a key; spared
-        ++it;
+    const std::string prefix = dir.empty() ? std::string() : dir + "/";
+    auto it = paths_.lower_bound(prefix);
+    while (it != paths_.end() && it->first.starts_with(prefix)) ++it;
+    while (it != paths_.begin()) {
+      auto cur = std::prev(it);
+      if (!cur->first.starts_with(prefix)) break;
+      if (cur->second.layer >= before || (cur->second.is_dir && HasBelow(cur->first))) {
+        it = cur;
         continue;
       }
-      Release(it->second);
-      it = paths_.erase(it);
+      Release(cur->second);
+      paths_.erase(cur);  // `it` stays valid
     }
+  }
+
+  bool HasBelow(const std::string& dir) const {
+    const std::string prefix = dir + "/";
+    auto it = paths_.lower_bound(prefix);
+    return it != paths_.end() && it->first.starts_with(prefix);
   }
 
   ImageLayerReport* report_;
   const Limits& limits_;
   std::map<std::string, PathState> paths_;
   std::vector<FileData> data_;
+  std::vector<std::string> whiteouts_;  // of the open layer, cleaned
 };
 
 Result<std::string> OptionalString(const JsonValue& obj, const char* key, const std::string& where) {
@@ -245,9 +267,7 @@ Result<ImageLayerReport> ComputeLayerReport(Store& store, const ImageRecord& rec
         break;
       }
       s.uncompressed_size = table->uncompressed_size;
-      auto again = ForEachStoredLayerEntry(
-          store, s.digest, s.diff_id, limits, [&](TarEntry& e) { return walk.ApplyWhiteout(layer, e); }, &restart);
-      if (!again.ok()) st = again.status().WithContext("layer " + s.digest);
+      walk.EndLayer(layer);
     }
     if (restart && attempt < n) continue;
     LAZYROOT_RETURN_IF_ERROR(st);
