@@ -67,7 +67,9 @@ class Walk {
       return Status::Ok();
     }
     const bool is_dir = e.type == EntryType::kDirectory;
-    auto it = paths_.find(path);
+    // One descent finds the path or where it goes.
+    const auto pos = paths_.lower_bound(path);
+    const auto it = pos != paths_.end() && pos->first == path ? pos : paths_.end();
     if (!is_dir) {
       if (it == paths_.end()) ++s.added;
       else if (it->second.layer < i) ++s.modified;
@@ -96,7 +98,7 @@ class Walk {
       if (was_dir) RemoveBelow(path, UINT32_MAX);
       return Status::Ok();
     }
-    paths_.emplace(std::move(path), st);
+    paths_.emplace_hint(pos, std::move(path), st);  // nothing was erased since pos was found
     return CheckBudget(limits_, "image", paths_.size(), 0);
   }
 

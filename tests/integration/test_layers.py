@@ -221,6 +221,13 @@ class Layers(PullTestCase):
         self.assertIn("not in the store", r.stderr)
         self.assertFails(self.lazyroot("layers", "--format", "xml", self.ref("v1")), 2)
 
+    def test_image_entries_budget(self):
+        self.pull_ok(self.ref("v1"))
+        r = self.lazyroot("layers", "--limit", "image-entries=10", self.ref("v1"))
+        self.assertFails(r, 1)
+        self.assertIn("image-entries", r.stderr)
+        self.assertOk(self.lazyroot("layers", "--limit", "image-entries=100", self.ref("v1")))
+
     def test_rebuilds_a_missing_index(self):
         self.pull_ok(self.ref("v1"))
         before = self.layers_json("v1")
