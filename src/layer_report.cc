@@ -234,17 +234,21 @@ std::vector<int> MatchHistoryToLayers(const std::vector<HistoryEntry>& history, 
 
 Result<ImageLayerReport> ComputeLayerReport(Store& store, const ImageRecord& record, const Limits& limits) {
   LAZYROOT_ASSIGN_OR_RETURN(std::string manifest_bytes, store.ReadBlob(record.manifest_digest, kMaxManifestBytes));
-  LAZYROOT_ASSIGN_OR_RETURN(ImageManifest manifest, ParseImageManifest(manifest_bytes));
+  auto parsed_manifest = ParseImageManifest(manifest_bytes);
+  if (!parsed_manifest.ok()) return parsed_manifest.status().WithContext("manifest " + record.manifest_digest);
+  ImageManifest manifest = std::move(*parsed_manifest);
   LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, kMaxConfigBytes));
-  LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<HistoryEntry> history, ParseConfigHistory(config_bytes));
+  auto config = ParseImageConfig(config_bytes);
+  if (!config.ok()) return config.status().WithContext("config " + record.config_digest);
+  auto history = ParseConfigHistory(config_bytes);
+  if (!history.ok()) return history.status().WithContext("config " + record.config_digest);
   const size_t n = manifest.layers.size();
   const std::string what = "image " + record.reference;
-  if (config.diff_ids.size() != n || record.layer_digests.size() != n) {
-    return Status::Corruption(what + ": config has " + std::to_string(config.diff_ids.size()) + " diff_ids for " +
+  if (config->diff_ids.size() != n || record.layer_digests.size() != n) {
+    return Status::Corruption(what + ": config has " + std::to_string(config->diff_ids.size()) + " diff_ids for " +
                               std::to_string(n) + " layers");
   }
-  std::vector<int> matched = MatchHistoryToLayers(history, n);
+  std::vector<int> matched = MatchHistoryToLayers(*history, n);
   // A layer index found corrupt after some of its entries were counted has
   // been rebuilt from its blob: start over (once per layer at most).
   for (size_t attempt = 0;; ++attempt) {
@@ -258,9 +262,9 @@ Result<ImageLayerReport> ComputeLayerReport(Store& store, const ImageRecord& rec
       s.index = static_cast<uint32_t>(i + 1);
       s.digest = manifest.layers[i].descriptor.digest;
       s.media_type = manifest.layers[i].descriptor.media_type;
-      s.diff_id = config.diff_ids[i];
+      s.diff_id = config->diff_ids[i];
       s.compressed_size = static_cast<uint64_t>(manifest.layers[i].descriptor.size);
-      if (matched[i] >= 0) s.created_by = history[static_cast<size_t>(matched[i])].created_by;
+      if (matched[i] >= 0) s.created_by = (*history)[static_cast<size_t>(matched[i])].created_by;
       const uint32_t layer = static_cast<uint32_t>(i);
       auto table = ForEachStoredLayerEntry(
           store, s.digest, s.diff_id, limits, [&](TarEntry& e) { return walk.ApplyEntry(layer, e); }, &restart);
