@@ -202,6 +202,13 @@ class Layers(PullTestCase):
         self.assertEqual(got["layers"][1]["media_type"], "application/vnd.docker.image.rootfs.diff.tar.zstd")
         self.assertEqual(got["layers"][0]["created_by"], "make_image.py layer 0")
 
+    def test_oci_layout(self):
+        layout = mi.write_oci_layout(os.path.join(self.tmp, "layout"), self.oci, tag="v1")
+        self.pull_ok("oci:%s:v1" % layout)
+        r = self.lazyroot("layers", "--format", "json", "oci:%s:v1" % layout)
+        self.assertOk(r)
+        self.check(json.loads(r.stdout), self.oci)
+
     def test_table_and_help(self):
         self.pull_ok(self.ref("v1"))
         r = self.lazyroot("layers", self.ref("v1"))
@@ -235,6 +242,24 @@ class Layers(PullTestCase):
         for name in os.listdir(idx):
             os.unlink(os.path.join(idx, name))
         self.assertEqual(self.layers_json("v1"), before)
+
+    def test_rebuilds_a_corrupt_index(self):
+        self.pull_ok(self.ref("v1"))
+        before = self.layers_json("v1")
+        idx = os.path.join(self.root, "index", "sha256")
+        for name in os.listdir(idx):
+            path = os.path.join(idx, name)
+            with open(path, "r+b") as fh:
+                size = os.path.getsize(path)
+                for off in (size // 2, size - 5):
+                    fh.seek(off)
+                    b = fh.read(1)
+                    fh.seek(off)
+                    fh.write(bytes([b[0] ^ 0xFF]))
+        r = self.lazyroot("layers", "--format", "json", self.ref("v1"))
+        self.assertOk(r)
+        self.assertEqual(json.loads(r.stdout), before)
+        self.assertIn("rebuilding it from the blob", r.stderr)
 
     def test_inspect_lists_layers_and_history(self):
         self.pull_ok(self.ref("v1"))
