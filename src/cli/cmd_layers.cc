@@ -113,15 +113,17 @@ void AddLayersCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       "Read from the stored layer indexes, no layer is decompressed (a missing or damaged index is\n"
       "rebuilt from its blob first, as mount does). Per layer, base = 1:\n"
       "  ENTRIES   tar entries, whiteouts included\n"
-      "  ADDED     non-directory entries at a path the layers below did not have\n"
-      "  MODIF     non-directory entries at a path the layers below had\n"
+      "  ADDED     non-directory, non-whiteout entries at a path the layers below did not have\n"
+      "  MODIF     non-directory, non-whiteout entries at a path the layers below had\n"
       "  DELETD    .wh.NAME whiteouts;  OPQ: .wh..wh..opq opaque directory markers\n"
       "  BYTES     sizes of the layer's regular files (hardlinks add none)\n"
-      "  SHADOWED  of those, bytes later layers replace or white out (or the layer itself rewrites)\n"
+      "  SHADOWED  of those, bytes no name of the merged tree keeps: replaced or whited out by later\n"
+      "            layers, or rewritten by the layer itself (a file a hardlink still names is kept)\n"
       "  CREATED BY  the config history's created_by (entries with empty_layer skipped, as docker does)\n"
       "Totals: wasted bytes = shipped file bytes that do not reach the merged tree; efficiency =\n"
       "merged / shipped (1 when nothing is shipped). Paths are compared after lexical cleaning;\n"
-      "symlinked parent directories are not resolved.");
+      "symlinked parent directories are not resolved. --format json gives the same figures in\n"
+      "bytes, with each layer's diff_id and full media type.");
   cmd->add_option("IMAGE", a->image, "Image reference as pulled")->required();
   cmd->add_option("--format", a->format, "table or json")->check(CLI::IsMember({"table", "json"}));
   AddLimitOption(cmd, &a->limits);
