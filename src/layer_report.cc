@@ -71,8 +71,10 @@ class Walk {
     const auto pos = paths_.lower_bound(path);
     const auto it = pos != paths_.end() && pos->first == path ? pos : paths_.end();
     if (!is_dir) {
-      if (it == paths_.end()) ++s.added;
-      else if (it->second.layer < i) ++s.modified;
+      if (it == paths_.end())
+        ++s.added;
+      else if (it->second.layer < i)
+        ++s.modified;
       // else: a second entry for the path in this layer; counted once
     }
     if (it != paths_.end() && it->second.is_dir && is_dir) {
@@ -114,9 +116,9 @@ class Walk {
     for (const LayerStats& s : report_->layers) wasted += s.bytes_shadowed;
     report_->bytes_wasted = wasted;
     report_->bytes_merged = report_->bytes_shipped - wasted;
-    report_->efficiency = report_->bytes_shipped == 0
-                              ? 1.0
-                              : static_cast<double>(report_->bytes_merged) / static_cast<double>(report_->bytes_shipped);
+    report_->efficiency = report_->bytes_shipped == 0 ? 1.0
+                                                      : static_cast<double>(report_->bytes_merged) /
+                                                            static_cast<double>(report_->bytes_shipped);
   }
 
  private:

@@ -36,11 +36,11 @@ struct LayerStats {
   uint32_t index = 0;  // 1 = base
   std::string digest, diff_id, media_type, created_by;
   uint64_t compressed_size = 0, uncompressed_size = 0;
-  uint64_t entries = 0;   // tar entries in the layer, whiteouts included
-  uint64_t added = 0;     // non-directory entries at a path the tree of the layers below did not hold
-  uint64_t modified = 0;  // non-directory entries at a path the tree of the layers below held
-  uint64_t deleted = 0;   // ".wh.NAME" whiteouts
-  uint64_t opaque = 0;    // ".wh..wh..opq" opaque markers
+  uint64_t entries = 0;         // tar entries in the layer, whiteouts included
+  uint64_t added = 0;           // non-directory entries at a path the tree of the layers below did not hold
+  uint64_t modified = 0;        // non-directory entries at a path the tree of the layers below held
+  uint64_t deleted = 0;         // ".wh.NAME" whiteouts
+  uint64_t opaque = 0;          // ".wh..wh..opq" opaque markers
   uint64_t bytes_added = 0;     // logical sizes of its regular files (hardlinks add none)
   uint64_t bytes_shadowed = 0;  // of bytes_added: what later layers (or itself) replace or white out
 };

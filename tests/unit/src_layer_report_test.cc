@@ -1,9 +1,9 @@
-#include "src/layer_report.h"
-
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
+
+#include "src/layer_report.h"
 
 namespace lazyroot {
 namespace {
