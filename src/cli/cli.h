@@ -29,6 +29,11 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddFsckCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// `lazyroot images`: the images in the store, as a table or JSON.
+int ListImages(const GlobalOptions& global, const std::string& format);
 
 // The record of a pulled image named as the user typed it; kNotFound says
 // "pull it first".

@@ -72,6 +72,8 @@ int main(int argc, char** argv) {
   AddMountCommands(app, global, &run);
   AddExtractCommand(app, global, &run);
   AddFsckCommand(app, global, &run);
+  AddWhichCommand(app, global, &run);
+  AddLsCommands(app, global, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
