@@ -10,7 +10,13 @@ a directory opaque and write through a symlinked parent directory
   which one wins;
 - `ls -R` lists the paths of a GNU tar extraction of the layers, one after
   the other, with whiteouts and opaque directories applied;
-- `cat` gives the bytes of the tar member the merged tree keeps."""
+- `ls -R --upto N` does the same for the first N layers alone;
+- `ls -R --layer N` lists what GNU tar lists of layer N's tar (whiteout
+  files included), `-l` the modes, owners and sizes tarfile reads;
+- `cat` gives the bytes of each regular file of that GNU tar extraction
+  (written through the symlinked parent too), `cat
+  --layer N` the bytes of layer N's member, `cat --upto N` those the first N
+  layers leave."""
 
 import io
 import json
@@ -133,6 +139,18 @@ def oracle_which(tars, query):
     return resolved, touches, live.get(resolved)
 
 
+def extracted_files(dest):
+    """{image path: bytes} of the regular files of an extraction."""
+    out = {}
+    for d, _, files in os.walk(dest):
+        for n in files:
+            p = os.path.join(d, n)
+            if os.path.isfile(p) and not os.path.islink(p):
+                with open(p, "rb") as f:
+                    out[os.path.relpath(p, dest)] = f.read()
+    return out
+
+
 def extract_with_gnu_tar(tars, dest):
     """Extracts the layers bottom first with GNU tar, applying each layer's
     whiteouts and opaque markers to what the layers below left."""
@@ -223,6 +241,78 @@ class WhichLsCat(unittest.TestCase):
         table = self.lazyroot_ok("which", self.ref, "opt/data/a.txt").decode()
         self.assertIn("opaque", table)
         self.assertIn("wins: none", table)
+
+
+    def ls_paths(self, *args):
+        got = json.loads(self.lazyroot_ok("ls", "-R", "--format", "json", *args))
+        return {e["path"].lstrip("/") for e in got}
+
+    def test_ls_recursive_equals_gnu_tar_extraction(self):
+        for n in (1, 2, 3):
+            with self.subTest(upto=n):
+                want = extract_with_gnu_tar(self.tars[:n], os.path.join(self.tmp, "gnu-tar-%d" % n, "rootfs"))
+                self.assertEqual(self.ls_paths("--upto", str(n), self.ref), want)
+                if n == 3:
+                    self.assertEqual(self.ls_paths(self.ref), want)
+        # The table: one image path per line.
+        table = self.lazyroot_ok("ls", "-R", self.ref).decode().split("\n")
+        self.assertEqual({l.lstrip("/") for l in table if l}, want)
+
+    def test_ls_layer_equals_gnu_tar_listing(self):
+        for i, t in enumerate(self.tars, 1):
+            with self.subTest(layer=i):
+                path = os.path.join(self.tmp, "list%d.tar" % i)
+                with open(path, "wb") as f:
+                    f.write(t)
+                names = subprocess.run(["tar", "-tf", path], check=True, capture_output=True, text=True).stdout
+                want = {_clean(n) for n in names.split("\n")} - {""}
+                got = json.loads(self.lazyroot_ok("ls", "-R", "--format", "json", "--layer", str(i), self.ref))
+                self.assertEqual({e["path"].lstrip("/") for e in got}, want)
+                with tarfile.open(fileobj=io.BytesIO(t)) as tf:
+                    meta = {_clean(m.name): (m.mode, m.uid, m.gid, m.size if m.isfile() else 0, m.mtime)
+                            for m in tf.getmembers() if _clean(m.name)}
+                self.assertEqual({e["path"].lstrip("/"): (e["mode"], e["uid"], e["gid"], e["size"], e["mtime"])
+                                  for e in got if e["type"] != "symlink"},
+                                 {k: v for k, v in meta.items() if k != "lib"})
+
+    def test_ls_long_shows_mode_owner_size_and_link_target(self):
+        lines = self.lazyroot_ok("ls", "-l", self.ref, "/").decode().splitlines()
+        self.assertIn("lrwxrwxrwx", lines[1])
+        self.assertTrue(lines[1].endswith("lib -> usr/lib"), lines[1])
+        line = self.lazyroot_ok("ls", "-l", self.ref, "etc/app.conf").decode().strip()
+        self.assertTrue(line.startswith("-rw-r--r--"), line)
+        self.assertEqual(line.split()[1:4], ["0", "0", str(len(b"app v3, the one that wins\n"))])
+        # Through the symlinked parent, listing the directory it points to.
+        self.assertEqual(self.lazyroot_ok("ls", self.ref, "lib").decode().split(), ["libbar.so", "libfoo.so"])
+
+    def test_cat_gives_the_tar_bytes(self):
+        for n in (None, 1, 2):
+            dest = os.path.join(self.tmp, "cat-%s" % n, "rootfs")
+            extract_with_gnu_tar(self.tars[:n], dest)
+            files = extracted_files(dest)
+            if n != 1:  # written through the symlink lib -> usr/lib by layer 2
+                self.assertIn("usr/lib/libbar.so", files)
+            for path, data in sorted(files.items()):
+                with self.subTest(upto=n, path=path):
+                    args = ["--upto", str(n)] if n else []
+                    self.assertEqual(self.lazyroot_ok("cat", *args, self.ref, path), data)
+        self.assertEqual(self.lazyroot_ok("cat", self.ref, "lib/libfoo.so"), b"foo v3\n" * 1000)
+        for i, t in enumerate(self.tars, 1):
+            with tarfile.open(fileobj=io.BytesIO(t)) as tf:
+                for m in tf.getmembers():
+                    if m.isfile():
+                        with self.subTest(layer=i, member=m.name):
+                            self.assertEqual(self.lazyroot_ok("cat", "--layer", str(i), self.ref, m.name),
+                                             tf.extractfile(m).read())
+
+    def test_missing_paths_and_non_files_fail_with_a_message(self):
+        for args in (("cat", self.ref, "etc/old.conf"), ("cat", self.ref, "etc"), ("ls", self.ref, "opt/data/a.txt"),
+                     ("cat", "--layer", "4", self.ref, "etc/app.conf")):
+            with self.subTest(args=args):
+                r = self.run_lazyroot(*args)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertTrue(r.stderr.startswith(b"lazyroot: "), r.stderr)
+                self.assertEqual(r.stdout, b"")
 
 
 if __name__ == "__main__":
