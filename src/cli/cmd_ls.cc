@@ -290,6 +290,20 @@ int RunCat(const GlobalOptions& global, const CatArgs& args) {
       if (CleanPathComponents(e.path) == want) hit = &e;  // the last one, as tar extracts it
     }
     if (hit == nullptr) return Fail(Status::NotFound("layer " + std::to_string(args.layer) + " has no entry " + shown));
+    // A hardlink reads as the entry it names: the last one of that name before it.
+    for (int hops = 0; hit->type == EntryType::kHardlink && hops < 64; ++hops) {
+      std::vector<std::string> target = CleanPathComponents(hit->link_target);
+      const TarEntry* next = nullptr;
+      for (const TarEntry& e : *entries) {
+        if (&e == hit) break;
+        if (CleanPathComponents(e.path) == target) next = &e;
+      }
+      if (next == nullptr) {
+        return Fail(Status::NotFound(shown + " in layer " + std::to_string(args.layer) + " links to " +
+                                     hit->link_target + ", which the layer does not hold before it"));
+      }
+      hit = next;
+    }
     if (hit->type != EntryType::kRegular) return Fail(Status::InvalidArgument(shown + " in layer " + std::to_string(args.layer) + " is not a regular file"));
     if (!hit->sparse.empty()) return Fail(Status::InvalidArgument(shown + " in layer " + std::to_string(args.layer) + " is sparse: read it from the merged tree"));
     auto reader = image->content->NewReader(args.layer - 1);

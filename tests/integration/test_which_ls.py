@@ -35,8 +35,8 @@ from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
 
 
 def _tar(entries):
-    """entries: [(name, kind, payload)]: kind "dir", "file" (payload bytes) or
-    "symlink" (payload target)."""
+    """entries: [(name, kind, payload)]: kind "dir", "file" (payload bytes),
+    "symlink" or "hardlink" (payload target)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for name, kind, payload in entries:
@@ -48,11 +48,16 @@ def _tar(entries):
             elif kind == "symlink":
                 ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, payload, 0o777
                 tf.addfile(ti)
+            elif kind == "hardlink":
+                ti.type, ti.linkname, ti.mode = tarfile.LNKTYPE, payload, 0o644
+                tf.addfile(ti)
             else:
                 ti.size, ti.mode = len(payload), 0o644
                 tf.addfile(ti, io.BytesIO(payload))
     return buf.getvalue()
 
+
+EVIL = "var/evil\x1b[31m\x1b]0;pwned\x07.txt"
 
 LAYERS = [
     [("./", "dir", None), ("etc/", "dir", None), ("etc/app.conf", "file", b"app v1\n"),
@@ -64,14 +69,22 @@ LAYERS = [
      ("opt/", "dir", None), ("opt/data/", "dir", None), ("opt/data/.wh..wh..opq", "file", b""),
      ("opt/data/c.txt", "file", b"c, after the opaque marker\n"), ("lib/libbar.so", "file", b"bar\n")],
     [("etc/", "dir", None), ("etc/app.conf", "file", b"app v3, the one that wins\n"),
-     ("lib/libfoo.so", "file", b"foo v3\n" * 1000), ("var/new.txt", "file", b"new\n")],
+     ("lib/libfoo.so", "file", b"foo v3\n" * 1000), ("var/new.txt", "file", b"new\n"),
+     ("var/hard.txt", "hardlink", "var/new.txt"), (EVIL, "file", b"a name that would recolour a terminal\n")],
 ]
 QUERIES = ["etc/app.conf", "etc/old.conf", "opt/data/a.txt", "opt/data/c.txt", "lib/libfoo.so", "lib/libbar.so",
-           "/usr/lib/libfoo.so", "var/keep.txt", "lib", "nowhere/at/all"]
+           "/usr/lib/libfoo.so", "var/keep.txt", "lib", "nowhere/at/all",
+           "var/hard.txt", EVIL]
 
 
 def _clean(name):
     return "/".join(c for c in name.split("/") if c not in ("", "."))
+
+
+def displayable(s):
+    """What lazyroot prints of a name (index/status.h Displayable), for the
+    ASCII control characters this image has."""
+    return "".join("\\x%02x" % ord(c) if ord(c) < 0x20 or ord(c) == 0x7f else c for c in s)
 
 
 def _under(a, b):
@@ -131,7 +144,7 @@ def oracle_which(tars, query):
                     path = resolve_parents(name)
                     if not (_under(path, q) or _under(path, resolved)):
                         continue
-                    kind = "dir" if m.isdir() else "symlink" if m.issym() else "file"
+                    kind = "dir" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk() else "file"
                     touches.append((i, "replaced" if path in live else "created", path, kind))
                     live[path] = i
     # The winner: the last layer with a live entry at the resolved path, if
@@ -159,7 +172,7 @@ def extract_with_gnu_tar(tars, dest):
         path = os.path.join(os.path.dirname(dest), "layer%d.tar" % i)
         with open(path, "wb") as f:
             f.write(t)
-        names = subprocess.run(["tar", "-tf", path], check=True, capture_output=True, text=True).stdout.split("\n")
+        names = subprocess.run(["tar", "--quoting-style=literal", "-tf", path], check=True, capture_output=True, text=True).stdout.split("\n")
         for name in filter(None, names):
             name = _clean(name)
             base = name.split("/")[-1]
@@ -218,9 +231,9 @@ class WhichLsCat(unittest.TestCase):
             with self.subTest(path=q):
                 got = json.loads(self.lazyroot_ok("which", "--format", "json", self.ref, q))
                 resolved, touches, winner = oracle_which(self.tars, q)
-                self.assertEqual(got["resolved"], "/" + resolved)
+                self.assertEqual(got["resolved"], "/" + displayable(resolved))
                 self.assertEqual([(t["layer"], t["action"], t["path"].lstrip("/"), t["type"]) for t in got["touches"]],
-                                 touches)
+                                 [(l, a, displayable(p), k) for l, a, p, k in touches])
                 for t in got["touches"]:
                     self.assertEqual(t["digest"], self.digests[t["layer"] - 1])
                 if winner is None:
@@ -251,6 +264,7 @@ class WhichLsCat(unittest.TestCase):
         for n in (1, 2, 3):
             with self.subTest(upto=n):
                 want = extract_with_gnu_tar(self.tars[:n], os.path.join(self.tmp, "gnu-tar-%d" % n, "rootfs"))
+                want = {displayable(p) for p in want}
                 self.assertEqual(self.ls_paths("--upto", str(n), self.ref), want)
                 if n == 3:
                     self.assertEqual(self.ls_paths(self.ref), want)
@@ -264,12 +278,12 @@ class WhichLsCat(unittest.TestCase):
                 path = os.path.join(self.tmp, "list%d.tar" % i)
                 with open(path, "wb") as f:
                     f.write(t)
-                names = subprocess.run(["tar", "-tf", path], check=True, capture_output=True, text=True).stdout
-                want = {_clean(n) for n in names.split("\n")} - {""}
+                names = subprocess.run(["tar", "--quoting-style=literal", "-tf", path], check=True, capture_output=True, text=True).stdout
+                want = {displayable(_clean(n)) for n in names.split("\n")} - {""}
                 got = json.loads(self.lazyroot_ok("ls", "-R", "--format", "json", "--layer", str(i), self.ref))
                 self.assertEqual({e["path"].lstrip("/") for e in got}, want)
                 with tarfile.open(fileobj=io.BytesIO(t)) as tf:
-                    meta = {_clean(m.name): (m.mode, m.uid, m.gid, m.size if m.isfile() else 0, m.mtime)
+                    meta = {displayable(_clean(m.name)): (m.mode, m.uid, m.gid, m.size if m.isfile() else 0, m.mtime)
                             for m in tf.getmembers() if _clean(m.name)}
                 self.assertEqual({e["path"].lstrip("/"): (e["mode"], e["uid"], e["gid"], e["size"], e["mtime"])
                                   for e in got if e["type"] != "symlink"},
@@ -296,14 +310,33 @@ class WhichLsCat(unittest.TestCase):
                 with self.subTest(upto=n, path=path):
                     args = ["--upto", str(n)] if n else []
                     self.assertEqual(self.lazyroot_ok("cat", *args, self.ref, path), data)
+            if n is None:
+                self.assertIn("var/hard.txt", files)
+                self.assertIn(EVIL, files)
         self.assertEqual(self.lazyroot_ok("cat", self.ref, "lib/libfoo.so"), b"foo v3\n" * 1000)
         for i, t in enumerate(self.tars, 1):
             with tarfile.open(fileobj=io.BytesIO(t)) as tf:
                 for m in tf.getmembers():
-                    if m.isfile():
+                    if m.isfile() or m.islnk():
                         with self.subTest(layer=i, member=m.name):
                             self.assertEqual(self.lazyroot_ok("cat", "--layer", str(i), self.ref, m.name),
                                              tf.extractfile(m).read())
+
+    def test_hostile_names_are_escaped_in_every_output(self):
+        for args in (("ls", "-R", self.ref), ("ls", "-l", self.ref, "var"), ("ls", "-R", "--layer", "3", self.ref),
+                     ("which", self.ref, EVIL), ("which", "--format", "json", self.ref, EVIL),
+                     ("ls", "-R", "--format", "json", self.ref)):
+            with self.subTest(args=args):
+                out = self.lazyroot_ok(*args)
+                self.assertNotIn(b"\x1b", out)
+                self.assertNotIn(b"\x07", out)
+                shown = displayable(EVIL[len("var/"):]).encode()
+                if "json" in args:  # JSON escapes the backslashes once more
+                    shown = json.dumps(displayable(EVIL[len("var/"):])).encode()[1:-1]
+                self.assertIn(shown, out)
+        r = self.run_lazyroot("cat", self.ref, "var/evil\x1b[32mnot-there")
+        self.assertEqual(r.returncode, 1)
+        self.assertNotIn(b"\x1b", r.stderr)
 
     def test_missing_paths_and_non_files_fail_with_a_message(self):
         for args in (("cat", self.ref, "etc/old.conf"), ("cat", self.ref, "etc"), ("ls", self.ref, "opt/data/a.txt"),
