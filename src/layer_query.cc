@@ -1,6 +1,7 @@
 #include "src/layer_query.h"
 
 #include <map>
+#include <unordered_map>
 
 #include "index/merge.h"
 #include "index/path_resolve.h"
@@ -46,6 +47,30 @@ std::string ResolveParents(const ImageTree& tree, std::vector<std::string> compo
   return JoinPath(out);
 }
 
+// ResolveParents for the entries of a layer, remembering each directory's
+// resolution: entries come grouped by directory, so an image of 100,000
+// files resolves a few thousand directories rather than every entry's path.
+class ParentResolver {
+ public:
+  explicit ParentResolver(const ImageTree& tree) : tree_(tree) {}
+  std::string operator()(std::vector<std::string> components) {
+    if (components.empty()) return "";
+    std::string last = std::move(components.back());
+    components.pop_back();
+    std::string key = JoinPath(components);
+    auto it = dirs_.find(key);
+    if (it == dirs_.end()) {
+      auto parent = ResolveInRoot(tree_, components);
+      it = dirs_.emplace(std::move(key), JoinPath(parent.ok() ? parent->components : components)).first;
+    }
+    return it->second.empty() ? last : it->second + "/" + last;
+  }
+
+ private:
+  const ImageTree& tree_;
+  std::unordered_map<std::string, std::string> dirs_;
+};
+
 Result<std::vector<std::string>> DiffIds(Store& store, const ImageRecord& record) {
   LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, 8u << 20));
   LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
@@ -89,6 +114,7 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
   };
   // Image path -> the layer whose entry is live there (absent: none).
   std::map<std::string, uint32_t, std::less<>> live;
+  ParentResolver resolve(tree);
 
   for (uint32_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
@@ -102,11 +128,7 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
       const std::string base = c.back();
       if (base == kOpaqueMarker) {
         c.pop_back();
-        if (c.empty()) {
-          t.path = "";
-        } else {
-          t.path = ResolveParents(tree, c);
-        }
+        t.path = resolve(std::move(c));
         // An opaque directory hides the lower layers' entries below it, so it
         // touches the query when it is the query or a parent of it.
         if (!t.path.empty() && !of_interest(t.path)) return Status::Ok();
@@ -117,14 +139,14 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
         }
       } else if (base.size() > kWhiteoutPrefix.size() && base.compare(0, kWhiteoutPrefix.size(), kWhiteoutPrefix) == 0) {
         c.back() = base.substr(kWhiteoutPrefix.size());
-        t.path = ResolveParents(tree, c);
+        t.path = resolve(std::move(c));
         if (!of_interest(t.path)) return Status::Ok();
         t.action = TouchAction::kWhiteout;
         for (auto& [p, layer] : live) {
           if (layer < i && IsSelfOrAncestor(t.path, p)) layer = UINT32_MAX;
         }
       } else {
-        t.path = ResolveParents(tree, c);
+        t.path = resolve(std::move(c));
         if (!of_interest(t.path)) return Status::Ok();
         auto it = live.find(t.path);
         t.action = it != live.end() && it->second != UINT32_MAX ? TouchAction::kReplaced : TouchAction::kCreated;
