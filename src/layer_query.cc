@@ -17,13 +17,20 @@ constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 
 std::string_view TypeName(EntryType t) {
   switch (t) {
-    case EntryType::kRegular: return "file";
-    case EntryType::kHardlink: return "hardlink";
-    case EntryType::kSymlink: return "symlink";
-    case EntryType::kCharDevice: return "char";
-    case EntryType::kBlockDevice: return "block";
-    case EntryType::kDirectory: return "dir";
-    case EntryType::kFifo: return "fifo";
+    case EntryType::kRegular:
+      return "file";
+    case EntryType::kHardlink:
+      return "hardlink";
+    case EntryType::kSymlink:
+      return "symlink";
+    case EntryType::kCharDevice:
+      return "char";
+    case EntryType::kBlockDevice:
+      return "block";
+    case EntryType::kDirectory:
+      return "dir";
+    case EntryType::kFifo:
+      return "fifo";
   }
   return "?";
 }
@@ -85,10 +92,14 @@ Result<std::vector<std::string>> DiffIds(Store& store, const ImageRecord& record
 
 std::string_view TouchActionName(TouchAction a) {
   switch (a) {
-    case TouchAction::kCreated: return "created";
-    case TouchAction::kReplaced: return "replaced";
-    case TouchAction::kWhiteout: return "whiteout";
-    case TouchAction::kOpaque: return "opaque";
+    case TouchAction::kCreated:
+      return "created";
+    case TouchAction::kReplaced:
+      return "replaced";
+    case TouchAction::kWhiteout:
+      return "whiteout";
+    case TouchAction::kOpaque:
+      return "opaque";
   }
   return "?";
 }
@@ -137,7 +148,8 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
         for (auto& [p, layer] : live) {
           if (layer < i && p != t.path && IsSelfOrAncestor(t.path, p)) layer = UINT32_MAX;
         }
-      } else if (base.size() > kWhiteoutPrefix.size() && base.compare(0, kWhiteoutPrefix.size(), kWhiteoutPrefix) == 0) {
+      } else if (base.size() > kWhiteoutPrefix.size() &&
+                 base.compare(0, kWhiteoutPrefix.size(), kWhiteoutPrefix) == 0) {
         c.back() = base.substr(kWhiteoutPrefix.size());
         t.path = resolve(std::move(c));
         if (!of_interest(t.path)) return Status::Ok();
@@ -165,7 +177,8 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
       layer_touches.clear();
       table = ForEachStoredLayerEntry(store, digest, diff_ids[i], limits, fn, &restart);
     }
-    if (!table.ok()) return table.status().WithContext("image " + record.reference + ": layer " + std::to_string(i + 1));
+    if (!table.ok())
+      return table.status().WithContext("image " + record.reference + ": layer " + std::to_string(i + 1));
     for (PathTouch& t : layer_touches) out.touches.push_back(std::move(t));
   }
   return out;
@@ -192,8 +205,7 @@ Result<ImageTree> TreeUpTo(Store& store, const ImageRecord& record, uint32_t upt
       st = builder.BeginLayer(i, record.layer_digests[i]);
       if (!st.ok()) break;
       auto table = ForEachStoredLayerEntry(
-          store, record.layer_digests[i], diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); },
-          &restart);
+          store, record.layer_digests[i], diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart);
       if (!table.ok()) {
         st = table.status();
         break;
@@ -224,7 +236,8 @@ Result<std::vector<TarEntry>> LayerEntries(Store& store, const ImageRecord& reco
     out.clear();  // rebuilt midway: what came before is from the corrupt index
     table = ForEachStoredLayerEntry(store, record.layer_digests[layer], diff_ids[layer], limits, fn, &restart);
   }
-  if (!table.ok()) return table.status().WithContext("image " + record.reference + ": layer " + std::to_string(layer + 1));
+  if (!table.ok())
+    return table.status().WithContext("image " + record.reference + ": layer " + std::to_string(layer + 1));
   return out;
 }
 

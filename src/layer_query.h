@@ -29,13 +29,13 @@ enum class TouchAction : uint8_t {
 std::string_view TouchActionName(TouchAction a);
 
 struct PathTouch {
-  uint32_t layer = 0;      // 0 = bottom
-  std::string digest;      // the layer blob's digest
+  uint32_t layer = 0;  // 0 = bottom
+  std::string digest;  // the layer blob's digest
   TouchAction action = TouchAction::kCreated;
-  std::string path;        // the image path it acted on, parents resolved as the merge does ("" = root)
-  std::string entry;       // the tar entry's name, verbatim
-  std::string type;        // "file", "dir", "symlink", "hardlink", "char", "block", "fifo"; "" for whiteouts
-  std::string link_target; // symlinks and hardlinks
+  std::string path;         // the image path it acted on, parents resolved as the merge does ("" = root)
+  std::string entry;        // the tar entry's name, verbatim
+  std::string type;         // "file", "dir", "symlink", "hardlink", "char", "block", "fifo"; "" for whiteouts
+  std::string link_target;  // symlinks and hardlinks
 };
 
 struct WhichResult {

@@ -304,8 +304,11 @@ int RunCat(const GlobalOptions& global, const CatArgs& args) {
       }
       hit = next;
     }
-    if (hit->type != EntryType::kRegular) return Fail(Status::InvalidArgument(shown + " in layer " + std::to_string(args.layer) + " is not a regular file"));
-    if (!hit->sparse.empty()) return Fail(Status::InvalidArgument(shown + " in layer " + std::to_string(args.layer) + " is sparse: read it from the merged tree"));
+    const std::string in_layer = shown + " in layer " + std::to_string(args.layer);
+    if (hit->type != EntryType::kRegular) return Fail(Status::Unsupported(in_layer + " is not a regular file"));
+    if (!hit->sparse.empty()) {
+      return Fail(Status::Unsupported(in_layer + " is sparse: read it from the merged tree (without --layer)"));
+    }
     auto reader = image->content->NewReader(args.layer - 1);
     Status st = CopyStream(*reader, hit->data_offset, hit->stored_size);
     if (!st.ok()) return Fail(st.WithContext(shown));
@@ -323,7 +326,7 @@ int RunCat(const GlobalOptions& global, const CatArgs& args) {
   if (!found.ok()) return Fail(found.status());
   NodeId id = found->first;
   Node node = tree->GetNode(id);
-  if (node.type != NodeType::kRegular) return Fail(Status::InvalidArgument(shown + " is not a regular file"));
+  if (node.type != NodeType::kRegular) return Fail(Status::Unsupported(shown + " is not a regular file"));
   auto reader = image->content->NewReader(node.layer);
   std::vector<uint8_t> buf(1 << 20);
   for (uint64_t off = 0; off < node.size;) {
@@ -353,9 +356,12 @@ void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   ls->add_flag("-l,--long", args->long_format, "Mode, owner (uid gid), size, mtime (UTC) and symlink target");
   ls->add_flag("-R,--recursive", args->recursive, "Everything below PATH, one image path per line (like find)");
   auto* layer = ls->add_option("--layer", args->layer,
-                               "Layer N's own entries as its tar has them (whiteout files included); N from 1 at the base")
-                    ->check(CLI::PositiveNumber);
-  ls->add_option("--upto", args->upto, "The merge of layers 1..N only")->check(CLI::PositiveNumber)->excludes(layer);
+                               "Layer N's own entries as its tar has them (whiteout files included, names not "
+                               "resolved through symlinks); N from 1 at the base")
+                    ->check(CLI::Range(1u, 4294967295u));
+  ls->add_option("--upto", args->upto, "The merge of layers 1..N only")
+      ->check(CLI::Range(1u, 4294967295u))
+      ->excludes(layer);
   ls->add_option("--format", args->format, "table or json (json: path, type, mode, uid, gid, size, mtime, "
                                            "link_target, layer)")
       ->check(CLI::IsMember({"table", "json"}));
@@ -372,9 +378,9 @@ void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   cat->add_option("IMAGE", cargs->image, "Image reference as pulled")->required();
   cat->add_option("PATH", cargs->path, "File inside the image")->required();
   auto* clayer = cat->add_option("--layer", cargs->layer, "The file as layer N's tar has it (N from 1 at the base)")
-                     ->check(CLI::PositiveNumber);
+                     ->check(CLI::Range(1u, 4294967295u));
   cat->add_option("--upto", cargs->upto, "The file in the merge of layers 1..N only")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1u, 4294967295u))
       ->excludes(clayer);
   AddLimitOption(cat, &cargs->limits);
   cat->callback([cargs, &global, run] { *run = [cargs, &global] { return RunCat(global, *cargs); }; });

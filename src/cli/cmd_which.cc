@@ -99,7 +99,10 @@ void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       "count from 1 at the base.");
   cmd->add_option("IMAGE", args->image, "Image reference as pulled")->required();
   cmd->add_option("PATH", args->path, "Path inside the image")->required();
-  cmd->add_option("--format", args->format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  cmd->add_option("--format", args->format,
+                  "table or json (json: path, resolved, winner {layer, digest} or null, touches [{layer, digest, "
+                  "action, path, entry, type, link_target, wins}])")
+      ->check(CLI::IsMember({"table", "json"}));
   AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] { *run = [args, &global] { return RunWhich(global, *args); }; });
 }
