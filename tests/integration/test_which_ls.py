@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`lazyroot which`, `ls` and `cat` against independent oracles. An image of
-three layers (gzip, zstd, gzip; written by Python tarfile) is pushed to a real
-registry and pulled. Its layers replace a file twice, white out a file, make
+"""`lazyroot which`, `ls` and `cat` against independent oracles. Three layers
+(written by Python tarfile) make three images: OCI (gzip, zstd, gzip) and
+Docker (none, gzip, zstd) media types pushed to a real registry, and OCI
+(zstd, none, gzip) in an oci: layout; all are pulled. Its layers replace a file twice, white out a file, make
 a directory opaque and write through a symlinked parent directory
 (`lib -> usr/lib`). Then
 
@@ -19,6 +20,7 @@ a directory opaque and write through a symlinked parent directory
   layers leave."""
 
 import io
+import itertools
 import json
 import os
 import shutil
@@ -206,15 +208,25 @@ class WhichLsCat(unittest.TestCase):
         cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
         cls.addClassCleanup(cls.reg.stop)
         cls.tars = [_tar(entries) for entries in LAYERS]
-        comps = ["gzip", "zstd", "gzip"]
-        layers = [mi.Layer(t, mi._compress(t, c, 6), c) for t, c in zip(cls.tars, comps)]
-        cls.digests = [l.digest for l in layers]
-        image = mi.build_image(layers, fmt="oci", config={"Cmd": ["/bin/sh"]})
-        mi.push(mi.RegistryClient(cls.reg.host), "demo/which", "v1", image)
-        cls.ref = "http://%s/demo/which:v1" % cls.reg.host
         cls.root = os.path.join(cls.tmp, "store")
-        r = cls.run_lazyroot("pull", "-q", cls.ref)
-        assert r.returncode == 0, r.stderr
+        # {reference: layer digests}: OCI and Docker media types, every
+        # compression in every position, from a registry and an oci: layout.
+        cls.images = {}
+        for fmt, comps, where in (("oci", ["gzip", "zstd", "gzip"], "registry"),
+                                  ("docker", ["none", "gzip", "zstd"], "registry"),
+                                  ("oci", ["zstd", "none", "gzip"], "layout")):
+            layers = [mi.Layer(t, mi._compress(t, c, 6), c) for t, c in zip(cls.tars, comps)]
+            image = mi.build_image(layers, fmt=fmt, config={"Cmd": ["/bin/sh"]})
+            if where == "registry":
+                mi.push(mi.RegistryClient(cls.reg.host), "demo/which-" + fmt, "v1", image)
+                ref = "http://%s/demo/which-%s:v1" % (cls.reg.host, fmt)
+            else:
+                ref = "oci:%s:v1" % mi.write_oci_layout(os.path.join(cls.tmp, "layout"), image, tag="v1")
+            r = cls.run_lazyroot("pull", "-q", ref)
+            assert r.returncode == 0, r.stderr
+            cls.images[ref] = [l.digest for l in layers]
+        cls.ref = next(iter(cls.images))
+        cls.digests = cls.images[cls.ref]
 
     @classmethod
     def run_lazyroot(cls, *args):
@@ -227,19 +239,19 @@ class WhichLsCat(unittest.TestCase):
         return r.stdout
 
     def test_which_equals_a_walk_over_the_layer_tars(self):
-        for q in QUERIES:
-            with self.subTest(path=q):
-                got = json.loads(self.lazyroot_ok("which", "--format", "json", self.ref, q))
+        for (ref, digests), q in itertools.product(self.images.items(), QUERIES):
+            with self.subTest(image=ref, path=q):
+                got = json.loads(self.lazyroot_ok("which", "--format", "json", ref, q))
                 resolved, touches, winner = oracle_which(self.tars, q)
                 self.assertEqual(got["resolved"], "/" + displayable(resolved))
                 self.assertEqual([(t["layer"], t["action"], t["path"].lstrip("/"), t["type"]) for t in got["touches"]],
                                  [(l, a, displayable(p), k) for l, a, p, k in touches])
                 for t in got["touches"]:
-                    self.assertEqual(t["digest"], self.digests[t["layer"] - 1])
+                    self.assertEqual(t["digest"], digests[t["layer"] - 1])
                 if winner is None:
                     self.assertIsNone(got["winner"])
                 else:
-                    self.assertEqual(got["winner"], {"layer": winner, "digest": self.digests[winner - 1]})
+                    self.assertEqual(got["winner"], {"layer": winner, "digest": digests[winner - 1]})
 
     def test_which_tells_the_story_of_this_image(self):
         # What the oracle says, spelt out, so that both cannot be wrong together.
@@ -248,9 +260,10 @@ class WhichLsCat(unittest.TestCase):
         self.assertIsNone(oracle_which(self.tars, "etc/old.conf")[2])
         self.assertIsNone(oracle_which(self.tars, "opt/data/a.txt")[2])
         self.assertEqual(oracle_which(self.tars, "etc/app.conf")[2], 3)
-        table = self.lazyroot_ok("which", self.ref, "lib/libfoo.so").decode()
-        self.assertIn("resolved: /usr/lib/libfoo.so", table)
-        self.assertIn("wins: layer 3 " + self.digests[2], table)
+        for ref, digests in self.images.items():
+            table = self.lazyroot_ok("which", ref, "lib/libfoo.so").decode()
+            self.assertIn("resolved: /usr/lib/libfoo.so", table)
+            self.assertIn("wins: layer 3 " + digests[2], table)
         table = self.lazyroot_ok("which", self.ref, "opt/data/a.txt").decode()
         self.assertIn("opaque", table)
         self.assertIn("wins: none", table)
@@ -265,9 +278,10 @@ class WhichLsCat(unittest.TestCase):
             with self.subTest(upto=n):
                 want = extract_with_gnu_tar(self.tars[:n], os.path.join(self.tmp, "gnu-tar-%d" % n, "rootfs"))
                 want = {displayable(p) for p in want}
-                self.assertEqual(self.ls_paths("--upto", str(n), self.ref), want)
-                if n == 3:
-                    self.assertEqual(self.ls_paths(self.ref), want)
+                for ref in self.images:
+                    self.assertEqual(self.ls_paths("--upto", str(n), ref), want, ref)
+                    if n == 3:
+                        self.assertEqual(self.ls_paths(ref), want, ref)
         # The table: one image path per line.
         table = self.lazyroot_ok("ls", "-R", self.ref).decode().split("\n")
         self.assertEqual({l.lstrip("/") for l in table if l}, want)
@@ -306,10 +320,10 @@ class WhichLsCat(unittest.TestCase):
             files = extracted_files(dest)
             if n != 1:  # written through the symlink lib -> usr/lib by layer 2
                 self.assertIn("usr/lib/libbar.so", files)
-            for path, data in sorted(files.items()):
-                with self.subTest(upto=n, path=path):
+            for ref, (path, data) in itertools.product(self.images, sorted(files.items())):
+                with self.subTest(image=ref, upto=n, path=path):
                     args = ["--upto", str(n)] if n else []
-                    self.assertEqual(self.lazyroot_ok("cat", *args, self.ref, path), data)
+                    self.assertEqual(self.lazyroot_ok("cat", *args, ref, path), data)
             if n is None:
                 self.assertIn("var/hard.txt", files)
                 self.assertIn(EVIL, files)
@@ -317,9 +331,11 @@ class WhichLsCat(unittest.TestCase):
         for i, t in enumerate(self.tars, 1):
             with tarfile.open(fileobj=io.BytesIO(t)) as tf:
                 for m in tf.getmembers():
-                    if m.isfile() or m.islnk():
-                        with self.subTest(layer=i, member=m.name):
-                            self.assertEqual(self.lazyroot_ok("cat", "--layer", str(i), self.ref, m.name),
+                    if not (m.isfile() or m.islnk()):
+                        continue
+                    for ref in self.images:
+                        with self.subTest(image=ref, layer=i, member=m.name):
+                            self.assertEqual(self.lazyroot_ok("cat", "--layer", str(i), ref, m.name),
                                              tf.extractfile(m).read())
 
     def test_hostile_names_are_escaped_in_every_output(self):
