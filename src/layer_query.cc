@@ -54,12 +54,43 @@ std::string ResolveParents(const ImageTree& tree, std::vector<std::string> compo
   return JoinPath(out);
 }
 
-// ResolveParents for the entries of a layer, remembering each directory's
-// resolution: entries come grouped by directory, so an image of 100,000
-// files resolves a few thousand directories rather than every entry's path.
+// The merged tree as the entries of layer `layer` met it, as far as the
+// symlinks on their way go (a ResolveInRoot tree): a symlink the merged tree
+// has from a later layer did not exist yet, so the merge kept that name as a
+// directory (one whose later replacement by the link deleted what was below
+// it, as usrmerge does to /bin); unless a layer at or below this one had
+// declared the same link already (`earlier`: node -> target seen so far).
+// A link of this layer or below that a later layer replaced by a directory
+// is not seen: such entries are shown where the merged tree has the name.
+class TreeAsOfLayer {
+ public:
+  TreeAsOfLayer(const ImageTree& tree, uint32_t layer, const std::unordered_map<NodeId, std::string>& earlier)
+      : tree_(tree), layer_(layer), earlier_(earlier) {}
+  NodeId Root() const { return tree_.Root(); }
+  bool IsDir(NodeId id) const { return tree_.IsDir(id); }
+  bool IsSymlink(NodeId id) const {
+    if (!tree_.IsSymlink(id)) return false;
+    Node n = tree_.GetNode(id);
+    if (n.layer <= layer_) return true;
+    auto it = earlier_.find(id);
+    return it != earlier_.end() && it->second == n.symlink_target;
+  }
+  std::string_view SymlinkTarget(NodeId id) const { return tree_.SymlinkTarget(id); }
+  std::optional<NodeId> Child(NodeId dir, std::string_view name) const { return tree_.Lookup(dir, name); }
+
+ private:
+  const ImageTree& tree_;
+  uint32_t layer_;
+  const std::unordered_map<NodeId, std::string>& earlier_;
+};
+
+// ResolveParents for the entries of one layer (through TreeAsOfLayer),
+// remembering each directory's resolution: entries come grouped by
+// directory, so an image of 100,000 files resolves a few thousand
+// directories rather than every entry's path.
 class ParentResolver {
  public:
-  explicit ParentResolver(const ImageTree& tree) : tree_(tree) {}
+  explicit ParentResolver(TreeAsOfLayer tree) : tree_(tree) {}
   std::string operator()(std::vector<std::string> components) {
     if (components.empty()) return "";
     std::string last = std::move(components.back());
@@ -74,7 +105,7 @@ class ParentResolver {
   }
 
  private:
-  const ImageTree& tree_;
+  TreeAsOfLayer tree_;
   std::unordered_map<std::string, std::string> dirs_;
 };
 
@@ -125,10 +156,13 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
   };
   // Image path -> the layer whose entry is live there (absent: none).
   std::map<std::string, uint32_t, std::less<>> live;
-  ParentResolver resolve(tree);
+  // Symlinks of the merged tree whose entries were seen so far, with the
+  // target each entry gave.
+  std::unordered_map<NodeId, std::string> links_seen;
 
   for (uint32_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
+    ParentResolver resolve(TreeAsOfLayer(tree, i, links_seen));
     std::vector<PathTouch> layer_touches;
     auto fn = [&](TarEntry& e) -> Status {
       std::vector<std::string> c = CleanPathComponents(e.path);
@@ -159,6 +193,10 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
         }
       } else {
         t.path = resolve(std::move(c));
+        if (e.type == EntryType::kSymlink) {
+          std::optional<NodeId> id = tree.LookupPath(t.path);
+          if (id && tree.IsSymlink(*id)) links_seen[*id] = e.link_target;
+        }
         if (!of_interest(t.path)) return Status::Ok();
         auto it = live.find(t.path);
         t.action = it != live.end() && it->second != UINT32_MAX ? TouchAction::kReplaced : TouchAction::kCreated;

@@ -66,17 +66,20 @@ LAYERS = [
      ("etc/old.conf", "file", b"old\n"), ("usr/", "dir", None), ("usr/lib/", "dir", None),
      ("usr/lib/libfoo.so", "file", b"foo v1\n" * 100), ("lib", "symlink", "usr/lib"), ("opt/", "dir", None),
      ("opt/data/", "dir", None), ("opt/data/a.txt", "file", b"a\n"), ("opt/data/b.txt", "file", b"b\n"),
-     ("var/", "dir", None), ("var/keep.txt", "file", b"keep\n")],
+     ("var/", "dir", None), ("var/keep.txt", "file", b"keep\n"), ("sbin/", "dir", None),
+     ("sbin/tool", "file", b"tool v1, under the directory /sbin\n")],
     [("etc/", "dir", None), ("etc/app.conf", "file", b"app v2\n"), ("etc/.wh.old.conf", "file", b""),
      ("opt/", "dir", None), ("opt/data/", "dir", None), ("opt/data/.wh..wh..opq", "file", b""),
      ("opt/data/c.txt", "file", b"c, after the opaque marker\n"), ("lib/libbar.so", "file", b"bar\n")],
     [("etc/", "dir", None), ("etc/app.conf", "file", b"app v3, the one that wins\n"),
      ("lib/libfoo.so", "file", b"foo v3\n" * 1000), ("var/new.txt", "file", b"new\n"),
-     ("var/hard.txt", "hardlink", "var/new.txt"), (EVIL, "file", b"a name that would recolour a terminal\n")],
+     ("var/hard.txt", "hardlink", "var/new.txt"), ("usr/", "dir", None), ("usr/sbin/", "dir", None),
+     ("usr/sbin/tool", "file", b"tool v3, after usrmerge\n"), (".wh.sbin", "file", b""),
+     ("sbin", "symlink", "usr/sbin"), (EVIL, "file", b"a name that would recolour a terminal\n")],
 ]
 QUERIES = ["etc/app.conf", "etc/old.conf", "opt/data/a.txt", "opt/data/c.txt", "lib/libfoo.so", "lib/libbar.so",
            "/usr/lib/libfoo.so", "var/keep.txt", "lib", "nowhere/at/all",
-           "var/hard.txt", EVIL]
+           "var/hard.txt", EVIL, "sbin/tool", "usr/sbin/tool", "sbin"]
 
 
 def _clean(name):
@@ -96,59 +99,62 @@ def _under(a, b):
 
 def oracle_which(tars, query):
     """Walks the layer tars with tarfile: (resolved, touches, winner) where a
-    touch is (layer, action, path, type), layers from 1."""
-    symlinks = {}
-    for t in tars:
-        with tarfile.open(fileobj=io.BytesIO(t)) as tf:
-            for m in tf.getmembers():
-                if m.issym():
-                    symlinks[_clean(m.name)] = m.linkname
+    touch is (layer, action, path, type), layers from 1. Entry names go
+    through the symlinks that exist when the entry comes (relative targets
+    without "..", as this image has); the query through those at the end."""
 
-    def resolve_parents(path):
+    def resolve_parents(path, symlinks):
         parts = _clean(path).split("/")
         out = []
         for p in parts[:-1]:
             cur = "/".join(out + [p])
-            if cur in symlinks:  # relative targets without "..", as this image has
+            if cur in symlinks:
                 cur = "/".join(out + [_clean(symlinks[cur])])
             out = cur.split("/")
         return "/".join(out + [parts[-1]])
 
+    def walk(visit):
+        symlinks = {}  # image path -> target, as the layers so far leave it
+        live = {}  # image path -> layer whose entry is live there
+        for i, t in enumerate(tars, 1):
+            with tarfile.open(fileobj=io.BytesIO(t)) as tf:
+                for m in tf.getmembers():
+                    name = _clean(m.name)
+                    if not name:
+                        continue
+                    base = name.split("/")[-1]
+                    parent = name.rsplit("/", 1)[0] if "/" in name else ""
+                    if base == ".wh..wh..opq":
+                        path = resolve_parents(parent + "/x", symlinks).rsplit("/", 1)[0] if parent else ""
+                        gone = [p for p in live if live[p] < i and p != path and _under(path, p)]
+                        visit(i, "opaque", path, "")
+                    elif base.startswith(".wh."):
+                        path = resolve_parents((parent + "/" if parent else "") + base[4:], symlinks)
+                        gone = [p for p in live if live[p] < i and _under(path, p)]
+                        visit(i, "whiteout", path, "")
+                    else:
+                        path = resolve_parents(name, symlinks)
+                        kind = "dir" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk() else "file"
+                        visit(i, "replaced" if path in live else "created", path, kind)
+                        live[path] = i
+                        symlinks.pop(path, None)
+                        if m.issym():
+                            symlinks[path] = m.linkname
+                        continue
+                    for p in gone:
+                        del live[p]
+                        symlinks.pop(p, None)
+        return symlinks, live
+
     q = _clean(query)
-    resolved = resolve_parents(q)
-    live = {}  # path -> layer whose entry is live there
+    resolved = resolve_parents(q, walk(lambda *touch: None)[0])
     touches = []
-    for i, t in enumerate(tars, 1):
-        with tarfile.open(fileobj=io.BytesIO(t)) as tf:
-            for m in tf.getmembers():
-                name = _clean(m.name)
-                if not name:
-                    continue
-                base = name.split("/")[-1]
-                parent = name.rsplit("/", 1)[0] if "/" in name else ""
-                if base == ".wh..wh..opq":
-                    path = resolve_parents(parent + "/x").rsplit("/", 1)[0] if parent else ""
-                    if not (path and (_under(path, q) or _under(path, resolved))):
-                        continue
-                    for p in list(live):
-                        if live[p] < i and p != path and _under(path, p):
-                            del live[p]
-                    touches.append((i, "opaque", path, ""))
-                elif base.startswith(".wh."):
-                    path = resolve_parents((parent + "/" if parent else "") + base[4:])
-                    if not (_under(path, q) or _under(path, resolved)):
-                        continue
-                    for p in list(live):
-                        if live[p] < i and _under(path, p):
-                            del live[p]
-                    touches.append((i, "whiteout", path, ""))
-                else:
-                    path = resolve_parents(name)
-                    if not (_under(path, q) or _under(path, resolved)):
-                        continue
-                    kind = "dir" if m.isdir() else "symlink" if m.issym() else "hardlink" if m.islnk() else "file"
-                    touches.append((i, "replaced" if path in live else "created", path, kind))
-                    live[path] = i
+
+    def visit(i, action, path, kind):
+        if path and (_under(path, q) or _under(path, resolved)):
+            touches.append((i, action, path, kind))
+
+    live = walk(visit)[1]
     # The winner: the last layer with a live entry at the resolved path, if
     # no parent of it was deleted after it (live keeps exactly that).
     return resolved, touches, live.get(resolved)
@@ -260,6 +266,9 @@ class WhichLsCat(unittest.TestCase):
         self.assertIsNone(oracle_which(self.tars, "etc/old.conf")[2])
         self.assertIsNone(oracle_which(self.tars, "opt/data/a.txt")[2])
         self.assertEqual(oracle_which(self.tars, "etc/app.conf")[2], 3)
+        # /sbin/tool of layer 1 was below the directory /sbin, which layer 3 made a link.
+        self.assertIn((1, "created", "sbin/tool", "file"), oracle_which(self.tars, "sbin/tool")[1])
+        self.assertEqual(oracle_which(self.tars, "sbin/tool")[:3:2], ("usr/sbin/tool", 3))
         for ref, digests in self.images.items():
             table = self.lazyroot_ok("which", ref, "lib/libfoo.so").decode()
             self.assertIn("resolved: /usr/lib/libfoo.so", table)
@@ -298,10 +307,10 @@ class WhichLsCat(unittest.TestCase):
                 self.assertEqual({e["path"].lstrip("/") for e in got}, want)
                 with tarfile.open(fileobj=io.BytesIO(t)) as tf:
                     meta = {displayable(_clean(m.name)): (m.mode, m.uid, m.gid, m.size if m.isfile() else 0, m.mtime)
-                            for m in tf.getmembers() if _clean(m.name)}
+                            for m in tf.getmembers() if _clean(m.name) and not m.issym()}
                 self.assertEqual({e["path"].lstrip("/"): (e["mode"], e["uid"], e["gid"], e["size"], e["mtime"])
                                   for e in got if e["type"] != "symlink"},
-                                 {k: v for k, v in meta.items() if k != "lib"})
+                                 meta)
 
     def test_ls_long_shows_mode_owner_size_and_link_target(self):
         lines = self.lazyroot_ok("ls", "-l", self.ref, "/").decode().splitlines()
