@@ -54,43 +54,76 @@ std::string ResolveParents(const ImageTree& tree, std::vector<std::string> compo
   return JoinPath(out);
 }
 
-// The merged tree as the entries of layer `layer` met it, as far as the
-// symlinks on their way go (a ResolveInRoot tree): a symlink the merged tree
-// has from a later layer did not exist yet, so the merge kept that name as a
-// directory (one whose later replacement by the link deleted what was below
-// it, as usrmerge does to /bin); unless a layer at or below this one had
-// declared the same link already (`earlier`: node -> target seen so far).
-// A link of this layer or below that a later layer replaced by a directory
-// is not seen: such entries are shown where the merged tree has the name.
-class TreeAsOfLayer {
+// The symlinks of the image as the layers applied so far left them, on the
+// nodes of the merged tree (a ResolveInRoot tree): a name is a link from its
+// symlink entry until an entry of another type replaces it or a whiteout or
+// opaque directory of a higher layer deletes it. So an entry below a name
+// that a later layer turns into a link stays below the directory it was
+// (usrmerge's /bin), and one below a link that a later layer replaces by a
+// directory goes where the link pointed, as the merge put it.
+class LinkState {
  public:
-  TreeAsOfLayer(const ImageTree& tree, uint32_t layer, const std::unordered_map<NodeId, std::string>& earlier)
-      : tree_(tree), layer_(layer), earlier_(earlier) {}
+  explicit LinkState(const ImageTree& tree) : tree_(tree) {}
+
+  // ResolveInRoot's tree.
   NodeId Root() const { return tree_.Root(); }
   bool IsDir(NodeId id) const { return tree_.IsDir(id); }
-  bool IsSymlink(NodeId id) const {
-    if (!tree_.IsSymlink(id)) return false;
-    Node n = tree_.GetNode(id);
-    if (n.layer <= layer_) return true;
-    auto it = earlier_.find(id);
-    return it != earlier_.end() && it->second == n.symlink_target;
-  }
-  std::string_view SymlinkTarget(NodeId id) const { return tree_.SymlinkTarget(id); }
+  bool IsSymlink(NodeId id) const { return targets_.count(id) != 0; }
+  std::string_view SymlinkTarget(NodeId id) const { return targets_.at(id); }
   std::optional<NodeId> Child(NodeId dir, std::string_view name) const { return tree_.Lookup(dir, name); }
 
+  // An entry of layer `layer` at image path `path`. Returns whether the links changed.
+  bool Entry(const std::string& path, const TarEntry& e, uint32_t layer) {
+    bool changed = Remove(path);
+    if (e.type != EntryType::kSymlink) return changed;
+    std::optional<NodeId> id = tree_.LookupPath(path);
+    if (!id) return changed;  // deleted later: nothing of the merged tree lies below it
+    targets_[*id] = e.link_target;
+    by_path_[path] = {*id, layer};
+    return true;
+  }
+  // A whiteout (self = true) or opaque marker of layer `layer` at `path`:
+  // drops the links of lower layers at (whiteout) or below it.
+  bool Delete(const std::string& path, uint32_t layer, bool self) {
+    bool changed = false;
+    for (auto it = by_path_.lower_bound(path); it != by_path_.end() && it->first.compare(0, path.size(), path) == 0;) {
+      bool below = path.empty() || (it->first.size() > path.size() && it->first[path.size()] == '/');
+      if ((below || (self && it->first == path)) && it->second.layer < layer) {
+        targets_.erase(it->second.node);
+        it = by_path_.erase(it);
+        changed = true;
+      } else {
+        ++it;
+      }
+    }
+    return changed;
+  }
+
  private:
+  struct Link {
+    NodeId node;
+    uint32_t layer;
+  };
+  bool Remove(const std::string& path) {
+    auto it = by_path_.find(path);
+    if (it == by_path_.end()) return false;
+    targets_.erase(it->second.node);
+    by_path_.erase(it);
+    return true;
+  }
+
   const ImageTree& tree_;
-  uint32_t layer_;
-  const std::unordered_map<NodeId, std::string>& earlier_;
+  std::unordered_map<NodeId, std::string> targets_;
+  std::map<std::string, Link> by_path_;
 };
 
-// ResolveParents for the entries of one layer (through TreeAsOfLayer),
-// remembering each directory's resolution: entries come grouped by
-// directory, so an image of 100,000 files resolves a few thousand
-// directories rather than every entry's path.
+// ResolveParents through the LinkState, remembering each directory's
+// resolution until the links change: entries come grouped by directory, so
+// an image of 100,000 files resolves a few thousand directories rather than
+// every entry's path.
 class ParentResolver {
  public:
-  explicit ParentResolver(TreeAsOfLayer tree) : tree_(tree) {}
+  explicit ParentResolver(const LinkState& links) : links_(links) {}
   std::string operator()(std::vector<std::string> components) {
     if (components.empty()) return "";
     std::string last = std::move(components.back());
@@ -98,14 +131,15 @@ class ParentResolver {
     std::string key = JoinPath(components);
     auto it = dirs_.find(key);
     if (it == dirs_.end()) {
-      auto parent = ResolveInRoot(tree_, components);
+      auto parent = ResolveInRoot(links_, components);
       it = dirs_.emplace(std::move(key), JoinPath(parent.ok() ? parent->components : components)).first;
     }
     return it->second.empty() ? last : it->second + "/" + last;
   }
+  void Forget() { dirs_.clear(); }
 
  private:
-  TreeAsOfLayer tree_;
+  const LinkState& links_;
   std::unordered_map<std::string, std::string> dirs_;
 };
 
@@ -156,13 +190,11 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
   };
   // Image path -> the layer whose entry is live there (absent: none).
   std::map<std::string, uint32_t, std::less<>> live;
-  // Symlinks of the merged tree whose entries were seen so far, with the
-  // target each entry gave.
-  std::unordered_map<NodeId, std::string> links_seen;
+  LinkState links(tree);
+  ParentResolver resolve(links);
 
   for (uint32_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
-    ParentResolver resolve(TreeAsOfLayer(tree, i, links_seen));
     std::vector<PathTouch> layer_touches;
     auto fn = [&](TarEntry& e) -> Status {
       std::vector<std::string> c = CleanPathComponents(e.path);
@@ -174,6 +206,7 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
       if (base == kOpaqueMarker) {
         c.pop_back();
         t.path = resolve(std::move(c));
+        if (links.Delete(t.path, i, false)) resolve.Forget();
         // An opaque directory hides the lower layers' entries below it, so it
         // touches the query when it is the query or a parent of it.
         if (!t.path.empty() && !of_interest(t.path)) return Status::Ok();
@@ -186,6 +219,7 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
                  base.compare(0, kWhiteoutPrefix.size(), kWhiteoutPrefix) == 0) {
         c.back() = base.substr(kWhiteoutPrefix.size());
         t.path = resolve(std::move(c));
+        if (links.Delete(t.path, i, true)) resolve.Forget();
         if (!of_interest(t.path)) return Status::Ok();
         t.action = TouchAction::kWhiteout;
         for (auto& [p, layer] : live) {
@@ -193,10 +227,7 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
         }
       } else {
         t.path = resolve(std::move(c));
-        if (e.type == EntryType::kSymlink) {
-          std::optional<NodeId> id = tree.LookupPath(t.path);
-          if (id && tree.IsSymlink(*id)) links_seen[*id] = e.link_target;
-        }
+        if (links.Entry(t.path, e, i)) resolve.Forget();
         if (!of_interest(t.path)) return Status::Ok();
         auto it = live.find(t.path);
         t.action = it != live.end() && it->second != UINT32_MAX ? TouchAction::kReplaced : TouchAction::kCreated;

@@ -48,12 +48,13 @@ struct WhichResult {
 };
 
 // The layers of `record` that touched `path` or one of its parents. Entry
-// names are mapped to image paths through the symlinks of the merged tree
-// that existed when the entry was applied (an entry `lib/x` under a symlink
+// names are mapped to image paths through the symlinks that existed when the
+// entry was applied, as the merge did: an entry `lib/x` under a symlink
 // `lib -> usr/lib` acted on `usr/lib/x`; an entry `bin/sh` of a layer below
-// the one that turned the directory `bin` into a link acted on `bin/sh`),
-// as the merge did; not seen: a link that a later layer replaced by a
-// directory (such entries are shown where the merged tree has the name).
+// the one that turned the directory `bin` into a link acted on `bin/sh`; an
+// entry through a link that a later layer replaced by a directory acted
+// where the link pointed. (Not followed: a link whose name is gone from the
+// merged tree, since nothing of that tree lies below it.)
 // The root directory's own entries are not listed (every layer has one).
 // REQUIRES: the store lock, held shared. Errors name the image and the layer.
 Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::string_view path,

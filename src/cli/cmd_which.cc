@@ -96,8 +96,7 @@ void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       "Show every layer that touched PATH or one of its parent directories (created, replaced, whited out, made "
       "opaque) and which one the merged tree keeps; answered from the layer indexes, nothing is mounted or "
       "unpacked. Entry names are mapped through the symlinked parents that existed when their layer was applied, "
-      "as the merge does (not followed: a link that a later layer replaced by a directory). Layers count from 1 at "
-      "the base.");
+      "as the merge does. Layers count from 1 at the base.");
   cmd->add_option("IMAGE", args->image, "Image reference as pulled")->required();
   cmd->add_option("PATH", args->path, "Path inside the image")->required();
   cmd->add_option("--format", args->format,
