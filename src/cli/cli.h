@@ -30,6 +30,11 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddFsckCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddLayersCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+
+// `lazyroot images`: the images in the store, as a table or JSON.
+int ListImages(const GlobalOptions& global, const std::string& format);
 
 // The record of a pulled image named as the user typed it; kNotFound says
 // "pull it first".

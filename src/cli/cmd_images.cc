@@ -29,7 +29,9 @@ std::string HumanSize(uint64_t bytes) {
   return buf;
 }
 
-int RunImages(const GlobalOptions& global, const std::string& format) {
+}  // namespace
+
+int ListImages(const GlobalOptions& global, const std::string& format) {
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
   auto images = (*store)->ListImages();
@@ -63,6 +65,8 @@ int RunImages(const GlobalOptions& global, const std::string& format) {
   }
   return kExitOk;
 }
+
+namespace {
 
 int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, bool config_only) {
   auto store = OpenStore(global);
@@ -174,9 +178,8 @@ int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, 
 void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   auto format = std::make_shared<std::string>("table");
   CLI::App* images = app.add_subcommand("images", "List the images in the store");
-  images->alias("ls");
   images->add_option("--format", *format, "table or json")->check(CLI::IsMember({"table", "json"}));
-  images->callback([format, &global, run] { *run = [format, &global] { return RunImages(global, *format); }; });
+  images->callback([format, &global, run] { *run = [format, &global] { return ListImages(global, *format); }; });
 
   struct InspectArgs {
     std::string image;

@@ -73,6 +73,8 @@ int main(int argc, char** argv) {
   AddExtractCommand(app, global, &run);
   AddFsckCommand(app, global, &run);
   AddLayersCommand(app, global, &run);
+  AddWhichCommand(app, global, &run);
+  AddLsCommands(app, global, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
