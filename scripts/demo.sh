@@ -87,6 +87,11 @@ step "lazyroot extract --rootless (files owned by the caller, no setuid/setgid o
 stat -c '%A %U %n' "$work/rootless/bin/busybox"
 echo "the image's own uid:gid:mode, kept in user.containers.override_stat: $(getfattr --only-values -n user.containers.override_stat "$work/rootless/bin/busybox" 2>/dev/null || echo '(file system without user xattrs)')"
 
+step "Debugging layers from the indexes (no mount, no unpacking): lazyroot layers, which, ls --layer"
+"$LAZYROOT" layers "$host/demo/hello:v1"
+"$LAZYROOT" which "$host/demo/hello:v1" /etc/obsolete
+echo "what layer 3 deletes (its .wh. files): $("$LAZYROOT" ls -R --layer 3 "$host/demo/hello:v1" | grep '/\.wh\.' | tr '\n' ' ')"
+
 step "lazyroot fsck (every blob re-hashed, every index and tree rebuilt in memory and compared)"
 "$LAZYROOT" fsck && echo "fsck: clean (exit 0)"
 
