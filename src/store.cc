@@ -55,6 +55,14 @@ Status FsyncDir(const std::string& dir) {
 
 std::string DirName(const std::string& path) { return path.substr(0, path.rfind('/')); }
 
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+}  // namespace
+
 std::vector<std::string> ListNames(const std::string& dir) {
   std::vector<std::string> names;
   DIR* d = ::opendir(dir.c_str());
@@ -67,13 +75,6 @@ std::vector<std::string> ListNames(const std::string& dir) {
   std::sort(names.begin(), names.end());
   return names;
 }
-
-uint64_t FileSize(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
-}  // namespace
 
 void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up) {
   struct stat st {};

@@ -135,6 +135,9 @@ class Store {
   std::string root_;
 };
 
+// The names in dir (no . and ..), sorted; empty when it cannot be read.
+std::vector<std::string> ListNames(const std::string& dir);
+
 // Reads a whole file of at most cap bytes (kNotFound when absent,
 // kCorruption when larger than cap).
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Attacks on issue 14's promises that once worked (h7-attack, /work/wt/ATTACK14.md):
+"""Attacks on issue 14's promises that once worked (found by an attacker's review):
 
 - gc, removing the cached extract of an image no record names, walked into a
   bind mount inside it and deleted (and chmod'ed 0700) what was mounted there:
