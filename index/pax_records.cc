@@ -3,6 +3,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "index/ascii.h"
 #include "index/limits.h"
 #include "index/tar_header.h"
 
@@ -85,36 +86,6 @@ Result<std::string> DecodeUrlEncoded(std::string_view s) {
     if (hi < 0 || lo < 0) return Status::Corruption("bad %-escape in xattr name");
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
-  }
-  return out;
-}
-
-int Base64Value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+') return 62;
-  if (c == '/') return 63;
-  return -1;
-}
-
-// Standard alphabet; bsdtar omits the '=' padding, other writers keep it.
-Result<std::string> DecodeBase64(std::string_view s) {
-  while (!s.empty() && s.back() == '=') s.remove_suffix(1);
-  if (s.size() % 4 == 1) return Status::Corruption("bad base64 xattr value");
-  std::string out;
-  out.reserve(s.size() * 3 / 4);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int v = Base64Value(c);
-    if (v < 0) return Status::Corruption("bad base64 xattr value");
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
   }
   return out;
 }
@@ -215,8 +186,8 @@ Status ApplyRecord(std::string_view key, std::string_view value, size_t max_exte
     }
     // Refused before decoding: base64 holds 3 bytes per 4 characters.
     LAZYROOT_RETURN_IF_ERROR(CheckXattrSizes(*name, value.size() / 4 * 3));
-    Result<std::string> v = DecodeBase64(value);
-    if (!v.ok()) return Bad(v.status().message(), key);
+    std::optional<std::string> v = DecodeBase64(value, Base64Padding::kOptional);
+    if (!v) return Bad("bad base64 xattr value", key);
     LAZYROOT_RETURN_IF_ERROR(CheckXattrSizes(*name, v->size()));
     return SetXattr(std::move(*name), std::move(*v), out);
   }
@@ -253,8 +224,8 @@ Status ApplyRecord(std::string_view key, std::string_view value, size_t max_exte
 }  // namespace
 
 bool PaxRecords::empty() const {
-  return !path && !linkpath && !uname && !gname && !size && !uid && !gid && !mtime && xattrs.empty() &&
-         !sparse_name && !sparse_real_size && !sparse_major && !sparse_minor && !sparse_numblocks && !has_sparse_map;
+  return !path && !linkpath && !uname && !gname && !size && !uid && !gid && !mtime && xattrs.empty() && !sparse_name &&
+         !sparse_real_size && !sparse_major && !sparse_minor && !sparse_numblocks && !has_sparse_map;
 }
 
 void PaxRecords::Clear() { *this = PaxRecords(); }

@@ -1,12 +1,11 @@
 #include "src/credentials.h"
 
 #include <fcntl.h>
+#include <rapidjson/document.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <rapidjson/document.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -14,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "index/ascii.h"
 #include "src/json_document.h"
 
 extern char** environ;
@@ -25,14 +25,6 @@ constexpr std::string_view kDockerHubAuthKey = "https://index.docker.io/v1/";
 constexpr size_t kMaxHelperOutput = 1 << 20;
 constexpr size_t kMaxConfigSize = 16 << 20;
 
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 bool IsDockerHub(std::string_view registry) {
   return registry == "docker.io" || registry == "index.docker.io" || registry == "registry-1.docker.io";
 }
@@ -40,48 +32,12 @@ bool IsDockerHub(std::string_view registry) {
 // The auths / credHelpers hosts that name this registry, best first.
 std::vector<std::string> CandidateHosts(const std::string& registry) {
   if (IsDockerHub(registry)) return {"index.docker.io", "docker.io", "registry-1.docker.io"};
-  return {ToLower(registry)};
+  return {AsciiLower(registry)};
 }
 
 // What docker passes to helpers as the server URL.
 std::string HelperServerUrl(const std::string& registry) {
   return IsDockerHub(registry) ? std::string(kDockerHubAuthKey) : registry;
-}
-
-// Standard base64 with '=' padding, as Go's base64.StdEncoding; whitespace is
-// not allowed. Returns false on any malformed input.
-bool DecodeBase64(std::string_view in, std::string* out) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  if (in.size() % 4 != 0) return false;
-  out->clear();
-  for (size_t i = 0; i < in.size(); i += 4) {
-    int v[4];
-    int pad = 0;
-    for (int j = 0; j < 4; ++j) {
-      char c = in[i + j];
-      if (c == '=' && i + 4 == in.size() && j >= 2) {
-        v[j] = 0;
-        ++pad;
-        continue;
-      }
-      if (pad > 0) return false;  // data after padding
-      v[j] = value(c);
-      if (v[j] < 0) return false;
-    }
-    uint32_t n = (static_cast<uint32_t>(v[0]) << 18) | (static_cast<uint32_t>(v[1]) << 12) |
-                 (static_cast<uint32_t>(v[2]) << 6) | static_cast<uint32_t>(v[3]);
-    out->push_back(static_cast<char>((n >> 16) & 0xff));
-    if (pad < 2) out->push_back(static_cast<char>((n >> 8) & 0xff));
-    if (pad < 1) out->push_back(static_cast<char>(n & 0xff));
-  }
-  return true;
 }
 
 Result<std::optional<std::string>> ReadSmallFile(const std::string& path) {
@@ -218,8 +174,8 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
     return Status::Unauthorized(context + " failed (exit status " + std::to_string(WEXITSTATUS(wstatus)) + ")");
   }
 
-  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
-                            ParseJsonDocument(output, context + ": output", kMaxHelperOutput, ErrorCode::kUnauthorized));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      JsonDocument doc, ParseJsonDocument(output, context + ": output", kMaxHelperOutput, ErrorCode::kUnauthorized));
   auto get = [&](const char* key, std::string* out) {
     auto it = doc.FindMember(key);
     if (it == doc.MemberEnd() || it->value.IsNull()) return true;
@@ -258,8 +214,9 @@ Result<std::optional<Credential>> FromAuthEntry(const JsonValue& entry, const st
   LAZYROOT_RETURN_IF_ERROR(get("identitytoken", &identity_token));
   LAZYROOT_RETURN_IF_ERROR(get("registrytoken", &c.registry_token));
   if (!auth.empty()) {
-    std::string decoded;
-    if (!DecodeBase64(auth, &decoded)) return Status::InvalidArgument(where + ".auth: not valid base64");
+    std::optional<std::string> decoded_or = DecodeBase64(auth, Base64Padding::kRequired);
+    if (!decoded_or) return Status::InvalidArgument(where + ".auth: not valid base64");
+    const std::string& decoded = *decoded_or;
     size_t colon = decoded.find(':');
     if (colon == std::string::npos || colon == 0) {
       return Status::InvalidArgument(where + ".auth: want base64 of \"user:password\"");
@@ -280,8 +237,7 @@ Result<std::optional<Credential>> FromAuthEntry(const JsonValue& entry, const st
 
 // Finds the member of obj whose key, normalised, names one of hosts; earlier
 // hosts win, then document order.
-const JsonValue* FindHostKey(const JsonValue& obj, const std::vector<std::string>& hosts,
-                                    std::string* key_out) {
+const JsonValue* FindHostKey(const JsonValue& obj, const std::vector<std::string>& hosts, std::string* key_out) {
   for (const std::string& host : hosts) {
     for (auto it = obj.MemberBegin(); it != obj.MemberEnd(); ++it) {
       std::string_view key(it->name.GetString(), it->name.GetStringLength());
@@ -309,7 +265,7 @@ std::string NormalizeAuthKey(std::string_view key) {
   } else if (key.starts_with("https://")) {
     key.remove_prefix(8);
   }
-  return ToLower(key.substr(0, key.find('/')));
+  return AsciiLower(key.substr(0, key.find('/')));
 }
 
 Result<std::optional<Credential>> LookupCredential(const std::string& registry, const CredentialOptions& options) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <string>
 
+#include "index/ascii.h"
 #include "src/json_document.h"
 #include "src/reference.h"
 
@@ -35,7 +36,8 @@ Result<const Value*> Find(const Value& obj, std::string_view key, std::string_vi
 std::string Path(std::string_view where, std::string_view key) { return std::string(where) + "." + std::string(key); }
 
 // Reads an optional string; null counts as absent.
-Status GetString(const Value& obj, std::string_view key, std::string_view where, std::string* out, bool required = false) {
+Status GetString(const Value& obj, std::string_view key, std::string_view where, std::string* out,
+                 bool required = false) {
   LAZYROOT_ASSIGN_OR_RETURN(const Value* v, Find(obj, key, where));
   if (v == nullptr || v->IsNull()) {
     if (required) return Status::Corruption(Path(where, key) + " is missing");
@@ -122,21 +124,11 @@ std::string_view StripParameters(std::string_view content_type) {
   return content_type;
 }
 
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 bool IsSchema1(std::string_view mt) {
   return mt == media_type::kDockerSchema1 || mt == media_type::kDockerSchema1Signed;
 }
 bool IsIndexType(std::string_view mt) { return mt == media_type::kOciIndex || mt == media_type::kDockerList; }
-bool IsManifestType(std::string_view mt) {
-  return mt == media_type::kOciManifest || mt == media_type::kDockerManifest;
-}
+bool IsManifestType(std::string_view mt) { return mt == media_type::kOciManifest || mt == media_type::kDockerManifest; }
 // What registries and proxies send when they do not know: sniff the body.
 bool IsGenericType(std::string_view mt) {
   return mt.empty() || mt == "application/json" || mt == "text/plain" || mt == "application/octet-stream" ||
@@ -146,7 +138,7 @@ bool IsGenericType(std::string_view mt) {
 }  // namespace
 
 Result<std::string> ManifestMediaType(std::string_view content_type, std::string_view body) {
-  std::string ct = ToLower(StripParameters(content_type));
+  std::string ct = AsciiLower(StripParameters(content_type));
   if (IsSchema1(ct)) return Status::Unsupported(std::string(kSchema1Message));
   LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
                             ParseJsonDocument(body, IsIndexType(ct) ? "index" : "manifest", kMaxManifestBytes));
@@ -164,8 +156,7 @@ Result<std::string> ManifestMediaType(std::string_view content_type, std::string
     // CVE-2021-41190: the bytes must not be read as a different kind of
     // document than the registry served.
     if (!body_type.empty() && body_type != ct) {
-      return Status::Corruption("manifest mediaType " + Quote(body_type) + " does not match Content-Type " +
-                                Quote(ct));
+      return Status::Corruption("manifest mediaType " + Quote(body_type) + " does not match Content-Type " + Quote(ct));
     }
     return ct;
   }
@@ -180,8 +171,8 @@ Result<std::string> ManifestMediaType(std::string_view content_type, std::string
   if (config != nullptr && config->IsObject() && layers != nullptr && layers->IsArray()) {
     return std::string(media_type::kOciManifest);
   }
-  return Status::Unsupported("cannot tell the manifest kind: no mediaType, no known Content-Type (" +
-                             Quote(ct) + "), and neither manifests[] nor config+layers");
+  return Status::Unsupported("cannot tell the manifest kind: no mediaType, no known Content-Type (" + Quote(ct) +
+                             "), and neither manifests[] nor config+layers");
 }
 
 Result<ManifestKind> ClassifyManifest(std::string_view content_type, std::string_view body) {

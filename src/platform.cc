@@ -7,15 +7,10 @@
 #include <charconv>
 #include <string>
 
+#include "index/ascii.h"
+
 namespace lazyroot {
 namespace {
-
-std::string ToLower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
 
 // "vN" -> N, anything else -> -1.
 int VariantNumber(std::string_view variant) {
@@ -35,13 +30,11 @@ struct Arm64Versions {
   int count;
 };
 constexpr std::array<Arm64Versions, 20> kArm64Versions = {{
-    {"v8", {8, 0}, {0, 0}, 1},   {"v8.0", {8, 0}, {0, 0}, 1}, {"v8.1", {8, 0}, {1, 0}, 1},
-    {"v8.2", {8, 0}, {2, 0}, 1}, {"v8.3", {8, 0}, {3, 0}, 1}, {"v8.4", {8, 0}, {4, 0}, 1},
-    {"v8.5", {8, 0}, {5, 0}, 1}, {"v8.6", {8, 0}, {6, 0}, 1}, {"v8.7", {8, 0}, {7, 0}, 1},
-    {"v8.8", {8, 0}, {8, 0}, 1}, {"v8.9", {8, 0}, {9, 0}, 1}, {"v9", {9, 8}, {0, 5}, 2},
-    {"v9.0", {9, 8}, {0, 5}, 2}, {"v9.1", {9, 8}, {1, 6}, 2}, {"v9.2", {9, 8}, {2, 7}, 2},
-    {"v9.3", {9, 8}, {3, 8}, 2}, {"v9.4", {9, 8}, {4, 9}, 2}, {"v9.5", {9, 8}, {5, 9}, 2},
-    {"v9.6", {9, 8}, {6, 9}, 2}, {"v9.7", {9, 8}, {7, 9}, 2},
+    {"v8", {8, 0}, {0, 0}, 1},   {"v8.0", {8, 0}, {0, 0}, 1}, {"v8.1", {8, 0}, {1, 0}, 1}, {"v8.2", {8, 0}, {2, 0}, 1},
+    {"v8.3", {8, 0}, {3, 0}, 1}, {"v8.4", {8, 0}, {4, 0}, 1}, {"v8.5", {8, 0}, {5, 0}, 1}, {"v8.6", {8, 0}, {6, 0}, 1},
+    {"v8.7", {8, 0}, {7, 0}, 1}, {"v8.8", {8, 0}, {8, 0}, 1}, {"v8.9", {8, 0}, {9, 0}, 1}, {"v9", {9, 8}, {0, 5}, 2},
+    {"v9.0", {9, 8}, {0, 5}, 2}, {"v9.1", {9, 8}, {1, 6}, 2}, {"v9.2", {9, 8}, {2, 7}, 2}, {"v9.3", {9, 8}, {3, 8}, 2},
+    {"v9.4", {9, 8}, {4, 9}, 2}, {"v9.5", {9, 8}, {5, 9}, 2}, {"v9.6", {9, 8}, {6, 9}, 2}, {"v9.7", {9, 8}, {7, 9}, 2},
 }};
 
 // The platforms want can run, best first (containerd/platforms platformVector,
@@ -83,24 +76,24 @@ std::vector<Platform> PreferenceVector(const Platform& want) {
 
 bool IsKnownOs(std::string_view os) {
   static constexpr std::array<std::string_view, 17> kOs = {
-      "aix",   "android", "darwin", "dragonfly", "freebsd", "hurd",    "illumos", "ios",    "js",
+      "aix",   "android", "darwin", "dragonfly", "freebsd", "hurd",    "illumos", "ios", "js",
       "linux", "nacl",    "netbsd", "openbsd",   "plan9",   "solaris", "windows", "zos"};
   return std::find(kOs.begin(), kOs.end(), os) != kOs.end();
 }
 
 bool IsKnownArch(std::string_view arch) {
   static constexpr std::array<std::string_view, 24> kArch = {
-      "386",    "amd64",      "amd64p32",    "arm",   "armbe",   "arm64", "arm64be", "ppc64",
-      "ppc64le", "loong64",   "mips",        "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le",
-      "ppc",    "riscv",      "riscv64",     "s390",  "s390x",   "sparc", "sparc64", "wasm"};
+      "386",     "amd64",   "amd64p32", "arm",    "armbe",  "arm64",    "arm64be",   "ppc64",
+      "ppc64le", "loong64", "mips",     "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le",
+      "ppc",     "riscv",   "riscv64",  "s390",   "s390x",  "sparc",    "sparc64",   "wasm"};
   return std::find(kArch.begin(), kArch.end(), arch) != kArch.end();
 }
 
 bool IsSpecifierComponent(std::string_view s) {
   if (s.empty()) return false;
   for (char c : s) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
-              c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
     if (!ok) return false;
   }
   return true;
@@ -115,10 +108,10 @@ std::string Platform::ToString() const {
 }
 
 Platform NormalizePlatform(Platform p) {
-  p.os = ToLower(std::move(p.os));
+  p.os = AsciiLower(std::move(p.os));
   if (p.os == "macos") p.os = "darwin";
-  p.arch = ToLower(std::move(p.arch));
-  p.variant = ToLower(std::move(p.variant));
+  p.arch = AsciiLower(std::move(p.arch));
+  p.variant = AsciiLower(std::move(p.variant));
   if (p.arch == "i386") {
     p.arch = "386";
     p.variant.clear();

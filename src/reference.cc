@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "index/ascii.h"
 #include "index/sha256.h"
 
 namespace lazyroot {
@@ -22,14 +23,6 @@ bool IsAlnum(char c) { return IsLowerAlnum(c) || (c >= 'A' && c <= 'Z'); }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
 bool IsWordChar(char c) { return IsAlnum(c) || c == '_'; }
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 bool HasUpper(std::string_view s) {
   for (char c : s) {
@@ -208,13 +201,13 @@ Result<Reference> ParseRegistryReference(std::string_view text, std::string_view
   // a host ("WorkingDir5xz/arm64/v8"): lower-cased, it would read back as a
   // Docker Hub path and name (and store) another image. Such a host is kept
   // as written, as docker does.
-  ref.registry = ToLower(domain);
+  ref.registry = AsciiLower(domain);
   if (!LooksLikeDomain(ref.registry)) ref.registry = std::string(domain);
   if (ref.registry == kLegacyDockerHub) ref.registry = std::string(kDockerHub);
   if (ref.registry == kDockerHub && path.find('/') == std::string::npos) path.insert(0, kOfficialPrefix);
 
   if (!IsRepositoryPath(path)) {
-    if (IsRepositoryPath(ToLower(path))) return Invalid(text, "repository name must be lowercase");
+    if (IsRepositoryPath(AsciiLower(path))) return Invalid(text, "repository name must be lowercase");
     return Invalid(text, "invalid repository name \"" + path + "\"");
   }
   if (path.size() > kMaxRepositoryLength) {
@@ -244,9 +237,7 @@ std::string Reference::ToString() const {
 
 std::string Reference::ManifestSelector() const { return digest.empty() ? tag : digest; }
 
-std::string Reference::ApiHost() const {
-  return registry == kDockerHub ? std::string(kDockerHubApiHost) : registry;
-}
+std::string Reference::ApiHost() const { return registry == kDockerHub ? std::string(kDockerHubApiHost) : registry; }
 
 Result<Reference> ParseReference(std::string_view text) {
   if (text.empty()) return Status::InvalidArgument("invalid reference \"\": reference is empty");

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "index/ascii.h"
+
 namespace lazyroot {
 namespace {
 
@@ -9,8 +11,21 @@ namespace {
 bool IsTchar(char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -24,13 +39,6 @@ bool IsToken68Char(char c) {
 }
 
 bool IsSpace(char c) { return c == ' ' || c == '\t'; }
-
-std::string ToLower(std::string s) {
-  for (char& c : s) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return s;
-}
 
 // A small recursive-descent parser over one header value:
 //   header    = #challenge
@@ -49,7 +57,7 @@ class Parser {
       if (AtEnd()) break;
       AuthChallenge c;
       LAZYROOT_ASSIGN_OR_RETURN(std::string scheme, ReadTokenOrQuoted("auth scheme"));
-      c.scheme = ToLower(std::move(scheme));
+      c.scheme = AsciiLower(std::move(scheme));
       LAZYROOT_RETURN_IF_ERROR(ParseChallengeBody(&c));
       out.push_back(std::move(c));
     }
@@ -126,7 +134,7 @@ class Parser {
 
   Status ParseParam(AuthChallenge* c) {
     LAZYROOT_ASSIGN_OR_RETURN(std::string key, ReadTokenOrQuoted("parameter name"));
-    last_key_ = ToLower(std::move(key));
+    last_key_ = AsciiLower(std::move(key));
     SkipSpace();
     if (AtEnd() || Peek() != '=') return Error("expected '=' after \"" + last_key_ + "\"");
     ++pos_;
@@ -154,7 +162,8 @@ class Parser {
     size_t start = pos_;
     while (!AtEnd() && IsTchar(Peek())) ++pos_;
     if (pos_ == start) {
-      return Error("expected " + std::string(what) + (AtEnd() ? std::string(", got the end") : ", got '" + std::string(1, Peek()) + "'"));
+      return Error("expected " + std::string(what) +
+                   (AtEnd() ? std::string(", got the end") : ", got '" + std::string(1, Peek()) + "'"));
     }
     return std::string(s_.substr(start, pos_ - start));
   }
