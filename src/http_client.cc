@@ -1,7 +1,5 @@
 #include "src/http_client.h"
 
-#include "src/curl_api.h"
-
 #include <curl/curl.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -14,6 +12,8 @@
 #include <ctime>
 #include <mutex>
 #include <thread>
+
+#include "src/curl_api.h"
 
 namespace lazyroot {
 namespace {
@@ -92,7 +92,8 @@ size_t HeaderCallback(char* data, size_t size, size_t nitems, void* user) {
   if (line.starts_with("HTTP/")) {  // a new response (e.g. after 100 Continue): start over
     st->resp->headers.clear();
     size_t sp = line.find(' ');
-    if (sp != std::string_view::npos) st->resp->status = std::strtol(std::string(line.substr(sp + 1, 3)).c_str(), nullptr, 10);
+    if (sp != std::string_view::npos)
+      st->resp->status = std::strtol(std::string(line.substr(sp + 1, 3)).c_str(), nullptr, 10);
     return size * nitems;
   }
   size_t colon = line.find(':');
@@ -218,7 +219,17 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   }
   Curl().easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
-  TlsConfig tls = tls_for_host_ ? tls_for_host_(UrlHostPort(url)) : TlsConfig{};
+  const std::string host_port = UrlHostPort(url);
+  TlsConfig tls = tls_for_host_ ? tls_for_host_(host_port) : TlsConfig{};
+  if (tls_for_host_ && !req.tls_also_for.empty() && req.tls_also_for != host_port) {
+    TlsConfig also = tls_for_host_(req.tls_also_for);
+    tls.ca_files.insert(tls.ca_files.end(), also.ca_files.begin(), also.ca_files.end());
+    if (tls.client_cert.empty()) {
+      tls.client_cert = also.client_cert;
+      tls.client_key = also.client_key;
+    }
+    tls.verify = tls.verify && also.verify;
+  }
   SslCtxData ssl_data{&tls};
   if (url.starts_with("https://")) {
     if (!tls.verify) {
@@ -249,8 +260,9 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   if (rc != CURLE_OK) {
     // A certificate the peer presents will not change on retry.
     last_permanent_ = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-                      rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR || rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
-                      rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
+                      rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_ISSUER_ERROR ||
+                      rc == CURLE_SSL_PINNEDPUBKEYNOTMATCH || rc == CURLE_UNSUPPORTED_PROTOCOL ||
+                      rc == CURLE_URL_MALFORMAT;
     return Status::Network(req.method + " " + url + ": " + Curl().easy_strerror(rc));
   }
   return Status::Ok();

@@ -22,8 +22,8 @@ namespace lazyroot {
 
 // TLS settings for one registry host.
 struct TlsConfig {
-  bool verify = true;                // --tls-verify=false turns both peer and host checks off
-  std::vector<std::string> ca_files;  // extra CA certificates (PEM), added to the system store
+  bool verify = true;                   // --tls-verify=false turns both peer and host checks off
+  std::vector<std::string> ca_files;    // extra CA certificates (PEM), added to the system store
   std::string client_cert, client_key;  // PEM pair, both or neither
 };
 
@@ -34,15 +34,20 @@ struct HttpRequest {
   // Sent only to the first hop's scheme://host:port (never across a redirect
   // to another origin). Not logged.
   std::string authorization;
-  std::string post_body;       // POST only (application/x-www-form-urlencoded)
-  uint64_t range_start = 0;    // >0: sends Range: bytes=N-
+  std::string post_body;     // POST only (application/x-www-form-urlencoded)
+  uint64_t range_start = 0;  // >0: sends Range: bytes=N-
+  // "host:port" whose TLS settings apply to every hop as well, on top of the
+  // URL host's own: a registry's CAs and client certificate for its token
+  // realm (containers/image and docker fetch the token with the registry's
+  // TLS configuration). Empty: the URL host's alone.
+  std::string tls_also_for;
 };
 
 struct HttpResponse {
   long status = 0;
-  std::multimap<std::string, std::string> headers;  // names lower-cased, last hop only
-  std::string effective_url;                        // after redirects
-  std::string body;                                 // when no sink was given
+  std::multimap<std::string, std::string> headers;          // names lower-cased, last hop only
+  std::string effective_url;                                // after redirects
+  std::string body;                                         // when no sink was given
   std::string Header(const std::string& lower_name) const;  // first value or ""
   std::vector<std::string> Headers(const std::string& lower_name) const;
 };
@@ -52,13 +57,13 @@ struct HttpResponse {
 using BodySink = std::function<Status(std::span<const uint8_t>)>;
 
 struct HttpPolicy {
-  int max_attempts = 5;             // total tries for retryable failures
-  double initial_backoff_s = 0.5;   // doubled each retry
-  double max_backoff_s = 30;        // also caps Retry-After
+  int max_attempts = 5;            // total tries for retryable failures
+  double initial_backoff_s = 0.5;  // doubled each retry
+  double max_backoff_s = 30;       // also caps Retry-After
   int max_redirects = 10;
-  uint64_t max_body = 4u << 20;     // cap for bodies kept in memory (and error bodies)
+  uint64_t max_body = 4u << 20;  // cap for bodies kept in memory (and error bodies)
   long connect_timeout_s = 30;
-  long low_speed_time_s = 60;       // abort when < 1 KiB/s for this long
+  long low_speed_time_s = 60;  // abort when < 1 KiB/s for this long
 };
 
 class HttpClient {

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <openssl/evp.h>
-
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -56,8 +55,12 @@ std::string Base64Encode(std::string_view in) {
   return out;
 }
 
-RegistryAuth::RegistryAuth(std::string registry, std::optional<Credential> credential, bool plain_http)
-    : registry_(std::move(registry)), credential_(std::move(credential)), plain_http_(plain_http) {}
+RegistryAuth::RegistryAuth(std::string registry, std::optional<Credential> credential, bool plain_http,
+                           std::string tls_host_port)
+    : registry_(std::move(registry)),
+      credential_(std::move(credential)),
+      plain_http_(plain_http),
+      tls_host_port_(std::move(tls_host_port)) {}
 
 int RegistryAuth::tokens_fetched() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -113,6 +116,7 @@ Result<std::string> RegistryAuth::FetchToken(HttpClient& http, const std::string
   if (auto it = params.find("service"); it != params.end()) service = it->second;
 
   HttpRequest req;
+  req.tls_also_for = tls_host_port_;
   if (credential_ && credential_->identity_token) {
     // OAuth2 refresh-token grant (docker login identity tokens).
     req.method = "POST";
@@ -139,9 +143,10 @@ Result<std::string> RegistryAuth::FetchToken(HttpClient& http, const std::string
     return Status::Unauthorized("registry " + registry_ + ": token request failed with HTTP " +
                                 std::to_string(resp.status));
   }
-  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
-                            ParseJsonDocument(resp.body, "registry " + registry_ + ": token response from " +
-                                                             UrlOrigin(req.url), kMaxTokenBody));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      JsonDocument doc,
+      ParseJsonDocument(resp.body, "registry " + registry_ + ": token response from " + UrlOrigin(req.url),
+                        kMaxTokenBody));
   std::string token;
   for (const char* key : {"token", "access_token"}) {
     if (doc.HasMember(key) && doc[key].IsString() && doc[key].GetStringLength() > 0) {
@@ -156,8 +161,8 @@ Result<std::string> RegistryAuth::FetchToken(HttpClient& http, const std::string
     expires_in = doc["expires_in"].GetInt64();
   }
   int64_t margin_ms = std::min<int64_t>(10'000, expires_in * 1000 / 4);
-  tokens_[scope] = Token{token, std::chrono::steady_clock::now() +
-                                    std::chrono::milliseconds(expires_in * 1000 - margin_ms)};
+  tokens_[scope] =
+      Token{token, std::chrono::steady_clock::now() + std::chrono::milliseconds(expires_in * 1000 - margin_ms)};
   ++tokens_fetched_;
   return "Bearer " + token;
 }

@@ -22,7 +22,11 @@ namespace lazyroot {
 class RegistryAuth {
  public:
   // registry: "host[:port]" as in the reference (for messages and realm checks).
-  RegistryAuth(std::string registry, std::optional<Credential> credential, bool plain_http);
+  // tls_host_port: the "host:port" the registry's own requests go to; its
+  // TLS settings (certs.d CAs, client certificate) also apply to the token
+  // realm, wherever that is (HttpRequest::tls_also_for).
+  RegistryAuth(std::string registry, std::optional<Credential> credential, bool plain_http,
+               std::string tls_host_port = {});
 
   // Records the challenges of a 401 response (WWW-Authenticate headers) and
   // drops any cached token for scope. kUnauthorized when the response carries
@@ -45,6 +49,7 @@ class RegistryAuth {
   const std::string registry_;
   const std::optional<Credential> credential_;
   const bool plain_http_;
+  const std::string tls_host_port_;
   mutable std::mutex mu_;
   std::optional<AuthChallenge> bearer_;  // guarded by mu_
   bool basic_ = false;                   // guarded by mu_

@@ -1,7 +1,6 @@
 #include "src/registry_client.h"
 
 #include <dirent.h>
-
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -29,7 +28,9 @@ std::vector<std::string> ListDir(const std::string& dir) {
   return names;
 }
 
-bool EndsWith(const std::string& s, std::string_view suffix) { return s.size() >= suffix.size() && s.ends_with(suffix); }
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.ends_with(suffix);
+}
 
 }  // namespace
 
@@ -57,7 +58,7 @@ RegistryClient::RegistryClient(const Reference& ref, const RegistryOptions& opti
   bool plain = options.insecure || ref.plain_http;
   base_url_ = (plain ? "http://" : "https://") + ref.ApiHost();
   scope_ = "repository:" + ref.repository + ":pull";
-  auth_ = std::make_unique<RegistryAuth>(ref.registry, std::move(cred), plain);
+  auth_ = std::make_unique<RegistryAuth>(ref.registry, std::move(cred), plain, UrlHostPort(base_url_));
   options_.cert_dirs.push_back("/etc/containers/certs.d");
   options_.cert_dirs.push_back("/etc/docker/certs.d");
 }
@@ -154,8 +155,7 @@ Result<FetchedManifest> RegistryClient::GetManifest(const std::string& selector)
   HttpRequest req;
   req.url = base_url_ + "/v2/" + ref_.repository + "/manifests/" + selector;
   req.headers.push_back("Accept: " + std::string(media_type::kOciIndex) + ", " + std::string(media_type::kDockerList) +
-                        ", " + std::string(media_type::kOciManifest) + ", " +
-                        std::string(media_type::kDockerManifest));
+                        ", " + std::string(media_type::kOciManifest) + ", " + std::string(media_type::kDockerManifest));
   HttpResponse resp;
   const std::string what = Describe() + (selector.starts_with("sha256:") ? "@" : ":") + selector;
   Status st = Request(req, &resp);

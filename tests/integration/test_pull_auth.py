@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +140,65 @@ class TlsBasic(PullTestCase):
         r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir)
         self.assertFails(r)
         self.assertNotIn(secret, r.stderr + r.stdout)
+
+
+class TokenRealmTls(PullTestCase):
+    """A token-auth registry and its token issuer on two https ports with
+    certificates of a CA that is only in the registry's certs.d entry (the
+    usual Harbor/GitLab setup): the token request gets the registry's TLS
+    settings, as containers/image and docker give it; a realm with a CA of
+    its own is trusted through its own certs.d entry."""
+
+    def start(self, realm_ca):
+        reg = registry.start_registry("tls-token", self.workdir("reg-" + realm_ca), realm_ca=realm_ca)
+        self.addCleanup(reg.stop)
+        bundle = os.path.join(self.tmp, "push-ca-%s.pem" % realm_ca)
+        with open(bundle, "w") as out:
+            for d in (reg.host, reg.realm_host):
+                ca = os.path.join(reg.cert_dir, d, "ca.crt")
+                if os.path.exists(ca):
+                    with open(ca) as f:
+                        out.write(f.read())
+        img = small_image("realm-" + realm_ca)
+        mi.push(mi.RegistryClient(reg.host, "https", reg.username, reg.password, bundle), "tok/app", "v1", img)
+        return reg, img, "%s/tok/app:v1" % reg.host
+
+    def test_realm_under_the_registrys_ca(self):
+        reg, img, ref = self.start("registry")
+        self.assertFalse(os.path.exists(os.path.join(reg.cert_dir, reg.realm_host)))
+        n = reg.issuer.token_count()
+        self.pull_ok(ref, "--cert-dir", reg.cert_dir)
+        self.assertStored([l.digest for l in img.layers])
+        self.assertGreater(reg.issuer.token_count(), n)
+        # With credentials too (Basic to the realm, over its TLS).
+        self.pull_ok(ref, "--cert-dir", reg.cert_dir, "--username", reg.username, "--password-stdin",
+                     input=reg.password + "\n")
+
+    def test_realm_with_its_own_certs_d_entry(self):
+        reg, img, ref = self.start("own")
+        self.pull_ok(ref, "--cert-dir", reg.cert_dir)
+        self.assertStored([l.digest for l in img.layers])
+
+    def test_without_the_ca_the_realm_is_refused(self):
+        reg, _, ref = self.start("registry")
+        r = self.pull(ref)  # the CA is nowhere: the registry itself fails TLS
+        self.assertFails(r)
+        # The registry's CA alone does not cover a realm whose CA is its own.
+        reg2, _, ref2 = self.start("own")
+        only_registry = os.path.join(self.tmp, "only-registry")
+        os.makedirs(os.path.join(only_registry, reg2.host))
+        shutil.copy(os.path.join(reg2.cert_dir, reg2.host, "ca.crt"), os.path.join(only_registry, reg2.host))
+        r = self.pull(ref2, "--cert-dir", only_registry)
+        self.assertFails(r)
+        self.assertIn("token request", r.stderr)
+
+    @unittest.skipUnless(shutil.which("skopeo"), "skopeo needed")
+    def test_skopeo_pulls_the_same_setup(self):
+        reg, _, ref = self.start("registry")
+        dest = os.path.join(self.tmp, "skopeo-layout")
+        p = subprocess.run(["skopeo", "copy", "--src-cert-dir", os.path.join(reg.cert_dir, reg.host),
+                            "docker://" + ref, "oci:" + dest + ":v1"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
 
 class TokenAuth(PullTestCase):

@@ -14,6 +14,11 @@ Modes:
              runs on a thread; reg.username / reg.password are the issuer's
              account, reg.issuer the TokenIssuer (request counters),
              token_lifetime= sets expires_in
+  tls-token  token auth with the registry and its token realm both on https,
+             on two ports, with certificates of one fresh CA that is only in
+             the registry's certs.d entry (reg.cert_dir/HOST:PORT/ca.crt), as
+             Harbor and GitLab are set up; realm_ca="own" gives the realm a
+             second CA instead, in its own certs.d entry (reg.realm_host)
 
 Storage is workdir/data (delete enabled), the registry log (incl. access log)
 is workdir/registry.log; `blob_gets()` parses it. Readiness is detected by
@@ -39,7 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import token_issuer  # noqa: E402
 
 REGISTRY_BIN = os.environ.get("LAZYROOT_REGISTRY_BIN", "/usr/bin/docker-registry")
-MODES = ("plain", "tls-basic", "token")
+MODES = ("plain", "tls-basic", "token", "tls-token")
 
 
 def _die_with_parent():
@@ -55,7 +60,7 @@ class RegistryError(RuntimeError):
 
 
 class Registry:
-    def __init__(self, mode, workdir, token_lifetime=300, access_token_only=False):
+    def __init__(self, mode, workdir, token_lifetime=300, access_token_only=False, realm_ca="registry"):
         if mode not in MODES:
             raise ValueError("unknown registry mode %r (want one of %s)" % (mode, ", ".join(MODES)))
         self.mode = mode
@@ -63,7 +68,7 @@ class Registry:
         os.makedirs(self.workdir, exist_ok=True)
         self.port = token_issuer.free_port()
         self.host = "127.0.0.1:%d" % self.port
-        self.scheme = "https" if mode == "tls-basic" else "http"
+        self.scheme = "https" if mode in ("tls-basic", "tls-token") else "http"
         self.url = "%s://%s" % (self.scheme, self.host)
         self.storage = os.path.join(self.workdir, "data")
         self.log_path = os.path.join(self.workdir, "registry.log")
@@ -94,10 +99,31 @@ class Registry:
                 f.write(out.strip() + "\n")
             tls = "  tls:\n    certificate: %s\n    key: %s\n" % (cert_path, key_path)
             auth = "auth:\n  htpasswd:\n    realm: lazyroot-test\n    path: %s\n" % htpasswd
-        elif mode == "token":
+        if mode == "tls-token":
+            ca_key, ca = token_issuer.make_ca("lazyroot registry CA")
+            key, cert = token_issuer.issue_cert(ca_key, ca, "127.0.0.1", ["127.0.0.1", "localhost"])
+            self.cert_dir = os.path.join(self.workdir, "certs.d")
+            os.makedirs(os.path.join(self.cert_dir, self.host))
+            self.ca_cert = token_issuer.write_pem(os.path.join(self.cert_dir, self.host, "ca.crt"), cert=ca)
+            os.makedirs(os.path.join(self.workdir, "tls"))
+            cert_path = token_issuer.write_pem(os.path.join(self.workdir, "tls/server.crt"), cert=cert)
+            key_path = token_issuer.write_pem(os.path.join(self.workdir, "tls/server.key"), key=key)
+            tls = "  tls:\n    certificate: %s\n    key: %s\n" % (cert_path, key_path)
+            realm_key, realm_cert = ca_key, ca
+            if realm_ca == "own":
+                realm_key, realm_cert = token_issuer.make_ca("lazyroot realm CA")
+            ikey, icert = token_issuer.issue_cert(realm_key, realm_cert, "127.0.0.1", ["127.0.0.1", "localhost"])
+            icert_path = token_issuer.write_pem(os.path.join(self.workdir, "tls/issuer.crt"), cert=icert)
+            ikey_path = token_issuer.write_pem(os.path.join(self.workdir, "tls/issuer.key"), key=ikey)
+        if mode in ("token", "tls-token"):
             self.issuer = token_issuer.TokenIssuer(os.path.join(self.workdir, "issuer"),
                                                    lifetime=token_lifetime,
-                                                   access_token_only=access_token_only)
+                                                   access_token_only=access_token_only,
+                                                   tls=(icert_path, ikey_path) if mode == "tls-token" else None)
+            self.realm_host = "127.0.0.1:%d" % self.issuer.port
+            if mode == "tls-token" and realm_ca == "own":
+                os.makedirs(os.path.join(self.cert_dir, self.realm_host))
+                token_issuer.write_pem(os.path.join(self.cert_dir, self.realm_host, "ca.crt"), cert=realm_cert)
             self.username, self.password = self.issuer.username, self.issuer.password
             auth = ("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n"
                     "    rootcertbundle: %s\n" % (self.issuer.realm, self.issuer.service,
@@ -195,9 +221,9 @@ class Registry:
         return os.path.join(self.storage, "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
 
 
-def start_registry(mode, workdir, token_lifetime=300, access_token_only=False, timeout=20.0):
+def start_registry(mode, workdir, token_lifetime=300, access_token_only=False, timeout=20.0, realm_ca="registry"):
     """Starts a registry and waits until it answers /v2/. See module doc."""
-    return Registry(mode, workdir, token_lifetime, access_token_only).start(timeout)
+    return Registry(mode, workdir, token_lifetime, access_token_only, realm_ca).start(timeout)
 
 
 def main():

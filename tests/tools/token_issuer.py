@@ -25,6 +25,7 @@ import ipaddress
 import json
 import os
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -142,11 +143,12 @@ class TokenIssuer:
       token until exp + 60 s (its Leeway), so exp is set to now + lifetime -
       registry_leeway: the registry then really refuses it after `lifetime`.
     access_token_only: answer {"access_token"} without the "token" field.
+    tls: (certificate, key) PEM paths: serve the realm over https.
     """
 
     def __init__(self, workdir, service="lazyroot-test-registry", issuer="lazyroot-test-issuer",
                  username="tokenuser", password="tokenpass-S3cret", lifetime=300,
-                 access_token_only=False, port=None, registry_leeway=60):
+                 access_token_only=False, port=None, registry_leeway=60, tls=None):
         self.workdir = workdir
         self.service = service
         self.issuer = issuer
@@ -164,7 +166,13 @@ class TokenIssuer:
         self._server = ThreadingHTTPServer(("127.0.0.1", port or 0), self._handler_class())
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self.realm = "http://127.0.0.1:%d/token" % self.port
+        scheme = "http"
+        if tls:  # (certificate PEM path, key PEM path): the realm is https
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(tls[0], tls[1])
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+            scheme = "https"
+        self.realm = "%s://127.0.0.1:%d/token" % (scheme, self.port)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
