@@ -1,13 +1,16 @@
 #include "src/credentials.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <rapidjson/document.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -83,7 +86,7 @@ struct Fd {
 
 // Runs `docker-credential-<helper> get` with server_url on stdin.
 // Errors never quote the helper's output: it may hold the secret.
-Result<std::optional<Credential>> RunHelper(const std::string& helper, const std::string& registry) {
+Result<std::optional<Credential>> RunHelper(const std::string& helper, const std::string& registry, int timeout_ms) {
   const std::string program = "docker-credential-" + helper;
   const std::string context = "credential helper " + program + " for registry " + registry;
   if (helper.empty() || helper.find('/') != std::string::npos) {
@@ -136,10 +139,22 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
   out_write.Close();
 
   std::string output;
-  bool too_big = false;
+  bool too_big = false, timed_out = false;
   Status read_error;
   char buf[65536];
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (true) {
+    // A helper that hangs (a keychain prompt nobody answers) must not hang
+    // the pull: wait for output until the deadline, then kill it.
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    struct pollfd pfd = {out_read.fd, POLLIN, 0};
+    int ready = left.count() > 0 ? poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX))) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
     ssize_t n = read(out_read.fd, buf, sizeof buf);
     if (n < 0) {
       int err = errno;
@@ -161,6 +176,10 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
     if (errno != EINTR) return Status::FromErrno(context + ": waitpid", errno);
   }
   if (!read_error.ok()) return read_error;
+  if (timed_out) {
+    return Status::Unauthorized(context + ": no answer within " + std::to_string(timeout_ms / 1000.0).substr(0, 4) +
+                                " s; stopped it (set LAZYROOT_CREDENTIAL_HELPER_TIMEOUT to wait longer)");
+  }
   if (too_big) {
     return Status::Unauthorized(context + ": output larger than " + std::to_string(kMaxHelperOutput) + " bytes");
   }
@@ -257,6 +276,114 @@ std::string ConfigDir(const CredentialOptions& options) {
   return "";
 }
 
+// Reads an auth file: nullopt when it does not exist.
+Result<std::optional<JsonDocument>> ReadAuthFile(const std::string& path) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadSmallFile(path));
+  if (!text) return std::optional<JsonDocument>();
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
+                            ParseJsonDocument(*text, path, kMaxConfigSize, ErrorCode::kInvalidArgument));
+  if (!doc.IsObject()) return Status::InvalidArgument(path + ": want a JSON object");
+  return std::optional<JsonDocument>(std::move(doc));
+}
+
+// docker/cli's order in config.json: credHelpers[host] -> credsStore ->
+// auths[host]; the first that applies decides.
+Result<std::optional<Credential>> LookupInDockerConfig(const std::string& path, const std::string& registry,
+                                                       int timeout_ms) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<JsonDocument> doc_or, ReadAuthFile(path));
+  if (!doc_or) return std::optional<Credential>();
+  const JsonDocument& doc = *doc_or;
+  const std::vector<std::string> hosts = CandidateHosts(registry);
+
+  // 1. credHelpers[host]
+  if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
+    std::string key;
+    if (const JsonValue* helper = FindHostKey(it->value, hosts, &key)) {
+      if (!helper->IsString()) {
+        return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
+      }
+      return RunHelper(helper->GetString(), registry, timeout_ms);
+    }
+  }
+  // 2. credsStore
+  if (auto it = doc.FindMember("credsStore"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsString()) return Status::InvalidArgument(path + ": credsStore: want a string");
+    if (it->value.GetStringLength() > 0) return RunHelper(it->value.GetString(), registry, timeout_ms);
+  }
+  // 3. auths[key]
+  if (auto it = doc.FindMember("auths"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": auths: want an object");
+    std::string key;
+    if (const JsonValue* entry = FindHostKey(it->value, hosts, &key)) {
+      return FromAuthEntry(*entry, path + ": auths[\"" + key + "\"]");
+    }
+  }
+  return std::optional<Credential>();
+}
+
+// containers/image's order in an auth.json: credHelpers[host], then auths
+// keys from the most specific namespace to the host ("reg/team/app",
+// "reg/team", "reg"; a host key may be URL-style, as docker writes them).
+// The outer nullopt: the file has nothing for this registry (try the next).
+Result<std::optional<std::optional<Credential>>> LookupInContainersAuthFile(const std::string& path,
+                                                                            const std::string& registry,
+                                                                            const std::string& repository,
+                                                                            int timeout_ms) {
+  using Found = std::optional<std::optional<Credential>>;
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<JsonDocument> doc_or, ReadAuthFile(path));
+  if (!doc_or) return Found();
+  const JsonDocument& doc = *doc_or;
+  const std::vector<std::string> hosts = CandidateHosts(registry);
+  if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
+    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
+    std::string key;
+    if (const JsonValue* helper = FindHostKey(it->value, hosts, &key)) {
+      if (!helper->IsString()) {
+        return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
+      }
+      LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> c, RunHelper(helper->GetString(), registry, timeout_ms));
+      return Found(std::move(c));
+    }
+  }
+  auto it = doc.FindMember("auths");
+  if (it == doc.MemberEnd() || it->value.IsNull()) return Found();
+  if (!it->value.IsObject()) return Status::InvalidArgument(path + ": auths: want an object");
+  const JsonValue& auths = it->value;
+  for (const std::string& host : hosts) {
+    // Namespaces, most specific first, compared exactly (after lowering the host).
+    std::string ns = repository;
+    while (!ns.empty()) {
+      const std::string want = host + "/" + ns;
+      for (auto m = auths.MemberBegin(); m != auths.MemberEnd(); ++m) {
+        std::string_view key(m->name.GetString(), m->name.GetStringLength());
+        size_t slash = key.find('/');
+        if (slash == std::string_view::npos || key.find("://") != std::string_view::npos) continue;
+        if (AsciiLower(key.substr(0, slash)) + std::string(key.substr(slash)) != want) continue;
+        LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> c,
+                                  FromAuthEntry(m->value, path + ": auths[\"" + std::string(key) + "\"]"));
+        if (c) return Found(std::move(c));
+      }
+      size_t cut = ns.rfind('/');
+      ns.resize(cut == std::string::npos ? 0 : cut);
+    }
+  }
+  // The host itself: "reg" or a URL-style key ("https://reg/v1/", as docker
+  // writes them); a namespaced key never stands for its whole host.
+  for (const std::string& host : hosts) {
+    for (auto m = auths.MemberBegin(); m != auths.MemberEnd(); ++m) {
+      std::string_view key(m->name.GetString(), m->name.GetStringLength());
+      bool url = key.find("://") != std::string_view::npos;
+      if (!url && key.find('/') != std::string_view::npos) continue;
+      if (NormalizeAuthKey(key) != host) continue;
+      LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> c,
+                                FromAuthEntry(m->value, path + ": auths[\"" + std::string(key) + "\"]"));
+      if (c) return Found(std::move(c));
+    }
+  }
+  return Found();
+}
+
 }  // namespace
 
 std::string NormalizeAuthKey(std::string_view key) {
@@ -268,43 +395,50 @@ std::string NormalizeAuthKey(std::string_view key) {
   return AsciiLower(key.substr(0, key.find('/')));
 }
 
+std::vector<std::string> ContainersAuthFiles(const CredentialOptions& options) {
+  auto env = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v != nullptr ? v : "";
+  };
+  std::vector<std::string> files;
+  if (!options.authfile.empty()) {
+    files.push_back(options.authfile);
+  } else if (std::string f = env("REGISTRY_AUTH_FILE"); !f.empty()) {
+    files.push_back(f);
+  } else if (std::string run = env("XDG_RUNTIME_DIR"); !run.empty()) {
+    files.push_back(run + "/containers/auth.json");
+  }
+  if (std::string config = env("XDG_CONFIG_HOME"); !config.empty()) {
+    files.push_back(config + "/containers/auth.json");
+  } else if (std::string home = env("HOME"); !home.empty()) {
+    files.push_back(home + "/.config/containers/auth.json");
+  }
+  return files;
+}
+
 Result<std::optional<Credential>> LookupCredential(const std::string& registry, const CredentialOptions& options) {
   if (options.explicit_credential) return options.explicit_credential;
+  int timeout_ms = options.helper_timeout_ms;
+  if (timeout_ms <= 0) {
+    timeout_ms = 30'000;
+    if (const char* t = std::getenv("LAZYROOT_CREDENTIAL_HELPER_TIMEOUT"); t != nullptr && *t != '\0') {
+      char* end = nullptr;
+      double secs = std::strtod(t, &end);
+      if (end == t || *end != '\0' || !(secs > 0) || secs > 86400) {
+        return Status::InvalidArgument("LAZYROOT_CREDENTIAL_HELPER_TIMEOUT=" + std::string(t) +
+                                       ": want seconds, more than 0 and at most 86400");
+      }
+      timeout_ms = std::max(1, static_cast<int>(secs * 1000));
+    }
+  }
+  for (const std::string& path : ContainersAuthFiles(options)) {
+    LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::optional<Credential>> found,
+                              LookupInContainersAuthFile(path, registry, options.repository, timeout_ms));
+    if (found) return *found;
+  }
   std::string dir = ConfigDir(options);
   if (dir.empty()) return std::optional<Credential>();
-  const std::string path = dir + "/config.json";
-  LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadSmallFile(path));
-  if (!text) return std::optional<Credential>();
-
-  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc,
-                            ParseJsonDocument(*text, path, kMaxConfigSize, ErrorCode::kInvalidArgument));
-  const std::vector<std::string> hosts = CandidateHosts(registry);
-
-  // 1. credHelpers[host]
-  if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
-    std::string key;
-    if (const JsonValue* helper = FindHostKey(it->value, hosts, &key)) {
-      if (!helper->IsString()) {
-        return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
-      }
-      return RunHelper(helper->GetString(), registry);
-    }
-  }
-  // 2. credsStore
-  if (auto it = doc.FindMember("credsStore"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsString()) return Status::InvalidArgument(path + ": credsStore: want a string");
-    if (it->value.GetStringLength() > 0) return RunHelper(it->value.GetString(), registry);
-  }
-  // 3. auths[key]
-  if (auto it = doc.FindMember("auths"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": auths: want an object");
-    std::string key;
-    if (const JsonValue* entry = FindHostKey(it->value, hosts, &key)) {
-      return FromAuthEntry(*entry, path + ": auths[\"" + key + "\"]");
-    }
-  }
-  return std::optional<Credential>();
+  return LookupInDockerConfig(dir + "/config.json", registry, timeout_ms);
 }
 
 }  // namespace lazyroot

@@ -64,7 +64,9 @@ RegistryClient::RegistryClient(const Reference& ref, const RegistryOptions& opti
 }
 
 Result<std::unique_ptr<RegistryClient>> RegistryClient::Connect(const Reference& ref, const RegistryOptions& options) {
-  LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> cred, LookupCredential(ref.registry, options.credentials));
+  CredentialOptions credentials = options.credentials;
+  credentials.repository = ref.repository;
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> cred, LookupCredential(ref.registry, credentials));
   std::unique_ptr<RegistryClient> client(new RegistryClient(ref, options, std::move(cred)));
   LAZYROOT_RETURN_IF_ERROR(client->Ping());
   return client;

@@ -12,7 +12,7 @@ namespace lazyroot::cli {
 
 void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   struct Args {
-    std::string image, platform, creds, username, progress = "auto";
+    std::string image, platform, creds, username, authfile, progress = "auto";
     bool password_stdin = false, insecure = false, tls_verify = true, quiet = false;
     std::vector<std::string> cert_dirs, limits;
     int jobs = 3;
@@ -23,9 +23,18 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   "Image reference: alpine, ghcr.io/o/app:v1, host:5000/x@sha256:…, http://127.0.0.1:5000/x:1 "
                   "(plain HTTP), oci:DIR[:tag] (an OCI image layout)")
       ->required();
-  cmd->add_option("--platform", args->platform, "os/arch[/variant] to pick from a multi-platform image (default: this host)");
-  cmd->add_option("--creds", args->creds, "USER:PASSWORD for the registry (otherwise docker's config.json is used)");
-  cmd->add_option("--username", args->username, "User name for the registry; the password is read with --password-stdin");
+  cmd->add_option("--platform", args->platform,
+                  "os/arch[/variant] to pick from a multi-platform image (default: this host)");
+  cmd->add_option("--creds", args->creds,
+                  "USER:PASSWORD for the registry (otherwise the auth files: containers' auth.json, then docker's "
+                  "config.json; see --authfile)");
+  cmd->add_option("--authfile", args->authfile,
+                  "The containers auth.json to read first (default: $REGISTRY_AUTH_FILE, else "
+                  "$XDG_RUNTIME_DIR/containers/auth.json); then $XDG_CONFIG_HOME/containers/auth.json and docker's "
+                  "config.json are read, as podman and skopeo do")
+      ->option_text("FILE");
+  cmd->add_option("--username", args->username,
+                  "User name for the registry; the password is read with --password-stdin");
   cmd->add_flag("--password-stdin", args->password_stdin, "Read the password from standard input");
   cmd->add_flag("--insecure", args->insecure, "Talk plain HTTP to the registry");
   cmd->add_flag("--tls-verify,!--no-tls-verify", args->tls_verify,
@@ -56,6 +65,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       options.registry.insecure = args->insecure;
       options.registry.tls_verify = args->tls_verify;
       options.registry.cert_dirs = args->cert_dirs;
+      options.registry.credentials.authfile = args->authfile;
       if (!args->creds.empty() || !args->username.empty()) {
         Credential c;
         if (!args->creds.empty()) {
@@ -75,8 +85,10 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       } else if (args->password_stdin) {
         return Fail(Status::InvalidArgument("--password-stdin needs --username"));
       }
-      static const std::map<std::string, ProgressMode> kModes = {
-          {"auto", ProgressMode::kAuto}, {"tty", ProgressMode::kTty}, {"plain", ProgressMode::kPlain}, {"json", ProgressMode::kJson}};
+      static const std::map<std::string, ProgressMode> kModes = {{"auto", ProgressMode::kAuto},
+                                                                 {"tty", ProgressMode::kTty},
+                                                                 {"plain", ProgressMode::kPlain},
+                                                                 {"json", ProgressMode::kJson}};
       auto progress = MakeProgress(args->quiet ? ProgressMode::kNone : kModes.at(args->progress));
       options.progress = progress.get();
 
@@ -88,8 +100,9 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       if (args->quiet) {
         std::printf("%s\n", result->record.manifest_digest.c_str());
       } else {
-        std::printf("%s\nDigest: %s\nPlatform: %s\nDownloaded %d blob(s), %llu bytes\n", result->record.reference.c_str(),
-                    result->record.manifest_digest.c_str(), result->record.platform.c_str(), result->blobs_fetched,
+        std::printf("%s\nDigest: %s\nPlatform: %s\nDownloaded %d blob(s), %llu bytes\n",
+                    result->record.reference.c_str(), result->record.manifest_digest.c_str(),
+                    result->record.platform.c_str(), result->blobs_fetched,
                     static_cast<unsigned long long>(result->bytes_fetched));
       }
       return kExitOk;

@@ -107,6 +107,70 @@ class TlsBasic(PullTestCase):
         self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir)
         self.assertPulled()
 
+    def auth(self, password):
+        return {"auth": base64.b64encode(("%s:%s" % (self.reg.username, password)).encode()).decode()}
+
+    def write_json(self, path, cfg):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        return path
+
+    def test_containers_auth_json_in_containers_auth_order(self):
+        good, bad = self.auth(self.reg.password), self.auth("wrong")
+        run_dir = self.workdir("run")
+        runtime = os.path.join(run_dir, "containers", "auth.json")
+        config = os.path.join(self.env["XDG_CONFIG_HOME"], "containers", "auth.json")
+        self.env["XDG_RUNTIME_DIR"] = run_dir
+        # The XDG config file is read when the runtime file has no entry.
+        self.write_json(runtime, {"auths": {"other.example:5000": good}})
+        self.write_json(config, {"auths": {self.reg.host: good}})
+        self.write_docker_config({"auths": {self.reg.host: bad}})
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertPulled()
+        # The runtime file comes before it, and auth.json before docker's config.json.
+        self.write_json(runtime, {"auths": {self.reg.host: bad}})
+        r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir)
+        self.assertFails(r)
+        self.assertTrue(any(w in r.stderr.lower() for w in AUTH_WORDS), r.stderr)
+        # --authfile, then $REGISTRY_AUTH_FILE, replace the runtime file.
+        given = self.write_json(os.path.join(self.tmp, "given.json"), {"auths": {self.reg.host: good}})
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir, "--authfile", given)
+        self.env["REGISTRY_AUTH_FILE"] = given
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir)
+
+    def test_namespaced_keys_beat_the_host_key(self):
+        auth_file = os.path.join(self.tmp, "auth.json")
+        # private/app is what the test image lives at.
+        self.write_json(auth_file, {"auths": {self.reg.host: self.auth("wrong"),
+                                              self.reg.host + "/private": self.auth(self.reg.password)}})
+        self.pull_ok(self.ref, "--cert-dir", self.reg.cert_dir, "--authfile", auth_file)
+        self.write_json(auth_file, {"auths": {self.reg.host: self.auth(self.reg.password),
+                                              self.reg.host + "/private/app": self.auth("wrong"),
+                                              self.reg.host + "/other": self.auth("wrong")}})
+        self.assertFails(self.pull(self.ref, "--cert-dir", self.reg.cert_dir, "--authfile", auth_file))
+        # A key for another namespace never stands for the host.
+        self.write_json(auth_file, {"auths": {self.reg.host + "/other": self.auth(self.reg.password)}})
+        r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir, "--authfile", auth_file)
+        self.assertFails(r)
+        self.assertTrue(any(w in r.stderr.lower() for w in AUTH_WORDS), r.stderr)
+
+    def test_a_hanging_helper_is_stopped_and_named(self):
+        bindir = self.workdir("bin")
+        script = os.path.join(bindir, "docker-credential-hang")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nexec sleep 60\n")
+        os.chmod(script, 0o755)
+        self.env["PATH"] = bindir + os.pathsep + self.env.get("PATH", "/usr/bin:/bin")
+        auth_file = self.write_json(os.path.join(self.tmp, "auth.json"), {"credHelpers": {self.reg.host: "hang"}})
+        start = time.monotonic()
+        r = self.pull(self.ref, "--cert-dir", self.reg.cert_dir, "--authfile", auth_file,
+                      env={"LAZYROOT_CREDENTIAL_HELPER_TIMEOUT": "1"})
+        self.assertFails(r)
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertIn("docker-credential-hang", r.stderr)
+        self.assertIn("no answer within", r.stderr)
+
     def test_unknown_ca_is_refused_then_tls_verify_false(self):
         creds = "%s:%s" % (self.reg.username, self.reg.password)
         r = self.pull(self.ref, "--creds", creds)

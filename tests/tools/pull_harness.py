@@ -71,6 +71,7 @@ def isolated_env(home):
     os.makedirs(home, exist_ok=True)
     env = {k: v for k, v in os.environ.items()
            if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "LAZYROOT_HOME", "HTTP_PROXY",
+                        "LAZYROOT_CREDENTIAL_HELPER_TIMEOUT",
                         "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")}
     env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
                XDG_CONFIG_HOME=os.path.join(home, ".config"), DOCKER_CONFIG=os.path.join(home, ".docker"),
