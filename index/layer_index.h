@@ -78,10 +78,12 @@ struct LayerIndex {
                                                   const std::string& expected_blob_digest, std::string* diff_id,
                                                   ChunkDigests* chunks = nullptr);
   // The same validation of the header, checksum and section bounds, but
-  // decodes only the file digest section (what `diff` compares contents by).
-  // *diff_id (may be null) receives the layer's DiffID. The entries are not
-  // decoded, so that each digest names a regular entry is checked by Parse
-  // and ForEachEntry only: a digest of no entry is never looked up.
+  // decodes only the file digest section (what `diff` compares contents by),
+  // checking that its data offsets ascend within the stream. *diff_id (may
+  // be null) receives the layer's DiffID. The entries are not decoded, so
+  // that each digest names a regular entry is checked by Parse and
+  // ForEachEntry only (a digest of no entry is never looked up).
+  // ParseCheckpoints checks the section's length alone.
   static Result<std::vector<FileDigest>> ParseFileDigests(std::span<const uint8_t> bytes, const std::string& name,
                                                           const std::string& expected_blob_digest,
                                                           std::string* diff_id);
