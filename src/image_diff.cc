@@ -326,8 +326,7 @@ Result<ImageDiff> DiffImages(Store& store, const ImageRecord& a, const ImageReco
     *db = dy;
     return dx == dy;
   };
-  LAZYROOT_ASSIGN_OR_RETURN(out.changes,
-                            DiffTrees(ta, *fa->node, tb, *fb->node, out.path, options, content_equal));
+  LAZYROOT_ASSIGN_OR_RETURN(out.changes, DiffTrees(ta, *fa->node, tb, *fb->node, out.path, options, content_equal));
   return out;
 }
 

@@ -32,9 +32,9 @@ enum DiffWhat : uint32_t {
   kDiffContent = 1 << 4,  // regular files
   kDiffTarget = 1 << 5,   // symlink target
   kDiffXattrs = 1 << 6,
-  kDiffLinks = 1 << 7,    // hard link count of a non-directory
-  kDiffDevice = 1 << 8,   // device numbers
-  kDiffMtime = 1 << 9,    // only with DiffOptions::mtime
+  kDiffLinks = 1 << 7,   // hard link count of a non-directory
+  kDiffDevice = 1 << 8,  // device numbers
+  kDiffMtime = 1 << 9,   // only with DiffOptions::mtime
 };
 // "type", "mode", …, in DiffWhat's order (the JSON and table names).
 std::vector<std::string_view> DiffWhatNames(uint32_t what);
@@ -47,18 +47,18 @@ struct DiffSide {
   int64_t mtime_sec = 0;
   uint32_t mtime_nsec = 0;
   uint32_t rdev_major = 0, rdev_minor = 0;
-  std::string link_target;   // symlinks
-  uint64_t entries = 0;      // directories: the entries below it
-  uint32_t layer = 0;        // 0 = bottom
+  std::string link_target;         // symlinks
+  uint64_t entries = 0;            // directories: the entries below it
+  uint32_t layer = 0;              // 0 = bottom
   std::optional<Digest32> digest;  // regular files whose content was compared by digest
 };
 
 struct DiffChange {
   std::string path;  // image path, "" = root
   DiffKind kind = DiffKind::kModified;
-  uint32_t what = 0;                      // kModified: DiffWhat bits
-  std::optional<DiffSide> a, b;           // a unless added, b unless removed
-  std::vector<std::string> xattr_names;   // kDiffXattrs: the names added, removed or changed
+  uint32_t what = 0;                     // kModified: DiffWhat bits
+  std::optional<DiffSide> a, b;          // a unless added, b unless removed
+  std::vector<std::string> xattr_names;  // kDiffXattrs: the names added, removed or changed
 };
 
 struct DiffOptions {
@@ -68,8 +68,8 @@ struct DiffOptions {
 // Whether the contents of regular file `ia` of tree a and `ib` of tree b are
 // equal (sizes are equal and non-zero when it is called). *da / *db receive
 // the digests compared, when digests were used.
-using ContentEqualFn = std::function<Result<bool>(NodeId ia, NodeId ib, std::optional<Digest32>* da,
-                                                  std::optional<Digest32>* db)>;
+using ContentEqualFn =
+    std::function<Result<bool>(NodeId ia, NodeId ib, std::optional<Digest32>* da, std::optional<Digest32>* db)>;
 
 // The changes from tree a below node ra to tree b below node rb, both named
 // `path` (ra and rb themselves compared first), in path order (an entry

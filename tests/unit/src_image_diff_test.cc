@@ -106,9 +106,8 @@ TEST(DiffTrees, EveryKindOfChange) {
   ImageTree a = Build({{Dir("etc/"), File("etc/passwd", 10, 1024), File("gone", 1, 2048), File("mode", 3, 3072),
                         File("same", 7, 4096), owned, xa, Link("link", "a"), Dir("d/"), File("d/f", 1, 7168),
                         File("f2d", 1, 8192), Dir("old/"), Dir("old/sub/"), File("old/sub/x", 1, 9216)}});
-  ImageTree b = Build({{Dir("etc/"), File("etc/passwd", 11, 11264), File("mode", 3, 3072, 0600),
-                        File("same", 7, 4096), owned_b, xb, Link("link", "b"), File("d", 1, 12288), Dir("f2d/"),
-                        File("new", 2, 13312)}});
+  ImageTree b = Build({{Dir("etc/"), File("etc/passwd", 11, 11264), File("mode", 3, 3072, 0600), File("same", 7, 4096),
+                        owned_b, xb, Link("link", "b"), File("d", 1, 12288), Dir("f2d/"), File("new", 2, 13312)}});
   Walk w = Diff(a, b);
   EXPECT_EQ(Summary(w.changes), (std::map<std::string, std::string>{
                                     {"d", "M:type;"},
