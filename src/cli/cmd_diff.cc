@@ -231,13 +231,15 @@ void AddDiffCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   CLI::App* diff = app.add_subcommand(
       "diff",
       "Compare the merged trees of two pulled images (or what lies below PATH in each): one line per path, "
-      "A added, D removed, M changed with what changed (type, mode, owner uid:gid, size, content, link target, "
-      "xattrs, hard link count, device numbers; mtime only with --mtime), then a summary line. An added or "
+      "A added, D removed, M changed with what changed, old -> new (type, mode, owner uid:gid, size, content, "
+      "link target, xattrs, hard link count, device numbers; mtime only with --mtime), then a summary line. An added or "
       "removed directory is one line with the number of entries below it; a path whose type changed is not "
       "descended into. Contents are compared without decompressing: equal when both read the same bytes of the "
       "same layer blob, else by the SHA-256 of each file recorded in the layer index at pull (a sparse file's "
       "digest covers its sparse map and stored bytes, so a file stored sparse in one image and not in the other "
-      "shows as changed). PATH's parent symlinks are resolved inside each image; PATH itself is not followed. "
+      "shows as changed; the layer indexes of images pulled by an older lazyroot have no digests and are rebuilt "
+      "from their blobs once, with a notice). Directories are shown with a trailing /. PATH's parent symlinks are "
+      "resolved inside each image; PATH itself is not followed. "
       "Exit status, as diff(1): 0 no differences, 1 differences, 2 trouble (the global exit codes do not apply).");
   diff->add_option("IMAGE_A", args->image_a, "The old image, a reference as pulled")->required();
   diff->add_option("IMAGE_B", args->image_b, "The new image, a reference as pulled")->required();
