@@ -24,6 +24,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import shutil
 import stat
 import subprocess
@@ -90,6 +91,8 @@ BASE = [
     ("hl/", "dir", None), ("hl/a", "file", b"linked\n"), ("hl/b", "hardlink", "hl/a"),
     ("usr/", "dir", None), ("usr/bin/", "dir", None), ("usr/bin/tool", "file", b"\x7fELF tool v1\n" * 30,
                                                         {"mode": 0o755}),
+    ("usr/lib/", "dir", None), ("usr/lib/big.bin", "file", random.Random(1).randbytes(300 * 1024 + 7)),
+    ("usr/lib/same.bin", "file", random.Random(3).randbytes(200 * 1024)),
 ]
 A_TOP = [("a-only.txt", "file", b"only in A\n")]
 B_TOP = [
@@ -112,6 +115,12 @@ B_TOP = [
     ("new/", "dir", None), ("new/deep/", "dir", None), ("new/deep/file", "file", b"added\n"),
     ("added.txt", "file", b"added\n"),
     (EVIL, "file", b"a name that would recolour a terminal\n"),
+    # Same sizes, other bytes: compared by digest (a large one spans many
+    # decoder buffers), and a large one rewritten with the same bytes.
+    ("usr/", "dir", None), ("usr/bin/", "dir", None),
+    ("usr/bin/tool", "file", b"\x7fELF tool v2\0" * 30, {"mode": 0o755}),
+    ("usr/lib/", "dir", None), ("usr/lib/big.bin", "file", random.Random(2).randbytes(300 * 1024 + 7)),
+    ("usr/lib/same.bin", "file", random.Random(3).randbytes(200 * 1024)),
 ]
 
 # What the oracle must find, spelt out so that it and lazyroot cannot be
@@ -123,6 +132,7 @@ EXPECTED = {
     "etc/owner": ["owner"], "etc/xattr": ["xattrs"], "etc/link": ["link target"],
     "etc/tochange": ["type"], "dirfile": ["type"],
     "hl/a": ["content", "links", "size"], "hl/b": ["links"],
+    "usr/bin/tool": ["content"], "usr/lib/big.bin": ["content"],
 }
 
 
@@ -293,7 +303,9 @@ class Diff(unittest.TestCase):
         got = self.kinds(self.diff_json(self.a, self.b, "/etc"))
         self.assertEqual(got, {p: k for p, k in EXPECTED.items() if p.startswith("etc/")})
         self.assertEqual(self.kinds(self.diff_json(self.a, self.b, "wdir")), {"wdir": "D"})
-        self.assertEqual(self.diff_json(self.a, self.b, "usr", status=0)["changes"], [])
+        self.assertEqual(self.diff_json(self.a, self.b, "etc/same.conf", status=0)["changes"], [])
+        self.assertEqual(self.kinds(self.diff_json(self.a, self.b, "usr")),
+                         {"usr/bin/tool": ["content"], "usr/lib/big.bin": ["content"]})
         r = self.run_lazyroot("diff", self.a, self.b, "/no/such/path")
         self.assertEqual(r.returncode, 2)
         self.assertTrue(r.stderr.startswith(b"lazyroot: "), r.stderr)
@@ -318,24 +330,27 @@ class Diff(unittest.TestCase):
         self.assertIn("A /" + displayable(EVIL) + "  file, 38 bytes", lines)
         self.assertIn("M /dirfile  type dir, 1 entry -> file, 11 bytes", lines)
         self.assertIn("M /hl/a  size 7 -> 18, content, links 2 -> 1", lines)
-        self.assertEqual(lines[-1], "4 added, 4 removed, 10 changed (mtimes not compared: --mtime)")
-        self.assertEqual(len(lines), 4 + 4 + 10 + 1)
+        self.assertEqual(lines[-1], "4 added, 4 removed, 12 changed (mtimes not compared: --mtime)")
+        self.assertEqual(len(lines), 4 + 4 + 12 + 1)
         # In path order.
         self.assertEqual(lines[:-1], sorted(lines[:-1], key=lambda l: l[2:].split("  ")[0]))
 
     def test_index_digest_equals_sha256sum_of_the_unpacked_file(self):
-        rootfs = self.unpack("b")
+        trees = {"a": self.unpack("a"), "b": self.unpack("b")}
         got = self.diff_json(self.a, self.b)
         seen = 0
         for c in got["changes"]:
-            for side, tree in (("b", rootfs),):
+            for side, tree in trees.items():
                 s = c.get(side)
                 if s and "digest" in s:
                     path = os.path.join(tree, c["path"].lstrip("/"))
                     out = subprocess.run(["sha256sum", path], check=True, capture_output=True, text=True).stdout
                     self.assertEqual(s["digest"], "sha256:" + out.split()[0], c["path"])
                     seen += 1
-        self.assertGreaterEqual(seen, 1)
+        # Both images' digests of etc/samesize, usr/bin/tool, usr/lib/big.bin
+        # (content changed) and etc/mode, etc/owner, etc/xattr (content equal,
+        # compared because B's layer rewrote them).
+        self.assertEqual(seen, 12)
 
     def test_help_tells_the_exit_status(self):
         r = self.run_lazyroot("diff", "--help")
