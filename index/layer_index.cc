@@ -13,9 +13,11 @@ namespace {
 
 constexpr char kMagic[8] = {'L', 'Z', 'R', 'L', 'I', 'D', 'X', '\0'};
 // Version 2 added the chunk digest section and replaced the CRC-32 with a
-// SHA-256 of the file. A version 1 file is rebuilt from its blob (a cache).
-constexpr uint32_t kVersion = 2;
-constexpr size_t kHeaderSize = 192;
+// SHA-256 of the file; version 3 the file digest section (and 16 header
+// bytes). An older file is rebuilt from its blob (a cache).
+constexpr uint32_t kVersion = 3;
+constexpr size_t kHeaderSize = 208;
+constexpr size_t kFileDigestBytes = 40;  // u64 data offset + SHA-256
 constexpr size_t kHashOffset = 160;
 constexpr uint32_t kFlagEntriesDeflated = 1;
 
@@ -277,6 +279,25 @@ class EntryWindow {
 
 }  // namespace
 
+std::string SparseContentPrefix(uint64_t size, const std::vector<SparseExtent>& sparse) {
+  std::string s = "lazyroot sparse\n";
+  const size_t at = s.size();
+  s.resize(at + 16 + 16 * sparse.size());
+  PutU64(&s, at, size);
+  PutU64(&s, at + 8, sparse.size());
+  for (size_t i = 0; i < sparse.size(); ++i) {
+    PutU64(&s, at + 16 + 16 * i, sparse[i].logical_offset);
+    PutU64(&s, at + 24 + 16 * i, sparse[i].length);
+  }
+  return s;
+}
+
+const FileDigest* FindFileDigest(std::span<const FileDigest> digests, uint64_t data_offset) {
+  auto it = std::lower_bound(digests.begin(), digests.end(), data_offset,
+                             [](const FileDigest& d, uint64_t off) { return d.data_offset < off; });
+  return it != digests.end() && it->data_offset == data_offset ? &*it : nullptr;
+}
+
 namespace {
 
 // *out holds the header space and the entries section: fills the header,
@@ -308,6 +329,15 @@ void SealFile(const LayerIndex& h, uint64_t count, uint32_t flags, uint32_t raw_
   PutU32(out, 140, h.chunks.chunk_size);
   PutU64(out, 144, h.chunks.digests.size());
   PutU64(out, 152, chunks_at);
+  const size_t files_at = out->size();
+  for (const FileDigest& f : h.file_digests) {
+    const size_t at = out->size();
+    out->resize(at + 8);
+    PutU64(out, at, f.data_offset);
+    out->append(reinterpret_cast<const char*>(f.digest.data()), f.digest.size());
+  }
+  PutU64(out, 192, h.file_digests.size());
+  PutU64(out, 200, files_at);
   Sha256 hash;
   hash.Update(std::string_view(*out));  // the hash field is still zero
   const Digest32 d = hash.Finish();
@@ -345,7 +375,19 @@ namespace {
 struct Layout {
   uint64_t count = 0;  // entries
   uint64_t e_len = 0, c_off = 0, c_len = 0, d_off = 0;
+  uint64_t f_off = 0, f_count = 0;  // file digests
 };
+
+std::vector<FileDigest> DecodeFileDigests(std::span<const uint8_t> bytes, const Layout& layout) {
+  std::vector<FileDigest> out(static_cast<size_t>(layout.f_count));  // bounded by the file's size (ParseHeader)
+  const uint8_t* p = bytes.data() + layout.f_off;
+  for (FileDigest& f : out) {
+    f.data_offset = GetU64(p);
+    std::memcpy(f.digest.data(), p + 8, 32);
+    p += kFileDigestBytes;
+  }
+  return out;
+}
 
 // What both parsers check: magic, version, the file's SHA-256, ownership,
 // section bounds, and the chunk digest section, which it decodes into
@@ -358,6 +400,7 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
   if (std::memcmp(p, kMagic, 8) != 0) return bad("not a lazyroot layer index (bad magic)");
   const uint32_t version = GetU32(p + 8);
   if (version == 1) return bad("written by an older lazyroot (format version 1, no chunk digests)");
+  if (version == 2) return bad("written by an older lazyroot (format version 2, no file digests)");
   if (version != kVersion) return bad("unsupported version " + std::to_string(version));
   if (bytes.size() < kHeaderSize) return bad("truncated header");
   {
@@ -382,6 +425,8 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
   layout->c_off = GetU64(p + 120);
   layout->c_len = GetU64(p + 128);
   layout->d_off = GetU64(p + 152);
+  layout->f_count = GetU64(p + 192);
+  layout->f_off = GetU64(p + 200);
   const uint64_t size = bytes.size();
   if (e_off != kHeaderSize || layout->e_len > size - e_off || layout->c_off != e_off + layout->e_len ||
       layout->c_len > size - layout->c_off || layout->d_off != layout->c_off + layout->c_len) {
@@ -399,8 +444,15 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
     return bad(std::to_string(chunk_count) + " chunk digests for a blob of " + std::to_string(idx->blob_size) +
                " bytes in chunks of " + std::to_string(chunk_size) + " (want " + std::to_string(want) + ")");
   }
-  if ((size - layout->d_off) % 32 != 0 || (size - layout->d_off) / 32 != chunk_count) {
+  if (layout->d_off > size || (size - layout->d_off) / 32 < chunk_count ||
+      layout->f_off != layout->d_off + chunk_count * 32) {
     return bad("chunk digest section is not " + std::to_string(chunk_count) + " digests long");
+  }
+  // The file digest section ends the file. Its records are checked by the
+  // parsers that use them (ParseFileDigests; ForEachEntry against the
+  // entries), not by ParseCheckpoints: a mount does not pay for them.
+  if ((size - layout->f_off) % kFileDigestBytes != 0 || (size - layout->f_off) / kFileDigestBytes != layout->f_count) {
+    return bad("file digest section is not " + std::to_string(layout->f_count) + " records long");
   }
   idx->chunks.chunk_size = chunk_size;
   idx->chunks.blob_size = idx->blob_size;
@@ -425,9 +477,30 @@ Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> by
   return table;
 }
 
-Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::string& name,
-                                const std::string& expected_blob_digest, LayerIndex* header,
-                                const std::function<Status(TarEntry&)>& fn) {
+Result<std::vector<FileDigest>> LayerIndex::ParseFileDigests(std::span<const uint8_t> bytes, const std::string& name,
+                                                             const std::string& expected_blob_digest,
+                                                             std::string* diff_id) {
+  LayerIndex idx;
+  Layout layout;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &layout));
+  if (diff_id) *diff_id = idx.diff_id;
+  // Ascending data offsets within the stream, so that a lookup can
+  // binary-search them (ForEachEntry checks more: each names a regular entry).
+  std::vector<FileDigest> out = DecodeFileDigests(bytes, layout);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].data_offset > idx.uncompressed_size || (i > 0 && out[i].data_offset <= out[i - 1].data_offset)) {
+      return Status::Corruption("layer index " + name + ": file digest " + std::to_string(i) +
+                                ": data offset out of order or beyond the stream");
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// ForEachEntry, also handing back the layout it validated (for Parse).
+Status WalkEntries(std::span<const uint8_t> bytes, const std::string& name, const std::string& expected_blob_digest,
+                   LayerIndex* header, const std::function<Status(TarEntry&)>& fn, Layout* layout_out) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
   LayerIndex idx;
   Layout layout;
@@ -468,6 +541,10 @@ Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::strin
   // this keeps a deflated section from holding millions of copies of one
   // entry (every copy would cost a few bytes of deflate, not 0.06).
   uint64_t next_header = 0;
+  // File digests name regular entries only, in the same order: the next
+  // one not yet matched to an entry.
+  uint64_t next_file = 0;
+  auto file_offset = [&](uint64_t k) { return GetU64(p + layout.f_off + k * kFileDigestBytes); };
   for (uint64_t i = 0; i < count; ++i) {
     TarEntry e;
     size_t used = 0;
@@ -490,11 +567,29 @@ Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::strin
       return bad("entry " + std::to_string(i) + ": offsets out of tar order or beyond the stream");
     }
     next_header = e.data_offset + e.stored_size;
+    if (next_file < layout.f_count && file_offset(next_file) <= e.data_offset) {
+      if (file_offset(next_file) < e.data_offset || e.type != EntryType::kRegular) {
+        return bad("file digest " + std::to_string(next_file) + " names no regular file's data");
+      }
+      ++next_file;
+    }
     LAZYROOT_RETURN_IF_ERROR(fn(e));
   }
+  if (next_file != layout.f_count) {
+    return bad("file digest " + std::to_string(next_file) + " names no regular file's data");
+  }
+  if (layout_out) *layout_out = layout;
   if (w.size() == 0 && !w.More(1)) return bad("entries section does not inflate");
   if (w.size() != 0) return bad("trailing bytes in the entry section");
   return Status::Ok();
+}
+
+}  // namespace
+
+Status LayerIndex::ForEachEntry(std::span<const uint8_t> bytes, const std::string& name,
+                                const std::string& expected_blob_digest, LayerIndex* header,
+                                const std::function<Status(TarEntry&)>& fn) {
+  return WalkEntries(bytes, name, expected_blob_digest, header, fn, nullptr);
 }
 
 Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::string& name,
@@ -503,11 +598,16 @@ Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::
   std::vector<TarEntry> entries;
   // Grown entry by entry, not resized to the count: the vector stays
   // proportional to what was decoded even if the count lies.
-  LAZYROOT_RETURN_IF_ERROR(ForEachEntry(bytes, name, expected_blob_digest, &idx, [&](TarEntry& e) {
-    entries.push_back(std::move(e));
-    return Status::Ok();
-  }));
+  Layout layout;
+  LAZYROOT_RETURN_IF_ERROR(WalkEntries(
+      bytes, name, expected_blob_digest, &idx,
+      [&](TarEntry& e) {
+        entries.push_back(std::move(e));
+        return Status::Ok();
+      },
+      &layout));
   idx.entries = std::move(entries);
+  idx.file_digests = DecodeFileDigests(bytes, layout);
   return idx;
 }
 

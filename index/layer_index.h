@@ -23,6 +23,24 @@
 
 namespace lazyroot {
 
+// The SHA-256 of one regular file's content, keyed by where its data starts
+// in the layer's uncompressed stream (index/FORMAT.md "File digest section"):
+// sha256sum of the file for a non-sparse file; for a sparse one, of its map
+// and stored bytes (SparseContentPrefix), so it compares equal only to
+// another sparse file with the same map and data.
+struct FileDigest {
+  uint64_t data_offset = 0;  // the TarEntry's data_offset
+  Digest32 digest{};
+};
+
+// What a sparse file's digest hashes in front of its stored data bytes:
+// "lazyroot sparse\n", then the logical size and the extent count, then each
+// extent's logical offset and length, all u64 little-endian.
+std::string SparseContentPrefix(uint64_t size, const std::vector<SparseExtent>& sparse);
+
+// The digest recorded for data_offset in `digests` (ascending), or null.
+const FileDigest* FindFileDigest(std::span<const FileDigest> digests, uint64_t data_offset);
+
 struct LayerIndex {
   std::string blob_digest;  // "sha256:<hex>" of the compressed blob
   std::string diff_id;      // "sha256:<hex>" of the uncompressed stream
@@ -31,6 +49,9 @@ struct LayerIndex {
   std::vector<TarEntry> entries;  // tar order
   CheckpointTable checkpoints;
   ChunkDigests chunks;  // of the compressed blob, recorded as it streamed in
+  // Ascending by data_offset, each the data_offset of a regular entry. The
+  // indexer records one for every regular entry (zero-length ones too).
+  std::vector<FileDigest> file_digests;
 
   std::string Serialize() const;
   // Validates magic, version, SHA-256, every length and offset, and that the
@@ -56,6 +77,16 @@ struct LayerIndex {
   static Result<CheckpointTable> ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
                                                   const std::string& expected_blob_digest, std::string* diff_id,
                                                   ChunkDigests* chunks = nullptr);
+  // The same validation of the header, checksum and section bounds, but
+  // decodes only the file digest section (what `diff` compares contents by),
+  // checking that its data offsets ascend within the stream. *diff_id (may
+  // be null) receives the layer's DiffID. The entries are not decoded, so
+  // that each digest names a regular entry is checked by Parse and
+  // ForEachEntry only (a digest of no entry is never looked up).
+  // ParseCheckpoints checks the section's length alone.
+  static Result<std::vector<FileDigest>> ParseFileDigests(std::span<const uint8_t> bytes, const std::string& name,
+                                                          const std::string& expected_blob_digest,
+                                                          std::string* diff_id);
 };
 
 // LayerIndexWriter: the file LayerIndex::Serialize writes, built while the
@@ -74,8 +105,8 @@ class LayerIndexWriter {
   // format's 32-bit length; far beyond any budget).
   Status Add(const TarEntry& e);
   uint64_t count() const { return count_; }
-  // The whole file, with the digests, sizes, checkpoints and chunks of `header`
-  // (its `entries` are ignored). Call once.
+  // The whole file, with the digests, sizes, checkpoints, chunks and file
+  // digests of `header` (its `entries` are ignored). Call once.
   Result<std::string> Finish(const LayerIndex& header);
 
  private:

@@ -1,5 +1,6 @@
 #include "index/layer_indexer.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace lazyroot {
@@ -14,6 +15,14 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
   tar_ = std::make_unique<TarReader>(
       name,
       [this, name](const TarEntry& e) {
+        if (e.type == EntryType::kRegular) {
+          // The data follows the header, in this Feed or later ones.
+          PendingFile f;
+          f.start = f.next = e.data_offset;
+          f.end = e.data_offset + e.stored_size;
+          if (!e.sparse.empty()) f.prefix = SparseContentPrefix(e.size, e.sparse);
+          files_.push_back(std::move(f));
+        }
         Status st = writer_.Add(e);
         return st.ok() ? st : st.WithContext(name);
       },
@@ -25,8 +34,31 @@ Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   chunk_hasher_.Update(compressed);
   return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) {
     diff_hash_.Update(out);
-    return tar_->Feed(out);
+    Status st = tar_->Feed(out);
+    if (st.ok()) HashFileData(out);
+    out_pos_ += out.size();
+    return st;
   });
+}
+
+void LayerIndexer::HashFileData(std::span<const uint8_t> out) {
+  const uint64_t end = out_pos_ + out.size();
+  while (!files_.empty()) {
+    PendingFile& f = files_.front();
+    if (!f.started) {
+      file_hash_.Reset();
+      if (!f.prefix.empty()) file_hash_.Update(std::string_view(f.prefix));
+      f.started = true;
+    }
+    const uint64_t lo = std::max(f.next, out_pos_), hi = std::min(f.end, end);
+    if (lo < hi) {
+      file_hash_.Update(out.subspan(static_cast<size_t>(lo - out_pos_), static_cast<size_t>(hi - lo)));
+      f.next = hi;
+    }
+    if (f.next < f.end) return;  // continues in the next buffer
+    file_digests_.push_back(FileDigest{f.start, file_hash_.Finish()});
+    files_.pop_front();
+  }
 }
 
 Result<std::string> LayerIndexer::FinishFile() {
@@ -43,6 +75,9 @@ Result<std::string> LayerIndexer::FinishFile() {
   header.uncompressed_size = decoder_->total_out();
   header.checkpoints = decoder_->TakeCheckpoints();
   header.chunks = chunk_hasher_.Finish();
+  // The tar reader's Finish refused an archive ending inside a file's data.
+  if (!files_.empty()) return Status::Corruption("layer " + blob_digest_ + ": ends inside a file's data");
+  header.file_digests = std::move(file_digests_);
   return writer_.Finish(header);
 }
 

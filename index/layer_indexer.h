@@ -2,12 +2,15 @@
 // they stream in (the pull's single pass): the compressed bytes -> chunk
 // digests, and decompress -> DiffID hash + tar parser, recording checkpoints
 // on the way. Entries are serialised as they
-// arrive (LayerIndexWriter), never held as TarEntry values, and the tar
+// arrive (LayerIndexWriter), never held as TarEntry values; each regular
+// file's data is hashed (its FileDigest) from the decoded bytes while they
+// are in cache, the same buffers the DiffID hash and the tar parser see; the tar
 // parser refuses an entry over a kernel limit or a layer over its budget
 // (index/limits.h) as soon as it is seen. Finish() checks the DiffID.
 // One per layer; not thread-safe.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -42,7 +45,22 @@ class LayerIndexer {
   uint64_t metadata_bytes() const { return tar_->metadata_bytes(); }
 
  private:
+  // A regular file whose data has not all streamed past yet.
+  struct PendingFile {
+    uint64_t start = 0;          // the entry's data_offset
+    uint64_t next = 0, end = 0;  // the stream range still to hash
+    std::string prefix;          // SparseContentPrefix for a sparse file, else empty
+    bool started = false;
+  };
+  // Hashes what `out` (stream bytes from offset out_pos_) holds of the
+  // pending files, in order, finishing those whose data ends in it.
+  void HashFileData(std::span<const uint8_t> out);
+
   std::string blob_digest_, expected_diff_id_;
+  std::deque<PendingFile> files_;
+  Sha256 file_hash_;
+  std::vector<FileDigest> file_digests_;
+  uint64_t out_pos_ = 0;
   std::unique_ptr<StreamDecoder> decoder_;
   Sha256 diff_hash_;
   ChunkHasher chunk_hasher_;

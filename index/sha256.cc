@@ -33,6 +33,10 @@ std::array<uint8_t, 32> Sha256::Finish() {
   return out;
 }
 
+void Sha256::Reset() {
+  if (EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+}
+
 std::string Sha256::FinishHex() {
   static constexpr char kHex[] = "0123456789abcdef";
   auto d = Finish();

@@ -22,8 +22,11 @@ class Sha256 {
 
   void Update(std::span<const uint8_t> bytes);
   void Update(std::string_view bytes);
-  // Finishes the hash; the object must not be updated afterwards.
+  // Finishes the hash; the object must not be updated afterwards (until Reset).
   std::array<uint8_t, 32> Finish();
+  // Starts a new hash in the same context: no allocation, for hashing many
+  // small inputs in a row (one per file of a layer).
+  void Reset();
   // Finish() as 64 lower-case hex digits.
   std::string FinishHex();
 

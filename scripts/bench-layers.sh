@@ -6,6 +6,10 @@
 # listing every layer blob (`tar -tv`, which must decompress them all; dive
 # and container-diff unpack on top of that). Warm page cache; median of
 # $RUNS runs; never asserts.
+# Then `lazyroot diff` of two 100,000-file images that share no layer blob
+# (every 100th file changed, so every file is compared by its digest),
+# beside `diff -r` of the two trees extracted by GNU tar (the extraction
+# not counted).
 #
 #   bash scripts/bench-layers.sh            # RUNS=3 by default
 set -euo pipefail
@@ -45,3 +49,29 @@ python3 scripts/bench_image.py --registry "$host" --repo bench/small --tag v1 --
 measure small "http://$host/bench/small:v1"
 python3 scripts/bench_image.py --registry "$host" --repo bench/usr --tag v1 --kind usr >/dev/null
 measure usr "http://$host/bench/usr:v1"
+
+# diff: bench/small:v1 against bench/small:v2 (one blob each, 1,000 of the
+# 100,000 files changed).
+python3 scripts/bench_image.py --registry "$host" --repo bench/small --tag v2 --kind small-changed >/dev/null
+root=$bench_work/store-small
+"$LAZYROOT" --root "$root" pull -q "http://$host/bench/small:v2" >/dev/null
+trees=()
+for tag in v1 v2; do
+  d=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["Layers"][0]["digest"])' \
+    < <("$LAZYROOT" --root "$root" inspect "http://$host/bench/small:$tag"))
+  mkdir -p "$bench_work/tree-$tag"
+  tar -xf "$root/blobs/sha256/${d#sha256:}" -C "$bench_work/tree-$tag"
+  trees+=("$bench_work/tree-$tag")
+done
+lz_diff() { "$LAZYROOT" --root "$root" diff "http://$host/bench/small:v1" "http://$host/bench/small:v2" || [[ $? == 1 ]]; }
+gnu_diff() { diff -r -q "${trees[0]}" "${trees[1]}" || [[ $? == 1 ]]; }
+changed=$(lz_diff | tail -n1)
+diffs=(); rdiffs=()
+for _ in $(seq "$RUNS"); do
+  time_cmd diffs lz_diff
+  time_cmd rdiffs gnu_diff
+done
+dm=$(median "${diffs[@]}")
+rm_=$(median "${rdiffs[@]}")
+printf 'small  diff of two 100k-file images: lazyroot diff %s s, diff -r of the extracted trees %s s (%sx); %s\n' \
+  "$dm" "$rm_" "$(ratio "$rm_" "$dm")" "$changed"

@@ -6,7 +6,8 @@ The layers are cached in CACHE_DIR (keyed by the source list) because gzip -6
 of ~300 MiB takes a while.
 
 Other kinds: --kind small (100,000 files of 1 KiB in 100 directories, one
-layer) and --kind large (three 256 MiB files, half compressible text and half
+layer), --kind small-changed (the same with every 100th file's bytes changed:
+another blob, for `diff` against small) and --kind large (three 256 MiB files, half compressible text and half
 random, one layer).
 
 usage: bench_image.py --registry HOST --repo bench/usr --tag v1 [--kind usr|small|large] [--cache DIR]
@@ -53,7 +54,7 @@ def layer_tar(paths, max_bytes):
     return out
 
 
-def small_files_tar(path):
+def small_files_tar(path, changed=False):
     import tarfile
     rng = __import__("random").Random(1)
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
@@ -62,7 +63,7 @@ def small_files_tar(path):
             ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, 0o755, 1700000000
             tf.addfile(ti)
             for f in range(1000):
-                body = rng.randbytes(512) + b"a" * 512
+                body = rng.randbytes(512) + (b"b" if changed and f % 100 == 0 else b"a") * 512
                 ti = tarfile.TarInfo("data/d%03d/f%04d" % (d, f))
                 ti.size, ti.mode, ti.mtime = len(body), 0o644, 1700000000
                 tf.addfile(ti, __import__("io").BytesIO(body))
@@ -102,13 +103,15 @@ def main():
     ap.add_argument("--tag", default="v1")
     ap.add_argument("--cache", default="/var/tmp/lazyroot-bench-cache")
     ap.add_argument("--max-mib", type=int, default=120, help="cap per layer (uncompressed MiB)")
-    ap.add_argument("--kind", choices=("usr", "small", "large"), default="usr")
+    ap.add_argument("--kind", choices=("usr", "small", "small-changed", "large"), default="usr")
     ap.add_argument("--uncompressed", action="store_true", help="push the layers as plain tar")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
     layers = []
     if args.kind == "small":
         layers.append(cached_layer(args.cache, "small-100k", small_files_tar))
+    elif args.kind == "small-changed":
+        layers.append(cached_layer(args.cache, "small-100k-changed", lambda p: small_files_tar(p, changed=True)))
     elif args.kind == "large":
         layers.append(cached_layer(args.cache, "large-3x256", large_files_tar))
     for paths in (LAYER_SOURCES if args.kind == "usr" else []):

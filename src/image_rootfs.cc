@@ -126,7 +126,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   {
     std::vector<std::string> read = {store.TreePath(record.manifest_digest)};
     std::vector<std::string> look_up;
-    for (const std::string& digest : record.layer_digests) {
+    for (const std::string& digest : options.tree_only ? std::vector<std::string>() : record.layer_digests) {
       read.push_back(store.IndexPath(digest));
       look_up.push_back(store.BlobPath(digest));
     }
@@ -161,6 +161,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
       std::fprintf(stderr, "lazyroot: %s: %s; rebuilding it\n", tree_path.c_str(), why.c_str());
     }
   }
+  if (have_tree && options.tree_only) return out;
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
       ChunkDigests layer_chunks;
@@ -182,6 +183,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
     }
     out.tree = std::make_shared<const ImageTree>(std::move(*tree));
     out.tree_built = true;
+    if (options.tree_only) return out;
   }
   std::vector<LayerBlob> layers;
   for (size_t i = 0; i < n; ++i) {

@@ -32,6 +32,10 @@ struct OpenImageOptions {
   // Layer indexes rebuilt from blobs are under these; the merge keeps to the
   // image-wide budgets and symlink-steps (index/limits.h; --limit, LAZYROOT_LIMITS).
   Limits limits;
+  // Only the tree: OpenedImage::content stays null, and a valid stored tree
+  // costs no layer index read (what ls, diff and other readers of the tree
+  // alone need; a tree to rebuild still reads every layer index).
+  bool tree_only = false;
 };
 
 // Opens the image record's tree (building and persisting it when missing or

@@ -113,18 +113,18 @@ uint64_t LoadLe64(const uint8_t* p) {
   return v;
 }
 
-// index/FORMAT.md "Layer index file": the chunk digest section (offset at
-// 152, count at 144, 32 bytes each) ends the file.
+// index/FORMAT.md "Layer index file": the file digest section (offset at
+// 200, count at 192, 40 bytes each) ends the file.
 uint64_t DeclaredIndexSize(const uint8_t* h) {
-  const uint64_t off = LoadLe64(h + 152), count = LoadLe64(h + 144);
-  if (count > (UINT64_MAX - off) / 32) return UINT64_MAX;
-  return off + count * 32;
+  const uint64_t off = LoadLe64(h + 200), count = LoadLe64(h + 192);
+  if (count > (UINT64_MAX - off) / 40) return UINT64_MAX;
+  return off + count * 40;
 }
 
 }  // namespace
 
 Result<std::string> ReadLayerIndexFile(const std::string& path) {
-  return ReadSelfSizedFile(path, uint64_t{1} << 34, std::string_view("LZRLIDX\0", 8), 2, 192, DeclaredIndexSize);
+  return ReadSelfSizedFile(path, uint64_t{1} << 34, std::string_view("LZRLIDX\0", 8), 3, 208, DeclaredIndexSize);
 }
 
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
@@ -238,6 +238,19 @@ Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& bl
   LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
   if (chunks) *chunks = std::move(idx.chunks);
   return std::move(idx.checkpoints);
+}
+
+Result<std::vector<FileDigest>> LoadLayerFileDigests(Store& store, const std::string& blob_digest,
+                                                     const std::string& diff_id, const Limits& limits) {
+  const std::string path = store.IndexPath(blob_digest);
+  auto bytes = ReadLayerIndexFile(path);
+  if (bytes.ok()) {
+    std::string got_diff_id;
+    auto digests = LayerIndex::ParseFileDigests(AsBytes(*bytes), path, blob_digest, &got_diff_id);
+    if (digests.ok() && (diff_id.empty() || got_diff_id == diff_id)) return digests;
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
+  return std::move(idx.file_digests);
 }
 
 }  // namespace lazyroot

@@ -69,4 +69,11 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                              const Limits& limits = Limits(), ChunkDigests* chunks = nullptr);
 
+// Only the file digests of a stored layer's index (ascending data offset; what
+// `diff` compares contents by), with LoadLayerCheckpoints' fallback: an index
+// missing, corrupt, of an older format version or not for diff_id is rebuilt
+// from the blob first.
+Result<std::vector<FileDigest>> LoadLayerFileDigests(Store& store, const std::string& blob_digest,
+                                                     const std::string& diff_id, const Limits& limits = Limits());
+
 }  // namespace lazyroot

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   AddLayersCommand(app, global, &run);
   AddWhichCommand(app, global, &run);
   AddLsCommands(app, global, &run);
+  AddDiffCommand(app, global, &run);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -41,20 +41,22 @@ Result<LayerIndex> IndexFile(const std::string& path, uint64_t span = kDefaultSp
 // LayerIndex::Serialize deflates the entry section when that is smaller;
 // the fuzz target wants it raw, so undo that and fix offsets and CRC.
 std::string RawEntries(std::string file) {
+  constexpr size_t kHeader = 208;  // index/FORMAT.md, version 3
   auto* p = reinterpret_cast<uint8_t*>(file.data());
   if ((GetLe32(p + 12) & 1) == 0) return file;
   uint64_t e_len = GetLe64(p + 112);
   uLongf raw_len = GetLe32(p + 136);
   std::string raw(raw_len, '\0');
-  if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &raw_len, p + 192, e_len) != Z_OK) return file;
-  std::string out = file.substr(0, 192) + raw + file.substr(192 + e_len);
+  if (uncompress(reinterpret_cast<Bytef*>(raw.data()), &raw_len, p + kHeader, e_len) != Z_OK) return file;
+  std::string out = file.substr(0, kHeader) + raw + file.substr(kHeader + e_len);
   p = reinterpret_cast<uint8_t*>(out.data());
   const int64_t grew = static_cast<int64_t>(raw.size()) - static_cast<int64_t>(e_len);
   PutLe32(p + 12, 0);
   PutLe32(p + 136, 0);
   PutLe64(p + 112, raw.size());
-  PutLe64(p + 120, 192 + raw.size());
+  PutLe64(p + 120, kHeader + raw.size());
   PutLe64(p + 152, static_cast<uint64_t>(static_cast<int64_t>(GetLe64(p + 152)) + grew));
+  PutLe64(p + 200, static_cast<uint64_t>(static_cast<int64_t>(GetLe64(p + 200)) + grew));
   std::memset(p + 160, 0, 32);
   const auto d = Sha256::Of(std::span<const uint8_t>(p, out.size()));
   std::memcpy(p + 160, d.data(), 32);

@@ -1,4 +1,5 @@
-// Fuzzes the layer index file reader (LayerIndex::Parse and ParseCheckpoints)
+// Fuzzes the layer index file reader (LayerIndex::Parse, ParseCheckpoints and
+// ParseFileDigests)
 // as the merge and the mount meet an index file from the store. The input is
 // an index file whose entry section is stored raw (flag bit 0 clear: what
 // scripts/fuzz_seeds.py writes), so mutations land on records rather than on
@@ -6,8 +7,9 @@
 //  - if the flag bit is set, deflates the raw entry section and fixes the
 //    section offsets and the inflated length, as LayerIndex::Serialize would;
 //  - recomputes the checkpoint table's CRC-32 and then the file's SHA-256,
-// so mutations get past the checksums. The chunk digest section (format v2)
-// is what the header's chunk count says at the end of the file. No allocation may be out of
+// so mutations get past the checksums. The file digest section (format v3)
+// is what the header's file digest count says at the end of the file, the
+// chunk digest section (v2) what the chunk count says before it. No allocation may be out of
 // proportion to the file (an inflated entry count must not size a vector).
 // An index that parses must serialise to bytes that parse back to the same
 // serialisation.
@@ -27,15 +29,18 @@
 namespace lazyroot::fuzz {
 namespace {
 
-constexpr size_t kHeaderSize = 192, kHashAt = 160;
+constexpr size_t kHeaderSize = 208, kHashAt = 160;
 
 void FixUp(std::vector<uint8_t>& b) {
   if (b.size() < kHeaderSize) return;
   uint64_t e_len = GetLe64(b.data() + 112);
-  // The chunk digests close the file: at most what is there after the entries.
+  // The file digests close the file, the chunk digests come before them:
+  // each at most what is there after the header.
+  uint64_t f_len = GetLe64(b.data() + 192);
+  f_len = f_len > (b.size() - kHeaderSize) / 40 ? 0 : f_len * 40;
   uint64_t d_len = GetLe64(b.data() + 144);
-  d_len = d_len > (b.size() - kHeaderSize) / 32 ? 0 : d_len * 32;
-  if (e_len > b.size() - kHeaderSize - d_len) e_len = b.size() - kHeaderSize - d_len;
+  d_len = d_len > (b.size() - kHeaderSize - f_len) / 32 ? 0 : d_len * 32;
+  if (e_len > b.size() - kHeaderSize - d_len - f_len) e_len = b.size() - kHeaderSize - d_len - f_len;
   if (GetLe32(b.data() + 12) & 1) {
     std::vector<uint8_t> packed(compressBound(e_len));
     uLongf packed_len = packed.size();
@@ -51,9 +56,10 @@ void FixUp(std::vector<uint8_t>& b) {
   PutLe64(b.data() + 104, kHeaderSize);
   PutLe64(b.data() + 112, e_len);
   PutLe64(b.data() + 120, kHeaderSize + e_len);
-  const size_t c_off = kHeaderSize + e_len, c_len = b.size() - c_off - d_len;
+  const size_t c_off = kHeaderSize + e_len, c_len = b.size() - c_off - d_len - f_len;
   PutLe64(b.data() + 128, c_len);
   PutLe64(b.data() + 152, c_off + c_len);
+  PutLe64(b.data() + 200, c_off + c_len + d_len);
   // The checkpoint table closes with its own CRC-32 of everything before it.
   if (c_len >= 4) {
     PutLe32(b.data() + c_off + c_len - 4, static_cast<uint32_t>(crc32(0L, b.data() + c_off, static_cast<uInt>(c_len - 4))));
@@ -79,9 +85,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string diff_id;
   Result<CheckpointTable> table = Status::Aborted("");
   Result<LayerIndex> idx = Status::Aborted("");
+  Result<std::vector<FileDigest>> files = Status::Aborted("");
   {
     AllocationWatch watch;
     table = LayerIndex::ParseCheckpoints(bytes, "fuzz index", "", &diff_id);
+    files = LayerIndex::ParseFileDigests(bytes, "fuzz index", "", nullptr);
     idx = LayerIndex::Parse(bytes, "fuzz index", "");
     if (watch.largest() > bound) {
       std::fprintf(stderr, "a %zu-byte index file made a %zu-byte allocation\n", bytes.size(), watch.largest());
@@ -89,12 +97,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(watch.largest() <= bound);
   }
   if (!table.ok()) CheckError(table.status());
+  if (!files.ok()) CheckError(files.status());
   if (!idx.ok()) {
     CheckError(idx.status());
     return 0;
   }
   // Parse validates more than ParseCheckpoints, never less.
   FUZZ_CHECK(table.ok() && *table == idx->checkpoints && diff_id == idx->diff_id);
+  // Each file digest names a regular entry's data (Parse checks it), and
+  // the digests-only parser (which checks less: not the entries, not the
+  // checkpoints) accepts it and returns the same records, ascending.
+  FUZZ_CHECK(files.ok() && files->size() == idx->file_digests.size());
+  for (size_t i = 0; i < files->size(); ++i) {
+    FUZZ_CHECK((*files)[i].data_offset == idx->file_digests[i].data_offset);
+    FUZZ_CHECK((*files)[i].digest == idx->file_digests[i].digest);
+    FUZZ_CHECK(i == 0 || (*files)[i - 1].data_offset < (*files)[i].data_offset);
+    FUZZ_CHECK(FindFileDigest(*files, (*files)[i].data_offset) == &(*files)[i]);
+  }
+  size_t regular = 0;
+  for (const TarEntry& e : idx->entries) regular += e.type == EntryType::kRegular;
+  FUZZ_CHECK(idx->file_digests.size() <= regular);
   std::string once = idx->Serialize();
   Result<LayerIndex> again = LayerIndex::Parse(
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(once.data()), once.size()), "fuzz index",

@@ -68,6 +68,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   hash.Update(stream);
   FUZZ_CHECK(idx->diff_id == "sha256:" + hash.FinishHex());
   FUZZ_CHECK(idx->blob_size == size && idx->uncompressed_size == stream.size());
+  // One file digest per regular entry: sha256sum of its data, or for a
+  // sparse file of SparseContentPrefix and the stored bytes.
+  size_t k = 0;
+  for (const TarEntry& e : idx->entries) {
+    if (e.type != EntryType::kRegular) continue;
+    FUZZ_CHECK(k < idx->file_digests.size() && idx->file_digests[k].data_offset == e.data_offset);
+    if (k < 64) {
+      Sha256 fh;
+      if (!e.sparse.empty()) fh.Update(std::string_view(SparseContentPrefix(e.size, e.sparse)));
+      fh.Update(std::span<const uint8_t>(stream).subspan(e.data_offset, e.stored_size));
+      FUZZ_CHECK(fh.Finish() == idx->file_digests[k].digest);
+    }
+    ++k;
+  }
+  FUZZ_CHECK(k == idx->file_digests.size());
 
   std::string once = idx->Serialize();
   std::span<const uint8_t> once_bytes(reinterpret_cast<const uint8_t*>(once.data()), once.size());

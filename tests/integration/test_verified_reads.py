@@ -199,23 +199,24 @@ class VerifiedReads(unittest.TestCase):
                         self.assertEqual(f.read(), want, name)
                 shutil.rmtree(target)
 
-    def test_version_one_index_is_rebuilt_not_an_error(self):
-        root = self.pulled_store("store-v1")
-        index = os.path.join(root, "index", "sha256", self.digests[0][7:])
-        with open(index, "rb") as f:
-            self.assertEqual(f.read(12)[8], 2, "the pull writes format version 2")
-        with open(index, "r+b") as f:  # what an older lazyroot left (readers stop at the version)
-            f.seek(8)
-            f.write(b"\x01")
-        target = os.path.join(self.tmp, "rootfs-v1")
-        r = self.lazyroot(root, "extract", "--rootless", self.ref, target)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("rebuilding it from the blob", r.stderr)
-        with open(os.path.join(target, "gz/big.bin"), "rb") as f:
-            self.assertEqual(f.read(), self.members["gz/big.bin"][1])
-        with open(index, "rb") as f:
-            self.assertEqual(f.read(12)[8], 2, "the index was rebuilt as version 2")
-
+    def test_older_version_index_is_rebuilt_not_an_error(self):
+        for old in (1, 2):  # before chunk digests, before file digests
+            with self.subTest(version=old):
+                root = self.pulled_store("store-v%d" % old)
+                index = os.path.join(root, "index", "sha256", self.digests[0][7:])
+                with open(index, "rb") as f:
+                    self.assertEqual(f.read(12)[8], 3, "the pull writes format version 3")
+                with open(index, "r+b") as f:  # what an older lazyroot left (readers stop at the version)
+                    f.seek(8)
+                    f.write(bytes([old]))
+                target = os.path.join(self.tmp, "rootfs-v%d" % old)
+                r = self.lazyroot(root, "extract", "--rootless", self.ref, target)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertIn("rebuilding it from the blob", r.stderr)
+                with open(os.path.join(target, "gz/big.bin"), "rb") as f:
+                    self.assertEqual(f.read(), self.members["gz/big.bin"][1])
+                with open(index, "rb") as f:
+                    self.assertEqual(f.read(12)[8], 3, "the index was rebuilt as version 3")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

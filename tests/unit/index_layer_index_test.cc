@@ -104,6 +104,40 @@ TEST_P(LayerIndexerTest, IndexesEntriesAndVerifiesDiffId) {
   EXPECT_NE(wrong.status().message().find(diff_id), std::string::npos);
 }
 
+// The file digests: sha256sum of each regular file (the empty string's for
+// a zero-length one), keyed by data offset, whatever the chunking.
+TEST_P(LayerIndexerTest, RecordsEachRegularFilesSha256) {
+  const std::string tar = SampleTar();
+  std::string blob = GetParam() == Compression::kGzip ? Gzip(tar) : GetParam() == Compression::kZstd ? Zstd(tar) : tar;
+  for (size_t chunk : {size_t{1000}, size_t{65536 + 17}, blob.size()}) {
+    auto idx = IndexInChunks(blob, GetParam(), "", chunk);
+    ASSERT_TRUE(idx.ok()) << idx.status().message();
+    ASSERT_EQ(idx->file_digests.size(), 3u) << "etc/hostname, usr/bin/tool, empty; not the directory";
+    for (const TarEntry& e : idx->entries) {
+      const FileDigest* d = FindFileDigest(idx->file_digests, e.data_offset);
+      if (e.type != EntryType::kRegular) {
+        EXPECT_EQ(d, nullptr);
+        continue;
+      }
+      ASSERT_NE(d, nullptr) << e.path;
+      EXPECT_EQ(d->digest, Sha256::Of(Bytes(tar).subspan(e.data_offset, e.size))) << e.path;
+    }
+    EXPECT_EQ(FindFileDigest(idx->file_digests, idx->entries[3].data_offset)->digest, Sha256::Of({}));
+    // Round trip, and the digests-only parser agrees.
+    const std::string bytes = idx->Serialize();
+    auto back = LayerIndex::Parse(Bytes(bytes), "t.index", "");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->Serialize(), bytes);
+    auto only = LayerIndex::ParseFileDigests(Bytes(bytes), "t.index", "", nullptr);
+    ASSERT_TRUE(only.ok()) << only.status().message();
+    ASSERT_EQ(only->size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ((*only)[i].data_offset, idx->file_digests[i].data_offset);
+      EXPECT_EQ((*only)[i].digest, idx->file_digests[i].digest);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllCompressions, LayerIndexerTest,
                          ::testing::Values(Compression::kNone, Compression::kGzip, Compression::kZstd));
 
@@ -257,6 +291,7 @@ TEST(LayerIndexHostile, KernelLimitsHoldWhenReading) {
   ASSERT_GE(base.entries.size(), 2u);
   auto parse_with = [&](const std::function<void(TarEntry&)>& edit) {
     LayerIndex idx = base;
+    idx.file_digests.clear();  // the edit may turn a regular entry into another type
     edit(idx.entries[1]);
     return LayerIndex::Parse(Bytes(idx.Serialize()), "x.index", "");
   };
@@ -289,6 +324,42 @@ TEST(LayerIndexHostile, KernelLimitsHoldWhenReading) {
   EXPECT_TRUE(ok.ok()) << ok.status().message();
 }
 
+// File digests: the count must fill the section exactly, the offsets ascend
+// within the stream, and each names a regular entry's data (Parse). A
+// hostile count is refused before the section is copied.
+TEST(LayerIndexHostile, FileDigestSectionIsChecked) {
+  const std::string good = SampleIndex().Serialize();
+  const uint64_t count = GetU64At(good, 192), at = GetU64At(good, 200);
+  ASSERT_EQ(count, 3u);
+  ASSERT_EQ(at + count * 40, good.size());
+  auto refused = [](std::string bad, const char* why) {
+    FixIndexCrc(&bad);
+    auto r = LayerIndex::Parse(Bytes(bad), "x.index", "");
+    ASSERT_FALSE(r.ok()) << why;
+    EXPECT_NE(r.status().message().find("x.index"), std::string::npos) << r.status().message();
+  };
+  for (uint64_t c : {count - 1, count + 1, uint64_t{1} << 60, ~uint64_t{0}}) {
+    std::string bad = good;
+    PutU64At(&bad, 192, c);
+    refused(bad, "count");
+  }
+  {
+    std::string bad = good;  // out of order: the second offset below the first
+    PutU64At(&bad, at + 40, GetU64At(good, at) - 1);
+    refused(bad, "order");
+  }
+  {
+    std::string bad = good;  // ascending, but not where a regular file's data starts
+    PutU64At(&bad, at + 40, GetU64At(good, at + 40) + 1);
+    refused(bad, "no entry");
+  }
+  {
+    std::string bad = good;  // beyond the stream
+    PutU64At(&bad, at + 80, ~uint64_t{0});
+    refused(bad, "beyond");
+  }
+}
+
 // The checkpoint table's point count is bounded by the bytes after it.
 TEST(LayerIndexHostile, InflatedCheckpointCountIsRefused) {
   const std::string table = SampleIndex().checkpoints.Serialize();
@@ -310,6 +381,7 @@ TEST(LayerIndexHostile, InflatedCheckpointCountIsRefused) {
 TEST(LayerIndexStream, EntriesComeOutAsTheyWentInAcrossChunks) {
   LayerIndex idx = SampleIndex();
   idx.entries.clear();
+  idx.file_digests.clear();  // of the entries replaced
   uint64_t at = 0;
   for (int i = 0; i < 30000; ++i) {
     TarEntry e;

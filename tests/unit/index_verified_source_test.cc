@@ -298,7 +298,7 @@ TEST(LayerIndexV2, ChunkDigestsRoundTripAndBoundTheFile) {
   std::string blob;
   const std::string file = SmallIndexFile(&blob);
   ASSERT_EQ(file.compare(0, 8, std::string("LZRLIDX\0", 8)), 0);
-  EXPECT_EQ(static_cast<uint8_t>(file[8]), 2);
+  EXPECT_EQ(static_cast<uint8_t>(file[8]), 3);
   auto idx = LayerIndex::Parse(Bytes(file), "x.index", "");
   ASSERT_TRUE(idx.ok()) << idx.status().message();
   EXPECT_EQ(idx->chunks, DigestsOf(blob, kDefaultChunkBytes));
@@ -318,6 +318,10 @@ TEST(LayerIndexV2, VersionOneIsRefusedAsOlderFormat) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kCorruption);
   EXPECT_NE(r.status().message().find("older lazyroot (format version 1"), std::string::npos) << r.status().message();
+  file[8] = 2;
+  r = LayerIndex::Parse(Bytes(file), "store/index/x", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("older lazyroot (format version 2"), std::string::npos) << r.status().message();
 }
 
 // The chunk count must be exactly ceil(blob size / chunk size) and fill the

@@ -99,6 +99,25 @@ TEST_F(IndexRebuild, VersionOneIndexIsRebuiltAsVersionTwo) {
   EXPECT_EQ(streamed, chunks);
 }
 
+// Version 2 (before file digests): `diff` asking for the file digests gets
+// the rebuilt file's, and the store holds the current version again.
+TEST_F(IndexRebuild, VersionTwoIndexIsRebuiltForFileDigests) {
+  ASSERT_TRUE(LoadOrBuildLayerIndex(*store_, digest_, diff_id_, nullptr).ok());
+  auto current = ReadWholeFile(store_->IndexPath(digest_), 1 << 20);
+  ASSERT_TRUE(current.ok());
+  std::string v2 = *current;
+  v2[8] = 2;
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), v2).ok());
+  auto digests = LoadLayerFileDigests(*store_, digest_, diff_id_);
+  ASSERT_TRUE(digests.ok()) << digests.status().message();
+  ASSERT_EQ(digests->size(), 1u);
+  EXPECT_EQ((*digests)[0].data_offset, 512u);
+  EXPECT_EQ((*digests)[0].digest, Sha256::Of(Bytes(layer_).subspan(512, 196608)));
+  auto stored = ReadWholeFile(store_->IndexPath(digest_), 1 << 20);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, *current);
+}
+
 TEST_F(IndexRebuild, ChangedBlobIsNotReindexed) {
   std::string changed = layer_;
   changed[5000] ^= 1;
