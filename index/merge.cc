@@ -146,7 +146,8 @@ class TreeBuilder::Impl {
   Status Apply(const TarEntry& e);
   Status EndLayer();
   Result<ImageTree> Finish(std::string name);
-  Result<ImageTree> Snapshot(std::string name) const;
+  // Non-const only because Freeze is shared with Finish: consume = false changes nothing.
+  Result<ImageTree> Snapshot(std::string name);
   void SetImageDigest(std::string digest) { image_digest_ = std::move(digest); }
 
   size_t allocated_nodes() const { return nodes_.size(); }
@@ -769,12 +770,12 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
   return Freeze(std::move(name), true);
 }
 
-Result<ImageTree> TreeBuilder::Impl::Snapshot(std::string name) const {
+Result<ImageTree> TreeBuilder::Impl::Snapshot(std::string name) {
   if (!error_.ok()) return error_;
   if (finished_) return Status::InvalidArgument("tree builder: Snapshot after Finish");
-  if (in_layer_) return Status::InvalidArgument("tree builder: Snapshot with layer " + std::to_string(layer_) + " open");
-  // Freeze(consume = false) reads the builder and changes nothing of it.
-  return const_cast<Impl*>(this)->Freeze(std::move(name), false);
+  if (in_layer_)
+    return Status::InvalidArgument("tree builder: Snapshot with layer " + std::to_string(layer_) + " open");
+  return Freeze(std::move(name), false);
 }
 
 Result<ImageTree> TreeBuilder::Impl::Freeze(std::string name, bool consume) {

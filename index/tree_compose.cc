@@ -17,8 +17,8 @@ struct SynthDir {
 };
 
 bool BadName(const std::string& n) {
-  return n.empty() || n == "." || n == ".." || n.size() > Limits::kMaxComponent ||
-         n.find('/') != std::string::npos || n.find('\0') != std::string::npos;
+  return n.empty() || n == "." || n == ".." || n.size() > Limits::kMaxComponent || n.find('/') != std::string::npos ||
+         n.find('\0') != std::string::npos;
 }
 
 }  // namespace

@@ -69,8 +69,7 @@ TEST(MergeLiteral, WhiteoutDoesNotDeleteTheSameLayersFile) {
 }
 
 TEST(MergeLiteral, LastDuplicateWinsAndHardlinksShareANode) {
-  ImageTree t = BuildLiteral(0, {Make("f", EntryType::kRegular, 0644, 1), Make("f", EntryType::kRegular, 0600, 5),
-                                 [] {
+  ImageTree t = BuildLiteral(0, {Make("f", EntryType::kRegular, 0644, 1), Make("f", EntryType::kRegular, 0600, 5), [] {
                                    TarEntry l = Make("g", EntryType::kHardlink);
                                    l.link_target = "f";
                                    return l;
