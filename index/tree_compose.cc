@@ -83,6 +83,9 @@ Result<ComposedTree> ComposeTrees(std::span<const TreePart> parts, const Compose
   }
 
   ImageTreeWriter writer(options.layer_digests, options.image_digest);
+  // Every node but a root has a dirent (hardlinks have more): sized once
+  // rather than doubled while the parts are still held.
+  writer.Reserve(total, total);
   std::vector<DirEntry> children;
   std::vector<Xattr> xattrs;
   std::vector<SparseExtent> sparse;
