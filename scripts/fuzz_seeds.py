@@ -445,6 +445,15 @@ def main():
     for i, cfg_ in enumerate(configs):
         c.add("credentials", "config-%d.json" % i, cfg_ if isinstance(cfg_, str) else json.dumps(cfg_))
 
+    # user_lookup: SPEC \0 PASSWD \0 GROUP, from the unit test's files and specs.
+    strings = cxx_strings(os.path.join(unit, "src_launch_config_test.cc"))
+    passwds = [s for s in strings if s.count(":") >= 6] or ["root:x:0:0:root:/root:/bin/sh\n"]
+    groups = [s for s in strings if s.count(":") >= 3 and s not in passwds] or ["root:x:0:\n"]
+    specs = ["", "app", "1000", "app:staff", "1000:44", "4242", "4242:4343", "nobody", "app:wheel", "dup"]
+    for i, spec in enumerate(specs):
+        for j, pw in enumerate(passwds):
+            c.add("user_lookup", "user-%d-%d" % (i, j), (spec + "\0" + pw + "\0" + groups[j % len(groups)]).encode())
+        c.add("user_lookup", "user-%d-nofiles" % i, spec.encode())
     print("fuzz_seeds: " + ", ".join("%s %d" % kv for kv in sorted(c.count.items())))
 
 

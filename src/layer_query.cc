@@ -10,13 +10,11 @@
 #include "index/path_resolve.h"
 #include "src/image_rootfs.h"
 #include "src/index_consumer.h"
+#include "src/layer_paths.h"
 #include "src/manifest.h"
 
 namespace lazyroot {
 namespace {
-
-constexpr std::string_view kWhiteoutPrefix = ".wh.";
-constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
 
 std::string_view TypeName(EntryType t) {
   switch (t) {
@@ -56,95 +54,6 @@ std::string ResolveParents(const ImageTree& tree, std::vector<std::string> compo
   out.push_back(std::move(last));
   return JoinPath(out);
 }
-
-// The symlinks of the image as the layers applied so far left them, on the
-// nodes of the merged tree (a ResolveInRoot tree): a name is a link from its
-// symlink entry until an entry of another type replaces it or a whiteout or
-// opaque directory of a higher layer deletes it. So an entry below a name
-// that a later layer turns into a link stays below the directory it was
-// (usrmerge's /bin), and one below a link that a later layer replaces by a
-// directory goes where the link pointed, as the merge put it.
-class LinkState {
- public:
-  explicit LinkState(const ImageTree& tree) : tree_(tree) {}
-
-  // ResolveInRoot's tree.
-  NodeId Root() const { return tree_.Root(); }
-  bool IsDir(NodeId id) const { return tree_.IsDir(id); }
-  bool IsSymlink(NodeId id) const { return targets_.count(id) != 0; }
-  std::string_view SymlinkTarget(NodeId id) const { return targets_.at(id); }
-  std::optional<NodeId> Child(NodeId dir, std::string_view name) const { return tree_.Lookup(dir, name); }
-
-  // An entry of layer `layer` at image path `path`. Returns whether the links changed.
-  bool Entry(const std::string& path, const TarEntry& e, uint32_t layer) {
-    bool changed = Remove(path);
-    if (e.type != EntryType::kSymlink) return changed;
-    std::optional<NodeId> id = tree_.LookupPath(path);
-    if (!id) return changed;  // deleted later: nothing of the merged tree lies below it
-    targets_[*id] = e.link_target;
-    by_path_[path] = {*id, layer};
-    return true;
-  }
-  // A whiteout (self = true) or opaque marker of layer `layer` at `path`:
-  // drops the links of lower layers at (whiteout) or below it.
-  bool Delete(const std::string& path, uint32_t layer, bool self) {
-    bool changed = false;
-    for (auto it = by_path_.lower_bound(path); it != by_path_.end() && it->first.compare(0, path.size(), path) == 0;) {
-      bool below = path.empty() || (it->first.size() > path.size() && it->first[path.size()] == '/');
-      if ((below || (self && it->first == path)) && it->second.layer < layer) {
-        targets_.erase(it->second.node);
-        it = by_path_.erase(it);
-        changed = true;
-      } else {
-        ++it;
-      }
-    }
-    return changed;
-  }
-
- private:
-  struct Link {
-    NodeId node;
-    uint32_t layer;
-  };
-  bool Remove(const std::string& path) {
-    auto it = by_path_.find(path);
-    if (it == by_path_.end()) return false;
-    targets_.erase(it->second.node);
-    by_path_.erase(it);
-    return true;
-  }
-
-  const ImageTree& tree_;
-  std::unordered_map<NodeId, std::string> targets_;
-  std::map<std::string, Link> by_path_;
-};
-
-// ResolveParents through the LinkState, remembering each directory's
-// resolution until the links change: entries come grouped by directory, so
-// an image of 100,000 files resolves a few thousand directories rather than
-// every entry's path.
-class ParentResolver {
- public:
-  explicit ParentResolver(const LinkState& links) : links_(links) {}
-  std::string operator()(std::vector<std::string> components) {
-    if (components.empty()) return "";
-    std::string last = std::move(components.back());
-    components.pop_back();
-    std::string key = JoinPath(components);
-    auto it = dirs_.find(key);
-    if (it == dirs_.end()) {
-      auto parent = ResolveInRoot(links_, components);
-      it = dirs_.emplace(std::move(key), JoinPath(parent.ok() ? parent->components : components)).first;
-    }
-    return it->second.empty() ? last : it->second + "/" + last;
-  }
-  void Forget() { dirs_.clear(); }
-
- private:
-  const LinkState& links_;
-  std::unordered_map<std::string, std::string> dirs_;
-};
 
 Result<std::vector<std::string>> DiffIds(Store& store, const ImageRecord& record) {
   LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, 8u << 20));
@@ -349,50 +258,47 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
   };
   // Image path -> the layer whose entry is live there (absent: none).
   std::map<std::string, uint32_t, std::less<>> live;
-  LinkState links(tree);
-  ParentResolver resolve(links);
+  LayerPathMapper mapper(tree);
 
   for (uint32_t i = 0; i < record.layer_digests.size(); ++i) {
     const std::string& digest = record.layer_digests[i];
     std::vector<PathTouch> layer_touches;
     auto fn = [&](TarEntry& e) -> Status {
-      std::vector<std::string> c = CleanPathComponents(e.path);
-      if (c.empty()) return Status::Ok();
+      LayerPathMapper::Mapped m = mapper.Map(i, e);
       PathTouch t;
       t.layer = i;
       t.entry = e.path;
-      const std::string base = c.back();
-      if (base == kOpaqueMarker) {
-        c.pop_back();
-        t.path = resolve(std::move(c));
-        if (links.Delete(t.path, i, false)) resolve.Forget();
-        // An opaque directory hides the lower layers' entries below it, so it
-        // touches the query when it is the query or a parent of it.
-        if (!t.path.empty() && !of_interest(t.path)) return Status::Ok();
-        if (t.path.empty() && out.path.empty()) return Status::Ok();
-        t.action = TouchAction::kOpaque;
-        for (auto& [p, layer] : live) {
-          if (layer < i && p != t.path && IsSelfOrAncestor(t.path, p)) layer = UINT32_MAX;
+      t.path = std::move(m.path);
+      switch (m.kind) {
+        case LayerPathMapper::Kind::kRoot:
+        case LayerPathMapper::Kind::kMarker:
+          return Status::Ok();
+        case LayerPathMapper::Kind::kOpaque:
+          // An opaque directory hides the lower layers' entries below it, so it
+          // touches the query when it is the query or a parent of it.
+          if (!t.path.empty() && !of_interest(t.path)) return Status::Ok();
+          if (t.path.empty() && out.path.empty()) return Status::Ok();
+          t.action = TouchAction::kOpaque;
+          for (auto& [p, layer] : live) {
+            if (layer < i && p != t.path && IsSelfOrAncestor(t.path, p)) layer = UINT32_MAX;
+          }
+          break;
+        case LayerPathMapper::Kind::kWhiteout:
+          if (!of_interest(t.path)) return Status::Ok();
+          t.action = TouchAction::kWhiteout;
+          for (auto& [p, layer] : live) {
+            if (layer < i && IsSelfOrAncestor(t.path, p)) layer = UINT32_MAX;
+          }
+          break;
+        case LayerPathMapper::Kind::kEntry: {
+          if (!of_interest(t.path)) return Status::Ok();
+          auto it = live.find(t.path);
+          t.action = it != live.end() && it->second != UINT32_MAX ? TouchAction::kReplaced : TouchAction::kCreated;
+          live[t.path] = i;
+          t.type = TypeName(e.type);
+          if (e.type == EntryType::kSymlink || e.type == EntryType::kHardlink) t.link_target = e.link_target;
+          break;
         }
-      } else if (base.size() > kWhiteoutPrefix.size() &&
-                 base.compare(0, kWhiteoutPrefix.size(), kWhiteoutPrefix) == 0) {
-        c.back() = base.substr(kWhiteoutPrefix.size());
-        t.path = resolve(std::move(c));
-        if (links.Delete(t.path, i, true)) resolve.Forget();
-        if (!of_interest(t.path)) return Status::Ok();
-        t.action = TouchAction::kWhiteout;
-        for (auto& [p, layer] : live) {
-          if (layer < i && IsSelfOrAncestor(t.path, p)) layer = UINT32_MAX;
-        }
-      } else {
-        t.path = resolve(std::move(c));
-        if (links.Entry(t.path, e, i)) resolve.Forget();
-        if (!of_interest(t.path)) return Status::Ok();
-        auto it = live.find(t.path);
-        t.action = it != live.end() && it->second != UINT32_MAX ? TouchAction::kReplaced : TouchAction::kCreated;
-        live[t.path] = i;
-        t.type = TypeName(e.type);
-        if (e.type == EntryType::kSymlink || e.type == EntryType::kHardlink) t.link_target = e.link_target;
       }
       t.digest = digest;
       layer_touches.push_back(std::move(t));

@@ -3,38 +3,14 @@
 #include <iterator>
 #include <map>
 
+#include "src/image_rootfs.h"
 #include "src/index_consumer.h"
 #include "src/json_document.h"
+#include "src/layer_paths.h"
 #include "src/manifest.h"
 
 namespace lazyroot {
 namespace {
-
-constexpr std::string_view kWhiteoutPrefix = ".wh.";
-constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
-
-// The merge's lexical cleaning (index/merge.cc rule 1), without symlinks.
-std::string CleanPath(std::string_view path) {
-  std::vector<std::string_view> parts;
-  size_t i = 0;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    std::string_view c = path.substr(i, j - i);
-    if (c == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!c.empty() && c != ".") {
-      parts.push_back(c);
-    }
-    i = j + 1;
-  }
-  std::string out;
-  for (std::string_view c : parts) {
-    if (!out.empty()) out += '/';
-    out += c;
-  }
-  return out;
-}
 
 // The state of one path of the tree merged so far.
 struct PathState {
@@ -52,20 +28,29 @@ struct FileData {
 
 class Walk {
  public:
-  Walk(ImageLayerReport* report, const Limits& limits) : report_(report), limits_(limits) {}
+  Walk(ImageLayerReport* report, const ImageTree& merged, const Limits& limits)
+      : report_(report), limits_(limits), mapper_(merged) {}
 
   // Layer i's entries in tar order; whiteouts wait for EndLayer.
   Status ApplyEntry(uint32_t i, const TarEntry& e) {
     LayerStats& s = report_->layers[i];
     ++s.entries;
-    std::string path = CleanPath(e.path);
-    if (path.empty()) return Status::Ok();  // the root's own attributes
-    if (Basename(path).starts_with(kWhiteoutPrefix)) {
-      // Applied at the end of the layer: they remove only what lower layers
-      // put there, so their place in the tar does not matter.
-      whiteouts_.push_back(std::move(path));
-      return Status::Ok();
+    LayerPathMapper::Mapped m = mapper_.Map(i, e);
+    switch (m.kind) {
+      case LayerPathMapper::Kind::kRoot:  // the root's own attributes
+        return Status::Ok();
+      case LayerPathMapper::Kind::kMarker:  // AUFS bookkeeping: deletes nothing that can exist
+        return Status::Ok();
+      case LayerPathMapper::Kind::kOpaque:
+      case LayerPathMapper::Kind::kWhiteout:
+        // Applied at the end of the layer: they remove only what lower layers
+        // put there, so their place in the tar does not matter.
+        whiteouts_.push_back(std::move(m));
+        return Status::Ok();
+      case LayerPathMapper::Kind::kEntry:
+        break;
     }
+    std::string path = std::move(m.path);
     const bool is_dir = e.type == EntryType::kDirectory;
     // One descent finds the path or where it goes.
     const auto pos = paths_.lower_bound(path);
@@ -87,7 +72,7 @@ class Walk {
       data_.push_back(FileData{i, e.size, 1});
       s.bytes_added += e.size;
     } else if (e.type == EntryType::kHardlink) {
-      auto target = paths_.find(CleanPath(e.link_target));
+      auto target = paths_.find(mapper_.MapLinkTarget(e.link_target));
       if (target != paths_.end() && target->second.data >= 0) {
         st.data = target->second.data;
         ++data_[st.data].names;
@@ -106,7 +91,7 @@ class Walk {
 
   // Applies layer i's whiteouts and opaque markers.
   void EndLayer(uint32_t i) {
-    for (const std::string& path : whiteouts_) ApplyWhiteout(i, path);
+    for (const LayerPathMapper::Mapped& m : whiteouts_) ApplyWhiteout(i, m);
     whiteouts_.clear();
   }
 
@@ -122,32 +107,21 @@ class Walk {
   }
 
  private:
-  void ApplyWhiteout(uint32_t i, const std::string& path) {
-    std::string_view base = Basename(path);
-    std::string dir = path.substr(0, path.size() - base.size());  // "" or "a/b/"
-    if (!dir.empty()) dir.pop_back();
+  void ApplyWhiteout(uint32_t i, const LayerPathMapper::Mapped& m) {
     LayerStats& s = report_->layers[i];
-    if (base == kOpaqueMarker) {
+    if (m.kind == LayerPathMapper::Kind::kOpaque) {
       ++s.opaque;
-      RemoveBelow(dir, i);
+      RemoveBelow(m.path, i);
       return;
     }
-    if (base.starts_with(".wh..wh.")) return;  // AUFS markers name nothing that can exist
     ++s.deleted;
-    std::string_view name = base.substr(kWhiteoutPrefix.size());
-    if (name.empty() || name == "." || name == "..") return;
-    std::string target = dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+    const std::string& target = m.path;
     RemoveBelow(target, i);
     auto it = paths_.find(target);
     if (it != paths_.end() && it->second.layer < i && !(it->second.is_dir && HasBelow(target))) {
       Release(it->second);
       paths_.erase(it);
     }
-  }
-
-  static std::string_view Basename(std::string_view path) {
-    size_t slash = path.rfind('/');
-    return slash == std::string_view::npos ? path : path.substr(slash + 1);
   }
 
   void Release(const PathState& st) {
@@ -188,7 +162,8 @@ class Walk {
   const Limits& limits_;
   std::map<std::string, PathState> paths_;
   std::vector<FileData> data_;
-  std::vector<std::string> whiteouts_;  // of the open layer, cleaned
+  LayerPathMapper mapper_;
+  std::vector<LayerPathMapper::Mapped> whiteouts_;  // of the open layer
 };
 
 Result<std::string> OptionalString(const JsonValue& obj, const char* key, const std::string& where) {
@@ -251,12 +226,17 @@ Result<ImageLayerReport> ComputeLayerReport(Store& store, const ImageRecord& rec
                               std::to_string(n) + " layers");
   }
   std::vector<int> matched = MatchHistoryToLayers(*history, n);
+  // Entries are counted at the paths the merge applied them at, which the
+  // merged tree's symlinks decide.
+  OpenImageOptions open_options;
+  open_options.limits = limits;
+  LAZYROOT_ASSIGN_OR_RETURN(OpenedImage image, OpenImage(store, record, open_options));
   // A layer index found corrupt after some of its entries were counted has
   // been rebuilt from its blob: start over (once per layer at most).
   for (size_t attempt = 0;; ++attempt) {
     ImageLayerReport report;
     report.layers.resize(n);
-    Walk walk(&report, limits);
+    Walk walk(&report, *image.tree, limits);
     bool restart = false;
     Status st = Status::Ok();
     for (size_t i = 0; i < n && st.ok(); ++i) {

@@ -53,10 +53,10 @@ struct ImageLayerReport {
   double efficiency = 1.0;     // bytes_merged / bytes_shipped (1 when nothing is shipped)
 };
 
-// The report of a pulled image. Paths are cleaned lexically (leading "/",
-// "./", ".", "//" dropped, ".." clamped at the root); symlinked parents are
-// not resolved, so an entry written through a symlinked directory counts at
-// its lexical path. A whiteout or opaque marker removes only what lower
+// The report of a pulled image. Entries count at the image paths the merge
+// applied them at (src/layer_paths.h: cleaned, symlinked parents resolved as
+// they stood), so a file written through `lib -> usr/lib` modifies
+// usr/lib/x and a whiteout through the link deletes it. A whiteout or opaque marker removes only what lower
 // layers put there (the OCI rule); a hardlink shares its target's bytes,
 // which stay in the merged tree while any of the names survives. Memory: one
 // path set for the image; more paths than limits.image_entries is

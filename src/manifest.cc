@@ -319,6 +319,15 @@ Result<ImageConfig> ParseImageConfig(std::string_view body) {
       std::sort(c.exposed_ports.begin(), c.exposed_ports.end());
       c.exposed_ports.erase(std::unique(c.exposed_ports.begin(), c.exposed_ports.end()), c.exposed_ports.end());
     }
+    LAZYROOT_ASSIGN_OR_RETURN(const Value* volumes, Find(*run, "Volumes", w));
+    if (volumes != nullptr && !volumes->IsNull()) {
+      if (!volumes->IsObject()) return Status::Corruption(std::string(w) + ".Volumes: want an object");
+      for (auto it = volumes->MemberBegin(); it != volumes->MemberEnd(); ++it) {
+        c.volumes.emplace_back(it->name.GetString(), it->name.GetStringLength());
+      }
+      std::sort(c.volumes.begin(), c.volumes.end());
+      c.volumes.erase(std::unique(c.volumes.begin(), c.volumes.end()), c.volumes.end());
+    }
   }
 
   LAZYROOT_ASSIGN_OR_RETURN(const Value* rootfs, Find(doc, "rootfs", "config"));

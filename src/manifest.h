@@ -97,6 +97,7 @@ struct ImageConfig {
   std::vector<std::string> entrypoint, cmd, env;
   std::string working_dir, user, stop_signal;
   std::vector<std::string> exposed_ports;  // sorted keys: "80/tcp"
+  std::vector<std::string> volumes;        // sorted keys: "/data"
   std::map<std::string, std::string> labels;
   std::vector<std::string> diff_ids;  // "sha256:<hex>", validated
   std::string created;

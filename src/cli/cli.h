@@ -43,6 +43,17 @@ Result<ImageRecord> FindImage(Store& store, const std::string& text);
 // REQUIRES: the store lock, held shared (the pull runs under it).
 Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits = Limits());
 
+// `lazyroot inspect --launch IMAGE [ARG...]` (cmd_launch.cc): the launch
+// configuration as JSON, with docker run's overrides.
+struct LaunchArgs {
+  bool launch = false;
+  std::string entrypoint, user, workdir;
+  CLI::Option *entrypoint_opt = nullptr, *user_opt = nullptr, *workdir_opt = nullptr, *args_opt = nullptr;
+  std::vector<std::string> env, args, limits;
+};
+void AddLaunchOptions(CLI::App* inspect, LaunchArgs* args);
+int RunInspectLaunch(const GlobalOptions& global, const std::string& image, const LaunchArgs& args);
+
 // Adds `--limit NAME=VALUE` (repeatable) to cmd, its help listing the defaults.
 void AddLimitOption(CLI::App* cmd, std::vector<std::string>* values);
 // The budgets: defaults, then $LAZYROOT_LIMITS, then each --limit value.

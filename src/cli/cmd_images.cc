@@ -190,7 +190,14 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   inspect->add_option("IMAGE", ia->image, "Image reference as pulled")->required();
   auto* raw = inspect->add_flag("--raw", ia->raw, "Print the manifest exactly as stored");
   inspect->add_flag("--config", ia->config, "Print the image configuration exactly as stored")->excludes(raw);
-  inspect->callback([ia, &global, run] { *run = [ia, &global] { return RunInspect(global, ia->image, ia->raw, ia->config); }; });
+  auto launch = std::make_shared<LaunchArgs>();
+  AddLaunchOptions(inspect, launch.get());
+  inspect->callback([ia, launch, &global, run] {
+    *run = [ia, launch, &global] {
+      if (launch->launch) return RunInspectLaunch(global, ia->image, *launch);
+      return RunInspect(global, ia->image, ia->raw, ia->config);
+    };
+  });
 
   auto rm_image = std::make_shared<std::vector<std::string>>();
   CLI::App* rm = app.add_subcommand("rm", "Remove image records from the store (blobs stay until gc)");

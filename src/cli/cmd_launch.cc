@@ -1,0 +1,135 @@
+// `lazyroot inspect --launch IMAGE [ARG...]`: what a VM launcher passes to
+// krun_set_exec / krun_set_env / krun_set_workdir, from the image config and
+// the image's own /etc/passwd and /etc/group (read from the layers, never
+// extracted), with docker run's overrides.
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "src/cli/cli.h"
+#include "src/image_rootfs.h"
+#include "src/launch_config.h"
+
+namespace lazyroot::cli {
+namespace {
+
+using JsonWriter = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
+
+void String(JsonWriter& w, const std::string& s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+
+void Strings(JsonWriter& w, const std::vector<std::string>& v) {
+  w.StartArray();
+  for (const std::string& s : v) String(w, s);
+  w.EndArray();
+}
+
+}  // namespace
+
+void AddLaunchOptions(CLI::App* inspect, LaunchArgs* a) {
+  auto* launch = inspect->add_flag(
+      "--launch", a->launch,
+      "Print the launch configuration as JSON: args (Entrypoint + Cmd), env (with docker's PATH and HOME "
+      "defaults), cwd, the user resolved to uid, gid and additional_gids from the image's /etc/passwd and "
+      "/etc/group as runc does, exposed_ports, volumes, stop_signal, labels");
+  a->entrypoint_opt = inspect
+                          ->add_option("--entrypoint", a->entrypoint,
+                                       "With --launch: replace the image's Entrypoint (\"\" clears it) and drop its "
+                                       "Cmd, as docker run does")
+                          ->needs(launch);
+  a->user_opt = inspect->add_option("--user", a->user, "With --launch: run as USER[:GROUP] instead of the image's User")
+                    ->needs(launch);
+  a->workdir_opt =
+      inspect->add_option("--workdir", a->workdir, "With --launch: the working directory instead of WorkingDir")
+          ->needs(launch);
+  inspect
+      ->add_option("-e,--env", a->env,
+                   "With --launch: set KEY=VALUE in the environment (repeatable); KEY alone takes this process's "
+                   "value, if set, as docker run -e does")
+      ->needs(launch);
+  a->args_opt =
+      inspect->add_option("ARG", a->args, "With --launch: replaces the image's Cmd (put -- before it)")->needs(launch);
+  AddLimitOption(inspect, &a->limits);
+}
+
+int RunInspectLaunch(const GlobalOptions& global, const std::string& image, const LaunchArgs& a) {
+  auto limits = ResolveLimits(a.limits);
+  if (!limits.ok()) return Fail(limits.status());
+  auto store = OpenStore(global);
+  if (!store.ok()) return Fail(store.status());
+  // Shared, as inspect: gc cannot remove the blobs and indexes being read.
+  auto store_lock = (*store)->LockStore(false);
+  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto rec = FindImage(**store, image);
+  if (!rec.ok()) return Fail(rec.status());
+  auto config_bytes = (*store)->ReadBlob(rec->config_digest, kMaxConfigBytes);
+  if (!config_bytes.ok()) return Fail(config_bytes.status());
+  auto config = ParseImageConfig(*config_bytes);
+  if (!config.ok()) return Fail(config.status().WithContext("config " + rec->config_digest));
+  OpenImageOptions open_options;
+  open_options.limits = *limits;
+  auto opened = OpenImage(**store, *rec, open_options);
+  if (!opened.ok()) return Fail(opened.status());
+  auto files = ReadUserFiles(*opened->tree, *opened->content);
+  if (!files.ok()) return Fail(files.status().WithContext("image " + rec->reference));
+
+  LaunchOverrides o;
+  if (a.entrypoint_opt->count() > 0) o.entrypoint = a.entrypoint;
+  if (a.user_opt->count() > 0) o.user = a.user;
+  if (a.workdir_opt->count() > 0) o.workdir = a.workdir;
+  if (a.args_opt->count() > 0) o.cmd = a.args;
+  for (const std::string& kv : a.env) {
+    if (kv.find('=') != std::string::npos) {
+      o.env.push_back(kv);
+    } else if (const char* v = std::getenv(kv.c_str())) {  // docker run -e KEY: this process's value, if set
+      o.env.push_back(kv + "=" + v);
+    }
+  }
+  auto lc = MakeLaunchConfig(*config, o, *files);
+  if (!lc.ok()) return Fail(lc.status().WithContext("image " + rec->reference));
+
+  rapidjson::StringBuffer sb;
+  JsonWriter w(sb);
+  w.StartObject();
+  w.Key("image");
+  String(w, rec->reference);
+  w.Key("digest");
+  String(w, rec->manifest_digest);
+  w.Key("args");
+  Strings(w, lc->args);
+  w.Key("env");
+  Strings(w, lc->env);
+  w.Key("cwd");
+  String(w, lc->cwd);
+  w.Key("user");
+  String(w, lc->user);
+  w.Key("uid");
+  w.Uint(lc->exec_user.uid);
+  w.Key("gid");
+  w.Uint(lc->exec_user.gid);
+  w.Key("additional_gids");
+  w.StartArray();
+  for (uint32_t g : lc->exec_user.additional_gids) w.Uint(g);
+  w.EndArray();
+  w.Key("home");
+  String(w, lc->exec_user.home);
+  w.Key("exposed_ports");
+  Strings(w, lc->exposed_ports);
+  w.Key("volumes");
+  Strings(w, lc->volumes);
+  w.Key("stop_signal");
+  String(w, lc->stop_signal);
+  w.Key("labels");
+  w.StartObject();
+  for (const auto& [k, v] : lc->labels) {
+    w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+    String(w, v);
+  }
+  w.EndObject();
+  w.EndObject();
+  std::printf("%s\n", sb.GetString());
+  return kExitOk;
+}
+
+}  // namespace lazyroot::cli
