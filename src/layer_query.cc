@@ -110,12 +110,11 @@ Result<uint32_t> ResolveLayerArg(const ImageRecord& record, std::string_view arg
   return hits[0];
 }
 
-Result<ImageTree> LayerTree(Store& store, const ImageRecord& record, uint32_t layer, const Limits& limits) {
-  if (layer >= record.layer_digests.size()) {
-    return Status::InvalidArgument("image " + record.reference + " has " + std::to_string(record.layer_digests.size()) +
-                                   " layers, not " + std::to_string(layer + 1));
-  }
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+namespace {
+
+// LayerTree with the config's diff_ids already read (--layers builds every layer).
+Result<ImageTree> LiteralLayerTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
+                                   uint32_t layer, const Limits& limits) {
   for (int attempt = 0;; ++attempt) {
     TreeBuilder builder(limits, MergeMode::kLiteral);
     Status st = builder.BeginLayer(layer, record.layer_digests[layer]);
@@ -130,6 +129,17 @@ Result<ImageTree> LayerTree(Store& store, const ImageRecord& record, uint32_t la
     if (!st.ok()) return st.WithContext("image " + record.reference + ": layer " + std::to_string(layer + 1));
     return std::move(builder).Finish("image " + record.reference + " layer " + std::to_string(layer + 1));
   }
+}
+
+}  // namespace
+
+Result<ImageTree> LayerTree(Store& store, const ImageRecord& record, uint32_t layer, const Limits& limits) {
+  if (layer >= record.layer_digests.size()) {
+    return Status::InvalidArgument("image " + record.reference + " has " + std::to_string(record.layer_digests.size()) +
+                                   " layers, not " + std::to_string(layer + 1));
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+  return LiteralLayerTree(store, record, diff_ids, layer, limits);
 }
 
 std::vector<std::string> LayerXattrValues(const ImageRecord& record) {
@@ -181,7 +191,7 @@ Result<ComposedTree> LayersViewTree(Store& store, const ImageRecord& record, std
   };
   parts.push_back(TreePart{{"merged"}, merged});
   for (uint32_t i = 0; i < n; ++i) {
-    LAZYROOT_ASSIGN_OR_RETURN(ImageTree layer, LayerTree(store, record, i, limits));
+    LAZYROOT_ASSIGN_OR_RETURN(ImageTree layer, LiteralLayerTree(store, record, diff_ids, i, limits));
     std::string name = std::to_string(i + 1) + "-" + std::string(DigestHex(record.layer_digests[i]).substr(0, 12));
     LAZYROOT_RETURN_IF_ERROR(add({"layers", std::move(name)}, std::make_shared<const ImageTree>(std::move(layer))));
   }
