@@ -66,7 +66,7 @@ def main():
                                                                 capture_output=True).stdout.splitlines())))
     mnt = os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
-    for view in ([], ["--layer", "1"], ["--upto", str(a.layers - 1)], ["--layers"]):
+    for view in ([], ["--layer", "1"], ["--upto", str(max(1, a.layers - 1))], ["--layers"]):
         best, peak, cmd_peak, nodes = None, 0, 0, 0
         for _ in range(3):
             t0 = time.monotonic()

@@ -222,7 +222,7 @@ Result<ComposedTree> LayersViewTree(Store& store, const ImageRecord& record, std
     break;
   }
   // upto/<all> is the merged tree again (the composed tree copies it).
-  LAZYROOT_RETURN_IF_ERROR(add({"upto", std::to_string(n)}, merged));
+  if (n > 0) LAZYROOT_RETURN_IF_ERROR(add({"upto", std::to_string(n)}, merged));
   ComposeOptions options;
   options.dir_mode = 0555;
   options.mtime_sec = mtime;
