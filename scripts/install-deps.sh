@@ -16,6 +16,9 @@ packages=(
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer/ASan/UBSan runtimes
   # (libclang_rt.fuzzer-x86_64.a is in libclang-rt-14-dev)
   clang libclang-rt-14-dev
+  # the VM test (tests/integration/test_vm_boot.py): QEMU (TCG), Debian's
+  # kernel and its 9p modules; runc runs the OCI bundles extract writes (crun 1.8 refuses this machine's hybrid cgroups)
+  qemu-system-x86 linux-image-amd64 runc
   # benchmarks
   squashfs-tools squashfuse archivemount hyperfine bc busybox-static
 )

@@ -106,4 +106,20 @@ Result<LaunchConfig> MakeLaunchConfig(const ImageConfig& config, const LaunchOve
   return lc;
 }
 
+Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, const ImageTree& tree,
+                                    const ImageContent& content, const LaunchOverrides& overrides) {
+  const std::string what = "image " + record.reference;
+  LAZYROOT_ASSIGN_OR_RETURN(std::string bytes, store.ReadBlob(record.config_digest, kMaxConfigBytes));
+  ImageLaunch out;
+  auto config = ParseImageConfig(bytes);
+  if (!config.ok()) return config.status().WithContext(what + ": config " + record.config_digest);
+  out.config = std::move(*config);
+  auto files = ReadUserFiles(tree, content);
+  if (!files.ok()) return files.status().WithContext(what);
+  auto launch = MakeLaunchConfig(out.config, overrides, *files);
+  if (!launch.ok()) return launch.status().WithContext(what);
+  out.launch = std::move(*launch);
+  return out;
+}
+
 }  // namespace lazyroot

@@ -15,6 +15,7 @@
 #include "index/image_tree.h"
 #include "index/status.h"
 #include "src/manifest.h"
+#include "src/store.h"
 #include "src/user_lookup.h"
 
 namespace lazyroot {
@@ -61,5 +62,15 @@ Result<UserFiles> ReadUserFiles(const ImageTree& tree, const ImageContent& conte
 // ("rel" -> "/rel").
 Result<LaunchConfig> MakeLaunchConfig(const ImageConfig& config, const LaunchOverrides& overrides,
                                       const UserFiles& files);
+
+// The image config and launch configuration of a pulled image whose merged
+// tree and content are open (OpenImage). Errors name the image.
+// REQUIRES: the store lock, held shared.
+struct ImageLaunch {
+  ImageConfig config;
+  LaunchConfig launch;
+};
+Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, const ImageTree& tree,
+                                    const ImageContent& content, const LaunchOverrides& overrides = {});
 
 }  // namespace lazyroot

@@ -298,6 +298,7 @@ Result<ImageConfig> ParseImageConfig(std::string_view body) {
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "architecture", "config", &c.architecture));
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "variant", "config", &c.variant));
   LAZYROOT_RETURN_IF_ERROR(GetString(doc, "created", "config", &c.created));
+  LAZYROOT_RETURN_IF_ERROR(GetString(doc, "author", "config", &c.author));
 
   LAZYROOT_ASSIGN_OR_RETURN(const Value* run, Find(doc, "config", "config"));
   if (run != nullptr && !run->IsNull()) {

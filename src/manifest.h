@@ -100,7 +100,7 @@ struct ImageConfig {
   std::vector<std::string> volumes;        // sorted keys: "/data"
   std::map<std::string, std::string> labels;
   std::vector<std::string> diff_ids;  // "sha256:<hex>", validated
-  std::string created;
+  std::string created, author;
 };
 
 // Parses an image config; rootfs.type must be "layers" and rootfs.diff_ids

@@ -5,13 +5,14 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdint>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <vector>
 
 #include "fs/extract.h"
 #include "fs/extract_writer.h"
+#include "fs/root_file.h"
 #include "fs/rootfs_check.h"
 #include "fs/rootfs_copy.h"
 #include "src/cli/cli.h"
@@ -19,8 +20,10 @@
 #include "src/cli/progress_render.h"
 #include "src/image_rootfs.h"
 #include "src/index_consumer.h"
+#include "src/launch_config.h"
 #include "src/pull.h"
 #include "src/reference.h"
+#include "src/runtime_spec.h"
 #include "src/test_pause.h"
 
 namespace lazyroot::cli {
@@ -28,8 +31,10 @@ namespace {
 
 struct ExtractArgs {
   std::string image, dir;
-  std::string copy;      // --copy DIR: a private copy of the cached rootfs
-  bool reflink = false;  // --reflink: that copy shares extents (FICLONE)
+  std::string copy;          // --copy DIR: a private copy of the cached rootfs
+  bool reflink = false;      // --reflink: that copy shares extents (FICLONE)
+  std::string bundle;        // --bundle DIR: DIR/rootfs + DIR/config.json (an OCI runtime bundle)
+  bool krun_config = false;  // --krun-config: /.krun_config.json in the written root
   std::vector<std::string> limits;
   bool rootless = false, pull = true;
   unsigned threads = 0;
@@ -108,9 +113,55 @@ Result<ExtractReport> ReplaceCachedRootfs(const DefaultTarget& target, const Ope
   return report;
 }
 
+// Removes what a failed `extract --bundle` added to the bundle directory:
+// all of it when it created the directory, else its rootfs and config.json.
+class BundleCleanup {
+ public:
+  BundleCleanup(std::string bundle, bool created) : bundle_(std::move(bundle)), created_(created) {}
+  ~BundleCleanup() {
+    if (bundle_.empty() || done_) return;
+    if (created_) {
+      (void)RemoveTree(bundle_);
+    } else {
+      (void)RemoveTree(bundle_ + "/rootfs");
+      ::unlink((bundle_ + "/config.json").c_str());
+    }
+  }
+  void Done() { done_ = true; }
+
+ private:
+  std::string bundle_;
+  bool created_ = false, done_ = false;
+};
+
+int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args);
+
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
+  if (args.bundle.empty()) return RunExtractTo(global, args);
+  if (!args.dir.empty() || !args.copy.empty()) {
+    return Fail(Status::InvalidArgument("extract: --bundle DIR writes DIR/rootfs; give no other DIR or --copy"));
+  }
+  // Refused before anything is pulled or extracted.
+  auto usable = CheckTargetDir(args.bundle, "extract --bundle");
+  if (!usable.ok()) return Fail(usable.status());
+  bool created = ::mkdir(args.bundle.c_str(), 0755) == 0;
+  if (!created && errno != EEXIST) return Fail(Status::FromErrno("create " + args.bundle, errno));
+  BundleCleanup cleanup(args.bundle, created);
+  ExtractArgs inner = args;
+  inner.dir = args.bundle + "/rootfs";
+  int rc = RunExtractTo(global, inner);
+  if (rc == kExitOk) cleanup.Done();
+  return rc;
+}
+
+int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
   if (!args.copy.empty() && !args.dir.empty()) {
     return Fail(Status::InvalidArgument("extract: give either DIR or --copy DIR, not both"));
+  }
+  if (args.krun_config && args.dir.empty() && args.copy.empty()) {
+    return Fail(Status::InvalidArgument(
+        "extract: --krun-config writes into the root: give DIR, --copy DIR or --bundle DIR (the store's cached "
+        "rootfs is shared and stays as the image has it)"));
   }
   if (args.reflink && args.copy.empty()) {
     return Fail(Status::InvalidArgument("extract: --reflink needs --copy DIR"));
@@ -182,6 +233,22 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   auto opened = OpenImage(**store, *rec, OpenImageOptions{.limits = *limits});
   if (!opened.ok()) return Fail(opened.status());
 
+  // The runtime config (--bundle, --krun-config), made before anything is
+  // written: an image whose User is not in its /etc/passwd fails here.
+  std::string runtime_spec;
+  if (!args.bundle.empty() || args.krun_config) {
+    auto loaded = LoadImageLaunch(**store, *rec, *opened->tree, *opened->content);
+    if (!loaded.ok()) return Fail(loaded.status());
+    runtime_spec = RuntimeSpecJson(loaded->config, loaded->launch);
+  }
+  // Writes the runtime config files once the root at `root` is complete.
+  auto write_configs = [&](const std::string& root) -> Status {
+    if (args.krun_config) LAZYROOT_RETURN_IF_ERROR(WriteRootFile(root, ".krun_config.json", runtime_spec));
+    if (!args.bundle.empty()) LAZYROOT_RETURN_IF_ERROR(WriteRootFile(args.bundle, "config.json", runtime_spec));
+    return Status::Ok();
+  };
+  const std::string shown_dir = args.bundle.empty() ? dir : args.bundle;
+
   bool reuse = false;
   if (check) {
     auto start = std::chrono::steady_clock::now();
@@ -227,10 +294,13 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
       Status st = WriteFileAtomic(target.done, mode);
       if (!st.ok()) return Fail(st);
     }
-    if (args.copy.empty()) std::printf("%s\n", dir.c_str());
+    if (args.copy.empty()) {
+      if (Status st = write_configs(dir); !st.ok()) return Fail(st);
+      std::printf("%s\n", shown_dir.c_str());
+    }
     PrintSummary(dir, *report, seconds);
   } else if (args.copy.empty()) {
-    std::printf("%s\n", dir.c_str());
+    std::printf("%s\n", shown_dir.c_str());
   }
   if (args.copy.empty()) return kExitOk;
 
@@ -244,6 +314,7 @@ int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
   auto copied = CopyRootfs(*opened->tree, dir, args.copy, copy_options);
   interrupt.Disarm();
   if (!copied.ok()) return Fail(copied.status().WithContext("copy " + dir + " into " + args.copy));
+  if (Status st = write_configs(args.copy); !st.ok()) return Fail(st);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%s\n", args.copy.c_str());
   std::fprintf(stderr,
@@ -278,6 +349,15 @@ void AddExtractCommand(CLI::App& app, const GlobalOptions& global, Runner* run) 
                 "With --copy: share the files' extents with the cached rootfs (FICLONE; copy-on-write, no data "
                 "copied). DIR must be on the store's file system, and it must support reflinks (xfs with "
                 "reflink=1, btrfs); fails otherwise, never falls back to copying");
+  cmd->add_option("--bundle", args->bundle,
+                  "Write an OCI runtime bundle into DIR (absent or empty): DIR/rootfs and DIR/config.json, "
+                  "converted from the image config (process args, env, cwd and user as inspect --launch gives "
+                  "them; runc's and crun's default namespaces and mounts), ready for `runc run -b DIR`")
+      ->option_text("DIR");
+  cmd->add_flag("--krun-config", args->krun_config,
+                "Also write /.krun_config.json (the runtime config libkrun's init reads: process args, env, cwd) "
+                "at the top of the written root, replacing whatever the image has at that name without writing "
+                "through it. Needs DIR, --copy DIR or --bundle DIR");
   cmd->add_flag("--rootless", args->rootless,
                 "Do not chown or create devices; no setuid/setgid/sticky or group/other write bits on disk; "
                 "record the image's uid:gid:mode in user.containers.override_stat (always on when not running "

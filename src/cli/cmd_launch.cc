@@ -63,16 +63,10 @@ int RunInspectLaunch(const GlobalOptions& global, const std::string& image, cons
   if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindImage(**store, image);
   if (!rec.ok()) return Fail(rec.status());
-  auto config_bytes = (*store)->ReadBlob(rec->config_digest, kMaxConfigBytes);
-  if (!config_bytes.ok()) return Fail(config_bytes.status());
-  auto config = ParseImageConfig(*config_bytes);
-  if (!config.ok()) return Fail(config.status().WithContext("config " + rec->config_digest));
   OpenImageOptions open_options;
   open_options.limits = *limits;
   auto opened = OpenImage(**store, *rec, open_options);
   if (!opened.ok()) return Fail(opened.status());
-  auto files = ReadUserFiles(*opened->tree, *opened->content);
-  if (!files.ok()) return Fail(files.status().WithContext("image " + rec->reference));
 
   LaunchOverrides o;
   if (a.entrypoint_opt->count() > 0) o.entrypoint = a.entrypoint;
@@ -86,8 +80,9 @@ int RunInspectLaunch(const GlobalOptions& global, const std::string& image, cons
       o.env.push_back(kv + "=" + v);
     }
   }
-  auto lc = MakeLaunchConfig(*config, o, *files);
-  if (!lc.ok()) return Fail(lc.status().WithContext("image " + rec->reference));
+  auto loaded = LoadImageLaunch(**store, *rec, *opened->tree, *opened->content, o);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const LaunchConfig* lc = &loaded->launch;
 
   rapidjson::StringBuffer sb;
   JsonWriter w(sb);
