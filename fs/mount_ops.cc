@@ -281,9 +281,13 @@ FsResult<XattrReply> ImageFs::GetXattr(uint64_t ino, std::string_view name, size
 
 std::optional<std::string_view> ImageFs::LayerXattr(NodeId node) const {
   if (options_.layer_xattr_values.empty() || node < options_.synthetic_nodes) return std::nullopt;
-  const uint32_t layer = tree_->GetNode(node).layer;
-  if (layer >= options_.layer_xattr_values.size()) return std::nullopt;
-  return options_.layer_xattr_values[layer];
+  const Node n = tree_->GetNode(node);
+  // The kernel serves user.* xattrs of regular files and directories alone
+  // (getxattr of a symlink's is ENODATA before it asks us): listing it on
+  // the others would name an attribute nobody can read.
+  if (n.type != NodeType::kRegular && n.type != NodeType::kDirectory) return std::nullopt;
+  if (n.layer >= options_.layer_xattr_values.size()) return std::nullopt;
+  return options_.layer_xattr_values[n.layer];
 }
 
 FsStats ImageFs::StatFs() const {

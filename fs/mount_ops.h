@@ -117,7 +117,8 @@ struct ImageFsOptions {
   // mount, which then serves the image's xattrs alone. When set, every node
   // from id synthetic_nodes on carries kLayerXattr with the value
   // layer_xattr_values[node.layer] ("<N> sha256:…"), in place of any
-  // attribute of that name the image itself gave it.
+  // attribute of that name the image itself gave it; regular files and
+  // directories only, the nodes the kernel serves user.* xattrs of.
   std::vector<std::string> layer_xattr_values;
   uint32_t synthetic_nodes = 0;  // ids below: the view's own directories, no layer
   // Receives one line per read error (blob, offset, cause). Must be thread-safe.

@@ -468,6 +468,10 @@ TEST_F(MountOpsTest, LayerXattrOnlyInDebugViews) {
   EXPECT_EQ(list, std::string("security.capability") + '\0' + "user.note" + '\0' + "user.lazyroot.layer" + '\0');
   EXPECT_EQ(view.GetXattr(ino, "user.note", 100)->data, "hello");
   EXPECT_EQ(view.GetXattr(1, kLayerXattr, 100).error(), FsError::kNoData);  // synthetic
+  // Not on a symlink: the kernel would not let anyone read it.
+  EXPECT_EQ(view.GetXattr(Ino(view, "bin/sh"), kLayerXattr, 100).error(), FsError::kNoData);
+  EXPECT_EQ(view.ListXattr(Ino(view, "bin/sh"), 0)->size, 0u);
+  EXPECT_EQ(view.GetXattr(Ino(view, "etc"), kLayerXattr, 100)->data.substr(0, 2), "1 ");
   EXPECT_EQ(view.ListXattr(1, 0)->size, 0u);
 }
 
