@@ -24,7 +24,7 @@ namespace lazyroot {
 
 Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
                 const MountOptions& options, const std::function<void()>& on_ready) {
-  if (tree->layer_count() != content->layer_count()) {
+  if (tree->layer_count() > content->layer_count()) {
     return Status::InvalidArgument("mount " + options.mountpoint + ": tree has " +
                                    std::to_string(tree->layer_count()) + " layers, content " +
                                    std::to_string(content->layer_count()));
@@ -40,6 +40,8 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   // Read-ahead decodes on every core: inflate is what reads wait for.
   fs_options.streams.prefetch_workers = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
   fs_options.log = options.log;
+  fs_options.layer_xattr_values = options.layer_xattr_values;
+  fs_options.synthetic_nodes = options.synthetic_nodes;
   ImageFs fs(std::move(tree), std::move(content), std::move(fs_options));
   return ServeFuse(fs, options, on_ready);
 }

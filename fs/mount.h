@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "index/file_reader.h"
 #include "index/image_tree.h"
@@ -27,11 +28,16 @@ struct MountOptions {
   // reads mean fewer round trips: reading a large file went from 0.73 s to
   // 0.47 s at 1024. Set through /sys/class/bdi, so only root can; 0 leaves it.
   unsigned read_ahead_kib = 1024;
+  // Debug views only (see ImageFsOptions): the user.lazyroot.layer value
+  // per layer index, and the view's own directories. Empty: a normal mount.
+  std::vector<std::string> layer_xattr_values;
+  uint32_t synthetic_nodes = 0;
   // One line per runtime error (read failures). Called from worker threads.
   std::function<void(const std::string&)> log;
 };
 
-// Mounts tree+content at options.mountpoint (ro, fsname and subtype
+// Mounts tree+content at options.mountpoint (the tree may name fewer layers
+// than content holds: a view of the first N, or of one) (ro, fsname and subtype
 // "lazyroot"), calls on_ready once the kernel mount exists, then serves
 // requests on a multi-threaded loop until the file system is unmounted or
 // SIGINT/SIGTERM/SIGHUP arrives; unmounts on the way out. Returns IoError if

@@ -252,11 +252,17 @@ FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   std::string list;
+  const std::optional<std::string_view> layer = LayerXattr(*node);
   const uint32_t count = tree_->XattrCount(*node);
   for (uint32_t i = 0; i < count; ++i) {
     const std::string_view name = tree_->XattrAt(*node, i).name;
     if (!RootfsKeepsXattr(name)) continue;  // as extract does
+    if (layer && name == kLayerXattr) continue;  // ours replaces the image's
     list.append(name);
+    list.push_back('\0');
+  }
+  if (layer) {
+    list.append(kLayerXattr);
     list.push_back('\0');
   }
   return SizedReply(list, size);
@@ -265,9 +271,23 @@ FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
 FsResult<XattrReply> ImageFs::GetXattr(uint64_t ino, std::string_view name, size_t size) const {
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
+  if (name == kLayerXattr) {
+    if (std::optional<std::string_view> layer = LayerXattr(*node)) return SizedReply(*layer, size);
+  }
   std::optional<std::string_view> value = tree_->GetXattr(*node, name);
   if (!value || !RootfsKeepsXattr(name)) return FsError::kNoData;
   return SizedReply(*value, size);
+}
+
+std::optional<std::string_view> ImageFs::LayerXattr(NodeId node) const {
+  if (options_.layer_xattr_values.empty() || node < options_.synthetic_nodes) return std::nullopt;
+  const Node n = tree_->GetNode(node);
+  // The kernel serves user.* xattrs of regular files and directories alone
+  // (getxattr of a symlink's is ENODATA before it asks us): listing it on
+  // the others would name an attribute nobody can read.
+  if (n.type != NodeType::kRegular && n.type != NodeType::kDirectory) return std::nullopt;
+  if (n.layer >= options_.layer_xattr_values.size()) return std::nullopt;
+  return options_.layer_xattr_values[n.layer];
 }
 
 FsStats ImageFs::StatFs() const {

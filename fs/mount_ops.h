@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -107,8 +108,19 @@ struct FsStats {
   uint64_t name_max = 255;
 };
 
+// The xattr every entry of a debug view carries: which layer wrote it.
+inline constexpr std::string_view kLayerXattr = "user.lazyroot.layer";
+
 struct ImageFsOptions {
   StreamCacheOptions streams;  // decoded-unit cache, decoder pool, read-ahead
+  // Debug views (mount --layer, --upto, --layers) only; empty for the normal
+  // mount, which then serves the image's xattrs alone. When set, every node
+  // from id synthetic_nodes on carries kLayerXattr with the value
+  // layer_xattr_values[node.layer] ("<N> sha256:…"), in place of any
+  // attribute of that name the image itself gave it; regular files and
+  // directories only, the nodes the kernel serves user.* xattrs of.
+  std::vector<std::string> layer_xattr_values;
+  uint32_t synthetic_nodes = 0;  // ids below: the view's own directories, no layer
   // Receives one line per read error (blob, offset, cause). Must be thread-safe.
   std::function<void(const std::string&)> log;
 };
@@ -170,6 +182,9 @@ class ImageFs {
   FsStats StatFs() const;
 
  private:
+  // The debug views' kLayerXattr value of node, nullopt outside them.
+  std::optional<std::string_view> LayerXattr(NodeId node) const;
+
   std::shared_ptr<const ImageTree> tree_;
   std::shared_ptr<const ImageContent> content_;
   ImageFsOptions options_;

@@ -138,12 +138,16 @@ std::string Quote(std::string_view s) {
 
 class TreeBuilder::Impl {
  public:
-  explicit Impl(const Limits& limits) : limits_(limits) { nodes_.push_back(ImplicitDir(0)); }
+  Impl(const Limits& limits, MergeMode mode) : limits_(limits), literal_(mode == MergeMode::kLiteral) {
+    nodes_.push_back(ImplicitDir(0));
+  }
 
   Status BeginLayer(uint32_t layer_index, std::string_view digest);
   Status Apply(const TarEntry& e);
   Status EndLayer();
   Result<ImageTree> Finish(std::string name);
+  // Non-const only because Freeze is shared with Finish: consume = false changes nothing.
+  Result<ImageTree> Snapshot(std::string name);
   void SetImageDigest(std::string digest) { image_digest_ = std::move(digest); }
 
   size_t allocated_nodes() const { return nodes_.size(); }
@@ -226,6 +230,8 @@ class TreeBuilder::Impl {
     return p.nodes.empty() || (p.nodes.back() && IsDir(*p.nodes.back()));
   }
   Result<BuildNode> NodeFromEntry(const TarEntry& e) const;
+  // Finish's numbering and writing; consume frees the builder's maps as it goes.
+  Result<ImageTree> Freeze(std::string name, bool consume);
   Status ApplyWhiteout(const TarEntry& e, std::optional<NodeId> parent, std::string_view name);
   Result<NodeId> HardlinkTarget(const TarEntry& e);
   Status ApplyHardlink(const TarEntry& e, NodeId dir, const std::string& name);
@@ -246,6 +252,7 @@ class TreeBuilder::Impl {
 
   // Budgets (index/limits.h) and what has been spent of them.
   Limits limits_;
+  bool literal_ = false;  // MergeMode::kLiteral
   uint64_t entries_ = 0, metadata_ = 0;
   uint64_t steps_ = 0;  // path components walked by Walk, over the whole image
   uint64_t parent_steps_ = 0;  // dirents MakeParents marked or created
@@ -463,9 +470,14 @@ Status TreeBuilder::Impl::BeginLayer(uint32_t layer_index, std::string_view dige
   if (!error_.ok()) return error_;
   if (finished_) return Fail(Status::InvalidArgument("tree builder: BeginLayer after Finish"));
   if (in_layer_) return Fail(Status::InvalidArgument("tree builder: layer " + std::to_string(layer_) + " still open"));
-  if (layer_index != layer_digests_.size()) {
+  const bool first_literal = literal_ && layer_digests_.empty() && layer_index < limits_.image_layers;
+  if (layer_index != layer_digests_.size() && !first_literal) {
     return Fail(Status::InvalidArgument("tree builder: layer " + std::to_string(layer_index) +
                                         " out of order, expected " + std::to_string(layer_digests_.size())));
+  }
+  if (first_literal) {
+    layer_digests_.resize(layer_index);  // the layers below are not applied: no digest
+    nodes_[0].layer = layer_index;       // the implied root is this layer's
   }
   layer_digests_.emplace_back(digest);
   layer_ = layer_index;
@@ -504,8 +516,9 @@ Status TreeBuilder::Impl::CheckEntry(const TarEntry& e) const {
   // them; checked again because a tree must never hold what no file system
   // could (ImageTree's validation rejects it).
   for (const std::string& c : CleanPathComponents(e.path)) {
-    // A whiteout's name is its target's plus ".wh.": 4 bytes of slack.
-    size_t max = Limits::kMaxComponent + (c.starts_with(kWhiteoutPrefix) ? kWhiteoutPrefix.size() : 0);
+    // A whiteout's name is its target's plus ".wh.": 4 bytes of slack,
+    // unless it is to be a file of its own (literal mode).
+    size_t max = Limits::kMaxComponent + (!literal_ && c.starts_with(kWhiteoutPrefix) ? kWhiteoutPrefix.size() : 0);
     if (c.size() > max) {
       return LimitError(e, "name too long: a component of " + std::to_string(c.size()) + " bytes, over the kernel's " +
                                std::to_string(Limits::kMaxComponent), "", 0);
@@ -702,7 +715,7 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
     return Fail(EntryError(e, "parent: " + parent.status().message()));
   }
 
-  if (name.starts_with(kWhiteoutPrefix)) {  // rule 3
+  if (!literal_ && name.starts_with(kWhiteoutPrefix)) {  // rule 3
     std::optional<NodeId> dir = (*parent)->nodes.empty() ? std::optional<NodeId>(0) : (*parent)->nodes.back();
     Status st = ApplyWhiteout(e, dir, name);
     return st.ok() ? st : Fail(st);
@@ -713,6 +726,13 @@ Status TreeBuilder::Impl::Apply(const TarEntry& e) {
   Children& children = nodes_[*dir].children;
   auto it = children.find(name);
   if (e.type == EntryType::kHardlink) {  // rule 5
+    if (literal_) {
+      // tar -x fails this entry alone (a target of a lower layer, a
+      // directory) and goes on; budgets still stop the whole view.
+      auto target = HardlinkTarget(e);
+      if (!target.ok() && target.status().code() != ErrorCode::kLimitExceeded) return Status::Ok();
+      if (!target.ok()) return Fail(target.status());
+    }
     if (it != children.end()) {
       // A link to itself (GNU tar writes one when a file is archived twice)
       // keeps the file; anything else replaces what the name held.
@@ -747,7 +767,18 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
     return Fail(Status::InvalidArgument("tree builder: Finish with layer " + std::to_string(layer_) + " open"));
   finished_ = true;
   ForgetResolutions();
+  return Freeze(std::move(name), true);
+}
 
+Result<ImageTree> TreeBuilder::Impl::Snapshot(std::string name) {
+  if (!error_.ok()) return error_;
+  if (finished_) return Status::InvalidArgument("tree builder: Snapshot after Finish");
+  if (in_layer_)
+    return Status::InvalidArgument("tree builder: Snapshot with layer " + std::to_string(layer_) + " open");
+  return Freeze(std::move(name), false);
+}
+
+Result<ImageTree> TreeBuilder::Impl::Freeze(std::string name, bool consume) {
   // Breadth-first numbering: the root is 0, a directory's children get
   // consecutive ids (good locality for readdir + lookup), a hardlinked node
   // takes the id of its first name.
@@ -761,7 +792,10 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
     for (const auto& [child_name, d] : b.children) {
       if (IsDir(d.node)) ++subdirs[k];
       if (new_id[d.node] != kNoNode) continue;
-      if (order.size() >= kNoNode) return Fail(Status::InvalidArgument("image tree " + name + ": too many nodes"));
+      if (order.size() >= kNoNode) {
+        Status st = Status::InvalidArgument("image tree " + name + ": too many nodes");
+        return consume ? Fail(st) : st;
+      }
       new_id[d.node] = static_cast<NodeId>(order.size());
       order.push_back(d.node);
       parent_of.push_back(static_cast<NodeId>(k));
@@ -769,7 +803,8 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
     }
   }
 
-  ImageTreeWriter writer(std::move(layer_digests_), std::move(image_digest_));
+  ImageTreeWriter writer(consume ? std::move(layer_digests_) : layer_digests_,
+                         consume ? std::move(image_digest_) : image_digest_);
   size_t dirents = 0;
   for (const BuildNode& b : nodes_) dirents += b.children.size();  // free slots hold none
   writer.Reserve(order.size(), dirents);
@@ -801,16 +836,17 @@ Result<ImageTree> TreeBuilder::Impl::Finish(std::string name) {
     // Its names are in the writer now (copied, not interned: nothing points
     // into them) and each node is written once: freeing the map as we go
     // keeps the builder's dirents and the writer's from peaking together.
-    Children().swap(nodes_[order[k]].children);
+    if (consume) Children().swap(nodes_[order[k]].children);
   }
   Result<ImageTree> tree = writer.Finish(std::move(name));
+  if (!consume) return tree;
   nodes_.clear();
   nodes_.shrink_to_fit();
   free_.clear();
   return tree;
 }
 
-TreeBuilder::TreeBuilder(const Limits& limits) : impl_(std::make_unique<Impl>(limits)) {}
+TreeBuilder::TreeBuilder(const Limits& limits, MergeMode mode) : impl_(std::make_unique<Impl>(limits, mode)) {}
 TreeBuilder::~TreeBuilder() = default;
 TreeBuilder::TreeBuilder(TreeBuilder&&) noexcept = default;
 TreeBuilder& TreeBuilder::operator=(TreeBuilder&&) noexcept = default;
@@ -822,6 +858,7 @@ Status TreeBuilder::Apply(const TarEntry& entry) { return impl_->Apply(entry); }
 Status TreeBuilder::EndLayer() { return impl_->EndLayer(); }
 void TreeBuilder::SetImageDigest(std::string digest) { impl_->SetImageDigest(std::move(digest)); }
 Result<ImageTree> TreeBuilder::Finish(std::string name) && { return impl_->Finish(std::move(name)); }
+Result<ImageTree> TreeBuilder::Snapshot(std::string name) const { return impl_->Snapshot(std::move(name)); }
 size_t TreeBuilder::allocated_nodes() const { return impl_->allocated_nodes(); }
 uint64_t TreeBuilder::parent_steps() const { return impl_->parent_steps(); }
 uint64_t TreeBuilder::symlink_steps() const { return impl_->symlink_steps(); }

@@ -26,12 +26,21 @@
 
 namespace lazyroot {
 
+// kApply: the merge (whiteouts and opaque markers delete, layers come as
+// 0, 1, 2, …). kLiteral: one layer as `tar -x` would unpack it alone, for
+// `mount --layer N`: `.wh.*` entries are ordinary entries (the files the tar
+// holds), the first layer may be any index (earlier ones are recorded with
+// empty digests), and a hardlink to a name the layer does not hold is left
+// out, as GNU tar fails that one entry and goes on. Everything else (names,
+// parents through in-root symlinks, duplicates, budgets) is the merge's.
+enum class MergeMode : uint8_t { kApply, kLiteral };
+
 class TreeBuilder {
  public:
   // `limits`: the image budgets (image_entries, image_metadata,
   // symlink_steps) and the kernel limits every entry must keep to; over one
   // is LimitExceeded naming the layer, the entry and the limit.
-  explicit TreeBuilder(const Limits& limits = Limits{});
+  explicit TreeBuilder(const Limits& limits = Limits{}, MergeMode mode = MergeMode::kApply);
   ~TreeBuilder();
   TreeBuilder(const TreeBuilder&) = delete;
   TreeBuilder& operator=(const TreeBuilder&) = delete;
@@ -61,6 +70,10 @@ class TreeBuilder {
   // Freezes the tree. REQUIRES: no layer open. `name` names the tree in
   // later errors. The builder is spent afterwards.
   Result<ImageTree> Finish(std::string name = "image tree") &&;
+  // The tree as Finish would freeze it now, leaving the builder as it is:
+  // `upto/N` of every N in one pass over the layers. REQUIRES: no layer open.
+  // Costs a frozen tree's memory on top of the builder's while it is made.
+  Result<ImageTree> Snapshot(std::string name) const;
 
   // Node slots in use or free for reuse: bounded by the largest live tree,
   // not by the number of entries applied. For tests and memory accounting.

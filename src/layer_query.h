@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,6 +17,7 @@
 #include "index/limits.h"
 #include "index/status.h"
 #include "index/tar_entry.h"
+#include "index/tree_compose.h"
 #include "src/store.h"
 
 namespace lazyroot {
@@ -72,5 +75,36 @@ Result<ImageTree> TreeUpTo(Store& store, const ImageRecord& record, uint32_t upt
 // layer's metadata. REQUIRES: the store lock, held shared.
 Result<std::vector<TarEntry>> LayerEntries(Store& store, const ImageRecord& record, uint32_t layer,
                                            const Limits& limits = Limits());
+
+// The layer `arg` names, as a 0-based index: "N" counts from 1 at the base
+// (decimal digits alone are always N), anything else is a digest prefix,
+// with or without "sha256:", of at least 4 hex digits, that must match
+// exactly one of the image's layers ("sha256:1234" for an all-digit prefix).
+// InvalidArgument naming the argument and the image's layer count, or the
+// layers an ambiguous prefix matches.
+Result<uint32_t> ResolveLayerArg(const ImageRecord& record, std::string_view arg);
+
+// Layer `layer` (0 = bottom) of record alone, as `tar -x` of its blob would
+// unpack it (MergeMode::kLiteral): whiteouts are the `.wh.*` files the tar
+// holds, parents the tar omits are directories. Its nodes name the layer by
+// its index in the full image, so the image's content object reads them.
+// REQUIRES: the store lock, held shared.
+Result<ImageTree> LayerTree(Store& store, const ImageRecord& record, uint32_t layer, const Limits& limits = Limits());
+
+// The user.lazyroot.layer value of each layer: "<N> sha256:<digest>", N from 1.
+std::vector<std::string> LayerXattrValues(const ImageRecord& record);
+
+// The image config's `created` as Unix seconds; 0 when absent or unparsable.
+// REQUIRES: the store lock, held shared.
+int64_t ImageCreated(Store& store, const ImageRecord& record);
+
+// `mount --layers`: one tree with merged/ (the full tree `merged`),
+// layers/<N>-<12 hex of the digest>/ (LayerTree) and upto/<N>/ (the merge of
+// layers 1..N, all of them built in one pass over the layers). The synthetic
+// directories are 0555 root:root with mtime `mtime`. The composed tree holds
+// the sum of its parts: over limits.image_entries nodes in all is
+// LimitExceeded naming that budget. REQUIRES: the store lock, held shared.
+Result<ComposedTree> LayersViewTree(Store& store, const ImageRecord& record, std::shared_ptr<const ImageTree> merged,
+                                    int64_t mtime, const Limits& limits = Limits());
 
 }  // namespace lazyroot

@@ -22,9 +22,24 @@ using JsonWriter = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
 struct LsArgs {
   std::string image, path, format = "table";
   bool long_format = false, recursive = false;
-  uint32_t layer = 0, upto = 0;  // 0: not given
+  std::string layer_arg, upto_arg;  // as typed: N or a digest prefix ("" = not given)
+  uint32_t layer = 0, upto = 0;     // resolved, from 1; 0: not given
   std::vector<std::string> limits;
 };
+
+// --layer / --upto as typed to 1-based layer numbers of rec (0: not given).
+Status ResolveLayerArgs(const ImageRecord& rec, const std::string& layer_arg, const std::string& upto_arg,
+                        uint32_t* layer, uint32_t* upto) {
+  if (!layer_arg.empty()) {
+    LAZYROOT_ASSIGN_OR_RETURN(uint32_t i, ResolveLayerArg(rec, layer_arg));
+    *layer = i + 1;
+  }
+  if (!upto_arg.empty()) {
+    LAZYROOT_ASSIGN_OR_RETURN(uint32_t i, ResolveLayerArg(rec, upto_arg));
+    *upto = i + 1;
+  }
+  return Status::Ok();
+}
 
 // What ls prints of one entry, from a tree node or a layer's tar entry.
 struct Listed {
@@ -218,7 +233,7 @@ int RunLayerLs(Store& store, const ImageRecord& rec, const LsArgs& args, const L
   return kExitOk;
 }
 
-int RunLs(const GlobalOptions& global, const LsArgs& args) {
+int RunLs(const GlobalOptions& global, LsArgs args) {
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
@@ -228,6 +243,9 @@ int RunLs(const GlobalOptions& global, const LsArgs& args) {
   if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindImage(**store, args.image);
   if (!rec.ok()) return Fail(rec.status());
+  if (Status st = ResolveLayerArgs(*rec, args.layer_arg, args.upto_arg, &args.layer, &args.upto); !st.ok()) {
+    return Fail(st);
+  }
   if (args.layer != 0) return RunLayerLs(**store, *rec, args, *limits);
   uint32_t upto = args.upto != 0 ? args.upto : static_cast<uint32_t>(rec->layer_digests.size());
   auto tree = TreeUpTo(**store, *rec, upto, *limits);
@@ -247,7 +265,8 @@ int RunLs(const GlobalOptions& global, const LsArgs& args) {
 
 struct CatArgs {
   std::string image, path;
-  uint32_t layer = 0, upto = 0;
+  std::string layer_arg, upto_arg;  // as typed: N or a digest prefix ("" = not given)
+  uint32_t layer = 0, upto = 0;     // resolved, from 1; 0: not given
   std::vector<std::string> limits;
 };
 
@@ -265,7 +284,7 @@ Status CopyStream(RandomReader& reader, uint64_t offset, uint64_t size) {
   return Status::Ok();
 }
 
-int RunCat(const GlobalOptions& global, const CatArgs& args) {
+int RunCat(const GlobalOptions& global, CatArgs args) {
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
@@ -274,6 +293,9 @@ int RunCat(const GlobalOptions& global, const CatArgs& args) {
   if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindImage(**store, args.image);
   if (!rec.ok()) return Fail(rec.status());
+  if (Status st = ResolveLayerArgs(*rec, args.layer_arg, args.upto_arg, &args.layer, &args.upto); !st.ok()) {
+    return Fail(st);
+  }
   OpenImageOptions open_options;
   open_options.limits = *limits;
   // The blobs, read through VerifiedByteSource: every byte checked against
@@ -355,12 +377,12 @@ void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   ls->add_option("PATH", args->path, "Directory or file inside the image (default: /)");
   ls->add_flag("-l,--long", args->long_format, "Mode, owner (uid gid), size, mtime (UTC) and symlink target");
   ls->add_flag("-R,--recursive", args->recursive, "Everything below PATH, one image path per line (like find)");
-  auto* layer = ls->add_option("--layer", args->layer,
+  auto* layer = ls->add_option("--layer", args->layer_arg,
                                "Layer N's own entries as its tar has them (whiteout files included, names not "
-                               "resolved through symlinks); N from 1 at the base")
-                    ->check(CLI::Range(1u, 4294967295u));
-  ls->add_option("--upto", args->upto, "The merge of layers 1..N only")
-      ->check(CLI::Range(1u, 4294967295u))
+                               "resolved through symlinks); N from 1 at the base, or a digest prefix (>= 4 hex "
+                               "digits, with or without sha256:, matching one layer)");
+  ls->add_option("--upto", args->upto_arg,
+                 "The merge of layers 1..N only (N or a digest prefix: up to and including that layer)")
       ->excludes(layer);
   ls->add_option("--format", args->format, "table or json (json: path, type, mode, uid, gid, size, mtime, "
                                            "link_target, layer)")
@@ -377,10 +399,11 @@ void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
       "mount does; symlinks are followed inside the image.");
   cat->add_option("IMAGE", cargs->image, "Image reference as pulled")->required();
   cat->add_option("PATH", cargs->path, "File inside the image")->required();
-  auto* clayer = cat->add_option("--layer", cargs->layer, "The file as layer N's tar has it (N from 1 at the base)")
-                     ->check(CLI::Range(1u, 4294967295u));
-  cat->add_option("--upto", cargs->upto, "The file in the merge of layers 1..N only")
-      ->check(CLI::Range(1u, 4294967295u))
+  auto* clayer = cat->add_option("--layer", cargs->layer_arg,
+                                 "The file as layer N's tar has it (N from 1 at the base, or a digest prefix: >= 4 "
+                                 "hex digits, with or without sha256:, matching one layer)");
+  cat->add_option("--upto", cargs->upto_arg,
+                  "The file in the merge of layers 1..N only (N or a digest prefix: up to and including that layer)")
       ->excludes(clayer);
   AddLimitOption(cat, &cargs->limits);
   cat->callback([cargs, &global, run] { *run = [cargs, &global] { return RunCat(global, *cargs); }; });

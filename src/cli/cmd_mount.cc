@@ -1,4 +1,5 @@
-// `lazyroot mount IMAGE DIR` and `lazyroot umount DIR`.
+// `lazyroot mount IMAGE DIR` and `lazyroot umount DIR`; with --layer N,
+// --upto N or --layers a debug view of the image's layers (ApplyDebugView).
 //
 // Without --foreground the mount runs in a forked daemon and the command
 // returns only once the kernel mount exists: the child writes one byte to a
@@ -7,6 +8,7 @@
 // still shares our stderr (so libfuse's own complaints reach the user); after
 // it, the daemon's stdio is /dev/null and runtime errors go to syslog.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -22,6 +24,7 @@
 #include "fs/mount.h"
 #include "src/cli/cli.h"
 #include "src/image_rootfs.h"
+#include "src/layer_query.h"
 #include "src/reference.h"
 #include "src/test_pause.h"
 
@@ -36,6 +39,8 @@ struct MountArgs {
   uint64_t cache_mib = 256;
   unsigned threads = 8;
   unsigned read_ahead_kib = 1024;
+  std::string layer, upto;  // --layer / --upto: N or a digest prefix ("" = not given)
+  bool layers = false;      // --layers
 };
 
 // Turns -o values into MountOptions flags; unknown ones are usage errors.
@@ -96,6 +101,35 @@ void RedirectToDevNull(int fd) {
   _exit(st.ok() ? kExitOk : kExitFailure);
 }
 
+// --layer, --upto, --layers: swaps the merged tree for the view's (built now
+// from the layer indexes, under the store lock) and turns on the
+// user.lazyroot.layer xattr. Without them nothing changes: the normal mount.
+Status ApplyDebugView(Store& store, const MountArgs& a, const Limits& limits, OpenedImage* image,
+                      MountOptions* options) {
+  const ImageRecord& record = image->record;
+  if (!a.layer.empty()) {
+    LAZYROOT_ASSIGN_OR_RETURN(uint32_t layer, ResolveLayerArg(record, a.layer));
+    LAZYROOT_ASSIGN_OR_RETURN(ImageTree tree, LayerTree(store, record, layer, limits));
+    image->tree = std::make_shared<const ImageTree>(std::move(tree));
+  } else if (!a.upto.empty()) {
+    LAZYROOT_ASSIGN_OR_RETURN(uint32_t layer, ResolveLayerArg(record, a.upto));
+    LAZYROOT_ASSIGN_OR_RETURN(ImageTree tree, TreeUpTo(store, record, layer + 1, limits));
+    image->tree = std::make_shared<const ImageTree>(std::move(tree));
+  } else if (a.layers) {
+    LAZYROOT_ASSIGN_OR_RETURN(ComposedTree view,
+                              LayersViewTree(store, record, image->tree, ImageCreated(store, record), limits));
+    image->tree = std::make_shared<const ImageTree>(std::move(view.tree));
+    options->synthetic_nodes = view.synthetic_nodes;
+  } else {
+    return Status::Ok();
+  }
+  options->layer_xattr_values = LayerXattrValues(record);
+  // The parts the view was built from are freed: hand their pages back
+  // before the daemon forks, or it starts out holding them.
+  malloc_trim(0);
+  return Status::Ok();
+}
+
 int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   auto limits = ResolveLimits(a.limits);
   if (!limits.ok()) return Fail(limits.status());
@@ -146,6 +180,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   options.source = record->reference;  // `findmnt` then says which image is mounted where
   auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
+  if (Status view = ApplyDebugView(**store, a, *limits, &*image, &options); !view.ok()) return Fail(view);
   // Released before the daemon forks, which would otherwise inherit it and
   // keep gc waiting for as long as the mount lives; the marker suffices now.
   *store_lock = FileLock();
@@ -210,6 +245,24 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   mount->add_flag("--suid", ma->suid, "Honour setuid/setgid bits (root only; default nosuid)");
   mount->add_flag("--dev", ma->dev, "Allow device nodes (root only; default nodev)");
   mount->add_flag("--debug", ma->debug, "Trace FUSE requests on stderr (implies --foreground)");
+  auto* layer = mount->add_option("--layer", ma->layer,
+                                  "Mount layer N alone, as `tar -x` of its blob would unpack it: whiteouts are the "
+                                  ".wh.* files it holds (`find DIR -name '.wh.*'` lists what it deletes). N counts "
+                                  "from 1 at the base, or is a digest prefix (>= 4 hex digits, one layer)");
+  auto* upto = mount->add_option("--upto", ma->upto,
+                                 "Mount the merged tree of layers 1..N only (N or a digest prefix: up to and "
+                                 "including that layer)");
+  auto* layers = mount->add_flag("--layers", ma->layers,
+                                 "Mount every view at once: DIR/merged/, DIR/layers/<N>-<12 hex of digest>/, "
+                                 "DIR/upto/<N>/ (all of them count against --limit image-entries)");
+  layer->excludes(upto)->excludes(layers);
+  upto->excludes(layers);
+  mount->footer(
+      "With --layer, --upto or --layers every file and directory of the views carries the xattr "
+      "user.lazyroot.layer = \"<N> sha256:<digest>\", the layer that wrote it (N from 1; `getfattr -n "
+      "user.lazyroot.layer FILE`; the kernel serves user.* xattrs of regular files and directories only), in "
+      "place of any xattr of that name the image has. The views are built from the layer indexes when mounting "
+      "(no unpacking; file bytes are read lazily as in a normal mount). A normal mount adds no xattr and no file.");
   AddLimitOption(mount, &ma->limits);
   mount->callback([ma, &global, run] { *run = [ma, &global] { return RunMountCommand(global, *ma); }; });
 

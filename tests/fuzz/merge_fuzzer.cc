@@ -5,8 +5,13 @@
 // frozen and walked completely. Any entry may be refused; a builder whose
 // every Apply succeeded must produce a tree that passes its own validation
 // and stays within the kernel's limits (symlink target, xattr value).
+// A quarter of the inputs run the literal mode (mount --layer N: whiteouts
+// are files, the first layer any index); the others snapshot the tree after
+// each layer (mount --layers' upto/N), and the snapshots and the final tree
+// are composed into one (ComposeTrees), which must validate too.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +19,7 @@
 #include "index/limits.h"
 #include "index/merge.h"
 #include "index/tar_reader.h"
+#include "index/tree_compose.h"
 #include "tests/fuzz/fuzz_util.h"
 #include "tests/fuzz/tree_walk.h"
 
@@ -43,16 +49,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     limits.image_metadata = rng.Range(1, 4096);
     limits.symlink_steps = rng.Range(1, 256);
   }
-  TreeBuilder builder(limits);
+  const bool literal = rng.Next() % 4 == 0;
+  const uint32_t first = literal ? static_cast<uint32_t>(rng.Range(0, 4)) : 0;
+  TreeBuilder builder(limits, literal ? MergeMode::kLiteral : MergeMode::kApply);
+  std::vector<std::string> digests;
+  std::vector<TreePart> parts;
   Status s;
+  for (uint32_t i = 0; i < first; ++i) digests.emplace_back();
   for (uint32_t i = 0; i < layers.size() && s.ok(); ++i) {
-    s = builder.BeginLayer(i, "sha256:" + std::string(64, static_cast<char>('a' + i)));
+    digests.push_back("sha256:" + std::string(64, static_cast<char>('a' + i)));
+    s = builder.BeginLayer(first + i, digests.back());
     FUZZ_CHECK(s.ok());
     for (const TarEntry& e : layers[i]) {
       s = builder.Apply(e);
       if (!s.ok()) break;
     }
     if (s.ok()) s = builder.EndLayer();
+    if (s.ok() && !literal) {
+      Result<ImageTree> snap = builder.Snapshot("fuzz upto");
+      if (snap.ok()) {
+        FUZZ_CHECK(snap->layer_count() == i + 1);
+        parts.push_back(TreePart{{"upto", std::to_string(i + 1)}, std::make_shared<const ImageTree>(std::move(*snap))});
+      } else {
+        FUZZ_CHECK(snap.status().code() == ErrorCode::kLimitExceeded);
+      }
+    }
   }
   CheckError(s);
   FUZZ_CHECK(builder.symlink_steps() <= limits.symlink_steps + Limits::kMaxPath);
@@ -64,7 +85,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(tree.status().code() == ErrorCode::kLimitExceeded);
     return 0;
   }
-  FUZZ_CHECK(tree->layer_count() == layers.size());
+  FUZZ_CHECK(tree->layer_count() == first + layers.size());
+  if (!parts.empty()) {
+    parts.push_back(TreePart{{"merged"}, std::make_shared<const ImageTree>(*tree)});
+    ComposeOptions options;
+    options.layer_digests = digests;
+    Result<ComposedTree> composed = ComposeTrees(parts, options);
+    if (composed.ok()) {
+      WalkTree(composed->tree);
+    } else {
+      FUZZ_CHECK(composed.status().code() == ErrorCode::kLimitExceeded);
+    }
+  }
   // A tree serves readlink and getxattr: the kernel's limits must hold.
   for (NodeId id = 0; id < tree->node_count(); ++id) {
     if (tree->IsSymlink(id)) FUZZ_CHECK(tree->SymlinkTarget(id).size() <= Limits::kMaxSymlinkTarget);

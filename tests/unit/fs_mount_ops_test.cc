@@ -450,6 +450,31 @@ TEST_F(MountOpsTest, XattrSizeProtocol) {
   EXPECT_EQ(fs.GetXattr(0, "user.none", 100).error(), FsError::kBadInode);
 }
 
+TEST_F(MountOpsTest, LayerXattrOnlyInDebugViews) {
+  ImageFs plain = MakeFs();
+  for (NodeId id = 0; id < plain.tree().node_count(); ++id) {
+    const std::string list = plain.ListXattr(ImageTree::InodeOf(id), 1 << 16)->data;
+    EXPECT_EQ(list.find("user.lazyroot"), std::string::npos) << id;
+    EXPECT_EQ(plain.GetXattr(ImageTree::InodeOf(id), kLayerXattr, 100).error(), FsError::kNoData);
+  }
+  ImageFsOptions o;
+  o.layer_xattr_values = {"1 sha256:l0", "2 sha256:l1"};
+  o.synthetic_nodes = 1;  // the root stands for a view's own directory here
+  ImageFs view(tree_, content_, std::move(o));
+  const uint64_t ino = Ino(view, "etc/hostname.link");
+  const Node n = view.tree().GetNode(*view.NodeOf(ino));
+  EXPECT_EQ(view.GetXattr(ino, kLayerXattr, 100)->data, n.layer == 0 ? "1 sha256:l0" : "2 sha256:l1");
+  const std::string list = view.ListXattr(ino, 1 << 16)->data;
+  EXPECT_EQ(list, std::string("security.capability") + '\0' + "user.note" + '\0' + "user.lazyroot.layer" + '\0');
+  EXPECT_EQ(view.GetXattr(ino, "user.note", 100)->data, "hello");
+  EXPECT_EQ(view.GetXattr(1, kLayerXattr, 100).error(), FsError::kNoData);  // synthetic
+  // Not on a symlink: the kernel would not let anyone read it.
+  EXPECT_EQ(view.GetXattr(Ino(view, "bin/sh"), kLayerXattr, 100).error(), FsError::kNoData);
+  EXPECT_EQ(view.ListXattr(Ino(view, "bin/sh"), 0)->size, 0u);
+  EXPECT_EQ(view.GetXattr(Ino(view, "etc"), kLayerXattr, 100)->data.substr(0, 2), "1 ");
+  EXPECT_EQ(view.ListXattr(1, 0)->size, 0u);
+}
+
 TEST_F(MountOpsTest, StatFsCountsNodesAndBytes) {
   ImageFs fs = MakeFs();
   FsStats s = fs.StatFs();
