@@ -24,8 +24,10 @@
 #include "fs/mount.h"
 #include "src/cli/cli.h"
 #include "src/image_rootfs.h"
+#include "src/launch_config.h"
 #include "src/layer_query.h"
 #include "src/reference.h"
+#include "src/runtime_spec.h"
 #include "src/test_pause.h"
 
 namespace lazyroot::cli {
@@ -39,8 +41,9 @@ struct MountArgs {
   uint64_t cache_mib = 256;
   unsigned threads = 8;
   unsigned read_ahead_kib = 1024;
-  std::string layer, upto;  // --layer / --upto: N or a digest prefix ("" = not given)
-  bool layers = false;      // --layers
+  std::string layer, upto;   // --layer / --upto: N or a digest prefix ("" = not given)
+  bool layers = false;       // --layers
+  bool krun_config = false;  // --krun-config: /.krun_config.json served at the root
 };
 
 // Turns -o values into MountOptions flags; unknown ones are usage errors.
@@ -50,11 +53,16 @@ Status ApplyFuseOptions(const std::vector<std::string>& values, MountOptions* o)
     std::string opt;
     while (std::getline(ss, opt, ',')) {
       if (opt.empty()) continue;
-      if (opt == "allow_other") o->allow_other = true;
-      else if (opt == "suid") o->suid = true;
-      else if (opt == "dev") o->dev = true;
-      else if (opt == "ro" || opt == "nosuid" || opt == "nodev" || opt == "default_permissions") continue;
-      else return Status::InvalidArgument("-o " + opt + ": unsupported (known: allow_other, suid, dev)");
+      if (opt == "allow_other")
+        o->allow_other = true;
+      else if (opt == "suid")
+        o->suid = true;
+      else if (opt == "dev")
+        o->dev = true;
+      else if (opt == "ro" || opt == "nosuid" || opt == "nodev" || opt == "default_permissions")
+        continue;
+      else
+        return Status::InvalidArgument("-o " + opt + ": unsupported (known: allow_other, suid, dev)");
     }
   }
   return Status::Ok();
@@ -80,7 +88,8 @@ void RedirectToDevNull(int fd) {
 // error message through ready_fd. Never returns.
 [[noreturn]] void RunDaemon(const OpenedImage& image, MountOptions options, int ready_fd) {
   setsid();
-  if (chdir("/") != 0) { /* the mountpoint is absolute; staying put only pins a directory */ }
+  if (chdir("/") != 0) { /* the mountpoint is absolute; staying put only pins a directory */
+  }
   RedirectToDevNull(STDIN_FILENO);
   RedirectToDevNull(STDOUT_FILENO);
   openlog("lazyroot", LOG_PID, LOG_DAEMON);
@@ -176,10 +185,17 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   // image's blobs while it is mounted, even after `lazyroot rm`.
   auto in_use = (*store)->HoldImageInUse(record->manifest_digest);
   if (!in_use.ok()) return Fail(in_use.status());
-  TestPause("mount-opening");  // store lock and marker held, image not open yet
+  TestPause("mount-opening");          // store lock and marker held, image not open yet
   options.source = record->reference;  // `findmnt` then says which image is mounted where
   auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
+  if (a.krun_config) {
+    // Made from the image's own tree (user files) before any view replaces it.
+    auto loaded = LoadImageLaunch(**store, *record, *image->tree, *image->content);
+    if (!loaded.ok()) return Fail(loaded.status());
+    options.root_files.push_back(
+        RootFile{".krun_config.json", RuntimeSpecJson(loaded->config, loaded->launch), ImageCreated(**store, *record)});
+  }
   if (Status view = ApplyDebugView(**store, a, *limits, &*image, &options); !view.ok()) return Fail(view);
   // Released before the daemon forks, which would otherwise inherit it and
   // keep gc waiting for as long as the mount lives; the marker suffices now.
@@ -252,6 +268,10 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   auto* upto = mount->add_option("--upto", ma->upto,
                                  "Mount the merged tree of layers 1..N only (N or a digest prefix: up to and "
                                  "including that layer)");
+  mount->add_flag("--krun-config", ma->krun_config,
+                  "Serve /.krun_config.json at the root of the mount: the runtime config libkrun's init reads "
+                  "(process args, env, cwd, user; as extract --krun-config writes it). A file of ours, read-only, "
+                  "not part of the image: it hides an entry of that name the image has; nothing else changes");
   auto* layers = mount->add_flag("--layers", ma->layers,
                                  "Mount every view at once: DIR/merged/, DIR/layers/<N>-<12 hex of digest>/, "
                                  "DIR/upto/<N>/ (all of them count against --limit image-entries)");
