@@ -10,8 +10,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -26,6 +24,7 @@
 #include "src/image_rootfs.h"
 #include "src/launch_config.h"
 #include "src/layer_query.h"
+#include "src/mount_daemon.h"
 #include "src/reference.h"
 #include "src/runtime_spec.h"
 #include "src/test_pause.h"
@@ -66,48 +65,6 @@ Status ApplyFuseOptions(const std::vector<std::string>& values, MountOptions* o)
     }
   }
   return Status::Ok();
-}
-
-void WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
-void RedirectToDevNull(int fd) {
-  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) return;
-  dup2(null_fd, fd);
-  close(null_fd);
-}
-
-// The daemon side: runs the session and reports readiness (byte '\1') or the
-// error message through ready_fd. Never returns.
-[[noreturn]] void RunDaemon(const OpenedImage& image, MountOptions options, int ready_fd) {
-  setsid();
-  if (chdir("/") != 0) { /* the mountpoint is absolute; staying put only pins a directory */
-  }
-  RedirectToDevNull(STDIN_FILENO);
-  RedirectToDevNull(STDOUT_FILENO);
-  openlog("lazyroot", LOG_PID, LOG_DAEMON);
-  options.log = [](const std::string& line) { syslog(LOG_ERR, "%s", line.c_str()); };
-  bool ready = false;
-  Status st = RunMount(image.tree, image.content, options, [&] {
-    ready = true;
-    WriteAll(ready_fd, "\1");
-    close(ready_fd);
-    RedirectToDevNull(STDERR_FILENO);
-  });
-  if (!ready) {
-    WriteAll(ready_fd, st.ok() ? std::string("the mount ended before it was ready") : st.message());
-    close(ready_fd);
-  } else if (!st.ok()) {
-    syslog(LOG_ERR, "%s", st.message().c_str());
-  }
-  _exit(st.ok() ? kExitOk : kExitFailure);
 }
 
 // --layer, --upto, --layers: swaps the merged tree for the view's (built now
@@ -208,37 +165,8 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
     return run.ok() ? kExitOk : Fail(run);
   }
 
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return Fail(Status::FromErrno("mount: pipe", errno));
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int err = errno;
-    close(fds[0]);
-    close(fds[1]);
-    return Fail(Status::FromErrno("mount: fork", err));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    RunDaemon(*image, options, fds[1]);
-  }
-  close(fds[1]);
-  std::string answer;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-    if (answer[0] == '\1') break;
-  }
-  close(fds[0]);
-  if (!answer.empty() && answer[0] == '\1') return kExitOk;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (answer.empty()) answer = "mount " + a.dir + ": the mount daemon exited before the mount was ready";
-  return Fail(Status::IoError(answer));
+  Status started = StartMountDaemon(*image, options, "mount " + a.dir);
+  return started.ok() ? kExitOk : Fail(started);
 }
 
 }  // namespace
