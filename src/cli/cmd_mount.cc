@@ -165,7 +165,13 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
     return run.ok() ? kExitOk : Fail(run);
   }
 
-  Status started = StartMountDaemon(*image, options, "mount " + a.dir);
+  // The image is open already (errors were reported above, in this process).
+  auto prepare = [&]() -> Result<DaemonMount> {
+    DaemonMount m{image->tree, image->content, options, {}};
+    m.held.push_back(std::move(*in_use));
+    return m;
+  };
+  Status started = StartMountDaemon(prepare, DaemonOptions{}, "mount " + a.dir);
   return started.ok() ? kExitOk : Fail(started);
 }
 
