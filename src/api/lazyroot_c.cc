@@ -125,11 +125,18 @@ class ProgressAdapter final : public lazyroot::PullProgress {
  public:
   ProgressAdapter(const lazyroot_pull_options* o, std::atomic<bool>* cancel) : o_(o), cancel_(cancel) {}
   void Resolved(const std::string&, const std::string&, const std::string&, int, uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
     total_ = total;
     Call();
   }
   void BlobProgress(const std::string& digest, uint64_t current, uint64_t) override { Set(digest, current); }
   void BlobDone(const std::string& digest, uint64_t total, bool) override { Set(digest, total); }
+  // The total counts every blob (the config too): the last call says all of it.
+  void Finished(const std::string&) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    finished_ = true;
+    Call();
+  }
 
  private:
   void Set(const std::string& digest, uint64_t current) {
@@ -143,6 +150,7 @@ class ProgressAdapter final : public lazyroot::PullProgress {
     if (o_->progress == nullptr) return;
     uint64_t sum = 0;
     for (const auto& [d, n] : done_) sum += n;
+    if (finished_ || sum > total_) sum = total_;
     o_->progress(o_->progress_user, sum, total_);
   }
   const lazyroot_pull_options* o_;
@@ -150,6 +158,7 @@ class ProgressAdapter final : public lazyroot::PullProgress {
   std::mutex mu_;
   std::map<std::string, uint64_t> done_;
   uint64_t total_ = 0;
+  bool finished_ = false;
 };
 
 lazyroot_status DoPull(lazyroot_store* store, const char* reference, const lazyroot_pull_options* o, bool only_missing,

@@ -145,6 +145,34 @@ class Library(PullTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("lib/missing", r.stderr)
 
+    def test_pull_progress_and_cancel(self):
+        big = mi.build_image([mi.build_layer(random_mib=8, seed=11)], config={"Cmd": ["/x"]})
+        mi.push(mi.RegistryClient(self.reg.host), "lib/big", "v1", big)
+        ref = "http://%s/lib/big:v1" % self.reg.host
+        out = os.path.join(self.tmp, "pull")
+        flags = self.pkg_config("--cflags") + self.pkg_config("--libs")
+        r = subprocess.run(["cc", "-Wall", "-Werror", "-o", out, os.path.join(EXAMPLES, "pull.c")] + flags,
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        env = dict(self.env, LD_LIBRARY_PATH=self.libdir, LAZYROOT_HOME=self.root)
+        r = subprocess.run([out, ref, str(1 << 20)], capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)  # LAZYROOT_CANCELLED
+        self.assertIn("status 8: ", r.stderr)
+        self.assertIn("cancelled", r.stderr)
+        self.assertNotIn("digest", r.stdout)
+        self.assertEqual(self.lazyroot("images", "--format", "json").stdout.count("lib/big"), 0)
+        # Nothing half-written: the store is clean (a resumable partial is a note, not a problem).
+        self.assertOk(self.lazyroot("fsck"))
+        r = subprocess.run([out, ref], capture_output=True, text=True, env=env, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("digest " + big.digest, r.stdout)
+        lines = [l.split() for l in r.stdout.splitlines() if l.startswith("progress ")]
+        self.assertTrue(lines)
+        done = [int(l[1]) for l in lines]
+        self.assertEqual(done, sorted(done))  # monotonic
+        self.assertEqual(done[-1], int(lines[-1][2]))  # ends at the total
+        self.assertOk(self.lazyroot("fsck"))
+
     def test_exports_and_soname(self):
         so = os.path.join(self.libdir, "liblazyroot.so")
         r = subprocess.run(["nm", "-D", "--defined-only", so], capture_output=True, text=True)
