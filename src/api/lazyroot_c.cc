@@ -27,6 +27,7 @@
 #include "src/mount_daemon.h"
 #include "src/pull.h"
 #include "src/reference.h"
+#include "src/rootfs_cache.h"
 #include "src/runtime_spec.h"
 #include "src/store.h"
 
@@ -335,9 +336,10 @@ const char* lazyroot_launch_json(const lazyroot_launch* l) { return l->json.c_st
 const char* lazyroot_launch_runtime_spec(const lazyroot_launch* l) { return l->runtime_spec.c_str(); }
 void lazyroot_launch_free(lazyroot_launch* l) { delete l; }
 
-lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, const char* dir, lazyroot_error** err) {
-  if (store == nullptr || reference == nullptr || dir == nullptr) {
-    return Invalid("lazyroot_extract: store, reference and dir are required", err);
+lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, const char* dir, char** path,
+                                 lazyroot_error** err) {
+  if (store == nullptr || reference == nullptr) {
+    return Invalid("lazyroot_extract: store and reference are required", err);
   }
   return Guard(err, [&]() -> Status {
     LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, store->store->LockStore(false));
@@ -345,8 +347,17 @@ lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, c
     LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image, lazyroot::OpenImage(*store->store, rec));
     lazyroot::ExtractOptions options;
     options.rootless = geteuid() != 0;
+    if (dir == nullptr) {
+      lazyroot::CachedRootfsOptions cache_options;
+      cache_options.extract = options;
+      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::CachedRootfs cached,
+                                lazyroot::EnsureCachedRootfs(*store->store, rec, image, cache_options));
+      if (path != nullptr) *path = Dup(cached.dir);
+      return Status::Ok();
+    }
     auto report = lazyroot::ExtractTree(*image.tree, *image.content, dir, options);
     if (!report.ok()) return report.status().WithContext("extract " + rec.reference + " into " + dir);
+    if (path != nullptr) *path = Dup(dir);
     return Status::Ok();
   });
 }

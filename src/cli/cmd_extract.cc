@@ -1,6 +1,5 @@
 // `lazyroot extract`: write an image's merged tree into a directory.
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "src/launch_config.h"
 #include "src/pull.h"
 #include "src/reference.h"
+#include "src/rootfs_cache.h"
 #include "src/runtime_spec.h"
 #include "src/test_pause.h"
 
@@ -40,24 +40,6 @@ struct ExtractArgs {
   unsigned threads = 0;
   uint64_t max_size = 0;  // 0: the free space of DIR's file system, less a margin
 };
-
-// The default target: <store>/rootfs/<manifest hex>, complete once
-// <hex>.done exists (written after the rename; it holds the mode used).
-// <hex>.lock serialises extractions of one image between processes.
-// The differences named when a cached rootfs was changed.
-constexpr size_t kShownDifferences = 10;
-
-struct DefaultTarget {
-  std::string dir, done, lock;
-};
-
-DefaultTarget DefaultTargetFor(const Store& store, const ImageRecord& rec) {
-  std::string digest = rec.manifest_digest;
-  size_t colon = digest.find(':');
-  std::string hex = colon == std::string::npos ? digest : digest.substr(colon + 1);
-  std::string base = store.root() + "/rootfs/" + hex;
-  return {base, base + ".done", base + ".lock"};
-}
 
 void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds) {
   std::fprintf(stderr,
@@ -79,38 +61,6 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
     std::fprintf(stderr, "lazyroot: … and %s more\n",
                  Counted(r.warnings - r.warning_samples.size(), "warning").c_str());
   }
-}
-
-// Prints the first differences between the cached rootfs and the image.
-void PrintDifferences(const std::string& dir, const std::vector<RootfsDifference>& diffs) {
-  std::fprintf(stderr, "lazyroot: %s was changed since it was extracted%s:\n", dir.c_str(),
-               diffs.size() >= kShownDifferences ? " (first differences)" : "");
-  for (const RootfsDifference& d : diffs) std::fprintf(stderr, "lazyroot:   %s: %s\n", d.path.c_str(), d.what.c_str());
-}
-
-// Puts a fresh extract of the image at target.dir while a VM may still be
-// running on the tree there: the fresh tree is written beside it, swapped in
-// with one renameat2(RENAME_EXCHANGE) (no moment without a tree at that
-// path), and the old one is left under "<hex>.stale-XXXXXX", which gc removes.
-// A process running on the old tree keeps it (open directories follow the
-// rename) until that gc; the next extract never hands it out.
-Result<ExtractReport> ReplaceCachedRootfs(const DefaultTarget& target, const OpenedImage& image,
-                                          const ExtractOptions& options) {
-  std::string fresh = target.dir + ".stale-XXXXXX";
-  if (::mkdtemp(fresh.data()) == nullptr) return Status::FromErrno("create a temp dir beside " + target.dir, errno);
-  auto report = ExtractTree(*image.tree, *image.content, fresh, options);
-  if (!report.ok()) {
-    (void)RemoveTree(fresh);
-    return report.status();
-  }
-  if (::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, target.dir.c_str(), RENAME_EXCHANGE) != 0) {
-    const int err = errno;
-    (void)RemoveTree(fresh);
-    return Status::FromErrno("cannot replace " + target.dir + " with a fresh extract (rename-exchange with " + fresh +
-                                 "; a mount point?); remove it by hand and run extract again",
-                             err);
-  }
-  return report;
 }
 
 // Removes what a failed `extract --bundle` added to the bundle directory:
@@ -197,42 +147,6 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
   options.threads = args.threads;
   options.max_bytes = args.max_size;
   options.interrupted = interrupt.flag();
-  const bool rootless = args.rootless || ::geteuid() != 0;
-  const std::string mode = rootless ? "rootless\n" : "root\n";
-
-  std::string dir = args.dir;
-  DefaultTarget target;
-  int lock_fd = -1;
-  if (dir.empty()) {
-    target = DefaultTargetFor(**store, *rec);
-    dir = target.dir;
-    lock_fd = ::open(target.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock_fd < 0) return Fail(Status::FromErrno("open " + target.lock, errno));
-    if (::flock(lock_fd, LOCK_EX) != 0) {
-      Status st = Status::FromErrno("lock " + target.lock, errno);
-      ::close(lock_fd);
-      return Fail(st);
-    }
-  }
-  Fd lock(lock_fd);
-
-  // A cached rootfs handed out before (a VM may have written it) is checked
-  // before reuse; for that only the tree is needed, not a re-hash of blobs.
-  bool have_dir = false, check = false;
-  std::string done_mode;
-  int64_t extracted_at_ns = 0;  // the .done marker's mtime: written right after the tree was complete
-  if (!target.done.empty()) {
-    struct stat st {};
-    have_dir = ::lstat(dir.c_str(), &st) == 0;
-    auto done = ReadWholeFile(target.done, 64);
-    if (done.ok()) done_mode = *done;
-    check = have_dir && S_ISDIR(st.st_mode) && done_mode == mode;
-    struct stat done_st {};
-    if (check && ::stat(target.done.c_str(), &done_st) == 0) {
-      extracted_at_ns = static_cast<int64_t>(done_st.st_mtim.tv_sec) * 1000000000 + done_st.st_mtim.tv_nsec;
-    }
-  }
-
   // Every byte extract reads of a blob is checked against the chunk digests
   // recorded at pull (OpenImage's VerifiedByteSource): a blob changed on disk
   // fails the extract, naming the blob and the bytes, and leaves no DIR.
@@ -253,61 +167,33 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
     if (!args.bundle.empty()) LAZYROOT_RETURN_IF_ERROR(WriteRootFile(args.bundle, "config.json", runtime_spec));
     return Status::Ok();
   };
-  const std::string shown_dir = args.bundle.empty() ? dir : args.bundle;
 
-  bool reuse = false;
-  if (check) {
-    auto start = std::chrono::steady_clock::now();
-    RootfsCheckOptions check_options;
-    check_options.rootless = rootless;
-    check_options.max_differences = kShownDifferences;
-    check_options.extracted_at_ns = extracted_at_ns;
-    auto diffs = CompareRootfs(*opened->tree, nullptr, dir, check_options);
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (!diffs.ok()) {
-      std::fprintf(stderr, "lazyroot: %s cannot be checked (%s); extracting it again\n", dir.c_str(),
-                   diffs.status().message().c_str());
-    } else if (diffs->empty()) {
-      reuse = true;
-      std::fprintf(stderr, "lazyroot: %s already extracted (%u entries match the image, checked in %.0f ms)\n",
-                   rec->reference.c_str(), opened->tree->node_count(), ms);
-    } else {
-      PrintDifferences(dir, *diffs);
-      std::fprintf(stderr, "lazyroot: extracting it again\n");
-    }
-  } else if (have_dir && !done_mode.empty()) {
-    std::fprintf(stderr, "lazyroot: %s was extracted %s; extracting it again %s\n", dir.c_str(),
-                 done_mode == "root\n" ? "as root" : "rootless", rootless ? "rootless" : "as root");
-  }
-
-  if (!reuse) {
-    if (!target.done.empty()) {
-      // No marker while the tree at dir is not the one it describes.
-      if (::unlink(target.done.c_str()) != 0 && errno != ENOENT) {
-        return Fail(Status::FromErrno("remove " + target.done, errno));
-      }
-    }
+  if (!args.dir.empty()) {
     auto start = std::chrono::steady_clock::now();
     // Armed while a temp dir exists: a signal then makes ExtractTree stop
     // and remove it rather than leave a half-written tree behind.
     interrupt.Arm();
-    auto report = have_dir ? ReplaceCachedRootfs(target, *opened, options)
-                           : ExtractTree(*opened->tree, *opened->content, dir, options);
+    auto report = ExtractTree(*opened->tree, *opened->content, args.dir, options);
     interrupt.Disarm();
-    if (!report.ok()) return Fail(report.status().WithContext("extract " + rec->reference + " into " + dir));
+    if (!report.ok()) return Fail(report.status().WithContext("extract " + rec->reference + " into " + args.dir));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (!target.done.empty()) {
-      Status st = WriteFileAtomic(target.done, mode);
-      if (!st.ok()) return Fail(st);
-    }
-    if (args.copy.empty()) {
-      if (Status st = write_configs(dir); !st.ok()) return Fail(st);
-      std::printf("%s\n", shown_dir.c_str());
-    }
-    PrintSummary(dir, *report, seconds);
-  } else if (args.copy.empty()) {
-    std::printf("%s\n", shown_dir.c_str());
+    if (Status st = write_configs(args.dir); !st.ok()) return Fail(st);
+    std::printf("%s\n", (args.bundle.empty() ? args.dir : args.bundle).c_str());
+    PrintSummary(args.dir, *report, seconds);
+    return kExitOk;
   }
+
+  // The store's cached tree, checked before reuse (src/rootfs_cache.h).
+  CachedRootfsOptions cache_options;
+  cache_options.extract = options;
+  cache_options.note = [](const std::string& line) { std::fprintf(stderr, "lazyroot: %s\n", line.c_str()); };
+  cache_options.before_extract = [&] { interrupt.Arm(); };
+  cache_options.after_extract = [&] { interrupt.Disarm(); };
+  auto cached = EnsureCachedRootfs(**store, *rec, *opened, cache_options);
+  if (!cached.ok()) return Fail(cached.status());
+  const std::string& dir = cached->dir;
+  if (args.copy.empty()) std::printf("%s\n", dir.c_str());
+  if (cached->report) PrintSummary(dir, *cached->report, cached->seconds);
   if (args.copy.empty()) return kExitOk;
 
   // --copy: the checked (or fresh) cached tree, copied while the image's

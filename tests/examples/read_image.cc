@@ -1,13 +1,13 @@
 // read_image IMAGE DIR FILE: the C++ interface (lazyroot.hpp) built against
 // the installed CMake package: pull if missing, mount at DIR, print FILE
-// read through the mount and the image's argv, unmount (RAII).
+// read through the mount and the image's argv, unmount (RAII), then extract
+// the store's cached tree and print its path.
 //
 //   find_package(lazyroot REQUIRED)
 //   target_link_libraries(read_image PRIVATE lazyroot::lazyroot)
-#include <lazyroot/lazyroot.hpp>
-
 #include <fstream>
 #include <iostream>
+#include <lazyroot/lazyroot.hpp>
 #include <sstream>
 
 int main(int argc, char** argv) {
@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
     for (const std::string& a : launch.args) std::cout << " " << a;
     std::cout << "\nuid: " << launch.uid << "\n";
     mount.Unmount();
+    // The store's cached extract (what krun_set_root gets without a mount).
+    std::cout << "cached: " << store.Extract(argv[1]) << "\n";
   } catch (const lazyroot::Error& e) {
     std::cerr << "read_image: " << e.what() << " (status " << e.code() << ")\n";
     return 1;

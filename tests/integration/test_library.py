@@ -139,6 +139,15 @@ class Library(PullTestCase):
         self.assertIn("argv: /bin/app --serve", r.stdout)
         self.assertIn("uid: 1000", r.stdout)
         self.assertFalse(mounted(mnt))
+        cached = [l.split(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("cached: ")][0]
+        self.assertTrue(cached.startswith(os.path.join(self.root, "rootfs") + "/"), cached)
+        with open(os.path.join(cached, "etc", "hello")) as f:
+            self.assertEqual(f.read(), "hello through the library\n")
+        # The CLI reuses the library's cached tree: same directory, checked, not extracted again.
+        r2 = self.lazyroot("extract", self.ref)
+        self.assertOk(r2)
+        self.assertEqual(r2.stdout.strip(), cached)
+        self.assertIn("already extracted", r2.stderr)
         # An error crosses as lazyroot::Error with the C status and the message.
         r = subprocess.run([os.path.join(b, "read_image"), "http://%s/lib/missing:v1" % self.reg.host, mnt, "x"],
                            capture_output=True, text=True, env=dict(self.env, LAZYROOT_HOME=self.root))

@@ -135,10 +135,15 @@ LAZYROOT_API const char* lazyroot_launch_runtime_spec(const lazyroot_launch* lau
 LAZYROOT_API void lazyroot_launch_free(lazyroot_launch* launch);
 
 /* Writes the image's merged root filesystem into dir (absent or empty; it
- * appears only when complete). As root: owners, modes, devices; otherwise
- * rootless (the image's uid:gid:mode in user.containers.override_stat). */
+ * appears only when complete), or, with dir NULL, into the store's cached
+ * extract (<store>/rootfs/<manifest hex>, as `lazyroot extract IMAGE`): made
+ * once, checked against the image before each reuse and extracted again if
+ * something changed it. *path (if not NULL) is the directory written. As
+ * root: owners, modes, devices; otherwise rootless (the image's uid:gid:mode
+ * in user.containers.override_stat). The cached tree is shared: give it to
+ * a VM read-only. */
 LAZYROOT_API lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, const char* dir,
-                                              lazyroot_error** err);
+                                              char** path, lazyroot_error** err);
 
 typedef struct lazyroot_mount_options {
   size_t size;       /* sizeof(lazyroot_mount_options), set by _init */

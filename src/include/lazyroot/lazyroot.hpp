@@ -132,9 +132,13 @@ class Store {
     return out;
   }
 
-  void Extract(const std::string& reference, const std::string& dir) {
+  // Into dir, or (dir empty) the store's cached extract, checked before
+  // reuse. Returns the directory written.
+  std::string Extract(const std::string& reference, const std::string& dir = {}) {
+    char* path = nullptr;
     lazyroot_error* err = nullptr;
-    detail::Check(lazyroot_extract(s_.get(), reference.c_str(), dir.c_str(), &err), err);
+    detail::Check(lazyroot_extract(s_.get(), reference.c_str(), dir.empty() ? nullptr : dir.c_str(), &path, &err), err);
+    return detail::Take(path);
   }
 
   Mount MountImage(const std::string& reference, const std::string& dir, bool krun_config = false) {
