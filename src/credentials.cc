@@ -89,7 +89,7 @@ struct Fd {
 Result<std::optional<Credential>> RunHelper(const std::string& helper, const std::string& registry, int timeout_ms) {
   const std::string program = "docker-credential-" + helper;
   const std::string context = "credential helper " + program + " for registry " + registry;
-  if (helper.empty() || helper.find('/') != std::string::npos) {
+  if (helper.empty() || helper.find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
     return Status::Unauthorized("invalid credential helper name \"" + helper + "\" for registry " + registry);
   }
   const std::string url = HelperServerUrl(registry);
@@ -276,6 +276,19 @@ std::string ConfigDir(const CredentialOptions& options) {
   return "";
 }
 
+// credHelpers[host] of an auth file: the helper's name, or nullopt.
+Result<std::optional<std::string>> CredHelperFor(const JsonDocument& doc, const std::string& path,
+                                                 const std::vector<std::string>& hosts) {
+  auto it = doc.FindMember("credHelpers");
+  if (it == doc.MemberEnd() || it->value.IsNull()) return std::optional<std::string>();
+  if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
+  std::string key;
+  const JsonValue* helper = FindHostKey(it->value, hosts, &key);
+  if (helper == nullptr) return std::optional<std::string>();
+  if (!helper->IsString()) return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
+  return std::optional<std::string>(std::string(helper->GetString(), helper->GetStringLength()));
+}
+
 // Reads an auth file: nullopt when it does not exist.
 Result<std::optional<JsonDocument>> ReadAuthFile(const std::string& path) {
   LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> text, ReadSmallFile(path));
@@ -296,16 +309,8 @@ Result<std::optional<Credential>> LookupInDockerConfig(const std::string& path, 
   const std::vector<std::string> hosts = CandidateHosts(registry);
 
   // 1. credHelpers[host]
-  if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
-    std::string key;
-    if (const JsonValue* helper = FindHostKey(it->value, hosts, &key)) {
-      if (!helper->IsString()) {
-        return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
-      }
-      return RunHelper(helper->GetString(), registry, timeout_ms);
-    }
-  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> helper, CredHelperFor(doc, path, hosts));
+  if (helper) return RunHelper(*helper, registry, timeout_ms);
   // 2. credsStore
   if (auto it = doc.FindMember("credsStore"); it != doc.MemberEnd() && !it->value.IsNull()) {
     if (!it->value.IsString()) return Status::InvalidArgument(path + ": credsStore: want a string");
@@ -335,16 +340,10 @@ Result<std::optional<std::optional<Credential>>> LookupInContainersAuthFile(cons
   if (!doc_or) return Found();
   const JsonDocument& doc = *doc_or;
   const std::vector<std::string> hosts = CandidateHosts(registry);
-  if (auto it = doc.FindMember("credHelpers"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsObject()) return Status::InvalidArgument(path + ": credHelpers: want an object");
-    std::string key;
-    if (const JsonValue* helper = FindHostKey(it->value, hosts, &key)) {
-      if (!helper->IsString()) {
-        return Status::InvalidArgument(path + ": credHelpers[\"" + key + "\"]: want a string");
-      }
-      LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> c, RunHelper(helper->GetString(), registry, timeout_ms));
-      return Found(std::move(c));
-    }
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<std::string> helper, CredHelperFor(doc, path, hosts));
+  if (helper) {
+    LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> c, RunHelper(*helper, registry, timeout_ms));
+    return Found(std::move(c));
   }
   auto it = doc.FindMember("auths");
   if (it == doc.MemberEnd() || it->value.IsNull()) return Found();

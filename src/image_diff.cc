@@ -189,16 +189,6 @@ Result<std::vector<DiffChange>> DiffTrees(const ImageTree& a, NodeId ra, const I
 
 namespace {
 
-Result<std::vector<std::string>> DiffIdsOf(Store& store, const ImageRecord& record) {
-  LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, 8u << 20));
-  LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
-  if (config.diff_ids.size() != record.layer_digests.size()) {
-    return Status::Corruption("image " + record.reference + ": config has " + std::to_string(config.diff_ids.size()) +
-                              " diff_ids for " + std::to_string(record.layer_digests.size()) + " layers");
-  }
-  return std::move(config.diff_ids);
-}
-
 // The file digests of the layers of both images, each layer's index read
 // once and only when a content comparison needs it.
 class DigestCache {
@@ -314,8 +304,8 @@ Result<ImageDiff> DiffImages(Store& store, const ImageRecord& a, const ImageReco
     // its content. The two are not comparable: counted as changed.
     if ((x.sparse_count != 0) != (y.sparse_count != 0)) return false;
     if (diff_ids_a.empty()) {
-      LAZYROOT_ASSIGN_OR_RETURN(diff_ids_a, DiffIdsOf(store, a));
-      LAZYROOT_ASSIGN_OR_RETURN(diff_ids_b, DiffIdsOf(store, b));
+      LAZYROOT_ASSIGN_OR_RETURN(diff_ids_a, ImageDiffIds(store, a));
+      LAZYROOT_ASSIGN_OR_RETURN(diff_ids_b, ImageDiffIds(store, b));
     }
     if (x.layer >= diff_ids_a.size() || y.layer >= diff_ids_b.size()) {
       return Status::Corruption("a tree names a layer its image does not have");

@@ -37,8 +37,7 @@ Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::
       if (!st.ok()) break;
       ChunkDigests layer_chunks;
       auto table = ForEachStoredLayerEntry(
-          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart,
-          &layer_chunks);
+          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart, &layer_chunks);
       if (!table.ok()) {
         st = table.status();
         break;
@@ -88,7 +87,8 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
       }
     }
   };
-  unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
+  unsigned n =
+      std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
   std::vector<std::thread> threads;
   // Reserved first: a vector growing (bad_alloc) with threads running would
   // destroy joinable threads, which is std::terminate.
@@ -203,6 +203,16 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   }
   out.content = std::make_shared<const ImageContent>(std::move(layers));
   return out;
+}
+
+Result<std::vector<std::string>> ImageDiffIds(Store& store, const ImageRecord& record) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, kMaxConfigBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
+  if (config.diff_ids.size() != record.layer_digests.size()) {
+    return Status::Corruption("image " + record.reference + ": config has " + std::to_string(config.diff_ids.size()) +
+                              " diff_ids for " + std::to_string(record.layer_digests.size()) + " layers");
+  }
+  return std::move(config.diff_ids);
 }
 
 }  // namespace lazyroot

@@ -44,6 +44,11 @@ struct OpenImageOptions {
 // could remove and may write trees/ and index/.
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
 
+// The config's rootfs.diff_ids of a pulled image, one per layer of the
+// record; kCorruption naming the image when they do not match its layers.
+// REQUIRES: the store lock, held shared.
+Result<std::vector<std::string>> ImageDiffIds(Store& store, const ImageRecord& record);
+
 // Re-hashes the stored blob (all layers of an image in parallel with
 // VerifyLayerBlobs). kCorruption names the blob and what it hashes to. Mount
 // and extract need not: their reads are verified chunk by chunk.

@@ -55,16 +55,6 @@ std::string ResolveParents(const ImageTree& tree, std::vector<std::string> compo
   return JoinPath(out);
 }
 
-Result<std::vector<std::string>> DiffIds(Store& store, const ImageRecord& record) {
-  LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, 8u << 20));
-  LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
-  if (config.diff_ids.size() != record.layer_digests.size()) {
-    return Status::Corruption("image " + record.reference + ": config has " + std::to_string(config.diff_ids.size()) +
-                              " diff_ids for " + std::to_string(record.layer_digests.size()) + " layers");
-  }
-  return std::move(config.diff_ids);
-}
-
 // The hex of a "sha256:<hex>" digest (the whole string if it has no algorithm).
 std::string_view DigestHex(std::string_view digest) {
   const size_t colon = digest.find(':');
@@ -138,7 +128,7 @@ Result<ImageTree> LayerTree(Store& store, const ImageRecord& record, uint32_t la
     return Status::InvalidArgument("image " + record.reference + " has " + std::to_string(record.layer_digests.size()) +
                                    " layers, not " + std::to_string(layer + 1));
   }
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, ImageDiffIds(store, record));
   return LiteralLayerTree(store, record, diff_ids, layer, limits);
 }
 
@@ -171,7 +161,7 @@ int64_t ImageCreated(Store& store, const ImageRecord& record) {
 Result<ComposedTree> LayersViewTree(Store& store, const ImageRecord& record, std::shared_ptr<const ImageTree> merged,
                                     int64_t mtime, const Limits& limits) {
   const uint32_t n = static_cast<uint32_t>(record.layer_digests.size());
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, ImageDiffIds(store, record));
   std::vector<TreePart> parts;
   uint64_t nodes = merged->node_count();
   // Stops as soon as the parts built so far are over the budget, before the
@@ -252,7 +242,7 @@ Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::stri
   open_options.limits = limits;
   open_options.tree_only = true;  // only the tree's symlinks are read
   LAZYROOT_ASSIGN_OR_RETURN(OpenedImage image, OpenImage(store, record, open_options));
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, ImageDiffIds(store, record));
   const ImageTree& tree = *image.tree;
 
   WhichResult out;
@@ -341,7 +331,7 @@ Result<ImageTree> TreeUpTo(Store& store, const ImageRecord& record, uint32_t upt
     LAZYROOT_ASSIGN_OR_RETURN(OpenedImage image, OpenImage(store, record, open_options));
     return *image.tree;
   }
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, ImageDiffIds(store, record));
   for (size_t attempt = 0;; ++attempt) {
     TreeBuilder builder(limits);
     bool restart = false;
@@ -369,7 +359,7 @@ Result<std::vector<TarEntry>> LayerEntries(Store& store, const ImageRecord& reco
     return Status::InvalidArgument("image " + record.reference + " has " + std::to_string(record.layer_digests.size()) +
                                    " layers, not " + std::to_string(layer + 1));
   }
-  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, ImageDiffIds(store, record));
   std::vector<TarEntry> out;
   auto fn = [&](TarEntry& e) {
     out.push_back(std::move(e));

@@ -22,7 +22,6 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
 
 BUSYBOX = shutil.which("busybox")
@@ -51,10 +50,7 @@ CONFIG = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": [WORKLOAD], "User": "app", "Wo
 class ExtractBundle(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry("plain")
         client = mi.RegistryClient(cls.reg.host)
         cls.outside = tempfile.mkdtemp(prefix="lazyroot-outside-")
         cls.addClassCleanup(shutil.rmtree, cls.outside, ignore_errors=True)

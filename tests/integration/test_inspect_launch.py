@@ -14,12 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
 
 HAVE_UMOCI = bool(shutil.which("umoci"))
@@ -57,10 +55,7 @@ CASES = {
 class InspectLaunch(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry("plain")
         client = mi.RegistryClient(cls.reg.host)
         cls.layer = mi.build_layer(BASE, compression="gzip")
         cls.images = {}

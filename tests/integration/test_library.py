@@ -20,7 +20,6 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,10 +46,7 @@ class Library(PullTestCase):
             raise AssertionError("cmake --install failed:\n" + r.stdout + r.stderr)
         cls.libdir = os.path.join(cls.prefix, "lib")
         cls.pc_env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(cls.libdir, "pkgconfig"))
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry("plain")
         layer = mi.build_layer([{"path": "etc/passwd", "content": PASSWD}, {"path": "etc/group", "content": GROUP},
                                 {"path": "etc/hello", "content": "hello through the library\n"},
                                 {"path": "bin/app", "content": "#!/bin/sh\n", "mode": 0o755}])

@@ -82,6 +82,17 @@ def isolated_env(home):
 class PullTestCase(unittest.TestCase):
     maxDiff = 4000
 
+    @classmethod
+    def class_registry(cls, mode="plain", **kw):
+        """A registry (registry.py) for the whole class, on 127.0.0.1, stopped
+        and its storage removed after the class's tests; also cls.reg."""
+        import registry  # noqa: E402 (tests/tools is on the path of every test)
+        regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
+        cls.addClassCleanup(shutil.rmtree, regdir, ignore_errors=True)
+        cls.reg = registry.start_registry(mode, regdir, **kw)
+        cls.addClassCleanup(cls.reg.stop)
+        return cls.reg
+
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="lazyroot-pull-test-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
