@@ -1,5 +1,6 @@
 #include "src/credentials.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -296,6 +297,22 @@ TEST_F(Credentials, HelperThatDoesNotReadStdinStillWorks) {
   Result<std::optional<Credential>> r = Lookup("ghcr.io");
   ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
   EXPECT_EQ((*r)->secret, "s3cret-noread");
+}
+
+// A helper that answers and exits but leaves a background process holding
+// its stdout (an agent it started) has answered: its exit ends the wait, not
+// the timeout (which used to report "no answer" after the full 30 s).
+TEST_F(Credentials, HelperWhoseChildKeepsStdoutOpenHasAnswered) {
+  Helper("daemon", R"(sleep 600 & echo $! > ")" + dir_ + R"(/daemon.pid"
+printf '{"Username":"u","Secret":"s3cret-daemon"}')");
+  Config(R"({"credsStore":"daemon"})");
+  options_.helper_timeout_ms = 60'000;  // before the fix: "no answer within 60 s"
+  Result<std::optional<Credential>> r = Lookup("ghcr.io");
+  // The background sleep is ours to end (it holds nothing of the test's).
+  const std::string pid = ReadFile("daemon.pid");
+  if (!pid.empty()) kill(static_cast<pid_t>(std::stol(pid)), SIGKILL);
+  ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
+  EXPECT_EQ((*r)->secret, "s3cret-daemon");
 }
 
 TEST_F(Credentials, HelperNameWithSlashIsRejected) {
