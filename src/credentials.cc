@@ -412,11 +412,11 @@ std::vector<std::string> ContainersAuthFiles(const CredentialOptions& options) {
     return v != nullptr ? v : "";
   };
   std::vector<std::string> files;
-  if (!options.authfile.empty()) {
-    files.push_back(options.authfile);
-  } else if (std::string f = env("REGISTRY_AUTH_FILE"); !f.empty()) {
-    files.push_back(f);
-  } else if (std::string run = env("XDG_RUNTIME_DIR"); !run.empty()) {
+  // A file the user names is the only one read (containers/image's
+  // getAuthFilePaths: no XDG config file, no docker config.json after it).
+  if (!options.authfile.empty()) return {options.authfile};
+  if (std::string f = env("REGISTRY_AUTH_FILE"); !f.empty()) return {f};
+  if (std::string run = env("XDG_RUNTIME_DIR"); !run.empty()) {
     files.push_back(run + "/containers/auth.json");
   }
   if (std::string config = env("XDG_CONFIG_HOME"); !config.empty()) {
@@ -447,6 +447,8 @@ Result<std::optional<Credential>> LookupCredential(const std::string& registry, 
                               LookupInContainersAuthFile(path, registry, options.repository, timeout_ms));
     if (found) return *found;
   }
+  const char* given = std::getenv("REGISTRY_AUTH_FILE");
+  if (!options.authfile.empty() || (given != nullptr && *given != '\0')) return std::optional<Credential>();
   std::string dir = ConfigDir(options);
   if (dir.empty()) return std::optional<Credential>();
   return LookupInDockerConfig(dir + "/config.json", registry, timeout_ms);
