@@ -151,6 +151,22 @@ TEST(LaunchConfig, EntrypointPlusCmdEnvDefaultsAndUser) {
   EXPECT_EQ(lc->exec_user.uid, 1000u);
 }
 
+// An image Env entry without '=' is docker's "unset": it is not passed on
+// (runc refuses a process env entry without '=', so a bundle holding one
+// would not run), and "PATH" alone drops the default PATH as in docker.
+TEST(LaunchConfig, EnvEntriesWithoutEqualsUnsetAndAreDropped) {
+  ImageConfig c = Config();
+  c.env = {"NOEQUALS", "A=1", "HOME", "B=x=y"};
+  auto lc = Make(c);
+  ASSERT_TRUE(lc.ok()) << lc.status().ToString();
+  EXPECT_EQ(lc->env, (std::vector<std::string>{"A=1", "B=x=y", std::string("PATH=") + kDefaultPath,
+                                               "HOME=/home/app"}));
+  c.env = {"PATH", "A=1"};
+  lc = Make(c);
+  ASSERT_TRUE(lc.ok()) << lc.status().ToString();
+  EXPECT_EQ(lc->env, (std::vector<std::string>{"A=1", "HOME=/home/app"}));
+}
+
 TEST(LaunchConfig, DockerRunOverrides) {
   LaunchOverrides o;
   o.cmd = std::vector<std::string>{"sh"};
