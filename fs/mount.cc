@@ -25,9 +25,8 @@ namespace lazyroot {
 Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
                 const MountOptions& options, const std::function<void()>& on_ready) {
   if (tree->layer_count() > content->layer_count()) {
-    return Status::InvalidArgument("mount " + options.mountpoint + ": tree has " +
-                                   std::to_string(tree->layer_count()) + " layers, content " +
-                                   std::to_string(content->layer_count()));
+    return Status::InvalidArgument("mount " + options.mountpoint + ": tree has " + std::to_string(tree->layer_count()) +
+                                   " layers, content " + std::to_string(content->layer_count()));
   }
   // Decoded units (~2 MiB) are allocated and freed all the time; above
   // glibc's mmap threshold each one would be a fresh mmap with page faults and
@@ -42,6 +41,7 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   fs_options.log = options.log;
   fs_options.layer_xattr_values = options.layer_xattr_values;
   fs_options.synthetic_nodes = options.synthetic_nodes;
+  fs_options.root_files = options.root_files;
   ImageFs fs(std::move(tree), std::move(content), std::move(fs_options));
   return ServeFuse(fs, options, on_ready);
 }
@@ -82,7 +82,8 @@ Status Unmount(const std::string& dir, bool lazy) {
     if (umount2(path.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) return Status::Ok();
     const int err = errno;
     if (err == EBUSY) {
-      return Status::IoError("umount " + dir + ": in use (a process has a file open or its working directory "
+      return Status::IoError("umount " + dir +
+                             ": in use (a process has a file open or its working directory "
                              "there); close it, or pass --lazy to detach now");
     }
     return Status::FromErrno("umount " + dir, err);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/mount_ops.h"
 #include "index/file_reader.h"
 #include "index/image_tree.h"
 #include "index/status.h"
@@ -16,12 +17,12 @@
 namespace lazyroot {
 
 struct MountOptions {
-  std::string mountpoint;    // an existing directory
-  std::string source = "lazyroot";  // what mount(8) and findmnt show as the source: the image
-  bool allow_other = false;  // implies default_permissions (the kernel checks modes)
-  bool suid = false;         // default nosuid
-  bool dev = false;          // default nodev
-  bool debug = false;        // libfuse's request trace on stderr
+  std::string mountpoint;               // an existing directory
+  std::string source = "lazyroot";      // what mount(8) and findmnt show as the source: the image
+  bool allow_other = false;             // implies default_permissions (the kernel checks modes)
+  bool suid = false;                    // default nosuid
+  bool dev = false;                     // default nodev
+  bool debug = false;                   // libfuse's request trace on stderr
   uint64_t cache_bytes = 256ull << 20;  // the span cache bound
   unsigned threads = 8;                 // FUSE worker threads at most
   // The kernel's read-ahead for this mount, KiB (its default is 128). Larger
@@ -32,6 +33,9 @@ struct MountOptions {
   // per layer index, and the view's own directories. Empty: a normal mount.
   std::vector<std::string> layer_xattr_values;
   uint32_t synthetic_nodes = 0;
+  // Files of our own at the root, hiding the image's entries of those names
+  // (see ImageFsOptions::root_files): mount --krun-config.
+  std::vector<RootFile> root_files;
   // One line per runtime error (read failures). Called from worker threads.
   std::function<void(const std::string&)> log;
 };

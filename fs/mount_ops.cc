@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <new>
 
 #include "fs/xattr_policy.h"
@@ -30,24 +31,37 @@ int FailedRequestErrno(std::string_view op, uint64_t ino, const std::function<vo
 
 std::string_view FsErrorName(FsError e) {
   switch (e) {
-    case FsError::kNoEntry: return "no such entry";
-    case FsError::kBadInode: return "stale inode";
-    case FsError::kNotDir: return "not a directory";
-    case FsError::kIsDir: return "is a directory";
-    case FsError::kNotSymlink: return "not a symlink";
-    case FsError::kReadOnly: return "read-only";
-    case FsError::kNoData: return "no such attribute";
-    case FsError::kRange: return "buffer too small";
-    case FsError::kIo: return "I/O error";
-    case FsError::kNoOffset: return "no such offset";
-    case FsError::kAccess: return "permission denied";
+    case FsError::kNoEntry:
+      return "no such entry";
+    case FsError::kBadInode:
+      return "stale inode";
+    case FsError::kNotDir:
+      return "not a directory";
+    case FsError::kIsDir:
+      return "is a directory";
+    case FsError::kNotSymlink:
+      return "not a symlink";
+    case FsError::kReadOnly:
+      return "read-only";
+    case FsError::kNoData:
+      return "no such attribute";
+    case FsError::kRange:
+      return "buffer too small";
+    case FsError::kIo:
+      return "I/O error";
+    case FsError::kNoOffset:
+      return "no such offset";
+    case FsError::kAccess:
+      return "permission denied";
   }
   return "unknown";
 }
 
 ImageFs::ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
                  ImageFsOptions options)
-    : tree_(std::move(tree)), content_(std::move(content)), options_(std::move(options)),
+    : tree_(std::move(tree)),
+      content_(std::move(content)),
+      options_(std::move(options)),
       streams_(content_, options_.streams) {}
 
 FsResult<NodeId> ImageFs::NodeOf(uint64_t ino) const {
@@ -76,7 +90,31 @@ Attr ImageFs::AttrOf(NodeId id) const {
   return a;
 }
 
+const RootFile* ImageFs::RootFileOf(uint64_t ino) const {
+  const uint64_t first = uint64_t{tree_->node_count()} + 1;
+  if (ino < first || ino - first >= options_.root_files.size()) return nullptr;
+  return &options_.root_files[ino - first];
+}
+
+Attr ImageFs::RootFileAttr(const RootFile& f) const {
+  Attr a;
+  a.ino = uint64_t{tree_->node_count()} + 1 + static_cast<uint64_t>(&f - options_.root_files.data());
+  a.mode = S_IFREG | 0444;
+  a.size = f.data.size();
+  a.blocks = (a.size + 511) / 512;
+  a.mtime_sec = f.mtime_sec;
+  return a;
+}
+
+bool ImageFs::HiddenByRootFile(std::string_view name) const {
+  for (const RootFile& f : options_.root_files) {
+    if (f.name == name) return true;
+  }
+  return false;
+}
+
 FsResult<Attr> ImageFs::GetAttr(uint64_t ino) const {
+  if (const RootFile* f = RootFileOf(ino)) return RootFileAttr(*f);
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   return AttrOf(*node);
@@ -88,12 +126,18 @@ FsResult<Attr> ImageFs::Lookup(uint64_t parent, std::string_view name) const {
   if (!tree_->IsDir(*dir)) return FsError::kNotDir;
   if (name == ".") return AttrOf(*dir);
   if (name == "..") return AttrOf(tree_->GetNode(*dir).parent);
+  if (*dir == ImageTree::kRoot) {
+    for (const RootFile& f : options_.root_files) {
+      if (f.name == name) return RootFileAttr(f);
+    }
+  }
   std::optional<NodeId> child = tree_->Lookup(*dir, name);
   if (!child) return FsError::kNoEntry;
   return AttrOf(*child);
 }
 
 FsResult<NodeId> ImageFs::OpenDir(uint64_t ino) const {
+  if (RootFileOf(ino) != nullptr) return FsError::kNotDir;
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   if (!tree_->IsDir(*node)) return FsError::kNotDir;
@@ -125,17 +169,32 @@ FsResult<bool> ImageFs::ReadDir(uint64_t ino, uint64_t offset,
   }
   e.is_dot = false;
   const uint32_t count = tree_->ChildCount(*dir);
+  const bool root = *dir == ImageTree::kRoot && !options_.root_files.empty();
   for (uint64_t i = offset - 2; i < count; ++i) {
     const DirEntry child = tree_->ChildAt(*dir, static_cast<uint32_t>(i));
+    if (root && HiddenByRootFile(child.name)) continue;
     e.name = child.name;
     e.attr = AttrOf(child.node);
     e.next_offset = i + 3;
+    if (!emit(e)) return false;
+  }
+  if (!root) return true;
+  // The root files come after the tree's children: offsets 3 + count + j.
+  for (uint64_t j = offset - 2 > count ? offset - 2 - count : 0; j < options_.root_files.size(); ++j) {
+    const RootFile& f = options_.root_files[j];
+    e.name = f.name;
+    e.attr = RootFileAttr(f);
+    e.next_offset = count + j + 3;
     if (!emit(e)) return false;
   }
   return true;
 }
 
 FsResult<NodeId> ImageFs::Open(uint64_t ino, bool write) const {
+  if (RootFileOf(ino) != nullptr) {
+    if (write) return FsError::kReadOnly;
+    return ImageTree::kRoot;  // reads need only the inode
+  }
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   if (tree_->IsDir(*node)) return FsError::kIsDir;
@@ -144,6 +203,12 @@ FsResult<NodeId> ImageFs::Open(uint64_t ino, bool write) const {
 }
 
 FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t> out) {
+  if (const RootFile* f = RootFileOf(ino)) {
+    if (offset >= f->data.size()) return size_t{0};
+    const size_t n = std::min<size_t>(out.size(), f->data.size() - static_cast<size_t>(offset));
+    std::memcpy(out.data(), f->data.data() + offset, n);
+    return n;
+  }
   FsResult<NodeId> id = NodeOf(ino);
   if (!id.ok()) return id.error();
   const Node node = tree_->GetNode(*id);
@@ -161,8 +226,8 @@ FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t>
     if (options_.log) {
       const std::string blob =
           node.layer < content_->layer_count() ? content_->layer(node.layer).digest : std::string("?");
-      options_.log("read error: inode " + std::to_string(ino) + " offset " + std::to_string(offset) + " (blob " +
-                   blob + ", stream offset " + std::to_string(node.data_offset + offset) + "): " + st.message());
+      options_.log("read error: inode " + std::to_string(ino) + " offset " + std::to_string(offset) + " (blob " + blob +
+                   ", stream offset " + std::to_string(node.data_offset + offset) + "): " + st.message());
     }
     return FsError::kIo;
   }
@@ -170,13 +235,19 @@ FsResult<size_t> ImageFs::Read(uint64_t ino, uint64_t offset, std::span<uint8_t>
 }
 
 FsResult<bool> ImageFs::Access(uint64_t ino, int mask, const Caller& caller) const {
+  if (RootFileOf(ino) != nullptr) {  // 0444 root:root
+    (void)caller;
+    if (mask & W_OK) return FsError::kReadOnly;
+    if (mask & X_OK) return FsError::kAccess;
+    return true;
+  }
   FsResult<NodeId> id = NodeOf(ino);
   if (!id.ok()) return id.error();
   const Node node = tree_->GetNode(*id);
   // As on any read-only mount: files, directories and symlinks cannot be
   // written; device nodes and fifos are not written through the file system.
-  const bool stored_here = node.type == NodeType::kRegular || node.type == NodeType::kDirectory ||
-                           node.type == NodeType::kSymlink;
+  const bool stored_here =
+      node.type == NodeType::kRegular || node.type == NodeType::kDirectory || node.type == NodeType::kSymlink;
   if ((mask & W_OK) && stored_here) return FsError::kReadOnly;
   const uint32_t mode = node.mode;
   if (caller.uid == 0) {
@@ -199,6 +270,10 @@ FsResult<bool> ImageFs::Access(uint64_t ino, int mask, const Caller& caller) con
 }
 
 FsResult<uint64_t> ImageFs::Seek(uint64_t ino, uint64_t offset, bool data) const {
+  if (const RootFile* f = RootFileOf(ino)) {
+    if (offset >= f->data.size()) return FsError::kNoOffset;
+    return data ? offset : f->data.size();
+  }
   FsResult<NodeId> id = NodeOf(ino);
   if (!id.ok()) return id.error();
   const Node node = tree_->GetNode(*id);
@@ -229,6 +304,7 @@ FsResult<uint64_t> ImageFs::Seek(uint64_t ino, uint64_t offset, bool data) const
 }
 
 FsResult<std::string_view> ImageFs::ReadLink(uint64_t ino) const {
+  if (RootFileOf(ino) != nullptr) return FsError::kNotSymlink;
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   if (!tree_->IsSymlink(*node)) return FsError::kNotSymlink;
@@ -249,6 +325,7 @@ FsResult<XattrReply> SizedReply(std::string_view bytes, size_t size) {
 }  // namespace
 
 FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
+  if (RootFileOf(ino) != nullptr) return SizedReply({}, size);
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   std::string list;
@@ -256,7 +333,7 @@ FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
   const uint32_t count = tree_->XattrCount(*node);
   for (uint32_t i = 0; i < count; ++i) {
     const std::string_view name = tree_->XattrAt(*node, i).name;
-    if (!RootfsKeepsXattr(name)) continue;  // as extract does
+    if (!RootfsKeepsXattr(name)) continue;       // as extract does
     if (layer && name == kLayerXattr) continue;  // ours replaces the image's
     list.append(name);
     list.push_back('\0');
@@ -269,6 +346,7 @@ FsResult<XattrReply> ImageFs::ListXattr(uint64_t ino, size_t size) const {
 }
 
 FsResult<XattrReply> ImageFs::GetXattr(uint64_t ino, std::string_view name, size_t size) const {
+  if (RootFileOf(ino) != nullptr) return FsError::kNoData;
   FsResult<NodeId> node = NodeOf(ino);
   if (!node.ok()) return node.error();
   if (name == kLayerXattr) {
@@ -298,7 +376,8 @@ FsStats ImageFs::StatFs() const {
       const Node n = tree_->GetNode(id);
       if (n.type == NodeType::kRegular) bytes += n.size;
     }
-    stats_.files = tree_->node_count();
+    for (const RootFile& f : options_.root_files) bytes += f.data.size();
+    stats_.files = tree_->node_count() + options_.root_files.size();
     stats_.blocks = (bytes + stats_.block_size - 1) / stats_.block_size;
   });
   return stats_;

@@ -111,6 +111,16 @@ struct FsStats {
 // The xattr every entry of a debug view carries: which layer wrote it.
 inline constexpr std::string_view kLayerXattr = "user.lazyroot.layer";
 
+// A file that is not part of the image, served at the top of the mount
+// (mount --krun-config's /.krun_config.json): read-only, 0444 root:root. It
+// hides an image entry of the same name there, as extract's rename replaces
+// it; nothing else of the tree changes.
+struct RootFile {
+  std::string name;  // one path component, not "." or ".."
+  std::string data;
+  int64_t mtime_sec = 0;
+};
+
 struct ImageFsOptions {
   StreamCacheOptions streams;  // decoded-unit cache, decoder pool, read-ahead
   // Debug views (mount --layer, --upto, --layers) only; empty for the normal
@@ -121,6 +131,8 @@ struct ImageFsOptions {
   // directories only, the nodes the kernel serves user.* xattrs of.
   std::vector<std::string> layer_xattr_values;
   uint32_t synthetic_nodes = 0;  // ids below: the view's own directories, no layer
+  // Files of our own at the root; inode numbers node_count + 1 + index.
+  std::vector<RootFile> root_files;
   // Receives one line per read error (blob, offset, cause). Must be thread-safe.
   std::function<void(const std::string&)> log;
 };
@@ -135,8 +147,7 @@ int FailedRequestErrno(std::string_view op, uint64_t ino, const std::function<vo
 
 class ImageFs {
  public:
-  ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content,
-          ImageFsOptions options);
+  ImageFs(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const ImageContent> content, ImageFsOptions options);
 
   const ImageTree& tree() const { return *tree_; }
   const StreamCache& streams() const { return streams_; }
@@ -184,6 +195,10 @@ class ImageFs {
  private:
   // The debug views' kLayerXattr value of node, nullopt outside them.
   std::optional<std::string_view> LayerXattr(NodeId node) const;
+  // The root file with inode ino, or nullptr.
+  const RootFile* RootFileOf(uint64_t ino) const;
+  Attr RootFileAttr(const RootFile& f) const;
+  bool HiddenByRootFile(std::string_view name) const;
 
   std::shared_ptr<const ImageTree> tree_;
   std::shared_ptr<const ImageContent> content_;

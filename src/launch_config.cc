@@ -1,5 +1,8 @@
 #include "src/launch_config.h"
 
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
 #include <algorithm>
 
 #include "index/path_resolve.h"
@@ -113,6 +116,63 @@ Result<LaunchConfig> MakeLaunchConfig(const ImageConfig& config, const LaunchOve
   lc.stop_signal = config.stop_signal;
   lc.labels = config.labels;
   return lc;
+}
+
+namespace {
+
+void String(rapidjson::PrettyWriter<rapidjson::StringBuffer>& w, const std::string& s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void Strings(rapidjson::PrettyWriter<rapidjson::StringBuffer>& w, const std::vector<std::string>& v) {
+  w.StartArray();
+  for (const std::string& s : v) String(w, s);
+  w.EndArray();
+}
+
+}  // namespace
+
+std::string LaunchJson(const ImageRecord& record, const LaunchConfig& lc) {
+  rapidjson::StringBuffer sb;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  w.Key("image");
+  String(w, record.reference);
+  w.Key("digest");
+  String(w, record.manifest_digest);
+  w.Key("args");
+  Strings(w, lc.args);
+  w.Key("env");
+  Strings(w, lc.env);
+  w.Key("cwd");
+  String(w, lc.cwd);
+  w.Key("user");
+  String(w, lc.user);
+  w.Key("uid");
+  w.Uint(lc.exec_user.uid);
+  w.Key("gid");
+  w.Uint(lc.exec_user.gid);
+  w.Key("additional_gids");
+  w.StartArray();
+  for (uint32_t g : lc.exec_user.additional_gids) w.Uint(g);
+  w.EndArray();
+  w.Key("home");
+  String(w, lc.exec_user.home);
+  w.Key("exposed_ports");
+  Strings(w, lc.exposed_ports);
+  w.Key("volumes");
+  Strings(w, lc.volumes);
+  w.Key("stop_signal");
+  String(w, lc.stop_signal);
+  w.Key("labels");
+  w.StartObject();
+  for (const auto& [k, v] : lc.labels) {
+    w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
+    String(w, v);
+  }
+  w.EndObject();
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
 }
 
 Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, const ImageTree& tree,

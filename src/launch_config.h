@@ -73,4 +73,9 @@ struct ImageLaunch {
 Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, const ImageTree& tree,
                                     const ImageContent& content, const LaunchOverrides& overrides = {});
 
+// What `lazyroot inspect --launch` prints: the image, args, env, cwd, user,
+// uid, gid, additional_gids, home, exposed_ports, volumes, stop_signal,
+// labels (pretty JSON, no trailing newline).
+std::string LaunchJson(const ImageRecord& record, const LaunchConfig& launch);
+
 }  // namespace lazyroot

@@ -250,6 +250,7 @@ std::string_view TouchActionName(TouchAction a) {
 Result<WhichResult> WhichPath(Store& store, const ImageRecord& record, std::string_view path, const Limits& limits) {
   OpenImageOptions open_options;
   open_options.limits = limits;
+  open_options.tree_only = true;  // only the tree's symlinks are read
   LAZYROOT_ASSIGN_OR_RETURN(OpenedImage image, OpenImage(store, record, open_options));
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<std::string> diff_ids, DiffIds(store, record));
   const ImageTree& tree = *image.tree;

@@ -252,6 +252,7 @@ Result<ImageLayerReport> ComputeLayerReport(Store& store, const ImageRecord& rec
   // merged tree's symlinks decide.
   OpenImageOptions open_options;
   open_options.limits = limits;
+  open_options.tree_only = true;  // only the tree's symlinks are read
   LAZYROOT_ASSIGN_OR_RETURN(OpenedImage image, OpenImage(store, record, open_options));
   // A layer index found corrupt after some of its entries were counted has
   // been rebuilt from its blob: start over (once per layer at most).

@@ -163,7 +163,10 @@ class LayerDownloader {
         return reset();
       };
       auto sink = [&](std::span<const uint8_t> bytes) -> Status {
-        if (abort_.load(std::memory_order_relaxed)) return Status::Aborted("cancelled");
+        if (abort_.load(std::memory_order_relaxed) ||
+            (options_.cancel != nullptr && options_.cancel->load(std::memory_order_relaxed))) {
+          return Status::Aborted("cancelled");
+        }
         if (offset + bytes.size() > size) {
           return Status::Corruption("size mismatch: more than the " + std::to_string(size) + " bytes the manifest declares");
         }

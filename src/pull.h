@@ -5,6 +5,8 @@
 // were; partial downloads stay in tmp/ and the next pull resumes them.
 #pragma once
 
+#include <atomic>
+
 #include <memory>
 #include <string>
 
@@ -31,6 +33,10 @@ struct PullOptions {
   // and mount do to cover what they do with the image next; otherwise Pull
   // takes it itself.
   bool store_locked = false;
+  // Set (from any thread) to stop the pull: transfers end at their next
+  // chunk and Pull returns kAborted "cancelled"; what was downloaded stays
+  // as a resumable partial, nothing half-written is published.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct PullResult {

@@ -3,10 +3,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "index/limits.h"
 #include "index/status.h"
@@ -21,6 +21,19 @@ struct GlobalOptions {
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
+
+// "1 layer", "3 layers", "1 index", "2 indexes": a count with its noun in
+// the right number (plural: noun + "s" unless given).
+inline std::string Counted(unsigned long long n, std::string_view noun, std::string_view plural = {}) {
+  std::string out = std::to_string(n) + " ";
+  if (n == 1) return out.append(noun);
+  return plural.empty() ? out.append(noun).append("s") : out.append(plural);
+}
+
+// "unknown command 'lyaers' (did you mean 'layers'?)" for a first word that
+// names no command of app; "" when it does (or there is none). Global
+// options taking a value (--root DIR) are skipped.
+std::string UnknownCommandMessage(const CLI::App& app, int argc, const char* const* argv);
 
 // Each command registers itself and sets *run to what executes it.
 using Runner = std::function<int()>;

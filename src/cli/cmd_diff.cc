@@ -239,8 +239,8 @@ void AddDiffCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       "digest covers its sparse map and stored bytes, so a file stored sparse in one image and not in the other "
       "shows as changed; the layer indexes of images pulled by an older lazyroot have no digests and are rebuilt "
       "from their blobs once, with a notice). Directories are shown with a trailing /. PATH's parent symlinks are "
-      "resolved inside each image; PATH itself is not followed. "
-      "Exit status, as diff(1): 0 no differences, 1 differences, 2 trouble (the global exit codes do not apply).");
+      "resolved inside each image; PATH itself is not followed.");
+  diff->footer("Exit status, as diff(1): 0 no differences, 1 differences, 2 trouble (a usage error or a failure).");
   diff->add_option("IMAGE_A", args->image_a, "The old image, a reference as pulled")->required();
   diff->add_option("IMAGE_B", args->image_b, "The new image, a reference as pulled")->required();
   diff->add_option("PATH", args->path, "Compare only this path and what is below it (default: /)");

@@ -76,8 +76,8 @@ void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds
     std::fprintf(stderr, "lazyroot: warning: %s\n", Displayable(w).c_str());
   }
   if (r.warnings > r.warning_samples.size()) {
-    std::fprintf(stderr, "lazyroot: … and %llu more warning(s)\n",
-                 static_cast<unsigned long long>(r.warnings - r.warning_samples.size()));
+    std::fprintf(stderr, "lazyroot: … and %s more\n",
+                 Counted(r.warnings - r.warning_samples.size(), "warning").c_str());
   }
 }
 
@@ -169,6 +169,12 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
   if (!args.copy.empty()) {
     // Refused before anything is pulled or extracted (checked again when copying).
     auto usable = CheckTargetDir(args.copy, "extract --copy");
+    if (!usable.ok()) return Fail(usable.status());
+  }
+  if (!args.dir.empty()) {
+    // A DIR that is not absent or empty is refused before the pull (and
+    // again when extracting, where it counts).
+    auto usable = CheckTargetDir(args.dir, "extract");
     if (!usable.ok()) return Fail(usable.status());
   }
   // Before the pull starts any thread, so every thread inherits the mask.

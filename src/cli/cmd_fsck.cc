@@ -82,15 +82,14 @@ int RunFsck(const GlobalOptions& global, const FsckArgs& args) {
     }
     for (const std::string& r : report->pull_again) std::printf("pull again: %s\n", r.c_str());
   }
-  std::fprintf(stderr,
-               "lazyroot: checked %llu image(s), %llu blob(s) (%.1f MiB%s), %llu layer index(es), %llu tree(s), "
-               "%llu cached extract(s): %zu problem(s)%s, %zu note(s)\n",
-               static_cast<unsigned long long>(report->images), static_cast<unsigned long long>(report->blobs),
+  std::fprintf(stderr, "lazyroot: checked %s, %s (%.1f MiB%s), %s, %s, %s: %s%s, %s\n",
+               Counted(report->images, "image").c_str(), Counted(report->blobs, "blob").c_str(),
                static_cast<double>(report->blob_bytes) / (1 << 20), args.quick ? ", sizes only" : ", hashed",
-               static_cast<unsigned long long>(report->indexes), static_cast<unsigned long long>(report->trees),
-               static_cast<unsigned long long>(report->rootfs), report->problems(),
+               Counted(report->indexes, "layer index", "layer indexes").c_str(),
+               Counted(report->trees, "tree").c_str(), Counted(report->rootfs, "cached extract").c_str(),
+               Counted(report->problems(), "problem").c_str(),
                args.repair ? (", " + std::to_string(report->problems() - report->unrepaired()) + " repaired").c_str() : "",
-               report->notes());
+               Counted(report->notes(), "note").c_str());
   return report->unrepaired() == 0 && report->pull_again.empty() ? kExitOk : kExitFailure;
 }
 

@@ -235,11 +235,10 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
                              "the store)\n");
       });
       if (!report.ok()) return Fail(report.status());
-      std::printf("Removed %llu blob(s), %llu index(es), %llu partial download(s), %llu extracted tree(s); freed %llu bytes\n",
-                  static_cast<unsigned long long>(report->blobs_removed),
-                  static_cast<unsigned long long>(report->indexes_removed),
-                  static_cast<unsigned long long>(report->partials_removed),
-                  static_cast<unsigned long long>(report->rootfs_removed),
+      std::printf("Removed %s, %s, %s, %s; freed %llu bytes\n", Counted(report->blobs_removed, "blob").c_str(),
+                  Counted(report->indexes_removed, "index", "indexes").c_str(),
+                  Counted(report->partials_removed, "partial download").c_str(),
+                  Counted(report->rootfs_removed, "extracted tree").c_str(),
                   static_cast<unsigned long long>(report->bytes_freed));
       for (const std::string& m : report->not_removed) {
         std::fprintf(stderr, "lazyroot: not removed: %s\n", Displayable(m).c_str());

@@ -2,9 +2,6 @@
 // krun_set_exec / krun_set_env / krun_set_workdir, from the image config and
 // the image's own /etc/passwd and /etc/group (read from the layers, never
 // extracted), with docker run's overrides.
-#include <rapidjson/prettywriter.h>
-#include <rapidjson/stringbuffer.h>
-
 #include <cstdio>
 #include <cstdlib>
 
@@ -13,19 +10,7 @@
 #include "src/launch_config.h"
 
 namespace lazyroot::cli {
-namespace {
-
-using JsonWriter = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
-
-void String(JsonWriter& w, const std::string& s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
-
-void Strings(JsonWriter& w, const std::vector<std::string>& v) {
-  w.StartArray();
-  for (const std::string& s : v) String(w, s);
-  w.EndArray();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void AddLaunchOptions(CLI::App* inspect, LaunchArgs* a) {
   auto* launch = inspect->add_flag(
@@ -84,46 +69,7 @@ int RunInspectLaunch(const GlobalOptions& global, const std::string& image, cons
   if (!loaded.ok()) return Fail(loaded.status());
   const LaunchConfig* lc = &loaded->launch;
 
-  rapidjson::StringBuffer sb;
-  JsonWriter w(sb);
-  w.StartObject();
-  w.Key("image");
-  String(w, rec->reference);
-  w.Key("digest");
-  String(w, rec->manifest_digest);
-  w.Key("args");
-  Strings(w, lc->args);
-  w.Key("env");
-  Strings(w, lc->env);
-  w.Key("cwd");
-  String(w, lc->cwd);
-  w.Key("user");
-  String(w, lc->user);
-  w.Key("uid");
-  w.Uint(lc->exec_user.uid);
-  w.Key("gid");
-  w.Uint(lc->exec_user.gid);
-  w.Key("additional_gids");
-  w.StartArray();
-  for (uint32_t g : lc->exec_user.additional_gids) w.Uint(g);
-  w.EndArray();
-  w.Key("home");
-  String(w, lc->exec_user.home);
-  w.Key("exposed_ports");
-  Strings(w, lc->exposed_ports);
-  w.Key("volumes");
-  Strings(w, lc->volumes);
-  w.Key("stop_signal");
-  String(w, lc->stop_signal);
-  w.Key("labels");
-  w.StartObject();
-  for (const auto& [k, v] : lc->labels) {
-    w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
-    String(w, v);
-  }
-  w.EndObject();
-  w.EndObject();
-  std::printf("%s\n", sb.GetString());
+  std::printf("%s\n", LaunchJson(*rec, *lc).c_str());
   return kExitOk;
 }
 

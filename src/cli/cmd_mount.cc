@@ -10,8 +10,6 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,8 +22,11 @@
 #include "fs/mount.h"
 #include "src/cli/cli.h"
 #include "src/image_rootfs.h"
+#include "src/launch_config.h"
 #include "src/layer_query.h"
+#include "src/mount_daemon.h"
 #include "src/reference.h"
+#include "src/runtime_spec.h"
 #include "src/test_pause.h"
 
 namespace lazyroot::cli {
@@ -39,8 +40,9 @@ struct MountArgs {
   uint64_t cache_mib = 256;
   unsigned threads = 8;
   unsigned read_ahead_kib = 1024;
-  std::string layer, upto;  // --layer / --upto: N or a digest prefix ("" = not given)
-  bool layers = false;      // --layers
+  std::string layer, upto;   // --layer / --upto: N or a digest prefix ("" = not given)
+  bool layers = false;       // --layers
+  bool krun_config = false;  // --krun-config: /.krun_config.json served at the root
 };
 
 // Turns -o values into MountOptions flags; unknown ones are usage errors.
@@ -50,55 +52,19 @@ Status ApplyFuseOptions(const std::vector<std::string>& values, MountOptions* o)
     std::string opt;
     while (std::getline(ss, opt, ',')) {
       if (opt.empty()) continue;
-      if (opt == "allow_other") o->allow_other = true;
-      else if (opt == "suid") o->suid = true;
-      else if (opt == "dev") o->dev = true;
-      else if (opt == "ro" || opt == "nosuid" || opt == "nodev" || opt == "default_permissions") continue;
-      else return Status::InvalidArgument("-o " + opt + ": unsupported (known: allow_other, suid, dev)");
+      if (opt == "allow_other")
+        o->allow_other = true;
+      else if (opt == "suid")
+        o->suid = true;
+      else if (opt == "dev")
+        o->dev = true;
+      else if (opt == "ro" || opt == "nosuid" || opt == "nodev" || opt == "default_permissions")
+        continue;
+      else
+        return Status::InvalidArgument("-o " + opt + ": unsupported (known: allow_other, suid, dev)");
     }
   }
   return Status::Ok();
-}
-
-void WriteAll(int fd, std::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
-void RedirectToDevNull(int fd) {
-  int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null_fd < 0) return;
-  dup2(null_fd, fd);
-  close(null_fd);
-}
-
-// The daemon side: runs the session and reports readiness (byte '\1') or the
-// error message through ready_fd. Never returns.
-[[noreturn]] void RunDaemon(const OpenedImage& image, MountOptions options, int ready_fd) {
-  setsid();
-  if (chdir("/") != 0) { /* the mountpoint is absolute; staying put only pins a directory */ }
-  RedirectToDevNull(STDIN_FILENO);
-  RedirectToDevNull(STDOUT_FILENO);
-  openlog("lazyroot", LOG_PID, LOG_DAEMON);
-  options.log = [](const std::string& line) { syslog(LOG_ERR, "%s", line.c_str()); };
-  bool ready = false;
-  Status st = RunMount(image.tree, image.content, options, [&] {
-    ready = true;
-    WriteAll(ready_fd, "\1");
-    close(ready_fd);
-    RedirectToDevNull(STDERR_FILENO);
-  });
-  if (!ready) {
-    WriteAll(ready_fd, st.ok() ? std::string("the mount ended before it was ready") : st.message());
-    close(ready_fd);
-  } else if (!st.ok()) {
-    syslog(LOG_ERR, "%s", st.message().c_str());
-  }
-  _exit(st.ok() ? kExitOk : kExitFailure);
 }
 
 // --layer, --upto, --layers: swaps the merged tree for the view's (built now
@@ -176,10 +142,17 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   // image's blobs while it is mounted, even after `lazyroot rm`.
   auto in_use = (*store)->HoldImageInUse(record->manifest_digest);
   if (!in_use.ok()) return Fail(in_use.status());
-  TestPause("mount-opening");  // store lock and marker held, image not open yet
+  TestPause("mount-opening");          // store lock and marker held, image not open yet
   options.source = record->reference;  // `findmnt` then says which image is mounted where
   auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
+  if (a.krun_config) {
+    // Made from the image's own tree (user files) before any view replaces it.
+    auto loaded = LoadImageLaunch(**store, *record, *image->tree, *image->content);
+    if (!loaded.ok()) return Fail(loaded.status());
+    options.root_files.push_back(
+        RootFile{".krun_config.json", RuntimeSpecJson(loaded->config, loaded->launch), ImageCreated(**store, *record)});
+  }
   if (Status view = ApplyDebugView(**store, a, *limits, &*image, &options); !view.ok()) return Fail(view);
   // Released before the daemon forks, which would otherwise inherit it and
   // keep gc waiting for as long as the mount lives; the marker suffices now.
@@ -192,37 +165,14 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
     return run.ok() ? kExitOk : Fail(run);
   }
 
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return Fail(Status::FromErrno("mount: pipe", errno));
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int err = errno;
-    close(fds[0]);
-    close(fds[1]);
-    return Fail(Status::FromErrno("mount: fork", err));
-  }
-  if (pid == 0) {
-    close(fds[0]);
-    RunDaemon(*image, options, fds[1]);
-  }
-  close(fds[1]);
-  std::string answer;
-  char buf[512];
-  for (;;) {
-    ssize_t n = read(fds[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-    if (answer[0] == '\1') break;
-  }
-  close(fds[0]);
-  if (!answer.empty() && answer[0] == '\1') return kExitOk;
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (answer.empty()) answer = "mount " + a.dir + ": the mount daemon exited before the mount was ready";
-  return Fail(Status::IoError(answer));
+  // The image is open already (errors were reported above, in this process).
+  auto prepare = [&]() -> Result<DaemonMount> {
+    DaemonMount m{image->tree, image->content, options, {}};
+    m.held.push_back(std::move(*in_use));
+    return m;
+  };
+  Status started = StartMountDaemon(prepare, DaemonOptions{}, "mount " + a.dir);
+  return started.ok() ? kExitOk : Fail(started);
 }
 
 }  // namespace
@@ -252,6 +202,10 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   auto* upto = mount->add_option("--upto", ma->upto,
                                  "Mount the merged tree of layers 1..N only (N or a digest prefix: up to and "
                                  "including that layer)");
+  mount->add_flag("--krun-config", ma->krun_config,
+                  "Serve /.krun_config.json at the root of the mount: the runtime config libkrun's init reads "
+                  "(process args, env, cwd, user; as extract --krun-config writes it). A file of ours, read-only, "
+                  "not part of the image: it hides an entry of that name the image has; nothing else changes");
   auto* layers = mount->add_flag("--layers", ma->layers,
                                  "Mount every view at once: DIR/merged/, DIR/layers/<N>-<12 hex of digest>/, "
                                  "DIR/upto/<N>/ (all of them count against --limit image-entries)");

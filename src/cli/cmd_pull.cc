@@ -100,9 +100,9 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       if (args->quiet) {
         std::printf("%s\n", result->record.manifest_digest.c_str());
       } else {
-        std::printf("%s\nDigest: %s\nPlatform: %s\nDownloaded %d blob(s), %llu bytes\n",
-                    result->record.reference.c_str(), result->record.manifest_digest.c_str(),
-                    result->record.platform.c_str(), result->blobs_fetched,
+        std::printf("%s\nDigest: %s\nPlatform: %s\nDownloaded %s, %llu bytes\n", result->record.reference.c_str(),
+                    result->record.manifest_digest.c_str(), result->record.platform.c_str(),
+                    Counted(static_cast<unsigned>(result->blobs_fetched), "blob").c_str(),
                     static_cast<unsigned long long>(result->bytes_fetched));
       }
       return kExitOk;

@@ -76,6 +76,10 @@ int main(int argc, char** argv) {
   AddWhichCommand(app, global, &run);
   AddLsCommands(app, global, &run);
   AddDiffCommand(app, global, &run);
+  if (std::string unknown = UnknownCommandMessage(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "lazyroot: %s\n", unknown.c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <vector>
 
+#include "src/cli/cli.h"
+
 namespace lazyroot::cli {
 namespace {
 
@@ -62,8 +64,8 @@ class TtyProgress final : public Tracker {
   void Resolved(const std::string& reference, const std::string& digest, const std::string& platform, int layers,
                 uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::fprintf(stderr, "Pulling %s (%s, %d layers, %s)\nDigest: %s\n", reference.c_str(), platform.c_str(), layers,
-                 Human(total).c_str(), digest.c_str());
+    std::fprintf(stderr, "Pulling %s (%s, %s, %s)\nDigest: %s\n", reference.c_str(), platform.c_str(),
+                 Counted(static_cast<unsigned>(layers), "layer").c_str(), Human(total).c_str(), digest.c_str());
   }
   void BlobStarted(const std::string& d, uint64_t cur, uint64_t total) override { Update(d, cur, total, "downloading", true); }
   void BlobProgress(const std::string& d, uint64_t cur, uint64_t total) override { Update(d, cur, total, "downloading", false); }
@@ -124,8 +126,8 @@ class PlainProgress final : public Tracker {
                 uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);
     total_ = total;
-    std::fprintf(stderr, "Pulling %s (%s, %d layers, %s), digest %s\n", reference.c_str(), platform.c_str(), layers,
-                 Human(total).c_str(), digest.c_str());
+    std::fprintf(stderr, "Pulling %s (%s, %s, %s), digest %s\n", reference.c_str(), platform.c_str(),
+                 Counted(static_cast<unsigned>(layers), "layer").c_str(), Human(total).c_str(), digest.c_str());
   }
   void BlobStarted(const std::string& d, uint64_t cur, uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);

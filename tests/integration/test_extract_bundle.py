@@ -6,11 +6,15 @@ defaults; config.json's process equals umoci's conversion of the same image
 (args, cwd, user). extract --krun-config writes /.krun_config.json at the
 top of the root without writing through what the image planted at that name
 (a symlink out of the root, a hardlink to the image's /etc/passwd), in DIR,
---copy DIR and --bundle DIR alike; misuse fails before anything is written."""
+--copy DIR and --bundle DIR alike; mount --krun-config serves the same
+file at the root of the mount, hiding the planted entry, while a normal
+mount of the image still shows what the image has; misuse fails before
+anything is written."""
 
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -161,6 +165,34 @@ class ExtractBundle(PullTestCase):
         with open(os.path.join(d, "etc", "passwd")) as f:
             self.assertEqual(f.read(), PASSWD)
         self.assertEqual(self.config(os.path.join(d, ".krun_config.json"))["process"]["user"]["uid"], 1000)
+
+    def test_mount_krun_config_serves_the_same_file(self):
+        d = os.path.join(self.tmp, "extracted")
+        self.extract("symlink", "--krun-config", d)
+        with open(os.path.join(d, ".krun_config.json")) as f:
+            written = f.read()
+        for name, args in (("krun", ["--krun-config"]), ("plain", [])):
+            mnt = self.workdir("mnt-" + name)
+            self.assertOk(self.lazyroot("mount", *args, self.ref("symlink"), mnt), "mount " + name)
+            self.addCleanup(self.lazyroot, "umount", mnt)
+            path = os.path.join(mnt, ".krun_config.json")
+            if name == "plain":  # the image's own planted symlink, untouched
+                self.assertTrue(os.path.islink(path))
+                self.assertEqual(os.readlink(path), self.host_file)
+                continue
+            st = os.lstat(path)
+            self.assertTrue(stat.S_ISREG(st.st_mode))
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o444)
+            with open(path) as f:
+                self.assertEqual(f.read(), written)
+            self.assertEqual(os.listdir(mnt).count(".krun_config.json"), 1)
+            self.assertEqual(os.listxattr(path), [])
+            with self.assertRaises(OSError):
+                open(path, "w")
+            with open(self.host_file) as f:
+                self.assertEqual(f.read(), "host data\n")
+            # The rest of the root is the image's.
+            self.assertTrue(os.path.isfile(os.path.join(mnt, "etc", "passwd")))
 
     def test_misuse_fails_before_writing(self):
         r = self.lazyroot("extract", "--krun-config", self.ref("v1"))

@@ -522,3 +522,68 @@ TEST(FailedRequest, OutOfMemoryIsENOMEMAndLogged) {
 
 }  // namespace
 }  // namespace lazyroot
+
+namespace lazyroot {
+namespace {
+
+// mount --krun-config: a file of ours at the root, hiding the image's entry
+// of the same name (here the image's directory "etc" stands in for a planted
+// /.krun_config.json), served from memory, read-only, without xattrs.
+TEST_F(MountOpsTest, RootFilesAreServedAtTheRootAndHideTheImagesEntry) {
+  ImageFsOptions o;
+  o.root_files = {RootFile{"etc", "{\"ociVersion\":\"1.0.2\"}\n", 1700000000},
+                  RootFile{".krun_config.json", "config", 5}};
+  ImageFs fs(tree_, content_, std::move(o));
+  const uint64_t first = uint64_t{tree_->node_count()} + 1;
+
+  FsResult<Attr> etc = fs.Lookup(1, "etc");
+  ASSERT_TRUE(etc.ok());
+  EXPECT_EQ(etc->ino, first);
+  EXPECT_EQ(etc->mode, S_IFREG | 0444u);
+  EXPECT_EQ(etc->size, 23u);
+  EXPECT_EQ(etc->mtime_sec, 1700000000);
+  EXPECT_EQ(fs.GetAttr(first + 1)->size, 6u);
+  EXPECT_EQ(fs.GetAttr(first + 2).error(), FsError::kBadInode);
+  // Only at the root: the image's own tree is unchanged below it.
+  EXPECT_EQ(fs.Lookup(Ino(fs, "bin"), ".krun_config.json").error(), FsError::kNoEntry);
+
+  std::vector<std::pair<std::string, uint64_t>> all;
+  ASSERT_TRUE(fs.ReadDir(1, 0, [&](const DirListing& e) {
+                  all.emplace_back(std::string(e.name), e.next_offset);
+                  return true;
+                }).ok());
+  std::vector<std::string> names;
+  for (auto& [n, off] : all) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "big", "bin", "dev", "empty", "layer1.txt", "sparse", "etc",
+                                             ".krun_config.json"}));
+  for (size_t k = 0; k < all.size(); ++k) {  // resumable after every entry
+    std::vector<std::string> rest;
+    ASSERT_TRUE(fs.ReadDir(1, all[k].second, [&](const DirListing& e) {
+                    rest.emplace_back(e.name);
+                    return true;
+                  }).ok());
+    EXPECT_EQ(rest, std::vector<std::string>(names.begin() + static_cast<long>(k) + 1, names.end())) << k;
+  }
+
+  std::vector<uint8_t> buf(64);
+  EXPECT_TRUE(fs.Open(first, false).ok());
+  EXPECT_EQ(fs.Open(first, true).error(), FsError::kReadOnly);
+  FsResult<size_t> n = fs.Read(first, 2, buf);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()), *n), "ociVersion\":\"1.0.2\"}\n");
+  EXPECT_EQ(*fs.Read(first, 23, buf), 0u);
+  EXPECT_EQ(fs.OpenDir(first).error(), FsError::kNotDir);
+  EXPECT_EQ(fs.ReadLink(first).error(), FsError::kNotSymlink);
+  EXPECT_EQ(fs.ListXattr(first, 0)->size, 0u);
+  EXPECT_EQ(fs.GetXattr(first, "user.lazyroot.layer", 100).error(), FsError::kNoData);
+  Caller user{1000, 1000, {}};
+  EXPECT_TRUE(fs.Access(first, R_OK, user).ok());
+  EXPECT_EQ(fs.Access(first, W_OK, user).error(), FsError::kReadOnly);
+  EXPECT_EQ(fs.Access(first, X_OK, Caller{}).error(), FsError::kAccess);
+  EXPECT_EQ(*fs.Seek(first, 3, true), 3u);
+  EXPECT_EQ(*fs.Seek(first, 3, false), 23u);
+  EXPECT_EQ(fs.StatFs().files, uint64_t{tree_->node_count()} + 2);
+}
+
+}  // namespace
+}  // namespace lazyroot

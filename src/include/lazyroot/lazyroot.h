@@ -1,0 +1,173 @@
+/* lazyroot: OCI/Docker images as root filesystems for micro-VMs and
+ * sandboxes, as a C library. Pull an image into a verified,
+ * content-addressed store, get the launch configuration a VM launcher hands
+ * to krun_set_exec / krun_set_env / krun_set_workdir, and mount the image
+ * read-only (FUSE, served lazily from the compressed layers) or extract it.
+ *
+ * Conventions
+ * - Every function that can fail returns a lazyroot_status (LAZYROOT_OK = 0)
+ *   and, when `err` is not NULL, stores a lazyroot_error the caller frees
+ *   with lazyroot_error_free(). Messages name the object at fault, as the
+ *   lazyroot command does ("pull 127.0.0.1:5000/app:v1: layer sha256:…:
+ *   digest mismatch"). No C++ exception crosses this interface.
+ * - Strings returned through `char**` are the caller's: lazyroot_free().
+ * - No global state: handles are independent. One handle is used by one
+ *   thread at a time unless a function says otherwise; different handles
+ *   (also of the same store directory) may be used from any threads at once.
+ *   Processes sharing a store coordinate through its locks (src/STORE.md).
+ * - Option structs start with a `size` member set by their _init function:
+ *   fields added in later versions are read only when the caller's struct
+ *   has them, so the ABI stays compatible.
+ * - The library installs no signal handlers and leaves malloc settings
+ *   alone; a mount is served by a daemon process it forks (see
+ *   lazyroot_mount_image).
+ */
+#ifndef LAZYROOT_LAZYROOT_H
+#define LAZYROOT_LAZYROOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LAZYROOT_VERSION_MAJOR 0
+#define LAZYROOT_VERSION_MINOR 1
+#define LAZYROOT_VERSION_PATCH 0
+#define LAZYROOT_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define LAZYROOT_API __attribute__((visibility("default")))
+#else
+#define LAZYROOT_API
+#endif
+
+/* The library's version, "MAJOR.MINOR.PATCH" (may differ from the header's). */
+LAZYROOT_API const char* lazyroot_version(void);
+
+typedef enum lazyroot_status {
+  LAZYROOT_OK = 0,
+  LAZYROOT_INVALID_ARGUMENT = 1, /* a malformed reference, path, option */
+  LAZYROOT_NOT_FOUND = 2,        /* image, blob, platform, user, file */
+  LAZYROOT_CORRUPTION = 3,       /* bytes that fail a check (digest, format) */
+  LAZYROOT_IO_ERROR = 4,         /* a system call failed */
+  LAZYROOT_UNSUPPORTED = 5,
+  LAZYROOT_UNAUTHORIZED = 6, /* the registry refused the credentials */
+  LAZYROOT_NETWORK = 7,
+  LAZYROOT_CANCELLED = 8,
+  LAZYROOT_LIMIT_EXCEEDED = 9, /* the image is over a budget; the message names it */
+  LAZYROOT_INTERNAL = 10       /* out of memory or a bug */
+} lazyroot_status;
+
+typedef struct lazyroot_error lazyroot_error;
+LAZYROOT_API lazyroot_status lazyroot_error_code(const lazyroot_error* err);
+LAZYROOT_API const char* lazyroot_error_message(const lazyroot_error* err);
+LAZYROOT_API void lazyroot_error_free(lazyroot_error* err);
+LAZYROOT_API void lazyroot_free(void* p);
+
+/* The store: a directory of verified blobs, layer indexes and image records.
+ * root NULL: $LAZYROOT_HOME, else $XDG_DATA_HOME/lazyroot, else
+ * ~/.local/share/lazyroot (what the lazyroot command uses). */
+typedef struct lazyroot_store lazyroot_store;
+LAZYROOT_API lazyroot_status lazyroot_store_open(const char* root, lazyroot_store** out, lazyroot_error** err);
+LAZYROOT_API void lazyroot_store_close(lazyroot_store* store);
+
+/* Pull progress: bytes of layer blobs done so far out of the total. Called
+ * from the pull's worker threads, one call at a time. */
+typedef void (*lazyroot_progress_fn)(void* user, uint64_t done, uint64_t total);
+
+typedef struct lazyroot_pull_options {
+  size_t size;          /* sizeof(lazyroot_pull_options), set by _init */
+  const char* platform; /* "os/arch[/variant]"; NULL: this host */
+  /* Credentials; NULL: the auth files podman and docker use. */
+  const char* username;
+  const char* password;
+  const char* authfile; /* a containers auth.json to read first; NULL: default */
+  int insecure;         /* nonzero: plain HTTP to the registry */
+  lazyroot_progress_fn progress;
+  void* progress_user;
+  /* Polled while transferring: when *cancel becomes nonzero the pull stops
+   * with LAZYROOT_CANCELLED (set it from another thread or a signal
+   * handler). NULL: not cancellable. */
+  const volatile int* cancel;
+} lazyroot_pull_options;
+LAZYROOT_API void lazyroot_pull_options_init(lazyroot_pull_options* options);
+
+/* Pulls `reference` ("alpine", "ghcr.io/o/app:v1", "host:5000/x@sha256:…",
+ * "http://127.0.0.1:5000/x:1", "oci:DIR[:tag]") into the store; every blob
+ * is verified while it streams in. options NULL: the defaults. On success
+ * *manifest_digest (if not NULL) is the pulled manifest's digest. */
+LAZYROOT_API lazyroot_status lazyroot_pull(lazyroot_store* store, const char* reference,
+                                           const lazyroot_pull_options* options, char** manifest_digest,
+                                           lazyroot_error** err);
+/* lazyroot_pull, but only when the image is not in the store yet. */
+LAZYROOT_API lazyroot_status lazyroot_ensure(lazyroot_store* store, const char* reference,
+                                             const lazyroot_pull_options* options, char** manifest_digest,
+                                             lazyroot_error** err);
+
+/* The image as `lazyroot inspect` shows it (JSON): reference, digest,
+ * platform, layers, history and the image config. */
+LAZYROOT_API lazyroot_status lazyroot_image_info(lazyroot_store* store, const char* reference, char** json,
+                                                 lazyroot_error** err);
+
+/* The launch configuration of a pulled image, with docker's rules
+ * (Entrypoint + Cmd, PATH and HOME defaults, WorkingDir) and the user
+ * resolved as runc does from the image's own /etc/passwd and /etc/group,
+ * read from the layers. A user missing from the image is LAZYROOT_NOT_FOUND
+ * naming it. */
+typedef struct lazyroot_launch lazyroot_launch;
+LAZYROOT_API lazyroot_status lazyroot_launch_config(lazyroot_store* store, const char* reference,
+                                                    lazyroot_launch** out, lazyroot_error** err);
+/* NULL-terminated arrays, valid until lazyroot_launch_free. */
+LAZYROOT_API const char* const* lazyroot_launch_argv(const lazyroot_launch* launch);
+LAZYROOT_API const char* const* lazyroot_launch_envp(const lazyroot_launch* launch);
+LAZYROOT_API const char* lazyroot_launch_cwd(const lazyroot_launch* launch);
+LAZYROOT_API uint32_t lazyroot_launch_uid(const lazyroot_launch* launch);
+LAZYROOT_API uint32_t lazyroot_launch_gid(const lazyroot_launch* launch);
+LAZYROOT_API size_t lazyroot_launch_additional_gids(const lazyroot_launch* launch, const uint32_t** gids);
+/* All of it as `lazyroot inspect --launch` prints it (JSON). */
+LAZYROOT_API const char* lazyroot_launch_json(const lazyroot_launch* launch);
+/* The OCI runtime-spec config.json of the image (what extract --bundle
+ * writes and /.krun_config.json holds: libkrun's init reads process.args,
+ * env and cwd from it). */
+LAZYROOT_API const char* lazyroot_launch_runtime_spec(const lazyroot_launch* launch);
+LAZYROOT_API void lazyroot_launch_free(lazyroot_launch* launch);
+
+/* Writes the image's merged root filesystem into dir (absent or empty; it
+ * appears only when complete). As root: owners, modes, devices; otherwise
+ * rootless (the image's uid:gid:mode in user.containers.override_stat). */
+LAZYROOT_API lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, const char* dir,
+                                              lazyroot_error** err);
+
+typedef struct lazyroot_mount_options {
+  size_t size;       /* sizeof(lazyroot_mount_options), set by _init */
+  int allow_other;   /* nonzero: other users may enter (with default_permissions) */
+  int krun_config;   /* nonzero: serve /.krun_config.json (the runtime config libkrun's init reads) */
+  uint64_t cache_mib; /* decoded-data cache; 0 here means the default, 256 */
+} lazyroot_mount_options;
+LAZYROOT_API void lazyroot_mount_options_init(lazyroot_mount_options* options);
+
+/* Mounts a pulled image read-only at dir (an existing directory) and
+ * returns once the mount is ready. The FUSE session runs in a daemon
+ * process the library forks (twice: it is never the caller's child), so the
+ * mount outlives a krun_start_enter() that takes over the process; it keeps
+ * the image's blobs from gc while mounted. Fork without exec: call it when
+ * no other thread holds a lock the daemon could need. */
+typedef struct lazyroot_mount lazyroot_mount;
+LAZYROOT_API lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* reference, const char* dir,
+                                                  const lazyroot_mount_options* options, lazyroot_mount** out,
+                                                  lazyroot_error** err);
+LAZYROOT_API const char* lazyroot_mount_dir(const lazyroot_mount* mount);
+/* Unmounts (lazily, detaching at once, if files are still open: the daemon
+ * exits once the last is closed) and frees the handle, also on error. */
+LAZYROOT_API lazyroot_status lazyroot_unmount(lazyroot_mount* mount, lazyroot_error** err);
+/* Frees the handle and leaves the mount in place (`lazyroot umount DIR`
+ * ends it later). */
+LAZYROOT_API void lazyroot_mount_release(lazyroot_mount* mount);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LAZYROOT_LAZYROOT_H */
