@@ -185,6 +185,7 @@ class TreeBuilder::Impl {
     uint32_t layer = 0;
     uint32_t rdev_major = 0, rdev_minor = 0;
     uint64_t data_offset = 0, stored_size = 0;
+    uint64_t swept = 0;  // == stamp_ once SweepLower went through it in the open layer
     std::string symlink_target;
     std::vector<SparseExtent> sparse;
     std::vector<std::pair<std::string, std::string>> xattrs;
@@ -313,11 +314,18 @@ void TreeBuilder::Impl::Unlink(NodeId dir, Children::iterator it) {
 
 // Removes everything below `dir` that the open layer did not create, keeping
 // upper names and walking into upper directories (umoci's whiteout walk).
+// A directory swept in the open layer holds nothing lower until the layer
+// ends (everything the layer adds is upper, and no lower directory can be
+// moved under it), so it is not walked again: a layer of N files and N
+// opaque markers (or whiteouts of an upper directory) of their directory,
+// or of its ancestors, costs N steps, not N^2.
 void TreeBuilder::Impl::SweepLower(NodeId dir) {
   std::vector<NodeId> stack{dir};
   while (!stack.empty()) {
     NodeId d = stack.back();
     stack.pop_back();
+    if (nodes_[d].swept == stamp_) continue;
+    nodes_[d].swept = stamp_;
     Children& children = nodes_[d].children;
     for (auto it = children.begin(); it != children.end();) {
       if (it->second.upper != stamp_) {

@@ -139,7 +139,8 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
   out_write.Close();
 
   std::string output;
-  bool too_big = false, timed_out = false;
+  bool too_big = false, timed_out = false, exited = false;
+  int wstatus = 0;
   Status read_error;
   char buf[65536];
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -148,8 +149,19 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
     // the pull: wait for output until the deadline, then kill it.
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     struct pollfd pfd = {out_read.fd, POLLIN, 0};
-    int ready = left.count() > 0 ? poll(&pfd, 1, static_cast<int>(std::min<int64_t>(left.count(), INT32_MAX))) : 0;
+    // In slices: end of file never comes while a process the helper left
+    // running (an agent it started) holds its stdout, so the helper's own
+    // exit also ends the wait, once what it wrote has been read.
+    const int64_t slice = exited ? 0 : std::min<int64_t>(left.count(), 100);
+    int ready = left.count() > 0 || exited ? poll(&pfd, 1, static_cast<int>(slice)) : 0;
     if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0 && exited) break;  // it exited and its output is all read
+    if (ready == 0 && left.count() > 0) {
+      pid_t w = waitpid(pid, &wstatus, WNOHANG);
+      if (w == pid) exited = true;
+      if (w < 0 && errno != EINTR) return Status::FromErrno(context + ": waitpid", errno);
+      continue;
+    }
     if (ready == 0) {
       timed_out = true;
       kill(pid, SIGKILL);
@@ -171,8 +183,7 @@ Result<std::optional<Credential>> RunHelper(const std::string& helper, const std
   }
   // Closing our end makes a helper still writing get EPIPE and exit.
   out_read.Close();
-  int wstatus = 0;
-  while (waitpid(pid, &wstatus, 0) < 0) {
+  while (!exited && waitpid(pid, &wstatus, 0) < 0) {
     if (errno != EINTR) return Status::FromErrno(context + ": waitpid", errno);
   }
   if (!read_error.ok()) return read_error;
@@ -400,11 +411,11 @@ std::vector<std::string> ContainersAuthFiles(const CredentialOptions& options) {
     return v != nullptr ? v : "";
   };
   std::vector<std::string> files;
-  if (!options.authfile.empty()) {
-    files.push_back(options.authfile);
-  } else if (std::string f = env("REGISTRY_AUTH_FILE"); !f.empty()) {
-    files.push_back(f);
-  } else if (std::string run = env("XDG_RUNTIME_DIR"); !run.empty()) {
+  // A file the user names is the only one read (containers/image's
+  // getAuthFilePaths: no XDG config file, no docker config.json after it).
+  if (!options.authfile.empty()) return {options.authfile};
+  if (std::string f = env("REGISTRY_AUTH_FILE"); !f.empty()) return {f};
+  if (std::string run = env("XDG_RUNTIME_DIR"); !run.empty()) {
     files.push_back(run + "/containers/auth.json");
   }
   if (std::string config = env("XDG_CONFIG_HOME"); !config.empty()) {
@@ -435,6 +446,8 @@ Result<std::optional<Credential>> LookupCredential(const std::string& registry, 
                               LookupInContainersAuthFile(path, registry, options.repository, timeout_ms));
     if (found) return *found;
   }
+  const char* given = std::getenv("REGISTRY_AUTH_FILE");
+  if (!options.authfile.empty() || (given != nullptr && *given != '\0')) return std::optional<Credential>();
   std::string dir = ConfigDir(options);
   if (dir.empty()) return std::optional<Credential>();
   return LookupInDockerConfig(dir + "/config.json", registry, timeout_ms);

@@ -1,8 +1,8 @@
 // Credentials for a registry, found where podman/skopeo and docker keep
 // them, in containers-auth.json(5)'s order: explicit flags; then the auth
-// file given (--authfile, else $REGISTRY_AUTH_FILE), else
-// $XDG_RUNTIME_DIR/containers/auth.json; then
-// $XDG_CONFIG_HOME/containers/auth.json (~/.config/...); then docker's
+// file given (--authfile, else $REGISTRY_AUTH_FILE) and nothing else; or
+// $XDG_RUNTIME_DIR/containers/auth.json, then
+// $XDG_CONFIG_HOME/containers/auth.json (~/.config/...), then docker's
 // $DOCKER_CONFIG/config.json or ~/.docker/config.json. In a containers auth
 // file: credHelpers[host], then auths with namespaced keys, most specific
 // first ("reg/team/app", "reg/team", "reg"); a file without an entry passes
@@ -40,8 +40,10 @@ struct CredentialOptions {
   int helper_timeout_ms = 0;
 };
 
-// The containers auth files searched, in order (existing or not): the
-// explicit or primary file, then the XDG config one.
+// The containers auth files searched, in order (existing or not): the file
+// the user named (--authfile, else $REGISTRY_AUTH_FILE) alone - then
+// docker's config.json is not read either, as in podman and skopeo - else
+// the primary (XDG runtime) file, then the XDG config one.
 std::vector<std::string> ContainersAuthFiles(const CredentialOptions& options);
 
 // Looks up credentials for registry host (e.g. "docker.io", "127.0.0.1:5000";

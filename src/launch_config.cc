@@ -88,13 +88,22 @@ Result<LaunchConfig> MakeLaunchConfig(const ImageConfig& config, const LaunchOve
   lc.user = overrides.user ? *overrides.user : config.user;
   LAZYROOT_ASSIGN_OR_RETURN(lc.exec_user, ResolveExecUser(lc.user, files.passwd, files.group));
 
-  lc.env = config.env;  // verbatim, as docker passes it
+  // As docker passes it (ReplaceOrAppendEnvValues over its defaults): an
+  // entry without '=' unsets that variable - of the defaults here, PATH -
+  // and is not passed on (runc refuses to start a process given one).
+  bool path_unset = false;
+  for (const std::string& kv : config.env) {
+    if (kv.find('=') != std::string::npos)
+      lc.env.push_back(kv);
+    else if (kv == "PATH")
+      path_unset = true;
+  }
   for (const std::string& kv : overrides.env) {
     if (EnvKey(kv).empty() || kv.find('=') == std::string::npos)
       return Status::InvalidArgument("--env " + kv + ": want KEY=VALUE");
     SetEnv(lc.env, kv);
   }
-  if (!HasEnv(lc.env, "PATH")) lc.env.push_back(std::string("PATH=") + kDefaultPath);
+  if (!HasEnv(lc.env, "PATH") && !path_unset) lc.env.push_back(std::string("PATH=") + kDefaultPath);
   if (!HasEnv(lc.env, "HOME")) lc.env.push_back("HOME=" + lc.exec_user.home);
 
   // Absolute and clean, as every launcher needs it (docker refuses a

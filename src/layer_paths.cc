@@ -22,6 +22,11 @@ std::string LayerPathMapper::ResolveParents(std::vector<std::string> components)
 }
 
 LayerPathMapper::Mapped LayerPathMapper::Map(uint32_t layer, const TarEntry& e) {
+  if (layer != layer_) {  // the open layer's links become lower ones
+    for (auto& [path, link] : current_) by_path_.insert_or_assign(path, link);
+    current_.clear();
+    layer_ = layer;
+  }
   std::vector<std::string> c = CleanPathComponents(e.path);
   if (c.empty()) return {Kind::kRoot, ""};
   const std::string base = c.back();
@@ -57,7 +62,7 @@ void LayerPathMapper::SetEntry(const std::string& path, const TarEntry& e, uint3
   if (e.type == EntryType::kSymlink) {
     if (std::optional<NodeId> id = tree_.LookupPath(path)) {
       targets_[*id] = e.link_target;
-      by_path_[path] = {*id, layer};
+      current_[path] = {*id, layer};
       changed = true;
     }  // else deleted later: nothing of the merged tree lies below it
   }
@@ -65,12 +70,23 @@ void LayerPathMapper::SetEntry(const std::string& path, const TarEntry& e, uint3
 }
 
 // A whiteout (self) or opaque marker of layer `layer` at `path` drops the
-// links of lower layers at (whiteout only) or below it.
+// links of lower layers at (whiteout only) or below it. Only the keys at and
+// below the path are visited, each dropped, and the open layer's links are
+// kept apart: N whiteouts or markers cost N lookups, not N times the links
+// that share their prefix or were made in the same layer.
 void LayerPathMapper::Delete(const std::string& path, uint32_t layer, bool self) {
   bool changed = false;
-  for (auto it = by_path_.lower_bound(path); it != by_path_.end() && it->first.compare(0, path.size(), path) == 0;) {
-    bool below = path.empty() || (it->first.size() > path.size() && it->first[path.size()] == '/');
-    if ((below || (self && it->first == path)) && it->second.layer < layer) {
+  if (self && !path.empty()) {
+    auto it = by_path_.find(path);
+    if (it != by_path_.end() && it->second.layer < layer) {
+      targets_.erase(it->second.node);
+      by_path_.erase(it);
+      changed = true;
+    }
+  }
+  const std::string prefix = path.empty() ? std::string() : path + "/";
+  for (auto it = by_path_.lower_bound(prefix); it != by_path_.end() && it->first.starts_with(prefix);) {
+    if (it->second.layer < layer) {
       targets_.erase(it->second.node);
       it = by_path_.erase(it);
       changed = true;
@@ -82,11 +98,14 @@ void LayerPathMapper::Delete(const std::string& path, uint32_t layer, bool self)
 }
 
 bool LayerPathMapper::Remove(const std::string& path) {
-  auto it = by_path_.find(path);
-  if (it == by_path_.end()) return false;
-  targets_.erase(it->second.node);
-  by_path_.erase(it);
-  return true;
+  for (auto* links : {&current_, &by_path_}) {
+    auto it = links->find(path);
+    if (it == links->end()) continue;
+    targets_.erase(it->second.node);
+    links->erase(it);
+    return true;
+  }
+  return false;
 }
 
 }  // namespace lazyroot

@@ -79,7 +79,9 @@ class LayerPathMapper {
 
   const ImageTree& tree_;
   std::unordered_map<NodeId, std::string> targets_;
-  std::map<std::string, Link> by_path_;
+  std::map<std::string, Link> by_path_;  // links of the layers below the open one
+  std::map<std::string, Link> current_;  // links of the open layer (never deleted by its own whiteouts)
+  uint32_t layer_ = 0;                   // the open layer
   // Parent directory (as named) -> its resolution, until the links change:
   // entries come grouped by directory, so an image of 100,000 files resolves
   // a few thousand directories rather than every entry's path.

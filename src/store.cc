@@ -152,7 +152,12 @@ Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std
         return Status::Corruption(path + ": not a file of this kind (" + std::to_string(size) +
                                   " bytes without its magic); not read");
       }
-    } else if (v == version && declared(header.data()) != size) {
+    } else if (v != version) {
+      // Another format version: its parser names it from the header alone
+      // (an older index is rebuilt), so nothing past it is read - of a
+      // sparse file, up to `cap` bytes of memory and time for nothing.
+      return std::string(reinterpret_cast<const char*>(header.data()), header.size());
+    } else if (declared(header.data()) != size) {
       return Status::Corruption(path + ": its header describes " + std::to_string(declared(header.data())) +
                                 " bytes, the file has " + std::to_string(size) + "; not read");
     }

@@ -7,11 +7,18 @@ namespace {
 
 constexpr uint32_t kMaxId = 2147483647;  // runc's maxID: ids are int32 in the kernel ABI
 
+// A number as Go's strconv.Atoi reads it (runc's), in range: an optional
+// sign, then decimal digits ("+5" is 5, "-0" is 0).
 std::optional<uint32_t> ParseId(std::string_view s) {
+  bool negative = false;
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
   uint64_t v = 0;
   if (s.empty() || s.size() > 10) return std::nullopt;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v > kMaxId) return std::nullopt;
+  if (ec != std::errc() || p != s.data() + s.size() || v > kMaxId || (negative && v != 0)) return std::nullopt;
   return static_cast<uint32_t>(v);
 }
 
@@ -79,6 +86,7 @@ Result<ExecUser> ResolveExecUser(std::string_view spec, const std::optional<std:
   size_t colon = spec.find(':');
   std::string_view user_arg = spec.substr(0, colon);
   std::string_view group_arg = colon == std::string_view::npos ? std::string_view() : spec.substr(colon + 1);
+  group_arg = group_arg.substr(0, group_arg.find(':'));  // runc ignores fields after the second
   const std::optional<uint32_t> uid_arg = ParseId(user_arg);
   const std::optional<uint32_t> gid_arg = ParseId(group_arg);
   auto looks_numeric = [](std::string_view s) {

@@ -29,9 +29,9 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                   "USER:PASSWORD for the registry (otherwise the auth files: containers' auth.json, then docker's "
                   "config.json; see --authfile)");
   cmd->add_option("--authfile", args->authfile,
-                  "The containers auth.json to read first (default: $REGISTRY_AUTH_FILE, else "
-                  "$XDG_RUNTIME_DIR/containers/auth.json); then $XDG_CONFIG_HOME/containers/auth.json and docker's "
-                  "config.json are read, as podman and skopeo do")
+                  "The containers auth.json to read, and no other (default: $REGISTRY_AUTH_FILE; without either, "
+                  "$XDG_RUNTIME_DIR/containers/auth.json, then $XDG_CONFIG_HOME/containers/auth.json and docker's "
+                  "config.json are read), as podman and skopeo do")
       ->option_text("FILE");
   cmd->add_option("--username", args->username,
                   "User name for the registry; the password is read with --password-stdin");

@@ -60,6 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (IsDecimal(user)) FUZZ_CHECK(u->uid == std::stoul(std::string(user)));
   if (colon != std::string_view::npos) {
     std::string_view grp = spec.substr(colon + 1);
+    grp = grp.substr(0, grp.find(':'));  // runc ignores fields after the second
     if (IsDecimal(grp)) FUZZ_CHECK(u->gid == std::stoul(std::string(grp)));
     // Supplementary groups only in the implicit form ("user" or "user:").
     if (!grp.empty()) FUZZ_CHECK(u->additional_gids.empty());

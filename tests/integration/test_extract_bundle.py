@@ -63,6 +63,9 @@ class ExtractBundle(PullTestCase):
                 [{"path": ".krun_config.json", "type": "hardlink", "target": "etc/passwd"}]))], fmt="docker",
                 config=CONFIG),
             "ghost": mi.build_image([mi.build_layer(busybox_layer())], config=dict(CONFIG, User="ghost")),
+            # docker's "unset" entries: not passed on (runc refuses an env entry without '=').
+            "unset": mi.build_image([mi.build_layer(busybox_layer())],
+                                    config=dict(CONFIG, Env=["NOEQUALS", "GREETING=hello", "HOME"])),
         }
         for tag, img in cls.images.items():
             mi.push(client, "demo/bundle", tag, img)
@@ -103,6 +106,19 @@ class ExtractBundle(PullTestCase):
         spec = self.config(os.path.join(bundle, "config.json"))
         self.assertEqual(spec["annotations"]["org.example.team"], "rootfs")
         self.assertEqual(spec["annotations"]["org.opencontainers.image.stopSignal"], "SIGTERM")
+
+    @unittest.skipUnless(RUNC, "runc needed")
+    def test_runc_runs_a_bundle_of_an_image_with_env_entries_without_equals(self):
+        bundle = os.path.join(self.tmp, "bundle")
+        self.extract("unset", "--bundle", bundle)
+        env = self.config(os.path.join(bundle, "config.json"))["process"]["env"]
+        self.assertTrue(all("=" in e for e in env), env)
+        cid = "lazyroot-test-unset-%d" % os.getpid()
+        p = subprocess.run([RUNC, "run", "--bundle", bundle, cid], capture_output=True, text=True, timeout=120)
+        subprocess.run([RUNC, "delete", "--force", cid], capture_output=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("greeting=hello", p.stdout)
+        self.assertIn("home=/home/app", p.stdout)
 
     @unittest.skipUnless(HAVE_UMOCI, "umoci needed")
     def test_config_process_equals_umocis_conversion(self):

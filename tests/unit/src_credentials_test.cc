@@ -1,5 +1,6 @@
 #include "src/credentials.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -296,6 +297,65 @@ TEST_F(Credentials, HelperThatDoesNotReadStdinStillWorks) {
   Result<std::optional<Credential>> r = Lookup("ghcr.io");
   ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
   EXPECT_EQ((*r)->secret, "s3cret-noread");
+}
+
+// A helper that answers and exits but leaves a background process holding
+// its stdout (an agent it started) has answered: its exit ends the wait, not
+// the timeout (which used to report "no answer" after the full 30 s).
+TEST_F(Credentials, HelperWhoseChildKeepsStdoutOpenHasAnswered) {
+  Helper("daemon", R"(sleep 600 & echo $! > ")" + dir_ + R"(/daemon.pid"
+printf '{"Username":"u","Secret":"s3cret-daemon"}')");
+  Config(R"({"credsStore":"daemon"})");
+  options_.helper_timeout_ms = 60'000;  // before the fix: "no answer within 60 s"
+  Result<std::optional<Credential>> r = Lookup("ghcr.io");
+  // The background sleep is ours to end (it holds nothing of the test's).
+  const std::string pid = ReadFile("daemon.pid");
+  if (!pid.empty()) kill(static_cast<pid_t>(std::stol(pid)), SIGKILL);
+  ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
+  EXPECT_EQ((*r)->secret, "s3cret-daemon");
+}
+
+// An auth file the user names (--authfile, $REGISTRY_AUTH_FILE) is the only
+// one read, as in containers/image (getAuthFilePaths): without an entry
+// there, the pull is anonymous - the XDG config file and docker's
+// config.json, with its credsStore helper, are not consulted.
+TEST_F(Credentials, NamedAuthFileIsTheOnlyOneRead) {
+  const char* saved_xdg = std::getenv("XDG_CONFIG_HOME");
+  const std::string old_xdg = saved_xdg ? saved_xdg : "";
+  const char* saved_run = std::getenv("XDG_RUNTIME_DIR");
+  const std::string old_run = saved_run ? saved_run : "";
+  setenv("XDG_CONFIG_HOME", (dir_ + "/xdg").c_str(), 1);
+  unsetenv("XDG_RUNTIME_DIR");
+  unsetenv("REGISTRY_AUTH_FILE");
+  ASSERT_EQ(mkdir((dir_ + "/xdg").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((dir_ + "/xdg/containers").c_str(), 0755), 0);
+  std::ofstream(dir_ + "/xdg/containers/auth.json") << R"({"auths":{"ghcr.io":{"auth":")" << kAlice << R"("}}})";
+  Config(R"({"credsStore":"good","auths":{"ghcr.io":{"auth":")" + std::string(kBob) + R"("}}})");
+  std::ofstream(dir_ + "/given.json") << R"({"auths":{"quay.io":{"auth":")" << kAlice << R"("}}})";
+
+  // Without a named file the chain finds the XDG config file's entry.
+  Result<std::optional<Credential>> r = Lookup("ghcr.io");
+  ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
+  EXPECT_EQ((*r)->secret, "s3cret-pw");
+
+  options_.authfile = dir_ + "/given.json";
+  EXPECT_EQ(ContainersAuthFiles(options_), std::vector<std::string>{dir_ + "/given.json"});
+  r = Lookup("ghcr.io");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->has_value()) << "read another file than --authfile";
+  EXPECT_TRUE(ReadFile("good.url").empty()) << "ran docker's credsStore helper";
+
+  options_.authfile.clear();
+  setenv("REGISTRY_AUTH_FILE", (dir_ + "/given.json").c_str(), 1);
+  r = Lookup("ghcr.io");
+  unsetenv("REGISTRY_AUTH_FILE");
+  if (saved_xdg)
+    setenv("XDG_CONFIG_HOME", old_xdg.c_str(), 1);
+  else
+    unsetenv("XDG_CONFIG_HOME");
+  if (saved_run) setenv("XDG_RUNTIME_DIR", old_run.c_str(), 1);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->has_value()) << "read another file than $REGISTRY_AUTH_FILE";
 }
 
 TEST_F(Credentials, HelperNameWithSlashIsRejected) {

@@ -108,6 +108,25 @@ TEST(UserLookup, MissingNamesAreErrorsNamingThem) {
   EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
 }
 
+// The spec is split as runc's parseLine does: fields after the second ':'
+// are ignored, and numbers are read as Go's strconv.Atoi reads them.
+TEST(UserLookup, SpecFieldsAndNumbersAsRuncReadsThem) {
+  ExecUser u = Resolve("1000:44:junk");
+  EXPECT_EQ(u.uid, 1000u);
+  EXPECT_EQ(u.gid, 44u);
+  u = Resolve("::");  // user "", group "": root as with ""
+  EXPECT_EQ(u.uid, 0u);
+  EXPECT_EQ(u.gid, 0u);
+  u = Resolve("+1000:+44");
+  EXPECT_EQ(u.uid, 1000u);
+  EXPECT_EQ(u.gid, 44u);
+  EXPECT_EQ(Resolve("-0").uid, 0u);
+  for (const char* bad : {"-1", "+", "1000:-5", "++1"}) {
+    auto r = ResolveExecUser(bad, kPasswd, kGroup);
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+}
+
 ImageConfig Config() {
   ImageConfig c;
   c.entrypoint = {"/entry", "-x"};
@@ -130,6 +149,22 @@ TEST(LaunchConfig, EntrypointPlusCmdEnvDefaultsAndUser) {
                                                "HOME=/home/app"}));
   EXPECT_EQ(lc->cwd, "/srv/app");
   EXPECT_EQ(lc->exec_user.uid, 1000u);
+}
+
+// An image Env entry without '=' is docker's "unset": it is not passed on
+// (runc refuses a process env entry without '=', so a bundle holding one
+// would not run), and "PATH" alone drops the default PATH as in docker.
+TEST(LaunchConfig, EnvEntriesWithoutEqualsUnsetAndAreDropped) {
+  ImageConfig c = Config();
+  c.env = {"NOEQUALS", "A=1", "HOME", "B=x=y"};
+  auto lc = Make(c);
+  ASSERT_TRUE(lc.ok()) << lc.status().ToString();
+  EXPECT_EQ(lc->env, (std::vector<std::string>{"A=1", "B=x=y", std::string("PATH=") + kDefaultPath,
+                                               "HOME=/home/app"}));
+  c.env = {"PATH", "A=1"};
+  lc = Make(c);
+  ASSERT_TRUE(lc.ok()) << lc.status().ToString();
+  EXPECT_EQ(lc->env, (std::vector<std::string>{"A=1", "HOME=/home/app"}));
 }
 
 TEST(LaunchConfig, DockerRunOverrides) {
