@@ -202,7 +202,8 @@ class TreeBuilder::Impl {
   }
 
   std::string EntryName(const TarEntry& e) const {
-    std::string layer = "layer " + std::to_string(layer_);
+    // Counted from 1 at the base, as every command shows layers.
+    std::string layer = "layer " + std::to_string(uint64_t{layer_} + 1);
     if (layer_ < layer_digests_.size() && !layer_digests_[layer_].empty()) layer += " (" + layer_digests_[layer_] + ")";
     return layer + ": entry " + Quote(e.path);
   }

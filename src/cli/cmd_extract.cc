@@ -169,6 +169,8 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
   };
 
   if (!args.dir.empty()) {
+    struct stat before {};
+    const bool existed = ::lstat(args.dir.c_str(), &before) == 0;  // empty, as checked
     auto start = std::chrono::steady_clock::now();
     // Armed while a temp dir exists: a signal then makes ExtractTree stop
     // and remove it rather than leave a half-written tree behind.
@@ -177,7 +179,12 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
     interrupt.Disarm();
     if (!report.ok()) return Fail(report.status().WithContext("extract " + rec->reference + " into " + args.dir));
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (Status st = write_configs(args.dir); !st.ok()) return Fail(st);
+    if (Status st = write_configs(args.dir); !st.ok()) {
+      // A root without its config is not what was asked for: leave DIR as it was.
+      (void)RemoveTree(args.dir);
+      if (existed) (void)::mkdir(args.dir.c_str(), before.st_mode & 07777);
+      return Fail(st);
+    }
     std::printf("%s\n", (args.bundle.empty() ? args.dir : args.bundle).c_str());
     PrintSummary(args.dir, *report, seconds);
     return kExitOk;

@@ -190,6 +190,21 @@ class ExtractBundle(PullTestCase):
             # The rest of the root is the image's.
             self.assertTrue(os.path.isfile(os.path.join(mnt, "etc", "passwd")))
 
+    def test_krun_config_over_a_planted_directory_leaves_dir_as_it_was(self):
+        img = mi.build_image([mi.build_layer(busybox_layer([{"path": ".krun_config.json", "type": "dir"}]))],
+                             config=CONFIG)
+        mi.push(mi.RegistryClient(self.reg.host), "demo/bundle", "krundir", img)
+        for existed in (False, True):
+            d = os.path.join(self.tmp, "krundir-%s" % existed)
+            if existed:
+                os.makedirs(d)
+            r = self.lazyroot("extract", "--krun-config", self.ref("krundir"), d)
+            self.assertFails(r, 1)
+            self.assertIn(".krun_config.json", r.stderr)
+            self.assertEqual(os.path.isdir(d), existed)
+            if existed:
+                self.assertEqual(os.listdir(d), [])
+
     def test_misuse_fails_before_writing(self):
         r = self.lazyroot("extract", "--krun-config", self.ref("v1"))
         self.assertFails(r, 2)

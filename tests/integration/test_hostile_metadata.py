@@ -208,7 +208,7 @@ class HostileMetadata(PullTestCase):
                           os.path.join(self.tmp, "out"))
         self.assertFails(r)
         self.assertIn("the image's layers together hold more than 100 entries", r.stderr)
-        self.assertIn("layer 2 (" + self.pushed["image"]["layers"][2] + ")", r.stderr)  # the merge names layers by position and digest
+        self.assertIn("layer 3 (" + self.pushed["image"]["layers"][2] + ")", r.stderr)  # the merge names layers from 1, and by digest
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "out")))
 
     def test_image_layers(self):

@@ -206,7 +206,7 @@ std::vector<Case> Cases() {
       {"r24_non_directory_parent_is_error",
        {{File("n")}, {File("n/x")}},
        {},
-       "layer 1 (sha256:layer1): entry \"n/x\": parent \"n\" is not a directory"},
+       "layer 2 (sha256:layer1): entry \"n/x\": parent \"n\" is not a directory"},
       {"r25_implicit_parents",
        {{File("x/y/z")}},
        {". d 0755 0:0 0 - 3", "x d 0755 0:0 0 - 3", "x/y d 0755 0:0 0 - 2", "x/y/z f 0644 0:0 0 - 1"}},
@@ -215,7 +215,7 @@ std::vector<Case> Cases() {
        {{Dir(".", 0711), File("a")}, {Dir("/", 0750, 1, 1)}},
        {". d 0750 1:1 0 - 2", "a f 0644 0:0 0 - 1"}},
       {"r27_root_as_symlink_is_error", {{Sym(".", "/tmp")}}, {}, "refusing to change the type of the root"},
-      {"r27_root_as_file_is_error", {{File("a")}, {File("./")}}, {}, "layer 1 (sha256:layer1): entry \"./\": refusing"},
+      {"r27_root_as_file_is_error", {{File("a")}, {File("./")}}, {}, "layer 2 (sha256:layer1): entry \"./\": refusing"},
       {"r28_lexical_clamp",
        {{File("../../evil"), File("/abs/file"), File("./dot/x"), File("a//b/./c")}},
        {". d 0755 0:0 0 - 5", "a d 0755 0:0 0 - 3", "a/b d 0755 0:0 0 - 2", "a/b/c f 0644 0:0 0 - 1",
@@ -243,7 +243,7 @@ std::vector<Case> Cases() {
       {"r35_forward_reference",
        {{Link("h", "f"), File("f")}},
        {},
-       "layer 0 (sha256:layer0): entry \"h\": hardlink target \"f\" does not exist"},
+       "layer 1 (sha256:layer0): entry \"h\": hardlink target \"f\" does not exist"},
       {"r36_link_to_whited_out", {{File("f")}, {Wh(".wh.f"), Link("h", "f")}}, {}, "does not exist"},
       {"r37_link_to_directory", {{Dir("d/")}, {Link("h", "d")}}, {}, "hardlink target \"d\" is a directory"},
       {"r37_link_to_root", {{Link("h", "/")}}, {}, "is a directory"},
@@ -694,7 +694,7 @@ TEST(MergeSymlinkChain, BudgetIsForTheWholeImageAndNamesTheLimit) {
   ASSERT_FALSE(run.status.ok());
   EXPECT_EQ(run.status.code(), ErrorCode::kLimitExceeded);
   const std::string& m = run.status.message();
-  EXPECT_NE(m.find("layer 0 (sha256:chain)"), std::string::npos) << m;
+  EXPECT_NE(m.find("layer 1 (sha256:chain)"), std::string::npos) << m;
   EXPECT_NE(m.find("entry \"l99/f0\""), std::string::npos) << m;
   EXPECT_NE(m.find("symlink-steps=50000"), std::string::npos) << m;
   EXPECT_NE(m.find("raise with --limit symlink-steps=N"), std::string::npos) << m;
@@ -780,7 +780,7 @@ TEST(MergeBudgets, ImageEntriesAndMetadata) {
   ASSERT_TRUE(b.BeginLayer(1, "sha256:l1").ok());
   Status st = b.Apply(File("g"));
   EXPECT_EQ(st.code(), ErrorCode::kLimitExceeded);
-  EXPECT_NE(st.message().find("layer 1 (sha256:l1): entry \"g\""), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("layer 2 (sha256:l1): entry \"g\""), std::string::npos) << st.message();
   EXPECT_NE(st.message().find("--limit image-entries=N"), std::string::npos) << st.message();
 
   Limits meta;
