@@ -7,7 +7,7 @@
 #include <functional>
 
 #include "fs/mount.h"
-#include "fs/mount_ops.h"
+#include "fs/image_fs.h"
 #include "index/status.h"
 
 namespace lazyroot {

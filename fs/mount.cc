@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fs/fuse_adapter.h"
-#include "fs/mount_ops.h"
+#include "fs/image_fs.h"
 #include "fs/mount_table.h"
 
 extern char** environ;

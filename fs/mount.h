@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "fs/mount_ops.h"
-#include "index/file_reader.h"
+#include "fs/image_fs.h"
+#include "index/image_content.h"
 #include "index/image_tree.h"
 #include "index/status.h"
 

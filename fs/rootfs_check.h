@@ -43,7 +43,7 @@
 #include <string>
 #include <vector>
 
-#include "index/file_reader.h"
+#include "index/image_content.h"
 #include "index/image_tree.h"
 #include "index/status.h"
 

@@ -1,6 +1,6 @@
 // StreamCache: every read of a mount goes through one of these. It serves
 // ranges of the layers' uncompressed streams from decoded "units" held in a
-// SpanCache, and owns all the decoders of the mount:
+// DecodedSpanLru, and owns all the decoders of the mount:
 //
 //   units   — a compressed layer's stream is cut at its checkpoints, so a unit
 //             is one span between two checkpoints (~2 MiB of tar) and decodes
@@ -65,14 +65,14 @@
 #include <thread>
 #include <vector>
 
-#include "fs/span_cache.h"
-#include "index/file_reader.h"
+#include "fs/decoded_span_lru.h"
+#include "index/image_content.h"
 #include "index/status.h"
 
 namespace lazyroot {
 
 struct StreamCacheOptions {
-  // Decoded bytes held (SpanCache bound). 0 caches nothing: reads decode
+  // Decoded bytes held (DecodedSpanLru bound). 0 caches nothing: reads decode
   // straight into the caller's buffer (pooled warm decoders, no read-ahead).
   uint64_t capacity_bytes = 256ull << 20;
   uint64_t max_unit_bytes = 8ull << 20;    // spans up to this long are one unit
@@ -94,7 +94,7 @@ struct StreamCacheOptions {
 };
 
 struct StreamCacheStats {
-  SpanCacheStats cache;
+  DecodedSpanLruStats cache;
   uint64_t decoded_units = 0;    // units decoded (foreground + read-ahead)
   uint64_t prefetched_units = 0;  // of which by read-ahead workers
   uint64_t waited = 0;           // misses that waited for another thread's decode
@@ -192,7 +192,7 @@ class StreamCache {
 
   const std::shared_ptr<const ImageContent> content_;
   const StreamCacheOptions options_;
-  SpanCache cache_;
+  DecodedSpanLru cache_;
   std::vector<std::unique_ptr<LayerState>> layers_;
 
   // The idle decoders of all layers, least recently returned first. Guards

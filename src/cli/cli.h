@@ -10,7 +10,7 @@
 
 #include "index/limits.h"
 #include "index/status.h"
-#include "src/store.h"
+#include "src/store/store.h"
 
 namespace lazyroot::cli {
 

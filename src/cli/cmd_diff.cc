@@ -8,7 +8,7 @@
 #include <cstdio>
 
 #include "src/cli/cli.h"
-#include "src/image_diff.h"
+#include "src/inspect/image_diff.h"
 
 namespace lazyroot::cli {
 namespace {

@@ -17,14 +17,14 @@
 #include "src/cli/cli.h"
 #include "src/cli/interrupt.h"
 #include "src/cli/progress_render.h"
-#include "src/image_rootfs.h"
-#include "src/index_consumer.h"
-#include "src/launch_config.h"
-#include "src/pull.h"
-#include "src/reference.h"
-#include "src/rootfs_cache.h"
-#include "src/runtime_spec.h"
-#include "src/test_pause.h"
+#include "src/store/open_image.h"
+#include "src/store/index_consumer.h"
+#include "src/launch/launch_config.h"
+#include "src/pull/pull.h"
+#include "src/image/reference.h"
+#include "src/store/rootfs_cache.h"
+#include "src/launch/runtime_spec.h"
+#include "src/store/test_pause.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -133,7 +133,7 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
   if (!limits.ok()) return Fail(limits.status());
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
-  // Shared from before the pull to the end (src/STORE.md): gc waits, so it
+  // Shared from before the pull to the end (src/store/STORE.md): gc waits, so it
   // cannot delete what we pulled, read or are writing into rootfs/.
   auto store_lock = (*store)->LockStore(
       false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
@@ -190,7 +190,7 @@ int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
     return kExitOk;
   }
 
-  // The store's cached tree, checked before reuse (src/rootfs_cache.h).
+  // The store's cached tree, checked before reuse (src/store/rootfs_cache.h).
   CachedRootfsOptions cache_options;
   cache_options.extract = options;
   cache_options.note = [](const std::string& line) { std::fprintf(stderr, "lazyroot: %s\n", line.c_str()); };

@@ -10,8 +10,8 @@
 
 #include "src/cli/cli.h"
 #include "src/cli/progress_render.h"
-#include "src/reference.h"
-#include "src/store_check.h"
+#include "src/image/reference.h"
+#include "src/store/store_check.h"
 
 namespace lazyroot::cli {
 namespace {

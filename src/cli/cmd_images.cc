@@ -6,9 +6,9 @@
 #include <ctime>
 
 #include "src/cli/cli.h"
-#include "src/layer_report.h"
-#include "src/manifest.h"
-#include "src/reference.h"
+#include "src/inspect/layer_report.h"
+#include "src/image/manifest.h"
+#include "src/image/reference.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -207,7 +207,7 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
     *run = [rm_image, &global]() -> int {
       auto store = OpenStore(global);
       if (!store.ok()) return Fail(store.status());
-      // Shared, as every change to the store (src/STORE.md).
+      // Shared, as every change to the store (src/store/STORE.md).
       auto store_lock = (*store)->LockStore(false);
       if (!store_lock.ok()) return Fail(store_lock.status());
       int rc = kExitOk;

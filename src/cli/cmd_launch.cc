@@ -6,8 +6,8 @@
 #include <cstdlib>
 
 #include "src/cli/cli.h"
-#include "src/image_rootfs.h"
-#include "src/launch_config.h"
+#include "src/store/open_image.h"
+#include "src/launch/launch_config.h"
 
 namespace lazyroot::cli {
 namespace {}  // namespace

@@ -1,13 +1,13 @@
 // `lazyroot layers`: what each layer of a pulled image adds, replaces and
 // deletes, and the bytes it ships that never reach the merged tree
-// (src/layer_report.h), as a table or JSON.
+// (src/inspect/layer_report.h), as a table or JSON.
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 
 #include <cstdio>
 
 #include "src/cli/cli.h"
-#include "src/layer_report.h"
+#include "src/inspect/layer_report.h"
 
 namespace lazyroot::cli {
 namespace {

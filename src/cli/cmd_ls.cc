@@ -11,8 +11,8 @@
 
 #include "index/path_resolve.h"
 #include "src/cli/cli.h"
-#include "src/image_rootfs.h"
-#include "src/layer_query.h"
+#include "src/store/open_image.h"
+#include "src/inspect/layer_query.h"
 
 namespace lazyroot::cli {
 namespace {

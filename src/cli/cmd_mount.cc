@@ -21,13 +21,13 @@
 
 #include "fs/mount.h"
 #include "src/cli/cli.h"
-#include "src/image_rootfs.h"
-#include "src/launch_config.h"
-#include "src/layer_query.h"
-#include "src/mount_daemon.h"
-#include "src/reference.h"
-#include "src/runtime_spec.h"
-#include "src/test_pause.h"
+#include "src/store/open_image.h"
+#include "src/launch/launch_config.h"
+#include "src/inspect/layer_query.h"
+#include "src/launch/mount_daemon.h"
+#include "src/image/reference.h"
+#include "src/launch/runtime_spec.h"
+#include "src/store/test_pause.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -131,7 +131,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   auto store = OpenStore(global);
   if (!store.ok()) return Fail(store.status());
   // Shared from before the record is read until the in-use marker is held
-  // and the image open (src/STORE.md): gc cannot run in between, so it can
+  // and the image open (src/store/STORE.md): gc cannot run in between, so it can
   // neither delete what we are about to open nor sweep our marker.
   auto store_lock = (*store)->LockStore(
       false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });

@@ -5,8 +5,8 @@
 
 #include "src/cli/cli.h"
 #include "src/cli/progress_render.h"
-#include "src/index_consumer.h"
-#include "src/pull.h"
+#include "src/store/index_consumer.h"
+#include "src/pull/pull.h"
 
 namespace lazyroot::cli {
 

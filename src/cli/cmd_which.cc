@@ -6,7 +6,7 @@
 
 #include "index/path_resolve.h"
 #include "src/cli/cli.h"
-#include "src/layer_query.h"
+#include "src/inspect/layer_query.h"
 
 namespace lazyroot::cli {
 namespace {

@@ -4,9 +4,9 @@
 
 #include "src/cli/cli.h"
 #include "src/cli/progress_render.h"
-#include "src/index_consumer.h"
-#include "src/pull.h"
-#include "src/reference.h"
+#include "src/store/index_consumer.h"
+#include "src/pull/pull.h"
+#include "src/image/reference.h"
 
 namespace lazyroot::cli {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <string>
 
-#include "src/progress.h"
+#include "src/pull/progress.h"
 
 namespace lazyroot::cli {
 

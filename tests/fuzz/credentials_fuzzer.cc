@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "src/credentials.h"
+#include "src/registry/credentials.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

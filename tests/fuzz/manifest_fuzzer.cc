@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "src/manifest.h"
-#include "src/platform.h"
-#include "src/reference.h"
+#include "src/image/manifest.h"
+#include "src/image/platform.h"
+#include "src/image/reference.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -14,7 +14,7 @@
 #include <string_view>
 
 #include "index/sha256.h"
-#include "src/oci_layout.h"
+#include "src/image/oci_layout.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

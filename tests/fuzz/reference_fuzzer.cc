@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "src/reference.h"
+#include "src/image/reference.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

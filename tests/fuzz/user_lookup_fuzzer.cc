@@ -1,5 +1,5 @@
 // Fuzzes the image's /etc/passwd and /etc/group parsers and the user
-// resolution (src/user_lookup.h), which `inspect --launch` runs on files an
+// resolution (src/launch/user_lookup.h), which `inspect --launch` runs on files an
 // image supplies. Input: SPEC \0 PASSWD \0 GROUP (a missing part is a file
 // the image lacks). Checks: parsed names hold no ':' or newline, ids stay in
 // 0..2147483647, and a resolved user keeps to its spec: a numeric user
@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "src/user_lookup.h"
+#include "src/launch/user_lookup.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

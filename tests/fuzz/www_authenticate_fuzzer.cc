@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "src/registry_auth.h"
-#include "src/www_authenticate.h"
+#include "src/registry/registry_auth.h"
+#include "src/registry/www_authenticate.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The store's locking protocol (src/STORE.md), one deterministic
+"""The store's locking protocol (src/store/STORE.md), one deterministic
 interleaving per rule, with real processes against a real registry.
 
 A process under test is stopped at a named point with the test-only hook

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "index/file_reader.h"
+#include "index/image_content.h"
 #include "index/merge.h"
 
 namespace lazyroot::testing_image {

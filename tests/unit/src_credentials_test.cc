@@ -1,4 +1,4 @@
-#include "src/credentials.h"
+#include "src/registry/credentials.h"
 
 #include <signal.h>
 #include <sys/stat.h>

@@ -4,9 +4,9 @@
 
 #include <ctime>
 
-#include "src/http_client.h"
-#include "src/registry_auth.h"
-#include "src/registry_client.h"
+#include "src/registry/http_client.h"
+#include "src/registry/registry_auth.h"
+#include "src/registry/registry_client.h"
 
 namespace lazyroot {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "index/merge.h"
-#include "src/image_diff.h"
+#include "src/inspect/image_diff.h"
 
 namespace lazyroot {
 namespace {

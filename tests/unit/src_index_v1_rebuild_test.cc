@@ -12,8 +12,8 @@
 
 #include "index/chunk_digests.h"
 #include "index/sha256.h"
-#include "src/index_consumer.h"
-#include "src/store.h"
+#include "src/store/index_consumer.h"
+#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

@@ -1,7 +1,7 @@
 // The depth limit and size cap of every JSON entry point: ParseJsonDocument
 // itself, and each reader of a registry answer or a store file that goes
 // through it (credentials and token answers have their own tests).
-#include "src/json_document.h"
+#include "src/image/json_document.h"
 
 #include <malloc.h>
 #include <sys/resource.h>
@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "index/sha256.h"
-#include "src/manifest.h"
-#include "src/oci_layout.h"
-#include "src/registry_client.h"
-#include "src/store.h"
+#include "src/image/manifest.h"
+#include "src/image/oci_layout.h"
+#include "src/registry/registry_client.h"
+#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

@@ -4,8 +4,8 @@
 // oci defaults), not from our own output.
 #include <gtest/gtest.h>
 
-#include "src/launch_config.h"
-#include "src/user_lookup.h"
+#include "src/launch/launch_config.h"
+#include "src/launch/user_lookup.h"
 
 namespace lazyroot {
 namespace {

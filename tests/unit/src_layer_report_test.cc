@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "src/layer_report.h"
+#include "src/inspect/layer_report.h"
 
 namespace lazyroot {
 namespace {

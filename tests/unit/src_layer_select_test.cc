@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "src/layer_query.h"
+#include "src/inspect/layer_query.h"
 
 namespace lazyroot {
 namespace {

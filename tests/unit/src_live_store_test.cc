@@ -23,7 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "index/sha256.h"
-#include "src/image_rootfs.h"
+#include "src/store/open_image.h"
 #include "tests/unit/compressed_fixtures.h"
 #include "tests/unit/index_tar_test_builder.h"
 
@@ -136,7 +136,7 @@ class LiveStoreTest : public ::testing::Test {
     auto s = Store::Open(tmp_ + "/store");
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(*s);
-    // OpenImage's requirement, as mount and extract hold it (src/STORE.md).
+    // OpenImage's requirement, as mount and extract hold it (src/store/STORE.md).
     auto lock = store_->LockStore(/*exclusive=*/false);
     ASSERT_TRUE(lock.ok()) << lock.status().ToString();
     lock_.emplace(std::move(*lock));

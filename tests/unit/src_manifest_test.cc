@@ -1,4 +1,4 @@
-#include "src/manifest.h"
+#include "src/image/manifest.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "src/platform.h"
+#include "src/image/platform.h"
 
 #include <gtest/gtest.h>
 

@@ -16,9 +16,9 @@
 #include <vector>
 
 #include "index/sha256.h"
-#include "src/pull.h"
-#include "src/reference.h"
-#include "src/store.h"
+#include "src/pull/pull.h"
+#include "src/image/reference.h"
+#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

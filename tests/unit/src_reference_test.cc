@@ -1,4 +1,4 @@
-#include "src/reference.h"
+#include "src/image/reference.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "src/store.h"
+#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

@@ -11,8 +11,8 @@
 #include <string>
 
 #include "index/sha256.h"
-#include "src/store.h"
-#include "src/store_check.h"
+#include "src/store/store.h"
+#include "src/store/store_check.h"
 
 namespace lazyroot {
 namespace {

@@ -1,4 +1,4 @@
-// The store's locking rules (src/STORE.md) that one process can check on its
+// The store's locking rules (src/store/STORE.md) that one process can check on its
 // own: temp names unique per thread, WriteFileAtomic always publishing one
 // complete version, an in-use marker swept between its open and its lock
 // being taken again on the file its path names (interleaved deterministically
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "index/sha256.h"
-#include "src/store.h"
+#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

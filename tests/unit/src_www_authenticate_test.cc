@@ -1,4 +1,4 @@
-#include "src/www_authenticate.h"
+#include "src/registry/www_authenticate.h"
 
 #include <gtest/gtest.h>
 

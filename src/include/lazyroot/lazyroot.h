@@ -14,7 +14,7 @@
  * - No global state: handles are independent. One handle is used by one
  *   thread at a time unless a function says otherwise; different handles
  *   (also of the same store directory) may be used from any threads at once.
- *   Processes sharing a store coordinate through its locks (src/STORE.md).
+ *   Processes sharing a store coordinate through its locks (src/store/STORE.md).
  * - Option structs start with a `size` member set by their _init function:
  *   fields added in later versions are read only when the caller's struct
  *   has them, so the ABI stays compatible.

@@ -1,0 +1,123 @@
+#include "src/image/oci_layout.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <rapidjson/document.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "index/sha256.h"
+#include "src/image/json_document.h"
+#include "src/image/manifest.h"
+#include "src/image/reference.h"
+#include "src/store/store.h"
+
+namespace lazyroot {
+namespace {
+
+constexpr uint64_t kMaxLayoutFile = 1 << 16;  // {"imageLayoutVersion":"1.0.0"}
+
+class OciLayoutSource final : public ImageSource {
+ public:
+  OciLayoutSource(std::string dir, std::string top_digest, std::string top_type)
+      : dir_(std::move(dir)), top_digest_(std::move(top_digest)), top_type_(std::move(top_type)) {}
+
+  Result<FetchedManifest> GetManifest(const std::string& selector) override {
+    // The layout's index.json picked the top manifest; selectors other than
+    // a digest mean "that one".
+    std::string digest = selector.starts_with("sha256:") ? selector : top_digest_;
+    LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
+    auto body = ReadWholeFile(BlobPath(digest), kMaxManifestBytes);
+    if (!body.ok()) return body.status().WithContext("oci:" + dir_ + ": manifest " + digest);
+    FetchedManifest m;
+    m.body = std::move(*body);
+    m.digest = "sha256:" + Sha256::HexOf(std::string_view(m.body));
+    if (m.digest != digest) {
+      return Status::Corruption("oci:" + dir_ + ": manifest " + digest + ": digest mismatch (got " + m.digest + ")");
+    }
+    if (digest == top_digest_) m.content_type = top_type_;
+    return m;
+  }
+
+  Status FetchBlob(const std::string& digest, uint64_t offset, const std::function<Status(uint64_t)>& on_start,
+                   const std::function<Status(std::span<const uint8_t>)>& sink) override {
+    LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
+    std::string path = BlobPath(digest);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == ENOENT) return Status::NotFound("blob " + digest + ": not in oci:" + dir_);
+      return Status::FromErrno("blob " + digest + ": open " + path, err);
+    }
+    Status st = on_start(offset);
+    std::vector<uint8_t> buf(1 << 20);
+    while (st.ok()) {
+      ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        st = Status::FromErrno("blob " + digest + ": read " + path, errno);
+        break;
+      }
+      if (n == 0) break;
+      offset += static_cast<uint64_t>(n);
+      st = sink(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
+    }
+    ::close(fd);
+    return st;
+  }
+
+  std::string Describe() const override { return "oci:" + dir_; }
+
+ private:
+  std::string BlobPath(const std::string& digest) const { return dir_ + "/blobs/sha256/" + digest.substr(7); }
+  std::string dir_, top_digest_, top_type_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ImageSource>> OpenOciLayout(const std::string& dir, const std::string& tag) {
+  const std::string what = "oci:" + dir;
+  auto layout = ReadWholeFile(dir + "/oci-layout", kMaxLayoutFile);
+  if (!layout.ok()) return Status::NotFound(what + ": not an OCI image layout (no oci-layout file)");
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument ld, ParseJsonDocument(*layout, what + ": oci-layout", kMaxLayoutFile));
+  if (!ld.HasMember("imageLayoutVersion") || !ld["imageLayoutVersion"].IsString()) {
+    return Status::Corruption(what + ": malformed oci-layout file");
+  }
+  auto index = ReadWholeFile(dir + "/index.json", kMaxManifestBytes);
+  if (!index.ok()) return index.status().WithContext(what);
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument d, ParseJsonDocument(*index, what + ": index.json", kMaxManifestBytes));
+  if (!d.HasMember("manifests") || !d["manifests"].IsArray()) {
+    return Status::Corruption(what + ": malformed index.json");
+  }
+  std::vector<std::pair<std::string, std::string>> matches;  // digest, media type
+  std::vector<std::string> names;
+  for (const auto& m : d["manifests"].GetArray()) {
+    if (!m.IsObject() || !m.HasMember("digest") || !m["digest"].IsString()) {
+      return Status::Corruption(what + ": index.json entry without a digest");
+    }
+    std::string name;
+    if (m.HasMember("annotations") && m["annotations"].IsObject() &&
+        m["annotations"].HasMember("org.opencontainers.image.ref.name") &&
+        m["annotations"]["org.opencontainers.image.ref.name"].IsString()) {
+      name = m["annotations"]["org.opencontainers.image.ref.name"].GetString();
+    }
+    names.push_back(name.empty() ? std::string("(untagged)") : name);
+    std::string type = m.HasMember("mediaType") && m["mediaType"].IsString() ? m["mediaType"].GetString() : "";
+    if (tag.empty() || name == tag) matches.emplace_back(m["digest"].GetString(), type);
+  }
+  std::string listing;
+  for (const auto& n : names) listing += (listing.empty() ? "" : ", ") + n;
+  if (matches.empty()) {
+    return Status::NotFound(what + ": no image tagged \"" + tag + "\" (tags: " + (listing.empty() ? "none" : listing) + ")");
+  }
+  if (matches.size() > 1) {
+    return Status::InvalidArgument(what + ": holds several images; name one with oci:" + dir + ":TAG (tags: " +
+                                   listing + ")");
+  }
+  LAZYROOT_RETURN_IF_ERROR(ValidateDigest(matches[0].first));
+  return std::unique_ptr<ImageSource>(new OciLayoutSource(dir, matches[0].first, matches[0].second));
+}
+
+}  // namespace lazyroot

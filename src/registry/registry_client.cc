@@ -1,0 +1,242 @@
+#include "src/registry/registry_client.h"
+
+#include <dirent.h>
+#include <rapidjson/document.h>
+
+#include <algorithm>
+
+#include "index/sha256.h"
+#include "src/image/json_document.h"
+#include "src/image/manifest.h"
+
+namespace lazyroot {
+namespace {
+
+std::string StripParams(const std::string& content_type) {
+  std::string s = content_type.substr(0, content_type.find(';'));
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (dirent* e = ::readdir(d)) names.emplace_back(e->d_name);
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.ends_with(suffix);
+}
+
+}  // namespace
+
+std::string RegistryErrorText(const std::string& body) {
+  // Error bodies are capped by HttpPolicy::max_body, like every body.
+  auto parsed = ParseJsonDocument(body, "error body", kMaxManifestBytes);
+  if (!parsed.ok()) return "";
+  const JsonDocument& doc = *parsed;
+  if (!doc.HasMember("errors") || !doc["errors"].IsArray()) return "";
+  std::string out;
+  for (const auto& e : doc["errors"].GetArray()) {
+    if (!e.IsObject()) continue;
+    if (!out.empty()) out += "; ";
+    if (e.HasMember("code") && e["code"].IsString()) out += e["code"].GetString();
+    if (e.HasMember("message") && e["message"].IsString()) {
+      out += ": ";
+      out += e["message"].GetString();
+    }
+  }
+  return out;
+}
+
+RegistryClient::RegistryClient(const Reference& ref, const RegistryOptions& options, std::optional<Credential> cred)
+    : ref_(ref), options_(options) {
+  bool plain = options.insecure || ref.plain_http;
+  base_url_ = (plain ? "http://" : "https://") + ref.ApiHost();
+  scope_ = "repository:" + ref.repository + ":pull";
+  auth_ = std::make_unique<RegistryAuth>(ref.registry, std::move(cred), plain, UrlHostPort(base_url_));
+  options_.cert_dirs.push_back("/etc/containers/certs.d");
+  options_.cert_dirs.push_back("/etc/docker/certs.d");
+}
+
+Result<std::unique_ptr<RegistryClient>> RegistryClient::Connect(const Reference& ref, const RegistryOptions& options) {
+  CredentialOptions credentials = options.credentials;
+  credentials.repository = ref.repository;
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> cred, LookupCredential(ref.registry, credentials));
+  std::unique_ptr<RegistryClient> client(new RegistryClient(ref, options, std::move(cred)));
+  LAZYROOT_RETURN_IF_ERROR(client->Ping());
+  return client;
+}
+
+std::string RegistryClient::Describe() const { return ref_.registry + "/" + ref_.repository; }
+
+TlsConfig RegistryClient::TlsFor(const std::string& host_port) const {
+  TlsConfig tls;
+  tls.verify = options_.tls_verify;
+  for (const std::string& root : options_.cert_dirs) {
+    std::string dir = root + "/" + host_port;
+    for (const std::string& name : ListDir(dir)) {
+      if (EndsWith(name, ".crt")) {
+        tls.ca_files.push_back(dir + "/" + name);
+      } else if (EndsWith(name, ".cert") && tls.client_cert.empty()) {
+        tls.client_cert = dir + "/" + name;
+        tls.client_key = dir + "/" + name.substr(0, name.size() - 5) + ".key";
+      }
+    }
+  }
+  return tls;
+}
+
+std::unique_ptr<HttpClient> RegistryClient::AcquireHttp() {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    if (!pool_.empty()) {
+      auto h = std::move(pool_.back());
+      pool_.pop_back();
+      return h;
+    }
+  }
+  return std::make_unique<HttpClient>([this](const std::string& hp) { return TlsFor(hp); }, options_.policy);
+}
+
+void RegistryClient::ReleaseHttp(std::unique_ptr<HttpClient> http) {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  pool_.push_back(std::move(http));
+}
+
+Status RegistryClient::Ping() {
+  auto http = AcquireHttp();
+  HttpRequest req;
+  req.url = base_url_ + "/v2/";
+  HttpResponse resp;
+  Status st = http->Do(req, &resp);
+  ReleaseHttp(std::move(http));
+  if (!st.ok()) {
+    std::string hint;
+    if (base_url_.starts_with("https://") && st.message().find("SSL") != std::string::npos) {
+      hint = " (for a plain-HTTP registry write http://" + ref_.registry + "/… or pass --insecure)";
+    }
+    return Status::Network("registry " + ref_.registry + ": cannot reach " + req.url + ": " + st.message() + hint);
+  }
+  if (resp.status == 200) return Status::Ok();
+  if (resp.status == 401) return auth_->LearnChallenge(resp, scope_);
+  return Status::Network("registry " + ref_.registry + ": " + req.url + " answered HTTP " +
+                         std::to_string(resp.status) + " (is this an OCI registry?)");
+}
+
+Status RegistryClient::Request(HttpRequest req, HttpResponse* resp, const BodySink& sink) {
+  auto http = AcquireHttp();
+  Status st;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    auto authz = auth_->Authorization(*http, scope_);
+    if (!authz.ok()) {
+      st = authz.status();
+      break;
+    }
+    req.authorization = *authz;
+    st = http->Do(req, resp, sink);
+    if (!st.ok() || resp->status != 401) break;
+    if (attempt == 1) {
+      st = Status::Unauthorized("registry " + ref_.registry + ": " + Describe() +
+                                ": unauthorized (HTTP 401) — check credentials (--creds, docker login)");
+      break;
+    }
+    // Expired token or a new scope: learn the challenge and try once more.
+    st = auth_->LearnChallenge(*resp, scope_);
+    if (!st.ok()) break;
+  }
+  ReleaseHttp(std::move(http));
+  return st;
+}
+
+Result<FetchedManifest> RegistryClient::GetManifest(const std::string& selector) {
+  HttpRequest req;
+  req.url = base_url_ + "/v2/" + ref_.repository + "/manifests/" + selector;
+  req.headers.push_back("Accept: " + std::string(media_type::kOciIndex) + ", " + std::string(media_type::kDockerList) +
+                        ", " + std::string(media_type::kOciManifest) + ", " + std::string(media_type::kDockerManifest));
+  HttpResponse resp;
+  const std::string what = Describe() + (selector.starts_with("sha256:") ? "@" : ":") + selector;
+  Status st = Request(req, &resp);
+  if (!st.ok()) return st.WithContext("manifest " + what);
+  if (resp.status == 404) {
+    std::string detail = RegistryErrorText(resp.body);
+    return Status::NotFound("manifest " + what + ": not found" + (detail.empty() ? "" : " (" + detail + ")"));
+  }
+  if (resp.status == 401 || resp.status == 403) {
+    return Status::Unauthorized("manifest " + what + ": access denied (HTTP " + std::to_string(resp.status) + ")");
+  }
+  if (resp.status != 200) {
+    std::string detail = RegistryErrorText(resp.body);
+    return Status::Network("manifest " + what + ": HTTP " + std::to_string(resp.status) +
+                           (detail.empty() ? "" : " (" + detail + ")"));
+  }
+  if (resp.body.size() > kMaxManifestBytes) {
+    return Status::Corruption("manifest " + what + ": larger than 4 MiB");
+  }
+  FetchedManifest m;
+  m.body = std::move(resp.body);
+  m.content_type = StripParams(resp.Header("content-type"));
+  m.digest = "sha256:" + Sha256::HexOf(std::string_view(m.body));
+  // A digest fetch must hash to what we asked for; a tag fetch is verified by
+  // hashing the body (Docker-Content-Digest is not trusted).
+  if (selector.starts_with("sha256:") && m.digest != selector) {
+    return Status::Corruption("manifest " + what + ": digest mismatch (got " + m.digest + ")");
+  }
+  return m;
+}
+
+Status RegistryClient::FetchBlob(const std::string& digest, uint64_t offset,
+                                 const std::function<Status(uint64_t)>& on_start,
+                                 const std::function<Status(std::span<const uint8_t>)>& sink) {
+  HttpRequest req;
+  req.url = base_url_ + "/v2/" + ref_.repository + "/blobs/" + digest;
+  req.range_start = offset;
+  HttpResponse resp;
+  bool started = false;
+  bool sink_failed = false;
+  BodySink wrapped = [&](std::span<const uint8_t> bytes) -> Status {
+    if (!started) {
+      started = true;
+      uint64_t actual = 0;
+      if (resp.status == 206) {
+        // Content-Range: bytes first-last/total must start where we asked.
+        std::string cr = resp.Header("content-range");
+        if (resp.Headers("content-range").size() != 1 || !cr.starts_with("bytes ") ||
+            std::strtoull(cr.c_str() + 6, nullptr, 10) != offset) {
+          return Status::Corruption("blob " + digest + ": bad Content-Range \"" + cr + "\" for a resume at " +
+                                    std::to_string(offset));
+        }
+        actual = offset;
+      }
+      Status st = on_start(actual);
+      if (!st.ok()) {
+        sink_failed = true;
+        return st;
+      }
+    }
+    Status st = sink(bytes);
+    sink_failed = !st.ok();
+    return st;
+  };
+  Status st = Request(req, &resp, wrapped);
+  if (!st.ok()) return sink_failed ? st : st.WithContext("blob " + digest);
+  if (resp.status == 416 && offset > 0) {
+    return FetchBlob(digest, 0, on_start, sink);  // the server cannot resume there: start over
+  }
+  if (resp.status == 404) return Status::NotFound("blob " + digest + ": not found in " + Describe());
+  if (resp.status != 200 && resp.status != 206) {
+    std::string detail = RegistryErrorText(resp.body);
+    return Status::Network("blob " + digest + ": HTTP " + std::to_string(resp.status) +
+                           (detail.empty() ? "" : " (" + detail + ")"));
+  }
+  if (!started) {
+    LAZYROOT_RETURN_IF_ERROR(on_start(resp.status == 206 ? offset : 0));  // empty body
+  }
+  return Status::Ok();
+}
+
+}  // namespace lazyroot

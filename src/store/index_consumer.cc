@@ -1,0 +1,256 @@
+#include "src/store/index_consumer.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <map>
+#include <mutex>
+
+#include "index/byte_source.h"
+#include "index/layer_indexer.h"
+
+namespace lazyroot {
+namespace {
+
+// The entries and metadata bytes of each layer of one pull, by position in
+// the manifest, updated as the layers stream in (a layer indexed again after
+// a restarted download replaces its earlier count). Because layers being
+// indexed in parallel count too, the image-wide budget also bounds what the
+// pull's indexers hold together. Shared by the pull's layer threads.
+class ImageTotals {
+ public:
+  explicit ImageTotals(const Limits& limits) : limits_(limits) {}
+  Status Update(size_t position, uint64_t entries, uint64_t metadata) {
+    std::lock_guard<std::mutex> lock(mu_);
+    layers_[position] = {entries, metadata};
+    uint64_t all_entries = 0, all_metadata = 0;
+    for (const auto& [pos, t] : layers_) {
+      all_entries += t.first;
+      all_metadata += t.second;
+    }
+    return CheckBudget(limits_, "image", all_entries, all_metadata);
+  }
+  const Limits& limits() const { return limits_; }
+
+ private:
+  const Limits limits_;
+  std::mutex mu_;
+  std::map<size_t, std::pair<uint64_t, uint64_t>> layers_;
+};
+
+class IndexingConsumer final : public LayerConsumer {
+ public:
+  IndexingConsumer(Store& store, const Layer& layer, size_t position, std::string diff_id,
+                   std::shared_ptr<ImageTotals> totals)
+      : store_(store), layer_(layer), position_(position), diff_id_(std::move(diff_id)), totals_(std::move(totals)) {}
+
+  Status Consume(std::span<const uint8_t> bytes) override {
+    if (!indexer_) {
+      // Trust the bytes over the media type (containerd sniffs too).
+      Compression c = bytes.size() >= 4 ? SniffCompression(bytes) : layer_.compression;
+      indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, c, diff_id_, kDefaultSpanBytes,
+                                                totals_->limits());
+    }
+    LAZYROOT_RETURN_IF_ERROR(indexer_->Consume(bytes));
+    return CountAgainstImage();
+  }
+
+  Status Finish() override {
+    if (!indexer_) {
+      indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, layer_.compression, diff_id_,
+                                                kDefaultSpanBytes, totals_->limits());
+    }
+    LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile());
+    LAZYROOT_RETURN_IF_ERROR(CountAgainstImage());
+    return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), file);
+  }
+
+ private:
+  Status CountAgainstImage() {
+    Status st = totals_->Update(position_, indexer_->entries(), indexer_->metadata_bytes());
+    return st.ok() ? st : st.WithContext("layer " + layer_.descriptor.digest);
+  }
+
+  Store& store_;
+  const Layer& layer_;
+  size_t position_;
+  std::string diff_id_;
+  std::shared_ptr<ImageTotals> totals_;
+  std::unique_ptr<LayerIndexer> indexer_;
+};
+
+}  // namespace
+
+LayerConsumerFactory MakeIndexingConsumerFactory(Store& store, const Limits& limits) {
+  auto totals = std::make_shared<ImageTotals>(limits);
+  return [&store, totals](const Layer& layer, size_t position,
+                          const std::string& diff_id) -> Result<std::unique_ptr<LayerConsumer>> {
+    return std::unique_ptr<LayerConsumer>(new IndexingConsumer(store, layer, position, diff_id, totals));
+  };
+}
+
+std::string StagedIndexPath(const Store& store, const std::string& blob_digest) {
+  return store.TempDir() + "/" + blob_digest.substr(7) + ".index";
+}
+
+Status CommitStagedIndex(Store& store, const std::string& blob_digest) {
+  std::string staged = StagedIndexPath(store, blob_digest);
+  if (::rename(staged.c_str(), store.IndexPath(blob_digest).c_str()) != 0 && errno != ENOENT) {
+    return Status::FromErrno("layer " + blob_digest + ": publish index", errno);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+uint64_t LoadLe64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
+  return v;
+}
+
+// index/FORMAT.md "Layer index file": the file digest section (offset at
+// 200, count at 192, 40 bytes each) ends the file.
+uint64_t DeclaredIndexSize(const uint8_t* h) {
+  const uint64_t off = LoadLe64(h + 200), count = LoadLe64(h + 192);
+  if (count > (UINT64_MAX - off) / 40) return UINT64_MAX;
+  return off + count * 40;
+}
+
+}  // namespace
+
+Result<std::string> ReadLayerIndexFile(const std::string& path) {
+  return ReadSelfSizedFile(path, uint64_t{1} << 34, std::string_view("LZRLIDX\0", 8), 3, 208, DeclaredIndexSize);
+}
+
+Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                        const Limits& limits) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
+                            OpenFileByteSource(store.BlobPath(blob_digest), "blob " + blob_digest));
+  uint8_t head[4] = {};
+  size_t n = 0;
+  LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
+  return IndexBlobFile(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id, limits);
+}
+
+namespace {
+
+std::span<const uint8_t> AsBytes(const std::string& s) {
+  return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+// Indexes the stored blob again (checking diff_id, under `limits`), stores
+// the index file and returns its bytes.
+Result<std::string> RebuildLayerIndexFile(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                          const Limits& limits) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, BuildLayerIndexFile(store, blob_digest, diff_id, limits));
+  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(store.IndexPath(blob_digest), file));
+  return file;
+}
+
+}  // namespace
+
+Result<LayerIndex> LoadOrBuildLayerIndex(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                         bool* rebuilt, const Limits& limits) {
+  if (rebuilt) *rebuilt = false;
+  const std::string path = store.IndexPath(blob_digest);
+  {
+    auto bytes = ReadLayerIndexFile(path);
+    if (bytes.ok()) {
+      auto idx = LayerIndex::Parse(AsBytes(*bytes), path, blob_digest);
+      if (idx.ok() && (diff_id.empty() || idx->diff_id == diff_id)) return idx;
+      if (!idx.ok()) std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", idx.status().message().c_str());
+    } else if (bytes.status().code() != ErrorCode::kNotFound) {
+      std::fprintf(stderr, "lazyroot: layer index %s; rebuilding it from the blob\n", bytes.status().message().c_str());
+    }
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
+  if (rebuilt) *rebuilt = true;
+  return LayerIndex::Parse(AsBytes(file), path, blob_digest);
+}
+
+Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string& blob_digest,
+                                                const std::string& diff_id, const Limits& limits,
+                                                const std::function<Status(TarEntry&)>& fn, bool* restart,
+                                                ChunkDigests* chunks) {
+  *restart = false;
+  const std::string path = store.IndexPath(blob_digest);
+  {
+    auto bytes = ReadLayerIndexFile(path);
+    if (bytes.ok()) {
+      LayerIndex header;
+      uint64_t seen = 0;
+      bool fn_failed = false, foreign = false;
+      // The header is filled before the first entry: an index made for
+      // another DiffID is refused before fn sees any of it.
+      auto owned = [&] { return diff_id.empty() || header.diff_id == diff_id; };
+      Status st = LayerIndex::ForEachEntry(AsBytes(*bytes), path, blob_digest, &header, [&](TarEntry& e) -> Status {
+        if (seen == 0 && !owned()) {
+          foreign = true;
+          return Status::Corruption("layer index " + path + ": made for DiffID " + header.diff_id);
+        }
+        ++seen;
+        Status s = fn(e);
+        fn_failed = !s.ok();
+        return s;
+      });
+      if (st.ok() && owned()) {
+        if (chunks) *chunks = std::move(header.chunks);
+        return std::move(header.checkpoints);
+      }
+      if (fn_failed) return st;
+      if (!st.ok() && !foreign) {
+        std::fprintf(stderr, "lazyroot: %s; rebuilding it from the blob\n", st.message().c_str());
+      }
+      if (seen > 0) {
+        // fn has seen entries of a file that turned out corrupt: what it
+        // built from them is not to be trusted, so the caller starts over.
+        LAZYROOT_RETURN_IF_ERROR(RebuildLayerIndexFile(store, blob_digest, diff_id, limits).status());
+        *restart = true;
+        return st;
+      }
+    } else if (bytes.status().code() != ErrorCode::kNotFound) {
+      std::fprintf(stderr, "lazyroot: layer index %s; rebuilding it from the blob\n", bytes.status().message().c_str());
+    }
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, RebuildLayerIndexFile(store, blob_digest, diff_id, limits));
+  LayerIndex header;
+  LAZYROOT_RETURN_IF_ERROR(LayerIndex::ForEachEntry(AsBytes(file), path, blob_digest, &header, fn));
+  if (chunks) *chunks = std::move(header.chunks);
+  return std::move(header.checkpoints);
+}
+
+Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
+                                             const Limits& limits, ChunkDigests* chunks) {
+  const std::string path = store.IndexPath(blob_digest);
+  auto bytes = ReadLayerIndexFile(path);
+  if (bytes.ok()) {
+    std::string got_diff_id;
+    auto table = LayerIndex::ParseCheckpoints(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
+        &got_diff_id, chunks);
+    if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
+  if (chunks) *chunks = std::move(idx.chunks);
+  return std::move(idx.checkpoints);
+}
+
+Result<std::vector<FileDigest>> LoadLayerFileDigests(Store& store, const std::string& blob_digest,
+                                                     const std::string& diff_id, const Limits& limits) {
+  const std::string path = store.IndexPath(blob_digest);
+  auto bytes = ReadLayerIndexFile(path);
+  if (bytes.ok()) {
+    std::string got_diff_id;
+    auto digests = LayerIndex::ParseFileDigests(AsBytes(*bytes), path, blob_digest, &got_diff_id);
+    if (digests.ok() && (diff_id.empty() || got_diff_id == diff_id)) return digests;
+  }
+  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
+  return std::move(idx.file_digests);
+}
+
+}  // namespace lazyroot

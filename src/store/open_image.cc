@@ -1,0 +1,218 @@
+#include "src/store/open_image.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <system_error>
+#include <thread>
+
+#include "index/exception_status.h"
+#include "index/merge.h"
+#include "index/sha256.h"
+#include "index/verified_source.h"
+#include "src/store/index_consumer.h"
+#include "src/image/manifest.h"
+
+namespace lazyroot {
+namespace {
+
+Result<ImageTree> BuildTree(Store& store, const ImageRecord& record, const std::vector<std::string>& diff_ids,
+                            const Limits& limits, std::vector<std::shared_ptr<const CheckpointTable>>* tables,
+                            std::vector<std::shared_ptr<const ChunkDigests>>* chunks) {
+  const size_t n = record.layer_digests.size();
+  // Each layer's entries go straight from its index file into the builder,
+  // never all held at once. A layer index found corrupt only after some of
+  // its entries were applied has been rebuilt from its blob: the merge starts
+  // over (once per such layer at most, since a rebuilt index is sound).
+  for (size_t attempt = 0;; ++attempt) {
+    TreeBuilder builder(limits);  // keeps to the image-wide budgets as it applies the entries
+    builder.SetImageDigest(record.manifest_digest);
+    bool restart = false;
+    Status st = Status::Ok();
+    for (size_t i = 0; i < n && st.ok(); ++i) {
+      const std::string& digest = record.layer_digests[i];
+      st = builder.BeginLayer(static_cast<uint32_t>(i), digest);
+      if (!st.ok()) break;
+      ChunkDigests layer_chunks;
+      auto table = ForEachStoredLayerEntry(
+          store, digest, diff_ids[i], limits, [&](TarEntry& e) { return builder.Apply(e); }, &restart, &layer_chunks);
+      if (!table.ok()) {
+        st = table.status();
+        break;
+      }
+      st = builder.EndLayer();
+      (*tables)[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+      (*chunks)[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
+    }
+    if (restart && attempt < n) continue;
+    LAZYROOT_RETURN_IF_ERROR(st);
+    return std::move(builder).Finish("image " + record.reference);
+  }
+}
+
+}  // namespace
+
+Status VerifyStoredBlob(const Store& store, const std::string& digest) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
+                            OpenFileByteSource(store.BlobPath(digest), "blob " + digest));
+  Sha256 hash;
+  std::vector<uint8_t> buf(1 << 20);
+  for (uint64_t off = 0;;) {
+    size_t n = 0;
+    LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(off, buf, &n));
+    if (n == 0) break;
+    hash.Update(std::span<const uint8_t>(buf.data(), n));
+    off += n;
+  }
+  std::string got = "sha256:" + hash.FinishHex();
+  if (got != digest) {
+    return Status::Corruption("blob " + digest + ": the stored bytes hash to " + got +
+                              " (changed on disk); run `lazyroot rm` on the image, `lazyroot gc`, and pull again");
+  }
+  return Status::Ok();
+}
+
+Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& digests) {
+  std::vector<Status> results(digests.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      // No exception may leave a thread (std::terminate): it fails this blob.
+      try {
+        results[i] = VerifyStoredBlob(store, digests[i]);
+      } catch (...) {
+        results[i] = CurrentExceptionStatus("blob " + digests[i]);
+      }
+    }
+  };
+  unsigned n =
+      std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
+  std::vector<std::thread> threads;
+  // Reserved first: a vector growing (bad_alloc) with threads running would
+  // destroy joinable threads, which is std::terminate.
+  threads.reserve(static_cast<size_t>(n));
+  for (unsigned t = 1; t < n; ++t) {
+    // Out of threads: the workers already started take the share of this one.
+    try {
+      threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  worker();
+  for (auto& t : threads) t.join();
+  for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);
+  return Status::Ok();
+}
+
+Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
+  const std::string what = "image " + record.reference;
+  OpenedImage out;
+  out.record = record;
+  auto config_bytes = store.ReadBlob(record.config_digest, 8u << 20);
+  if (!config_bytes.ok()) return config_bytes.status().WithContext(what);
+  auto config = ParseImageConfig(*config_bytes);
+  if (!config.ok()) return config.status().WithContext(what + ": config " + record.config_digest);
+  if (config->diff_ids.size() != record.layer_digests.size()) {
+    return Status::Corruption(what + ": config has " + std::to_string(config->diff_ids.size()) + " diff_ids for " +
+                              std::to_string(record.layer_digests.size()) + " layers");
+  }
+  // With a cold page cache: look up every file still needed, then ask for
+  // the tree and every layer index at once, so they are read in parallel
+  // while the first is validated. (After the small config read, which would
+  // otherwise queue behind them.)
+  {
+    std::vector<std::string> read = {store.TreePath(record.manifest_digest)};
+    std::vector<std::string> look_up;
+    for (const std::string& digest : options.tree_only ? std::vector<std::string>() : record.layer_digests) {
+      read.push_back(store.IndexPath(digest));
+      look_up.push_back(store.BlobPath(digest));
+    }
+    PrefetchFiles(read, look_up);
+  }
+  const size_t n = record.layer_digests.size();
+  std::vector<std::shared_ptr<const CheckpointTable>> tables(n);
+  std::vector<std::shared_ptr<const ChunkDigests>> chunks(n);
+
+  // The persisted tree, if it is valid and made for this image from these
+  // layers. It is a cache: anything else about it (an older format, another
+  // image's tree, a damaged file) means building it again, never an error.
+  const std::string tree_path = store.TreePath(record.manifest_digest);
+  bool have_tree = false;
+  if (::access(tree_path.c_str(), F_OK) == 0) {
+    auto tree = ImageTree::OpenFile(tree_path);
+    std::string why;
+    if (!tree.ok()) {
+      why = tree.status().message();
+    } else if (tree->ImageDigest() != record.manifest_digest) {
+      why = "made for image " + std::string(tree->ImageDigest()) + ", not " + record.manifest_digest;
+    } else if (tree->layer_count() != n) {
+      why = "made from other layers";
+    } else {
+      have_tree = true;
+      for (uint32_t i = 0; i < n && have_tree; ++i) have_tree = tree->LayerDigest(i) == record.layer_digests[i];
+      if (!have_tree) why = "made from other layers";
+    }
+    if (have_tree) {
+      out.tree = std::make_shared<const ImageTree>(std::move(*tree));
+    } else {
+      std::fprintf(stderr, "lazyroot: %s: %s; rebuilding it\n", tree_path.c_str(), why.c_str());
+    }
+  }
+  if (have_tree && options.tree_only) return out;
+  if (have_tree) {
+    for (size_t i = 0; i < n; ++i) {
+      ChunkDigests layer_chunks;
+      auto table =
+          LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits, &layer_chunks);
+      if (!table.ok()) return table.status().WithContext(what);
+      tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+      chunks[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
+    }
+  } else {
+    auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables, &chunks);
+    if (!tree.ok()) return tree.status().WithContext(what);
+    auto bytes = tree->bytes();
+    Status st = WriteFileAtomic(tree_path, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    if (!st.ok()) {
+      // The tree is a cache and this one is in memory: serve it, build it
+      // again next time (a full or read-only store must not stop a mount).
+      std::fprintf(stderr, "lazyroot: %s; serving the tree from memory\n", st.WithContext(what).message().c_str());
+    }
+    out.tree = std::make_shared<const ImageTree>(std::move(*tree));
+    out.tree_built = true;
+    if (options.tree_only) return out;
+  }
+  std::vector<LayerBlob> layers;
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& digest = record.layer_digests[i];
+    auto blob = OpenFileByteSource(store.BlobPath(digest), "blob " + digest);
+    if (!blob.ok()) return blob.status().WithContext(what);
+    // Shorter than the stream its index describes: truncated in the store.
+    // Said now, naming the blob, rather than as EIO for some reads later.
+    if ((*blob)->Size() < tables[i]->compressed_size) {
+      return Status::Corruption(what + ": blob " + digest + " is " + std::to_string((*blob)->Size()) +
+                                " bytes, its layer index describes " + std::to_string(tables[i]->compressed_size) +
+                                " (truncated in the store?); pull the image again");
+    }
+    // Every byte mount and extract read of the blob is checked against the
+    // chunk digests the pull recorded while it verified the blob's digest.
+    layers.push_back(LayerBlob{digest, NewVerifiedByteSource(std::move(*blob), chunks[i]), tables[i]});
+  }
+  out.content = std::make_shared<const ImageContent>(std::move(layers));
+  return out;
+}
+
+Result<std::vector<std::string>> ImageDiffIds(Store& store, const ImageRecord& record) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string config_bytes, store.ReadBlob(record.config_digest, kMaxConfigBytes));
+  LAZYROOT_ASSIGN_OR_RETURN(ImageConfig config, ParseImageConfig(config_bytes));
+  if (config.diff_ids.size() != record.layer_digests.size()) {
+    return Status::Corruption("image " + record.reference + ": config has " + std::to_string(config.diff_ids.size()) +
+                              " diff_ids for " + std::to_string(record.layer_digests.size()) + " layers");
+  }
+  return std::move(config.diff_ids);
+}
+
+}  // namespace lazyroot
