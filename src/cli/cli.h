@@ -68,6 +68,16 @@ struct LaunchArgs {
 void AddLaunchOptions(CLI::App* inspect, LaunchArgs* args);
 int RunInspectLaunch(const GlobalOptions& global, const std::string& image, const LaunchArgs& args);
 
+// `lazyroot inspect --remote IMAGE` (cmd_inspect_remote.cc): the manifest
+// and config as the registry has them, no layer pulled.
+struct RemoteArgs {
+  bool remote = false, insecure = false, tls_verify = true;
+  std::string platform, authfile;
+  std::vector<std::string> cert_dirs;
+};
+void AddRemoteOptions(CLI::App* inspect, RemoteArgs* args);
+int RunInspectRemote(const std::string& image, const RemoteArgs& args);
+
 // Adds `--limit NAME=VALUE` (repeatable) to cmd, its help listing the defaults.
 void AddLimitOption(CLI::App* cmd, std::vector<std::string>* values);
 // The budgets: defaults, then $LAZYROOT_LIMITS, then each --limit value.

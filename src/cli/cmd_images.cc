@@ -192,8 +192,16 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   inspect->add_flag("--config", ia->config, "Print the image configuration exactly as stored")->excludes(raw);
   auto launch = std::make_shared<LaunchArgs>();
   AddLaunchOptions(inspect, launch.get());
-  inspect->callback([ia, launch, &global, run] {
-    *run = [ia, launch, &global] {
+  auto remote = std::make_shared<RemoteArgs>();
+  AddRemoteOptions(inspect, remote.get());
+  inspect->callback([ia, launch, remote, &global, run] {
+    *run = [ia, launch, remote, &global] {
+      if (remote->remote) {
+        if (launch->launch || ia->raw || ia->config) {
+          return Fail(Status::InvalidArgument("inspect --remote goes with none of --launch, --raw, --config"));
+        }
+        return RunInspectRemote(ia->image, *remote);
+      }
       if (launch->launch) return RunInspectLaunch(global, ia->image, *launch);
       return RunInspect(global, ia->image, ia->raw, ia->config);
     };

@@ -212,6 +212,73 @@ class LayerDownloader {
   bool resumed_ = false;
 };
 
+// Reads a small blob into memory, verified against its descriptor (size
+// first, against cap; then the bytes' size and digest). Nothing is stored.
+Result<std::string> FetchBlobToMemory(ImageSource& source, const Descriptor& d, uint64_t cap) {
+  if (d.size < 0 || static_cast<uint64_t>(d.size) > cap) {
+    return Status::Corruption("size " + std::to_string(d.size) + " exceeds the limit of " + std::to_string(cap));
+  }
+  std::string body;
+  Status st = source.FetchBlob(
+      d.digest, 0,
+      [&](uint64_t) {
+        body.clear();
+        return Status::Ok();
+      },
+      [&](std::span<const uint8_t> b) {
+        if (body.size() + b.size() > static_cast<uint64_t>(d.size)) return Status::Corruption("larger than its declared size");
+        body.append(reinterpret_cast<const char*>(b.data()), b.size());
+        return Status::Ok();
+      });
+  LAZYROOT_RETURN_IF_ERROR(st);
+  if (body.size() != static_cast<uint64_t>(d.size)) return Status::Corruption("size mismatch: got " + std::to_string(body.size()) + " bytes");
+  std::string got = "sha256:" + Sha256::HexOf(std::string_view(body));
+  if (got != d.digest) return Status::Corruption("digest mismatch (got " + got + ")");
+  return body;
+}
+
+// The image manifest a reference names: the manifest itself, or the entry of
+// an index for `platform`. Checked against the image-layers budget.
+struct ResolvedManifest {
+  FetchedManifest top, chosen;
+  ManifestKind kind = ManifestKind::kManifest;
+  std::vector<IndexEntry> index;  // the index's entries, when top is one
+  ImageManifest manifest;
+};
+
+Result<ResolvedManifest> ResolveManifest(ImageSource& source, const Reference& ref, const PullOptions& options) {
+  ResolvedManifest r;
+  LAZYROOT_ASSIGN_OR_RETURN(r.top, source.GetManifest(ref.ManifestSelector()));
+  const std::string from = " from " + source.Describe();
+  auto top_kind = ClassifyManifest(r.top.content_type, r.top.body);
+  if (!top_kind.ok()) return top_kind.status().WithContext("manifest " + r.top.digest + from);
+  r.kind = *top_kind;
+  r.chosen = r.top;
+  if (r.kind == ManifestKind::kIndex) {
+    auto entries = ParseIndex(r.top.body);
+    if (!entries.ok()) return entries.status().WithContext("index " + r.top.digest + from);
+    r.index = std::move(*entries);
+    auto pick = SelectPlatform(r.index, options.platform);
+    if (!pick.ok()) return pick.status();
+    const IndexEntry& e = r.index[*pick];
+    LAZYROOT_ASSIGN_OR_RETURN(r.chosen, source.GetManifest(e.digest));
+    auto inner = ClassifyManifest(r.chosen.content_type.empty() ? e.media_type : r.chosen.content_type, r.chosen.body);
+    if (!inner.ok()) return inner.status().WithContext("manifest " + r.chosen.digest + from);
+    if (*inner != ManifestKind::kManifest) {
+      return Status::Unsupported("manifest " + e.digest + ": nested index for platform " + e.platform.ToString() + " is not supported");
+    }
+  }
+  auto manifest = ParseImageManifest(r.chosen.body);
+  if (!manifest.ok()) return manifest.status().WithContext("manifest " + r.chosen.digest + from);
+  r.manifest = std::move(*manifest);
+  if (r.manifest.layers.size() > options.limits.image_layers) {
+    return Status::LimitExceeded("manifest " + r.chosen.digest + from + ": " + std::to_string(r.manifest.layers.size()) +
+                                 " layers, more than " + std::to_string(options.limits.image_layers) +
+                                 " (limit image-layers; raise with --limit image-layers=N or LAZYROOT_LIMITS)");
+  }
+  return r;
+}
+
 // Fetches a small blob (the config) into memory, verified. Like layers, it
 // is staged in tmp/ under the blob's lock, so a concurrent pull of the same
 // image finds it there instead of downloading it again.
@@ -233,22 +300,7 @@ Result<std::string> FetchSmallBlob(Store& store, ImageSource& source, const Desc
       return staged;
     }
   }
-  std::string body;
-  Status st = source.FetchBlob(
-      d.digest, 0,
-      [&](uint64_t) {
-        body.clear();
-        return Status::Ok();
-      },
-      [&](std::span<const uint8_t> b) {
-        if (body.size() + b.size() > static_cast<uint64_t>(d.size)) return Status::Corruption("larger than its declared size");
-        body.append(reinterpret_cast<const char*>(b.data()), b.size());
-        return Status::Ok();
-      });
-  LAZYROOT_RETURN_IF_ERROR(st);
-  if (body.size() != static_cast<uint64_t>(d.size)) return Status::Corruption("size mismatch: got " + std::to_string(body.size()) + " bytes");
-  std::string got = "sha256:" + Sha256::HexOf(std::string_view(body));
-  if (got != d.digest) return Status::Corruption("digest mismatch (got " + got + ")");
+  LAZYROOT_ASSIGN_OR_RETURN(std::string body, FetchBlobToMemory(source, d, cap));
   LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(partial, body));
   return body;
 }
@@ -258,35 +310,12 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   ImageRecord& rec = result.record;
   rec.reference = ref.ToString();
 
-  LAZYROOT_ASSIGN_OR_RETURN(FetchedManifest top, source.GetManifest(ref.ManifestSelector()));
+  LAZYROOT_ASSIGN_OR_RETURN(ResolvedManifest resolved, ResolveManifest(source, ref, options));
   const std::string from = " from " + source.Describe();
-  auto top_kind = ClassifyManifest(top.content_type, top.body);
-  if (!top_kind.ok()) return top_kind.status().WithContext("manifest " + top.digest + from);
-  const ManifestKind kind = *top_kind;
-  FetchedManifest chosen = top;
-  if (kind == ManifestKind::kIndex) {
-    auto entries = ParseIndex(top.body);
-    if (!entries.ok()) return entries.status().WithContext("index " + top.digest + from);
-    auto pick = SelectPlatform(*entries, options.platform);
-    if (!pick.ok()) return pick.status();
-    const IndexEntry& e = (*entries)[*pick];
-    LAZYROOT_ASSIGN_OR_RETURN(chosen, source.GetManifest(e.digest));
-    auto inner = ClassifyManifest(chosen.content_type.empty() ? e.media_type : chosen.content_type, chosen.body);
-    if (!inner.ok()) return inner.status().WithContext("manifest " + chosen.digest + from);
-    if (*inner != ManifestKind::kManifest) {
-      return Status::Unsupported("manifest " + e.digest + ": nested index for platform " + e.platform.ToString() + " is not supported");
-    }
-    rec.index_digest = top.digest;
-  }
-  rec.manifest_digest = chosen.digest;
-  auto manifest = ParseImageManifest(chosen.body);
-  if (!manifest.ok()) return manifest.status().WithContext("manifest " + chosen.digest + from);
-  if (manifest->layers.size() > options.limits.image_layers) {
-    return Status::LimitExceeded("manifest " + chosen.digest + from + ": " + std::to_string(manifest->layers.size()) +
-                                 " layers, more than " + std::to_string(options.limits.image_layers) +
-                                 " (limit image-layers; raise with --limit image-layers=N or LAZYROOT_LIMITS)");
-  }
-
+  const ManifestKind kind = resolved.kind;
+  if (kind == ManifestKind::kIndex) rec.index_digest = resolved.top.digest;
+  rec.manifest_digest = resolved.chosen.digest;
+  ImageManifest* manifest = &resolved.manifest;
   auto config_bytes = FetchSmallBlob(store, source, manifest->config, kMaxConfigBytes);
   if (!config_bytes.ok()) return config_bytes.status().WithContext("config " + manifest->config.digest + from);
   auto config = ParseImageConfig(*config_bytes);
@@ -385,8 +414,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   }
   LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(manifest->config.digest, *config_bytes));
   ::unlink(store.PartialPath(manifest->config.digest).c_str());
-  LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(chosen.digest, chosen.body));
-  if (!rec.index_digest.empty()) LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(top.digest, top.body));
+  LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(resolved.chosen.digest, resolved.chosen.body));
+  if (!rec.index_digest.empty()) LAZYROOT_RETURN_IF_ERROR(store.WriteBlob(resolved.top.digest, resolved.top.body));
   rec.pulled_at = static_cast<int64_t>(std::time(nullptr));
   LAZYROOT_RETURN_IF_ERROR(store.PutImage(rec));
   if (options.progress) options.progress->Finished(rec.manifest_digest);
@@ -421,6 +450,32 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
     } catch (...) {
       return CurrentExceptionStatus("");
     }
+  }();
+  if (!result.ok()) return result.status().WithContext(what);
+  return result;
+}
+
+Result<RemoteImage> InspectRemote(const Reference& ref, const PullOptions& options) {
+  const std::string what = "inspect " + ref.ToString();
+  auto source = OpenImageSource(ref, options.registry);
+  if (!source.ok()) return source.status().WithContext(what);
+  auto result = [&]() -> Result<RemoteImage> {
+    LAZYROOT_ASSIGN_OR_RETURN(ResolvedManifest resolved, ResolveManifest(**source, ref, options));
+    RemoteImage r;
+    r.reference = ref.ToString();
+    r.manifest_digest = resolved.chosen.digest;
+    if (resolved.kind == ManifestKind::kIndex) r.index_digest = resolved.top.digest;
+    for (const IndexEntry& e : resolved.index) r.platforms.push_back(e.platform);
+    r.manifest = std::move(resolved.manifest);
+    r.media_type = r.manifest.media_type;
+    const std::string from = " from " + (*source)->Describe();
+    auto config = FetchBlobToMemory(**source, r.manifest.config, kMaxConfigBytes);
+    if (!config.ok()) return config.status().WithContext("config " + r.manifest.config.digest + from);
+    r.config_bytes = std::move(*config);
+    auto parsed = ParseImageConfig(r.config_bytes);
+    if (!parsed.ok()) return parsed.status().WithContext("config " + r.manifest.config.digest + from);
+    r.config = std::move(*parsed);
+    return r;
   }();
   if (!result.ok()) return result.status().WithContext(what);
   return result;

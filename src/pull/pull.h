@@ -12,8 +12,9 @@
 
 #include "index/limits.h"
 #include "src/image/image_source.h"
-#include "src/pull/layer_consumer.h"
+#include "src/image/manifest.h"
 #include "src/image/platform.h"
+#include "src/pull/layer_consumer.h"
 #include "src/pull/progress.h"
 #include "src/image/reference.h"
 #include "src/registry/registry_client.h"
@@ -52,5 +53,18 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const
 // waits for it; src/store/STORE.md). Errors name the reference and the object at fault:
 //   pull 127.0.0.1:5000/x:1: layer sha256:ab12…: digest mismatch (got sha256:…)
 Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& options);
+
+// What a registry (or layout) says of an image, read without pulling its
+// layers: the manifest (through an index, for options.platform), the
+// config (verified against its digest), and the index's platforms. Nothing
+// is written to any store. Errors as Pull's.
+struct RemoteImage {
+  std::string reference, manifest_digest, index_digest, media_type;
+  std::vector<Platform> platforms;  // of the index; empty for a single manifest
+  ImageManifest manifest;
+  std::string config_bytes;
+  ImageConfig config;
+};
+Result<RemoteImage> InspectRemote(const Reference& ref, const PullOptions& options);
 
 }  // namespace lazyroot

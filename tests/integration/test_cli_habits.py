@@ -3,11 +3,15 @@
 nearest real one (exit 2) instead of "A subcommand is required"; counts
 agree with their nouns ("1 layer", "2 layers", "1 blob"); extract into a
 non-empty DIR is refused before anything is pulled (the registry is never
-contacted)."""
+contacted); `inspect --remote` reads an image's manifest and config from the
+registry without pulling a layer, its config equal to `skopeo inspect
+--config`'s."""
 
+import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -53,6 +57,38 @@ class CliHabits(PullTestCase):
         self.assertOk(r, "fsck")
         self.assertRegex(r.stderr, r"checked 2 images, 6 blobs .*0 problems, 0 notes")
         self.assertIsNone(re.search(r"\(s\)|\(es\)", r.stderr + r.stdout))
+
+    def test_inspect_remote_reads_manifest_and_config_only(self):
+        reg = self.class_registry("plain")
+        amd = mi.build_image([mi.build_layer([{"path": "a", "content": "amd"}])], config={"Cmd": ["/a"]},
+                             platform="linux/amd64")
+        arm = mi.build_image([mi.build_layer([{"path": "a", "content": "arm"}])], config={"Cmd": ["/b"]},
+                             platform="linux/arm64")
+        idx = mi.build_index([amd, arm], fmt="oci")
+        mi.push(mi.RegistryClient(reg.host), "habits/multi", "v1", idx)
+        ref = "http://%s/habits/multi:v1" % reg.host
+        r = self.lazyroot("inspect", "--remote", ref)
+        self.assertOk(r)
+        got = json.loads(r.stdout)
+        self.assertEqual(got["Digest"], amd.digest)
+        self.assertEqual(got["IndexDigest"], idx.digest)
+        self.assertEqual(got["Platforms"], ["linux/amd64", "linux/arm64"])
+        self.assertEqual([l["digest"] for l in got["Layers"]], [l.digest for l in amd.layers])
+        self.assertEqual(got["Config"]["config"]["Cmd"], ["/a"])
+        r = self.lazyroot("inspect", "--remote", "--platform", "linux/arm64", ref)
+        self.assertOk(r)
+        self.assertEqual(json.loads(r.stdout)["Digest"], arm.digest)
+        self.assertFalse(os.path.exists(os.path.join(self.root, "blobs")) and
+                         os.listdir(os.path.join(self.root, "blobs", "sha256")), "inspect --remote stored blobs")
+        if shutil.which("skopeo"):
+            p = subprocess.run(["skopeo", "inspect", "--config", "--tls-verify=false",
+                                "docker://%s/habits/multi:v1" % reg.host], capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout), got["Config"])
+        r = self.lazyroot("inspect", "--remote", "http://%s/habits/missing:v1" % reg.host)
+        self.assertFails(r)
+        self.assertIn("habits/missing", r.stderr)
+        self.assertFails(self.lazyroot("inspect", "--remote", "--launch", ref), 2)
 
     def test_extract_into_a_non_empty_dir_is_refused_before_the_pull(self):
         d = self.workdir("full")
