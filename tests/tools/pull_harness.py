@@ -79,6 +79,24 @@ def isolated_env(home):
     return env
 
 
+def unmount_below(root):
+    """Lazily unmounts whatever is still mounted below root (deepest first):
+    a mount a test left behind (its command timed out after the daemon had
+    mounted, or an assertion failed first) must not outlive the test."""
+    root = os.path.realpath(root) + "/"
+    found = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                mp = line.split()[4].encode().decode("unicode_escape")
+                if mp.startswith(root):
+                    found.append(mp)
+    except OSError:
+        return
+    for mp in sorted(found, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mp], capture_output=True)
+
+
 class PullTestCase(unittest.TestCase):
     maxDiff = 4000
 
@@ -96,6 +114,7 @@ class PullTestCase(unittest.TestCase):
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="lazyroot-pull-test-")
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
+        self.addCleanup(unmount_below, self.tmp)  # runs first: nothing mounted survives the test
         self.root = os.path.join(self.tmp, "root")
         self.env = isolated_env(os.path.join(self.tmp, "home"))
         if not os.access(LAZYROOT_BIN, os.X_OK):
