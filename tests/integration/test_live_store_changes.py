@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import make_image as mi  # noqa: E402
 import registry  # noqa: E402
 from peak_rss import daemon_pids  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import unmount_below, LAZYROOT_BIN, isolated_env  # noqa: E402
 
 HAVE_FUSE = os.path.exists("/dev/fuse")
 READERS = 4
@@ -144,6 +144,7 @@ class LiveStoreChanges(unittest.TestCase):
             raise unittest.SkipTest("no /dev/fuse")
         cls.tmp = tempfile.mkdtemp(prefix="lazyroot-live-store-")
         cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+        cls.addClassCleanup(unmount_below, cls.tmp)  # runs first: no mount of a dead daemon survives the class
         cls.env = isolated_env(os.path.join(cls.tmp, "home"))
         cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
         cls.addClassCleanup(cls.reg.stop)
