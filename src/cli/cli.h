@@ -12,6 +12,11 @@
 #include "index/status.h"
 #include "src/store/store.h"
 
+namespace lazyroot {
+struct RegistryOptions;
+class PullProgress;
+}  // namespace lazyroot
+
 namespace lazyroot::cli {
 
 struct GlobalOptions {
@@ -68,12 +73,24 @@ struct LaunchArgs {
 void AddLaunchOptions(CLI::App* inspect, LaunchArgs* args);
 int RunInspectLaunch(const GlobalOptions& global, const std::string& image, const LaunchArgs& args);
 
+// --registries-conf FILE, --hosts-dir DIR, -v/--debug (endpoint_options.cc),
+// for pull and inspect --remote; `needs` (may be null) is an option each requires.
+struct EndpointArgs {
+  std::string registries_conf, hosts_dir;
+  bool verbose = false;
+};
+void AddEndpointOptions(CLI::App* cmd, EndpointArgs* args, CLI::Option* needs = nullptr);
+// Into options: the files, mirror warnings ("warning: …") and, with -v, the
+// endpoint of each transfer, as progress notes (stderr lines without progress).
+void ApplyEndpointOptions(const EndpointArgs& args, PullProgress* progress, RegistryOptions* options);
+
 // `lazyroot inspect --remote IMAGE` (cmd_inspect_remote.cc): the manifest
 // and config as the registry has them, no layer pulled.
 struct RemoteArgs {
   bool remote = false, insecure = false, tls_verify = true;
   std::string platform, authfile;
   std::vector<std::string> cert_dirs;
+  EndpointArgs endpoints;
 };
 void AddRemoteOptions(CLI::App* inspect, RemoteArgs* args);
 int RunInspectRemote(const std::string& image, const RemoteArgs& args);

@@ -16,6 +16,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
     bool password_stdin = false, insecure = false, tls_verify = true, quiet = false;
     std::vector<std::string> cert_dirs, limits;
     int jobs = 3;
+    EndpointArgs endpoints;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("pull", "Download an image into the store, verifying every byte");
@@ -41,11 +42,12 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                 "Verify the registry's TLS certificate (--tls-verify=false to skip)");
   cmd->add_option("--cert-dir", args->cert_dirs,
                   "Directory holding HOST[:PORT]/{*.crt,*.cert,*.key} (also searched: /etc/containers/certs.d, "
-                  "/etc/docker/certs.d)");
+                  "/etc/docker/certs.d; /etc is $LAZYROOT_SYSCONFDIR when set)");
   cmd->add_option("--progress", args->progress, "Progress output: auto, tty, plain or json (on stderr)")
       ->check(CLI::IsMember({"auto", "tty", "plain", "json"}));
   cmd->add_flag("-q,--quiet", args->quiet, "Print only the manifest digest");
   cmd->add_option("-j,--jobs", args->jobs, "Layers downloaded at once")->check(CLI::Range(1, 32));
+  AddEndpointOptions(cmd, &args->endpoints);
   AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] {
     *run = [args, &global]() -> int {
@@ -91,6 +93,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                                                                  {"json", ProgressMode::kJson}};
       auto progress = MakeProgress(args->quiet ? ProgressMode::kNone : kModes.at(args->progress));
       options.progress = progress.get();
+      ApplyEndpointOptions(args->endpoints, args->quiet ? nullptr : progress.get(), &options.registry);
 
       auto store = OpenStore(global);
       if (!store.ok()) return Fail(store.status());

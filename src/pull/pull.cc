@@ -34,6 +34,7 @@
 #include "src/store/index_consumer.h"
 #include "src/image/manifest.h"
 #include "src/image/oci_layout.h"
+#include "src/registry/mirrored_source.h"
 #include "src/store/test_pause.h"
 
 namespace lazyroot {
@@ -426,8 +427,11 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const RegistryOptions& options) {
   if (ref.transport == Reference::Transport::kOciLayout) return OpenOciLayout(ref.layout_dir, ref.tag);
-  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, RegistryClient::Connect(ref, options));
-  return std::unique_ptr<ImageSource>(std::move(client));
+  // Mirrors and rewrites from registries.conf / hosts.toml (src/registry/endpoints.h).
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
+                            SelectEndpoints(ref, options.insecure || ref.plain_http, options.endpoints));
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<MirroredSource> source, MirroredSource::Open(std::move(endpoints), options));
+  return std::unique_ptr<ImageSource>(std::move(source));
 }
 
 Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& options) {
