@@ -70,9 +70,8 @@ std::vector<size_t> MirroredSource::Candidates(bool resolve) const {
     const Slot& s = slots_[i];
     return !s.dead && (resolve ? s.endpoint.resolve : s.endpoint.pull);
   };
-  if (preferred_ < slots_.size() && eligible(preferred_)) out.push_back(preferred_);
   for (size_t i = 0; i < slots_.size(); ++i) {
-    if (i != preferred_ && eligible(i)) out.push_back(i);
+    if (eligible(i)) out.push_back(i);
   }
   // Every endpoint dead (or none able): the last one still gets asked, so
   // the error the caller sees is the registry's own.
@@ -98,15 +97,13 @@ Result<FetchedManifest> MirroredSource::GetManifest(const std::string& selector)
     }
     auto m = client->GetManifest(selector);
     if (m.ok()) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        preferred_ = i;
-      }
       if (options_.debug) options_.debug(what + " (" + m->digest + ") from " + slots_[i].endpoint.DescribeWithOrigin());
       return m;
     }
     if (m.status().code() == ErrorCode::kAborted || !more) return m.status();
-    if (m.status().code() == ErrorCode::kCorruption) MarkDead(i, m.status());  // wrong bytes for a digest
+    // An endpoint without the image's manifest (or with a wrong one) is not
+    // asked for its other manifests and blobs: one warning, not one per blob.
+    MarkDead(i, m.status());
     Warn(i, what, m.status(), order[k + 1]);
     last = m.status();
   }

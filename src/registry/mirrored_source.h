@@ -5,9 +5,10 @@
 // An endpoint is passed over, with one warning line naming it, when it
 // cannot be reached, answers an error (5xx, 404, 401 …), or serves a
 // manifest or blob whose digest is not the one asked for; an endpoint that
-// could not be reached or served wrong bytes is not asked again. Tags go
-// only to endpoints that may resolve, digests and blobs to those that may
-// pull; the endpoint that served the manifest is asked first for blobs.
+// could not be reached, failed a manifest or served wrong bytes is not
+// asked again. Tags go only to endpoints that may resolve, digests and
+// blobs to those that may pull, always in the configured order (a
+// pull-only mirror serves the blobs of a tag another host resolved).
 // A blob from a mirror is hashed on the way when another endpoint could
 // take over (offset 0), so wrong bytes fall through instead of failing the
 // pull; the caller still verifies every blob as from any source.
@@ -48,13 +49,12 @@ class MirroredSource final : public ImageSource {
   RegistryClient* ClientFor(size_t i, Status* error);
   void MarkDead(size_t i, const Status& why);
   void Warn(size_t i, const std::string& what, const Status& st, size_t next) const;
-  // Candidate order for a request: by capability, the preferred one first.
+  // Candidate order for a request: the live endpoints able to serve it.
   std::vector<size_t> Candidates(bool resolve) const;
 
   RegistryOptions options_;
   std::vector<Slot> slots_;
   mutable std::mutex mu_;
-  size_t preferred_ = 0;  // served the last manifest; guarded by mu_
 };
 
 }  // namespace lazyroot

@@ -131,7 +131,9 @@ void RegistryClient::ReleaseHttp(std::unique_ptr<HttpClient> http) {
 }
 
 Status RegistryClient::Ping() {
-  Status st = PingOnce();
+  // With a fallback to HTTP, HTTPS gets one try, as containers/image gives it.
+  const bool probe = endpoint_.http_fallback && api_root_.starts_with("https://");
+  Status st = PingOnce(probe);
   if (st.ok() || !endpoint_.http_fallback || !api_root_.starts_with("https://") || st.code() != ErrorCode::kNetwork) {
     return st;
   }
@@ -139,18 +141,25 @@ Status RegistryClient::Ping() {
   api_root_ = "http://" + api_root_.substr(8);
   host_port_ = UrlHostPort(api_root_);
   auth_ = std::make_unique<RegistryAuth>(endpoint_.registry, cred_, true, host_port_);
-  Status plain = PingOnce();
+  Status plain = PingOnce(false);
   return plain.ok() ? plain : st;
 }
 
-Status RegistryClient::PingOnce() {
-  auto http = AcquireHttp();
+Status RegistryClient::PingOnce(bool single_attempt) {
+  std::unique_ptr<HttpClient> http;
+  if (single_attempt) {
+    HttpPolicy once = options_.policy;
+    once.max_attempts = 1;
+    http = std::make_unique<HttpClient>([this](const std::string& hp) { return TlsFor(hp); }, once);
+  } else {
+    http = AcquireHttp();
+  }
   HttpRequest req;
   req.url = api_root_ + "/";
   req.headers = endpoint_.headers;
   HttpResponse resp;
   Status st = http->Do(req, &resp);
-  ReleaseHttp(std::move(http));
+  if (!single_attempt) ReleaseHttp(std::move(http));
   const std::string& registry = endpoint_.registry;
   if (!st.ok()) {
     std::string hint;

@@ -56,7 +56,7 @@ class RegistryClient final : public ImageSource {
  private:
   RegistryClient(const Endpoint& endpoint, const RegistryOptions& options, const HttpPolicy& policy,
                  std::optional<Credential> cred);
-  Status PingOnce();
+  Status PingOnce(bool single_attempt);
   std::string Url(const std::string& kind, const std::string& what) const;
   Status Ping();
   // Performs req (URL relative to the repository API root) with auth: on a 401

@@ -20,6 +20,10 @@ Modes:
              Harbor and GitLab are set up; realm_ca="own" gives the realm a
              second CA instead, in its own certs.d entry (reg.realm_host)
 
+proxy_remoteurl="http://HOST:PORT" (plain mode) makes it a pull-through
+cache of that registry (distribution's `proxy: remoteurl:`), as used for a
+registry mirror.
+
 Storage is workdir/data (delete enabled), the registry log (incl. access log)
 is workdir/registry.log; `blob_gets()` parses it. Readiness is detected by
 polling /v2/; stop() sends SIGTERM, then SIGKILL, to the PID it started.
@@ -60,7 +64,8 @@ class RegistryError(RuntimeError):
 
 
 class Registry:
-    def __init__(self, mode, workdir, token_lifetime=300, access_token_only=False, realm_ca="registry"):
+    def __init__(self, mode, workdir, token_lifetime=300, access_token_only=False, realm_ca="registry",
+                 proxy_remoteurl=None):
         if mode not in MODES:
             raise ValueError("unknown registry mode %r (want one of %s)" % (mode, ", ".join(MODES)))
         self.mode = mode
@@ -137,6 +142,8 @@ class Registry:
                     "  maintenance:\n    uploadpurging:\n      enabled: false\n"
                     "http:\n  addr: %s\n  secret: lazyroot-test-secret\n%s%s"
                     % (self.storage, self.host, tls, auth))
+            if proxy_remoteurl:
+                f.write("proxy:\n  remoteurl: %s\n" % proxy_remoteurl)
 
     # -- lifecycle
     def start(self, timeout=20.0):
@@ -221,9 +228,10 @@ class Registry:
         return os.path.join(self.storage, "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
 
 
-def start_registry(mode, workdir, token_lifetime=300, access_token_only=False, timeout=20.0, realm_ca="registry"):
+def start_registry(mode, workdir, token_lifetime=300, access_token_only=False, timeout=20.0, realm_ca="registry",
+                   proxy_remoteurl=None):
     """Starts a registry and waits until it answers /v2/. See module doc."""
-    return Registry(mode, workdir, token_lifetime, access_token_only, realm_ca).start(timeout)
+    return Registry(mode, workdir, token_lifetime, access_token_only, realm_ca, proxy_remoteurl).start(timeout)
 
 
 def main():
