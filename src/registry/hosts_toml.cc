@@ -48,7 +48,10 @@ Status ParseServer(const std::string& value, bool override_path, const std::stri
   size_t slash = rest.find('/');
   h->host = rest.substr(0, slash);
   std::string path = slash == std::string::npos ? "" : rest.substr(slash);
-  if (h->host.empty() || h->host.find_first_of("@?# \t\r\n") != std::string::npos) {
+  const bool host_chars = std::all_of(h->host.begin(), h->host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+  });
+  if (h->host.empty() || !host_chars || h->host.back() == ':' || h->host.front() == ':') {
     return Status::InvalidArgument(where + ": \"" + value + "\": no usable host");
   }
   if (path.find_first_of("?# \t\r\n") != std::string::npos || path.find(std::string_view("\0", 1)) != std::string::npos) {
