@@ -19,9 +19,10 @@ void AddEndpointOptions(CLI::App* cmd, EndpointArgs* a, CLI::Option* needs) {
                        "then the registries.conf.d drop-ins), for [[registry]] rewrites, blocks and mirrors")
            ->option_text("FILE"));
   with(cmd->add_option("--hosts-dir", a->hosts_dir,
-                       "containerd hosts directory: DIR/HOST[:PORT]/hosts.toml (or DIR/host_port_/, DIR/_default/) "
-                       "configures the registry's mirrors, in place of registries.conf (default: "
-                       "/etc/containerd/certs.d, used for a registry that has a directory there)")
+                       "containerd hosts directory: DIR/host_port_/ or DIR/HOST[:PORT]/ (else DIR/_default/) holds "
+                       "the registry's hosts.toml (mirrors, capabilities, ca, client, header, override_path), read in "
+                       "place of registries.conf. Without it: /etc/containerd/certs.d/HOST/ when it exists, else a "
+                       "matching registries.conf [[registry]], else /etc/containerd/certs.d/_default/")
            ->option_text("DIR"));
   with(cmd->add_flag("-v,--debug", a->verbose, "Say which endpoint (registry or mirror) served the manifest and each blob"));
 }

@@ -444,7 +444,12 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
     if (!locked.ok()) return locked.status().WithContext(what);
     lock = std::move(*locked);
   }
-  auto source = OpenImageSource(ref, options.registry);
+  RegistryOptions registry = options.registry;
+  if (!registry.warn && options.progress != nullptr) {
+    // A library caller hears of a mirror passed over through its progress.
+    registry.warn = [progress = options.progress](const std::string& text) { progress->Note("warning: " + text); };
+  }
+  auto source = OpenImageSource(ref, registry);
   if (!source.ok()) return source.status().WithContext(what);
   // Nothing is published before every layer is verified, so an exception
   // (out of memory) on the way leaves the store as it was.

@@ -252,6 +252,25 @@ class HostsToml(MirrorCase):
         self.assertIn(dead, w[0])
 
 
+    def test_default_dir_yields_to_a_registries_conf_rule(self):
+        fs = self.fault()
+        default = os.path.join(self.env["LAZYROOT_SYSCONFDIR"], "containerd", "certs.d", "_default")
+        os.makedirs(default)
+        with open(os.path.join(default, "hosts.toml"), "w") as f:
+            f.write('[host."http://%s"]\n' % fs.host)  # no server: the registry itself comes last
+        r = self.pull_ok(self.ref, "-v", "--insecure")
+        self.assertStored(self.digests)
+        self.assertIn("_default/hosts.toml", r.stderr)
+        self.assertTrue(fs.requests(kind="blob"))
+        # A registries.conf rule for the registry is more specific than _default.
+        shutil.rmtree(self.root)
+        conf = self.conf('[[registry]]\nlocation = "%s"\ninsecure = true\n' % self.reg.host)
+        before = len(fs.requests())
+        self.pull_ok(self.ref, "--registries-conf", conf)
+        self.assertStored(self.digests)
+        self.assertEqual(len(fs.requests()), before, "_default's mirror used despite a registries.conf rule")
+
+
 class HostsTomlTls(PullTestCase):
     """ca = (relative to the hosts.toml) for a registry under a private CA."""
 
