@@ -39,7 +39,7 @@ struct Endpoint {
   // registries.conf `insecure`: HTTPS without certificate checks, and plain
   // HTTP when HTTPS fails (containers/image's detectProperties).
   bool http_fallback = false;
-  std::optional<bool> tls_verify;  // overrides --tls-verify for this host (skip_verify, insecure)
+  std::optional<bool> tls_verify;  // false: no certificate checks for this host (skip_verify, insecure)
   std::vector<std::string> ca_files;
   std::string client_cert, client_key;  // one pair (hosts.toml `client`)
   std::vector<std::string> headers;     // "Name: value" on every request (hosts.toml `header`)

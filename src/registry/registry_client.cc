@@ -94,7 +94,8 @@ TlsConfig RegistryClient::TlsFor(const std::string& host_port) const {
   if (host_port == host_port_) {
     // The endpoint's own settings (hosts.toml ca/client/skip_verify,
     // registries.conf insecure) come first; certs.d adds to them.
-    if (endpoint_.tls_verify) tls.verify = *endpoint_.tls_verify;
+    // It may loosen verification, never tighten what --tls-verify=false loosened.
+    if (endpoint_.tls_verify) tls.verify = tls.verify && *endpoint_.tls_verify;
     tls.ca_files = endpoint_.ca_files;
     tls.client_cert = endpoint_.client_cert;
     tls.client_key = endpoint_.client_key;
