@@ -59,8 +59,8 @@ void MirroredSource::MarkDead(size_t i, const Status& why) {
 
 void MirroredSource::Warn(size_t i, const std::string& what, const Status& st, size_t next) const {
   if (!options_.warn) return;
-  options_.warn((slots_[i].endpoint.mirror ? "mirror " : "endpoint ") + slots_[i].endpoint.DescribeWithOrigin() +
-                ": " + what + ": " + st.message() + "; trying " + slots_[next].endpoint.Describe());
+  options_.warn(slots_[i].endpoint.DescribeWithOrigin() + ": " + what + ": " + st.message() + "; trying " +
+                slots_[next].endpoint.Describe());
 }
 
 std::vector<size_t> MirroredSource::Candidates(bool resolve) const {

@@ -94,7 +94,7 @@ class RegistriesConf(MirrorCase):
         self.assertStored(self.digests)
         w = warnings(r.stderr)
         self.assertEqual(len(w), 1, r.stderr)
-        self.assertIn("mirror %s/%s" % (dead, REPO), w[0])
+        self.assertIn("%s/%s (mirror, registries.conf " % (dead, REPO), w[0])
         self.assertIn("trying %s/%s" % (self.reg.host, REPO), w[0])
 
     def test_404_and_500_mirrors_fall_through_in_order(self):
