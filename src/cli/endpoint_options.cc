@@ -13,18 +13,20 @@ void AddEndpointOptions(CLI::App* cmd, EndpointArgs* a, CLI::Option* needs) {
   auto with = [needs](CLI::Option* o) {
     if (needs != nullptr) o->needs(needs);
   };
-  with(cmd->add_option("--registries-conf", a->registries_conf,
-                       "The registries.conf to read, and no other (default: $CONTAINERS_REGISTRIES_CONF, else "
-                       "$XDG_CONFIG_HOME/containers/registries.conf if it exists, else /etc/containers/registries.conf; "
-                       "then the registries.conf.d drop-ins), for [[registry]] rewrites, blocks and mirrors")
-           ->option_text("FILE"));
+  with(
+      cmd->add_option("--registries-conf", a->registries_conf,
+                      "The registries.conf to read, and no other (default: $CONTAINERS_REGISTRIES_CONF, else "
+                      "$XDG_CONFIG_HOME/containers/registries.conf if it exists, else /etc/containers/registries.conf; "
+                      "then the registries.conf.d drop-ins), for [[registry]] rewrites, blocks and mirrors")
+          ->option_text("FILE"));
   with(cmd->add_option("--hosts-dir", a->hosts_dir,
                        "containerd hosts directory: DIR/host_port_/ or DIR/HOST[:PORT]/ (else DIR/_default/) holds "
                        "the registry's hosts.toml (mirrors, capabilities, ca, client, header, override_path), read in "
                        "place of registries.conf. Without it: /etc/containerd/certs.d/HOST/ when it exists, else a "
                        "matching registries.conf [[registry]], else /etc/containerd/certs.d/_default/")
            ->option_text("DIR"));
-  with(cmd->add_flag("-v,--debug", a->verbose, "Say which endpoint (registry or mirror) served the manifest and each blob"));
+  with(cmd->add_flag("-v,--debug", a->verbose,
+                     "Say which endpoint (registry or mirror) served the manifest and each blob"));
 }
 
 void ApplyEndpointOptions(const EndpointArgs& a, PullProgress* progress, RegistryOptions* options) {

@@ -26,6 +26,14 @@ Result<Endpoint> RewrittenEndpoint(const Reference& ref, const std::string& loca
     return Status::InvalidArgument(origin + ": location \"" + location + "\" rewrites " + name + " to \"" + rewritten +
                                    "\": " + parsed.status().message());
   }
+  // ParseReference also knows transports ("oci:DIR", "docker://"): a
+  // location is a registry name and nothing else.
+  if (parsed->transport != Reference::Transport::kRegistry || rewritten.find(":", slash) != std::string::npos ||
+      rewritten.find("://") != std::string::npos || parsed->registry.empty() || parsed->repository.empty() ||
+      !parsed->digest.empty()) {
+    return Status::InvalidArgument(origin + ": location \"" + location + "\" rewrites " + name + " to \"" + rewritten +
+                                   "\", which is no registry/repository name");
+  }
   Endpoint e = UpstreamEndpoint(*parsed, false);
   e.origin = origin;
   return e;
@@ -60,7 +68,8 @@ Result<std::vector<Endpoint>> EndpointsFromRule(const Reference& ref, const Regi
   const std::string name = ref.registry + "/" + ref.repository;
   const std::string origin = "registries.conf " + rule.origin;
   if (rule.blocked) {
-    return Status::Unauthorized(name + ": blocked by the [[registry]] with prefix \"" + rule.prefix + "\" in " + rule.origin);
+    return Status::Unauthorized(name + ": blocked by the [[registry]] with prefix \"" + rule.prefix + "\" in " +
+                                rule.origin);
   }
   const bool by_digest = !ref.digest.empty();
   std::vector<Endpoint> out;
@@ -116,7 +125,8 @@ Result<std::vector<Endpoint>> EndpointsFromHosts(const Reference& ref, const Hos
     e.ca_files = h.ca_files;
     if (!h.client_pairs.empty()) {
       e.client_cert = h.client_pairs.front().first;
-      e.client_key = h.client_pairs.front().second.empty() ? h.client_pairs.front().first : h.client_pairs.front().second;
+      e.client_key =
+          h.client_pairs.front().second.empty() ? h.client_pairs.front().first : h.client_pairs.front().second;
     }
     e.headers = h.headers;
     can_resolve = can_resolve || e.resolve;

@@ -27,12 +27,15 @@ bool IsDir(const std::string& path) {
 bool IsHeaderName(std::string_view s) {
   if (s.empty()) return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
   });
 }
 
 // A header value must stay one line: no CR, LF or NUL (no header injection).
-bool IsHeaderValue(std::string_view s) { return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos; }
+bool IsHeaderValue(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
+}
 
 // "https://host:port/path" (a scheme-less value gets https://, as in
 // containerd's parseHostConfig) -> scheme, host, API root path.
@@ -49,12 +52,14 @@ Status ParseServer(const std::string& value, bool override_path, const std::stri
   h->host = rest.substr(0, slash);
   std::string path = slash == std::string::npos ? "" : rest.substr(slash);
   const bool host_chars = std::all_of(h->host.begin(), h->host.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' || c == ']';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_' || c == ':' || c == '[' ||
+           c == ']';
   });
   if (h->host.empty() || !host_chars || h->host.back() == ':' || h->host.front() == ':') {
     return Status::InvalidArgument(where + ": \"" + value + "\": no usable host");
   }
-  if (path.find_first_of("?# \t\r\n") != std::string::npos || path.find(std::string_view("\0", 1)) != std::string::npos) {
+  if (path.find_first_of("?# \t\r\n") != std::string::npos ||
+      path.find(std::string_view("\0", 1)) != std::string::npos) {
     return Status::InvalidArgument(where + ": \"" + value + "\": the path may hold no query, fragment or blank");
   }
   // path.Clean, enough of it: no repeated or trailing '/'.
@@ -86,7 +91,8 @@ Status ParseHostConfig(const toml::table& t, const std::string& server, const st
   if (has_caps && !caps.empty()) {
     h->pull = h->resolve = false;
     for (std::string c : caps) {
-      std::transform(c.begin(), c.end(), c.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      std::transform(c.begin(), c.end(), c.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
       if (c == "pull") {
         h->pull = true;
       } else if (c == "resolve") {
@@ -193,9 +199,11 @@ Result<HostsToml> ParseHostsToml(std::string_view bytes, const std::string& dir,
     std::vector<Item> items;
     for (auto&& [k, v] : *ht) {
       const toml::table* t = v.as_table();
-      if (t == nullptr) return Status::InvalidArgument(origin + ": host \"" + std::string(k.str()) + "\" must be a table");
+      if (t == nullptr)
+        return Status::InvalidArgument(origin + ": host \"" + std::string(k.str()) + "\" must be a table");
       if (k.str().size() > Limits::kMaxString) {
-        return Status::LimitExceeded(origin + ": a host key is longer than " + std::to_string(Limits::kMaxString) + " bytes");
+        return Status::LimitExceeded(origin + ": a host key is longer than " + std::to_string(Limits::kMaxString) +
+                                     " bytes");
       }
       items.push_back(Item{v.source().begin, std::string(k.str()), t});
     }
@@ -212,7 +220,8 @@ Result<HostsToml> ParseHostsToml(std::string_view bytes, const std::string& dir,
   HostEntry server;
   std::string server_url;
   LAZYROOT_RETURN_IF_ERROR(TomlReader(doc, origin).String("server", &server_url, Limits::kMaxString));
-  LAZYROOT_RETURN_IF_ERROR(ParseHostConfig(doc, server_url, dir, origin + (server_url.empty() ? "" : ": server"), &server));
+  LAZYROOT_RETURN_IF_ERROR(
+      ParseHostConfig(doc, server_url, dir, origin + (server_url.empty() ? "" : ": server"), &server));
   if (server_url.empty()) {
     // containerd: the registry itself, with every capability.
     server.host.clear();

@@ -35,9 +35,9 @@ struct HostEntry {
   std::string path = "/v2";      // API root: "/v2", "/prefix/v2", or the override_path as written
   bool pull = true, resolve = true;
   std::optional<bool> skip_verify;
-  std::vector<std::string> ca_files;                             // absolute paths
+  std::vector<std::string> ca_files;                              // absolute paths
   std::vector<std::pair<std::string, std::string>> client_pairs;  // cert, key ("": key in the cert file)
-  std::vector<std::string> headers;                              // "Name: value", in key order
+  std::vector<std::string> headers;                               // "Name: value", in key order
 };
 
 struct HostsToml {

@@ -2,11 +2,11 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <map>
-#include <toml++/toml.h>
 
 #include "src/registry/toml_document.h"
 
@@ -80,7 +80,8 @@ Result<RegistryRule> ParseRegistry(const toml::table& t, const std::string& orig
                                    "\" must be of the form *.example.com (no namespace, port, tag or digest)");
   }
   if (rule.prefix.find('*', rule.prefix.starts_with("*.") ? 1 : 0) != std::string::npos) {
-    return Status::InvalidArgument(origin + ": prefix \"" + rule.prefix + "\": '*' is allowed only as a leading \"*.\"");
+    return Status::InvalidArgument(origin + ": prefix \"" + rule.prefix +
+                                   "\": '*' is allowed only as a leading \"*.\"");
   }
   if (!pull_from.empty()) {
     return Status::InvalidArgument(origin + ": [[registry]] " + rule.prefix +
@@ -89,14 +90,16 @@ Result<RegistryRule> ParseRegistry(const toml::table& t, const std::string& orig
   const toml::node* mirrors = t.get("mirror");
   if (mirrors != nullptr) {
     const toml::array* arr = mirrors->as_array();
-    if (arr == nullptr) return Status::InvalidArgument(origin + ": [[registry]] " + rule.prefix + ": mirror must be an array of tables");
+    if (arr == nullptr)
+      return Status::InvalidArgument(origin + ": [[registry]] " + rule.prefix + ": mirror must be an array of tables");
     if (arr->size() > Limits::kMaxMirrors) {
       return Status::LimitExceeded(origin + ": [[registry]] " + rule.prefix + ": more than " +
                                    std::to_string(Limits::kMaxMirrors) + " mirrors");
     }
     for (const toml::node& n : *arr) {
       const toml::table* mt = n.as_table();
-      if (mt == nullptr) return Status::InvalidArgument(origin + ": [[registry]] " + rule.prefix + ": a mirror is not a table");
+      if (mt == nullptr)
+        return Status::InvalidArgument(origin + ": [[registry]] " + rule.prefix + ": a mirror is not a table");
       LAZYROOT_ASSIGN_OR_RETURN(RegistryMirror m, ParseMirror(*mt, origin, rule.mirror_by_digest_only));
       rule.mirrors.push_back(std::move(m));
     }
@@ -158,7 +161,8 @@ Result<RegistriesConf> ParseRegistriesConf(std::string_view bytes, const std::st
     const toml::array* arr = regs->as_array();
     if (arr == nullptr) return Status::InvalidArgument(origin + ": registry must be an array of tables ([[registry]])");
     if (arr->size() > Limits::kMaxRegistries) {
-      return Status::LimitExceeded(origin + ": more than " + std::to_string(Limits::kMaxRegistries) + " [[registry]] tables");
+      return Status::LimitExceeded(origin + ": more than " + std::to_string(Limits::kMaxRegistries) +
+                                   " [[registry]] tables");
     }
     for (const toml::node& n : *arr) {
       const toml::table* t = n.as_table();

@@ -6,12 +6,12 @@
 // Pure apart from ReadSmallConfigFile; thread-safe.
 #pragma once
 
+#include <toml++/toml.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <toml++/toml.h>
 
 #include "index/status.h"
 

@@ -32,7 +32,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     for (const std::string& f : h.ca_files) FUZZ_CHECK(f.starts_with("/"));
   }
-  for (const char* text : {"alpine:3", "docker.io/library/alpine@sha256:" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+  for (const char* text : {"alpine:3",
+                           "docker.io/library/alpine@sha256:"
+                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
                            "127.0.0.1:5000/demo/app:v1"}) {
     auto ref = ParseReference(text);
     FUZZ_CHECK(ref.ok());

@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const RegistryRule& r : conf->registries) {
     FUZZ_CHECK(!r.prefix.empty());
     FUZZ_CHECK(r.mirrors.size() <= RegistriesConfLimits::kMaxMirrors);
-    FUZZ_CHECK(r.prefix.size() <= RegistriesConfLimits::kMaxString && r.location.size() <= RegistriesConfLimits::kMaxString);
+    FUZZ_CHECK(r.prefix.size() <= RegistriesConfLimits::kMaxString &&
+               r.location.size() <= RegistriesConfLimits::kMaxString);
   }
   const std::string digest = "@sha256:" + std::string(64, 'a');
   for (const char* text : {"alpine", "example.com/team/app:v1", "127.0.0.1:5000/demo/app:v1", "a.b.example.com/x/y:1",

@@ -74,8 +74,7 @@ pull-from-mirror = "tag-only"
   ASSERT_TRUE(by_tag.ok()) << by_tag.status().message();
   // Mirrors stand for the prefix, as the location does: example.com/team/app
   // is m1.local/app there (containers/image rewriteReference).
-  EXPECT_EQ(Describe(*by_tag), (std::vector<std::string>{"https://m1.local/v2 app",
-                                                         "https://m3.local/v2 app",
+  EXPECT_EQ(Describe(*by_tag), (std::vector<std::string>{"https://m1.local/v2 app", "https://m3.local/v2 app",
                                                          "https://internal.local:5000/v2 team-ns/app"}));
   EXPECT_TRUE((*by_tag)[0].mirror);
   EXPECT_FALSE(by_tag->back().mirror);
@@ -85,8 +84,7 @@ pull-from-mirror = "tag-only"
 
   auto by_digest = EndpointsFromRule(Ref("example.com/team/app@sha256:" + std::string(64, 'a')), *rule, false);
   ASSERT_TRUE(by_digest.ok());
-  EXPECT_EQ(Describe(*by_digest), (std::vector<std::string>{"https://m1.local/v2 app",
-                                                            "https://m2.local/v2 cache/app",
+  EXPECT_EQ(Describe(*by_digest), (std::vector<std::string>{"https://m1.local/v2 app", "https://m2.local/v2 cache/app",
                                                             "https://internal.local:5000/v2 team-ns/app"}));
 }
 
@@ -128,14 +126,16 @@ TEST(RegistriesConfTest, RefusesWhatContainersImageRefuses) {
            "[[registry]]\nprefix = \"*.x.io/a\"\n",
            "[[registry]]\nprefix = \"a.*.io\"\nlocation = \"b.io\"\n",
            "[[registry]]\nlocation = \"x.io\"\npull-from-mirror = \"all\"\n",
-           "[[registry]]\nlocation = \"x.io\"\n[[registry.mirror]]\nlocation = \"m.io\"\npull-from-mirror = \"sometimes\"\n",
+           "[[registry]]\nlocation = \"x.io\"\n[[registry.mirror]]\nlocation = \"m.io\"\npull-from-mirror = "
+           "\"sometimes\"\n",
            "[[registry]]\nlocation = \"x.io\"\nmirror-by-digest-only = true\n[[registry.mirror]]\nlocation = \"m.io\"\n"
            "pull-from-mirror = \"all\"\n",
            "[[registry]]\nlocation = \"x.io\"\n[[registry.mirror]]\ninsecure = true\n",
            "[[registry]]\nlocation = \"x.io\"\ninsecure = \"yes\"\n",
            "[[registry]]\nlocation = 5\n",
            "registry = 1\n",
-           "[[registry]]\nlocation = \"x.io\"\ninsecure = true\n[[registry]]\nprefix = \"x.io/a\"\nlocation = \"x.io\"\n",
+           "[[registry]]\nlocation = \"x.io\"\ninsecure = true\n[[registry]]\nprefix = \"x.io/a\"\nlocation = "
+           "\"x.io\"\n",
            "[registries.search]\nregistries = [\"a.io\"]\n[[registry]]\nlocation = \"x.io\"\n",
            "[[registry]\nlocation = \"x.io\"\n",
        }) {
@@ -147,11 +147,24 @@ TEST(RegistriesConfTest, RefusesWhatContainersImageRefuses) {
   }
 }
 
+TEST(RegistriesConfTest, LocationMustBeARegistryName) {
+  // ParseReference also reads transports and tags; a location is neither
+  // (fuzz regression location-with-oci-transport-prefix).
+  for (const char* location : {"oci:or.local/all", "docker://x.io/a", "x.io/a:tag"}) {
+    auto conf = ParseRegistriesConf(
+        std::string("[[registry]]\nprefix = \"example.com\"\nlocation = \"") + location + "\"\n", "loc.conf");
+    ASSERT_TRUE(conf.ok()) << conf.status().message();
+    auto eps = EndpointsFromRule(Ref("example.com/app:1"), conf->registries[0], false);
+    EXPECT_FALSE(eps.ok()) << location;
+  }
+}
+
 TEST(RegistriesConfTest, V1ListsBecomeRules) {
-  auto conf = ParseRegistriesConf("[registries.search]\nregistries = [\"docker.io\"]\n"
-                                  "[registries.insecure]\nregistries = [\"old.local:5000\"]\n"
-                                  "[registries.block]\nregistries = [\"bad.io\"]\n",
-                                  "v1.conf");
+  auto conf = ParseRegistriesConf(
+      "[registries.search]\nregistries = [\"docker.io\"]\n"
+      "[registries.insecure]\nregistries = [\"old.local:5000\"]\n"
+      "[registries.block]\nregistries = [\"bad.io\"]\n",
+      "v1.conf");
   ASSERT_TRUE(conf.ok()) << conf.status().message();
   ASSERT_EQ(conf->registries.size(), 2u);
   EXPECT_TRUE(FindRegistryRule(*conf, "bad.io/x")->blocked);
@@ -268,7 +281,8 @@ TEST(HostsTomlTest, Bounds) {
   EXPECT_EQ(h.status().code(), ErrorCode::kLimitExceeded);
   std::string big(HostsTomlLimits::kMaxFileBytes + 1, '#');
   EXPECT_EQ(ParseHostsToml(big, "/d", "big.toml").status().code(), ErrorCode::kLimitExceeded);
-  std::string long_loc = "[[registry]]\nlocation = \"" + std::string(RegistriesConfLimits::kMaxString + 1, 'a') + "\"\n";
+  std::string long_loc =
+      "[[registry]]\nlocation = \"" + std::string(RegistriesConfLimits::kMaxString + 1, 'a') + "\"\n";
   EXPECT_EQ(ParseRegistriesConf(long_loc, "long.conf").status().code(), ErrorCode::kLimitExceeded);
 }
 
