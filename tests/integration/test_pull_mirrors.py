@@ -295,6 +295,42 @@ class HostsTomlTls(PullTestCase):
         self.pull_ok(ref, "--creds", creds, "--hosts-dir", d)
         self.assertStored([self.img.config.digest] + [l.digest for l in self.img.layers])
 
+    def test_skip_verify(self):
+        ref = "%s/%s:v1" % (self.reg.host, REPO)
+        d = os.path.join(self.tmp, "certs.d")
+        os.makedirs(os.path.join(d, self.reg.host))
+        with open(os.path.join(d, self.reg.host, "hosts.toml"), "w") as f:
+            f.write('server = "https://%s"\nskip_verify = true\n' % self.reg.host)
+        self.pull_ok(ref, "--creds", "%s:%s" % (self.reg.username, self.reg.password), "--hosts-dir", d)
+        self.assertStored([self.img.config.digest] + [l.digest for l in self.img.layers])
+
+
+class HostsTomlClientCert(PullTestCase):
+    """client = [cert, key] for a registry that requires a client certificate."""
+
+    def test_client_pair_from_hosts_toml(self):
+        img = image(seed=34)
+        seed = registry.start_registry("plain", self.workdir("seed"))
+        mi.push(mi.RegistryClient(seed.host), REPO, "v1", img)
+        seed.stop()
+        reg = registry.Registry("tls-basic", self.workdir("mtls"), client_ca=True)
+        shutil.copytree(seed.storage, reg.storage)
+        reg.start()
+        self.addCleanup(reg.stop)
+        ref = "%s/%s:v1" % (reg.host, REPO)
+        creds = "%s:%s" % (reg.username, reg.password)
+        d = os.path.join(self.tmp, "certs.d")
+        host_dir = os.path.join(d, reg.host)
+        os.makedirs(host_dir)
+        shutil.copy(reg.ca_cert, os.path.join(host_dir, "ca.pem"))
+        with open(os.path.join(host_dir, "hosts.toml"), "w") as f:
+            f.write('server = "https://%s"\nca = "ca.pem"\n' % reg.host)
+        self.assertFails(self.pull(ref, "--creds", creds, "--hosts-dir", d))  # no client certificate
+        with open(os.path.join(host_dir, "hosts.toml"), "a") as f:
+            f.write('client = [["%s", "%s"]]\n' % (reg.client_cert, reg.client_key))
+        self.pull_ok(ref, "--creds", creds, "--hosts-dir", d)
+        self.assertStored([img.config.digest] + [l.digest for l in img.layers])
+
 
 class PullThroughCache(PullTestCase):
     """Debian's docker-registry with `proxy: remoteurl:` as the mirror."""
