@@ -146,10 +146,13 @@ Status MirroredSource::FetchBlob(const std::string& digest, uint64_t offset,
       if (options_.debug) options_.debug(what + " from " + slots_[i].endpoint.DescribeWithOrigin());
       return st;
     }
-    if (st.code() == ErrorCode::kAborted || !more) return st;
+    // Cancelled, or the caller's own failure (a write to its disk): no
+    // other endpoint would do better.
+    if (st.code() == ErrorCode::kAborted || st.code() == ErrorCode::kIoError || !more) return st;
     // A transfer cut short after some bytes is the caller's to resume (it
-    // comes back with an offset, and this endpoint is asked first again).
-    if (delivered && st.code() == ErrorCode::kNetwork) return st;
+    // comes back with an offset, and this endpoint is asked first again);
+    // only wrong bytes send the blob to the next endpoint from scratch.
+    if (delivered && st.code() != ErrorCode::kCorruption) return st;
     if (st.code() == ErrorCode::kCorruption) MarkDead(i, st);
     Warn(i, what, st, order[k + 1]);
     last = st;
