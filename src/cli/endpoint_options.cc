@@ -1,6 +1,7 @@
 // The options of every command that reads a registry: where mirrors and
 // rewrites come from (--registries-conf, --hosts-dir) and -v/--debug, which
 // names the endpoint that served the manifest and each blob.
+#include <cctype>
 #include <cstdio>
 
 #include "src/cli/cli.h"
@@ -11,7 +12,12 @@ namespace lazyroot::cli {
 
 void AddEndpointOptions(CLI::App* cmd, EndpointArgs* a, CLI::Option* needs) {
   auto with = [needs](CLI::Option* o) {
-    if (needs != nullptr) o->needs(needs);
+    if (needs != nullptr) {
+      o->needs(needs);
+      std::string text = o->get_description();
+      if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+      o->description("With " + needs->get_name() + ": " + text);
+    }
   };
   with(
       cmd->add_option("--registries-conf", a->registries_conf,
