@@ -171,11 +171,12 @@ Status TarArchive::ReadHeaders(uint64_t file_size) {
 Result<TarArchive::Member> TarArchive::Find(std::string_view name) const {
   auto clean = CleanMemberName(name);
   if (!clean.ok()) return Status::Corruption(Name(name) + ": " + clean.status().message());
+  const std::string first = *clean;
   std::string current = std::move(*clean);
   for (int hop = 0; hop <= kMaxArchiveLinkHops; ++hop) {
     auto it = entries_.find(current);
     if (it == entries_.end()) {
-      if (current == name) return Status::NotFound(Name(name) + ": not in the archive");
+      if (current == first) return Status::NotFound(Name(name) + ": not in the archive");
       return Status::NotFound(Name(name) + ": its link target " + Quote(current) + " is not in the archive");
     }
     const Entry& e = it->second;
