@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "src/cli/cli.h"
+#include "src/cli/interrupt.h"
 #include "src/image/reference.h"
 #include "src/store/save_image.h"
 
@@ -44,7 +45,10 @@ void AddSaveCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       if (!store_lock.ok()) return Fail(store_lock.status());
       auto rec = FindImage(**store, args->image);
       if (!rec.ok()) return Fail(rec.status());
-      auto saved = SaveImage(**store, *rec, *dest);
+      // Ctrl-C stops the copy and removes the temp files instead of leaving them.
+      InterruptScope interrupt;
+      interrupt.Arm();
+      auto saved = SaveImage(**store, *rec, *dest, interrupt.flag());
       if (!saved.ok()) return Fail(saved.status().WithContext("save " + rec->reference));
       if (args->quiet) {
         std::printf("%s\n", saved->manifest_digest.c_str());

@@ -33,6 +33,7 @@ struct Plan {
   Blob manifest_blob, config;
   std::vector<std::string> layers;  // in manifest order, repeats kept
   std::vector<Blob> blobs;          // config, layers (each once), manifest
+  const std::atomic<int>* interrupt = nullptr;  // non-zero: stop, clean up, return kAborted
 };
 
 std::string Hex(const std::string& digest) { return digest.substr(7); }
@@ -68,7 +69,8 @@ Result<Plan> MakePlan(const Store& store, const ImageRecord& image) {
 }
 
 // Streams a store blob through sink, checking it still hashes to its digest.
-Status CopyBlob(const Store& store, const Blob& b, const std::function<Status(std::span<const uint8_t>)>& sink) {
+Status CopyBlob(const Store& store, const Plan& p, const Blob& b,
+                const std::function<Status(std::span<const uint8_t>)>& sink) {
   const std::string path = store.BlobPath(b.digest);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::FromErrno("blob " + b.digest + ": open " + path, errno);
@@ -77,6 +79,10 @@ Status CopyBlob(const Store& store, const Blob& b, const std::function<Status(st
   Status st;
   uint64_t total = 0;
   while (st.ok()) {
+    if (p.interrupt != nullptr && p.interrupt->load() != 0) {
+      st = Status::Aborted("interrupted");
+      break;
+    }
     ssize_t n = ::read(fd, buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -125,11 +131,11 @@ std::string Parent(const std::string& path) {
 }
 
 // Writes a store blob to path through a temp file beside it.
-Status WriteBlobFile(const Store& store, const Blob& b, const std::string& path) {
+Status WriteBlobFile(const Store& store, const Plan& p, const Blob& b, const std::string& path) {
   const std::string tmp = path + UniqueTempSuffix();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
-  Status st = CopyBlob(store, b, [&](std::span<const uint8_t> c) { return WriteAll(fd, c, tmp); });
+  Status st = CopyBlob(store, p, b, [&](std::span<const uint8_t> c) { return WriteAll(fd, c, tmp); });
   if (st.ok() && ::fsync(fd) != 0) st = Status::FromErrno("fsync " + tmp, errno);
   ::close(fd);
   if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) st = Status::FromErrno("rename " + tmp, errno);
@@ -237,7 +243,7 @@ Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference
       // Content-addressed: a blob already there with the right size is kept
       // (skopeo does the same).
       if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == b.size) continue;
-      LAZYROOT_RETURN_IF_ERROR(WriteBlobFile(store, b, path).WithContext(what));
+      LAZYROOT_RETURN_IF_ERROR(WriteBlobFile(store, p, b, path).WithContext(what));
       ++r.blobs;
       r.bytes += b.size;
     }
@@ -255,7 +261,7 @@ Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference
     }
     for (const Blob& b : p.blobs) {
       made.push_back(tmp + "/" + BlobName(b.digest));
-      LAZYROOT_RETURN_IF_ERROR(WriteBlobFile(store, b, made.back()));
+      LAZYROOT_RETURN_IF_ERROR(WriteBlobFile(store, p, b, made.back()));
       r.blobs++;
       r.bytes += b.size;
     }
@@ -342,7 +348,7 @@ Result<SaveResult> SaveArchive(const Store& store, const Plan& p, const Referenc
     LAZYROOT_RETURN_IF_ERROR(tar.AddDirectory("blobs/sha256/"));
     for (const Blob& b : p.blobs) {
       LAZYROOT_RETURN_IF_ERROR(tar.AddStreamed(BlobName(b.digest), b.size, [&](const auto& sink) {
-        return CopyBlob(store, b, sink);
+        return CopyBlob(store, p, b, sink);
       }));
       r.blobs++;
       r.bytes += b.size;
@@ -367,7 +373,8 @@ Result<SaveResult> SaveArchive(const Store& store, const Plan& p, const Referenc
 
 }  // namespace
 
-Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const Reference& dest) {
+Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const Reference& dest,
+                             const std::atomic<int>* interrupt) {
   if (dest.transport == Reference::Transport::kRegistry) {
     return Status::InvalidArgument("cannot save to " + dest.ToString() +
                                    ": want oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE[:REF]");
@@ -376,6 +383,7 @@ Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const
     return Status::InvalidArgument(dest.ToString() + ": @N picks an image to read; to write, name it with :REF");
   }
   LAZYROOT_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, image));
+  plan.interrupt = interrupt;
   if (dest.transport == Reference::Transport::kOciLayout) return SaveLayout(store, plan, dest);
   return SaveArchive(store, plan, dest, image);
 }

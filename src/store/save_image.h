@@ -13,6 +13,8 @@
 // index.json replaced last (entries of other tags are kept).
 #pragma once
 
+#include <atomic>
+
 #include "index/status.h"
 #include "src/image/reference.h"
 #include "src/store/store.h"
@@ -25,7 +27,10 @@ struct SaveResult {
 };
 
 // REQUIRES: the store lock, held shared. dest.transport is kOciLayout,
-// kOciArchive or kDockerArchive (InvalidArgument otherwise).
-Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const Reference& dest);
+// kOciArchive or kDockerArchive (InvalidArgument otherwise). When *interrupt
+// turns non-zero (a signal, src/cli/interrupt.h) the copy stops, what was
+// written is removed and the result is kAborted.
+Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const Reference& dest,
+                             const std::atomic<int>* interrupt = nullptr);
 
 }  // namespace lazyroot
