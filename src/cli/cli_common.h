@@ -52,6 +52,7 @@ void AddLayersCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddDiffCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddSaveCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // `lazyroot inspect --launch IMAGE [ARG...]` (cmd_launch.cc): the launch
 // configuration as JSON, with docker run's overrides.

@@ -20,7 +20,9 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   CLI::App* cmd = app.add_subcommand("pull", "Download an image into the store, verifying every byte");
   cmd->add_option("IMAGE", args->image,
                   "Image reference: alpine, ghcr.io/o/app:v1, host:5000/x@sha256:…, http://127.0.0.1:5000/x:1 "
-                  "(plain HTTP), oci:DIR[:tag] (an OCI image layout)")
+                  "(plain HTTP), oci:DIR[:tag] (an OCI image layout), oci-archive:FILE[:tag] (a tar of one), "
+                  "docker-archive:FILE[:ref|:@N] (a docker save tarball; ref picks by RepoTags, @N the N-th image; "
+                  "FILE ends at the first ':')")
       ->required();
   cmd->add_option("--platform", args->platform,
                   "os/arch[/variant] to pick from a multi-platform image (default: this host)");
