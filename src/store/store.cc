@@ -280,11 +280,11 @@ std::string UniqueTempSuffix() {
          std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
+Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode) {
   // Unique among live threads; one left by a dead process whose pid and tid
   // came round again is stale, hence O_TRUNC rather than O_EXCL.
   const std::string tmp = path + UniqueTempSuffix();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
   size_t done = 0;
   while (done < bytes.size()) {

@@ -16,6 +16,8 @@
 // protocol, and why it has no window for gc, is in src/store/STORE.md. Thread-safe.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -169,7 +171,8 @@ std::string UniqueTempSuffix();
 // Writes bytes to path atomically: a temp file beside it (path +
 // UniqueTempSuffix()), fsync, rename, fsync of the directory. Any number of
 // threads and processes may write the same path at once: the file is always
-// one complete version.
-Status WriteFileAtomic(const std::string& path, std::string_view bytes);
+// one complete version. The file is created with `mode` (less the umask):
+// 0600 for a secret, so it is never readable by others, not even for a moment.
+Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode = 0644);
 
 }  // namespace lazyroot
