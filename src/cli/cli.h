@@ -47,6 +47,7 @@ void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddDiffCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddLoginCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddDfCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // `lazyroot images`: the images in the store, as a table or JSON.
 int ListImages(const GlobalOptions& global, const std::string& format);
