@@ -53,6 +53,8 @@ void AddWhichCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddLsCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddDiffCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddSaveCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddLoginCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
+void AddDfCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
 // `lazyroot inspect --launch IMAGE [ARG...]` (cmd_launch.cc): the launch
 // configuration as JSON, with docker run's overrides.
