@@ -53,6 +53,12 @@ class RegistryClient final : public ImageSource {
   int tokens_fetched() const { return auth_->tokens_fetched(); }
   const Endpoint& endpoint() const { return endpoint_; }
 
+  // `login`'s check, as docker login makes it: GET /v2/ with the credential
+  // (Basic, or a token fetched with it for no scope). OK when the registry
+  // asks for no authentication at all. kUnauthorized naming the registry
+  // when it or its token realm refuses the credential.
+  Status CheckLogin();
+
  private:
   RegistryClient(const Endpoint& endpoint, const RegistryOptions& options, const HttpPolicy& policy,
                  std::optional<Credential> cred);

@@ -96,6 +96,11 @@ class RegistriesConf(MirrorCase):
         self.assertEqual(len(w), 1, r.stderr)
         self.assertIn("%s/%s (mirror, registries.conf " % (dead, REPO), w[0])
         self.assertIn("trying %s/%s" % (self.reg.host, REPO), w[0])
+        # -q: stdout is the digest alone, the warning still reaches stderr.
+        shutil.rmtree(self.root)
+        r = self.pull_ok(self.ref, "-q", "--registries-conf", self.mirror_conf(dead))
+        self.assertEqual(r.stdout.strip(), self.pushed["manifest"])
+        self.assertEqual(len(warnings(r.stderr)), 1, r.stderr)
 
     def test_404_and_500_mirrors_fall_through_in_order(self):
         empty = self.fault(repo="other/repo")   # answers 404 for demo/app
