@@ -474,6 +474,27 @@ def main():
     for i, cfg_ in enumerate(configs):
         c.add("credentials", "config-%d.json" % i, cfg_ if isinstance(cfg_, str) else json.dumps(cfg_))
 
+    # registries_conf / hosts_toml: the unit test's files, split by what they
+    # look like (hosts.toml has server / [host."…"]), and the man pages' examples.
+    confs = ['[[registry]]\nprefix = "example.com/foo"\nlocation = "internal-registry-for-example.com/bar"\n',
+             '[[registry]]\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "mirror.gcr.io"\n'
+             'pull-from-mirror = "digest-only"\n[[registry.mirror]]\nlocation = "127.0.0.1:5001"\ninsecure = true\n',
+             '[[registry]]\nprefix = "*.example.com"\nblocked = true\n',
+             '[registries.insecure]\nregistries = ["old.local:5000"]\n[registries.block]\nregistries = ["bad.io"]\n']
+    hosts = ['server = "https://registry-1.docker.io"\n[host."https://mirror.local:5000"]\n'
+             'capabilities = ["pull"]\nca = "ca.crt"\nclient = [["c.pem", "k.pem"]]\n'
+             '[host."https://mirror.local:5000".header]\nX-Dragonfly-Registry = ["https://index.docker.io"]\n',
+             '[host."http://127.0.0.1:5001/prefix"]\noverride_path = true\nskip_verify = true\n']
+    for s in cxx_strings(os.path.join(unit, "src_endpoints_test.cc")):
+        if "server" in s or "[host." in s:
+            hosts.append(s)
+        elif "registr" in s or "location" in s:
+            confs.append(s)
+    for i, text in enumerate(confs):
+        c.add("registries_conf", "conf-%d" % i, text)
+    for i, text in enumerate(hosts):
+        c.add("hosts_toml", "hosts-%d" % i, text)
+
     # user_lookup: SPEC \0 PASSWD \0 GROUP, from the unit test's files and specs.
     strings = cxx_strings(os.path.join(unit, "src_launch_config_test.cc"))
     passwds = [s for s in strings if s.count(":") >= 6] or ["root:x:0:0:root:/root:/bin/sh\n"]

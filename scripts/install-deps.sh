@@ -8,6 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev rapidjson-dev
   libfuse3-dev libgtest-dev libgmock-dev libcli11-dev libisal-dev
+  # registries.conf / hosts.toml parsing
+  libtomlplusplus-dev
   # runtime / tests
   fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography time
   docker-registry skopeo umoci apache2-utils attr

@@ -290,6 +290,11 @@ Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Ref
   std::atomic<bool> cancel{false};
   ProgressAdapter progress(o, &cancel);
   options.progress = &progress;
+  if (HAS_FIELD(o, lazyroot_pull_options, verbose)) {
+    if (o->registries_conf != nullptr) options.registry.endpoints.registries_conf = o->registries_conf;
+    if (o->hosts_dir != nullptr) options.registry.endpoints.hosts_dir = o->hosts_dir;
+    if (o->verbose != 0) options.registry.debug = [&progress](const std::string& text) { progress.Note(text); };
+  }
   options.cancel = &cancel;
   options.consumer_factory = lazyroot::MakeIndexingConsumerFactory(store, options.limits);
   return lazyroot::Pull(store, ref, options);

@@ -17,6 +17,11 @@
 #include "src/store/store.h"
 #include "src/cli/cli_common.h"
 
+namespace lazyroot {
+struct RegistryOptions;
+class PullProgress;
+}  // namespace lazyroot
+
 namespace lazyroot::cli {
 
 // `lazyroot images`: the images in the store, as a table or JSON.
@@ -29,12 +34,18 @@ Result<ImageRecord> FindImage(Store& store, const std::string& text);
 // REQUIRES: the store lock, held shared (the pull runs under it).
 Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits = Limits());
 
+// Into options: the files of --registries-conf / --hosts-dir, mirror
+// warnings ("warning: …") and, with -v, the endpoint of each transfer, as
+// progress notes (stderr lines without progress). endpoint_options.cc.
+void ApplyEndpointOptions(const EndpointArgs& args, PullProgress* progress, RegistryOptions* options);
+
 // `lazyroot inspect --remote IMAGE` (cmd_inspect_remote.cc): the manifest
 // and config as the registry has them, no layer pulled.
 struct RemoteArgs {
   bool remote = false, insecure = false, tls_verify = true;
   std::string platform, authfile;
   std::vector<std::string> cert_dirs;
+  EndpointArgs endpoints;
 };
 void AddRemoteOptions(CLI::App* inspect, RemoteArgs* args);
 int RunInspectRemote(const std::string& image, const RemoteArgs& args);

@@ -27,6 +27,7 @@ void AddRemoteOptions(CLI::App* inspect, RemoteArgs* a) {
   inspect->add_option("--authfile", a->authfile, "With --remote: the containers auth.json to read, as for pull")
       ->needs(remote)
       ->option_text("FILE");
+  AddEndpointOptions(inspect, &a->endpoints, remote);
 }
 
 int RunInspectRemote(const std::string& image, const RemoteArgs& a) {
@@ -43,6 +44,7 @@ int RunInspectRemote(const std::string& image, const RemoteArgs& a) {
   options.registry.tls_verify = a.tls_verify;
   options.registry.cert_dirs = a.cert_dirs;
   options.registry.credentials.authfile = a.authfile;
+  ApplyEndpointOptions(a.endpoints, nullptr, &options.registry);
   auto r = InspectRemote(*ref, options);
   if (!r.ok()) return Fail(r.status());
 

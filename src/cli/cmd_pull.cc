@@ -15,6 +15,7 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
     bool password_stdin = false, insecure = false, tls_verify = true, quiet = false;
     std::vector<std::string> cert_dirs, limits;
     int jobs = 3;
+    EndpointArgs endpoints;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = app.add_subcommand("pull", "Download an image into the store, verifying every byte");
@@ -42,11 +43,12 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                 "Verify the registry's TLS certificate (--tls-verify=false to skip)");
   cmd->add_option("--cert-dir", args->cert_dirs,
                   "Directory holding HOST[:PORT]/{*.crt,*.cert,*.key} (also searched: /etc/containers/certs.d, "
-                  "/etc/docker/certs.d)");
+                  "/etc/docker/certs.d; /etc is $LAZYROOT_SYSCONFDIR when set)");
   cmd->add_option("--progress", args->progress, "Progress output: auto, tty, plain or json (on stderr)")
       ->check(CLI::IsMember({"auto", "tty", "plain", "json"}));
   cmd->add_flag("-q,--quiet", args->quiet, "Print only the manifest digest");
   cmd->add_option("-j,--jobs", args->jobs, "Layers downloaded at once")->check(CLI::Range(1, 32));
+  AddEndpointOptions(cmd, &args->endpoints);
   AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] {
     *run = [args, &global]() -> int {
@@ -89,8 +91,13 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                                                                  {"plain", ProgressMode::kPlain},
                                                                  {"json", ProgressMode::kJson}};
       auto progress = MakeProgress(args->quiet ? ProgressMode::kNone : kModes.at(args->progress));
+      options.registries_conf = args->endpoints.registries_conf;
+      options.hosts_dir = args->endpoints.hosts_dir;
+      options.verbose = args->endpoints.verbose;
+      // -q draws nothing, but a mirror passed over (and -v's endpoints) is still said.
       ProgressObserver observer(progress.get());
-      options.observer = &observer;
+      NotesOnly notes;
+      options.observer = args->quiet ? static_cast<lazyroot::PullObserver*>(&notes) : &observer;
       try {
         lazyroot::Store store(global.root);
         lazyroot::PullResult result = store.Pull(args->image, options);

@@ -35,6 +35,7 @@
 #include "src/image/manifest.h"
 #include "src/image/docker_archive.h"
 #include "src/image/oci_layout.h"
+#include "src/registry/mirrored_source.h"
 #include "src/store/test_pause.h"
 
 namespace lazyroot {
@@ -429,8 +430,11 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const
   if (ref.transport == Reference::Transport::kOciLayout) return OpenOciLayout(ref.layout_dir, ref.tag);
   if (ref.transport == Reference::Transport::kOciArchive) return OpenOciArchive(ref.layout_dir, ref.tag);
   if (ref.transport == Reference::Transport::kDockerArchive) return OpenDockerArchive(ref.layout_dir, ref.archive_ref);
-  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, RegistryClient::Connect(ref, options));
-  return std::unique_ptr<ImageSource>(std::move(client));
+  // Mirrors and rewrites from registries.conf / hosts.toml (src/registry/endpoints.h).
+  LAZYROOT_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
+                            SelectEndpoints(ref, options.insecure || ref.plain_http, options.endpoints));
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<MirroredSource> source, MirroredSource::Open(std::move(endpoints), options));
+  return std::unique_ptr<ImageSource>(std::move(source));
 }
 
 Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& options) {
@@ -443,7 +447,12 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
     if (!locked.ok()) return locked.status().WithContext(what);
     lock = std::move(*locked);
   }
-  auto source = OpenImageSource(ref, options.registry);
+  RegistryOptions registry = options.registry;
+  if (!registry.warn && options.progress != nullptr) {
+    // A library caller hears of a mirror passed over through its progress.
+    registry.warn = [progress = options.progress](const std::string& text) { progress->Note("warning: " + text); };
+  }
+  auto source = OpenImageSource(ref, registry);
   if (!source.ok()) return source.status().WithContext(what);
   // Nothing is published before every layer is verified, so an exception
   // (out of memory) on the way leaves the store as it was.

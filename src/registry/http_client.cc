@@ -327,7 +327,10 @@ Status HttpClient::Do(const HttpRequest& req, HttpResponse* resp, const BodySink
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(delay * 1000)));
     backoff *= 2;
   }
-  if (!last.ok()) return last.WithContext("after " + std::to_string(policy_.max_attempts) + " attempts");
+  if (!last.ok()) {
+    const int n = policy_.max_attempts;
+    return last.WithContext("after " + std::to_string(n) + (n == 1 ? " attempt" : " attempts"));
+  }
   return Status::Ok();
 }
 

@@ -8,6 +8,7 @@
 #include "index/sha256.h"
 #include "src/image/json_document.h"
 #include "src/image/manifest.h"
+#include "src/registry/registries_conf.h"
 
 namespace lazyroot {
 namespace {
@@ -53,30 +54,52 @@ std::string RegistryErrorText(const std::string& body) {
   return out;
 }
 
-RegistryClient::RegistryClient(const Reference& ref, const RegistryOptions& options, std::optional<Credential> cred)
-    : ref_(ref), options_(options) {
-  bool plain = options.insecure || ref.plain_http;
-  base_url_ = (plain ? "http://" : "https://") + ref.ApiHost();
-  scope_ = "repository:" + ref.repository + ":pull";
-  auth_ = std::make_unique<RegistryAuth>(ref.registry, std::move(cred), plain, UrlHostPort(base_url_));
-  options_.cert_dirs.push_back("/etc/containers/certs.d");
-  options_.cert_dirs.push_back("/etc/docker/certs.d");
+RegistryClient::RegistryClient(const Endpoint& endpoint, const RegistryOptions& options, const HttpPolicy& policy,
+                               std::optional<Credential> cred)
+    : endpoint_(endpoint), options_(options), api_root_(endpoint.api_root), cred_(std::move(cred)) {
+  options_.policy = policy;
+  host_port_ = UrlHostPort(api_root_);
+  scope_ = "repository:" + endpoint.repository + ":pull";
+  auth_ = std::make_unique<RegistryAuth>(endpoint.registry, cred_, api_root_.starts_with("http://"), host_port_);
+  const std::string sys = SysconfDir();
+  options_.cert_dirs.push_back(sys + "/containers/certs.d");
+  options_.cert_dirs.push_back(sys + "/docker/certs.d");
 }
 
 Result<std::unique_ptr<RegistryClient>> RegistryClient::Connect(const Reference& ref, const RegistryOptions& options) {
+  return Connect(UpstreamEndpoint(ref, options.insecure || ref.plain_http), options, options.policy);
+}
+
+Result<std::unique_ptr<RegistryClient>> RegistryClient::Connect(const Endpoint& endpoint, const RegistryOptions& options,
+                                                                const HttpPolicy& policy) {
   CredentialOptions credentials = options.credentials;
-  credentials.repository = ref.repository;
-  LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> cred, LookupCredential(ref.registry, credentials));
-  std::unique_ptr<RegistryClient> client(new RegistryClient(ref, options, std::move(cred)));
+  credentials.repository = endpoint.repository;
+  LAZYROOT_ASSIGN_OR_RETURN(std::optional<Credential> cred, LookupCredential(endpoint.registry, credentials));
+  std::unique_ptr<RegistryClient> client(new RegistryClient(endpoint, options, policy, std::move(cred)));
   LAZYROOT_RETURN_IF_ERROR(client->Ping());
   return client;
 }
 
-std::string RegistryClient::Describe() const { return ref_.registry + "/" + ref_.repository; }
+std::string RegistryClient::Describe() const { return endpoint_.Describe(); }
+
+std::string RegistryClient::Url(const std::string& kind, const std::string& what) const {
+  std::string url = api_root_ + "/" + endpoint_.repository + "/" + kind + "/" + what;
+  if (!endpoint_.query.empty()) url += "?" + endpoint_.query;
+  return url;
+}
 
 TlsConfig RegistryClient::TlsFor(const std::string& host_port) const {
   TlsConfig tls;
   tls.verify = options_.tls_verify;
+  if (host_port == host_port_) {
+    // The endpoint's own settings (hosts.toml ca/client/skip_verify,
+    // registries.conf insecure) come first; certs.d adds to them.
+    // It may loosen verification, never tighten what --tls-verify=false loosened.
+    if (endpoint_.tls_verify) tls.verify = tls.verify && *endpoint_.tls_verify;
+    tls.ca_files = endpoint_.ca_files;
+    tls.client_cert = endpoint_.client_cert;
+    tls.client_key = endpoint_.client_key;
+  }
   for (const std::string& root : options_.cert_dirs) {
     std::string dir = root + "/" + host_port;
     for (const std::string& name : ListDir(dir)) {
@@ -109,26 +132,54 @@ void RegistryClient::ReleaseHttp(std::unique_ptr<HttpClient> http) {
 }
 
 Status RegistryClient::Ping() {
-  auto http = AcquireHttp();
+  // With a fallback to HTTP, HTTPS gets one try, as containers/image gives it.
+  const bool probe = endpoint_.http_fallback && api_root_.starts_with("https://");
+  Status st = PingOnce(probe);
+  if (st.ok() || !endpoint_.http_fallback || !api_root_.starts_with("https://") || st.code() != ErrorCode::kNetwork) {
+    return st;
+  }
+  // registries.conf `insecure`: HTTPS failed at the transport, so plain HTTP.
+  api_root_ = "http://" + api_root_.substr(8);
+  host_port_ = UrlHostPort(api_root_);
+  auth_ = std::make_unique<RegistryAuth>(endpoint_.registry, cred_, true, host_port_);
+  Status plain = PingOnce(false);
+  return plain.ok() ? plain : st;
+}
+
+Status RegistryClient::PingOnce(bool single_attempt) {
+  std::unique_ptr<HttpClient> http;
+  if (single_attempt) {
+    HttpPolicy once = options_.policy;
+    once.max_attempts = 1;
+    http = std::make_unique<HttpClient>([this](const std::string& hp) { return TlsFor(hp); }, once);
+  } else {
+    http = AcquireHttp();
+  }
   HttpRequest req;
-  req.url = base_url_ + "/v2/";
+  req.url = api_root_ + "/";
+  req.headers = endpoint_.headers;
   HttpResponse resp;
   Status st = http->Do(req, &resp);
-  ReleaseHttp(std::move(http));
+  if (!single_attempt) ReleaseHttp(std::move(http));
+  const std::string& registry = endpoint_.registry;
   if (!st.ok()) {
     std::string hint;
-    if (base_url_.starts_with("https://") && st.message().find("SSL") != std::string::npos) {
-      hint = " (for a plain-HTTP registry write http://" + ref_.registry + "/… or pass --insecure)";
+    if (api_root_.starts_with("https://") && st.message().find("SSL") != std::string::npos && !endpoint_.mirror) {
+      hint = " (for a plain-HTTP registry write http://" + registry + "/… or pass --insecure)";
     }
-    return Status::Network("registry " + ref_.registry + ": cannot reach " + req.url + ": " + st.message() + hint);
+    return Status::Network("registry " + registry + ": cannot reach " + req.url + ": " + st.message() + hint);
   }
   if (resp.status == 200) return Status::Ok();
   if (resp.status == 401) return auth_->LearnChallenge(resp, scope_);
-  return Status::Network("registry " + ref_.registry + ": " + req.url + " answered HTTP " +
-                         std::to_string(resp.status) + " (is this an OCI registry?)");
+  // An override_path root is the API below a path of the server's choosing;
+  // nothing says it answers GET / (containerd never asks).
+  if (endpoint_.lenient_ping && resp.status < 500) return Status::Ok();
+  return Status::Network("registry " + registry + ": " + req.url + " answered HTTP " + std::to_string(resp.status) +
+                         " (is this an OCI registry?)");
 }
 
 Status RegistryClient::Request(HttpRequest req, HttpResponse* resp, const BodySink& sink) {
+  req.headers.insert(req.headers.end(), endpoint_.headers.begin(), endpoint_.headers.end());
   auto http = AcquireHttp();
   Status st;
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -141,7 +192,7 @@ Status RegistryClient::Request(HttpRequest req, HttpResponse* resp, const BodySi
     st = http->Do(req, resp, sink);
     if (!st.ok() || resp->status != 401) break;
     if (attempt == 1) {
-      st = Status::Unauthorized("registry " + ref_.registry + ": " + Describe() +
+      st = Status::Unauthorized("registry " + endpoint_.registry + ": " + Describe() +
                                 ": unauthorized (HTTP 401) — check credentials (--creds, docker login)");
       break;
     }
@@ -155,7 +206,7 @@ Status RegistryClient::Request(HttpRequest req, HttpResponse* resp, const BodySi
 
 Result<FetchedManifest> RegistryClient::GetManifest(const std::string& selector) {
   HttpRequest req;
-  req.url = base_url_ + "/v2/" + ref_.repository + "/manifests/" + selector;
+  req.url = Url("manifests", selector);
   req.headers.push_back("Accept: " + std::string(media_type::kOciIndex) + ", " + std::string(media_type::kDockerList) +
                         ", " + std::string(media_type::kOciManifest) + ", " + std::string(media_type::kDockerManifest));
   HttpResponse resp;
@@ -193,7 +244,7 @@ Status RegistryClient::FetchBlob(const std::string& digest, uint64_t offset,
                                  const std::function<Status(uint64_t)>& on_start,
                                  const std::function<Status(std::span<const uint8_t>)>& sink) {
   HttpRequest req;
-  req.url = base_url_ + "/v2/" + ref_.repository + "/blobs/" + digest;
+  req.url = Url("blobs", digest);
   req.range_start = offset;
   HttpResponse resp;
   bool started = false;
@@ -247,15 +298,16 @@ Status RegistryClient::CheckLogin() {
     st = authz.status();
   } else if (!authz->empty()) {
     HttpRequest req;
-    req.url = base_url_ + "/v2/";
+    req.url = api_root_ + "/";
+    req.headers = endpoint_.headers;
     req.authorization = *authz;
     HttpResponse resp;
     st = http->Do(req, &resp);
     if (st.ok() && (resp.status == 401 || resp.status == 403)) {
-      st = Status::Unauthorized("registry " + ref_.registry + ": credentials refused (HTTP " +
+      st = Status::Unauthorized("registry " + endpoint_.registry + ": credentials refused (HTTP " +
                                 std::to_string(resp.status) + ")");
     } else if (st.ok() && resp.status != 200) {
-      st = Status::Network("registry " + ref_.registry + ": " + req.url + " answered HTTP " +
+      st = Status::Network("registry " + endpoint_.registry + ": " + req.url + " answered HTTP " +
                            std::to_string(resp.status));
     }
   }

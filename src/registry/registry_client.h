@@ -1,5 +1,6 @@
-// RegistryClient: the OCI Distribution protocol for one repository — ping,
-// manifests by tag or digest, blobs with resume — as an ImageSource.
+// RegistryClient: the OCI Distribution protocol for one repository at one
+// endpoint (the registry itself or a mirror, src/registry/endpoints.h) —
+// ping, manifests by tag or digest, blobs with resume — as an ImageSource.
 // Thread-safe: requests run on a small pool of HttpClients, one per
 // concurrent caller; auth state is shared through RegistryAuth.
 #pragma once
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "src/registry/credentials.h"
+#include "src/registry/endpoints.h"
 #include "src/registry/http_client.h"
 #include "src/image/image_source.h"
 #include "src/image/reference.h"
@@ -25,12 +27,22 @@ struct RegistryOptions {
   std::vector<std::string> cert_dirs;
   CredentialOptions credentials;
   HttpPolicy policy;
+  // registries.conf / hosts.toml (src/registry/endpoints.h).
+  EndpointOptions endpoints;
+  // A mirror that fails and is passed over, one line each (may be empty).
+  std::function<void(const std::string&)> warn;
+  // -v: which endpoint served the manifest and each blob (may be empty).
+  std::function<void(const std::string&)> debug;
 };
 
 class RegistryClient final : public ImageSource {
  public:
   // Looks up credentials and pings /v2/. Errors name the registry.
   static Result<std::unique_ptr<RegistryClient>> Connect(const Reference& ref, const RegistryOptions& options);
+  // The same for one endpoint; `policy` replaces options.policy (mirrors
+  // retry less: the next endpoint is the better retry).
+  static Result<std::unique_ptr<RegistryClient>> Connect(const Endpoint& endpoint, const RegistryOptions& options,
+                                                         const HttpPolicy& policy);
 
   Result<FetchedManifest> GetManifest(const std::string& selector) override;
   Status FetchBlob(const std::string& digest, uint64_t offset,
@@ -39,6 +51,7 @@ class RegistryClient final : public ImageSource {
   std::string Describe() const override;
 
   int tokens_fetched() const { return auth_->tokens_fetched(); }
+  const Endpoint& endpoint() const { return endpoint_; }
 
   // `login`'s check, as docker login makes it: GET /v2/ with the credential
   // (Basic, or a token fetched with it for no scope). OK when the registry
@@ -47,7 +60,10 @@ class RegistryClient final : public ImageSource {
   Status CheckLogin();
 
  private:
-  RegistryClient(const Reference& ref, const RegistryOptions& options, std::optional<Credential> cred);
+  RegistryClient(const Endpoint& endpoint, const RegistryOptions& options, const HttpPolicy& policy,
+                 std::optional<Credential> cred);
+  Status PingOnce(bool single_attempt);
+  std::string Url(const std::string& kind, const std::string& what) const;
   Status Ping();
   // Performs req (URL relative to the repository API root) with auth: on a 401
   // learns the challenge and retries once.
@@ -56,10 +72,12 @@ class RegistryClient final : public ImageSource {
   std::unique_ptr<HttpClient> AcquireHttp();
   void ReleaseHttp(std::unique_ptr<HttpClient> http);
 
-  Reference ref_;
+  Endpoint endpoint_;
   RegistryOptions options_;
-  std::string base_url_;  // scheme://host[:port]
-  std::string scope_;     // repository:NAME:pull
+  std::string api_root_;   // endpoint_.api_root, http:// after an http_fallback
+  std::string host_port_;  // of api_root_, whose TLS settings the endpoint overrides
+  std::string scope_;      // repository:NAME:pull
+  std::optional<Credential> cred_;
   std::unique_ptr<RegistryAuth> auth_;
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<HttpClient>> pool_;  // guarded by pool_mu_

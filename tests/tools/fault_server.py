@@ -31,13 +31,18 @@ ignore-range mode). Modes:
   deep-token     every API request without a Bearer token gets 401 with a
                  challenge whose realm (/token on this port) answers `depth`
                  nested arrays
+  http-500       every manifest and blob request answers 500 (the ping works)
+`root` (default "/v2") is where the API lives: "/custom/api" serves
+/custom/api/, /custom/api/REPO/manifests/… (a registry behind a path, for
+hosts.toml's override_path).
 Any mode: `rate` (bytes/s) throttles blob bodies; it may be changed while the
 server runs (fs.rate = None), as may `mode`.
 
 Every request is recorded on arrival, in arrival order, and its record is
 filled in while it is served (fs.requests()): dict time, port ("api"|"blob"),
 method, path, kind ("ping"|"manifest"|"blob"), digest, range, auth (bool),
-status, sent (body bytes actually written); kind "token" for deep-token's
+status, sent (body bytes actually written), headers (dict), query (the
+raw query string); kind "token" for deep-token's
 realm. Thread-safe: one lock guards the
 log; handlers run on daemon threads.
 """
@@ -57,7 +62,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_image  # noqa: E402
 
 MODES = (None, "redirect", "retry-after", "drop", "ignore-range", "wrong-digest", "huge-manifest",
-         "deep-manifest", "deep-index", "wide-manifest", "deep-config", "deep-token")
+         "deep-manifest", "deep-index", "wide-manifest", "deep-config", "deep-token", "http-500")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -77,10 +82,10 @@ CHUNK = 64 * 1024
 class FaultServer:
     def __init__(self, thing, repo="demo/app", tag="v1", mode=None, username="faultuser",
                  password="fault-Pa55word", retries=2, drop_after=1 << 20, rate=None, tamper=None,
-                 depth=200000, width=2000000):
+                 depth=200000, width=2000000, root="/v2"):
         if mode not in MODES:
             raise ValueError("unknown fault mode %r" % (mode,))
-        self.repo, self.tag, self.mode = repo, tag, mode
+        self.repo, self.tag, self.mode, self.root = repo, tag, mode, root.rstrip("/")
         self.username, self.password = username, password
         self.retries, self.drop_after, self.rate = retries, drop_after, rate
         self.manifests = {}   # digest -> (bytes, media type)
@@ -208,7 +213,8 @@ class FaultServer:
                 self.rec = {"time": time.time(), "port": port_name, "method": self.command,
                             "path": path, "kind": None, "digest": None,
                             "range": self.headers.get("Range"), "auth": auth is not None,
-                            "status": None, "sent": 0}
+                            "status": None, "sent": 0, "headers": dict(self.headers),
+                            "query": self.path.split("?", 1)[1] if "?" in self.path else ""}
                 fs._record(self.rec)  # logged on arrival, filled in as it goes
                 try:
                     if port_name == "blob":
@@ -225,15 +231,18 @@ class FaultServer:
                         self.rec["kind"] = "ping" if path.rstrip("/") == "/v2" else None
                         return self._error(401, "UNAUTHORIZED", "authentication required",
                                            [("WWW-Authenticate", 'Basic realm="fault-server"')])
-                    if path.rstrip("/") == "/v2":
+                    if path.rstrip("/") == fs.root:
                         self.rec["kind"] = "ping"
                         return self._send(200, b"{}", [("Content-Type", "application/json"),
                                                        ("Docker-Distribution-API-Version", "registry/2.0")],
                                           head)
-                    prefix = "/v2/%s/" % fs.repo
+                    prefix = "%s/%s/" % (fs.root, fs.repo)
                     if not path.startswith(prefix):
                         return self._error(404, "NAME_UNKNOWN", "repository name not known")
                     rest = path[len(prefix):]
+                    if fs.mode == "http-500":
+                        self.rec["kind"] = rest.split("/", 1)[0].rstrip("s")
+                        return self._error(500, "UNKNOWN", "the mirror is broken")
                     if rest.startswith("manifests/"):
                         return self._manifest(rest[len("manifests/"):], head)
                     if rest.startswith("blobs/"):

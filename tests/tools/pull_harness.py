@@ -67,14 +67,18 @@ def verify_blobs(root):
 def isolated_env(home):
     """The environment for a lazyroot under test: HOME (created), XDG dirs and
     DOCKER_CONFIG inside it, no store, credential or proxy settings of the
-    machine running the tests."""
-    os.makedirs(home, exist_ok=True)
+    machine running the tests. LAZYROOT_SYSCONFDIR (HOME/etc, created empty)
+    stands for /etc: no registries.conf, hosts.toml or certs.d of the machine
+    is read."""
+    os.makedirs(os.path.join(home, "etc"), exist_ok=True)
     env = {k: v for k, v in os.environ.items()
            if k not in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "LAZYROOT_HOME", "HTTP_PROXY",
+                        "CONTAINERS_REGISTRIES_CONF", "REGISTRIES_CONFIG_PATH",
                         "LAZYROOT_CREDENTIAL_HELPER_TIMEOUT",
                         "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy")}
     env.update(HOME=home, XDG_DATA_HOME=os.path.join(home, ".local/share"),
                XDG_CONFIG_HOME=os.path.join(home, ".config"), DOCKER_CONFIG=os.path.join(home, ".docker"),
+               LAZYROOT_SYSCONFDIR=os.path.join(home, "etc"),
                NO_PROXY="*")
     return env
 

@@ -20,6 +20,14 @@ Modes:
              Harbor and GitLab are set up; realm_ca="own" gives the realm a
              second CA instead, in its own certs.d entry (reg.realm_host)
 
+client_ca=True (tls-basic mode) also requires a client certificate from a
+second fresh CA (distribution's http.tls.clientcas): reg.client_cert and
+reg.client_key are a pair it accepts.
+
+proxy_remoteurl="http://HOST:PORT" (plain mode) makes it a pull-through
+cache of that registry (distribution's `proxy: remoteurl:`), as used for a
+registry mirror.
+
 Storage is workdir/data (delete enabled), the registry log (incl. access log)
 is workdir/registry.log; `blob_gets()` parses it. Readiness is detected by
 polling /v2/; stop() sends SIGTERM, then SIGKILL, to the PID it started.
@@ -60,7 +68,8 @@ class RegistryError(RuntimeError):
 
 
 class Registry:
-    def __init__(self, mode, workdir, token_lifetime=300, access_token_only=False, realm_ca="registry"):
+    def __init__(self, mode, workdir, token_lifetime=300, access_token_only=False, realm_ca="registry",
+                 proxy_remoteurl=None, client_ca=False):
         if mode not in MODES:
             raise ValueError("unknown registry mode %r (want one of %s)" % (mode, ", ".join(MODES)))
         self.mode = mode
@@ -74,6 +83,7 @@ class Registry:
         self.log_path = os.path.join(self.workdir, "registry.log")
         self.ca_cert = None
         self.cert_dir = None
+        self.client_cert = self.client_key = None
         self.username = None
         self.password = None
         self.issuer = None
@@ -98,6 +108,13 @@ class Registry:
             with open(htpasswd, "w") as f:
                 f.write(out.strip() + "\n")
             tls = "  tls:\n    certificate: %s\n    key: %s\n" % (cert_path, key_path)
+            if client_ca:
+                cca_key, cca = token_issuer.make_ca("lazyroot client CA")
+                ckey, ccert = token_issuer.issue_cert(cca_key, cca, "lazyroot client", server=False)
+                cca_path = token_issuer.write_pem(os.path.join(self.workdir, "tls/client-ca.crt"), cert=cca)
+                self.client_cert = token_issuer.write_pem(os.path.join(self.workdir, "tls/client.cert"), cert=ccert)
+                self.client_key = token_issuer.write_pem(os.path.join(self.workdir, "tls/client.key"), key=ckey)
+                tls += "    clientcas:\n      - %s\n" % cca_path
             auth = "auth:\n  htpasswd:\n    realm: lazyroot-test\n    path: %s\n" % htpasswd
         if mode == "tls-token":
             ca_key, ca = token_issuer.make_ca("lazyroot registry CA")
@@ -137,6 +154,8 @@ class Registry:
                     "  maintenance:\n    uploadpurging:\n      enabled: false\n"
                     "http:\n  addr: %s\n  secret: lazyroot-test-secret\n%s%s"
                     % (self.storage, self.host, tls, auth))
+            if proxy_remoteurl:
+                f.write("proxy:\n  remoteurl: %s\n" % proxy_remoteurl)
 
     # -- lifecycle
     def start(self, timeout=20.0):
@@ -150,6 +169,8 @@ class Registry:
         ctx = None
         if self.scheme == "https":
             ctx = ssl.create_default_context(cafile=self.ca_cert)
+            if self.client_cert:
+                ctx.load_cert_chain(self.client_cert, self.client_key)
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -221,9 +242,10 @@ class Registry:
         return os.path.join(self.storage, "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
 
 
-def start_registry(mode, workdir, token_lifetime=300, access_token_only=False, timeout=20.0, realm_ca="registry"):
+def start_registry(mode, workdir, token_lifetime=300, access_token_only=False, timeout=20.0, realm_ca="registry",
+                   proxy_remoteurl=None, client_ca=False):
     """Starts a registry and waits until it answers /v2/. See module doc."""
-    return Registry(mode, workdir, token_lifetime, access_token_only, realm_ca).start(timeout)
+    return Registry(mode, workdir, token_lifetime, access_token_only, realm_ca, proxy_remoteurl).start(timeout)
 
 
 def main():
