@@ -15,7 +15,7 @@ namespace lazyroot::cli {
 
 void AddRemoteOptions(CLI::App* inspect, RemoteArgs* a) {
   auto* remote = inspect->add_flag("--remote", a->remote,
-                                   "Read IMAGE's manifest and config from the registry (or oci: layout) without "
+                                   "Read IMAGE's manifest and config from the registry (or oci:, oci-archive: or docker-archive: source) without "
                                    "pulling its layers or touching the store, as skopeo inspect does");
   inspect->add_option("--platform", a->platform, "With --remote: os/arch[/variant] to pick from an index")
       ->needs(remote);
