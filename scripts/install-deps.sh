@@ -11,6 +11,9 @@ packages=(
   # runtime / tests
   fuse3 ca-certificates curl openssl tar gzip zstd python3 python3-cryptography time
   docker-registry skopeo umoci apache2-utils attr
+  # the proxy tests (test_proxy.py) run tinyproxy as their own child: the binary
+  # alone, without the package that installs and starts a system service
+  tinyproxy-bin
   # extract --reflink test: a small reflink=1 XFS on a loop device
   xfsprogs
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer/ASan/UBSan runtimes

@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
   AddLsCommands(app, global, &run);
   AddDiffCommand(app, global, &run);
   AddSaveCommand(app, global, &run);
+  AddLoginCommands(app, global, &run);
+  AddDfCommand(app, global, &run);
   if (std::string unknown = UnknownCommandMessage(app, argc, argv); !unknown.empty()) {
     std::fprintf(stderr, "lazyroot: %s\n", unknown.c_str());
     return kExitUsage;

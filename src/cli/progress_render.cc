@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <map>
 #include <mutex>
+#include <string_view>
 #include <vector>
 
 #include "src/cli/cli.h"
@@ -19,24 +20,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string Human(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-  return buf;
-}
+std::string Human(uint64_t bytes) { return HumanBytes(bytes); }
 
 std::string Short(const std::string& digest) { return digest.size() > 19 ? digest.substr(7, 12) : digest; }
+
+double Seconds(Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
 
 struct BlobState {
   uint64_t current = 0, total = 0;
   std::string status = "waiting";
+  TransferRate rate;
 };
 
 // Shared bookkeeping of the renderers that show per-blob state.
@@ -45,7 +38,6 @@ class Tracker : public PullProgress {
   std::mutex mu_;
   std::vector<std::string> order_;
   std::map<std::string, BlobState> blobs_;
-  Clock::time_point start_ = Clock::now();
 
   BlobState& Get(const std::string& d) {
     auto [it, inserted] = blobs_.try_emplace(d);
@@ -64,6 +56,7 @@ class TtyProgress final : public Tracker {
   void Resolved(const std::string& reference, const std::string& digest, const std::string& platform, int layers,
                 uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);
+    total_ = total;
     std::fprintf(stderr, "Pulling %s (%s, %s, %s)\nDigest: %s\n", reference.c_str(), platform.c_str(),
                  Counted(static_cast<unsigned>(layers), "layer").c_str(), Human(total).c_str(), digest.c_str());
   }
@@ -89,10 +82,16 @@ class TtyProgress final : public Tracker {
   void Update(const std::string& d, uint64_t cur, uint64_t total, const char* status, bool force) {
     std::lock_guard<std::mutex> lock(mu_);
     BlobState& b = Get(d);
+    auto now = Clock::now();
+    const bool downloading = std::string_view(status) == "downloading";
+    // Bytes that came over the wire: a resume's head and a blob already
+    // present are not part of the rate.
+    if (downloading && b.status == "downloading" && cur > b.current) fetched_ += cur - b.current;
     b.current = cur;
     b.total = total;
     b.status = status;
-    auto now = Clock::now();
+    if (downloading) b.rate.Sample(cur, Seconds(now));
+    overall_.Sample(fetched_, Seconds(now));
     if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
     last_draw_ = now;
     Clear();
@@ -103,19 +102,30 @@ class TtyProgress final : public Tracker {
     drawn_ = 0;
   }
   void Draw() {
+    int active = 0;
     for (const std::string& d : order_) {
       const BlobState& b = blobs_[d];
       constexpr int kWidth = 30;
       int filled = b.total ? static_cast<int>(kWidth * static_cast<double>(b.current) / static_cast<double>(b.total)) : kWidth;
-      std::string bar(static_cast<size_t>(filled), '=');
+      std::string bar(static_cast<size_t>(std::min(filled, kWidth)), '=');
       bar.resize(kWidth, ' ');
-      std::fprintf(stderr, "%s [%s] %10s / %-10s %s\n", Short(d).c_str(), bar.c_str(), Human(b.current).c_str(),
-                   Human(b.total).c_str(), b.status.c_str());
+      const bool downloading = b.status == "downloading";
+      active += downloading ? 1 : 0;
+      std::fprintf(stderr, "%s [%s] %-42s %s\n", Short(d).c_str(), bar.c_str(),
+                   FormatTransfer(b.current, b.total, downloading ? b.rate.rate() : 0).c_str(),
+                   downloading ? "" : b.status.c_str());
+      ++drawn_;
+    }
+    // The whole image, while more than one blob is on its way.
+    if (active > 1 && total_ > 0) {
+      std::fprintf(stderr, "%-12s %s\n", "total", FormatTransfer(Downloaded(), total_, overall_.rate()).c_str());
       ++drawn_;
     }
     std::fflush(stderr);
   }
   int drawn_ = 0;
+  uint64_t total_ = 0, fetched_ = 0;
+  TransferRate overall_;
   Clock::time_point last_draw_{};
 };
 
@@ -131,25 +141,31 @@ class PlainProgress final : public Tracker {
   }
   void BlobStarted(const std::string& d, uint64_t cur, uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Get(d) = BlobState{cur, total, "downloading"};
+    BlobState& b = Get(d);
+    b.current = cur;
+    b.total = total;
+    b.status = "downloading";
     std::fprintf(stderr, "%s: downloading %s%s\n", Short(d).c_str(), Human(total).c_str(),
                  cur ? (" (resuming at " + Human(cur) + ")").c_str() : "");
   }
   void BlobProgress(const std::string& d, uint64_t cur, uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Get(d).current = cur;
-    Get(d).total = total;
+    BlobState& b = Get(d);
+    if (cur > b.current) fetched_ += cur - b.current;
+    b.current = cur;
+    b.total = total;
     auto now = Clock::now();
+    rate_.Sample(fetched_, Seconds(now));
     if (now - last_line_ < std::chrono::seconds(5)) return;
     last_line_ = now;
-    double secs = std::chrono::duration<double>(now - start_).count();
-    uint64_t done = Downloaded();
-    std::fprintf(stderr, "progress: %s of %s (%s/s)\n", Human(done).c_str(), Human(total_).c_str(),
-                 Human(static_cast<uint64_t>(static_cast<double>(done) / (secs > 0 ? secs : 1))).c_str());
+    std::fprintf(stderr, "progress: %s\n", FormatTransfer(Downloaded(), total_, rate_.rate()).c_str());
   }
   void BlobDone(const std::string& d, uint64_t total, bool present) override {
     std::lock_guard<std::mutex> lock(mu_);
-    Get(d) = BlobState{total, total, "done"};
+    BlobState& b = Get(d);
+    b.current = total;
+    b.total = total;
+    b.status = "done";
     std::fprintf(stderr, "%s: %s\n", Short(d).c_str(), present ? "already present" : "verified");
   }
   void Note(const std::string& text) override {
@@ -158,7 +174,8 @@ class PlainProgress final : public Tracker {
   }
 
  private:
-  uint64_t total_ = 0;
+  uint64_t total_ = 0, fetched_ = 0;
+  TransferRate rate_;
   Clock::time_point last_line_ = Clock::now();
 };
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "src/pull/progress.h"
+#include "src/pull/transfer_rate.h"
 
 namespace lazyroot::cli {
 

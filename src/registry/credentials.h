@@ -1,7 +1,8 @@
 // Credentials for a registry, found where podman/skopeo and docker keep
 // them, in containers-auth.json(5)'s order: explicit flags; then the auth
 // file given (--authfile, else $REGISTRY_AUTH_FILE) and nothing else; or
-// $XDG_RUNTIME_DIR/containers/auth.json, then
+// $XDG_RUNTIME_DIR/containers/auth.json (/run/containers/UID/auth.json
+// without it), then
 // $XDG_CONFIG_HOME/containers/auth.json (~/.config/...), then docker's
 // $DOCKER_CONFIG/config.json or ~/.docker/config.json. In a containers auth
 // file: credHelpers[host], then auths with namespaced keys, most specific
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "index/status.h"
+#include "src/image/json_document.h"
 
 namespace lazyroot {
 
@@ -43,7 +45,7 @@ struct CredentialOptions {
 // The containers auth files searched, in order (existing or not): the file
 // the user named (--authfile, else $REGISTRY_AUTH_FILE) alone - then
 // docker's config.json is not read either, as in podman and skopeo - else
-// the primary (XDG runtime) file, then the XDG config one.
+// the primary file (PrimaryAuthFile), then the XDG config one.
 std::vector<std::string> ContainersAuthFiles(const CredentialOptions& options);
 
 // Looks up credentials for registry host (e.g. "docker.io", "127.0.0.1:5000";
@@ -63,6 +65,48 @@ std::vector<std::string> ContainersAuthFiles(const CredentialOptions& options);
 // malformed auth file; kUnauthorized naming the helper and registry for a
 // helper that is missing from PATH, fails, dies or prints malformed JSON.
 Result<std::optional<Credential>> LookupCredential(const std::string& registry, const CredentialOptions& options);
+
+// Reads an auth file (containers auth.json or docker config.json): nullopt
+// when it does not exist; kInvalidArgument naming it when larger than
+// 16 MiB, not JSON within json_document.h's limits, or not an object.
+Result<std::optional<JsonDocument>> ReadAuthFile(const std::string& path);
+
+// The primary (read/write) containers auth file, as podman login writes it
+// (containers/image getPathToAuth): $XDG_RUNTIME_DIR/containers/auth.json,
+// else /run/containers/UID/auth.json.
+std::string PrimaryAuthFile();
+
+// docker's config.json: $DOCKER_CONFIG/config.json (or options'), else
+// ~/.docker/config.json; "" without a HOME.
+std::string DockerConfigPath(const CredentialOptions& options);
+
+// The credential helper an auth file names for registry: credHelpers[host],
+// and for docker's config.json (docker_config) then credsStore. nullopt when
+// the file does not exist or names none; kInvalidArgument naming the file
+// when it is malformed.
+Result<std::optional<std::string>> AuthFileHelperFor(const std::string& path, const std::string& registry,
+                                                     bool docker_config);
+
+// The helper timeout in ms: options', else $LAZYROOT_CREDENTIAL_HELPER_TIMEOUT
+// seconds, else 30 s. kInvalidArgument for a malformed variable.
+Result<int> CredentialHelperTimeoutMs(const CredentialOptions& options);
+
+// What docker hands a helper as the server URL: the registry host, and
+// https://index.docker.io/v1/ for Docker Hub.
+std::string CredentialHelperServerUrl(const std::string& registry);
+
+// One run of `docker-credential-<helper> <action>` (get, store, erase) with
+// input (at most 16 KiB) on stdin: its exit status and stdout (capped at
+// 1 MiB; stderr goes to /dev/null). Killed after timeout_ms. kUnauthorized
+// naming the helper and registry when it is not on PATH, cannot run, is
+// killed, times out or prints too much; never quotes its output.
+struct CredentialHelperRun {
+  int exit_status = 0;
+  std::string output;
+};
+Result<CredentialHelperRun> RunCredentialHelper(const std::string& helper, const std::string& action,
+                                                const std::string& input, const std::string& registry,
+                                                int timeout_ms);
 
 // "https://index.docker.io/v1/" -> "index.docker.io"; "http://h:5000/v2" -> "h:5000";
 // "h:5000" -> "h:5000". Used to match config.json auths keys.

@@ -9,6 +9,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <thread>
@@ -185,6 +186,19 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
 
   Curl().easy_setopt(c, CURLOPT_SHARE, Shared().share);
   Curl().easy_setopt(c, CURLOPT_URL, url.c_str());
+  // Proxies come from the environment, read by libcurl itself for every hop
+  // (token realm and redirects included): https_proxy/HTTPS_PROXY,
+  // all_proxy/ALL_PROXY, no_proxy/NO_PROXY (host suffixes, CIDR). But for
+  // http:// it reads only the lower-case http_proxy (the CGI "httpoxy"
+  // guard); docker, podman and skopeo (Go) also take HTTP_PROXY, and so do
+  // we. NO_PROXY still applies to a proxy set this way.
+  if (url.starts_with("http://")) {
+    const char* lower = std::getenv("http_proxy");
+    const char* upper = std::getenv("HTTP_PROXY");
+    if ((lower == nullptr || *lower == '\0') && upper != nullptr && *upper != '\0') {
+      Curl().easy_setopt(c, CURLOPT_PROXY, upper);
+    }
+  }
   Curl().easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
   Curl().easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   Curl().easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // redirects are ours: see Do()

@@ -123,11 +123,14 @@ Result<std::string> RegistryAuth::FetchToken(HttpClient& http, const std::string
     req.url = realm;
     req.headers.push_back("Content-Type: application/x-www-form-urlencoded");
     req.post_body = "grant_type=refresh_token&client_id=lazyroot&refresh_token=" + UrlEncode(credential_->secret) +
-                    "&service=" + UrlEncode(service) + "&scope=" + UrlEncode(scope);
+                    "&service=" + UrlEncode(service) + (scope.empty() ? "" : "&scope=" + UrlEncode(scope));
   } else {
-    req.url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
-    if (!service.empty()) req.url += "service=" + UrlEncode(service) + "&";
-    req.url += "scope=" + UrlEncode(scope);
+    // No scope (login): a token that only proves the credentials, as docker login asks for.
+    std::string query;
+    if (!service.empty()) query = "service=" + UrlEncode(service);
+    if (!scope.empty()) query += (query.empty() ? "" : "&") + ("scope=" + UrlEncode(scope));
+    req.url = realm;
+    if (!query.empty()) req.url += (realm.find('?') == std::string::npos ? "?" : "&") + query;
     if (credential_ && !credential_->username.empty()) {
       req.authorization = "Basic " + Base64Encode(credential_->username + ":" + credential_->secret);
     }

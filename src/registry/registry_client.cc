@@ -239,4 +239,28 @@ Status RegistryClient::FetchBlob(const std::string& digest, uint64_t offset,
   return Status::Ok();
 }
 
+Status RegistryClient::CheckLogin() {
+  auto http = AcquireHttp();
+  Status st;
+  auto authz = auth_->Authorization(*http, "");
+  if (!authz.ok()) {
+    st = authz.status();
+  } else if (!authz->empty()) {
+    HttpRequest req;
+    req.url = base_url_ + "/v2/";
+    req.authorization = *authz;
+    HttpResponse resp;
+    st = http->Do(req, &resp);
+    if (st.ok() && (resp.status == 401 || resp.status == 403)) {
+      st = Status::Unauthorized("registry " + ref_.registry + ": credentials refused (HTTP " +
+                                std::to_string(resp.status) + ")");
+    } else if (st.ok() && resp.status != 200) {
+      st = Status::Network("registry " + ref_.registry + ": " + req.url + " answered HTTP " +
+                           std::to_string(resp.status));
+    }
+  }
+  ReleaseHttp(std::move(http));
+  return st;
+}
+
 }  // namespace lazyroot

@@ -40,6 +40,12 @@ class RegistryClient final : public ImageSource {
 
   int tokens_fetched() const { return auth_->tokens_fetched(); }
 
+  // `login`'s check, as docker login makes it: GET /v2/ with the credential
+  // (Basic, or a token fetched with it for no scope). OK when the registry
+  // asks for no authentication at all. kUnauthorized naming the registry
+  // when it or its token realm refuses the credential.
+  Status CheckLogin();
+
  private:
   RegistryClient(const Reference& ref, const RegistryOptions& options, std::optional<Credential> cred);
   Status Ping();

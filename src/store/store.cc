@@ -207,11 +207,12 @@ Result<FileLock> LockFile(const std::string& path, int op, const std::function<v
 
 // Removes the lock file at path if nobody holds it: true when it is gone.
 // Unlinked while we hold it exclusively, which LockFile's check relies on.
-bool UnlinkIfUnlocked(const std::string& path) {
+// With remove false it only tells (df, under the shared lock, removes nothing).
+bool UnlinkIfUnlocked(const std::string& path, bool remove = true) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang gc
   if (fd < 0) return errno == ENOENT;
   const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-  if (free) ::unlink(path.c_str());
+  if (free && remove) ::unlink(path.c_str());
   ::close(fd);
   return free;
 }
@@ -280,11 +281,11 @@ std::string UniqueTempSuffix() {
          std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view bytes) {
+Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode) {
   // Unique among live threads; one left by a dead process whose pid and tid
   // came round again is stale, hence O_TRUNC rather than O_EXCL.
   const std::string tmp = path + UniqueTempSuffix();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Status::FromErrno("create " + tmp, errno);
   size_t done = 0;
   while (done < bytes.size()) {
@@ -446,7 +447,7 @@ Status Store::RemoveImage(const std::string& reference) {
   return FsyncDir(root_ + "/images");
 }
 
-Result<std::vector<ImageRecord>> Store::LiveImages() {
+Result<std::vector<ImageRecord>> Store::LiveImages(bool sweep) {
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, ListImages());
   std::set<std::string> recorded;
   for (const ImageRecord& r : images) recorded.insert(r.manifest_digest);
@@ -455,7 +456,7 @@ Result<std::vector<ImageRecord>> Store::LiveImages() {
   // created meanwhile: that happens under the shared store lock only.
   for (const std::string& name : ListNames(root_ + "/inuse")) {
     const std::string path = root_ + "/inuse/" + name;
-    if (UnlinkIfUnlocked(path)) continue;
+    if (UnlinkIfUnlocked(path, sweep)) continue;
     const std::string hex = name.substr(0, name.find('.'));
     if (!IsSha256Hex(hex) || recorded.count("sha256:" + hex) != 0) continue;
     ImageRecord mounted;
@@ -474,22 +475,32 @@ Result<std::vector<ImageRecord>> Store::LiveImages() {
   return images;
 }
 
+LiveSet CollectLive(const std::vector<ImageRecord>& images) {
+  LiveSet live;
+  for (const ImageRecord& r : images) {
+    for (const std::string* d : {&r.manifest_digest, &r.index_digest, &r.config_digest}) {
+      if (!d->empty()) live.objects.insert(d->substr(7));
+    }
+    for (const std::string& l : r.layer_digests) live.objects.insert(l.substr(7));
+    live.manifests.insert(r.manifest_digest.substr(7));
+  }
+  return live;
+}
+
+bool LiveSet::KeepsRootfsEntry(const std::string& name) const {
+  const std::string hex = name.substr(0, name.find('.'));
+  const std::string rest = name.substr(hex.size());
+  return manifests.count(hex) != 0 && (rest.empty() || rest == ".done" || rest == ".lock");
+}
+
 Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
   LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, LockStore(true, on_wait));
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<ImageRecord> images, LiveImages());
   TestPause("gc-collecting");  // the live set is decided, nothing removed yet
-  std::set<std::string> live;  // hex digests
-  for (const ImageRecord& r : images) {
-    for (const std::string* d : {&r.manifest_digest, &r.index_digest, &r.config_digest}) {
-      if (!d->empty()) live.insert(d->substr(7));
-    }
-    for (const std::string& l : r.layer_digests) live.insert(l.substr(7));
-  }
+  const LiveSet keep = CollectLive(images);
   GcReport report;
-  std::set<std::string> live_trees;
-  for (const ImageRecord& r : images) live_trees.insert(r.manifest_digest.substr(7));
   for (const std::string& name : ListNames(root_ + "/trees")) {
-    if (live_trees.count(name) == 0) {
+    if (!keep.KeepsTree(name)) {
       std::string path = root_ + "/trees/" + name;
       uint64_t size = FileSize(path);
       if (::unlink(path.c_str()) == 0) report.bytes_freed += size;
@@ -506,9 +517,7 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
   std::stable_partition(rootfs_names.begin(), rootfs_names.end(),
                         [](const std::string& n) { return n.ends_with(".done"); });
   for (const std::string& name : rootfs_names) {
-    std::string hex = name.substr(0, name.find('.'));
-    const std::string rest = name.substr(hex.size());
-    if (live_trees.count(hex) != 0 && (rest.empty() || rest == ".done" || rest == ".lock")) continue;
+    if (keep.KeepsRootfsEntry(name)) continue;
     std::string path = root_ + "/rootfs/" + name;
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) continue;
@@ -532,7 +541,7 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
   for (const char* kind : {"blobs", "index"}) {
     std::string dir = root_ + "/" + kind + "/sha256";
     for (const std::string& name : ListNames(dir)) {
-      if (live.count(name) != 0) continue;
+      if (keep.KeepsObject(name)) continue;
       std::string path = dir + "/" + name;
       uint64_t size = FileSize(path);
       if (::unlink(path.c_str()) == 0) {

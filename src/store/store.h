@@ -16,10 +16,13 @@
 // protocol, and why it has no window for gc, is in src/store/STORE.md. Thread-safe.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +64,20 @@ struct GcReport {
   // What could not be removed and why (e.g. a cached extract with a file
   // system mounted inside it, which gc never enters).
   std::vector<std::string> not_removed;
+};
+
+// What gc keeps, decided from the live images (Store::LiveImages): one
+// place for the rule, shared by gc and df.
+struct LiveSet {
+  std::set<std::string> objects;    // hex: manifests, indexes of manifests, configs, layers
+  std::set<std::string> manifests;  // hex of each live image's manifest
+  // blobs/sha256/<name> and index/sha256/<name> (a layer's index is named by the layer).
+  bool KeepsObject(const std::string& name) const { return objects.count(name) != 0; }
+  // trees/<name>.
+  bool KeepsTree(const std::string& name) const { return manifests.count(name) != 0; }
+  // rootfs/<name>: <hex>, <hex>.done and <hex>.lock of a live manifest; gc
+  // removes every other entry (swapped-out extracts, dead extracts' temp dirs).
+  bool KeepsRootfsEntry(const std::string& name) const;
 };
 
 class Store {
@@ -110,8 +127,10 @@ class Store {
   // Removes markers nobody holds. kCorruption, naming the image, when an
   // in-use image's manifest cannot be read and no record names it: the
   // caller must then remove nothing.
-  // REQUIRES: the store lock, held exclusively.
-  Result<std::vector<ImageRecord>> LiveImages();
+  // REQUIRES: the store lock, held exclusively. With sweep false (df) no
+  // marker is removed and the shared lock is enough: the answer is then a
+  // snapshot (a mount locking its marker meanwhile is not in it).
+  Result<std::vector<ImageRecord>> LiveImages(bool sweep = true);
 
   Status PutImage(const ImageRecord& record);
   // The file the record of reference is kept in: images/<sha256 of it>.json.
@@ -134,6 +153,8 @@ class Store {
   explicit Store(std::string root) : root_(std::move(root)) {}
   std::string root_;
 };
+
+LiveSet CollectLive(const std::vector<ImageRecord>& images);
 
 // The names in dir (no . and ..), sorted; empty when it cannot be read.
 std::vector<std::string> ListNames(const std::string& dir);
@@ -169,7 +190,8 @@ std::string UniqueTempSuffix();
 // Writes bytes to path atomically: a temp file beside it (path +
 // UniqueTempSuffix()), fsync, rename, fsync of the directory. Any number of
 // threads and processes may write the same path at once: the file is always
-// one complete version.
-Status WriteFileAtomic(const std::string& path, std::string_view bytes);
+// one complete version. The file is created with `mode` (less the umask):
+// 0600 for a secret, so it is never readable by others, not even for a moment.
+Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode = 0644);
 
 }  // namespace lazyroot
