@@ -3,6 +3,7 @@
 // (src/registry/credential_store.h), for pull to find. The password comes
 // from stdin (--password-stdin) or a prompt with echo off, never from the
 // command line, and is never printed.
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -60,20 +61,44 @@ Result<LoginKey> ParseLoginKey(std::string text, bool insecure) {
   return LoginKey{ns.empty() ? host : host + "/" + ns, host, *ref};
 }
 
+// The terminal's settings while echo is off, for a signal that ends the
+// prompt: a Ctrl-C must not leave the user's shell without echo.
+struct termios saved_termios;
+volatile sig_atomic_t echo_off = 0;
+
+void RestoreEchoAndDie(int sig) {
+  if (echo_off) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
 // Reads one line from fd 0 (the password, without its line end), echo off
-// when it is a terminal.
+// when prompting on a terminal.
 Result<std::string> ReadSecretLine(bool prompt) {
-  struct termios saved {};
+  struct termios& saved = saved_termios;
   bool restore = false;
+  struct sigaction old_actions[3];
+  const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
   if (prompt) {
-    std::fputs("Password: ", stderr);
-    std::fflush(stderr);
     if (::tcgetattr(STDIN_FILENO, &saved) == 0) {
+      struct sigaction sa {};
+      sa.sa_handler = &RestoreEchoAndDie;
+      sigemptyset(&sa.sa_mask);
+      for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &sa, &old_actions[i]);
       struct termios quiet = saved;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
       quiet.c_lflag |= ECHONL;
+      echo_off = 1;
       restore = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+      if (!restore) {
+        echo_off = 0;
+        for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &old_actions[i], nullptr);
+      }
     }
+    // Only now: what is typed after the prompt shows up is neither echoed
+    // nor thrown away by TCSAFLUSH.
+    std::fputs("Password: ", stderr);
+    std::fflush(stderr);
   }
   std::string line;
   char c;
@@ -88,7 +113,11 @@ Result<std::string> ReadSecretLine(bool prompt) {
     }
     line.push_back(c);
   }
-  if (restore) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+  if (restore) {
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    echo_off = 0;
+    for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &old_actions[i], nullptr);
+  }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (too_long) return Status::InvalidArgument("password longer than " + std::to_string(kMaxSecret) + " bytes");
   return line;

@@ -145,6 +145,13 @@ Result<CredentialDestination> LoginDestination(const std::string& key, const Cre
     if (helper->empty() || helper->find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
       return Status::Unauthorized("invalid credential helper name \"" + *helper + "\" for registry " + host);
     }
+    // A helper keeps one login per server URL: a namespace would be lost
+    // (containers/image refuses it likewise).
+    if (key.find('/') != std::string::npos) {
+      return Status::InvalidArgument("credential helper docker-credential-" + *helper +
+                                     " keeps one login per registry: log in to " + host +
+                                     ", or name an auth file (--authfile) for a login to " + key + " alone");
+    }
     dest.helper = *helper;
   }
   return dest;

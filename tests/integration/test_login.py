@@ -187,6 +187,22 @@ class BasicAuth(LoginCase):
         self.assertOk(self.login("-u", self.reg.username, *self.tls(), "--authfile", path, self.reg.host))
         self.assertIn(self.reg.host, self.read_auth(path)["auths"])
 
+    def test_namespaced_login(self):
+        # podman's namespaced key: it applies to that namespace only.
+        r = self.login("-u", self.reg.username, *self.tls(), self.reg.host + "/private")
+        self.assertOk(r, "lazyroot login HOST/private")
+        self.assertEqual(list(self.read_auth()["auths"]), [self.reg.host + "/private"])
+        self.pull_ok(self.ref, *self.tls())
+        # A helper keeps one login per registry: a namespace is refused, nothing stored.
+        db, _ = self.install_helper("nsnope")
+        self.write_docker_config({"credsStore": "nsnope"})
+        os.unlink(self.auth_json)
+        r = self.login("-u", self.reg.username, *self.tls(), self.reg.host + "/private")
+        self.assertFails(r, code=2)
+        self.assertIn("docker-credential-nsnope", r.stderr)
+        self.assertFalse(os.path.exists(db))
+        self.assertFalse(os.path.exists(self.auth_json))
+
     def test_password_never_on_the_command_line(self):
         r = self.lazyroot("login", "-u", "x", "--password", "secret", self.reg.host, root=False)
         self.assertEqual(r.returncode, 2, r.stderr)
@@ -205,7 +221,7 @@ class BasicAuth(LoginCase):
         out = b""
         sent = False
         while True:
-            r, _, _ = select.select([fd], [], [], 60)
+            r, _, _ = select.select([fd], [], [], 30)
             if not r:
                 break
             try:
@@ -218,8 +234,11 @@ class BasicAuth(LoginCase):
             if not sent and b"Password:" in out:
                 os.write(fd, self.reg.password.encode() + b"\n")
                 sent = True
+        if not sent:
+            os.kill(pid, 9)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
+        self.assertTrue(sent, "no password prompt: %r" % out)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0, out.decode(errors="replace"))
         self.assertIn(b"Login Succeeded", out)
         self.assertNotIn(self.reg.password.encode(), out)
