@@ -429,6 +429,35 @@ def main():
         {"mediaType": make_image.OCI_MANIFEST, "digest": fake_digest(1), "size": 1},
         {"mediaType": make_image.OCI_MANIFEST, "digest": fake_digest(2), "size": 1}]}))
 
+    # docker save archives: manifest.json documents, and whole archives
+    # (legacy with a symlinked repeat, docker 25's layout form) for the member table.
+    def tar_of(members):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+            for name, data, target in members:
+                t = tarfile.TarInfo(name)
+                if target is not None:
+                    t.type, t.linkname = tarfile.SYMTYPE, target
+                    tf.addfile(t)
+                else:
+                    t.size = len(data)
+                    tf.addfile(t, io.BytesIO(data))
+        return buf.getvalue()
+    plain = make_image.build_layer(make_image.default_files(), compression="none")
+    dm = [{"Config": "c.json", "RepoTags": ["busybox:latest", "example.com/a/b:2"],
+           "Layers": ["a/layer.tar", "b/layer.tar"]},
+          {"Config": "blobs/sha256/" + fake_digest(1)[7:], "RepoTags": None, "Layers": []}]
+    c.add("docker_archive_manifest", "two", json.dumps(dm))
+    c.add("docker_archive_manifest", "one", json.dumps(dm[:1]))
+    manifest_json = json.dumps(dm[:1]).encode()
+    c.add("tar_archive", "legacy", tar_of([("c.json", oci.config.data, None), ("a/layer.tar", plain.tar, None),
+                                           ("b/layer.tar", None, "../a/layer.tar"),
+                                           ("manifest.json", manifest_json, None)]))
+    c.add("tar_archive", "layout", tar_of([("oci-layout", b'{"imageLayoutVersion":"1.0.0"}', None),
+                                           ("index.json", b'{"manifests":[]}', None),
+                                           ("blobs/sha256/" + oci.digest[7:], oci.manifest, None),
+                                           ("./b", None, "/etc/passwd"), ("../x", b"x", None)]))
+
     b64 = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
     configs = [
         {"auths": {"https://index.docker.io/v1/": {"auth": b64("user:pass")}}},

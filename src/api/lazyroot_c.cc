@@ -3,10 +3,15 @@
 // C. Errors become a lazyroot_error holding the Status's code and message.
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <thread>
 #include <climits>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -28,6 +33,9 @@
 #include "src/pull/pull.h"
 #include "src/image/reference.h"
 #include "src/store/rootfs_cache.h"
+#include "src/launch/extract_image.h"
+#include "src/inspect/layer_query.h"
+#include "src/store/test_pause.h"
 #include "src/launch/runtime_spec.h"
 #include "src/store/store.h"
 
@@ -114,6 +122,10 @@ char* Dup(const std::string& s) {
   return p;
 }
 
+// Whether an options struct the caller sized with `size` (maybe of an older
+// header) reaches past `field`: fields added later are read only then.
+#define HAS_FIELD(o, type, field) ((o) != nullptr && (o)->size >= offsetof(type, field) + sizeof((o)->field))
+
 Result<lazyroot::ImageRecord> FindRecord(lazyroot::Store& store, const char* reference) {
   LAZYROOT_ASSIGN_OR_RETURN(lazyroot::Reference ref, lazyroot::ParseReference(reference));
   LAZYROOT_ASSIGN_OR_RETURN(std::optional<lazyroot::ImageRecord> rec, store.GetImage(ref.ToString()));
@@ -121,27 +133,81 @@ Result<lazyroot::ImageRecord> FindRecord(lazyroot::Store& store, const char* ref
   return std::move(*rec);
 }
 
-// Sums blob progress for the caller's callback and polls its cancel flag.
+// Forwards the pull's events to the caller's callbacks (the byte sum to
+// `progress`, each event to `event`) and polls its cancel flag.
 class ProgressAdapter final : public lazyroot::PullProgress {
  public:
   ProgressAdapter(const lazyroot_pull_options* o, std::atomic<bool>* cancel) : o_(o), cancel_(cancel) {}
-  void Resolved(const std::string&, const std::string&, const std::string&, int, uint64_t total) override {
+  void Resolved(const std::string& reference, const std::string& digest, const std::string& platform, int layers,
+                uint64_t total) override {
     std::lock_guard<std::mutex> lock(mu_);
     total_ = total;
+    lazyroot_pull_event e = Event(LAZYROOT_PULL_RESOLVED);
+    e.reference = reference.c_str();
+    e.digest = digest.c_str();
+    e.platform = platform.c_str();
+    e.layers = layers;
+    e.total = total;
+    Emit(e);
     Call();
   }
-  void BlobProgress(const std::string& digest, uint64_t current, uint64_t) override { Set(digest, current); }
-  void BlobDone(const std::string& digest, uint64_t total, bool) override { Set(digest, total); }
+  void BlobStarted(const std::string& digest, uint64_t current, uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lazyroot_pull_event e = Event(LAZYROOT_PULL_BLOB_STARTED);
+    e.digest = digest.c_str();
+    e.current = current;
+    e.total = total;
+    Emit(e);
+  }
+  void BlobProgress(const std::string& digest, uint64_t current, uint64_t total) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lazyroot_pull_event e = Event(LAZYROOT_PULL_BLOB_PROGRESS);
+    e.digest = digest.c_str();
+    e.current = current;
+    e.total = total;
+    Emit(e);
+    Set(digest, current);
+  }
+  void BlobDone(const std::string& digest, uint64_t total, bool already_present) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lazyroot_pull_event e = Event(LAZYROOT_PULL_BLOB_DONE);
+    e.digest = digest.c_str();
+    e.current = total;
+    e.total = total;
+    e.already_present = already_present ? 1 : 0;
+    Emit(e);
+    Set(digest, total);
+  }
+  void Note(const std::string& text) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    lazyroot_pull_event e = Event(LAZYROOT_PULL_NOTE);
+    e.text = text.c_str();
+    Emit(e);
+  }
   // The total counts every blob (the config too): the last call says all of it.
-  void Finished(const std::string&) override {
+  void Finished(const std::string& digest) override {
     std::lock_guard<std::mutex> lock(mu_);
     finished_ = true;
+    lazyroot_pull_event e = Event(LAZYROOT_PULL_FINISHED);
+    e.digest = digest.c_str();
+    Emit(e);
     Call();
   }
 
  private:
+  static lazyroot_pull_event Event(lazyroot_pull_event_kind kind) {
+    lazyroot_pull_event e{};
+    e.kind = kind;
+    e.reference = e.digest = e.platform = e.text = "";
+    return e;
+  }
+  void Emit(const lazyroot_pull_event& e) {
+    if (o_ == nullptr) return;
+    if (o_->cancel != nullptr && *o_->cancel != 0) cancel_->store(true);
+    if (HAS_FIELD(o_, lazyroot_pull_options, event_user) && o_->event != nullptr) o_->event(o_->event_user, &e);
+  }
+  // REQUIRES: mu_ held.
   void Set(const std::string& digest, uint64_t current) {
-    std::lock_guard<std::mutex> lock(mu_);
     done_[digest] = current;
     Call();
   }
@@ -162,46 +228,140 @@ class ProgressAdapter final : public lazyroot::PullProgress {
   bool finished_ = false;
 };
 
+// The budgets: the defaults, then each "NAME=VALUE[,…]" item in order.
+Status ApplyLimits(const char* const* items, const char* what, lazyroot::Limits* limits) {
+  for (size_t i = 0; items != nullptr && items[i] != nullptr; ++i) {
+    if (i >= 4096) return Status::InvalidArgument(std::string(what) + ": more than 4096 limit items");
+    LAZYROOT_RETURN_IF_ERROR(lazyroot::ParseLimits(items[i], limits).WithContext(what));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> Strings(const char* const* items, const char* what) {
+  std::vector<std::string> out;
+  for (size_t i = 0; items != nullptr && items[i] != nullptr; ++i) {
+    if (i >= 65536) return Status::InvalidArgument(std::string(what) + ": more than 65536 items");
+    out.emplace_back(items[i]);
+  }
+  return out;
+}
+
+void FillResult(lazyroot_pull_result* result, const lazyroot::ImageRecord& rec, uint64_t blobs, uint64_t bytes,
+                bool pulled) {
+  if (result == nullptr) return;
+  result->reference = Dup(rec.reference);
+  result->manifest_digest = Dup(rec.manifest_digest);
+  result->platform = Dup(rec.platform);
+  result->blobs_fetched = blobs;
+  result->bytes_fetched = bytes;
+  result->pulled = pulled ? 1 : 0;
+}
+
+// The pull of options o; store_locked: the caller holds the store lock.
+Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Reference& ref,
+                                     const lazyroot_pull_options* o, bool store_locked) {
+  if (o != nullptr && o->size < sizeof(size_t)) return Status::InvalidArgument("lazyroot_pull: options.size is not set");
+  lazyroot::PullOptions options;
+  options.store_locked = store_locked;
+  if (o != nullptr) {
+    if (o->platform != nullptr) {
+      LAZYROOT_ASSIGN_OR_RETURN(options.platform, lazyroot::ParsePlatform(o->platform));
+      options.platform_explicit = true;
+    }
+    if (o->username != nullptr || o->password != nullptr) {
+      if (o->username == nullptr || o->password == nullptr) {
+        return Status::InvalidArgument("lazyroot_pull: give both username and password, or neither");
+      }
+      lazyroot::Credential c;
+      c.username = o->username;
+      c.secret = o->password;
+      options.registry.credentials.explicit_credential = std::move(c);
+    }
+    if (o->authfile != nullptr) options.registry.credentials.authfile = o->authfile;
+    options.registry.insecure = o->insecure != 0;
+    if (HAS_FIELD(o, lazyroot_pull_options, event_user)) {
+      options.registry.tls_verify = o->no_tls_verify == 0;
+      LAZYROOT_ASSIGN_OR_RETURN(options.registry.cert_dirs, Strings(o->cert_dirs, "cert_dirs"));
+      if (o->jobs < 0 || o->jobs > 32) return Status::InvalidArgument("lazyroot_pull: jobs must be 0 to 32");
+      if (o->jobs != 0) options.jobs = o->jobs;
+      LAZYROOT_RETURN_IF_ERROR(ApplyLimits(o->limits, "limits", &options.limits));
+    }
+  }
+  std::atomic<bool> cancel{false};
+  ProgressAdapter progress(o, &cancel);
+  options.progress = &progress;
+  options.cancel = &cancel;
+  options.consumer_factory = lazyroot::MakeIndexingConsumerFactory(store, options.limits);
+  return lazyroot::Pull(store, ref, options);
+}
+
 lazyroot_status DoPull(lazyroot_store* store, const char* reference, const lazyroot_pull_options* o, bool only_missing,
-                       char** manifest_digest, lazyroot_error** err) {
+                       lazyroot_pull_result* result, lazyroot_error** err) {
   if (store == nullptr || reference == nullptr) return Invalid("lazyroot_pull: store and reference are required", err);
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_pull: options.size is not set", err);
+  if (result != nullptr && result->size != sizeof *result) {
+    return Invalid("lazyroot_pull: result is not initialised (lazyroot_pull_result_init)", err);
+  }
   return Guard(err, [&]() -> Status {
     LAZYROOT_ASSIGN_OR_RETURN(lazyroot::Reference ref, lazyroot::ParseReference(reference));
     if (only_missing) {
       LAZYROOT_ASSIGN_OR_RETURN(std::optional<lazyroot::ImageRecord> rec, store->store->GetImage(ref.ToString()));
       if (rec) {
-        if (manifest_digest != nullptr) *manifest_digest = Dup(rec->manifest_digest);
+        FillResult(result, *rec, 0, 0, false);
         return Status::Ok();
       }
     }
-    lazyroot::PullOptions options;
-    if (o != nullptr) {
-      if (o->platform != nullptr) {
-        LAZYROOT_ASSIGN_OR_RETURN(options.platform, lazyroot::ParsePlatform(o->platform));
-        options.platform_explicit = true;
-      }
-      if (o->username != nullptr || o->password != nullptr) {
-        if (o->username == nullptr || o->password == nullptr) {
-          return Status::InvalidArgument("lazyroot_pull: give both username and password, or neither");
-        }
-        lazyroot::Credential c;
-        c.username = o->username;
-        c.secret = o->password;
-        options.registry.credentials.explicit_credential = std::move(c);
-      }
-      if (o->authfile != nullptr) options.registry.credentials.authfile = o->authfile;
-      options.registry.insecure = o->insecure != 0;
-    }
-    std::atomic<bool> cancel{false};
-    ProgressAdapter progress(o, &cancel);
-    options.progress = &progress;
-    options.cancel = &cancel;
-    options.consumer_factory = lazyroot::MakeIndexingConsumerFactory(*store->store, options.limits);
-    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::PullResult r, lazyroot::Pull(*store->store, ref, options));
-    if (manifest_digest != nullptr) *manifest_digest = Dup(r.record.manifest_digest);
+    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::PullResult r, RunPull(*store->store, ref, o, false));
+    FillResult(result, r.record, static_cast<uint64_t>(r.blobs_fetched), r.bytes_fetched, true);
     return Status::Ok();
   });
+}
+
+// Mirrors a caller's `volatile int` cancel flag into the std::atomic<int>
+// the extract polls, from a thread of its own (polled every 20 ms).
+class CancelWatch {
+ public:
+  explicit CancelWatch(const volatile int* flag) : flag_(flag) {
+    if (flag_ != nullptr) thread_ = std::thread([this] { Run(); });
+  }
+  ~CancelWatch() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CancelWatch(const CancelWatch&) = delete;
+  CancelWatch& operator=(const CancelWatch&) = delete;
+  const std::atomic<int>* flag() const { return flag_ != nullptr ? &mirror_ : nullptr; }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (*flag_ != 0) mirror_.store(*flag_);
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+  const volatile int* flag_;
+  std::atomic<int> mirror_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+void Counts(const lazyroot::ExtractReport& r, double seconds, lazyroot_tree_counts* c) {
+  c->files = r.files;
+  c->dirs = r.dirs;
+  c->symlinks = r.symlinks;
+  c->hardlinks = r.hardlinks;
+  c->devices = r.devices;
+  c->warnings = r.warnings;
+  c->bytes = r.bytes;
+  c->zero_bytes = r.zero_bytes;
+  c->seconds = seconds;
 }
 
 }  // namespace
@@ -234,14 +394,28 @@ void lazyroot_pull_options_init(lazyroot_pull_options* options) {
   options->size = sizeof *options;
 }
 
+void lazyroot_pull_result_init(lazyroot_pull_result* result) {
+  if (result == nullptr) return;
+  std::memset(result, 0, sizeof *result);
+  result->size = sizeof *result;
+}
+
+void lazyroot_pull_result_free(lazyroot_pull_result* result) {
+  if (result == nullptr) return;
+  std::free(result->reference);
+  std::free(result->manifest_digest);
+  std::free(result->platform);
+  result->reference = result->manifest_digest = result->platform = nullptr;
+}
+
 lazyroot_status lazyroot_pull(lazyroot_store* store, const char* reference, const lazyroot_pull_options* options,
-                              char** manifest_digest, lazyroot_error** err) {
-  return DoPull(store, reference, options, false, manifest_digest, err);
+                              lazyroot_pull_result* result, lazyroot_error** err) {
+  return DoPull(store, reference, options, false, result, err);
 }
 
 lazyroot_status lazyroot_ensure(lazyroot_store* store, const char* reference, const lazyroot_pull_options* options,
-                                char** manifest_digest, lazyroot_error** err) {
-  return DoPull(store, reference, options, true, manifest_digest, err);
+                                lazyroot_pull_result* result, lazyroot_error** err) {
+  return DoPull(store, reference, options, true, result, err);
 }
 
 lazyroot_status lazyroot_image_info(lazyroot_store* store, const char* reference, char** json, lazyroot_error** err) {
@@ -292,18 +466,42 @@ lazyroot_status lazyroot_image_info(lazyroot_store* store, const char* reference
   });
 }
 
-lazyroot_status lazyroot_launch_config(lazyroot_store* store, const char* reference, lazyroot_launch** out,
-                                       lazyroot_error** err) {
+void lazyroot_launch_options_init(lazyroot_launch_options* options) {
+  if (options == nullptr) return;
+  std::memset(options, 0, sizeof *options);
+  options->size = sizeof *options;
+}
+
+lazyroot_status lazyroot_launch_config(lazyroot_store* store, const char* reference,
+                                       const lazyroot_launch_options* o, lazyroot_launch** out, lazyroot_error** err) {
   if (store == nullptr || reference == nullptr || out == nullptr) {
     return Invalid("lazyroot_launch_config: store, reference and out are required", err);
   }
+  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_launch_config: options.size is not set", err);
   *out = nullptr;
   return Guard(err, [&]() -> Status {
+    lazyroot::LaunchOverrides overrides;
+    lazyroot::OpenImageOptions open_options;
+    if (o != nullptr) {
+      if (o->entrypoint != nullptr) overrides.entrypoint = o->entrypoint;
+      if (o->cmd_set != 0) {
+        LAZYROOT_ASSIGN_OR_RETURN(overrides.cmd, Strings(o->cmd, "cmd"));
+      }
+      if (o->user != nullptr) overrides.user = o->user;
+      if (o->workdir != nullptr) overrides.workdir = o->workdir;
+      LAZYROOT_ASSIGN_OR_RETURN(overrides.env, Strings(o->env, "env"));
+      for (const std::string& kv : overrides.env) {
+        if (kv.find('=') == std::string::npos || kv.front() == '=') {
+          return Status::InvalidArgument("env " + kv + ": not KEY=VALUE");
+        }
+      }
+      LAZYROOT_RETURN_IF_ERROR(ApplyLimits(o->limits, "limits", &open_options.limits));
+    }
     LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, store->store->LockStore(false));
     LAZYROOT_ASSIGN_OR_RETURN(lazyroot::ImageRecord rec, FindRecord(*store->store, reference));
-    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image, lazyroot::OpenImage(*store->store, rec));
+    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image, lazyroot::OpenImage(*store->store, rec, open_options));
     LAZYROOT_ASSIGN_OR_RETURN(lazyroot::ImageLaunch loaded,
-                              lazyroot::LoadImageLaunch(*store->store, rec, *image.tree, *image.content));
+                              lazyroot::LoadImageLaunch(*store->store, rec, *image.tree, *image.content, overrides));
     auto l = std::make_unique<lazyroot_launch>();
     const lazyroot::LaunchConfig& lc = loaded.launch;
     l->args = lc.args;
@@ -336,28 +534,94 @@ const char* lazyroot_launch_json(const lazyroot_launch* l) { return l->json.c_st
 const char* lazyroot_launch_runtime_spec(const lazyroot_launch* l) { return l->runtime_spec.c_str(); }
 void lazyroot_launch_free(lazyroot_launch* l) { delete l; }
 
-lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, const char* dir, char** path,
+void lazyroot_extract_options_init(lazyroot_extract_options* options) {
+  if (options == nullptr) return;
+  std::memset(options, 0, sizeof *options);
+  options->size = sizeof *options;
+}
+
+void lazyroot_extract_result_init(lazyroot_extract_result* result) {
+  if (result == nullptr) return;
+  std::memset(result, 0, sizeof *result);
+  result->size = sizeof *result;
+}
+
+void lazyroot_extract_result_free(lazyroot_extract_result* result) {
+  if (result == nullptr) return;
+  std::free(result->path);
+  std::free(result->cached_dir);
+  result->path = result->cached_dir = nullptr;
+}
+
+lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, const char* dir,
+                                 const lazyroot_extract_options* o, lazyroot_extract_result* result,
                                  lazyroot_error** err) {
   if (store == nullptr || reference == nullptr) {
     return Invalid("lazyroot_extract: store and reference are required", err);
   }
+  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_extract: options.size is not set", err);
+  if (result != nullptr && result->size != sizeof *result) {
+    return Invalid("lazyroot_extract: result is not initialised (lazyroot_extract_result_init)", err);
+  }
   return Guard(err, [&]() -> Status {
-    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, store->store->LockStore(false));
-    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::ImageRecord rec, FindRecord(*store->store, reference));
-    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image, lazyroot::OpenImage(*store->store, rec));
-    lazyroot::ExtractOptions options;
+    auto note = [o](const std::string& line) {
+      if (o != nullptr && o->note != nullptr) o->note(o->note_user, line.c_str());
+    };
+    lazyroot::ExtractImageOptions options;
     options.rootless = geteuid() != 0;
-    if (dir == nullptr) {
-      lazyroot::CachedRootfsOptions cache_options;
-      cache_options.extract = options;
-      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::CachedRootfs cached,
-                                lazyroot::EnsureCachedRootfs(*store->store, rec, image, cache_options));
-      if (path != nullptr) *path = Dup(cached.dir);
-      return Status::Ok();
+    if (dir != nullptr) options.dir = dir;
+    if (o != nullptr) {
+      if (o->copy != nullptr) options.copy = o->copy;
+      options.reflink = o->reflink != 0;
+      if (o->bundle != nullptr) options.bundle = o->bundle;
+      options.krun_config = o->krun_config != 0;
+      options.rootless = options.rootless || o->rootless != 0;
+      options.threads = o->threads;
+      options.max_bytes = o->max_size;
+      LAZYROOT_RETURN_IF_ERROR(ApplyLimits(o->limits, "limits", &options.limits));
     }
-    auto report = lazyroot::ExtractTree(*image.tree, *image.content, dir, options);
-    if (!report.ok()) return report.status().WithContext("extract " + rec.reference + " into " + dir);
-    if (path != nullptr) *path = Dup(dir);
+    options.note = note;
+    // Refused before anything is pulled or written.
+    LAZYROOT_RETURN_IF_ERROR(lazyroot::CheckExtractTargets(options));
+    CancelWatch cancel(o != nullptr ? o->cancel : nullptr);
+    options.interrupted = cancel.flag();
+    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::Reference ref, lazyroot::ParseReference(reference));
+    // Shared from before the record is read to the end (src/store/STORE.md):
+    // gc cannot delete what is pulled, read or being written into rootfs/.
+    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, store->store->LockStore(false, [&] {
+      note("waiting for the store lock (gc or fsck --repair is running)");
+    }));
+    LAZYROOT_ASSIGN_OR_RETURN(std::optional<lazyroot::ImageRecord> rec, store->store->GetImage(ref.ToString()));
+    if (!rec && o != nullptr && o->pull != nullptr) {
+      note(ref.ToString() + " is not in the store: pulling it");
+      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::PullResult pulled, RunPull(*store->store, ref, o->pull, true));
+      rec = std::move(pulled.record);
+    }
+    if (!rec) return Status::NotFound("image " + ref.ToString() + ": not in the store (pull it first)");
+    lazyroot::TestPause("extract-pulled");
+    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::ExtractImageResult r, lazyroot::ExtractImage(*store->store, *rec, options));
+    if (r.report) {
+      // Warnings name the image's files: the caller decides how to show them.
+      for (const std::string& w : r.report->warning_samples) note("warning: " + w);
+      if (r.report->warnings > r.report->warning_samples.size()) {
+        note("… and " + std::to_string(r.report->warnings - r.report->warning_samples.size()) + " more warnings");
+      }
+    }
+    if (result != nullptr) {
+      result->path = Dup(r.path);
+      result->cached_dir = r.cached_dir.empty() ? nullptr : Dup(r.cached_dir);
+      result->extracted = r.extracted ? 1 : 0;
+      if (r.report) {
+        result->rootless = r.report->rootless ? 1 : 0;
+        Counts(*r.report, r.seconds, &result->extract);
+      }
+      if (r.copied) {
+        result->copied = 1;
+        const lazyroot::CopyReport& c = *r.copied;
+        result->copy = lazyroot_tree_counts{c.files, c.dirs, c.symlinks, c.hardlinks, c.others, 0, c.bytes, 0,
+                                            r.copy_seconds};
+      }
+    }
     return Status::Ok();
   });
 }
@@ -376,39 +640,86 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
   if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_mount_image: options.size is not set", err);
   *out = nullptr;
   return Guard(err, [&]() -> Status {
+    auto note = [o](const std::string& line) {
+      if (HAS_FIELD(o, lazyroot_mount_options, note_user) && o->note != nullptr) o->note(o->note_user, line.c_str());
+    };
     char resolved[PATH_MAX];
     if (realpath(dir, resolved) == nullptr) return Status::FromErrno(std::string("mountpoint ") + dir, errno);
+    struct stat st {};
+    if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Status::InvalidArgument(std::string("mountpoint ") + dir + ": not a directory");
+    }
     const std::string root = store->store->root();
-    const std::string ref_text = reference;
     lazyroot::MountOptions mount_options;
     mount_options.mountpoint = resolved;
+    lazyroot::Limits limits;
+    const lazyroot_pull_options* pull = nullptr;
     if (o != nullptr) {
       mount_options.allow_other = o->allow_other != 0;
       if (o->cache_mib != 0) mount_options.cache_bytes = o->cache_mib << 20;
+      if (HAS_FIELD(o, lazyroot_mount_options, note_user)) {
+        if (o->no_cache != 0) mount_options.cache_bytes = 0;
+        if (o->read_ahead_kib == LAZYROOT_READ_AHEAD_KERNEL) {
+          mount_options.read_ahead_kib = 0;  // left as the kernel has it
+        } else if (o->read_ahead_kib != 0) {
+          mount_options.read_ahead_kib = o->read_ahead_kib;
+        }
+        if (o->threads != 0) mount_options.threads = o->threads;
+        mount_options.suid = o->suid != 0;
+        mount_options.dev = o->dev != 0;
+        LAZYROOT_RETURN_IF_ERROR(ApplyLimits(o->limits, "limits", &limits));
+        pull = o->pull;
+      }
+    }
+    // Decoded units are ~2 MiB (up to 8): a smaller cache could not hold the
+    // unit a reader is in, and every read would decode it again.
+    if (mount_options.cache_bytes != 0 && mount_options.cache_bytes < (uint64_t{16} << 20)) {
+      return Status::InvalidArgument("mount: the cache must be off or at least 16 MiB");
+    }
+    if (mount_options.threads > 1024) return Status::InvalidArgument("mount: at most 1024 threads");
+    if ((mount_options.suid || mount_options.dev) && geteuid() != 0) {
+      return Status::InvalidArgument("mount: suid and dev need root");
     }
     const bool krun_config = o != nullptr && o->krun_config != 0;
-    // Checked here for a clear error code before anything forks.
+    LAZYROOT_ASSIGN_OR_RETURN(lazyroot::Reference ref, lazyroot::ParseReference(reference));
+    const std::string ref_text = ref.ToString();
+    // Found (or pulled) here for a clear error before anything forks.
     {
-      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, store->store->LockStore(false));
-      LAZYROOT_RETURN_IF_ERROR(FindRecord(*store->store, reference).status());
+      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, store->store->LockStore(false, [&] {
+        note("waiting for the store lock (gc or fsck --repair is running)");
+      }));
+      LAZYROOT_ASSIGN_OR_RETURN(std::optional<lazyroot::ImageRecord> rec, store->store->GetImage(ref_text));
+      if (!rec && pull != nullptr) {
+        note(ref_text + " is not in the store: pulling it");
+        LAZYROOT_RETURN_IF_ERROR(RunPull(*store->store, ref, pull, true).status());
+      } else if (!rec) {
+        return Status::NotFound("image " + ref_text + ": not in the store (pull it first)");
+      }
     }
     // The daemon opens the store itself, after closing every descriptor of
     // the caller's: nothing of the launcher lives on in it.
     auto prepare = [&]() -> Result<lazyroot::DaemonMount> {
       LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<lazyroot::Store> s, lazyroot::Store::Open(root));
+      // Shared from before the record is read until the in-use marker is
+      // held and the image open (src/store/STORE.md): gc can neither delete
+      // what is about to be opened nor sweep the marker.
       LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock lock, s->LockStore(false));
       LAZYROOT_ASSIGN_OR_RETURN(lazyroot::ImageRecord rec, FindRecord(*s, ref_text.c_str()));
       lazyroot::DaemonMount m;
+      // Held for the daemon's life: gc keeps this image's blobs while it is
+      // mounted, even after `lazyroot rm`.
       LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock in_use, s->HoldImageInUse(rec.manifest_digest));
       m.held.push_back(std::move(in_use));
-      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image, lazyroot::OpenImage(*s, rec));
+      lazyroot::TestPause("mount-opening");  // store lock and marker held, image not open yet
+      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image,
+                                lazyroot::OpenImage(*s, rec, lazyroot::OpenImageOptions{.limits = limits}));
       m.options = mount_options;
-      m.options.source = rec.reference;
+      m.options.source = rec.reference;  // `findmnt` then says which image is mounted where
       if (krun_config) {
         LAZYROOT_ASSIGN_OR_RETURN(lazyroot::ImageLaunch loaded,
                                   lazyroot::LoadImageLaunch(*s, rec, *image.tree, *image.content));
-        m.options.root_files.push_back(
-            lazyroot::RootFile{".krun_config.json", lazyroot::RuntimeSpecJson(loaded.config, loaded.launch), 0});
+        m.options.root_files.push_back(lazyroot::RootFile{
+            ".krun_config.json", lazyroot::RuntimeSpecJson(loaded.config, loaded.launch), lazyroot::ImageCreated(*s, rec)});
       }
       m.tree = image.tree;
       m.content = image.content;
@@ -416,8 +727,7 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
     };
     lazyroot::DaemonOptions daemon_options;
     daemon_options.close_inherited_fds = true;
-    LAZYROOT_RETURN_IF_ERROR(
-        lazyroot::StartMountDaemon(prepare, daemon_options, "mount " + ref_text + " at " + std::string(resolved)));
+    LAZYROOT_RETURN_IF_ERROR(lazyroot::StartMountDaemon(prepare, daemon_options, "mount " + std::string(dir)));
     *out = new lazyroot_mount{resolved};
     return Status::Ok();
   });

@@ -1,30 +1,15 @@
-// `lazyroot extract`: write an image's merged tree into a directory.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+// `lazyroot extract`: write an image's merged tree into a directory, on the
+// public API (lazyroot.hpp) as a launcher would.
+#include <lazyroot/lazyroot.hpp>
 
-#include <cerrno>
-#include <chrono>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <vector>
 
-#include "fs/extract.h"
-#include "fs/extract_writer.h"
-#include "fs/root_file.h"
-#include "fs/rootfs_check.h"
-#include "fs/rootfs_copy.h"
-#include "src/cli/cli.h"
+#include "src/cli/cli_common.h"
 #include "src/cli/interrupt.h"
-#include "src/cli/progress_render.h"
-#include "src/store/open_image.h"
-#include "src/store/index_consumer.h"
-#include "src/launch/launch_config.h"
-#include "src/pull/pull.h"
-#include "src/image/reference.h"
-#include "src/store/rootfs_cache.h"
-#include "src/launch/runtime_spec.h"
-#include "src/store/test_pause.h"
+#include "src/cli/progress_observer.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -41,189 +26,76 @@ struct ExtractArgs {
   uint64_t max_size = 0;  // 0: the free space of DIR's file system, less a margin
 };
 
-void PrintSummary(const std::string& dir, const ExtractReport& r, double seconds) {
+void PrintSummary(const std::string& dir, const lazyroot_tree_counts& c, bool rootless) {
   std::fprintf(stderr,
                "lazyroot: extracted into %s%s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu devices, "
-               "%llu skipped, %llu warnings, %.1f MiB in %.2f s\n",
-               dir.c_str(), r.rootless ? " (rootless)" : "", static_cast<unsigned long long>(r.files),
-               static_cast<unsigned long long>(r.dirs), static_cast<unsigned long long>(r.symlinks),
-               static_cast<unsigned long long>(r.hardlinks), static_cast<unsigned long long>(r.devices),
-               static_cast<unsigned long long>(r.skipped), static_cast<unsigned long long>(r.warnings),
-               static_cast<double>(r.bytes) / (1 << 20), seconds);
-  if (r.zero_bytes > 0) {
-    std::fprintf(stderr, "lazyroot: %.1f MiB of zeros left as holes\n", static_cast<double>(r.zero_bytes) / (1 << 20));
-  }
-  // Warnings name the image's files: never raw to the terminal.
-  for (const std::string& w : r.warning_samples) {
-    std::fprintf(stderr, "lazyroot: warning: %s\n", Displayable(w).c_str());
-  }
-  if (r.warnings > r.warning_samples.size()) {
-    std::fprintf(stderr, "lazyroot: … and %s more\n",
-                 Counted(r.warnings - r.warning_samples.size(), "warning").c_str());
+               "%llu warnings, %.1f MiB in %.2f s\n",
+               dir.c_str(), rootless ? " (rootless)" : "", static_cast<unsigned long long>(c.files),
+               static_cast<unsigned long long>(c.dirs), static_cast<unsigned long long>(c.symlinks),
+               static_cast<unsigned long long>(c.hardlinks), static_cast<unsigned long long>(c.devices),
+               static_cast<unsigned long long>(c.warnings), static_cast<double>(c.bytes) / (1 << 20), c.seconds);
+  if (c.zero_bytes > 0) {
+    std::fprintf(stderr, "lazyroot: %.1f MiB of zeros left as holes\n", static_cast<double>(c.zero_bytes) / (1 << 20));
   }
 }
-
-// Removes what a failed `extract --bundle` added to the bundle directory:
-// all of it when it created the directory, else its rootfs and config.json.
-class BundleCleanup {
- public:
-  BundleCleanup(std::string bundle, bool created) : bundle_(std::move(bundle)), created_(created) {}
-  ~BundleCleanup() {
-    if (bundle_.empty() || done_) return;
-    if (created_) {
-      (void)RemoveTree(bundle_);
-    } else {
-      (void)RemoveTree(bundle_ + "/rootfs");
-      ::unlink((bundle_ + "/config.json").c_str());
-    }
-  }
-  void Done() { done_ = true; }
-
- private:
-  std::string bundle_;
-  bool created_ = false, done_ = false;
-};
-
-int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args);
 
 int RunExtract(const GlobalOptions& global, const ExtractArgs& args) {
-  if (args.bundle.empty()) return RunExtractTo(global, args);
-  if (!args.dir.empty() || !args.copy.empty()) {
-    return Fail(Status::InvalidArgument("extract: --bundle DIR writes DIR/rootfs; give no other DIR or --copy"));
-  }
-  // Refused before anything is pulled or extracted.
-  auto usable = CheckTargetDir(args.bundle, "extract --bundle");
-  if (!usable.ok()) return Fail(usable.status());
-  bool created = ::mkdir(args.bundle.c_str(), 0755) == 0;
-  if (!created && errno != EEXIST) return Fail(Status::FromErrno("create " + args.bundle, errno));
-  BundleCleanup cleanup(args.bundle, created);
-  ExtractArgs inner = args;
-  inner.dir = args.bundle + "/rootfs";
-  int rc = RunExtractTo(global, inner);
-  if (rc == kExitOk) cleanup.Done();
-  return rc;
-}
-
-int RunExtractTo(const GlobalOptions& global, const ExtractArgs& args) {
-  if (!args.copy.empty() && !args.dir.empty()) {
-    return Fail(Status::InvalidArgument("extract: give either DIR or --copy DIR, not both"));
-  }
-  if (args.krun_config && args.dir.empty() && args.copy.empty()) {
-    return Fail(Status::InvalidArgument(
-        "extract: --krun-config writes into the root: give DIR, --copy DIR or --bundle DIR (the store's cached "
-        "rootfs is shared and stays as the image has it)"));
-  }
-  if (args.reflink && args.copy.empty()) {
-    return Fail(Status::InvalidArgument("extract: --reflink needs --copy DIR"));
-  }
-  if (!args.copy.empty()) {
-    // Refused before anything is pulled or extracted (checked again when copying).
-    auto usable = CheckTargetDir(args.copy, "extract --copy");
-    if (!usable.ok()) return Fail(usable.status());
-  }
-  if (!args.dir.empty()) {
-    // A DIR that is not absent or empty is refused before the pull (and
-    // again when extracting, where it counts).
-    auto usable = CheckTargetDir(args.dir, "extract");
-    if (!usable.ok()) return Fail(usable.status());
-  }
-  // Before the pull starts any thread, so every thread inherits the mask.
+  // Before any thread starts, so every thread inherits the mask. Armed for
+  // the whole call: a signal stops the pull or the extract, which removes
+  // what it wrote (DIR's temp dir, the bundle directory it made).
   InterruptScope interrupt;
-  auto limits = ResolveLimits(args.limits);
-  if (!limits.ok()) return Fail(limits.status());
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
-  // Shared from before the pull to the end (src/store/STORE.md): gc waits, so it
-  // cannot delete what we pulled, read or are writing into rootfs/.
-  auto store_lock = (*store)->LockStore(
-      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
-  if (!store_lock.ok()) return Fail(store_lock.status());
-  auto rec = FindOrPullImage(**store, args.image, args.pull, *limits);
-  if (!rec.ok()) return Fail(rec.status());
-  TestPause("extract-pulled");
-
-  ExtractOptions options;
+  auto limits = LimitItems(args.limits);
+  if (!limits) return kExitUsage;
+  lazyroot::ExtractOptions options;
+  if (!args.copy.empty()) options.copy = args.copy;
+  if (!args.bundle.empty()) options.bundle = args.bundle;
+  options.reflink = args.reflink;
+  options.krun_config = args.krun_config;
   options.rootless = args.rootless;
   options.threads = args.threads;
-  options.max_bytes = args.max_size;
-  options.interrupted = interrupt.flag();
-  // Every byte extract reads of a blob is checked against the chunk digests
-  // recorded at pull (OpenImage's VerifiedByteSource): a blob changed on disk
-  // fails the extract, naming the blob and the bytes, and leaves no DIR.
-  auto opened = OpenImage(**store, *rec, OpenImageOptions{.limits = *limits});
-  if (!opened.ok()) return Fail(opened.status());
-
-  // The runtime config (--bundle, --krun-config), made before anything is
-  // written: an image whose User is not in its /etc/passwd fails here.
-  std::string runtime_spec;
-  if (!args.bundle.empty() || args.krun_config) {
-    auto loaded = LoadImageLaunch(**store, *rec, *opened->tree, *opened->content);
-    if (!loaded.ok()) return Fail(loaded.status());
-    runtime_spec = RuntimeSpecJson(loaded->config, loaded->launch);
+  options.max_size = args.max_size;
+  options.limits = *limits;
+  // std::atomic<int> is an int in memory on every ABI we build for; the
+  // library only reads it.
+  static_assert(sizeof(std::atomic<int>) == sizeof(int) && std::atomic<int>::is_always_lock_free);
+  options.cancel = reinterpret_cast<const volatile int*>(interrupt.flag());
+  auto progress = MakeProgress(ProgressMode::kAuto);
+  ProgressObserver observer(progress.get());
+  if (args.pull) {
+    // As `lazyroot pull IMAGE` with its defaults (host platform, the auth
+    // files, progress on stderr); registry flags are pull's business.
+    options.pull = lazyroot::PullOptions{};
+    options.pull->limits = *limits;
+    options.pull->observer = &observer;
+    options.pull->cancel = options.cancel;
   }
-  // Writes the runtime config files once the root at `root` is complete.
-  auto write_configs = [&](const std::string& root) -> Status {
-    if (args.krun_config) LAZYROOT_RETURN_IF_ERROR(WriteRootFile(root, ".krun_config.json", runtime_spec));
-    if (!args.bundle.empty()) LAZYROOT_RETURN_IF_ERROR(WriteRootFile(args.bundle, "config.json", runtime_spec));
-    return Status::Ok();
-  };
-
-  if (!args.dir.empty()) {
-    struct stat before {};
-    const bool existed = ::lstat(args.dir.c_str(), &before) == 0;  // empty, as checked
-    auto start = std::chrono::steady_clock::now();
-    // Armed while a temp dir exists: a signal then makes ExtractTree stop
-    // and remove it rather than leave a half-written tree behind.
+  // Lines name the image's files: never raw to the terminal.
+  options.note = [](const std::string& line) { std::fprintf(stderr, "lazyroot: %s\n", ForTerminal(line).c_str()); };
+  lazyroot::ExtractResult r;
+  try {
+    lazyroot::Store store(global.root);
     interrupt.Arm();
-    auto report = ExtractTree(*opened->tree, *opened->content, args.dir, options);
+    r = store.Extract(args.image, args.dir, options);
     interrupt.Disarm();
-    if (!report.ok()) return Fail(report.status().WithContext("extract " + rec->reference + " into " + args.dir));
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (Status st = write_configs(args.dir); !st.ok()) {
-      // A root without its config is not what was asked for: leave DIR as it was.
-      (void)RemoveTree(args.dir);
-      if (existed) (void)::mkdir(args.dir.c_str(), before.st_mode & 07777);
-      return Fail(st);
-    }
-    std::printf("%s\n", (args.bundle.empty() ? args.dir : args.bundle).c_str());
-    PrintSummary(args.dir, *report, seconds);
-    return kExitOk;
+  } catch (const lazyroot::Error& e) {
+    interrupt.Disarm();
+    return Fail(e);
   }
-
-  // The store's cached tree, checked before reuse (src/store/rootfs_cache.h).
-  CachedRootfsOptions cache_options;
-  cache_options.extract = options;
-  cache_options.note = [](const std::string& line) { std::fprintf(stderr, "lazyroot: %s\n", line.c_str()); };
-  cache_options.before_extract = [&] { interrupt.Arm(); };
-  cache_options.after_extract = [&] { interrupt.Disarm(); };
-  auto cached = EnsureCachedRootfs(**store, *rec, *opened, cache_options);
-  if (!cached.ok()) return Fail(cached.status());
-  const std::string& dir = cached->dir;
-  if (args.copy.empty()) std::printf("%s\n", dir.c_str());
-  if (cached->report) PrintSummary(dir, *cached->report, cached->seconds);
-  if (args.copy.empty()) return kExitOk;
-
-  // --copy: the checked (or fresh) cached tree, copied while the image's
-  // lock keeps another extract from replacing it.
-  auto start = std::chrono::steady_clock::now();
-  CopyOptions copy_options;
-  copy_options.reflink = args.reflink;
-  copy_options.interrupted = interrupt.flag();
-  interrupt.Arm();
-  auto copied = CopyRootfs(*opened->tree, dir, args.copy, copy_options);
-  interrupt.Disarm();
-  if (!copied.ok()) return Fail(copied.status().WithContext("copy " + dir + " into " + args.copy));
-  if (Status st = write_configs(args.copy); !st.ok()) return Fail(st);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s\n", args.copy.c_str());
-  std::fprintf(stderr,
-               "lazyroot: %s %s into %s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu others, "
-               "%.1f MiB in %.2f s\n",
-               args.reflink ? "reflinked" : "copied", dir.c_str(), args.copy.c_str(),
-               static_cast<unsigned long long>(copied->files), static_cast<unsigned long long>(copied->dirs),
-               static_cast<unsigned long long>(copied->symlinks), static_cast<unsigned long long>(copied->hardlinks),
-               static_cast<unsigned long long>(copied->others), static_cast<double>(copied->bytes) / (1 << 20),
-               seconds);
+  std::printf("%s\n", r.path.c_str());
+  if (r.extracted) {
+    const std::string root = !args.bundle.empty() ? args.bundle + "/rootfs" : !r.cached_dir.empty() ? r.cached_dir : r.path;
+    PrintSummary(root, r.extract, r.rootless);
+  }
+  if (r.copied) {
+    std::fprintf(stderr,
+                 "lazyroot: %s %s into %s: %llu files, %llu dirs, %llu symlinks, %llu hardlinks, %llu others, "
+                 "%.1f MiB in %.2f s\n",
+                 args.reflink ? "reflinked" : "copied", r.cached_dir.c_str(), r.path.c_str(),
+                 static_cast<unsigned long long>(r.copy.files), static_cast<unsigned long long>(r.copy.dirs),
+                 static_cast<unsigned long long>(r.copy.symlinks), static_cast<unsigned long long>(r.copy.hardlinks),
+                 static_cast<unsigned long long>(r.copy.devices), static_cast<double>(r.copy.bytes) / (1 << 20),
+                 r.copy.seconds);
+  }
   return kExitOk;
 }
 

@@ -2,15 +2,15 @@
 // krun_set_exec / krun_set_env / krun_set_workdir, from the image config and
 // the image's own /etc/passwd and /etc/group (read from the layers, never
 // extracted), with docker run's overrides.
+// On the public API (lazyroot.hpp), as a launcher would get it.
+#include <lazyroot/lazyroot.hpp>
+
 #include <cstdio>
 #include <cstdlib>
 
-#include "src/cli/cli.h"
-#include "src/store/open_image.h"
-#include "src/launch/launch_config.h"
+#include "src/cli/cli_common.h"
 
 namespace lazyroot::cli {
-namespace {}  // namespace
 
 void AddLaunchOptions(CLI::App* inspect, LaunchArgs* a) {
   auto* launch = inspect->add_flag(
@@ -39,21 +39,10 @@ void AddLaunchOptions(CLI::App* inspect, LaunchArgs* a) {
 }
 
 int RunInspectLaunch(const GlobalOptions& global, const std::string& image, const LaunchArgs& a) {
-  auto limits = ResolveLimits(a.limits);
-  if (!limits.ok()) return Fail(limits.status());
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
-  // Shared, as inspect: gc cannot remove the blobs and indexes being read.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
-  auto rec = FindImage(**store, image);
-  if (!rec.ok()) return Fail(rec.status());
-  OpenImageOptions open_options;
-  open_options.limits = *limits;
-  auto opened = OpenImage(**store, *rec, open_options);
-  if (!opened.ok()) return Fail(opened.status());
-
-  LaunchOverrides o;
+  auto limits = LimitItems(a.limits);
+  if (!limits) return kExitUsage;
+  lazyroot::LaunchOptions o;
+  o.limits = *limits;
   if (a.entrypoint_opt->count() > 0) o.entrypoint = a.entrypoint;
   if (a.user_opt->count() > 0) o.user = a.user;
   if (a.workdir_opt->count() > 0) o.workdir = a.workdir;
@@ -65,11 +54,12 @@ int RunInspectLaunch(const GlobalOptions& global, const std::string& image, cons
       o.env.push_back(kv + "=" + v);
     }
   }
-  auto loaded = LoadImageLaunch(**store, *rec, *opened->tree, *opened->content, o);
-  if (!loaded.ok()) return Fail(loaded.status());
-  const LaunchConfig* lc = &loaded->launch;
-
-  std::printf("%s\n", LaunchJson(*rec, *lc).c_str());
+  try {
+    lazyroot::Store store(global.root);
+    std::printf("%s\n", store.LaunchConfig(image, o).json.c_str());
+  } catch (const lazyroot::Error& e) {
+    return Fail(e);
+  }
   return kExitOk;
 }
 

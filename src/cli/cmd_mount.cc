@@ -116,6 +116,23 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   options.threads = a.threads;
   options.cache_bytes = a.cache_mib << 20;
   options.read_ahead_kib = a.read_ahead_kib;
+  // A plain mount is what a launcher does: through the public API. The
+  // debugging ones (views, the foreground, the request trace) stay here.
+  if (!a.foreground && !a.debug && a.layer.empty() && a.upto.empty() && !a.layers) {
+    LibraryMount m;
+    m.image = a.image;
+    m.dir = a.dir;
+    m.pull = a.pull;
+    m.allow_other = options.allow_other;
+    m.suid = options.suid;
+    m.dev = options.dev;
+    m.krun_config = a.krun_config;
+    m.cache_mib = a.cache_mib;
+    m.threads = a.threads;
+    m.read_ahead_kib = a.read_ahead_kib;
+    m.limits = a.limits;
+    return RunLibraryMount(global, m);
+  }
 
   char resolved[PATH_MAX];
   if (realpath(a.dir.c_str(), resolved) == nullptr) {

@@ -1,15 +1,14 @@
-// `lazyroot pull`.
+// `lazyroot pull`, on the public API (lazyroot.hpp) as a launcher would.
+#include <lazyroot/lazyroot.hpp>
+
 #include <cstdio>
 #include <iostream>
 #include <map>
 
-#include "src/cli/cli.h"
-#include "src/cli/progress_render.h"
-#include "src/store/index_consumer.h"
-#include "src/pull/pull.h"
+#include "src/cli/cli_common.h"
+#include "src/cli/progress_observer.h"
 
 namespace lazyroot::cli {
-
 void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   struct Args {
     std::string image, platform, creds, username, authfile, progress = "auto";
@@ -21,7 +20,9 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   CLI::App* cmd = app.add_subcommand("pull", "Download an image into the store, verifying every byte");
   cmd->add_option("IMAGE", args->image,
                   "Image reference: alpine, ghcr.io/o/app:v1, host:5000/x@sha256:…, http://127.0.0.1:5000/x:1 "
-                  "(plain HTTP), oci:DIR[:tag] (an OCI image layout)")
+                  "(plain HTTP), oci:DIR[:tag] (an OCI image layout), oci-archive:FILE[:tag] (a tar of one), "
+                  "docker-archive:FILE[:ref|:@N] (a docker save tarball; ref picks by RepoTags, @N the N-th image; "
+                  "FILE ends at the first ':')")
       ->required();
   cmd->add_option("--platform", args->platform,
                   "os/arch[/variant] to pick from a multi-platform image (default: this host)");
@@ -49,61 +50,60 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
   AddLimitOption(cmd, &args->limits);
   cmd->callback([args, &global, run] {
     *run = [args, &global]() -> int {
-      auto ref = ParseReference(args->image);
-      if (!ref.ok()) return Fail(ref.status());
-      PullOptions options;
-      if (!args->platform.empty()) {
-        auto p = ParsePlatform(args->platform);
-        if (!p.ok()) return Fail(p.status());
-        options.platform = *p;
-        options.platform_explicit = true;
-      }
+      lazyroot::PullOptions options;
+      if (!args->platform.empty()) options.platform = args->platform;
       options.jobs = args->jobs;
-      auto limits = ResolveLimits(args->limits);
-      if (!limits.ok()) return Fail(limits.status());
+      auto limits = LimitItems(args->limits);
+      if (!limits) return kExitUsage;
       options.limits = *limits;
-      options.registry.insecure = args->insecure;
-      options.registry.tls_verify = args->tls_verify;
-      options.registry.cert_dirs = args->cert_dirs;
-      options.registry.credentials.authfile = args->authfile;
+      options.insecure = args->insecure;
+      options.tls_verify = args->tls_verify;
+      options.cert_dirs = args->cert_dirs;
+      if (!args->authfile.empty()) options.authfile = args->authfile;
       if (!args->creds.empty() || !args->username.empty()) {
-        Credential c;
         if (!args->creds.empty()) {
           size_t colon = args->creds.find(':');
           if (colon == std::string::npos || colon == 0) {
-            return Fail(Status::InvalidArgument("--creds must be USER:PASSWORD"));
+            std::fprintf(stderr, "lazyroot: --creds must be USER:PASSWORD\n");
+            return kExitUsage;
           }
-          c.username = args->creds.substr(0, colon);
-          c.secret = args->creds.substr(colon + 1);
+          options.username = args->creds.substr(0, colon);
+          options.password = args->creds.substr(colon + 1);
         } else {
-          if (!args->password_stdin) return Fail(Status::InvalidArgument("--username needs --password-stdin"));
-          c.username = args->username;
-          std::getline(std::cin, c.secret);
-          while (!c.secret.empty() && (c.secret.back() == '\r' || c.secret.back() == '\n')) c.secret.pop_back();
+          if (!args->password_stdin) {
+            std::fprintf(stderr, "lazyroot: --username needs --password-stdin\n");
+            return kExitUsage;
+          }
+          std::string secret;
+          std::getline(std::cin, secret);
+          while (!secret.empty() && (secret.back() == '\r' || secret.back() == '\n')) secret.pop_back();
+          options.username = args->username;
+          options.password = std::move(secret);
         }
-        options.registry.credentials.explicit_credential = c;
       } else if (args->password_stdin) {
-        return Fail(Status::InvalidArgument("--password-stdin needs --username"));
+        std::fprintf(stderr, "lazyroot: --password-stdin needs --username\n");
+        return kExitUsage;
       }
       static const std::map<std::string, ProgressMode> kModes = {{"auto", ProgressMode::kAuto},
                                                                  {"tty", ProgressMode::kTty},
                                                                  {"plain", ProgressMode::kPlain},
                                                                  {"json", ProgressMode::kJson}};
       auto progress = MakeProgress(args->quiet ? ProgressMode::kNone : kModes.at(args->progress));
-      options.progress = progress.get();
-
-      auto store = OpenStore(global);
-      if (!store.ok()) return Fail(store.status());
-      options.consumer_factory = MakeIndexingConsumerFactory(**store, options.limits);
-      auto result = Pull(**store, *ref, options);
-      if (!result.ok()) return Fail(result.status());
-      if (args->quiet) {
-        std::printf("%s\n", result->record.manifest_digest.c_str());
-      } else {
-        std::printf("%s\nDigest: %s\nPlatform: %s\nDownloaded %s, %llu bytes\n", result->record.reference.c_str(),
-                    result->record.manifest_digest.c_str(), result->record.platform.c_str(),
-                    Counted(static_cast<unsigned>(result->blobs_fetched), "blob").c_str(),
-                    static_cast<unsigned long long>(result->bytes_fetched));
+      ProgressObserver observer(progress.get());
+      options.observer = &observer;
+      try {
+        lazyroot::Store store(global.root);
+        lazyroot::PullResult result = store.Pull(args->image, options);
+        if (args->quiet) {
+          std::printf("%s\n", result.manifest_digest.c_str());
+        } else {
+          std::printf("%s\nDigest: %s\nPlatform: %s\nDownloaded %s, %llu bytes\n", result.reference.c_str(),
+                      result.manifest_digest.c_str(), result.platform.c_str(),
+                      Counted(result.blobs_fetched, "blob").c_str(),
+                      static_cast<unsigned long long>(result.bytes_fetched));
+        }
+      } catch (const lazyroot::Error& e) {
+        return Fail(e);
       }
       return kExitOk;
     };

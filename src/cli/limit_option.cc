@@ -43,4 +43,16 @@ Result<Limits> ResolveLimits(const std::vector<std::string>& values) {
   return limits;
 }
 
+std::optional<std::vector<std::string>> LimitItems(const std::vector<std::string>& values) {
+  // Checked here, so the message names --limit or LAZYROOT_LIMITS.
+  if (auto limits = ResolveLimits(values); !limits.ok()) {
+    Fail(limits.status());
+    return std::nullopt;
+  }
+  std::vector<std::string> items;
+  if (const char* env = std::getenv("LAZYROOT_LIMITS"); env != nullptr) items.emplace_back(env);
+  items.insert(items.end(), values.begin(), values.end());
+  return items;
+}
+
 }  // namespace lazyroot::cli

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   AddWhichCommand(app, global, &run);
   AddLsCommands(app, global, &run);
   AddDiffCommand(app, global, &run);
+  AddSaveCommand(app, global, &run);
   AddLoginCommands(app, global, &run);
   AddDfCommand(app, global, &run);
   if (std::string unknown = UnknownCommandMessage(app, argc, argv); !unknown.empty()) {

@@ -93,6 +93,13 @@ class BudgetedHandler {
 
 Result<JsonDocument> ParseJsonDocument(std::string_view text, std::string_view what, uint64_t max_bytes,
                                        ErrorCode code) {
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument doc, ParseJsonValue(text, what, max_bytes, code));
+  if (!doc.IsObject()) return Status::Error(code, std::string(what) + " is not a JSON object");
+  return doc;
+}
+
+Result<JsonDocument> ParseJsonValue(std::string_view text, std::string_view what, uint64_t max_bytes,
+                                    ErrorCode code) {
   const std::string name(what);
   if (text.size() > max_bytes) {
     return Status::Error(code, name + ": larger than " + std::to_string(max_bytes) + " bytes");
@@ -122,7 +129,6 @@ Result<JsonDocument> ParseJsonDocument(std::string_view text, std::string_view w
   if (result.IsError()) {
     return Status::Error(code, name + " is not valid JSON: " + rapidjson::GetParseError_En(result.Code()) + at);
   }
-  if (!doc.IsObject()) return Status::Error(code, name + " is not a JSON object");
   return doc;
 }
 

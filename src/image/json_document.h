@@ -55,4 +55,9 @@ using JsonValue = JsonDocument::ValueType;
 Result<JsonDocument> ParseJsonDocument(std::string_view text, std::string_view what, uint64_t max_bytes,
                                               ErrorCode code = ErrorCode::kCorruption);
 
+// ParseJsonDocument for a document whose root may be any value (docker
+// save's manifest.json is an array); the same caps and messages.
+Result<JsonDocument> ParseJsonValue(std::string_view text, std::string_view what, uint64_t max_bytes,
+                                   ErrorCode code = ErrorCode::kCorruption);
+
 }  // namespace lazyroot

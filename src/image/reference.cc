@@ -140,19 +140,53 @@ Status Invalid(std::string_view text, std::string_view why) {
 
 // skopeo's "oci:path[:reference]": the reference is what follows the last ':'
 // when that part holds no '/', so directories may contain ':' and '/'.
-Result<Reference> ParseOciLayout(std::string_view text, std::string_view rest) {
+Result<Reference> ParseOciLayout(std::string_view text, std::string_view rest,
+                                 Reference::Transport transport = Reference::Transport::kOciLayout) {
+  const bool archive = transport == Reference::Transport::kOciArchive;
   Reference ref;
-  ref.transport = Reference::Transport::kOciLayout;
+  ref.transport = transport;
   size_t colon = rest.rfind(':');
   if (colon != std::string_view::npos && rest.substr(colon + 1).find('/') == std::string_view::npos) {
     ref.layout_dir = std::string(rest.substr(0, colon));
     ref.tag = std::string(rest.substr(colon + 1));
     // "oci:a:b:" would print as "oci:a:b", which reads back as tag "b".
-    if (ref.tag.empty()) return Invalid(text, "empty tag after ':' (write oci:DIR or oci:DIR:TAG)");
+    if (ref.tag.empty()) {
+      return Invalid(text, archive ? "empty tag after ':' (write oci-archive:FILE or oci-archive:FILE:TAG)"
+                                   : "empty tag after ':' (write oci:DIR or oci:DIR:TAG)");
+    }
   } else {
     ref.layout_dir = std::string(rest);
   }
-  if (ref.layout_dir.empty()) return Invalid(text, "missing OCI layout directory");
+  if (ref.layout_dir.empty()) return Invalid(text, archive ? "missing archive file" : "missing OCI layout directory");
+  return ref;
+}
+
+Result<Reference> ParseRegistryReference(std::string_view text, std::string_view s);
+
+// skopeo's "docker-archive:path[:reference]": the path ends at the first ':';
+// the reference is a tagged docker reference (no digest) or "@N".
+Result<Reference> ParseDockerArchive(std::string_view text, std::string_view rest) {
+  Reference ref;
+  ref.transport = Reference::Transport::kDockerArchive;
+  size_t colon = rest.find(':');
+  ref.layout_dir = std::string(rest.substr(0, colon));
+  if (ref.layout_dir.empty()) return Invalid(text, "missing archive file");
+  if (colon == std::string_view::npos) return ref;
+  std::string_view r = rest.substr(colon + 1);
+  if (r.empty()) return Invalid(text, "empty reference after ':' (write docker-archive:FILE or docker-archive:FILE:REF)");
+  if (r.starts_with("@")) {
+    std::string_view n = r.substr(1);
+    if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string_view::npos ||
+        (n.size() > 1 && n[0] == '0')) {
+      return Invalid(text, "want @N, a decimal image index, after the archive file");
+    }
+    ref.archive_ref = std::string(r);
+    return ref;
+  }
+  auto docker = ParseRegistryReference(text, r);
+  if (!docker.ok()) return docker.status();
+  if (!docker->digest.empty()) return Invalid(text, "a docker-archive reference cannot name a digest");
+  ref.archive_ref = docker->ToString();
   return ref;
 }
 
@@ -222,16 +256,23 @@ Result<Reference> ParseRegistryReference(std::string_view text, std::string_view
 
 std::string Reference::ToString() const {
   std::string out;
-  if (transport == Transport::kOciLayout) {
-    out = "oci:" + layout_dir;
+  if (transport == Transport::kOciLayout || transport == Transport::kOciArchive) {
+    out = (transport == Transport::kOciLayout ? "oci:" : "oci-archive:") + layout_dir;
     if (!tag.empty()) out += ":" + tag;
+    return out;
+  }
+  if (transport == Transport::kDockerArchive) {
+    out = "docker-archive:" + layout_dir;
+    if (!archive_ref.empty()) out += ":" + archive_ref;
     return out;
   }
   out = registry + "/" + repository;
   if (!tag.empty()) out += ":" + tag;
   if (!digest.empty()) out += "@" + digest;
   // A registry named "oci" (with a port) would read back as an OCI layout.
-  if (out.starts_with("oci:")) out.insert(0, "docker://");
+  if (out.starts_with("oci:") || out.starts_with("oci-archive:") || out.starts_with("docker-archive:")) {
+    out.insert(0, "docker://");
+  }
   return out;
 }
 
@@ -243,6 +284,8 @@ Result<Reference> ParseReference(std::string_view text) {
   if (text.empty()) return Status::InvalidArgument("invalid reference \"\": reference is empty");
   std::string_view rest = text;
   if (rest.starts_with("oci:")) return ParseOciLayout(text, rest.substr(4));
+  if (rest.starts_with("oci-archive:")) return ParseOciLayout(text, rest.substr(12), Reference::Transport::kOciArchive);
+  if (rest.starts_with("docker-archive:")) return ParseDockerArchive(text, rest.substr(15));
   bool plain_http = false;
   if (rest.starts_with("docker://")) {
     rest.remove_prefix(9);

@@ -5,6 +5,11 @@
 //   oci:DIR[:tag]               -> a local OCI image layout (transport kOciLayout); the
 //                                  tag is what follows the last ':' when that part has no
 //                                  '/' (skopeo); no tag means "the only image in the layout"
+//   oci-archive:FILE[:tag]      -> a tar of an OCI image layout, tag read as for oci:
+//   docker-archive:FILE[:ref]   -> a `docker save` tarball; as skopeo, FILE ends at the first
+//                                  ':'; ref is a docker reference matched against RepoTags
+//                                  (normalised: "busybox" is docker.io/library/busybox:latest)
+//                                  or "@N", the N-th image of the archive
 // Prefixes "docker://" and "https://" are stripped; "http://" sets plain_http.
 // The grammar is distribution/reference's ParseNormalizedNamed: a first
 // component with '.', ':', upper case, or "localhost" is the registry;
@@ -26,7 +31,7 @@
 namespace lazyroot {
 
 struct Reference {
-  enum class Transport { kRegistry, kOciLayout };
+  enum class Transport { kRegistry, kOciLayout, kOciArchive, kDockerArchive };
   Transport transport = Transport::kRegistry;
 
   std::string registry;    // "docker.io", "ghcr.io", "127.0.0.1:5000" (host[:port], lower-case host,
@@ -35,7 +40,9 @@ struct Reference {
   std::string tag;         // "latest" when neither tag nor digest was given; may be empty with a
                            // digest, and for kOciLayout when no reference name was given
   std::string digest;      // "sha256:<64 hex>" or empty
-  std::string layout_dir;  // kOciLayout only: the directory of the layout
+  std::string layout_dir;  // kOciLayout: the directory of the layout; the archives: the file
+  // kDockerArchive: the normalised docker reference or "@N" after FILE; tag is empty.
+  std::string archive_ref;
   // The user wrote "http://host/…": talk plain HTTP to this registry. A
   // "https://" or "docker://" prefix is accepted and stripped.
   bool plain_http = false;

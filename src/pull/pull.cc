@@ -33,6 +33,7 @@
 #include "index/sha256.h"
 #include "src/store/index_consumer.h"
 #include "src/image/manifest.h"
+#include "src/image/docker_archive.h"
 #include "src/image/oci_layout.h"
 #include "src/store/test_pause.h"
 
@@ -426,6 +427,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const RegistryOptions& options) {
   if (ref.transport == Reference::Transport::kOciLayout) return OpenOciLayout(ref.layout_dir, ref.tag);
+  if (ref.transport == Reference::Transport::kOciArchive) return OpenOciArchive(ref.layout_dir, ref.tag);
+  if (ref.transport == Reference::Transport::kDockerArchive) return OpenDockerArchive(ref.layout_dir, ref.archive_ref);
   LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<RegistryClient> client, RegistryClient::Connect(ref, options));
   return std::unique_ptr<ImageSource>(std::move(client));
 }

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   if (lazyroot_ensure(store, image, NULL, NULL, &err) != LAZYROOT_OK) return fail("pull", err);
 
   lazyroot_launch* launch = NULL;
-  if (lazyroot_launch_config(store, image, &launch, &err) != LAZYROOT_OK) return fail("launch config", err);
+  if (lazyroot_launch_config(store, image, NULL, &launch, &err) != LAZYROOT_OK) return fail("launch config", err);
   lazyroot_mount_options options;
   lazyroot_mount_options_init(&options);
   options.krun_config = 1; /* /.krun_config.json for libkrun's init */

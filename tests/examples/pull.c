@@ -43,17 +43,19 @@ int main(int argc, char** argv) {
   options.progress = on_progress;
   options.progress_user = &s;
   options.cancel = &s.cancel;
-  char* digest = NULL;
-  lazyroot_status st = lazyroot_pull(store, argv[1], &options, &digest, &err);
+  lazyroot_pull_result result;
+  lazyroot_pull_result_init(&result);
+  lazyroot_status st = lazyroot_pull(store, argv[1], &options, &result, &err);
   int rc = 0;
   if (st == LAZYROOT_OK) {
-    printf("digest %s\n", digest);
+    printf("digest %s\n", result.manifest_digest);
+    printf("blobs %llu\n", (unsigned long long)result.blobs_fetched);
   } else {
     fprintf(stderr, "pull: status %d: %s\n", (int)st, lazyroot_error_message(err));
     rc = st == LAZYROOT_CANCELLED ? 3 : 1;
   }
   printf("calls %u\n", s.calls);
-  lazyroot_free(digest);
+  lazyroot_pull_result_free(&result);
   lazyroot_error_free(err);
   lazyroot_store_close(store);
   return rc;

@@ -9,6 +9,8 @@
 #include <iostream>
 #include <lazyroot/lazyroot.hpp>
 #include <sstream>
+#include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
   if (argc != 4) {
@@ -27,6 +29,16 @@ int main(int argc, char** argv) {
     std::cout << "argv:";
     for (const std::string& a : launch.args) std::cout << " " << a;
     std::cout << "\nuid: " << launch.uid << "\n";
+    // docker run's overrides: trailing args replace Cmd, -e adds to Env.
+    lazyroot::LaunchOptions overrides;
+    overrides.cmd = std::vector<std::string>{"--check"};
+    overrides.env = {"MODE=test"};
+    lazyroot::Launch custom = store.LaunchConfig(argv[1], overrides);
+    std::cout << "override argv:";
+    for (const std::string& a : custom.args) std::cout << " " << a;
+    std::cout << "\noverride env:";
+    for (const std::string& e : custom.env) std::cout << " " << e;
+    std::cout << "\n";
     mount.Unmount();
     // The store's cached extract (what krun_set_root gets without a mount).
     std::cout << "cached: " << store.Extract(argv[1]) << "\n";

@@ -119,7 +119,7 @@ class Library(PullTestCase):
         shutil.copy(os.path.join(EXAMPLES, "read_image.cc"), src)
         with open(os.path.join(src, "CMakeLists.txt"), "w") as f:
             f.write("cmake_minimum_required(VERSION 3.25)\nproject(read_image CXX)\nset(CMAKE_CXX_STANDARD 17)\n"
-                    "find_package(lazyroot 0.1 REQUIRED)\nadd_executable(read_image read_image.cc)\n"
+                    "find_package(lazyroot 0.2 REQUIRED)\nadd_executable(read_image read_image.cc)\n"
                     "target_link_libraries(read_image PRIVATE lazyroot::lazyroot)\n")
         b = os.path.join(src, "build")
         r = subprocess.run(["cmake", "-S", src, "-B", b, "-G", "Ninja", "-DCMAKE_PREFIX_PATH=" + self.prefix],
@@ -134,6 +134,8 @@ class Library(PullTestCase):
         self.assertIn("file: hello through the library", r.stdout)
         self.assertIn("argv: /bin/app --serve", r.stdout)
         self.assertIn("uid: 1000", r.stdout)
+        self.assertIn("override argv: /bin/app --check\n", r.stdout)
+        self.assertIn(" MODE=test", r.stdout)
         self.assertFalse(mounted(mnt))
         cached = [l.split(" ", 1)[1] for l in r.stdout.splitlines() if l.startswith("cached: ")][0]
         self.assertTrue(cached.startswith(os.path.join(self.root, "rootfs") + "/"), cached)
@@ -171,12 +173,30 @@ class Library(PullTestCase):
         r = subprocess.run([out, ref], capture_output=True, text=True, env=env, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("digest " + big.digest, r.stdout)
+        # The resumed pull fetched the config and the layer's rest (lazyroot_pull_result).
+        self.assertRegex(r.stdout, r"\nblobs [12]\n")
         lines = [l.split() for l in r.stdout.splitlines() if l.startswith("progress ")]
         self.assertTrue(lines)
         done = [int(l[1]) for l in lines]
         self.assertEqual(done, sorted(done))  # monotonic
         self.assertEqual(done[-1], int(lines[-1][2]))  # ends at the total
         self.assertOk(self.lazyroot("fsck"))
+
+    def test_launcher_verbs_use_the_public_api_only(self):
+        """pull, extract, mount (the daemon) and inspect --launch are built on
+        <lazyroot/lazyroot.hpp>: their files include nothing of the core, so
+        a launcher can do all they do."""
+        cli = os.path.join(HERE, "..", "..", "src", "cli")
+        allowed = {"<lazyroot/lazyroot.hpp>", '"src/cli/cli_common.h"', '"src/cli/progress_observer.h"',
+                   '"src/cli/progress_render.h"', '"src/cli/interrupt.h"'}
+        for name in ("cmd_pull.cc", "cmd_extract.cc", "cmd_mount_library.cc", "cmd_launch.cc",
+                     "progress_observer.h", "cli_common.h"):
+            with open(os.path.join(cli, name)) as f:
+                includes = [l.split(None, 1)[1].strip() for l in f if l.startswith("#include")]
+            ours = [i for i in includes if i.startswith('"') or i.startswith("<lazyroot")]
+            if name.endswith(".cc"):
+                self.assertIn("<lazyroot/lazyroot.hpp>", ours, name)
+            self.assertEqual([i for i in ours if i not in allowed], [], name)
 
     def test_exports_and_soname(self):
         so = os.path.join(self.libdir, "liblazyroot.so")
@@ -188,7 +208,7 @@ class Library(PullTestCase):
         self.assertIn("[liblazyroot.so.0]", r.stdout)
         for h in ("lazyroot.h", "lazyroot.hpp"):
             self.assertTrue(os.path.exists(os.path.join(self.prefix, "include", "lazyroot", h)))
-        self.assertEqual(self.pkg_config("--modversion"), ["0.1.0"])
+        self.assertEqual(self.pkg_config("--modversion"), ["0.2.0"])
 
 
 if __name__ == "__main__":

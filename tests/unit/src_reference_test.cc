@@ -304,6 +304,54 @@ TEST(ParseReference, OciLayout) {
   ExpectInvalid("oci:dir:");  // "oci:a:b:" would print as "oci:a:b", tag b
 }
 
+TEST(ParseReference, Archives) {
+  Result<Reference> r = ParseReference("oci-archive:/tmp/a:b/img.tar:v1");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->transport, Reference::Transport::kOciArchive);
+  EXPECT_EQ(r->layout_dir, "/tmp/a:b/img.tar");
+  EXPECT_EQ(r->tag, "v1");
+  EXPECT_EQ(r->ToString(), "oci-archive:/tmp/a:b/img.tar:v1");
+  ExpectInvalid("oci-archive:");
+  ExpectInvalid("oci-archive:x.tar:");
+
+  struct Docker {
+    std::string input, file, ref, str;
+  };
+  const std::vector<Docker> cases = {
+      {"docker-archive:/tmp/x.tar", "/tmp/x.tar", "", "docker-archive:/tmp/x.tar"},
+      // As skopeo: FILE ends at the first ':'; the ref is normalised.
+      {"docker-archive:x.tar:busybox", "x.tar", "docker.io/library/busybox:latest",
+       "docker-archive:x.tar:docker.io/library/busybox:latest"},
+      {"docker-archive:x.tar:localhost:5000/a/b:v2", "x.tar", "localhost:5000/a/b:v2",
+       "docker-archive:x.tar:localhost:5000/a/b:v2"},
+      {"docker-archive:x.tar:@3", "x.tar", "@3", "docker-archive:x.tar:@3"},
+  };
+  for (const Docker& c : cases) {
+    SCOPED_TRACE(c.input);
+    Result<Reference> d = ParseReference(c.input);
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    EXPECT_EQ(d->transport, Reference::Transport::kDockerArchive);
+    EXPECT_EQ(d->layout_dir, c.file);
+    EXPECT_EQ(d->archive_ref, c.ref);
+    EXPECT_EQ(d->ToString(), c.str);
+    Result<Reference> again = ParseReference(d->ToString());
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->ToString(), c.str);
+  }
+  ExpectInvalid("docker-archive:");
+  ExpectInvalid("docker-archive::x");
+  ExpectInvalid("docker-archive:x.tar:");
+  ExpectInvalid("docker-archive:x.tar:@");
+  ExpectInvalid("docker-archive:x.tar:@01");
+  ExpectInvalid("docker-archive:x.tar:@-1");
+  ExpectInvalid("docker-archive:x.tar:Busybox");
+  ExpectInvalid("docker-archive:x.tar:busybox@sha256:" + std::string(64, 'a'));
+  // A registry whose name reads as a transport prints with docker://.
+  Result<Reference> reg = ParseReference("docker://docker-archive:5000/x:1");
+  ASSERT_TRUE(reg.ok());
+  EXPECT_EQ(reg->ToString(), "docker://docker-archive:5000/x:1");
+}
+
 TEST(ParseReference, ErrorMessagesNameTheProblem) {
   auto message = [](const std::string& s) { return ParseReference(s).status().message(); };
   EXPECT_EQ(message("Alpine"), "invalid reference \"Alpine\": repository name must be lowercase");
@@ -330,7 +378,7 @@ TEST(ParseReference, TagGrammarEdges) {
 // The fields that make up a reference's identity (plain_http is how to
 // connect, not which image).
 auto Fields(const Reference& r) {
-  return std::make_tuple(r.transport, r.registry, r.repository, r.tag, r.digest, r.layout_dir);
+  return std::make_tuple(r.transport, r.registry, r.repository, r.tag, r.digest, r.layout_dir, r.archive_ref);
 }
 
 // parse -> print -> parse gives the same reference and the same text.
