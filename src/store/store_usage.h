@@ -19,7 +19,7 @@ namespace lazyroot {
 
 struct UsageBytes {
   uint64_t bytes = 0;  // allocated
-  uint64_t files = 0;  // regular files
+  uint64_t files = 0;  // regular files (in tmp/: the *.partial downloads)
 };
 
 struct ImageUsage {
