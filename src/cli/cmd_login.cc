@@ -202,8 +202,8 @@ int RunLogout(const LoginArgs& a) {
   auto removed = EraseCredential(*dest, key->key, creds);
   if (!removed.ok()) return Fail(removed.status().WithContext("logout from " + key->key));
   if (!*removed) {
-    return Fail(Status::NotFound("logout: not logged in to " + key->key + " (nothing stored in " +
-                                 dest->Describe() + ")"));
+    return Fail(
+        Status::NotFound("logout: not logged in to " + key->key + " (nothing stored in " + dest->Describe() + ")"));
   }
   std::printf("Removed login credentials for %s from %s\n", key->key.c_str(), dest->Describe().c_str());
   return kExitOk;
@@ -221,10 +221,12 @@ void AddLoginCommands(CLI::App& app, const GlobalOptions&, Runner* run) {
   auto args = std::make_shared<LoginArgs>();
   CLI::App* login = app.add_subcommand(
       "login", std::string("Check a user name and password against REGISTRY (GET /v2/, or its token service), then "
-                           "keep them for pull. ") + kWhere);
-  login->add_option("REGISTRY", args->registry,
-                    "Registry host[:port] (docker.io, 127.0.0.1:5000), or host/namespace for an auth.json entry "
-                    "that applies to that namespace only; http://HOST talks plain HTTP")
+                           "keep them for pull. ") +
+                   kWhere);
+  login
+      ->add_option("REGISTRY", args->registry,
+                   "Registry host[:port] (docker.io, 127.0.0.1:5000), or host/namespace for an auth.json entry "
+                   "that applies to that namespace only; http://HOST talks plain HTTP")
       ->required();
   login->add_option("-u,--username", args->username, "User name (asked for on a terminal when missing)");
   login->add_flag("--password-stdin", args->password_stdin,
@@ -234,14 +236,17 @@ void AddLoginCommands(CLI::App& app, const GlobalOptions&, Runner* run) {
   login->add_flag("--insecure", args->insecure, "Talk plain HTTP to the registry");
   login->add_flag("--tls-verify,!--no-tls-verify", args->tls_verify,
                   "Verify the registry's TLS certificate (--tls-verify=false to skip)");
-  login->add_option("--cert-dir", args->cert_dirs,
-                    "Directory holding HOST[:PORT]/{*.crt,*.cert,*.key}, as for pull");
+  login->add_option("--cert-dir", args->cert_dirs, "Directory holding HOST[:PORT]/{*.crt,*.cert,*.key}, as for pull");
   login->callback([args, run] { *run = [args] { return RunLogin(*args); }; });
 
   auto out = std::make_shared<LoginArgs>();
   CLI::App* logout = app.add_subcommand(
-      "logout", std::string("Remove the credentials login stored for REGISTRY (the entry for exactly that key; "
-                            "other entries and settings are kept). ") + kWhere);
+      "logout",
+      std::string(
+          "Remove the credentials login stored for REGISTRY (that key, and for a host the URL forms docker writes, "
+          "https://HOST/v1/; "
+          "other entries and settings are kept). ") +
+          kWhere);
   logout->add_option("REGISTRY", out->registry, "Registry host[:port] or host/namespace, as given to login");
   logout->add_option("--authfile", out->authfile, "The containers auth.json to edit")->option_text("FILE");
   logout->add_flag("-a,--all", out->all, "Remove every entry of the auth file (credential helpers are not asked)");

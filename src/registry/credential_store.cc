@@ -82,9 +82,9 @@ Status HelperStore(const std::string& helper, const std::string& key, const std:
   w.Key("Secret");
   str(secret);
   w.EndObject();
-  LAZYROOT_ASSIGN_OR_RETURN(CredentialHelperRun run,
-                            RunCredentialHelper(helper, "store", std::string(sb.GetString(), sb.GetSize()), host,
-                                                timeout_ms));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      CredentialHelperRun run,
+      RunCredentialHelper(helper, "store", std::string(sb.GetString(), sb.GetSize()), host, timeout_ms));
   if (run.exit_status != 0) {
     return Status::Unauthorized("credential helper docker-credential-" + helper + " for registry " + host +
                                 ": store failed (exit status " + std::to_string(run.exit_status) + ")");
@@ -95,9 +95,9 @@ Status HelperStore(const std::string& helper, const std::string& key, const std:
 Result<bool> HelperErase(const std::string& helper, const std::string& key, const CredentialOptions& options) {
   LAZYROOT_ASSIGN_OR_RETURN(int timeout_ms, CredentialHelperTimeoutMs(options));
   const std::string host = LoginKeyHost(key);
-  LAZYROOT_ASSIGN_OR_RETURN(CredentialHelperRun run,
-                            RunCredentialHelper(helper, "erase", CredentialHelperServerUrl(host) + "\n", host,
-                                                timeout_ms));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      CredentialHelperRun run,
+      RunCredentialHelper(helper, "erase", CredentialHelperServerUrl(host) + "\n", host, timeout_ms));
   if (run.exit_status == 0) return true;
   if (run.output.find("credentials not found") != std::string::npos) return false;
   return Status::Unauthorized("credential helper docker-credential-" + helper + " for registry " + host +

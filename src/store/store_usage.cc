@@ -18,7 +18,7 @@ struct Walk {
   StoreUsage* usage = nullptr;
   const LiveSet* keep = nullptr;
   size_t root_len = 0;
-  std::set<std::pair<dev_t, ino_t>> seen;  // hard links counted once
+  std::set<std::pair<dev_t, ino_t>> seen;                   // hard links counted once
   std::map<std::string, uint64_t>* object_bytes = nullptr;  // "blobs/<hex>", "index/<hex>" -> bytes
   std::string error;
 };

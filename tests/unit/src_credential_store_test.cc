@@ -1,9 +1,6 @@
-#include "src/registry/credential_store.h"
-
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +9,7 @@
 #include <string>
 
 #include "src/image/json_document.h"
+#include "src/registry/credential_store.h"
 
 namespace lazyroot {
 namespace {
@@ -58,7 +56,8 @@ TEST_F(CredentialStore, DestinationIsTheNamedFile) {
 }
 
 TEST_F(CredentialStore, StoreCreatesPrivateFileAndKeepsTheRest) {
-  Write(R"({"auths": {"other:1": {"auth": "b3RoZXI6eA=="}}, "credHelpers": {"x.io": "pass"}, "unknown": [1, {"a": null}]})");
+  Write(
+      R"({"auths": {"other:1": {"auth": "b3RoZXI6eA=="}}, "credHelpers": {"x.io": "pass"}, "unknown": [1, {"a": null}]})");
   ASSERT_TRUE(StoreCredential(dest_, "h:5000", "user", "pa:ss", options_).ok());
   struct stat st {};
   ASSERT_EQ(stat(options_.authfile.c_str(), &st), 0);
