@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "index/ascii.h"
 #include "src/cli/cli.h"
@@ -132,14 +133,50 @@ Result<std::string> PromptLine(const char* what) {
   return line;
 }
 
+RegistryOptions CheckOptions(const LoginArgs& a, const LoginKey& key) {
+  RegistryOptions options;
+  options.insecure = key.ref.plain_http;
+  options.tls_verify = a.tls_verify;
+  options.cert_dirs = a.cert_dirs;
+  return options;
+}
+
+// podman's "Already logged in": without --username, credentials pull would
+// use (any auth file, docker's config, a helper) are checked first. OK with
+// a message when they work; an error when they do not and nothing can be
+// asked for; nullopt to go on and ask.
+std::optional<int> TryStoredLogin(const LoginArgs& a, const LoginKey& key, bool can_ask) {
+  CredentialOptions creds;
+  creds.authfile = a.authfile;
+  if (key.key != key.host) creds.repository = key.key.substr(key.host.size() + 1);
+  auto stored = LookupCredential(key.host, creds);
+  if (!stored.ok()) return can_ask ? std::nullopt : std::optional<int>(Fail(stored.status()));
+  if (!stored->has_value()) return std::nullopt;
+  RegistryOptions options = CheckOptions(a, key);
+  options.credentials.explicit_credential = **stored;
+  auto client = RegistryClient::Connect(key.ref, options);
+  Status st = client.ok() ? (*client)->CheckLogin() : client.status();
+  if (st.ok()) {
+    std::printf("Already logged in to %s\n", key.key.c_str());
+    return kExitOk;
+  }
+  if (!can_ask) return Fail(st.WithContext("login to " + key.host + " with the stored credentials"));
+  std::fprintf(stderr, "The stored credentials for %s do not work: enter a user name and password\n", key.host.c_str());
+  return std::nullopt;
+}
+
 int RunLogin(const LoginArgs& a) {
   auto key = ParseLoginKey(a.registry, a.insecure);
   if (!key.ok()) return Fail(key.status());
   const bool tty = ::isatty(STDIN_FILENO) == 1;
   std::string username = a.username;
+  if (username.empty() && !a.password_stdin) {
+    if (std::optional<int> done = TryStoredLogin(a, *key, tty)) return *done;
+  }
   if (username.empty()) {
     if (a.password_stdin || !tty) {
-      return Fail(Status::InvalidArgument("login: --username is needed when the password comes from stdin"));
+      return Fail(Status::InvalidArgument(
+          "login: no user name: pass --username (with --password-stdin when there is no terminal)"));
     }
     auto u = PromptLine("Username");
     if (!u.ok()) return Fail(u.status());
@@ -162,10 +199,7 @@ int RunLogin(const LoginArgs& a) {
   auto dest = LoginDestination(key->key, creds);
   if (!dest.ok()) return Fail(dest.status());
 
-  RegistryOptions options;
-  options.insecure = key->ref.plain_http;
-  options.tls_verify = a.tls_verify;
-  options.cert_dirs = a.cert_dirs;
+  RegistryOptions options = CheckOptions(a, *key);
   options.credentials.explicit_credential = Credential{username, *secret, false, ""};
   const std::string who = "login to " + key->host + " as " + Displayable(username);
   auto client = RegistryClient::Connect(key->ref, options);
@@ -228,7 +262,9 @@ void AddLoginCommands(CLI::App& app, const GlobalOptions&, Runner* run) {
                    "Registry host[:port] (docker.io, 127.0.0.1:5000), or host/namespace for an auth.json entry "
                    "that applies to that namespace only; http://HOST talks plain HTTP")
       ->required();
-  login->add_option("-u,--username", args->username, "User name (asked for on a terminal when missing)");
+  login->add_option("-u,--username", args->username,
+                    "User name. Without it the credentials pull would use are checked first (\"Already logged in\"); "
+                    "then it is asked for on a terminal");
   login->add_flag("--password-stdin", args->password_stdin,
                   "Read the password from the first line of stdin (otherwise it is asked for on the terminal, "
                   "without echo; there is no flag that takes it on the command line)");

@@ -127,6 +127,22 @@ class BasicAuth(LoginCase):
         self.assertFails(r)
         self.assertIn("not logged in to " + self.reg.host, r.stderr)
 
+    def test_already_logged_in(self):
+        # No --username: what is stored is checked, as podman does.
+        r = self.lazyroot("login", *self.tls(), self.reg.host, root=False, input="")
+        self.assertFails(r, code=2)  # nothing stored, and no terminal to ask on
+        self.assertOk(self.login("-u", self.reg.username, *self.tls(), self.reg.host))
+        r = self.lazyroot("login", *self.tls(), self.reg.host, root=False, input="")
+        self.assertOk(r, "lazyroot login (stored)")
+        self.assertIn("Already logged in to " + self.reg.host, r.stdout)
+        # Stored credentials that the registry refuses are an error naming it.
+        with open(self.auth_json, "w") as f:
+            json.dump({"auths": {self.reg.host: self.entry_for(self.reg.username, "Stale-s3cret")}}, f)
+        r = self.lazyroot("login", *self.tls(), self.reg.host, root=False, input="")
+        self.assertFails(r)
+        self.assertIn(self.reg.host, r.stderr)
+        self.assertNotIn("Stale-s3cret", r.stderr + r.stdout)
+
     def test_parent_dir_created_private(self):
         self.assertOk(self.login("-u", self.reg.username, *self.tls(), self.reg.host))
         self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(self.auth_json)).st_mode), 0o700)
