@@ -1,7 +1,6 @@
 #include "src/image/docker_archive.h"
 
 #include <map>
-#include <set>
 #include <tuple>
 
 #include "index/sha256.h"
@@ -36,12 +35,8 @@ std::string NormalisedTag(std::string_view text) {
 class DockerArchiveSource final : public ImageSource {
  public:
   DockerArchiveSource(std::unique_ptr<TarArchive> archive, std::string manifest,
-                      std::map<std::string, std::pair<std::string, TarArchive::Member>> blobs,
-                      std::set<std::string> diff_id_named)
-      : archive_(std::move(archive)),
-        manifest_(std::move(manifest)),
-        blobs_(std::move(blobs)),
-        diff_id_named_(std::move(diff_id_named)) {
+                      std::map<std::string, std::pair<std::string, TarArchive::Member>> blobs)
+      : archive_(std::move(archive)), manifest_(std::move(manifest)), blobs_(std::move(blobs)) {
     digest_ = "sha256:" + Sha256::HexOf(std::string_view(manifest_));
   }
 
@@ -60,26 +55,8 @@ class DockerArchiveSource final : public ImageSource {
                    const std::function<Status(std::span<const uint8_t>)>& sink) override {
     auto it = blobs_.find(digest);
     if (it == blobs_.end()) return Status::NotFound("blob " + digest + ": not in " + archive_->what());
-    const auto& [name, member] = it->second;
     LAZYROOT_RETURN_IF_ERROR(on_start(offset));
-    if (offset != 0 || !diff_id_named_.contains(digest)) return archive_->Stream(member, offset, sink, name);
-    // An uncompressed layer is named by its config's DiffID, unchecked until
-    // now: a mismatch is reported here, naming the member, before the pull's
-    // own digest check would report it without.
-    Sha256 hash;
-    LAZYROOT_RETURN_IF_ERROR(archive_->Stream(
-        member, 0,
-        [&](std::span<const uint8_t> b) {
-          hash.Update(b);
-          return sink(b);
-        },
-        name));
-    std::string got = "sha256:" + hash.FinishHex();
-    if (got != digest) {
-      return Status::Corruption(archive_->what() + ": member \"" + name.substr(0, 256) + "\": the layer hashes to " +
-                                got + ", not to the DiffID " + digest + " its config gives it");
-    }
-    return Status::Ok();
+    return archive_->Stream(it->second.second, offset, sink, it->second.first);
   }
 
   std::string Describe() const override { return archive_->what(); }
@@ -88,7 +65,6 @@ class DockerArchiveSource final : public ImageSource {
   std::unique_ptr<TarArchive> archive_;
   std::string manifest_, digest_;
   std::map<std::string, std::pair<std::string, TarArchive::Member>> blobs_;  // digest -> member name, member
-  std::set<std::string> diff_id_named_;  // blobs whose digest is a DiffID taken on trust
 };
 
 Result<std::vector<std::string>> StringArray(const JsonValue& v, const std::string& what, size_t max) {
@@ -207,7 +183,6 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
   const std::string config_digest = "sha256:" + Sha256::HexOf(std::string_view(config));
   blobs[config_digest] = {img.config, config_member};
 
-  std::set<std::string> diff_id_named;
   std::map<uint64_t, std::string> hashed;  // data offset -> digest: a member named twice is hashed once
   std::vector<std::tuple<std::string, std::string, uint64_t>> layers;
   for (size_t i = 0; i < img.layers.size(); ++i) {
@@ -220,7 +195,6 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
       // As stored is as uncompressed: the DiffID is its digest, and the pull
       // rejects the layer if its bytes hash to anything else.
       digest = parsed->diff_ids[i];
-      diff_id_named.insert(digest);
     } else if (auto h = hashed.find(m.data_offset); h != hashed.end()) {
       digest = h->second;
     } else {
@@ -241,7 +215,7 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
   }
   std::string manifest = SynthesizeOciManifest(config_digest, config.size(), layers);
   return std::unique_ptr<ImageSource>(
-      new DockerArchiveSource(std::move(archive), std::move(manifest), std::move(blobs), std::move(diff_id_named)));
+      new DockerArchiveSource(std::move(archive), std::move(manifest), std::move(blobs)));
 }
 
 }  // namespace lazyroot
