@@ -286,17 +286,14 @@ Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Ref
       if (o->jobs != 0) options.jobs = o->jobs;
       LAZYROOT_RETURN_IF_ERROR(ApplyLimits(o->limits, "limits", &options.limits));
     }
-    if (HAS_FIELD(o, lazyroot_pull_options, debug)) {
-      if (o->registries_conf != nullptr) options.registry.endpoints.registries_conf = o->registries_conf;
-      if (o->hosts_dir != nullptr) options.registry.endpoints.hosts_dir = o->hosts_dir;
-    }
   }
   std::atomic<bool> cancel{false};
   ProgressAdapter progress(o, &cancel);
   options.progress = &progress;
-  // Mirror warnings reach the caller as notes through Pull's default.
-  if (HAS_FIELD(o, lazyroot_pull_options, debug) && o->debug != 0) {
-    options.registry.debug = [&progress](const std::string& text) { progress.Note(text); };
+  if (HAS_FIELD(o, lazyroot_pull_options, verbose)) {
+    if (o->registries_conf != nullptr) options.registry.endpoints.registries_conf = o->registries_conf;
+    if (o->hosts_dir != nullptr) options.registry.endpoints.hosts_dir = o->hosts_dir;
+    if (o->verbose != 0) options.registry.debug = [&progress](const std::string& text) { progress.Note(text); };
   }
   options.cancel = &cancel;
   options.consumer_factory = lazyroot::MakeIndexingConsumerFactory(store, options.limits);

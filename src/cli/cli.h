@@ -34,10 +34,9 @@ Result<ImageRecord> FindImage(Store& store, const std::string& text);
 // REQUIRES: the store lock, held shared (the pull runs under it).
 Result<ImageRecord> FindOrPullImage(Store& store, const std::string& text, bool pull, const Limits& limits = Limits());
 
-// Into options: --registries-conf, --hosts-dir, and mirror warnings
-// ("warning: …") and, with -v, the endpoint of each transfer, as progress
-// notes (stderr lines without progress). For inspect --remote, which runs
-// on the core; pull passes the same through lazyroot_pull_options.
+// Into options: the files of --registries-conf / --hosts-dir, mirror
+// warnings ("warning: …") and, with -v, the endpoint of each transfer, as
+// progress notes (stderr lines without progress). endpoint_options.cc.
 void ApplyEndpointOptions(const EndpointArgs& args, PullProgress* progress, RegistryOptions* options);
 
 // `lazyroot inspect --remote IMAGE` (cmd_inspect_remote.cc): the manifest

@@ -5,6 +5,7 @@
 
 #include "index/status.h"
 #include "src/cli/cli_common.h"
+#include "src/cli/progress_observer.h"
 
 namespace lazyroot::cli {
 
@@ -15,5 +16,7 @@ int Fail(const lazyroot::Error& error) {
   std::fprintf(stderr, "lazyroot: %s\n", Displayable(error.what()).c_str());
   return error.code() == LAZYROOT_INVALID_ARGUMENT ? kExitUsage : kExitFailure;
 }
+
+void NotesOnly::Note(const std::string& text) { std::fprintf(stderr, "lazyroot: %s\n", ForTerminal(text).c_str()); }
 
 }  // namespace lazyroot::cli

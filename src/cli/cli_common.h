@@ -56,15 +56,6 @@ void AddSaveCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddLoginCommands(CLI::App& app, const GlobalOptions& global, Runner* run);
 void AddDfCommand(CLI::App& app, const GlobalOptions& global, Runner* run);
 
-// --registries-conf FILE, --hosts-dir DIR, -v/--debug (endpoint_options.cc),
-// for pull and inspect --remote; `needs` (may be null) is an option each
-// requires.
-struct EndpointArgs {
-  std::string registries_conf, hosts_dir;
-  bool verbose = false;
-};
-void AddEndpointOptions(CLI::App* cmd, EndpointArgs* args, CLI::Option* needs = nullptr);
-
 // `lazyroot inspect --launch IMAGE [ARG...]` (cmd_launch.cc): the launch
 // configuration as JSON, with docker run's overrides.
 struct LaunchArgs {
@@ -75,6 +66,14 @@ struct LaunchArgs {
 };
 void AddLaunchOptions(CLI::App* inspect, LaunchArgs* args);
 int RunInspectLaunch(const GlobalOptions& global, const std::string& image, const LaunchArgs& args);
+
+// --registries-conf FILE, --hosts-dir DIR, -v/--debug (endpoint_options.cc),
+// for pull and inspect --remote; `needs` (may be null) is an option each requires.
+struct EndpointArgs {
+  std::string registries_conf, hosts_dir;
+  bool verbose = false;
+};
+void AddEndpointOptions(CLI::App* cmd, EndpointArgs* args, CLI::Option* needs = nullptr);
 
 // `lazyroot mount IMAGE DIR` without a debug view or --foreground
 // (cmd_mount_library.cc): the mount daemon of the public API.

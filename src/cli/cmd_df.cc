@@ -21,9 +21,9 @@ int RunDf(const GlobalOptions& global, const std::string& format) {
   auto usage = MeasureStore(**store);
   if (!usage.ok()) return Fail(usage.status());
   const StoreUsage& u = *usage;
-  const std::pair<const char*, const UsageBytes*> kinds[] = {
-      {"blobs", &u.blobs},   {"indexes", &u.indexes},   {"trees", &u.trees},
-      {"rootfs", &u.rootfs}, {"partials", &u.partials}, {"other", &u.other}};
+  const std::pair<const char*, const UsageBytes*> kinds[] = {{"blobs", &u.blobs},       {"indexes", &u.indexes},
+                                                             {"trees", &u.trees},       {"rootfs", &u.rootfs},
+                                                             {"partials", &u.partials}, {"other", &u.other}};
   if (format == "json") {
     rapidjson::StringBuffer sb;
     rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
@@ -64,8 +64,8 @@ int RunDf(const GlobalOptions& global, const std::string& format) {
     std::printf("%s\n", sb.GetString());
     return kExitOk;
   }
-  static const char* const kLabels[] = {"blobs", "layer indexes", "merged trees", "cached rootfs",
-                                        "partial downloads", "other"};
+  static const char* const kLabels[] = {"blobs",         "layer indexes",     "merged trees",
+                                        "cached rootfs", "partial downloads", "other"};
   std::printf("%-18s %8s %11s\n", "KIND", "FILES", "SIZE");
   for (size_t i = 0; i < std::size(kinds); ++i) {
     std::printf("%-18s %8llu %11s\n", kLabels[i], static_cast<unsigned long long>(kinds[i].second->files),

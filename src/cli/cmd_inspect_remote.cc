@@ -14,9 +14,10 @@
 namespace lazyroot::cli {
 
 void AddRemoteOptions(CLI::App* inspect, RemoteArgs* a) {
-  auto* remote = inspect->add_flag("--remote", a->remote,
-                                   "Read IMAGE's manifest and config from the registry (or oci: layout) without "
-                                   "pulling its layers or touching the store, as skopeo inspect does");
+  auto* remote = inspect->add_flag(
+      "--remote", a->remote,
+      "Read IMAGE's manifest and config from the registry (or the oci:, oci-archive: or "
+      "docker-archive: source) without pulling its layers or touching the store, as skopeo inspect does");
   inspect->add_option("--platform", a->platform, "With --remote: os/arch[/variant] to pick from an index")
       ->needs(remote);
   inspect->add_flag("--insecure", a->insecure, "With --remote: plain HTTP to the registry")->needs(remote);

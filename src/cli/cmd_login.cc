@@ -3,11 +3,13 @@
 // (src/registry/credential_store.h), for pull to find. The password comes
 // from stdin (--password-stdin) or a prompt with echo off, never from the
 // command line, and is never printed.
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "index/ascii.h"
 #include "src/cli/cli.h"
@@ -60,20 +62,44 @@ Result<LoginKey> ParseLoginKey(std::string text, bool insecure) {
   return LoginKey{ns.empty() ? host : host + "/" + ns, host, *ref};
 }
 
+// The terminal's settings while echo is off, for a signal that ends the
+// prompt: a Ctrl-C must not leave the user's shell without echo.
+struct termios saved_termios;
+volatile sig_atomic_t echo_off = 0;
+
+void RestoreEchoAndDie(int sig) {
+  if (echo_off) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
 // Reads one line from fd 0 (the password, without its line end), echo off
-// when it is a terminal.
+// when prompting on a terminal.
 Result<std::string> ReadSecretLine(bool prompt) {
-  struct termios saved {};
+  struct termios& saved = saved_termios;
   bool restore = false;
+  struct sigaction old_actions[3];
+  const int signals[3] = {SIGINT, SIGTERM, SIGHUP};
   if (prompt) {
-    std::fputs("Password: ", stderr);
-    std::fflush(stderr);
     if (::tcgetattr(STDIN_FILENO, &saved) == 0) {
+      struct sigaction sa {};
+      sa.sa_handler = &RestoreEchoAndDie;
+      sigemptyset(&sa.sa_mask);
+      for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &sa, &old_actions[i]);
       struct termios quiet = saved;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
       quiet.c_lflag |= ECHONL;
+      echo_off = 1;
       restore = ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+      if (!restore) {
+        echo_off = 0;
+        for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &old_actions[i], nullptr);
+      }
     }
+    // Only now: what is typed after the prompt shows up is neither echoed
+    // nor thrown away by TCSAFLUSH.
+    std::fputs("Password: ", stderr);
+    std::fflush(stderr);
   }
   std::string line;
   char c;
@@ -88,7 +114,11 @@ Result<std::string> ReadSecretLine(bool prompt) {
     }
     line.push_back(c);
   }
-  if (restore) ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+  if (restore) {
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    echo_off = 0;
+    for (int i = 0; i < 3; ++i) ::sigaction(signals[i], &old_actions[i], nullptr);
+  }
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (too_long) return Status::InvalidArgument("password longer than " + std::to_string(kMaxSecret) + " bytes");
   return line;
@@ -103,14 +133,50 @@ Result<std::string> PromptLine(const char* what) {
   return line;
 }
 
+RegistryOptions CheckOptions(const LoginArgs& a, const LoginKey& key) {
+  RegistryOptions options;
+  options.insecure = key.ref.plain_http;
+  options.tls_verify = a.tls_verify;
+  options.cert_dirs = a.cert_dirs;
+  return options;
+}
+
+// podman's "Already logged in": without --username, credentials pull would
+// use (any auth file, docker's config, a helper) are checked first. OK with
+// a message when they work; an error when they do not and nothing can be
+// asked for; nullopt to go on and ask.
+std::optional<int> TryStoredLogin(const LoginArgs& a, const LoginKey& key, bool can_ask) {
+  CredentialOptions creds;
+  creds.authfile = a.authfile;
+  if (key.key != key.host) creds.repository = key.key.substr(key.host.size() + 1);
+  auto stored = LookupCredential(key.host, creds);
+  if (!stored.ok()) return can_ask ? std::nullopt : std::optional<int>(Fail(stored.status()));
+  if (!stored->has_value()) return std::nullopt;
+  RegistryOptions options = CheckOptions(a, key);
+  options.credentials.explicit_credential = **stored;
+  auto client = RegistryClient::Connect(key.ref, options);
+  Status st = client.ok() ? (*client)->CheckLogin() : client.status();
+  if (st.ok()) {
+    std::printf("Already logged in to %s\n", key.key.c_str());
+    return kExitOk;
+  }
+  if (!can_ask) return Fail(st.WithContext("login to " + key.host + " with the stored credentials"));
+  std::fprintf(stderr, "The stored credentials for %s do not work: enter a user name and password\n", key.host.c_str());
+  return std::nullopt;
+}
+
 int RunLogin(const LoginArgs& a) {
   auto key = ParseLoginKey(a.registry, a.insecure);
   if (!key.ok()) return Fail(key.status());
   const bool tty = ::isatty(STDIN_FILENO) == 1;
   std::string username = a.username;
+  if (username.empty() && !a.password_stdin) {
+    if (std::optional<int> done = TryStoredLogin(a, *key, tty)) return *done;
+  }
   if (username.empty()) {
     if (a.password_stdin || !tty) {
-      return Fail(Status::InvalidArgument("login: --username is needed when the password comes from stdin"));
+      return Fail(Status::InvalidArgument(
+          "login: no user name: pass --username (with --password-stdin when there is no terminal)"));
     }
     auto u = PromptLine("Username");
     if (!u.ok()) return Fail(u.status());
@@ -133,10 +199,7 @@ int RunLogin(const LoginArgs& a) {
   auto dest = LoginDestination(key->key, creds);
   if (!dest.ok()) return Fail(dest.status());
 
-  RegistryOptions options;
-  options.insecure = key->ref.plain_http;
-  options.tls_verify = a.tls_verify;
-  options.cert_dirs = a.cert_dirs;
+  RegistryOptions options = CheckOptions(a, *key);
   options.credentials.explicit_credential = Credential{username, *secret, false, ""};
   const std::string who = "login to " + key->host + " as " + Displayable(username);
   auto client = RegistryClient::Connect(key->ref, options);
@@ -173,8 +236,8 @@ int RunLogout(const LoginArgs& a) {
   auto removed = EraseCredential(*dest, key->key, creds);
   if (!removed.ok()) return Fail(removed.status().WithContext("logout from " + key->key));
   if (!*removed) {
-    return Fail(Status::NotFound("logout: not logged in to " + key->key + " (nothing stored in " +
-                                 dest->Describe() + ")"));
+    return Fail(
+        Status::NotFound("logout: not logged in to " + key->key + " (nothing stored in " + dest->Describe() + ")"));
   }
   std::printf("Removed login credentials for %s from %s\n", key->key.c_str(), dest->Describe().c_str());
   return kExitOk;
@@ -192,12 +255,16 @@ void AddLoginCommands(CLI::App& app, const GlobalOptions&, Runner* run) {
   auto args = std::make_shared<LoginArgs>();
   CLI::App* login = app.add_subcommand(
       "login", std::string("Check a user name and password against REGISTRY (GET /v2/, or its token service), then "
-                           "keep them for pull. ") + kWhere);
-  login->add_option("REGISTRY", args->registry,
-                    "Registry host[:port] (docker.io, 127.0.0.1:5000), or host/namespace for an auth.json entry "
-                    "that applies to that namespace only; http://HOST talks plain HTTP")
+                           "keep them for pull. ") +
+                   kWhere);
+  login
+      ->add_option("REGISTRY", args->registry,
+                   "Registry host[:port] (docker.io, 127.0.0.1:5000), or host/namespace for an auth.json entry "
+                   "that applies to that namespace only; http://HOST talks plain HTTP")
       ->required();
-  login->add_option("-u,--username", args->username, "User name (asked for on a terminal when missing)");
+  login->add_option("-u,--username", args->username,
+                    "User name. Without it the credentials pull would use are checked first (\"Already logged in\"); "
+                    "then it is asked for on a terminal");
   login->add_flag("--password-stdin", args->password_stdin,
                   "Read the password from the first line of stdin (otherwise it is asked for on the terminal, "
                   "without echo; there is no flag that takes it on the command line)");
@@ -205,14 +272,17 @@ void AddLoginCommands(CLI::App& app, const GlobalOptions&, Runner* run) {
   login->add_flag("--insecure", args->insecure, "Talk plain HTTP to the registry");
   login->add_flag("--tls-verify,!--no-tls-verify", args->tls_verify,
                   "Verify the registry's TLS certificate (--tls-verify=false to skip)");
-  login->add_option("--cert-dir", args->cert_dirs,
-                    "Directory holding HOST[:PORT]/{*.crt,*.cert,*.key}, as for pull");
+  login->add_option("--cert-dir", args->cert_dirs, "Directory holding HOST[:PORT]/{*.crt,*.cert,*.key}, as for pull");
   login->callback([args, run] { *run = [args] { return RunLogin(*args); }; });
 
   auto out = std::make_shared<LoginArgs>();
   CLI::App* logout = app.add_subcommand(
-      "logout", std::string("Remove the credentials login stored for REGISTRY (the entry for exactly that key; "
-                            "other entries and settings are kept). ") + kWhere);
+      "logout",
+      std::string(
+          "Remove the credentials login stored for REGISTRY (that key, and for a host the URL forms docker writes, "
+          "https://HOST/v1/; "
+          "other entries and settings are kept). ") +
+          kWhere);
   logout->add_option("REGISTRY", out->registry, "Registry host[:port] or host/namespace, as given to login");
   logout->add_option("--authfile", out->authfile, "The containers auth.json to edit")->option_text("FILE");
   logout->add_flag("-a,--all", out->all, "Remove every entry of the auth file (credential helpers are not asked)");

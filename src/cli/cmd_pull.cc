@@ -62,9 +62,6 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       options.tls_verify = args->tls_verify;
       options.cert_dirs = args->cert_dirs;
       if (!args->authfile.empty()) options.authfile = args->authfile;
-      if (!args->endpoints.registries_conf.empty()) options.registries_conf = args->endpoints.registries_conf;
-      if (!args->endpoints.hosts_dir.empty()) options.hosts_dir = args->endpoints.hosts_dir;
-      options.debug = args->endpoints.verbose;
       if (!args->creds.empty() || !args->username.empty()) {
         if (!args->creds.empty()) {
           size_t colon = args->creds.find(':');
@@ -94,8 +91,13 @@ void AddPullCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                                                                  {"plain", ProgressMode::kPlain},
                                                                  {"json", ProgressMode::kJson}};
       auto progress = MakeProgress(args->quiet ? ProgressMode::kNone : kModes.at(args->progress));
+      options.registries_conf = args->endpoints.registries_conf;
+      options.hosts_dir = args->endpoints.hosts_dir;
+      options.verbose = args->endpoints.verbose;
+      // -q draws nothing, but a mirror passed over (and -v's endpoints) is still said.
       ProgressObserver observer(progress.get());
-      options.observer = &observer;
+      NotesOnly notes;
+      options.observer = args->quiet ? static_cast<lazyroot::PullObserver*>(&notes) : &observer;
       try {
         lazyroot::Store store(global.root);
         lazyroot::PullResult result = store.Pull(args->image, options);

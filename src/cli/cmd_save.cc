@@ -53,9 +53,8 @@ void AddSaveCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
       if (args->quiet) {
         std::printf("%s\n", saved->manifest_digest.c_str());
       } else {
-        std::printf("%s\nDigest: %s\nWrote %s, %llu bytes\n", dest->ToString().c_str(),
-                    saved->manifest_digest.c_str(), Counted(saved->blobs, "blob").c_str(),
-                    static_cast<unsigned long long>(saved->bytes));
+        std::printf("%s\nDigest: %s\nWrote %s, %llu bytes\n", dest->ToString().c_str(), saved->manifest_digest.c_str(),
+                    Counted(saved->blobs, "blob").c_str(), static_cast<unsigned long long>(saved->bytes));
       }
       return kExitOk;
     };

@@ -35,4 +35,10 @@ class ProgressObserver final : public lazyroot::PullObserver {
   PullProgress* p_;
 };
 
+// Only the notes ("warning: mirror … failed", -v's endpoints), as lines on stderr.
+class NotesOnly final : public lazyroot::PullObserver {
+ public:
+  void Note(const std::string& text) override;
+};
+
 }  // namespace lazyroot::cli

@@ -273,7 +273,11 @@ std::unique_ptr<PullProgress> MakeProgress(ProgressMode mode) {
 
 void BarLine::Update(const std::string& label, uint64_t done, uint64_t total) {
   if (!enabled_ || total < min_total_) return;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+  const auto clock_now = Clock::now();
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(clock_now.time_since_epoch()).count();
+  if (label != label_) rate_ = TransferRate();  // a new phase counts anew
+  label_ = label;
+  rate_.Sample(done, Seconds(clock_now));
   if (drawn_ && done < total && now - last_draw_ms_ < 100) return;
   last_draw_ms_ = now;
   constexpr int kWidth = 30;
@@ -282,9 +286,9 @@ void BarLine::Update(const std::string& label, uint64_t done, uint64_t total) {
   bar.resize(kWidth, ' ');
   // Bytes for big totals (blobs), plain counts for small ones (images).
   const bool bytes = total >= (1u << 20);
-  std::fprintf(stderr, "\r\x1b[2K%-8s [%s] %s / %s", label.c_str(), bar.c_str(),
-               bytes ? Human(done).c_str() : std::to_string(done).c_str(),
-               bytes ? Human(total).c_str() : std::to_string(total).c_str());
+  std::fprintf(stderr, "\r\x1b[2K%-8s [%s] %s", label.c_str(), bar.c_str(),
+               bytes ? FormatTransfer(done, total, rate_.rate()).c_str()
+                     : (std::to_string(done) + " / " + std::to_string(total)).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

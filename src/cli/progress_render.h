@@ -18,7 +18,7 @@ enum class ProgressMode { kAuto, kTty, kPlain, kJson, kNone };
 std::unique_ptr<PullProgress> MakeProgress(ProgressMode mode);
 
 // One redrawn line on stderr, "<label> [====    ] done / total", for work
-// measured in bytes or items (fsck). Drawn only when enabled (a TTY) and
+// measured in bytes (then with the rate and time left) or items (fsck). Drawn only when enabled (a TTY) and
 // the total is at least min_total, at most every 100 ms. Not thread-safe.
 class BarLine {
  public:
@@ -35,6 +35,8 @@ class BarLine {
   uint64_t min_total_;
   bool drawn_ = false;
   int64_t last_draw_ms_ = 0;
+  std::string label_;
+  TransferRate rate_;  // bytes only
 };
 
 }  // namespace lazyroot::cli

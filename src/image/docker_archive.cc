@@ -120,8 +120,8 @@ Result<size_t> SelectDockerArchiveImage(const std::vector<DockerArchiveImage>& i
   }
   if (ref.empty()) {
     if (images.size() == 1) return size_t{0};
-    return Status::InvalidArgument(what + ": holds " + std::to_string(images.size()) +
-                                   " images; name one with " + what + ":REF or :@N (" + listing + ")");
+    return Status::InvalidArgument(what + ": holds " + std::to_string(images.size()) + " images; name one with " +
+                                   what + ":REF or :@N (" + listing + ")");
   }
   if (ref.starts_with("@")) {
     auto n = tar::ParseDecimal(std::string_view(ref).substr(1), "image index");
@@ -159,8 +159,9 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
   auto body = archive->Read("manifest.json", kMaxManifestBytes);
   if (!body.ok()) {
     if (body.status().code() == ErrorCode::kNotFound) {
-      return Status::NotFound(what + ": no manifest.json (not a docker save archive; an OCI layout's tar is "
-                                     "oci-archive:)");
+      return Status::NotFound(what +
+                              ": no manifest.json (not a docker save archive; an OCI layout's tar is "
+                              "oci-archive:)");
     }
     return body.status();
   }
@@ -198,10 +199,13 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
       digest = h->second;
     } else {
       Sha256 hash;
-      LAZYROOT_RETURN_IF_ERROR(archive->Stream(m, 0, [&](std::span<const uint8_t> b) {
-        hash.Update(b);
-        return Status::Ok();
-      }, name));
+      LAZYROOT_RETURN_IF_ERROR(archive->Stream(
+          m, 0,
+          [&](std::span<const uint8_t> b) {
+            hash.Update(b);
+            return Status::Ok();
+          },
+          name));
       digest = "sha256:" + hash.FinishHex();
       hashed[m.data_offset] = digest;
     }
@@ -210,7 +214,8 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
     layers.emplace_back(type, digest, m.size);
   }
   std::string manifest = SynthesizeOciManifest(config_digest, config.size(), layers);
-  return std::unique_ptr<ImageSource>(new DockerArchiveSource(std::move(archive), std::move(manifest), std::move(blobs)));
+  return std::unique_ptr<ImageSource>(
+      new DockerArchiveSource(std::move(archive), std::move(manifest), std::move(blobs)));
 }
 
 }  // namespace lazyroot

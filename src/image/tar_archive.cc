@@ -103,43 +103,47 @@ Status TarArchive::ReadHeaders(uint64_t file_size) {
   Status entry_error;
   TarReader::Limits limits;
   limits.budget.layer_entries = kMaxArchiveMembers;
-  TarReader reader(what_, [&](const TarEntry& e) -> Status {
-    if (!e.sparse.empty()) return Status::Unsupported(Name(e.path) + ": sparse members are not expected in an image archive");
-    pending_skip = Padded(e.stored_size);
-    if (e.data_offset + e.stored_size > file_size) {
-      return Status::Corruption(Name(e.path) + ": its " + std::to_string(e.stored_size) +
-                                " bytes run past the end of the archive (" + std::to_string(file_size) + " bytes)");
-    }
-    if (e.type == EntryType::kDirectory) return Status::Ok();
-    auto clean = CleanMemberName(e.path);
-    if (!clean.ok()) return Status::Corruption(Name(e.path) + ": " + clean.status().message());
-    Entry entry;
-    switch (e.type) {
-      case EntryType::kRegular:
-        entry.member = {e.data_offset, e.stored_size};
-        break;
-      case EntryType::kSymlink:
-        entry.kind = Entry::Kind::kSymlink;
-        entry.escapes = !ResolveLinkTarget(*clean, e.link_target, &entry.target);
-        break;
-      case EntryType::kHardlink: {
-        entry.kind = Entry::Kind::kHardlink;
-        auto t = CleanMemberName(e.link_target);
-        if (!t.ok()) {
-          entry.escapes = true;
-        } else {
-          entry.target = std::move(*t);
+  TarReader reader(
+      what_,
+      [&](const TarEntry& e) -> Status {
+        if (!e.sparse.empty())
+          return Status::Unsupported(Name(e.path) + ": sparse members are not expected in an image archive");
+        pending_skip = Padded(e.stored_size);
+        if (e.data_offset + e.stored_size > file_size) {
+          return Status::Corruption(Name(e.path) + ": its " + std::to_string(e.stored_size) +
+                                    " bytes run past the end of the archive (" + std::to_string(file_size) + " bytes)");
         }
-        break;
-      }
-      default:
-        return Status::Ok();  // devices and fifos: nothing an image archive names
-    }
-    if (!entries_.emplace(*clean, std::move(entry)).second) {
-      return Status::Corruption(Name(*clean) + ": appears twice in the archive");
-    }
-    return Status::Ok();
-  }, limits);
+        if (e.type == EntryType::kDirectory) return Status::Ok();
+        auto clean = CleanMemberName(e.path);
+        if (!clean.ok()) return Status::Corruption(Name(e.path) + ": " + clean.status().message());
+        Entry entry;
+        switch (e.type) {
+          case EntryType::kRegular:
+            entry.member = {e.data_offset, e.stored_size};
+            break;
+          case EntryType::kSymlink:
+            entry.kind = Entry::Kind::kSymlink;
+            entry.escapes = !ResolveLinkTarget(*clean, e.link_target, &entry.target);
+            break;
+          case EntryType::kHardlink: {
+            entry.kind = Entry::Kind::kHardlink;
+            auto t = CleanMemberName(e.link_target);
+            if (!t.ok()) {
+              entry.escapes = true;
+            } else {
+              entry.target = std::move(*t);
+            }
+            break;
+          }
+          default:
+            return Status::Ok();  // devices and fifos: nothing an image archive names
+        }
+        if (!entries_.emplace(*clean, std::move(entry)).second) {
+          return Status::Corruption(Name(*clean) + ": appears twice in the archive");
+        }
+        return Status::Ok();
+      },
+      limits);
   std::vector<uint8_t> block(512);
   uint64_t pos = 0;
   while (pos < file_size && !reader.end_of_archive()) {

@@ -62,7 +62,7 @@ class TarArchive {
   struct Entry {
     enum class Kind { kFile, kSymlink, kHardlink } kind = Kind::kFile;
     Member member;
-    std::string target;  // links: cleaned archive path of the target (symlinks: resolved against their directory)
+    std::string target;    // links: cleaned archive path of the target (symlinks: resolved against their directory)
     bool escapes = false;  // a symlink whose target leaves the archive
   };
   TarArchive(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}

@@ -47,7 +47,10 @@ Status TarWriter::Header(std::string_view name, char type, uint32_t mode, uint64
   }
   Octal(h + 136, 12, 0);
   h[156] = type;
-  std::memcpy(h + 257, "ustar\0" "00", 8);
+  std::memcpy(h + 257,
+              "ustar\0"
+              "00",
+              8);
   std::memset(h + 148, ' ', 8);
   unsigned sum = 0;
   for (unsigned char c : h) sum += c;
@@ -63,8 +66,9 @@ Status TarWriter::AddFile(std::string_view name, std::string_view bytes) {
   });
 }
 
-Status TarWriter::AddStreamed(std::string_view name, uint64_t size,
-                              const std::function<Status(const std::function<Status(std::span<const uint8_t>)>&)>& fill) {
+Status TarWriter::AddStreamed(
+    std::string_view name, uint64_t size,
+    const std::function<Status(const std::function<Status(std::span<const uint8_t>)>&)>& fill) {
   LAZYROOT_RETURN_IF_ERROR(Header(name, '0', 0644, size));
   uint64_t written = 0;
   LAZYROOT_RETURN_IF_ERROR(fill([&](std::span<const uint8_t> b) -> Status {

@@ -82,9 +82,9 @@ Status HelperStore(const std::string& helper, const std::string& key, const std:
   w.Key("Secret");
   str(secret);
   w.EndObject();
-  LAZYROOT_ASSIGN_OR_RETURN(CredentialHelperRun run,
-                            RunCredentialHelper(helper, "store", std::string(sb.GetString(), sb.GetSize()), host,
-                                                timeout_ms));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      CredentialHelperRun run,
+      RunCredentialHelper(helper, "store", std::string(sb.GetString(), sb.GetSize()), host, timeout_ms));
   if (run.exit_status != 0) {
     return Status::Unauthorized("credential helper docker-credential-" + helper + " for registry " + host +
                                 ": store failed (exit status " + std::to_string(run.exit_status) + ")");
@@ -95,9 +95,9 @@ Status HelperStore(const std::string& helper, const std::string& key, const std:
 Result<bool> HelperErase(const std::string& helper, const std::string& key, const CredentialOptions& options) {
   LAZYROOT_ASSIGN_OR_RETURN(int timeout_ms, CredentialHelperTimeoutMs(options));
   const std::string host = LoginKeyHost(key);
-  LAZYROOT_ASSIGN_OR_RETURN(CredentialHelperRun run,
-                            RunCredentialHelper(helper, "erase", CredentialHelperServerUrl(host) + "\n", host,
-                                                timeout_ms));
+  LAZYROOT_ASSIGN_OR_RETURN(
+      CredentialHelperRun run,
+      RunCredentialHelper(helper, "erase", CredentialHelperServerUrl(host) + "\n", host, timeout_ms));
   if (run.exit_status == 0) return true;
   if (run.output.find("credentials not found") != std::string::npos) return false;
   return Status::Unauthorized("credential helper docker-credential-" + helper + " for registry " + host +
@@ -144,6 +144,13 @@ Result<CredentialDestination> LoginDestination(const std::string& key, const Cre
   if (helper) {
     if (helper->empty() || helper->find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
       return Status::Unauthorized("invalid credential helper name \"" + *helper + "\" for registry " + host);
+    }
+    // A helper keeps one login per server URL: a namespace would be lost
+    // (containers/image refuses it likewise).
+    if (key.find('/') != std::string::npos) {
+      return Status::InvalidArgument("credential helper docker-credential-" + *helper +
+                                     " keeps one login per registry: log in to " + host +
+                                     ", or name an auth file (--authfile) for a login to " + key + " alone");
     }
     dest.helper = *helper;
   }

@@ -299,6 +299,7 @@ Status RegistryClient::CheckLogin() {
   } else if (!authz->empty()) {
     HttpRequest req;
     req.url = api_root_ + "/";
+    req.headers = endpoint_.headers;
     req.authorization = *authz;
     HttpResponse resp;
     st = http->Do(req, &resp);

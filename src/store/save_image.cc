@@ -1,11 +1,10 @@
 #include "src/store/save_image.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <set>
@@ -31,8 +30,8 @@ struct Blob {
 struct Plan {
   std::string manifest, manifest_type;
   Blob manifest_blob, config;
-  std::vector<std::string> layers;  // in manifest order, repeats kept
-  std::vector<Blob> blobs;          // config, layers (each once), manifest
+  std::vector<std::string> layers;              // in manifest order, repeats kept
+  std::vector<Blob> blobs;                      // config, layers (each once), manifest
   const std::atomic<int>* interrupt = nullptr;  // non-zero: stop, clean up, return kAborted
 };
 
@@ -61,7 +60,8 @@ Result<Plan> MakePlan(const Store& store, const ImageRecord& image) {
   for (const Blob& b : p.blobs) {
     struct stat st;
     if (::stat(store.BlobPath(b.digest).c_str(), &st) != 0 || static_cast<uint64_t>(st.st_size) != b.size) {
-      return Status::NotFound("blob " + b.digest + " of the image is missing from the store or has the wrong size "
+      return Status::NotFound("blob " + b.digest +
+                              " of the image is missing from the store or has the wrong size "
                               "(run lazyroot fsck)");
     }
   }
@@ -197,7 +197,8 @@ Result<std::string> IndexJson(const std::string* existing, const Plan& p, const 
       bool replaced = false;
       if (m.IsObject() && m.HasMember("annotations") && m["annotations"].IsObject()) {
         auto a = m["annotations"].FindMember(kRefName.data());
-        replaced = !tag.empty() && a != m["annotations"].MemberEnd() && a->value.IsString() && tag == a->value.GetString();
+        replaced =
+            !tag.empty() && a != m["annotations"].MemberEnd() && a->value.IsString() && tag == a->value.GetString();
       }
       // An untagged save replaces an untagged entry of the same manifest.
       if (tag.empty() && m.IsObject() && m.HasMember("digest") && m["digest"].IsString() &&
@@ -252,7 +253,8 @@ Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference
     return r;
   }
   // A new layout: built whole under a temp name, then renamed into place.
-  const std::string tmp = (dir.size() > 1 && dir.ends_with("/") ? dir.substr(0, dir.size() - 1) : dir) + UniqueTempSuffix();
+  const std::string tmp =
+      (dir.size() > 1 && dir.ends_with("/") ? dir.substr(0, dir.size() - 1) : dir) + UniqueTempSuffix();
   std::vector<std::string> made;
   auto build = [&]() -> Status {
     for (const std::string& d : {tmp, tmp + "/blobs", tmp + "/blobs/sha256"}) {
@@ -347,9 +349,8 @@ Result<SaveResult> SaveArchive(const Store& store, const Plan& p, const Referenc
     LAZYROOT_RETURN_IF_ERROR(tar.AddDirectory("blobs/"));
     LAZYROOT_RETURN_IF_ERROR(tar.AddDirectory("blobs/sha256/"));
     for (const Blob& b : p.blobs) {
-      LAZYROOT_RETURN_IF_ERROR(tar.AddStreamed(BlobName(b.digest), b.size, [&](const auto& sink) {
-        return CopyBlob(store, p, b, sink);
-      }));
+      LAZYROOT_RETURN_IF_ERROR(
+          tar.AddStreamed(BlobName(b.digest), b.size, [&](const auto& sink) { return CopyBlob(store, p, b, sink); }));
       r.blobs++;
       r.bytes += b.size;
     }
@@ -362,7 +363,8 @@ Result<SaveResult> SaveArchive(const Store& store, const Plan& p, const Referenc
   };
   Status st = write();
   ::close(fd);
-  if (st.ok() && ::rename(tmp.c_str(), file.c_str()) != 0) st = Status::FromErrno("rename " + tmp + " to " + file, errno);
+  if (st.ok() && ::rename(tmp.c_str(), file.c_str()) != 0)
+    st = Status::FromErrno("rename " + tmp + " to " + file, errno);
   if (!st.ok()) {
     ::unlink(tmp.c_str());
     return st.WithContext(what);

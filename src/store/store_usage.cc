@@ -18,7 +18,7 @@ struct Walk {
   StoreUsage* usage = nullptr;
   const LiveSet* keep = nullptr;
   size_t root_len = 0;
-  std::set<std::pair<dev_t, ino_t>> seen;  // hard links counted once
+  std::set<std::pair<dev_t, ino_t>> seen;                   // hard links counted once
   std::map<std::string, uint64_t>* object_bytes = nullptr;  // "blobs/<hex>", "index/<hex>" -> bytes
   std::string error;
 };
@@ -68,7 +68,8 @@ int Visit(const char* path, const struct stat* st, int type, struct FTW*) {
   if (top == "rootfs") cat = &w.usage->rootfs;
   if (top == "tmp") cat = &w.usage->partials;
   cat->bytes += bytes;
-  if (S_ISREG(st->st_mode)) cat->files++;
+  // In tmp/ only the downloads count as files, not their (empty) lock files.
+  if (S_ISREG(st->st_mode) && (top != "tmp" || rel.ends_with(".partial"))) cat->files++;
   w.usage->total += bytes;
   if (GcRemoves(rel, *w.keep)) w.usage->reclaimable += bytes;
   if ((top == "blobs" || top == "index") && S_ISREG(st->st_mode) && Component(rel, 3).empty()) {

@@ -19,7 +19,7 @@ namespace lazyroot {
 
 struct UsageBytes {
   uint64_t bytes = 0;  // allocated
-  uint64_t files = 0;  // regular files
+  uint64_t files = 0;  // regular files (in tmp/: the *.partial downloads)
 };
 
 struct ImageUsage {
@@ -28,14 +28,14 @@ struct ImageUsage {
 };
 
 struct StoreUsage {
-  UsageBytes blobs;     // blobs/
-  UsageBytes indexes;   // index/
-  UsageBytes trees;     // trees/
-  UsageBytes rootfs;    // rootfs/: cached extracts, stale ones and their leftovers
-  UsageBytes partials;  // tmp/: partial downloads, staged indexes, download locks
-  UsageBytes other;     // images/, inuse/, store.lock, the root directory itself
-  uint64_t total = 0;   // all of the above (du -sx of the root)
-  uint64_t reclaimable = 0;  // what gc would remove, of the total
+  UsageBytes blobs;                // blobs/
+  UsageBytes indexes;              // index/
+  UsageBytes trees;                // trees/
+  UsageBytes rootfs;               // rootfs/: cached extracts, stale ones and their leftovers
+  UsageBytes partials;             // tmp/: partial downloads, staged indexes, download locks
+  UsageBytes other;                // images/, inuse/, store.lock, the root directory itself
+  uint64_t total = 0;              // all of the above (du -sx of the root)
+  uint64_t reclaimable = 0;        // what gc would remove, of the total
   std::vector<ImageUsage> images;  // one per record, in ListImages order
 };
 

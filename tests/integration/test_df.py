@@ -71,6 +71,7 @@ class Df(PullTestCase):
             self.assertEqual(d[kind]["bytes"], du(os.path.join(self.root, sub)), kind)
         self.assertGreater(d["rootfs"]["bytes"], 0)
         self.assertGreater(d["partials"]["bytes"], 300000 - 1)
+        self.assertEqual(d["partials"]["files"], 1)  # the download, not the blob lock files beside it
         self.assertEqual(d["total"], du(self.root))
         self.assertEqual(sum(d[k]["bytes"] for k in list(KINDS) + ["other"]), d["total"])
 

@@ -127,6 +127,22 @@ class BasicAuth(LoginCase):
         self.assertFails(r)
         self.assertIn("not logged in to " + self.reg.host, r.stderr)
 
+    def test_already_logged_in(self):
+        # No --username: what is stored is checked, as podman does.
+        r = self.lazyroot("login", *self.tls(), self.reg.host, root=False, input="")
+        self.assertFails(r, code=2)  # nothing stored, and no terminal to ask on
+        self.assertOk(self.login("-u", self.reg.username, *self.tls(), self.reg.host))
+        r = self.lazyroot("login", *self.tls(), self.reg.host, root=False, input="")
+        self.assertOk(r, "lazyroot login (stored)")
+        self.assertIn("Already logged in to " + self.reg.host, r.stdout)
+        # Stored credentials that the registry refuses are an error naming it.
+        with open(self.auth_json, "w") as f:
+            json.dump({"auths": {self.reg.host: self.entry_for(self.reg.username, "Stale-s3cret")}}, f)
+        r = self.lazyroot("login", *self.tls(), self.reg.host, root=False, input="")
+        self.assertFails(r)
+        self.assertIn(self.reg.host, r.stderr)
+        self.assertNotIn("Stale-s3cret", r.stderr + r.stdout)
+
     def test_parent_dir_created_private(self):
         self.assertOk(self.login("-u", self.reg.username, *self.tls(), self.reg.host))
         self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(self.auth_json)).st_mode), 0o700)
@@ -187,6 +203,22 @@ class BasicAuth(LoginCase):
         self.assertOk(self.login("-u", self.reg.username, *self.tls(), "--authfile", path, self.reg.host))
         self.assertIn(self.reg.host, self.read_auth(path)["auths"])
 
+    def test_namespaced_login(self):
+        # podman's namespaced key: it applies to that namespace only.
+        r = self.login("-u", self.reg.username, *self.tls(), self.reg.host + "/private")
+        self.assertOk(r, "lazyroot login HOST/private")
+        self.assertEqual(list(self.read_auth()["auths"]), [self.reg.host + "/private"])
+        self.pull_ok(self.ref, *self.tls())
+        # A helper keeps one login per registry: a namespace is refused, nothing stored.
+        db, _ = self.install_helper("nsnope")
+        self.write_docker_config({"credsStore": "nsnope"})
+        os.unlink(self.auth_json)
+        r = self.login("-u", self.reg.username, *self.tls(), self.reg.host + "/private")
+        self.assertFails(r, code=2)
+        self.assertIn("docker-credential-nsnope", r.stderr)
+        self.assertFalse(os.path.exists(db))
+        self.assertFalse(os.path.exists(self.auth_json))
+
     def test_password_never_on_the_command_line(self):
         r = self.lazyroot("login", "-u", "x", "--password", "secret", self.reg.host, root=False)
         self.assertEqual(r.returncode, 2, r.stderr)
@@ -205,7 +237,7 @@ class BasicAuth(LoginCase):
         out = b""
         sent = False
         while True:
-            r, _, _ = select.select([fd], [], [], 60)
+            r, _, _ = select.select([fd], [], [], 30)
             if not r:
                 break
             try:
@@ -218,8 +250,11 @@ class BasicAuth(LoginCase):
             if not sent and b"Password:" in out:
                 os.write(fd, self.reg.password.encode() + b"\n")
                 sent = True
+        if not sent:
+            os.kill(pid, 9)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
+        self.assertTrue(sent, "no password prompt: %r" % out)
         self.assertEqual(os.waitstatus_to_exitcode(status), 0, out.decode(errors="replace"))
         self.assertIn(b"Login Succeeded", out)
         self.assertNotIn(self.reg.password.encode(), out)

@@ -1,9 +1,8 @@
 // Archives: member names, docker save's manifest.json, the image a ref
 // picks, and TarWriter's output read back by TarArchive.
 #include <fcntl.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -46,9 +45,9 @@ TEST(DockerArchiveManifest, ParsesAndSelects) {
 }
 
 TEST(DockerArchiveManifest, RefusesMalformed) {
-  for (const char* bad : {R"({})", R"([])", R"([1])", R"([{"Layers":[]}])", R"([{"Config":"","Layers":[]}])",
-                          R"([{"Config":"c"}])", R"([{"Config":"c","Layers":[1]}])",
-                          R"([{"Config":"c","Layers":[],"RepoTags":"x"}])", "[", ""}) {
+  for (const char* bad :
+       {R"({})", R"([])", R"([1])", R"([{"Layers":[]}])", R"([{"Config":"","Layers":[]}])", R"([{"Config":"c"}])",
+        R"([{"Config":"c","Layers":[1]}])", R"([{"Config":"c","Layers":[],"RepoTags":"x"}])", "[", ""}) {
     SCOPED_TRACE(bad);
     auto r = ParseDockerArchiveManifest(bad, "m");
     EXPECT_EQ(r.status().code(), ErrorCode::kCorruption);

@@ -124,12 +124,13 @@ typedef struct lazyroot_pull_options {
   const char* const* limits;
   lazyroot_pull_event_fn event;
   void* event_user;
-  /* Mirrors and registry rules (since 0.2). registries.conf and containerd's
-   * hosts.toml are read as `lazyroot pull` reads them; a mirror passed over
-   * is a LAZYROOT_PULL_NOTE "warning: …". */
-  const char* registries_conf; /* read alone; NULL: $CONTAINERS_REGISTRIES_CONF, else the user's, else /etc's, + drop-ins */
-  const char* hosts_dir;       /* containerd hosts directory; NULL: /etc/containerd/certs.d where it has the registry */
-  int debug;                   /* nonzero: a LAZYROOT_PULL_NOTE naming the endpoint of the manifest and of each blob */
+  /* Mirrors and registry rules. NULL: containers-registries.conf(5)'s
+   * lookup ($CONTAINERS_REGISTRIES_CONF, $XDG_CONFIG_HOME/containers/
+   * registries.conf, /etc/containers/registries.conf + registries.conf.d),
+   * and containerd's /etc/containerd/certs.d/HOST/hosts.toml. */
+  const char* registries_conf; /* this file and no other */
+  const char* hosts_dir;       /* containerd's hosts directory, read in place of registries.conf */
+  int verbose;                 /* nonzero: a LAZYROOT_PULL_NOTE names the endpoint of the manifest and each blob */
 } lazyroot_pull_options;
 LAZYROOT_API void lazyroot_pull_options_init(lazyroot_pull_options* options);
 
@@ -148,7 +149,8 @@ LAZYROOT_API void lazyroot_pull_result_init(lazyroot_pull_result* result);
 LAZYROOT_API void lazyroot_pull_result_free(lazyroot_pull_result* result);
 
 /* Pulls `reference` ("alpine", "ghcr.io/o/app:v1", "host:5000/x@sha256:…",
- * "http://127.0.0.1:5000/x:1", "oci:DIR[:tag]") into the store; every blob
+ * "http://127.0.0.1:5000/x:1", "oci:DIR[:tag]", "oci-archive:FILE[:tag]",
+ * "docker-archive:FILE[:ref|:@N]") into the store; every blob
  * is verified while it streams in. options NULL: the defaults. result (if
  * not NULL, initialised with lazyroot_pull_result_init) says what was
  * pulled. */

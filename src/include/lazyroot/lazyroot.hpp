@@ -125,8 +125,8 @@ struct PullOptions {
   std::vector<std::string> limits;  // "NAME=VALUE[,…]", applied in order
   PullObserver* observer = nullptr;
   const volatile int* cancel = nullptr;
-  std::optional<std::string> registries_conf, hosts_dir;  // lazyroot_pull_options
-  bool debug = false;
+  std::string registries_conf, hosts_dir;  // empty: the default lookups
+  bool verbose = false;                    // notes name each transfer's endpoint
 };
 
 struct PullResult {
@@ -200,9 +200,9 @@ class PullOptionsC {
     o_.limits = limits_.get();
     o_.jobs = p.jobs;
     o_.cancel = p.cancel;
-    if (p.registries_conf) o_.registries_conf = p.registries_conf->c_str();
-    if (p.hosts_dir) o_.hosts_dir = p.hosts_dir->c_str();
-    o_.debug = p.debug ? 1 : 0;
+    if (!p.registries_conf.empty()) o_.registries_conf = p.registries_conf.c_str();
+    if (!p.hosts_dir.empty()) o_.hosts_dir = p.hosts_dir.c_str();
+    o_.verbose = p.verbose ? 1 : 0;
     if (p.observer != nullptr) {
       o_.event = &ForwardPullEvent;
       o_.event_user = p.observer;
