@@ -161,4 +161,29 @@ echo "/etc/motd in the cached rootfs again: $(head -n1 "$cached/etc/motd")"
 "$LAZYROOT" extract --copy "$work/vm1-root" "$host/demo/hello:v1" >/dev/null
 echo "a private writable copy for one VM: $work/vm1-root ($(find "$work/vm1-root" | wc -l) entries)"
 
+step "From docker / podman: a registries.conf whose mirror is down; the pull passes it over with one warning (-v names each endpoint)"
+printf '[[registry]]\nlocation = "%s"\ninsecure = true\n[[registry.mirror]]\nlocation = "127.0.0.1:9"\ninsecure = true\n' \
+  "$host" >"$work/registries.conf"
+LAZYROOT_HOME=$work/store-mirror "$LAZYROOT" pull -q -v --registries-conf "$work/registries.conf" "$image" 2>&1 | cut -c1-160
+
+step "docker save / docker load: lazyroot save to docker-archive:, then pulled from the archive into an empty store"
+"$LAZYROOT" save "$host/demo/hello:v1" "docker-archive:$work/hello.tar:demo/hello:v1"
+tar -tf "$work/hello.tar" | sed 's/^/  /' | head -n 8
+LAZYROOT_HOME=$work/store-archive "$LAZYROOT" pull -q "docker-archive:$work/hello.tar:demo/hello:v1"
+LAZYROOT_HOME=$work/store-archive "$LAZYROOT" extract "docker-archive:$work/hello.tar:demo/hello:v1" "$work/from-archive" 2>/dev/null
+echo "the tree from the archive equals the registry's: $(diff -r --no-dereference "$work/rootfs" "$work/from-archive" >/dev/null && echo yes || echo NO)"
+
+step "lazyroot df (what the store holds, per image, and what gc would reclaim)"
+"$LAZYROOT" df
+
+step "The library: a C launcher (tests/examples/launch.c) built against the installed package with pkg-config"
+cmake --install build --prefix "$work/prefix" >/dev/null
+pcdir=$(dirname "$(find "$work/prefix" -name lazyroot.pc | head -n1)")
+libdir=$(PKG_CONFIG_PATH=$pcdir pkg-config --variable=libdir lazyroot)
+# shellcheck disable=SC2046
+cc -o "$work/launch" tests/examples/launch.c $(PKG_CONFIG_PATH=$pcdir pkg-config --cflags --libs lazyroot)
+mkdir -p "$work/vm-root"
+echo "(it mounts the image, prints what it would hand to krun_set_root/exec/env/workdir, unmounts when stdin closes)"
+LD_LIBRARY_PATH=$libdir "$work/launch" "$host/demo/hello:v1" "$work/vm-root" </dev/null
+
 step "Demo finished"
