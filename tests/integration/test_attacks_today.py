@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Hostile inputs to what issue 17 added (archives, login, registries.conf,
+hosts.toml, auth files): each case is one an attacker controls, and each
+must fail at once with a message naming the file at fault, never hang and
+never write through it.
+
+- A FIFO where a config file, an auth file or an archive belongs: nobody
+  ever writes to it, so opening it for reading would block forever. Every
+  command must refuse it as "not a regular file" (the subprocess timeout
+  is the hang detector)."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from pull_harness import PullTestCase  # noqa: E402
+
+# No registry listens here: a command that gets past its files fails fast.
+DEAD = "127.0.0.1:9/attack/app:v1"
+# Far above a refusal's milliseconds; a hang is only ever killed by it.
+HANG = 20
+
+
+class FifoInputs(PullTestCase):
+    def fifo(self, name="fifo"):
+        path = os.path.join(self.tmp, name)
+        os.mkfifo(path)
+        return path
+
+    def assertRefused(self, r, path):
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn(path, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+
+    def test_registries_conf_fifo(self):
+        f = self.fifo()
+        self.assertRefused(self.pull(DEAD, "--registries-conf", f, timeout=HANG), f)
+
+    def test_hosts_toml_fifo(self):
+        f = self.fifo()
+        d = self.workdir("certs.d/127.0.0.1:9")
+        os.symlink(f, os.path.join(d, "hosts.toml"))
+        r = self.pull(DEAD, "--hosts-dir", os.path.join(self.tmp, "certs.d"), timeout=HANG)
+        self.assertRefused(r, "hosts.toml")
+
+    def test_authfile_fifo_pull(self):
+        f = self.fifo()
+        self.assertRefused(self.pull(DEAD, "--authfile", f, timeout=HANG), f)
+        self.assertRefused(self.pull(DEAD, env={"REGISTRY_AUTH_FILE": f}, timeout=HANG), f)
+
+    def test_docker_config_fifo_pull(self):
+        f = self.fifo("config.json")
+        d = os.path.dirname(f)
+        self.assertRefused(self.pull(DEAD, env={"DOCKER_CONFIG": d}, timeout=HANG), f)
+
+    def test_authfile_fifo_login(self):
+        f = self.fifo()
+        r = self.lazyroot("login", "--authfile", f, "--username", "u", "--password-stdin", "127.0.0.1:9",
+                          input="secret\n", timeout=HANG)
+        self.assertRefused(r, f)
+        self.assertNotIn("secret", r.stderr + r.stdout)
+        r = self.lazyroot("logout", "--authfile", f, "127.0.0.1:9", timeout=HANG)
+        self.assertRefused(r, f)
+
+    def test_archive_fifo(self):
+        f = self.fifo()
+        for transport in ("docker-archive:", "oci-archive:"):
+            with self.subTest(transport=transport):
+                self.assertRefused(self.pull(transport + f, timeout=HANG), f)
+
+
+if __name__ == "__main__":
+    unittest.main()
