@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "src/registry/curl_api.h"
+#include "src/registry/toml_document.h"
 
 namespace lazyroot {
 namespace {
@@ -78,6 +79,10 @@ double ParseRetryAfter(const std::string& v) {
 
 namespace {
 
+// A CA bundle, client certificate or key: a few KiB; the system's whole
+// bundle is ~200 KiB.
+constexpr size_t kMaxTlsFileBytes = size_t{4} << 20;
+
 struct TransferState {
   HttpResponse* resp;
   const BodySink* sink;
@@ -134,15 +139,33 @@ CURLcode SslCtxCallback(CURL*, void* ssl_ctx, void* user) {
   auto* d = static_cast<SslCtxData*>(user);
   X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
   for (const std::string& file : d->tls->ca_files) {
-    FILE* f = std::fopen(file.c_str(), "r");
-    if (f == nullptr) return CURLE_SSL_CACERT_BADFILE;
-    while (X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr)) {
+    // Read by us, bounded and never blocking (a FIFO or /dev/zero named
+    // by a hosts.toml ca= is refused), then parsed from memory.
+    auto pem = ReadSmallConfigFile(file, kMaxTlsFileBytes);
+    if (!pem.ok()) return CURLE_SSL_CACERT_BADFILE;
+    BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
+    if (bio == nullptr) return CURLE_OUT_OF_MEMORY;
+    while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
       X509_STORE_add_cert(store, cert);  // duplicates are harmless
       X509_free(cert);
     }
-    std::fclose(f);
+    BIO_free(bio);
   }
   return CURLE_OK;
+}
+
+// The TLS files of a request, checked before curl opens them: curl's own
+// fopen() of a FIFO put where a certificate belongs would block forever.
+Status CheckTlsFiles(const TlsConfig& tls) {
+  std::vector<std::string> files = tls.ca_files;
+  for (const std::string* f : {&tls.client_cert, &tls.client_key}) {
+    if (!f->empty()) files.push_back(*f);
+  }
+  for (const std::string& f : files) {
+    auto bytes = ReadSmallConfigFile(f, kMaxTlsFileBytes);
+    if (!bytes.ok()) return bytes.status();
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -246,6 +269,11 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   }
   SslCtxData ssl_data{&tls};
   if (url.starts_with("https://")) {
+    if (Status bad = CheckTlsFiles(tls); !bad.ok()) {
+      Curl().slist_free_all(headers);
+      last_permanent_ = true;  // a file will not change on retry
+      return bad.WithContext(req.method + " " + url);
+    }
     if (!tls.verify) {
       Curl().easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
       Curl().easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

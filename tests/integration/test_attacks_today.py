@@ -7,9 +7,12 @@ never write through it.
 - A FIFO where a config file, an auth file or an archive belongs: nobody
   ever writes to it, so opening it for reading would block forever. Every
   command must refuse it as "not a regular file" (the subprocess timeout
-  is the hang detector)."""
+  is the hang detector). A hosts.toml ca= or client= naming a FIFO is
+  refused before curl opens it (curl's fopen() would block), with a
+  listener there so that the TLS setup is reached."""
 
 import os
+import socket
 import sys
 import unittest
 
@@ -62,6 +65,22 @@ class FifoInputs(PullTestCase):
         self.assertNotIn("secret", r.stderr + r.stdout)
         r = self.lazyroot("logout", "--authfile", f, "127.0.0.1:9", timeout=HANG)
         self.assertRefused(r, f)
+
+    def test_hosts_toml_tls_files_fifo(self):
+        f = self.fifo()
+        # Connections complete in the backlog: curl gets as far as TLS.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self.addCleanup(listener.close)
+        host = "127.0.0.1:%d" % listener.getsockname()[1]
+        for what, line in (("ca", 'ca = "%s"' % f), ("client", 'client = ["%s", "%s"]' % (f, f))):
+            with self.subTest(what=what):
+                d = self.workdir("certs-%s.d/%s" % (what, host))
+                with open(os.path.join(d, "hosts.toml"), "w") as out:
+                    out.write('server = "https://%s"\n%s\n' % (host, line))
+                r = self.pull(host + "/attack/app:v1", "--hosts-dir", os.path.dirname(d), timeout=HANG)
+                self.assertRefused(r, f)
 
     def test_archive_fifo(self):
         f = self.fifo()
