@@ -9,11 +9,15 @@ never write through it.
   command must refuse it as "not a regular file" (the subprocess timeout
   is the hang detector). A hosts.toml ca= or client= naming a FIFO is
   refused before curl opens it (curl's fopen() would block), with a
-  listener there so that the TLS setup is reached."""
+  listener there so that the TLS setup is reached.
+- df while files come and go in the store (what a pull does in tmp/ under
+  the same shared lock): a file that vanished between the listing and its
+  stat is not an error."""
 
 import os
 import socket
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
@@ -87,6 +91,39 @@ class FifoInputs(PullTestCase):
         for transport in ("docker-archive:", "oci-archive:"):
             with self.subTest(transport=transport):
                 self.assertRefused(self.pull(transport + f, timeout=HANG), f)
+
+
+
+class DfWhileFilesVanish(PullTestCase):
+    def test_df_during_churn(self):
+        tmp = os.path.join(self.root, "tmp")
+        self.assertOk(self.lazyroot("df"), "df of an empty store")
+        os.makedirs(tmp, exist_ok=True)
+        stop = threading.Event()
+
+        def churn(k):
+            i = 0
+            while not stop.is_set():
+                p = os.path.join(tmp, "churn-%d-%d.partial" % (k, i % 200))
+                open(p, "w").close()
+                os.unlink(p)
+                i += 1
+
+        threads = [threading.Thread(target=churn, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        failures = []
+        try:
+            # Before the fix about a quarter of these runs failed.
+            for _ in range(60):
+                r = self.lazyroot("df")
+                if r.returncode != 0:
+                    failures.append(r.stderr.strip())
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(failures, [])
 
 
 if __name__ == "__main__":
