@@ -12,16 +12,21 @@ never write through it.
   listener there so that the TLS setup is reached.
 - df while files come and go in the store (what a pull does in tmp/ under
   the same shared lock): a file that vanished between the listing and its
-  stat is not an error."""
+  stat is not an error.
+- The C API's cancel flag already set when lazyroot_extract is called:
+  it must cancel every time (a small image was written anyway in ~1 of 5
+  calls, before the flag's watcher thread first looked)."""
 
 import os
 import socket
+import subprocess
 import sys
 import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from pull_harness import PullTestCase  # noqa: E402
+import make_image as mi  # noqa: E402
+from pull_harness import LAZYROOT_BIN, SOURCE_DIR, PullTestCase  # noqa: E402
 
 # No registry listens here: a command that gets past its files fails fast.
 DEAD = "127.0.0.1:9/attack/app:v1"
@@ -124,6 +129,47 @@ class DfWhileFilesVanish(PullTestCase):
             for t in threads:
                 t.join()
         self.assertEqual(failures, [])
+
+
+CANCELLED_EXTRACT = r"""
+#include <lazyroot/lazyroot.h>
+#include <stdio.h>
+int main(int argc, char** argv) {
+  lazyroot_store* s = NULL;
+  lazyroot_error* err = NULL;
+  if (argc != 4 || lazyroot_store_open(argv[1], &s, &err) != LAZYROOT_OK) return 3;
+  volatile int cancel = 1;
+  lazyroot_extract_options o;
+  lazyroot_extract_options_init(&o);
+  o.cancel = &cancel;
+  lazyroot_status st = lazyroot_extract(s, argv[2], argv[3], &o, NULL, &err);
+  printf("%d %s\n", (int)st, lazyroot_error_message(err));
+  lazyroot_error_free(err);
+  lazyroot_store_close(s);
+  return 0;
+}
+"""
+
+
+class ApiCancelBeforeCall(PullTestCase):
+    def test_preset_cancel_always_cancels(self):
+        libdir = os.path.dirname(os.path.abspath(LAZYROOT_BIN))
+        src = os.path.join(self.tmp, "cancel.c")
+        with open(src, "w") as f:
+            f.write(CANCELLED_EXTRACT)
+        exe = os.path.join(self.tmp, "cancel")
+        subprocess.run(["cc", "-o", exe, src, "-I", os.path.join(SOURCE_DIR, "src", "include"), "-L", libdir,
+                        "-llazyroot", "-Wl,-rpath," + libdir], check=True)
+        layout = os.path.join(self.tmp, "tiny")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        ref = "oci:%s:v1" % layout
+        self.assertOk(self.pull(ref))
+        for i in range(20):
+            target = os.path.join(self.tmp, "out%d" % i)
+            r = subprocess.run([exe, self.root, ref, target], capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertTrue(r.stdout.startswith("8 "), "run %d not cancelled: %s" % (i, r.stdout))
+            self.assertFalse(os.path.exists(target), "run %d left %s" % (i, target))
 
 
 if __name__ == "__main__":
