@@ -154,6 +154,13 @@ CURLcode SslCtxCallback(CURL*, void* ssl_ctx, void* user) {
   return CURLE_OK;
 }
 
+// "Name: value" lines that carry a credential (Go's http.Client drops the
+// same ones on a redirect to another host).
+bool IsCredentialHeader(std::string_view line) {
+  const std::string name = Lower(std::string(line.substr(0, line.find(':'))));
+  return name == "authorization" || name == "cookie" || name == "cookie2";
+}
+
 // The TLS files of a request, checked before curl opens them: curl's own
 // fopen() of a FIFO put where a certificate belongs would block forever.
 Status CheckTlsFiles(const TlsConfig& tls) {
@@ -243,7 +250,13 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   }
 
   struct curl_slist* headers = nullptr;
-  for (const std::string& h : req.headers) headers = Curl().slist_append(headers, h.c_str());
+  for (const std::string& h : req.headers) {
+    // A credential in the caller's headers (hosts.toml's header =
+    // {Authorization = …}) stays with its origin, as the computed
+    // Authorization does: a redirect's target gets the other headers only.
+    if (!send_auth && IsCredentialHeader(h)) continue;
+    headers = Curl().slist_append(headers, h.c_str());
+  }
   std::string auth_header;
   if (send_auth && !req.authorization.empty()) {
     auth_header = "Authorization: " + req.authorization;

@@ -15,17 +15,24 @@ never write through it.
   stat is not an error.
 - The C API's cancel flag already set when lazyroot_extract is called:
   it must cancel every time (a small image was written anyway in ~1 of 5
-  calls, before the flag's watcher thread first looked)."""
+  calls, before the flag's watcher thread first looked).
+- A hosts.toml header = { Authorization = … } (a static credential, as
+  containerd users write it) reached the host a blob GET is redirected to:
+  like the Authorization the client computes, and like Go's client under
+  containerd, a credential header goes to the configured origin only;
+  other headers follow the redirect."""
 
 import os
 import socket
 import subprocess
 import sys
+import base64
 import threading
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
+from fault_server import FaultServer  # noqa: E402
 from pull_harness import LAZYROOT_BIN, SOURCE_DIR, PullTestCase  # noqa: E402
 
 # No registry listens here: a command that gets past its files fails fast.
@@ -170,6 +177,28 @@ class ApiCancelBeforeCall(PullTestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertTrue(r.stdout.startswith("8 "), "run %d not cancelled: %s" % (i, r.stdout))
             self.assertFalse(os.path.exists(target), "run %d left %s" % (i, target))
+
+
+class HostsTomlHeaderOnRedirect(PullTestCase):
+    def test_credential_header_stays_with_its_origin(self):
+        img = mi.build_image([mi.build_layer(random_mib=0.05, seed=7)])
+        with FaultServer(img, mode="redirect") as fs:
+            basic = base64.b64encode(("%s:%s" % (fs.username, fs.password)).encode()).decode()
+            d = self.workdir("certs.d/" + fs.host)
+            with open(os.path.join(d, "hosts.toml"), "w") as f:
+                f.write('server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n'
+                        '  [host."http://%s".header]\n    Authorization = "Basic %s"\n    X-Trace = "t1"\n'
+                        % (fs.host, fs.host, fs.host, basic))
+            r = self.pull("%s/%s:%s" % (fs.host, fs.repo, fs.tag), "--hosts-dir", os.path.dirname(d))
+            self.assertOk(r, "pull with a hosts.toml credential header")
+            api = [q for q in fs.requests(kind="blob", port="api") if q["method"] == "GET"]
+            moved = [q for q in fs.requests(kind="blob", port="blob") if q["method"] == "GET"]
+            self.assertTrue(api and all(q["auth"] for q in api), api)
+            self.assertTrue(moved, "no blob was redirected")
+            for q in moved:
+                self.assertFalse(q["auth"], "the credential header reached the redirect target %s" % fs.blob_host)
+                self.assertEqual(q["headers"].get("X-Trace"), "t1")
+            self.assertIn(basic, open(os.path.join(d, "hosts.toml")).read())
 
 
 if __name__ == "__main__":
