@@ -312,6 +312,16 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
     return Status::Corruption("response from " + UrlOrigin(url) + " larger than " + std::to_string(policy_.max_body) +
                               " bytes");
   }
+  long connect_code = 0;
+  Curl().easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+  if (connect_code == 407 || (rc == CURLE_OK && resp->status == 407)) {
+    // The proxy ($HTTP(S)_PROXY) wants credentials; asking again will not
+    // change that, and "cannot reach" or "is this a registry?" would mislead.
+    // The proxy's URL is not shown: it may hold a password.
+    return Status::Unauthorized(req.method + " " + url +
+                                ": the proxy refused it (HTTP 407 Proxy Authentication Required); give the proxy's "
+                                "credentials in its URL (http://USER:PASSWORD@HOST:PORT)");
+  }
   if (rc != CURLE_OK) {
     // A certificate the peer presents will not change on retry.
     last_permanent_ = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||

@@ -20,7 +20,10 @@ never write through it.
   containerd users write it) reached the host a blob GET is redirected to:
   like the Authorization the client computes, and like Go's client under
   containerd, a credential header goes to the configured origin only;
-  other headers follow the redirect."""
+  other headers follow the redirect.
+- A proxy answering 407 (plain HTTP through HTTP_PROXY, or to the CONNECT
+  of HTTPS_PROXY) is reported as the proxy wanting credentials, at once,
+  not as "is this an OCI registry?" or 5 retries of "cannot reach"."""
 
 import os
 import socket
@@ -199,6 +202,43 @@ class HostsTomlHeaderOnRedirect(PullTestCase):
                 self.assertFalse(q["auth"], "the credential header reached the redirect target %s" % fs.blob_host)
                 self.assertEqual(q["headers"].get("X-Trace"), "t1")
             self.assertIn(basic, open(os.path.join(d, "hosts.toml")).read())
+
+
+class Proxy407(PullTestCase):
+    def start_proxy(self):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self.addCleanup(listener.close)
+
+        def serve():
+            while True:
+                try:
+                    c, _ = listener.accept()
+                except OSError:
+                    return
+                try:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                              b"Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+                c.close()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return "http://127.0.0.1:%d" % listener.getsockname()[1]
+
+    def test_407_named(self):
+        proxy = self.start_proxy()
+        # A registry address nothing answers on: only the proxy is reached.
+        for ref, var in (("http://192.0.2.1:5000/attack/app:v1", "HTTP_PROXY"),
+                         ("192.0.2.1:5000/attack/app:v1", "HTTPS_PROXY")):
+            with self.subTest(var=var):
+                r = self.pull(ref, env={var: proxy, "NO_PROXY": ""}, timeout=HANG)
+                self.assertFails(r)
+                self.assertIn("HTTP 407 Proxy Authentication Required", r.stderr)
+                self.assertNotIn("attempts", r.stderr)
+                self.assertNotIn("is this an OCI registry", r.stderr)
 
 
 if __name__ == "__main__":
