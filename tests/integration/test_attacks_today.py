@@ -23,7 +23,9 @@ never write through it.
   other headers follow the redirect.
 - A proxy answering 407 (plain HTTP through HTTP_PROXY, or to the CONNECT
   of HTTPS_PROXY) is reported as the proxy wanting credentials, at once,
-  not as "is this an OCI registry?" or 5 retries of "cannot reach"."""
+  not as "is this an OCI registry?" or 5 retries of "cannot reach".
+- `lazyroot save` to a DEST inside the store (directly or through a
+  symlink) is refused: an archive renamed over a blob corrupted the store."""
 
 import os
 import socket
@@ -201,7 +203,6 @@ class HostsTomlHeaderOnRedirect(PullTestCase):
             for q in moved:
                 self.assertFalse(q["auth"], "the credential header reached the redirect target %s" % fs.blob_host)
                 self.assertEqual(q["headers"].get("X-Trace"), "t1")
-            self.assertIn(basic, open(os.path.join(d, "hosts.toml")).read())
 
 
 class Proxy407(PullTestCase):
@@ -239,6 +240,33 @@ class Proxy407(PullTestCase):
                 self.assertIn("HTTP 407 Proxy Authentication Required", r.stderr)
                 self.assertNotIn("attempts", r.stderr)
                 self.assertNotIn("is this an OCI registry", r.stderr)
+
+
+class SaveIntoStore(PullTestCase):
+    def test_refused(self):
+        layout = os.path.join(self.tmp, "tiny")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        ref = "oci:%s:v1" % layout
+        self.assertOk(self.pull(ref))
+        blobs = os.path.join(self.root, "blobs", "sha256")
+        victim = sorted(os.listdir(blobs))[0]
+        def read(path):
+            with open(path, "rb") as f:
+                return f.read()
+
+        before = read(os.path.join(blobs, victim))
+        link = os.path.join(self.tmp, "to-blobs")
+        os.symlink(blobs, link)
+        for dest in ("oci-archive:%s/%s" % (blobs, victim), "docker-archive:%s/%s" % (link, victim),
+                     "oci:%s/layout" % blobs, "oci:%s" % self.root):
+            with self.subTest(dest=dest):
+                r = self.lazyroot("save", ref, dest)
+                self.assertNotEqual(r.returncode, 0, r.stdout)
+                self.assertIn("inside the store", r.stderr)
+        self.assertEqual(read(os.path.join(blobs, victim)), before)
+        self.assertFalse(os.path.exists(os.path.join(blobs, "layout")))
+        self.assertOk(self.lazyroot("fsck"), "fsck after the refused saves")
+        self.assertOk(self.lazyroot("save", ref, "oci-archive:" + os.path.join(self.tmp, "ok.tar")), "save elsewhere")
 
 
 if __name__ == "__main__":
