@@ -326,7 +326,11 @@ lazyroot_status DoPull(lazyroot_store* store, const char* reference, const lazyr
 class CancelWatch {
  public:
   explicit CancelWatch(const volatile int* flag) : flag_(flag) {
-    if (flag_ != nullptr) thread_ = std::thread([this] { Run(); });
+    if (flag_ == nullptr) return;
+    // A flag already set is seen now: a small extract could finish before
+    // the thread's first look.
+    if (*flag_ != 0) mirror_.store(*flag_);
+    thread_ = std::thread([this] { Run(); });
   }
   ~CancelWatch() {
     if (!thread_.joinable()) return;

@@ -80,7 +80,8 @@ TarArchive::~TarArchive() {
 std::string TarArchive::Name(std::string_view member) const { return what_ + ": member " + Quote(member); }
 
 Result<std::unique_ptr<TarArchive>> TarArchive::Open(const std::string& path, const std::string& what) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO named as the archive is refused below, not waited on.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT) return Status::NotFound(what + ": no such file");

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "src/registry/curl_api.h"
+#include "src/registry/toml_document.h"
 
 namespace lazyroot {
 namespace {
@@ -78,6 +79,10 @@ double ParseRetryAfter(const std::string& v) {
 
 namespace {
 
+// A CA bundle, client certificate or key: a few KiB; the system's whole
+// bundle is ~200 KiB.
+constexpr size_t kMaxTlsFileBytes = size_t{4} << 20;
+
 struct TransferState {
   HttpResponse* resp;
   const BodySink* sink;
@@ -134,15 +139,40 @@ CURLcode SslCtxCallback(CURL*, void* ssl_ctx, void* user) {
   auto* d = static_cast<SslCtxData*>(user);
   X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
   for (const std::string& file : d->tls->ca_files) {
-    FILE* f = std::fopen(file.c_str(), "r");
-    if (f == nullptr) return CURLE_SSL_CACERT_BADFILE;
-    while (X509* cert = PEM_read_X509(f, nullptr, nullptr, nullptr)) {
+    // Read by us, bounded and never blocking (a FIFO or /dev/zero named
+    // by a hosts.toml ca= is refused), then parsed from memory.
+    auto pem = ReadSmallConfigFile(file, kMaxTlsFileBytes);
+    if (!pem.ok()) return CURLE_SSL_CACERT_BADFILE;
+    BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
+    if (bio == nullptr) return CURLE_OUT_OF_MEMORY;
+    while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
       X509_STORE_add_cert(store, cert);  // duplicates are harmless
       X509_free(cert);
     }
-    std::fclose(f);
+    BIO_free(bio);
   }
   return CURLE_OK;
+}
+
+// "Name: value" lines that carry a credential (Go's http.Client drops the
+// same ones on a redirect to another host).
+bool IsCredentialHeader(std::string_view line) {
+  const std::string name = Lower(std::string(line.substr(0, line.find(':'))));
+  return name == "authorization" || name == "cookie" || name == "cookie2";
+}
+
+// The TLS files of a request, checked before curl opens them: curl's own
+// fopen() of a FIFO put where a certificate belongs would block forever.
+Status CheckTlsFiles(const TlsConfig& tls) {
+  std::vector<std::string> files = tls.ca_files;
+  for (const std::string* f : {&tls.client_cert, &tls.client_key}) {
+    if (!f->empty()) files.push_back(*f);
+  }
+  for (const std::string& f : files) {
+    auto bytes = ReadSmallConfigFile(f, kMaxTlsFileBytes);
+    if (!bytes.ok()) return bytes.status();
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -220,7 +250,13 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   }
 
   struct curl_slist* headers = nullptr;
-  for (const std::string& h : req.headers) headers = Curl().slist_append(headers, h.c_str());
+  for (const std::string& h : req.headers) {
+    // A credential in the caller's headers (hosts.toml's header =
+    // {Authorization = …}) stays with its origin, as the computed
+    // Authorization does: a redirect's target gets the other headers only.
+    if (!send_auth && IsCredentialHeader(h)) continue;
+    headers = Curl().slist_append(headers, h.c_str());
+  }
   std::string auth_header;
   if (send_auth && !req.authorization.empty()) {
     auth_header = "Authorization: " + req.authorization;
@@ -246,6 +282,11 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   }
   SslCtxData ssl_data{&tls};
   if (url.starts_with("https://")) {
+    if (Status bad = CheckTlsFiles(tls); !bad.ok()) {
+      Curl().slist_free_all(headers);
+      last_permanent_ = true;  // a file will not change on retry
+      return bad.WithContext(req.method + " " + url);
+    }
     if (!tls.verify) {
       Curl().easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
       Curl().easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -270,6 +311,16 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   if (st.too_large) {
     return Status::Corruption("response from " + UrlOrigin(url) + " larger than " + std::to_string(policy_.max_body) +
                               " bytes");
+  }
+  long connect_code = 0;
+  Curl().easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+  if (connect_code == 407 || (rc == CURLE_OK && resp->status == 407)) {
+    // The proxy ($HTTP(S)_PROXY) wants credentials; asking again will not
+    // change that, and "cannot reach" or "is this a registry?" would mislead.
+    // The proxy's URL is not shown: it may hold a password.
+    return Status::Unauthorized(req.method + " " + url +
+                                ": the proxy refused it (HTTP 407 Proxy Authentication Required); give the proxy's "
+                                "credentials in its URL (http://USER:PASSWORD@HOST:PORT)");
   }
   if (rc != CURLE_OK) {
     // A certificate the peer presents will not change on retry.

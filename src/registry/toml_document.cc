@@ -19,7 +19,9 @@ Result<toml::table> ParseTomlDocument(std::string_view bytes, const std::string&
 }
 
 Result<std::string> ReadSmallConfigFile(const std::string& path, size_t cap) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO put where a config file belongs must not hang a pull
+  // (it is refused as not regular below).
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT || err == ENOTDIR) return Status::NotFound(path + ": no such file");

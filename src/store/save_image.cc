@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <set>
 #include <vector>
 
@@ -373,6 +374,39 @@ Result<SaveResult> SaveArchive(const Store& store, const Plan& p, const Referenc
   return r;
 }
 
+// The real path of dest's directory (a DEST that does not exist yet is
+// resolved through its parent): "" when it cannot be resolved.
+std::string RealDirOf(const std::string& dest, bool dest_is_dir) {
+  std::string dir = dest;
+  while (dir.size() > 1 && dir.ends_with("/")) dir.pop_back();
+  struct stat st {};
+  if (!dest_is_dir || ::stat(dir.c_str(), &st) != 0) dir = Parent(dir);
+  char* real = ::realpath(dir.c_str(), nullptr);
+  if (real == nullptr) return "";
+  std::string out(real);
+  std::free(real);
+  return out;
+}
+
+// A DEST inside the store would replace its files (an archive renamed over
+// a blob) or plant a layout among them: refused, whatever the path's
+// spelling or symlinks.
+Status RefuseInsideStore(const Store& store, const Reference& dest) {
+  const std::string target = RealDirOf(dest.layout_dir, dest.transport == Reference::Transport::kOciLayout);
+  char* real_root = ::realpath(store.root().c_str(), nullptr);
+  if (target.empty() || real_root == nullptr) {
+    std::free(real_root);
+    return Status::Ok();  // the write itself reports what is missing
+  }
+  const std::string root(real_root);
+  std::free(real_root);
+  if (target == root || target.starts_with(root + "/")) {
+    return Status::InvalidArgument(dest.ToString() + ": inside the store " + store.root() +
+                                   " (its files are the store's own): save somewhere else");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const Reference& dest,
@@ -384,6 +418,7 @@ Result<SaveResult> SaveImage(const Store& store, const ImageRecord& image, const
   if (dest.transport == Reference::Transport::kDockerArchive && dest.archive_ref.starts_with("@")) {
     return Status::InvalidArgument(dest.ToString() + ": @N picks an image to read; to write, name it with :REF");
   }
+  LAZYROOT_RETURN_IF_ERROR(RefuseInsideStore(store, dest));
   LAZYROOT_ASSIGN_OR_RETURN(Plan plan, MakePlan(store, image));
   plan.interrupt = interrupt;
   if (dest.transport == Reference::Transport::kOciLayout) return SaveLayout(store, plan, dest);

@@ -52,6 +52,11 @@ bool GcRemoves(std::string_view rel, const LiveSet& keep) {
 int Visit(const char* path, const struct stat* st, int type, struct FTW*) {
   Walk& w = *current_walk;
   if (type == FTW_DNR || type == FTW_NS) {
+    // Gone between the directory listing and its stat (a pull or an
+    // extract renaming its temp files under the same shared lock): it holds
+    // no bytes now, so it is not counted, and df does not fail for it.
+    struct stat again {};
+    if (::lstat(path, &again) != 0 && (errno == ENOENT || errno == ENOTDIR)) return 0;
     if (w.error.empty()) w.error = std::string(path) + ": cannot be read";
     return 0;
   }
