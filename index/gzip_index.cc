@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "index/gzip_isal_stream.h"
+
 namespace lazyroot {
 namespace {
 
@@ -525,7 +527,8 @@ class IsalPointDecoder final : public PointDecoder {
 
 }  // namespace
 
-std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes) {
+std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes, InflateEngine engine) {
+  if (engine == InflateEngine::kIsal && IsalCheckpointsWork()) return NewIsalGzipStreamDecoder(std::move(name), span_bytes);
   return std::make_unique<GzipStreamDecoder>(std::move(name), span_bytes);
 }
 
