@@ -24,9 +24,9 @@
 // falls back to zlib.
 //
 // ISA-L decodes up to ~64 KiB ahead into its own buffer, so a checkpoint may
-// land a block later than zlib's, and where exactly depends on the input
-// chunking (the zlib decoder's table does not): each table is valid, they
-// need not be equal.
+// land a block or more (past that decode-ahead) later than zlib's, and where
+// exactly depends on the input chunking (the zlib decoder's table does not):
+// each table is valid, they need not be equal. Spans grow by as much.
 #pragma once
 
 #include <cstdint>
