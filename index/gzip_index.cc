@@ -125,6 +125,8 @@ class GzipStreamDecoder final : public StreamDecoder {
   void Track(const uint8_t* in, size_t in_n, const uint8_t* out, size_t out_n) {
 #ifdef LAZYROOT_HAVE_ISAL
     if (out_n > 0) member_crc_ = crc32_gzip_refl(member_crc_, out, out_n);
+#else
+    (void)out;  // never called without ISA-L (own_check_ stays false)
 #endif
     member_size_ += out_n;
     if (in_n >= sizeof tail_) {

@@ -159,8 +159,9 @@ struct Decoded {
 Decoded Stream(const Bytes& blob, size_t chunk, uint64_t span, InflateEngine engine) {
   Decoded d;
   // kIsal here is ISA-L's stream decoder itself, whatever the run-time check said.
-  auto dec = engine == InflateEngine::kIsal ? NewIsalGzipStreamDecoder("layer shape", span)
-                                            : NewGzipStreamDecoder("layer shape", span, InflateEngine::kZlib);
+  // (Built without ISA-L: the zlib fallback.)
+  auto dec = engine == InflateEngine::kIsal && HaveIsal() ? NewIsalGzipStreamDecoder("layer shape", span)
+                                                          : NewGzipStreamDecoder("layer shape", span, engine);
   OutputFn sink = [&](std::span<const uint8_t> o) {
     d.output.insert(d.output.end(), o.begin(), o.end());
     return Status::Ok();
