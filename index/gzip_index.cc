@@ -10,6 +10,8 @@
 #include <cstring>
 #include <vector>
 
+#include "index/gzip_isal_stream.h"
+
 namespace lazyroot {
 namespace {
 
@@ -123,6 +125,8 @@ class GzipStreamDecoder final : public StreamDecoder {
   void Track(const uint8_t* in, size_t in_n, const uint8_t* out, size_t out_n) {
 #ifdef LAZYROOT_HAVE_ISAL
     if (out_n > 0) member_crc_ = crc32_gzip_refl(member_crc_, out, out_n);
+#else
+    (void)out;  // never called without ISA-L (own_check_ stays false)
 #endif
     member_size_ += out_n;
     if (in_n >= sizeof tail_) {
@@ -525,7 +529,8 @@ class IsalPointDecoder final : public PointDecoder {
 
 }  // namespace
 
-std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes) {
+std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes, InflateEngine engine) {
+  if (engine == InflateEngine::kIsal && IsalCheckpointsWork()) return NewIsalGzipStreamDecoder(std::move(name), span_bytes);
   return std::make_unique<GzipStreamDecoder>(std::move(name), span_bytes);
 }
 

@@ -1,7 +1,7 @@
 // gzip random access, zran-style (madler/zlib examples/zran.c; erofs-utils
 // lib/gzran.c for the streaming shape). Use it through layer_decoder.h.
 //
-// Streaming (the pull): zlib inflate with the gzip wrapper (CRC-32 and ISIZE of
+// Streaming (the pull without ISA-L): zlib inflate with the gzip wrapper (CRC-32 and ISIZE of
 // every member checked) and Z_BLOCK, so inflate stops at each deflate block
 // boundary. Once span_bytes of output have passed since the last checkpoint,
 // the next boundary becomes one: (compressed byte offset, unused bits of the
@@ -19,11 +19,9 @@
 // the checkpoint; at a member end it skips the 8-byte trailer and continues in
 // gzip mode, so later members are CRC-checked again.
 //
-// Why zlib streams and ISA-L only reads: checkpoints need inflate to stop at
-// block boundaries and report the bit offset (zlib's Z_BLOCK + data_type).
-// ISA-L's isal_inflate has no such stop (only Intel QPL builds carry one); it
-// returns only when input or output runs out, so its state at a return is
-// almost never between blocks. Priming ISA-L at a recorded checkpoint is
+// ISA-L streams too (gzip_isal_stream.h: the "bfinal poke" makes isal_inflate
+// stop at a block boundary when a checkpoint is due); this zlib decoder is the
+// fallback and the tests' oracle. Priming ISA-L at a recorded checkpoint is
 // possible (read_in/read_in_length + isal_inflate_set_dict) and is what the
 // reader does. Measured on a 228 MiB /usr tar, gzip -6 (CPU-time MB/s of
 // output, 2-vCPU VM; bench_inflate usr.tar.gz 1 4):
@@ -45,13 +43,18 @@
 
 namespace lazyroot {
 
-std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes);
-
-// Which inflate implementation a reader uses. ISA-L (when built with it)
-// decodes ~2.5x faster than zlib, which is what a random read costs.
+// Which inflate implementation a decoder uses. ISA-L (when built with it)
+// decodes ~2.5x faster than zlib, which is what a random read and the pull cost.
 enum class InflateEngine { kZlib, kIsal };
 // True if built with ISA-L (LAZYROOT_HAVE_ISAL); kIsal falls back to kZlib otherwise.
 bool HaveIsal();
+
+// The pull's pass. kIsal streams on ISA-L with the block-boundary stop of
+// gzip_isal_stream.h, unless built without ISA-L or its run-time check
+// (IsalCheckpointsWork) failed: then zlib, as described above. Both give
+// tables every PointDecoder reads; ISA-L's checkpoints may sit a block later.
+std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes,
+                                                    InflateEngine engine = InflateEngine::kIsal);
 
 // table->compression must be kGzip; table and blob must outlive the decoder.
 std::unique_ptr<PointDecoder> NewGzipPointDecoder(const CheckpointTable* table, const ByteSource* blob,

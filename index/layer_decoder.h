@@ -14,7 +14,9 @@
 //
 // Cost per compression (spans are uncompressed bytes between checkpoints):
 //   none: no checkpoints, reads go straight to the blob.
-//   gzip: a checkpoint at the first deflate block boundary after each span, or at
+//   gzip: a checkpoint at a deflate block boundary after each span (zlib: the
+//         first; ISA-L, the pull's default: maybe a later one, past its decode-ahead
+//         of up to ~64 KiB), or at
 //         a member start (no window); each window (<= 32 KiB) is stored
 //         zlib-compressed, ~10 KiB: 3.4 % of the blob at 1 MiB spans, 0.9 % at 4 MiB.
 //   zstd: checkpoints only at frame starts (a frame needs no window). A

@@ -151,11 +151,21 @@ TEST_P(GzipIndexTest, OneByteFeedsOnSmallInput) {
   EXPECT_GT(b.table.points.size(), 3u);
 }
 
+// zlib's table depends on the stream only. ISA-L's may move a checkpoint a
+// block with the chunking (index_gzip_isal_test.cc checks each one it makes).
 TEST_P(GzipIndexTest, RandomChunkingsGiveTheSameOutputAndTable) {
+  const InflateEngine engine = GetParam();
+  CheckpointTable reference;
+  {
+    auto d = NewGzipStreamDecoder("layer test", kSpan, engine);
+    ASSERT_TRUE(d->Feed(blob_, [](std::span<const uint8_t>) { return Status::Ok(); }).ok());
+    ASSERT_TRUE(d->Finish().ok());
+    reference = d->TakeCheckpoints();
+  }
   std::mt19937 rng(3);
   for (int round = 0; round < 3; ++round) {
     Built b;
-    auto d = StreamDecoder::Create(Compression::kGzip, "layer test", kSpan);
+    auto d = NewGzipStreamDecoder("layer test", kSpan, engine);
     OutputFn sink = [&](std::span<const uint8_t> o) {
       b.output.insert(b.output.end(), o.begin(), o.end());
       return Status::Ok();
@@ -167,7 +177,12 @@ TEST_P(GzipIndexTest, RandomChunkingsGiveTheSameOutputAndTable) {
     }
     ASSERT_TRUE(d->Finish().ok());
     EXPECT_EQ(b.output, data_);
-    EXPECT_EQ(d->TakeCheckpoints(), *table_);  // checkpoints depend on the stream, not the chunking
+    CheckpointTable table = d->TakeCheckpoints();
+    if (engine == InflateEngine::kZlib) {
+      EXPECT_EQ(table, reference);  // depends on the stream, not the chunking
+    }
+    EXPECT_EQ(table.uncompressed_size, reference.uncompressed_size);
+    EXPECT_EQ(table.compressed_size, reference.compressed_size);
   }
 }
 

@@ -1,0 +1,407 @@
+#include "index/gzip_isal_stream.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "index/checkpoint.h"
+#include "index/gzip_index.h"
+
+#ifdef LAZYROOT_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
+
+namespace lazyroot {
+
+#ifdef LAZYROOT_HAVE_ISAL
+namespace {
+
+constexpr size_t kOutBufferBytes = 512 << 10;
+// Below this much room the output is handed on first: a small avail_out makes
+// ISA-L decode into its own buffer and copy.
+constexpr size_t kMinRoomBytes = 128 << 10;
+constexpr size_t kMaxSlice = 1u << 30;  // avail_in is 32-bit
+
+std::string IsalError(int ret) {
+  switch (ret) {
+    case ISAL_INVALID_BLOCK: return "invalid deflate block";
+    case ISAL_INVALID_SYMBOL: return "invalid deflate symbol";
+    case ISAL_INVALID_LOOKBACK: return "invalid distance too far back";
+    case ISAL_INVALID_WRAPPER: return "incorrect header check";
+    case ISAL_UNSUPPORTED_METHOD: return "unknown compression method";
+    case ISAL_INCORRECT_CHECKSUM: return "incorrect data check (CRC-32/ISIZE)";
+    case ISAL_NEED_DICT: return "needs a preset dictionary";
+    default: return "ISA-L error " + std::to_string(ret);
+  }
+}
+
+class IsalGzipStreamDecoder final : public StreamDecoder {
+ public:
+  IsalGzipStreamDecoder(std::string name, uint64_t span)
+      : name_(std::move(name)), span_(span), st_(std::make_unique<inflate_state>()) {
+    out_.resize(kOutBufferBytes);
+    hist_.resize(kMaxWindowBytes);
+    table_.compression = Compression::kGzip;
+    StartMember();
+  }
+  IsalGzipStreamDecoder(const IsalGzipStreamDecoder&) = delete;
+  IsalGzipStreamDecoder& operator=(const IsalGzipStreamDecoder&) = delete;
+
+  Status Feed(std::span<const uint8_t> in, const OutputFn& on_output) override {
+    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+    if (finished_) return Status::InvalidArgument(name_ + ": gzip: Feed after Finish");
+    Status st = FeedImpl(in, on_output);
+    if (!st.ok()) dead_ = true;
+    return st;
+  }
+
+  Status Finish() override {
+    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+    if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
+    if (!member_done_ || !pending_.empty()) {
+      dead_ = true;
+      return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
+                                std::to_string(total_in_) + " (unexpected end of data)");
+    }
+    table_.compressed_size = total_in_;
+    table_.uncompressed_size = total_out_;
+    finished_ = true;
+    return Status::Ok();
+  }
+
+  uint64_t total_in() const override { return total_in_; }
+  uint64_t total_out() const override { return total_out_; }
+  CheckpointTable TakeCheckpoints() override { return std::move(table_); }
+
+ private:
+  Status FeedImpl(std::span<const uint8_t> in, const OutputFn& on_output) {
+    const uint64_t base = total_in_;
+    total_in_ += in.size();
+    if (pending_.empty()) {
+      LAZYROOT_RETURN_IF_ERROR(Run(in, base, on_output));
+    } else {
+      // Bytes ISA-L could not take last time go first (rare: see Run).
+      pending_.insert(pending_.end(), in.begin(), in.end());
+      std::vector<uint8_t> bytes = std::move(pending_);
+      pending_.clear();
+      LAZYROOT_RETURN_IF_ERROR(Run(bytes, pending_at_, on_output));
+    }
+    return Flush(on_output);
+  }
+
+  // Absolute compressed offset of st_->next_in.
+  uint64_t InPos() const { return slice_at_ + static_cast<uint64_t>(st_->next_in - slice_); }
+
+  // Decodes all of `data` (absolute offset `at`). Bytes ISA-L does not take
+  // without more input are kept in pending_ for the next Feed.
+  Status Run(std::span<const uint8_t> data, uint64_t at, const OutputFn& on_output) {
+    size_t next = 0;  // first byte of data not yet handed to ISA-L
+    st_->avail_in = 0;
+    for (;;) {
+      if (st_->avail_in == 0 && next < data.size()) {
+        const size_t n = std::min(data.size() - next, kMaxSlice);
+        slice_ = data.data() + next;
+        slice_at_ = at + next;
+        st_->next_in = const_cast<uint8_t*>(slice_);
+        st_->avail_in = static_cast<uint32_t>(n);
+        next += n;
+      }
+      const bool have_input = st_->avail_in > 0;
+      if (member_done_) {
+        if (!have_input) return Status::Ok();
+        StartMember();  // more bytes after a member must be another member
+      }
+      if (st_->wrapper_flag == 0) {
+        if (!have_input) return Status::Ok();
+        if (!counted_) {
+          ++members_;
+          counted_ = true;
+        }
+        LAZYROOT_RETURN_IF_ERROR(ReadHeader());
+        continue;
+      }
+      if (out_.size() - out_len_ < kMinRoomBytes) LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+      size_t room = out_.size() - out_len_;
+      if (!poked_ && !table_.points.empty()) {
+        // Return where the checkpoint falls due, so the poke lands near it.
+        const uint64_t due_at = table_.points.back().out_offset + span_;
+        if (due_at > total_out_ && due_at - total_out_ < room) room = static_cast<size_t>(due_at - total_out_);
+      }
+      st_->next_out = out_.data() + out_len_;
+      st_->avail_out = static_cast<uint32_t>(room);
+      const uint32_t avail_in = st_->avail_in;
+      const int32_t bits_in = st_->read_in_length;
+      const int block_state = st_->block_state;
+      const int16_t tmp_in = st_->tmp_in_size;
+      const int ret = isal_inflate(st_.get());
+      const size_t produced = room - st_->avail_out;
+      out_len_ += produced;
+      total_out_ += produced;
+      if (ret != ISAL_DECOMP_OK) {
+        return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
+                                  std::to_string(InPos()) + ": " + IsalError(ret));
+      }
+      if (st_->block_state == ISAL_BLOCK_FINISH) {
+        if (poked_) {
+          LAZYROOT_RETURN_IF_ERROR(AtForcedStop());
+        } else {
+          LAZYROOT_RETURN_IF_ERROR(AtMemberEnd());
+        }
+        continue;
+      }
+      if (!poked_ && Due() && st_->bfinal == 0 &&
+          (st_->block_state == ISAL_BLOCK_CODED || st_->block_state == ISAL_BLOCK_TYPE0)) {
+        st_->bfinal = 1;  // stop at this block's end-of-block code
+        st_->crc_flag = ISAL_GZIP_NO_HDR;  // and do not read the next block as a trailer there
+        poked_ = true;
+      }
+      const bool progressed = produced != 0 || st_->avail_in != avail_in || st_->read_in_length != bits_in ||
+                              static_cast<int>(st_->block_state) != block_state || st_->tmp_in_size != tmp_in;
+      if (progressed) continue;
+      if (st_->avail_in == 0) {
+        if (next < data.size()) continue;
+        return Status::Ok();
+      }
+      // ISA-L left input it cannot use without more: keep it for the next Feed.
+      pending_at_ = InPos();
+      pending_.assign(st_->next_in, st_->next_in + st_->avail_in);
+      pending_.insert(pending_.end(), data.begin() + static_cast<ptrdiff_t>(next), data.end());
+      st_->avail_in = 0;
+      return Status::Ok();
+    }
+  }
+
+  void StartMember() {
+    isal_inflate_reset(st_.get());
+    st_->crc_flag = ISAL_GZIP;
+    isal_gzip_header_init(&header_);  // kept across calls: a header may span Feeds
+    member_done_ = false;
+    poked_ = false;
+    counted_ = false;
+  }
+
+  // The member header, parsed here rather than inside isal_inflate so that
+  // the first deflate byte's offset is known (a member start is a checkpoint
+  // without a window).
+  Status ReadHeader() {
+    const int ret = isal_read_gzip_header(st_.get(), &header_);
+    if (ret < 0) {
+      return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
+                                std::to_string(InPos()) + ": " + IsalError(ret));
+    }
+    if (st_->wrapper_flag == 0) return Status::Ok();  // more header bytes to come
+    if ((header_.flags & 0xe0) != 0) {  // reserved FLG bits: zlib rejects them too
+      return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
+                                std::to_string(InPos()) + ": unknown header flags set");
+    }
+    member_out_start_ = total_out_;
+    if (Due()) {
+      Checkpoint p;
+      p.in_offset = InPos();
+      p.out_offset = total_out_;
+      AddPoint(std::move(p));
+    }
+    return Status::Ok();
+  }
+
+  bool Due() const { return table_.points.empty() || total_out_ - table_.points.back().out_offset >= span_; }
+
+  void AddPoint(Checkpoint p) {
+    // An empty member (or empty blocks) between: the earlier point already serves this offset.
+    if (!table_.points.empty() && table_.points.back().out_offset == p.out_offset) return;
+    table_.points.push_back(std::move(p));
+  }
+
+  // The poked block ended: record the checkpoint, then resume.
+  Status AtForcedStop() {
+    poked_ = false;
+    CopyWindow(&window_);
+    const uint64_t unread = static_cast<uint64_t>(std::max<int32_t>(st_->read_in_length, 0));
+    const uint64_t here = InPos() * 8;
+    // tmp_in_size is 0 between blocks (it only buffers split headers); if it
+    // is not, the position is unknown: resume without a checkpoint.
+    if (st_->tmp_in_size == 0 && unread <= here && Due()) {
+      const uint64_t bitpos = here - unread;
+      Checkpoint p;
+      p.in_offset = (bitpos + 7) / 8;
+      p.bits = static_cast<uint8_t>(p.in_offset * 8 - bitpos);
+      p.out_offset = total_out_;
+      p.window_size = static_cast<uint32_t>(window_.size());
+      p.window = CompressWindow(window_);
+      AddPoint(std::move(p));
+    }
+    st_->bfinal = 0;
+    st_->block_state = ISAL_BLOCK_NEW_HDR;
+    st_->crc_flag = ISAL_GZIP;
+    if (!window_.empty() &&
+        isal_inflate_set_dict(st_.get(), window_.data(), static_cast<uint32_t>(window_.size())) != COMP_OK) {
+      return Status::Corruption(name_ + ": gzip: ISA-L refused its window at compressed offset " +
+                              std::to_string(InPos()));
+    }
+    return Status::Ok();
+  }
+
+  // A member ended with its CRC-32 and ISIZE checked by ISA-L.
+  Status AtMemberEnd() {
+    member_done_ = true;
+    // ISA-L leaves nothing read ahead after a trailer; give back whole bytes if it does.
+    const uint32_t back = static_cast<uint32_t>(std::max<int32_t>(st_->read_in_length, 0) / 8);
+    if (back > 0) {
+      if (static_cast<size_t>(st_->next_in - slice_) < back) {
+        return Status::Corruption(name_ + ": gzip: ISA-L read past a member end at compressed offset " +
+                                std::to_string(InPos()));
+      }
+      st_->next_in -= back;
+      st_->avail_in += back;
+    }
+    return Status::Ok();
+  }
+
+  // The last min(32 KiB, output of this member) bytes: the tail of hist_ followed by out_.
+  void CopyWindow(std::vector<uint8_t>* w) const {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kMaxWindowBytes, total_out_ - member_out_start_));
+    const size_t from_out = std::min(want, out_len_);
+    const size_t from_hist = want - from_out;
+    w->resize(want);
+    std::memcpy(w->data(), hist_.data() + hist_len_ - from_hist, from_hist);
+    std::memcpy(w->data() + from_hist, out_.data() + out_len_ - from_out, from_out);
+  }
+
+  Status Flush(const OutputFn& on_output) {
+    if (out_len_ == 0) return Status::Ok();
+    LAZYROOT_RETURN_IF_ERROR(on_output(std::span<const uint8_t>(out_.data(), out_len_)));
+    if (out_len_ >= hist_.size()) {
+      std::memcpy(hist_.data(), out_.data() + out_len_ - hist_.size(), hist_.size());
+      hist_len_ = hist_.size();
+    } else {
+      const size_t keep = std::min(hist_len_, hist_.size() - out_len_);
+      std::memmove(hist_.data(), hist_.data() + hist_len_ - keep, keep);
+      std::memcpy(hist_.data() + keep, out_.data(), out_len_);
+      hist_len_ = keep + out_len_;
+    }
+    out_len_ = 0;
+    return Status::Ok();
+  }
+
+  std::string name_;
+  uint64_t span_;
+  std::unique_ptr<inflate_state> st_;  // ~100 KiB: off the stack
+  isal_gzip_header header_{};
+  bool dead_ = false;
+  bool finished_ = false;
+  bool member_done_ = false;  // the last member ended, trailer checked
+  bool poked_ = false;        // bfinal set: the current block's end is a checkpoint
+  bool counted_ = false;      // members_ counts the current member
+  uint64_t members_ = 0;
+  uint64_t total_in_ = 0;     // bytes fed
+  uint64_t total_out_ = 0;
+  uint64_t member_out_start_ = 0;
+  const uint8_t* slice_ = nullptr;  // the input ISA-L's next_in points into
+  uint64_t slice_at_ = 0;           // its absolute offset
+  std::vector<uint8_t> pending_;    // fed bytes ISA-L did not take yet
+  uint64_t pending_at_ = 0;
+  std::vector<uint8_t> out_;   // decompressed, not yet handed to on_output
+  size_t out_len_ = 0;
+  std::vector<uint8_t> hist_;  // the last hist_len_ bytes handed out (window source)
+  size_t hist_len_ = 0;
+  std::vector<uint8_t> window_;
+  CheckpointTable table_;
+};
+
+// Deterministic text-like bytes with random runs: dynamic, stored and
+// unaligned block ends.
+std::vector<uint8_t> ProbeData() {
+  static const char* kWords[] = {"usr ", "lib ", "share ", "locale ", "\n", "x86_64 ", "tar ", "zran "};
+  std::vector<uint8_t> out;
+  uint32_t x = 12345;
+  auto next = [&x] { return x = x * 1103515245u + 12345u; };
+  while (out.size() < (160u << 10)) {
+    const uint32_t run = 1 + (next() >> 8) % 6000;
+    const bool noise = (next() >> 16) % 4 == 0;
+    for (uint32_t i = 0; i < run; ++i) {
+      if (noise) {
+        out.push_back(static_cast<uint8_t>(next() >> 24));
+      } else {
+        for (const char* c = kWords[(next() >> 16) % 8]; *c; ++c) out.push_back(static_cast<uint8_t>(*c));
+      }
+    }
+  }
+  return out;
+}
+
+// mem_level 1 makes zlib end a block every 128 symbols: many boundaries.
+bool GzipMember(std::span<const uint8_t> in, int level, int mem_level, std::vector<uint8_t>* out) {
+  z_stream s{};
+  if (deflateInit2(&s, level, Z_DEFLATED, 31, mem_level, Z_DEFAULT_STRATEGY) != Z_OK) return false;
+  const size_t at = out->size();
+  out->resize(at + deflateBound(&s, in.size()) + 64);
+  s.next_in = const_cast<Bytef*>(in.data());
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = out->data() + at;
+  s.avail_out = static_cast<uInt>(out->size() - at);
+  const bool ok = deflate(&s, Z_FINISH) == Z_STREAM_END;
+  out->resize(at + s.total_out);
+  deflateEnd(&s);
+  return ok;
+}
+
+// Two members, fed in odd chunks with small spans; every checkpoint must
+// resume with zlib (inflatePrime + inflateSetDictionary) to the same bytes.
+bool Probe() {
+  const std::vector<uint8_t> data = ProbeData();
+  const size_t half = data.size() / 2 + 7;
+  std::vector<uint8_t> blob;
+  if (!GzipMember(std::span(data).first(half), 6, 1, &blob) || !GzipMember(std::span(data).subspan(half), 1, 8, &blob)) {
+    return false;
+  }
+  IsalGzipStreamDecoder d("isal probe", 16 << 10);
+  std::vector<uint8_t> got;
+  OutputFn sink = [&](std::span<const uint8_t> o) {
+    got.insert(got.end(), o.begin(), o.end());
+    return Status::Ok();
+  };
+  for (size_t at = 0; at < blob.size(); at += 4093) {
+    if (!d.Feed(std::span(blob).subspan(at, std::min<size_t>(4093, blob.size() - at)), sink).ok()) return false;
+  }
+  if (!d.Finish().ok() || got != data) return false;
+  auto table = std::make_shared<const CheckpointTable>(d.TakeCheckpoints());
+  size_t with_window = 0;
+  for (const Checkpoint& p : table->points) with_window += p.window_size != 0;
+  // ISA-L decodes up to ~64 KiB ahead, so points are sparser than the span here.
+  if (with_window < 2) return false;
+  auto src = MemoryByteSource(blob, "isal probe");
+  auto reader = RandomReader::Create(table, NewGzipPointDecoder(table.get(), src.get(), "isal probe", InflateEngine::kZlib));
+  std::vector<uint8_t> buf(2048);
+  for (const Checkpoint& p : table->points) {
+    size_t n = 0;
+    if (!reader->Read(p.out_offset, buf, &n).ok()) return false;
+    if (n != std::min<uint64_t>(buf.size(), data.size() - p.out_offset) ||
+        !std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n), data.begin() + static_cast<ptrdiff_t>(p.out_offset))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string name, uint64_t span_bytes) {
+  return std::make_unique<IsalGzipStreamDecoder>(std::move(name), std::max<uint64_t>(span_bytes, 1));
+}
+
+bool IsalCheckpointsWork() {
+  static const bool works = Probe();
+  return works;
+}
+
+#else  // !LAZYROOT_HAVE_ISAL
+
+std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string, uint64_t) { return nullptr; }
+bool IsalCheckpointsWork() { return false; }
+
+#endif
+
+}  // namespace lazyroot
