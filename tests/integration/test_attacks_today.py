@@ -25,13 +25,19 @@ never write through it.
   of HTTPS_PROXY) is reported as the proxy wanting credentials, at once,
   not as "is this an OCI registry?" or 5 retries of "cannot reach".
 - `lazyroot save` to a DEST inside the store (directly or through a
-  symlink) is refused: an archive renamed over a blob corrupted the store."""
+  symlink) is refused: an archive renamed over a blob corrupted the store.
+- Names from a hostile archive (docker save RepoTags and Config, an OCI
+  index.json's ref.name annotations) reach error messages without their
+  control bytes (a terminal escape sequence) and cut short."""
 
 import os
 import socket
 import subprocess
 import sys
 import base64
+import io
+import json
+import tarfile
 import threading
 import unittest
 
@@ -267,6 +273,62 @@ class SaveIntoStore(PullTestCase):
         self.assertFalse(os.path.exists(os.path.join(blobs, "layout")))
         self.assertOk(self.lazyroot("fsck"), "fsck after the refused saves")
         self.assertOk(self.lazyroot("save", ref, "oci-archive:" + os.path.join(self.tmp, "ok.tar")), "save elsewhere")
+
+
+ESC = "\x1b]0;owned\x07\x1b[2J"
+
+
+def tar_of(members):
+    """An uncompressed tar of {name: bytes}."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+class ArchiveTextInMessages(PullTestCase):
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def assertClean(self, r):
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertNotIn("\x07", r.stderr)
+        self.assertLess(len(r.stderr), 4096, r.stderr[:300])
+
+    def test_docker_archive_repo_tags_and_config(self):
+        many = ["evil%s:%d" % (ESC, i) for i in range(2000)]
+        manifest = [{"Config": "c.json", "RepoTags": many, "Layers": []},
+                    {"Config": "c.json", "RepoTags": ["x:1"], "Layers": []}]
+        path = self.write("two.tar", tar_of({"manifest.json": json.dumps(manifest).encode(), "c.json": b"{}"}))
+        r = self.pull("docker-archive:" + path)
+        self.assertClean(r)
+        self.assertIn("?]0;owned", r.stderr)  # shown, without the escape byte
+        config = "c%s.json" % ESC
+        cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        manifest = [{"Config": config, "RepoTags": [], "Layers": ["l.tar"]}]
+        path = self.write("cfg.tar", tar_of({"manifest.json": json.dumps(manifest).encode(),
+                                             config: cfg.encode(), "l.tar": tar_of({"a": b"x"})}))
+        self.assertClean(self.pull("docker-archive:" + path))
+
+    def test_oci_archive_ref_names(self):
+        layout = os.path.join(self.tmp, "layout")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        with open(os.path.join(layout, "index.json")) as f:
+            index = json.load(f)
+        entry = index["manifests"][0]
+        index["manifests"] = [dict(entry, annotations={"org.opencontainers.image.ref.name": "t%s%d" % (ESC, i)})
+                              for i in range(3000)]
+        with open(os.path.join(layout, "index.json"), "w") as f:
+            json.dump(index, f)
+        self.assertClean(self.pull("oci:%s:nope" % layout))
+        self.assertClean(self.pull("oci:%s" % layout))
 
 
 if __name__ == "__main__":
