@@ -228,6 +228,54 @@ class ProgressAdapter final : public lazyroot::PullProgress {
   bool finished_ = false;
 };
 
+// Mirrors a caller's `volatile int` cancel flag into the std::atomic<int>
+// the extract polls (and the pull's std::atomic<bool>), from a thread of its
+// own (polled every 20 ms): a pull waiting on a silent server has no
+// progress event to carry the flag.
+class CancelWatch {
+ public:
+  // also (if not null) is set true with it: the pull's own flag.
+  explicit CancelWatch(const volatile int* flag, std::atomic<bool>* also = nullptr) : flag_(flag), also_(also) {
+    if (flag_ == nullptr) return;
+    // A flag already set is seen now: a small extract could finish before
+    // the thread's first look.
+    if (*flag_ != 0) Set();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~CancelWatch() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CancelWatch(const CancelWatch&) = delete;
+  CancelWatch& operator=(const CancelWatch&) = delete;
+  const std::atomic<int>* flag() const { return flag_ != nullptr ? &mirror_ : nullptr; }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (*flag_ != 0) Set();
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+  void Set() {
+    mirror_.store(*flag_);
+    if (also_ != nullptr) also_->store(true);
+  }
+  const volatile int* flag_;
+  std::atomic<bool>* also_;
+  std::atomic<int> mirror_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // The budgets: the defaults, then each "NAME=VALUE[,…]" item in order.
 Status ApplyLimits(const char* const* items, const char* what, lazyroot::Limits* limits) {
   for (size_t i = 0; items != nullptr && items[i] != nullptr; ++i) {
@@ -288,6 +336,7 @@ Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Ref
     }
   }
   std::atomic<bool> cancel{false};
+  CancelWatch watch(o != nullptr ? o->cancel : nullptr, &cancel);
   ProgressAdapter progress(o, &cancel);
   options.progress = &progress;
   if (HAS_FIELD(o, lazyroot_pull_options, verbose)) {
@@ -320,46 +369,6 @@ lazyroot_status DoPull(lazyroot_store* store, const char* reference, const lazyr
     return Status::Ok();
   });
 }
-
-// Mirrors a caller's `volatile int` cancel flag into the std::atomic<int>
-// the extract polls, from a thread of its own (polled every 20 ms).
-class CancelWatch {
- public:
-  explicit CancelWatch(const volatile int* flag) : flag_(flag) {
-    if (flag_ == nullptr) return;
-    // A flag already set is seen now: a small extract could finish before
-    // the thread's first look.
-    if (*flag_ != 0) mirror_.store(*flag_);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~CancelWatch() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  CancelWatch(const CancelWatch&) = delete;
-  CancelWatch& operator=(const CancelWatch&) = delete;
-  const std::atomic<int>* flag() const { return flag_ != nullptr ? &mirror_ : nullptr; }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      if (*flag_ != 0) mirror_.store(*flag_);
-      cv_.wait_for(lock, std::chrono::milliseconds(20));
-    }
-  }
-  const volatile int* flag_;
-  std::atomic<int> mirror_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 void Counts(const lazyroot::ExtractReport& r, double seconds, lazyroot_tree_counts* c) {
   c->files = r.files;

@@ -28,7 +28,10 @@ never write through it.
   symlink) is refused: an archive renamed over a blob corrupted the store.
 - Names from a hostile archive (docker save RepoTags and Config, an OCI
   index.json's ref.name annotations) reach error messages without their
-  control bytes (a terminal escape sequence) and cut short."""
+  control bytes (a terminal escape sequence) and cut short.
+- lazyroot_pull's cancel flag set while the registry says nothing (it
+  accepted the connection and never answers): the pull returns
+  LAZYROOT_CANCELLED promptly, not after the HTTP timeouts and retries."""
 
 import os
 import socket
@@ -168,16 +171,64 @@ int main(int argc, char** argv) {
 }
 """
 
+CANCELLED_PULL = r"""
+#include <lazyroot/lazyroot.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile int cancel = 0;
+static void* later(void* arg) {
+  (void)arg;
+  usleep(500 * 1000);
+  cancel = 1;
+  return NULL;
+}
+int main(int argc, char** argv) {
+  lazyroot_store* s = NULL;
+  lazyroot_error* err = NULL;
+  if (argc != 3 || lazyroot_store_open(argv[1], &s, &err) != LAZYROOT_OK) return 3;
+  lazyroot_pull_options o;
+  lazyroot_pull_options_init(&o);
+  o.cancel = &cancel;
+  pthread_t t;
+  pthread_create(&t, NULL, later, NULL);
+  lazyroot_status st = lazyroot_pull(s, argv[2], &o, NULL, &err);
+  pthread_join(t, NULL);
+  printf("%d %s\n", (int)st, lazyroot_error_message(err));
+  lazyroot_error_free(err);
+  lazyroot_store_close(s);
+  return 0;
+}
+"""
+
+
+def build_c(test, name, source):
+    libdir = os.path.dirname(os.path.abspath(LAZYROOT_BIN))
+    src = os.path.join(test.tmp, name + ".c")
+    with open(src, "w") as f:
+        f.write(source)
+    exe = os.path.join(test.tmp, name)
+    subprocess.run(["cc", "-o", exe, src, "-pthread", "-I", os.path.join(SOURCE_DIR, "src", "include"), "-L", libdir,
+                    "-llazyroot", "-Wl,-rpath," + libdir], check=True)
+    return exe
+
+
+class ApiCancelSilentRegistry(PullTestCase):
+    def test_cancel_while_waiting(self):
+        exe = build_c(self, "cancel_pull", CANCELLED_PULL)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # connections complete in the backlog; nothing is ever answered
+        self.addCleanup(listener.close)
+        ref = "http://127.0.0.1:%d/attack/app:v1" % listener.getsockname()[1]
+        r = subprocess.run([exe, self.root, ref], capture_output=True, text=True, timeout=HANG, env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("8 "), r.stdout)
+
 
 class ApiCancelBeforeCall(PullTestCase):
     def test_preset_cancel_always_cancels(self):
-        libdir = os.path.dirname(os.path.abspath(LAZYROOT_BIN))
-        src = os.path.join(self.tmp, "cancel.c")
-        with open(src, "w") as f:
-            f.write(CANCELLED_EXTRACT)
-        exe = os.path.join(self.tmp, "cancel")
-        subprocess.run(["cc", "-o", exe, src, "-I", os.path.join(SOURCE_DIR, "src", "include"), "-L", libdir,
-                        "-llazyroot", "-Wl,-rpath," + libdir], check=True)
+        exe = build_c(self, "cancel", CANCELLED_EXTRACT)
         layout = os.path.join(self.tmp, "tiny")
         mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
         ref = "oci:%s:v1" % layout
