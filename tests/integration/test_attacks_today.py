@@ -12,7 +12,8 @@ never write through it.
   listener there so that the TLS setup is reached.
 - df while files come and go in the store (what a pull does in tmp/ under
   the same shared lock): a file that vanished between the listing and its
-  stat is not an error.
+  stat is not an error; a store root that is a symlink (moved to another
+  disk) is measured, not reported as 0 B.
 - The C API's cancel flag already set when lazyroot_extract is called:
   it must cancel every time (a small image was written anyway in ~1 of 5
   calls, before the flag's watcher thread first looked).
@@ -121,6 +122,22 @@ class FifoInputs(PullTestCase):
 
 
 class DfWhileFilesVanish(PullTestCase):
+    def test_df_of_symlinked_root(self):
+        layout = os.path.join(self.tmp, "tiny")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        self.assertOk(self.pull("oci:%s:v1" % layout))
+        link = os.path.join(self.tmp, "store-link")
+        os.symlink(self.root, link)
+        direct = self.lazyroot("df", "--format", "json")
+        self.assertOk(direct)
+        linked = self.lazyroot("--root", link, "df", "--format", "json", root=False)
+        self.assertOk(linked)
+        want, got = json.loads(direct.stdout), json.loads(linked.stdout)
+        want.pop("root")
+        got.pop("root")
+        self.assertGreater(want["total"], 0)
+        self.assertEqual(got, want)
+
     def test_df_during_churn(self):
         tmp = os.path.join(self.root, "tmp")
         self.assertOk(self.lazyroot("df"), "df of an empty store")
