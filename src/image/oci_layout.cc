@@ -155,8 +155,8 @@ Result<std::unique_ptr<ImageSource>> OpenOciLayout(std::shared_ptr<const LayoutF
     listing += (listing.empty() ? "" : ", ") + ShownText(names[i]);
   }
   if (matches.empty()) {
-    return Status::NotFound(what + ": no image tagged \"" + ShownText(tag) + "\" (tags: " +
-                            (listing.empty() ? "none" : listing) + ")");
+    return Status::NotFound(what + ": no image tagged \"" + ShownText(tag) +
+                            "\" (tags: " + (listing.empty() ? "none" : listing) + ")");
   }
   if (matches.size() > 1) {
     return Status::InvalidArgument(what + ": holds several images; name one with " + what + ":TAG (tags: " +
