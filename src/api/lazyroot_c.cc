@@ -125,6 +125,10 @@ char* Dup(const std::string& s) {
 // Whether an options struct the caller sized with `size` (maybe of an older
 // header) reaches past `field`: fields added later are read only then.
 #define HAS_FIELD(o, type, field) ((o) != nullptr && (o)->size >= offsetof(type, field) + sizeof((o)->field))
+// The size of a struct's first version, ending at `last`: a smaller `size`
+// is no version's (a caller's mistake), and the fields every version has
+// are read without HAS_FIELD.
+#define FIRST_SIZE(type, last) (offsetof(type, last) + sizeof(static_cast<type*>(nullptr)->last))
 
 Result<lazyroot::ImageRecord> FindRecord(lazyroot::Store& store, const char* reference) {
   LAZYROOT_ASSIGN_OR_RETURN(lazyroot::Reference ref, lazyroot::ParseReference(reference));
@@ -308,7 +312,9 @@ void FillResult(lazyroot_pull_result* result, const lazyroot::ImageRecord& rec, 
 // The pull of options o; store_locked: the caller holds the store lock.
 Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Reference& ref,
                                      const lazyroot_pull_options* o, bool store_locked) {
-  if (o != nullptr && o->size < sizeof(size_t)) return Status::InvalidArgument("lazyroot_pull: options.size is not set");
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_pull_options, cancel)) {
+    return Status::InvalidArgument("lazyroot_pull: options.size is not set (lazyroot_pull_options_init)");
+  }
   lazyroot::PullOptions options;
   options.store_locked = store_locked;
   if (o != nullptr) {
@@ -495,7 +501,9 @@ lazyroot_status lazyroot_launch_config(lazyroot_store* store, const char* refere
   if (store == nullptr || reference == nullptr || out == nullptr) {
     return Invalid("lazyroot_launch_config: store, reference and out are required", err);
   }
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_launch_config: options.size is not set", err);
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_launch_options, limits)) {
+    return Invalid("lazyroot_launch_config: options.size is not set (lazyroot_launch_options_init)", err);
+  }
   *out = nullptr;
   return Guard(err, [&]() -> Status {
     lazyroot::LaunchOverrides overrides;
@@ -577,7 +585,9 @@ lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, c
   if (store == nullptr || reference == nullptr) {
     return Invalid("lazyroot_extract: store and reference are required", err);
   }
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_extract: options.size is not set", err);
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_extract_options, note_user)) {
+    return Invalid("lazyroot_extract: options.size is not set (lazyroot_extract_options_init)", err);
+  }
   if (result != nullptr && result->size != sizeof *result) {
     return Invalid("lazyroot_extract: result is not initialised (lazyroot_extract_result_init)", err);
   }
@@ -655,7 +665,9 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
   if (store == nullptr || reference == nullptr || dir == nullptr || out == nullptr) {
     return Invalid("lazyroot_mount_image: store, reference, dir and out are required", err);
   }
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_mount_image: options.size is not set", err);
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_mount_options, cache_mib)) {
+    return Invalid("lazyroot_mount_image: options.size is not set (lazyroot_mount_options_init)", err);
+  }
   *out = nullptr;
   return Guard(err, [&]() -> Status {
     auto note = [o](const std::string& line) {

@@ -32,7 +32,9 @@ never write through it.
   control bytes (a terminal escape sequence) and cut short.
 - lazyroot_pull's cancel flag set while the registry says nothing (it
   accepted the connection and never answers): the pull returns
-  LAZYROOT_CANCELLED promptly, not after the HTTP timeouts and retries."""
+  LAZYROOT_CANCELLED promptly, not after the HTTP timeouts and retries.
+- An options struct whose `size` is smaller than any version's is refused:
+  the fields past `size` were read anyway (here a copy was written)."""
 
 import os
 import socket
@@ -241,6 +243,40 @@ class ApiCancelSilentRegistry(PullTestCase):
         r = subprocess.run([exe, self.root, ref], capture_output=True, text=True, timeout=HANG, env=self.env)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertTrue(r.stdout.startswith("8 "), r.stdout)
+
+SHORT_OPTIONS = r"""
+#include <lazyroot/lazyroot.h>
+#include <stdio.h>
+int main(int argc, char** argv) {
+  lazyroot_store* s = NULL;
+  lazyroot_error* err = NULL;
+  if (argc != 4 || lazyroot_store_open(argv[1], &s, &err) != LAZYROOT_OK) return 3;
+  lazyroot_extract_options o;
+  lazyroot_extract_options_init(&o);
+  o.copy = argv[3];
+  o.size = 2 * sizeof(void*); /* says: no field past `copy` ... and not even all of it */
+  lazyroot_status st = lazyroot_extract(s, argv[2], NULL, &o, NULL, &err);
+  printf("%d %s\n", (int)st, lazyroot_error_message(err));
+  lazyroot_error_free(err);
+  lazyroot_store_close(s);
+  return 0;
+}
+"""
+
+
+class ApiShortOptions(PullTestCase):
+    def test_refused(self):
+        exe = build_c(self, "short", SHORT_OPTIONS)
+        layout = os.path.join(self.tmp, "tiny")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        ref = "oci:%s:v1" % layout
+        self.assertOk(self.pull(ref))
+        target = os.path.join(self.tmp, "copy")
+        r = subprocess.run([exe, self.root, ref, target], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("1 "), r.stdout)
+        self.assertIn("options.size", r.stdout)
+        self.assertFalse(os.path.exists(target))
 
 
 class ApiCancelBeforeCall(PullTestCase):
