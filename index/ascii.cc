@@ -12,6 +12,13 @@ std::string AsciiLower(std::string_view s) {
   return out;
 }
 
+std::string ShownText(std::string_view s, size_t max_bytes) {
+  std::string out;
+  for (char c : s.substr(0, max_bytes)) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  if (s.size() > max_bytes) out += "…";
+  return out;
+}
+
 std::optional<std::string> DecodeBase64(std::string_view in, Base64Padding padding) {
   if (padding == Base64Padding::kRequired && in.size() % 4 != 0) return std::nullopt;
   for (int i = 0; i < 2 && !in.empty() && in.back() == '='; ++i) in.remove_suffix(1);

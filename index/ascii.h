@@ -13,6 +13,10 @@ namespace lazyroot {
 // s with A-Z lowered; other bytes unchanged.
 std::string AsciiLower(std::string_view s);
 
+// Text from an image or archive as a message may show it: control bytes
+// (terminal escapes, line breaks) as '?', cut at max_bytes with "…".
+std::string ShownText(std::string_view s, size_t max_bytes = 256);
+
 enum class Base64Padding {
   kRequired,  // Go's base64.StdEncoding (docker's config.json "auth")
   kOptional,  // PAX SCHILY.xattr values: bsdtar omits the '=' padding

@@ -125,6 +125,10 @@ char* Dup(const std::string& s) {
 // Whether an options struct the caller sized with `size` (maybe of an older
 // header) reaches past `field`: fields added later are read only then.
 #define HAS_FIELD(o, type, field) ((o) != nullptr && (o)->size >= offsetof(type, field) + sizeof((o)->field))
+// The size of a struct's first version, ending at `last`: a smaller `size`
+// is no version's (a caller's mistake), and the fields every version has
+// are read without HAS_FIELD.
+#define FIRST_SIZE(type, last) (offsetof(type, last) + sizeof(static_cast<type*>(nullptr)->last))
 
 Result<lazyroot::ImageRecord> FindRecord(lazyroot::Store& store, const char* reference) {
   LAZYROOT_ASSIGN_OR_RETURN(lazyroot::Reference ref, lazyroot::ParseReference(reference));
@@ -228,6 +232,54 @@ class ProgressAdapter final : public lazyroot::PullProgress {
   bool finished_ = false;
 };
 
+// Mirrors a caller's `volatile int` cancel flag into the std::atomic<int>
+// the extract polls (and the pull's std::atomic<bool>), from a thread of its
+// own (polled every 20 ms): a pull waiting on a silent server has no
+// progress event to carry the flag.
+class CancelWatch {
+ public:
+  // also (if not null) is set true with it: the pull's own flag.
+  explicit CancelWatch(const volatile int* flag, std::atomic<bool>* also = nullptr) : flag_(flag), also_(also) {
+    if (flag_ == nullptr) return;
+    // A flag already set is seen now: a small extract could finish before
+    // the thread's first look.
+    if (*flag_ != 0) Set();
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~CancelWatch() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CancelWatch(const CancelWatch&) = delete;
+  CancelWatch& operator=(const CancelWatch&) = delete;
+  const std::atomic<int>* flag() const { return flag_ != nullptr ? &mirror_ : nullptr; }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (*flag_ != 0) Set();
+      cv_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+  void Set() {
+    mirror_.store(*flag_);
+    if (also_ != nullptr) also_->store(true);
+  }
+  const volatile int* flag_;
+  std::atomic<bool>* also_;
+  std::atomic<int> mirror_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // The budgets: the defaults, then each "NAME=VALUE[,…]" item in order.
 Status ApplyLimits(const char* const* items, const char* what, lazyroot::Limits* limits) {
   for (size_t i = 0; items != nullptr && items[i] != nullptr; ++i) {
@@ -260,7 +312,9 @@ void FillResult(lazyroot_pull_result* result, const lazyroot::ImageRecord& rec, 
 // The pull of options o; store_locked: the caller holds the store lock.
 Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Reference& ref,
                                      const lazyroot_pull_options* o, bool store_locked) {
-  if (o != nullptr && o->size < sizeof(size_t)) return Status::InvalidArgument("lazyroot_pull: options.size is not set");
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_pull_options, cancel)) {
+    return Status::InvalidArgument("lazyroot_pull: options.size is not set (lazyroot_pull_options_init)");
+  }
   lazyroot::PullOptions options;
   options.store_locked = store_locked;
   if (o != nullptr) {
@@ -288,6 +342,7 @@ Result<lazyroot::PullResult> RunPull(lazyroot::Store& store, const lazyroot::Ref
     }
   }
   std::atomic<bool> cancel{false};
+  CancelWatch watch(o != nullptr ? o->cancel : nullptr, &cancel);
   ProgressAdapter progress(o, &cancel);
   options.progress = &progress;
   if (HAS_FIELD(o, lazyroot_pull_options, verbose)) {
@@ -320,46 +375,6 @@ lazyroot_status DoPull(lazyroot_store* store, const char* reference, const lazyr
     return Status::Ok();
   });
 }
-
-// Mirrors a caller's `volatile int` cancel flag into the std::atomic<int>
-// the extract polls, from a thread of its own (polled every 20 ms).
-class CancelWatch {
- public:
-  explicit CancelWatch(const volatile int* flag) : flag_(flag) {
-    if (flag_ == nullptr) return;
-    // A flag already set is seen now: a small extract could finish before
-    // the thread's first look.
-    if (*flag_ != 0) mirror_.store(*flag_);
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~CancelWatch() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  CancelWatch(const CancelWatch&) = delete;
-  CancelWatch& operator=(const CancelWatch&) = delete;
-  const std::atomic<int>* flag() const { return flag_ != nullptr ? &mirror_ : nullptr; }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!stop_) {
-      if (*flag_ != 0) mirror_.store(*flag_);
-      cv_.wait_for(lock, std::chrono::milliseconds(20));
-    }
-  }
-  const volatile int* flag_;
-  std::atomic<int> mirror_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
 
 void Counts(const lazyroot::ExtractReport& r, double seconds, lazyroot_tree_counts* c) {
   c->files = r.files;
@@ -486,7 +501,9 @@ lazyroot_status lazyroot_launch_config(lazyroot_store* store, const char* refere
   if (store == nullptr || reference == nullptr || out == nullptr) {
     return Invalid("lazyroot_launch_config: store, reference and out are required", err);
   }
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_launch_config: options.size is not set", err);
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_launch_options, limits)) {
+    return Invalid("lazyroot_launch_config: options.size is not set (lazyroot_launch_options_init)", err);
+  }
   *out = nullptr;
   return Guard(err, [&]() -> Status {
     lazyroot::LaunchOverrides overrides;
@@ -568,7 +585,9 @@ lazyroot_status lazyroot_extract(lazyroot_store* store, const char* reference, c
   if (store == nullptr || reference == nullptr) {
     return Invalid("lazyroot_extract: store and reference are required", err);
   }
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_extract: options.size is not set", err);
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_extract_options, note_user)) {
+    return Invalid("lazyroot_extract: options.size is not set (lazyroot_extract_options_init)", err);
+  }
   if (result != nullptr && result->size != sizeof *result) {
     return Invalid("lazyroot_extract: result is not initialised (lazyroot_extract_result_init)", err);
   }
@@ -646,7 +665,9 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
   if (store == nullptr || reference == nullptr || dir == nullptr || out == nullptr) {
     return Invalid("lazyroot_mount_image: store, reference, dir and out are required", err);
   }
-  if (o != nullptr && o->size < sizeof(size_t)) return Invalid("lazyroot_mount_image: options.size is not set", err);
+  if (o != nullptr && o->size < FIRST_SIZE(lazyroot_mount_options, cache_mib)) {
+    return Invalid("lazyroot_mount_image: options.size is not set (lazyroot_mount_options_init)", err);
+  }
   *out = nullptr;
   return Guard(err, [&]() -> Status {
     auto note = [o](const std::string& line) {

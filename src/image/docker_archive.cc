@@ -3,6 +3,7 @@
 #include <map>
 #include <tuple>
 
+#include "index/ascii.h"
 #include "index/sha256.h"
 #include "index/tar_header.h"
 #include "src/image/json_document.h"
@@ -116,7 +117,10 @@ Result<size_t> SelectDockerArchiveImage(const std::vector<DockerArchiveImage>& i
   for (size_t i = 0; i < images.size() && listing.size() < 1024; ++i) {
     listing += listing.empty() ? "" : ", ";
     listing += "@" + std::to_string(i);
-    for (const auto& t : images[i].repo_tags) listing += " " + t.substr(0, 256);
+    // The archive's own text: no control bytes reach the terminal.
+    for (size_t k = 0; k < images[i].repo_tags.size() && listing.size() < 1024; ++k) {
+      listing += " " + ShownText(images[i].repo_tags[k]);
+    }
   }
   if (ref.empty()) {
     if (images.size() == 1) return size_t{0};
@@ -173,10 +177,10 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
   LAZYROOT_ASSIGN_OR_RETURN(TarArchive::Member config_member, archive->Find(img.config));
   LAZYROOT_ASSIGN_OR_RETURN(std::string config, archive->Read(img.config, kMaxConfigBytes));
   auto parsed = ParseImageConfig(config);
-  if (!parsed.ok()) return parsed.status().WithContext(what + ": config " + img.config);
+  if (!parsed.ok()) return parsed.status().WithContext(what + ": config " + ShownText(img.config));
   if (parsed->diff_ids.size() != img.layers.size()) {
     return Status::Corruption(what + ": manifest.json lists " + std::to_string(img.layers.size()) +
-                              " layers but the config " + img.config + " has " +
+                              " layers but the config " + ShownText(img.config) + " has " +
                               std::to_string(parsed->diff_ids.size()) + " DiffIDs");
   }
   std::map<std::string, std::pair<std::string, TarArchive::Member>> blobs;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <vector>
 
+#include "index/ascii.h"
 #include "index/sha256.h"
 #include "src/image/json_document.h"
 #include "src/image/manifest.h"
@@ -143,10 +144,19 @@ Result<std::unique_ptr<ImageSource>> OpenOciLayout(std::shared_ptr<const LayoutF
     std::string type = m.HasMember("mediaType") && m["mediaType"].IsString() ? m["mediaType"].GetString() : "";
     if (tag.empty() || name == tag) matches.emplace_back(m["digest"].GetString(), type);
   }
+  // The names are the archive's: shown without control bytes, and a few
+  // of them only (index.json may list thousands).
   std::string listing;
-  for (const auto& n : names) listing += (listing.empty() ? "" : ", ") + n;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (listing.size() > 1024) {
+      listing += ", … (" + std::to_string(names.size() - i) + " more)";
+      break;
+    }
+    listing += (listing.empty() ? "" : ", ") + ShownText(names[i]);
+  }
   if (matches.empty()) {
-    return Status::NotFound(what + ": no image tagged \"" + tag + "\" (tags: " + (listing.empty() ? "none" : listing) + ")");
+    return Status::NotFound(what + ": no image tagged \"" + ShownText(tag) +
+                            "\" (tags: " + (listing.empty() ? "none" : listing) + ")");
   }
   if (matches.size() > 1) {
     return Status::InvalidArgument(what + ": holds several images; name one with " + what + ":TAG (tags: " +

@@ -448,6 +448,8 @@ Result<PullResult> Pull(Store& store, const Reference& ref, const PullOptions& o
     lock = std::move(*locked);
   }
   RegistryOptions registry = options.registry;
+  // A cancel also ends a request that is waiting on a silent server.
+  if (options.cancel != nullptr) registry.policy.cancel = options.cancel;
   if (!registry.warn && options.progress != nullptr) {
     // A library caller hears of a mirror passed over through its progress.
     registry.warn = [progress = options.progress](const std::string& text) { progress->Note("warning: " + text); };

@@ -154,6 +154,11 @@ CURLcode SslCtxCallback(CURL*, void* ssl_ctx, void* user) {
   return CURLE_OK;
 }
 
+// curl's progress callback: nonzero ends the transfer (CURLE_ABORTED_BY_CALLBACK).
+int CancelCallback(void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<const std::atomic<bool>*>(flag)->load(std::memory_order_relaxed) ? 1 : 0;
+}
+
 // "Name: value" lines that carry a credential (Go's http.Client drops the
 // same ones on a redirect to another host).
 bool IsCredentialHeader(std::string_view line) {
@@ -236,6 +241,12 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   Curl().easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   Curl().easy_setopt(c, CURLOPT_LOW_SPEED_TIME, policy_.low_speed_time_s);
   Curl().easy_setopt(c, CURLOPT_USERAGENT, "lazyroot/0.1");
+  if (policy_.cancel != nullptr) {
+    if (policy_.cancel->load()) return Status::Aborted("cancelled");
+    Curl().easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &CancelCallback);
+    Curl().easy_setopt(c, CURLOPT_XFERINFODATA, const_cast<std::atomic<bool>*>(policy_.cancel));
+    Curl().easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
   Curl().easy_setopt(c, CURLOPT_HEADERFUNCTION, &HeaderCallback);
   Curl().easy_setopt(c, CURLOPT_HEADERDATA, &st);
   Curl().easy_setopt(c, CURLOPT_WRITEFUNCTION, &WriteCallback);
@@ -308,6 +319,7 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
   Curl().easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &eff);
   resp->effective_url = eff != nullptr ? eff : url;
   if (!st.sink_status.ok()) return st.sink_status;
+  if (rc == CURLE_ABORTED_BY_CALLBACK) return Status::Aborted("cancelled");
   if (st.too_large) {
     return Status::Corruption("response from " + UrlOrigin(url) + " larger than " + std::to_string(policy_.max_body) +
                               " bytes");
@@ -375,7 +387,13 @@ Status HttpClient::Do(const HttpRequest& req, HttpResponse* resp, const BodySink
     }
     if (attempt == policy_.max_attempts) break;
     delay = std::min(delay, policy_.max_backoff_s);
-    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(delay * 1000)));
+    // In short naps, so that a cancel does not wait out a 30 s backoff.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(delay * 1000));
+    while (std::chrono::steady_clock::now() < until) {
+      if (policy_.cancel != nullptr && policy_.cancel->load()) return Status::Aborted("cancelled");
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          until - std::chrono::steady_clock::now(), std::chrono::milliseconds(50)));
+    }
     backoff *= 2;
   }
   if (!last.ok()) {

@@ -8,6 +8,7 @@
 // session cache. Not thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -64,6 +65,10 @@ struct HttpPolicy {
   uint64_t max_body = 4u << 20;  // cap for bodies kept in memory (and error bodies)
   long connect_timeout_s = 30;
   long low_speed_time_s = 60;  // abort when < 1 KiB/s for this long
+  // Not null: polled while connecting, waiting and between retries; once
+  // true the request ends with kAborted "cancelled" (a silent server cannot
+  // hold a cancelled pull for the timeouts above).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 class HttpClient {

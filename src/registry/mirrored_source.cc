@@ -90,7 +90,7 @@ Result<FetchedManifest> MirroredSource::GetManifest(const std::string& selector)
     Status err;
     RegistryClient* client = ClientFor(i, &err);
     if (client == nullptr) {
-      if (!more) return err;
+      if (!more || err.code() == ErrorCode::kAborted) return err;
       Warn(i, what, err, order[k + 1]);
       last = err;
       continue;
@@ -122,7 +122,7 @@ Status MirroredSource::FetchBlob(const std::string& digest, uint64_t offset,
     Status err;
     RegistryClient* client = ClientFor(i, &err);
     if (client == nullptr) {
-      if (!more) return err;
+      if (!more || err.code() == ErrorCode::kAborted) return err;
       Warn(i, what, err, order[k + 1]);
       last = err;
       continue;

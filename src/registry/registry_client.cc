@@ -162,6 +162,7 @@ Status RegistryClient::PingOnce(bool single_attempt) {
   Status st = http->Do(req, &resp);
   if (!single_attempt) ReleaseHttp(std::move(http));
   const std::string& registry = endpoint_.registry;
+  if (!st.ok() && st.code() == ErrorCode::kAborted) return st;  // cancelled: no "cannot reach"
   if (!st.ok()) {
     std::string hint;
     if (api_root_.starts_with("https://") && st.message().find("SSL") != std::string::npos && !endpoint_.mirror) {

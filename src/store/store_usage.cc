@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string_view>
@@ -94,11 +95,17 @@ Result<StoreUsage> MeasureStore(Store& store) {
   Walk walk;
   walk.usage = &usage;
   walk.keep = &keep;
-  walk.root_len = store.root().size();
+  // The root itself may be a symlink (a store moved to a bigger disk): it
+  // is walked as its real path, which FTW_PHYS would not enter.
+  char* real = ::realpath(store.root().c_str(), nullptr);
+  if (real == nullptr) return Status::FromErrno("store " + store.root(), errno);
+  const std::string root(real);
+  std::free(real);
+  walk.root_len = root.size();
   walk.object_bytes = &object_bytes;
   current_walk = &walk;
-  // FTW_PHYS: symlinks are not followed; FTW_MOUNT: as du -x.
-  int rc = ::nftw(store.root().c_str(), &Visit, 32, FTW_PHYS | FTW_MOUNT);
+  // FTW_PHYS: symlinks below the root are not followed; FTW_MOUNT: as du -x.
+  int rc = ::nftw(root.c_str(), &Visit, 32, FTW_PHYS | FTW_MOUNT);
   int err = errno;
   current_walk = nullptr;
   if (rc != 0) return Status::FromErrno("walk " + store.root(), err);

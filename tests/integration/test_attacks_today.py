@@ -12,7 +12,8 @@ never write through it.
   listener there so that the TLS setup is reached.
 - df while files come and go in the store (what a pull does in tmp/ under
   the same shared lock): a file that vanished between the listing and its
-  stat is not an error.
+  stat is not an error; a store root that is a symlink (moved to another
+  disk) is measured, not reported as 0 B.
 - The C API's cancel flag already set when lazyroot_extract is called:
   it must cancel every time (a small image was written anyway in ~1 of 5
   calls, before the flag's watcher thread first looked).
@@ -25,13 +26,24 @@ never write through it.
   of HTTPS_PROXY) is reported as the proxy wanting credentials, at once,
   not as "is this an OCI registry?" or 5 retries of "cannot reach".
 - `lazyroot save` to a DEST inside the store (directly or through a
-  symlink) is refused: an archive renamed over a blob corrupted the store."""
+  symlink) is refused: an archive renamed over a blob corrupted the store.
+- Names from a hostile archive (docker save RepoTags and Config, an OCI
+  index.json's ref.name annotations) reach error messages without their
+  control bytes (a terminal escape sequence) and cut short.
+- lazyroot_pull's cancel flag set while the registry says nothing (it
+  accepted the connection and never answers): the pull returns
+  LAZYROOT_CANCELLED promptly, not after the HTTP timeouts and retries.
+- An options struct whose `size` is smaller than any version's is refused:
+  the fields past `size` were read anyway (here a copy was written)."""
 
 import os
 import socket
 import subprocess
 import sys
 import base64
+import io
+import json
+import tarfile
 import threading
 import unittest
 
@@ -112,6 +124,22 @@ class FifoInputs(PullTestCase):
 
 
 class DfWhileFilesVanish(PullTestCase):
+    def test_df_of_symlinked_root(self):
+        layout = os.path.join(self.tmp, "tiny")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        self.assertOk(self.pull("oci:%s:v1" % layout))
+        link = os.path.join(self.tmp, "store-link")
+        os.symlink(self.root, link)
+        direct = self.lazyroot("df", "--format", "json")
+        self.assertOk(direct)
+        linked = self.lazyroot("--root", link, "df", "--format", "json", root=False)
+        self.assertOk(linked)
+        want, got = json.loads(direct.stdout), json.loads(linked.stdout)
+        want.pop("root")
+        got.pop("root")
+        self.assertGreater(want["total"], 0)
+        self.assertEqual(got, want)
+
     def test_df_during_churn(self):
         tmp = os.path.join(self.root, "tmp")
         self.assertOk(self.lazyroot("df"), "df of an empty store")
@@ -162,16 +190,98 @@ int main(int argc, char** argv) {
 }
 """
 
+CANCELLED_PULL = r"""
+#include <lazyroot/lazyroot.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+static volatile int cancel = 0;
+static void* later(void* arg) {
+  (void)arg;
+  usleep(500 * 1000);
+  cancel = 1;
+  return NULL;
+}
+int main(int argc, char** argv) {
+  lazyroot_store* s = NULL;
+  lazyroot_error* err = NULL;
+  if (argc != 3 || lazyroot_store_open(argv[1], &s, &err) != LAZYROOT_OK) return 3;
+  lazyroot_pull_options o;
+  lazyroot_pull_options_init(&o);
+  o.cancel = &cancel;
+  pthread_t t;
+  pthread_create(&t, NULL, later, NULL);
+  lazyroot_status st = lazyroot_pull(s, argv[2], &o, NULL, &err);
+  pthread_join(t, NULL);
+  printf("%d %s\n", (int)st, lazyroot_error_message(err));
+  lazyroot_error_free(err);
+  lazyroot_store_close(s);
+  return 0;
+}
+"""
+
+
+def build_c(test, name, source):
+    libdir = os.path.dirname(os.path.abspath(LAZYROOT_BIN))
+    src = os.path.join(test.tmp, name + ".c")
+    with open(src, "w") as f:
+        f.write(source)
+    exe = os.path.join(test.tmp, name)
+    subprocess.run(["cc", "-o", exe, src, "-pthread", "-I", os.path.join(SOURCE_DIR, "src", "include"), "-L", libdir,
+                    "-llazyroot", "-Wl,-rpath," + libdir], check=True)
+    return exe
+
+
+class ApiCancelSilentRegistry(PullTestCase):
+    def test_cancel_while_waiting(self):
+        exe = build_c(self, "cancel_pull", CANCELLED_PULL)
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)  # connections complete in the backlog; nothing is ever answered
+        self.addCleanup(listener.close)
+        ref = "http://127.0.0.1:%d/attack/app:v1" % listener.getsockname()[1]
+        r = subprocess.run([exe, self.root, ref], capture_output=True, text=True, timeout=HANG, env=self.env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("8 "), r.stdout)
+
+SHORT_OPTIONS = r"""
+#include <lazyroot/lazyroot.h>
+#include <stdio.h>
+int main(int argc, char** argv) {
+  lazyroot_store* s = NULL;
+  lazyroot_error* err = NULL;
+  if (argc != 4 || lazyroot_store_open(argv[1], &s, &err) != LAZYROOT_OK) return 3;
+  lazyroot_extract_options o;
+  lazyroot_extract_options_init(&o);
+  o.copy = argv[3];
+  o.size = 2 * sizeof(void*); /* says: no field past `copy` ... and not even all of it */
+  lazyroot_status st = lazyroot_extract(s, argv[2], NULL, &o, NULL, &err);
+  printf("%d %s\n", (int)st, lazyroot_error_message(err));
+  lazyroot_error_free(err);
+  lazyroot_store_close(s);
+  return 0;
+}
+"""
+
+
+class ApiShortOptions(PullTestCase):
+    def test_refused(self):
+        exe = build_c(self, "short", SHORT_OPTIONS)
+        layout = os.path.join(self.tmp, "tiny")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        ref = "oci:%s:v1" % layout
+        self.assertOk(self.pull(ref))
+        target = os.path.join(self.tmp, "copy")
+        r = subprocess.run([exe, self.root, ref, target], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("1 "), r.stdout)
+        self.assertIn("options.size", r.stdout)
+        self.assertFalse(os.path.exists(target))
+
 
 class ApiCancelBeforeCall(PullTestCase):
     def test_preset_cancel_always_cancels(self):
-        libdir = os.path.dirname(os.path.abspath(LAZYROOT_BIN))
-        src = os.path.join(self.tmp, "cancel.c")
-        with open(src, "w") as f:
-            f.write(CANCELLED_EXTRACT)
-        exe = os.path.join(self.tmp, "cancel")
-        subprocess.run(["cc", "-o", exe, src, "-I", os.path.join(SOURCE_DIR, "src", "include"), "-L", libdir,
-                        "-llazyroot", "-Wl,-rpath," + libdir], check=True)
+        exe = build_c(self, "cancel", CANCELLED_EXTRACT)
         layout = os.path.join(self.tmp, "tiny")
         mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
         ref = "oci:%s:v1" % layout
@@ -267,6 +377,62 @@ class SaveIntoStore(PullTestCase):
         self.assertFalse(os.path.exists(os.path.join(blobs, "layout")))
         self.assertOk(self.lazyroot("fsck"), "fsck after the refused saves")
         self.assertOk(self.lazyroot("save", ref, "oci-archive:" + os.path.join(self.tmp, "ok.tar")), "save elsewhere")
+
+
+ESC = "\x1b]0;owned\x07\x1b[2J"
+
+
+def tar_of(members):
+    """An uncompressed tar of {name: bytes}."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+class ArchiveTextInMessages(PullTestCase):
+    def write(self, name, data):
+        path = os.path.join(self.tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def assertClean(self, r):
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertNotIn("\x1b", r.stderr)
+        self.assertNotIn("\x07", r.stderr)
+        self.assertLess(len(r.stderr), 4096, r.stderr[:300])
+
+    def test_docker_archive_repo_tags_and_config(self):
+        many = ["evil%s:%d" % (ESC, i) for i in range(2000)]
+        manifest = [{"Config": "c.json", "RepoTags": many, "Layers": []},
+                    {"Config": "c.json", "RepoTags": ["x:1"], "Layers": []}]
+        path = self.write("two.tar", tar_of({"manifest.json": json.dumps(manifest).encode(), "c.json": b"{}"}))
+        r = self.pull("docker-archive:" + path)
+        self.assertClean(r)
+        self.assertIn("?]0;owned", r.stderr)  # shown, without the escape byte
+        config = "c%s.json" % ESC
+        cfg = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+        manifest = [{"Config": config, "RepoTags": [], "Layers": ["l.tar"]}]
+        path = self.write("cfg.tar", tar_of({"manifest.json": json.dumps(manifest).encode(),
+                                             config: cfg.encode(), "l.tar": tar_of({"a": b"x"})}))
+        self.assertClean(self.pull("docker-archive:" + path))
+
+    def test_oci_archive_ref_names(self):
+        layout = os.path.join(self.tmp, "layout")
+        mi.write_oci_layout(layout, mi.build_image([mi.build_layer([{"path": "a", "content": "x"}])]), tag="v1")
+        with open(os.path.join(layout, "index.json")) as f:
+            index = json.load(f)
+        entry = index["manifests"][0]
+        index["manifests"] = [dict(entry, annotations={"org.opencontainers.image.ref.name": "t%s%d" % (ESC, i)})
+                              for i in range(3000)]
+        with open(os.path.join(layout, "index.json"), "w") as f:
+            json.dump(index, f)
+        self.assertClean(self.pull("oci:%s:nope" % layout))
+        self.assertClean(self.pull("oci:%s" % layout))
 
 
 if __name__ == "__main__":

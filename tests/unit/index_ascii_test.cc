@@ -30,5 +30,15 @@ TEST(Ascii, Base64PaddedAndUnpadded) {
   EXPECT_EQ(DecodeBase64(std::string_view("AAEC", 4), Base64Padding::kRequired), std::string("\0\1\2", 3));
 }
 
+TEST(ShownText, ControlBytesAndLength) {
+  EXPECT_EQ(ShownText("busybox:latest"), "busybox:latest");
+  EXPECT_EQ(ShownText("a\x1b]0;x\x07"
+                      "b\n\x7f"),
+            "a?]0;x?b??");
+  EXPECT_EQ(ShownText(std::string_view("a\0b", 3)), "a?b");
+  EXPECT_EQ(ShownText("abcdef", 3), "abc…");
+  EXPECT_EQ(ShownText("ü"), "ü");  // UTF-8 bytes are not control bytes
+}
+
 }  // namespace
 }  // namespace lazyroot
