@@ -114,8 +114,10 @@ class Copier {
   Status CheckInterrupt() const {
     const int sig = options_.interrupted ? options_.interrupted->load(std::memory_order_relaxed) : 0;
     if (sig == 0) return Status::Ok();
-    const char* name = ::sigabbrev_np(sig);
-    return Status::Aborted(std::string("interrupted by SIG") + (name ? name : std::to_string(sig).c_str()));
+    // A signal number (the CLI's) is named; any other value is a caller's cancel.
+    const char* name = sig > 0 ? ::sigabbrev_np(sig) : nullptr;
+    if (name == nullptr) return Status::Aborted("cancelled");
+    return Status::Aborted(std::string("interrupted by SIG") + name);
   }
 
   std::string Show(const std::string& rel) const { return from_ + "/" + rel; }

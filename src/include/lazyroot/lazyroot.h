@@ -232,7 +232,9 @@ typedef struct lazyroot_extract_options {
   uint64_t max_size;  /* the most file data to write; 0: the target's free space less a margin */
   const char* const* limits; /* budgets, as lazyroot_pull_options.limits */
   /* Polled: when *cancel becomes nonzero the extract (or the pull before
-   * it) stops with LAZYROOT_CANCELLED and removes what it wrote. */
+   * it) stops with LAZYROOT_CANCELLED and removes what it wrote. A positive
+   * signal number there is named in the message ("interrupted by SIGINT");
+   * any negative value reads "cancelled". */
   const volatile int* cancel;
   /* Not NULL: pull the image first when it is not in the store, with these
    * options, under the same store lock as the extract (gc cannot come in
