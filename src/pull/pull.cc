@@ -31,6 +31,7 @@
 #include "index/byte_source.h"
 #include "index/exception_status.h"
 #include "index/sha256.h"
+#include "index/worker_threads.h"
 #include "src/store/index_consumer.h"
 #include "src/image/manifest.h"
 #include "src/image/docker_archive.h"
@@ -380,21 +381,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
       }
     }
   };
-  int nthreads = std::max(1, std::min<int>(options.jobs, static_cast<int>(jobs.size())));
-  std::vector<std::thread> threads;
-  // Reserved first: a vector growing (bad_alloc) with threads running would
-  // destroy joinable threads, which is std::terminate.
-  threads.reserve(static_cast<size_t>(nthreads));
-  for (int t = 1; t < nthreads; ++t) {
-    // Out of threads: the workers already started take the share of this one.
-    try {
-      threads.emplace_back(worker);
-    } catch (const std::system_error&) {
-      break;
-    }
-  }
-  worker();
-  for (auto& t : threads) t.join();
+  RunOnThreads(static_cast<unsigned>(std::max(1, std::min<int>(options.jobs, static_cast<int>(jobs.size())))),
+               worker);
   if (!first_error.ok()) return first_error;
   result.bytes_fetched = bytes_total;
   result.blobs_fetched = fetched_total;

@@ -1,4 +1,5 @@
 #include "src/store/open_image.h"
+#include "index/worker_threads.h"
 
 #include <unistd.h>
 
@@ -87,22 +88,9 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
       }
     }
   };
-  unsigned n =
-      std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size())));
-  std::vector<std::thread> threads;
-  // Reserved first: a vector growing (bad_alloc) with threads running would
-  // destroy joinable threads, which is std::terminate.
-  threads.reserve(static_cast<size_t>(n));
-  for (unsigned t = 1; t < n; ++t) {
-    // Out of threads: the workers already started take the share of this one.
-    try {
-      threads.emplace_back(worker);
-    } catch (const std::system_error&) {
-      break;
-    }
-  }
-  worker();
-  for (auto& t : threads) t.join();
+  RunOnThreads(
+      std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(digests.size()))),
+      worker);
   for (const Status& st : results) LAZYROOT_RETURN_IF_ERROR(st);
   return Status::Ok();
 }

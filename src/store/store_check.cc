@@ -1,4 +1,5 @@
 #include "src/store/store_check.h"
+#include "index/worker_threads.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -118,20 +119,7 @@ void ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
   };
-  const size_t want = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), n);
-  std::vector<std::thread> threads;
-  // Reserved first: a vector growing (bad_alloc) with threads running would
-  // destroy joinable threads, which is std::terminate.
-  threads.reserve(want);
-  for (size_t t = 1; t < want; ++t) {
-    try {
-      threads.emplace_back(worker);
-    } catch (const std::system_error&) {
-      break;  // the workers already started take this one's share
-    }
-  }
-  worker();
-  for (auto& t : threads) t.join();
+  RunOnThreads(static_cast<unsigned>(std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), n)), worker);
 }
 
 struct BlobState {

@@ -183,6 +183,11 @@ inline void ForwardPullEvent(void* user, const lazyroot_pull_event* e) {
       break;
   }
 }
+// lazyroot_note_fn over a std::function<void(const std::string&)> (user).
+inline void ForwardNote(void* user, const char* line) {
+  (*static_cast<const std::function<void(const std::string&)>*>(user))(line);
+}
+
 // PullOptions as the C struct over a copy of them, alive as long as this object.
 class PullOptionsC {
  public:
@@ -323,9 +328,7 @@ class Store {
     detail::PullOptionsC pull(options.pull.value_or(PullOptions{}));
     if (options.pull) o.pull = pull.get();
     if (options.note) {
-      o.note = [](void* user, const char* line) {
-        (*static_cast<const std::function<void(const std::string&)>*>(user))(line);
-      };
+      o.note = &detail::ForwardNote;
       o.note_user = const_cast<std::function<void(const std::string&)>*>(&options.note);
     }
     lazyroot_extract_result r;
@@ -373,9 +376,7 @@ class Store {
     detail::PullOptionsC pull(options.pull.value_or(PullOptions{}));
     if (options.pull) o.pull = pull.get();
     if (options.note) {
-      o.note = [](void* user, const char* line) {
-        (*static_cast<const std::function<void(const std::string&)>*>(user))(line);
-      };
+      o.note = &detail::ForwardNote;
       o.note_user = const_cast<std::function<void(const std::string&)>*>(&options.note);
     }
     lazyroot_mount* m = nullptr;
