@@ -130,6 +130,13 @@ fuzz_one() {
   if ((rc != 0 || crashes > 0)); then
     line+=$'\n'"    $(grep -a -m1 -E 'SUMMARY|FUZZ_CHECK' "$log" || echo "exit status $rc")"
     line+=$'\n'"    inputs: $artifacts  log: $log"
+    # The newest crash input itself (base64, if small), so that a crash seen
+    # only on a CI machine can be replayed from its log.
+    local newest
+    newest=$(ls -t "$artifacts" 2>/dev/null | head -1)
+    if [[ -n $newest && $(stat -c %s "$artifacts$newest") -le 8192 ]]; then
+      line+=$'\n'"    $newest (base64): $(base64 -w0 "$artifacts$newest")"
+    fi
   fi
   echo "$line" >"$build/fuzz-logs/$t.result"
   echo "$line"

@@ -15,12 +15,16 @@ if [[ ${LAZYROOT_SKIP_TSAN:-0} != 1 ]]; then bash scripts/test-tsan.sh; fi
 # The fuzz targets (clang, ASan + UBSan, build-fuzz/), as many at once as
 # there are cores; a crash fails the run, after CTest has had its say.
 fuzz_status=0
+fuzz_log=$PWD/build-fuzz-run.log
 if [[ ${LAZYROOT_SKIP_FUZZ:-0} != 1 ]]; then
-  bash scripts/fuzz.sh -t "${LAZYROOT_FUZZ_SECONDS:-30}" -j "$(nproc)" || fuzz_status=$?
+  bash scripts/fuzz.sh -t "${LAZYROOT_FUZZ_SECONDS:-30}" -j "$(nproc)" 2>&1 | tee "$fuzz_log" ||
+    fuzz_status=${PIPESTATUS[0]}
 fi
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure --timeout 900 "$@"
 if ((fuzz_status != 0)); then
+  # Again at the end: a CI log often keeps only its tail.
+  sed -n '/^== fuzz summary/,$p' "$fuzz_log" >&2 || true
   echo "test.sh: the fuzz targets crashed (summary above, logs in build-fuzz/fuzz-logs/)" >&2
   exit "$fuzz_status"
 fi
