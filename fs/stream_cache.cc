@@ -352,6 +352,14 @@ StreamCache::Lease StreamCache::TakeDecoder(uint32_t layer, uint64_t start, bool
       }
     }
     if (best == idle_.end() && !need_warm) best = cold;
+    // At the layer's idle cap a fresh decoder would push the least recently
+    // returned one out when it comes back: re-prime that one instead. A new
+    // decoder costs its allocation (~300 KiB of state and buffers, zeroed
+    // and faulted in): with random reads all over a layer that churn was a
+    // fifth of the mount's CPU.
+    if (best == idle_.end() && !need_warm && idle_per_layer_[layer] >= std::max(1u, options_.idle_decoders_per_layer)) {
+      best = std::find_if(idle_.begin(), idle_.end(), [&](const IdleDecoder& i) { return i.layer == layer && !i.large; });
+    }
     if (best != idle_.end()) {
       // Its charge moves from idle to in use.
       Lease lease{std::move(best->reader), best->bytes};

@@ -303,7 +303,7 @@ class GzipPointDecoder final : public PointDecoder {
 
   Status Refill() {
     size_t n = 0;
-    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    const size_t want = AlignedReadSize(file_pos_, in_.size(), table_->compressed_size - file_pos_);
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) return Truncated();
     file_pos_ += n;
@@ -450,6 +450,7 @@ class IsalPointDecoder final : public PointDecoder {
   }
 
   Status Skip(uint64_t n) override {
+    if (n == 0) return Status::Ok();  // the common case: a read at a unit's start
     // A large scratch lets ISA-L decode in place instead of through its 64 KiB staging buffer.
     scratch_.resize(256 << 10);
     while (n > 0) {
@@ -464,7 +465,7 @@ class IsalPointDecoder final : public PointDecoder {
   uint64_t InOffset() const { return file_pos_ - state_->avail_in; }
 
   Status Refill() {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    const size_t want = AlignedReadSize(file_pos_, in_.size(), table_->compressed_size - file_pos_);
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) return Truncated(file_pos_);

@@ -200,7 +200,7 @@ class ZstdPointDecoder final : public PointDecoder {
   uint64_t InOffset() const { return file_pos_ - (inb_.size - inb_.pos); }
 
   Status Refill() {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    const size_t want = AlignedReadSize(file_pos_, in_.size(), table_->compressed_size - file_pos_);
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) {
