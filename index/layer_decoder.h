@@ -22,9 +22,9 @@
 //   zstd: checkpoints only at frame starts (a frame needs no window). A
 //         single-frame layer (what `zstd`, containerd and buildkit write by default)
 //         has ONE checkpoint, so every random read decodes from the start of the
-//         blob up to the offset, and only sequential reading is cheap. A later
-//         change may re-encode such layers locally into a seekable form; until then
-//         callers should read zstd layers sequentially or cache spans.
+//         blob up to the offset, and only sequential reading is cheap. The
+//         mount's StreamCache keeps re-encoded copies of the units it decodes
+//         there (index/unit_copy.h), so each cold read pays that once.
 #pragma once
 
 #include <cstdint>

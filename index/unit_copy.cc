@@ -1,6 +1,7 @@
 #include "index/unit_copy.h"
 
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY  // ZSTD_getFrameHeader: the frame's checksum flag
 #include <zstd.h>
 
 #include <cstring>
@@ -12,7 +13,7 @@ namespace {
 
 constexpr char kMagic[8] = {'L', 'Z', 'U', 'N', 'I', 'T', '\0', '\1'};
 constexpr size_t kDigestBytes = 71;  // "sha256:" + 64 hex
-constexpr size_t kHeaderBytes = 8 + kDigestBytes + 8 + 8 + 4 + 4;
+constexpr size_t kHeaderBytes = 8 + kDigestBytes + 8 + 8 + 4 + 4;  // ends with the header's crc32
 
 void PutU32(std::string* s, uint32_t v) {
   for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>(v >> (8 * i)));
@@ -45,38 +46,40 @@ bool WellFormedDigest(const std::string& d) {
 struct Parsed {
   std::string digest;
   uint64_t start = 0, length = 0;
-  uint32_t data_crc = 0;
   std::span<const uint8_t> frame;
 };
 
-// Everything but the frame's content.
+// The header, and where the frame is; the frame's bytes are checked by
+// zstd's own content checksum when it is decoded.
 Result<Parsed> Parse(std::span<const uint8_t> f, const std::string& name) {
   auto bad = [&](const std::string& why) { return Status::Corruption(name + ": unit copy: " + why); };
-  if (f.size() < kHeaderBytes + 4) return bad("truncated (" + std::to_string(f.size()) + " bytes)");
+  if (f.size() < kHeaderBytes) return bad("truncated (" + std::to_string(f.size()) + " bytes)");
   if (std::memcmp(f.data(), kMagic, 7) != 0) return bad("bad magic");
   if (f[7] != kMagic[7]) return bad("unknown format version " + std::to_string(f[7]));
-  const uint32_t want_crc = static_cast<uint32_t>(GetLe(f.data() + f.size() - 4, 4));
-  if (Crc(f.first(f.size() - 4)) != want_crc) return bad("checksum mismatch");
+  const uint32_t want_crc = static_cast<uint32_t>(GetLe(f.data() + kHeaderBytes - 4, 4));
+  if (Crc(f.first(kHeaderBytes - 4)) != want_crc) return bad("header checksum mismatch");
   Parsed p;
   p.digest.assign(reinterpret_cast<const char*>(f.data() + 8), kDigestBytes);
   if (!WellFormedDigest(p.digest)) return bad("malformed layer digest");
   const uint8_t* h = f.data() + 8 + kDigestBytes;
   p.start = GetLe(h, 8);
   p.length = GetLe(h + 8, 8);
-  p.data_crc = static_cast<uint32_t>(GetLe(h + 16, 4));
-  const uint64_t frame = GetLe(h + 20, 4);
+  const uint64_t frame = GetLe(h + 16, 4);
   if (p.length == 0 || p.length > kMaxUnitCopyBytes) return bad("unit length " + std::to_string(p.length) + " out of range");
   if (p.start > UINT64_MAX - p.length) return bad("unit offset out of range");
-  if (frame != f.size() - kHeaderBytes - 4) return bad("frame size " + std::to_string(frame) + " disagrees with the file size");
+  if (frame != f.size() - kHeaderBytes) return bad("frame size " + std::to_string(frame) + " disagrees with the file size");
   p.frame = f.subspan(kHeaderBytes, static_cast<size_t>(frame));
   return p;
 }
 
 Status Inflate(const Parsed& p, std::span<uint8_t> out, const std::string& name) {
-  // The frame must say exactly the unit's length; decompressing into a
-  // buffer of that size can then neither overflow nor come up short unnoticed.
-  if (ZSTD_getFrameContentSize(p.frame.data(), p.frame.size()) != p.length || out.size() != p.length) {
-    return Status::Corruption(name + ": unit copy: frame content size is not the unit length");
+  // The frame must say exactly the unit's length and carry a checksum of its
+  // content; decompressing into a buffer of that size can then neither
+  // overflow nor yield bytes other than those written.
+  ZSTD_frameHeader fh{};
+  if (ZSTD_getFrameHeader(&fh, p.frame.data(), p.frame.size()) != 0 || fh.frameType != ZSTD_frame ||
+      fh.frameContentSize != p.length || fh.checksumFlag == 0 || out.size() != p.length) {
+    return Status::Corruption(name + ": unit copy: frame header does not describe the unit");
   }
   std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> d(ZSTD_createDCtx(), ZSTD_freeDCtx);
   if (!d) return Status::IoError(name + ": unit copy: cannot create a zstd context");
@@ -86,7 +89,6 @@ Status Inflate(const Parsed& p, std::span<uint8_t> out, const std::string& name)
     return Status::Corruption(name + ": unit copy: frame does not decode" +
                               (ZSTD_isError(n) ? std::string(": ") + ZSTD_getErrorName(n) : std::string()));
   }
-  if (Crc(out) != p.data_crc) return Status::Corruption(name + ": unit copy: bytes do not match their checksum");
   return Status::Ok();
 }
 
@@ -102,6 +104,7 @@ Result<std::string> EncodeUnitCopy(const std::string& layer_digest, uint64_t sta
   if (!c) return Status::IoError("unit copy: cannot create a zstd context");
   ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, 1);
   ZSTD_CCtx_setParameter(c.get(), ZSTD_c_contentSizeFlag, 1);
+  ZSTD_CCtx_setParameter(c.get(), ZSTD_c_checksumFlag, 1);
   const size_t n = ZSTD_compress2(c.get(), frame.data(), frame.size(), bytes.data(), bytes.size());
   if (ZSTD_isError(n)) return Status::IoError(std::string("unit copy: zstd: ") + ZSTD_getErrorName(n));
   frame.resize(n);
@@ -109,10 +112,9 @@ Result<std::string> EncodeUnitCopy(const std::string& layer_digest, uint64_t sta
   s += layer_digest;
   PutU64(&s, start);
   PutU64(&s, bytes.size());
-  PutU32(&s, Crc(bytes));
   PutU32(&s, static_cast<uint32_t>(frame.size()));
-  s += frame;
   PutU32(&s, Crc(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size())));
+  s += frame;
   return s;
 }
 

@@ -11,9 +11,10 @@
 //   u8[71]        the layer digest, "sha256:<64 hex>"
 //   u64 start     offset of the unit in the layer's uncompressed stream
 //   u64 length    its uncompressed length (<= kMaxUnitCopyBytes)
-//   u32 crc32 of the unit's uncompressed bytes
-//   u32 frame size, then the zstd frame (content size = length)
-//   u32 crc32 of every byte before it
+//   u32 frame size (the rest of the file)
+//   u32 crc32 of the header (every byte before it)
+//   the zstd frame: content size = length, content checksum on (zstd
+//   verifies it as it decodes: a damaged frame never yields bytes)
 // Pure functions; thread-safe.
 #pragma once
 
@@ -34,9 +35,9 @@ inline constexpr uint64_t kMaxUnitCopyBytes = 8ull << 20;
 Result<std::string> EncodeUnitCopy(const std::string& layer_digest, uint64_t start, std::span<const uint8_t> bytes);
 
 // Fills out (exactly the unit: out.size() is its length) from a file, after
-// checking magic, version, that it is the copy of [start, start + out.size())
-// of layer_digest, the file checksum, the frame and the checksum of the
-// bytes. Returns kCorruption naming `name` on any mismatch; on error out's
+// checking magic, version, the header checksum, that it is the copy of
+// [start, start + out.size()) of layer_digest, and the frame with its
+// content checksum. Returns kCorruption naming `name` on any mismatch; on error out's
 // contents are unspecified (the caller decodes the unit instead).
 Status DecodeUnitCopy(std::span<const uint8_t> file, const std::string& layer_digest, uint64_t start,
                       std::span<uint8_t> out, const std::string& name);
