@@ -38,7 +38,15 @@
 // decoder up to max_memory_bytes, ~512 MiB for a zstd frame with the largest
 // window the pull accepts, alone), plus per thread inside Read (FUSE workers
 // and read-ahead workers) one unit being decoded and one evicted unit still
-// being copied out (<= max_unit_bytes each).
+// being copied out (<= max_unit_bytes each), and with unit copies one more
+// unit being caught up to or re-encoded (<= max_unit_bytes plus its copy).
+//   unit copies — a unit inside a long span (a single-frame zstd layer) that
+//             no decoder stands at is read from its copy (UnitCopies) when one
+//             exists; else a decoder catches up to it from where it stands or
+//             from the span's start, leaving copies of the whole units it
+//             passes and of this one. A sequential pass (a decoder already at
+//             the unit, read-ahead) neither loads nor makes copies: decoding
+//             on costs about what loading a copy does.
 //   single flight — concurrent misses on one unit decode it once; the others
 //             wait for it.
 //   read-ahead — a reader moving through a layer's units in order (the access
