@@ -361,7 +361,7 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
   }
   if (!st.ok()) return st;  // the guard frees the decoder: it may be mid-stream in a bad state
   ReturnDecoder(layer, std::move(lease));
-  if (copies != nullptr && !warm && !copies->Has(layer, unit.start)) {
+  if (copies != nullptr && !warm && !copies->Has(layer, unit.start, unit.end - unit.start)) {
     copies->Save(layer, unit.start, *span);
     std::lock_guard lock(mu_);
     ++counters_.copy_saves;
@@ -398,7 +398,7 @@ Status StreamCache::CatchUp(uint32_t layer, Lease& lease, uint64_t from, bool pr
       return Status::Corruption("layer " + content_->layer(layer).digest + ": stream ends at offset " +
                                 std::to_string(at + got) + ", inside the indexed size");
     }
-    const bool save = at == u.start && end == u.end && !options_.unit_copies->Has(layer, u.start);
+    const bool save = at == u.start && end == u.end && !options_.unit_copies->Has(layer, u.start, u.end - u.start);
     if (save) options_.unit_copies->Save(layer, u.start, buf);
     {
       std::lock_guard lock(mu_);

@@ -90,8 +90,8 @@ class UnitCopies {
   // layer's unit at start; false if there is none (a copy that does not
   // validate is dropped and counts as none).
   virtual bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) = 0;
-  // Whether a copy exists (not validated).
-  virtual bool Has(uint32_t layer, uint64_t start) = 0;
+  // Whether a copy of the unit [start, start + length) exists (not validated).
+  virtual bool Has(uint32_t layer, uint64_t start, uint64_t length) = 0;
   // Keeps a copy of the unit; best effort (a failed write or a full budget
   // only means the unit is decoded again next time).
   virtual void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) = 0;

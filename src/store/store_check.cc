@@ -890,7 +890,10 @@ class Checker {
     if (!bytes.ok()) return bytes.status();
     LAZYROOT_ASSIGN_OR_RETURN(UnitCopyInfo info, CheckUnitCopy(AsBytes(*bytes), path));
     if (info.layer_digest != digest) return Status::Corruption(path + ": unit copy of another layer (" + info.layer_digest + ")");
-    if (UnitCopyName(info.start) != name) return Status::Corruption(path + ": unit copy of offset " + std::to_string(info.start) + ", not its name's");
+    if (UnitCopyName(info.start, info.length) != name) {
+      return Status::Corruption(path + ": unit copy of [" + std::to_string(info.start) + ", +" +
+                                std::to_string(info.length) + "), not its name's");
+    }
     return Status::Ok();
   }
 

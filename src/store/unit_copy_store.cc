@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <mutex>
 #include <set>
+#include <utility>
 
 #include "index/unit_copy.h"
 #include "src/store/store.h"
@@ -23,7 +24,7 @@ class StoreUnitCopies final : public UnitCopies {
     uint64_t budget = 0;  // bytes of copies at most
     bool counted = false;  // used counts what was there when this process first wrote
     uint64_t used = 0;
-    std::set<uint64_t> present;  // starts known to have a file
+    std::set<std::pair<uint64_t, uint64_t>> present;  // (start, length) of units known to have a file
   };
 
   explicit StoreUnitCopies(std::vector<Layer> layers) : layers_(std::move(layers)) {}
@@ -31,31 +32,31 @@ class StoreUnitCopies final : public UnitCopies {
   bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) override {
     if (layer >= layers_.size()) return false;
     const Layer& l = layers_[layer];
-    const std::string path = l.dir + "/" + UnitCopyName(start);
+    const std::string path = l.dir + "/" + UnitCopyName(start, out.size());
     // Never more than a valid copy of this unit can be: a huge or sparse
     // file costs a stat, not its size in memory.
     const uint64_t cap = 128 + ZSTD_compressBound(out.size());
     Result<std::string> bytes = ReadWholeFile(path, cap);
     if (!bytes.ok()) {
-      if (bytes.status().code() != ErrorCode::kNotFound) Drop(layer, start, path);
+      if (bytes.status().code() != ErrorCode::kNotFound) Drop(layer, start, out.size(), path);
       return false;
     }
     const auto* p = reinterpret_cast<const uint8_t*>(bytes->data());
     if (!DecodeUnitCopy({p, bytes->size()}, l.digest, start, out, path).ok()) {
-      Drop(layer, start, path);
+      Drop(layer, start, out.size(), path);
       return false;
     }
     return true;
   }
 
-  bool Has(uint32_t layer, uint64_t start) override {
+  bool Has(uint32_t layer, uint64_t start, uint64_t length) override {
     if (layer >= layers_.size()) return true;  // nothing to save
     std::lock_guard lock(mu_);
     Layer& l = layers_[layer];
-    if (l.present.count(start) != 0) return true;
+    if (l.present.count({start, length}) != 0) return true;
     struct stat st {};
-    if (::stat((l.dir + "/" + UnitCopyName(start)).c_str(), &st) == 0) {
-      l.present.insert(start);
+    if (::stat((l.dir + "/" + UnitCopyName(start, length)).c_str(), &st) == 0) {
+      l.present.insert({start, length});
       return true;
     }
     return false;
@@ -85,7 +86,7 @@ class StoreUnitCopies final : public UnitCopies {
     const size_t slash = l.dir.rfind('/');
     (void)::mkdir(l.dir.substr(0, slash).c_str(), 0755);
     (void)::mkdir(l.dir.c_str(), 0755);
-    const std::string path = l.dir + "/" + UnitCopyName(start);
+    const std::string path = l.dir + "/" + UnitCopyName(start, bytes.size());
     const std::string tmp = path + UniqueTempSuffix();
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return;
@@ -102,14 +103,14 @@ class StoreUnitCopies final : public UnitCopies {
       return;
     }
     std::lock_guard lock(mu_);
-    l.present.insert(start);
+    l.present.insert({start, bytes.size()});
   }
 
  private:
-  void Drop(uint32_t layer, uint64_t start, const std::string& path) {
+  void Drop(uint32_t layer, uint64_t start, uint64_t length, const std::string& path) {
     ::unlink(path.c_str());
     std::lock_guard lock(mu_);
-    layers_[layer].present.erase(start);
+    layers_[layer].present.erase({start, length});
   }
 
   std::mutex mu_;  // guards each Layer's counted, used and present
@@ -122,9 +123,10 @@ std::string UnitCopyDir(const std::string& store_root, const std::string& layer_
   return store_root + "/units/" + layer_digest.substr(layer_digest.find(':') + 1);
 }
 
-std::string UnitCopyName(uint64_t start) {
-  char name[17];
-  std::snprintf(name, sizeof name, "%016llx", static_cast<unsigned long long>(start));
+std::string UnitCopyName(uint64_t start, uint64_t length) {
+  char name[40];
+  std::snprintf(name, sizeof name, "%016llx-%llx", static_cast<unsigned long long>(start),
+                static_cast<unsigned long long>(length));
   return name;
 }
 

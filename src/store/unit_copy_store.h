@@ -1,5 +1,5 @@
 // The store's unit copies (fs/stream_cache.h UnitCopies, index/unit_copy.h):
-//   units/<layer hex>/<unit start, 16 hex digits>
+//   units/<layer hex>/<unit start, 16 hex digits>-<unit length, hex>
 // one file per unit of a layer's stream that a mount decoded inside a long
 // span (a single-frame zstd layer). A cache like the layer indexes: a file
 // that does not validate (truncated, bad checksum, another layer's, another
@@ -28,8 +28,10 @@ class Store;
 
 // The directory of a layer's unit copies ("sha256:<hex>" digest).
 std::string UnitCopyDir(const std::string& store_root, const std::string& layer_digest);
-// A copy's file name for a unit starting at `start`.
-std::string UnitCopyName(uint64_t start);
+// A copy's file name for the unit [start, start + length). The length is in
+// the name so that copies made with another unit size (another version) are
+// other files, never mistaken for this unit's.
+std::string UnitCopyName(uint64_t start, uint64_t length);
 
 // Unit copies for the layers of content, in content's layer order.
 std::shared_ptr<UnitCopies> NewStoreUnitCopies(const Store& store, const ImageContent& content);

@@ -172,9 +172,10 @@ class MemoryCopies final : public UnitCopies {
     std::copy(it->second.begin(), it->second.end(), out.begin());
     return true;
   }
-  bool Has(uint32_t layer, uint64_t start) override {
+  bool Has(uint32_t layer, uint64_t start, uint64_t length) override {
     std::lock_guard lock(mu);
-    return copies.count({layer, start}) != 0;
+    auto it = copies.find({layer, start});
+    return it != copies.end() && it->second.size() == length;
   }
   void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) override {
     std::lock_guard lock(mu);
