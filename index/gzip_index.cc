@@ -51,7 +51,7 @@ class GzipStreamDecoder final : public StreamDecoder {
     return st;
   }
 
-  Status Finish() override {
+  Status Finish(const OutputFn&) override {
     if (dead_ || init_failed_) return Status::Corruption(name_ + ": gzip decoder used after an error");
     if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
     if (!member_done_) {

@@ -6,10 +6,10 @@
 namespace lazyroot {
 
 LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-                           uint64_t span_bytes, const Limits& limits)
+                           uint64_t span_bytes, const Limits& limits, InflateEngine gzip_engine)
     : blob_digest_(std::move(blob_digest)), expected_diff_id_(std::move(expected_diff_id)) {
   const std::string name = "layer " + blob_digest_;
-  decoder_ = StreamDecoder::Create(compression, name, span_bytes);
+  decoder_ = StreamDecoder::Create(compression, name, span_bytes, gzip_engine);
   TarReader::Limits tar_limits;
   tar_limits.budget = limits;
   tar_ = std::make_unique<TarReader>(
@@ -32,13 +32,15 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   blob_size_ += compressed.size();
   chunk_hasher_.Update(compressed);
-  return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) {
-    diff_hash_.Update(out);
-    Status st = tar_->Feed(out);
-    if (st.ok()) HashFileData(out);
-    out_pos_ += out.size();
-    return st;
-  });
+  return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) { return OnOutput(out); });
+}
+
+Status LayerIndexer::OnOutput(std::span<const uint8_t> out) {
+  diff_hash_.Update(out);
+  Status st = tar_->Feed(out);
+  if (st.ok()) HashFileData(out);
+  out_pos_ += out.size();
+  return st;
 }
 
 void LayerIndexer::HashFileData(std::span<const uint8_t> out) {
@@ -62,7 +64,7 @@ void LayerIndexer::HashFileData(std::span<const uint8_t> out) {
 }
 
 Result<std::string> LayerIndexer::FinishFile() {
-  LAZYROOT_RETURN_IF_ERROR(decoder_->Finish());
+  LAZYROOT_RETURN_IF_ERROR(decoder_->Finish([this](std::span<const uint8_t> out) { return OnOutput(out); }));
   LAZYROOT_RETURN_IF_ERROR(tar_->Finish());
   LayerIndex header;
   header.blob_digest = blob_digest_;
@@ -118,8 +120,8 @@ Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerInd
 }  // namespace
 
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                                  const std::string& expected_diff_id, const Limits& limits) {
-  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
+                                  const std::string& expected_diff_id, const Limits& limits, InflateEngine gzip_engine) {
+  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine);
   LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
   return indexer.FinishFile();
 }

@@ -27,8 +27,10 @@ namespace lazyroot {
 class LayerIndexer {
  public:
   // blob_digest names the layer in errors; expected_diff_id "" skips the check.
+  // gzip_engine: the pass that places gzip checkpoints (StreamDecoder::Create).
   LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-               uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits());
+               uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits(),
+               InflateEngine gzip_engine = InflateEngine::kIsal);
 
   // The next compressed bytes, in order. kLimitExceeded names the layer, the
   // entry's offset and path, and the limit.
@@ -55,6 +57,8 @@ class LayerIndexer {
   // Hashes what `out` (stream bytes from offset out_pos_) holds of the
   // pending files, in order, finishing those whose data ends in it.
   void HashFileData(std::span<const uint8_t> out);
+  // The decoder's output: DiffID hash, tar parser, file digests.
+  Status OnOutput(std::span<const uint8_t> out);
 
   std::string blob_digest_, expected_diff_id_;
   std::deque<PendingFile> files_;
@@ -75,8 +79,10 @@ class LayerIndexer {
 // to blob_digest (a "sha256:<hex>" digest) the result is kCorruption naming
 // the blob, so chunk digests are only ever recorded for bytes the registry's
 // digest vouched for. IndexBlobFile returns the file's bytes.
+// gzip_engine: as LayerIndexer's (fsck rebuilds with the pass that made the stored index).
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                                  const std::string& expected_diff_id, const Limits& limits = Limits());
+                                  const std::string& expected_diff_id, const Limits& limits = Limits(),
+                                  InflateEngine gzip_engine = InflateEngine::kIsal);
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits = Limits());
 

@@ -41,7 +41,7 @@ class ZstdStreamDecoder final : public StreamDecoder {
     return st;
   }
 
-  Status Finish() override {
+  Status Finish(const OutputFn&) override {
     if (dead_ || dctx_ == nullptr) return Status::Corruption(name_ + ": zstd decoder used after an error");
     if (frames_ == 0) return Status::Corruption(name_ + ": zstd: empty stream");
     if (!frame_done_) {

@@ -171,7 +171,7 @@ Decoded Stream(const Bytes& blob, size_t chunk, uint64_t span, InflateEngine eng
     EXPECT_TRUE(st.ok()) << st.ToString();
     if (!st.ok()) return d;
   }
-  Status st = dec->Finish();
+  Status st = dec->Finish(sink);
   EXPECT_TRUE(st.ok()) << st.ToString();
   if (st.ok()) d.table = dec->TakeCheckpoints();
   return d;

@@ -86,7 +86,7 @@ Built Build(const Bytes& blob, size_t chunk, uint64_t span = kSpan) {
   for (size_t off = 0; off < blob.size() && b.status.ok(); off += chunk) {
     b.status = d->Feed(std::span<const uint8_t>(blob).subspan(off, std::min(chunk, blob.size() - off)), sink);
   }
-  if (b.status.ok()) b.status = d->Finish();
+  if (b.status.ok()) b.status = d->Finish(sink);
   if (b.status.ok()) b.table = d->TakeCheckpoints();
   return b;
 }
