@@ -6,7 +6,8 @@
 //   crossed such a header read a FNAME as deflate data ("invalid deflate
 //   block") or failed the FHCRC — a valid layer pulled, passed fsck, and
 //   could not be read.
-// - a wrong header CRC-16 is reported as one, not as a trailer mismatch.
+// - a wrong header CRC-16 is reported as one, not as a trailer mismatch;
+//   junk after the last member shorter than a header, as such.
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -165,6 +166,30 @@ TEST(GzipIsalAttack, AWrongHeaderCrcIsNamed) {
   EXPECT_NE(d.status.message().find("header CRC-16"), std::string::npos) << d.status.ToString();
   EXPECT_NE(d.status.message().find("compressed offset " + std::to_string(header_end)), std::string::npos)
       << d.status.ToString();
+}
+
+// A few junk bytes after the last member (fewer than a header's ten): the
+// error names where the junk starts, as zlib's "incorrect header check" does,
+// not a truncated member at the end of the blob.
+TEST(GzipIsalAttack, ShortJunkAfterTheLastMemberIsNamed) {
+  if (!HaveIsal()) GTEST_SKIP() << "built without ISA-L";
+  const Bytes data = Text(5000, 6);
+  Bytes blob = Header(false);
+  const Bytes body = RawDeflate(data);
+  blob.insert(blob.end(), body.begin(), body.end());
+  PutLe32(&blob, Crc(data));
+  PutLe32(&blob, static_cast<uint32_t>(data.size()));
+  const size_t end = blob.size();
+  for (const Bytes& junk : {Bytes{'j', 'u', 'n', 'k'}, Bytes(8, 0), Bytes{0x1f, 0x8b, 8}}) {
+    Bytes b = blob;
+    b.insert(b.end(), junk.begin(), junk.end());
+    Decoded d = Stream(b, InflateEngine::kIsal, 1 << 20);
+    ASSERT_FALSE(d.status.ok());
+    EXPECT_NE(d.status.message().find("member 2 at compressed offset " + std::to_string(end) + ": not a gzip header"),
+              std::string::npos)
+        << d.status.ToString();
+    EXPECT_FALSE(Stream(b, InflateEngine::kZlib, 1 << 20).status.ok());
+  }
 }
 
 }  // namespace
