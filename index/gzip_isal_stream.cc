@@ -230,8 +230,10 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   Status ReadHeader() {
     const int ret = isal_read_gzip_header(st_.get(), &header_);
     if (ret < 0) {
+      // Here ISAL_INCORRECT_CHECKSUM is the FHCRC, not the trailer.
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
-                                std::to_string(InPos()) + ": " + IsalError(ret));
+                                std::to_string(InPos()) + ": " +
+                                (ret == ISAL_INCORRECT_CHECKSUM ? std::string("header CRC-16 mismatch") : IsalError(ret)));
     }
     if (st_->wrapper_flag == 0) return Status::Ok();  // more header bytes to come
     if ((header_.flags & 0xe0) != 0) {  // reserved FLG bits: zlib rejects them too

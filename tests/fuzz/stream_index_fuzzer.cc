@@ -133,6 +133,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!s.ok()) return 0;
   FUZZ_CHECK(decoder->total_in() == size);
   FUZZ_CHECK(decoder->total_out() == stream.size());
+  // ISA-L accepts some streams zlib refuses (an incomplete literal/length
+  // Huffman code, a wrong header CRC-16 the other way round): zlib's reader
+  // is only held to the bytes where zlib's own pass accepts the blob.
+  bool zlib_accepts = true;
   if constexpr (kCompression == Compression::kGzip) {
     // The pull streams on ISA-L when it can; zlib is the oracle: where both
     // accept a blob they must agree on every byte.
@@ -146,6 +150,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (size_t at = 0; at < size && z.ok(); at += 4096) z = zlib->Feed(blob.subspan(at, std::min<size_t>(4096, size - at)), zlib_out);
     if (z.ok()) z = zlib->Finish(zlib_out);
     if (z.ok()) FUZZ_CHECK(zlib_stream == stream);
+    zlib_accepts = z.ok();
   }
 
   auto table = std::make_shared<CheckpointTable>(decoder->TakeCheckpoints());
@@ -178,7 +183,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::unique_ptr<RandomReader>> readers;
   readers.push_back(RandomReader::Create(table, source.get(), "fuzz blob"));
   if constexpr (kCompression == Compression::kGzip) {
-    readers.push_back(RandomReader::Create(table, NewGzipPointDecoder(table.get(), source.get(), "zlib", InflateEngine::kZlib)));
+    if (zlib_accepts) {
+      readers.push_back(RandomReader::Create(table, NewGzipPointDecoder(table.get(), source.get(), "zlib", InflateEngine::kZlib)));
+    }
     if (HaveIsal()) {
       readers.push_back(RandomReader::Create(table, NewGzipPointDecoder(table.get(), source.get(), "isal", InflateEngine::kIsal)));
     }
