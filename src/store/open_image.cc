@@ -96,6 +96,16 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   return Status::Ok();
 }
 
+void PrefetchImageFiles(const Store& store, const ImageRecord& record) {
+  std::vector<std::string> read = {store.TreePath(record.manifest_digest), store.BlobPath(record.config_digest)};
+  std::vector<std::string> look_up;
+  for (const std::string& digest : record.layer_digests) {
+    read.push_back(store.IndexPath(digest));
+    look_up.push_back(store.BlobPath(digest));
+  }
+  PrefetchFiles(read, look_up);
+}
+
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
   OpenedImage out;
