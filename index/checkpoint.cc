@@ -77,12 +77,13 @@ std::string CheckpointTable::Serialize() const {
   return s;
 }
 
-Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, const std::string& name) {
+Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, const std::string& name,
+                                               bool crc_covered_by_caller) {
   Cursor c(bytes, name);
   LAZYROOT_RETURN_IF_ERROR(c.Need(kHeaderBytes + 4, "header"));
   // Check the crc first: any flipped byte is reported as such, not as whatever
   // field it happened to land in.
-  {
+  if (!crc_covered_by_caller) {
     size_t body = bytes.size() - 4;
     uint32_t stored = 0;
     for (int i = 0; i < 4; ++i) stored |= uint32_t{bytes[body + i]} << (8 * i);

@@ -169,6 +169,15 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       if (st_->wrapper_flag == 0) {
         if (!have_input) return Status::Ok();
         if (!counted_) {
+          // Junk or padding after the last member is refused here, where the
+          // bytes are still ours to name (ISA-L would buffer a short run as
+          // a partial header, and Finish could only call it truncated).
+          if (st_->next_in[0] != 0x1f) {
+            return Status::Corruption(name_ + ": gzip: the bytes at compressed offset " + std::to_string(InPos()) +
+                                      (members_ == 0 ? " do not start with a gzip header"
+                                                     : " after member " + std::to_string(members_) +
+                                                           " are not a gzip header (junk after the stream)"));
+          }
           ++members_;
           counted_ = true;
         }

@@ -263,3 +263,23 @@ TEST(ZstdIndex, ConcurrentReadersAndSerializedTable) {
 
 }  // namespace
 }  // namespace lazyroot
+
+namespace lazyroot {
+namespace {
+
+// Found by the zstd_index fuzzer: a frame declaring 10 bytes of content but
+// holding an empty last block (`zstd -d` says "Data corruption detected").
+// Fed whole and byte by byte, the decoder must give the same verdict.
+TEST(ZstdIndex, ChunkingDoesNotChangeTheVerdict) {
+  const Bytes blob = {0x28, 0xb5, 0x2f, 0xfd, 0x24, 0x0a, 0x01, 0x00, 0x00, 0x99, 0xe9, 0xd8, 0x51};
+  Built whole = Build(blob, blob.size());
+  EXPECT_FALSE(whole.status.ok());
+  for (size_t chunk : {size_t{1}, size_t{2}, size_t{5}, size_t{7}}) {
+    Built b = Build(blob, chunk);
+    EXPECT_FALSE(b.status.ok()) << "in chunks of " << chunk;
+    EXPECT_NE(b.status.message().find("declares 10 bytes"), std::string::npos) << b.status.message();
+  }
+}
+
+}  // namespace
+}  // namespace lazyroot
