@@ -77,15 +77,6 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       return st;
     }
     if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
-    if (!member_done_ && st_->wrapper_flag == 0 && members_ > 1) {
-      // ISA-L checks no header byte until it has all ten: a few bytes of
-      // trailing junk would otherwise read as a truncated member.
-      dead_ = true;
-      return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
-                                std::to_string(member_in_) + ": not a gzip header, or one cut short (" +
-                                std::to_string(total_in_ - member_in_) + " bytes after member " +
-                                std::to_string(members_ - 1) + ")");
-    }
     if (!member_done_ || !carry_.empty()) {
       dead_ = true;
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
@@ -164,7 +155,6 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       if (member_done_) {
         if (!have_input) return Status::Ok();
         StartMember();  // more bytes after a member must be another member
-        member_in_ = InPos();
       }
       if (st_->wrapper_flag == 0) {
         if (!have_input) return Status::Ok();
@@ -352,7 +342,6 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   uint64_t total_in_ = 0;     // bytes fed
   uint64_t total_out_ = 0;
   uint64_t member_out_start_ = 0;
-  uint64_t member_in_ = 0;  // compressed offset of the current member's header
   const uint8_t* slice_ = nullptr;  // the input ISA-L's next_in points into
   uint64_t slice_at_ = 0;           // its absolute offset
   std::vector<uint8_t> slice_buf_;  // fed bytes of the slice being collected
