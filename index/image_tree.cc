@@ -171,6 +171,8 @@ struct ImageTree::Storage {
   std::vector<uint8_t> owned;                   // Open: the caller's bytes
   std::unique_ptr<uint8_t[]> read;              // OpenFile: not zero-filled before the read
   size_t read_size = 0;
+  // FileCrc of the bytes, when OpenFile computed it as they were read.
+  std::optional<uint32_t> crc;
   const uint8_t* data() const { return read ? read.get() : owned.data(); }
   size_t size() const { return read ? read_size : owned.size(); }
 };
@@ -233,8 +235,26 @@ Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
   storage->read.reset(new uint8_t[std::max<size_t>(size, 1)]);
   storage->read_size = size;
   uint8_t* buf = storage->read.get();
+  // Read a piece at a time and checksum each piece while it is in the
+  // cache: one pass over a 10 MB tree instead of two, and on a cold disk the
+  // checksum of one piece runs while the readahead brings the next.
+  constexpr size_t kPiece = size_t{1} << 20;
+  uint32_t crc = 0;
+  size_t summed = 0;  // bytes [0, summed) are in crc (the crc field as zero-length: skipped)
+  auto sum_to = [&](size_t end) {
+    if (summed < kCrcOffset) {
+      const size_t to = std::min(end, kCrcOffset);
+      crc = Crc32cExtend(crc, buf + summed, to - summed);
+      summed = to;
+    }
+    if (summed < kHeaderSize && end >= kHeaderSize) summed = kHeaderSize;
+    if (summed >= kHeaderSize && end > summed) {
+      crc = Crc32cExtend(crc, buf + summed, end - summed);
+      summed = end;
+    }
+  };
   for (size_t done = 0; done < size;) {
-    ssize_t r = ::pread(fd, buf + done, size - done, static_cast<off_t>(done));
+    ssize_t r = ::pread(fd, buf + done, std::min(size - done, kPiece), static_cast<off_t>(done));
     if (r < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno("image tree " + path + ": read at offset " + std::to_string(done), errno);
@@ -246,7 +266,9 @@ Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
                                 std::to_string(size) + " bytes (truncated while being read)");
     }
     done += static_cast<size_t>(r);
+    sum_to(done);
   }
+  if (size >= kHeaderSize) storage->crc = crc;
   return FromStorage(std::move(storage));
 }
 
@@ -277,7 +299,8 @@ Status ImageTree::Validate() {
     return Status::Corruption("file size " + std::to_string(size_) + " does not match the header's " +
                               std::to_string(Load<uint64_t>(d + kHFileSize)) + " (truncated?)");
   }
-  if (Load<uint32_t>(d + kCrcOffset) != FileCrc(d, size_)) return Status::Corruption("checksum mismatch");
+  const uint32_t crc = storage_->crc ? *storage_->crc : FileCrc(d, size_);
+  if (Load<uint32_t>(d + kCrcOffset) != crc) return Status::Corruption("checksum mismatch");
   if (Load<uint32_t>(d + kHFlags) != 0) return Status::Corruption("unknown flags");
   for (size_t i = kHReserved; i < kCrcOffset; ++i) {
     if (d[i] != 0) return Status::Corruption("reserved header bytes are not zero");

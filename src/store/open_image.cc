@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <system_error>
 #include <thread>
 
@@ -95,6 +96,16 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
   return Status::Ok();
 }
 
+void PrefetchImageFiles(const Store& store, const ImageRecord& record) {
+  std::vector<std::string> read = {store.TreePath(record.manifest_digest), store.BlobPath(record.config_digest)};
+  std::vector<std::string> look_up;
+  for (const std::string& digest : record.layer_digests) {
+    read.push_back(store.IndexPath(digest));
+    look_up.push_back(store.BlobPath(digest));
+  }
+  PrefetchFiles(read, look_up);
+}
+
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
   OpenedImage out;
@@ -127,10 +138,68 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   // The persisted tree, if it is valid and made for this image from these
   // layers. It is a cache: anything else about it (an older format, another
   // image's tree, a damaged file) means building it again, never an error.
+  // Opened while the layers' checkpoint tables load on the other cores:
+  // reading and checking the tree (a 100k-file tree is ~10 MB) and each
+  // index (a large layer's windows are several MB, SHA-256 checked) are
+  // independent, and a cold mount waited for their sum. The tables are
+  // wasted only when the tree must be built again, which loads them itself.
   const std::string tree_path = store.TreePath(record.manifest_digest);
   bool have_tree = false;
-  if (::access(tree_path.c_str(), F_OK) == 0) {
-    auto tree = ImageTree::OpenFile(tree_path);
+  std::optional<Result<ImageTree>> opened_tree;
+  std::vector<std::optional<Status>> table_status(options.tree_only ? 0 : n);
+  std::vector<size_t> first_of(table_status.size());
+  for (size_t i = 0; i < first_of.size(); ++i) {
+    first_of[i] = i;
+    for (size_t j = 0; j < i; ++j) {
+      if (record.layer_digests[j] == record.layer_digests[i] && config->diff_ids[j] == config->diff_ids[i]) {
+        first_of[i] = j;
+        break;
+      }
+    }
+  }
+  {
+    const size_t tasks = 1 + table_status.size();
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t t; (t = next.fetch_add(1)) < tasks;) {
+        // No exception may leave a thread (std::terminate): it fails the task.
+        if (t == 0) {
+          try {
+            if (::access(tree_path.c_str(), F_OK) == 0) opened_tree.emplace(ImageTree::OpenFile(tree_path));
+          } catch (...) {
+            opened_tree.emplace(CurrentExceptionStatus("image tree " + tree_path));
+          }
+          continue;
+        }
+        const size_t i = t - 1;
+        if (first_of[i] != i) continue;  // the same layer twice: loaded (or rebuilt) once
+        try {
+          ChunkDigests layer_chunks;
+          auto table =
+              LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits, &layer_chunks);
+          if (!table.ok()) {
+            table_status[i] = table.status();
+            continue;
+          }
+          tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
+          chunks[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
+          table_status[i] = Status::Ok();
+        } catch (...) {
+          table_status[i] = CurrentExceptionStatus("layer " + record.layer_digests[i]);
+        }
+      }
+    };
+    RunOnThreads(std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), static_cast<unsigned>(tasks))),
+                 worker);
+    for (size_t i = 0; i < first_of.size(); ++i) {
+      if (first_of[i] == i) continue;
+      tables[i] = tables[first_of[i]];
+      chunks[i] = chunks[first_of[i]];
+      table_status[i] = table_status[first_of[i]];
+    }
+  }
+  if (opened_tree) {
+    auto& tree = *opened_tree;
     std::string why;
     if (!tree.ok()) {
       why = tree.status().message();
@@ -152,12 +221,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   if (have_tree && options.tree_only) return out;
   if (have_tree) {
     for (size_t i = 0; i < n; ++i) {
-      ChunkDigests layer_chunks;
-      auto table =
-          LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits, &layer_chunks);
-      if (!table.ok()) return table.status().WithContext(what);
-      tables[i] = std::make_shared<const CheckpointTable>(std::move(*table));
-      chunks[i] = std::make_shared<const ChunkDigests>(std::move(layer_chunks));
+      if (!table_status[i]->ok()) return table_status[i]->WithContext(what);
     }
   } else {
     auto tree = BuildTree(store, record, config->diff_ids, options.limits, &tables, &chunks);

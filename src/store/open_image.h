@@ -44,6 +44,14 @@ struct OpenImageOptions {
 // could remove and may write trees/ and index/.
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
 
+// Starts reading what OpenImage will read of `record` (its tree, its config
+// and layer indexes; the blobs are looked up) into the page cache in the
+// background and returns at once. For a caller about to open the image in
+// another process: a mount's parent calls it before it forks the daemon, so
+// a cold disk works while the daemon starts. Errors are ignored (OpenImage
+// reports them). REQUIRES: the store lock, held shared.
+void PrefetchImageFiles(const Store& store, const ImageRecord& record);
+
 // The config's rootfs.diff_ids of a pulled image, one per layer of the
 // record; kCorruption naming the image when they do not match its layers.
 // REQUIRES: the store lock, held shared.

@@ -506,6 +506,41 @@ class MountBasic(unittest.TestCase):
         self.assertEqual(got_groups, want_groups)
         self.assertEqual(run("umount", d).returncode, 0)
 
+    def test_a_layer_listed_twice_with_a_corrupt_index(self):
+        """An image listing one blob twice (L2, L1, L2: as a rebuilt base
+        layer can come back), whose index is damaged: the mount, which loads
+        the tree and the layer indexes in parallel, rebuilds that index once,
+        says so once, and serves the right tree and bytes."""
+        root = os.path.join(self.tmp, "store-twice")
+        run = lambda *a: subprocess.run([LAZYROOT_BIN, "--root", root] + list(a), env=self.env,
+                                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        tars = [self.tars[2], self.tars[1], self.tars[2]]
+        layers = [mi.Layer(tars[0], mi._compress(tars[0], "gzip", 6), "gzip"),
+                  mi.Layer(tars[1], mi._compress(tars[1], "zstd", 3), "zstd")]
+        image = mi.build_image([layers[0], layers[1], layers[0]], fmt="oci", config={"Cmd": ["/bin/sh"]})
+        mi.push(mi.RegistryClient(self.reg.host), "demo/twice", "v1", image)
+        ref = "http://%s/demo/twice:v1" % self.reg.host
+        r = run("pull", "-q", ref)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        d = os.path.join(self.tmp, "mnt-twice")
+        os.makedirs(d, exist_ok=True)
+        digest = hashlib.sha256(layers[0].compressed).hexdigest()
+        index = os.path.join(root, "index", "sha256", digest)
+        with open(index, "r+b") as f:
+            f.seek(os.path.getsize(index) // 2)
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0x55]))
+        r = run("mount", "--no-pull", ref, d)
+        self.addCleanup(lambda: os.path.ismount(d) and run("umount", d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr.count(digest), 1, "the rebuild was not reported exactly once:\n" + r.stderr)
+        want, want_groups = oracle(tars)
+        got, got_groups = listing(d)
+        self.assertEqual(got, want)
+        self.assertEqual(got_groups, want_groups)
+        self.assertEqual(run("umount", d).returncode, 0)
+
     def test_truncated_blob_gives_eio_and_one_log_line(self):
         """A layer blob truncated under a live --foreground mount: reads of
         files in it fail with EIO, the daemon logs one line naming the blob,

@@ -375,6 +375,69 @@ TEST(LayerIndexHostile, InflatedCheckpointCountIsRefused) {
   }
 }
 
+// A file of a megabyte or more is hashed on a second thread while its
+// checkpoints are decoded (what a mount waits for). The result must be the
+// one of the sequential check: the table when the file is intact, the hash
+// mismatch, naming the file, for any flipped byte wherever it lands (the
+// header, the checkpoint windows, the chunk or the file digests).
+TEST(LayerIndex, ParseCheckpointsOfALargeFileChecksItsHashBesideTheDecode) {
+  LayerIndex idx = SampleIndex();
+  for (uint64_t i = 0; i < 40000; ++i) {  // 1.6 MB of file digest records
+    FileDigest f;
+    f.data_offset = i * 512;
+    f.digest[0] = static_cast<uint8_t>(i);
+    idx.file_digests.push_back(f);
+  }
+  const std::string bytes = idx.Serialize();
+  ASSERT_GE(bytes.size(), size_t{1} << 20);
+  std::string diff_id;
+  ChunkDigests chunks;
+  auto table = LayerIndex::ParseCheckpoints(Bytes(bytes), "big.index", idx.blob_digest, &diff_id, &chunks);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(*table, idx.checkpoints);
+  EXPECT_EQ(diff_id, idx.diff_id);
+  EXPECT_EQ(chunks.digests, idx.chunks.digests);
+  const size_t checkpoints_at = static_cast<size_t>(GetU64At(bytes, 120));
+  for (size_t i : {size_t{20}, size_t{100}, checkpoints_at + 40, checkpoints_at + 70, bytes.size() / 2,
+                   bytes.size() - 1}) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x40);
+    auto r = LayerIndex::ParseCheckpoints(Bytes(bad), "big.index", "", nullptr);
+    ASSERT_FALSE(r.ok()) << i;
+    EXPECT_NE(r.status().message().find("big.index: SHA-256 of the file does not match"), std::string::npos)
+        << i << ": " << r.status().message();
+  }
+  // Owned by another blob: refused after the hash, as before.
+  auto foreign = LayerIndex::ParseCheckpoints(Bytes(bytes), "big.index", "sha256:" + std::string(64, 'b'), nullptr);
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.status().message().find("belongs to blob"), std::string::npos);
+}
+
+// The checkpoint table's crc32 is skipped only when the caller vouches for
+// the bytes (the index file's SHA-256 covers them); every structural check
+// is still made, so an edited table whose file hash was recomputed is
+// refused for what is wrong with it.
+TEST(LayerIndexHostile, CheckpointChecksHoldWithoutTheTableCrc) {
+  const std::string table = SampleIndex().checkpoints.Serialize();
+  std::string stale_crc = table;
+  stale_crc[stale_crc.size() - 1] = static_cast<char>(stale_crc.back() ^ 1);
+  EXPECT_FALSE(CheckpointTable::Parse(Bytes(stale_crc), "x.index").ok());
+  EXPECT_TRUE(CheckpointTable::Parse(Bytes(stale_crc), "x.index", /*crc_covered_by_caller=*/true).ok());
+
+  // bits > 7 in the first point, in an index file whose SHA-256 is fixed up.
+  LayerIndex idx = SampleIndex();
+  std::string bytes = idx.Serialize();
+  const size_t point0 = static_cast<size_t>(GetU64At(bytes, 120)) + 40;
+  bytes[point0 + 16] = 9;
+  FixIndexCrc(&bytes);
+  auto r = LayerIndex::ParseCheckpoints(Bytes(bytes), "x.index", "", nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("bits 9 > 7"), std::string::npos) << r.status().message();
+  auto walked = LayerIndex::Parse(Bytes(bytes), "x.index", "");
+  ASSERT_FALSE(walked.ok());
+  EXPECT_NE(walked.status().message().find("bits 9 > 7"), std::string::npos) << walked.status().message();
+}
+
 // ForEachEntry inflates the section a chunk at a time: records that straddle
 // chunks, and one record larger than a chunk (a 60 KB xattr and a sparse map
 // of thousands of extents), come out exactly as they went in.
