@@ -52,8 +52,9 @@ Bytes Gzip(const Bytes& in) {
 
 CheckpointTable Index(const Bytes& blob, uint64_t span) {
   auto d = NewGzipStreamDecoder("layer test", span, InflateEngine::kZlib);
-  EXPECT_TRUE(d->Feed(blob, [](std::span<const uint8_t>) { return Status::Ok(); }).ok());
-  EXPECT_TRUE(d->Finish().ok());
+  const OutputFn sink = [](std::span<const uint8_t>) { return Status::Ok(); };
+  EXPECT_TRUE(d->Feed(blob, sink).ok());
+  EXPECT_TRUE(d->Finish(sink).ok());
   return d->TakeCheckpoints();
 }
 
