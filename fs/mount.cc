@@ -38,6 +38,7 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   fs_options.streams.capacity_bytes = options.cache_bytes;
   // Read-ahead decodes on every core: inflate is what reads wait for.
   fs_options.streams.prefetch_workers = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  fs_options.streams.unit_copies = options.unit_copies;
   fs_options.log = options.log;
   fs_options.layer_xattr_values = options.layer_xattr_values;
   fs_options.synthetic_nodes = options.synthetic_nodes;

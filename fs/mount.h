@@ -36,6 +36,9 @@ struct MountOptions {
   // Files of our own at the root, hiding the image's entries of those names
   // (see ImageFsOptions::root_files): mount --krun-config.
   std::vector<RootFile> root_files;
+  // Copies of decoded units inside long spans (single-frame zstd layers),
+  // kept across mounts (StreamCacheOptions::unit_copies); null: none.
+  std::shared_ptr<UnitCopies> unit_copies;
   // One line per runtime error (read failures). Called from worker threads.
   std::function<void(const std::string&)> log;
 };

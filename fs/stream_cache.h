@@ -38,7 +38,15 @@
 // decoder up to max_memory_bytes, ~512 MiB for a zstd frame with the largest
 // window the pull accepts, alone), plus per thread inside Read (FUSE workers
 // and read-ahead workers) one unit being decoded and one evicted unit still
-// being copied out (<= max_unit_bytes each).
+// being copied out (<= max_unit_bytes each), and with unit copies one more
+// unit being caught up to or re-encoded (<= max_unit_bytes plus its copy).
+//   unit copies — a unit inside a long span (a single-frame zstd layer) that
+//             no decoder stands at is read from its copy (UnitCopies) when one
+//             exists; else a decoder catches up to it from where it stands or
+//             from the span's start, leaving copies of the whole units it
+//             passes and of this one. A sequential pass (a decoder already at
+//             the unit, read-ahead) neither loads nor makes copies: decoding
+//             on costs about what loading a copy does.
 //   single flight — concurrent misses on one unit decode it once; the others
 //             wait for it.
 //   read-ahead — a reader moving through a layer's units in order (the access
@@ -71,6 +79,24 @@
 
 namespace lazyroot {
 
+// Re-encoded copies of the units inside long spans (a single-frame zstd
+// layer: one span, cut into unit_bytes blocks), kept across mounts, so that
+// a cold read there decodes one unit instead of the layer from its start
+// (index/unit_copy.h). src/store keeps them as files; thread-safe.
+class UnitCopies {
+ public:
+  virtual ~UnitCopies() = default;
+  // Fills out (the whole unit: out.size() is its length) from a valid copy of
+  // layer's unit at start; false if there is none (a copy that does not
+  // validate is dropped and counts as none).
+  virtual bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) = 0;
+  // Whether a copy of the unit [start, start + length) exists (not validated).
+  virtual bool Has(uint32_t layer, uint64_t start, uint64_t length) = 0;
+  // Keeps a copy of the unit; best effort (a failed write or a full budget
+  // only means the unit is decoded again next time).
+  virtual void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) = 0;
+};
+
 struct StreamCacheOptions {
   // Decoded bytes held (DecodedSpanLru bound). 0 caches nothing: reads decode
   // straight into the caller's buffer (pooled warm decoders, no read-ahead).
@@ -91,6 +117,11 @@ struct StreamCacheOptions {
   // with a frame over it is charged the pull's limit from then on. 0: that.
   uint64_t window_limit_bytes = 32ull << 20;
   uint64_t random_chunk_bytes = 256 << 10;  // a random read decodes its unit up to here, rounded up
+  // Units inside long spans are read from here when a copy exists, and a
+  // decoder passing through them (a cold read catching up from the span's
+  // start, or a read of the unit) leaves copies of the whole units it
+  // decoded. Null: none.
+  std::shared_ptr<UnitCopies> unit_copies;
 };
 
 struct StreamCacheStats {
@@ -114,6 +145,8 @@ struct StreamCacheStats {
   uint64_t memory_waits = 0;          // reads that waited for decoder memory
   uint64_t memory_skips = 0;          // read-ahead units skipped for want of decoder memory
   uint64_t window_retries = 0;        // reads tried again with the pull's window limit (a large zstd window)
+  uint64_t copy_loads = 0;            // units read from a unit copy instead of decoded
+  uint64_t copy_saves = 0;            // units handed to UnitCopies::Save
 };
 
 class StreamCache {
@@ -158,6 +191,10 @@ class StreamCache {
   Status Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
                 std::shared_ptr<const Span>* out, bool* skipped);
   Lease TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);
+  // With unit copies: moves the lease's decoder up to `from` (from where it
+  // stands, or its span's start), copying the whole units it passes that
+  // have no copy. *stop: read-ahead found no decoder memory.
+  Status CatchUp(uint32_t layer, Lease& lease, uint64_t from, bool prefetch, bool* stop);
   // Charges the lease for decoding [from, out end) of the layer (see Charge)
   // and reads it. A zstd frame over the window limit charged for makes the
   // layer's decoders get the pull's limit from then on, and the read is

@@ -25,6 +25,19 @@ class ByteSource {
   virtual const std::string& Name() const = 0;
 };
 
+// How many bytes a sequential reader with `buffer` bytes of room reads at
+// `pos` when `left` bytes remain: as many as fit, but ending on a multiple
+// of 64 KiB when that still reads something. A verified blob (verified_source.h)
+// checks 64 KiB chunks: a read that ends mid-chunk verifies the whole chunk
+// into a side buffer and copies out of it, and the next read verifies it
+// again, while aligned reads are checked in place once.
+inline size_t AlignedReadSize(uint64_t pos, size_t buffer, uint64_t left) {
+  constexpr uint64_t kAlign = 64 << 10;
+  const uint64_t want = buffer < left ? buffer : left;
+  const uint64_t tail = (pos + want) % kAlign;
+  return static_cast<size_t>(want == left || tail >= want ? want : want - tail);
+}
+
 // Opens path read-only as a ByteSource backed by pread(2) on the descriptor
 // opened here: the bytes are those of the file opened, even if the path is
 // later renamed over or unlinked. Size() is its size at open; a read of

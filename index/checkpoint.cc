@@ -58,7 +58,8 @@ size_t CheckpointTable::FindPoint(uint64_t offset) const {
 std::string CheckpointTable::Serialize() const {
   std::string s(reinterpret_cast<const char*>(kMagic), sizeof(kMagic));
   s.push_back(static_cast<char>(compression));
-  s.append(7, '\0');
+  s.push_back(static_cast<char>(made_by));
+  s.append(6, '\0');
   PutU64(&s, compressed_size);
   PutU64(&s, uncompressed_size);
   PutU64(&s, points.size());
@@ -99,7 +100,13 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
   uint8_t comp = c.U8();
   if (comp > static_cast<uint8_t>(Compression::kZstd)) return c.Error("unknown compression " + std::to_string(comp));
   t.compression = static_cast<Compression>(comp);
-  c.Bytes(7);
+  const uint8_t made_by = c.U8();
+  if (made_by > static_cast<uint8_t>(InflateEngine::kIsal) ||
+      (made_by != 0 && t.compression != Compression::kGzip)) {
+    return c.Error("unknown checkpoint pass " + std::to_string(made_by));
+  }
+  t.made_by = static_cast<InflateEngine>(made_by);
+  c.Bytes(6);
   t.compressed_size = c.U64();
   t.uncompressed_size = c.U64();
   uint64_t count = c.U64();

@@ -51,7 +51,7 @@ class GzipStreamDecoder final : public StreamDecoder {
     return st;
   }
 
-  Status Finish() override {
+  Status Finish(const OutputFn&) override {
     if (dead_ || init_failed_) return Status::Corruption(name_ + ": gzip decoder used after an error");
     if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
     if (!member_done_) {
@@ -303,7 +303,7 @@ class GzipPointDecoder final : public PointDecoder {
 
   Status Refill() {
     size_t n = 0;
-    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    const size_t want = AlignedReadSize(file_pos_, in_.size(), table_->compressed_size - file_pos_);
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) return Truncated();
     file_pos_ += n;
@@ -394,6 +394,7 @@ class IsalPointDecoder final : public PointDecoder {
   Status Prime(const Checkpoint& p) override {
     primed_ = false;
     member_ended_ = false;
+    in_header_ = false;
     raw_ = true;
     isal_inflate_reset(state_.get());
     state_->crc_flag = ISAL_DEFLATE;
@@ -427,6 +428,10 @@ class IsalPointDecoder final : public PointDecoder {
     while (state_->avail_out > 0) {
       if (member_ended_) LAZYROOT_RETURN_IF_ERROR(NextMember());
       if (state_->avail_in == 0 && file_pos_ < table_->compressed_size) LAZYROOT_RETURN_IF_ERROR(Refill());
+      if (in_header_) {
+        LAZYROOT_RETURN_IF_ERROR(ReadHeader());
+        continue;
+      }
       uint32_t out_before = state_->avail_out;
       uint32_t in_before = state_->avail_in;
       int ret = isal_inflate(state_.get());
@@ -450,6 +455,7 @@ class IsalPointDecoder final : public PointDecoder {
   }
 
   Status Skip(uint64_t n) override {
+    if (n == 0) return Status::Ok();  // the common case: a read at a unit's start
     // A large scratch lets ISA-L decode in place instead of through its 64 KiB staging buffer.
     scratch_.resize(256 << 10);
     while (n > 0) {
@@ -464,7 +470,7 @@ class IsalPointDecoder final : public PointDecoder {
   uint64_t InOffset() const { return file_pos_ - state_->avail_in; }
 
   Status Refill() {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    const size_t want = AlignedReadSize(file_pos_, in_.size(), table_->compressed_size - file_pos_);
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) return Truncated(file_pos_);
@@ -491,6 +497,8 @@ class IsalPointDecoder final : public PointDecoder {
     uint32_t avail_out = state_->avail_out;
     isal_inflate_reset(state_.get());
     state_->crc_flag = ISAL_GZIP;
+    isal_gzip_header_init(&header_);
+    in_header_ = true;
     state_->next_out = next_out;
     state_->avail_out = avail_out;
     uint64_t buf_start = file_pos_ - buf_len_;
@@ -506,6 +514,31 @@ class IsalPointDecoder final : public PointDecoder {
     return Status::Ok();
   }
 
+  // The next member's header, read apart from isal_inflate: isal_inflate
+  // parses a header only if it is handed whole (its header state lives for
+  // one call; ISA-L issue #224), and one can straddle a refill, or be longer
+  // than in_. isal_read_gzip_header keeps its progress in header_.
+  Status ReadHeader() {
+    const uint32_t in_before = state_->avail_in;
+    const int ret = isal_read_gzip_header(state_.get(), &header_);
+    if (ret < 0) {
+      primed_ = false;
+      return Status::Corruption(name_ + ": gzip member header at compressed offset " + std::to_string(InOffset()) +
+                                ": " + (ret == ISAL_INCORRECT_CHECKSUM ? std::string("header CRC-16 mismatch") : IsalMessage(ret)));
+    }
+    if (state_->wrapper_flag != 0) {
+      in_header_ = false;  // isal_inflate (ISAL_GZIP) goes on from the first deflate byte
+      return Status::Ok();
+    }
+    if (state_->avail_in == 0 && file_pos_ >= table_->compressed_size) return Truncated(file_pos_);
+    if (state_->avail_in != 0 && state_->avail_in == in_before) {
+      primed_ = false;
+      return Status::Corruption(name_ + ": gzip member header at compressed offset " + std::to_string(InOffset()) +
+                                ": no progress");
+    }
+    return Status::Ok();
+  }
+
   Status Truncated(uint64_t at) {
     primed_ = false;
     return Status::Corruption(name_ + ": gzip: blob ends at compressed offset " + std::to_string(at) +
@@ -516,6 +549,8 @@ class IsalPointDecoder final : public PointDecoder {
   const ByteSource* blob_;
   std::string name_;
   std::unique_ptr<inflate_state> state_;  // ~50 KiB: keep it off the stack
+  isal_gzip_header header_{};
+  bool in_header_ = false;  // the next member's header is not all read yet
   bool primed_ = false;
   bool raw_ = true;
   bool member_ended_ = false;

@@ -43,9 +43,6 @@
 
 namespace lazyroot {
 
-// Which inflate implementation a decoder uses. ISA-L (when built with it)
-// decodes ~2.5x faster than zlib, which is what a random read and the pull cost.
-enum class InflateEngine { kZlib, kIsal };
 // True if built with ISA-L (LAZYROOT_HAVE_ISAL); kIsal falls back to kZlib otherwise.
 bool HaveIsal();
 

@@ -19,11 +19,20 @@ namespace lazyroot {
 #ifdef LAZYROOT_HAVE_ISAL
 namespace {
 
-constexpr size_t kOutBufferBytes = 512 << 10;
-// Below this much room the output is handed on first: a small avail_out makes
-// ISA-L decode into its own buffer and copy.
-constexpr size_t kMinRoomBytes = 128 << 10;
-constexpr size_t kMaxSlice = 1u << 30;  // avail_in is 32-bit
+// Where a checkpoint lands depends on where isal_inflate calls return (ISA-L
+// decodes ahead as far as its input and output allow), so every call is
+// placed by absolute stream offsets alone, never by how the bytes arrived:
+// input is handed over in slices ending at multiples of kInSlice of the
+// compressed stream, output room ends at multiples of kOutRoom of the
+// uncompressed one (or where a checkpoint falls due). The same blob then
+// gives the same table however it was fed (fsck compares a rebuilt index
+// byte for byte).
+constexpr size_t kInSlice = 256 << 10;
+constexpr size_t kOutRoom = 256 << 10;
+constexpr size_t kOutBufferBytes = 2 * kOutRoom;
+// ISA-L keeps back at most a few bytes it cannot decode without more; more
+// than a slice left over means it stopped making progress.
+constexpr size_t kMaxCarry = kInSlice;
 
 std::string IsalError(int ret) {
   switch (ret) {
@@ -45,23 +54,30 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     out_.resize(kOutBufferBytes);
     hist_.resize(kMaxWindowBytes);
     table_.compression = Compression::kGzip;
+    table_.made_by = InflateEngine::kIsal;
+    slice_buf_.reserve(kInSlice);
     StartMember();
   }
   IsalGzipStreamDecoder(const IsalGzipStreamDecoder&) = delete;
   IsalGzipStreamDecoder& operator=(const IsalGzipStreamDecoder&) = delete;
 
   Status Feed(std::span<const uint8_t> in, const OutputFn& on_output) override {
-    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
-    if (finished_) return Status::InvalidArgument(name_ + ": gzip: Feed after Finish");
+    LAZYROOT_RETURN_IF_ERROR(CheckUsable());
     Status st = FeedImpl(in, on_output);
     if (!st.ok()) dead_ = true;
     return st;
   }
 
-  Status Finish() override {
-    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+  Status Finish(const OutputFn& on_output) override {
+    LAZYROOT_RETURN_IF_ERROR(CheckUsable());
+    // The last, short slice.
+    Status st = RunSlice(on_output);
+    if (!st.ok()) {
+      dead_ = true;
+      return st;
+    }
     if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
-    if (!member_done_ || !pending_.empty()) {
+    if (!member_done_ || !carry_.empty()) {
       dead_ = true;
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
                                 std::to_string(total_in_) + " (unexpected end of data)");
@@ -77,38 +93,64 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   CheckpointTable TakeCheckpoints() override { return std::move(table_); }
 
  private:
+  Status CheckUsable() const {
+    if (dead_) return Status::Corruption(name_ + ": gzip decoder used after an error");
+    if (finished_) return Status::InvalidArgument(name_ + ": gzip: used after Finish");
+    return Status::Ok();
+  }
+
+  // Collects the input into slices that end at multiples of kInSlice and
+  // decodes each one as it completes.
   Status FeedImpl(std::span<const uint8_t> in, const OutputFn& on_output) {
-    const uint64_t base = total_in_;
     total_in_ += in.size();
-    if (pending_.empty()) {
-      LAZYROOT_RETURN_IF_ERROR(Run(in, base, on_output));
-    } else {
-      // Bytes ISA-L could not take last time go first (rare: see Run).
-      pending_.insert(pending_.end(), in.begin(), in.end());
-      std::vector<uint8_t> bytes = std::move(pending_);
-      pending_.clear();
-      LAZYROOT_RETURN_IF_ERROR(Run(bytes, pending_at_, on_output));
+    while (!in.empty()) {
+      const uint64_t slice_end = (total_in_ - in.size()) / kInSlice * kInSlice + kInSlice;
+      const size_t take = static_cast<size_t>(std::min<uint64_t>(in.size(), slice_end - (total_in_ - in.size())));
+      slice_buf_.insert(slice_buf_.end(), in.begin(), in.begin() + static_cast<ptrdiff_t>(take));
+      in = in.subspan(take);
+      if ((total_in_ - in.size()) % kInSlice == 0) LAZYROOT_RETURN_IF_ERROR(RunSlice(on_output));
     }
+    return Status::Ok();
+  }
+
+  // Decodes what ISA-L kept back last time followed by the collected slice;
+  // keeps back again what it does not take.
+  Status RunSlice(const OutputFn& on_output) {
+    std::vector<uint8_t> data = std::move(carry_);
+    carry_.clear();
+    if (data.empty()) {
+      data.swap(slice_buf_);
+    } else {
+      data.insert(data.end(), slice_buf_.begin(), slice_buf_.end());
+      slice_buf_.clear();
+    }
+    const uint64_t at = carry_at_;
+    LAZYROOT_RETURN_IF_ERROR(Run(data, at, on_output));
+    const size_t used = static_cast<size_t>(st_->next_in - data.data());
+    if (data.size() - used > kMaxCarry) {
+      return Status::Corruption(name_ + ": gzip: ISA-L stopped taking input at compressed offset " +
+                                std::to_string(at + used));
+    }
+    carry_.assign(data.begin() + static_cast<ptrdiff_t>(used), data.end());
+    carry_at_ = at + used;
+    st_->next_in = nullptr;
+    st_->avail_in = 0;
+    slice_buf_ = std::move(data);  // keep the capacity
+    slice_buf_.clear();
     return Flush(on_output);
   }
 
   // Absolute compressed offset of st_->next_in.
   uint64_t InPos() const { return slice_at_ + static_cast<uint64_t>(st_->next_in - slice_); }
 
-  // Decodes all of `data` (absolute offset `at`). Bytes ISA-L does not take
-  // without more input are kept in pending_ for the next Feed.
+  // Decodes `data` (absolute offset `at`, at most kMaxCarry + kInSlice bytes)
+  // until ISA-L takes no more of it; st_->next_in/avail_in say what is left.
   Status Run(std::span<const uint8_t> data, uint64_t at, const OutputFn& on_output) {
-    size_t next = 0;  // first byte of data not yet handed to ISA-L
-    st_->avail_in = 0;
+    slice_ = data.data();
+    slice_at_ = at;
+    st_->next_in = const_cast<uint8_t*>(slice_);
+    st_->avail_in = static_cast<uint32_t>(data.size());
     for (;;) {
-      if (st_->avail_in == 0 && next < data.size()) {
-        const size_t n = std::min(data.size() - next, kMaxSlice);
-        slice_ = data.data() + next;
-        slice_at_ = at + next;
-        st_->next_in = const_cast<uint8_t*>(slice_);
-        st_->avail_in = static_cast<uint32_t>(n);
-        next += n;
-      }
       const bool have_input = st_->avail_in > 0;
       if (member_done_) {
         if (!have_input) return Status::Ok();
@@ -117,14 +159,23 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       if (st_->wrapper_flag == 0) {
         if (!have_input) return Status::Ok();
         if (!counted_) {
+          // Junk or padding after the last member is refused here, where the
+          // bytes are still ours to name (ISA-L would buffer a short run as
+          // a partial header, and Finish could only call it truncated).
+          if (st_->next_in[0] != 0x1f) {
+            return Status::Corruption(name_ + ": gzip: the bytes at compressed offset " + std::to_string(InPos()) +
+                                      (members_ == 0 ? " do not start with a gzip header"
+                                                     : " after member " + std::to_string(members_) +
+                                                           " are not a gzip header (junk after the stream)"));
+          }
           ++members_;
           counted_ = true;
         }
         LAZYROOT_RETURN_IF_ERROR(ReadHeader());
         continue;
       }
-      if (out_.size() - out_len_ < kMinRoomBytes) LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
-      size_t room = out_.size() - out_len_;
+      size_t room = kOutRoom - static_cast<size_t>(total_out_ % kOutRoom);
+      if (out_.size() - out_len_ < room) LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
       if (!poked_ && !table_.points.empty()) {
         // Return where the checkpoint falls due, so the poke lands near it.
         const uint64_t due_at = table_.points.back().out_offset + span_;
@@ -160,17 +211,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       }
       const bool progressed = produced != 0 || st_->avail_in != avail_in || st_->read_in_length != bits_in ||
                               static_cast<int>(st_->block_state) != block_state || st_->tmp_in_size != tmp_in;
-      if (progressed) continue;
-      if (st_->avail_in == 0) {
-        if (next < data.size()) continue;
-        return Status::Ok();
-      }
-      // ISA-L left input it cannot use without more: keep it for the next Feed.
-      pending_at_ = InPos();
-      pending_.assign(st_->next_in, st_->next_in + st_->avail_in);
-      pending_.insert(pending_.end(), data.begin() + static_cast<ptrdiff_t>(next), data.end());
-      st_->avail_in = 0;
-      return Status::Ok();
+      if (!progressed) return Status::Ok();  // out of input, or needs more than is left
     }
   }
 
@@ -189,8 +230,10 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   Status ReadHeader() {
     const int ret = isal_read_gzip_header(st_.get(), &header_);
     if (ret < 0) {
+      // Here ISAL_INCORRECT_CHECKSUM is the FHCRC, not the trailer.
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
-                                std::to_string(InPos()) + ": " + IsalError(ret));
+                                std::to_string(InPos()) + ": " +
+                                (ret == ISAL_INCORRECT_CHECKSUM ? std::string("header CRC-16 mismatch") : IsalError(ret)));
     }
     if (st_->wrapper_flag == 0) return Status::Ok();  // more header bytes to come
     if ((header_.flags & 0xe0) != 0) {  // reserved FLG bits: zlib rejects them too
@@ -301,8 +344,9 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   uint64_t member_out_start_ = 0;
   const uint8_t* slice_ = nullptr;  // the input ISA-L's next_in points into
   uint64_t slice_at_ = 0;           // its absolute offset
-  std::vector<uint8_t> pending_;    // fed bytes ISA-L did not take yet
-  uint64_t pending_at_ = 0;
+  std::vector<uint8_t> slice_buf_;  // fed bytes of the slice being collected
+  std::vector<uint8_t> carry_;      // bytes ISA-L did not take from the last slice
+  uint64_t carry_at_ = 0;           // their absolute offset (the slice follows them)
   std::vector<uint8_t> out_;   // decompressed, not yet handed to on_output
   size_t out_len_ = 0;
   std::vector<uint8_t> hist_;  // the last hist_len_ bytes handed out (window source)
@@ -318,7 +362,7 @@ std::vector<uint8_t> ProbeData() {
   std::vector<uint8_t> out;
   uint32_t x = 12345;
   auto next = [&x] { return x = x * 1103515245u + 12345u; };
-  while (out.size() < (160u << 10)) {
+  while (out.size() < (320u << 10)) {
     const uint32_t run = 1 + (next() >> 8) % 6000;
     const bool noise = (next() >> 16) % 4 == 0;
     for (uint32_t i = 0; i < run; ++i) {
@@ -348,16 +392,17 @@ bool GzipMember(std::span<const uint8_t> in, int level, int mem_level, std::vect
   return ok;
 }
 
-// Two members, fed in odd chunks with small spans; every checkpoint must
+// Two members (the first with many blocks), fed in odd chunks with a small
+// span (the slices make it one ISA-L run); every checkpoint must
 // resume with zlib (inflatePrime + inflateSetDictionary) to the same bytes.
 bool Probe() {
   const std::vector<uint8_t> data = ProbeData();
-  const size_t half = data.size() / 2 + 7;
+  const size_t half = data.size() * 3 / 4 + 7;  // a long first member: stops every ~64 KiB
   std::vector<uint8_t> blob;
   if (!GzipMember(std::span(data).first(half), 6, 1, &blob) || !GzipMember(std::span(data).subspan(half), 1, 8, &blob)) {
     return false;
   }
-  IsalGzipStreamDecoder d("isal probe", 16 << 10);
+  IsalGzipStreamDecoder d("isal probe", 4 << 10);
   std::vector<uint8_t> got;
   OutputFn sink = [&](std::span<const uint8_t> o) {
     got.insert(got.end(), o.begin(), o.end());
@@ -366,7 +411,7 @@ bool Probe() {
   for (size_t at = 0; at < blob.size(); at += 4093) {
     if (!d.Feed(std::span(blob).subspan(at, std::min<size_t>(4093, blob.size() - at)), sink).ok()) return false;
   }
-  if (!d.Finish().ok() || got != data) return false;
+  if (!d.Finish(sink).ok() || got != data) return false;
   auto table = std::make_shared<const CheckpointTable>(d.TakeCheckpoints());
   size_t with_window = 0;
   for (const Checkpoint& p : table->points) with_window += p.window_size != 0;

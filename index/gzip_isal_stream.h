@@ -24,9 +24,12 @@
 // falls back to zlib.
 //
 // ISA-L decodes up to ~64 KiB ahead into its own buffer, so a checkpoint may
-// land a block or more (past that decode-ahead) later than zlib's, and where
-// exactly depends on the input chunking (the zlib decoder's table does not):
-// each table is valid, they need not be equal. Spans grow by as much.
+// land a block or more (past that decode-ahead) later than zlib's; spans grow
+// by as much. Where exactly would depend on where each isal_inflate call
+// returns, so calls are placed by absolute stream offsets only (fixed input
+// slices, fixed output room): the table is a function of the blob, however
+// it was fed, and the table records that ISA-L made it (made_by), so fsck
+// rebuilds an index with the pass that made it and compares byte for byte.
 #pragma once
 
 #include <cstdint>

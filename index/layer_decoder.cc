@@ -17,7 +17,7 @@ class PlainStreamDecoder final : public StreamDecoder {
     total_ += in.size();
     return on_output(in);
   }
-  Status Finish() override { return Status::Ok(); }
+  Status Finish(const OutputFn&) override { return Status::Ok(); }
   uint64_t total_in() const override { return total_; }
   uint64_t total_out() const override { return total_; }
   CheckpointTable TakeCheckpoints() override {
@@ -102,18 +102,12 @@ class CheckpointRandomReader final : public RandomReader {
 
 }  // namespace
 
-std::unique_ptr<StreamDecoder> StreamDecoder::Create(Compression c, std::string name, uint64_t span_bytes) {
+std::unique_ptr<StreamDecoder> StreamDecoder::Create(Compression c, std::string name, uint64_t span_bytes,
+                                                     InflateEngine gzip_engine) {
   span_bytes = std::max<uint64_t>(span_bytes, 1);
   switch (c) {
     case Compression::kNone: return std::make_unique<PlainStreamDecoder>();
-    // zlib, not ISA-L, for now: ISA-L decodes ahead by as much as its input
-    // allows, so where its checkpoints land depends on how the bytes were
-    // chunked on the way in, and a layer index rebuilt from the blob (fsck,
-    // a rebuild after a format change) would differ from the pull's
-    // (test_crash_kill9 caught it). The ISA-L pass stays tested
-    // (index_gzip_isal_test, the gzip_index fuzzer) until its feeding is
-    // made independent of the chunking.
-    case Compression::kGzip: return NewGzipStreamDecoder(std::move(name), span_bytes, InflateEngine::kZlib);
+    case Compression::kGzip: return NewGzipStreamDecoder(std::move(name), span_bytes, gzip_engine);
     case Compression::kZstd: return NewZstdStreamDecoder(std::move(name), span_bytes);
   }
   return nullptr;

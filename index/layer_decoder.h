@@ -22,9 +22,9 @@
 //   zstd: checkpoints only at frame starts (a frame needs no window). A
 //         single-frame layer (what `zstd`, containerd and buildkit write by default)
 //         has ONE checkpoint, so every random read decodes from the start of the
-//         blob up to the offset, and only sequential reading is cheap. A later
-//         change may re-encode such layers locally into a seekable form; until then
-//         callers should read zstd layers sequentially or cache spans.
+//         blob up to the offset, and only sequential reading is cheap. The
+//         mount's StreamCache keeps re-encoded copies of the units it decodes
+//         there (index/unit_copy.h), so each cold read pays that once.
 #pragma once
 
 #include <cstdint>
@@ -60,8 +60,11 @@ class StreamDecoder {
   virtual ~StreamDecoder() = default;
 
   // `name` prefixes every error ("layer sha256:ab12…"). span_bytes > 0.
+  // gzip_engine kIsal: ISA-L's pass (gzip_isal_stream.h) if this build and
+  // machine can, else zlib's; the table's made_by says which one ran.
   static std::unique_ptr<StreamDecoder> Create(Compression c, std::string name,
-                                               uint64_t span_bytes = kDefaultSpanBytes);
+                                               uint64_t span_bytes = kDefaultSpanBytes,
+                                               InflateEngine gzip_engine = InflateEngine::kIsal);
 
   // Feeds the next compressed bytes (any size, including 0) and hands every
   // decompressed byte they complete to on_output, in order. Output is bounded:
@@ -71,9 +74,11 @@ class StreamDecoder {
   // After any error the decoder is dead: further calls return an error.
   virtual Status Feed(std::span<const uint8_t> compressed, const OutputFn& on_output) = 0;
 
-  // Declares the end of the blob. Returns kCorruption if the stream is
-  // truncated (inside a gzip member / zstd frame, or no member at all).
-  virtual Status Finish() = 0;
+  // Declares the end of the blob and hands on_output what is still held (a
+  // decoder may hold input back to keep its checkpoints independent of the
+  // chunking). Returns kCorruption if the stream is truncated (inside a gzip
+  // member / zstd frame, or no member at all).
+  virtual Status Finish(const OutputFn& on_output) = 0;
 
   virtual uint64_t total_in() const = 0;
   virtual uint64_t total_out() const = 0;

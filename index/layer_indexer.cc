@@ -6,10 +6,10 @@
 namespace lazyroot {
 
 LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-                           uint64_t span_bytes, const Limits& limits)
+                           uint64_t span_bytes, const Limits& limits, InflateEngine gzip_engine)
     : blob_digest_(std::move(blob_digest)), expected_diff_id_(std::move(expected_diff_id)) {
   const std::string name = "layer " + blob_digest_;
-  decoder_ = StreamDecoder::Create(compression, name, span_bytes);
+  decoder_ = StreamDecoder::Create(compression, name, span_bytes, gzip_engine);
   TarReader::Limits tar_limits;
   tar_limits.budget = limits;
   tar_ = std::make_unique<TarReader>(
@@ -17,11 +17,11 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
       [this, name](const TarEntry& e) {
         if (e.type == EntryType::kRegular) {
           // The data follows the header, in this Feed or later ones.
-          PendingFile f;
-          f.start = f.next = e.data_offset;
+          StreamHasher::File f;
+          f.start = e.data_offset;
           f.end = e.data_offset + e.stored_size;
           if (!e.sparse.empty()) f.prefix = SparseContentPrefix(e.size, e.sparse);
-          files_.push_back(std::move(f));
+          hasher_.AddFile(std::move(f));
         }
         Status st = writer_.Add(e);
         return st.ok() ? st : st.WithContext(name);
@@ -32,41 +32,23 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   blob_size_ += compressed.size();
   chunk_hasher_.Update(compressed);
-  return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) {
-    diff_hash_.Update(out);
-    Status st = tar_->Feed(out);
-    if (st.ok()) HashFileData(out);
-    out_pos_ += out.size();
-    return st;
-  });
+  return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) { return OnOutput(out); });
 }
 
-void LayerIndexer::HashFileData(std::span<const uint8_t> out) {
-  const uint64_t end = out_pos_ + out.size();
-  while (!files_.empty()) {
-    PendingFile& f = files_.front();
-    if (!f.started) {
-      file_hash_.Reset();
-      if (!f.prefix.empty()) file_hash_.Update(std::string_view(f.prefix));
-      f.started = true;
-    }
-    const uint64_t lo = std::max(f.next, out_pos_), hi = std::min(f.end, end);
-    if (lo < hi) {
-      file_hash_.Update(out.subspan(static_cast<size_t>(lo - out_pos_), static_cast<size_t>(hi - lo)));
-      f.next = hi;
-    }
-    if (f.next < f.end) return;  // continues in the next buffer
-    file_digests_.push_back(FileDigest{f.start, file_hash_.Finish()});
-    files_.pop_front();
-  }
+Status LayerIndexer::OnOutput(std::span<const uint8_t> out) {
+  // The parser first: it announces the files whose headers are in `out`.
+  LAZYROOT_RETURN_IF_ERROR(tar_->Feed(out));
+  hasher_.Update(out);
+  return Status::Ok();
 }
 
 Result<std::string> LayerIndexer::FinishFile() {
-  LAZYROOT_RETURN_IF_ERROR(decoder_->Finish());
+  LAZYROOT_RETURN_IF_ERROR(decoder_->Finish([this](std::span<const uint8_t> out) { return OnOutput(out); }));
   LAZYROOT_RETURN_IF_ERROR(tar_->Finish());
+  StreamHasher::Digests digests = hasher_.Finish();
   LayerIndex header;
   header.blob_digest = blob_digest_;
-  header.diff_id = "sha256:" + diff_hash_.FinishHex();
+  header.diff_id = std::move(digests.diff_id);
   if (!expected_diff_id_.empty() && header.diff_id != expected_diff_id_) {
     return Status::Corruption("layer " + blob_digest_ + ": DiffID mismatch: the config says " + expected_diff_id_ +
                               ", the uncompressed layer hashes to " + header.diff_id);
@@ -76,8 +58,8 @@ Result<std::string> LayerIndexer::FinishFile() {
   header.checkpoints = decoder_->TakeCheckpoints();
   header.chunks = chunk_hasher_.Finish();
   // The tar reader's Finish refused an archive ending inside a file's data.
-  if (!files_.empty()) return Status::Corruption("layer " + blob_digest_ + ": ends inside a file's data");
-  header.file_digests = std::move(file_digests_);
+  if (!digests.all_files_complete) return Status::Corruption("layer " + blob_digest_ + ": ends inside a file's data");
+  header.file_digests = std::move(digests.file_digests);
   return writer_.Finish(header);
 }
 
@@ -118,8 +100,8 @@ Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerInd
 }  // namespace
 
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                                  const std::string& expected_diff_id, const Limits& limits) {
-  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
+                                  const std::string& expected_diff_id, const Limits& limits, InflateEngine gzip_engine) {
+  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine);
   LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
   return indexer.FinishFile();
 }

@@ -2,9 +2,9 @@
 // they stream in (the pull's single pass): the compressed bytes -> chunk
 // digests, and decompress -> DiffID hash + tar parser, recording checkpoints
 // on the way. Entries are serialised as they
-// arrive (LayerIndexWriter), never held as TarEntry values; each regular
-// file's data is hashed (its FileDigest) from the decoded bytes while they
-// are in cache, the same buffers the DiffID hash and the tar parser see; the tar
+// arrive (LayerIndexWriter), never held as TarEntry values; the DiffID and
+// each regular file's digest are hashed by a StreamHasher, beside the inflate
+// and the tar parser on a second thread for a long layer; the tar
 // parser refuses an entry over a kernel limit or a layer over its budget
 // (index/limits.h) as soon as it is seen. Finish() checks the DiffID.
 // One per layer; not thread-safe.
@@ -20,6 +20,7 @@
 #include "index/layer_index.h"
 #include "index/limits.h"
 #include "index/sha256.h"
+#include "index/stream_hasher.h"
 #include "index/tar_reader.h"
 
 namespace lazyroot {
@@ -27,8 +28,10 @@ namespace lazyroot {
 class LayerIndexer {
  public:
   // blob_digest names the layer in errors; expected_diff_id "" skips the check.
+  // gzip_engine: the pass that places gzip checkpoints (StreamDecoder::Create).
   LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-               uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits());
+               uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits(),
+               InflateEngine gzip_engine = InflateEngine::kIsal);
 
   // The next compressed bytes, in order. kLimitExceeded names the layer, the
   // entry's offset and path, and the limit.
@@ -45,24 +48,12 @@ class LayerIndexer {
   uint64_t metadata_bytes() const { return tar_->metadata_bytes(); }
 
  private:
-  // A regular file whose data has not all streamed past yet.
-  struct PendingFile {
-    uint64_t start = 0;          // the entry's data_offset
-    uint64_t next = 0, end = 0;  // the stream range still to hash
-    std::string prefix;          // SparseContentPrefix for a sparse file, else empty
-    bool started = false;
-  };
-  // Hashes what `out` (stream bytes from offset out_pos_) holds of the
-  // pending files, in order, finishing those whose data ends in it.
-  void HashFileData(std::span<const uint8_t> out);
+  // The decoder's output: tar parser, then the hashes.
+  Status OnOutput(std::span<const uint8_t> out);
 
   std::string blob_digest_, expected_diff_id_;
-  std::deque<PendingFile> files_;
-  Sha256 file_hash_;
-  std::vector<FileDigest> file_digests_;
-  uint64_t out_pos_ = 0;
   std::unique_ptr<StreamDecoder> decoder_;
-  Sha256 diff_hash_;
+  StreamHasher hasher_;
   ChunkHasher chunk_hasher_;
   LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
@@ -75,8 +66,10 @@ class LayerIndexer {
 // to blob_digest (a "sha256:<hex>" digest) the result is kCorruption naming
 // the blob, so chunk digests are only ever recorded for bytes the registry's
 // digest vouched for. IndexBlobFile returns the file's bytes.
+// gzip_engine: as LayerIndexer's (fsck rebuilds with the pass that made the stored index).
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                                  const std::string& expected_diff_id, const Limits& limits = Limits());
+                                  const std::string& expected_diff_id, const Limits& limits = Limits(),
+                                  InflateEngine gzip_engine = InflateEngine::kIsal);
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits = Limits());
 

@@ -12,7 +12,16 @@
 namespace lazyroot {
 namespace {
 
-using ChunkBytes = std::shared_ptr<const std::vector<uint8_t>>;
+// A verified chunk's bytes. Not a std::vector: its zero fill of every chunk
+// read (64 KiB before each read of it) was 10 % of a mount's CPU in random reads.
+struct Chunk {
+  explicit Chunk(size_t n) : bytes(std::make_unique_for_overwrite<uint8_t[]>(n)), size(n) {}
+  std::unique_ptr<uint8_t[]> bytes;
+  size_t size;
+  std::span<uint8_t> span() { return {bytes.get(), size}; }
+  const uint8_t* data() const { return bytes.get(); }
+};
+using ChunkBytes = std::shared_ptr<const Chunk>;
 
 // Verified chunks, keyed by (source id, chunk index). Ids are never reused,
 // so a chunk of a destroyed source can never be served for another blob.
@@ -38,10 +47,10 @@ class ChunkCache {
     for (const Slot& s : lru_) {
       if (s.source == source && s.chunk == chunk) return;  // another reader verified it too
     }
-    bytes_ += bytes->size();
+    bytes_ += bytes->size;
     lru_.push_front(Slot{source, chunk, std::move(bytes)});
     while (bytes_ > kCapacityBytes && !lru_.empty()) {
-      bytes_ -= lru_.back().bytes->size();
+      bytes_ -= lru_.back().bytes->size;
       lru_.pop_back();
     }
   }
@@ -49,7 +58,7 @@ class ChunkCache {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = lru_.begin(); it != lru_.end();) {
       if (it->source == source) {
-        bytes_ -= it->bytes->size();
+        bytes_ -= it->bytes->size;
         it = lru_.erase(it);
       } else {
         ++it;
@@ -126,9 +135,9 @@ class VerifiedSource final : public ByteSource {
       // Part of a chunk: verify all of it once, keep it for the next read.
       ChunkBytes bytes = Cache().Find(id_, chunk);
       if (!bytes) {
-        auto fresh = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(len));
-        Status st = ReadExactly(chunk * cs, *fresh);
-        if (st.ok()) st = Check(chunk, *fresh);
+        auto fresh = std::make_shared<Chunk>(static_cast<size_t>(len));
+        Status st = ReadExactly(chunk * cs, fresh->span());
+        if (st.ok()) st = Check(chunk, fresh->span());
         if (!st.ok()) {
           *n = done;
           return st;

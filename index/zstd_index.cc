@@ -4,6 +4,7 @@
 #include <zstd_errors.h>
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 namespace lazyroot {
@@ -41,7 +42,7 @@ class ZstdStreamDecoder final : public StreamDecoder {
     return st;
   }
 
-  Status Finish() override {
+  Status Finish(const OutputFn&) override {
     if (dead_ || dctx_ == nullptr) return Status::Corruption(name_ + ": zstd decoder used after an error");
     if (frames_ == 0) return Status::Corruption(name_ + ": zstd: empty stream");
     if (!frame_done_) {
@@ -76,7 +77,12 @@ class ZstdStreamDecoder final : public StreamDecoder {
         }
         frame_done_ = false;
         ++frames_;
+        frame_start_ = base + in.pos;
+        frame_out_start_ = total_out_;
+        header_len_ = 0;
+        declared_ = ZSTD_CONTENTSIZE_ERROR;
       }
+      PeekDeclaredSize(in, base);
       ZSTD_outBuffer out{out_.data(), out_.size(), 0};
       size_t ret = ZSTD_decompressStream(dctx_, &out, &in);
       total_in_ = base + in.pos;
@@ -90,6 +96,15 @@ class ZstdStreamDecoder final : public StreamDecoder {
       }
       if (ret == 0) {
         frame_done_ = true;  // libzstd stops at every frame end with the output flushed
+        // libzstd checks a declared content size when it gets the frame in
+        // one piece, but not always when streaming (an empty last raw block
+        // passes): check it here, so the verdict never depends on the chunking.
+        const uint64_t held = total_out_ - frame_out_start_;
+        if (declared_ != ZSTD_CONTENTSIZE_ERROR && declared_ != ZSTD_CONTENTSIZE_UNKNOWN && declared_ != held) {
+          return Status::Corruption(name_ + ": zstd frame " + std::to_string(frames_) + " at compressed offset " +
+                                    std::to_string(frame_start_) + ": declares " + std::to_string(declared_) +
+                                    " bytes of content but holds " + std::to_string(held));
+        }
         continue;
       }
       if (in.pos == in.size && out.pos < out.size) break;  // needs more input
@@ -97,11 +112,29 @@ class ZstdStreamDecoder final : public StreamDecoder {
     return Status::Ok();
   }
 
+  // Collects the current frame's first bytes (they may arrive across Feeds)
+  // until its header says the declared content size.
+  void PeekDeclaredSize(const ZSTD_inBuffer& in, uint64_t base) {
+    if (declared_ != ZSTD_CONTENTSIZE_ERROR || header_len_ == sizeof header_) return;
+    const uint64_t from = frame_start_ + header_len_;
+    if (from < base || from - base >= in.size) return;
+    const size_t off = static_cast<size_t>(from - base);
+    const size_t n = std::min(sizeof header_ - header_len_, in.size - off);
+    std::memcpy(header_ + header_len_, static_cast<const uint8_t*>(in.src) + off, n);
+    header_len_ += n;
+    declared_ = ZSTD_getFrameContentSize(header_, header_len_);  // ERROR until the header is whole
+  }
+
   std::string name_;
   uint64_t span_;
   ZSTD_DCtx* dctx_;
   bool dead_ = false;
   bool finished_ = false;
+  uint64_t frame_start_ = 0;      // compressed offset of the current frame
+  uint64_t frame_out_start_ = 0;  // its first uncompressed byte
+  uint8_t header_[18] = {};       // ZSTD_FRAMEHEADERSIZE_MAX: its first bytes
+  size_t header_len_ = 0;
+  unsigned long long declared_ = ZSTD_CONTENTSIZE_ERROR;  // its content size, once known
   bool frame_done_ = true;  // at a frame boundary (true before the first frame)
   uint64_t frames_ = 0;
   uint64_t total_in_ = 0;
@@ -200,7 +233,7 @@ class ZstdPointDecoder final : public PointDecoder {
   uint64_t InOffset() const { return file_pos_ - (inb_.size - inb_.pos); }
 
   Status Refill() {
-    size_t want = static_cast<size_t>(std::min<uint64_t>(in_.size(), table_->compressed_size - file_pos_));
+    const size_t want = AlignedReadSize(file_pos_, in_.size(), table_->compressed_size - file_pos_);
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) {

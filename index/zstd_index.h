@@ -11,8 +11,9 @@
 // Cost: a single-frame layer — the common case — has exactly one checkpoint
 // (offset 0), so a random read decodes from the start of the blob up to the
 // offset (~1 GB/s, i.e. ~1 ms per MB before the offset). Sequential reads
-// stay warm and are cheap. Re-encoding such layers locally into a seekable
-// multi-frame copy would fix random reads; it is deliberately not done yet.
+// stay warm and are cheap. A mount keeps re-encoded copies of the 2 MiB
+// units it decodes on such a pass (index/unit_copy.h, fs/stream_cache.h),
+// so that a later cold read there decodes one unit.
 //
 // After the last frame any byte that is not a valid frame is an error; a blob
 // ending inside a frame is an error. Not thread-safe (both objects).

@@ -8,7 +8,7 @@ of ~300 MiB takes a while.
 Other kinds: --kind small (100,000 files of 1 KiB in 100 directories, one
 layer), --kind small-changed (the same with every 100th file's bytes changed:
 another blob, for `diff` against small) and --kind large (three 256 MiB files, half compressible text and half
-random, one layer).
+random, one layer); --kind large-zstd is the same layer as one zstd frame.
 
 usage: bench_image.py --registry HOST --repo bench/usr --tag v1 [--kind usr|small|large] [--cache DIR]
 """
@@ -96,6 +96,18 @@ def cached_layer(cache, key, make_tar):
     return make_image.Layer(tar, gz, "gzip")
 
 
+def cached_zstd_layer(cache, key, make_tar):
+    # `zstd -3` writes ONE frame (as buildkit and containerd do by default):
+    # a lazy reader can only restart at the start of the layer.
+    layer = cached_layer(cache, key, make_tar)
+    zst_path = os.path.join(cache, key + ".tar.zst")
+    if not os.path.exists(zst_path):
+        subprocess.run(["zstd", "-3", "-q", "-f", "-o", zst_path + ".tmp", os.path.join(cache, key + ".tar")], check=True)
+        os.rename(zst_path + ".tmp", zst_path)
+    with open(zst_path, "rb") as f:
+        return make_image.Layer(layer.tar, f.read(), "zstd")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--registry", required=True)
@@ -103,7 +115,7 @@ def main():
     ap.add_argument("--tag", default="v1")
     ap.add_argument("--cache", default="/var/tmp/lazyroot-bench-cache")
     ap.add_argument("--max-mib", type=int, default=120, help="cap per layer (uncompressed MiB)")
-    ap.add_argument("--kind", choices=("usr", "small", "small-changed", "large"), default="usr")
+    ap.add_argument("--kind", choices=("usr", "small", "small-changed", "large", "large-zstd"), default="usr")
     ap.add_argument("--uncompressed", action="store_true", help="push the layers as plain tar")
     args = ap.parse_args()
     os.makedirs(args.cache, exist_ok=True)
@@ -114,6 +126,8 @@ def main():
         layers.append(cached_layer(args.cache, "small-100k-changed", lambda p: small_files_tar(p, changed=True)))
     elif args.kind == "large":
         layers.append(cached_layer(args.cache, "large-3x256", large_files_tar))
+    elif args.kind == "large-zstd":
+        layers.append(cached_zstd_layer(args.cache, "large-3x256", large_files_tar))
     for paths in (LAYER_SOURCES if args.kind == "usr" else []):
         key = hashlib.sha256(json.dumps([paths, args.max_mib]).encode()).hexdigest()[:16]
 

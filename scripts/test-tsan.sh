@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The concurrency check of the mount: builds lazyroot and the fs unit tests
-# with ThreadSanitizer (build-tsan/), runs the fs unit tests (span cache and
-# read path from many threads) and the FUSE mount integration test against
+# The concurrency check of the mount and the pull's indexer: builds lazyroot
+# and the unit tests with ThreadSanitizer (build-tsan/), runs the fs unit
+# tests (span cache and read path from many threads), the indexer's hashing
+# thread's tests and the FUSE mount integration test against
 # the TSAN binary. The daemon's stderr is /dev/null, so TSAN writes its
 # reports to files; any report fails this script.
 set -euo pipefail
@@ -11,6 +12,8 @@ reports=$(mktemp -d /tmp/lazyroot-tsan.XXXXXX)
 trap 'rm -rf "$reports"' EXIT
 export TSAN_OPTIONS="log_path=$reports/tsan second_deadlock_stack=1"
 build-tsan/tests/fs_tests --gtest_brief=1
+# The pull's second hashing thread (index/stream_hasher.h).
+build-tsan/tests/index_tests --gtest_brief=1 --gtest_filter='StreamHasher*:*LayerIndexer*'
 LAZYROOT_BIN=$PWD/build-tsan/src/lazyroot python3 tests/integration/test_mount_basic.py 2>&1 | tail -3
 if compgen -G "$reports/tsan*" >/dev/null; then
   echo "ThreadSanitizer reports:"; cat "$reports"/tsan*; exit 1

@@ -24,6 +24,7 @@
 #include "fs/extract.h"
 #include "fs/mount.h"
 #include "index/exception_status.h"
+#include "src/store/unit_copy_store.h"
 #include "src/store/open_image.h"
 #include "src/include/lazyroot/lazyroot.h"
 #include "src/store/index_consumer.h"
@@ -757,6 +758,7 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
       }
       m.tree = image.tree;
       m.content = image.content;
+      m.options.unit_copies = lazyroot::NewStoreUnitCopies(*s, *image.content);
       return m;
     };
     lazyroot::DaemonOptions daemon_options;

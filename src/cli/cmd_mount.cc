@@ -28,6 +28,7 @@
 #include "src/image/reference.h"
 #include "src/launch/runtime_spec.h"
 #include "src/store/test_pause.h"
+#include "src/store/unit_copy_store.h"
 
 namespace lazyroot::cli {
 namespace {
@@ -171,6 +172,8 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
         RootFile{".krun_config.json", RuntimeSpecJson(loaded->config, loaded->launch), ImageCreated(**store, *record)});
   }
   if (Status view = ApplyDebugView(**store, a, *limits, &*image, &options); !view.ok()) return Fail(view);
+  // Of the layers actually served (a view may have replaced them).
+  options.unit_copies = NewStoreUnitCopies(**store, *image->content);
   // Released before the daemon forks, which would otherwise inherit it and
   // keep gc waiting for as long as the mount lives; the marker suffices now.
   *store_lock = FileLock();

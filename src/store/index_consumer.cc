@@ -127,6 +127,24 @@ Result<std::string> ReadLayerIndexFile(const std::string& path) {
   return ReadSelfSizedFile(path, uint64_t{1} << 34, std::string_view("LZRLIDX\0", 8), 3, 208, DeclaredIndexSize);
 }
 
+namespace {
+
+// The gzip pass that made the stored index, if it is sound: zlib's and
+// ISA-L's place different (equally valid) checkpoints, and a rebuild made
+// to check the stored file (fsck) must be made the same way. Otherwise the
+// pull's default.
+InflateEngine StoredGzipPass(const Store& store, const std::string& blob_digest) {
+  const std::string path = store.IndexPath(blob_digest);
+  auto bytes = ReadLayerIndexFile(path);
+  if (!bytes.ok()) return InflateEngine::kIsal;
+  auto table = LayerIndex::ParseCheckpoints(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
+      nullptr);
+  return table.ok() ? table->made_by : InflateEngine::kIsal;
+}
+
+}  // namespace
+
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
                                         const Limits& limits) {
   LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
@@ -134,7 +152,9 @@ Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& b
   uint8_t head[4] = {};
   size_t n = 0;
   LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
-  return IndexBlobFile(*blob, blob_digest, SniffCompression(std::span<const uint8_t>(head, n)), diff_id, limits);
+  const Compression compression = SniffCompression(std::span<const uint8_t>(head, n));
+  const InflateEngine pass = compression == Compression::kGzip ? StoredGzipPass(store, blob_digest) : InflateEngine::kIsal;
+  return IndexBlobFile(*blob, blob_digest, compression, diff_id, limits, pass);
 }
 
 namespace {

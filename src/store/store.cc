@@ -562,6 +562,15 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
       }
     }
   }
+  // Unit copies (unit_copy_store.h) go with their layer. Those of kept
+  // layers stay, temp files included: serving mounts write them without
+  // the store lock.
+  for (const std::string& name : ListNames(root_ + "/units")) {
+    if (keep.KeepsObject(name)) continue;
+    const std::string path = root_ + "/units/" + name;
+    for (const std::string& f : ListNames(path)) report.bytes_freed += FileSize(path + "/" + f);
+    (void)RemoveTree(path);
+  }
   // Everything in tmp/ belongs to a pull, and pulls are excluded by the
   // store lock: partial downloads, staged indexes and temp files are
   // abandoned (a later pull downloads again), blob locks unused.

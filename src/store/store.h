@@ -7,6 +7,7 @@
 //   tmp/                 downloads in progress (<hex>.partial, staged <hex>.index)
 //                        and the per-blob download locks (<hex>.lock)
 //   inuse/<hex>.lock     held (flock, shared) by each mount of manifest <hex>
+//   units/<hex>/<start>  copies of decoded units of layer <hex> (unit_copy_store.h)
 //   store.lock           the store lock
 // Every publish is a temp file (UniqueTempSuffix) + fsync + rename, so no
 // reader sees a half-written object. Processes and threads coordinate through

@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +31,8 @@
 #include "index/merge.h"
 #include "index/sha256.h"
 #include "src/store/index_consumer.h"
+#include "src/store/unit_copy_store.h"
+#include "index/unit_copy.h"
 #include "src/image/manifest.h"
 #include "src/image/reference.h"
 
@@ -818,6 +821,7 @@ class Checker {
         RepairNote("layer index sha256:" + name, "its blob is not in the store", idir + "/" + name);
       }
     }
+    CheckUnitCopies();
     const std::string tdir = root_ + "/trees";
     for (const std::string& name : ListNames(tdir)) {
       if (TempOwner(name) != 0) {
@@ -846,6 +850,51 @@ class Checker {
       if (live_trees_.count(hex) != 0) continue;  // a mounted image's
       RepairNote("rootfs/" + name, "cached extract of an image no record names (`lazyroot gc` removes it)", rdir + "/" + name);
     }
+  }
+
+  // units/<layer hex>/<start>: copies of decoded units (unit_copy_store.h),
+  // a cache: one that does not validate is removed on repair (a mount then
+  // decodes the unit again).
+  void CheckUnitCopies() {
+    const std::string udir = root_ + "/units";
+    for (const std::string& hex : ListNames(udir)) {
+      const std::string rel = "units/" + hex;
+      if (!IsSha256Hex(hex)) {
+        StoreFinding& f = Problem(rel, "not a layer's unit copies (its name is not a SHA-256 digest)");
+        Repair(f, "removed", [&] { return RemovePath(udir + "/" + hex); });
+        continue;
+      }
+      if (!blobs_[hex].present) {
+        RepairNote("unit copies of layer sha256:" + hex, "the layer is not in the store", udir + "/" + hex);
+        continue;
+      }
+      for (const std::string& name : ListNames(udir + "/" + hex)) {
+        const std::string frel = rel + "/" + name;
+        if (TempOwner(name) != 0) {
+          TempDebris(frel);
+          continue;
+        }
+        const std::string path = udir + "/" + hex + "/" + name;
+        Status st = CheckUnitCopyFile(path, "sha256:" + hex, name);
+        if (!st.ok()) {
+          std::string what = st.message();
+          if (what.starts_with(path + ": ")) what.erase(0, path.size() + 2);  // the finding names the file already
+          StoreFinding& f = Problem(frel, what + " (a mount decodes the unit again)");
+          Repair(f, "removed", [&] { return RemovePath(root_ + "/" + frel); });
+        }
+      }
+    }
+  }
+  static Status CheckUnitCopyFile(const std::string& path, const std::string& digest, const std::string& name) {
+    Result<std::string> bytes = ReadWholeFile(path, 128 + ZSTD_COMPRESSBOUND(kMaxUnitCopyBytes));
+    if (!bytes.ok()) return bytes.status();
+    LAZYROOT_ASSIGN_OR_RETURN(UnitCopyInfo info, CheckUnitCopy(AsBytes(*bytes), path));
+    if (info.layer_digest != digest) return Status::Corruption(path + ": unit copy of another layer (" + info.layer_digest + ")");
+    if (UnitCopyName(info.start, info.length) != name) {
+      return Status::Corruption(path + ": unit copy of [" + std::to_string(info.start) + ", +" +
+                                std::to_string(info.length) + "), not its name's");
+    }
+    return Status::Ok();
   }
 
   void CheckTmp() {

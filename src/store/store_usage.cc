@@ -42,6 +42,7 @@ bool GcRemoves(std::string_view rel, const LiveSet& keep) {
   if (name.empty()) return false;  // the category's own directories
   if (top == "blobs" || top == "index") return !keep.KeepsObject(name);
   if (top == "trees") return !keep.KeepsTree(name);
+  if (top == "units") return !keep.KeepsObject(name);  // a layer's unit copies
   if (top == "rootfs") return !keep.KeepsRootfsEntry(name);
   if (top == "tmp") {
     return name.ends_with(".partial") || name.ends_with(".index") || name.find(".tmp.") != std::string::npos;
@@ -69,7 +70,7 @@ int Visit(const char* path, const struct stat* st, int type, struct FTW*) {
   const std::string_view top = Component(rel, 0);
   UsageBytes* cat = &w.usage->other;
   if (top == "blobs") cat = &w.usage->blobs;
-  if (top == "index") cat = &w.usage->indexes;
+  if (top == "index" || top == "units") cat = &w.usage->indexes;  // caches derived from layers
   if (top == "trees") cat = &w.usage->trees;
   if (top == "rootfs") cat = &w.usage->rootfs;
   if (top == "tmp") cat = &w.usage->partials;

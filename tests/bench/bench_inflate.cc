@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
         for (size_t off = 0; off < blob.size(); off += 1 << 20) {
           (void)d->Feed(std::span<const uint8_t>(blob).subspan(off, std::min<size_t>(1 << 20, blob.size() - off)), sink);
         }
-        (void)d->Finish();
+        (void)d->Finish(sink);
         out = d->total_out();
         zlib_table_bytes = d->TakeCheckpoints().Serialize().size();
       });
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
         lazyroot::Status st = d->Feed(std::span<const uint8_t>(blob).subspan(off, std::min<size_t>(1 << 20, blob.size() - off)), sink);
         if (!st.ok()) std::fprintf(stderr, "%s\n", st.ToString().c_str());
       }
-      if (!d->Finish().ok()) std::fprintf(stderr, "finish failed\n");
+      if (!d->Finish(sink).ok()) std::fprintf(stderr, "finish failed\n");
       table = d->TakeCheckpoints();
     });
     size_t table_bytes = table.Serialize().size();

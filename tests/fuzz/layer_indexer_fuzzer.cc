@@ -35,12 +35,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> stream;
   {
     auto decoder = StreamDecoder::Create(compression, "fuzz", span);
-    Status s = decoder->Feed(blob, [&](std::span<const uint8_t> out) {
+    OutputFn keep = [&](std::span<const uint8_t> out) {
       if (stream.size() + out.size() > kMaxOutput) return Status::Aborted("fuzz output cap");
       stream.insert(stream.end(), out.begin(), out.end());
       return Status::Ok();
-    });
-    if (s.ok()) s = decoder->Finish();
+    };
+    Status s = decoder->Feed(blob, keep);
+    if (s.ok()) s = decoder->Finish(keep);
     if (!s.ok()) return 0;
   }
 

@@ -127,29 +127,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     s = decoder->Feed(blob.subspan(at, n), on_output);
     at += n;
   }
-  if (s.ok()) s = decoder->Finish();
+  if (s.ok()) s = decoder->Finish(on_output);
   CheckError(s);
   if (too_big) FUZZ_CHECK(s.code() == ErrorCode::kAborted);
   if (!s.ok()) return 0;
   FUZZ_CHECK(decoder->total_in() == size);
   FUZZ_CHECK(decoder->total_out() == stream.size());
+  // ISA-L accepts some streams zlib refuses (an incomplete literal/length
+  // Huffman code, a wrong header CRC-16 the other way round): zlib's reader
+  // is only held to the bytes where zlib's own pass accepts the blob.
+  bool zlib_accepts = true;
   if constexpr (kCompression == Compression::kGzip) {
     // The pull streams on ISA-L when it can; zlib is the oracle: where both
     // accept a blob they must agree on every byte.
     auto zlib = NewGzipStreamDecoder("fuzz zlib", span, InflateEngine::kZlib);
     std::vector<uint8_t> zlib_stream;
     Status z;
-    for (size_t at = 0; at < size && z.ok(); at += 4096) {
-      z = zlib->Feed(blob.subspan(at, std::min<size_t>(4096, size - at)), [&](std::span<const uint8_t> out) {
-        zlib_stream.insert(zlib_stream.end(), out.begin(), out.end());
-        return Status::Ok();
-      });
-    }
-    if (z.ok()) z = zlib->Finish();
+    OutputFn zlib_out = [&](std::span<const uint8_t> out) {
+      zlib_stream.insert(zlib_stream.end(), out.begin(), out.end());
+      return Status::Ok();
+    };
+    for (size_t at = 0; at < size && z.ok(); at += 4096) z = zlib->Feed(blob.subspan(at, std::min<size_t>(4096, size - at)), zlib_out);
+    if (z.ok()) z = zlib->Finish(zlib_out);
     if (z.ok()) FUZZ_CHECK(zlib_stream == stream);
+    zlib_accepts = z.ok();
   }
 
   auto table = std::make_shared<CheckpointTable>(decoder->TakeCheckpoints());
+  {
+    // The table is a function of the stream, not of its chunking: fsck
+    // compares a rebuilt index byte for byte. Fed whole this time.
+    auto again = StreamDecoder::Create(kCompression, "fuzz blob", span);
+    OutputFn discard = [](std::span<const uint8_t>) { return Status::Ok(); };
+    FUZZ_CHECK(again->Feed(blob, discard).ok() && again->Finish(discard).ok());
+    FUZZ_CHECK(again->TakeCheckpoints() == *table);
+  }
   FUZZ_CHECK(table->compression == kCompression);
   FUZZ_CHECK(table->compressed_size == size);
   FUZZ_CHECK(table->uncompressed_size == stream.size());
@@ -171,7 +183,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::unique_ptr<RandomReader>> readers;
   readers.push_back(RandomReader::Create(table, source.get(), "fuzz blob"));
   if constexpr (kCompression == Compression::kGzip) {
-    readers.push_back(RandomReader::Create(table, NewGzipPointDecoder(table.get(), source.get(), "zlib", InflateEngine::kZlib)));
+    if (zlib_accepts) {
+      readers.push_back(RandomReader::Create(table, NewGzipPointDecoder(table.get(), source.get(), "zlib", InflateEngine::kZlib)));
+    }
     if (HaveIsal()) {
       readers.push_back(RandomReader::Create(table, NewGzipPointDecoder(table.get(), source.get(), "isal", InflateEngine::kIsal)));
     }

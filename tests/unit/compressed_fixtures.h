@@ -57,8 +57,9 @@ inline std::string Compressible(size_t n, unsigned seed) {
 // The checkpoint table our StreamDecoder records for blob.
 inline CheckpointTable TableFor(const std::string& blob, Compression c, uint64_t span) {
   auto d = StreamDecoder::Create(c, "test", span);
-  EXPECT_TRUE(d->Feed(Bytes(blob), [](std::span<const uint8_t>) { return Status::Ok(); }).ok());
-  EXPECT_TRUE(d->Finish().ok());
+  OutputFn discard = [](std::span<const uint8_t>) { return Status::Ok(); };
+  EXPECT_TRUE(d->Feed(Bytes(blob), discard).ok());
+  EXPECT_TRUE(d->Finish(discard).ok());
   return d->TakeCheckpoints();
 }
 

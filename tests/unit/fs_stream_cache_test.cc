@@ -7,6 +7,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <new>
 #include <random>
 #include <string>
@@ -157,6 +159,59 @@ TEST(StreamCache, OneFrameZstdIsDecodedOnceFromTheStartWhenReadInOrder) {
   // A random block later on still reads right (decoding from the frame start).
   StreamCache cold(l.content, Opts(0));
   EXPECT_EQ(ReadRange(cold, 1500000, 3000), l.raw.substr(1500000, 3000));
+}
+
+// UnitCopies in memory: what a mount's store keeps as files.
+class MemoryCopies final : public UnitCopies {
+ public:
+  bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) override {
+    std::lock_guard lock(mu);
+    ++loads;
+    auto it = copies.find({layer, start});
+    if (it == copies.end() || it->second.size() != out.size()) return false;
+    std::copy(it->second.begin(), it->second.end(), out.begin());
+    return true;
+  }
+  bool Has(uint32_t layer, uint64_t start, uint64_t length) override {
+    std::lock_guard lock(mu);
+    auto it = copies.find({layer, start});
+    return it != copies.end() && it->second.size() == length;
+  }
+  void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) override {
+    std::lock_guard lock(mu);
+    copies[{layer, start}].assign(bytes.begin(), bytes.end());
+  }
+  std::mutex mu;
+  std::map<std::pair<uint32_t, uint64_t>, std::string> copies;
+  uint64_t loads = 0;
+};
+
+TEST(StreamCache, OneFrameZstdColdReadsCatchUpOnceLeavingCopiesThenReadThem) {
+  Layer l(Compressible(2 << 20, 6), Compression::kZstd, 256 << 10);
+  auto copies = std::make_shared<MemoryCopies>();
+  StreamCacheOptions o = Opts(0);
+  o.unit_copies = copies;
+  {
+    StreamCache c(l.content, o);
+    // A cold read near the end passes every block before it: each gets a copy.
+    EXPECT_EQ(ReadRange(c, 1900000, 4096), l.raw.substr(1900000, 4096));
+    EXPECT_EQ(copies->copies.size(), 15u);  // blocks 0..14 of 16 (the one read is copied too; the last is not passed)
+    for (const auto& [key, bytes] : copies->copies) EXPECT_EQ(bytes, l.raw.substr(key.second, bytes.size()));
+  }
+  // A fresh cache (the next mount): cold random reads decode nothing.
+  StreamCache c(l.content, o);
+  std::mt19937 rng(4);
+  for (int i = 0; i < 50; ++i) {
+    const uint64_t off = (128 << 10) + rng() % (1800000 - (128 << 10));  // block 0 starts at the checkpoint: no copy needed
+    ASSERT_EQ(ReadRange(c, off, 4096), l.raw.substr(off, 4096)) << off;
+  }
+  EXPECT_EQ(c.stats().decoded_bytes, 0u);
+  EXPECT_GT(c.stats().copy_loads, 0u);
+  // A copy that does not match its unit is never used: the unit is decoded.
+  copies->copies[{0, 128 << 10}] = "short";
+  StreamCache d(l.content, o);
+  EXPECT_EQ(ReadRange(d, (128 << 10) + 10, 4096), l.raw.substr((128 << 10) + 10, 4096));
+  EXPECT_GT(d.stats().decoded_bytes, 0u);
 }
 
 TEST(StreamCache, ReadsSpanningUnitsAndTheEnd) {

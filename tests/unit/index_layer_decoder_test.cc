@@ -57,7 +57,7 @@ TEST_P(LayerDecoderTest, StreamThenRandomReadThroughStoredTable) {
   for (size_t off = 0; off < blob.size(); off += 100000) {
     ASSERT_TRUE(d->Feed(std::span<const uint8_t>(blob).subspan(off, std::min<size_t>(100000, blob.size() - off)), sink).ok());
   }
-  ASSERT_TRUE(d->Finish().ok());
+  ASSERT_TRUE(d->Finish(sink).ok());
   EXPECT_EQ(out, data);
   EXPECT_EQ(d->total_in(), blob.size());
   EXPECT_EQ(d->total_out(), data.size());
@@ -87,7 +87,7 @@ INSTANTIATE_TEST_SUITE_P(LayerDecoder, LayerDecoderTest,
 
 TEST(LayerDecoder, EmptyTarLayer) {
   auto d = StreamDecoder::Create(Compression::kNone, "layer empty");
-  ASSERT_TRUE(d->Finish().ok());
+  ASSERT_TRUE(d->Finish([](std::span<const uint8_t>) { return Status::Ok(); }).ok());
   auto table = std::make_shared<const CheckpointTable>(d->TakeCheckpoints());
   EXPECT_EQ(table->uncompressed_size, 0u);
   std::string s = table->Serialize();

@@ -1,0 +1,111 @@
+#include "index/stream_hasher.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace lazyroot {
+
+StreamHasher::StreamHasher(uint64_t threshold) : threshold_(threshold) {}
+
+StreamHasher::~StreamHasher() {
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.clear();  // abandoned (an error): nothing left is wanted
+    done_ = true;
+  }
+  changed_.notify_all();
+  thread_.join();
+}
+
+void StreamHasher::AddFile(File f) { new_files_.push_back(std::move(f)); }
+
+void StreamHasher::Update(std::span<const uint8_t> chunk) {
+  seen_ += chunk.size();
+  if (!thread_.joinable() && seen_ <= threshold_) {
+    Hash(new_files_, chunk);
+    return;
+  }
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  Chunk c;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [this] { return queue_.size() < kMaxQueued; });
+    if (!free_.empty()) {
+      c = std::move(free_.back());
+      free_.pop_back();
+    }
+  }
+  c.files.swap(new_files_);
+  new_files_.clear();
+  c.bytes.assign(chunk.begin(), chunk.end());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back(std::move(c));
+  }
+  changed_.notify_all();
+}
+
+void StreamHasher::Run() {
+  for (;;) {
+    Chunk c;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [this] { return !queue_.empty() || done_; });
+      if (queue_.empty()) return;
+      c = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    changed_.notify_all();  // room in the queue
+    Hash(c.files, c.bytes);
+    c.files.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < kMaxQueued) free_.push_back(std::move(c));
+  }
+}
+
+void StreamHasher::Hash(std::vector<File>& added, std::span<const uint8_t> bytes) {
+  for (File& f : added) files_.push_back(std::move(f));
+  added.clear();
+  diff_hash_.Update(bytes);
+  const uint64_t end = out_pos_ + bytes.size();
+  while (!files_.empty()) {
+    File& f = files_.front();
+    if (!file_started_) {
+      file_hash_.Reset();
+      if (!f.prefix.empty()) file_hash_.Update(std::string_view(f.prefix));
+      file_next_ = f.start;
+      file_started_ = true;
+    }
+    const uint64_t lo = std::max(file_next_, out_pos_), hi = std::min(f.end, end);
+    if (lo < hi) {
+      file_hash_.Update(bytes.subspan(static_cast<size_t>(lo - out_pos_), static_cast<size_t>(hi - lo)));
+      file_next_ = hi;
+    }
+    if (file_next_ < f.end) break;  // continues in the next chunk
+    file_digests_.push_back(FileDigest{f.start, file_hash_.Finish()});
+    files_.pop_front();
+    file_started_ = false;
+  }
+  out_pos_ = end;
+}
+
+StreamHasher::Digests StreamHasher::Finish() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+  // Files announced after the last chunk (empty files at the end of the stream).
+  Hash(new_files_, {});
+  Digests d;
+  d.diff_id = "sha256:" + diff_hash_.FinishHex();
+  d.all_files_complete = files_.empty();
+  d.file_digests = std::move(file_digests_);
+  return d;
+}
+
+}  // namespace lazyroot

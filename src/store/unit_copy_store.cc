@@ -1,0 +1,146 @@
+#include "src/store/unit_copy_store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "index/unit_copy.h"
+#include "src/store/store.h"
+
+namespace lazyroot {
+namespace {
+
+class StoreUnitCopies final : public UnitCopies {
+ public:
+  struct Layer {
+    std::string dir, digest;
+    uint64_t budget = 0;  // bytes of copies at most
+    bool counted = false;  // used counts what was there when this process first wrote
+    uint64_t used = 0;
+    std::set<std::pair<uint64_t, uint64_t>> present;  // (start, length) of units known to have a file
+  };
+
+  explicit StoreUnitCopies(std::vector<Layer> layers) : layers_(std::move(layers)) {}
+
+  bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) override {
+    if (layer >= layers_.size()) return false;
+    const Layer& l = layers_[layer];
+    const std::string path = l.dir + "/" + UnitCopyName(start, out.size());
+    // Never more than a valid copy of this unit can be: a huge or sparse
+    // file costs a stat, not its size in memory.
+    const uint64_t cap = 128 + ZSTD_compressBound(out.size());
+    Result<std::string> bytes = ReadWholeFile(path, cap);
+    if (!bytes.ok()) {
+      if (bytes.status().code() != ErrorCode::kNotFound) Drop(layer, start, out.size(), path);
+      return false;
+    }
+    const auto* p = reinterpret_cast<const uint8_t*>(bytes->data());
+    if (!DecodeUnitCopy({p, bytes->size()}, l.digest, start, out, path).ok()) {
+      Drop(layer, start, out.size(), path);
+      return false;
+    }
+    return true;
+  }
+
+  bool Has(uint32_t layer, uint64_t start, uint64_t length) override {
+    if (layer >= layers_.size()) return true;  // nothing to save
+    std::lock_guard lock(mu_);
+    Layer& l = layers_[layer];
+    if (l.present.count({start, length}) != 0) return true;
+    struct stat st {};
+    if (::stat((l.dir + "/" + UnitCopyName(start, length)).c_str(), &st) == 0) {
+      l.present.insert({start, length});
+      return true;
+    }
+    return false;
+  }
+
+  void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) override {
+    if (layer >= layers_.size()) return;
+    Layer& l = layers_[layer];
+    {
+      std::lock_guard lock(mu_);
+      if (!l.counted) {
+        l.counted = true;
+        for (const std::string& name : ListNames(l.dir)) {
+          struct stat st {};
+          if (::stat((l.dir + "/" + name).c_str(), &st) == 0) l.used += static_cast<uint64_t>(st.st_size);
+        }
+      }
+      if (l.used >= l.budget) return;
+    }
+    Result<std::string> file = EncodeUnitCopy(l.digest, start, bytes);
+    if (!file.ok()) return;
+    {
+      std::lock_guard lock(mu_);
+      if (l.used + file->size() > l.budget) return;
+      l.used += file->size();
+    }
+    const size_t slash = l.dir.rfind('/');
+    (void)::mkdir(l.dir.substr(0, slash).c_str(), 0755);
+    (void)::mkdir(l.dir.c_str(), 0755);
+    const std::string path = l.dir + "/" + UnitCopyName(start, bytes.size());
+    const std::string tmp = path + UniqueTempSuffix();
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    size_t done = 0;
+    while (done < file->size()) {
+      const ssize_t n = ::write(fd, file->data() + done, file->size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      done += static_cast<size_t>(n);
+    }
+    const bool ok = done == file->size() && ::close(fd) == 0;
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+      ::unlink(tmp.c_str());
+      return;
+    }
+    std::lock_guard lock(mu_);
+    l.present.insert({start, bytes.size()});
+  }
+
+ private:
+  void Drop(uint32_t layer, uint64_t start, uint64_t length, const std::string& path) {
+    ::unlink(path.c_str());
+    std::lock_guard lock(mu_);
+    layers_[layer].present.erase({start, length});
+  }
+
+  std::mutex mu_;  // guards each Layer's counted, used and present
+  std::vector<Layer> layers_;
+};
+
+}  // namespace
+
+std::string UnitCopyDir(const std::string& store_root, const std::string& layer_digest) {
+  return store_root + "/units/" + layer_digest.substr(layer_digest.find(':') + 1);
+}
+
+std::string UnitCopyName(uint64_t start, uint64_t length) {
+  char name[40];
+  std::snprintf(name, sizeof name, "%016llx-%llx", static_cast<unsigned long long>(start),
+                static_cast<unsigned long long>(length));
+  return name;
+}
+
+std::shared_ptr<UnitCopies> NewStoreUnitCopies(const Store& store, const ImageContent& content) {
+  std::vector<StoreUnitCopies::Layer> layers;
+  for (size_t i = 0; i < content.layer_count(); ++i) {
+    const LayerBlob& b = content.layer(static_cast<uint32_t>(i));
+    StoreUnitCopies::Layer l;
+    l.dir = UnitCopyDir(store.root(), b.digest);
+    l.digest = b.digest;
+    l.budget = 2 * (b.checkpoints ? b.checkpoints->compressed_size : 0) + (16 << 20);
+    layers.push_back(std::move(l));
+  }
+  return std::make_shared<StoreUnitCopies>(std::move(layers));
+}
+
+}  // namespace lazyroot

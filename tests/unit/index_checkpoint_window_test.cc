@@ -1,0 +1,134 @@
+// CheckpointNeedsWindow / WithoutWindow: a table whose unneeded windows are
+// dropped reads exactly the bytes of the original, with both inflate engines;
+// windows are dropped where the data after a point is incompressible and
+// kept where matches reach back. AlignedReadSize's arithmetic.
+#include "index/checkpoint_window.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <random>
+#include <vector>
+
+#include "index/byte_source.h"
+#include "index/gzip_index.h"
+#include "index/layer_decoder.h"
+
+namespace lazyroot {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// Alternating 256 KiB runs of random bytes (stored blocks) and of repetitive
+// text (Huffman blocks whose matches reach back across any boundary).
+Bytes MakeData(size_t runs) {
+  std::mt19937 rng(7);
+  Bytes out;
+  for (size_t r = 0; r < runs; ++r) {
+    for (size_t i = 0; i < (256u << 10); ++i) {
+      if (r % 2 == 0) {
+        out.push_back(static_cast<uint8_t>(rng()));
+      } else {
+        out.push_back(static_cast<uint8_t>("line of a log file\n"[i % 19]));
+      }
+    }
+  }
+  return out;
+}
+
+Bytes Gzip(const Bytes& in) {
+  z_stream s{};
+  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes out(deflateBound(&s, in.size()) + 64);
+  s.next_in = const_cast<Bytef*>(in.data());
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = out.data();
+  s.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
+  out.resize(s.total_out);
+  deflateEnd(&s);
+  return out;
+}
+
+CheckpointTable Index(const Bytes& blob, uint64_t span) {
+  auto d = NewGzipStreamDecoder("layer test", span, InflateEngine::kZlib);
+  const OutputFn sink = [](std::span<const uint8_t>) { return Status::Ok(); };
+  EXPECT_TRUE(d->Feed(blob, sink).ok());
+  EXPECT_TRUE(d->Finish(sink).ok());
+  return d->TakeCheckpoints();
+}
+
+TEST(CheckpointWindow, DroppedWindowsReadTheSameBytesWithBothEngines) {
+  const Bytes data = MakeData(8);
+  const Bytes blob = Gzip(data);
+  auto src = MemoryByteSource(blob, "blob");
+  CheckpointTable table = Index(blob, 16 << 10);
+  ASSERT_GT(table.points.size(), 20u);
+  size_t dropped = 0, kept = 0;
+  for (size_t i = 0; i < table.points.size(); ++i) {
+    Result<bool> need = CheckpointNeedsWindow(table, i, *src, "blob");
+    ASSERT_TRUE(need.ok()) << need.status().ToString();
+    if (table.points[i].window_size == 0) continue;
+    if (*need) {
+      ++kept;
+    } else {
+      table.points[i] = WithoutWindow(table.points[i]);
+      ++dropped;
+    }
+  }
+  // Random runs lose their windows, text runs keep theirs.
+  EXPECT_GT(dropped, 5u);
+  EXPECT_GT(kept, 0u);
+  // The table still parses (a windowless point with bits is valid).
+  const std::string serialized = table.Serialize();
+  ASSERT_TRUE(CheckpointTable::Parse(
+                  std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(serialized.data()), serialized.size()), "t")
+                  .ok());
+  auto shared = std::make_shared<const CheckpointTable>(table);
+  for (InflateEngine engine : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    auto reader = RandomReader::Create(shared, NewGzipPointDecoder(shared.get(), src.get(), "blob", engine));
+    std::mt19937 rng(3);
+    Bytes buf(4096);
+    for (int i = 0; i < 300; ++i) {
+      const uint64_t off = rng() % (data.size() - buf.size());
+      size_t n = 0;
+      ASSERT_TRUE(reader->Read(off, buf, &n).ok());
+      ASSERT_EQ(n, buf.size());
+      ASSERT_TRUE(std::equal(buf.begin(), buf.end(), data.begin() + static_cast<ptrdiff_t>(off))) << off;
+    }
+    // And at every point exactly, where a missing window would show first.
+    for (const Checkpoint& p : table.points) {
+      size_t n = 0;
+      ASSERT_TRUE(reader->Read(p.out_offset, buf, &n).ok());
+      ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                             data.begin() + static_cast<ptrdiff_t>(p.out_offset)));
+    }
+  }
+}
+
+TEST(CheckpointWindow, APointWhoseMatchesReachBackKeepsItsWindow) {
+  // Pure repetitive text: every point after the first needs its window.
+  Bytes data;
+  for (size_t i = 0; i < (2u << 20); ++i) data.push_back(static_cast<uint8_t>("abcdefghij\n"[i % 11]));
+  const Bytes blob = Gzip(data);
+  auto src = MemoryByteSource(blob, "blob");
+  CheckpointTable table = Index(blob, 64 << 10);
+  for (size_t i = 0; i < table.points.size(); ++i) {
+    Result<bool> need = CheckpointNeedsWindow(table, i, *src, "blob");
+    ASSERT_TRUE(need.ok());
+    EXPECT_EQ(*need, table.points[i].window_size != 0) << i;
+  }
+}
+
+TEST(AlignedReadSize, EndsReadsOnChunkBoundariesWhenItCan) {
+  constexpr uint64_t k64 = 64 << 10;
+  EXPECT_EQ(AlignedReadSize(0, k64, 1 << 30), k64);
+  EXPECT_EQ(AlignedReadSize(100, k64, 1 << 30), k64 - 100);      // up to the boundary
+  EXPECT_EQ(AlignedReadSize(k64 - 10, k64, 1 << 30), 10u);         // a short read, then aligned ones
+  EXPECT_EQ(AlignedReadSize(100, 4096, 1 << 30), 4096u);          // inside one chunk: as asked
+  EXPECT_EQ(AlignedReadSize(100, k64, 500), 500u);                // the rest of the blob
+  EXPECT_EQ(AlignedReadSize(100, 2 * k64, 1 << 30), 2 * k64 - 100);
+}
+
+}  // namespace
+}  // namespace lazyroot

@@ -1,0 +1,137 @@
+// zlib's and ISA-L's gzip passes place different (equally valid) checkpoints.
+// A layer index records which pass made it, and a rebuild made to check a
+// stored index (fsck) is made by the same pass, so a store indexed by an
+// older lazyroot (zlib) and one indexed by the pull's ISA-L pass both compare
+// equal byte for byte; a damaged index is rebuilt by the default pass.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+
+#include "index/byte_source.h"
+#include "index/gzip_index.h"
+#include "index/gzip_isal_stream.h"
+#include "index/layer_indexer.h"
+#include "index/sha256.h"
+#include "src/store/index_consumer.h"
+#include "src/store/store.h"
+
+namespace lazyroot {
+namespace {
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+// A tar of one 6 MiB file of text-like bytes: many deflate blocks, three spans.
+std::string TarLayer() {
+  const size_t size = 6 << 20;
+  std::string h(512, '\0');
+  std::memcpy(h.data(), "words.txt", 9);
+  std::memcpy(h.data() + 100, "0000644", 7);
+  std::memcpy(h.data() + 108, "0000000", 7);
+  std::memcpy(h.data() + 116, "0000000", 7);
+  std::snprintf(h.data() + 124, 12, "%011o", static_cast<unsigned>(size));
+  std::memcpy(h.data() + 136, "14000000000", 11);
+  h[156] = '0';
+  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  char chk[8];
+  std::snprintf(chk, sizeof chk, "%06o", sum);
+  std::memcpy(h.data() + 148, chk, 7);
+  static const char* kWords[] = {"usr ", "lib ", "share ", "locale ", "\n", "x86_64 ", "tar "};
+  std::mt19937 rng(5);
+  std::string data;
+  while (data.size() < size) data += kWords[rng() % 7];
+  data.resize(size);
+  return h + data + std::string(1024, '\0');
+}
+
+std::string Gzip(const std::string& in) {
+  z_stream s{};
+  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string out(deflateBound(&s, in.size()) + 64, '\0');
+  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = reinterpret_cast<Bytef*>(out.data());
+  s.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
+  out.resize(s.total_out);
+  deflateEnd(&s);
+  return out;
+}
+
+class GzipPassRebuild : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/lazyroot-pass-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    auto s = Store::Open(dir_ + "/store");
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    store_ = std::move(*s);
+    const std::string tar = TarLayer();
+    blob_ = Gzip(tar);
+    digest_ = "sha256:" + Sha256::HexOf(std::string_view(blob_));
+    diff_id_ = "sha256:" + Sha256::HexOf(std::string_view(tar));
+    ASSERT_TRUE(store_->WriteBlob(digest_, blob_).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string IndexWith(InflateEngine pass) {
+    auto src = MemoryByteSource(Bytes(blob_), "blob");
+    auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass);
+    EXPECT_TRUE(file.ok()) << file.status().message();
+    return file.ok() ? *file : std::string();
+  }
+
+  std::string dir_, blob_, digest_, diff_id_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(GzipPassRebuild, ARebuildUsesThePassThatMadeTheStoredIndex) {
+  const std::string by_zlib = IndexWith(InflateEngine::kZlib);
+  const std::string by_isal = IndexWith(InflateEngine::kIsal);
+  ASSERT_FALSE(by_zlib.empty());
+  ASSERT_FALSE(by_isal.empty());
+  const bool isal = HaveIsal() && IsalCheckpointsWork();
+  if (isal) {
+    EXPECT_NE(by_zlib, by_isal) << "the two passes should place some checkpoint differently";
+  }
+  // An index by zlib (an older lazyroot's, or a machine without ISA-L).
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), by_zlib).ok());
+  auto rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  EXPECT_EQ(*rebuilt, by_zlib);
+  // An index by the pull's default pass.
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), by_isal).ok());
+  rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  EXPECT_EQ(*rebuilt, by_isal);
+  // A damaged index says nothing: the default pass rebuilds it.
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), "LZRLIDX\0garbage").ok());
+  rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  EXPECT_EQ(*rebuilt, by_isal);
+}
+
+TEST_F(GzipPassRebuild, EachPassRecordsItself) {
+  for (InflateEngine pass : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    const std::string file = IndexWith(pass);
+    auto table = LayerIndex::ParseCheckpoints(Bytes(file), "index", digest_, nullptr);
+    ASSERT_TRUE(table.ok()) << table.status().message();
+    const InflateEngine expect = HaveIsal() && IsalCheckpointsWork() ? pass : InflateEngine::kZlib;
+    EXPECT_EQ(table->made_by, expect);
+    EXPECT_GE(table->points.size(), 3u);
+  }
+}
+
+}  // namespace
+}  // namespace lazyroot
