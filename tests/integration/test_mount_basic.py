@@ -541,6 +541,20 @@ class MountBasic(unittest.TestCase):
         self.assertEqual(got_groups, want_groups)
         self.assertEqual(run("umount", d).returncode, 0)
 
+    def test_a_relative_store_root(self):
+        """--root given relative to the working directory: the daemon, which
+        reopens the store after chdir("/"), finds the same store."""
+        d = os.path.join(self.tmp, "mnt-relative")
+        os.makedirs(d, exist_ok=True)
+        r = subprocess.run([LAZYROOT_BIN, "--root", os.path.relpath(self.root, self.tmp), "mount", "--no-pull",
+                            self.ref, d], env=self.env, cwd=self.tmp, capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: os.path.ismount(d) and self.run_lazyroot("umount", d))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(d, "etc", "hostname"), "rb") as f:
+            self.assertEqual(f.read(), b"upper\n")
+        self.assertEqual(self.run_lazyroot("umount", d).returncode, 0)
+
     def test_truncated_blob_gives_eio_and_one_log_line(self):
         """A layer blob truncated under a live --foreground mount: reads of
         files in it fail with EIO, the daemon logs one line naming the blob,
