@@ -183,6 +183,9 @@ Result<Reference> ParseDockerArchive(std::string_view text, std::string_view res
     ref.archive_ref = std::string(r);
     return ref;
   }
+  // ToString writes "docker://" before a name that would read as another
+  // transport ("oci:5000/x"): read it back the same way.
+  if (r.starts_with("docker://")) r.remove_prefix(9);
   auto docker = ParseRegistryReference(text, r);
   if (!docker.ok()) return docker.status();
   if (!docker->digest.empty()) return Invalid(text, "a docker-archive reference cannot name a digest");

@@ -70,6 +70,10 @@ Result<RegistryRule> ParseRegistry(const toml::table& t, const std::string& orig
     rule.prefix = rule.location;
   } else {
     LAZYROOT_ASSIGN_OR_RETURN(rule.prefix, ParseLocation(prefix, origin));
+    // "/" is only slashes: it names no registry (an empty prefix would match every image).
+    if (rule.prefix.empty()) {
+      return Status::InvalidArgument(origin + ": [[registry]] prefix \"" + prefix + "\" names no registry");
+    }
     if (!rule.prefix.starts_with("*.") && rule.location.empty()) {
       return Status::InvalidArgument(origin + ": [[registry]] prefix \"" + rule.prefix +
                                      "\": no location, and the prefix is not of the form *.example.com");

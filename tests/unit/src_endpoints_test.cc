@@ -138,6 +138,8 @@ TEST(RegistriesConfTest, RefusesWhatContainersImageRefuses) {
            "\"x.io\"\n",
            "[registries.search]\nregistries = [\"a.io\"]\n[[registry]]\nlocation = \"x.io\"\n",
            "[[registry]\nlocation = \"x.io\"\n",
+           // Only slashes: no registry (found by the fuzzer; it matched every image).
+           "[[registry]]\nprefix = \"/\"\nlocation = \"int\"\n",
        }) {
     auto conf = ParseRegistriesConf(bad, "bad.conf");
     EXPECT_FALSE(conf.ok()) << bad;

@@ -325,6 +325,10 @@ TEST(ParseReference, Archives) {
       {"docker-archive:x.tar:localhost:5000/a/b:v2", "x.tar", "localhost:5000/a/b:v2",
        "docker-archive:x.tar:localhost:5000/a/b:v2"},
       {"docker-archive:x.tar:@3", "x.tar", "@3", "docker-archive:x.tar:@3"},
+      // A registry named "oci" with a port prints with "docker://" (it would
+      // read as an OCI layout), and reads back (found by the fuzzer).
+      {"docker-archive:x.tar:OCI:7/debian", "x.tar", "docker://oci:7/debian:latest",
+       "docker-archive:x.tar:docker://oci:7/debian:latest"},
   };
   for (const Docker& c : cases) {
     SCOPED_TRACE(c.input);
