@@ -12,6 +12,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "index/checkpoint.h"
 #include "index/layer_decoder.h"
@@ -22,19 +23,26 @@ inline std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
+// `in` deflated by zlib in one call: window_bits 31 is one gzip member, -15
+// raw deflate (zlib's deflateInit2 conventions).
+inline std::vector<uint8_t> Deflate(std::span<const uint8_t> in, int window_bits, int level = 6) {
+  z_stream s{};
+  EXPECT_EQ(deflateInit2(&s, level, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::vector<uint8_t> out(deflateBound(&s, in.size()) + 64);
+  s.next_in = const_cast<Bytef*>(in.data());
+  s.avail_in = static_cast<uInt>(in.size());
+  s.next_out = out.data();
+  s.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
+  out.resize(s.total_out);
+  deflateEnd(&s);
+  return out;
+}
+
 // One gzip member (zlib, level 6).
 inline std::string Gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY);
-  std::string out(deflateBound(&z, in.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
+  const std::vector<uint8_t> out = Deflate(Bytes(in), 31);
+  return std::string(out.begin(), out.end());
 }
 
 // One zstd frame (what `zstd` and containerd write by default).

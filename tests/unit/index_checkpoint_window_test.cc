@@ -13,6 +13,7 @@
 #include "index/byte_source.h"
 #include "index/gzip_index.h"
 #include "index/layer_decoder.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
@@ -36,19 +37,7 @@ Bytes MakeData(size_t runs) {
   return out;
 }
 
-Bytes Gzip(const Bytes& in) {
-  z_stream s{};
-  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  Bytes out(deflateBound(&s, in.size()) + 64);
-  s.next_in = const_cast<Bytef*>(in.data());
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = out.data();
-  s.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
-  out.resize(s.total_out);
-  deflateEnd(&s);
-  return out;
-}
+Bytes Gzip(const Bytes& in) { return fixtures::Deflate(in, 31); }
 
 CheckpointTable Index(const Bytes& blob, uint64_t span) {
   auto d = NewGzipStreamDecoder("layer test", span, InflateEngine::kZlib);

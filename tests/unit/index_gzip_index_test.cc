@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "index/layer_decoder.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
@@ -39,19 +40,7 @@ Bytes MakeData(size_t size, uint32_t seed) {
   return out;
 }
 
-Bytes Gzip(const Bytes& in, int level = 6) {
-  z_stream s{};
-  EXPECT_EQ(deflateInit2(&s, level, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  Bytes out(deflateBound(&s, in.size()) + 64);
-  s.next_in = const_cast<Bytef*>(in.data());
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = out.data();
-  s.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
-  out.resize(s.total_out);
-  deflateEnd(&s);
-  return out;
-}
+Bytes Gzip(const Bytes& in, int level = 6) { return fixtures::Deflate(in, 31, level); }
 
 struct Built {
   Status feed;

@@ -18,6 +18,7 @@
 #include "index/gzip_index.h"
 #include "index/gzip_isal_stream.h"
 #include "index/layer_decoder.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
@@ -48,19 +49,7 @@ Bytes Header(bool all, bool bad_hcrc = false) {
   return h;
 }
 
-Bytes RawDeflate(const Bytes& in) {
-  z_stream s{};
-  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  Bytes out(deflateBound(&s, in.size()) + 16);
-  s.next_in = const_cast<Bytef*>(in.data());
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = out.data();
-  s.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
-  out.resize(s.total_out);
-  deflateEnd(&s);
-  return out;
-}
+Bytes RawDeflate(const Bytes& in) { return fixtures::Deflate(in, -15); }
 
 Bytes Text(size_t n, uint32_t seed) {
   static const char* kWords[] = {"usr ", "lib ", "share ", "locale ", "\n", "x86_64 "};

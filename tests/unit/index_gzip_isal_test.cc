@@ -8,6 +8,7 @@
 // stored members), stored blocks, fixed Huffman, Huffman-only, sync and full
 // flush, levels 0/1/9, pigz-shaped and GNU gzip's own deflate.
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cstdio>
@@ -112,7 +113,8 @@ Bytes PigzShaped(const Bytes& in) {
 // GNU gzip's own deflate (not zlib's); empty if /usr/bin/gzip is missing.
 Bytes GnuGzip(const Bytes& in, int level) {
   const std::string dir = ::testing::TempDir();
-  const std::string plain = dir + "/isal_test_plain", gz = dir + "/isal_test_plain.gz";
+  // Per process: CTest runs this file's tests in parallel processes.
+  const std::string plain = dir + "/isal_test_plain." + std::to_string(getpid()), gz = plain + ".gz";
   std::ofstream(plain, std::ios::binary).write(reinterpret_cast<const char*>(in.data()), static_cast<std::streamsize>(in.size()));
   const std::string cmd = "gzip -f -" + std::to_string(level) + " '" + plain + "' 2>/dev/null";
   if (std::system(cmd.c_str()) != 0) return {};
