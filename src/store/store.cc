@@ -90,13 +90,17 @@ void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::
   }
 }
 
-Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
+namespace {
+
+Result<std::string> ReadWhole(int dir_fd, const std::string& name, const std::string& path, uint64_t cap,
+                              int flags) {
   // O_NONBLOCK: a FIFO put where a store file belongs must not hang the
   // open (every command and fsck read records, indexes and trees this way).
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT) return Status::NotFound(path + " does not exist");
+    if (err == ELOOP && (flags & O_NOFOLLOW) != 0) return Status::Corruption(path + ": a symlink, not a regular file");
     return Status::FromErrno("open " + path, err);
   }
   struct stat st {};
@@ -134,6 +138,16 @@ Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
   if (have > cap) return Status::Corruption(path + ": larger than " + std::to_string(cap) + " bytes");
   out.resize(have);
   return out;
+}
+
+}  // namespace
+
+Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap) {
+  return ReadWhole(AT_FDCWD, path, path, cap, 0);
+}
+
+Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap) {
+  return ReadWhole(dir_fd, name, path, cap, O_NOFOLLOW);
 }
 
 Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std::string_view magic, uint32_t version,
@@ -564,11 +578,16 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
   }
   // Unit copies (unit_copy_store.h) go with their layer. Those of kept
   // layers stay, temp files included: serving mounts write them without
-  // the store lock.
+  // the store lock. A units/<hex> that is not a directory (a symlink may
+  // point out of the store) is removed as a file, never looked into.
   for (const std::string& name : ListNames(root_ + "/units")) {
-    if (keep.KeepsObject(name)) continue;
     const std::string path = root_ + "/units/" + name;
-    for (const std::string& f : ListNames(path)) report.bytes_freed += FileSize(path + "/" + f);
+    struct stat st {};
+    const bool dir = ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (keep.KeepsObject(name) && dir) continue;
+    if (dir) {
+      for (const std::string& f : ListNames(path)) report.bytes_freed += FileSize(path + "/" + f);
+    }
     (void)RemoveTree(path);
   }
   // Everything in tmp/ belongs to a pull, and pulls are excluded by the

@@ -163,6 +163,11 @@ std::vector<std::string> ListNames(const std::string& dir);
 // Reads a whole file of at most cap bytes (kNotFound when absent,
 // kCorruption when larger than cap).
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
+// The same for `name` in the open directory dir_fd (path names it in
+// messages), except that a symlink there is refused (kCorruption), never
+// followed: opening what it points to (a device, a file outside the store)
+// is not this file's to do.
+Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap);
 
 // Reads a cache file whose header records its own length (a layer index, a
 // tree) without ever holding more than the header of one that is garbage: a

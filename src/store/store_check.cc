@@ -864,6 +864,14 @@ class Checker {
         Repair(f, "removed", [&] { return RemovePath(udir + "/" + hex); });
         continue;
       }
+      // A symlink here may point out of the store: nothing is read, checked
+      // or removed through it (a mount neither writes nor removes copies
+      // through one), only the link itself is removed.
+      if (!IsDir(udir + "/" + hex)) {
+        StoreFinding& f = Problem(rel, "not a directory (a symlink or another file where a layer's unit copies belong)");
+        Repair(f, "removed", [&] { return RemovePath(udir + "/" + hex); });
+        continue;
+      }
       if (!blobs_[hex].present) {
         RepairNote("unit copies of layer sha256:" + hex, "the layer is not in the store", udir + "/" + hex);
         continue;
@@ -886,7 +894,7 @@ class Checker {
     }
   }
   static Status CheckUnitCopyFile(const std::string& path, const std::string& digest, const std::string& name) {
-    Result<std::string> bytes = ReadWholeFile(path, 128 + ZSTD_COMPRESSBOUND(kMaxUnitCopyBytes));
+    Result<std::string> bytes = ReadWholeFileAt(AT_FDCWD, path, path, 128 + ZSTD_COMPRESSBOUND(kMaxUnitCopyBytes));
     if (!bytes.ok()) return bytes.status();
     LAZYROOT_ASSIGN_OR_RETURN(UnitCopyInfo info, CheckUnitCopy(AsBytes(*bytes), path));
     if (info.layer_digest != digest) return Status::Corruption(path + ": unit copy of another layer (" + info.layer_digest + ")");
