@@ -193,6 +193,12 @@ void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::
 // exclusive lock only.
 std::string UniqueTempSuffix();
 
+// The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]"
+// (WriteFileAtomic, UniqueTempSuffix), or 0.
+pid_t TempOwner(const std::string& name);
+// Whether process pid exists (in this pid namespace).
+bool ProcessAlive(pid_t pid);
+
 // Writes bytes to path atomically: a temp file beside it (path +
 // UniqueTempSuffix()), fsync, rename, fsync of the directory. Any number of
 // threads and processes may write the same path at once: the file is always

@@ -61,19 +61,6 @@ std::span<const uint8_t> AsBytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-// The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]" (WriteFileAtomic,
-// UniqueTempSuffix), or 0.
-pid_t TempOwner(const std::string& name) {
-  size_t at = name.find(".tmp.");
-  if (at == std::string::npos) return 0;
-  const char* p = name.c_str() + at + 5;
-  char* end = nullptr;
-  long pid = std::strtol(p, &end, 10);
-  return end != p && pid > 0 ? static_cast<pid_t>(pid) : 0;
-}
-
-bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
-
 // Whether another process holds an flock on path (an absent file: no).
 bool LockHeld(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang fsck

@@ -11,6 +11,10 @@ mount is compared with GNU tar's extraction of the same tar.
   file there that has a unit copy's name; fsck reports the symlink and
   reads nothing through it; `fsck --repair` and gc remove the link, not one
   file it points to.
+- A mount daemon SIGKILLed while it writes copies: every copy a reader can
+  see validates (fsck reports no unit copy), and gc removes the temp files
+  the dead daemon left beside the copies of a layer that is still in use
+  (a live writer's temp file stays).
 - A FIFO, a directory and a hard link to a file outside the store where
   copies belong, and a FIFO as the layer's directory: no hang, right bytes,
   the outside file unchanged, fsck names each, --repair cleans up.
@@ -26,16 +30,19 @@ import hashlib
 import os
 import random
 import shutil
+import signal
 import stat
 import subprocess
 import sys
 import tarfile
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
+from peak_rss import daemon_pids  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
 
 BIG_SIZE = 12 * 1024 * 1024 + 333
@@ -66,6 +73,12 @@ def snapshot(d):
             else:
                 out[os.path.relpath(p, d)] = (stat.S_IFMT(st.st_mode), None)
     return out
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
 
 
 @unittest.skipUnless(os.path.exists("/dev/fuse") and shutil.which("zstd"), "needs /dev/fuse and the zstd CLI")
@@ -180,6 +193,54 @@ class MountUnitAttacks(PullTestCase):
         self.assertOk(self.lazyroot("gc"), "gc")
         self.assertEqual(snapshot(victim), before, "gc removed files through units/<hex>")
         self.assertFalse(os.path.lexists(self.units))
+
+    def test_a_killed_daemon_leaves_no_bad_copy_and_gc_collects_its_temp_files(self):
+        self.pull_image()
+        rng = random.Random(7)
+        for round_ in range(3):
+            d = self.mount("mnt%d" % round_)
+            pids = daemon_pids(d)
+            self.assertEqual(len(pids), 1, pids)
+            errors = []
+
+            def reader():
+                try:
+                    with open(self.big(d), "rb", buffering=0) as f:
+                        os.pread(f.fileno(), 4096, BIG_SIZE - 5000)
+                except OSError as e:
+                    errors.append(e)
+
+            t = threading.Thread(target=reader)
+            t.start()
+            time.sleep(rng.uniform(0.05, 0.6))
+            os.kill(pids[0], signal.SIGKILL)
+            t.join(30)
+            self.assertFalse(t.is_alive())
+            subprocess.run(["umount", "-l", d], capture_output=True)
+            # Whatever is visible under its final name is a whole, valid copy.
+            self.assertNoUnitFindings()
+        # Temp files of a writer that is gone, beside the copies of a layer
+        # still in use: gc removes them; a live writer's temp file stays.
+        os.makedirs(self.units, exist_ok=True)
+        gone = dead_pid()
+        dead = os.path.join(self.units, "%s.tmp.%d.%d.0" % (self.unit_name(2), gone, gone))
+        live = os.path.join(self.units, "%s.tmp.%d.%d.0" % (self.unit_name(4), os.getpid(), os.getpid()))
+        for p in (dead, live):
+            with open(p, "wb") as f:
+                f.write(b"LZUNIT\0\1" + b"\0" * 5000)
+        copies = sorted(n for n in os.listdir(self.units) if ".tmp." not in n)
+        self.assertOk(self.lazyroot("gc"), "gc")
+        left = sorted(os.listdir(self.units))
+        self.assertNotIn(os.path.basename(dead), left)
+        self.assertIn(os.path.basename(live), left)
+        self.assertFalse([n for n in left if ".tmp." in n and n != os.path.basename(live)], left)
+        self.assertEqual(sorted(n for n in left if ".tmp." not in n), copies)
+        os.unlink(live)
+        r = self.lazyroot("fsck")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        d = self.mount("mnt-after")
+        self.check_reads(d, 2)
+        self.umount(d)
 
     def test_fifos_dirs_and_hard_links_where_copies_belong(self):
         self.pull_image()
