@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <ctime>
@@ -345,11 +346,20 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     options.progress->Resolved(rec.reference, rec.manifest_digest, rec.platform, static_cast<int>(manifest->layers.size()), rec.size);
   }
 
-  // Layers: a bounded set of workers takes the next layer from a counter.
+  // Layers: a bounded set of workers takes the next layer from a counter,
+  // the largest first. The pull ends when its longest layer does, so that
+  // one must not wait for a worker behind smaller ones (in manifest order
+  // the biggest layer of the bench image started last and ran alone at the
+  // end); the small ones fill in beside it. Publishing keeps manifest order.
   std::vector<LayerJob> jobs;
   for (size_t i = 0; i < manifest->layers.size(); ++i) {
     jobs.push_back(LayerJob{&manifest->layers[i], i, config->diff_ids[i]});
   }
+  std::vector<size_t> order(jobs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return jobs[a].layer->descriptor.size > jobs[b].layer->descriptor.size;
+  });
   std::atomic<size_t> next{0};
   std::atomic<bool> abort{false};
   std::mutex mu;
@@ -358,7 +368,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   std::atomic<int> fetched_total{0};
   auto worker = [&] {
     LayerDownloader dl(store, source, options, abort);
-    for (size_t i; (i = next.fetch_add(1)) < jobs.size() && !abort.load();) {
+    for (size_t n; (n = next.fetch_add(1)) < jobs.size() && !abort.load();) {
+      const size_t i = order[n];
       uint64_t bytes = 0;
       bool fetched = false;
       Status st;
