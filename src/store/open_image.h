@@ -8,7 +8,9 @@
 // Nothing the store does afterwards can crash the process holding it: the
 // tree and the checkpoint tables are in memory, each blob is read through a
 // descriptor opened here (a blob renamed over or deleted still reads its old
-// bytes; one truncated gives kIoError for the reads of what it lost).
+// bytes; one truncated gives kIoError for the reads of what it lost). A tree
+// opened lazily (lazy_tree, a mount's) is read through its descriptor the
+// same way, block by block, each checked against its checksum.
 #pragma once
 
 #include <memory>
