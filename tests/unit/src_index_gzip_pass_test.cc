@@ -137,7 +137,9 @@ TEST_F(GzipPassRebuild, ARebuildUsesTheFinePolicyOfTheStoredIndex) {
     EXPECT_EQ(new_table->fine_policy, kFinePolicyV1);
     for (const Checkpoint& p : old_table->points) {
       EXPECT_FALSE(p.fine);
-      if (p.out_offset != 0) EXPECT_EQ(p.window_size, kMaxWindowBytes);
+      if (p.out_offset != 0) {
+        EXPECT_EQ(p.window_size, kMaxWindowBytes);
+      }
     }
     ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), old).ok());
     auto rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
