@@ -10,6 +10,12 @@
 #include "index/exception_status.h"
 
 namespace lazyroot {
+namespace {
+
+// How far past a random read its fine piece is decoded, rounded up.
+constexpr uint64_t kFinePieceChunk = 32 << 10;
+
+}  // namespace
 
 struct StreamCache::Flight {
   bool prefetch = false;  // a read-ahead job's: a reader retries its failure itself
@@ -135,6 +141,7 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     uint64_t want_end = std::min(u.end, offset + (out.size() - *n));
     const bool sequential = NoteAccess(layer, u, offset, want_end);
     if (sequential) ScheduleReadAhead(layer, u);
+    bool fine_piece = false;
     if (!sequential && !layers_[layer]->unit_starts.empty()) {
       // A random read inside a large file decodes from the fine point at or
       // before it, as its own piece, unless the unit's decoded prefix
@@ -147,6 +154,7 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
         if (!have || have->size() < want_end - u.start) {
           u = Unit{ps, pe, true};
           want_end = std::min(u.end, want_end);
+          fine_piece = true;
         }
       }
     }
@@ -156,7 +164,9 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     // extends the prefix, usually with the decoder that stopped there.
     uint64_t decode_to = u.end - u.start;
     if (!sequential) {
-      const uint64_t chunk = std::max<uint64_t>(options_.random_chunk_bytes, 1);
+      // A fine piece only to just past the read: the next fine point is
+      // near, and the blob is read and verified in 64 KiB chunks anyway.
+      const uint64_t chunk = fine_piece ? kFinePieceChunk : std::max<uint64_t>(options_.random_chunk_bytes, 1);
       decode_to = std::min(decode_to, (want_end - u.start + chunk - 1) / chunk * chunk);
     }
     LAZYROOT_ASSIGN_OR_RETURN(std::shared_ptr<const Span> span,

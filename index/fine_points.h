@@ -40,7 +40,7 @@
 
 namespace lazyroot {
 
-inline constexpr uint64_t kFineSpacing = 64 << 10;         // output from the last point to the next fine check
+inline constexpr uint64_t kFineSpacing = 32 << 10;         // output from the last point to the next fine check
 inline constexpr uint64_t kFineIdleStep = 256 << 10;       // the next check after a check outside a large file
 inline constexpr uint64_t kFineMinFileBytes = 1 << 20;     // files with at least this much data get fine points
 inline constexpr uint64_t kFineBudgetDivisor = 200;        // fine points' bytes <= compressed bytes before / 200 (0.5 %)
