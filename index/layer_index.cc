@@ -18,13 +18,19 @@ namespace {
 constexpr char kMagic[8] = {'L', 'Z', 'R', 'L', 'I', 'D', 'X', '\0'};
 // Version 2 added the chunk digest section and replaced the CRC-32 with a
 // SHA-256 of the file; version 3 the file digest section (and 16 header
-// bytes). An older file is rebuilt from its blob (a cache).
-constexpr uint32_t kVersion = 3;
-constexpr size_t kHeaderSize = 208;
+// bytes); version 4 a SHA-256 per section (the header's own covers the
+// others), so that a mount reads and checks the header, the checkpoints and
+// the chunk digests only, and `diff` the header and the file digests. An
+// older file is rebuilt from its blob (a cache).
+constexpr uint32_t kVersion = 4;
+constexpr size_t kHeaderSize = 304;
 constexpr size_t kFileDigestBytes = 40;  // u64 data offset + SHA-256
-constexpr size_t kHashOffset = 160;
+constexpr size_t kHeaderHashAt = 160;    // of the header, this field zero
+constexpr size_t kEntriesHashAt = 208;   // of the entry section
+constexpr size_t kMountHashAt = 240;     // of the checkpoint and chunk digest sections
+constexpr size_t kFilesHashAt = 272;     // of the file digest section
 constexpr uint32_t kFlagEntriesDeflated = 1;
-// From this size on ParseCheckpoints hashes on a second thread (below it a
+// From this size on ReadCheckpoints hashes on a second thread (below it a
 // thread costs about what it saves).
 constexpr size_t kParallelHashBytes = 1 << 20;
 
@@ -345,13 +351,28 @@ void SealFile(const LayerIndex& h, uint64_t count, uint32_t flags, uint32_t raw_
   }
   PutU64(out, 192, h.file_digests.size());
   PutU64(out, 200, files_at);
-  Sha256 hash;
-  hash.Update(std::string_view(*out));  // the hash field is still zero
-  const Digest32 d = hash.Finish();
-  std::memcpy(out->data() + kHashOffset, d.data(), d.size());
+  ResealLayerIndexFile(std::span<uint8_t>(reinterpret_cast<uint8_t*>(out->data()), out->size()));
 }
 
 }  // namespace
+
+void ResealLayerIndexFile(std::span<uint8_t> file) {
+  if (file.size() < kHeaderSize) return;
+  uint8_t* p = file.data();
+  const uint64_t size = file.size();
+  // The offsets the header gives, clamped to the file and put in order.
+  const uint64_t c_off = std::clamp<uint64_t>(GetU64(p + 120), kHeaderSize, size);
+  const uint64_t f_off = std::clamp<uint64_t>(GetU64(p + 200), c_off, size);
+  auto put = [&](size_t at, uint64_t from, uint64_t to) {
+    const Digest32 d = Sha256::Of(std::span<const uint8_t>(p + from, static_cast<size_t>(to - from)));
+    std::memcpy(p + at, d.data(), d.size());
+  };
+  put(kEntriesHashAt, kHeaderSize, c_off);
+  put(kMountHashAt, c_off, f_off);
+  put(kFilesHashAt, f_off, size);
+  std::memset(p + kHeaderHashAt, 0, 32);
+  put(kHeaderHashAt, 0, kHeaderSize);
+}
 
 std::string LayerIndex::Serialize() const {
   std::string out(kHeaderSize, '\0');
@@ -383,11 +404,13 @@ struct Layout {
   uint64_t count = 0;  // entries
   uint64_t e_len = 0, c_off = 0, c_len = 0, d_off = 0;
   uint64_t f_off = 0, f_count = 0;  // file digests
+  uint64_t size = 0;                // of the file
 };
 
+// `bytes` is the file digest section, f_count records long (ParseHeader).
 std::vector<FileDigest> DecodeFileDigests(std::span<const uint8_t> bytes, const Layout& layout) {
   std::vector<FileDigest> out(static_cast<size_t>(layout.f_count));  // bounded by the file's size (ParseHeader)
-  const uint8_t* p = bytes.data() + layout.f_off;
+  const uint8_t* p = bytes.data();
   for (FileDigest& f : out) {
     f.data_offset = GetU64(p);
     std::memcpy(f.digest.data(), p + 8, 32);
@@ -406,35 +429,45 @@ Status CheckMagicAndVersion(std::span<const uint8_t> bytes, const std::string& n
   const uint32_t version = GetU32(p + 8);
   if (version == 1) return bad("written by an older lazyroot (format version 1, no chunk digests)");
   if (version == 2) return bad("written by an older lazyroot (format version 2, no file digests)");
+  if (version == 3) return bad("written by an older lazyroot (format version 3, one checksum over the whole file)");
   if (version != kVersion) return bad("unsupported version " + std::to_string(version));
   if (bytes.size() < kHeaderSize) return bad("truncated header");
   return Status::Ok();
 }
 
-// REQUIRES: CheckMagicAndVersion passed (the file holds a whole header).
-Status CheckFileHash(std::span<const uint8_t> bytes, const std::string& name) {
-  Sha256 hash;
-  const uint8_t zero[32] = {};
-  hash.Update(bytes.first(kHashOffset));
-  hash.Update(std::span<const uint8_t>(zero, 32));
-  hash.Update(bytes.subspan(kHashOffset + 32));
-  const Digest32 d = hash.Finish();
-  if (std::memcmp(d.data(), bytes.data() + kHashOffset, 32) != 0) {
-    return Status::Corruption("layer index " + name + ": SHA-256 of the file does not match its header");
+// The SHA-256 the header records at `at` for `section`. The header's own
+// hash covers these fields, so a section checked here is the one the
+// (checked) header was sealed with.
+Status CheckSection(std::span<const uint8_t> header, size_t at, std::span<const uint8_t> section, const char* what,
+                    const std::string& name) {
+  const Digest32 d = Sha256::Of(section);
+  if (std::memcmp(d.data(), header.data() + at, 32) != 0) {
+    return Status::Corruption("layer index " + name + ": SHA-256 of the " + what + " does not match its header");
   }
   return Status::Ok();
 }
 
-// What both parsers check: magic, version, the file's SHA-256 (unless
-// check_hash is false: the caller checks it, CheckFileHash), ownership,
-// section bounds, and the chunk digest section, which it decodes into
-// idx->chunks. Fills the header fields of *idx and *layout.
-Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, const std::string& expected_blob_digest,
-                   LayerIndex* idx, Layout* layout, bool check_hash = true) {
+// The file's header (its first kHeaderSize bytes, or all of a shorter file)
+// against a file of file_size bytes: magic, version, the header's SHA-256,
+// ownership, section bounds, and the shapes of the chunk digest and file
+// digest sections. Reads no section. Fills the header fields of *idx (not
+// the chunk digests: DecodeChunks) and *layout.
+Status ParseHeader(std::span<const uint8_t> header, uint64_t file_size, const std::string& name,
+                   const std::string& expected_blob_digest, LayerIndex* idx, Layout* layout) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
-  const uint8_t* p = bytes.data();
-  LAZYROOT_RETURN_IF_ERROR(CheckMagicAndVersion(bytes, name));
-  if (check_hash) LAZYROOT_RETURN_IF_ERROR(CheckFileHash(bytes, name));
+  LAZYROOT_RETURN_IF_ERROR(CheckMagicAndVersion(header, name));
+  if (file_size < kHeaderSize) return bad("truncated header");
+  header = header.first(kHeaderSize);
+  const uint8_t* p = header.data();
+  {
+    Sha256 hash;
+    const uint8_t zero[32] = {};
+    hash.Update(header.first(kHeaderHashAt));
+    hash.Update(std::span<const uint8_t>(zero, 32));
+    hash.Update(header.subspan(kHeaderHashAt + 32));
+    const Digest32 d = hash.Finish();
+    if (std::memcmp(d.data(), p + kHeaderHashAt, 32) != 0) return bad("SHA-256 of the header does not match it");
+  }
   idx->blob_digest = RawToDigest(p + 16);
   idx->diff_id = RawToDigest(p + 48);
   if (!expected_blob_digest.empty() && idx->blob_digest != expected_blob_digest) {
@@ -450,13 +483,14 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
   layout->d_off = GetU64(p + 152);
   layout->f_count = GetU64(p + 192);
   layout->f_off = GetU64(p + 200);
-  const uint64_t size = bytes.size();
+  layout->size = file_size;
+  const uint64_t size = file_size;
   if (e_off != kHeaderSize || layout->e_len > size - e_off || layout->c_off != e_off + layout->e_len ||
       layout->c_len > size - layout->c_off || layout->d_off != layout->c_off + layout->c_len) {
     return bad("section offsets out of bounds");
   }
   // The chunk table: its shape follows from the blob size and the chunk
-  // size alone, and is checked against the bytes there before any is kept.
+  // size alone, and is checked against the file's size before any is kept.
   const uint32_t chunk_size = GetU32(p + 140);
   const uint64_t chunk_count = GetU64(p + 144);
   if (chunk_size < kMinChunkBytes || chunk_size > kMaxChunkBytes || (chunk_size & (chunk_size - 1)) != 0) {
@@ -472,39 +506,67 @@ Status ParseHeader(std::span<const uint8_t> bytes, const std::string& name, cons
     return bad("chunk digest section is not " + std::to_string(chunk_count) + " digests long");
   }
   // The file digest section ends the file. Its records are checked by the
-  // parsers that use them (ParseFileDigests; ForEachEntry against the
-  // entries), not by ParseCheckpoints: a mount does not pay for them.
+  // readers that use them (ReadFileDigests; ForEachEntry against the
+  // entries), not by ReadCheckpoints: a mount does not read them.
   if ((size - layout->f_off) % kFileDigestBytes != 0 || (size - layout->f_off) / kFileDigestBytes != layout->f_count) {
     return bad("file digest section is not " + std::to_string(layout->f_count) + " records long");
   }
   idx->chunks.chunk_size = chunk_size;
   idx->chunks.blob_size = idx->blob_size;
-  idx->chunks.digests.resize(static_cast<size_t>(chunk_count));  // bounded by the file's size, checked above
-  if (chunk_count > 0) {  // an empty blob has no chunks (and memcpy no null pointers)
-    std::memcpy(idx->chunks.digests.data(), p + layout->d_off, static_cast<size_t>(chunk_count) * 32);
-  }
   return Status::Ok();
+}
+
+// `digests` is the chunk digest section (its length checked by ParseHeader).
+void DecodeChunks(std::span<const uint8_t> digests, LayerIndex* idx) {
+  idx->chunks.digests.resize(digests.size() / 32);  // bounded by the file's size
+  if (!digests.empty()) std::memcpy(idx->chunks.digests.data(), digests.data(), digests.size());
+}
+
+// Reads the header through `read`: what is there of the first kHeaderSize
+// bytes (a shorter file is refused by ParseHeader, naming its version first).
+Result<std::span<const uint8_t>> ReadHeader(uint64_t file_size, const LayerIndexRangeReader& read) {
+  return read(0, std::min<uint64_t>(file_size, kHeaderSize));
+}
+
+// A reader over a whole file in memory.
+LayerIndexRangeReader SpanReader(std::span<const uint8_t> bytes, const std::string& name) {
+  return [bytes, name](uint64_t offset, uint64_t length) -> Result<std::span<const uint8_t>> {
+    if (offset > bytes.size() || length > bytes.size() - offset) {
+      return Status::Corruption("layer index " + name + ": range beyond the file");
+    }
+    return bytes.subspan(static_cast<size_t>(offset), static_cast<size_t>(length));
+  };
 }
 
 }  // namespace
 
-Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
-                                                     const std::string& expected_blob_digest, std::string* diff_id,
-                                                     ChunkDigests* chunks) {
-  LAZYROOT_RETURN_IF_ERROR(CheckMagicAndVersion(bytes, name));
-  // What a mount waits for: the file's SHA-256 (4 ms for a large layer's
+Result<CheckpointTable> LayerIndex::ReadCheckpoints(uint64_t file_size, const LayerIndexRangeReader& read,
+                                                    const std::string& name, const std::string& expected_blob_digest,
+                                                    std::string* diff_id, ChunkDigests* chunks) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::span<const uint8_t> header, ReadHeader(file_size, read));
+  LayerIndex idx;
+  Layout layout;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(header, file_size, name, expected_blob_digest, &idx, &layout));
+  // The checkpoint and chunk digest sections, one range: all a mount reads
+  // past the header (not the entries, not the file digests).
+  LAZYROOT_ASSIGN_OR_RETURN(std::span<const uint8_t> mount, read(layout.c_off, layout.f_off - layout.c_off));
+  if (mount.size() != layout.f_off - layout.c_off) {
+    return Status::Corruption("layer index " + name + ": short read of its checkpoint section");
+  }
+  // What a mount waits for: the section's SHA-256 (4 ms for a large layer's
   // 7 MB of windows) runs on a second thread while the same bytes are
   // decoded here. Decoding unverified bytes is safe (every step is bounds
   // checked, as for any hostile file) and nothing decoded is returned unless
-  // the hash matched; a hash mismatch is the error reported, as before. The
-  // checkpoint table's own crc32 is covered by the hash.
+  // the hash matched; a hash mismatch is the error reported. The checkpoint
+  // table's own crc32 is covered by the hash.
   Status hash = Status::Ok();
   std::thread hasher;
-  if (bytes.size() >= kParallelHashBytes) {
+  auto check = [&] { return CheckSection(header, kMountHashAt, mount, "checkpoint and chunk digest sections", name); };
+  if (mount.size() >= kParallelHashBytes) {
     try {
       hasher = std::thread([&] {
         try {
-          hash = CheckFileHash(bytes, name);
+          hash = check();
         } catch (...) {
           hash = CurrentExceptionStatus("layer index " + name);
         }
@@ -513,20 +575,14 @@ Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> by
       // No thread to be had: hash here, below.
     }
   }
-  if (!hasher.joinable()) LAZYROOT_RETURN_IF_ERROR(CheckFileHash(bytes, name));
-  LayerIndex idx;
-  Layout layout;
+  if (!hasher.joinable()) LAZYROOT_RETURN_IF_ERROR(check());
   std::optional<Result<CheckpointTable>> table;
   try {
-    Status st = ParseHeader(bytes, name, expected_blob_digest, &idx, &layout, /*check_hash=*/false);
-    if (st.ok()) {
-      table.emplace(CheckpointTable::Parse(bytes.subspan(layout.c_off, layout.c_len), name,
-                                           /*crc_covered_by_caller=*/true));
-    } else {
-      table.emplace(st);
-    }
+    table.emplace(CheckpointTable::Parse(mount.first(static_cast<size_t>(layout.c_len)), name,
+                                         /*crc_covered_by_caller=*/true));
+    DecodeChunks(mount.subspan(static_cast<size_t>(layout.c_len)), &idx);
   } catch (...) {
-    // The hasher reads `bytes` and writes `hash`: join it before leaving.
+    // The hasher reads `mount` and writes `hash`: join it before leaving.
     if (hasher.joinable()) hasher.join();
     throw;
   }
@@ -538,16 +594,29 @@ Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> by
   return std::move(**table);
 }
 
-Result<std::vector<FileDigest>> LayerIndex::ParseFileDigests(std::span<const uint8_t> bytes, const std::string& name,
-                                                             const std::string& expected_blob_digest,
-                                                             std::string* diff_id) {
+Result<CheckpointTable> LayerIndex::ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
+                                                     const std::string& expected_blob_digest, std::string* diff_id,
+                                                     ChunkDigests* chunks) {
+  return ReadCheckpoints(bytes.size(), SpanReader(bytes, name), name, expected_blob_digest, diff_id, chunks);
+}
+
+Result<std::vector<FileDigest>> LayerIndex::ReadFileDigests(uint64_t file_size, const LayerIndexRangeReader& read,
+                                                            const std::string& name,
+                                                            const std::string& expected_blob_digest,
+                                                            std::string* diff_id) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::span<const uint8_t> header, ReadHeader(file_size, read));
   LayerIndex idx;
   Layout layout;
-  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &layout));
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(header, file_size, name, expected_blob_digest, &idx, &layout));
+  LAZYROOT_ASSIGN_OR_RETURN(std::span<const uint8_t> files, read(layout.f_off, file_size - layout.f_off));
+  if (files.size() != file_size - layout.f_off) {
+    return Status::Corruption("layer index " + name + ": short read of its file digest section");
+  }
+  LAZYROOT_RETURN_IF_ERROR(CheckSection(header, kFilesHashAt, files, "file digest section", name));
   if (diff_id) *diff_id = idx.diff_id;
   // Ascending data offsets within the stream, so that a lookup can
   // binary-search them (ForEachEntry checks more: each names a regular entry).
-  std::vector<FileDigest> out = DecodeFileDigests(bytes, layout);
+  std::vector<FileDigest> out = DecodeFileDigests(files, layout);
   for (size_t i = 0; i < out.size(); ++i) {
     if (out[i].data_offset > idx.uncompressed_size || (i > 0 && out[i].data_offset <= out[i - 1].data_offset)) {
       return Status::Corruption("layer index " + name + ": file digest " + std::to_string(i) +
@@ -557,18 +626,32 @@ Result<std::vector<FileDigest>> LayerIndex::ParseFileDigests(std::span<const uin
   return out;
 }
 
+Result<std::vector<FileDigest>> LayerIndex::ParseFileDigests(std::span<const uint8_t> bytes, const std::string& name,
+                                                             const std::string& expected_blob_digest,
+                                                             std::string* diff_id) {
+  return ReadFileDigests(bytes.size(), SpanReader(bytes, name), name, expected_blob_digest, diff_id);
+}
+
 namespace {
 
-// ForEachEntry, also handing back the layout it validated (for Parse).
+// ForEachEntry, also handing back the layout it validated (for Parse). Every
+// section's SHA-256 is checked before the first entry.
 Status WalkEntries(std::span<const uint8_t> bytes, const std::string& name, const std::string& expected_blob_digest,
                    LayerIndex* header, const std::function<Status(TarEntry&)>& fn, Layout* layout_out) {
   auto bad = [&](const std::string& what) { return Status::Corruption("layer index " + name + ": " + what); };
   LayerIndex idx;
   Layout layout;
-  LAZYROOT_RETURN_IF_ERROR(ParseHeader(bytes, name, expected_blob_digest, &idx, &layout));
+  LAZYROOT_RETURN_IF_ERROR(
+      ParseHeader(bytes.first(std::min(bytes.size(), kHeaderSize)), bytes.size(), name, expected_blob_digest, &idx, &layout));
   const uint64_t count = layout.count, e_len = layout.e_len;
   const uint8_t* p = bytes.data();
   const uint64_t e_off = kHeaderSize;
+  const std::span<const uint8_t> head = bytes.first(kHeaderSize);
+  LAZYROOT_RETURN_IF_ERROR(CheckSection(head, kEntriesHashAt, bytes.subspan(e_off, e_len), "entry section", name));
+  LAZYROOT_RETURN_IF_ERROR(CheckSection(head, kMountHashAt, bytes.subspan(layout.c_off, layout.f_off - layout.c_off),
+                                        "checkpoint and chunk digest sections", name));
+  LAZYROOT_RETURN_IF_ERROR(CheckSection(head, kFilesHashAt, bytes.subspan(layout.f_off), "file digest section", name));
+  DecodeChunks(bytes.subspan(layout.d_off, layout.f_off - layout.d_off), &idx);
   const uint32_t flags = GetU32(p + 12);
   if ((flags & ~kFlagEntriesDeflated) != 0) return bad("unknown flags");
   uint64_t entries_len = e_len;
@@ -668,7 +751,7 @@ Result<LayerIndex> LayerIndex::Parse(std::span<const uint8_t> bytes, const std::
       },
       &layout));
   idx.entries = std::move(entries);
-  idx.file_digests = DecodeFileDigests(bytes, layout);
+  idx.file_digests = DecodeFileDigests(bytes.subspan(layout.f_off), layout);
   return idx;
 }
 

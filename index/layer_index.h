@@ -2,7 +2,9 @@
 // single pass — its tar entries with their offsets in the uncompressed
 // stream, and the checkpoints for random access into the compressed blob.
 // The on-disk form is described byte by byte in index/FORMAT.md ("Layer
-// index file"): versioned, self-checking (SHA-256 of the file), bound to its
+// index file"): versioned, self-checking (a SHA-256 per section, the
+// header's covering the others, so a reader reads and checks only the
+// sections it uses), bound to its
 // blob digest, and carrying the digest of every chunk of the blob
 // (ChunkDigests) so reads can be verified against what the pull verified.
 // Value type; Serialize/Parse are pure and thread-safe.
@@ -41,6 +43,18 @@ std::string SparseContentPrefix(uint64_t size, const std::vector<SparseExtent>& 
 // The digest recorded for data_offset in `digests` (ascending), or null.
 const FileDigest* FindFileDigest(std::span<const FileDigest> digests, uint64_t data_offset);
 
+// Reads `length` bytes at `offset` of a layer index file (a pread, or a
+// slice of the file in memory); the bytes stay valid as long as the reader.
+// A read that cannot be had in full is an error (a short span is refused
+// too). Only ranges inside the file its header was checked against are asked.
+using LayerIndexRangeReader = std::function<Result<std::span<const uint8_t>>(uint64_t offset, uint64_t length)>;
+
+// Recomputes every checksum of a layer index file in place, from the section
+// offsets its header gives (clamped to the file): what the writer does last,
+// and what tests and fuzzers use so that their edits reach the parsers. A
+// file shorter than a header is left as it is.
+void ResealLayerIndexFile(std::span<uint8_t> file);
+
 struct LayerIndex {
   std::string blob_digest;  // "sha256:<hex>" of the compressed blob
   std::string diff_id;      // "sha256:<hex>" of the uncompressed stream
@@ -54,7 +68,7 @@ struct LayerIndex {
   std::vector<FileDigest> file_digests;
 
   std::string Serialize() const;
-  // Validates magic, version, SHA-256, every length and offset, and that the
+  // Validates magic, version, every section's SHA-256, every length and offset, and that the
   // file belongs to expected_blob_digest (when non-empty). Errors are
   // kCorruption naming `name` (e.g. the file path); never reads out of bounds.
   static Result<LayerIndex> Parse(std::span<const uint8_t> bytes, const std::string& name,
@@ -70,20 +84,29 @@ struct LayerIndex {
   static Status ForEachEntry(std::span<const uint8_t> bytes, const std::string& name,
                              const std::string& expected_blob_digest, LayerIndex* header,
                              const std::function<Status(TarEntry&)>& fn);
-  // The same validation of the header, checksum and section bounds, but
-  // decodes only the checkpoint table (and the digests): what a mount needs
-  // once the merged tree exists. *diff_id receives the layer's DiffID and
-  // *chunks the chunk digests (each may be null).
+  // What a mount reads of the file: the header (its SHA-256, ownership, every
+  // section bound against file_size) and the checkpoint and chunk digest
+  // sections (one range, their SHA-256), through `read`; not the entries, not
+  // the file digests, so a damaged file digest section does not fail it. Only
+  // the checkpoint table (and the chunk digests) is decoded. *diff_id receives
+  // the layer's DiffID and *chunks the chunk digests (each may be null).
+  static Result<CheckpointTable> ReadCheckpoints(uint64_t file_size, const LayerIndexRangeReader& read,
+                                                 const std::string& name, const std::string& expected_blob_digest,
+                                                 std::string* diff_id, ChunkDigests* chunks = nullptr);
+  // ReadCheckpoints of a file in memory.
   static Result<CheckpointTable> ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
                                                   const std::string& expected_blob_digest, std::string* diff_id,
                                                   ChunkDigests* chunks = nullptr);
-  // The same validation of the header, checksum and section bounds, but
-  // decodes only the file digest section (what `diff` compares contents by),
-  // checking that its data offsets ascend within the stream. *diff_id (may
-  // be null) receives the layer's DiffID. The entries are not decoded, so
-  // that each digest names a regular entry is checked by Parse and
-  // ForEachEntry only (a digest of no entry is never looked up).
-  // ParseCheckpoints checks the section's length alone.
+  // What `diff` reads: the header as ReadCheckpoints does, then the file
+  // digest section alone (its SHA-256), checking that its data offsets ascend
+  // within the stream. *diff_id (may be null) receives the layer's DiffID.
+  // The entries are not decoded, so that each digest names a regular entry
+  // is checked by Parse and ForEachEntry only (a digest of no entry is never
+  // looked up).
+  static Result<std::vector<FileDigest>> ReadFileDigests(uint64_t file_size, const LayerIndexRangeReader& read,
+                                                         const std::string& name,
+                                                         const std::string& expected_blob_digest, std::string* diff_id);
+  // ReadFileDigests of a file in memory.
   static Result<std::vector<FileDigest>> ParseFileDigests(std::span<const uint8_t> bytes, const std::string& name,
                                                           const std::string& expected_blob_digest,
                                                           std::string* diff_id);

@@ -7,6 +7,8 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <deque>
+#include <utility>
 #include <map>
 #include <mutex>
 
@@ -107,6 +109,10 @@ Status CommitStagedIndex(Store& store, const std::string& blob_digest) {
 
 namespace {
 
+// An index file past this is not one lazyroot wrote (the entry section's
+// 4 GiB and a 1 TiB blob's chunk digests are far below it).
+constexpr uint64_t kMaxIndexBytes = uint64_t{1} << 34;
+
 uint64_t LoadLe64(const uint8_t* p) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];
@@ -124,8 +130,66 @@ uint64_t DeclaredIndexSize(const uint8_t* h) {
 }  // namespace
 
 Result<std::string> ReadLayerIndexFile(const std::string& path) {
-  return ReadSelfSizedFile(path, uint64_t{1} << 34, std::string_view("LZRLIDX\0", 8), 3, 208, DeclaredIndexSize);
+  return ReadSelfSizedFile(path, kMaxIndexBytes, std::string_view("LZRLIDX\0", 8), 4, 304, DeclaredIndexSize);
 }
+
+namespace {
+
+// pread of the stored index at path, for LayerIndex::ReadCheckpoints and
+// ReadFileDigests: they read the header, then only the sections they use.
+// The file is opened once, so every range comes from the same inode even if
+// the path is replaced meanwhile (an atomic rewrite); one truncated under us
+// reads short and is refused.
+class IndexFileRanges {
+ public:
+  static Result<IndexFileRanges> Open(const std::string& path) {
+    IndexFileRanges r;
+    r.path_ = path;
+    r.fd_ = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang us
+    if (r.fd_ < 0) {
+      const int err = errno;
+      if (err == ENOENT) return Status::NotFound(path + " does not exist");
+      return Status::FromErrno("open " + path, err);
+    }
+    struct stat st {};
+    if (::fstat(r.fd_, &st) != 0) return Status::FromErrno("stat " + path, errno);
+    if (!S_ISREG(st.st_mode)) return Status::Corruption(path + ": not a regular file");
+    r.size_ = static_cast<uint64_t>(st.st_size);
+    if (r.size_ > kMaxIndexBytes) return Status::Corruption(path + ": " + std::to_string(r.size_) + " bytes; not read");
+    return r;
+  }
+  IndexFileRanges(IndexFileRanges&& o) noexcept
+      : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)), size_(o.size_), bufs_(std::move(o.bufs_)) {}
+  IndexFileRanges& operator=(IndexFileRanges&&) = delete;
+  ~IndexFileRanges() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  uint64_t size() const { return size_; }
+  LayerIndexRangeReader Reader() {
+    return [this](uint64_t offset, uint64_t length) -> Result<std::span<const uint8_t>> {
+      // Only ranges ParseHeader bounded by size_ are asked for.
+      if (offset > size_ || length > size_ - offset) return Status::Corruption(path_ + ": range beyond the file");
+      std::string& buf = bufs_.emplace_back(static_cast<size_t>(length), '\0');
+      for (size_t got = 0; got < buf.size();) {
+        const ssize_t n = ::pread(fd_, buf.data() + got, buf.size() - got, static_cast<off_t>(offset + got));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Status::FromErrno("read " + path_, errno);
+        if (n == 0) return Status::Corruption(path_ + ": shorter than when opened; not read");
+        got += static_cast<size_t>(n);
+      }
+      return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(buf.data()), buf.size());
+    };
+  }
+
+ private:
+  IndexFileRanges() = default;
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  std::deque<std::string> bufs_;  // a deque: spans into earlier reads stay valid
+};
+
+}  // namespace
 
 namespace {
 
@@ -140,11 +204,9 @@ struct GzipPass {
 };
 GzipPass StoredGzipPass(const Store& store, const std::string& blob_digest) {
   const std::string path = store.IndexPath(blob_digest);
-  auto bytes = ReadLayerIndexFile(path);
-  if (!bytes.ok()) return {};
-  auto table = LayerIndex::ParseCheckpoints(
-      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
-      nullptr);
+  auto file = IndexFileRanges::Open(path);
+  if (!file.ok()) return {};
+  auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, nullptr);
   if (!table.ok()) return {};
   return {table->made_by, table->fine_policy};
 }
@@ -253,12 +315,11 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                              const Limits& limits, ChunkDigests* chunks) {
   const std::string path = store.IndexPath(blob_digest);
-  auto bytes = ReadLayerIndexFile(path);
-  if (bytes.ok()) {
+  // The header and the checkpoint and chunk digest sections only: what the
+  // mount of a merged tree needs, whatever the layer's file count.
+  if (auto file = IndexFileRanges::Open(path); file.ok()) {
     std::string got_diff_id;
-    auto table = LayerIndex::ParseCheckpoints(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
-        &got_diff_id, chunks);
+    auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, &got_diff_id, chunks);
     if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
   }
   LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));
@@ -269,10 +330,9 @@ Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& bl
 Result<std::vector<FileDigest>> LoadLayerFileDigests(Store& store, const std::string& blob_digest,
                                                      const std::string& diff_id, const Limits& limits) {
   const std::string path = store.IndexPath(blob_digest);
-  auto bytes = ReadLayerIndexFile(path);
-  if (bytes.ok()) {
+  if (auto file = IndexFileRanges::Open(path); file.ok()) {  // the header and the file digests only
     std::string got_diff_id;
-    auto digests = LayerIndex::ParseFileDigests(AsBytes(*bytes), path, blob_digest, &got_diff_id);
+    auto digests = LayerIndex::ReadFileDigests(file->size(), file->Reader(), path, blob_digest, &got_diff_id);
     if (digests.ok() && (diff_id.empty() || got_diff_id == diff_id)) return digests;
   }
   LAZYROOT_ASSIGN_OR_RETURN(LayerIndex idx, LoadOrBuildLayerIndex(store, blob_digest, diff_id, nullptr, limits));

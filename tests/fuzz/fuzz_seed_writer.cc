@@ -41,7 +41,7 @@ Result<LayerIndex> IndexFile(const std::string& path, uint64_t span = kDefaultSp
 // LayerIndex::Serialize deflates the entry section when that is smaller;
 // the fuzz target wants it raw, so undo that and fix offsets and CRC.
 std::string RawEntries(std::string file) {
-  constexpr size_t kHeader = 208;  // index/FORMAT.md, version 3
+  constexpr size_t kHeader = 304;  // index/FORMAT.md, version 4
   auto* p = reinterpret_cast<uint8_t*>(file.data());
   if ((GetLe32(p + 12) & 1) == 0) return file;
   uint64_t e_len = GetLe64(p + 112);
@@ -57,9 +57,7 @@ std::string RawEntries(std::string file) {
   PutLe64(p + 120, kHeader + raw.size());
   PutLe64(p + 152, static_cast<uint64_t>(static_cast<int64_t>(GetLe64(p + 152)) + grew));
   PutLe64(p + 200, static_cast<uint64_t>(static_cast<int64_t>(GetLe64(p + 200)) + grew));
-  std::memset(p + 160, 0, 32);
-  const auto d = Sha256::Of(std::span<const uint8_t>(p, out.size()));
-  std::memcpy(p + 160, d.data(), 32);
+  ResealLayerIndexFile(std::span<uint8_t>(p, out.size()));  // every section's SHA-256, then the header's
   return out;
 }
 

@@ -8,8 +8,11 @@
 //    section offsets and the inflated length, as LayerIndex::Serialize would;
 //  - recomputes the checkpoint table's CRC-32 (for an even-sized input; an
 //    odd-sized one keeps whatever CRC it has: the index parsers leave it to
-//    the file's SHA-256) and then the file's SHA-256,
-// so mutations get past the checksums. The file digest section (format v3)
+//    the section's SHA-256) and then every section's SHA-256 and the
+//    header's (format v4: ResealLayerIndexFile),
+// so mutations get past the checksums. An odd-sized input whose size is 3
+// mod 4 then has one byte of its file digest section flipped: the mount's
+// reader (ParseCheckpoints) must not notice, Parse and ParseFileDigests must. The file digest section (format v3)
 // is what the header's file digest count says at the end of the file, the
 // chunk digest section (v2) what the chunk count says before it. No allocation may be out of
 // proportion to the file (an inflated entry count must not size a vector).
@@ -31,7 +34,7 @@
 namespace lazyroot::fuzz {
 namespace {
 
-constexpr size_t kHeaderSize = 208, kHashAt = 160;
+constexpr size_t kHeaderSize = 304;  // index/FORMAT.md, version 4
 
 void FixUp(std::vector<uint8_t>& b, bool fix_table_crc) {
   if (b.size() < kHeaderSize) return;
@@ -66,9 +69,8 @@ void FixUp(std::vector<uint8_t>& b, bool fix_table_crc) {
   if (c_len >= 4 && fix_table_crc) {
     PutLe32(b.data() + c_off + c_len - 4, static_cast<uint32_t>(crc32(0L, b.data() + c_off, static_cast<uInt>(c_len - 4))));
   }
-  std::fill(b.begin() + kHashAt, b.begin() + kHashAt + 32, 0);
-  const auto d = Sha256::Of(b);
-  std::copy(d.begin(), d.end(), b.begin() + kHashAt);
+  // Every section's SHA-256, then the header's (version 4).
+  ResealLayerIndexFile(b);
 }
 
 }  // namespace
@@ -79,6 +81,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lazyroot::fuzz;
   std::vector<uint8_t> bytes(data, data + size);
   FixUp(bytes, size % 2 == 0);
+  // A damaged file digest section (format v4's own SHA-256): what only
+  // `diff` and fsck read.
+  const bool damage_files = size % 4 == 3 && bytes.size() >= kHeaderSize &&
+                            GetLe64(bytes.data() + 200) < bytes.size() && GetLe64(bytes.data() + 200) >= kHeaderSize;
+  if (damage_files) bytes[GetLe64(bytes.data() + 200)] ^= 1;
 
   // No allocation may be out of proportion to the records: the input is the
   // raw entry section (what any inflated one can be), a TarEntry in memory
@@ -108,6 +115,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(covered.ok() && *covered == *table);
     Result<CheckpointTable> checked = CheckpointTable::Parse(section, "fuzz index");
     FUZZ_CHECK(checked.ok() ? *checked == *table : checked.status().message().find("crc32") != std::string::npos);
+  }
+  if (damage_files) {
+    // The sections a mount reads are as sealed: the same answer as before
+    // the flip; the readers of the file digests refuse the file.
+    std::vector<uint8_t> undamaged = bytes;
+    undamaged[GetLe64(bytes.data() + 200)] ^= 1;
+    std::string undamaged_id;
+    Result<CheckpointTable> before = LayerIndex::ParseCheckpoints(undamaged, "fuzz index", "", &undamaged_id);
+    FUZZ_CHECK(before.ok() == table.ok());
+    if (table.ok()) FUZZ_CHECK(*before == *table && undamaged_id == diff_id);
+    FUZZ_CHECK(!files.ok() && !idx.ok());
   }
   if (!idx.ok()) {
     CheckError(idx.status());

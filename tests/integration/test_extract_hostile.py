@@ -505,10 +505,23 @@ class ExtractHostile(PullTestCase):
         self.assertTrue(files, "no index or tree files in the store")
         for path in files:
             size = os.path.getsize(path)
+            unread = lambda off: False
+            if "/index/" in path:
+                # Layer index format 4: with the tree built, extract reads the
+                # header and the checkpoint and chunk digest sections only;
+                # the entries and the file digests (their own SHA-256s) are
+                # for the merge, diff and fsck.
+                with open(path, "rb") as f:
+                    head = f.read(304)
+                c_off, f_off = (int.from_bytes(head[at:at + 8], "little") for at in (120, 200))
+                unread = lambda off, c_off=c_off, f_off=f_off: 304 <= off < c_off or off >= f_off
             for off, outcome, err in self.flip_and_extract(path, sorted({0, 8, 20, 64, size // 2, size - 1}), url, ref):
                 with self.subTest(file=os.path.relpath(path, self.root), offset=off):
                     self.assertNotEqual(outcome, "DIFFERENT", "a corrupt %s gave a different tree" % path)
-                    self.assertIn(os.path.basename(path), err, "the corruption was not reported")
+                    if unread(off):
+                        self.assertEqual(outcome, "same", err)
+                    else:
+                        self.assertIn(os.path.basename(path), err, "the corruption was not reported")
 
     def test_corrupt_layer_blob_is_detected(self):
         img, url, ref = self.corruption_fixture()

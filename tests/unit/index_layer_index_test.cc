@@ -177,6 +177,12 @@ TEST(LayerIndex, RoundTripAndCorruption) {
   }
 }
 
+uint64_t GetLe64At(const std::string& b, size_t at) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[at + i]);
+  return v;
+}
+
 TEST(LayerIndex, ParseCheckpointsOnlyValidatesTheSameWay) {
   const std::string blob = Gzip(SampleTar());
   auto idx = IndexInChunks(blob, Compression::kGzip, "", 1 << 20);
@@ -188,11 +194,107 @@ TEST(LayerIndex, ParseCheckpointsOnlyValidatesTheSameWay) {
   EXPECT_EQ(*table, idx->checkpoints);
   EXPECT_EQ(diff_id, idx->diff_id);
   EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bytes), "t.index", "sha256:" + std::string(64, 'b'), nullptr).ok());
-  for (size_t i = 0; i < bytes.size(); i += 97) {  // the hash covers the entries it does not decode
+  // Format v4: the header's SHA-256 and the checkpoint and chunk digest
+  // sections' cover every byte it reads; the entries and the file digests it
+  // does not read (their own SHA-256s are Parse's and ParseFileDigests').
+  const uint64_t c_off = GetLe64At(bytes, 120), f_off = GetLe64At(bytes, 200);
+  for (size_t i = 0; i < bytes.size(); i += 97) {
     std::string bad = bytes;
     bad[i] = static_cast<char>(bad[i] ^ 1);
-    EXPECT_FALSE(LayerIndex::ParseCheckpoints(Bytes(bad), "t.index", "", nullptr).ok()) << i;
+    const bool read = i < 304 || (i >= c_off && i < f_off);
+    EXPECT_EQ(LayerIndex::ParseCheckpoints(Bytes(bad), "t.index", "", nullptr).ok(), !read) << i;
+    EXPECT_FALSE(LayerIndex::Parse(Bytes(bad), "t.index", "").ok()) << i;
   }
+}
+
+LayerIndex SampleIndex();
+
+// What a mount reads of a v4 index: the header, then the checkpoint and
+// chunk digest sections as one range; never the entries or file digests.
+TEST(LayerIndexV4, ReadCheckpointsReadsOnlyTheHeaderAndItsSections) {
+  auto idx = IndexInChunks(Gzip(SampleTar()), Compression::kGzip, "", 1 << 20);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  const std::string bytes = idx->Serialize();
+  const uint64_t c_off = GetLe64At(bytes, 120), f_off = GetLe64At(bytes, 200);
+  ASSERT_EQ(GetLe64At(bytes, 104), 304u);
+  std::vector<std::pair<uint64_t, uint64_t>> asked;
+  auto reader = [&](uint64_t offset, uint64_t length) -> Result<std::span<const uint8_t>> {
+    asked.emplace_back(offset, length);
+    return Bytes(bytes).subspan(offset, length);
+  };
+  ChunkDigests chunks;
+  std::string diff_id;
+  auto table = LayerIndex::ReadCheckpoints(bytes.size(), reader, "t.index", idx->blob_digest, &diff_id, &chunks);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(*table, idx->checkpoints);
+  EXPECT_EQ(diff_id, idx->diff_id);
+  EXPECT_EQ(chunks.digests, idx->chunks.digests);
+  EXPECT_EQ(asked, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 304}, {c_off, f_off - c_off}}));
+  asked.clear();
+  auto files = LayerIndex::ReadFileDigests(bytes.size(), reader, "t.index", idx->blob_digest, nullptr);
+  ASSERT_TRUE(files.ok()) << files.status().message();
+  EXPECT_EQ(files->size(), idx->file_digests.size());
+  EXPECT_EQ(asked, (std::vector<std::pair<uint64_t, uint64_t>>{{0, 304}, {f_off, bytes.size() - f_off}}));
+  // A reader that comes back short (a file truncated after it was sized)
+  // is refused, never read past.
+  auto short_reader = [&](uint64_t offset, uint64_t length) -> Result<std::span<const uint8_t>> {
+    return Bytes(bytes).subspan(offset, offset == 0 ? length : length / 2);
+  };
+  EXPECT_FALSE(LayerIndex::ReadCheckpoints(bytes.size(), short_reader, "t.index", "", nullptr).ok());
+  EXPECT_FALSE(LayerIndex::ReadFileDigests(bytes.size(), short_reader, "t.index", "", nullptr).ok());
+  // A size other than the file's: the header's bounds no longer hold.
+  EXPECT_FALSE(LayerIndex::ReadCheckpoints(bytes.size() - 40, reader, "t.index", "", nullptr).ok());
+  EXPECT_FALSE(LayerIndex::ReadCheckpoints(bytes.size() + 40, reader, "t.index", "", nullptr).ok());
+}
+
+// A damaged file digest section fails `diff`'s reader and the whole parse
+// (fsck, the merge), with a message naming the section, but not the mount's.
+TEST(LayerIndexV4, DamagedFileDigestsFailOnlyTheirReaders) {
+  auto idx = IndexInChunks(Gzip(SampleTar()), Compression::kGzip, "", 1 << 20);
+  ASSERT_TRUE(idx.ok()) << idx.status().message();
+  std::string bad = idx->Serialize();
+  const uint64_t f_off = GetLe64At(bad, 200);
+  ASSERT_LT(f_off, bad.size());
+  bad[f_off + 20] = static_cast<char>(bad[f_off + 20] ^ 0x10);
+  auto table = LayerIndex::ParseCheckpoints(Bytes(bad), "t.index", idx->blob_digest, nullptr);
+  ASSERT_TRUE(table.ok()) << table.status().message();
+  EXPECT_EQ(*table, idx->checkpoints);
+  auto files = LayerIndex::ParseFileDigests(Bytes(bad), "t.index", idx->blob_digest, nullptr);
+  ASSERT_FALSE(files.ok());
+  EXPECT_NE(files.status().message().find("file digest section"), std::string::npos) << files.status().message();
+  auto whole = LayerIndex::Parse(Bytes(bad), "t.index", idx->blob_digest);
+  ASSERT_FALSE(whole.ok());
+  EXPECT_NE(whole.status().message().find("file digest section"), std::string::npos) << whole.status().message();
+  // Damaged entries: the same, for the entry section.
+  std::string bad_entries = idx->Serialize();
+  bad_entries[310] = static_cast<char>(bad_entries[310] ^ 0x10);
+  EXPECT_TRUE(LayerIndex::ParseCheckpoints(Bytes(bad_entries), "t.index", "", nullptr).ok());
+  EXPECT_TRUE(LayerIndex::ParseFileDigests(Bytes(bad_entries), "t.index", "", nullptr).ok());
+  auto r = LayerIndex::Parse(Bytes(bad_entries), "t.index", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("entry section"), std::string::npos) << r.status().message();
+}
+
+// Every prefix of a v4 file is refused by every reader (a file truncated
+// after it was written, or read at a size its header does not give).
+TEST(LayerIndexV4, EveryTruncationIsRefused) {
+  const std::string bytes = SampleIndex().Serialize();
+  for (size_t len = 0; len < bytes.size(); len += (len < 400 ? 1 : 37)) {
+    const auto cut = Bytes(bytes).subspan(0, len);
+    EXPECT_FALSE(LayerIndex::ParseCheckpoints(cut, "t.index", "", nullptr).ok()) << len;
+    EXPECT_FALSE(LayerIndex::ParseFileDigests(cut, "t.index", "", nullptr).ok()) << len;
+    EXPECT_FALSE(LayerIndex::Parse(cut, "t.index", "").ok()) << len;
+  }
+}
+
+// A version 3 file (one SHA-256 over the whole file) is named as older, to
+// be rebuilt (src/store/index_consumer.cc), not read.
+TEST(LayerIndexV4, Version3IsRefusedByName) {
+  std::string old = SampleIndex().Serialize();
+  old[8] = 3;
+  auto r = LayerIndex::ParseCheckpoints(Bytes(old), "t.index", "", nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("format version 3"), std::string::npos) << r.status().message();
 }
 
 // --- Hostile index files: edited, then given a valid checksum so that the
@@ -208,9 +310,7 @@ uint64_t GetU64At(const std::string& b, size_t at) {
 }
 // The layer index checksum: SHA-256 of the file with its own field zeroed.
 void FixIndexCrc(std::string* b) {
-  std::memset(b->data() + 160, 0, 32);
-  const auto d = Sha256::Of(Bytes(*b));
-  std::memcpy(b->data() + 160, d.data(), 32);
+  ResealLayerIndexFile(std::span<uint8_t>(reinterpret_cast<uint8_t*>(b->data()), b->size()));
 }
 
 LayerIndex SampleIndex() {
@@ -382,14 +482,15 @@ TEST(LayerIndexHostile, InflatedCheckpointCountIsRefused) {
 // header, the checkpoint windows, the chunk or the file digests).
 TEST(LayerIndex, ParseCheckpointsOfALargeFileChecksItsHashBesideTheDecode) {
   LayerIndex idx = SampleIndex();
-  for (uint64_t i = 0; i < 40000; ++i) {  // 1.6 MB of file digest records
-    FileDigest f;
-    f.data_offset = i * 512;
-    f.digest[0] = static_cast<uint8_t>(i);
-    idx.file_digests.push_back(f);
-  }
+  // 1.3 MB of chunk digests (a 160 MB blob in 4 KiB chunks): the sections a
+  // mount reads pass the size from which they are hashed on a second thread.
+  idx.chunks.chunk_size = 4096;
+  idx.blob_size = idx.chunks.blob_size = uint64_t{40000} * 4096;
+  idx.chunks.digests.resize(40000);
+  for (size_t i = 0; i < idx.chunks.digests.size(); ++i) idx.chunks.digests[i][0] = static_cast<uint8_t>(i);
   const std::string bytes = idx.Serialize();
-  ASSERT_GE(bytes.size(), size_t{1} << 20);
+  const uint64_t files_at = GetU64At(bytes, 200);
+  ASSERT_GE(files_at - GetU64At(bytes, 120), size_t{1} << 20);
   std::string diff_id;
   ChunkDigests chunks;
   auto table = LayerIndex::ParseCheckpoints(Bytes(bytes), "big.index", idx.blob_digest, &diff_id, &chunks);
@@ -399,12 +500,14 @@ TEST(LayerIndex, ParseCheckpointsOfALargeFileChecksItsHashBesideTheDecode) {
   EXPECT_EQ(chunks.digests, idx.chunks.digests);
   const size_t checkpoints_at = static_cast<size_t>(GetU64At(bytes, 120));
   for (size_t i : {size_t{20}, size_t{100}, checkpoints_at + 40, checkpoints_at + 70, bytes.size() / 2,
-                   bytes.size() - 1}) {
+                   static_cast<size_t>(files_at) - 1}) {
     std::string bad = bytes;
     bad[i] = static_cast<char>(bad[i] ^ 0x40);
     auto r = LayerIndex::ParseCheckpoints(Bytes(bad), "big.index", "", nullptr);
     ASSERT_FALSE(r.ok()) << i;
-    EXPECT_NE(r.status().message().find("big.index: SHA-256 of the file does not match"), std::string::npos)
+    EXPECT_NE(r.status().message().find(i < 304 ? "big.index: SHA-256 of the header does not match"
+                                                 : "big.index: SHA-256 of the checkpoint and chunk digest sections"),
+              std::string::npos)
         << i << ": " << r.status().message();
   }
   // Owned by another blob: refused after the hash, as before.

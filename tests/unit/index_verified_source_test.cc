@@ -277,9 +277,7 @@ std::string SmallTar() {
 }
 
 void Rehash(std::string* b) {
-  std::memset(b->data() + 160, 0, 32);
-  const auto d = Sha256::Of(Bytes(*b));
-  std::memcpy(b->data() + 160, d.data(), 32);
+  ResealLayerIndexFile(std::span<uint8_t>(reinterpret_cast<uint8_t*>(b->data()), b->size()));
 }
 void PutU64(std::string* b, size_t at, uint64_t v) {
   for (int i = 0; i < 8; ++i) (*b)[at + i] = static_cast<char>(v >> (8 * i));

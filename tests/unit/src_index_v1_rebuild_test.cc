@@ -147,7 +147,7 @@ TEST_F(IndexRebuild, SparseOlderIndexIsNotReadBeforeTheRebuild) {
   auto idx = LoadOrBuildLayerIndex(*store_, digest_, diff_id_, &rebuilt);
   ASSERT_TRUE(idx.ok()) << idx.status().message();
   EXPECT_TRUE(rebuilt);
-  EXPECT_EQ(std::filesystem::file_size(path), ReadWholeFile(path, 1 << 20)->size()) << "stored again as version 3";
+  EXPECT_EQ(std::filesystem::file_size(path), ReadWholeFile(path, 1 << 20)->size()) << "stored again as version 4";
 }
 
 TEST_F(IndexRebuild, ChangedBlobIsNotReindexed) {
