@@ -332,6 +332,35 @@ class Fsck(PullTestCase):
         problems, notes, _ = self.fsck(code=0)
         self.assertEqual((problems, notes), ({}, {}))
 
+    def test_damaged_file_digests_fail_fsck_and_diff_not_extract(self):
+        """Layer index format 4: the file digest section has its own SHA-256.
+        Extract (and mount: the same OpenImage) reads the header, checkpoints
+        and chunk digests only, so damage there goes unseen and the file is
+        left as it is; fsck reports it, and diff rebuilds it from the blob."""
+        self.extract_ok(self.ref("a"))  # builds the tree: later opens read no entries
+        layer = self.a.layers[0].digest
+        original = read(self.index(layer))
+        files_at = int.from_bytes(original[200:208], "little")
+        self.assertEqual(original[8], 4)
+        self.assertLess(files_at, len(original))
+        flip_byte(self.index(layer), files_at + 20)
+        damaged = read(self.index(layer))
+        out = os.path.join(self.tmp, "out-digests")
+        r = self.lazyroot("extract", "--no-pull", self.ref_a, out)
+        self.assertOk(r, "extract")
+        self.assertNotIn(hexof(layer), r.stderr)
+        self.assertEqual(read(self.index(layer)), damaged, "extract read the file digests")
+        problems, _, _ = self.fsck(code=1)
+        self.assertEqual(list(problems), ["layer index " + layer])
+        self.assertIn("file digest section", problems["layer index " + layer][0])
+        r = self.lazyroot("diff", self.ref_a, self.ref_b)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(hexof(layer), r.stderr)
+        self.assertIn("rebuilding it from the blob", r.stderr)
+        self.assertEqual(read(self.index(layer)), original)
+        problems, notes, _ = self.fsck(code=0)
+        self.assertEqual((problems, notes), ({}, {}))
+
     def test_changed_cached_extract(self):
         target = self.extract_ok(self.ref("a"))
         path = os.path.join(target, "etc", "hello.txt")

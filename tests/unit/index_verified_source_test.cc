@@ -296,7 +296,7 @@ TEST(LayerIndexV2, ChunkDigestsRoundTripAndBoundTheFile) {
   std::string blob;
   const std::string file = SmallIndexFile(&blob);
   ASSERT_EQ(file.compare(0, 8, std::string("LZRLIDX\0", 8)), 0);
-  EXPECT_EQ(static_cast<uint8_t>(file[8]), 3);
+  EXPECT_EQ(static_cast<uint8_t>(file[8]), 4);
   auto idx = LayerIndex::Parse(Bytes(file), "x.index", "");
   ASSERT_TRUE(idx.ok()) << idx.status().message();
   EXPECT_EQ(idx->chunks, DigestsOf(blob, kDefaultChunkBytes));
