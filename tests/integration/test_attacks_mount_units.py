@@ -25,6 +25,8 @@ mount is compared with GNU tar's extraction of the same tar.
   compress, with three writers at once: the image lists the layer twice,
   mounted with --layers (a reader in each layer's view) and mounted again
   beside it. A later mount writes no more.
+- Reads from three threads racing with `umount --lazy`: right bytes until
+  the file is closed, then the daemon exits, leaving no temp file.
 - Two mounts of the image writing the same units while `fsck --repair`
   and `gc` run: right bytes, and afterwards fsck finds nothing.
 
@@ -397,6 +399,45 @@ class MountUnitAttacks(PullTestCase):
             self.assertEqual(os.pread(f.fileno(), 4096, off), (self.rep_block * 2)[off % (1 << 20):][:4096])
         self.umount(d)
         self.assertEqual(sorted(os.listdir(units)), sorted(names))
+
+    def test_reads_racing_with_a_lazy_unmount(self):
+        self.pull_image()
+        for round_ in range(3):
+            d = self.mount("race%d" % round_)
+            pids = daemon_pids(d)
+            self.assertEqual(len(pids), 1, pids)
+            failures = []
+            f = open(self.big(d), "rb", buffering=0)
+            self.addCleanup(f.close)
+
+            def reader(seed):
+                rng = random.Random(seed)
+                try:
+                    for _ in range(60):
+                        off = rng.randrange(0, BIG_SIZE - 4096)
+                        if os.pread(f.fileno(), 4096, off) != self.want[off:off + 4096]:
+                            failures.append("wrong bytes at %d" % off)
+                            return
+                except OSError as e:
+                    failures.append(str(e))
+
+            threads = [threading.Thread(target=reader, args=(round_ * 10 + i,)) for i in range(3)]
+            for t in threads:
+                t.start()
+            # Detached while the reads (and the copies they write) go on: the
+            # open file keeps reading right bytes until it is closed.
+            self.assertOk(self.lazyroot("umount", "--lazy", d), "umount --lazy")
+            for t in threads:
+                t.join(120)
+            self.assertEqual(failures, [])
+            f.close()
+            deadline = time.time() + 30
+            while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
+                time.sleep(0.05)
+            self.assertFalse([p for p in pids if os.path.exists("/proc/%d" % p)], "the daemon did not exit")
+        self.assertFalse([n for n in os.listdir(self.units) if ".tmp." in n])
+        r = self.lazyroot("fsck")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_two_mounts_write_the_same_units_while_fsck_repair_and_gc_run(self):
         self.pull_image()
