@@ -93,9 +93,14 @@ for kind in $kinds; do
     done
     printf '%-6s %-12s %8ss %8ss %8ss %8ss\n' "$kind" "$way" "${med[$way.ready]}" "${med[$way.walk]}" "${med[$way.readall]}" "${med[$way.random]}"
   done
-  printf '%-6s ratios: walk lazyroot/native %s, readall lazyroot/native %s, readall lazyroot/squashfuse %s\n' "$kind" \
+  # Every figure against its peer in this same run (n/a when the peer did
+  # not run): native for walk and read-all, squashfuse for all four.
+  printf '%-6s ratios lazyroot/native: walk %s, readall %s, random4k %s\n' "$kind" \
     "$(ratio "${med[lazyroot.walk]}" "${med[native.walk]:-}")" "$(ratio "${med[lazyroot.readall]}" "${med[native.readall]:-}")" \
-    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]:-}")"
+    "$(ratio "${med[lazyroot.random]}" "${med[native.random]:-}")"
+  printf '%-6s ratios lazyroot/squashfuse: ready %s, walk %s, readall %s, random4k %s\n' "$kind" \
+    "$(ratio "${med[lazyroot.ready]}" "${med[squashfuse.ready]:-}")" "$(ratio "${med[lazyroot.walk]}" "${med[squashfuse.walk]:-}")" \
+    "$(ratio "${med[lazyroot.readall]}" "${med[squashfuse.readall]:-}")" "$(ratio "${med[lazyroot.random]}" "${med[squashfuse.random]:-}")"
   if [[ -n ${BASELINE:-} ]]; then
     printf '%-6s ratios against BASELINE: ready %s, walk %s, readall %s, random4k %s\n' "$kind" \
       "$(ratio "${med[lazyroot.ready]}" "${med[baseline.ready]}")" "$(ratio "${med[lazyroot.walk]}" "${med[baseline.walk]}")" \

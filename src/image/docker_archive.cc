@@ -157,7 +157,8 @@ std::string SynthesizeOciManifest(const std::string& config_digest, uint64_t con
   return m + "]}";
 }
 
-Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, const std::string& ref) {
+Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, const std::string& ref,
+                                                       const std::atomic<bool>* cancel) {
   const std::string what = "docker-archive:" + path;
   LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<TarArchive> archive, TarArchive::Open(path, what));
   auto body = archive->Read("manifest.json", kMaxManifestBytes);
@@ -206,6 +207,7 @@ Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, 
       LAZYROOT_RETURN_IF_ERROR(archive->Stream(
           m, 0,
           [&](std::span<const uint8_t> b) {
+            if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return Status::Aborted("cancelled");
             hash.Update(b);
             return Status::Ok();
           },

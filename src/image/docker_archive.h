@@ -10,6 +10,7 @@
 // compressed one is hashed when the archive is opened). Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,7 +45,10 @@ Result<size_t> SelectDockerArchiveImage(const std::vector<DockerArchiveImage>& i
 std::string SynthesizeOciManifest(const std::string& config_digest, uint64_t config_size,
                                   const std::vector<std::tuple<std::string, std::string, uint64_t>>& layers);
 
-// Opens the archive at path and the image ref picks (see above).
-Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, const std::string& ref);
+// Opens the archive at path and the image ref picks (see above). Each
+// compressed layer is hashed first (its digest names it); a set `cancel`
+// ends that with kAborted "cancelled" within a chunk.
+Result<std::unique_ptr<ImageSource>> OpenDockerArchive(const std::string& path, const std::string& ref,
+                                                       const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace lazyroot

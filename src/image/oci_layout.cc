@@ -10,11 +10,11 @@
 
 #include "index/ascii.h"
 #include "index/sha256.h"
+#include "src/common/file_io.h"
 #include "src/image/json_document.h"
 #include "src/image/manifest.h"
 #include "src/image/reference.h"
 #include "src/image/tar_archive.h"
-#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

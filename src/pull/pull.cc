@@ -417,7 +417,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const Reference& ref, const RegistryOptions& options) {
   if (ref.transport == Reference::Transport::kOciLayout) return OpenOciLayout(ref.layout_dir, ref.tag);
   if (ref.transport == Reference::Transport::kOciArchive) return OpenOciArchive(ref.layout_dir, ref.tag);
-  if (ref.transport == Reference::Transport::kDockerArchive) return OpenDockerArchive(ref.layout_dir, ref.archive_ref);
+  if (ref.transport == Reference::Transport::kDockerArchive) return OpenDockerArchive(ref.layout_dir, ref.archive_ref, options.policy.cancel);
   // Mirrors and rewrites from registries.conf / hosts.toml (src/registry/endpoints.h).
   LAZYROOT_ASSIGN_OR_RETURN(std::vector<Endpoint> endpoints,
                             SelectEndpoints(ref, options.insecure || ref.plain_http, options.endpoints));

@@ -8,8 +8,8 @@
 #include <cstdlib>
 
 #include "index/ascii.h"
+#include "src/common/file_io.h"
 #include "src/registry/registry_auth.h"
-#include "src/store/store.h"
 
 namespace lazyroot {
 namespace {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "index/ascii.h"
+#include "src/common/file_io.h"
 #include "src/image/json_document.h"
 
 extern char** environ;
@@ -43,37 +44,10 @@ std::vector<std::string> CandidateHosts(const std::string& registry) {
 
 
 Result<std::optional<std::string>> ReadSmallFile(const std::string& path) {
-  // O_NONBLOCK: a FIFO put where an auth file belongs must not hang a pull.
-  int fd = open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return std::optional<std::string>();
-    return Status::FromErrno(path + ": open", err);
-  }
-  struct stat st {};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return Status::InvalidArgument(path + ": not a regular file");
-  }
-  std::string data;
-  char buf[65536];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0) {
-      int err = errno;
-      if (err == EINTR) continue;
-      close(fd);
-      return Status::FromErrno(path + ": read", err);
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-    if (data.size() > kMaxConfigSize) {
-      close(fd);
-      return Status::InvalidArgument(path + ": larger than " + std::to_string(kMaxConfigSize) + " bytes");
-    }
-  }
-  close(fd);
-  return std::optional<std::string>(std::move(data));
+  auto data = ReadWholeFile(path, kMaxConfigSize, UnfitFileCodes{ErrorCode::kInvalidArgument, ErrorCode::kInvalidArgument});
+  if (!data.ok() && data.status().code() == ErrorCode::kNotFound) return std::optional<std::string>();
+  if (!data.ok()) return data.status();
+  return std::optional<std::string>(std::move(*data));
 }
 
 // RAII for the descriptors of one helper run.

@@ -1,10 +1,6 @@
 #include "src/registry/toml_document.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include "src/common/file_io.h"
 
 namespace lazyroot {
 
@@ -19,36 +15,7 @@ Result<toml::table> ParseTomlDocument(std::string_view bytes, const std::string&
 }
 
 Result<std::string> ReadSmallConfigFile(const std::string& path, size_t cap) {
-  // O_NONBLOCK: a FIFO put where a config file belongs must not hang a pull
-  // (it is refused as not regular below).
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    if (err == ENOENT || err == ENOTDIR) return Status::NotFound(path + ": no such file");
-    return Status::FromErrno(path + ": open", err);
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) return Status::FromErrno(path + ": stat", errno);
-  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
-  std::string data;
-  char buf[65536];
-  while (true) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::FromErrno(path + ": read", errno);
-    }
-    if (n == 0) break;
-    if (data.size() + static_cast<size_t>(n) > cap) {
-      return Status::LimitExceeded(path + ": larger than " + std::to_string(cap) + " bytes");
-    }
-    data.append(buf, static_cast<size_t>(n));
-  }
-  return data;
+  return ReadWholeFile(path, cap, UnfitFileCodes{ErrorCode::kInvalidArgument, ErrorCode::kLimitExceeded});
 }
 
 Result<std::string> TomlString(const toml::node& node, const std::string& where, size_t max_len) {

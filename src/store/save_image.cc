@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "index/sha256.h"
@@ -216,11 +218,73 @@ Result<std::string> IndexJson(const std::string* existing, const Plan& p, const 
   return std::string(sb.GetString(), sb.GetSize());
 }
 
-Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference& dest) {
-  const std::string what = dest.ToString();
+// Holds an exclusive flock on a layout directory: two saves into one
+// layout (two tags, say) each read index.json, add their entry and write it
+// back, so one would otherwise lose the other's tag. The lock is on the
+// directory itself, so the layout gains no file; tools that do not take it
+// (skopeo) are not kept out.
+class LayoutLock {
+ public:
+  static Result<LayoutLock> Take(const std::string& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno("open " + dir, errno);
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::FromErrno("lock " + dir, err);
+    }
+    return LayoutLock(fd);
+  }
+  LayoutLock(LayoutLock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  LayoutLock(const LayoutLock&) = delete;
+  LayoutLock& operator=(const LayoutLock&) = delete;
+  LayoutLock& operator=(LayoutLock&&) = delete;
+  ~LayoutLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  explicit LayoutLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Adds the image to the OCI layout at dir (tag replaced if there), under
+// the layout's lock.
+Result<SaveResult> AddToLayout(const Store& store, const Plan& p, const Reference& dest, const std::string& what) {
   const std::string& dir = dest.layout_dir;
   SaveResult r;
   r.manifest_digest = p.manifest_blob.digest;
+  LAZYROOT_ASSIGN_OR_RETURN(LayoutLock lock, LayoutLock::Take(dir));
+  LAZYROOT_ASSIGN_OR_RETURN(std::string lf, ReadWholeFile(dir + "/oci-layout", 1 << 16));
+  LAZYROOT_ASSIGN_OR_RETURN(JsonDocument ld, ParseJsonDocument(lf, what + ": oci-layout", 1 << 16));
+  if (!ld.HasMember("imageLayoutVersion") || !ld["imageLayoutVersion"].IsString()) {
+    return Status::Corruption(what + ": malformed oci-layout file");
+  }
+  auto existing = ReadWholeFile(dir + "/index.json", kMaxManifestBytes);
+  if (!existing.ok() && existing.status().code() != ErrorCode::kNotFound) return existing.status().WithContext(what);
+  LAZYROOT_ASSIGN_OR_RETURN(std::string index, IndexJson(existing.ok() ? &*existing : nullptr, p, dest.tag, what));
+  for (const std::string& d : {dir + "/blobs", dir + "/blobs/sha256"}) {
+    if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(what + ": mkdir " + d, errno);
+  }
+  for (const Blob& b : p.blobs) {
+    const std::string path = dir + "/" + BlobName(b.digest);
+    // Content-addressed: a blob already there with the right size is kept
+    // (skopeo does the same).
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == b.size) continue;
+    LAZYROOT_RETURN_IF_ERROR(WriteBlobFile(store, p, b, path).WithContext(what));
+    ++r.blobs;
+    r.bytes += b.size;
+  }
+  LAZYROOT_RETURN_IF_ERROR(FsyncPath(dir + "/blobs/sha256"));
+  LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(dir + "/index.json", index).WithContext(what));
+  return r;
+}
+
+Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference& dest) {
+  const std::string what = dest.ToString();
+  const std::string& dir = dest.layout_dir;
   struct stat st;
   bool exists = ::stat(dir.c_str(), &st) == 0;
   if (exists && !S_ISDIR(st.st_mode)) return Status::InvalidArgument(what + ": exists and is not a directory");
@@ -228,35 +292,14 @@ Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference
   if (exists && !layout && !ListNames(dir).empty()) {
     return Status::InvalidArgument(what + ": a directory that is neither empty nor an OCI image layout");
   }
-  if (layout) {
-    LAZYROOT_ASSIGN_OR_RETURN(std::string lf, ReadWholeFile(dir + "/oci-layout", 1 << 16));
-    LAZYROOT_ASSIGN_OR_RETURN(JsonDocument ld, ParseJsonDocument(lf, what + ": oci-layout", 1 << 16));
-    if (!ld.HasMember("imageLayoutVersion") || !ld["imageLayoutVersion"].IsString()) {
-      return Status::Corruption(what + ": malformed oci-layout file");
-    }
-    auto existing = ReadWholeFile(dir + "/index.json", kMaxManifestBytes);
-    if (!existing.ok() && existing.status().code() != ErrorCode::kNotFound) return existing.status().WithContext(what);
-    LAZYROOT_ASSIGN_OR_RETURN(std::string index, IndexJson(existing.ok() ? &*existing : nullptr, p, dest.tag, what));
-    for (const std::string& d : {dir + "/blobs", dir + "/blobs/sha256"}) {
-      if (::mkdir(d.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(what + ": mkdir " + d, errno);
-    }
-    for (const Blob& b : p.blobs) {
-      const std::string path = dir + "/" + BlobName(b.digest);
-      // Content-addressed: a blob already there with the right size is kept
-      // (skopeo does the same).
-      if (::stat(path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == b.size) continue;
-      LAZYROOT_RETURN_IF_ERROR(WriteBlobFile(store, p, b, path).WithContext(what));
-      ++r.blobs;
-      r.bytes += b.size;
-    }
-    LAZYROOT_RETURN_IF_ERROR(FsyncPath(dir + "/blobs/sha256"));
-    LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(dir + "/index.json", index).WithContext(what));
-    return r;
-  }
+  if (layout) return AddToLayout(store, p, dest, what);
   // A new layout: built whole under a temp name, then renamed into place.
+  SaveResult r;
+  r.manifest_digest = p.manifest_blob.digest;
   const std::string tmp =
       (dir.size() > 1 && dir.ends_with("/") ? dir.substr(0, dir.size() - 1) : dir) + UniqueTempSuffix();
   std::vector<std::string> made;
+  bool lost_race = false;  // another save made the layout first
   auto build = [&]() -> Status {
     for (const std::string& d : {tmp, tmp + "/blobs", tmp + "/blobs/sha256"}) {
       if (::mkdir(d.c_str(), 0755) != 0) return Status::FromErrno("mkdir " + d, errno);
@@ -275,7 +318,16 @@ Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference
     LAZYROOT_RETURN_IF_ERROR(WriteFileAtomic(made.back(), index));
     LAZYROOT_RETURN_IF_ERROR(FsyncPath(tmp + "/blobs/sha256"));
     LAZYROOT_RETURN_IF_ERROR(FsyncPath(tmp + "/blobs"));
-    if (::rename(tmp.c_str(), dir.c_str()) != 0) return Status::FromErrno("rename " + tmp + " to " + dir, errno);
+    if (::rename(tmp.c_str(), dir.c_str()) != 0) {
+      int err = errno;
+      // rename(2) replaces an empty directory only: a concurrent save's
+      // layout is there now, so add to it instead of failing.
+      if ((err == ENOTEMPTY || err == EEXIST) && ::access((dir + "/oci-layout").c_str(), F_OK) == 0) {
+        lost_race = true;
+        return Status::Ok();
+      }
+      return Status::FromErrno("rename " + tmp + " to " + dir, err);
+    }
     made.clear();
     return FsyncPath(Parent(dir));
   };
@@ -284,6 +336,7 @@ Result<SaveResult> SaveLayout(const Store& store, const Plan& p, const Reference
     if (::unlink(it->c_str()) != 0) ::rmdir(it->c_str());
   }
   if (!s.ok()) return s.WithContext(what);
+  if (lost_race) return AddToLayout(store, p, dest, what);
   return r;
 }
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "index/status.h"
+#include "src/common/file_io.h"  // the store's files are read and written with it
 
 namespace lazyroot {
 
@@ -160,15 +161,6 @@ LiveSet CollectLive(const std::vector<ImageRecord>& images);
 // The names in dir (no . and ..), sorted; empty when it cannot be read.
 std::vector<std::string> ListNames(const std::string& dir);
 
-// Reads a whole file of at most cap bytes (kNotFound when absent,
-// kCorruption when larger than cap).
-Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap);
-// The same for `name` in the open directory dir_fd (path names it in
-// messages), except that a symlink there is refused (kCorruption), never
-// followed: opening what it points to (a device, a file outside the store)
-// is not this file's to do.
-Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap);
-
 // Reads a cache file whose header records its own length (a layer index, a
 // tree) without ever holding more than the header of one that is garbage: a
 // file at least header_size long whose first bytes are `magic` and whose
@@ -186,24 +178,5 @@ Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std
 // behind big reads), then starts reading the files of `read` in the
 // background (posix_fadvise WILLNEED). Paths that do not open are skipped.
 void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up);
-
-// ".tmp.<pid>.<tid>.<n>": a temp name suffix no other process or thread
-// uses (n counts per process). Every temp file in the store is path + this,
-// or is protected by a lock (src/store/STORE.md); gc removes them under the
-// exclusive lock only.
-std::string UniqueTempSuffix();
-
-// The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]"
-// (WriteFileAtomic, UniqueTempSuffix), or 0.
-pid_t TempOwner(const std::string& name);
-// Whether process pid exists (in this pid namespace).
-bool ProcessAlive(pid_t pid);
-
-// Writes bytes to path atomically: a temp file beside it (path +
-// UniqueTempSuffix()), fsync, rename, fsync of the directory. Any number of
-// threads and processes may write the same path at once: the file is always
-// one complete version. The file is created with `mode` (less the umask):
-// 0600 for a secret, so it is never readable by others, not even for a moment.
-Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode = 0644);
 
 }  // namespace lazyroot

@@ -163,6 +163,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   for (uint64_t span : spans) {
+    double zlib_cpu_rate = 0;  // bytes of output per CPU second of the zlib pass
     if (c == Compression::kGzip) {
       // The pull's pass on the zlib fallback, for comparison with the default below.
       uint64_t out = 0;
@@ -179,6 +180,7 @@ int main(int argc, char** argv) {
       });
       std::string zlabel = "StreamDecoder zlib, span " + std::to_string(span >> 20) + " MiB";
       PrintRate(zlabel.c_str(), out, tz);
+      zlib_cpu_rate = static_cast<double>(out) / tz.cpu;
       std::printf("  table %zu B = %.2f %% of blob\n", zlib_table_bytes, 100.0 * zlib_table_bytes / blob.size());
     }
     lazyroot::CheckpointTable table;
@@ -197,6 +199,10 @@ int main(int argc, char** argv) {
                         (c == Compression::kGzip && lazyroot::IsalCheckpointsWork() ? " (ISA-L)" : "") + ", span " +
                         std::to_string(span >> 20) + " MiB";
     PrintRate(label.c_str(), table.uncompressed_size, t);
+    if (zlib_cpu_rate > 0) {
+      std::printf("  ratio of this pass to the zlib pass (output per CPU second): %.2fx\n",
+                  static_cast<double>(table.uncompressed_size) / t.cpu / zlib_cpu_rate);
+    }
     std::printf("  %zu points, table %zu B = %.2f %% of blob\n", table.points.size(), table_bytes,
                 100.0 * table_bytes / blob.size());
     auto shared = std::make_shared<const lazyroot::CheckpointTable>(std::move(table));

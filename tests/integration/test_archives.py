@@ -305,6 +305,29 @@ class ArchiveTest(PullTestCase):
         self.assertEqual(json.loads(self.skopeo("inspect", "oci:%s:other" % layout))["Digest"], od)
         self.assertEqual(self.pulled_digest("oci:%s:other" % layout), od)
 
+    def test_concurrent_saves_into_one_layout_keep_every_tag(self):
+        # Each save reads index.json, adds its tag and writes it back: without
+        # the layout's lock, saves running at once lose each other's tags.
+        # Both cases: a new layout (all race to create it) and an existing one.
+        self.pull_ok(self.ref, "-q")
+        for case in ("new", "existing"):
+            layout = os.path.join(self.tmp, "race-" + case)
+            if case == "existing":
+                self.assertOk(self.lazyroot("save", self.ref, "oci:%s:first" % layout))
+            tags = ["t%d" % i for i in range(8)]
+            procs = [self.popen("save", self.ref, "oci:%s:%s" % (layout, t)) for t in tags]
+            for t, p in zip(tags, procs):
+                rc, _, err = self.finish(p)
+                self.assertEqual(rc, 0, "save %s (%s layout): %s" % (t, case, err))
+            with open(os.path.join(layout, "index.json")) as f:
+                names = sorted(e["annotations"]["org.opencontainers.image.ref.name"]
+                               for e in json.load(f)["manifests"])
+            want = sorted(tags + (["first"] if case == "existing" else []))
+            self.assertEqual(names, want, "tags in the %s layout after concurrent saves" % case)
+            self.assertEqual(json.loads(self.skopeo("inspect", "oci:%s:t7" % layout))["Digest"], self.image.digest)
+            leftovers = [n for n in os.listdir(self.tmp) if n.startswith("race-" + case + ".tmp")]
+            self.assertEqual(leftovers, [], "temp layouts left behind")
+
     def test_save_archives_read_back_by_skopeo(self):
         self.pull_ok(self.ref, "-q")
         o_tar = os.path.join(self.tmp, "out-oci.tar")
