@@ -10,6 +10,12 @@
 #include "index/exception_status.h"
 
 namespace lazyroot {
+namespace {
+
+// How far past a random read its fine piece is decoded, rounded up.
+constexpr uint64_t kFinePieceChunk = 32 << 10;
+
+}  // namespace
 
 struct StreamCache::Flight {
   bool prefetch = false;  // a read-ahead job's: a reader retries its failure itself
@@ -54,6 +60,9 @@ struct StreamCache::LayerState {
   size_t next_read = 0, next_unit = 0;
   // A frame over window_limit_bytes was met: decoders get the pull's limit.
   std::atomic<bool> large_windows{false};
+  // With fine points in the table (inside large files): where units start,
+  // the other points. Empty: every point starts a unit.
+  std::vector<uint64_t> unit_starts;
   LayerState() {
     read_ends.fill(RandomReader::kNoPosition);
     unit_ends.fill(RandomReader::kNoPosition);
@@ -63,7 +72,15 @@ struct StreamCache::LayerState {
 StreamCache::StreamCache(std::shared_ptr<const ImageContent> content, StreamCacheOptions options)
     : content_(std::move(content)), options_(options), cache_(options.capacity_bytes) {
   layers_.reserve(content_->layer_count());
-  for (size_t i = 0; i < content_->layer_count(); ++i) layers_.push_back(std::make_unique<LayerState>());
+  for (size_t i = 0; i < content_->layer_count(); ++i) {
+    layers_.push_back(std::make_unique<LayerState>());
+    const CheckpointTable& t = *content_->layer(i).checkpoints;
+    if (std::any_of(t.points.begin(), t.points.end(), [](const Checkpoint& p) { return p.fine; })) {
+      for (const Checkpoint& p : t.points) {
+        if (!p.fine) layers_.back()->unit_starts.push_back(p.out_offset);
+      }
+    }
+  }
   idle_per_layer_.assign(content_->layer_count(), 0);
   for (unsigned i = 0; i < options_.prefetch_workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
@@ -79,9 +96,17 @@ StreamCache::~StreamCache() {
 
 StreamCache::Unit StreamCache::UnitAt(uint32_t layer, uint64_t offset) const {
   const CheckpointTable& t = *content_->layer(layer).checkpoints;
-  const size_t i = t.FindPoint(offset);
-  const uint64_t s = t.points[i].out_offset;
-  const uint64_t e = i + 1 < t.points.size() ? t.points[i + 1].out_offset : t.uncompressed_size;
+  uint64_t s = 0, e = 0;
+  if (const std::vector<uint64_t>& starts = layers_[layer]->unit_starts; !starts.empty()) {
+    // Fine points do not cut units: sequential readers keep whole spans.
+    auto it = std::upper_bound(starts.begin(), starts.end(), offset);
+    s = it == starts.begin() ? 0 : *std::prev(it);
+    e = it == starts.end() ? t.uncompressed_size : *it;
+  } else {
+    const size_t i = t.FindPoint(offset);
+    s = t.points[i].out_offset;
+    e = i + 1 < t.points.size() ? t.points[i + 1].out_offset : t.uncompressed_size;
+  }
   if (e - s <= options_.max_unit_bytes || options_.unit_bytes == 0) return Unit{s, e, true};
   const uint64_t k = (offset - s) / options_.unit_bytes;
   const uint64_t us = s + k * options_.unit_bytes;
@@ -112,17 +137,36 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     return st;
   }
   while (*n < out.size() && offset < t.uncompressed_size) {
-    const Unit u = UnitAt(layer, offset);
-    const uint64_t want_end = std::min(u.end, offset + (out.size() - *n));
+    Unit u = UnitAt(layer, offset);
+    uint64_t want_end = std::min(u.end, offset + (out.size() - *n));
     const bool sequential = NoteAccess(layer, u, offset, want_end);
     if (sequential) ScheduleReadAhead(layer, u);
+    bool fine_piece = false;
+    if (!sequential && !layers_[layer]->unit_starts.empty()) {
+      // A random read inside a large file decodes from the fine point at or
+      // before it, as its own piece, unless the unit's decoded prefix
+      // already holds it.
+      const size_t i = t.FindPoint(offset);
+      const uint64_t ps = t.points[i].out_offset;
+      const uint64_t pe = i + 1 < t.points.size() ? t.points[i + 1].out_offset : t.uncompressed_size;
+      if (ps > u.start || pe < u.end) {
+        std::shared_ptr<const Span> have = cache_.Peek(layer, u.start);
+        if (!have || have->size() < want_end - u.start) {
+          u = Unit{ps, pe, true};
+          want_end = std::min(u.end, want_end);
+          fine_piece = true;
+        }
+      }
+    }
     // A reader moving through the layer gets whole units; a random one only
     // the unit's prefix up to what it asked for (rounded up), which halves
     // the inflate of a cold random read on average. A later read further in
     // extends the prefix, usually with the decoder that stopped there.
     uint64_t decode_to = u.end - u.start;
     if (!sequential) {
-      const uint64_t chunk = std::max<uint64_t>(options_.random_chunk_bytes, 1);
+      // A fine piece only to just past the read: the next fine point is
+      // near, and the blob is read and verified in 64 KiB chunks anyway.
+      const uint64_t chunk = fine_piece ? kFinePieceChunk : std::max<uint64_t>(options_.random_chunk_bytes, 1);
       decode_to = std::min(decode_to, (want_end - u.start + chunk - 1) / chunk * chunk);
     }
     LAZYROOT_ASSIGN_OR_RETURN(std::shared_ptr<const Span> span,
@@ -163,7 +207,9 @@ bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, 
   }
   auto& ends = ls.unit_ends;
   if (std::find(ends.begin(), ends.end(), unit.end) == ends.end()) {
-    auto prev = std::find(ends.begin(), ends.end(), unit.start);
+    // A reader moving on into this unit starts near its start; a random read
+    // deep inside it is not one (it would set off whole units of read-ahead).
+    auto prev = offset - unit.start <= kNearBytes ? std::find(ends.begin(), ends.end(), unit.start) : ends.end();
     if (prev != ends.end()) {
       *prev = unit.end;
       sequential = true;

@@ -59,7 +59,8 @@ std::string CheckpointTable::Serialize() const {
   std::string s(reinterpret_cast<const char*>(kMagic), sizeof(kMagic));
   s.push_back(static_cast<char>(compression));
   s.push_back(static_cast<char>(made_by));
-  s.append(6, '\0');
+  s.push_back(static_cast<char>(fine_policy));
+  s.append(5, '\0');
   PutU64(&s, compressed_size);
   PutU64(&s, uncompressed_size);
   PutU64(&s, points.size());
@@ -67,7 +68,8 @@ std::string CheckpointTable::Serialize() const {
     PutU64(&s, p.in_offset);
     PutU64(&s, p.out_offset);
     s.push_back(static_cast<char>(p.bits));
-    s.append(3, '\0');
+    s.push_back(static_cast<char>(p.fine ? 1 : 0));
+    s.append(2, '\0');
     PutU32(&s, p.window_size);
     PutU32(&s, static_cast<uint32_t>(p.window.size()));
     s += p.window;
@@ -106,7 +108,11 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     return c.Error("unknown checkpoint pass " + std::to_string(made_by));
   }
   t.made_by = static_cast<InflateEngine>(made_by);
-  c.Bytes(6);
+  t.fine_policy = c.U8();
+  if (t.fine_policy > kMaxFinePolicy || (t.fine_policy != 0 && t.compression != Compression::kGzip)) {
+    return c.Error("unknown fine point policy " + std::to_string(t.fine_policy));
+  }
+  c.Bytes(5);
   t.compressed_size = c.U64();
   t.uncompressed_size = c.U64();
   uint64_t count = c.U64();
@@ -118,11 +124,18 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     p.in_offset = c.U64();
     p.out_offset = c.U64();
     p.bits = c.U8();
-    c.Bytes(3);
+    const uint8_t flags = c.U8();
+    c.Bytes(2);
     p.window_size = c.U32();
     uint32_t stored = c.U32();
     std::string which = "checkpoint " + std::to_string(i) + ": ";
     if (p.bits > 7) return c.Error(which + "bits " + std::to_string(p.bits) + " > 7");
+    // Tables before fine points wrote 0 here; a fine point needs a policy
+    // that places them, and is never the first point (units start there).
+    if (flags > 1 || (flags != 0 && (t.fine_policy == 0 || i == 0))) {
+      return c.Error(which + "flags " + std::to_string(flags));
+    }
+    p.fine = flags != 0;
     if (p.window_size > kMaxWindowBytes) return c.Error(which + "window of " + std::to_string(p.window_size) + " bytes");
     if ((p.window_size == 0) != (stored == 0)) return c.Error(which + "window sizes disagree");
     // zlib never stores a window in more than compressBound of its size.

@@ -8,9 +8,12 @@
 //   "LZCKPT\0\1"  magic (8 bytes; the last byte is the format version)
 //   u8  compression (0 none, 1 gzip, 2 zstd)
 //   u8  made_by (0 zlib's Z_BLOCK stops, 1 ISA-L's fixed-slice pass; gzip only)
-//   u8[6] zero
+//   u8  fine_policy (0 none: every table before fine points; 1 kFinePolicyV1,
+//       fine_points.h; gzip only)
+//   u8[5] zero
 //   u64 compressed_size   u64 uncompressed_size   u64 point count
-//   per point: u64 in_offset, u64 out_offset, u8 bits, u8[3] zero,
+//   per point: u64 in_offset, u64 out_offset, u8 bits, u8 flags (bit 0: fine),
+//              u8[2] zero,
 //              u32 window_size (raw bytes, <= 32768), u32 stored size, stored
 //              bytes (the window zlib-compressed; empty when window_size == 0)
 //   u32 crc32 of every byte before it
@@ -35,12 +38,24 @@ enum class InflateEngine : uint8_t { kZlib = 0, kIsal = 1 };
 // The largest deflate window (32 KiB); gzip checkpoints carry at most this much.
 inline constexpr uint32_t kMaxWindowBytes = 32768;
 
+// CheckpointTable::fine_policy: 0 the tables made before fine points (whole
+// windows, no fine points); kFinePolicyV1 fine points in large files and
+// windows cut to what the 32 KiB after a point need (fine_points.h).
+inline constexpr uint8_t kFinePolicyV1 = 1;
+inline constexpr uint8_t kMaxFinePolicy = kFinePolicyV1;
+
 struct Checkpoint {
   uint64_t in_offset = 0;   // first whole compressed byte to feed after priming
   uint64_t out_offset = 0;  // uncompressed offset produced from that point
   uint8_t bits = 0;         // gzip: bits of the byte at in_offset-1 still unread (0..7); else 0
   uint32_t window_size = 0;  // raw size of the window (0: none needed, e.g. a member/frame start)
   std::string window;        // the window, zlib-compressed (see CompressWindow)
+  // An access point inside a large file (fine_points.h), not a unit boundary:
+  // readers cut the stream into units at the other points and restart at a
+  // fine one only for a random read. Its window, if any, may be only the
+  // last window_size < 32 KiB bytes before it: all the history the 32 KiB
+  // after it reach back to.
+  bool fine = false;
 
   bool operator==(const Checkpoint&) const = default;
 };
@@ -48,6 +63,9 @@ struct Checkpoint {
 struct CheckpointTable {
   Compression compression = Compression::kNone;
   InflateEngine made_by = InflateEngine::kZlib;  // gzip: the pass that placed the points
+  // gzip: how fine points were placed (0: none, the tables before them; 1:
+  // kFinePolicyV1). A rebuild (fsck) must use the same policy to compare.
+  uint8_t fine_policy = 0;
   uint64_t compressed_size = 0;
   uint64_t uncompressed_size = 0;
   std::vector<Checkpoint> points;  // strictly increasing out_offset; points[0].out_offset == 0 if any

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <vector>
 
+#include "index/fine_points.h"
 #include "index/gzip_isal_stream.h"
 
 namespace lazyroot {
@@ -27,10 +28,11 @@ std::string ZlibMessage(const z_stream& s, int ret) {
 
 class GzipStreamDecoder final : public StreamDecoder {
  public:
-  GzipStreamDecoder(std::string name, uint64_t span) : name_(std::move(name)), span_(span) {
+  GzipStreamDecoder(std::string name, uint64_t span, FineRanges* fine) : name_(std::move(name)), span_(span) {
     out_.resize(kOutBufferBytes);
     hist_.resize(kMaxWindowBytes);
     table_.compression = Compression::kGzip;
+    placer_ = std::make_unique<PointPlacer>(name_, fine, &table_);
     if (inflateInit2(&strm_, kGzipWindowBits) != Z_OK) init_failed_ = true;
 #ifdef LAZYROOT_HAVE_ISAL
     // zlib's CRC-32 of the output was 6 % of a pull's CPU; ISA-L's is several
@@ -59,6 +61,7 @@ class GzipStreamDecoder final : public StreamDecoder {
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
                                 std::to_string(total_in_) + " (unexpected end of data)");
     }
+    placer_->Finish();
     table_.compressed_size = total_in_;
     table_.uncompressed_size = total_out_;
     finished_ = true;
@@ -77,6 +80,7 @@ class GzipStreamDecoder final : public StreamDecoder {
       size_t slice = std::min<size_t>(in.size(), 1u << 30);
       strm_.next_in = const_cast<Bytef*>(in.data());
       strm_.avail_in = static_cast<uInt>(slice);
+      placer_->Input(in.first(slice), total_in_);  // kept only while a point waits for its probe
       while (strm_.avail_in > 0) {
         if (member_done_) {
           // More bytes after a member: they must be another member (row 66/67).
@@ -97,9 +101,11 @@ class GzipStreamDecoder final : public StreamDecoder {
         int ret = inflate(&strm_, Z_BLOCK);
         const size_t consumed = avail_in_before - strm_.avail_in;
         total_in_ += consumed;
+        if (consumed > 0) last_byte_ = strm_.next_in[-1];
         size_t produced = avail_out_before - strm_.avail_out;
         total_out_ += produced;
         out_len_ += produced;
+        placer_->Advance(total_out_);
         if (own_check_) Track(strm_.next_in - consumed, consumed, out_.data() + out_len_ - produced, produced);
         if (ret == Z_STREAM_END) {
           if (own_check_) LAZYROOT_RETURN_IF_ERROR(CheckTrailer());
@@ -111,7 +117,7 @@ class GzipStreamDecoder final : public StreamDecoder {
                                     (ret == Z_NEED_DICT ? std::string("needs a preset dictionary")
                                                         : ZlibMessage(strm_, ret)));
         } else if ((strm_.data_type & 128) != 0 && (strm_.data_type & 64) == 0) {
-          AtBlockBoundary();
+          LAZYROOT_RETURN_IF_ERROR(AtBlockBoundary(on_output));
         }
         if (out_len_ == out_.size()) LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
       }
@@ -150,30 +156,39 @@ class GzipStreamDecoder final : public StreamDecoder {
     return Status::Ok();
   }
 
-  // zlib just stopped at a deflate block boundary (or right after a member header).
-  void AtBlockBoundary() {
+  // zlib just stopped at a deflate block boundary (or right after a member
+  // header): a checkpoint when one is due, or a fine point (fine_points.h).
+  Status AtBlockBoundary(const OutputFn& on_output) {
     bool member_start = in_header_;
     if (in_header_) {
       in_header_ = false;
       member_out_start_ = total_out_;
     }
-    bool due = table_.points.empty() || total_out_ - table_.points.back().out_offset >= span_;
-    if (!due) return;
+    const bool due = !have_coarse_ || total_out_ - coarse_out_ >= span_;
+    bool fine = false;
+    if (!due) {
+      if (member_start || !placer_->CheckDue(total_out_)) return Status::Ok();
+      // The tar parser must have seen every byte before this offset.
+      LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+      if (!placer_->WantFine(total_out_)) return Status::Ok();
+      fine = true;
+    }
     Checkpoint p;
     p.in_offset = total_in_;
     p.out_offset = total_out_;
+    p.fine = fine;
+    window_.clear();
     if (!member_start) {
       p.bits = static_cast<uint8_t>(strm_.data_type & 7);
-      std::vector<uint8_t> window;
-      CopyWindow(&window);
-      p.window_size = static_cast<uint32_t>(window.size());
-      p.window = CompressWindow(window);
+      CopyWindow(&window_);
     }
-    if (!table_.points.empty() && table_.points.back().out_offset == p.out_offset) {
-      // An empty member (or empty blocks) between: the earlier point already serves this offset.
-      return;
+    placer_->Add(std::move(p), window_, last_byte_, true);
+    placer_->Input(std::span<const uint8_t>(strm_.next_in, strm_.avail_in), total_in_);
+    if (!fine) {
+      coarse_out_ = total_out_;
+      have_coarse_ = true;
     }
-    table_.points.push_back(std::move(p));
+    return Status::Ok();
   }
 
   // The last min(32 KiB, output of this member) bytes: the tail of hist_ followed by out_.
@@ -223,7 +238,12 @@ class GzipStreamDecoder final : public StreamDecoder {
   size_t out_len_ = 0;
   std::vector<uint8_t> hist_;   // the last hist_len_ bytes handed out (window source)
   size_t hist_len_ = 0;
+  std::vector<uint8_t> window_;
+  uint8_t last_byte_ = 0;       // the last compressed byte consumed (its unread bits start a checkpoint)
+  bool have_coarse_ = false;    // a checkpoint other than a fine point was placed
+  uint64_t coarse_out_ = 0;     // the last one's output offset: the next is due span_ after it
   CheckpointTable table_;
+  std::unique_ptr<PointPlacer> placer_;
 };
 
 class GzipPointDecoder final : public PointDecoder {
@@ -564,9 +584,12 @@ class IsalPointDecoder final : public PointDecoder {
 
 }  // namespace
 
-std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes, InflateEngine engine) {
-  if (engine == InflateEngine::kIsal && IsalCheckpointsWork()) return NewIsalGzipStreamDecoder(std::move(name), span_bytes);
-  return std::make_unique<GzipStreamDecoder>(std::move(name), span_bytes);
+std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes, InflateEngine engine,
+                                                    FineRanges* fine) {
+  if (engine == InflateEngine::kIsal && IsalCheckpointsWork()) {
+    return NewIsalGzipStreamDecoder(std::move(name), span_bytes, fine);
+  }
+  return std::make_unique<GzipStreamDecoder>(std::move(name), span_bytes, fine);
 }
 
 bool HaveIsal() {

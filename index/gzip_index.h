@@ -39,6 +39,7 @@
 
 #include "index/byte_source.h"
 #include "index/checkpoint.h"
+#include "index/fine_points.h"
 #include "index/layer_decoder.h"
 
 namespace lazyroot {
@@ -50,8 +51,12 @@ bool HaveIsal();
 // gzip_isal_stream.h, unless built without ISA-L or its run-time check
 // (IsalCheckpointsWork) failed: then zlib, as described above. Both give
 // tables every PointDecoder reads; ISA-L's checkpoints may sit a block later.
+// fine: the large files' data ranges that get fine points (fine_points.h;
+// the table's fine_policy 1), filled by the caller as the output is parsed;
+// nullptr: policy 0, the tables made before fine points.
 std::unique_ptr<StreamDecoder> NewGzipStreamDecoder(std::string name, uint64_t span_bytes,
-                                                    InflateEngine engine = InflateEngine::kIsal);
+                                                    InflateEngine engine = InflateEngine::kIsal,
+                                                    FineRanges* fine = nullptr);
 
 // table->compression must be kGzip; table and blob must outlive the decoder.
 std::unique_ptr<PointDecoder> NewGzipPointDecoder(const CheckpointTable* table, const ByteSource* blob,

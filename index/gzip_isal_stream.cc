@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "index/checkpoint.h"
+#include "index/fine_points.h"
 #include "index/gzip_index.h"
 
 #ifdef LAZYROOT_HAVE_ISAL
@@ -49,12 +50,13 @@ std::string IsalError(int ret) {
 
 class IsalGzipStreamDecoder final : public StreamDecoder {
  public:
-  IsalGzipStreamDecoder(std::string name, uint64_t span)
+  IsalGzipStreamDecoder(std::string name, uint64_t span, FineRanges* fine)
       : name_(std::move(name)), span_(span), st_(std::make_unique<inflate_state>()) {
     out_.resize(kOutBufferBytes);
     hist_.resize(kMaxWindowBytes);
     table_.compression = Compression::kGzip;
     table_.made_by = InflateEngine::kIsal;
+    placer_ = std::make_unique<PointPlacer>(name_, fine, &table_);
     slice_buf_.reserve(kInSlice);
     StartMember();
   }
@@ -82,6 +84,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
                                 std::to_string(total_in_) + " (unexpected end of data)");
     }
+    placer_->Finish();
     table_.compressed_size = total_in_;
     table_.uncompressed_size = total_out_;
     finished_ = true;
@@ -147,7 +150,9 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   // until ISA-L takes no more of it; st_->next_in/avail_in say what is left.
   Status Run(std::span<const uint8_t> data, uint64_t at, const OutputFn& on_output) {
     slice_ = data.data();
+    slice_len_ = data.size();
     slice_at_ = at;
+    placer_->Input(data, at);  // kept only while a point waits for its probe
     st_->next_in = const_cast<uint8_t*>(slice_);
     st_->avail_in = static_cast<uint32_t>(data.size());
     for (;;) {
@@ -176,10 +181,15 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       }
       size_t room = kOutRoom - static_cast<size_t>(total_out_ % kOutRoom);
       if (out_.size() - out_len_ < room) LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
-      if (!poked_ && !table_.points.empty()) {
+      if (!poked_ && have_coarse_) {
         // Return where the checkpoint falls due, so the poke lands near it.
-        const uint64_t due_at = table_.points.back().out_offset + span_;
+        const uint64_t due_at = coarse_out_ + span_;
         if (due_at > total_out_ && due_at - total_out_ < room) room = static_cast<size_t>(due_at - total_out_);
+      }
+      if (!poked_ && placer_->fine_enabled()) {
+        // And where a fine point check falls due.
+        const uint64_t check_at = placer_->next_check();
+        if (check_at > total_out_ && check_at - total_out_ < room) room = static_cast<size_t>(check_at - total_out_);
       }
       st_->next_out = out_.data() + out_len_;
       st_->avail_out = static_cast<uint32_t>(room);
@@ -191,6 +201,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       const size_t produced = room - st_->avail_out;
       out_len_ += produced;
       total_out_ += produced;
+      placer_->Advance(total_out_);
       if (ret != ISAL_DECOMP_OK) {
         return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " at compressed offset " +
                                   std::to_string(InPos()) + ": " + IsalError(ret));
@@ -203,11 +214,20 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
         }
         continue;
       }
-      if (!poked_ && Due() && st_->bfinal == 0 &&
+      if (!poked_ && st_->bfinal == 0 &&
           (st_->block_state == ISAL_BLOCK_CODED || st_->block_state == ISAL_BLOCK_TYPE0)) {
-        st_->bfinal = 1;  // stop at this block's end-of-block code
-        st_->crc_flag = ISAL_GZIP_NO_HDR;  // and do not read the next block as a trailer there
-        poked_ = true;
+        bool poke = Due();
+        poke_fine_ = false;
+        if (!poke && placer_->CheckDue(total_out_)) {
+          // The tar parser must have seen every byte before this offset.
+          LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+          poke = poke_fine_ = placer_->WantFine(total_out_);
+        }
+        if (poke) {
+          st_->bfinal = 1;  // stop at this block's end-of-block code
+          st_->crc_flag = ISAL_GZIP_NO_HDR;  // and do not read the next block as a trailer there
+          poked_ = true;
+        }
       }
       const bool progressed = produced != 0 || st_->avail_in != avail_in || st_->read_in_length != bits_in ||
                               static_cast<int>(st_->block_state) != block_state || st_->tmp_in_size != tmp_in;
@@ -245,18 +265,14 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       Checkpoint p;
       p.in_offset = InPos();
       p.out_offset = total_out_;
-      AddPoint(std::move(p));
+      placer_->Add(std::move(p), {}, 0, false);
+      coarse_out_ = total_out_;
+      have_coarse_ = true;
     }
     return Status::Ok();
   }
 
-  bool Due() const { return table_.points.empty() || total_out_ - table_.points.back().out_offset >= span_; }
-
-  void AddPoint(Checkpoint p) {
-    // An empty member (or empty blocks) between: the earlier point already serves this offset.
-    if (!table_.points.empty() && table_.points.back().out_offset == p.out_offset) return;
-    table_.points.push_back(std::move(p));
-  }
+  bool Due() const { return !have_coarse_ || total_out_ - coarse_out_ >= span_; }
 
   // The poked block ended: record the checkpoint, then resume.
   Status AtForcedStop() {
@@ -266,16 +282,26 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     const uint64_t here = InPos() * 8;
     // tmp_in_size is 0 between blocks (it only buffers split headers); if it
     // is not, the position is unknown: resume without a checkpoint.
-    if (st_->tmp_in_size == 0 && unread <= here && Due()) {
+    const bool coarse = Due();
+    if (st_->tmp_in_size == 0 && unread <= here && (coarse || poke_fine_)) {
       const uint64_t bitpos = here - unread;
       Checkpoint p;
       p.in_offset = (bitpos + 7) / 8;
       p.bits = static_cast<uint8_t>(p.in_offset * 8 - bitpos);
       p.out_offset = total_out_;
-      p.window_size = static_cast<uint32_t>(window_.size());
-      p.window = CompressWindow(window_);
-      AddPoint(std::move(p));
+      p.fine = !coarse;
+      // The byte before the point, if this slice still holds it (ISA-L may
+      // have read up to 8 bytes ahead into its bit buffer).
+      const bool prev_known = p.in_offset > slice_at_ && p.in_offset - 1 - slice_at_ < slice_len_;
+      const uint8_t prev = prev_known ? slice_[p.in_offset - 1 - slice_at_] : 0;
+      placer_->Add(std::move(p), window_, prev, prev_known);
+      placer_->Input(std::span<const uint8_t>(slice_, slice_len_), slice_at_);
+      if (coarse) {
+        coarse_out_ = total_out_;
+        have_coarse_ = true;
+      }
     }
+    poke_fine_ = false;
     st_->bfinal = 0;
     st_->block_state = ISAL_BLOCK_NEW_HDR;
     st_->crc_flag = ISAL_GZIP;
@@ -337,12 +363,16 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   bool finished_ = false;
   bool member_done_ = false;  // the last member ended, trailer checked
   bool poked_ = false;        // bfinal set: the current block's end is a checkpoint
+  bool poke_fine_ = false;    // ... a fine point (fine_points.h), unless a checkpoint is due there
+  bool have_coarse_ = false;  // a checkpoint other than a fine point was placed
+  uint64_t coarse_out_ = 0;   // the last one's output offset: the next is due span_ after it
   bool counted_ = false;      // members_ counts the current member
   uint64_t members_ = 0;
   uint64_t total_in_ = 0;     // bytes fed
   uint64_t total_out_ = 0;
   uint64_t member_out_start_ = 0;
   const uint8_t* slice_ = nullptr;  // the input ISA-L's next_in points into
+  size_t slice_len_ = 0;
   uint64_t slice_at_ = 0;           // its absolute offset
   std::vector<uint8_t> slice_buf_;  // fed bytes of the slice being collected
   std::vector<uint8_t> carry_;      // bytes ISA-L did not take from the last slice
@@ -353,6 +383,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   size_t hist_len_ = 0;
   std::vector<uint8_t> window_;
   CheckpointTable table_;
+  std::unique_ptr<PointPlacer> placer_;
 };
 
 // Deterministic text-like bytes with random runs: dynamic, stored and
@@ -402,7 +433,7 @@ bool Probe() {
   if (!GzipMember(std::span(data).first(half), 6, 1, &blob) || !GzipMember(std::span(data).subspan(half), 1, 8, &blob)) {
     return false;
   }
-  IsalGzipStreamDecoder d("isal probe", 4 << 10);
+  IsalGzipStreamDecoder d("isal probe", 4 << 10, nullptr);
   std::vector<uint8_t> got;
   OutputFn sink = [&](std::span<const uint8_t> o) {
     got.insert(got.end(), o.begin(), o.end());
@@ -433,8 +464,8 @@ bool Probe() {
 
 }  // namespace
 
-std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string name, uint64_t span_bytes) {
-  return std::make_unique<IsalGzipStreamDecoder>(std::move(name), std::max<uint64_t>(span_bytes, 1));
+std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string name, uint64_t span_bytes, FineRanges* fine) {
+  return std::make_unique<IsalGzipStreamDecoder>(std::move(name), std::max<uint64_t>(span_bytes, 1), fine);
 }
 
 bool IsalCheckpointsWork() {
@@ -444,7 +475,7 @@ bool IsalCheckpointsWork() {
 
 #else  // !LAZYROOT_HAVE_ISAL
 
-std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string, uint64_t) { return nullptr; }
+std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string, uint64_t, FineRanges*) { return nullptr; }
 bool IsalCheckpointsWork() { return false; }
 
 #endif

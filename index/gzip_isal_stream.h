@@ -36,12 +36,14 @@
 #include <memory>
 #include <string>
 
+#include "index/fine_points.h"
 #include "index/layer_decoder.h"
 
 namespace lazyroot {
 
-// nullptr when built without ISA-L.
-std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string name, uint64_t span_bytes);
+// nullptr when built without ISA-L. fine: as NewGzipStreamDecoder's.
+std::unique_ptr<StreamDecoder> NewIsalGzipStreamDecoder(std::string name, uint64_t span_bytes,
+                                                        FineRanges* fine = nullptr);
 
 // True if built with ISA-L and the bfinal poke stops at block boundaries that
 // resume byte-for-byte with zlib on this machine's libisal (checked once).

@@ -103,11 +103,11 @@ class CheckpointRandomReader final : public RandomReader {
 }  // namespace
 
 std::unique_ptr<StreamDecoder> StreamDecoder::Create(Compression c, std::string name, uint64_t span_bytes,
-                                                     InflateEngine gzip_engine) {
+                                                     InflateEngine gzip_engine, FineRanges* fine) {
   span_bytes = std::max<uint64_t>(span_bytes, 1);
   switch (c) {
     case Compression::kNone: return std::make_unique<PlainStreamDecoder>();
-    case Compression::kGzip: return NewGzipStreamDecoder(std::move(name), span_bytes, gzip_engine);
+    case Compression::kGzip: return NewGzipStreamDecoder(std::move(name), span_bytes, gzip_engine, fine);
     case Compression::kZstd: return NewZstdStreamDecoder(std::move(name), span_bytes);
   }
   return nullptr;

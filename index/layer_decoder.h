@@ -36,6 +36,7 @@
 #include "index/byte_source.h"
 #include "index/checkpoint.h"
 #include "index/compression.h"
+#include "index/fine_points.h"
 #include "index/status.h"
 
 namespace lazyroot {
@@ -62,9 +63,12 @@ class StreamDecoder {
   // `name` prefixes every error ("layer sha256:ab12…"). span_bytes > 0.
   // gzip_engine kIsal: ISA-L's pass (gzip_isal_stream.h) if this build and
   // machine can, else zlib's; the table's made_by says which one ran.
+  // fine (gzip): the output ranges that get fine access points, filled as
+  // the output is parsed (fine_points.h, fine_policy 1); nullptr: policy 0.
   static std::unique_ptr<StreamDecoder> Create(Compression c, std::string name,
                                                uint64_t span_bytes = kDefaultSpanBytes,
-                                               InflateEngine gzip_engine = InflateEngine::kIsal);
+                                               InflateEngine gzip_engine = InflateEngine::kIsal,
+                                               FineRanges* fine = nullptr);
 
   // Feeds the next compressed bytes (any size, including 0) and hands every
   // decompressed byte they complete to on_output, in order. Output is bounded:

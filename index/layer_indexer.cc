@@ -6,16 +6,21 @@
 namespace lazyroot {
 
 LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
-                           uint64_t span_bytes, const Limits& limits, InflateEngine gzip_engine)
+                           uint64_t span_bytes, const Limits& limits, InflateEngine gzip_engine,
+                           uint8_t fine_policy)
     : blob_digest_(std::move(blob_digest)), expected_diff_id_(std::move(expected_diff_id)) {
   const std::string name = "layer " + blob_digest_;
-  decoder_ = StreamDecoder::Create(compression, name, span_bytes, gzip_engine);
+  const bool fine = fine_policy == kFinePolicyV1;
+  decoder_ = StreamDecoder::Create(compression, name, span_bytes, gzip_engine, fine ? &fine_ranges_ : nullptr);
   TarReader::Limits tar_limits;
   tar_limits.budget = limits;
   tar_ = std::make_unique<TarReader>(
       name,
-      [this, name](const TarEntry& e) {
+      [this, name, fine](const TarEntry& e) {
         if (e.type == EntryType::kRegular) {
+          if (fine && e.stored_size >= kFineMinFileBytes) {
+            fine_ranges_.Add(e.data_offset, e.data_offset + e.stored_size);
+          }
           // The data follows the header, in this Feed or later ones.
           StreamHasher::File f;
           f.start = e.data_offset;
@@ -31,7 +36,7 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
 
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   blob_size_ += compressed.size();
-  chunk_hasher_.Update(compressed);
+  hasher_.UpdateBlob(compressed);
   return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) { return OnOutput(out); });
 }
 
@@ -56,7 +61,7 @@ Result<std::string> LayerIndexer::FinishFile() {
   header.blob_size = blob_size_;
   header.uncompressed_size = decoder_->total_out();
   header.checkpoints = decoder_->TakeCheckpoints();
-  header.chunks = chunk_hasher_.Finish();
+  header.chunks = std::move(digests.chunks);
   // The tar reader's Finish refused an archive ending inside a file's data.
   if (!digests.all_files_complete) return Status::Corruption("layer " + blob_digest_ + ": ends inside a file's data");
   header.file_digests = std::move(digests.file_digests);
@@ -100,8 +105,10 @@ Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerInd
 }  // namespace
 
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
-                                  const std::string& expected_diff_id, const Limits& limits, InflateEngine gzip_engine) {
-  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine);
+                                  const std::string& expected_diff_id, const Limits& limits, InflateEngine gzip_engine,
+                                  uint8_t fine_policy) {
+  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine,
+                       fine_policy);
   LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
   return indexer.FinishFile();
 }

@@ -2,8 +2,8 @@
 // they stream in (the pull's single pass): the compressed bytes -> chunk
 // digests, and decompress -> DiffID hash + tar parser, recording checkpoints
 // on the way. Entries are serialised as they
-// arrive (LayerIndexWriter), never held as TarEntry values; the DiffID and
-// each regular file's digest are hashed by a StreamHasher, beside the inflate
+// arrive (LayerIndexWriter), never held as TarEntry values; the DiffID,
+// each regular file's digest and the chunk digests are hashed by a StreamHasher, beside the inflate
 // and the tar parser on a second thread for a long layer; the tar
 // parser refuses an entry over a kernel limit or a layer over its budget
 // (index/limits.h) as soon as it is seen. Finish() checks the DiffID.
@@ -29,9 +29,12 @@ class LayerIndexer {
  public:
   // blob_digest names the layer in errors; expected_diff_id "" skips the check.
   // gzip_engine: the pass that places gzip checkpoints (StreamDecoder::Create).
+  // fine_policy: kFinePolicyV1 places fine points inside the data of regular
+  // files of kFineMinFileBytes or more and cuts windows (fine_points.h); 0 as
+  // the indexes made before (fsck rebuilds such an index that way).
   LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
                uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits(),
-               InflateEngine gzip_engine = InflateEngine::kIsal);
+               InflateEngine gzip_engine = InflateEngine::kIsal, uint8_t fine_policy = kFinePolicyV1);
 
   // The next compressed bytes, in order. kLimitExceeded names the layer, the
   // entry's offset and path, and the limit.
@@ -52,9 +55,9 @@ class LayerIndexer {
   Status OnOutput(std::span<const uint8_t> out);
 
   std::string blob_digest_, expected_diff_id_;
+  FineRanges fine_ranges_;  // large files' data, announced by the tar parser ahead of the decoder
   std::unique_ptr<StreamDecoder> decoder_;
   StreamHasher hasher_;
-  ChunkHasher chunk_hasher_;
   LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
   uint64_t blob_size_ = 0;
@@ -66,10 +69,12 @@ class LayerIndexer {
 // to blob_digest (a "sha256:<hex>" digest) the result is kCorruption naming
 // the blob, so chunk digests are only ever recorded for bytes the registry's
 // digest vouched for. IndexBlobFile returns the file's bytes.
-// gzip_engine: as LayerIndexer's (fsck rebuilds with the pass that made the stored index).
+// gzip_engine, fine_policy: as LayerIndexer's (fsck rebuilds with the pass
+// and policy that made the stored index).
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits = Limits(),
-                                  InflateEngine gzip_engine = InflateEngine::kIsal);
+                                  InflateEngine gzip_engine = InflateEngine::kIsal,
+                                  uint8_t fine_policy = kFinePolicyV1);
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits = Limits());
 

@@ -7,15 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <csignal>
-#include <cstdlib>
 
 namespace lazyroot {
 
 namespace {
 
-Result<std::string> ReadWhole(int dir_fd, const std::string& name, const std::string& path, uint64_t cap,
-                              UnfitFileCodes codes, int flags) {
+Result<std::string> ReadWhole(int dir_fd, const std::string& name, const std::string& path, uint64_t cap, int flags,
+                              UnfitFileCodes codes) {
   // O_NONBLOCK: a FIFO put where a file belongs must not hang the open
   // (store records, indexes and trees; config and auth files).
   int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags);
@@ -67,12 +65,12 @@ Result<std::string> ReadWhole(int dir_fd, const std::string& name, const std::st
 }  // namespace
 
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap, UnfitFileCodes codes) {
-  return ReadWhole(AT_FDCWD, path, path, cap, codes, 0);
+  return ReadWhole(AT_FDCWD, path, path, cap, 0, codes);
 }
 
 Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap,
                                     UnfitFileCodes codes) {
-  return ReadWhole(dir_fd, name, path, cap, codes, O_NOFOLLOW);
+  return ReadWhole(dir_fd, name, path, cap, O_NOFOLLOW, codes);
 }
 
 Status FsyncDir(const std::string& dir) {
@@ -90,17 +88,6 @@ std::string UniqueTempSuffix() {
   return ".tmp." + std::to_string(::getpid()) + "." + std::to_string(::gettid()) + "." +
          std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
 }
-
-pid_t TempOwner(const std::string& name) {
-  size_t at = name.find(".tmp.");
-  if (at == std::string::npos) return 0;
-  const char* p = name.c_str() + at + 5;
-  char* end = nullptr;
-  long pid = std::strtol(p, &end, 10);
-  return end != p && pid > 0 ? static_cast<pid_t>(pid) : 0;
-}
-
-bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
 Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode) {
   // Unique among live threads; one left by a dead process whose pid and tid

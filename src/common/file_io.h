@@ -29,10 +29,10 @@ struct UnfitFileCodes {
 // "PATH: larger than CAP bytes"; other errors from errno. Memory is
 // bounded by cap whatever the file holds or becomes while it is read.
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap, UnfitFileCodes codes = {});
-// The same for `name` in the open directory dir_fd (AT_FDCWD: name is a
-// path; `path` names it in messages), except that a symlink there is
-// codes.not_regular, never followed: opening what it points to (a device, a
-// file outside the store) is not the caller's to do.
+// The same for `name` in the open directory dir_fd (path names it in
+// messages), except that a symlink there is refused (codes.not_regular),
+// never followed: opening what it points to (a device, a file outside the
+// store) is not this file's to do.
 Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap,
                                     UnfitFileCodes codes = {});
 
@@ -44,12 +44,6 @@ Status FsyncDir(const std::string& dir);
 // or is protected by a lock (src/store/STORE.md); gc removes them under the
 // exclusive lock only.
 std::string UniqueTempSuffix();
-
-// The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]"
-// (WriteFileAtomic, UniqueTempSuffix), or 0.
-pid_t TempOwner(const std::string& name);
-// Whether process pid exists (in this pid namespace).
-bool ProcessAlive(pid_t pid);
 
 // Writes bytes to path atomically: a temp file beside it (path +
 // UniqueTempSuffix()), fsync, rename, fsync of the directory. Any number of

@@ -129,18 +129,24 @@ Result<std::string> ReadLayerIndexFile(const std::string& path) {
 
 namespace {
 
-// The gzip pass that made the stored index, if it is sound: zlib's and
-// ISA-L's place different (equally valid) checkpoints, and a rebuild made
-// to check the stored file (fsck) must be made the same way. Otherwise the
-// pull's default.
-InflateEngine StoredGzipPass(const Store& store, const std::string& blob_digest) {
+// The gzip pass and fine point policy that made the stored index, if it is
+// sound: zlib's and ISA-L's passes place different (equally valid)
+// checkpoints, an index made before fine points has none and whole windows,
+// and a rebuild made to check the stored file (fsck) must be made the same
+// way. Otherwise the pull's defaults.
+struct GzipPass {
+  InflateEngine engine = InflateEngine::kIsal;
+  uint8_t fine_policy = kFinePolicyV1;
+};
+GzipPass StoredGzipPass(const Store& store, const std::string& blob_digest) {
   const std::string path = store.IndexPath(blob_digest);
   auto bytes = ReadLayerIndexFile(path);
-  if (!bytes.ok()) return InflateEngine::kIsal;
+  if (!bytes.ok()) return {};
   auto table = LayerIndex::ParseCheckpoints(
       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes->data()), bytes->size()), path, blob_digest,
       nullptr);
-  return table.ok() ? table->made_by : InflateEngine::kIsal;
+  if (!table.ok()) return {};
+  return {table->made_by, table->fine_policy};
 }
 
 }  // namespace
@@ -153,8 +159,8 @@ Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& b
   size_t n = 0;
   LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
   const Compression compression = SniffCompression(std::span<const uint8_t>(head, n));
-  const InflateEngine pass = compression == Compression::kGzip ? StoredGzipPass(store, blob_digest) : InflateEngine::kIsal;
-  return IndexBlobFile(*blob, blob_digest, compression, diff_id, limits, pass);
+  const GzipPass pass = compression == Compression::kGzip ? StoredGzipPass(store, blob_digest) : GzipPass{};
+  return IndexBlobFile(*blob, blob_digest, compression, diff_id, limits, pass.engine, pass.fine_policy);
 }
 
 namespace {

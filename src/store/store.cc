@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -226,6 +227,17 @@ FileLock& FileLock::operator=(FileLock&& o) noexcept {
   }
   return *this;
 }
+
+pid_t TempOwner(const std::string& name) {
+  size_t at = name.find(".tmp.");
+  if (at == std::string::npos) return 0;
+  const char* p = name.c_str() + at + 5;
+  char* end = nullptr;
+  long pid = std::strtol(p, &end, 10);
+  return end != p && pid > 0 ? static_cast<pid_t>(pid) : 0;
+}
+
+bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
 std::string Store::DefaultRoot() {
   if (const char* h = std::getenv("LAZYROOT_HOME"); h != nullptr && *h != '\0') return h;

@@ -85,9 +85,9 @@ class GzipPassRebuild : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string IndexWith(InflateEngine pass) {
+  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kFinePolicyV1) {
     auto src = MemoryByteSource(Bytes(blob_), "blob");
-    auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass);
+    auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass, fine_policy);
     EXPECT_TRUE(file.ok()) << file.status().message();
     return file.ok() ? *file : std::string();
   }
@@ -120,6 +120,36 @@ TEST_F(GzipPassRebuild, ARebuildUsesThePassThatMadeTheStoredIndex) {
   rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
   ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
   EXPECT_EQ(*rebuilt, by_isal);
+}
+
+// An index made before fine points (policy 0: none, whole windows) is
+// rebuilt that way, by either pass; the pull's policy cuts the windows.
+TEST_F(GzipPassRebuild, ARebuildUsesTheFinePolicyOfTheStoredIndex) {
+  for (InflateEngine pass : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    const std::string old = IndexWith(pass, 0);
+    const std::string now = IndexWith(pass);
+    ASSERT_FALSE(old.empty());
+    EXPECT_NE(old, now);
+    auto old_table = LayerIndex::ParseCheckpoints(Bytes(old), "index", digest_, nullptr);
+    auto new_table = LayerIndex::ParseCheckpoints(Bytes(now), "index", digest_, nullptr);
+    ASSERT_TRUE(old_table.ok() && new_table.ok());
+    EXPECT_EQ(old_table->fine_policy, 0);
+    EXPECT_EQ(new_table->fine_policy, kFinePolicyV1);
+    for (const Checkpoint& p : old_table->points) {
+      EXPECT_FALSE(p.fine);
+      if (p.out_offset != 0) {
+        EXPECT_EQ(p.window_size, kMaxWindowBytes);
+      }
+    }
+    ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), old).ok());
+    auto rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+    EXPECT_EQ(*rebuilt, old);
+    ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), now).ok());
+    rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+    EXPECT_EQ(*rebuilt, now);
+  }
 }
 
 TEST_F(GzipPassRebuild, EachPassRecordsItself) {

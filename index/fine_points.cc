@@ -1,0 +1,184 @@
+#include "index/fine_points.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace lazyroot {
+namespace {
+
+// Points waiting for their probe at once. A pass places at most one per
+// block boundary; with tiny spans (tests, fuzzers) more than this would pile
+// up windows, so the oldest is settled without a probe (whole window, or no
+// fine point): that depends on the points' positions only.
+constexpr size_t kMaxWaiting = 8;
+// What a point adds to the serialised table besides its stored window.
+constexpr uint64_t kPointBytes = 28;
+
+}  // namespace
+
+void FineRanges::Add(uint64_t start, uint64_t end) {
+  if (end <= start) return;
+  ranges_.emplace_back(start, end);
+}
+
+bool FineRanges::Contains(uint64_t offset) {
+  while (!ranges_.empty() && ranges_.front().second <= offset) ranges_.pop_front();
+  return !ranges_.empty() && ranges_.front().first <= offset;
+}
+
+PointPlacer::PointPlacer(const std::string& name, FineRanges* ranges, CheckpointTable* table)
+    : name_(name), ranges_(ranges), table_(table) {
+  table_->fine_policy = ranges_ != nullptr ? kFinePolicyV1 : 0;
+  if (ranges_ != nullptr) {
+    auto* s = new z_stream{};
+    if (inflateInit2(s, -15) != Z_OK) {
+      delete s;
+      throw std::bad_alloc();
+    }
+    zstream_ = s;
+    scratch_.resize(kMaxWindowBytes);
+  }
+}
+
+PointPlacer::~PointPlacer() {
+  if (zstream_ != nullptr) {
+    auto* s = static_cast<z_stream*>(zstream_);
+    inflateEnd(s);
+    delete s;
+  }
+}
+
+bool PointPlacer::WantFine(uint64_t out) {
+  if (ranges_->Contains(out)) {
+    next_check_ = out + kFineSpacing;  // pushed on again by the point itself
+    return true;
+  }
+  next_check_ = out + kFineIdleStep;
+  return false;
+}
+
+void PointPlacer::Add(Checkpoint p, std::span<const uint8_t> window, uint8_t prev_byte, bool prev_known) {
+  if (has_points() && last_out() == p.out_offset) {
+    // An empty member (or empty blocks) between: the earlier point serves
+    // this offset, unless it is a fine point that a probe may drop.
+    if (p.fine || waiting_.empty() || !waiting_.back().p.fine) return;
+    waiting_.pop_back();
+  }
+  if (ranges_ == nullptr) {
+    p.window_size = static_cast<uint32_t>(window.size());
+    p.window = CompressWindow(window);
+    table_->points.push_back(std::move(p));
+    return;
+  }
+  next_check_ = std::max(next_check_, p.out_offset + kFineSpacing);
+  if (waiting_.size() >= kMaxWaiting) {
+    // Settled now, without a probe (see kMaxWaiting).
+    Waiting& w = waiting_.front();
+    if (!w.p.fine) {
+      w.p.window_size = static_cast<uint32_t>(w.window.size());
+      w.p.window = CompressWindow(w.window);
+      table_->points.push_back(std::move(w.p));
+    }
+    waiting_.pop_front();
+  }
+  if (waiting_.empty()) {
+    kept_.clear();
+    kept_at_ = p.in_offset;
+  }
+  Waiting w;
+  w.p = std::move(p);
+  w.window.assign(window.begin(), window.end());
+  w.prev_byte = prev_byte;
+  w.prev_known = prev_known;
+  waiting_.push_back(std::move(w));
+}
+
+void PointPlacer::Input(std::span<const uint8_t> bytes, uint64_t at) {
+  if (waiting_.empty()) return;
+  const uint64_t end = kept_at_ + kept_.size();
+  const uint64_t limit = waiting_.back().p.in_offset + kMaxProbeInput;
+  if (at > end) {
+    // Bytes were missed: keep from here; points before have no probe.
+    kept_.clear();
+    kept_at_ = at;
+  } else if (at + bytes.size() <= end) {
+    return;
+  } else {
+    bytes = bytes.subspan(static_cast<size_t>(end - at));
+    at = end;
+  }
+  if (at >= limit) return;
+  const size_t take = static_cast<size_t>(std::min<uint64_t>(bytes.size(), limit - at));
+  kept_.insert(kept_.end(), bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(take));
+}
+
+bool PointPlacer::Decodes(const Waiting& w, size_t history) {
+  if (w.p.in_offset < kept_at_ || w.p.in_offset > kept_at_ + kept_.size()) return false;
+  if (w.p.bits != 0 && !w.prev_known) return false;
+  auto* s = static_cast<z_stream*>(zstream_);
+  if (inflateReset2(s, -15) != Z_OK) return false;
+  if (w.p.bits != 0 && inflatePrime(s, w.p.bits, w.prev_byte >> (8 - w.p.bits)) != Z_OK) return false;
+  if (history != 0 &&
+      inflateSetDictionary(s, w.window.data() + w.window.size() - history, static_cast<uInt>(history)) != Z_OK) {
+    return false;
+  }
+  const size_t from = static_cast<size_t>(w.p.in_offset - kept_at_);
+  const size_t avail = std::min<size_t>(kept_.size() - from, kMaxProbeInput);
+  s->next_in = kept_.data() + from;
+  s->avail_in = static_cast<uInt>(avail);
+  s->next_out = scratch_.data();
+  s->avail_out = static_cast<uInt>(scratch_.size());
+  for (;;) {
+    const uInt in_before = s->avail_in, out_before = s->avail_out;
+    const int ret = inflate(s, Z_NO_FLUSH);
+    if (ret == Z_STREAM_END || s->avail_out == 0) return true;
+    if (ret != Z_OK && ret != Z_BUF_ERROR) return false;  // e.g. a match reaching past the history
+    if (s->avail_in == in_before && s->avail_out == out_before) return false;  // input kept runs out
+  }
+}
+
+int64_t PointPlacer::TrimmedWindow(const Waiting& w) {
+  for (uint32_t h : kTrimSteps) {
+    if (h >= w.window.size()) return -1;  // no smaller than the whole window
+    if (Decodes(w, h)) return h;
+  }
+  return -1;
+}
+
+void PointPlacer::Resolve(uint64_t out, bool all) {
+  while (!waiting_.empty() && (all || out >= waiting_.front().p.out_offset + kMaxWindowBytes)) {
+    Waiting& w = waiting_.front();
+    Checkpoint& p = w.p;
+    bool keep = true;
+    if (!w.window.empty()) {
+      const int64_t h = TrimmedWindow(w);
+      if (h < 0 && p.fine) {
+        keep = false;  // a fine point with the whole window costs what a 2 MiB span's does
+      } else {
+        const size_t n = h < 0 ? w.window.size() : static_cast<size_t>(h);
+        p.window_size = static_cast<uint32_t>(n);
+        p.window = CompressWindow(std::span<const uint8_t>(w.window).last(n));
+      }
+    }
+    if (keep && p.fine) {
+      // Thinning: fine points stay within their share of the compressed bytes before them.
+      const uint64_t cost = kPointBytes + p.window.size();
+      keep = fine_bytes_ + cost <= p.in_offset / kFineBudgetDivisor + kFineBudgetSlack;
+      if (keep) fine_bytes_ += cost;
+    }
+    if (keep) table_->points.push_back(std::move(p));
+    waiting_.pop_front();
+    if (waiting_.empty()) {
+      kept_.clear();
+    } else if (waiting_.front().p.in_offset > kept_at_) {
+      const uint64_t drop = std::min<uint64_t>(waiting_.front().p.in_offset - kept_at_, kept_.size());
+      kept_.erase(kept_.begin(), kept_.begin() + static_cast<ptrdiff_t>(drop));
+      kept_at_ += drop;
+    }
+  }
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,130 @@
+// Fine access points inside large files, and windows cut to what the next
+// 32 KiB need: how the pull's gzip passes (gzip_index.cc, gzip_isal_stream.cc)
+// place and store their checkpoints under fine point policy 1.
+//
+// Why: a checkpoint every 2 MiB makes a cold random read inflate ~1 MiB on
+// average. Inside the data of a large regular file (>= kFineMinFileBytes, the
+// ranges LayerIndexer learns from the tar parser) the passes also stop at the
+// first deflate block boundary kFineSpacing after the last point, a "fine"
+// point. Readers cut units at the other points only (sequential reads stay
+// 2 MiB units) and prime at a fine point for a random read.
+//
+// What it costs: a point's window (<= 32 KiB of history) is what an index
+// weighs. Every point's window is probed once its next 32 KiB are decoded:
+// with no history, then with only the last kTrimSteps bytes of it, each a
+// zlib decode of those 32 KiB (a match that reaches further back fails to
+// decode, "invalid distance too far back", never gives other bytes; see
+// checkpoint_window.h). The first that decodes is the window stored
+// (window_size < 32 KiB: only the last bytes before the point); none: a
+// coarse point keeps its whole window, a fine point is dropped. Stored
+// blocks (compressed or random data) need no window, a fine point there is
+// 32 bytes; text usually needs one. Fine points are kept while their bytes
+// stay within kFineBudgetDivisor of the compressed bytes before them (plus
+// kFineBudgetSlack), in stream order: the thinning is a function of the blob.
+//
+// Deterministic: every decision depends on the blob's bytes and offsets alone,
+// never on how they were chunked: checks happen at output offsets the pass
+// reaches the same way for any chunking, the tar parser has seen all output
+// before a check (the pass flushes first), and a probe decodes bytes the pass
+// has already consumed (input kept from the point on, at most kMaxProbeInput).
+// Not thread-safe; one per stream decoder.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "index/checkpoint.h"
+
+namespace lazyroot {
+
+inline constexpr uint64_t kFineSpacing = 32 << 10;         // output from the last point to the next fine check
+inline constexpr uint64_t kFineIdleStep = 256 << 10;       // the next check after a check outside a large file
+inline constexpr uint64_t kFineMinFileBytes = 1 << 20;     // files with at least this much data get fine points
+inline constexpr uint64_t kFineBudgetDivisor = 200;        // fine points' bytes <= compressed bytes before / 200 (0.5 %)
+inline constexpr uint64_t kFineBudgetSlack = 16 << 10;     // ... + this
+inline constexpr uint64_t kMaxProbeInput = 160 << 10;      // compressed bytes a probe may read (32 KiB stored + headers)
+inline constexpr uint32_t kTrimSteps[] = {0, 1024, 8192};  // history sizes tried, smallest first
+
+// The output ranges that get fine points: the data of large regular files,
+// added in stream order as the tar parser announces them (before their data
+// is decoded). Queries come in increasing order; ranges behind them are
+// dropped, so it holds only the few files around the decoder's position.
+class FineRanges {
+ public:
+  void Add(uint64_t start, uint64_t end);
+  // Whether offset lies in a range. REQUIRES: offset >= every earlier query.
+  bool Contains(uint64_t offset);
+
+ private:
+  std::deque<std::pair<uint64_t, uint64_t>> ranges_;
+};
+
+// Places the points of one gzip pass into its table (see the top). With
+// ranges == nullptr (policy 0, how tables were made before) points go
+// straight into the table with their whole windows, as they always did.
+class PointPlacer {
+ public:
+  PointPlacer(const std::string& name, FineRanges* ranges, CheckpointTable* table);
+  ~PointPlacer();
+  PointPlacer(const PointPlacer&) = delete;
+  PointPlacer& operator=(const PointPlacer&) = delete;
+
+  bool fine_enabled() const { return ranges_ != nullptr; }
+  // Whether a fine check is due at output offset `out`.
+  bool CheckDue(uint64_t out) const { return ranges_ != nullptr && out >= next_check_; }
+  uint64_t next_check() const { return next_check_; }
+  // At a check (CheckDue(out)), with all output before out handed to the
+  // tar parser: whether a fine point goes at the next block boundary.
+  bool WantFine(uint64_t out);
+
+  // A point at a block boundary (window: the raw history before it) or a
+  // member start (no window). prev_byte: the compressed byte at
+  // p.in_offset - 1 (used when p.bits != 0); prev_known false if the pass
+  // cannot give it (the window is then kept whole, a fine point dropped).
+  // A point at the offset of the last one is ignored (empty members).
+  void Add(Checkpoint p, std::span<const uint8_t> window, uint8_t prev_byte, bool prev_known);
+  // Compressed bytes the pass holds, at absolute offset `at`: kept from the
+  // oldest point waiting for its probe on. Overlaps are fine; a gap after
+  // what is kept ends the keeping (those points keep their whole windows).
+  void Input(std::span<const uint8_t> bytes, uint64_t at);
+  // The pass has decoded up to output offset `out`: points whose next 32
+  // KiB are decoded are probed and go into the table.
+  void Advance(uint64_t out) {
+    if (!waiting_.empty() && out >= waiting_.front().p.out_offset + kMaxWindowBytes) Resolve(out, false);
+  }
+  // End of the stream: every point goes into the table.
+  void Finish() { Resolve(0, true); }
+  // The output offset of the last point placed (waiting or in the table).
+  bool has_points() const { return !waiting_.empty() || !table_->points.empty(); }
+  uint64_t last_out() const { return waiting_.empty() ? table_->points.back().out_offset : waiting_.back().p.out_offset; }
+
+ private:
+  struct Waiting {
+    Checkpoint p;
+    std::vector<uint8_t> window;
+    uint8_t prev_byte = 0;
+    bool prev_known = false;
+  };
+  void Resolve(uint64_t out, bool all);
+  // The stored window for w: the smallest kTrimSteps suffix that decodes
+  // its next 32 KiB; -1 if none does (or its input was not kept whole).
+  int64_t TrimmedWindow(const Waiting& w);
+  bool Decodes(const Waiting& w, size_t history);
+
+  std::string name_;
+  FineRanges* ranges_;
+  CheckpointTable* table_;
+  std::deque<Waiting> waiting_;
+  std::vector<uint8_t> kept_;  // compressed bytes from kept_at_ on
+  uint64_t kept_at_ = 0;
+  bool gap_ = false;           // input after kept_ was missed: probes of waiting points are off
+  uint64_t next_check_ = 0;
+  uint64_t fine_bytes_ = 0;    // serialised bytes of the fine points kept so far
+  std::vector<uint8_t> scratch_;
+  void* zstream_ = nullptr;    // z_stream, reused by every probe
+};
+
+}  // namespace lazyroot

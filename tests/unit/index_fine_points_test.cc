@@ -1,0 +1,311 @@
+// Fine access points (fine_points.h), for both gzip passes: they lie at
+// deflate block boundaries zlib sees (inside the ranges asked for), every
+// point decodes byte for byte with both readers, with its window cut or
+// dropped; the table does not depend on the chunking (decoder alone and
+// through LayerIndexer's tar parser); the thinning keeps fine points within
+// their budget; the table's fine flags and policy survive Serialize/Parse
+// and a hostile table is refused.
+#include "index/fine_points.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <set>
+#include <tuple>
+#include <vector>
+
+#include "index/byte_source.h"
+#include "index/gzip_index.h"
+#include "index/layer_decoder.h"
+#include "index/layer_index.h"
+#include "index/layer_indexer.h"
+#include "index/sha256.h"
+#include "tests/unit/compressed_fixtures.h"
+
+namespace lazyroot {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+// 256 KiB runs: random bytes (stored blocks: no window needed), log lines
+// (matches reach back a line or two), then words (matches reach far back).
+Bytes MakeData(size_t runs, unsigned seed = 7) {
+  std::mt19937 rng(seed);
+  static const char* kWords[] = {"usr ", "lib ", "share ", "locale ", "\n", "x86_64 ", "tar "};
+  Bytes out;
+  for (size_t r = 0; r < runs; ++r) {
+    const size_t end = out.size() + (256u << 10);
+    char line[64];
+    unsigned n = 0;
+    while (out.size() < end) {
+      if (r % 3 == 0) {
+        out.push_back(static_cast<uint8_t>(rng()));
+      } else if (r % 3 == 1) {
+        const int len = std::snprintf(line, sizeof line, "line %08u of a compressible log file\n", n++);
+        out.insert(out.end(), line, line + len);
+      } else {
+        for (const char* c = kWords[rng() % 7]; *c; ++c) out.push_back(static_cast<uint8_t>(*c));
+      }
+    }
+    out.resize(end);
+  }
+  return out;
+}
+
+struct Built {
+  Bytes output;
+  CheckpointTable table;
+};
+
+// The ranges as LayerIndexer would announce them: all before their data.
+Built Build(const Bytes& blob, const std::vector<std::pair<uint64_t, uint64_t>>& ranges, InflateEngine engine,
+            std::mt19937* chunking, uint64_t span = 1 << 20) {
+  FineRanges fine;
+  for (const auto& [s, e] : ranges) fine.Add(s, e);
+  auto d = NewGzipStreamDecoder("layer test", span, engine, &fine);
+  Built b;
+  OutputFn sink = [&](std::span<const uint8_t> o) {
+    b.output.insert(b.output.end(), o.begin(), o.end());
+    return Status::Ok();
+  };
+  for (size_t off = 0; off < blob.size();) {
+    const size_t n = chunking == nullptr ? blob.size() : std::min<size_t>(blob.size() - off, 1 + (*chunking)() % 70000);
+    EXPECT_TRUE(d->Feed(std::span<const uint8_t>(blob).subspan(off, n), sink).ok());
+    off += n;
+  }
+  EXPECT_TRUE(d->Finish(sink).ok());
+  b.table = d->TakeCheckpoints();
+  return b;
+}
+
+std::vector<InflateEngine> Engines() { return {InflateEngine::kZlib, InflateEngine::kIsal}; }
+
+class FinePoints : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = MakeData(12);
+    // Two members, so that a fine range crosses a member start.
+    const size_t half = data_.size() / 2 + 12345;
+    blob_ = fixtures::Deflate(std::span<const uint8_t>(data_).first(half), 31);
+    const Bytes second = fixtures::Deflate(std::span<const uint8_t>(data_).subspan(half), 31, 9);
+    blob_.insert(blob_.end(), second.begin(), second.end());
+    // Every run but the first, as if one large file.
+    ranges_ = {{(256u << 10) + 1000, data_.size() - 5000}};
+  }
+  Bytes data_, blob_;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+};
+
+TEST_F(FinePoints, LieAtZlibBlockBoundariesInsideTheRanges) {
+  // zlib's pass with a 1-byte span records every block boundary.
+  auto zlib = NewGzipStreamDecoder("boundaries", 1, InflateEngine::kZlib);
+  const OutputFn sink = [](std::span<const uint8_t>) { return Status::Ok(); };
+  ASSERT_TRUE(zlib->Feed(blob_, sink).ok());
+  ASSERT_TRUE(zlib->Finish(sink).ok());
+  std::set<std::tuple<uint64_t, uint64_t, uint8_t>> boundaries;
+  for (const Checkpoint& p : zlib->TakeCheckpoints().points) boundaries.emplace(p.in_offset, p.out_offset, p.bits);
+  for (InflateEngine engine : Engines()) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    const Built b = Build(blob_, ranges_, engine, nullptr);
+    ASSERT_EQ(b.output, data_);
+    EXPECT_EQ(b.table.fine_policy, kFinePolicyV1);
+    size_t fine = 0;
+    for (const Checkpoint& p : b.table.points) {
+      EXPECT_TRUE(boundaries.count({p.in_offset, p.out_offset, p.bits})) << "point at " << p.out_offset;
+      if (!p.fine) continue;
+      ++fine;
+      EXPECT_GE(p.out_offset, ranges_[0].first);
+      // ISA-L's point lands at the end of the block it was in at the check.
+      EXPECT_LT(p.out_offset, ranges_[0].second + (512u << 10));
+    }
+    // 64 KiB apart in the random runs at least: 3 of them inside the range.
+    EXPECT_GT(fine, 3 * 3u);
+  }
+}
+
+TEST_F(FinePoints, EveryPointDecodesWithBothReadersAndWindowsAreCut) {
+  for (InflateEngine engine : Engines()) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    const Built b = Build(blob_, ranges_, engine, nullptr);
+    auto table = std::make_shared<const CheckpointTable>(b.table);
+    auto src = MemoryByteSource(blob_, "blob");
+    size_t free = 0, cut = 0;
+    for (const Checkpoint& p : table->points) {
+      if (p.fine && p.window_size == 0) ++free;
+      if (p.window_size != 0 && p.window_size < kMaxWindowBytes) {
+        ++cut;
+        // A cut window is the last bytes before the point.
+        std::vector<uint8_t> w;
+        ASSERT_TRUE(ExpandWindow(p, "t", &w).ok());
+        ASSERT_LE(w.size(), p.out_offset);
+        EXPECT_TRUE(std::equal(w.begin(), w.end(), data_.begin() + static_cast<ptrdiff_t>(p.out_offset - w.size())));
+      }
+    }
+    EXPECT_GT(free, 0u);
+    EXPECT_GT(cut, 0u);
+    for (InflateEngine reader : Engines()) {
+      auto r = RandomReader::Create(table, NewGzipPointDecoder(table.get(), src.get(), "blob", reader));
+      Bytes buf(40000);
+      for (const Checkpoint& p : table->points) {
+        size_t n = 0;
+        ASSERT_TRUE(r->Read(p.out_offset, buf, &n).ok()) << "point at " << p.out_offset;
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), data_.size() - p.out_offset));
+        ASSERT_EQ(n, want);
+        ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                               data_.begin() + static_cast<ptrdiff_t>(p.out_offset)))
+            << "point at " << p.out_offset << (p.fine ? " (fine)" : "") << " window " << p.window_size;
+      }
+    }
+  }
+}
+
+TEST_F(FinePoints, RandomChunkingsGiveTheSameTable) {
+  for (InflateEngine engine : Engines()) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    const Built whole = Build(blob_, ranges_, engine, nullptr);
+    for (unsigned seed = 1; seed <= 4; ++seed) {
+      std::mt19937 rng(seed);
+      const Built chunked = Build(blob_, ranges_, engine, &rng);
+      EXPECT_EQ(chunked.output, whole.output);
+      EXPECT_TRUE(chunked.table == whole.table) << "seed " << seed;
+    }
+  }
+}
+
+TEST(FinePointsBudget, ThinningKeepsFinePointsWithinTheirShare) {
+  // Text only, many blocks (level 1 ends blocks often), all one large file:
+  // windowed fine points everywhere unless thinned.
+  Bytes data;
+  std::mt19937 rng(3);
+  static const char* kWords[] = {"alpha ", "beta ", "gamma ", "delta\n", "epsilon ", "zeta ", "eta "};
+  while (data.size() < (12u << 20)) {
+    for (const char* c = kWords[rng() % 7]; *c; ++c) data.push_back(static_cast<uint8_t>(*c));
+  }
+  const Bytes blob = fixtures::Deflate(data, 31, 1);
+  for (InflateEngine engine : Engines()) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    const Built b = Build(blob, {{0, data.size()}}, engine, nullptr, 4 << 20);
+    ASSERT_EQ(b.output, data);
+    uint64_t spent = 0;
+    size_t fine = 0;
+    for (const Checkpoint& p : b.table.points) {
+      if (!p.fine) continue;
+      ++fine;
+      spent += 28 + p.window.size();
+      EXPECT_LE(spent, p.in_offset / kFineBudgetDivisor + kFineBudgetSlack) << "point at " << p.out_offset;
+    }
+    EXPECT_GT(fine, 0u);
+    // Unthinned they would be one per 64 KiB.
+    EXPECT_LT(fine, data.size() / kFineSpacing / 2);
+  }
+}
+
+TEST(FinePointsFormat, FlagsAndPolicySurviveAndHostileOnesAreRefused) {
+  CheckpointTable t;
+  t.compression = Compression::kGzip;
+  t.made_by = InflateEngine::kIsal;
+  t.fine_policy = kFinePolicyV1;
+  t.compressed_size = 1000;
+  t.uncompressed_size = 5000;
+  t.points.push_back(Checkpoint{10, 0, 0, 0, {}, false});
+  t.points.push_back(Checkpoint{200, 1000, 3, 0, {}, true});
+  const Bytes w(100, 'x');
+  t.points.push_back(Checkpoint{400, 3000, 0, 100, CompressWindow(w), true});
+  const std::string s = t.Serialize();
+  auto bytes = [](const std::string& x) { return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(x.data()), x.size()); };
+  auto back = CheckpointTable::Parse(bytes(s), "t");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(*back == t);
+  // A fine point in a table without the policy, on the first point, unknown flags or policy.
+  auto refused = [&](CheckpointTable bad) {
+    auto r = CheckpointTable::Parse(bytes(bad.Serialize()), "t");
+    return !r.ok() && r.status().code() == ErrorCode::kCorruption;
+  };
+  CheckpointTable bad = t;
+  bad.fine_policy = 0;
+  EXPECT_TRUE(refused(bad));
+  bad = t;
+  bad.points[0].fine = true;
+  EXPECT_TRUE(refused(bad));
+  bad = t;
+  bad.fine_policy = kMaxFinePolicy + 1;
+  EXPECT_TRUE(refused(bad));
+  std::string raw = s;
+  raw[40 + 17] = 2;  // the second byte after point 0's in/out offsets: its flags
+  auto r = CheckpointTable::Parse(bytes(raw), "t", /*crc_covered_by_caller=*/true);
+  EXPECT_FALSE(r.ok());
+}
+
+// A tar of one file: 512-byte header, data, padding, end of archive.
+std::string Tar(const Bytes& data) {
+  std::string h(512, '\0');
+  std::memcpy(h.data(), "big.bin", 7);
+  std::memcpy(h.data() + 100, "0000644", 7);
+  std::memcpy(h.data() + 108, "0000000", 7);
+  std::memcpy(h.data() + 116, "0000000", 7);
+  std::snprintf(h.data() + 124, 12, "%011o", static_cast<unsigned>(data.size()));
+  std::memcpy(h.data() + 136, "14000000000", 11);
+  h[156] = '0';
+  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
+  std::memset(h.data() + 148, ' ', 8);
+  unsigned sum = 0;
+  for (unsigned char c : h) sum += c;
+  char chk[8];
+  std::snprintf(chk, sizeof chk, "%06o", sum);
+  std::memcpy(h.data() + 148, chk, 7);
+  std::string tar = h + std::string(data.begin(), data.end());
+  tar.resize((tar.size() + 511) / 512 * 512 + 1024, '\0');
+  return tar;
+}
+
+// Through the pull's indexer: the tar parser names the file's data, the
+// pass places fine points there, and the index file does not depend on the
+// chunking.
+TEST(FinePointsIndexer, ALargeFileGetsFinePointsWhateverTheChunking) {
+  const std::string tar = Tar(MakeData(9, 11));
+  const Bytes blob = fixtures::Deflate(fixtures::Bytes(tar), 31);
+  const std::string digest = "sha256:" + Sha256::HexOf(std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
+  const std::string diff_id = "sha256:" + Sha256::HexOf(std::string_view(tar));
+  for (InflateEngine engine : Engines()) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    std::string first;
+    for (unsigned seed = 0; seed < 3; ++seed) {
+      LayerIndexer indexer(digest, Compression::kGzip, diff_id, kDefaultSpanBytes, Limits(), engine);
+      std::mt19937 rng(seed);
+      for (size_t off = 0; off < blob.size();) {
+        const size_t n = seed == 0 ? blob.size() : std::min<size_t>(blob.size() - off, 1 + rng() % 100000);
+        ASSERT_TRUE(indexer.Consume(std::span<const uint8_t>(blob).subspan(off, n)).ok());
+        off += n;
+      }
+      auto file = indexer.FinishFile();
+      ASSERT_TRUE(file.ok()) << file.status().ToString();
+      if (seed == 0) {
+        first = *file;
+        auto table = LayerIndex::ParseCheckpoints(fixtures::Bytes(first), "index", digest, nullptr);
+        ASSERT_TRUE(table.ok()) << table.status().ToString();
+        size_t fine = 0;
+        for (const Checkpoint& p : table->points) {
+          fine += p.fine;
+          if (p.fine) {
+            EXPECT_GE(p.out_offset, 512u);
+          }
+        }
+        EXPECT_GT(fine, 6u);
+      } else {
+        EXPECT_EQ(*file, first) << "seed " << seed;
+      }
+    }
+    // Without the policy: no fine points.
+    auto src = MemoryByteSource(blob, "blob");
+    auto old = IndexBlobFile(*src, digest, Compression::kGzip, diff_id, Limits(), engine, 0);
+    ASSERT_TRUE(old.ok());
+    auto table = LayerIndex::ParseCheckpoints(fixtures::Bytes(*old), "index", digest, nullptr);
+    ASSERT_TRUE(table.ok());
+    for (const Checkpoint& p : table->points) EXPECT_FALSE(p.fine);
+  }
+}
+
+}  // namespace
+}  // namespace lazyroot
