@@ -8,8 +8,8 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <mutex>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string_view>
 #include <utility>
