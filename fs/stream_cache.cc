@@ -444,7 +444,10 @@ Status StreamCache::CatchUp(uint32_t layer, Lease& lease, uint64_t from, bool pr
       return Status::Corruption("layer " + content_->layer(layer).digest + ": stream ends at offset " +
                                 std::to_string(at + got) + ", inside the indexed size");
     }
-    const bool save = at == u.start && end == u.end && !options_.unit_copies->Has(layer, u.start, u.end - u.start);
+    // A unit starting at a checkpoint needs no copy: a cold decoder starts
+    // there for free, and Decode never loads one.
+    const bool save = !u.at_checkpoint && at == u.start && end == u.end &&
+                      !options_.unit_copies->Has(layer, u.start, u.end - u.start);
     if (save) options_.unit_copies->Save(layer, u.start, buf);
     {
       std::lock_guard lock(mu_);
