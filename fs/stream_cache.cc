@@ -207,9 +207,7 @@ bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, 
   }
   auto& ends = ls.unit_ends;
   if (std::find(ends.begin(), ends.end(), unit.end) == ends.end()) {
-    // A reader moving on into this unit starts near its start; a random read
-    // deep inside it is not one (it would set off whole units of read-ahead).
-    auto prev = offset - unit.start <= kNearBytes ? std::find(ends.begin(), ends.end(), unit.start) : ends.end();
+    auto prev = std::find(ends.begin(), ends.end(), unit.start);
     if (prev != ends.end()) {
       *prev = unit.end;
       sequential = true;

@@ -112,6 +112,7 @@ class PointPlacer {
     bool prev_known = false;
   };
   void Resolve(uint64_t out, bool all);
+  void ResolveFront();  // REQUIRES: a waiting point
   // The stored window for w: the smallest kTrimSteps suffix that decodes
   // its next 32 KiB; -1 if none does (or its input was not kept whole).
   int64_t TrimmedWindow(const Waiting& w);
