@@ -17,6 +17,14 @@ int FailedRequestErrno(std::string_view op, uint64_t ino, const std::function<vo
   int err = EIO;
   try {
     throw;
+  } catch (const TreeCorruptionError& e) {
+    // A damaged part of a lazily read tree: EIO for every request that
+    // needs it, one log line the first time (it names the tree and image).
+    try {
+      if (log && e.first_report()) log(std::string(op) + " inode " + std::to_string(ino) + ": " + e.what());
+    } catch (...) {
+    }
+    return EIO;
   } catch (const std::bad_alloc&) {
     err = ENOMEM;
   } catch (...) {

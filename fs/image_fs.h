@@ -139,7 +139,8 @@ struct ImageFsOptions {
 
 // What a FUSE request answers when its handler threw: ENOMEM for
 // std::bad_alloc, EIO for anything else, after logging one line naming the
-// operation and the inode ("read inode 42: out of memory"). The daemon goes
+// operation and the inode ("read inode 42: out of memory"). A lazily read
+// tree's TreeCorruptionError is EIO, logged only on its first report. The daemon goes
 // on serving: one failed request, not ENOTCONN for every reader of the
 // mount. REQUIRES: called inside a catch block. Never throws (a log that
 // throws is skipped).

@@ -8,6 +8,16 @@
 // cannot change them or raise SIGBUS. Copies share the bytes. All methods are
 // const and safe to call from any number of threads at once.
 //
+// A mount opens its tree lazily instead (OpenFileLazy): only the header, the
+// block table, the root and the image's and layers' names are read and
+// checked at open, so a mount's start does not grow with the tree. Every
+// other block is read (and its checksum checked) the first time a record in
+// it is used, and every node is validated on first use as Open validates it
+// (its own records, names and ranges; not the whole-tree shape, which only a
+// full pass can check). A damaged block or node found then makes the
+// accessors that need it throw TreeCorruptionError (never an out-of-bounds
+// read); the FUSE side answers EIO for that request.
+//
 // Nodes are numbered 0..node_count()-1 in breadth-first order, node 0 is the
 // root directory. Hardlinked names share one node. FUSE inode numbers are
 // node + 1 (InodeOf / NodeOfInode are the only place that mapping is made).
@@ -17,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -74,12 +85,31 @@ struct Xattr {
   std::string_view value;
 };
 
+// What the accessors of a lazily opened tree throw when a record they need
+// is in a block that does not read back as written (checksum, truncation,
+// I/O error) or fails validation. what() names the tree file, the image and
+// the block or node. first_report() is true for the first throw about that
+// block or node only, so a walk over a damaged tree logs each damage once.
+class TreeCorruptionError : public std::runtime_error {
+ public:
+  TreeCorruptionError(const std::string& what, bool first_report)
+      : std::runtime_error(what), first_report_(first_report) {}
+  bool first_report() const { return first_report_; }
+
+ private:
+  bool first_report_;
+};
+
 class ImageTree {
  public:
   static constexpr NodeId kRoot = 0;
   static constexpr char kMagic[9] = "LZRTREE1";
   // 2: the header names the image (manifest digest) the tree was built for.
-  static constexpr uint32_t kVersion = 2;
+  // 3: the body is checksummed per block (kBlockSize), for lazy reading.
+  static constexpr uint32_t kVersion = 3;
+  // The writer's block size. A reader takes any power of two in
+  // [4 KiB, 16 MiB] from the header.
+  static constexpr uint32_t kBlockSize = 64 * 1024;
 
   // Validates `bytes` as an image tree file (magic, version, section bounds,
   // crc32c, every record's offsets, directory ordering, the tree shape) and
@@ -91,6 +121,21 @@ class ImageTree {
   // header is not a version-2 header of its size is refused after reading
   // the header alone. Nothing refers to the file afterwards.
   static Result<ImageTree> OpenFile(const std::string& path);
+  // Opens the file at `path` lazily (see the top of this file): reads and
+  // checks the header, the block table, the root directory and the image and
+  // layer names, and keeps the file open to read the rest on first use.
+  // Returns IoError or Corruption as OpenFile for what it reads now. A file
+  // of another version is handed to OpenFile (and so refused the same way).
+  // The accessors of the tree it returns may throw TreeCorruptionError.
+  static Result<ImageTree> OpenFileLazy(const std::string& path);
+  // OpenFileLazy on a file holding `bytes` (tests and fuzzing).
+  static Result<ImageTree> OpenLazy(std::vector<uint8_t> bytes, std::string name);
+  // Whether the tree was opened lazily (its accessors may throw).
+  bool lazy() const { return lazy_ != nullptr; }
+  // How many of the body's blocks a lazy tree has read (0 for other trees),
+  // of how many. For tests of what an open or a lookup reads.
+  uint32_t blocks_read() const;
+  uint32_t block_count() const { return block_count_; }
 
   // Records Open/OpenFile looked at while validating: nodes + dirents +
   // xattrs + sparse extents, each once (validation is linear in the file,
@@ -98,6 +143,7 @@ class ImageTree {
   uint64_t validation_work() const { return validation_work_; }
 
   // The serialised file: what OpenFile reads back. Write it atomically.
+  // REQUIRES: !lazy() (a lazy tree holds only the blocks it has read).
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::string& name() const;
 
@@ -141,7 +187,8 @@ class ImageTree {
   std::optional<NodeId> LookupPath(std::string_view path) const;
   // In-root resolution of `path`, following every symlink including the last
   // component (chroot semantics, see path_resolve.h). Returns NotFound if a
-  // component is missing, InvalidArgument on a symlink loop.
+  // component is missing, InvalidArgument on a symlink loop, Corruption
+  // (rather than throwing) for a damaged part of a lazy tree.
   Result<NodeId> Resolve(std::string_view path) const;
 
   // Adapter for ResolveInRoot (path_resolve.h).
@@ -153,20 +200,36 @@ class ImageTree {
 
  private:
   struct Storage;
+  struct Lazy;
   friend class ImageTreeWriter;
   ImageTree() = default;
   static Result<ImageTree> FromStorage(std::shared_ptr<const Storage> storage);
+  static Result<ImageTree> OpenLazyFrom(std::unique_ptr<Lazy> lazy, std::string name);
   Status Validate();
+  Status ValidateHeader();
+  // The checks of node `id`'s own records (FORMAT.md, "What a reader
+  // validates", 4-7 without the tiling and tree-shape rules). Reads the
+  // blocks they need first (lazy trees). *fresh is cleared when it failed on
+  // a block already known bad; *work counts the records looked at.
+  Status CheckNode(NodeId id, bool* fresh, uint64_t* work) const;
+  // Lazy trees: makes [offset, offset + length) readable, reading the
+  // blocks it spans that are not read yet. No-op for other trees.
+  Status Need(uint64_t offset, uint64_t length, bool* fresh) const;
+  // Lazy trees: CheckNode once per node; throws TreeCorruptionError.
+  void CheckLazily(NodeId id) const;
   const uint8_t* NodeRecord(NodeId id) const;
   std::string_view String(uint32_t offset, uint32_t length) const;
 
   std::shared_ptr<const Storage> storage_;
+  Lazy* lazy_ = nullptr;  // in storage_; null unless opened lazily
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   uint32_t node_count_ = 0, dirent_count_ = 0, xattr_count_ = 0, sparse_count_ = 0, layer_count_ = 0;
   uint64_t nodes_offset_ = 0, dirents_offset_ = 0, xattrs_offset_ = 0, sparse_offset_ = 0, layers_offset_ = 0;
   uint64_t strings_offset_ = 0, strings_size_ = 0;
   uint32_t image_digest_offset_ = 0, image_digest_size_ = 0;
+  uint64_t body_offset_ = 0;  // where the checksummed blocks start
+  uint32_t block_size_ = 0, block_count_ = 0;
   uint64_t validation_work_ = 0;
 };
 

@@ -749,8 +749,10 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
       LAZYROOT_ASSIGN_OR_RETURN(lazyroot::FileLock in_use, s->HoldImageInUse(rec.manifest_digest));
       m.held.push_back(std::move(in_use));
       lazyroot::TestPause("mount-opening");  // store lock and marker held, image not open yet
-      LAZYROOT_ASSIGN_OR_RETURN(lazyroot::OpenedImage image,
-                                lazyroot::OpenImage(*s, rec, lazyroot::OpenImageOptions{.limits = limits}));
+      // The tree is read lazily: the mount's start does not grow with it.
+      LAZYROOT_ASSIGN_OR_RETURN(
+          lazyroot::OpenedImage image,
+          lazyroot::OpenImage(*s, rec, lazyroot::OpenImageOptions{.limits = limits, .lazy_tree = true}));
       m.options = mount_options;
       m.options.source = rec.reference;  // `findmnt` then says which image is mounted where
       if (krun_config) {

@@ -162,7 +162,9 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   if (!in_use.ok()) return Fail(in_use.status());
   TestPause("mount-opening");          // store lock and marker held, image not open yet
   options.source = record->reference;  // `findmnt` then says which image is mounted where
-  auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits});
+  // The views are composed from the whole tree; a plain mount reads it lazily.
+  const bool a_view = !a.layer.empty() || !a.upto.empty() || a.layers;
+  auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits, .lazy_tree = !a_view});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
   if (a.krun_config) {
     // Made from the image's own tree (user files) before any view replaces it.

@@ -10,13 +10,19 @@
 
 namespace lazyroot {
 
-Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap, UnfitFileCodes codes) {
+namespace {
+
+Result<std::string> ReadWhole(int dir_fd, const std::string& name, const std::string& path, uint64_t cap, int flags,
+                              UnfitFileCodes codes) {
   // O_NONBLOCK: a FIFO put where a file belongs must not hang the open
   // (store records, indexes and trees; config and auth files).
-  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  int fd = ::openat(dir_fd, name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags);
   if (fd < 0) {
     int err = errno;
     if (err == ENOENT || err == ENOTDIR) return Status::NotFound(path + " does not exist");
+    if (err == ELOOP && (flags & O_NOFOLLOW) != 0) {
+      return Status::Error(codes.not_regular, path + ": a symlink, not a regular file");
+    }
     return Status::FromErrno("open " + path, err);
   }
   struct stat st {};
@@ -54,6 +60,17 @@ Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap, UnfitFi
   if (have > cap) return Status::Error(codes.too_large, path + ": larger than " + std::to_string(cap) + " bytes");
   out.resize(have);
   return out;
+}
+
+}  // namespace
+
+Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap, UnfitFileCodes codes) {
+  return ReadWhole(AT_FDCWD, path, path, cap, 0, codes);
+}
+
+Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap,
+                                    UnfitFileCodes codes) {
+  return ReadWhole(dir_fd, name, path, cap, O_NOFOLLOW, codes);
 }
 
 Status FsyncDir(const std::string& dir) {

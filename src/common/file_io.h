@@ -29,6 +29,12 @@ struct UnfitFileCodes {
 // "PATH: larger than CAP bytes"; other errors from errno. Memory is
 // bounded by cap whatever the file holds or becomes while it is read.
 Result<std::string> ReadWholeFile(const std::string& path, uint64_t cap, UnfitFileCodes codes = {});
+// The same for `name` in the open directory dir_fd (path names it in
+// messages), except that a symlink there is refused (codes.not_regular),
+// never followed: opening what it points to (a device, a file outside the
+// store) is not this file's to do.
+Result<std::string> ReadWholeFileAt(int dir_fd, const std::string& name, const std::string& path, uint64_t cap,
+                                    UnfitFileCodes codes = {});
 
 // fsync of a directory, so that a rename into it survives a crash.
 Status FsyncDir(const std::string& dir);

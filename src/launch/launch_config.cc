@@ -175,8 +175,10 @@ std::string LaunchJson(const ImageRecord& record, const LaunchConfig& lc) {
   return std::string(sb.GetString(), sb.GetSize());
 }
 
-Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, const ImageTree& tree,
-                                    const ImageContent& content, const LaunchOverrides& overrides) {
+namespace {
+
+Result<ImageLaunch> LoadImageLaunchFrom(Store& store, const ImageRecord& record, const ImageTree& tree,
+                                        const ImageContent& content, const LaunchOverrides& overrides) {
   const std::string what = "image " + record.reference;
   LAZYROOT_ASSIGN_OR_RETURN(std::string bytes, store.ReadBlob(record.config_digest, kMaxConfigBytes));
   ImageLaunch out;
@@ -189,6 +191,18 @@ Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, con
   if (!launch.ok()) return launch.status().WithContext(what);
   out.launch = std::move(*launch);
   return out;
+}
+
+}  // namespace
+
+Result<ImageLaunch> LoadImageLaunch(Store& store, const ImageRecord& record, const ImageTree& tree,
+                                    const ImageContent& content, const LaunchOverrides& overrides) {
+  // A lazily read tree (a mount's) throws where it is damaged.
+  try {
+    return LoadImageLaunchFrom(store, record, tree, content, overrides);
+  } catch (const TreeCorruptionError& e) {
+    return Status::Corruption("image " + record.reference + ": " + e.what());
+  }
 }
 
 }  // namespace lazyroot

@@ -97,7 +97,8 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
 }
 
 void PrefetchImageFiles(const Store& store, const ImageRecord& record) {
-  std::vector<std::string> read = {store.TreePath(record.manifest_digest), store.BlobPath(record.config_digest)};
+  // Not the tree: a mount reads it lazily, a few blocks at the start.
+  std::vector<std::string> read = {store.BlobPath(record.config_digest)};
   std::vector<std::string> look_up;
   for (const std::string& digest : record.layer_digests) {
     read.push_back(store.IndexPath(digest));
@@ -123,7 +124,10 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   // while the first is validated. (After the small config read, which would
   // otherwise queue behind them.)
   {
-    std::vector<std::string> read = {store.TreePath(record.manifest_digest)};
+    // A lazy tree reads a few blocks now: asking for all of it would queue
+    // the blocks it needs behind the rest.
+    std::vector<std::string> read;
+    if (!options.lazy_tree) read.push_back(store.TreePath(record.manifest_digest));
     std::vector<std::string> look_up;
     for (const std::string& digest : options.tree_only ? std::vector<std::string>() : record.layer_digests) {
       read.push_back(store.IndexPath(digest));
@@ -168,7 +172,10 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
         // No exception may leave a thread (std::terminate): it fails the task.
         if (t == 0) {
           try {
-            if (tree_exists) opened_tree.emplace(ImageTree::OpenFile(tree_path));
+            if (tree_exists) {
+              opened_tree.emplace(options.lazy_tree ? ImageTree::OpenFileLazy(tree_path)
+                                                    : ImageTree::OpenFile(tree_path));
+            }
           } catch (...) {
             opened_tree.emplace(CurrentExceptionStatus("image tree " + tree_path));
           }

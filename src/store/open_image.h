@@ -8,7 +8,9 @@
 // Nothing the store does afterwards can crash the process holding it: the
 // tree and the checkpoint tables are in memory, each blob is read through a
 // descriptor opened here (a blob renamed over or deleted still reads its old
-// bytes; one truncated gives kIoError for the reads of what it lost).
+// bytes; one truncated gives kIoError for the reads of what it lost). A tree
+// opened lazily (lazy_tree, a mount's) is read through its descriptor the
+// same way, block by block, each checked against its checksum.
 #pragma once
 
 #include <memory>
@@ -36,6 +38,11 @@ struct OpenImageOptions {
   // costs no layer index read (what ls, diff and other readers of the tree
   // alone need; a tree to rebuild still reads every layer index).
   bool tree_only = false;
+  // Read a stored tree lazily (ImageTree::OpenFileLazy): what a mount does,
+  // so that its start does not grow with the tree. The tree's accessors may
+  // then throw TreeCorruptionError; a tree damaged where the open reads it
+  // (header, block table, root, image and layer names) is rebuilt as ever.
+  bool lazy_tree = false;
 };
 
 // Opens the image record's tree (building and persisting it when missing or
@@ -44,8 +51,8 @@ struct OpenImageOptions {
 // could remove and may write trees/ and index/.
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options = {});
 
-// Starts reading what OpenImage will read of `record` (its tree, its config
-// and layer indexes; the blobs are looked up) into the page cache in the
+// Starts reading what a mount's OpenImage will read of `record` (its config
+// and layer indexes, not its lazily read tree; the blobs are looked up) into the page cache in the
 // background and returns at once. For a caller about to open the image in
 // another process: a mount's parent calls it before it forks the daemon, so
 // a cold disk works while the daemon starts. Errors are ignored (OpenImage

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -226,6 +227,17 @@ FileLock& FileLock::operator=(FileLock&& o) noexcept {
   }
   return *this;
 }
+
+pid_t TempOwner(const std::string& name) {
+  size_t at = name.find(".tmp.");
+  if (at == std::string::npos) return 0;
+  const char* p = name.c_str() + at + 5;
+  char* end = nullptr;
+  long pid = std::strtol(p, &end, 10);
+  return end != p && pid > 0 ? static_cast<pid_t>(pid) : 0;
+}
+
+bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
 
 std::string Store::DefaultRoot() {
   if (const char* h = std::getenv("LAZYROOT_HOME"); h != nullptr && *h != '\0') return h;
@@ -465,12 +477,27 @@ Result<GcReport> Store::Gc(const std::function<void()>& on_wait) {
     }
   }
   // Unit copies (unit_copy_store.h) go with their layer. Those of kept
-  // layers stay, temp files included: serving mounts write them without
-  // the store lock.
+  // layers stay, and so do temp files a live writer owns: serving mounts
+  // write them without the store lock. A dead writer's (a mount killed
+  // mid-write) are removed: nothing else would, and they count against the
+  // layer's copy budget. A units/<hex> that is not a directory (a symlink
+  // may point out of the store) is removed as a file, never looked into.
   for (const std::string& name : ListNames(root_ + "/units")) {
-    if (keep.KeepsObject(name)) continue;
     const std::string path = root_ + "/units/" + name;
-    for (const std::string& f : ListNames(path)) report.bytes_freed += FileSize(path + "/" + f);
+    struct stat st {};
+    const bool dir = ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+    if (keep.KeepsObject(name) && dir) {
+      for (const std::string& f : ListNames(path)) {
+        const pid_t owner = TempOwner(f);
+        if (owner == 0 || ProcessAlive(owner)) continue;
+        const uint64_t size = FileSize(path + "/" + f);
+        if (::unlink((path + "/" + f).c_str()) == 0) report.bytes_freed += size;
+      }
+      continue;
+    }
+    if (dir) {
+      for (const std::string& f : ListNames(path)) report.bytes_freed += FileSize(path + "/" + f);
+    }
     (void)RemoveTree(path);
   }
   // Everything in tmp/ belongs to a pull, and pulls are excluded by the

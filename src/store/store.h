@@ -179,4 +179,10 @@ Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std
 // background (posix_fadvise WILLNEED). Paths that do not open are skipped.
 void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up);
 
+// The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]"
+// (WriteFileAtomic, UniqueTempSuffix), or 0.
+pid_t TempOwner(const std::string& name);
+// Whether process pid exists (in this pid namespace).
+bool ProcessAlive(pid_t pid);
+
 }  // namespace lazyroot

@@ -61,19 +61,6 @@ std::span<const uint8_t> AsBytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
-// The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]" (WriteFileAtomic,
-// UniqueTempSuffix), or 0.
-pid_t TempOwner(const std::string& name) {
-  size_t at = name.find(".tmp.");
-  if (at == std::string::npos) return 0;
-  const char* p = name.c_str() + at + 5;
-  char* end = nullptr;
-  long pid = std::strtol(p, &end, 10);
-  return end != p && pid > 0 ? static_cast<pid_t>(pid) : 0;
-}
-
-bool ProcessAlive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
-
 // Whether another process holds an flock on path (an absent file: no).
 bool LockHeld(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang fsck
@@ -864,6 +851,14 @@ class Checker {
         Repair(f, "removed", [&] { return RemovePath(udir + "/" + hex); });
         continue;
       }
+      // A symlink here may point out of the store: nothing is read, checked
+      // or removed through it (a mount neither writes nor removes copies
+      // through one), only the link itself is removed.
+      if (!IsDir(udir + "/" + hex)) {
+        StoreFinding& f = Problem(rel, "not a directory (a symlink or another file where a layer's unit copies belong)");
+        Repair(f, "removed", [&] { return RemovePath(udir + "/" + hex); });
+        continue;
+      }
       if (!blobs_[hex].present) {
         RepairNote("unit copies of layer sha256:" + hex, "the layer is not in the store", udir + "/" + hex);
         continue;
@@ -886,7 +881,7 @@ class Checker {
     }
   }
   static Status CheckUnitCopyFile(const std::string& path, const std::string& digest, const std::string& name) {
-    Result<std::string> bytes = ReadWholeFile(path, 128 + ZSTD_COMPRESSBOUND(kMaxUnitCopyBytes));
+    Result<std::string> bytes = ReadWholeFileAt(AT_FDCWD, path, path, 128 + ZSTD_COMPRESSBOUND(kMaxUnitCopyBytes));
     if (!bytes.ok()) return bytes.status();
     LAZYROOT_ASSIGN_OR_RETURN(UnitCopyInfo info, CheckUnitCopy(AsBytes(*bytes), path));
     if (info.layer_digest != digest) return Status::Corruption(path + ": unit copy of another layer (" + info.layer_digest + ")");

@@ -1,5 +1,6 @@
 #include "src/store/unit_copy_store.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,13 +10,34 @@
 #include <cstdio>
 #include <mutex>
 #include <set>
+#include <string_view>
 #include <utility>
 
+#include "fs/extract_writer.h"
 #include "index/unit_copy.h"
 #include "src/store/store.h"
 
 namespace lazyroot {
 namespace {
+
+// The names in an open directory (no . and ..); empty when it cannot be read.
+std::vector<std::string> NamesIn(int dir_fd) {
+  std::vector<std::string> names;
+  const int fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return names;
+  DIR* d = ::fdopendir(fd);
+  if (d == nullptr) {
+    ::close(fd);
+    return names;
+  }
+  ::rewinddir(d);
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  ::closedir(d);
+  return names;
+}
 
 class StoreUnitCopies final : public UnitCopies {
  public:
@@ -32,18 +54,21 @@ class StoreUnitCopies final : public UnitCopies {
   bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) override {
     if (layer >= layers_.size()) return false;
     const Layer& l = layers_[layer];
-    const std::string path = l.dir + "/" + UnitCopyName(start, out.size());
+    const std::string name = UnitCopyName(start, out.size());
+    const std::string path = l.dir + "/" + name;
+    Fd dir = OpenLayerDir(l);
+    if (!dir.valid()) return false;
     // Never more than a valid copy of this unit can be: a huge or sparse
     // file costs a stat, not its size in memory.
     const uint64_t cap = 128 + ZSTD_compressBound(out.size());
-    Result<std::string> bytes = ReadWholeFile(path, cap);
+    Result<std::string> bytes = ReadWholeFileAt(dir.get(), name, path, cap);
     if (!bytes.ok()) {
-      if (bytes.status().code() != ErrorCode::kNotFound) Drop(layer, start, out.size(), path);
+      if (bytes.status().code() != ErrorCode::kNotFound) Drop(dir.get(), layer, start, out.size());
       return false;
     }
     const auto* p = reinterpret_cast<const uint8_t*>(bytes->data());
     if (!DecodeUnitCopy({p, bytes->size()}, l.digest, start, out, path).ok()) {
-      Drop(layer, start, out.size(), path);
+      Drop(dir.get(), layer, start, out.size());
       return false;
     }
     return true;
@@ -55,7 +80,12 @@ class StoreUnitCopies final : public UnitCopies {
     Layer& l = layers_[layer];
     if (l.present.count({start, length}) != 0) return true;
     struct stat st {};
-    if (::stat((l.dir + "/" + UnitCopyName(start, length)).c_str(), &st) == 0) {
+    int err = 0;
+    Fd dir = OpenLayerDir(l, &err);
+    // Absent: Save makes it. A symlink or not a directory: nowhere to save
+    // the unit (see OpenLayerDir).
+    if (!dir.valid()) return err != ENOENT;
+    if (::fstatat(dir.get(), UnitCopyName(start, length).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
       l.present.insert({start, length});
       return true;
     }
@@ -65,13 +95,18 @@ class StoreUnitCopies final : public UnitCopies {
   void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) override {
     if (layer >= layers_.size()) return;
     Layer& l = layers_[layer];
+    const size_t slash = l.dir.rfind('/');
+    (void)::mkdir(l.dir.substr(0, slash).c_str(), 0755);
+    (void)::mkdir(l.dir.c_str(), 0755);
+    Fd dir = OpenLayerDir(l);
+    if (!dir.valid()) return;
     {
       std::lock_guard lock(mu_);
       if (!l.counted) {
         l.counted = true;
-        for (const std::string& name : ListNames(l.dir)) {
+        for (const std::string& name : NamesIn(dir.get())) {
           struct stat st {};
-          if (::stat((l.dir + "/" + name).c_str(), &st) == 0) l.used += static_cast<uint64_t>(st.st_size);
+          if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) l.used += static_cast<uint64_t>(st.st_size);
         }
       }
       if (l.used >= l.budget) return;
@@ -83,12 +118,9 @@ class StoreUnitCopies final : public UnitCopies {
       if (l.used + file->size() > l.budget) return;
       l.used += file->size();
     }
-    const size_t slash = l.dir.rfind('/');
-    (void)::mkdir(l.dir.substr(0, slash).c_str(), 0755);
-    (void)::mkdir(l.dir.c_str(), 0755);
-    const std::string path = l.dir + "/" + UnitCopyName(start, bytes.size());
-    const std::string tmp = path + UniqueTempSuffix();
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const std::string name = UnitCopyName(start, bytes.size());
+    const std::string tmp = name + UniqueTempSuffix();
+    const int fd = ::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) return;
     size_t done = 0;
     while (done < file->size()) {
@@ -98,8 +130,8 @@ class StoreUnitCopies final : public UnitCopies {
       done += static_cast<size_t>(n);
     }
     const bool ok = done == file->size() && ::close(fd) == 0;
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-      ::unlink(tmp.c_str());
+    if (!ok || ::renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) {
+      ::unlinkat(dir.get(), tmp.c_str(), 0);
       return;
     }
     std::lock_guard lock(mu_);
@@ -107,8 +139,19 @@ class StoreUnitCopies final : public UnitCopies {
   }
 
  private:
-  void Drop(uint32_t layer, uint64_t start, uint64_t length, const std::string& path) {
-    ::unlink(path.c_str());
+  // The layer's directory, its last component not followed: a units/<hex>
+  // that is a symlink may point out of the store (it is not one this code
+  // made), and nothing is ever written or removed through it; such a layer
+  // gets no copies (fsck reports the symlink, --repair removes it). Invalid
+  // if it is absent or not a directory.
+  static Fd OpenLayerDir(const Layer& l, int* err = nullptr) {
+    const int fd = ::open(l.dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && err != nullptr) *err = errno;
+    return Fd(fd);
+  }
+
+  void Drop(int dir, uint32_t layer, uint64_t start, uint64_t length) {
+    ::unlinkat(dir, UnitCopyName(start, length).c_str(), 0);
     std::lock_guard lock(mu_);
     layers_[layer].present.erase({start, length});
   }

@@ -73,4 +73,51 @@ inline void WalkTree(const ImageTree& tree) {
   }
 }
 
+// WalkLazyTree: the same reads on a lazily opened tree that the whole-file
+// checks would have refused. Nothing holds it to a tree shape (a directory
+// may be named twice, a node by none): the walk only must not crash, and
+// every damage must come as TreeCorruptionError (caught here, per node).
+inline void WalkLazyTree(const ImageTree& tree) {
+  const uint32_t n = tree.node_count();
+  FUZZ_CHECK(n >= 1);
+  for (uint32_t i = 0; i < tree.layer_count(); ++i) (void)tree.LayerDigest(i);
+  (void)tree.ImageDigest();
+  std::vector<std::string> symlinks;
+  for (NodeId id = 0; id < n; ++id) {
+    try {
+      Node node = tree.GetNode(id);
+      FUZZ_CHECK(node.mode <= 07777 && node.mtime_nsec < 1000000000u);
+      for (uint32_t k = 0; k < tree.XattrCount(id); ++k) {
+        Xattr x = tree.XattrAt(id, k);
+        FUZZ_CHECK(!x.name.empty() && x.name.size() <= 255 && x.value.size() <= 65536);
+        (void)tree.GetXattr(id, x.name);
+      }
+      if (node.type == NodeType::kRegular) {
+        FUZZ_CHECK(node.layer < tree.layer_count());
+        for (uint32_t k = 0; k < tree.SparseCount(id); ++k) (void)tree.SparseAt(id, k);
+      }
+      if (node.type == NodeType::kSymlink) FUZZ_CHECK(tree.SymlinkTarget(id).size() <= 4095);
+      for (uint32_t k = 0; k < tree.ChildCount(id); ++k) {
+        DirEntry e = tree.ChildAt(id, k);
+        FUZZ_CHECK(e.node != 0 && e.node < n && !e.name.empty() && e.name.size() <= 255);
+        FUZZ_CHECK(e.name.find('/') == std::string_view::npos && e.name != "." && e.name != "..");
+        (void)tree.Lookup(id, e.name);
+        if (symlinks.size() < 64 && tree.IsSymlink(e.node)) symlinks.push_back("/" + std::string(e.name));
+      }
+      if (node.IsDir()) FUZZ_CHECK(node.parent < n);
+    } catch (const TreeCorruptionError& e) {
+      FUZZ_CHECK(std::string(e.what()).find("fuzz tree") != std::string::npos);
+    }
+  }
+  for (const std::string& path : symlinks) {
+    Result<NodeId> r = tree.Resolve(path);  // never throws
+    if (r.ok()) {
+      FUZZ_CHECK(*r < n);
+    } else {
+      CheckError(r.status());
+    }
+    (void)tree.Resolve(path + "/x/../y");
+  }
+}
+
 }  // namespace lazyroot::fuzz

@@ -474,7 +474,11 @@ class MountBasic(unittest.TestCase):
 
     def test_corrupt_tree_and_indexes_are_rebuilt_at_mount(self):
         """A flipped byte in the stored tree and in every layer index: mount
-        names each file it rebuilds and then serves the right tree."""
+        names each file it rebuilds and then serves the right tree. (This
+        tree is one 64 KiB block, all of which a mount reads and checks when
+        it opens the tree: damage there is rebuilt at mount, as in the
+        tree's header and block table. Damage in a block read later is
+        test_a_damaged_tree_block_gives_eio_until_fsck_repairs_it.)"""
         root = os.path.join(self.tmp, "store-corrupt")
         run = lambda *a: subprocess.run([LAZYROOT_BIN, "--root", root] + list(a), env=self.env,
                                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -504,6 +508,103 @@ class MountBasic(unittest.TestCase):
         got, got_groups = listing(d)
         self.assertEqual(got, want)
         self.assertEqual(got_groups, want_groups)
+        self.assertEqual(run("umount", d).returncode, 0)
+
+    def test_a_damaged_tree_block_gives_eio_until_fsck_repairs_it(self):
+        """A mount reads its tree lazily: a flipped byte in a block it has not
+        read yet (here among the node records of 4,000 files) does not stop
+        the mount. The files whose records are in that block fail with EIO,
+        the daemon logs one line naming the tree file and the image, every
+        other file reads; fsck reports the tree, fsck --repair rebuilds it,
+        and the next mount serves every file."""
+        root = os.path.join(self.tmp, "store-block")
+        run = lambda *a: subprocess.run([LAZYROOT_BIN, "--root", root] + list(a), env=self.env,
+                                        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        dirs, per_dir = 40, 100
+        entries = []
+        for i in range(dirs):
+            entries.append(("d%03d" % i, "dir", {}))
+            entries += [("d%03d/f%03d" % (i, j), "file", {"data": b"%d/%d\n" % (i, j)}) for j in range(per_dir)]
+        tar = _tar(entries)
+        image = mi.build_image([mi.Layer(tar, mi._compress(tar, "gzip", 6), "gzip")], fmt="oci",
+                               config={"Cmd": ["/bin/sh"]})
+        mi.push(mi.RegistryClient(self.reg.host), "demo/blocks", "v1", image)
+        ref = "http://%s/demo/blocks:v1" % self.reg.host
+        self.assertEqual(run("pull", "-q", ref).returncode, 0)
+        d = os.path.join(self.tmp, "mnt-block")
+        os.makedirs(d, exist_ok=True)
+        r = run("mount", "--no-pull", ref, d)  # builds and stores the tree
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(run("umount", d).returncode, 0)
+        (tree_name,) = os.listdir(os.path.join(root, "trees"))
+        tree = os.path.join(root, "trees", tree_name)
+        with open(tree, "rb") as f:
+            header = f.read(128)
+        self.assertEqual(header[:8], b"LZRTREE1")
+        self.assertEqual(int.from_bytes(header[8:12], "little"), 3)
+        block_size = int.from_bytes(header[112:116], "little")
+        blocks = int.from_bytes(header[116:120], "little")
+        body = (128 + 4 * blocks + 7) & ~7
+        nodes_offset = int.from_bytes(header[48:56], "little")
+        self.assertGreaterEqual(blocks, 5)
+        # The middle of block 2: a regular file's record (nodes are breadth
+        # first: the root, the directories, then each directory's files).
+        at = body + 2 * block_size + block_size // 2
+        node = (at - nodes_offset) // 80
+        self.assertGreater(node, dirs)
+        lost = "d%03d/f%03d" % divmod(node - dirs - 1, per_dir)
+        with open(tree, "r+b") as f:
+            f.seek(at)
+            byte = f.read(1)
+            f.seek(at)
+            f.write(bytes([byte[0] ^ 0x55]))
+        log = open(os.path.join(self.tmp, "block.log"), "w+")
+        self.addCleanup(log.close)
+        proc = subprocess.Popen([LAZYROOT_BIN, "--root", root, "mount", "--foreground", "--no-pull", ref, d],
+                                env=self.env, stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL)
+        self.addCleanup(lambda: proc.poll() is None and proc.wait(timeout=30))
+        self.addCleanup(lambda: os.path.ismount(d) and run("umount", d))
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(d) and time.monotonic() < deadline:
+            self.assertIsNone(proc.poll(), "the foreground mount exited early")
+            time.sleep(0.05)
+        self.assertTrue(os.path.ismount(d))
+        for _ in range(2):  # asked twice: EIO twice, logged once
+            with self.assertRaises(OSError) as ctx:
+                os.stat(os.path.join(d, lost))
+            self.assertEqual(ctx.exception.errno, errno.EIO)
+        failed = 0
+        for i in range(dirs):
+            for j in range(per_dir):
+                try:
+                    with open(os.path.join(d, "d%03d/f%03d" % (i, j)), "rb") as f:
+                        self.assertEqual(f.read(), b"%d/%d\n" % (i, j))
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.EIO)
+                    failed += 1
+        # The block holds ~820 of the 80-byte node records; no other file fails.
+        self.assertGreater(failed, 700)
+        self.assertLess(failed, 900)
+        self.assertEqual(run("umount", d).returncode, 0)
+        proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, 0)
+        log.seek(0)
+        lines = [line for line in log.read().splitlines() if "image tree" in line]
+        self.assertEqual(len(lines), 1, "not one log line for the damaged block:\n" + "\n".join(lines))
+        self.assertIn(tree, lines[0])
+        self.assertIn("sha256:" + tree_name, lines[0])  # the image (its manifest digest)
+        self.assertIn("checksum mismatch", lines[0])
+        r = run("fsck")
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(tree_name, r.stdout + r.stderr)
+        r = run("fsck", "--repair")
+        self.assertIn(tree_name, r.stdout + r.stderr)
+        r = run("fsck")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = run("mount", "--no-pull", ref, d)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(d, lost), "rb") as f:
+            self.assertEqual(f.read(), b"%d/%d\n" % divmod(node - dirs - 1, per_dir))
         self.assertEqual(run("umount", d).returncode, 0)
 
     def test_a_layer_listed_twice_with_a_corrupt_index(self):

@@ -518,6 +518,18 @@ TEST(FailedRequest, OutOfMemoryIsENOMEMAndLogged) {
     err = FailedRequestErrno("open", 9, nullptr);
   }
   EXPECT_EQ(err, EIO);
+  // A damaged part of a lazily read tree: EIO, its message logged the first
+  // time only (a walk meets one damaged block once per node in it).
+  for (bool first : {true, false}) {
+    try {
+      throw TreeCorruptionError("image tree /s/trees/ab (image sha256:ab): block 3: checksum mismatch", first);
+    } catch (...) {
+      err = FailedRequestErrno("lookup", 5, log);
+    }
+    EXPECT_EQ(err, EIO);
+  }
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2], "lookup inode 5: image tree /s/trees/ab (image sha256:ab): block 3: checksum mismatch");
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -147,18 +148,44 @@ void WriteFile(const std::string& path, std::span<const uint8_t> bytes) {
 }
 
 // CRC-32C written from the definition (bitwise, reflected 0x82F63B78), as a
-// reader following index/FORMAT.md would: over bytes [0,124) and [128,end).
-uint32_t Crc32cByDefinition(const std::vector<uint8_t>& b) {
-  uint32_t crc = 0xffffffffu;
-  for (size_t i = 0; i < b.size(); ++i) {
-    if (i >= 124 && i < 128) continue;
-    crc ^= b[i];
-    for (int k = 0; k < 8; ++k) crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+// reader following index/FORMAT.md would.
+uint32_t CrcStep(uint32_t state, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    state ^= p[i];
+    for (int k = 0; k < 8; ++k) state = (state & 1) ? (state >> 1) ^ 0x82F63B78u : state >> 1;
   }
-  return ~crc;
+  return state;
 }
+// Version 3: the body starts after the header and the block table (block
+// count at 116, a u32 crc per block), at a multiple of 8.
+uint64_t BodyOf(const std::vector<uint8_t>& b) {
+  uint32_t count;
+  std::memcpy(&count, b.data() + 116, 4);
+  return (128 + 4 * uint64_t{count} + 7) & ~uint64_t{7};
+}
+// The header's checksum: bytes [0,124) and [128, body).
+uint32_t HeaderCrcByDefinition(const std::vector<uint8_t>& b) {
+  return ~CrcStep(CrcStep(0xffffffffu, b.data(), 124), b.data() + 128, BodyOf(b) - 128);
+}
+// Block k's checksum: its bytes of the body (block size at 112).
+uint32_t BlockCrcByDefinition(const std::vector<uint8_t>& b, uint64_t k) {
+  uint32_t block_size;
+  std::memcpy(&block_size, b.data() + 112, 4);
+  const uint64_t at = BodyOf(b) + k * block_size;
+  return ~CrcStep(0xffffffffu, b.data() + at, std::min<uint64_t>(block_size, b.size() - at));
+}
+// Recomputes every checksum the header's block size and count describe (as
+// far as the file holds them), then the header's.
 void FixCrc(std::vector<uint8_t>& b) {
-  uint32_t crc = Crc32cByDefinition(b);
+  uint32_t block_size, count;
+  std::memcpy(&block_size, b.data() + 112, 4);
+  std::memcpy(&count, b.data() + 116, 4);
+  if (BodyOf(b) > b.size() || block_size == 0) return;
+  for (uint64_t k = 0; k < count && BodyOf(b) + k * block_size < b.size(); ++k) {
+    const uint32_t crc = BlockCrcByDefinition(b, k);
+    std::memcpy(b.data() + 128 + 4 * k, &crc, 4);
+  }
+  const uint32_t crc = HeaderCrcByDefinition(b);
   std::memcpy(b.data() + 124, &crc, 4);
 }
 
@@ -173,11 +200,19 @@ TEST(ImageTree, RoundTripThroughAFileEqualsTheInMemoryTree) {
   EXPECT_EQ(mapped->name(), path);
   ImageTree copy = *mapped;  // copies share the bytes
   EXPECT_EQ(Dump(copy), Dump(tree));
-  // The stored checksum is CRC-32C as FORMAT.md defines it.
+  // The stored checksums are CRC-32C as FORMAT.md defines them.
   std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
-  uint32_t stored;
+  uint32_t stored, block_size, count;
   std::memcpy(&stored, bytes.data() + 124, 4);
-  EXPECT_EQ(stored, Crc32cByDefinition(bytes));
+  EXPECT_EQ(stored, HeaderCrcByDefinition(bytes));
+  std::memcpy(&block_size, bytes.data() + 112, 4);
+  std::memcpy(&count, bytes.data() + 116, 4);
+  EXPECT_EQ(block_size, ImageTree::kBlockSize);
+  EXPECT_EQ(count, (bytes.size() - BodyOf(bytes) + block_size - 1) / block_size);
+  for (uint32_t k = 0; k < count; ++k) {
+    std::memcpy(&stored, bytes.data() + 128 + 4 * k, 4);
+    EXPECT_EQ(stored, BlockCrcByDefinition(bytes, k)) << "block " << k;
+  }
   EXPECT_EQ(std::memcmp(bytes.data(), "LZRTREE1", 8), 0);
 }
 
@@ -593,6 +628,249 @@ TEST(ImageTreeValidation, RangesTileAndNamesKeepToTheKernelLimits) {
   ASSERT_FALSE(orphan.ok());
   EXPECT_NE(orphan.status().message().find("not named by any directory"), std::string::npos)
       << orphan.status().message();
+}
+
+// --- Lazy reading (OpenFileLazy, OpenLazy): what a mount does.
+
+// Every accessor on every node, as Dump, but a lazily found damage is
+// recorded instead of thrown: returns how many nodes threw.
+int WalkCatching(const ImageTree& t, std::vector<std::string>* messages = nullptr) {
+  int threw = 0;
+  for (NodeId id = 0; id < t.node_count(); ++id) {
+    try {
+      Node n = t.GetNode(id);
+      (void)n.StMode();
+      for (uint32_t i = 0; i < t.ChildCount(id); ++i) {
+        DirEntry e = t.ChildAt(id, i);
+        EXPECT_EQ(t.Lookup(id, e.name), e.node);
+        EXPECT_LT(e.node, t.node_count());
+      }
+      for (uint32_t i = 0; i < t.XattrCount(id); ++i) (void)t.GetXattr(id, t.XattrAt(id, i).name);
+      for (uint32_t i = 0; i < t.SparseCount(id); ++i) (void)t.SparseAt(id, i);
+      (void)t.SymlinkTarget(id);
+    } catch (const TreeCorruptionError& e) {
+      ++threw;
+      if (messages != nullptr && e.first_report()) messages->push_back(e.what());
+    }
+  }
+  for (const char* p : {"lib/libc.so", "abs", "loop1/x", "bin/ping6", "/../etc", "nope/x", "usr/d5/f3"}) {
+    auto r = t.Resolve(p);  // never throws: damage is a Corruption status
+    if (!r.ok()) {
+      const ErrorCode c = r.status().code();
+      EXPECT_TRUE(c == ErrorCode::kNotFound || c == ErrorCode::kInvalidArgument || c == ErrorCode::kCorruption)
+          << r.status().ToString();
+    }
+  }
+  return threw;
+}
+
+TEST(ImageTreeLazy, ReadsTheSameTreeAsAWholeOpen) {
+  for (const ImageTree& tree : {SampleTree(), LargeTree()}) {
+    const std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
+    auto lazy = ImageTree::OpenLazy(bytes, "lazy");
+    ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+    EXPECT_TRUE(lazy->lazy());
+    EXPECT_EQ(Dump(*lazy), Dump(tree));
+    EXPECT_EQ(lazy->blocks_read(), lazy->block_count());  // Dump read everything
+    EXPECT_EQ(WalkCatching(*lazy), 0);
+    std::string path = TempPath("lazy");
+    WriteFile(path, bytes);
+    auto from_file = ImageTree::OpenFileLazy(path);
+    std::remove(path.c_str());  // the open file stays readable
+    ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+    EXPECT_EQ(from_file->name(), path);
+    EXPECT_EQ(Dump(*from_file), Dump(tree));
+  }
+}
+
+// Opening reads the header, the block table, the root's records and the
+// image's and layers' names; a path lookup reads the blocks on its way.
+TEST(ImageTreeLazy, AnOpenReadsAFewBlocksWhateverTheSize) {
+  ImageTree tree = LargeTree();
+  const std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
+  std::string path = TempPath("few");
+  WriteFile(path, bytes);
+  auto lazy = ImageTree::OpenFileLazy(path);
+  std::remove(path.c_str());
+  ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+  EXPECT_GT(lazy->block_count(), 100u);
+  EXPECT_LE(lazy->blocks_read(), 4u);
+  std::optional<NodeId> f = lazy->LookupPath("usr/d1234/f7");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(lazy->GetNode(*f).size, 10u);
+  EXPECT_LE(lazy->blocks_read(), 12u);
+  std::printf("[ lazy     ] %zu-byte tree, %u blocks: open and one lookup read %u\n", bytes.size(),
+              lazy->block_count(), lazy->blocks_read());
+}
+
+// A damaged block is found when first used, not at open: the nodes whose
+// records are in it throw (naming the tree, the image and the block, once
+// per block), every other node reads as before, and a whole open (fsck,
+// extract) refuses the file.
+TEST(ImageTreeLazy, ADamagedBlockFailsOnlyWhatUsesIt) {
+  ImageTree tree = LargeTree();
+  std::vector<uint8_t> bad(tree.bytes().begin(), tree.bytes().end());
+  const uint64_t body = BodyOf(bad);
+  const uint64_t at = body + 20 * uint64_t{ImageTree::kBlockSize} + 100;  // inside the node table
+  uint64_t strings_offset;
+  std::memcpy(&strings_offset, bad.data() + 88, 8);
+  ASSERT_LT(at, strings_offset);
+  bad[at] ^= 0x40;
+  auto whole = ImageTree::Open(bad, "whole");
+  ASSERT_FALSE(whole.ok());
+  EXPECT_NE(whole.status().message().find("block 20 "), std::string::npos) << whole.status().message();
+  EXPECT_NE(whole.status().message().find("checksum mismatch"), std::string::npos) << whole.status().message();
+
+  auto lazy = ImageTree::OpenLazy(bad, "damaged.tree");
+  ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+  std::vector<std::string> messages;
+  const int threw = WalkCatching(*lazy, &messages);
+  // The block holds ~820 node records (80 bytes each), plus the directories
+  // whose children are among them.
+  EXPECT_GT(threw, 800);
+  EXPECT_LT(threw, 900);
+  ASSERT_EQ(messages.size(), 1u);  // reported once, for the block
+  EXPECT_NE(messages[0].find("image tree damaged.tree"), std::string::npos) << messages[0];
+  EXPECT_NE(messages[0].find("block 20 "), std::string::npos) << messages[0];
+  EXPECT_NE(messages[0].find("checksum mismatch"), std::string::npos) << messages[0];
+  EXPECT_NE(messages[0].find("fsck --repair"), std::string::npos) << messages[0];
+  // Still damaged when asked again, and never reported again.
+  uint64_t nodes_offset;
+  std::memcpy(&nodes_offset, bad.data() + 48, 8);
+  const auto node = static_cast<NodeId>((at - nodes_offset) / 80);
+  try {
+    (void)lazy->GetNode(node);
+    ADD_FAILURE() << "node " << node << " read from a damaged block";
+  } catch (const TreeCorruptionError& e) {
+    EXPECT_FALSE(e.first_report());
+  }
+  // Resolving a path through it is an error, not a throw.
+  int corrupt = 0, found = 0;
+  for (int d = 0; d < 2000; ++d) {
+    auto r = lazy->Resolve("usr/d" + std::to_string(d) + "/f1");
+    if (r.ok()) {
+      ++found;
+    } else {
+      EXPECT_EQ(r.status().code(), ErrorCode::kCorruption) << r.status().ToString();
+      EXPECT_NE(r.status().message().find("damaged.tree"), std::string::npos) << r.status().message();
+      ++corrupt;
+    }
+  }
+  EXPECT_GT(corrupt, 0);
+  EXPECT_GT(found, 1000);
+}
+
+// Damage in what an open reads (header, block table, root) fails the open,
+// as it did before trees were read lazily: the mount rebuilds the tree.
+TEST(ImageTreeLazy, DamageInTheHeaderOrTableFailsTheOpen) {
+  ImageTree tree = SampleTree();
+  const std::vector<uint8_t> good(tree.bytes().begin(), tree.bytes().end());
+  for (size_t i = 0; i < BodyOf(good); ++i) {
+    std::vector<uint8_t> bad = good;
+    bad[i] ^= 0x01;
+    auto t = ImageTree::OpenLazy(std::move(bad), "flipped");
+    ASSERT_FALSE(t.ok()) << "byte " << i;
+    EXPECT_EQ(t.status().code(), ErrorCode::kCorruption);
+  }
+  // The sample is one block: all of it is read at open, so every flip fails it.
+  for (size_t i = BodyOf(good); i < good.size(); ++i) {
+    std::vector<uint8_t> bad = good;
+    bad[i] ^= 0x80;
+    ASSERT_FALSE(ImageTree::OpenLazy(std::move(bad), "flipped").ok()) << "byte " << i;
+  }
+  // An older version is refused (the store then rebuilds it), as OpenFile does.
+  std::vector<uint8_t> v2 = good;
+  v2[8] = 2;
+  auto old = ImageTree::OpenLazy(v2, "old");
+  ASSERT_FALSE(old.ok());
+  EXPECT_NE(old.status().message().find("format version 2 (older lazyroot)"), std::string::npos)
+      << old.status().message();
+}
+
+// A file truncated (or shortened) under a lazy reader: the blocks it lost
+// fail with "truncated", the rest reads, nothing crashes.
+TEST(ImageTreeLazy, TruncationAfterTheOpenFailsTheLostBlocks) {
+  ImageTree tree = LargeTree();
+  const std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
+  std::string path = TempPath("truncated");
+  WriteFile(path, bytes);
+  auto lazy = ImageTree::OpenFileLazy(path);
+  ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(bytes.size() / 2)), 0);
+  std::vector<std::string> messages;
+  const int threw = WalkCatching(*lazy, &messages);
+  std::remove(path.c_str());
+  EXPECT_GT(threw, 0);
+  ASSERT_FALSE(messages.empty());
+  EXPECT_NE(messages[0].find("truncated"), std::string::npos) << messages[0];
+  // Every prefix of the file fails the open or the first use, never more.
+  for (size_t n = 0; n < bytes.size(); n += (n < 4096 ? 1 : 7919)) {
+    auto t = ImageTree::OpenLazy(std::vector<uint8_t>(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n)), "p");
+    EXPECT_FALSE(t.ok()) << "length " << n;
+  }
+}
+
+// Hostile records with valid checksums, read lazily: every accessor either
+// answers or throws TreeCorruptionError; none reads out of bounds (ASan).
+TEST(ImageTreeLazy, RewrittenRecordsWithValidChecksumsNeverCrash) {
+  ImageTree tree = SampleTree();
+  const std::vector<uint8_t> good(tree.bytes().begin(), tree.bytes().end());
+  std::mt19937 rng(4242);
+  int opened = 0, threw = 0;
+  for (size_t i = BodyOf(good); i < good.size(); ++i) {
+    for (uint8_t v : {uint8_t{0x00}, uint8_t{0x01}, uint8_t{0x7f}, uint8_t{0xff}}) {
+      if (good[i] == v) continue;
+      std::vector<uint8_t> bad = good;
+      bad[i] = v;
+      if (rng() % 4 == 0 && i + 4 <= bad.size()) {
+        uint32_t w = rng();
+        std::memcpy(bad.data() + i, &w, 4);
+      }
+      FixCrc(bad);
+      auto t = ImageTree::OpenLazy(std::move(bad), "hostile");
+      if (!t.ok()) {
+        EXPECT_EQ(t.status().code(), ErrorCode::kCorruption);
+        continue;
+      }
+      ++opened;
+      threw += WalkCatching(*t) > 0;
+    }
+  }
+  std::printf("[ hostile  ] lazily: %d edits opened, %d of them threw on a walk\n", opened, threw);
+  EXPECT_GT(opened, 0);
+  EXPECT_GT(threw, 0);
+}
+
+// Issue 13's attack, lazily: every directory claims the same (valid, sorted)
+// dirent range as /usr. Each range is claimed by the first node checked;
+// another claimant fails at once, so checking every node stays linear.
+TEST(ImageTreeLazy, ARangeClaimedTwiceFailsTheSecondClaimant) {
+  ImageTree t = LargeTree();
+  std::vector<uint8_t> bad(t.bytes().begin(), t.bytes().end());
+  uint64_t nodes_offset;
+  std::memcpy(&nodes_offset, bad.data() + 48, 8);
+  const std::optional<NodeId> usr = t.LookupPath("usr");
+  ASSERT_TRUE(usr);
+  const uint32_t a = U32At(bad, nodes_offset + uint64_t{*usr} * 80 + 72);
+  const uint32_t b = U32At(bad, nodes_offset + uint64_t{*usr} * 80 + 76);
+  for (uint32_t i = *usr + 1; i < t.node_count(); ++i) {
+    if (bad[nodes_offset + uint64_t{i} * 80] != static_cast<uint8_t>(NodeType::kDirectory)) continue;
+    PutU32At(bad, nodes_offset + uint64_t{i} * 80 + 72, a);
+    PutU32At(bad, nodes_offset + uint64_t{i} * 80 + 76, b);
+  }
+  FixCrc(bad);
+  EXPECT_FALSE(ImageTree::Open(bad, "whole").ok());
+  auto lazy = ImageTree::OpenLazy(bad, "claimed");
+  ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+  EXPECT_EQ(lazy->ChildCount(*usr), 2000u);  // /usr checked first: the range is its
+  std::optional<NodeId> d5 = lazy->Lookup(*usr, "d5");
+  ASSERT_TRUE(d5);
+  try {
+    (void)lazy->ChildCount(*d5);
+    ADD_FAILURE() << "a second directory got /usr's dirents";
+  } catch (const TreeCorruptionError& e) {
+    EXPECT_NE(std::string(e.what()).find("dirent range overlaps another directory's"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
