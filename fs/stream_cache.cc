@@ -139,10 +139,14 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
   while (*n < out.size() && offset < t.uncompressed_size) {
     Unit u = UnitAt(layer, offset);
     uint64_t want_end = std::min(u.end, offset + (out.size() - *n));
-    const bool sequential = NoteAccess(layer, u, offset, want_end);
+    bool near = false;
+    const bool sequential = NoteAccess(layer, u, offset, want_end, &near);
     if (sequential) ScheduleReadAhead(layer, u);
     bool fine_piece = false;
-    if (!sequential && !layers_[layer]->unit_starts.empty()) {
+    // Not for a read near a recent one: the kernel's read-ahead requests of
+    // a sequential reader can arrive out of order, and their unit prefix is
+    // what the reader's decoder continues.
+    if (!sequential && !near && !layers_[layer]->unit_starts.empty()) {
       // A random read inside a large file decodes from the fine point at or
       // before it, as its own piece, unless the unit's decoded prefix
       // already holds it.
@@ -186,9 +190,15 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
   return Status::Ok();
 }
 
-bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end) {
+bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end, bool* near) {
   LayerState& ls = *layers_[layer];
   std::lock_guard lock(ls.mu);
+  // Within the kernel's read-ahead window (1 MiB as root) of a recent read, either way.
+  constexpr uint64_t kReaderWindow = 2 << 20;
+  *near = false;
+  for (uint64_t e : ls.read_ends) {
+    if (e != RandomReader::kNoPosition && (offset >= e ? offset - e : e - offset) <= kReaderWindow) *near = true;
+  }
   // Sequential: the read starts at most kNearBytes after where a recent one
   // ended (the next file in tar order is a header and some padding further
   // on), or the read is the first one in the unit after a recent unit.
@@ -207,9 +217,7 @@ bool StreamCache::NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, 
   }
   auto& ends = ls.unit_ends;
   if (std::find(ends.begin(), ends.end(), unit.end) == ends.end()) {
-    // A reader moving on into this unit starts near its start; a random read
-    // deep inside it is not one (it would set off whole units of read-ahead).
-    auto prev = offset - unit.start <= kNearBytes ? std::find(ends.begin(), ends.end(), unit.start) : ends.end();
+    auto prev = std::find(ends.begin(), ends.end(), unit.start);
     if (prev != ends.end()) {
       *prev = unit.end;
       sequential = true;
@@ -444,7 +452,10 @@ Status StreamCache::CatchUp(uint32_t layer, Lease& lease, uint64_t from, bool pr
       return Status::Corruption("layer " + content_->layer(layer).digest + ": stream ends at offset " +
                                 std::to_string(at + got) + ", inside the indexed size");
     }
-    const bool save = at == u.start && end == u.end && !options_.unit_copies->Has(layer, u.start, u.end - u.start);
+    // A unit starting at a checkpoint needs no copy: a cold decoder starts
+    // there for free, and Decode never loads one.
+    const bool save = !u.at_checkpoint && at == u.start && end == u.end &&
+                      !options_.unit_copies->Has(layer, u.start, u.end - u.start);
     if (save) options_.unit_copies->Save(layer, u.start, buf);
     {
       std::lock_guard lock(mu_);

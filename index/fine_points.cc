@@ -74,6 +74,9 @@ void PointPlacer::Add(Checkpoint p, std::span<const uint8_t> window, uint8_t pre
     return;
   }
   next_check_ = std::max(next_check_, p.out_offset + kFineSpacing);
+  // A waiting point whose probe input (kMaxProbeInput) ends before this one
+  // has all of it: probed now, so kept_ spans at most twice that.
+  while (!waiting_.empty() && waiting_.front().p.in_offset + kMaxProbeInput <= p.in_offset) ResolveFront();
   if (waiting_.size() >= kMaxWaiting) {
     // Settled now, without a probe (see kMaxWaiting).
     Waiting& w = waiting_.front();
@@ -149,35 +152,37 @@ int64_t PointPlacer::TrimmedWindow(const Waiting& w) {
 }
 
 void PointPlacer::Resolve(uint64_t out, bool all) {
-  while (!waiting_.empty() && (all || out >= waiting_.front().p.out_offset + kMaxWindowBytes)) {
-    Waiting& w = waiting_.front();
-    Checkpoint& p = w.p;
-    bool keep = true;
-    if (!w.window.empty()) {
-      const int64_t h = TrimmedWindow(w);
-      if (h < 0 && p.fine) {
-        keep = false;  // a fine point with the whole window costs what a 2 MiB span's does
-      } else {
-        const size_t n = h < 0 ? w.window.size() : static_cast<size_t>(h);
-        p.window_size = static_cast<uint32_t>(n);
-        p.window = CompressWindow(std::span<const uint8_t>(w.window).last(n));
-      }
+  while (!waiting_.empty() && (all || out >= waiting_.front().p.out_offset + kMaxWindowBytes)) ResolveFront();
+}
+
+void PointPlacer::ResolveFront() {
+  Waiting& w = waiting_.front();
+  Checkpoint& p = w.p;
+  bool keep = true;
+  if (!w.window.empty()) {
+    const int64_t h = TrimmedWindow(w);
+    if (h < 0 && p.fine) {
+      keep = false;  // a fine point with the whole window costs what a 2 MiB span's does
+    } else {
+      const size_t n = h < 0 ? w.window.size() : static_cast<size_t>(h);
+      p.window_size = static_cast<uint32_t>(n);
+      p.window = CompressWindow(std::span<const uint8_t>(w.window).last(n));
     }
-    if (keep && p.fine) {
-      // Thinning: fine points stay within their share of the compressed bytes before them.
-      const uint64_t cost = kPointBytes + p.window.size();
-      keep = fine_bytes_ + cost <= p.in_offset / kFineBudgetDivisor + kFineBudgetSlack;
-      if (keep) fine_bytes_ += cost;
-    }
-    if (keep) table_->points.push_back(std::move(p));
-    waiting_.pop_front();
-    if (waiting_.empty()) {
-      kept_.clear();
-    } else if (waiting_.front().p.in_offset > kept_at_) {
-      const uint64_t drop = std::min<uint64_t>(waiting_.front().p.in_offset - kept_at_, kept_.size());
-      kept_.erase(kept_.begin(), kept_.begin() + static_cast<ptrdiff_t>(drop));
-      kept_at_ += drop;
-    }
+  }
+  if (keep && p.fine) {
+    // Thinning: fine points stay within their share of the compressed bytes before them.
+    const uint64_t cost = kPointBytes + p.window.size();
+    keep = fine_bytes_ + cost <= p.in_offset / kFineBudgetDivisor + kFineBudgetSlack;
+    if (keep) fine_bytes_ += cost;
+  }
+  if (keep) table_->points.push_back(std::move(p));
+  waiting_.pop_front();
+  if (waiting_.empty()) {
+    kept_.clear();
+  } else if (waiting_.front().p.in_offset > kept_at_) {
+    const uint64_t drop = std::min<uint64_t>(waiting_.front().p.in_offset - kept_at_, kept_.size());
+    kept_.erase(kept_.begin(), kept_.begin() + static_cast<ptrdiff_t>(drop));
+    kept_at_ += drop;
   }
 }
 

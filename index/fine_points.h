@@ -79,6 +79,9 @@ class PointPlacer {
   // At a check (CheckDue(out)), with all output before out handed to the
   // tar parser: whether a fine point goes at the next block boundary.
   bool WantFine(uint64_t out);
+  // Whether out lies in a fine range (ISA-L's pass stops at the end of the
+  // block it was in at the check). REQUIRES as WantFine.
+  bool InRange(uint64_t out) { return ranges_->Contains(out); }
 
   // A point at a block boundary (window: the raw history before it) or a
   // member start (no window). prev_byte: the compressed byte at
@@ -109,6 +112,7 @@ class PointPlacer {
     bool prev_known = false;
   };
   void Resolve(uint64_t out, bool all);
+  void ResolveFront();  // REQUIRES: a waiting point
   // The stored window for w: the smallest kTrimSteps suffix that decodes
   // its next 32 KiB; -1 if none does (or its input was not kept whole).
   int64_t TrimmedWindow(const Waiting& w);

@@ -208,7 +208,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       }
       if (st_->block_state == ISAL_BLOCK_FINISH) {
         if (poked_) {
-          LAZYROOT_RETURN_IF_ERROR(AtForcedStop());
+          LAZYROOT_RETURN_IF_ERROR(AtForcedStop(on_output));
         } else {
           LAZYROOT_RETURN_IF_ERROR(AtMemberEnd());
         }
@@ -275,7 +275,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   bool Due() const { return !have_coarse_ || total_out_ - coarse_out_ >= span_; }
 
   // The poked block ended: record the checkpoint, then resume.
-  Status AtForcedStop() {
+  Status AtForcedStop(const OutputFn& on_output) {
     poked_ = false;
     CopyWindow(&window_);
     const uint64_t unread = static_cast<uint64_t>(std::max<int32_t>(st_->read_in_length, 0));
@@ -283,6 +283,12 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     // tmp_in_size is 0 between blocks (it only buffers split headers); if it
     // is not, the position is unknown: resume without a checkpoint.
     const bool coarse = Due();
+    if (!coarse && poke_fine_) {
+      // The block may have run past the file's data: a fine point only
+      // inside it (the tar parser must have seen every byte before here).
+      LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+      poke_fine_ = placer_->InRange(total_out_);
+    }
     if (st_->tmp_in_size == 0 && unread <= here && (coarse || poke_fine_)) {
       const uint64_t bitpos = here - unread;
       Checkpoint p;

@@ -36,7 +36,7 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
 
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   blob_size_ += compressed.size();
-  hasher_.UpdateBlob(compressed);
+  chunk_hasher_.Update(compressed);
   return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) { return OnOutput(out); });
 }
 
@@ -61,7 +61,7 @@ Result<std::string> LayerIndexer::FinishFile() {
   header.blob_size = blob_size_;
   header.uncompressed_size = decoder_->total_out();
   header.checkpoints = decoder_->TakeCheckpoints();
-  header.chunks = std::move(digests.chunks);
+  header.chunks = chunk_hasher_.Finish();
   // The tar reader's Finish refused an archive ending inside a file's data.
   if (!digests.all_files_complete) return Status::Corruption("layer " + blob_digest_ + ": ends inside a file's data");
   header.file_digests = std::move(digests.file_digests);

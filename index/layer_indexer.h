@@ -2,8 +2,8 @@
 // they stream in (the pull's single pass): the compressed bytes -> chunk
 // digests, and decompress -> DiffID hash + tar parser, recording checkpoints
 // on the way. Entries are serialised as they
-// arrive (LayerIndexWriter), never held as TarEntry values; the DiffID,
-// each regular file's digest and the chunk digests are hashed by a StreamHasher, beside the inflate
+// arrive (LayerIndexWriter), never held as TarEntry values; the DiffID and
+// each regular file's digest are hashed by a StreamHasher, beside the inflate
 // and the tar parser on a second thread for a long layer; the tar
 // parser refuses an entry over a kernel limit or a layer over its budget
 // (index/limits.h) as soon as it is seen. Finish() checks the DiffID.
@@ -58,6 +58,7 @@ class LayerIndexer {
   FineRanges fine_ranges_;  // large files' data, announced by the tar parser ahead of the decoder
   std::unique_ptr<StreamDecoder> decoder_;
   StreamHasher hasher_;
+  ChunkHasher chunk_hasher_;
   LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
   uint64_t blob_size_ = 0;

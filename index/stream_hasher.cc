@@ -1,7 +1,5 @@
 #include "index/stream_hasher.h"
 
-#include <pthread.h>
-
 #include <algorithm>
 #include <utility>
 
@@ -25,30 +23,10 @@ void StreamHasher::AddFile(File f) { new_files_.push_back(std::move(f)); }
 void StreamHasher::Update(std::span<const uint8_t> chunk) {
   seen_ += chunk.size();
   if (!thread_.joinable() && seen_ <= threshold_) {
-    Hash(new_files_, chunk, {});
+    Hash(new_files_, chunk);
     return;
   }
-  Enqueue(chunk);
-}
-
-void StreamHasher::UpdateBlob(std::span<const uint8_t> compressed) {
-  if (!thread_.joinable()) {
-    chunk_hasher_.Update(compressed);  // the inline phase: the producer owns it
-    return;
-  }
-  new_blob_.insert(new_blob_.end(), compressed.begin(), compressed.end());
-  // A blob whose bytes give no output for long (a stored run of padding)
-  // must not grow this buffer: past a batch, the bytes go alone.
-  if (new_blob_.size() >= kBlobBatch) Enqueue({});
-}
-
-void StreamHasher::Enqueue(std::span<const uint8_t> chunk) {
-  if (!thread_.joinable()) {
-    thread_ = std::thread([this] {
-      pthread_setname_np(pthread_self(), "lz-hash");  // for perf and top
-      Run();
-    });
-  }
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   Chunk c;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -61,8 +39,6 @@ void StreamHasher::Enqueue(std::span<const uint8_t> chunk) {
   c.files.swap(new_files_);
   new_files_.clear();
   c.bytes.assign(chunk.begin(), chunk.end());
-  c.blob.swap(new_blob_);
-  new_blob_.clear();
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back(std::move(c));
@@ -81,15 +57,14 @@ void StreamHasher::Run() {
       queue_.pop_front();
     }
     changed_.notify_all();  // room in the queue
-    Hash(c.files, c.bytes, c.blob);
+    Hash(c.files, c.bytes);
     c.files.clear();
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.size() < kMaxQueued) free_.push_back(std::move(c));
   }
 }
 
-void StreamHasher::Hash(std::vector<File>& added, std::span<const uint8_t> bytes, std::span<const uint8_t> blob) {
-  chunk_hasher_.Update(blob);
+void StreamHasher::Hash(std::vector<File>& added, std::span<const uint8_t> bytes) {
   for (File& f : added) files_.push_back(std::move(f));
   added.clear();
   diff_hash_.Update(bytes);
@@ -124,15 +99,12 @@ StreamHasher::Digests StreamHasher::Finish() {
     changed_.notify_all();
     thread_.join();
   }
-  // Files announced after the last chunk (empty files at the end of the
-  // stream), blob bytes given after it.
-  Hash(new_files_, {}, new_blob_);
-  new_blob_.clear();
+  // Files announced after the last chunk (empty files at the end of the stream).
+  Hash(new_files_, {});
   Digests d;
   d.diff_id = "sha256:" + diff_hash_.FinishHex();
   d.all_files_complete = files_.empty();
   d.file_digests = std::move(file_digests_);
-  d.chunks = chunk_hasher_.Finish();
   return d;
 }
 

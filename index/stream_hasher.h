@@ -1,20 +1,16 @@
 // StreamHasher: the two SHA-256 passes over a layer's uncompressed stream
-// (its DiffID, and each regular file's digest) and the chunk digests of its
-// compressed bytes, run on a second thread once the stream is long enough to
-// pay for one. With SHA-NI the hashes together cost more than ISA-L's
-// inflate of the same bytes, so on one thread they were most of a layer's
-// indexing time; beside the inflate + tar parse they overlap with it. The
-// chunk digests came here too because the inflating thread (which also
-// receives the download and hashes the blob digest) was the longer of the
-// two: a layer that runs alone at the end of a pull waited for it.
+// (its DiffID, and each regular file's digest), run on a second thread once
+// the stream is long enough to pay for one. With SHA-NI both passes together
+// cost more than ISA-L's inflate of the same bytes, so on one thread they
+// were most of a layer's indexing time; beside the inflate + tar parse they
+// overlap with it.
 //
 // The producer (the indexer's thread) calls AddFile for each regular entry
 // the tar parser sees, then Update with the output chunk that holds the
-// entries' headers; the hasher sees them in that order. UpdateBlob takes the
-// compressed bytes; they ride along with the next output chunk (or go alone
-// past kBlobBatch). Chunks are copied into a bounded queue (at most
-// kMaxQueued chunks in flight: memory does not grow with the layer). Short
-// streams are hashed inline. Not thread-safe: one producer.
+// entries' headers; the hasher sees them in that order. Chunks are copied
+// into a bounded queue (at most kMaxQueued chunks in flight: memory does not
+// grow with the layer). Short streams are hashed inline. Not thread-safe:
+// one producer.
 #pragma once
 
 #include <condition_variable>
@@ -26,7 +22,6 @@
 #include <thread>
 #include <vector>
 
-#include "index/chunk_digests.h"
 #include "index/layer_index.h"
 #include "index/sha256.h"
 
@@ -50,43 +45,34 @@ class StreamHasher {
   void AddFile(File f);
   // The next chunk of the stream.
   void Update(std::span<const uint8_t> chunk);
-  // The next compressed bytes of the blob (for Digests::chunks).
-  void UpdateBlob(std::span<const uint8_t> compressed);
 
   struct Digests {
     std::string diff_id;                     // "sha256:<hex>"
     std::vector<FileDigest> file_digests;    // ascending by data_offset
     bool all_files_complete = true;          // false: the stream ended inside a file's data
-    ChunkDigests chunks;                     // of the bytes UpdateBlob saw
   };
   // Waits for the hasher, then returns the digests. Call once.
   Digests Finish();
 
   static constexpr uint64_t kDefaultThreshold = 4 << 20;
   static constexpr size_t kMaxQueued = 8;
-  static constexpr size_t kBlobBatch = 1 << 20;
 
  private:
   struct Chunk {
     std::vector<File> files;  // added before this chunk
     std::vector<uint8_t> bytes;
-    std::vector<uint8_t> blob;  // compressed bytes given before this chunk
   };
   // The hashing itself (inline, or on the thread).
-  void Hash(std::vector<File>& files, std::span<const uint8_t> bytes, std::span<const uint8_t> blob);
-  // Hands the chunk (and the pending files and blob bytes) to the thread.
-  void Enqueue(std::span<const uint8_t> chunk);
+  void Hash(std::vector<File>& files, std::span<const uint8_t> bytes);
   void Run();
 
   const uint64_t threshold_;
   uint64_t seen_ = 0;
   std::vector<File> new_files_;  // producer side: not yet handed over
-  std::vector<uint8_t> new_blob_;  // producer side: compressed bytes not yet handed over
 
   // Owned by whoever hashes (the producer until the thread starts, then the thread).
   Sha256 diff_hash_;
   Sha256 file_hash_;
-  ChunkHasher chunk_hasher_;
   std::deque<File> files_;
   bool file_started_ = false;   // files_.front()'s hash has begun
   uint64_t file_next_ = 0;       // its next stream byte to hash

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The concurrency check of the mount and the pull's indexer: builds lazyroot
 # and the unit tests with ThreadSanitizer (build-tsan/), runs the fs unit
-# tests (span cache and read path from many threads), the indexer's and the
-# pull's hashing threads' tests and the FUSE mount integration test against
+# tests (span cache and read path from many threads), the indexer's hashing
+# thread's tests and the FUSE mount integration test against
 # the TSAN binary. The daemon's stderr is /dev/null, so TSAN writes its
 # reports to files; any report fails this script.
 set -euo pipefail
@@ -14,8 +14,6 @@ export TSAN_OPTIONS="log_path=$reports/tsan second_deadlock_stack=1"
 build-tsan/tests/fs_tests --gtest_brief=1
 # The pull's second hashing thread (index/stream_hasher.h).
 build-tsan/tests/index_tests --gtest_brief=1 --gtest_filter='StreamHasher*:*LayerIndexer*'
-# The pull's blob-digest thread (src/pull/blob_hasher.h).
-build-tsan/tests/src_tests --gtest_brief=1 --gtest_filter='BlobHasher*'
 LAZYROOT_BIN=$PWD/build-tsan/src/lazyroot python3 tests/integration/test_mount_basic.py 2>&1 | tail -3
 if compgen -G "$reports/tsan*" >/dev/null; then
   echo "ThreadSanitizer reports:"; cat "$reports"/tsan*; exit 1

@@ -17,10 +17,10 @@ namespace {
 constexpr size_t kMaxArchiveImages = 1 << 16;
 constexpr size_t kMaxArchiveLayers = 1 << 16;
 
-std::string LayerMediaType(std::string_view magic) {
-  if (magic.size() >= 2 && static_cast<uint8_t>(magic[0]) == 0x1f && static_cast<uint8_t>(magic[1]) == 0x8b) {
-    return "application/vnd.oci.image.layer.v1.tar+gzip";
-  }
+std::string LayerMediaType(const std::string& magic) {
+  // starts_with rather than indexing: GCC's -Wmaybe-uninitialized misreads
+  // magic[0] of a string returned by value once inlined (TSan builds).
+  if (magic.starts_with("\x1f\x8b")) return "application/vnd.oci.image.layer.v1.tar+gzip";
   if (magic == std::string_view("\x28\xb5\x2f\xfd", 4)) return "application/vnd.oci.image.layer.v1.tar+zstd";
   return "application/vnd.oci.image.layer.v1.tar";
 }

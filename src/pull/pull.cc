@@ -2,9 +2,9 @@
 //
 // One pass per layer: bytes arrive from the source and go, in the same
 // callback, to SHA-256, to tmp/<hex>.partial and to the layer consumer (the
-// indexer). Only bounded queues stand between those (the blob hasher's and
-// the indexer's hashing threads, a few MiB each), so a slow disk or a slow
-// indexer slows the download instead of growing memory. Layers run on `jobs` threads; the first error stops the
+// indexer). There is no queue between those three, so a slow disk or a slow
+// indexer slows the download instead of growing memory (curl's buffer is
+// the only one). Layers run on `jobs` threads; the first error stops the
 // others at their next chunk.
 //
 // Nothing reaches blobs/ until every layer is verified: each verified
@@ -26,7 +26,6 @@
 #include <cerrno>
 #include <ctime>
 #include <mutex>
-#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -39,7 +38,6 @@
 #include "src/image/manifest.h"
 #include "src/image/docker_archive.h"
 #include "src/image/oci_layout.h"
-#include "src/pull/blob_hasher.h"
 #include "src/registry/mirrored_source.h"
 #include "src/store/test_pause.h"
 
@@ -115,8 +113,7 @@ class LayerDownloader {
       ~Closer() { ::close(fd); }
     } closer{fd};
 
-    // The blob's digest, on its own thread for a long blob (blob_hasher.h).
-    std::optional<BlobHasher> hash;
+    Sha256 hash;
     std::unique_ptr<LayerConsumer> consumer;
     // A consumer error (say, gzip garbage) is held until the digest is
     // known: on tampered bytes "digest mismatch" is the true diagnosis.
@@ -125,7 +122,7 @@ class LayerDownloader {
       if (consumer && consumer_status.ok()) consumer_status = consumer->Consume(chunk);
     };
     auto reset = [&]() -> Status {
-      hash.emplace();
+      hash = Sha256();
       consumer.reset();
       consumer_status = Status::Ok();
       if (options_.consumer_factory) {
@@ -149,7 +146,7 @@ class LayerDownloader {
         ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), existing - offset), static_cast<off_t>(offset));
         if (n <= 0) return Status::FromErrno("read " + path, n < 0 ? errno : EIO);
         std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
-        hash->Update(chunk);
+        hash.Update(chunk);
         feed(chunk);
         offset += static_cast<uint64_t>(n);
       }
@@ -189,7 +186,7 @@ class LayerDownloader {
                                   SYNC_FILE_RANGE_WRITE);
           flushed = offset + bytes.size();
         }
-        hash->Update(bytes);
+        hash.Update(bytes);
         feed(bytes);
         offset += bytes.size();
         *fetched_bytes += bytes.size();
@@ -212,7 +209,7 @@ class LayerDownloader {
       resumed_ = resumed_ || offset > 0;
     }
 
-    std::string got = "sha256:" + hash->FinishHex();
+    std::string got = "sha256:" + hash.FinishHex();
     if (got != d.digest) {
       ::ftruncate(fd, 0);  // worthless: never resume from these bytes
       return Status::Corruption("digest mismatch (got " + got + ")");

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string_view>
@@ -41,19 +42,34 @@ std::vector<std::string> NamesIn(int dir_fd) {
 
 class StoreUnitCopies final : public UnitCopies {
  public:
+  // One per distinct layer digest: an image listing a layer twice has one
+  // directory and one budget for it.
+  //
+  // The budget bounds the bytes in the directory, whoever wrote them: used
+  // counts what was there when this process first looked, what it wrote,
+  // and every file another writer (another mount, or a thread of this one)
+  // put there that it met since (Has). Every writer reaches a unit by
+  // decoding the span from its start, asking Has about each unit on the
+  // way, so a writer behind another counts the other's files before it
+  // could add its own; counting only its own let N concurrent writers
+  // (two mounts of an image, a layer listed twice under `mount --layers`)
+  // write N budgets, each taking the units the one before stopped at.
   struct Layer {
     std::string dir, digest;
     uint64_t budget = 0;  // bytes of copies at most
-    bool counted = false;  // used counts what was there when this process first wrote
+    bool counted = false;  // used includes what was there when this process first looked
     uint64_t used = 0;
-    std::set<std::pair<uint64_t, uint64_t>> present;  // (start, length) of units known to have a file
+    std::set<std::pair<uint64_t, uint64_t>> present;  // (start, length) of units known to have a file, counted in used
   };
 
-  explicit StoreUnitCopies(std::vector<Layer> layers) : layers_(std::move(layers)) {}
+  // layers: one per distinct digest; slot: the index in layers of each of
+  // the image's layers, in the image's order.
+  StoreUnitCopies(std::vector<Layer> layers, std::vector<uint32_t> slot)
+      : layers_(std::move(layers)), slot_(std::move(slot)) {}
 
   bool Load(uint32_t layer, uint64_t start, std::span<uint8_t> out) override {
-    if (layer >= layers_.size()) return false;
-    const Layer& l = layers_[layer];
+    if (layer >= slot_.size()) return false;
+    const Layer& l = layers_[slot_[layer]];
     const std::string name = UnitCopyName(start, out.size());
     const std::string path = l.dir + "/" + name;
     Fd dir = OpenLayerDir(l);
@@ -75,26 +91,30 @@ class StoreUnitCopies final : public UnitCopies {
   }
 
   bool Has(uint32_t layer, uint64_t start, uint64_t length) override {
-    if (layer >= layers_.size()) return true;  // nothing to save
+    if (layer >= slot_.size()) return true;  // nothing to save
     std::lock_guard lock(mu_);
-    Layer& l = layers_[layer];
+    Layer& l = layers_[slot_[layer]];
     if (l.present.count({start, length}) != 0) return true;
-    struct stat st {};
     int err = 0;
     Fd dir = OpenLayerDir(l, &err);
     // Absent: Save makes it. A symlink or not a directory: nowhere to save
     // the unit (see OpenLayerDir).
     if (!dir.valid()) return err != ENOENT;
+    CountOnce(l, dir.get());
+    if (l.present.count({start, length}) != 0) return true;
+    struct stat st {};
     if (::fstatat(dir.get(), UnitCopyName(start, length).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+      // Another writer's, made since the count: it takes its share of the budget.
       l.present.insert({start, length});
+      l.used += static_cast<uint64_t>(st.st_size);
       return true;
     }
     return false;
   }
 
   void Save(uint32_t layer, uint64_t start, std::span<const uint8_t> bytes) override {
-    if (layer >= layers_.size()) return;
-    Layer& l = layers_[layer];
+    if (layer >= slot_.size()) return;
+    Layer& l = layers_[slot_[layer]];
     const size_t slash = l.dir.rfind('/');
     (void)::mkdir(l.dir.substr(0, slash).c_str(), 0755);
     (void)::mkdir(l.dir.c_str(), 0755);
@@ -102,13 +122,7 @@ class StoreUnitCopies final : public UnitCopies {
     if (!dir.valid()) return;
     {
       std::lock_guard lock(mu_);
-      if (!l.counted) {
-        l.counted = true;
-        for (const std::string& name : NamesIn(dir.get())) {
-          struct stat st {};
-          if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) l.used += static_cast<uint64_t>(st.st_size);
-        }
-      }
+      CountOnce(l, dir.get());
       if (l.used >= l.budget) return;
     }
     Result<std::string> file = EncodeUnitCopy(l.digest, start, bytes);
@@ -150,14 +164,32 @@ class StoreUnitCopies final : public UnitCopies {
     return Fd(fd);
   }
 
+  // REQUIRES: mu_ held. The first time the layer's directory is looked at:
+  // every file in it counts against the budget (temp files, stale copies,
+  // anything), and the units named have a file.
+  static void CountOnce(Layer& l, int dir) {
+    if (l.counted) return;
+    l.counted = true;
+    for (const std::string& name : NamesIn(dir)) {
+      struct stat st {};
+      if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      l.used += static_cast<uint64_t>(st.st_size);
+      unsigned long long start = 0, length = 0;
+      if (std::sscanf(name.c_str(), "%16llx-%llx", &start, &length) == 2 && UnitCopyName(start, length) == name) {
+        l.present.insert({start, length});
+      }
+    }
+  }
+
   void Drop(int dir, uint32_t layer, uint64_t start, uint64_t length) {
     ::unlinkat(dir, UnitCopyName(start, length).c_str(), 0);
     std::lock_guard lock(mu_);
-    layers_[layer].present.erase({start, length});
+    layers_[slot_[layer]].present.erase({start, length});
   }
 
   std::mutex mu_;  // guards each Layer's counted, used and present
   std::vector<Layer> layers_;
+  const std::vector<uint32_t> slot_;
 };
 
 }  // namespace
@@ -175,15 +207,20 @@ std::string UnitCopyName(uint64_t start, uint64_t length) {
 
 std::shared_ptr<UnitCopies> NewStoreUnitCopies(const Store& store, const ImageContent& content) {
   std::vector<StoreUnitCopies::Layer> layers;
+  std::vector<uint32_t> slot;
+  std::map<std::string, uint32_t> seen;
   for (size_t i = 0; i < content.layer_count(); ++i) {
     const LayerBlob& b = content.layer(static_cast<uint32_t>(i));
+    auto [it, fresh] = seen.emplace(b.digest, static_cast<uint32_t>(layers.size()));
+    slot.push_back(it->second);
+    if (!fresh) continue;
     StoreUnitCopies::Layer l;
     l.dir = UnitCopyDir(store.root(), b.digest);
     l.digest = b.digest;
     l.budget = 2 * (b.checkpoints ? b.checkpoints->compressed_size : 0) + (16 << 20);
     layers.push_back(std::move(l));
   }
-  return std::make_shared<StoreUnitCopies>(std::move(layers));
+  return std::make_shared<StoreUnitCopies>(std::move(layers), std::move(slot));
 }
 
 }  // namespace lazyroot

@@ -8,9 +8,11 @@
 // rename: any number of mounts of one image may write at once, the last
 // rename wins and every version is complete. Not fsynced: after a crash a
 // file may be empty or torn, which its checksum catches. Bounded per layer
-// (copies of at most twice the blob's bytes; units are at most 8 MiB and
-// there is one file per unit). gc removes a layer's directory with the
-// layer, fsck validates every file, df counts them with the indexes.
+// (copies of at most twice the blob's bytes plus 16 MiB in the directory,
+// whoever wrote them: a writer counts the files it finds as well as its
+// own; units are at most 8 MiB and there is one file per unit). gc removes
+// a layer's directory with the layer, fsck validates every file, df counts
+// them with the indexes.
 // Thread-safe.
 #pragma once
 

@@ -17,6 +17,7 @@
 
 #include "index/byte_source.h"
 #include "index/checkpoint.h"
+#include "index/fine_points.h"
 #include "index/gzip_index.h"
 #include "index/layer_decoder.h"
 #include "index/zstd_index.h"
@@ -110,7 +111,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::span<const uint8_t> blob(data, size);
   Rng rng(blob);
   const uint64_t span = rng.Next() % 2 ? rng.Range(1, 4096) : rng.Range(4096, 1 << 20);
-  auto decoder = StreamDecoder::Create(kCompression, "fuzz blob", span);
+  // gzip: fine points (fine_points.h) in up to three output ranges, half the
+  // time; every pass below gets the same ranges (each its own copy: queries
+  // consume them).
+  std::vector<std::pair<uint64_t, uint64_t>> fine_ranges;
+  const bool fine = kCompression == Compression::kGzip && rng.Next() % 2 == 0;
+  if (fine) {
+    uint64_t at = 0;
+    for (uint64_t i = 0, n = rng.Range(1, 3); i < n; ++i) {
+      at += rng.Range(0, 1 << 20);
+      const uint64_t len = rng.Range(1, 4 << 20);
+      fine_ranges.emplace_back(at, at + len);
+      at += len;
+    }
+  }
+  auto ranges_for = [&](FineRanges* r) {
+    for (const auto& [s, e] : fine_ranges) r->Add(s, e);
+    return fine ? r : nullptr;
+  };
+  FineRanges main_ranges, zlib_ranges, again_ranges;
+  auto decoder = StreamDecoder::Create(kCompression, "fuzz blob", span, InflateEngine::kIsal, ranges_for(&main_ranges));
   std::vector<uint8_t> stream;
   bool too_big = false;
   auto on_output = [&](std::span<const uint8_t> out) {
@@ -140,7 +160,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if constexpr (kCompression == Compression::kGzip) {
     // The pull streams on ISA-L when it can; zlib is the oracle: where both
     // accept a blob they must agree on every byte.
-    auto zlib = NewGzipStreamDecoder("fuzz zlib", span, InflateEngine::kZlib);
+    auto zlib = NewGzipStreamDecoder("fuzz zlib", span, InflateEngine::kZlib, ranges_for(&zlib_ranges));
     std::vector<uint8_t> zlib_stream;
     Status z;
     OutputFn zlib_out = [&](std::span<const uint8_t> out) {
@@ -157,7 +177,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   {
     // The table is a function of the stream, not of its chunking: fsck
     // compares a rebuilt index byte for byte. Fed whole this time.
-    auto again = StreamDecoder::Create(kCompression, "fuzz blob", span);
+    auto again = StreamDecoder::Create(kCompression, "fuzz blob", span, InflateEngine::kIsal, ranges_for(&again_ranges));
     OutputFn discard = [](std::span<const uint8_t>) { return Status::Ok(); };
     FUZZ_CHECK(again->Feed(blob, discard).ok() && again->Finish(discard).ok());
     FUZZ_CHECK(again->TakeCheckpoints() == *table);
@@ -170,8 +190,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(table->points[i - 1].out_offset < table->points[i].out_offset);
     FUZZ_CHECK(table->points[i - 1].in_offset <= table->points[i].in_offset);
   }
+  FUZZ_CHECK(table->fine_policy == (fine ? kFinePolicyV1 : 0));
   for (const Checkpoint& p : table->points) {
     FUZZ_CHECK(p.in_offset <= size && p.window_size <= kMaxWindowBytes && p.bits < 8);
+    FUZZ_CHECK(!p.fine || (fine && p.out_offset != 0));
   }
   std::string serialized = table->Serialize();
   Result<CheckpointTable> parsed = CheckpointTable::Parse(

@@ -20,6 +20,13 @@ mount is compared with GNU tar's extraction of the same tar.
   the outside file unchanged, fsck names each, --repair cleans up.
 - A full store (a small tmpfs) while copies are written: right bytes, no
   temp file left, fsck clean; copies are made once there is room.
+- The bound of a layer's copies (twice the blob, plus 16 MiB) holds for
+  a layer whose 1 MiB blob decodes to 40 MiB of units that copies cannot
+  compress, with three writers at once: the image lists the layer twice,
+  mounted with --layers (a reader in each layer's view) and mounted again
+  beside it. A later mount writes no more.
+- Reads from three threads racing with `umount --lazy`: right bytes until
+  the file is closed, then the daemon exits, leaving no temp file.
 - Two mounts of the image writing the same units while `fsck --repair`
   and `gc` run: right bytes, and afterwards fsck finds nothing.
 
@@ -47,6 +54,7 @@ from pull_harness import PullTestCase  # noqa: E402
 
 BIG_SIZE = 12 * 1024 * 1024 + 333
 UNIT = 2 << 20
+REP_COUNT = 40
 
 
 def big_bytes():
@@ -107,6 +115,23 @@ class MountUnitAttacks(PullTestCase):
         image = mi.build_image([mi.Layer(tar, zst, "zstd")])
         mi.push(mi.RegistryClient(cls.reg.host), "zstd/units-attack", "v1", image)
         cls.ref = "%s/zstd/units-attack:v1" % cls.reg.host
+        # A layer whose blob is tiny next to its copies: one random MiB 40
+        # times over, which `zstd --long` finds and a copy's level 1 cannot;
+        # the image lists it twice.
+        rep = os.path.join(cls.src, "rep")
+        os.makedirs(os.path.join(rep, "data"))
+        cls.rep_block = random.Random(9).randbytes(1 << 20)
+        with open(os.path.join(rep, "data", "rep.bin"), "wb") as f:
+            f.write(cls.rep_block * REP_COUNT)
+        rtar = subprocess.run(["tar", "-C", rep, "--numeric-owner", "--sort=name", "-cf", "-", "data"],
+                              check=True, capture_output=True).stdout
+        rzst = subprocess.run(["zstd", "--long=27", "-3", "-q", "-c"], input=rtar, check=True,
+                              capture_output=True).stdout
+        cls.rep_blob_size = len(rzst)
+        rl = mi.Layer(rtar, rzst, "zstd")
+        mi.push(mi.RegistryClient(cls.reg.host), "zstd/units-rep", "v1", mi.build_image([rl, rl]))
+        cls.rep_ref = "%s/zstd/units-rep:v1" % cls.reg.host
+        cls.rep_hex = rl.digest[len("sha256:"):]
 
     def setUp(self):
         super().setUp()
@@ -118,9 +143,9 @@ class MountUnitAttacks(PullTestCase):
         self.layer_hex = layers[0]["digest"][len("sha256:"):]
         self.units = os.path.join(self.root, "units", self.layer_hex)
 
-    def mount(self, name="mnt"):
+    def mount(self, name="mnt", ref=None):
         d = self.workdir(name)
-        self.assertOk(self.lazyroot("mount", self.ref, d), "mount")
+        self.assertOk(self.lazyroot("mount", ref or self.ref, d), "mount")
         self.addCleanup(lambda: os.path.ismount(d) and subprocess.run(["umount", "-l", d], capture_output=True))
         return d
 
@@ -326,6 +351,91 @@ class MountUnitAttacks(PullTestCase):
         self.check_reads(d, 7)
         self.umount(d)
         self.assertGreaterEqual(len(os.listdir(self.units)), 5)
+        r = self.lazyroot("fsck")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_copies_stay_within_twice_the_blob_with_many_units_and_a_layer_listed_twice(self):
+        self.pull_ok("http://" + self.rep_ref, "-q")
+        size = REP_COUNT << 20
+        views = self.workdir("views")
+        self.assertOk(self.lazyroot("mount", "--layers", self.rep_ref, views), "mount --layers")
+        self.addCleanup(lambda: os.path.ismount(views) and subprocess.run(["umount", "-l", views], capture_output=True))
+        plain = self.mount("plain", self.rep_ref)
+        layer_dirs = sorted(os.listdir(os.path.join(views, "layers")))
+        self.assertEqual(len(layer_dirs), 2, layer_dirs)
+        files = [os.path.join(views, "layers", n, "data", "rep.bin") for n in layer_dirs]
+        files.append(os.path.join(plain, "data", "rep.bin"))
+        failures = []
+
+        def reader(path, seed):
+            rng = random.Random(seed)
+            try:
+                with open(path, "rb", buffering=0) as f:
+                    for off in [size - 5000] + [rng.randrange(0, size - 4096) for _ in range(20)]:
+                        want = (self.rep_block * 2)[off % (1 << 20):][:4096]
+                        if os.pread(f.fileno(), 4096, off) != want:
+                            failures.append("%s at %d" % (path, off))
+            except OSError as e:
+                failures.append("%s: %s" % (path, e))
+
+        threads = [threading.Thread(target=reader, args=(p, i)) for i, p in enumerate(files)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        self.assertEqual(failures, [])
+        self.umount(plain)
+        self.umount(views)
+        units = os.path.join(self.root, "units", self.rep_hex)
+        names = os.listdir(units)
+        total = sum(os.path.getsize(os.path.join(units, n)) for n in names)
+        budget = 2 * self.rep_blob_size + (16 << 20)
+        self.assertLessEqual(total, budget, "%d bytes of copies in %d files, %d-byte blob" %
+                             (total, len(names), self.rep_blob_size))
+        # A later mount finds the budget spent and writes nothing more.
+        d = self.mount("again", self.rep_ref)
+        with open(os.path.join(d, "data", "rep.bin"), "rb", buffering=0) as f:
+            off = size - 3 * UNIT - 77
+            self.assertEqual(os.pread(f.fileno(), 4096, off), (self.rep_block * 2)[off % (1 << 20):][:4096])
+        self.umount(d)
+        self.assertEqual(sorted(os.listdir(units)), sorted(names))
+
+    def test_reads_racing_with_a_lazy_unmount(self):
+        self.pull_image()
+        for round_ in range(3):
+            d = self.mount("race%d" % round_)
+            pids = daemon_pids(d)
+            self.assertEqual(len(pids), 1, pids)
+            failures = []
+            f = open(self.big(d), "rb", buffering=0)
+            self.addCleanup(f.close)
+
+            def reader(seed):
+                rng = random.Random(seed)
+                try:
+                    for _ in range(60):
+                        off = rng.randrange(0, BIG_SIZE - 4096)
+                        if os.pread(f.fileno(), 4096, off) != self.want[off:off + 4096]:
+                            failures.append("wrong bytes at %d" % off)
+                            return
+                except OSError as e:
+                    failures.append(str(e))
+
+            threads = [threading.Thread(target=reader, args=(round_ * 10 + i,)) for i in range(3)]
+            for t in threads:
+                t.start()
+            # Detached while the reads (and the copies they write) go on: the
+            # open file keeps reading right bytes until it is closed.
+            self.assertOk(self.lazyroot("umount", "--lazy", d), "umount --lazy")
+            for t in threads:
+                t.join(120)
+            self.assertEqual(failures, [])
+            f.close()
+            deadline = time.time() + 30
+            while time.time() < deadline and any(os.path.exists("/proc/%d" % p) for p in pids):
+                time.sleep(0.05)
+            self.assertFalse([p for p in pids if os.path.exists("/proc/%d" % p)], "the daemon did not exit")
+        self.assertFalse([n for n in os.listdir(self.units) if ".tmp." in n])
         r = self.lazyroot("fsck")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 

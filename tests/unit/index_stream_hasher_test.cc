@@ -1,8 +1,6 @@
 // StreamHasher gives the same DiffID and file digests inline and on its
 // second thread, whatever the chunking: each digest is the SHA-256 of the
-// file's prefix and its stream range, computed here directly; the chunk
-// digests of the compressed bytes given beside the stream are ChunkHasher's
-// of the whole blob at once.
+// file's prefix and its stream range, computed here directly.
 #include "index/stream_hasher.h"
 
 #include <gtest/gtest.h>
@@ -16,7 +14,6 @@ namespace {
 struct Case {
   std::vector<uint8_t> stream;
   std::vector<StreamHasher::File> files;  // ascending, non-overlapping
-  std::vector<uint8_t> blob;              // the "compressed" bytes
 };
 
 Case MakeCase(unsigned seed) {
@@ -24,9 +21,6 @@ Case MakeCase(unsigned seed) {
   Case c;
   c.stream.resize(3 << 20);
   for (auto& b : c.stream) b = static_cast<uint8_t>(rng());
-  // More than kBlobBatch, in an odd length: a short last chunk.
-  c.blob.resize((5 << 20) / 2 + 12345);
-  for (auto& b : c.blob) b = static_cast<uint8_t>(rng());
   uint64_t at = 0;
   while (true) {
     at += 512 + rng() % 4096;  // a "header"
@@ -53,28 +47,18 @@ std::vector<FileDigest> Expected(const Case& c) {
   return out;
 }
 
-// Feeds c in random chunks, announcing each file before the chunk its data
-// starts in, with random pieces of the blob between them (some longer than
-// kBlobBatch, some after the last chunk).
+// Feeds c in random chunks, announcing each file before the chunk its data starts in.
 StreamHasher::Digests HashInChunks(const Case& c, uint64_t threshold, unsigned seed) {
   StreamHasher h(threshold);
   std::mt19937 rng(seed);
   size_t next_file = 0;
-  uint64_t blob_at = 0;
-  auto some_blob = [&](uint64_t most) {
-    const uint64_t n = std::min<uint64_t>(c.blob.size() - blob_at, rng() % most);
-    h.UpdateBlob(std::span<const uint8_t>(c.blob).subspan(blob_at, n));
-    blob_at += n;
-  };
   for (uint64_t at = 0; at < c.stream.size();) {
-    some_blob(rng() % 4 == 0 ? StreamHasher::kBlobBatch + 70000 : 90000);
     const uint64_t n = std::min<uint64_t>(c.stream.size() - at, 1 + rng() % 700000);
     while (next_file < c.files.size() && c.files[next_file].start < at + n) h.AddFile(c.files[next_file++]);
     h.Update(std::span<const uint8_t>(c.stream).subspan(at, n));
     at += n;
   }
   while (next_file < c.files.size()) h.AddFile(c.files[next_file++]);
-  while (blob_at < c.blob.size()) some_blob(300000);
   return h.Finish();
 }
 
@@ -83,16 +67,11 @@ TEST(StreamHasher, InlineAndThreadedAgreeWithDirectHashes) {
   ASSERT_GT(c.files.size(), 10u);
   const std::vector<FileDigest> want = Expected(c);
   const std::string diff_id = "sha256:" + Sha256::HexOf(std::span<const uint8_t>(c.stream));
-  ChunkHasher whole;
-  whole.Update(c.blob);
-  const ChunkDigests chunks = whole.Finish();
-  ASSERT_EQ(chunks.digests.size(), ChunkDigests::ChunkCount(c.blob.size(), kDefaultChunkBytes));
   for (uint64_t threshold : {uint64_t{0}, uint64_t{1} << 20, ~uint64_t{0}}) {
     for (unsigned seed : {1u, 2u, 3u}) {
       StreamHasher::Digests d = HashInChunks(c, threshold, seed);
       EXPECT_EQ(d.diff_id, diff_id) << threshold;
       EXPECT_TRUE(d.all_files_complete);
-      EXPECT_TRUE(d.chunks == chunks) << "chunk digests, threshold " << threshold << " seed " << seed;
       ASSERT_EQ(d.file_digests.size(), want.size()) << threshold;
       for (size_t i = 0; i < want.size(); ++i) {
         EXPECT_EQ(d.file_digests[i].data_offset, want[i].data_offset);
