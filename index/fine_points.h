@@ -124,7 +124,6 @@ class PointPlacer {
   std::deque<Waiting> waiting_;
   std::vector<uint8_t> kept_;  // compressed bytes from kept_at_ on
   uint64_t kept_at_ = 0;
-  bool gap_ = false;           // input after kept_ was missed: probes of waiting points are off
   uint64_t next_check_ = 0;
   uint64_t fine_bytes_ = 0;    // serialised bytes of the fine points kept so far
   std::vector<uint8_t> scratch_;
