@@ -200,12 +200,12 @@ class VerifiedReads(unittest.TestCase):
                 shutil.rmtree(target)
 
     def test_older_version_index_is_rebuilt_not_an_error(self):
-        for old in (1, 2):  # before chunk digests, before file digests
+        for old in (1, 2, 3):  # before chunk digests, file digests, section checksums
             with self.subTest(version=old):
                 root = self.pulled_store("store-v%d" % old)
                 index = os.path.join(root, "index", "sha256", self.digests[0][7:])
                 with open(index, "rb") as f:
-                    self.assertEqual(f.read(12)[8], 3, "the pull writes format version 3")
+                    self.assertEqual(f.read(12)[8], 4, "the pull writes format version 4")
                 with open(index, "r+b") as f:  # what an older lazyroot left (readers stop at the version)
                     f.seek(8)
                     f.write(bytes([old]))
@@ -216,7 +216,7 @@ class VerifiedReads(unittest.TestCase):
                 with open(os.path.join(target, "gz/big.bin"), "rb") as f:
                     self.assertEqual(f.read(), self.members["gz/big.bin"][1])
                 with open(index, "rb") as f:
-                    self.assertEqual(f.read(12)[8], 3, "the index was rebuilt as version 3")
+                    self.assertEqual(f.read(12)[8], 4, "the index was rebuilt as version 4")
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
