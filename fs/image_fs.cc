@@ -381,8 +381,18 @@ FsStats ImageFs::StatFs() const {
   std::call_once(stats_once_, [this] {
     uint64_t bytes = 0;
     for (NodeId id = 0; id < tree_->node_count(); ++id) {
-      const Node n = tree_->GetNode(id);
-      if (n.type == NodeType::kRegular) bytes += n.size;
+      // A damaged node of a lazily read tree is counted without its bytes:
+      // statfs (df, a package manager's free-space check on /) must not fail
+      // for one damaged block, and would fail for good (call_once retries a
+      // throwing pass). Logged here if this pass met the damage first; the
+      // requests that need the node answer EIO.
+      try {
+        const Node n = tree_->GetNode(id);
+        if (n.type == NodeType::kRegular) bytes += n.size;
+      } catch (const TreeCorruptionError& e) {
+        if (options_.log && e.first_report())
+          options_.log("statfs inode " + std::to_string(ImageTree::InodeOf(id)) + ": " + e.what());
+      }
     }
     for (const RootFile& f : options_.root_files) bytes += f.data.size();
     stats_.files = tree_->node_count() + options_.root_files.size();
