@@ -6,6 +6,8 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 #include <thread>
@@ -499,6 +501,64 @@ TEST_P(GzipStreamTest, OutputCallbackErrorStopsFeed) {
   if (st.ok()) st = d->Finish(refuse);
   EXPECT_EQ(st.code(), ErrorCode::kAborted);
   EXPECT_FALSE(d->Feed(gz, [](std::span<const uint8_t>) { return Status::Ok(); }).ok());
+}
+
+// A forged index whose point carries a window cut shorter than the matches
+// after it reach back (what fine points store, window_size < 32 KiB): a
+// read from there must fail ("invalid distance too far back"), never give
+// other bytes (zeros where the missing history was), with either engine.
+TEST(GzipStream, ACutWindowTooShortFailsTheReadOnBothEngines) {
+  Bytes data;
+  std::mt19937 rng(77);
+  // Text whose matches reach far back: 20 KiB of random words repeated.
+  Bytes phrase;
+  while (phrase.size() < (20 << 10)) {
+    static const char* kPhraseWords[] = {"usr ", "lib ", "python3 ", "include ", "tar ", "layer ", "zran ", "\n"};
+    const char* w = kPhraseWords[rng() % 8];
+    phrase.insert(phrase.end(), w, w + std::strlen(w));
+    phrase.push_back(static_cast<uint8_t>('a' + rng() % 26));
+  }
+  while (data.size() < 4 * kSpan) data.insert(data.end(), phrase.begin(), phrase.end());
+  const Bytes blob = Gzip(data);
+  Built b = Build(blob, 1 << 20, kSpan, InflateEngine::kZlib);
+  ASSERT_TRUE(b.finish.ok()) << b.finish.ToString();
+  auto src = MemoryByteSource(blob, "blob cut");
+  int forged = 0, failed[2] = {0, 0};
+  for (size_t i = 1; i < b.table.points.size(); ++i) {
+    if (b.table.points[i].window_size != kMaxWindowBytes) continue;
+    for (uint32_t keep : {0u, 1u, 1024u, 8192u}) {
+      CheckpointTable t = b.table;
+      Checkpoint& p = t.points[i];
+      std::vector<uint8_t> raw;
+      ASSERT_TRUE(ExpandWindow(p, "cut", &raw).ok());
+      p.window_size = keep;
+      p.window = keep == 0 ? std::string() : CompressWindow(std::span<const uint8_t>(raw).last(keep));
+      p.fine = true;
+      ++forged;
+      auto table = std::make_shared<const CheckpointTable>(std::move(t));
+      for (InflateEngine engine : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+        auto reader = NewReader(table, src.get(), "layer cut", engine);
+        const uint64_t off = table->points[i].out_offset;
+        Bytes out(64 << 10, 0xAA);
+        size_t n = 0;
+        Status st = reader->Read(off, out, &n);
+        if (st.ok()) {
+          ASSERT_TRUE(std::equal(out.begin(), out.begin() + static_cast<ptrdiff_t>(n),
+                                 data.begin() + static_cast<ptrdiff_t>(off)))
+              << "point " << i << " window " << keep << " engine " << (engine == InflateEngine::kZlib ? "zlib" : "isal")
+              << ": other bytes from a cut window";
+        } else {
+          EXPECT_EQ(st.code(), ErrorCode::kCorruption) << st.ToString();
+          ++failed[engine == InflateEngine::kZlib ? 0 : 1];
+        }
+      }
+    }
+  }
+  EXPECT_GT(forged, 0);
+  if (!HaveIsal()) std::printf("[ cut      ] built without ISA-L: kIsal read with zlib\n");
+  // The matches reach back ~20 KiB: every cut window fails, on both engines.
+  EXPECT_EQ(failed[0], forged);
+  EXPECT_EQ(failed[1], forged);
 }
 
 }  // namespace
