@@ -159,7 +159,12 @@ void PointPlacer::ResolveFront() {
   Waiting& w = waiting_.front();
   Checkpoint& p = w.p;
   bool keep = true;
-  if (!w.window.empty()) {
+  // A fine point the budget has no room for even without a window is
+  // dropped below whatever its probe finds: not probed (up to three 32 KiB
+  // decodes). A stream of tiny blocks inside a large file offers a candidate
+  // every kFineSpacing, and most are over budget.
+  if (p.fine && fine_bytes_ + kPointBytes > p.in_offset / kFineBudgetDivisor + kFineBudgetSlack) keep = false;
+  if (keep && !w.window.empty()) {
     const int64_t h = TrimmedWindow(w);
     if (h < 0 && p.fine) {
       keep = false;  // a fine point with the whole window costs what a 2 MiB span's does
