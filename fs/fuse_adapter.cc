@@ -359,7 +359,9 @@ void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool 
       size_t need;
       if (plus) {
         fuse_entry_param p = ToEntry(e.attr);
-        if (e.is_dot) p.ino = 0;  // the kernel neither instantiates nor counts "." and ".."
+        // The kernel neither instantiates nor counts "." and "..", nor a
+        // damaged child (its lookup answers EIO then).
+        if (e.is_dot || !e.attr_known) p.ino = 0;
         need = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &p, next);
       } else {
         struct stat st {};

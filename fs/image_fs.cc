@@ -182,7 +182,19 @@ FsResult<bool> ImageFs::ReadDir(uint64_t ino, uint64_t offset,
     const DirEntry child = tree_->ChildAt(*dir, static_cast<uint32_t>(i));
     if (root && HiddenByRootFile(child.name)) continue;
     e.name = child.name;
-    e.attr = AttrOf(child.node);
+    e.attr_known = true;
+    try {
+      e.attr = AttrOf(child.node);
+    } catch (const TreeCorruptionError& err) {
+      // One damaged node must not end the listing (readdir would answer EIO
+      // for the whole chunk, and every name after it would be unreachable).
+      if (options_.log && err.first_report()) {
+        options_.log("readdir inode " + std::to_string(ino) + ": " + std::string(err.what()));
+      }
+      e.attr = Attr{};
+      e.attr.ino = ImageTree::InodeOf(child.node);
+      e.attr_known = false;
+    }
     e.next_offset = i + 3;
     if (!emit(e)) return false;
   }
@@ -192,6 +204,7 @@ FsResult<bool> ImageFs::ReadDir(uint64_t ino, uint64_t offset,
     const RootFile& f = options_.root_files[j];
     e.name = f.name;
     e.attr = RootFileAttr(f);
+    e.attr_known = true;
     e.next_offset = count + j + 3;
     if (!emit(e)) return false;
   }

@@ -92,6 +92,11 @@ struct DirListing {
   Attr attr;  // for "." and "..": only ino and mode are meaningful
   uint64_t next_offset = 0;
   bool is_dot = false;  // "." or "..": readdirplus must not count a lookup for it
+  // False for a child whose node is damaged (a lazily read tree): the name is
+  // listed with only its inode number (attr.mode 0, DT_UNKNOWN), not
+  // instantiated by readdirplus, so that a lookup or stat of it is the EIO
+  // and the names after it are still listed.
+  bool attr_known = true;
 };
 
 // The getxattr/listxattr size protocol: asked with size 0, only `size` is

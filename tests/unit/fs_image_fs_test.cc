@@ -657,6 +657,26 @@ TEST(LazyTreeStatFs, ADamagedNodeBlockIsLoggedNotAnErrorForStatFs) {
   EXPECT_NE(log[0].find("checksum mismatch"), std::string::npos) << log[0];
   EXPECT_NO_THROW((void)fs.StatFs());  // answered from the first pass
   EXPECT_EQ(log.size(), 1u);
+  // readdir lists every name: a damaged child with its inode number only
+  // (readdirplus does not instantiate it), the names after it as usual.
+  uint32_t listed = 0, unknown = 0;
+  FsResult<bool> done = fs.ReadDir(1, 2, [&](const DirListing& e) {
+    EXPECT_EQ(e.name, names[listed]);
+    EXPECT_EQ(e.attr.ino, uint64_t{listed} + 2);
+    if (!e.attr_known) {
+      ++unknown;
+      EXPECT_EQ(e.attr.mode, 0u);
+    } else {
+      EXPECT_EQ(e.attr.mode, S_IFREG | 0644u);
+    }
+    ++listed;
+    return true;
+  });
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(listed, kFiles);
+  EXPECT_GT(unknown, 0u);
+  EXPECT_LT(unknown, kFiles / 2);
+  EXPECT_EQ(log.size(), 1u);  // reported once, by statfs
   // The node itself still fails (EIO through FailedRequestErrno), not logged again.
   EXPECT_THROW((void)fs.GetAttr(ImageTree::InodeOf(1000)), TreeCorruptionError);
   EXPECT_TRUE(fs.GetAttr(ImageTree::InodeOf(1)).ok());
