@@ -204,7 +204,14 @@ void Serve(fuse_req_t req, const char* op, fuse_ino_t ino, Body&& body) noexcept
   Reply reply(req, std::string_view(op).starts_with("forget"));
   Session& s = *static_cast<Session*>(fuse_req_userdata(req));
   try {
-    std::call_once(s.read_ahead_once, [&] { SetReadAhead(s); });
+    // Nothing may be thrown through call_once (that ends the daemon).
+    std::call_once(s.read_ahead_once, [&]() noexcept {
+      try {
+        SetReadAhead(s);
+      } catch (...) {
+        // Out of memory for the path: the kernel's read-ahead stays.
+      }
+    });
     body(s, reply);
   } catch (...) {
     reply.Fail(FailedRequestErrno(op, ino, s.options.log));

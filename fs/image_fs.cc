@@ -396,15 +396,23 @@ FsStats ImageFs::StatFs() const {
     for (NodeId id = 0; id < tree_->node_count(); ++id) {
       // A damaged node of a lazily read tree is counted without its bytes:
       // statfs (df, a package manager's free-space check on /) must not fail
-      // for one damaged block, and would fail for good (call_once retries a
-      // throwing pass). Logged here if this pass met the damage first; the
-      // requests that need the node answer EIO.
+      // for one damaged block. And nothing may leave this call_once: an
+      // exception thrown through it ended the daemon (SIGABRT, measured with
+      // a damaged node block and one statfs). Logged here if this pass met
+      // the damage first; the requests that need the node answer EIO.
       try {
         const Node n = tree_->GetNode(id);
         if (n.type == NodeType::kRegular) bytes += n.size;
       } catch (const TreeCorruptionError& e) {
-        if (options_.log && e.first_report())
-          options_.log("statfs inode " + std::to_string(ImageTree::InodeOf(id)) + ": " + e.what());
+        try {
+          if (options_.log && e.first_report()) {
+            options_.log("statfs inode " + std::to_string(ImageTree::InodeOf(id)) + ": " + e.what());
+          }
+        } catch (...) {
+          // Out of memory for the line: the count must still be made.
+        }
+      } catch (...) {
+        // Anything else about one node: counted without its bytes too.
       }
     }
     for (const RootFile& f : options_.root_files) bytes += f.data.size();
