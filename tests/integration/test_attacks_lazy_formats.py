@@ -150,5 +150,54 @@ class LazyTreeAttacks(PullTestCase):
         self.assertEqual(walk(mnt), (sorted(["d"] + ["d/f%05d" % i for i in range(FILES)]), 0))
 
 
+    def test_b_tree_file_truncated_holed_grown_while_mounted(self):
+        """The mount keeps the tree's descriptor and reads unread blocks with
+        pread: the file cut short, holed (fallocate punch: zeros) or grown
+        under it gives EIO where a block no longer reads back, never other
+        names or bytes, and the daemon serves on."""
+        self.pull_ok("http://" + self.ref)
+        mnt = self.workdir("mnt")
+        self.mount(mnt)
+        self.assertOk(self.lazyroot("umount", mnt), "umount")
+        path = self.tree_file()
+        with open(path, "rb") as f:
+            good = f.read()
+        nodes_offset, = struct.unpack_from("<Q", good, 48)
+        want = sorted(["d"] + ["d/f%05d" % i for i in range(FILES)])
+        for how in ("truncate", "punch", "grow"):
+            with self.subTest(how=how):
+                self.mount(mnt)
+                self.assertTrue(os.path.isdir(os.path.join(mnt, "d")))  # root and /d read at open
+                with open(path, "r+b") as f:
+                    if how == "truncate":
+                        f.truncate(nodes_offset + 1000 * 80)
+                    elif how == "punch":
+                        r = subprocess.run(["fallocate", "--punch-hole", "--offset", str(65536 * 2),
+                                            "--length", str(65536), path], capture_output=True, text=True)
+                        if r.returncode != 0:
+                            self.skipTest("fallocate --punch-hole: " + r.stderr)
+                    else:
+                        f.seek(0, 2)
+                        f.write(b"\0" * 100000)
+                paths, eio = walk(mnt)
+                self.assertTrue(set(paths) <= set(want), set(paths) - set(want))
+                if how != "grow":
+                    self.assertGreater(eio, 0)
+                else:
+                    self.assertEqual((paths, eio), (want, 0))
+                for p in paths:
+                    if p.startswith("d/f"):
+                        try:
+                            with open(os.path.join(mnt, p), "rb") as f:
+                                self.assertEqual(f.read(), content(int(p[3:])), p)
+                        except OSError as err:
+                            self.assertEqual(err.errno, errno.EIO, p)
+                os.statvfs(mnt)
+                self.assertTrue(os.path.isdir(os.path.join(mnt, "d")))  # still serving
+                self.assertOk(self.lazyroot("umount", mnt), "umount")
+                with open(path, "wb") as f:
+                    f.write(good)
+
+
 if __name__ == "__main__":
     unittest.main()
