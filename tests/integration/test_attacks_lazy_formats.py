@@ -30,6 +30,38 @@ def content(i):
     return ("file %d of the lazily read tree\n" % i).encode()
 
 
+def _crc32c_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t.append(c)
+    return t
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    t = _CRC32C
+    for b in data:
+        crc = (crc >> 8) ^ t[(crc ^ b) & 0xFF]
+    return crc ^ 0xFFFFFFFF
+
+
+def reseal(buf):
+    """Block checksums and the header's, as the writer makes them
+    (index/FORMAT.md, "Image tree file"): hostile records that read back."""
+    block_size, block_count = struct.unpack_from("<II", buf, 112)
+    body = (128 + 4 * block_count + 7) & ~7
+    for k in range(block_count):
+        at = body + k * block_size
+        struct.pack_into("<I", buf, 128 + 4 * k, crc32c(buf[at:at + block_size]))
+    struct.pack_into("<I", buf, 124, crc32c(bytes(buf[0:124]) + bytes(buf[128:body])))
+
+
 def walk(d):
     """(paths, EIO count) below d; any error but EIO is raised."""
     out, todo, eio = [], [""], 0
@@ -197,6 +229,87 @@ class LazyTreeAttacks(PullTestCase):
                 self.assertOk(self.lazyroot("umount", mnt), "umount")
                 with open(path, "wb") as f:
                     f.write(good)
+        # The damage is past what a mount checks at open (the root and its
+        # names; with "overlap" the root's range is d's, sorted and sound):
+        # every resealed file opens, and the damage is found on first use.
+        self.assertEqual(mounted, [True, True, True, True])
+
+
+    def test_c_hostile_records_with_valid_checksums(self):
+        """Records rewritten and resealed (valid checksums): a dirent naming
+        its own directory (a cycle), one naming the root's child from deep
+        down, a directory claiming more dirents than there are, two
+        directories claiming one range. Walks end, answers are names of the
+        tree or EIO (or ELOOP from the kernel for a directory seen twice),
+        and the daemon serves on."""
+        self.pull_ok("http://" + self.ref)
+        mnt = self.workdir("mnt")
+        self.mount(mnt)
+        self.assertOk(self.lazyroot("umount", mnt), "umount")
+        path = self.tree_file()
+        with open(path, "rb") as f:
+            good = f.read()
+        nodes_offset, dirents_offset = struct.unpack_from("<QQ", good, 48)
+        dirent_count, = struct.unpack_from("<I", good, 28)
+        d = 1  # /d: the root's only child, node 1
+        self.assertEqual(good[nodes_offset + 80 * d], 2)
+        d_first, d_count = struct.unpack_from("<II", good, nodes_offset + 80 * d + 72)
+
+        def dirent(k):
+            return dirents_offset + 12 * (d_first + k)
+
+        def cycle(buf):  # d/f01000 names d itself
+            struct.pack_into("<I", buf, dirent(1000) + 8, d)
+
+        def huge(buf):  # d claims every dirent and one more
+            struct.pack_into("<II", buf, nodes_offset + 80 * d + 72, 0, dirent_count + 1)
+
+        def overlap(buf):  # the root claims d's range too
+            struct.pack_into("<II", buf, nodes_offset + 72, d_first, d_count)
+
+        def to_root(buf):  # a dirent names node 0
+            struct.pack_into("<I", buf, dirent(5) + 8, 0)
+
+        mounted = []
+        for name, edit in (("cycle", cycle), ("huge", huge), ("overlap", overlap), ("to-root", to_root)):
+            with self.subTest(edit=name):
+                bad = bytearray(good)
+                edit(bad)
+                reseal(bad)
+                with open(path, "wb") as f:
+                    f.write(bad)
+                r = self.lazyroot("mount", "--no-pull", self.ref, mnt, timeout=60)
+                mounted.append(r.returncode == 0)
+                if r.returncode == 0:
+                    try:
+                        seen = 0
+                        for dp, dns, fns in os.walk(mnt, onerror=lambda e: None):
+                            seen += 1
+                            self.assertLess(seen, 10, "a walk that does not end: %s" % dp)
+                            for n in fns:
+                                try:
+                                    with open(os.path.join(dp, n), "rb") as f:
+                                        data = f.read()
+                                    self.assertTrue(n.startswith("f"), n)
+                                    self.assertEqual(data, content(int(n[1:])), n)
+                                except OSError as err:
+                                    self.assertIn(err.errno, (errno.EIO, errno.ELOOP, errno.EISDIR), n)
+                        os.statvfs(mnt)
+                        os.stat(mnt)  # still serving
+                    finally:
+                        if self.lazyroot("umount", mnt).returncode != 0:
+                            subprocess.run(["umount", "-l", mnt], capture_output=True)
+                else:
+                    self.assertEqual(r.returncode, 1, r.stderr)
+                    self.assertIn("tree", r.stderr)
+                r = self.lazyroot("fsck")
+                self.assertNotEqual(r.returncode, 0, name)
+                with open(path, "wb") as f:
+                    f.write(good)
+        # The damage is past what a mount checks at open (the root and its
+        # names; with "overlap" the root's range is d's, sorted and sound):
+        # every resealed file opens, and the damage is found on first use.
+        self.assertEqual(mounted, [True, True, True, True])
 
 
 if __name__ == "__main__":
