@@ -8,6 +8,7 @@
 #include "index/fine_points.h"
 
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cstdio>
 #include <cstring>
@@ -305,6 +306,89 @@ TEST(FinePointsIndexer, ALargeFileGetsFinePointsWhateverTheChunking) {
     auto table = LayerIndex::ParseCheckpoints(fixtures::Bytes(*old), "index", digest, nullptr);
     ASSERT_TRUE(table.ok());
     for (const Checkpoint& p : table->points) EXPECT_FALSE(p.fine);
+  }
+}
+
+
+// A hostile shape for the placer inside one large file: runs of tiny deflate
+// blocks (a block every 200 bytes), stored blocks (level 0), full flushes,
+// empty blocks, and gzip members that start and end inside the file. The
+// pass gives the data, the table parses, fine points stay in budget, and
+// every point reads back exactly with both readers, whatever the chunking.
+TEST(FinePointsHostile, TinyBlocksStoredBlocksAndMembersInsideOneFile) {
+  const Bytes text = MakeData(9, 11);  // random, log lines, words
+  Bytes blob, data;
+  std::mt19937 rng(5);
+  size_t off = 0;
+  while (off < text.size()) {
+    // One member of 100-700 KiB, in pieces flushed in different ways.
+    const size_t member_end = std::min(text.size(), off + (100u << 10) + rng() % (600u << 10));
+    z_stream z{};
+    ASSERT_EQ(deflateInit2(&z, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    Bytes out(1 << 20);
+    while (off < member_end) {
+      const size_t n = std::min<size_t>(member_end - off, rng() % 3 == 0 ? 200 : 1 + rng() % 40000);
+      const int mode = static_cast<int>(rng() % 5);
+      if (mode == 0 || mode == 1) {
+        ASSERT_EQ(deflateParams(&z, mode == 0 ? 0 : 6, Z_DEFAULT_STRATEGY), Z_OK);  // level 0: stored blocks next
+      }
+      const bool last = off + n >= member_end;
+      const int flush = last ? Z_FINISH : (mode == 2 ? Z_FULL_FLUSH : mode == 3 ? Z_SYNC_FLUSH : Z_BLOCK);
+      z.next_in = const_cast<uint8_t*>(text.data() + off);
+      z.avail_in = static_cast<uInt>(n);
+      do {
+        z.next_out = out.data();
+        z.avail_out = static_cast<uInt>(out.size());
+        const int ret = deflate(&z, flush);
+        ASSERT_TRUE(ret == Z_OK || ret == Z_STREAM_END || ret == Z_BUF_ERROR) << ret;
+        blob.insert(blob.end(), out.data(), out.data() + (out.size() - z.avail_out));
+      } while (z.avail_out == 0 || z.avail_in > 0);
+      if (mode == 4 && !last) {
+        // After Z_BLOCK, a sync flush with no input: an empty stored block.
+        z.next_out = out.data();
+        z.avail_out = static_cast<uInt>(out.size());
+        ASSERT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
+        blob.insert(blob.end(), out.data(), out.data() + (out.size() - z.avail_out));
+      }
+      off += n;
+    }
+    deflateEnd(&z);
+  }
+  data = text;
+  for (InflateEngine engine : Engines()) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    std::mt19937 chunking(9);
+    const Built b = Build(blob, {{1000, data.size() - 1000}}, engine, &chunking, 1 << 20);
+    ASSERT_EQ(b.output, data);
+    const std::string serial = b.table.Serialize();
+    ASSERT_TRUE(CheckpointTable::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(serial.data()),
+                                                                serial.size()),
+                                       "hostile")
+                    .ok());
+    uint64_t spent = 0;
+    size_t fine = 0;
+    for (const Checkpoint& p : b.table.points) {
+      if (!p.fine) continue;
+      ++fine;
+      spent += 28 + p.window.size();
+      EXPECT_LE(spent, p.in_offset / kFineBudgetDivisor + kFineBudgetSlack);
+    }
+    EXPECT_GT(fine, 0u);
+    auto table = std::make_shared<const CheckpointTable>(b.table);
+    auto src = MemoryByteSource(blob, "blob");
+    for (InflateEngine reader : Engines()) {
+      auto r = RandomReader::Create(table, NewGzipPointDecoder(table.get(), src.get(), "blob", reader));
+      Bytes buf(40000);
+      for (const Checkpoint& p : table->points) {
+        size_t n = 0;
+        ASSERT_TRUE(r->Read(p.out_offset, buf, &n).ok()) << "point at " << p.out_offset;
+        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), data.size() - p.out_offset));
+        ASSERT_EQ(n, want);
+        ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                               data.begin() + static_cast<ptrdiff_t>(p.out_offset)))
+            << "point at " << p.out_offset << (p.fine ? " (fine)" : "") << " window " << p.window_size;
+      }
+    }
   }
 }
 
