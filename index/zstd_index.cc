@@ -37,13 +37,21 @@ class ZstdStreamDecoder final : public StreamDecoder {
     if (dctx_ == nullptr) return Status::IoError(name_ + ": zstd: cannot create a decompression context");
     if (dead_) return Status::Corruption(name_ + ": zstd decoder used after an error");
     if (finished_) return Status::InvalidArgument(name_ + ": zstd: Feed after Finish");
-    Status st = FeedImpl(in, on_output);
+    Status st = FeedSliced(in, on_output);
     if (!st.ok()) dead_ = true;
     return st;
   }
 
-  Status Finish(const OutputFn&) override {
+  Status Finish(const OutputFn& on_output) override {
     if (dead_ || dctx_ == nullptr) return Status::Corruption(name_ + ": zstd decoder used after an error");
+    if (!carry_.empty()) {
+      Status st = FeedImpl(carry_, on_output);
+      carry_.clear();
+      if (!st.ok()) {
+        dead_ = true;
+        return st;
+      }
+    }
     if (frames_ == 0) return Status::Corruption(name_ + ": zstd: empty stream");
     if (!frame_done_) {
       dead_ = true;
@@ -61,6 +69,32 @@ class ZstdStreamDecoder final : public StreamDecoder {
   CheckpointTable TakeCheckpoints() override { return std::move(table_); }
 
  private:
+  // libzstd decides some hostile frames differently when a whole frame is in
+  // one call's input (its single-pass shortcut checks more than streaming
+  // does), so every call gets input that ends at fixed offsets of the stream
+  // (or at its end): the verdict, like the table, is then a function of the
+  // blob however it arrived (fsck rebuilds indexes from the whole blob).
+  static constexpr uint64_t kSliceBytes = 64 << 10;
+  Status FeedSliced(std::span<const uint8_t> data, const OutputFn& on_output) {
+    while (!data.empty()) {
+      const size_t to_boundary = static_cast<size_t>(kSliceBytes - received_ % kSliceBytes);
+      const size_t take = std::min(data.size(), to_boundary);
+      if (carry_.empty() && take == to_boundary) {
+        LAZYROOT_RETURN_IF_ERROR(FeedImpl(data.first(take), on_output));
+      } else {
+        carry_.insert(carry_.end(), data.begin(), data.begin() + static_cast<ptrdiff_t>(take));
+        if (take == to_boundary) {
+          Status st = FeedImpl(carry_, on_output);
+          carry_.clear();
+          LAZYROOT_RETURN_IF_ERROR(st);
+        }
+      }
+      received_ += take;
+      data = data.subspan(take);
+    }
+    return Status::Ok();
+  }
+
   Status FeedImpl(std::span<const uint8_t> data, const OutputFn& on_output) {
     ZSTD_inBuffer in{data.data(), data.size(), 0};
     const uint64_t base = total_in_;
@@ -135,6 +169,8 @@ class ZstdStreamDecoder final : public StreamDecoder {
   uint8_t header_[18] = {};       // ZSTD_FRAMEHEADERSIZE_MAX: its first bytes
   size_t header_len_ = 0;
   unsigned long long declared_ = ZSTD_CONTENTSIZE_ERROR;  // its content size, once known
+  uint64_t received_ = 0;        // compressed bytes handed to Feed, carry_ included
+  std::vector<uint8_t> carry_;   // the current slice's bytes so far, when they came in pieces
   bool frame_done_ = true;  // at a frame boundary (true before the first frame)
   uint64_t frames_ = 0;
   uint64_t total_in_ = 0;
