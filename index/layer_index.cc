@@ -77,15 +77,7 @@ bool HexToRaw(const std::string& digest, uint8_t out[32]) {
   }
   return true;
 }
-std::string RawToDigest(const uint8_t* raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s = "sha256:";
-  for (int i = 0; i < 32; ++i) {
-    s += kHex[raw[i] >> 4];
-    s += kHex[raw[i] & 15];
-  }
-  return s;
-}
+std::string RawToDigest(const uint8_t* raw) { return "sha256:" + ToHex(std::span<const uint8_t>(raw, 32)); }
 
 // Bounds-checked cursor over (a window of) the entries section. A read that
 // runs past the window sets short(): with more of a streamed section to come,

@@ -113,7 +113,7 @@ class LayerDownloader {
       ~Closer() { ::close(fd); }
     } closer{fd};
 
-    Sha256 hash;
+    ChunkHasher hash;  // the blob's digest, and its chunk table for the consumer
     std::unique_ptr<LayerConsumer> consumer;
     // A consumer error (say, gzip garbage) is held until the digest is
     // known: on tampered bytes "digest mismatch" is the true diagnosis.
@@ -122,7 +122,7 @@ class LayerDownloader {
       if (consumer && consumer_status.ok()) consumer_status = consumer->Consume(chunk);
     };
     auto reset = [&]() -> Status {
-      hash = Sha256();
+      hash = ChunkHasher();
       consumer.reset();
       consumer_status = Status::Ok();
       if (options_.consumer_factory) {
@@ -209,13 +209,14 @@ class LayerDownloader {
       resumed_ = resumed_ || offset > 0;
     }
 
-    std::string got = "sha256:" + hash.FinishHex();
+    ChunkDigests chunks = hash.Finish();
+    const std::string& got = hash.BlobDigest();
     if (got != d.digest) {
       ::ftruncate(fd, 0);  // worthless: never resume from these bytes
       return Status::Corruption("digest mismatch (got " + got + ")");
     }
     LAZYROOT_RETURN_IF_ERROR(consumer_status);
-    if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish());
+    if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish(std::move(chunks)));
     // The bytes reach the disk here, on this layer's thread beside the others'
     // work (the writeback began during the download), rather than in the
     // publish's fsync after every layer, which stays (the store's rule rests
