@@ -222,9 +222,11 @@ class StreamCache {
   void FreeIdle(std::list<IdleDecoder>::iterator it, std::vector<std::unique_ptr<RandomReader>>* freed);
   void NoteCharges();  // REQUIRES: idle_mu_ held; updates the peaks
   // Notes a foreground read of [offset, end) in `unit`; true if it continues
-  // a sequential run. *near: a recent read ended within 2 MiB of offset
-  // (either side), so this may be a sequential reader's request out of order.
-  bool NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end, bool* near);
+  // a sequential run. in_fine: offset lies between fine points (a large
+  // file's data), where only a read starting just after a recent one is
+  // sequential. *near: a recent read ended within 2 MiB of offset (either
+  // side), so this may be a sequential reader's request out of order.
+  bool NoteAccess(uint32_t layer, const Unit& unit, uint64_t offset, uint64_t end, bool in_fine, bool* near);
   void ScheduleReadAhead(uint32_t layer, const Unit& unit);
   void WorkerLoop();
 

@@ -175,6 +175,64 @@ TEST(StreamCache, FinePointsServeRandomReadsWithoutCuttingUnits) {
   EXPECT_LE(c.stats().reprimes, unit_at.size());
 }
 
+// Random reads inside a large file stay fine pieces: a read that crosses a
+// fine point is not the next read of a sequential reader (its first piece's
+// end made the rest look like one: the whole unit after the point was
+// decoded), nor is a read in the unit after a recently read unit (random
+// reads over a big file land in neighbouring units often; each such pair
+// decoded a whole unit and read ahead).
+TEST(StreamCache, RandomReadsAcrossFinePointsAndUnitsStayFinePieces) {
+  std::mt19937 rng(7);
+  std::string raw;
+  while (raw.size() < (6u << 20)) raw.push_back(static_cast<char>(rng()));  // stored blocks: fine points every ~32-64 KiB
+  const std::string blob = Gzip(raw);
+  FineRanges fine;
+  fine.Add(0, raw.size());
+  auto d = StreamDecoder::Create(Compression::kGzip, "fine", 1 << 20, InflateEngine::kIsal, &fine);
+  const OutputFn sink = [](std::span<const uint8_t>) { return Status::Ok(); };
+  ASSERT_TRUE(d->Feed(Bytes(blob), sink).ok());
+  ASSERT_TRUE(d->Finish(sink).ok());
+  auto table = std::make_shared<const CheckpointTable>(d->TakeCheckpoints());
+  std::vector<LayerBlob> layers;
+  layers.push_back(LayerBlob{"sha256:l0", MemoryByteSource(Bytes(blob), "blob sha256:l0"), table});
+  auto content = std::make_shared<const ImageContent>(std::move(layers));
+  std::vector<uint64_t> fine_at;
+  for (const Checkpoint& p : table->points) {
+    if (p.fine) fine_at.push_back(p.out_offset);
+  }
+  ASSERT_GT(fine_at.size(), 40u);
+  StreamCacheOptions o = Opts(0);
+  o.max_unit_bytes = 8 << 20;
+  StreamCache c(content, o);
+  // Across a fine point in the middle of a unit: two fine pieces.
+  const size_t k = fine_at.size() / 3;
+  ASSERT_GT(fine_at[k] - c.UnitAt(0, fine_at[k]).start, 256u << 10);
+  const uint64_t across = fine_at[k] - 2000;
+  EXPECT_EQ(ReadRange(c, across, 4096), raw.substr(across, 4096));
+  EXPECT_LE(c.stats().decoded_bytes, (fine_at[k] - fine_at[k - 1]) + (32u << 10));
+  // The middle of one unit, then the middle of the next one (a fresh cache:
+  // no unit read before).
+  StreamCache c2(content, o);
+  const StreamCache::Unit u1 = c2.UnitAt(0, 2 << 20);
+  ASSERT_LT(u1.end, raw.size() - (256 << 10));
+  const StreamCache::Unit u2 = c2.UnitAt(0, u1.end);
+  const uint64_t a = (u1.start + u1.end) / 2, b = (u2.start + u2.end) / 2;
+  ASSERT_GT(b - a, 128u << 10);
+  EXPECT_EQ(ReadRange(c2, a, 4096), raw.substr(a, 4096));
+  EXPECT_EQ(ReadRange(c2, b, 4096), raw.substr(b, 4096));
+  // Each from the fine point before it: at most a fine gap plus 32 KiB each.
+  uint64_t gap = 0;
+  for (size_t i = 1; i < fine_at.size(); ++i) gap = std::max(gap, fine_at[i] - fine_at[i - 1]);
+  EXPECT_LE(c2.stats().decoded_bytes, 2 * (gap + (32u << 10)));
+  EXPECT_LT(c2.stats().decoded_bytes, u2.end - u2.start);
+  // Read in order, the same file is still decoded in whole units, each once.
+  StreamCache seq(content, o);
+  std::string got;
+  for (uint64_t off = 0; off < raw.size(); off += 4096) got += ReadRange(seq, off, 4096);
+  ASSERT_EQ(got, raw);
+  EXPECT_EQ(seq.stats().decoded_bytes, raw.size());
+}
+
 TEST(StreamCache, WithoutACacheSequentialReadsStayWarm) {
   Layer l(Compressible(2 << 20, 13), Compression::kGzip, 256 << 10);
   StreamCache c(l.content, Opts(2, 0));
