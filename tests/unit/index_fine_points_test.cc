@@ -11,7 +11,6 @@
 #include <zlib.h>
 
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <set>
 #include <tuple>
@@ -24,6 +23,7 @@
 #include "index/layer_indexer.h"
 #include "index/sha256.h"
 #include "tests/unit/compressed_fixtures.h"
+#include "tests/unit/index_tar_test_builder.h"
 
 namespace lazyroot {
 namespace {
@@ -240,26 +240,9 @@ TEST(FinePointsFormat, FlagsAndPolicySurviveAndHostileOnesAreRefused) {
   EXPECT_FALSE(r.ok());
 }
 
-// A tar of one file: 512-byte header, data, padding, end of archive.
+// A tar of one file: header, data, padding, end of archive.
 std::string Tar(const Bytes& data) {
-  std::string h(512, '\0');
-  std::memcpy(h.data(), "big.bin", 7);
-  std::memcpy(h.data() + 100, "0000644", 7);
-  std::memcpy(h.data() + 108, "0000000", 7);
-  std::memcpy(h.data() + 116, "0000000", 7);
-  std::snprintf(h.data() + 124, 12, "%011o", static_cast<unsigned>(data.size()));
-  std::memcpy(h.data() + 136, "14000000000", 11);
-  h[156] = '0';
-  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
-  std::memset(h.data() + 148, ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  char chk[8];
-  std::snprintf(chk, sizeof chk, "%06o", sum);
-  std::memcpy(h.data() + 148, chk, 7);
-  std::string tar = h + std::string(data.begin(), data.end());
-  tar.resize((tar.size() + 511) / 512 * 512 + 1024, '\0');
-  return tar;
+  return tartest::OneFileTar("big.bin", std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
 // Through the pull's indexer: the tar parser names the file's data, the
