@@ -15,7 +15,6 @@ a refused pull leaves no image record. Each case prints its outcome, peak
 RSS and wall time (for the release note).
 """
 
-import errno
 import io
 import os
 import shutil
@@ -115,33 +114,6 @@ def listing(d, skip=()):
                 if e.is_dir(follow_symlinks=False) and p not in skip:
                     todo.append(p)
     return sorted(out)
-
-
-def listing_or_eio(d):
-    """listing(d) through a mount whose tree may be damaged where the mount
-    has not read it yet (it is read lazily): a directory or entry whose
-    records fail their checks answers EIO, which is counted, not raised.
-    Any other error is."""
-    out, todo, eio = [], [""], 0
-    while todo:
-        rel = todo.pop()
-        try:
-            with os.scandir(os.path.join(d, rel) if rel else d) as it:
-                for e in it:
-                    p = os.path.join(rel, e.name) if rel else e.name
-                    out.append(p)
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            todo.append(p)
-                    except OSError as err:
-                        if err.errno != errno.EIO:
-                            raise
-                        eio += 1
-        except OSError as err:
-            if err.errno != errno.EIO:
-                raise
-            eio += 1
-    return sorted(out), eio
 
 
 # ---------------------------------------------------------------- the attacks
@@ -635,7 +607,7 @@ class HostileAttacks(PullTestCase):
                         try:
                             # Every lookup and readdir answers: entries, or EIO
                             # where a node read lazily fails its checks.
-                            listing_or_eio(mnt)
+                            tree_listing.paths_or_eio(mnt)
                         finally:
                             if self.lazyroot("umount", mnt).returncode != 0:
                                 subprocess.run(["umount", "-l", mnt])
