@@ -6,14 +6,13 @@
 #include <ctime>
 
 #include "src/cli/cli.h"
+#include "src/cli/inspect_json.h"
 #include "src/inspect/layer_report.h"
 #include "src/image/manifest.h"
 #include "src/image/reference.h"
 
 namespace lazyroot::cli {
 namespace {
-
-using JsonWriter = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
 
 void WriteStrings(JsonWriter& w, const std::vector<std::string>& v) {
   w.StartArray();
@@ -113,13 +112,8 @@ int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, 
   w.Key("Layers");
   w.StartArray();
   for (size_t i = 0; i < manifest->layers.size(); ++i) {
-    const Layer& l = manifest->layers[i];
     w.StartObject();
-    w.Key("index"); w.Uint64(i + 1);
-    w.Key("digest"); w.String(l.descriptor.digest.c_str());
-    w.Key("size"); w.Int64(l.descriptor.size);
-    w.Key("mediaType"); w.String(l.descriptor.media_type.c_str());
-    if (i < config->diff_ids.size()) { w.Key("diffID"); w.String(config->diff_ids[i].c_str()); }
+    WriteLayerFields(w, i, manifest->layers[i], config->diff_ids);
     if (layer_history[i] >= 0) {
       const std::string& by = (*history)[static_cast<size_t>(layer_history[i])].created_by;
       w.Key("createdBy"); w.String(by.data(), static_cast<rapidjson::SizeType>(by.size()));
