@@ -68,11 +68,9 @@ int ListImages(const GlobalOptions& global, const std::string& format) {
 namespace {
 
 int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, bool config_only) {
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared: gc cannot remove the blobs between finding the record and reading them.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Fail(store.status());
   auto rec = FindImage(**store, image);
   if (!rec.ok()) return Fail(rec.status());
   auto manifest_bytes = (*store)->ReadBlob(rec->manifest_digest, 4u << 20);
@@ -207,11 +205,9 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   rm->add_option("IMAGE", *rm_image, "Image reference(s)")->required();
   rm->callback([rm_image, &global, run] {
     *run = [rm_image, &global]() -> int {
-      auto store = OpenStore(global);
-      if (!store.ok()) return Fail(store.status());
       // Shared, as every change to the store (src/store/STORE.md).
-      auto store_lock = (*store)->LockStore(false);
-      if (!store_lock.ok()) return Fail(store_lock.status());
+      auto store = OpenStoreShared(global);
+      if (!store.ok()) return Fail(store.status());
       int rc = kExitOk;
       for (const std::string& text : *rm_image) {
         auto ref = ParseReference(text);
