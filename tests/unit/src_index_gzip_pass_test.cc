@@ -5,7 +5,6 @@
 // equal byte for byte; a damaged index is rebuilt by the default pass.
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <zlib.h>
 
 #include <filesystem>
 #include <random>
@@ -18,14 +17,14 @@
 #include "index/sha256.h"
 #include "src/store/index_consumer.h"
 #include "src/store/store.h"
+#include "tests/unit/compressed_fixtures.h"
 #include "tests/unit/index_tar_test_builder.h"
 
 namespace lazyroot {
 namespace {
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using fixtures::Bytes;
+using fixtures::Gzip;
 
 // A tar of one 6 MiB file of text-like bytes: many deflate blocks, three spans.
 std::string TarLayer() {
@@ -36,20 +35,6 @@ std::string TarLayer() {
   while (data.size() < size) data += kWords[rng() % 7];
   data.resize(size);
   return tartest::OneFileTar("words.txt", data);
-}
-
-std::string Gzip(const std::string& in) {
-  z_stream s{};
-  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&s, in.size()) + 64, '\0');
-  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = reinterpret_cast<Bytef*>(out.data());
-  s.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
-  out.resize(s.total_out);
-  deflateEnd(&s);
-  return out;
 }
 
 class GzipPassRebuild : public ::testing::Test {
