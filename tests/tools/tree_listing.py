@@ -41,6 +41,7 @@ Module use:
     lines = listing(path, dir_mtime=False, ignore_xattrs=["security.selinux"])
     text = diff(lines_a, lines_b, "lazyroot", "umoci")   # "" when equal
     paths, eio = paths_or_eio(mountpoint)   # a damaged mount: EIO counted
+    runs = data_map(file)                    # [(data, hole), ...] by SEEK_DATA
 CLI:
     python3 tree_listing.py [options] DIR [DIR2]
 prints the listing of DIR, or with DIR2 a unified diff (exit 1 if they differ).
@@ -187,6 +188,29 @@ def listing(top, mtime=True, dir_mtime=True, ignore_xattrs=(), root_attrs=True, 
             fields.append("mtime=%d.%09d" % divmod(st.st_mtime_ns, 10 ** 9))
         lines.append(" ".join(fields))
     return lines
+
+
+def data_map(path):
+    """[(data start, hole start), ...] of a file, walked with SEEK_DATA and
+    SEEK_HOLE (the kernel's answer for a source file, lazyroot's for a mount)."""
+    runs = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        off = 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            runs.append((start, end))
+            off = end
+    finally:
+        os.close(fd)
+    return runs
 
 
 def paths_or_eio(top):
