@@ -31,11 +31,9 @@ count per compression of the first image (default 100).
 import io
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import unittest
@@ -43,8 +41,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 import peak_rss  # noqa: E402
-import registry  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 LAYERS = int(os.environ.get("LAZYROOT_MOUNT_LAYERS", "100"))
 ZSTD_FILE = 8 << 20
@@ -79,17 +76,6 @@ def one_file_tar(name, data):
 class DaemonMemoryCase(unittest.TestCase):
     """One image per class in a store of its own, pulled once; each test
     mounts it and reads from threads while the daemon's VmHWM is watched."""
-
-    @classmethod
-    def class_store(cls, prefix):
-        """cls.tmp, cls.root (the store), cls.env (its own HOME) and cls.reg
-        (a registry), all removed after the class's tests."""
-        cls.tmp = tempfile.mkdtemp(prefix=prefix)
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.root = os.path.join(cls.tmp, "store")
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
 
     @classmethod
     def push_and_pull(cls, repo, layers, t0, what):
@@ -139,7 +125,7 @@ class DaemonMemoryCase(unittest.TestCase):
 class MountMemory(DaemonMemoryCase):
     @classmethod
     def setUpClass(cls):
-        cls.class_store("lazyroot-mount-mem-")
+        class_store(cls, "lazyroot-mount-mem-")
         t0 = time.monotonic()
         rng = random.Random(13)
         layers, cls.files = [], {}
@@ -214,7 +200,7 @@ def stamped_zeros(layer, start, length):
 class MountLargeWindows(DaemonMemoryCase):
     @classmethod
     def setUpClass(cls):
-        cls.class_store("lazyroot-mount-win-")
+        class_store(cls, "lazyroot-mount-win-")
         t0 = time.monotonic()
         layers = []
         for i in range(WINDOW_LAYERS):

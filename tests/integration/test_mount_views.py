@@ -41,9 +41,8 @@ import unittest
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
 sys.path.insert(0, TOOLS)
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 XATTR = "user.lazyroot.layer"
 CREATED = "2024-01-01T00:00:00Z"
@@ -187,13 +186,8 @@ class MountViews(unittest.TestCase):
     def setUpClass(cls):
         if not os.path.exists("/dev/fuse"):
             raise unittest.SkipTest("no /dev/fuse")
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-views-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-views-test-")
         cls.tars = _fix_fifo(LAYERS)
-        cls.root = os.path.join(cls.tmp, "store")
         cls.mounts = []
         cls.addClassCleanup(cls.unmount_all)
         # {reference: layer digests}
