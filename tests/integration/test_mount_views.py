@@ -191,20 +191,11 @@ class MountViews(unittest.TestCase):
         cls.mounts = []
         cls.addClassCleanup(cls.unmount_all)
         # {reference: layer digests}
-        cls.images = {}
-        for fmt, comps, where in (("oci", ["gzip", "zstd", "gzip"], "registry"),
-                                  ("docker", ["none", "gzip", "zstd"], "registry"),
-                                  ("oci", ["zstd", "none", "gzip"], "layout")):
-            layers = [mi.Layer(t, mi._compress(t, c, 6), c) for t, c in zip(cls.tars, comps)]
-            image = mi.build_image(layers, fmt=fmt, created=CREATED)
-            if where == "registry":
-                mi.push(mi.RegistryClient(cls.reg.host), "demo/views-" + fmt, "v1", image)
-                ref = "http://%s/demo/views-%s:v1" % (cls.reg.host, fmt)
-            else:
-                ref = "oci:%s:v1" % mi.write_oci_layout(os.path.join(cls.tmp, "layout"), image, tag="v1")
+        cls.images = mi.image_variants(cls.tars, cls.reg.host, os.path.join(cls.tmp, "layout"), "demo/views",
+                                       created=CREATED)
+        for ref in cls.images:
             r = cls.run_lazyroot("pull", "-q", ref)
             assert r.returncode == 0, r.stderr
-            cls.images[ref] = [l.digest for l in layers]
         cls.ref = next(iter(cls.images))
         cls.digests = cls.images[cls.ref]
 

@@ -505,6 +505,27 @@ def push(client, repo, tag, thing):
 
 # ---------------------------------------------------------------- OCI layout
 
+def image_variants(tars, host, layout_dir, repo, **build):
+    """{reference: layer digests} of three images of the same layer tars
+    (build_image(**build) each): OCI and Docker media types with every
+    compression in every position, two pushed to the registry at host
+    (http) as REPO-oci:v1 and REPO-docker:v1, one written to an oci: layout
+    in layout_dir."""
+    images = {}
+    for fmt, comps, where in (("oci", ["gzip", "zstd", "gzip"], "registry"),
+                              ("docker", ["none", "gzip", "zstd"], "registry"),
+                              ("oci", ["zstd", "none", "gzip"], "layout")):
+        layers = [Layer(t, _compress(t, c, 6), c) for t, c in zip(tars, comps)]
+        image = build_image(layers, fmt=fmt, **build)
+        if where == "registry":
+            push(RegistryClient(host), "%s-%s" % (repo, fmt), "v1", image)
+            ref = "http://%s/%s-%s:v1" % (host, repo, fmt)
+        else:
+            ref = "oci:%s:v1" % write_oci_layout(layout_dir, image, tag="v1")
+        images[ref] = [l.digest for l in layers]
+    return images
+
+
 def write_oci_layout(directory, thing, tag="latest"):
     """Writes an OCI image layout for an Image or Index: oci-layout,
     index.json (one entry, ref.name = tag) and blobs/sha256/*."""
