@@ -26,10 +26,12 @@
 #include <cerrno>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include "index/blob_hasher.h"
 #include "index/byte_source.h"
 #include "index/exception_status.h"
 #include "index/sha256.h"
@@ -113,7 +115,7 @@ class LayerDownloader {
       ~Closer() { ::close(fd); }
     } closer{fd};
 
-    ChunkHasher hash;  // the blob's digest, and its chunk table for the consumer
+    std::optional<BlobHasher> hash;  // the blob's digest, and its chunk table for the consumer
     std::unique_ptr<LayerConsumer> consumer;
     // A consumer error (say, gzip garbage) is held until the digest is
     // known: on tampered bytes "digest mismatch" is the true diagnosis.
@@ -122,7 +124,7 @@ class LayerDownloader {
       if (consumer && consumer_status.ok()) consumer_status = consumer->Consume(chunk);
     };
     auto reset = [&]() -> Status {
-      hash = ChunkHasher();
+      hash.emplace();
       consumer.reset();
       consumer_status = Status::Ok();
       if (options_.consumer_factory) {
@@ -146,7 +148,7 @@ class LayerDownloader {
         ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), existing - offset), static_cast<off_t>(offset));
         if (n <= 0) return Status::FromErrno("read " + path, n < 0 ? errno : EIO);
         std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
-        hash.Update(chunk);
+        hash->Update(chunk);
         feed(chunk);
         offset += static_cast<uint64_t>(n);
       }
@@ -186,7 +188,7 @@ class LayerDownloader {
                                   SYNC_FILE_RANGE_WRITE);
           flushed = offset + bytes.size();
         }
-        hash.Update(bytes);
+        hash->Update(bytes);
         feed(bytes);
         offset += bytes.size();
         *fetched_bytes += bytes.size();
@@ -209,14 +211,14 @@ class LayerDownloader {
       resumed_ = resumed_ || offset > 0;
     }
 
-    ChunkDigests chunks = hash.Finish();
-    const std::string& got = hash.BlobDigest();
+    BlobHasher::Digests blob = hash->Finish();
+    const std::string& got = blob.digest;
     if (got != d.digest) {
       ::ftruncate(fd, 0);  // worthless: never resume from these bytes
       return Status::Corruption("digest mismatch (got " + got + ")");
     }
     LAZYROOT_RETURN_IF_ERROR(consumer_status);
-    if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish(std::move(chunks)));
+    if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish(std::move(blob.chunks)));
     // The bytes reach the disk here, on this layer's thread beside the others'
     // work (the writeback began during the download), rather than in the
     // publish's fsync after every layer, which stays (the store's rule rests
