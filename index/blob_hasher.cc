@@ -5,7 +5,8 @@
 
 namespace lazyroot {
 
-BlobHasher::BlobHasher(uint64_t threshold) : threshold_(threshold) {}
+BlobHasher::BlobHasher(uint64_t threshold, std::function<bool()> may_start)
+    : threshold_(threshold), may_start_(std::move(may_start)) {}
 
 BlobHasher::~BlobHasher() {
   if (!thread_.joinable()) return;
@@ -20,7 +21,7 @@ BlobHasher::~BlobHasher() {
 
 void BlobHasher::Update(std::span<const uint8_t> bytes) {
   seen_ += bytes.size();
-  if (!thread_.joinable() && seen_ <= threshold_) {
+  if (!thread_.joinable() && (seen_ <= threshold_ || (may_start_ && !may_start_()))) {
     hasher_.Update(bytes);
     return;
   }

@@ -74,8 +74,10 @@ struct LayerJob {
 
 class LayerDownloader {
  public:
-  LayerDownloader(Store& store, ImageSource& source, const PullOptions& options, std::atomic<bool>& abort)
-      : store_(store), source_(source), options_(options), abort_(abort) {}
+  // running: how many layers the pull's threads are on now.
+  LayerDownloader(Store& store, ImageSource& source, const PullOptions& options, std::atomic<bool>& abort,
+                  std::atomic<int>& running)
+      : store_(store), source_(source), options_(options), abort_(abort), running_(running) {}
 
   // Downloads and verifies one layer into tmp/ (or finds it in the store).
   Status Run(const LayerJob& job, uint64_t* fetched_bytes, bool* fetched) {
@@ -124,7 +126,11 @@ class LayerDownloader {
       if (consumer && consumer_status.ok()) consumer_status = consumer->Consume(chunk);
     };
     auto reset = [&]() -> Status {
-      hash.emplace();
+      // The blob's hashing gets a thread once a core has no layer of its own.
+      hash.emplace(BlobHasher::kDefaultThreshold, [this] {
+        static const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        return running_.load(std::memory_order_relaxed) < cores;
+      });
       consumer.reset();
       consumer_status = Status::Ok();
       if (options_.consumer_factory) {
@@ -232,6 +238,7 @@ class LayerDownloader {
   ImageSource& source_;
   const PullOptions& options_;
   std::atomic<bool>& abort_;
+  std::atomic<int>& running_;
   bool resumed_ = false;
 };
 
@@ -381,6 +388,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   });
   std::atomic<size_t> next{0};
   std::atomic<bool> abort{false};
+  std::atomic<int> running{0};
   std::mutex mu;
   Status first_error;
   std::atomic<uint64_t> bytes_total{0};
@@ -388,7 +396,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   auto worker = [&] {
     // Named for perf and top; the main thread keeps the program's name.
     if (::gettid() != ::getpid()) pthread_setname_np(pthread_self(), "lz-layer");
-    LayerDownloader dl(store, source, options, abort);
+    LayerDownloader dl(store, source, options, abort, running);
     for (size_t n; (n = next.fetch_add(1)) < jobs.size() && !abort.load();) {
       const size_t i = order[n];
       uint64_t bytes = 0;
@@ -396,11 +404,13 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
       Status st;
       // An exception (bad_alloc in a consumer fed a hostile layer) must not
       // leave the thread: it fails this layer like any error.
+      ++running;
       try {
         st = dl.Run(jobs[i], &bytes, &fetched);
       } catch (...) {
         st = CurrentExceptionStatus("layer " + jobs[i].layer->descriptor.digest);
       }
+      --running;
       bytes_total += bytes;
       if (fetched) ++fetched_total;
       if (!st.ok()) {

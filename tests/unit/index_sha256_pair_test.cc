@@ -130,6 +130,23 @@ TEST(BlobHasher, ThreadedEqualsInline) {
   }
 }
 
+// The pull lets the thread start only once a core is free: asked at each
+// Update past the threshold, it may start late or never; same digests.
+TEST(BlobHasher, ThreadStartingLateOrNeverGivesTheSameDigests) {
+  const std::vector<uint8_t> blob = Bytes((2 << 20) + 999, 6);
+  for (int yes_after : {0, 5, 1 << 30}) {
+    int asked = 0;
+    BlobHasher h(0, [&] { return ++asked > yes_after; });
+    for (size_t off = 0; off < blob.size(); off += 40000) {
+      h.Update(std::span<const uint8_t>(blob).subspan(off, std::min<size_t>(40000, blob.size() - off)));
+    }
+    const BlobHasher::Digests d = h.Finish();
+    EXPECT_EQ(d.digest, "sha256:" + Sha256::HexOf(std::span<const uint8_t>(blob))) << yes_after;
+    EXPECT_EQ(d.chunks, ChunkDigestsOf(blob)) << yes_after;
+    EXPECT_EQ(asked, std::min(yes_after + 1, 53)) << "asked until it said yes";
+  }
+}
+
 // A pull that fails midway drops its hasher unfinished: no hang, no leak
 // (TSan and ASan builds run this too).
 TEST(BlobHasher, AbandonedMidwayStopsItsThread) {
