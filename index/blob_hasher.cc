@@ -1,6 +1,7 @@
 #include "index/blob_hasher.h"
 
 #include <algorithm>
+#include <system_error>
 #include <utility>
 
 namespace lazyroot {
@@ -21,11 +22,20 @@ BlobHasher::~BlobHasher() {
 
 void BlobHasher::Update(std::span<const uint8_t> bytes) {
   seen_ += bytes.size();
-  if (!thread_.joinable() && (seen_ <= threshold_ || (may_start_ && !may_start_()))) {
-    hasher_.Update(bytes);
-    return;
+  if (!thread_.joinable()) {
+    bool inline_ = seen_ <= threshold_ || no_thread_ || (may_start_ && !may_start_());
+    if (!inline_) {
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (const std::system_error&) {  // EAGAIN: slower, not an error
+        no_thread_ = inline_ = true;
+      }
+    }
+    if (inline_) {
+      hasher_.Update(bytes);
+      return;
+    }
   }
-  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
   while (!bytes.empty()) {
     if (batch_.capacity() < kBatchBytes) batch_.reserve(kBatchBytes);
     const size_t take = std::min(bytes.size(), kBatchBytes - batch_.size());

@@ -54,6 +54,7 @@ class BlobHasher {
   const uint64_t threshold_;
   const std::function<bool()> may_start_;
   uint64_t seen_ = 0;
+  bool no_thread_ = false;      // the thread could not be started: inline for good
   std::vector<uint8_t> batch_;  // producer side
   ChunkHasher hasher_;          // the producer's until the thread starts, then the thread's
 
