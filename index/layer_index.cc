@@ -77,15 +77,7 @@ bool HexToRaw(const std::string& digest, uint8_t out[32]) {
   }
   return true;
 }
-std::string RawToDigest(const uint8_t* raw) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s = "sha256:";
-  for (int i = 0; i < 32; ++i) {
-    s += kHex[raw[i] >> 4];
-    s += kHex[raw[i] & 15];
-  }
-  return s;
-}
+std::string RawToDigest(const uint8_t* raw) { return "sha256:" + ToHex(std::span<const uint8_t>(raw, 32)); }
 
 // Bounds-checked cursor over (a window of) the entries section. A read that
 // runs past the window sets short(): with more of a streamed section to come,
@@ -775,17 +767,22 @@ LayerIndexWriter::~LayerIndexWriter() = default;
 Status LayerIndexWriter::Add(const TarEntry& e) {
   PutEntry(&pending_, e);
   ++count_;
-  if (pending_.size() >= kPendingBytes) return Drain(false);
+  if (pending_.size() < kPendingBytes) return Status::Ok();
+  raw_ += pending_.size();
+  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
+  if (!worker_) worker_ = std::make_unique<SerialWorker>();
+  worker_->Post([this, batch = std::move(pending_)] {
+    if (deflated_.ok()) deflated_ = Deflate(batch, false);
+  });
+  pending_.clear();  // moved-from: make it empty for sure
   return Status::Ok();
 }
 
-Status LayerIndexWriter::Drain(bool finish) {
+Status LayerIndexWriter::Deflate(const std::string& records, bool finish) {
   if (!z_->ok) return Status::IoError("layer index: deflateInit failed");
-  raw_ += pending_.size();
-  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
   z_stream& zs = z_->zs;
-  zs.next_in = reinterpret_cast<Bytef*>(pending_.data());
-  zs.avail_in = static_cast<uInt>(pending_.size());
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(records.data()));
+  zs.avail_in = static_cast<uInt>(records.size());
   while (true) {
     // Grow by what deflate can emit for the input plus its flush, so the
     // loop runs once per batch.
@@ -799,12 +796,16 @@ Status LayerIndexWriter::Drain(bool finish) {
     if (ret == Z_STREAM_ERROR) return Status::IoError("layer index: deflate failed");
     if (finish ? ret == Z_STREAM_END : (zs.avail_in == 0 && zs.avail_out > 0)) break;
   }
-  pending_.clear();
   return Status::Ok();
 }
 
 Result<std::string> LayerIndexWriter::Finish(const LayerIndex& header) {
-  LAZYROOT_RETURN_IF_ERROR(Drain(true));
+  if (worker_) worker_->Wait();
+  LAZYROOT_RETURN_IF_ERROR(deflated_);
+  raw_ += pending_.size();
+  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
+  LAZYROOT_RETURN_IF_ERROR(Deflate(pending_, true));
+  pending_.clear();
   std::string out = std::move(file_);
   SealFile(header, count_, kFlagEntriesDeflated, static_cast<uint32_t>(raw_), &out);
   return out;

@@ -36,7 +36,6 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
 
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
   blob_size_ += compressed.size();
-  chunk_hasher_.Update(compressed);
   return decoder_->Feed(compressed, [this](std::span<const uint8_t> out) { return OnOutput(out); });
 }
 
@@ -47,7 +46,7 @@ Status LayerIndexer::OnOutput(std::span<const uint8_t> out) {
   return Status::Ok();
 }
 
-Result<std::string> LayerIndexer::FinishFile() {
+Result<std::string> LayerIndexer::FinishFile(ChunkDigests chunks) {
   LAZYROOT_RETURN_IF_ERROR(decoder_->Finish([this](std::span<const uint8_t> out) { return OnOutput(out); }));
   LAZYROOT_RETURN_IF_ERROR(tar_->Finish());
   StreamHasher::Digests digests = hasher_.Finish();
@@ -61,15 +60,19 @@ Result<std::string> LayerIndexer::FinishFile() {
   header.blob_size = blob_size_;
   header.uncompressed_size = decoder_->total_out();
   header.checkpoints = decoder_->TakeCheckpoints();
-  header.chunks = chunk_hasher_.Finish();
+  if (chunks.blob_size != blob_size_) {  // a caller's slip, not the blob's
+    return Status::InvalidArgument("layer " + blob_digest_ + ": the chunk table covers " + std::to_string(chunks.blob_size) +
+                            " bytes, the indexer saw " + std::to_string(blob_size_));
+  }
+  header.chunks = std::move(chunks);
   // The tar reader's Finish refused an archive ending inside a file's data.
   if (!digests.all_files_complete) return Status::Corruption("layer " + blob_digest_ + ": ends inside a file's data");
   header.file_digests = std::move(digests.file_digests);
   return writer_.Finish(header);
 }
 
-Result<LayerIndex> LayerIndexer::Finish() {
-  LAZYROOT_ASSIGN_OR_RETURN(std::string file, FinishFile());
+Result<LayerIndex> LayerIndexer::Finish(ChunkDigests chunks) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::string file, FinishFile(std::move(chunks)));
   return LayerIndex::Parse(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(file.data()), file.size()),
                            "of layer " + blob_digest_ + " (just built)", blob_digest_);
 }
@@ -79,8 +82,8 @@ namespace {
 // Feeds the whole blob to the indexer while hashing it: the chunk digests of
 // a rebuilt index must describe the bytes the registry's digest names, not
 // whatever the store holds now.
-Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerIndexer* indexer) {
-  Sha256 hash;
+Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerIndexer* indexer, ChunkDigests* chunks) {
+  ChunkHasher hash;
   // An indexing error (say, gzip garbage) is held until the digest is known:
   // for changed bytes "hashes to" is the true diagnosis, as in the pull.
   Status consumed = Status::Ok();
@@ -94,7 +97,8 @@ Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerInd
     if (consumed.ok()) consumed = indexer->Consume(bytes);
     off += n;
   }
-  const std::string got = "sha256:" + hash.FinishHex();
+  *chunks = hash.Finish();
+  const std::string& got = hash.BlobDigest();
   if (got != blob_digest) {
     return Status::Corruption("blob " + blob_digest + ": the stored bytes hash to " + got +
                               " (changed on disk); cannot index it");
@@ -109,15 +113,17 @@ Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blo
                                   uint8_t fine_policy) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine,
                        fine_policy);
-  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
-  return indexer.FinishFile();
+  ChunkDigests chunks;
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, &chunks));
+  return indexer.FinishFile(std::move(chunks));
 }
 
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
-  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer));
-  return indexer.Finish();
+  ChunkDigests chunks;
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, &chunks));
+  return indexer.Finish(std::move(chunks));
 }
 
 }  // namespace lazyroot

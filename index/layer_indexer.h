@@ -1,6 +1,6 @@
 // LayerIndexer: builds a layer's index from its blob's compressed bytes as
-// they stream in (the pull's single pass): the compressed bytes -> chunk
-// digests, and decompress -> DiffID hash + tar parser, recording checkpoints
+// they stream in (the pull's single pass): decompress -> DiffID hash + tar
+// parser, recording checkpoints
 // on the way. Entries are serialised as they
 // arrive (LayerIndexWriter), never held as TarEntry values; the DiffID and
 // each regular file's digest are hashed by a StreamHasher, beside the inflate
@@ -41,10 +41,12 @@ class LayerIndexer {
   Status Consume(std::span<const uint8_t> compressed);
   // End of the blob: finishes decoding and parsing, verifies the DiffID
   // (kCorruption "DiffID mismatch" naming both digests) and returns the
-  // index file's bytes (LayerIndex::Serialize's format). Call once.
-  Result<std::string> FinishFile();
+  // index file's bytes (LayerIndex::Serialize's format). chunks: the blob's
+  // chunk table, from the ChunkHasher that verified the blob's digest (the
+  // caller's: it hashes the blob whole anyway). Call once.
+  Result<std::string> FinishFile(ChunkDigests chunks);
   // FinishFile, decoded: for callers that merge the entries next.
-  Result<LayerIndex> Finish();
+  Result<LayerIndex> Finish(ChunkDigests chunks);
 
   // What the layer's entries count against the budgets (valid after Finish).
   uint64_t entries() const { return tar_->entries(); }
@@ -58,7 +60,6 @@ class LayerIndexer {
   FineRanges fine_ranges_;  // large files' data, announced by the tar parser ahead of the decoder
   std::unique_ptr<StreamDecoder> decoder_;
   StreamHasher hasher_;
-  ChunkHasher chunk_hasher_;
   LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
   uint64_t blob_size_ = 0;

@@ -37,13 +37,14 @@ void Sha256::Reset() {
   if (EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
 }
 
-std::string Sha256::FinishHex() {
+std::string Sha256::FinishHex() { return ToHex(Finish()); }
+
+std::string ToHex(std::span<const uint8_t> bytes) {
   static constexpr char kHex[] = "0123456789abcdef";
-  auto d = Finish();
-  std::string s(64, '0');
-  for (size_t i = 0; i < d.size(); ++i) {
-    s[2 * i] = kHex[d[i] >> 4];
-    s[2 * i + 1] = kHex[d[i] & 15];
+  std::string s(2 * bytes.size(), '0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    s[2 * i] = kHex[bytes[i] >> 4];
+    s[2 * i + 1] = kHex[bytes[i] & 15];
   }
   return s;
 }

@@ -40,6 +40,9 @@ class Sha256 {
   std::unique_ptr<Ctx> ctx_;
 };
 
+// Lower-case hex of bytes (a digest's encoded part).
+std::string ToHex(std::span<const uint8_t> bytes);
+
 // True when s is 64 lower-case hex digits (a sha256 digest's encoded part).
 bool IsSha256Hex(std::string_view s);
 

@@ -1,5 +1,7 @@
-// StreamHasher: the two SHA-256 passes over a layer's uncompressed stream
-// (its DiffID, and each regular file's digest), run on a second thread once
+// StreamHasher: the two SHA-256 streams over a layer's uncompressed stream
+// (its DiffID, and each regular file's digest: one interleaved pass over a
+// file's data, Sha256Pair, since tar puts file data at 512-byte offsets and
+// so in step with the DiffID's blocks), run on a second thread once
 // the stream is long enough to pay for one. With SHA-NI both passes together
 // cost more than ISA-L's inflate of the same bytes, so on one thread they
 // were most of a layer's indexing time; beside the inflate + tar parse they
@@ -23,7 +25,7 @@
 #include <vector>
 
 #include "index/layer_index.h"
-#include "index/sha256.h"
+#include "index/sha256_pair.h"
 
 namespace lazyroot {
 
@@ -68,11 +70,12 @@ class StreamHasher {
 
   const uint64_t threshold_;
   uint64_t seen_ = 0;
+  bool no_thread_ = false;  // the thread could not be started: inline for good
   std::vector<File> new_files_;  // producer side: not yet handed over
 
   // Owned by whoever hashes (the producer until the thread starts, then the thread).
-  Sha256 diff_hash_;
-  Sha256 file_hash_;
+  static constexpr int kDiffLane = 0, kFileLane = 1;
+  Sha256Pair hash_;  // lane 0: the DiffID; lane 1: the current file
   std::deque<File> files_;
   bool file_started_ = false;   // files_.front()'s hash has begun
   uint64_t file_next_ = 0;       // its next stream byte to hash

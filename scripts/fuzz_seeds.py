@@ -387,6 +387,15 @@ def main():
     for i, s in enumerate(dict.fromkeys(auths)):
         c.add("www_authenticate", "auth-%d" % i, s.encode("utf-8", "surrogateescape"))
 
+    # sha256_pair: steps of (op, 16-bit length, bytes): both lanes in step,
+    # out of step (one lane's own bytes first), finishes at every padding case.
+    def step(op, data):
+        return bytes([op, len(data) & 255, len(data) >> 8]) + data
+    filler = bytes(range(256)) * 8
+    c.add("sha256_pair", "in-step", step(2, filler[:1000]) + step(1, b"") + step(2, filler[:64]))
+    c.add("sha256_pair", "out-of-step", step(0x80, filler[:7]) + step(3, filler[:300]) + step(0x81, b"") + step(2, filler[:55]))
+    c.add("sha256_pair", "padding", b"".join(step(2, filler[:n]) + step(1, b"") + step(0x81, b"") for n in (55, 56, 63, 64, 65, 119, 120)))
+
     # fs/: mountinfo lines as the kernel writes them (octal escapes for
     # space, tab, newline and backslash), then the mount point asked for.
     mountinfo = (

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 
+#include "index/chunk_digests.h"
 #include "index/status.h"
 #include "src/image/manifest.h"
 
@@ -20,10 +21,10 @@ class LayerConsumer {
   virtual ~LayerConsumer() = default;
   // The next compressed bytes, in order from offset 0.
   virtual Status Consume(std::span<const uint8_t> bytes) = 0;
-  // The whole blob was consumed and its digest verified; layer_index is the
-  // position in the manifest. The consumer may now verify (DiffID) and
-  // publish what it built.
-  virtual Status Finish() = 0;
+  // The whole blob was consumed and its digest verified; chunks is its chunk
+  // table (the pull hashes the chunks in the pass that verifies the digest).
+  // The consumer may now verify (DiffID) and publish what it built.
+  virtual Status Finish(ChunkDigests chunks) = 0;
 };
 
 // Creates the consumer for layer `position` of the manifest; nullptr means "no

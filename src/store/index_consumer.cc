@@ -61,12 +61,12 @@ class IndexingConsumer final : public LayerConsumer {
     return CountAgainstImage();
   }
 
-  Status Finish() override {
+  Status Finish(ChunkDigests chunks) override {
     if (!indexer_) {
       indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, layer_.compression, diff_id_,
                                                 kDefaultSpanBytes, totals_->limits());
     }
-    LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile());
+    LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile(std::move(chunks)));
     LAZYROOT_RETURN_IF_ERROR(CountAgainstImage());
     return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), file);
   }

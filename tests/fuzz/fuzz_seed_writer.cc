@@ -35,7 +35,7 @@ Result<LayerIndex> IndexFile(const std::string& path, uint64_t span = kDefaultSp
   Compression c = SniffCompression(std::span<const uint8_t>(bytes).first(std::min<size_t>(bytes.size(), 16)));
   LayerIndexer indexer("sha256:" + std::string(64, '0'), c, "", span);
   LAZYROOT_RETURN_IF_ERROR(indexer.Consume(bytes));
-  return indexer.Finish();
+  return indexer.Finish(ChunkDigestsOf(bytes));
 }
 
 // LayerIndex::Serialize deflates the entry section when that is smaller;

@@ -54,7 +54,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   CheckError(s);
   if (!s.ok()) return 0;
-  Result<LayerIndex> idx = indexer.Finish();
+  Result<LayerIndex> idx = indexer.Finish(ChunkDigestsOf(blob));
   if (!idx.ok()) {
     CheckError(idx.status());
     return 0;

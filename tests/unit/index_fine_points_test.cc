@@ -264,7 +264,7 @@ TEST(FinePointsIndexer, ALargeFileGetsFinePointsWhateverTheChunking) {
         ASSERT_TRUE(indexer.Consume(std::span<const uint8_t>(blob).subspan(off, n)).ok());
         off += n;
       }
-      auto file = indexer.FinishFile();
+      auto file = indexer.FinishFile(ChunkDigestsOf(blob));
       ASSERT_TRUE(file.ok()) << file.status().ToString();
       if (seed == 0) {
         first = *file;

@@ -77,7 +77,7 @@ Result<LayerIndex> IndexInChunks(const std::string& blob, Compression c, const s
   for (size_t off = 0; off < blob.size(); off += chunk) {
     LAZYROOT_RETURN_IF_ERROR(ix.Consume(Bytes(blob).subspan(off, std::min(chunk, blob.size() - off))));
   }
-  return ix.Finish();
+  return ix.Finish(ChunkDigestsOf(Bytes(blob)));
 }
 
 class LayerIndexerTest : public ::testing::TestWithParam<Compression> {};

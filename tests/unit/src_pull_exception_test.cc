@@ -46,7 +46,7 @@ class ThrowingConsumer final : public LayerConsumer {
     if (kind_ == 0) throw std::bad_alloc();
     throw std::runtime_error("boom");
   }
-  Status Finish() override { return Status::Ok(); }
+  Status Finish(ChunkDigests) override { return Status::Ok(); }
 
  private:
   int kind_;
