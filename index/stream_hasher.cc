@@ -1,6 +1,7 @@
 #include "index/stream_hasher.h"
 
 #include <algorithm>
+#include <system_error>
 #include <utility>
 
 namespace lazyroot {
@@ -22,11 +23,19 @@ void StreamHasher::AddFile(File f) { new_files_.push_back(std::move(f)); }
 
 void StreamHasher::Update(std::span<const uint8_t> chunk) {
   seen_ += chunk.size();
-  if (!thread_.joinable() && seen_ <= threshold_) {
+  if (!thread_.joinable() && (seen_ <= threshold_ || no_thread_)) {
     Hash(new_files_, chunk);
     return;
   }
-  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  if (!thread_.joinable()) {
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error&) {  // EAGAIN: hash inline, slower, not an error
+      no_thread_ = true;
+      Hash(new_files_, chunk);
+      return;
+    }
+  }
   Chunk c;
   {
     std::unique_lock<std::mutex> lock(mu_);

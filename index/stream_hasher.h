@@ -70,6 +70,7 @@ class StreamHasher {
 
   const uint64_t threshold_;
   uint64_t seen_ = 0;
+  bool no_thread_ = false;  // the thread could not be started: inline for good
   std::vector<File> new_files_;  // producer side: not yet handed over
 
   // Owned by whoever hashes (the producer until the thread starts, then the thread).

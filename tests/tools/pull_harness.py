@@ -10,6 +10,9 @@ use only the file system and `sha256sum`:
   blob_files(root)        {digest: size} of ROOT/blobs/sha256/*
   store_listing(root)     sorted (path, size) of ROOT/blobs and ROOT/images
   verify_blobs(root)      runs sha256sum over every blob; fails on a mismatch
+
+A test class whose tests share one store calls class_store(cls, prefix) in
+its setUpClass instead (cls.tmp, cls.root, cls.env, cls.reg).
 """
 
 import json
@@ -81,6 +84,20 @@ def isolated_env(home):
                LAZYROOT_SYSCONFDIR=os.path.join(home, "etc"),
                NO_PROXY="*")
     return env
+
+
+def class_store(cls, prefix):
+    """For a test class whose tests share one store: cls.tmp (a temp dir
+    named by prefix), cls.root (the store in it), cls.env (isolated_env with
+    its HOME in it) and cls.reg (a plain registry); the registry is stopped,
+    then the dir removed, after the class's tests."""
+    import registry  # noqa: E402 (tests/tools is on the path of every test)
+    cls.tmp = tempfile.mkdtemp(prefix=prefix)
+    cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+    cls.root = os.path.join(cls.tmp, "store")
+    cls.env = isolated_env(os.path.join(cls.tmp, "home"))
+    cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
+    cls.addClassCleanup(cls.reg.stop)
 
 
 def unmount_below(root):
