@@ -561,5 +561,55 @@ TEST(GzipStream, ACutWindowTooShortFailsTheReadOnBothEngines) {
   EXPECT_EQ(failed[1], forged);
 }
 
+// A reader primed at a point reads the blob 16 KiB at a time until 64 KiB
+// are read, then 64 KiB at a time: a random read needs a few KiB of
+// compressed bytes, and over a blob verified in small chunks each byte read
+// is a byte hashed, while a sequential reader soon reads 64 KiB again.
+TEST(GzipReader, ReadsTheBlobInSmallStepsAfterAPrimeThenInWholeBuffers) {
+  class Recording final : public ByteSource {
+   public:
+    explicit Recording(const Bytes& b) : inner_(MemoryByteSource(b, "blob rec")) {}
+    Status ReadAt(uint64_t offset, std::span<uint8_t> out, size_t* n) const override {
+      sizes.push_back(out.size());
+      return inner_->ReadAt(offset, out, n);
+    }
+    uint64_t Size() const override { return inner_->Size(); }
+    const std::string& Name() const override { return inner_->Name(); }
+    mutable std::vector<size_t> sizes;
+
+   private:
+    std::unique_ptr<ByteSource> inner_;
+  };
+  std::mt19937 rng(9);
+  Bytes data(6 << 20);
+  for (uint8_t& b : data) b = static_cast<uint8_t>(rng());  // stored blocks: compressed ~ output
+  const Bytes blob = Gzip(data);
+  Built b = Build(blob, 1 << 20, kSpan, InflateEngine::kZlib);
+  ASSERT_TRUE(b.finish.ok()) << b.finish.ToString();
+  ASSERT_GT(b.table.points.size(), 3u);
+  auto table = std::make_shared<const CheckpointTable>(b.table);
+  for (InflateEngine engine : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    Recording src(blob);
+    auto reader = NewReader(table, &src, "layer rec", engine);
+    const uint64_t at = table->points[2].out_offset;
+    Bytes out(4096);
+    size_t n = 0;
+    ASSERT_TRUE(reader->Read(at, out, &n).ok());
+    ASSERT_TRUE(std::equal(out.begin(), out.end(), data.begin() + static_cast<ptrdiff_t>(at)));
+    size_t first = 0;
+    for (size_t z : src.sizes) first += z;
+    EXPECT_LE(first, (16u << 10) + 1) << "a 4 KiB read from a point";  // + the prime's byte
+    // On, sequentially: the reads grow to 64 KiB; every byte is right.
+    Bytes rest(3 << 20);
+    ASSERT_TRUE(reader->Read(at + 4096, rest, &n).ok());
+    ASSERT_EQ(n, rest.size());
+    EXPECT_TRUE(std::equal(rest.begin(), rest.end(), data.begin() + static_cast<ptrdiff_t>(at + 4096)));
+    EXPECT_EQ(*std::max_element(src.sizes.begin(), src.sizes.end()), 64u << 10);
+    size_t small = 0;
+    for (size_t z : src.sizes) small += z < (64u << 10) ? 1 : 0;
+    EXPECT_LE(small, 8u) << "a unit of 3 MiB pays a few more reads, not one per 16 KiB";
+  }
+}
+
 }  // namespace
 }  // namespace lazyroot
