@@ -180,6 +180,33 @@ class ExactSizes(PullTestCase):
         verify_blobs(self.root)
         self.assertOk(self.lazyroot("fsck"), "fsck")
 
+    def test_other_compressions_past_the_threshold(self):
+        # Uncompressed (the blob digest is the DiffID: two pairs over the same
+        # bytes) and zstd, each past BlobHasher's threshold, with a byte
+        # flipped in the thread's part refused.
+        for compression in ("none", "zstd"):
+            with self.subTest(compression=compression):
+                layer = mi.build_layer([{"path": "big.bin", "content": RANDOM[:THRESHOLD + 2 * MiB + 3]}],
+                                       compression=compression)
+                img = mi.build_image([layer])
+                ref = self.push("comp/" + compression, img)
+                self.fresh_root("comp-" + compression)
+                self.pull_ok(ref)
+                self.assertIn(img.layers[0].digest, verify_blobs(self.root))
+                self.assertOk(self.lazyroot("fsck"), "fsck")
+                path = self.reg.blob_path(img.layers[0].digest)
+                with open(path, "wb") as f:
+                    f.write(flip(img.layers[0].data, THRESHOLD + MiB + 1))
+                try:
+                    self.fresh_root("comp-bad-" + compression)
+                    r = self.pull(ref)
+                finally:
+                    with open(path, "wb") as f:
+                        f.write(img.layers[0].data)
+                self.assertFails(r)
+                self.assertIn("digest mismatch", r.stderr)
+                self.assertEqual(store_listing(self.root), [])
+
     def test_diff_id_off_by_one_digit(self):
         for size in (65, THRESHOLD - 1, THRESHOLD + 1 + 64 * KiB):
             with self.subTest(size=size):
