@@ -29,7 +29,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -82,10 +81,7 @@ class ExtractHostile(PullTestCase):
     @classmethod
     def setUpClass(cls):
         require_extract()
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-hostile-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         # The host path hostile entries aim at; never written by the tests.
         cls.canary = tempfile.mkdtemp(prefix="lazyroot-canary-", dir="/tmp")

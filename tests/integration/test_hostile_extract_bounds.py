@@ -31,7 +31,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
 import peak_rss  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
 ent, tar_bytes = ei.ent, ei.tar_bytes
@@ -60,10 +59,7 @@ def getfattr(path, name=OVERRIDE_STAT):
 class ExtractBounds(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-bounds-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.n = 0
 
