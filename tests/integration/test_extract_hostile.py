@@ -357,13 +357,7 @@ class ExtractHostile(PullTestCase):
             self.skipTest("needs root and setpriv to run lazyroot as an unprivileged user")
         url = self.push_layers(layers)
         priv = self.extract_ok(url)
-        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
-        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
-        os.chmod(base, 0o755)
-        os.chown(base, 65534, 65534)
-        env = {"HOME": base, "XDG_DATA_HOME": base + "/share", "XDG_CONFIG_HOME": base + "/config",
-               "DOCKER_CONFIG": base + "/docker", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "*"}
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LAZYROOT_BIN, "--root", base + "/store"]
+        base, env, cmd = self.nobody_lazyroot()
         r = subprocess.run(cmd + ["pull", "-q", url], env=env, capture_output=True, text=True, timeout=120)
         self.assertOk(r, "lazyroot pull as uid 65534")
         out = os.path.join(base, "out")

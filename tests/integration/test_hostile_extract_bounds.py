@@ -23,7 +23,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -227,13 +226,7 @@ class ExtractBounds(PullTestCase):
         if not IS_ROOT or not shutil.which("setpriv") or not shutil.which("getfattr"):
             self.skipTest("needs root, setpriv and getfattr to run lazyroot as uid 65534")
         url = self.rootless_url()
-        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
-        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
-        os.chmod(base, 0o755)
-        os.chown(base, 65534, 65534)
-        env = {"HOME": base, "XDG_DATA_HOME": base + "/share", "XDG_CONFIG_HOME": base + "/config",
-               "DOCKER_CONFIG": base + "/docker", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "*"}
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LAZYROOT_BIN, "--root", base + "/store"]
+        base, env, cmd = self.nobody_lazyroot()
         r = subprocess.run(cmd + ["pull", "-q", url], env=env, capture_output=True, text=True, timeout=120)
         self.assertOk(r, "pull as uid 65534")
         out = os.path.join(base, "out")
