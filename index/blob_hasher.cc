@@ -1,13 +1,16 @@
 #include "index/blob_hasher.h"
 
 #include <algorithm>
+#include <exception>
 #include <system_error>
 #include <utility>
 
 namespace lazyroot {
 
 BlobHasher::BlobHasher(uint64_t threshold, std::function<bool()> may_start)
-    : threshold_(threshold), may_start_(std::move(may_start)) {}
+    : threshold_(threshold), may_start_(std::move(may_start)) {
+  free_.reserve(kMaxQueued);  // the thread's push_back then never allocates (it must not throw)
+}
 
 BlobHasher::~BlobHasher() {
   if (!thread_.joinable()) return;
@@ -72,7 +75,15 @@ void BlobHasher::Run() {
       queue_.pop_front();
     }
     changed_.notify_all();  // room in the queue
-    hasher_.Update(buf);
+    // An exception must not leave the thread (std::terminate): Finish
+    // rethrows it on the producer's, where the pull fails the layer.
+    if (!failed_) {
+      try {
+        hasher_.Update(buf);
+      } catch (...) {
+        failed_ = std::current_exception();
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.size() < kMaxQueued) free_.push_back(std::move(buf));
   }
@@ -87,6 +98,7 @@ BlobHasher::Digests BlobHasher::Finish() {
     }
     changed_.notify_all();
     thread_.join();
+    if (failed_) std::rethrow_exception(failed_);
   }
   Digests d;
   d.chunks = hasher_.Finish();

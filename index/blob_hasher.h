@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <span>
@@ -40,7 +41,8 @@ class BlobHasher {
     std::string digest;  // "sha256:<hex>"
     ChunkDigests chunks;
   };
-  // Waits for the thread; call once.
+  // Waits for the thread; call once. Rethrows what the thread's hashing
+  // threw (std::bad_alloc), as the inline hashing would have.
   Digests Finish();
 
   static constexpr uint64_t kDefaultThreshold = 8 << 20;
@@ -57,6 +59,7 @@ class BlobHasher {
   bool no_thread_ = false;      // the thread could not be started: inline for good
   std::vector<uint8_t> batch_;  // producer side
   ChunkHasher hasher_;          // the producer's until the thread starts, then the thread's
+  std::exception_ptr failed_;   // the thread's: what its hashing threw (read after join)
 
   std::thread thread_;
   std::mutex mu_;

@@ -772,7 +772,14 @@ Status LayerIndexWriter::Add(const TarEntry& e) {
   if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
   if (!worker_) worker_ = std::make_unique<SerialWorker>();
   worker_->Post([this, batch = std::move(pending_)] {
-    if (deflated_.ok()) deflated_ = Deflate(batch, false);
+    // Nothing may leave the worker's thread (std::terminate): out of
+    // memory growing the file is this layer's error, reported by Finish.
+    if (!deflated_.ok()) return;
+    try {
+      deflated_ = Deflate(batch, false);
+    } catch (...) {
+      deflated_ = CurrentExceptionStatus("layer index");
+    }
   });
   pending_.clear();  // moved-from: make it empty for sure
   return Status::Ok();

@@ -26,13 +26,11 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -83,10 +81,7 @@ class ExtractOracle(PullTestCase):
     @classmethod
     def setUpClass(cls):
         require_extract()
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-extract-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.cases = ei.cases()
         cls.pushed = set()

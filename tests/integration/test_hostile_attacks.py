@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import unittest
@@ -30,7 +29,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from fault_server import FaultServer  # noqa: E402
 from peak_rss import run_measured  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase, verify_blobs  # noqa: E402
@@ -312,10 +310,7 @@ def whiteout_flood():
 class HostileAttacks(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-attack-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.images = {}
         cls.images.update(raw_images())

@@ -34,7 +34,6 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from peak_rss import daemon_pids, run_measured, vm_hwm_mib  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
@@ -155,10 +154,7 @@ class HostileStore(PullTestCase):
         if r.returncode != 0:
             raise unittest.SkipTest("%s has no extract subcommand" % LAZYROOT_BIN)
         cls.has_limit_flag = "--limit" in r.stdout + r.stderr
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-hostile-store-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.n = 0
 

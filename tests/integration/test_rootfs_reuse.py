@@ -26,13 +26,11 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -66,10 +64,7 @@ class RootfsReuse(PullTestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-rootfs-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         img = mi.build_image([mi.build_layer(image_files()),
                               mi.build_layer([{"path": "etc/motd", "content": "second layer\n"}])])

@@ -146,6 +146,20 @@ class PullTestCase(unittest.TestCase):
         os.makedirs(d, exist_ok=True)
         return d
 
+    def nobody_lazyroot(self):
+        """lazyroot as uid/gid 65534 (setpriv; the caller checks it is root
+        and setpriv exists): (its own dir, removed after the test; the
+        environment, HOME and the like in that dir; the command line up to
+        the subcommand, with a store in that dir)."""
+        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
+        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o755)
+        os.chown(base, 65534, 65534)
+        env = {"HOME": base, "XDG_DATA_HOME": base + "/share", "XDG_CONFIG_HOME": base + "/config",
+               "DOCKER_CONFIG": base + "/docker", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "*"}
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LAZYROOT_BIN, "--root", base + "/store"]
+        return base, env, cmd
+
     def lazyroot(self, *args, root=True, input=None, env=None, timeout=120):
         cmd = [LAZYROOT_BIN] + (["--root", self.root] if root else []) + list(args)
         e = dict(self.env)
