@@ -5,7 +5,10 @@
   bench_reads.py readall DIR     read every regular file completely
   bench_reads.py random DIR N    N random 4 KiB preads in files >= 4 KiB (seeded;
                                  a tree of smaller files gets whole-file reads)
-Prints the seconds taken on stdout.
+  bench_reads.py plan DIR N      prints the reads `random DIR N` makes, one
+                                 "PATH OFFSET" a line (PATH relative to DIR),
+                                 for tests/bench/replay_reads
+Prints the seconds taken on stdout (plan: the reads).
 """
 import os
 import random
@@ -39,7 +42,7 @@ def main():
             with open(p, "rb", buffering=0) as f:
                 while f.read(1 << 20):
                     pass
-    elif mode == "random":
+    elif mode in ("random", "plan"):
         count = int(sys.argv[3])
         # The file list is taken before the clock starts: only reads count.
         everything = files(root)
@@ -47,6 +50,10 @@ def main():
         rng = random.Random(42)
         picks = [rng.choice(big) for _ in range(count)]
         offsets = [rng.randrange(0, max(1, s - 4096 + 1)) & ~4095 for _, s in picks]
+        if mode == "plan":
+            for (p, _), off in zip(picks, offsets):
+                print(os.path.relpath(p, root), off)
+            return
         t0 = time.perf_counter()
         for (p, _), off in zip(picks, offsets):
             fd = os.open(p, os.O_RDONLY)
