@@ -775,17 +775,29 @@ LayerIndexWriter::~LayerIndexWriter() = default;
 Status LayerIndexWriter::Add(const TarEntry& e) {
   PutEntry(&pending_, e);
   ++count_;
-  if (pending_.size() >= kPendingBytes) return Drain(false);
+  if (pending_.size() < kPendingBytes) return Status::Ok();
+  raw_ += pending_.size();
+  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
+  if (!worker_) worker_ = std::make_unique<SerialWorker>();
+  worker_->Post([this, batch = std::move(pending_)] {
+    // Nothing may leave the worker's thread (std::terminate): out of
+    // memory growing the file is this layer's error, reported by Finish.
+    if (!deflated_.ok()) return;
+    try {
+      deflated_ = Deflate(batch, false);
+    } catch (...) {
+      deflated_ = CurrentExceptionStatus("layer index");
+    }
+  });
+  pending_.clear();  // moved-from: make it empty for sure
   return Status::Ok();
 }
 
-Status LayerIndexWriter::Drain(bool finish) {
+Status LayerIndexWriter::Deflate(const std::string& records, bool finish) {
   if (!z_->ok) return Status::IoError("layer index: deflateInit failed");
-  raw_ += pending_.size();
-  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
   z_stream& zs = z_->zs;
-  zs.next_in = reinterpret_cast<Bytef*>(pending_.data());
-  zs.avail_in = static_cast<uInt>(pending_.size());
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(records.data()));
+  zs.avail_in = static_cast<uInt>(records.size());
   while (true) {
     // Grow by what deflate can emit for the input plus its flush, so the
     // loop runs once per batch.
@@ -799,12 +811,16 @@ Status LayerIndexWriter::Drain(bool finish) {
     if (ret == Z_STREAM_ERROR) return Status::IoError("layer index: deflate failed");
     if (finish ? ret == Z_STREAM_END : (zs.avail_in == 0 && zs.avail_out > 0)) break;
   }
-  pending_.clear();
   return Status::Ok();
 }
 
 Result<std::string> LayerIndexWriter::Finish(const LayerIndex& header) {
-  LAZYROOT_RETURN_IF_ERROR(Drain(true));
+  if (worker_) worker_->Wait();
+  LAZYROOT_RETURN_IF_ERROR(deflated_);
+  raw_ += pending_.size();
+  if (raw_ > UINT32_MAX) return Status::LimitExceeded("layer index: entry records over 4 GiB");
+  LAZYROOT_RETURN_IF_ERROR(Deflate(pending_, true));
+  pending_.clear();
   std::string out = std::move(file_);
   SealFile(header, count_, kFlagEntriesDeflated, static_cast<uint32_t>(raw_), &out);
   return out;

@@ -22,6 +22,7 @@
 #include "index/checkpoint.h"
 #include "index/chunk_digests.h"
 #include "index/compression.h"
+#include "index/serial_worker.h"
 #include "index/status.h"
 #include "index/tar_entry.h"
 
@@ -144,12 +145,19 @@ class LayerIndexWriter {
 
  private:
   struct Deflater;
-  Status Drain(bool finish);
+  Status Deflate(const std::string& records, bool finish);
 
-  std::unique_ptr<Deflater> z_;
-  std::string file_;     // header space, then the deflated records
-  std::string pending_;  // records not yet deflated
+  // The adding side (the caller's thread):
+  std::string pending_;  // records not yet handed to deflate
   uint64_t raw_ = 0, count_ = 0;
+  // The deflating side: the worker's between batches, the caller's after Wait.
+  std::unique_ptr<Deflater> z_;
+  std::string file_;  // header space, then the deflated records
+  Status deflated_;   // the first deflate error
+  // Full batches are deflated here, off the pull's inflating thread (zlib
+  // was 13 % of a 100k-file pull's CPU, all on that thread). Declared last:
+  // destroyed first, before what its tasks touch.
+  std::unique_ptr<SerialWorker> worker_;
 };
 
 }  // namespace lazyroot

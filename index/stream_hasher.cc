@@ -1,11 +1,15 @@
 #include "index/stream_hasher.h"
 
 #include <algorithm>
+#include <exception>
+#include <system_error>
 #include <utility>
 
 namespace lazyroot {
 
-StreamHasher::StreamHasher(uint64_t threshold) : threshold_(threshold) {}
+StreamHasher::StreamHasher(uint64_t threshold) : threshold_(threshold) {
+  free_.reserve(kMaxQueued);  // the thread's push_back then never allocates (it must not throw)
+}
 
 StreamHasher::~StreamHasher() {
   if (!thread_.joinable()) return;
@@ -22,11 +26,19 @@ void StreamHasher::AddFile(File f) { new_files_.push_back(std::move(f)); }
 
 void StreamHasher::Update(std::span<const uint8_t> chunk) {
   seen_ += chunk.size();
-  if (!thread_.joinable() && seen_ <= threshold_) {
+  if (!thread_.joinable() && (seen_ <= threshold_ || no_thread_)) {
     Hash(new_files_, chunk);
     return;
   }
-  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+  if (!thread_.joinable()) {
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::system_error&) {  // EAGAIN: hash inline, slower, not an error
+      no_thread_ = true;
+      Hash(new_files_, chunk);
+      return;
+    }
+  }
   Chunk c;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -57,7 +69,15 @@ void StreamHasher::Run() {
       queue_.pop_front();
     }
     changed_.notify_all();  // room in the queue
-    Hash(c.files, c.bytes);
+    // An exception must not leave the thread (std::terminate): Finish
+    // rethrows it on the producer's, where the pull fails the layer.
+    if (!failed_) {
+      try {
+        Hash(c.files, c.bytes);
+      } catch (...) {
+        failed_ = std::current_exception();
+      }
+    }
     c.files.clear();
     std::lock_guard<std::mutex> lock(mu_);
     if (free_.size() < kMaxQueued) free_.push_back(std::move(c));
@@ -108,6 +128,7 @@ StreamHasher::Digests StreamHasher::Finish() {
     }
     changed_.notify_all();
     thread_.join();
+    if (failed_) std::rethrow_exception(failed_);
   }
   // Files announced after the last chunk (empty files at the end of the stream).
   Hash(new_files_, {});

@@ -18,6 +18,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <mutex>
 #include <span>
 #include <string>
@@ -53,7 +54,8 @@ class StreamHasher {
     std::vector<FileDigest> file_digests;    // ascending by data_offset
     bool all_files_complete = true;          // false: the stream ended inside a file's data
   };
-  // Waits for the hasher, then returns the digests. Call once.
+  // Waits for the hasher, then returns the digests. Call once. Rethrows
+  // what the thread's hashing threw (std::bad_alloc), as inline hashing would.
   Digests Finish();
 
   static constexpr uint64_t kDefaultThreshold = 4 << 20;
@@ -70,6 +72,7 @@ class StreamHasher {
 
   const uint64_t threshold_;
   uint64_t seen_ = 0;
+  bool no_thread_ = false;  // the thread could not be started: inline for good
   std::vector<File> new_files_;  // producer side: not yet handed over
 
   // Owned by whoever hashes (the producer until the thread starts, then the thread).
@@ -80,6 +83,7 @@ class StreamHasher {
   uint64_t file_next_ = 0;       // its next stream byte to hash
   uint64_t out_pos_ = 0;
   std::vector<FileDigest> file_digests_;
+  std::exception_ptr failed_;  // the thread's: what its hashing threw (read after join)
 
   std::thread thread_;
   std::mutex mu_;

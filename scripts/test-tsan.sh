@@ -12,8 +12,8 @@ reports=$(mktemp -d /tmp/lazyroot-tsan.XXXXXX)
 trap 'rm -rf "$reports"' EXIT
 export TSAN_OPTIONS="log_path=$reports/tsan second_deadlock_stack=1"
 build-tsan/tests/fs_tests --gtest_brief=1
-# The pull's second hashing thread (index/stream_hasher.h).
-build-tsan/tests/index_tests --gtest_brief=1 --gtest_filter='StreamHasher*:*LayerIndexer*'
+# The pull's hashing and deflating threads (index/stream_hasher.h, blob_hasher.h, serial_worker.h).
+build-tsan/tests/index_tests --gtest_brief=1 --gtest_filter='StreamHasher*:*LayerIndexer*:BlobHasher*:SerialWorker*:LayerIndexWriter*:Sha256Pair*'
 LAZYROOT_BIN=$PWD/build-tsan/src/lazyroot python3 tests/integration/test_mount_basic.py 2>&1 | tail -3
 if compgen -G "$reports/tsan*" >/dev/null; then
   echo "ThreadSanitizer reports:"; cat "$reports"/tsan*; exit 1

@@ -56,6 +56,19 @@ Result<Limits> ResolveLimits(const std::vector<std::string>& values);
 
 // Opens the store named by --root or the environment.
 Result<std::unique_ptr<Store>> OpenStore(const GlobalOptions& global);
+
+// The store of OpenStore with its lock (Store::LockStore) held shared until
+// this is destroyed, as every command that reads or changes store objects
+// holds it: gc cannot remove them meanwhile, pulls, mounts and other readers
+// go on (src/store/STORE.md). on_wait as for LockStore.
+struct SharedStore {
+  std::unique_ptr<Store> store;
+  FileLock lock;  // declared after store: released before it closes
+
+  Store& operator*() const { return *store; }
+  Store* operator->() const { return store.get(); }
+};
+Result<SharedStore> OpenStoreShared(const GlobalOptions& global, const std::function<void()>& on_wait = nullptr);
 // Prints "lazyroot: <message>" to stderr and returns the exit code for st.
 int Fail(const Status& st);
 

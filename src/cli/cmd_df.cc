@@ -13,11 +13,9 @@ namespace lazyroot::cli {
 namespace {
 
 int RunDf(const GlobalOptions& global, const std::string& format) {
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared: pulls and mounts go on; gc waits until the count is done.
-  auto lock = (*store)->LockStore(false);
-  if (!lock.ok()) return Fail(lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Fail(store.status());
   auto usage = MeasureStore(**store);
   if (!usage.ok()) return Fail(usage.status());
   const StoreUsage& u = *usage;

@@ -202,11 +202,9 @@ int Trouble(const Status& st) {
 int RunDiff(const GlobalOptions& global, const DiffArgs& args) {
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Trouble(limits.status());
-  auto store = OpenStore(global);
-  if (!store.ok()) return Trouble(store.status());
   // Shared, as ls: gc cannot remove the blobs, trees and indexes being read.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Trouble(store_lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Trouble(store.status());
   auto a = FindImage(**store, args.image_a);
   if (!a.ok()) return Trouble(a.status());
   auto b = FindImage(**store, args.image_b);

@@ -6,14 +6,13 @@
 #include <ctime>
 
 #include "src/cli/cli.h"
+#include "src/cli/inspect_json.h"
 #include "src/inspect/layer_report.h"
 #include "src/image/manifest.h"
 #include "src/image/reference.h"
 
 namespace lazyroot::cli {
 namespace {
-
-using JsonWriter = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
 
 void WriteStrings(JsonWriter& w, const std::vector<std::string>& v) {
   w.StartArray();
@@ -69,11 +68,9 @@ int ListImages(const GlobalOptions& global, const std::string& format) {
 namespace {
 
 int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, bool config_only) {
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared: gc cannot remove the blobs between finding the record and reading them.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Fail(store.status());
   auto rec = FindImage(**store, image);
   if (!rec.ok()) return Fail(rec.status());
   auto manifest_bytes = (*store)->ReadBlob(rec->manifest_digest, 4u << 20);
@@ -113,13 +110,8 @@ int RunInspect(const GlobalOptions& global, const std::string& image, bool raw, 
   w.Key("Layers");
   w.StartArray();
   for (size_t i = 0; i < manifest->layers.size(); ++i) {
-    const Layer& l = manifest->layers[i];
     w.StartObject();
-    w.Key("index"); w.Uint64(i + 1);
-    w.Key("digest"); w.String(l.descriptor.digest.c_str());
-    w.Key("size"); w.Int64(l.descriptor.size);
-    w.Key("mediaType"); w.String(l.descriptor.media_type.c_str());
-    if (i < config->diff_ids.size()) { w.Key("diffID"); w.String(config->diff_ids[i].c_str()); }
+    WriteLayerFields(w, i, manifest->layers[i], config->diff_ids);
     if (layer_history[i] >= 0) {
       const std::string& by = (*history)[static_cast<size_t>(layer_history[i])].created_by;
       w.Key("createdBy"); w.String(by.data(), static_cast<rapidjson::SizeType>(by.size()));
@@ -213,11 +205,9 @@ void AddImageCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
   rm->add_option("IMAGE", *rm_image, "Image reference(s)")->required();
   rm->callback([rm_image, &global, run] {
     *run = [rm_image, &global]() -> int {
-      auto store = OpenStore(global);
-      if (!store.ok()) return Fail(store.status());
       // Shared, as every change to the store (src/store/STORE.md).
-      auto store_lock = (*store)->LockStore(false);
-      if (!store_lock.ok()) return Fail(store_lock.status());
+      auto store = OpenStoreShared(global);
+      if (!store.ok()) return Fail(store.status());
       int rc = kExitOk;
       for (const std::string& text : *rm_image) {
         auto ref = ParseReference(text);

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "src/cli/cli.h"
+#include "src/cli/inspect_json.h"
 #include "src/image/reference.h"
 #include "src/pull/pull.h"
 
@@ -50,8 +51,8 @@ int RunInspectRemote(const std::string& image, const RemoteArgs& a) {
   if (!r.ok()) return Fail(r.status());
 
   rapidjson::StringBuffer sb;
-  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(sb);
-  auto str = [&](const std::string& s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); };
+  JsonWriter w(sb);
+  auto str = [&](const std::string& s) { WriteString(w, s); };
   uint64_t size = static_cast<uint64_t>(r->manifest.config.size);
   for (const Layer& l : r->manifest.layers) size += static_cast<uint64_t>(l.descriptor.size);
   w.StartObject();
@@ -78,20 +79,8 @@ int RunInspectRemote(const std::string& image, const RemoteArgs& a) {
   w.Key("Layers");
   w.StartArray();
   for (size_t i = 0; i < r->manifest.layers.size(); ++i) {
-    const Layer& l = r->manifest.layers[i];
     w.StartObject();
-    w.Key("index");
-    w.Uint64(i + 1);
-    w.Key("digest");
-    str(l.descriptor.digest);
-    w.Key("size");
-    w.Int64(l.descriptor.size);
-    w.Key("mediaType");
-    str(l.descriptor.media_type);
-    if (i < r->config.diff_ids.size()) {
-      w.Key("diffID");
-      str(r->config.diff_ids[i]);
-    }
+    WriteLayerFields(w, i, r->manifest.layers[i], r->config.diff_ids);
     w.EndObject();
   }
   w.EndArray();

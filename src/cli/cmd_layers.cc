@@ -89,11 +89,9 @@ void PrintTable(const ImageLayerReport& r) {
 int RunLayers(const GlobalOptions& global, const LayersArgs& a) {
   auto limits = ResolveLimits(a.limits);
   if (!limits.ok()) return Fail(limits.status());
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared, as inspect: gc cannot remove the indexes and blobs being read.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Fail(store.status());
   auto rec = FindImage(**store, a.image);
   if (!rec.ok()) return Fail(rec.status());
   auto report = ComputeLayerReport(**store, *rec, *limits);

@@ -236,11 +236,9 @@ int RunLayerLs(Store& store, const ImageRecord& rec, const LsArgs& args, const L
 int RunLs(const GlobalOptions& global, LsArgs args) {
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared, as inspect: gc cannot remove the blobs and indexes being read.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Fail(store.status());
   auto rec = FindImage(**store, args.image);
   if (!rec.ok()) return Fail(rec.status());
   if (Status st = ResolveLayerArgs(*rec, args.layer_arg, args.upto_arg, &args.layer, &args.upto); !st.ok()) {
@@ -287,10 +285,8 @@ Status CopyStream(RandomReader& reader, uint64_t offset, uint64_t size) {
 int RunCat(const GlobalOptions& global, CatArgs args) {
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
-  auto store = OpenStore(global);
+  auto store = OpenStoreShared(global);
   if (!store.ok()) return Fail(store.status());
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
   auto rec = FindImage(**store, args.image);
   if (!rec.ok()) return Fail(rec.status());
   if (Status st = ResolveLayerArgs(*rec, args.layer_arg, args.upto_arg, &args.layer, &args.upto); !st.ok()) {

@@ -146,14 +146,12 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   }
   options.mountpoint = resolved;
 
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared from before the record is read until the in-use marker is held
   // and the image open (src/store/STORE.md): gc cannot run in between, so it can
   // neither delete what we are about to open nor sweep our marker.
-  auto store_lock = (*store)->LockStore(
-      false, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto store = OpenStoreShared(
+      global, [] { std::fprintf(stderr, "lazyroot: waiting for the store lock (gc or fsck --repair is running)\n"); });
+  if (!store.ok()) return Fail(store.status());
   auto record = FindOrPullImage(**store, a.image, a.pull, *limits);
   if (!record.ok()) return Fail(record.status());
   // Held for the daemon's life (the fork inherits it): gc keeps this
@@ -178,7 +176,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   options.unit_copies = NewStoreUnitCopies(**store, *image->content);
   // Released before the daemon forks, which would otherwise inherit it and
   // keep gc waiting for as long as the mount lives; the marker suffices now.
-  *store_lock = FileLock();
+  store->lock = FileLock();
 
   // --debug traces every request on stderr, which only makes sense in the foreground.
   if (a.foreground || a.debug) {

@@ -38,11 +38,9 @@ void AddSaveCommand(CLI::App& app, const GlobalOptions& global, Runner* run) {
                                             "\" is not oci:DIR[:TAG], oci-archive:FILE[:TAG] or "
                                             "docker-archive:FILE[:REF] (pushing to a registry is not supported)"));
       }
-      auto store = OpenStore(global);
-      if (!store.ok()) return Fail(store.status());
       // Shared: gc cannot remove the blobs being copied.
-      auto store_lock = (*store)->LockStore(false);
-      if (!store_lock.ok()) return Fail(store_lock.status());
+      auto store = OpenStoreShared(global);
+      if (!store.ok()) return Fail(store.status());
       auto rec = FindImage(**store, args->image);
       if (!rec.ok()) return Fail(rec.status());
       // Ctrl-C stops the copy and removes the temp files instead of leaving them.

@@ -21,11 +21,9 @@ std::string Shown(std::string_view image_path) { return "/" + Displayable(image_
 int RunWhich(const GlobalOptions& global, const WhichArgs& args) {
   auto limits = ResolveLimits(args.limits);
   if (!limits.ok()) return Fail(limits.status());
-  auto store = OpenStore(global);
-  if (!store.ok()) return Fail(store.status());
   // Shared, as inspect: gc cannot remove the blobs and indexes being read.
-  auto store_lock = (*store)->LockStore(false);
-  if (!store_lock.ok()) return Fail(store_lock.status());
+  auto store = OpenStoreShared(global);
+  if (!store.ok()) return Fail(store.status());
   auto rec = FindImage(**store, args.image);
   if (!rec.ok()) return Fail(rec.status());
   auto which = WhichPath(**store, *rec, args.path, *limits);

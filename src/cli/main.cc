@@ -13,6 +13,12 @@ Result<std::unique_ptr<Store>> OpenStore(const GlobalOptions& global) {
   return Store::Open(global.root.empty() ? Store::DefaultRoot() : global.root);
 }
 
+Result<SharedStore> OpenStoreShared(const GlobalOptions& global, const std::function<void()>& on_wait) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, OpenStore(global));
+  LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store->LockStore(false, on_wait));
+  return SharedStore{std::move(store), std::move(lock)};
+}
+
 int Fail(const Status& st) {
   // Messages name paths and tar entries from outside: never raw to a terminal.
   std::fprintf(stderr, "lazyroot: %s\n", Displayable(st.message()).c_str());

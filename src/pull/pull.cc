@@ -26,10 +26,12 @@
 #include <cerrno>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
 
+#include "index/blob_hasher.h"
 #include "index/byte_source.h"
 #include "index/exception_status.h"
 #include "index/sha256.h"
@@ -72,8 +74,10 @@ struct LayerJob {
 
 class LayerDownloader {
  public:
-  LayerDownloader(Store& store, ImageSource& source, const PullOptions& options, std::atomic<bool>& abort)
-      : store_(store), source_(source), options_(options), abort_(abort) {}
+  // running: how many layers the pull's threads are on now.
+  LayerDownloader(Store& store, ImageSource& source, const PullOptions& options, std::atomic<bool>& abort,
+                  std::atomic<int>& running)
+      : store_(store), source_(source), options_(options), abort_(abort), running_(running) {}
 
   // Downloads and verifies one layer into tmp/ (or finds it in the store).
   Status Run(const LayerJob& job, uint64_t* fetched_bytes, bool* fetched) {
@@ -113,7 +117,7 @@ class LayerDownloader {
       ~Closer() { ::close(fd); }
     } closer{fd};
 
-    ChunkHasher hash;  // the blob's digest, and its chunk table for the consumer
+    std::optional<BlobHasher> hash;  // the blob's digest, and its chunk table for the consumer
     std::unique_ptr<LayerConsumer> consumer;
     // A consumer error (say, gzip garbage) is held until the digest is
     // known: on tampered bytes "digest mismatch" is the true diagnosis.
@@ -122,7 +126,11 @@ class LayerDownloader {
       if (consumer && consumer_status.ok()) consumer_status = consumer->Consume(chunk);
     };
     auto reset = [&]() -> Status {
-      hash = ChunkHasher();
+      // The blob's hashing gets a thread once a core has no layer of its own.
+      hash.emplace(BlobHasher::kDefaultThreshold, [this] {
+        static const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        return running_.load(std::memory_order_relaxed) < cores;
+      });
       consumer.reset();
       consumer_status = Status::Ok();
       if (options_.consumer_factory) {
@@ -146,7 +154,7 @@ class LayerDownloader {
         ssize_t n = ::pread(fd, buf.data(), std::min<uint64_t>(buf.size(), existing - offset), static_cast<off_t>(offset));
         if (n <= 0) return Status::FromErrno("read " + path, n < 0 ? errno : EIO);
         std::span<const uint8_t> chunk(buf.data(), static_cast<size_t>(n));
-        hash.Update(chunk);
+        hash->Update(chunk);
         feed(chunk);
         offset += static_cast<uint64_t>(n);
       }
@@ -186,7 +194,7 @@ class LayerDownloader {
                                   SYNC_FILE_RANGE_WRITE);
           flushed = offset + bytes.size();
         }
-        hash.Update(bytes);
+        hash->Update(bytes);
         feed(bytes);
         offset += bytes.size();
         *fetched_bytes += bytes.size();
@@ -209,14 +217,14 @@ class LayerDownloader {
       resumed_ = resumed_ || offset > 0;
     }
 
-    ChunkDigests chunks = hash.Finish();
-    const std::string& got = hash.BlobDigest();
+    BlobHasher::Digests blob = hash->Finish();
+    const std::string& got = blob.digest;
     if (got != d.digest) {
       ::ftruncate(fd, 0);  // worthless: never resume from these bytes
       return Status::Corruption("digest mismatch (got " + got + ")");
     }
     LAZYROOT_RETURN_IF_ERROR(consumer_status);
-    if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish(std::move(chunks)));
+    if (consumer) LAZYROOT_RETURN_IF_ERROR(consumer->Finish(std::move(blob.chunks)));
     // The bytes reach the disk here, on this layer's thread beside the others'
     // work (the writeback began during the download), rather than in the
     // publish's fsync after every layer, which stays (the store's rule rests
@@ -230,6 +238,7 @@ class LayerDownloader {
   ImageSource& source_;
   const PullOptions& options_;
   std::atomic<bool>& abort_;
+  std::atomic<int>& running_;
   bool resumed_ = false;
 };
 
@@ -379,6 +388,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   });
   std::atomic<size_t> next{0};
   std::atomic<bool> abort{false};
+  std::atomic<int> running{0};
   std::mutex mu;
   Status first_error;
   std::atomic<uint64_t> bytes_total{0};
@@ -386,7 +396,7 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   auto worker = [&] {
     // Named for perf and top; the main thread keeps the program's name.
     if (::gettid() != ::getpid()) pthread_setname_np(pthread_self(), "lz-layer");
-    LayerDownloader dl(store, source, options, abort);
+    LayerDownloader dl(store, source, options, abort, running);
     for (size_t n; (n = next.fetch_add(1)) < jobs.size() && !abort.load();) {
       const size_t i = order[n];
       uint64_t bytes = 0;
@@ -394,11 +404,13 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
       Status st;
       // An exception (bad_alloc in a consumer fed a hostile layer) must not
       // leave the thread: it fails this layer like any error.
+      ++running;
       try {
         st = dl.Run(jobs[i], &bytes, &fetched);
       } catch (...) {
         st = CurrentExceptionStatus("layer " + jobs[i].layer->descriptor.digest);
       }
+      --running;
       bytes_total += bytes;
       if (fetched) ++fetched_total;
       if (!st.ok()) {

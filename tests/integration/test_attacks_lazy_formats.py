@@ -21,6 +21,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
+from tree_listing import paths_or_eio  # noqa: E402
 
 HAVE_FUSE = os.path.exists("/dev/fuse") and os.geteuid() == 0
 FILES = 3000  # 240 kB of node records: the tree spans several 64 KiB blocks
@@ -61,30 +62,6 @@ def reseal(buf):
         at = body + k * block_size
         struct.pack_into("<I", buf, table + 4 * k, crc32c(buf[at:at + block_size]))
     struct.pack_into("<I", buf, 124, crc32c(bytes(buf[0:124]) + bytes(buf[128:body])))
-
-
-def walk(d):
-    """(paths, EIO count) below d; any error but EIO is raised."""
-    out, todo, eio = [], [""], 0
-    while todo:
-        rel = todo.pop()
-        try:
-            with os.scandir(os.path.join(d, rel) if rel else d) as it:
-                for e in it:
-                    p = os.path.join(rel, e.name) if rel else e.name
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            todo.append(p)
-                        out.append(p)
-                    except OSError as err:
-                        if err.errno != errno.EIO:
-                            raise
-                        eio += 1
-        except OSError as err:
-            if err.errno != errno.EIO:
-                raise
-            eio += 1
-    return sorted(out), eio
 
 
 @unittest.skipUnless(HAVE_FUSE, "needs /dev/fuse and root")
@@ -134,7 +111,7 @@ class LazyTreeAttacks(PullTestCase):
         # statfs answers, whatever else is damaged.
         st = os.statvfs(mnt)
         self.assertEqual(st.f_files, node_count)
-        paths, eio = walk(mnt)
+        paths, eio = paths_or_eio(mnt)
         self.assertGreater(eio, 0)  # the nodes of the damaged block
         self.assertLess(eio, FILES)
         # Every file served reads its own bytes; damaged ones are EIO.
@@ -180,7 +157,7 @@ class LazyTreeAttacks(PullTestCase):
         for t in threads:
             t.join()
         self.assertEqual(errors, [])
-        self.assertEqual(walk(mnt), (sorted(["d"] + ["d/f%05d" % i for i in range(FILES)]), 0))
+        self.assertEqual(paths_or_eio(mnt), (sorted(["d"] + ["d/f%05d" % i for i in range(FILES)]), 0))
 
 
     def test_b_tree_file_truncated_holed_grown_while_mounted(self):
@@ -212,7 +189,7 @@ class LazyTreeAttacks(PullTestCase):
                     else:
                         f.seek(0, 2)
                         f.write(b"\0" * 100000)
-                paths, eio = walk(mnt)
+                paths, eio = paths_or_eio(mnt)
                 self.assertTrue(set(paths) <= set(want), set(paths) - set(want))
                 if how != "grow":
                     self.assertGreater(eio, 0)

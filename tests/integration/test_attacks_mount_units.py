@@ -41,7 +41,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -55,15 +54,6 @@ from pull_harness import PullTestCase  # noqa: E402
 BIG_SIZE = 12 * 1024 * 1024 + 333
 UNIT = 2 << 20
 REP_COUNT = 40
-
-
-def big_bytes():
-    rng = random.Random(5)
-    text = b"".join(b"row %08d of a compressible file\n" % i for i in range(BIG_SIZE // 30))
-    out = bytearray()
-    while len(out) < BIG_SIZE:
-        out += text[len(out) % len(text):][:300000] + rng.randbytes(200000)
-    return bytes(out[:BIG_SIZE])
 
 
 def snapshot(d):
@@ -96,35 +86,20 @@ class MountUnitAttacks(PullTestCase):
         cls.class_registry()
         cls.src = tempfile.mkdtemp(prefix="lazyroot-units-attack-")
         cls.addClassCleanup(shutil.rmtree, cls.src, ignore_errors=True)
-        tree = os.path.join(cls.src, "tree")
-        os.makedirs(os.path.join(tree, "data"))
-        with open(os.path.join(tree, "data", "big.bin"), "wb") as f:
-            f.write(big_bytes())
-        tar = subprocess.run(["tar", "-C", tree, "--numeric-owner", "--sort=name", "-cf", "-", "data"],
-                             check=True, capture_output=True).stdout
+        big = mi.mixed_bytes(BIG_SIZE, seed=5, line=b"row %08d of a compressible file\n")
+        tar = mi.gnu_tar(os.path.join(cls.src, "tree"), {"data/big.bin": big})
         zst = subprocess.run(["zstd", "-3", "-q", "-c"], input=tar, check=True, capture_output=True).stdout
-        oracle = os.path.join(cls.src, "oracle")
-        os.makedirs(oracle)
-        subprocess.run(["tar", "-C", oracle, "-xf", "-"], input=tar, check=True)
-        with open(os.path.join(oracle, "data", "big.bin"), "rb") as f:
-            cls.want = f.read()
+        cls.want = mi.gnu_untar(tar, os.path.join(cls.src, "oracle"), ["data/big.bin"])["data/big.bin"]
         assert len(cls.want) == BIG_SIZE
-        import io
-        with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
-            cls.data_at = tf.getmember("data/big.bin").offset_data  # big.bin's offset in the tar stream
+        cls.data_at = mi.data_offsets(tar)["data/big.bin"]  # big.bin's offset in the tar stream
         image = mi.build_image([mi.Layer(tar, zst, "zstd")])
         mi.push(mi.RegistryClient(cls.reg.host), "zstd/units-attack", "v1", image)
         cls.ref = "%s/zstd/units-attack:v1" % cls.reg.host
         # A layer whose blob is tiny next to its copies: one random MiB 40
         # times over, which `zstd --long` finds and a copy's level 1 cannot;
         # the image lists it twice.
-        rep = os.path.join(cls.src, "rep")
-        os.makedirs(os.path.join(rep, "data"))
         cls.rep_block = random.Random(9).randbytes(1 << 20)
-        with open(os.path.join(rep, "data", "rep.bin"), "wb") as f:
-            f.write(cls.rep_block * REP_COUNT)
-        rtar = subprocess.run(["tar", "-C", rep, "--numeric-owner", "--sort=name", "-cf", "-", "data"],
-                              check=True, capture_output=True).stdout
+        rtar = mi.gnu_tar(os.path.join(cls.src, "rep"), {"data/rep.bin": cls.rep_block * REP_COUNT})
         rzst = subprocess.run(["zstd", "--long=27", "-3", "-q", "-c"], input=rtar, check=True,
                               capture_output=True).stdout
         cls.rep_blob_size = len(rzst)

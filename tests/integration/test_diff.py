@@ -30,13 +30,11 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 HAVE_UMOCI = bool(shutil.which("umoci"))
 IS_ROOT = os.geteuid() == 0
@@ -202,12 +200,7 @@ class Diff(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-diff-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
-        cls.root = os.path.join(cls.tmp, "store")
+        class_store(cls, "lazyroot-diff-test-")
         base, a_top, b_top = _tar(BASE), _tar(A_TOP), _tar(B_TOP)
         cls.tars = {"a": [base, a_top], "b": [base, b_top]}
         cls.refs = {}  # (variant, side) -> reference

@@ -29,7 +29,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -82,10 +81,7 @@ class ExtractHostile(PullTestCase):
     @classmethod
     def setUpClass(cls):
         require_extract()
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-hostile-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         # The host path hostile entries aim at; never written by the tests.
         cls.canary = tempfile.mkdtemp(prefix="lazyroot-canary-", dir="/tmp")
@@ -361,13 +357,7 @@ class ExtractHostile(PullTestCase):
             self.skipTest("needs root and setpriv to run lazyroot as an unprivileged user")
         url = self.push_layers(layers)
         priv = self.extract_ok(url)
-        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
-        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
-        os.chmod(base, 0o755)
-        os.chown(base, 65534, 65534)
-        env = {"HOME": base, "XDG_DATA_HOME": base + "/share", "XDG_CONFIG_HOME": base + "/config",
-               "DOCKER_CONFIG": base + "/docker", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "*"}
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LAZYROOT_BIN, "--root", base + "/store"]
+        base, env, cmd = self.nobody_lazyroot()
         r = subprocess.run(cmd + ["pull", "-q", url], env=env, capture_output=True, text=True, timeout=120)
         self.assertOk(r, "lazyroot pull as uid 65534")
         out = os.path.join(base, "out")

@@ -20,20 +20,17 @@ for a twin image the oracle can read, or against GNU tar.
 """
 
 import base64
-import errno
 import os
 import re
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -73,29 +70,6 @@ def usr_slice_entries(top="/usr/lib/python3.11", limit=3000):
     return out[:limit]
 
 
-def data_map(path):
-    """[(data start, hole start), ...] of a file, walked with SEEK_DATA and
-    SEEK_HOLE (the kernel's answer for the source file, ours for the mount)."""
-    runs = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        off = 0
-        while off < size:
-            try:
-                start = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno != errno.ENXIO:
-                    raise
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            runs.append((start, end))
-            off = end
-    finally:
-        os.close(fd)
-    return runs
-
-
 def staged_files(stage):
     return {name: os.path.join(stage, name) for name in sorted(os.listdir(stage))
             if os.path.isfile(os.path.join(stage, name))}
@@ -107,10 +81,7 @@ class ExtractOracle(PullTestCase):
     @classmethod
     def setUpClass(cls):
         require_extract()
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-extract-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.cases = ei.cases()
         cls.pushed = set()
@@ -168,7 +139,7 @@ class ExtractOracle(PullTestCase):
                                 differ.append((rel, mode))
                 self.assertEqual(differ, [], "access(2) answers differ between extract and mount")
             for rel, source in (sparse_sources or {}).items():
-                self.assertEqual(data_map(os.path.join(mnt, rel)), data_map(source),
+                self.assertEqual(tree_listing.data_map(os.path.join(mnt, rel)), tree_listing.data_map(source),
                                  "SEEK_DATA/SEEK_HOLE map of %s in the mount vs its source file" % rel)
         finally:
             self.lazyroot("umount", mnt, timeout=60)
@@ -378,13 +349,13 @@ class ExtractOracle(PullTestCase):
                 # listing would take a minute: the checks below are targeted.)
                 ours = self.extract(url, name=name, compare_mount=False)
                 self.assertEqual(os.lstat(os.path.join(ours, "huge")).st_size, 6 << 30)
-                self.assertEqual(data_map(os.path.join(ours, "huge")), data_map(src))
+                self.assertEqual(tree_listing.data_map(os.path.join(ours, "huge")), tree_listing.data_map(src))
                 mnt = os.path.join(self.workdir("mnt"), name + "-read")
                 os.makedirs(mnt, exist_ok=True)
                 self.assertOk(self.lazyroot("mount", url, mnt, timeout=60), "mount " + url)
                 try:
                     self.assertEqual(os.lstat(os.path.join(mnt, "huge")).st_size, 6 << 30)
-                    self.assertEqual(data_map(os.path.join(mnt, "huge")), data_map(src))
+                    self.assertEqual(tree_listing.data_map(os.path.join(mnt, "huge")), tree_listing.data_map(src))
                     with open(os.path.join(mnt, "huge"), "rb") as f, open(src, "rb") as g, \
                             open(os.path.join(ours, "huge"), "rb") as h:
                         for off, data in chunks.items():

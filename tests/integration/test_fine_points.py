@@ -66,27 +66,13 @@ class FinePoints(PullTestCase):
         cls.class_registry()
         cls.src = tempfile.mkdtemp(prefix="lazyroot-fine-src-")
         cls.addClassCleanup(shutil.rmtree, cls.src, ignore_errors=True)
-        tree = os.path.join(cls.src, "tree")
-        os.makedirs(os.path.join(tree, "data"))
         rng = random.Random(9)
         files = {"data/big.bin": big_bytes(), "data/mid.bin": rng.randbytes(900 * 1024), "data/small.txt": b"small\n"}
-        for name, body in files.items():
-            with open(os.path.join(tree, name), "wb") as f:
-                f.write(body)
-        tar = subprocess.run(["tar", "-C", tree, "--numeric-owner", "--sort=name", "-cf", "-", "data"],
-                             check=True, capture_output=True).stdout
+        tar = mi.gnu_tar(os.path.join(cls.src, "tree"), files)
         gz = subprocess.run(["gzip", "-6", "-n", "-c"], input=tar, check=True, capture_output=True).stdout
-        oracle = os.path.join(cls.src, "oracle")
-        os.makedirs(oracle)
-        subprocess.run(["tar", "-C", oracle, "-xf", "-"], input=tar, check=True)
-        cls.want = {}
-        for name in files:
-            with open(os.path.join(oracle, name), "rb") as f:
-                cls.want[name] = f.read()
-        import io
-        import tarfile
-        with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
-            cls.data = {name: (tf.getmember(name).offset_data, len(body)) for name, body in files.items()}
+        cls.want = mi.gnu_untar(tar, os.path.join(cls.src, "oracle"), files)
+        offsets = mi.data_offsets(tar)
+        cls.data = {name: (offsets[name], len(body)) for name, body in files.items()}
         image = mi.build_image([mi.Layer(tar, gz, "gzip")])
         mi.push(mi.RegistryClient(cls.reg.host), "fine/points", "v1", image)
         cls.ref = "%s/fine/points:v1" % cls.reg.host

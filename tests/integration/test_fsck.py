@@ -14,12 +14,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import PullTestCase, verify_blobs  # noqa: E402
 
 
@@ -57,10 +55,7 @@ def dead_pid():
 class Fsck(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         # A: gzip + uncompressed layers; B: one zstd layer; nothing shared.
         base = mi.build_layer(mi.default_files("fsck-a"))

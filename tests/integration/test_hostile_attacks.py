@@ -15,7 +15,6 @@ a refused pull leaves no image record. Each case prints its outcome, peak
 RSS and wall time (for the release note).
 """
 
-import errno
 import io
 import os
 import shutil
@@ -23,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import unittest
@@ -31,7 +29,6 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from fault_server import FaultServer  # noqa: E402
 from peak_rss import run_measured  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase, verify_blobs  # noqa: E402
@@ -115,33 +112,6 @@ def listing(d, skip=()):
                 if e.is_dir(follow_symlinks=False) and p not in skip:
                     todo.append(p)
     return sorted(out)
-
-
-def listing_or_eio(d):
-    """listing(d) through a mount whose tree may be damaged where the mount
-    has not read it yet (it is read lazily): a directory or entry whose
-    records fail their checks answers EIO, which is counted, not raised.
-    Any other error is."""
-    out, todo, eio = [], [""], 0
-    while todo:
-        rel = todo.pop()
-        try:
-            with os.scandir(os.path.join(d, rel) if rel else d) as it:
-                for e in it:
-                    p = os.path.join(rel, e.name) if rel else e.name
-                    out.append(p)
-                    try:
-                        if e.is_dir(follow_symlinks=False):
-                            todo.append(p)
-                    except OSError as err:
-                        if err.errno != errno.EIO:
-                            raise
-                        eio += 1
-        except OSError as err:
-            if err.errno != errno.EIO:
-                raise
-            eio += 1
-    return sorted(out), eio
 
 
 # ---------------------------------------------------------------- the attacks
@@ -287,6 +257,21 @@ def deep_images():
     }
 
 
+def read_deep(top):
+    """The bytes of TOP/a/.../a/f (DEPTH levels), read by relative opens:
+    the absolute path is over PATH_MAX."""
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(DEPTH):
+            nfd = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        with open(os.open("f", os.O_RDONLY, dir_fd=fd), "rb") as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
 NLINKS = 70000  # over ext4's 65000 links per inode and over a 16-bit count
 
 
@@ -325,10 +310,7 @@ def whiteout_flood():
 class HostileAttacks(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-attack-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.images = {}
         cls.images.update(raw_images())
@@ -347,6 +329,11 @@ class HostileAttacks(PullTestCase):
         super().setUp()
         # Runs before the harness's shutil.rmtree, which recurses per level.
         self.addCleanup(subprocess.run, ["rm", "-rf", "--one-file-system", self.tmp])
+
+    def umount(self, mnt):
+        """lazyroot umount, else a lazy umount: no mount outlives its test."""
+        if self.lazyroot("umount", mnt).returncode != 0:
+            subprocess.run(["umount", "-l", mnt])
 
     def ref(self, name):
         return "http://%s/attack/%s:v1" % (self.reg.host, name)
@@ -451,16 +438,7 @@ class HostileAttacks(PullTestCase):
                     self.assertEqual(os.listdir(os.path.join(out, "a")) if os.path.isdir(
                         os.path.join(out, "a")) else [], [])
                 else:
-                    fd = os.open(out, os.O_RDONLY)
-                    try:  # relative opens: the absolute path is over PATH_MAX
-                        for _ in range(DEPTH):
-                            nfd = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-                            os.close(fd)
-                            fd = nfd
-                        with open(os.open("f", os.O_RDONLY, dir_fd=fd), "rb") as f:
-                            self.assertEqual(f.read(), b"bottom\n")
-                    finally:
-                        os.close(fd)
+                    self.assertEqual(read_deep(out), b"bottom\n")
                     del deep
                 # rm of a 2000-deep tree by the test itself is fine (shutil is iterative enough).
 
@@ -472,20 +450,9 @@ class HostileAttacks(PullTestCase):
         r = self.lazyroot("mount", "--no-pull", self.ref("deep-implicit"), mnt)
         self.assertOk(r)
         try:
-            fd = os.open(mnt, os.O_RDONLY)
-            try:
-                for _ in range(DEPTH):
-                    nfd = os.open("a", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-                    os.close(fd)
-                    fd = nfd
-                with open(os.open("f", os.O_RDONLY, dir_fd=fd), "rb") as f:
-                    self.assertEqual(f.read(), b"bottom\n")
-            finally:
-                os.close(fd)
+            self.assertEqual(read_deep(mnt), b"bottom\n")
         finally:
-            u = self.lazyroot("umount", mnt)
-            if u.returncode != 0:
-                subprocess.run(["umount", "-l", mnt])
+            self.umount(mnt)
 
     # ------------------------------------------------------------ implied directories
 
@@ -533,9 +500,7 @@ class HostileAttacks(PullTestCase):
             # NLINKS + 1 names: the count must not wrap (a 16-bit field reads 4465).
             self.assertEqual(st.st_nlink, NLINKS + 1)
         finally:
-            u = self.lazyroot("umount", mnt)
-            if u.returncode != 0:
-                subprocess.run(["umount", "-l", mnt])
+            self.umount(mnt)
 
     # ------------------------------------------------------------ whiteout flood
 
@@ -635,10 +600,9 @@ class HostileAttacks(PullTestCase):
                         try:
                             # Every lookup and readdir answers: entries, or EIO
                             # where a node read lazily fails its checks.
-                            listing_or_eio(mnt)
+                            tree_listing.paths_or_eio(mnt)
                         finally:
-                            if self.lazyroot("umount", mnt).returncode != 0:
-                                subprocess.run(["umount", "-l", mnt])
+                            self.umount(mnt)
                     outcomes.setdefault("trees", []).append(r.returncode)
                     with open(path, "wb") as f:
                         f.write(orig)

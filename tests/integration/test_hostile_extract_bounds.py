@@ -23,7 +23,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -31,7 +30,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
 import peak_rss  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
 ent, tar_bytes = ei.ent, ei.tar_bytes
@@ -60,10 +58,7 @@ def getfattr(path, name=OVERRIDE_STAT):
 class ExtractBounds(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-bounds-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.n = 0
 
@@ -231,13 +226,7 @@ class ExtractBounds(PullTestCase):
         if not IS_ROOT or not shutil.which("setpriv") or not shutil.which("getfattr"):
             self.skipTest("needs root, setpriv and getfattr to run lazyroot as uid 65534")
         url = self.rootless_url()
-        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
-        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
-        os.chmod(base, 0o755)
-        os.chown(base, 65534, 65534)
-        env = {"HOME": base, "XDG_DATA_HOME": base + "/share", "XDG_CONFIG_HOME": base + "/config",
-               "DOCKER_CONFIG": base + "/docker", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "*"}
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LAZYROOT_BIN, "--root", base + "/store"]
+        base, env, cmd = self.nobody_lazyroot()
         r = subprocess.run(cmd + ["pull", "-q", url], env=env, capture_output=True, text=True, timeout=120)
         self.assertOk(r, "pull as uid 65534")
         out = os.path.join(base, "out")

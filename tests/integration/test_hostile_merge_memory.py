@@ -14,16 +14,13 @@ Prints the peak RSS and wall time of pull and extract.
 Layers are written by Python's tarfile straight into gzip."""
 
 import os
-import shutil
 import sys
 import tarfile
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from peak_rss import run_measured  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -62,10 +59,7 @@ def bound_mib(entries):
 class MergeMemory(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-merge-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         t0 = time.monotonic()
         layers = [empty_files_layer(ENTRIES, "d%d" % i) for i in range(LAYERS)]
         print("\n  %d layer(s) of %d empty files: %d bytes of gzip, built in %.1f s"

@@ -14,16 +14,13 @@ the bomb's 1 GB of tar never sits in this process's memory."""
 
 import io
 import os
-import shutil
 import sys
 import tarfile
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from peak_rss import run_measured  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase, store_listing  # noqa: E402
 
@@ -67,10 +64,7 @@ def metadata_bomb():
 class HostileMetadata(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         base = mi.build_layer(mi.default_files("hostile"))
         images = {

@@ -31,11 +31,9 @@ count per compression of the first image (default 100).
 import io
 import os
 import random
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import unittest
@@ -43,8 +41,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 import peak_rss  # noqa: E402
-import registry  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 LAYERS = int(os.environ.get("LAZYROOT_MOUNT_LAYERS", "100"))
 ZSTD_FILE = 8 << 20
@@ -76,16 +73,59 @@ def one_file_tar(name, data):
     return buf.getvalue()
 
 
+class DaemonMemoryCase(unittest.TestCase):
+    """One image per class in a store of its own, pulled once; each test
+    mounts it and reads from threads while the daemon's VmHWM is watched."""
+
+    @classmethod
+    def push_and_pull(cls, repo, layers, t0, what):
+        """Pushes an image of layers as repo:v1 (cls.ref) and pulls it,
+        printing the times: building and pushing since t0, then the pull."""
+        image = mi.build_image(layers, fmt="oci")
+        mi.push(mi.RegistryClient(cls.reg.host), repo, "v1", image)
+        cls.ref = "http://%s/%s:v1" % (cls.reg.host, repo)
+        print("\n  image: %s, built and pushed in %.1f s" % (what, time.monotonic() - t0), file=sys.stderr)
+        t0 = time.monotonic()
+        r = cls.run_lazyroot("pull", "-q", cls.ref, timeout=900)
+        if r.returncode != 0:
+            raise AssertionError("pull failed: %s" % r.stderr)
+        print("  pull: %.1f s" % (time.monotonic() - t0), file=sys.stderr)
+
+    @classmethod
+    def run_lazyroot(cls, *args, timeout=120):
+        return subprocess.run([LAZYROOT_BIN, "--root", cls.root] + list(args), env=cls.env,
+                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def mount_daemon(self):
+        """cls.ref mounted with --cache-size CACHE_MIB: (mountpoint, the
+        daemon's pid, its VmHWM in MiB now)."""
+        mnt = os.path.join(self.tmp, "mnt")
+        os.makedirs(mnt, exist_ok=True)
+        r = self.run_lazyroot("mount", "--cache-size", str(CACHE_MIB), self.ref, mnt)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(lambda: os.path.ismount(mnt) and self.run_lazyroot("umount", mnt))
+        pids = peak_rss.daemon_pids(mnt)
+        self.assertEqual(len(pids), 1, "daemon not found: %s" % pids)
+        return mnt, pids[0], peak_rss.vm_hwm_mib(pids[0])
+
+    @staticmethod
+    def run_readers(reader, seeds):
+        """reader(seed) on a thread of its own for each seed, all at once;
+        the seconds until the last ends."""
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=reader, args=(s,)) for s in seeds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.monotonic() - t0
+
+
 @unittest.skipUnless(os.path.exists("/dev/fuse"), "/dev/fuse is missing: FUSE mounts cannot run here")
-class MountMemory(unittest.TestCase):
+class MountMemory(DaemonMemoryCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-mount-mem-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.root = os.path.join(cls.tmp, "store")
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-mount-mem-")
         t0 = time.monotonic()
         rng = random.Random(13)
         layers, cls.files = [], {}
@@ -102,31 +142,11 @@ class MountMemory(unittest.TestCase):
             tar = one_file_tar("g%03d/data" % i, data)
             layers.append(mi.Layer(tar, mi._compress(tar, "gzip", 6), "gzip"))
             cls.files["g%03d/data" % i] = data
-        image = mi.build_image(layers, fmt="oci")
-        mi.push(mi.RegistryClient(cls.reg.host), "mem/many", "v1", image)
-        cls.ref = "http://%s/mem/many:v1" % cls.reg.host
-        print("\n  image: %d layers, %.1f MB of blobs, built and pushed in %.1f s"
-              % (len(layers), sum(l.size for l in layers) / 1e6, time.monotonic() - t0), file=sys.stderr)
-        t0 = time.monotonic()
-        r = cls.run_lazyroot("pull", "-q", cls.ref, timeout=900)
-        if r.returncode != 0:
-            raise AssertionError("pull failed: %s" % r.stderr)
-        print("  pull: %.1f s" % (time.monotonic() - t0), file=sys.stderr)
-
-    @classmethod
-    def run_lazyroot(cls, *args, timeout=120):
-        return subprocess.run([LAZYROOT_BIN, "--root", cls.root] + list(args), env=cls.env,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        cls.push_and_pull("mem/many", layers, t0,
+                          "%d layers, %.1f MB of blobs" % (len(layers), sum(l.size for l in layers) / 1e6))
 
     def test_daemon_memory_is_bounded_with_many_layers(self):
-        mnt = os.path.join(self.tmp, "mnt")
-        os.makedirs(mnt, exist_ok=True)
-        r = self.run_lazyroot("mount", "--cache-size", str(CACHE_MIB), self.ref, mnt)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.addCleanup(lambda: os.path.ismount(mnt) and self.run_lazyroot("umount", mnt))
-        pids = peak_rss.daemon_pids(mnt)
-        self.assertEqual(len(pids), 1, "daemon not found: %s" % pids)
-        hwm_start = peak_rss.vm_hwm_mib(pids[0])
+        mnt, pid, hwm_start = self.mount_daemon()
 
         errors, reads = [], [0]
         names = sorted(self.files)
@@ -146,14 +166,8 @@ class MountMemory(unittest.TestCase):
                             return
                     reads[0] += 1
 
-        t0 = time.monotonic()
-        threads = [threading.Thread(target=reader, args=(s,)) for s in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.monotonic() - t0
-        hwm = peak_rss.vm_hwm_mib(pids[0])
+        seconds = self.run_readers(reader, range(THREADS))
+        hwm = peak_rss.vm_hwm_mib(pid)
         print("\n  %d reads over %d layers by %d threads in %.1f s; daemon VmHWM %.1f MiB at start, %.1f MiB after "
               "(bound %d MiB with --cache-size %d)" % (reads[0], len(names), THREADS, seconds, hwm_start, hwm,
                                                       BOUND_MIB, CACHE_MIB), file=sys.stderr)
@@ -183,15 +197,10 @@ def stamped_zeros(layer, start, length):
 
 
 @unittest.skipUnless(os.path.exists("/dev/fuse"), "/dev/fuse is missing: FUSE mounts cannot run here")
-class MountLargeWindows(unittest.TestCase):
+class MountLargeWindows(DaemonMemoryCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-mount-win-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.root = os.path.join(cls.tmp, "store")
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-mount-win-")
         t0 = time.monotonic()
         layers = []
         for i in range(WINDOW_LAYERS):
@@ -203,32 +212,11 @@ class MountLargeWindows(unittest.TestCase):
             layer.tar = None  # only its digest is needed: 1 GiB of tars need not stay in memory
             layers.append(layer)
             del tar
-        image = mi.build_image(layers, fmt="oci")
-        mi.push(mi.RegistryClient(cls.reg.host), "mem/windows", "v1", image)
-        cls.ref = "http://%s/mem/windows:v1" % cls.reg.host
-        print("\n  image: %d zstd layers (--long=29) of %d MiB, %.1f MB of blobs, built and pushed in %.1f s"
-              % (WINDOW_LAYERS, WINDOW_FILE >> 20, sum(l.size for l in layers) / 1e6, time.monotonic() - t0),
-              file=sys.stderr)
-        t0 = time.monotonic()
-        r = cls.run_lazyroot("pull", "-q", cls.ref, timeout=900)
-        if r.returncode != 0:
-            raise AssertionError("pull failed: %s" % r.stderr)
-        print("  pull: %.1f s" % (time.monotonic() - t0), file=sys.stderr)
-
-    @classmethod
-    def run_lazyroot(cls, *args, timeout=120):
-        return subprocess.run([LAZYROOT_BIN, "--root", cls.root] + list(args), env=cls.env,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        cls.push_and_pull("mem/windows", layers, t0, "%d zstd layers (--long=29) of %d MiB, %.1f MB of blobs"
+                          % (WINDOW_LAYERS, WINDOW_FILE >> 20, sum(l.size for l in layers) / 1e6))
 
     def test_daemon_memory_is_bounded_with_large_windows(self):
-        mnt = os.path.join(self.tmp, "mnt")
-        os.makedirs(mnt, exist_ok=True)
-        r = self.run_lazyroot("mount", "--cache-size", str(CACHE_MIB), self.ref, mnt)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.addCleanup(lambda: os.path.ismount(mnt) and self.run_lazyroot("umount", mnt))
-        pids = peak_rss.daemon_pids(mnt)
-        self.assertEqual(len(pids), 1, "daemon not found: %s" % pids)
-        hwm_start = peak_rss.vm_hwm_mib(pids[0])
+        mnt, pid, hwm_start = self.mount_daemon()
 
         errors, reads = [], [0]
 
@@ -245,14 +233,8 @@ class MountLargeWindows(unittest.TestCase):
                         return
                 reads[0] += 1
 
-        t0 = time.monotonic()
-        threads = [threading.Thread(target=reader, args=(100 + s,)) for s in range(THREADS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        seconds = time.monotonic() - t0
-        hwm = peak_rss.vm_hwm_mib(pids[0])
+        seconds = self.run_readers(reader, range(100, 100 + THREADS))
+        hwm = peak_rss.vm_hwm_mib(pid)
         # One decoder alone may fill its window up to the file's end.
         bound = documented_bound_mib(CACHE_MIB, (WINDOW_FILE >> 20) + 1)
         print("\n  %d reads deep in %d single-frame --long=29 layers by %d threads in %.1f s; daemon VmHWM "

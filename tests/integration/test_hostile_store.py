@@ -34,7 +34,6 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from peak_rss import daemon_pids, run_measured, vm_hwm_mib  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
@@ -157,10 +156,7 @@ class HostileStore(PullTestCase):
         if r.returncode != 0:
             raise unittest.SkipTest("%s has no extract subcommand" % LAZYROOT_BIN)
         cls.has_limit_flag = "--limit" in r.stdout + r.stderr
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-hostile-store-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         cls.client = mi.RegistryClient(cls.reg.host)
         cls.n = 0
 
@@ -247,6 +243,31 @@ class HostileStore(PullTestCase):
         else:
             self.assertEqual(rc, 1, err)
 
+    def assertBombRebuiltOrRefused(self, label, url, victim, bomb, want, out, drop_trees=False):
+        """An extract (into out) and a mount of url, each with the store file
+        victim replaced by bomb first (and the merged trees dropped, with
+        drop_trees), stay under RSS_BOUND_MIB and rebuild or refuse victim
+        (assertRebuiltOrRefused); a rebuild leaves no bomb behind."""
+        for tool in ("extract", "mount"):
+            with open(victim, "wb") as f:
+                f.write(bomb)
+            if drop_trees:
+                self.drop_trees()  # without a tree the entries are read to merge it
+            tool_label = label + ": " + tool
+            if tool == "extract":
+                rc, _, err, peak = self.extract_measured(tool_label, url, out)
+                listing = tree_listing.listing(out, dir_mtime=False) if rc == 0 else None
+            else:
+                res = self.mount_measured(tool_label, url)
+                if res is None:
+                    continue
+                rc, err, listing, peak, _ = res
+            self.assertLess(peak, RSS_BOUND_MIB, "%s peaked at %.1f MiB" % (tool_label, peak))
+            self.assertRebuiltOrRefused(tool_label, rc, err, victim, listing, want)
+            if rc == 0:
+                with open(victim, "rb") as f:
+                    self.assertNotEqual(f.read(), bomb, "%s was not rebuilt in the store" % victim)
+
     # ------------------------------------------------------------ (a) layer index
 
     def test_a_layer_index_with_an_inflated_count(self):
@@ -259,25 +280,8 @@ class HostileStore(PullTestCase):
         self.assertLess(len(bomb), 16384, "the crafted index should be a few KB")
         print("[ hostile-store ] crafted layer index: %d bytes, claims %d entries" % (len(bomb), 4000000))
 
-        for tool in ("extract", "mount"):
-            with open(victim, "wb") as f:
-                f.write(bomb)
-            self.drop_trees()  # without a tree the entries are read to merge it
-            label = "(a) index bomb: " + tool
-            if tool == "extract":
-                out = os.path.join(self.tmp, "a-out")
-                rc, _, err, peak = self.extract_measured(label, url, out)
-                listing = tree_listing.listing(out, dir_mtime=False) if rc == 0 else None
-            else:
-                res = self.mount_measured(label, url)
-                if res is None:
-                    continue
-                rc, err, listing, peak, _ = res
-            self.assertLess(peak, RSS_BOUND_MIB, "%s peaked at %.1f MiB" % (label, peak))
-            self.assertRebuiltOrRefused(label, rc, err, victim, listing, want)
-            if rc == 0:
-                with open(victim, "rb") as f:
-                    self.assertNotEqual(f.read(), bomb, "the index was not rebuilt in the store")
+        self.assertBombRebuiltOrRefused("(a) index bomb", url, victim, bomb, want, os.path.join(self.tmp, "a-out"),
+                                        drop_trees=True)
 
     # ------------------------------------------------------------ (b) tree file
 
@@ -305,24 +309,8 @@ class HostileStore(PullTestCase):
         print("[ hostile-store ] crafted tree: %d bytes, %d directories each claiming all %d dirents"
               % (len(bomb), dirs, struct.unpack_from("<I", bomb, 28)[0]))
 
-        for tool in ("extract", "mount"):
-            with open(tree_path, "wb") as f:
-                f.write(bomb)
-            label = "(b) overlapping tree: " + tool
-            if tool == "extract":
-                out = os.path.join(self.tmp, "b-out")
-                rc, _, err, peak = self.extract_measured(label, url, out)
-                listing = tree_listing.listing(out, dir_mtime=False) if rc == 0 else None
-            else:
-                res = self.mount_measured(label, url)
-                if res is None:
-                    continue
-                rc, err, listing, peak, _ = res
-            self.assertLess(peak, RSS_BOUND_MIB, "%s peaked at %.1f MiB" % (label, peak))
-            self.assertRebuiltOrRefused(label, rc, err, tree_path, listing, want)
-            if rc == 0:
-                with open(tree_path, "rb") as f:
-                    self.assertNotEqual(f.read(), bomb, "the tree was not rebuilt in the store")
+        self.assertBombRebuiltOrRefused("(b) overlapping tree", url, tree_path, bomb, want,
+                                        os.path.join(self.tmp, "b-out"))
 
     # ------------------------------------------------------------ (c) symlink chain
 

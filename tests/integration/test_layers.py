@@ -11,15 +11,12 @@ import io
 import json
 import os
 import posixpath
-import shutil
 import sys
 import tarfile
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
 
 
@@ -171,10 +168,7 @@ def oracle(layer_tars):
 class Layers(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         cls.layers = [mi.build_layer(L1, compression="gzip"), mi.build_layer(L2, compression="zstd"),
                       mi.build_layer(L3, compression="none")]

@@ -26,9 +26,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from peak_rss import daemon_pids  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store, isolated_env  # noqa: E402
 
 MTIME = 1700000000.5  # a fraction a float holds exactly: checks nanosecond mtimes
 BIG = random.Random(5).randbytes(9 * 1024 * 1024 + 123)  # several 2-4 MiB checkpoint spans
@@ -204,12 +203,7 @@ class MountBasic(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-mount-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.root = os.path.join(cls.tmp, "store")
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-mount-test-")
         cls.tars = [_tar(LAYER0), _tar(LAYER1), _tar(LAYER2)]
         layers = [mi.Layer(cls.tars[0], mi._compress(cls.tars[0], "gzip", 6), "gzip"),
                   mi.Layer(cls.tars[1], mi._compress(cls.tars[1], "zstd", 3), "zstd"),

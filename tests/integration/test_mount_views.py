@@ -41,9 +41,8 @@ import unittest
 TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
 sys.path.insert(0, TOOLS)
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 XATTR = "user.lazyroot.layer"
 CREATED = "2024-01-01T00:00:00Z"
@@ -187,30 +186,16 @@ class MountViews(unittest.TestCase):
     def setUpClass(cls):
         if not os.path.exists("/dev/fuse"):
             raise unittest.SkipTest("no /dev/fuse")
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-views-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-views-test-")
         cls.tars = _fix_fifo(LAYERS)
-        cls.root = os.path.join(cls.tmp, "store")
         cls.mounts = []
         cls.addClassCleanup(cls.unmount_all)
         # {reference: layer digests}
-        cls.images = {}
-        for fmt, comps, where in (("oci", ["gzip", "zstd", "gzip"], "registry"),
-                                  ("docker", ["none", "gzip", "zstd"], "registry"),
-                                  ("oci", ["zstd", "none", "gzip"], "layout")):
-            layers = [mi.Layer(t, mi._compress(t, c, 6), c) for t, c in zip(cls.tars, comps)]
-            image = mi.build_image(layers, fmt=fmt, created=CREATED)
-            if where == "registry":
-                mi.push(mi.RegistryClient(cls.reg.host), "demo/views-" + fmt, "v1", image)
-                ref = "http://%s/demo/views-%s:v1" % (cls.reg.host, fmt)
-            else:
-                ref = "oci:%s:v1" % mi.write_oci_layout(os.path.join(cls.tmp, "layout"), image, tag="v1")
+        cls.images = mi.image_variants(cls.tars, cls.reg.host, os.path.join(cls.tmp, "layout"), "demo/views",
+                                       created=CREATED)
+        for ref in cls.images:
             r = cls.run_lazyroot("pull", "-q", ref)
             assert r.returncode == 0, r.stderr
-            cls.images[ref] = [l.digest for l in layers]
         cls.ref = next(iter(cls.images))
         cls.digests = cls.images[cls.ref]
 

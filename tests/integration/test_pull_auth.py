@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
@@ -34,10 +33,7 @@ def small_image(tag):
 class TlsBasic(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("tls-basic", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry("tls-basic")
         cls.img = small_image("tls")
         mi.push(mi.RegistryClient(cls.reg.host, "https", cls.reg.username, cls.reg.password,
                                   cls.reg.ca_cert), "private/app", "v1", cls.img)
@@ -268,10 +264,7 @@ class TokenRealmTls(PullTestCase):
 class TokenAuth(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("token", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry("token")
         cls.img = small_image("token")
         mi.push(mi.RegistryClient(cls.reg.host, "http", cls.reg.username, cls.reg.password),
                 "tok/app", "v1", cls.img)

@@ -6,14 +6,11 @@ must not fetch any blob (the registry's access log is the witness)."""
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import PullTestCase, blob_files, store_listing  # noqa: E402
 
 CONFIG = {"Entrypoint": ["/bin/hello"], "Cmd": ["--loud"], "Env": ["PATH=/bin", "GREETING=hi there"],
@@ -24,10 +21,7 @@ CONFIG = {"Entrypoint": ["/bin/hello"], "Cmd": ["--loud"], "Env": ["PATH=/bin", 
 class PullBasic(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         layers = [mi.build_layer(mi.default_files("basic"), compression="gzip"),
                   mi.build_layer([{"path": "srv/data.txt", "content": "uncompressed\n"}], compression="none"),

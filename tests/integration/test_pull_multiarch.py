@@ -5,14 +5,11 @@ blobs may land in the store; a missing platform is refused with the list of
 available ones; an attestation manifest is never chosen."""
 
 import os
-import shutil
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 from pull_harness import PullTestCase, blob_files  # noqa: E402
 
 PLATFORMS = ["linux/amd64", "linux/arm64/v8", "linux/arm/v7"]
@@ -33,10 +30,7 @@ def platform_images(fmt, tag):
 class PullMultiarch(PullTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         cls.oci_images = platform_images("oci", "oci")
         cls.oci_index = mi.build_index(cls.oci_images, fmt="oci", attestation=True)

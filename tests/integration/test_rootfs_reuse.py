@@ -21,19 +21,16 @@ and pulled. The oracle is `skopeo copy` + `umoci unpack` of the same image
    test's tmp dir gets a copy whose extents are shared.
 """
 
-import errno
 import os
 import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
 import tree_listing  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
@@ -62,37 +59,12 @@ def image_files():
     ]
 
 
-def data_map(path):
-    """[(data start, hole start), ...] by SEEK_DATA / SEEK_HOLE."""
-    runs = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size = os.fstat(fd).st_size
-        off = 0
-        while off < size:
-            try:
-                start = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError as e:
-                if e.errno != errno.ENXIO:
-                    raise
-                break
-            end = os.lseek(fd, start, os.SEEK_HOLE)
-            runs.append((start, end))
-            off = end
-    finally:
-        os.close(fd)
-    return runs
-
-
 class RootfsReuse(PullTestCase):
     maxDiff = None
 
     @classmethod
     def setUpClass(cls):
-        cls.regdir = tempfile.mkdtemp(prefix="lazyroot-rootfs-reg-")
-        cls.addClassCleanup(shutil.rmtree, cls.regdir, ignore_errors=True)
-        cls.reg = registry.start_registry("plain", cls.regdir)
-        cls.addClassCleanup(cls.reg.stop)
+        cls.class_registry()
         client = mi.RegistryClient(cls.reg.host)
         img = mi.build_image([mi.build_layer(image_files()),
                               mi.build_layer([{"path": "etc/motd", "content": "second layer\n"}])])
@@ -255,8 +227,9 @@ class RootfsReuse(PullTestCase):
         self.assertIn("copied", r.stderr)
         self.assertSameTree(copy, want, "extract --copy")
         cache = os.path.join(self.root, "rootfs", self.rootfs_names()[0])
-        self.assertEqual(data_map(os.path.join(copy, "var/zeros")), data_map(os.path.join(cache, "var/zeros")))
-        self.assertEqual(len(data_map(os.path.join(copy, "var/zeros"))), 2, "the zero run is not a hole")
+        copied = tree_listing.data_map(os.path.join(copy, "var/zeros"))
+        self.assertEqual(copied, tree_listing.data_map(os.path.join(cache, "var/zeros")))
+        self.assertEqual(len(copied), 2, "the zero run is not a hole")
         # The VM writes its copy; the cache is not touched.
         with open(os.path.join(copy, "etc/passwd"), "a") as f:
             f.write("vm1\n")

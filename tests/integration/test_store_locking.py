@@ -26,7 +26,6 @@ unmounted in a cleanup."""
 
 import os
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import make_image as mi  # noqa: E402
 import registry  # noqa: E402
 from peak_rss import daemon_pids  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env, verify_blobs  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store, verify_blobs  # noqa: E402
 
 WAITING = "waiting for the store lock"
 FILES0 = mi.default_files("locking") + [{"path": "data", "type": "dir"},
@@ -99,11 +98,7 @@ class StoreLocking(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-locking-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-locking-test-")
         image = mi.build_image([mi.build_layer(FILES0, compression="gzip"),
                                 mi.build_layer(FILES1, compression="zstd")], fmt="oci")
         mi.push(mi.RegistryClient(cls.reg.host), "demo/locking", "v1", image)

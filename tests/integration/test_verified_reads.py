@@ -25,14 +25,12 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 CHUNK = 64 * 1024  # the chunk size the pull records digests for (index/chunk_digests.h)
 
@@ -83,11 +81,7 @@ class VerifiedReads(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-verified-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-verified-test-")
         cls.tars = [_tar(GZ_FILES), _tar(ZS_FILES), _tar(PL_FILES)]
         cls.blobs = [mi._compress(cls.tars[0], "gzip", 6), mi._compress(cls.tars[1], "zstd", 3), cls.tars[2]]
         layers = [mi.Layer(cls.tars[0], cls.blobs[0], "gzip"), mi.Layer(cls.tars[1], cls.blobs[1], "zstd"),

@@ -27,13 +27,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-import registry  # noqa: E402
-from pull_harness import LAZYROOT_BIN, isolated_env  # noqa: E402
+from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
 
 def _tar(entries):
@@ -211,29 +209,15 @@ class WhichLsCat(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="lazyroot-which-test-")
-        cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
-        cls.env = isolated_env(os.path.join(cls.tmp, "home"))
-        cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
-        cls.addClassCleanup(cls.reg.stop)
+        class_store(cls, "lazyroot-which-test-")
         cls.tars = [_tar(entries) for entries in LAYERS]
-        cls.root = os.path.join(cls.tmp, "store")
         # {reference: layer digests}: OCI and Docker media types, every
         # compression in every position, from a registry and an oci: layout.
-        cls.images = {}
-        for fmt, comps, where in (("oci", ["gzip", "zstd", "gzip"], "registry"),
-                                  ("docker", ["none", "gzip", "zstd"], "registry"),
-                                  ("oci", ["zstd", "none", "gzip"], "layout")):
-            layers = [mi.Layer(t, mi._compress(t, c, 6), c) for t, c in zip(cls.tars, comps)]
-            image = mi.build_image(layers, fmt=fmt, config={"Cmd": ["/bin/sh"]})
-            if where == "registry":
-                mi.push(mi.RegistryClient(cls.reg.host), "demo/which-" + fmt, "v1", image)
-                ref = "http://%s/demo/which-%s:v1" % (cls.reg.host, fmt)
-            else:
-                ref = "oci:%s:v1" % mi.write_oci_layout(os.path.join(cls.tmp, "layout"), image, tag="v1")
+        cls.images = mi.image_variants(cls.tars, cls.reg.host, os.path.join(cls.tmp, "layout"), "demo/which",
+                                       config={"Cmd": ["/bin/sh"]})
+        for ref in cls.images:
             r = cls.run_lazyroot("pull", "-q", ref)
             assert r.returncode == 0, r.stderr
-            cls.images[ref] = [l.digest for l in layers]
         cls.ref = next(iter(cls.images))
         cls.digests = cls.images[cls.ref]
 

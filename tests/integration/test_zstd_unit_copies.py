@@ -34,15 +34,6 @@ BIG_SIZE = 20 * 1024 * 1024 + 777
 UNIT = 2 << 20
 
 
-def big_bytes():
-    rng = random.Random(11)
-    text = b"".join(b"line %08d of a compressible file\n" % i for i in range(BIG_SIZE // 30))
-    out = bytearray()
-    while len(out) < BIG_SIZE:
-        out += text[len(out) % len(text):][:300000] + rng.randbytes(200000)
-    return bytes(out[:BIG_SIZE])
-
-
 def reseal(b):
     """The header checksum recomputed, as a writer of a consistent lie would."""
     return b[:99] + struct.pack("<I", zlib.crc32(b[:99])) + b[103:]
@@ -55,23 +46,12 @@ class ZstdUnitCopies(PullTestCase):
         cls.class_registry()
         cls.src = tempfile.mkdtemp(prefix="lazyroot-zstd-src-")
         cls.addClassCleanup(shutil.rmtree, cls.src, ignore_errors=True)
-        tree = os.path.join(cls.src, "tree")
-        os.makedirs(os.path.join(tree, "data"))
-        with open(os.path.join(tree, "data", "big.bin"), "wb") as f:
-            f.write(big_bytes())
-        with open(os.path.join(tree, "data", "small.txt"), "wb") as f:
-            f.write(b"small\n")
-        tar = subprocess.run(["tar", "-C", tree, "--numeric-owner", "--sort=name", "-cf", "-", "data"],
-                             check=True, capture_output=True).stdout
-        with open(os.path.join(cls.src, "layer.tar"), "wb") as f:
-            f.write(tar)
+        files = {"data/big.bin": mi.mixed_bytes(BIG_SIZE, seed=11), "data/small.txt": b"small\n"}
+        tar = mi.gnu_tar(os.path.join(cls.src, "tree"), files)
+        cls.data_at = mi.data_offsets(tar)["data/big.bin"]  # big.bin's offset in the tar stream
         zst = subprocess.run(["zstd", "-3", "-q", "-c"], input=tar, check=True, capture_output=True).stdout
         # One frame: the frame header's content size is the whole tar.
-        cls.oracle = os.path.join(cls.src, "oracle")
-        os.makedirs(cls.oracle)
-        subprocess.run(["tar", "-C", cls.oracle, "-xf", "-"], input=tar, check=True)
-        with open(os.path.join(cls.oracle, "data", "big.bin"), "rb") as f:
-            cls.want = f.read()
+        cls.want = mi.gnu_untar(tar, os.path.join(cls.src, "oracle"), ["data/big.bin"])["data/big.bin"]
         image = mi.build_image([mi.Layer(tar, zst, "zstd")])
         mi.push(mi.RegistryClient(cls.reg.host), "zstd/one-frame", "v1", image)
         cls.ref = "%s/zstd/one-frame:v1" % cls.reg.host
@@ -99,13 +79,6 @@ class ZstdUnitCopies(PullTestCase):
             for _ in range(n):
                 off = rng.randrange(0, BIG_SIZE - 4096)
                 self.assertEqual(os.pread(f.fileno(), 4096, off), self.want[off:off + 4096], "offset %d" % off)
-
-    def data_offset(self):
-        """Where big.bin's data starts in the layer's tar stream."""
-        with open(os.path.join(self.src, "layer.tar"), "rb") as f:
-            import tarfile
-            with tarfile.open(fileobj=f) as tf:
-                return tf.getmember("data/big.bin").offset_data
 
     def make_copies(self):
         d = self.mount()
@@ -159,7 +132,7 @@ class ZstdUnitCopies(PullTestCase):
         # each damaged unit (last first, so none continues another) find the
         # copy bad, decode the unit and write a good copy.
         d = self.mount()
-        tar_data = self.data_offset()
+        tar_data = self.data_at
         with open(os.path.join(d, "data", "big.bin"), "rb", buffering=0) as f:
             for n in reversed(names[1:8]):
                 off = int(n.split("-")[0], 16) + 1000 - tar_data

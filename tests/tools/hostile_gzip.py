@@ -158,55 +158,45 @@ def lookback_across_members(tar):
     return member(a, level=1) + header() + body + trailer(out_b)
 
 
+def ten_a_dynamic(lengths, dist_lengths):
+    """One member whose only block is dynamic, declares these literal/length
+    and distance code lengths, and writes 'A' ten times with them."""
+    bw = BitWriter()
+    bw.bits(1, 1)  # BFINAL
+    bw.bits(2, 2)  # dynamic
+    bw.dynamic_header(lengths, dist_lengths)
+    codes = canonical(lengths)
+    for _ in range(10):
+        bw.code(*codes[65])
+    bw.code(*codes[256])
+    return header() + bw.finish() + trailer(b"A" * 10)
+
+
+def a_and_eob(count, a_len, eob_len):
+    """count literal/length code lengths: a_len for 'A', eob_len for
+    end-of-block, none for the others."""
+    lengths = [0] * count
+    lengths[65] = a_len
+    lengths[256] = eob_len
+    return lengths
+
+
 def incomplete_litlen_code(tar):
     """One member whose only block has an incomplete literal/length code
     ('A' length 1, end-of-block length 2): zlib refuses it ("invalid
     literal/lengths set")."""
-    bw = BitWriter()
-    bw.bits(1, 1)
-    bw.bits(2, 2)  # dynamic
-    lengths = [0] * 257
-    lengths[65] = 1
-    lengths[256] = 2
-    bw.dynamic_header(lengths, [1])
-    codes = canonical(lengths)
-    for _ in range(10):
-        bw.code(*codes[65])
-    bw.code(*codes[256])
-    return header() + bw.finish() + trailer(b"A" * 10)
+    return ten_a_dynamic(a_and_eob(257, 1, 2), [1])
 
 
 def oversubscribed_dist_code(tar):
     """Distance code lengths 1,1,1 (over-subscribed), never used."""
-    bw = BitWriter()
-    bw.bits(1, 1)
-    bw.bits(2, 2)
-    lengths = [0] * 257
-    lengths[65] = 1
-    lengths[256] = 1
-    bw.dynamic_header(lengths, [1, 1, 1])
-    codes = canonical(lengths)
-    for _ in range(10):
-        bw.code(*codes[65])
-    bw.code(*codes[256])
-    return header() + bw.finish() + trailer(b"A" * 10)
+    return ten_a_dynamic(a_and_eob(257, 1, 1), [1, 1, 1])
 
 
 def hlit_too_many(tar):
     """HLIT 288 (257 + 31 > 286 codes): zlib refuses ("too many length or
     distance symbols")."""
-    bw = BitWriter()
-    bw.bits(1, 1)
-    bw.bits(2, 2)
-    lengths = [0] * 288
-    lengths[65] = 1
-    lengths[256] = 1
-    bw.dynamic_header(lengths, [1])
-    codes = canonical(lengths[:257] + [0] * 31)
-    for _ in range(10):
-        bw.code(*codes[65])
-    bw.code(*codes[256])
-    return header() + bw.finish() + trailer(b"A" * 10)
+    return ten_a_dynamic(a_and_eob(288, 1, 1), [1])
 
 
 def fixed_dist_30(tar):

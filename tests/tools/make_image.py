@@ -7,6 +7,9 @@ Building (pure, in memory):
                          {"path": "bin/sh", "type": "symlink", "target": "busybox"}],
                         compression="gzip")          # gzip | none | zstd
     big = build_layer(random_mib=64, compression="none", seed=1)
+    tar = gnu_tar(tree_dir, {"data/big.bin": mixed_bytes(20 << 20, seed=1)})
+    want = gnu_untar(tar, oracle_dir, ["data/big.bin"])  # {name: bytes}
+    at = data_offsets(tar)["data/big.bin"]    # its data's offset in the tar
     img = build_image([layer, big], fmt="oci",          # oci | docker
                       config={"Entrypoint": ["/bin/sh"], "Env": ["A=1"]},
                       platform="linux/amd64")
@@ -180,6 +183,49 @@ def build_tar(files):
 def random_bytes(n, seed=0):
     """n incompressible bytes, reproducible from seed."""
     return random.Random(seed).randbytes(n)
+
+
+def mixed_bytes(n, seed=0, line=b"line %08d of a compressible file\n"):
+    """n bytes, reproducible from seed: 300 kB runs of numbered text lines
+    (compressible) between 200 kB runs of random bytes (not)."""
+    rng = random.Random(seed)
+    text = b"".join(line % i for i in range(n // 30))
+    out = bytearray()
+    while len(out) < n:
+        out += text[len(out) % len(text):][:300000] + rng.randbytes(200000)
+    return bytes(out[:n])
+
+
+def gnu_tar(tree, files):
+    """The tar GNU tar writes of files ({"data/name": bytes}), each written
+    first below the directory tree (made here); numeric owners, names sorted:
+    a layer as build tools make it, not by Python's tarfile."""
+    for name, body in files.items():
+        path = os.path.join(tree, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(body)
+    tops = sorted({name.split("/")[0] for name in files})
+    return subprocess.run(["tar", "-C", tree, "--numeric-owner", "--sort=name", "-cf", "-"] + tops,
+                          check=True, capture_output=True).stdout
+
+
+def gnu_untar(tar, dest, names):
+    """{name: bytes} of names as GNU tar extracts tar into the directory dest
+    (made here): the oracle a mount's reads are compared with."""
+    os.makedirs(dest)
+    subprocess.run(["tar", "-C", dest, "-xf", "-"], input=tar, check=True)
+    out = {}
+    for name in names:
+        with open(os.path.join(dest, name), "rb") as f:
+            out[name] = f.read()
+    return out
+
+
+def data_offsets(tar):
+    """{member name: where its data starts in the tar stream}."""
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        return {m.name: m.offset_data for m in tf.getmembers()}
 
 
 def build_layer(files=None, random_mib=0, compression="gzip", seed=0, level=None):
@@ -458,6 +504,27 @@ def push(client, repo, tag, thing):
 
 
 # ---------------------------------------------------------------- OCI layout
+
+def image_variants(tars, host, layout_dir, repo, **build):
+    """{reference: layer digests} of three images of the same layer tars
+    (build_image(**build) each): OCI and Docker media types with every
+    compression in every position, two pushed to the registry at host
+    (http) as REPO-oci:v1 and REPO-docker:v1, one written to an oci: layout
+    in layout_dir."""
+    images = {}
+    for fmt, comps, where in (("oci", ["gzip", "zstd", "gzip"], "registry"),
+                              ("docker", ["none", "gzip", "zstd"], "registry"),
+                              ("oci", ["zstd", "none", "gzip"], "layout")):
+        layers = [Layer(t, _compress(t, c, 6), c) for t, c in zip(tars, comps)]
+        image = build_image(layers, fmt=fmt, **build)
+        if where == "registry":
+            push(RegistryClient(host), "%s-%s" % (repo, fmt), "v1", image)
+            ref = "http://%s/%s-%s:v1" % (host, repo, fmt)
+        else:
+            ref = "oci:%s:v1" % write_oci_layout(layout_dir, image, tag="v1")
+        images[ref] = [l.digest for l in layers]
+    return images
+
 
 def write_oci_layout(directory, thing, tag="latest"):
     """Writes an OCI image layout for an Image or Index: oci-layout,

@@ -10,6 +10,9 @@ use only the file system and `sha256sum`:
   blob_files(root)        {digest: size} of ROOT/blobs/sha256/*
   store_listing(root)     sorted (path, size) of ROOT/blobs and ROOT/images
   verify_blobs(root)      runs sha256sum over every blob; fails on a mismatch
+
+A test class whose tests share one store calls class_store(cls, prefix) in
+its setUpClass instead (cls.tmp, cls.root, cls.env, cls.reg).
 """
 
 import json
@@ -83,6 +86,20 @@ def isolated_env(home):
     return env
 
 
+def class_store(cls, prefix):
+    """For a test class whose tests share one store: cls.tmp (a temp dir
+    named by prefix), cls.root (the store in it), cls.env (isolated_env with
+    its HOME in it) and cls.reg (a plain registry); the registry is stopped,
+    then the dir removed, after the class's tests."""
+    import registry  # noqa: E402 (tests/tools is on the path of every test)
+    cls.tmp = tempfile.mkdtemp(prefix=prefix)
+    cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+    cls.root = os.path.join(cls.tmp, "store")
+    cls.env = isolated_env(os.path.join(cls.tmp, "home"))
+    cls.reg = registry.start_registry("plain", os.path.join(cls.tmp, "registry"))
+    cls.addClassCleanup(cls.reg.stop)
+
+
 def unmount_below(root):
     """Lazily unmounts whatever is still mounted below root (deepest first):
     a mount a test left behind (its command timed out after the daemon had
@@ -128,6 +145,20 @@ class PullTestCase(unittest.TestCase):
         d = os.path.join(self.tmp, name)
         os.makedirs(d, exist_ok=True)
         return d
+
+    def nobody_lazyroot(self):
+        """lazyroot as uid/gid 65534 (setpriv; the caller checks it is root
+        and setpriv exists): (its own dir, removed after the test; the
+        environment, HOME and the like in that dir; the command line up to
+        the subcommand, with a store in that dir)."""
+        base = tempfile.mkdtemp(prefix="lazyroot-nobody-")
+        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o755)
+        os.chown(base, 65534, 65534)
+        env = {"HOME": base, "XDG_DATA_HOME": base + "/share", "XDG_CONFIG_HOME": base + "/config",
+               "DOCKER_CONFIG": base + "/docker", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "*"}
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", LAZYROOT_BIN, "--root", base + "/store"]
+        return base, env, cmd
 
     def lazyroot(self, *args, root=True, input=None, env=None, timeout=120):
         cmd = [LAZYROOT_BIN] + (["--root", self.root] if root else []) + list(args)

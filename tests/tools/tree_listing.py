@@ -40,6 +40,8 @@ Options (CLI flags / keyword arguments of listing()):
 Module use:
     lines = listing(path, dir_mtime=False, ignore_xattrs=["security.selinux"])
     text = diff(lines_a, lines_b, "lazyroot", "umoci")   # "" when equal
+    paths, eio = paths_or_eio(mountpoint)   # a damaged mount: EIO counted
+    runs = data_map(file)                    # [(data, hole), ...] by SEEK_DATA
 CLI:
     python3 tree_listing.py [options] DIR [DIR2]
 prints the listing of DIR, or with DIR2 a unified diff (exit 1 if they differ).
@@ -47,6 +49,7 @@ prints the listing of DIR, or with DIR2 a unified diff (exit 1 if they differ).
 
 import argparse
 import difflib
+import errno
 import hashlib
 import os
 import stat
@@ -185,6 +188,56 @@ def listing(top, mtime=True, dir_mtime=True, ignore_xattrs=(), root_attrs=True, 
             fields.append("mtime=%d.%09d" % divmod(st.st_mtime_ns, 10 ** 9))
         lines.append(" ".join(fields))
     return lines
+
+
+def data_map(path):
+    """[(data start, hole start), ...] of a file, walked with SEEK_DATA and
+    SEEK_HOLE (the kernel's answer for a source file, lazyroot's for a mount)."""
+    runs = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        off = 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+                break
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            runs.append((start, end))
+            off = end
+    finally:
+        os.close(fd)
+    return runs
+
+
+def paths_or_eio(top):
+    """(sorted relative paths, EIO count) below top, for a mount whose tree
+    may be damaged where it has not been read yet (it is read lazily): a
+    directory or entry whose records fail their checks answers EIO, which is
+    counted and its path left out. Any other error is raised."""
+    out, todo, eio = [], [""], 0
+    while todo:
+        rel = todo.pop()
+        try:
+            with os.scandir(os.path.join(top, rel) if rel else top) as it:
+                for e in it:
+                    p = os.path.join(rel, e.name) if rel else e.name
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            todo.append(p)
+                        out.append(p)
+                    except OSError as err:
+                        if err.errno != errno.EIO:
+                            raise
+                        eio += 1
+        except OSError as err:
+            if err.errno != errno.EIO:
+                raise
+            eio += 1
+    return sorted(out), eio
 
 
 def diff(a, b, name_a="a", name_b="b", context=1):

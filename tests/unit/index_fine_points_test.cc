@@ -11,7 +11,6 @@
 #include <zlib.h>
 
 #include <cstdio>
-#include <cstring>
 #include <random>
 #include <set>
 #include <tuple>
@@ -24,6 +23,7 @@
 #include "index/layer_indexer.h"
 #include "index/sha256.h"
 #include "tests/unit/compressed_fixtures.h"
+#include "tests/unit/index_tar_test_builder.h"
 
 namespace lazyroot {
 namespace {
@@ -83,6 +83,25 @@ Built Build(const Bytes& blob, const std::vector<std::pair<uint64_t, uint64_t>>&
 
 std::vector<InflateEngine> Engines() { return {InflateEngine::kZlib, InflateEngine::kIsal}; }
 
+// Both readers read 40000 bytes (or to the end) at every point of table,
+// each read exactly data's bytes there.
+void ExpectEveryPointReads(const std::shared_ptr<const CheckpointTable>& table, const Bytes& blob, const Bytes& data) {
+  auto src = MemoryByteSource(blob, "blob");
+  for (InflateEngine reader : Engines()) {
+    auto r = RandomReader::Create(table, NewGzipPointDecoder(table.get(), src.get(), "blob", reader));
+    Bytes buf(40000);
+    for (const Checkpoint& p : table->points) {
+      size_t n = 0;
+      ASSERT_TRUE(r->Read(p.out_offset, buf, &n).ok()) << "point at " << p.out_offset;
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), data.size() - p.out_offset));
+      ASSERT_EQ(n, want);
+      ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                             data.begin() + static_cast<ptrdiff_t>(p.out_offset)))
+          << "point at " << p.out_offset << (p.fine ? " (fine)" : "") << " window " << p.window_size;
+    }
+  }
+}
+
 class FinePoints : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -132,7 +151,6 @@ TEST_F(FinePoints, EveryPointDecodesWithBothReadersAndWindowsAreCut) {
     SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
     const Built b = Build(blob_, ranges_, engine, nullptr);
     auto table = std::make_shared<const CheckpointTable>(b.table);
-    auto src = MemoryByteSource(blob_, "blob");
     size_t free = 0, cut = 0;
     for (const Checkpoint& p : table->points) {
       if (p.fine && p.window_size == 0) ++free;
@@ -147,19 +165,7 @@ TEST_F(FinePoints, EveryPointDecodesWithBothReadersAndWindowsAreCut) {
     }
     EXPECT_GT(free, 0u);
     EXPECT_GT(cut, 0u);
-    for (InflateEngine reader : Engines()) {
-      auto r = RandomReader::Create(table, NewGzipPointDecoder(table.get(), src.get(), "blob", reader));
-      Bytes buf(40000);
-      for (const Checkpoint& p : table->points) {
-        size_t n = 0;
-        ASSERT_TRUE(r->Read(p.out_offset, buf, &n).ok()) << "point at " << p.out_offset;
-        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), data_.size() - p.out_offset));
-        ASSERT_EQ(n, want);
-        ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
-                               data_.begin() + static_cast<ptrdiff_t>(p.out_offset)))
-            << "point at " << p.out_offset << (p.fine ? " (fine)" : "") << " window " << p.window_size;
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(ExpectEveryPointReads(table, blob_, data_));
   }
 }
 
@@ -240,26 +246,9 @@ TEST(FinePointsFormat, FlagsAndPolicySurviveAndHostileOnesAreRefused) {
   EXPECT_FALSE(r.ok());
 }
 
-// A tar of one file: 512-byte header, data, padding, end of archive.
+// A tar of one file: header, data, padding, end of archive.
 std::string Tar(const Bytes& data) {
-  std::string h(512, '\0');
-  std::memcpy(h.data(), "big.bin", 7);
-  std::memcpy(h.data() + 100, "0000644", 7);
-  std::memcpy(h.data() + 108, "0000000", 7);
-  std::memcpy(h.data() + 116, "0000000", 7);
-  std::snprintf(h.data() + 124, 12, "%011o", static_cast<unsigned>(data.size()));
-  std::memcpy(h.data() + 136, "14000000000", 11);
-  h[156] = '0';
-  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
-  std::memset(h.data() + 148, ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  char chk[8];
-  std::snprintf(chk, sizeof chk, "%06o", sum);
-  std::memcpy(h.data() + 148, chk, 7);
-  std::string tar = h + std::string(data.begin(), data.end());
-  tar.resize((tar.size() + 511) / 512 * 512 + 1024, '\0');
-  return tar;
+  return tartest::OneFileTar("big.bin", std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
 }
 
 // Through the pull's indexer: the tar parser names the file's data, the
@@ -374,21 +363,7 @@ TEST(FinePointsHostile, TinyBlocksStoredBlocksAndMembersInsideOneFile) {
       EXPECT_LE(spent, p.in_offset / kFineBudgetDivisor + kFineBudgetSlack);
     }
     EXPECT_GT(fine, 0u);
-    auto table = std::make_shared<const CheckpointTable>(b.table);
-    auto src = MemoryByteSource(blob, "blob");
-    for (InflateEngine reader : Engines()) {
-      auto r = RandomReader::Create(table, NewGzipPointDecoder(table.get(), src.get(), "blob", reader));
-      Bytes buf(40000);
-      for (const Checkpoint& p : table->points) {
-        size_t n = 0;
-        ASSERT_TRUE(r->Read(p.out_offset, buf, &n).ok()) << "point at " << p.out_offset;
-        const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), data.size() - p.out_offset));
-        ASSERT_EQ(n, want);
-        ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
-                               data.begin() + static_cast<ptrdiff_t>(p.out_offset)))
-            << "point at " << p.out_offset << (p.fine ? " (fine)" : "") << " window " << p.window_size;
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(ExpectEveryPointReads(std::make_shared<const CheckpointTable>(b.table), blob, data));
   }
 }
 

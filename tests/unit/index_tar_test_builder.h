@@ -103,6 +103,18 @@ inline std::string File(std::string name, std::string_view content, Magic magic 
   return Header(h) + Pad(content);
 }
 
+// A whole archive of one root-owned regular file: header, padded data, the
+// two zero blocks that end it.
+inline std::string OneFileTar(std::string name, std::string_view data) {
+  Hdr h;
+  h.name = std::move(name);
+  h.uid = h.gid = 0;
+  h.uname = h.gname = "";
+  h.size = data.size();
+  h.mtime = 014000000000;
+  return Header(h) + Pad(data) + Zeros(2);
+}
+
 // One "%d %s=%s\n" record; the length counts its own digits.
 inline std::string PaxRecord(std::string_view key, std::string_view value) {
   size_t body = 1 + key.size() + 1 + value.size() + 1;

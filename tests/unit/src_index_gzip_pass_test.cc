@@ -5,10 +5,7 @@
 // equal byte for byte; a damaged index is rebuilt by the default pass.
 #include <gtest/gtest.h>
 #include <stdlib.h>
-#include <zlib.h>
 
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -20,52 +17,24 @@
 #include "index/sha256.h"
 #include "src/store/index_consumer.h"
 #include "src/store/store.h"
+#include "tests/unit/compressed_fixtures.h"
+#include "tests/unit/index_tar_test_builder.h"
 
 namespace lazyroot {
 namespace {
 
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+using fixtures::Bytes;
+using fixtures::Gzip;
 
 // A tar of one 6 MiB file of text-like bytes: many deflate blocks, three spans.
 std::string TarLayer() {
   const size_t size = 6 << 20;
-  std::string h(512, '\0');
-  std::memcpy(h.data(), "words.txt", 9);
-  std::memcpy(h.data() + 100, "0000644", 7);
-  std::memcpy(h.data() + 108, "0000000", 7);
-  std::memcpy(h.data() + 116, "0000000", 7);
-  std::snprintf(h.data() + 124, 12, "%011o", static_cast<unsigned>(size));
-  std::memcpy(h.data() + 136, "14000000000", 11);
-  h[156] = '0';
-  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
-  std::memset(h.data() + 148, ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  char chk[8];
-  std::snprintf(chk, sizeof chk, "%06o", sum);
-  std::memcpy(h.data() + 148, chk, 7);
   static const char* kWords[] = {"usr ", "lib ", "share ", "locale ", "\n", "x86_64 ", "tar "};
   std::mt19937 rng(5);
   std::string data;
   while (data.size() < size) data += kWords[rng() % 7];
   data.resize(size);
-  return h + data + std::string(1024, '\0');
-}
-
-std::string Gzip(const std::string& in) {
-  z_stream s{};
-  EXPECT_EQ(deflateInit2(&s, 6, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&s, in.size()) + 64, '\0');
-  s.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  s.avail_in = static_cast<uInt>(in.size());
-  s.next_out = reinterpret_cast<Bytef*>(out.data());
-  s.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&s, Z_FINISH), Z_STREAM_END);
-  out.resize(s.total_out);
-  deflateEnd(&s);
-  return out;
+  return tartest::OneFileTar("words.txt", data);
 }
 
 class GzipPassRebuild : public ::testing::Test {

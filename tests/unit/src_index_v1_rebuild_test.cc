@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <cstring>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 
@@ -14,6 +14,7 @@
 #include "index/sha256.h"
 #include "src/store/index_consumer.h"
 #include "src/store/store.h"
+#include "tests/unit/index_tar_test_builder.h"
 
 namespace lazyroot {
 namespace {
@@ -24,24 +25,9 @@ std::span<const uint8_t> Bytes(const std::string& s) {
 
 // An uncompressed layer of one file and 3 x 64 KiB of data.
 std::string Layer() {
-  std::string h(512, '\0');
-  std::memcpy(h.data(), "data.bin", 8);
-  std::memcpy(h.data() + 100, "0000644", 7);
-  std::memcpy(h.data() + 108, "0000000", 7);
-  std::memcpy(h.data() + 116, "0000000", 7);
-  std::memcpy(h.data() + 124, "00000600000", 11);  // 196608 bytes
-  std::memcpy(h.data() + 136, "14000000000", 11);
-  h[156] = '0';
-  std::memcpy(h.data() + 257, "ustar\0" "00", 8);
-  std::memset(h.data() + 148, ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : h) sum += c;
-  char chk[8];
-  std::snprintf(chk, sizeof chk, "%06o", sum);
-  std::memcpy(h.data() + 148, chk, 7);
   std::string data(196608, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 + i / 4096);
-  return h + data + std::string(1024, '\0');
+  return tartest::OneFileTar("data.bin", data);
 }
 
 class IndexRebuild : public ::testing::Test {
