@@ -390,36 +390,19 @@ std::optional<std::string_view> ImageFs::LayerXattr(NodeId node) const {
 }
 
 FsStats ImageFs::StatFs() const {
-  // One pass over the nodes, the first time someone asks (df, not every mount).
-  std::call_once(stats_once_, [this] {
-    uint64_t bytes = 0;
-    for (NodeId id = 0; id < tree_->node_count(); ++id) {
-      // A damaged node of a lazily read tree is counted without its bytes:
-      // statfs (df, a package manager's free-space check on /) must not fail
-      // for one damaged block. And nothing may leave this call_once: an
-      // exception thrown through it ended the daemon (SIGABRT, measured with
-      // a damaged node block and one statfs). Logged here if this pass met
-      // the damage first; the requests that need the node answer EIO.
-      try {
-        const Node n = tree_->GetNode(id);
-        if (n.type == NodeType::kRegular) bytes += n.size;
-      } catch (const TreeCorruptionError& e) {
-        try {
-          if (options_.log && e.first_report()) {
-            options_.log("statfs inode " + std::to_string(ImageTree::InodeOf(id)) + ": " + e.what());
-          }
-        } catch (...) {
-          // Out of memory for the line: the count must still be made.
-        }
-      } catch (...) {
-        // Anything else about one node: counted without its bytes too.
-      }
-    }
-    for (const RootFile& f : options_.root_files) bytes += f.data.size();
-    stats_.files = tree_->node_count() + options_.root_files.size();
-    stats_.blocks = (bytes + stats_.block_size - 1) / stats_.block_size;
-  });
-  return stats_;
+  // From the tree's header, not a walk of its nodes: a lazily read tree
+  // (a mount's) would read every block for df's answer, and a runtime or a
+  // package manager asks statvfs("/") at start. The same numbers as the walk
+  // gave (ImageTree::Open checks the header's total against the nodes; fsck
+  // reads trees whole), and no damaged block can fail or log here.
+  FsStats stats;
+  uint64_t bytes = tree_->regular_bytes();
+  for (const RootFile& f : options_.root_files) {
+    bytes = bytes > UINT64_MAX - f.data.size() ? UINT64_MAX : bytes + f.data.size();
+  }
+  stats.files = uint64_t{tree_->node_count()} + options_.root_files.size();
+  stats.blocks = bytes / stats.block_size + (bytes % stats.block_size != 0);  // rounded up, no overflow
+  return stats;
 }
 
 }  // namespace lazyroot

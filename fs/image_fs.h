@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -196,6 +195,8 @@ class ImageFs {
   FsResult<XattrReply> ListXattr(uint64_t ino, size_t size) const;
   // kNoData if there is no such attribute; kRange as ListXattr.
   FsResult<XattrReply> GetXattr(uint64_t ino, std::string_view name, size_t size) const;
+  // From the tree's header (ImageTree::regular_bytes, node_count) and the
+  // root files: reads no node, so it never fails or logs.
   FsStats StatFs() const;
 
  private:
@@ -210,8 +211,6 @@ class ImageFs {
   std::shared_ptr<const ImageContent> content_;
   ImageFsOptions options_;
   StreamCache streams_;
-  mutable std::once_flag stats_once_;
-  mutable FsStats stats_;
 };
 
 }  // namespace lazyroot

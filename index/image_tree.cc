@@ -27,13 +27,15 @@ static_assert(std::endian::native == std::endian::little, "the image tree format
 
 namespace {
 
-constexpr size_t kHeaderSize = 128;
+constexpr size_t kHeaderSize = 136;
 constexpr size_t kNodeSize = 80;
 constexpr size_t kDirentSize = 12;
 constexpr size_t kXattrSize = 16;
 constexpr size_t kSparseSize = 16;
 constexpr size_t kLayerSize = 8;
 constexpr size_t kCrcOffset = 124;
+// The header's checksum covers [0, kCrcOffset) and [kCrcOffset + 4, body).
+constexpr size_t kAfterCrc = kCrcOffset + 4;
 // "sha256:" + 64 hex digits is 71; room for longer algorithms, not for junk.
 constexpr uint32_t kMaxImageDigest = 255;
 
@@ -56,10 +58,11 @@ enum : size_t {
   kHLayersOffset = 80,
   kHStringsOffset = 88,
   kHStringsSize = 96,
-  kHImageDigest = 104,  // string reference: the manifest digest the tree was built for (version 2)
-  kHBlockSize = 112,    // version 3: the body's block size
-  kHBlockCount = 116,   // version 3: entries in the block table
-  kHReserved = 120,     // 4 zero bytes up to the crc
+  kHImageDigest = 104,   // string reference: the manifest digest the tree was built for (version 2)
+  kHBlockSize = 112,     // version 3: the body's block size
+  kHBlockCount = 116,    // version 3: entries in the block table
+  kHReserved = 120,      // 4 zero bytes up to the crc
+  kHRegularBytes = 128,  // version 4: the sum of the regular nodes' sizes (what statfs reports)
 };
 
 constexpr uint32_t kMinBlockSize = 4096, kMaxBlockSize = 16u << 20;
@@ -163,7 +166,14 @@ uint32_t Crc32cExtend(uint32_t crc, const uint8_t* p, size_t n) {
 // block table up to the body (which its entries checksum, block by block).
 uint32_t HeaderCrc(const uint8_t* data, uint64_t body_offset) {
   uint32_t crc = Crc32cExtend(0, data, kCrcOffset);
-  return Crc32cExtend(crc, data + kHeaderSize, body_offset - kHeaderSize);
+  return Crc32cExtend(crc, data + kAfterCrc, body_offset - kAfterCrc);
+}
+
+// a + b, or the largest value if that overflows: what the header records as
+// the regular nodes' total size (a hostile or absurd tree may claim sizes
+// whose sum does not fit; the writer, the check and statfs agree on it).
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) {
+  return a > std::numeric_limits<uint64_t>::max() - b ? std::numeric_limits<uint64_t>::max() : a + b;
 }
 
 bool ValidType(uint8_t t) { return t >= 1 && t <= 6; }
@@ -398,9 +408,9 @@ Result<ImageTree> ImageTree::OpenLazy(std::vector<uint8_t> bytes, std::string na
 Result<ImageTree> ImageTree::OpenLazyFrom(std::unique_ptr<Lazy> lazy, std::string name) {
   const uint64_t size = lazy->file_size;
   uint8_t h[kHeaderSize] = {};
-  const bool v3 = size >= kHeaderSize && lazy->Read(0, kHeaderSize, h).ok() &&
-                  std::memcmp(h + kHMagic, kMagic, 8) == 0 && Load<uint32_t>(h + kHVersion) == kVersion;
-  if (!v3) {
+  const bool current = size >= kHeaderSize && lazy->Read(0, kHeaderSize, h).ok() &&
+                       std::memcmp(h + kHMagic, kMagic, 8) == 0 && Load<uint32_t>(h + kHVersion) == kVersion;
+  if (!current) {
     // Garbage, a short file or another version: the eager reader says which.
     if (lazy->fd < 0) return Open(std::move(lazy->source), std::move(name));
     return OpenFile(name);
@@ -486,7 +496,7 @@ Status ImageTree::Validate() {
   // through at least one dirent (more are hardlinks).
   std::vector<uint8_t> seen(node_count_, 0);
   uint64_t dirs = 0, dirs_referenced = 0;
-  uint64_t work = 0;
+  uint64_t work = 0, regular_bytes = 0;
   for (uint32_t i = 0; i < node_count_; ++i) {
     const uint8_t* r = d + nodes_offset_ + uint64_t{i} * kNodeSize;
     auto fail = [&](std::string_view what) {
@@ -508,6 +518,7 @@ Status ImageTree::Validate() {
     } else if (node_type == NodeType::kRegular) {
       if (a != next_sparse) return fail("sparse range does not start where the previous file's ended");
       next_sparse += b;
+      regular_bytes = SaturatingAdd(regular_bytes, Load<uint64_t>(r + kNSize));
     }
     LAZYROOT_RETURN_IF_ERROR(CheckNode(i, &fresh, &work));
     if (node_type != NodeType::kDirectory) continue;
@@ -530,6 +541,10 @@ Status ImageTree::Validate() {
   }
   if (next_dirent != dirent_count_ || next_xattr != xattr_count_ || next_sparse != sparse_count_) {
     return Status::Corruption("records that belong to no node");
+  }
+  if (regular_bytes != regular_bytes_) {
+    return Status::Corruption("the header's total of regular file sizes, " + std::to_string(regular_bytes_) +
+                              " bytes, is not the nodes' " + std::to_string(regular_bytes));
   }
   validation_work_ = work;
   return Status::Ok();
@@ -592,6 +607,7 @@ Status ImageTree::ValidateHeader() {
   layers_offset_ = Load<uint64_t>(d + kHLayersOffset);
   strings_offset_ = Load<uint64_t>(d + kHStringsOffset);
   strings_size_ = Load<uint64_t>(d + kHStringsSize);
+  regular_bytes_ = Load<uint64_t>(d + kHRegularBytes);  // any value; Validate compares it with the nodes
 
   auto section_ok = [&](uint64_t offset, uint64_t count, uint64_t record) {
     // count < 2^32 and record <= 80, so count * record cannot overflow.
@@ -1004,6 +1020,7 @@ struct ImageTreeWriter::Impl {
   std::string strings;
   std::unordered_map<std::string_view, uint32_t> interned;
   uint64_t node_count = 0, dirent_count = 0, xattr_count = 0, sparse_count = 0;
+  uint64_t regular_bytes = 0;  // the header's total (statfs)
   bool too_big = false;
 
   // Returns the pool offset of a copy of `s`.
@@ -1087,6 +1104,7 @@ void ImageTreeWriter::AddNode(const Node& node, std::span<const DirEntry> childr
       }
       break;
     case NodeType::kRegular:
+      w.regular_bytes = SaturatingAdd(w.regular_bytes, node.size);
       Store<uint64_t>(r + kNDataOffset, node.data_offset);
       Store<uint64_t>(r + kNStoredSize, node.stored_size);
       Store<uint32_t>(r + kNA, w.Count32(w.sparse_count));
@@ -1179,6 +1197,7 @@ Result<ImageTree> ImageTreeWriter::Finish(std::string name) {
   Store<uint32_t>(h + kHImageDigest + 4, image_digest_size);
   Store<uint32_t>(h + kHBlockSize, static_cast<uint32_t>(block_size));
   Store<uint32_t>(h + kHBlockCount, static_cast<uint32_t>(block_count));
+  Store<uint64_t>(h + kHRegularBytes, w.regular_bytes);
   auto put = [&](uint64_t at, const void* src, size_t n) {
     if (n > 0) std::memcpy(out.data() + body + at, src, n);
   };

@@ -106,7 +106,9 @@ class ImageTree {
   static constexpr char kMagic[9] = "LZRTREE1";
   // 2: the header names the image (manifest digest) the tree was built for.
   // 3: the body is checksummed per block (kBlockSize), for lazy reading.
-  static constexpr uint32_t kVersion = 3;
+  // 4: the header records the regular files' total size (statfs), and is
+  //    136 bytes.
+  static constexpr uint32_t kVersion = 4;
   // The writer's block size. A reader takes any power of two in
   // [4 KiB, 16 MiB] from the header.
   static constexpr uint32_t kBlockSize = 64 * 1024;
@@ -118,8 +120,8 @@ class ImageTree {
   // Reads the file at `path` into memory and validates it like Open.
   // Returns IoError if it cannot be opened or read, Corruption if it is
   // invalid (also when it changes size while being read). A file whose
-  // header is not a version-2 header of its size is refused after reading
-  // the header alone. Nothing refers to the file afterwards.
+  // header is not one of this version recording its size is refused after
+  // reading the header alone. Nothing refers to the file afterwards.
   static Result<ImageTree> OpenFile(const std::string& path);
   // Opens the file at `path` lazily (see the top of this file): reads and
   // checks the header, the block table, the root directory and the image and
@@ -148,6 +150,12 @@ class ImageTree {
   const std::string& name() const;
 
   uint32_t node_count() const { return node_count_; }
+  // The sum of st_size over the regular-file nodes (each hardlinked file
+  // once; saturating at 2^64-1), as the header records it: what statfs
+  // reports, without reading a node. Open/OpenFile check it against the
+  // nodes; a lazy tree trusts the header's checksum for it (fsck, which
+  // reads whole, checks it).
+  uint64_t regular_bytes() const { return regular_bytes_; }
   // REQUIRES: id < node_count().
   Node GetNode(NodeId id) const;
 
@@ -227,6 +235,7 @@ class ImageTree {
   uint32_t node_count_ = 0, dirent_count_ = 0, xattr_count_ = 0, sparse_count_ = 0, layer_count_ = 0;
   uint64_t nodes_offset_ = 0, dirents_offset_ = 0, xattrs_offset_ = 0, sparse_offset_ = 0, layers_offset_ = 0;
   uint64_t strings_offset_ = 0, strings_size_ = 0;
+  uint64_t regular_bytes_ = 0;
   uint32_t image_digest_offset_ = 0, image_digest_size_ = 0;
   uint64_t body_offset_ = 0;  // where the checksummed blocks start
   uint32_t block_size_ = 0, block_count_ = 0;

@@ -23,7 +23,7 @@ constexpr char kMagic[8] = {'L', 'Z', 'R', 'L', 'I', 'D', 'X', '\0'};
 // the chunk digests only, and `diff` the header and the file digests. An
 // older file is rebuilt from its blob (a cache).
 constexpr uint32_t kVersion = 4;
-constexpr size_t kHeaderSize = 304;
+constexpr size_t kHeaderSize = LayerIndex::kHeaderBytes;
 constexpr size_t kFileDigestBytes = 40;  // u64 data offset + SHA-256
 constexpr size_t kHeaderHashAt = 160;    // of the header, this field zero
 constexpr size_t kEntriesHashAt = 208;   // of the entry section
@@ -531,6 +531,14 @@ LayerIndexRangeReader SpanReader(std::span<const uint8_t> bytes, const std::stri
 }
 
 }  // namespace
+
+std::optional<std::pair<uint64_t, uint64_t>> LayerIndex::MountRange(std::span<const uint8_t> header,
+                                                                    uint64_t file_size) {
+  LayerIndex idx;
+  Layout layout;
+  if (header.size() < kHeaderSize || !ParseHeader(header, file_size, "", "", &idx, &layout).ok()) return std::nullopt;
+  return std::make_pair(layout.c_off, layout.f_off);
+}
 
 Result<CheckpointTable> LayerIndex::ReadCheckpoints(uint64_t file_size, const LayerIndexRangeReader& read,
                                                     const std::string& name, const std::string& expected_blob_digest,

@@ -13,8 +13,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "index/checkpoint.h"
@@ -94,6 +96,14 @@ struct LayerIndex {
   static Result<CheckpointTable> ReadCheckpoints(uint64_t file_size, const LayerIndexRangeReader& read,
                                                  const std::string& name, const std::string& expected_blob_digest,
                                                  std::string* diff_id, ChunkDigests* chunks = nullptr);
+  // The header's length: what MountRange needs.
+  static constexpr size_t kHeaderBytes = 304;
+  // The byte range [first, second) past the header that ReadCheckpoints
+  // reads of a file of file_size bytes whose first bytes are `header`,
+  // checked as ReadCheckpoints checks the header (its SHA-256, the bounds).
+  // For a prefetch of what a mount will read; nullopt for anything else (an
+  // older version, garbage): its reader will say what is wrong.
+  static std::optional<std::pair<uint64_t, uint64_t>> MountRange(std::span<const uint8_t> header, uint64_t file_size);
   // ReadCheckpoints of a file in memory.
   static Result<CheckpointTable> ParseCheckpoints(std::span<const uint8_t> bytes, const std::string& name,
                                                   const std::string& expected_blob_digest, std::string* diff_id,

@@ -97,14 +97,15 @@ Status VerifyLayerBlobs(const Store& store, const std::vector<std::string>& dige
 }
 
 void PrefetchImageFiles(const Store& store, const ImageRecord& record) {
-  // Not the tree: a mount reads it lazily, a few blocks at the start.
+  // Not the tree: a mount reads it lazily, a few blocks at the start. Of
+  // each layer index, what a mount of a merged tree reads.
   std::vector<std::string> read = {store.BlobPath(record.config_digest)};
-  std::vector<std::string> look_up;
+  std::vector<std::string> look_up, indexes;
   for (const std::string& digest : record.layer_digests) {
-    read.push_back(store.IndexPath(digest));
+    indexes.push_back(store.IndexPath(digest));
     look_up.push_back(store.BlobPath(digest));
   }
-  PrefetchFiles(read, look_up);
+  PrefetchFiles(read, look_up, indexes);
 }
 
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
@@ -123,17 +124,21 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   // the tree and every layer index at once, so they are read in parallel
   // while the first is validated. (After the small config read, which would
   // otherwise queue behind them.)
+  const std::string tree_path = store.TreePath(record.manifest_digest);
+  const bool tree_exists = ::access(tree_path.c_str(), F_OK) == 0;
   {
     // A lazy tree reads a few blocks now: asking for all of it would queue
-    // the blocks it needs behind the rest.
-    std::vector<std::string> read;
-    if (!options.lazy_tree) read.push_back(store.TreePath(record.manifest_digest));
+    // the blocks it needs behind the rest. With a tree, the layer indexes
+    // are read only in part (their checkpoints); without, the merge reads
+    // them whole.
+    std::vector<std::string> read, indexes;
+    if (!options.lazy_tree) read.push_back(tree_path);
     std::vector<std::string> look_up;
     for (const std::string& digest : options.tree_only ? std::vector<std::string>() : record.layer_digests) {
-      read.push_back(store.IndexPath(digest));
+      (tree_exists ? indexes : read).push_back(store.IndexPath(digest));
       look_up.push_back(store.BlobPath(digest));
     }
-    PrefetchFiles(read, look_up);
+    PrefetchFiles(read, look_up, indexes);
   }
   const size_t n = record.layer_digests.size();
   std::vector<std::shared_ptr<const CheckpointTable>> tables(n);
@@ -147,12 +152,10 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
   // index (a large layer's windows are several MB, SHA-256 checked) are
   // independent, and a cold mount waited for their sum. The tables are
   // wasted only when the tree must be built again, which loads them itself.
-  const std::string tree_path = store.TreePath(record.manifest_digest);
   bool have_tree = false;
   std::optional<Result<ImageTree>> opened_tree;
   // No tree yet (the first mount of a pull): the merge reads every index
   // anyway and keeps their tables, so none is loaded beside it.
-  const bool tree_exists = ::access(tree_path.c_str(), F_OK) == 0;
   std::vector<std::optional<Status>> table_status(options.tree_only || !tree_exists ? 0 : n);
   std::vector<size_t> first_of(table_status.size());
   for (size_t i = 0; i < first_of.size(); ++i) {

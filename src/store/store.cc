@@ -16,10 +16,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 #include <vector>
 
 #include "fs/extract_writer.h"
+#include "index/layer_index.h"
 #include "index/sha256.h"
 #include "src/image/json_document.h"
 #include "src/image/manifest.h"
@@ -64,16 +66,42 @@ std::vector<std::string> ListNames(const std::string& dir) {
   return names;
 }
 
-void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up) {
+void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up,
+                   const std::vector<std::string>& index_mount_ranges) {
   struct stat st {};
   for (const std::string& path : look_up) (void)::stat(path.c_str(), &st);
-  std::vector<int> fds;
-  for (const std::string& path : read) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang us
-    if (fd >= 0) fds.push_back(fd);
-  }
+  auto open_all = [](const std::vector<std::string>& paths) {
+    std::vector<int> fds;
+    for (const std::string& path : paths) {
+      const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // a FIFO must not hang us
+      if (fd >= 0) fds.push_back(fd);
+    }
+    return fds;
+  };
+  std::vector<int> fds = open_all(read);
+  const std::vector<int> indexes = open_all(index_mount_ranges);
+  for (int fd : indexes) (void)::posix_fadvise(fd, 0, LayerIndex::kHeaderBytes, POSIX_FADV_WILLNEED);
   for (int fd : fds) {
     (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    ::close(fd);
+  }
+  for (int fd : indexes) {
+    uint8_t header[LayerIndex::kHeaderBytes];
+    ssize_t n;
+    do {
+      n = ::pread(fd, header, sizeof header, 0);
+    } while (n < 0 && errno == EINTR);
+    std::optional<std::pair<uint64_t, uint64_t>> range;
+    if (n == static_cast<ssize_t>(sizeof header) && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      range = LayerIndex::MountRange(header, static_cast<uint64_t>(st.st_size));
+    }
+    // Checked bounds: within the file (a hint anyway; the reader checks again).
+    if (range) {
+      (void)::posix_fadvise(fd, static_cast<off_t>(range->first), static_cast<off_t>(range->second - range->first),
+                            POSIX_FADV_WILLNEED);
+    } else {
+      (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    }
     ::close(fd);
   }
 }

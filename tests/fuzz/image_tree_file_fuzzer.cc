@@ -2,8 +2,10 @@
 // from the store: whole (ImageTree::Open, what extract, fsck and the debug
 // verbs do) and lazily (ImageTree::OpenLazy, what a mount does). Before
 // opening, the harness writes the input's real length into the header's
-// file_size and recomputes the block checksums and the header's CRC-32C, so
-// that mutations get past them and reach the structural checks; inputs
+// file_size and the total of the regular nodes' sizes (as far as the header's
+// node table lies in the input) and recomputes the block checksums and the
+// header's CRC-32C, so that mutations get past them and reach the structural
+// checks; inputs
 // ending in 0xA5 then get one body byte flipped, so that a lazy reader meets
 // a damaged block. A tree that opens whole must have cost validation work
 // linear in the file, and is then walked completely the way the FUSE ops and
@@ -25,11 +27,23 @@
 namespace lazyroot::fuzz {
 namespace {
 
-constexpr size_t kHeaderSize = 128, kFileSizeAt = 16, kBlockSizeAt = 112, kBlockCountAt = 116, kCrcAt = 124;
+constexpr size_t kHeaderSize = 136, kFileSizeAt = 16, kBlockSizeAt = 112, kBlockCountAt = 116, kCrcAt = 124;
+constexpr size_t kNodeCountAt = 24, kNodesOffsetAt = 48, kRegularBytesAt = 128, kNodeSize = 80;
 
 void FixUp(std::vector<uint8_t>& b) {
   if (b.size() < kHeaderSize) return;
   PutLe64(b.data() + kFileSizeAt, b.size());
+  const uint64_t nodes = GetLe64(b.data() + kNodesOffsetAt), node_count = GetLe32(b.data() + kNodeCountAt);
+  if (nodes <= b.size() && node_count <= (b.size() - nodes) / kNodeSize) {
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < node_count; ++i) {
+      const uint8_t* r = b.data() + nodes + i * kNodeSize;
+      if (r[0] != 1) continue;  // regular files only
+      const uint64_t size = GetLe64(r + 32);
+      total = total > UINT64_MAX - size ? UINT64_MAX : total + size;
+    }
+    PutLe64(b.data() + kRegularBytesAt, total);
+  }
   const uint64_t block_size = GetLe32(b.data() + kBlockSizeAt), count = GetLe32(b.data() + kBlockCountAt);
   const uint64_t body = (kHeaderSize + 4 * count + 7) & ~uint64_t{7};
   if (body > b.size()) return;
@@ -40,7 +54,7 @@ void FixUp(std::vector<uint8_t>& b) {
     }
   }
   uint32_t crc = Crc32c(0, b.data(), kCrcAt);
-  crc = Crc32c(crc, b.data() + kHeaderSize, body - kHeaderSize);
+  crc = Crc32c(crc, b.data() + kCrcAt + 4, body - (kCrcAt + 4));
   PutLe32(b.data() + kCrcAt, crc);
 }
 
@@ -89,6 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(lazy->GetNode(id).size == tree->GetNode(id).size);
       FUZZ_CHECK(lazy->ChildCount(id) == tree->ChildCount(id));
     }
+    FUZZ_CHECK(lazy->regular_bytes() == tree->regular_bytes());  // statfs: the same either way
   } catch (const TreeCorruptionError&) {
     FUZZ_CHECK(false);
   }

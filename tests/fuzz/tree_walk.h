@@ -18,8 +18,12 @@ inline void WalkTree(const ImageTree& tree) {
   const uint32_t n = tree.node_count();
   FUZZ_CHECK(n >= 1 && tree.GetNode(ImageTree::kRoot).IsDir());
   for (uint32_t i = 0; i < tree.layer_count(); ++i) (void)tree.LayerDigest(i);
+  uint64_t regular_bytes = 0;  // what statfs reports, from the header
   for (NodeId id = 0; id < n; ++id) {
     Node node = tree.GetNode(id);
+    if (node.type == NodeType::kRegular) {
+      regular_bytes = regular_bytes > UINT64_MAX - node.size ? UINT64_MAX : regular_bytes + node.size;
+    }
     FUZZ_CHECK(node.mode <= 07777 && node.mtime_nsec < 1000000000u);
     FUZZ_CHECK(tree.NodeOfInode(ImageTree::InodeOf(id)) == id);
     uint32_t xattrs = tree.XattrCount(id);
@@ -36,6 +40,7 @@ inline void WalkTree(const ImageTree& tree) {
     }
     if (node.type == NodeType::kSymlink) (void)tree.SymlinkTarget(id);
   }
+  FUZZ_CHECK(regular_bytes == tree.regular_bytes());
   // Breadth-first from the root: directories are met exactly once, so the
   // walk visits at most n directories and terminates.
   std::vector<uint8_t> dir_seen(n, 0);

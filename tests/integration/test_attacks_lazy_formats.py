@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Attacks on the formats a mount reads lazily (image tree format 3, read a
+"""Attacks on the formats a mount reads lazily (image tree format 4, read a
 64 KiB block at a time on first use): a tree damaged where the mount has not
 read it yet, behind a live mount.
 
@@ -55,11 +55,12 @@ def crc32c(data, crc=0):
 def reseal(buf):
     """Block checksums and the header's, as the writer makes them
     (index/FORMAT.md, "Image tree file"): hostile records that read back."""
+    table, = struct.unpack_from("<I", buf, 12)  # header_size: the block table follows the header
     block_size, block_count = struct.unpack_from("<II", buf, 112)
-    body = (128 + 4 * block_count + 7) & ~7
+    body = (table + 4 * block_count + 7) & ~7
     for k in range(block_count):
         at = body + k * block_size
-        struct.pack_into("<I", buf, 128 + 4 * k, crc32c(buf[at:at + block_size]))
+        struct.pack_into("<I", buf, table + 4 * k, crc32c(buf[at:at + block_size]))
     struct.pack_into("<I", buf, 124, crc32c(bytes(buf[0:124]) + bytes(buf[128:body])))
 
 

@@ -65,13 +65,15 @@ def crc32c(data, crc=0):
 
 
 def fix_tree_crc(b):
-    """The image tree checksums (index/FORMAT.md, version 3): CRC-32C of each
-    block of the body, in the block table; the header's of [0,124) + [128,body)."""
+    """The image tree checksums (index/FORMAT.md, version 4): CRC-32C of each
+    block of the body, in the block table (at header_size); the header's of
+    [0,124) + [128,body)."""
+    table, = struct.unpack_from("<I", b, 12)
     block_size, count = struct.unpack_from("<II", b, 112)
-    body = (128 + 4 * count + 7) & ~7
+    body = (table + 4 * count + 7) & ~7
     for k in range(count):
         at = body + k * block_size
-        struct.pack_into("<I", b, 128 + 4 * k, crc32c(b[at:at + block_size]))
+        struct.pack_into("<I", b, table + 4 * k, crc32c(b[at:at + block_size]))
     crc = crc32c(b[128:body], crc32c(b[:124]))
     b[124:128] = struct.pack("<I", crc)
 

@@ -533,12 +533,12 @@ class MountBasic(unittest.TestCase):
         (tree_name,) = os.listdir(os.path.join(root, "trees"))
         tree = os.path.join(root, "trees", tree_name)
         with open(tree, "rb") as f:
-            header = f.read(128)
+            header = f.read(136)
         self.assertEqual(header[:8], b"LZRTREE1")
-        self.assertEqual(int.from_bytes(header[8:12], "little"), 3)
+        self.assertEqual(int.from_bytes(header[8:12], "little"), 4)
         block_size = int.from_bytes(header[112:116], "little")
         blocks = int.from_bytes(header[116:120], "little")
-        body = (128 + 4 * blocks + 7) & ~7
+        body = (136 + 4 * blocks + 7) & ~7
         nodes_offset = int.from_bytes(header[48:56], "little")
         self.assertGreaterEqual(blocks, 5)
         # The middle of block 2: a regular file's record (nodes are breadth

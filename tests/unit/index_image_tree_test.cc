@@ -156,12 +156,20 @@ uint32_t CrcStep(uint32_t state, const uint8_t* p, size_t n) {
   }
   return state;
 }
-// Version 3: the body starts after the header and the block table (block
+// Where the block table starts: at header_size (at 12; 136 in version 4).
+// A hostile edit of that field is taken as 136, so that the helpers below
+// stay within the file.
+uint64_t TableOf(const std::vector<uint8_t>& b) {
+  uint32_t header_size;
+  std::memcpy(&header_size, b.data() + 12, 4);
+  return header_size >= 128 && header_size <= b.size() ? header_size : 136;
+}
+// Versions 3-4: the body starts after the header and the block table (block
 // count at 116, a u32 crc per block), at a multiple of 8.
 uint64_t BodyOf(const std::vector<uint8_t>& b) {
   uint32_t count;
   std::memcpy(&count, b.data() + 116, 4);
-  return (128 + 4 * uint64_t{count} + 7) & ~uint64_t{7};
+  return (TableOf(b) + 4 * uint64_t{count} + 7) & ~uint64_t{7};
 }
 // The header's checksum: bytes [0,124) and [128, body).
 uint32_t HeaderCrcByDefinition(const std::vector<uint8_t>& b) {
@@ -174,16 +182,35 @@ uint32_t BlockCrcByDefinition(const std::vector<uint8_t>& b, uint64_t k) {
   const uint64_t at = BodyOf(b) + k * block_size;
   return ~CrcStep(0xffffffffu, b.data() + at, std::min<uint64_t>(block_size, b.size() - at));
 }
-// Recomputes every checksum the header's block size and count describe (as
-// far as the file holds them), then the header's.
+// Version 4: the sum of the regular nodes' sizes (type 1, size at 32), at
+// 128, as far as the header's node table lies within the file.
+uint64_t RegularBytesByDefinition(const std::vector<uint8_t>& b) {
+  uint64_t nodes, total = 0;
+  uint32_t count;
+  std::memcpy(&nodes, b.data() + 48, 8);
+  std::memcpy(&count, b.data() + 24, 4);
+  if (nodes > b.size() || count > (b.size() - nodes) / 80) return 0;
+  for (uint64_t i = 0; i < count; ++i) {
+    if (b[nodes + 80 * i] != 1) continue;
+    uint64_t size;
+    std::memcpy(&size, b.data() + nodes + 80 * i + 32, 8);
+    total = total > UINT64_MAX - size ? UINT64_MAX : total + size;
+  }
+  return total;
+}
+// Recomputes the header's total of regular sizes, every checksum the
+// header's block size and count describe (as far as the file holds them),
+// then the header's: an edit then meets the structural checks alone.
 void FixCrc(std::vector<uint8_t>& b) {
+  const uint64_t total = RegularBytesByDefinition(b);
+  std::memcpy(b.data() + 128, &total, 8);
   uint32_t block_size, count;
   std::memcpy(&block_size, b.data() + 112, 4);
   std::memcpy(&count, b.data() + 116, 4);
   if (BodyOf(b) > b.size() || block_size == 0) return;
   for (uint64_t k = 0; k < count && BodyOf(b) + k * block_size < b.size(); ++k) {
     const uint32_t crc = BlockCrcByDefinition(b, k);
-    std::memcpy(b.data() + 128 + 4 * k, &crc, 4);
+    std::memcpy(b.data() + TableOf(b) + 4 * k, &crc, 4);
   }
   const uint32_t crc = HeaderCrcByDefinition(b);
   std::memcpy(b.data() + 124, &crc, 4);
@@ -210,7 +237,7 @@ TEST(ImageTree, RoundTripThroughAFileEqualsTheInMemoryTree) {
   EXPECT_EQ(block_size, ImageTree::kBlockSize);
   EXPECT_EQ(count, (bytes.size() - BodyOf(bytes) + block_size - 1) / block_size);
   for (uint32_t k = 0; k < count; ++k) {
-    std::memcpy(&stored, bytes.data() + 128 + 4 * k, 4);
+    std::memcpy(&stored, bytes.data() + TableOf(bytes) + 4 * k, 4);
     EXPECT_EQ(stored, BlockCrcByDefinition(bytes, k)) << "block " << k;
   }
   EXPECT_EQ(std::memcmp(bytes.data(), "LZRTREE1", 8), 0);
@@ -871,6 +898,139 @@ TEST(ImageTreeLazy, ARangeClaimedTwiceFailsTheSecondClaimant) {
   } catch (const TreeCorruptionError& e) {
     EXPECT_NE(std::string(e.what()).find("dirent range overlaps another directory's"), std::string::npos) << e.what();
   }
+}
+
+// Recomputes the checksums only (not the total, unlike FixCrc): a tampered
+// total that reads back.
+void Reseal(std::vector<uint8_t>& b) {
+  uint64_t total;
+  std::memcpy(&total, b.data() + 128, 8);
+  FixCrc(b);
+  std::memcpy(b.data() + 128, &total, 8);
+  const uint32_t crc = HeaderCrcByDefinition(b);
+  std::memcpy(b.data() + 124, &crc, 4);
+}
+
+// The same tree in version 3's layout (FORMAT.md's history): the 128-byte
+// header without the total, so the block table and every section 8 bytes
+// earlier. The body's bytes and so its block checksums are unchanged.
+std::vector<uint8_t> AsVersion3(std::vector<uint8_t> b) {
+  b.erase(b.begin() + 128, b.begin() + 136);
+  PutU32At(b, 8, 3);
+  PutU32At(b, 12, 128);
+  for (size_t at : {size_t{16}, size_t{48}, size_t{56}, size_t{64}, size_t{72}, size_t{80}, size_t{88}}) {
+    uint64_t v;
+    std::memcpy(&v, b.data() + at, 8);
+    v -= 8;
+    std::memcpy(b.data() + at, &v, 8);
+  }
+  const uint32_t crc = HeaderCrcByDefinition(b);
+  std::memcpy(b.data() + 124, &crc, 4);
+  return b;
+}
+
+uint64_t RegularBytesByWalk(const ImageTree& t) {
+  uint64_t total = 0;
+  for (NodeId id = 0; id < t.node_count(); ++id) {
+    const Node n = t.GetNode(id);
+    if (n.type == NodeType::kRegular) total += n.size;
+  }
+  return total;
+}
+
+// Version 4's header records the regular files' total size (what statfs
+// reports): each file once, hardlinks included, a sparse file's logical
+// size; a whole open checks it against the nodes, a lazy open reads it from
+// the header without reading a block.
+TEST(ImageTreeTotals, TheHeaderRecordsTheRegularFilesTotalSize) {
+  ImageTree tree = SampleTree();
+  // etc/passwd (the second layer's 130), bin/ping = bin/ping6, var/sparse's
+  // 3 MiB, usr/lib/libc.so.
+  EXPECT_EQ(tree.regular_bytes(), 130u + 4000u + (3u << 20) + 99u);
+  EXPECT_EQ(tree.regular_bytes(), RegularBytesByWalk(tree));
+  const std::vector<uint8_t> bytes(tree.bytes().begin(), tree.bytes().end());
+  EXPECT_EQ(U32At(bytes, 8), 4u);
+  EXPECT_EQ(U32At(bytes, 12), 136u);
+  EXPECT_EQ(RegularBytesByDefinition(bytes), tree.regular_bytes());
+
+  ImageTree large = LargeTree();
+  const std::vector<uint8_t> large_bytes(large.bytes().begin(), large.bytes().end());
+  auto lazy = ImageTree::OpenLazy(large_bytes, "large");
+  ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+  const uint32_t read_at_open = lazy->blocks_read();
+  EXPECT_EQ(lazy->regular_bytes(), uint64_t{100000} * 10);
+  EXPECT_EQ(lazy->blocks_read(), read_at_open);  // from the header alone
+  EXPECT_EQ(lazy->regular_bytes(), RegularBytesByWalk(large));
+}
+
+// The total is a sum of u64 sizes: the writer, the check and the reader
+// saturate at 2^64 - 1 rather than wrap.
+TEST(ImageTreeTotals, AHugeTotalSaturates) {
+  ImageTreeWriter w({"sha256:l"});
+  const std::string a = "a", b = "b";
+  const DirEntry children[] = {{a, 1}, {b, 2}};
+  Node root;
+  root.type = NodeType::kDirectory;
+  root.mode = 0755;
+  root.nlink = 2;
+  w.AddNode(root, children, {}, {});
+  Node f;
+  f.mode = 0644;
+  f.size = f.stored_size = uint64_t{1} << 63;
+  w.AddNode(f, {}, {}, {});
+  w.AddNode(f, {}, {}, {});
+  auto t = w.Finish("huge");
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->regular_bytes(), UINT64_MAX);
+  std::vector<uint8_t> bytes(t->bytes().begin(), t->bytes().end());
+  EXPECT_TRUE(ImageTree::Open(bytes, "huge").ok());
+}
+
+// A total that is not the nodes' (damage that reads back, or a tampered
+// header resealed): a whole open (fsck, extract) refuses the tree, which is
+// then rebuilt; a lazy open (a mount) trusts the header's checksum for it.
+TEST(ImageTreeTotals, AWrongTotalFailsAWholeOpen) {
+  ImageTree tree = SampleTree();
+  std::vector<uint8_t> bad(tree.bytes().begin(), tree.bytes().end());
+  const uint64_t wrong = tree.regular_bytes() + 1;
+  std::memcpy(bad.data() + 128, &wrong, 8);
+  Reseal(bad);
+  auto whole = ImageTree::Open(bad, "tampered");
+  ASSERT_FALSE(whole.ok());
+  EXPECT_EQ(whole.status().code(), ErrorCode::kCorruption);
+  EXPECT_NE(whole.status().message().find("the header's total of regular file sizes, 3149958 bytes, is not the "
+                                          "nodes' 3149957"),
+            std::string::npos)
+      << whole.status().message();
+  auto lazy = ImageTree::OpenLazy(bad, "tampered");
+  ASSERT_TRUE(lazy.ok()) << lazy.status().ToString();
+  EXPECT_EQ(lazy->regular_bytes(), wrong);
+  // Not resealed: the header's checksum fails, either way.
+  std::vector<uint8_t> flipped(tree.bytes().begin(), tree.bytes().end());
+  flipped[130] ^= 0x01;
+  EXPECT_NE(ImageTree::Open(flipped, "flipped").status().message().find("header checksum mismatch"), std::string::npos);
+  EXPECT_NE(ImageTree::OpenLazy(flipped, "flipped").status().message().find("header checksum mismatch"),
+            std::string::npos);
+}
+
+// A version-3 tree (no total) is refused by its version, whole, lazily and
+// from a file, like every older tree: the store rebuilds it (a cache).
+TEST(ImageTreeTotals, AVersion3TreeIsRefusedByItsVersion) {
+  ImageTree tree = SampleTree();
+  const std::vector<uint8_t> v3 = AsVersion3(std::vector<uint8_t>(tree.bytes().begin(), tree.bytes().end()));
+  const std::string want = "format version 3 (older lazyroot), this lazyroot reads version 4";
+  auto whole = ImageTree::Open(v3, "v3");
+  ASSERT_FALSE(whole.ok());
+  EXPECT_NE(whole.status().message().find(want), std::string::npos) << whole.status().message();
+  auto lazy = ImageTree::OpenLazy(v3, "v3");
+  ASSERT_FALSE(lazy.ok());
+  EXPECT_NE(lazy.status().message().find(want), std::string::npos) << lazy.status().message();
+  const std::string path = TempPath("v3");
+  WriteFile(path, v3);
+  auto file = ImageTree::OpenFileLazy(path);
+  std::remove(path.c_str());
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find(want), std::string::npos) << file.status().message();
 }
 
 }  // namespace

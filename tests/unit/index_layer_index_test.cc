@@ -297,6 +297,28 @@ TEST(LayerIndexV4, Version3IsRefusedByName) {
   EXPECT_NE(r.status().message().find("format version 3"), std::string::npos) << r.status().message();
 }
 
+// What a prefetch asks for ahead of a mount: the range ReadCheckpoints reads
+// after the header, from a header checked the same way; nothing for a header
+// that would be refused (damaged, another version, another file size).
+TEST(LayerIndexV4, MountRangeIsWhatReadCheckpointsReads) {
+  const std::string bytes = SampleIndex().Serialize();
+  const auto header = Bytes(bytes).subspan(0, LayerIndex::kHeaderBytes);
+  auto range = LayerIndex::MountRange(header, bytes.size());
+  ASSERT_TRUE(range);
+  EXPECT_EQ(range->first, GetLe64At(bytes, 120));
+  EXPECT_EQ(range->second, GetLe64At(bytes, 200));
+  EXPECT_LT(range->first, range->second);
+  EXPECT_FALSE(LayerIndex::MountRange(header.subspan(0, 303), bytes.size()));
+  EXPECT_FALSE(LayerIndex::MountRange(header, bytes.size() - 1));
+  EXPECT_FALSE(LayerIndex::MountRange(header, bytes.size() + 1));
+  std::string flipped = bytes;
+  flipped[125] = static_cast<char>(flipped[125] ^ 0x01);  // the checkpoint offset, unsealed
+  EXPECT_FALSE(LayerIndex::MountRange(Bytes(flipped).subspan(0, 304), bytes.size()));
+  std::string old = bytes;
+  old[8] = 3;
+  EXPECT_FALSE(LayerIndex::MountRange(Bytes(old).subspan(0, 304), bytes.size()));
+}
+
 // --- Hostile index files: edited, then given a valid checksum so that the
 // edit reaches the parser (the store's files are input like any other).
 
