@@ -21,6 +21,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
+from tree_file import reseal  # noqa: E402
 from tree_listing import paths_or_eio  # noqa: E402
 
 HAVE_FUSE = os.path.exists("/dev/fuse") and os.geteuid() == 0
@@ -29,39 +30,6 @@ FILES = 3000  # 240 kB of node records: the tree spans several 64 KiB blocks
 
 def content(i):
     return ("file %d of the lazily read tree\n" % i).encode()
-
-
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-_CRC32C = _crc32c_table()
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    t = _CRC32C
-    for b in data:
-        crc = (crc >> 8) ^ t[(crc ^ b) & 0xFF]
-    return crc ^ 0xFFFFFFFF
-
-
-def reseal(buf):
-    """Block checksums and the header's, as the writer makes them
-    (index/FORMAT.md, "Image tree file"): hostile records that read back."""
-    table, = struct.unpack_from("<I", buf, 12)  # header_size: the block table follows the header
-    block_size, block_count = struct.unpack_from("<II", buf, 112)
-    body = (table + 4 * block_count + 7) & ~7
-    for k in range(block_count):
-        at = body + k * block_size
-        struct.pack_into("<I", buf, table + 4 * k, crc32c(buf[at:at + block_size]))
-    struct.pack_into("<I", buf, 124, crc32c(bytes(buf[0:124]) + bytes(buf[128:body])))
 
 
 @unittest.skipUnless(HAVE_FUSE, "needs /dev/fuse and root")
@@ -81,6 +49,15 @@ class LazyTreeAttacks(PullTestCase):
         self.addCleanup(lambda: self.lazyroot("umount", mnt).returncode == 0 or
                         subprocess.run(["umount", "-l", mnt], capture_output=True))
 
+    def pulled_tree(self):
+        """Pulls, mounts once (the mount writes the tree) and unmounts: the
+        mount point and the tree file's path."""
+        self.pull_ok("http://" + self.ref)
+        mnt = self.workdir("mnt")
+        self.mount(mnt)
+        self.assertOk(self.lazyroot("umount", mnt), "umount")
+        return mnt, self.tree_file()
+
     def tree_file(self):
         d = os.path.join(self.root, "trees")
         found = [os.path.join(dp, n) for dp, _, ns in os.walk(d) for n in ns]
@@ -88,11 +65,7 @@ class LazyTreeAttacks(PullTestCase):
         return found[0]
 
     def test_a_damaged_node_block_under_a_live_mount(self):
-        self.pull_ok("http://" + self.ref)
-        mnt = self.workdir("mnt")
-        self.mount(mnt)
-        self.assertOk(self.lazyroot("umount", mnt), "umount")
-        path = self.tree_file()
+        mnt, path = self.pulled_tree()
         with open(path, "rb") as f:
             head = f.read(128)
         nodes_offset, = struct.unpack_from("<Q", head, 48)
@@ -165,11 +138,7 @@ class LazyTreeAttacks(PullTestCase):
         pread: the file cut short, holed (fallocate punch: zeros) or grown
         under it gives EIO where a block no longer reads back, never other
         names or bytes, and the daemon serves on."""
-        self.pull_ok("http://" + self.ref)
-        mnt = self.workdir("mnt")
-        self.mount(mnt)
-        self.assertOk(self.lazyroot("umount", mnt), "umount")
-        path = self.tree_file()
+        mnt, path = self.pulled_tree()
         with open(path, "rb") as f:
             good = f.read()
         nodes_offset, = struct.unpack_from("<Q", good, 48)
@@ -216,11 +185,7 @@ class LazyTreeAttacks(PullTestCase):
         directories claiming one range. Walks end, answers are names of the
         tree or EIO (or ELOOP from the kernel for a directory seen twice),
         and the daemon serves on."""
-        self.pull_ok("http://" + self.ref)
-        mnt = self.workdir("mnt")
-        self.mount(mnt)
-        self.assertOk(self.lazyroot("umount", mnt), "umount")
-        path = self.tree_file()
+        mnt, path = self.pulled_tree()
         with open(path, "rb") as f:
             good = f.read()
         nodes_offset, dirents_offset = struct.unpack_from("<QQ", good, 48)

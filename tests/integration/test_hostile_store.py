@@ -34,6 +34,7 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import edge_images as ei  # noqa: E402
 import make_image as mi  # noqa: E402
+import tree_file  # noqa: E402
 import tree_listing  # noqa: E402
 from peak_rss import daemon_pids, run_measured, vm_hwm_mib  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
@@ -46,36 +47,11 @@ HAVE_UMOCI = bool(shutil.which("umoci") and shutil.which("skopeo"))
 # anything near it means a count or range was trusted.
 RSS_BOUND_MIB = 128
 
-# ---------------------------------------------------------------- CRC-32C
-
-_CRC32C = []
-for _i in range(256):
-    _c = _i
-    for _ in range(8):
-        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
-    _CRC32C.append(_c)
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    table = _CRC32C
-    for b in data:
-        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
+# ---------------------------------------------------------------- checksums
 
 def fix_tree_crc(b):
-    """The image tree checksums (index/FORMAT.md, version 4): CRC-32C of each
-    block of the body, in the block table (at header_size); the header's of
-    [0,124) + [128,body)."""
-    table, = struct.unpack_from("<I", b, 12)
-    block_size, count = struct.unpack_from("<II", b, 112)
-    body = (table + 4 * count + 7) & ~7
-    for k in range(count):
-        at = body + k * block_size
-        struct.pack_into("<I", b, table + 4 * k, crc32c(b[at:at + block_size]))
-    crc = crc32c(b[128:body], crc32c(b[:124]))
-    b[124:128] = struct.pack("<I", crc)
+    """The image tree checksums (index/FORMAT.md, version 4)."""
+    tree_file.reseal(b)
 
 
 def fix_index_crc(b):

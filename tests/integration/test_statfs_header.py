@@ -23,6 +23,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
+from tree_file import body_offset, reseal_header  # noqa: E402
 
 HAVE_FUSE = os.path.exists("/dev/fuse") and os.geteuid() == 0
 FILES = 3000  # 240 kB of node records: the tree spans several 64 KiB blocks
@@ -32,37 +33,6 @@ TOTAL_AT, CRC_AT = 128, 124
 
 def content(i):
     return ("file %d of the tree whose totals statfs reports\n" % i).encode() * (1 + i % 7)
-
-
-def _crc32c_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-_CRC32C = _crc32c_table()
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    t = _CRC32C
-    for b in data:
-        crc = (crc >> 8) ^ t[(crc ^ b) & 0xFF]
-    return crc ^ 0xFFFFFFFF
-
-
-def body_offset(b):
-    block_count, = struct.unpack_from("<I", b, 116)
-    return (struct.unpack_from("<I", b, 12)[0] + 4 * block_count + 7) & ~7
-
-
-def reseal_header(b):
-    """The header's CRC-32C (index/FORMAT.md): [0,124) + [128, body)."""
-    struct.pack_into("<I", b, CRC_AT, crc32c(bytes(b[0:124]) + bytes(b[128:body_offset(b)])))
 
 
 def as_version_3(b):

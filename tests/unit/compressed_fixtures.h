@@ -62,6 +62,14 @@ inline std::string Compressible(size_t n, unsigned seed) {
   return s;
 }
 
+// Pseudo-random bytes: incompressible.
+inline std::vector<uint8_t> RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  return v;
+}
+
 // The checkpoint table our StreamDecoder records for blob.
 inline CheckpointTable TableFor(const std::string& blob, Compression c, uint64_t span) {
   auto d = StreamDecoder::Create(c, "test", span);

@@ -22,6 +22,7 @@
 #include "index/sha256.h"
 #include "index/sha256_pair.h"
 #include "index/stream_hasher.h"
+#include "tests/unit/compressed_fixtures.h"
 
 // Allocations of at least g_fail_min bytes on a thread other than g_main
 // throw std::bad_alloc while g_fail is set: out of memory on a worker
@@ -58,12 +59,7 @@ void* operator new(size_t n) {
 namespace lazyroot {
 namespace {
 
-std::vector<uint8_t> Bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
+std::vector<uint8_t> Bytes(size_t n, uint32_t seed) { return fixtures::RandomBytes(n, seed); }
 
 // Random operations on both lanes, each lane mirrored by an OpenSSL stream.
 TEST(HashingAttack, Sha256PairRandomOpsMatchOpenSsl) {

@@ -8,16 +8,12 @@
 #include "index/blob_hasher.h"
 #include "index/chunk_digests.h"
 #include "index/sha256.h"
+#include "tests/unit/compressed_fixtures.h"
 
 namespace lazyroot {
 namespace {
 
-std::vector<uint8_t> Bytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::vector<uint8_t> v(n);
-  for (auto& b : v) b = static_cast<uint8_t>(rng());
-  return v;
-}
+std::vector<uint8_t> Bytes(size_t n, uint32_t seed) { return fixtures::RandomBytes(n, seed); }
 
 class Sha256PairTest : public ::testing::TestWithParam<Sha256Pair::Engine> {};
 
