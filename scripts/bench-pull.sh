@@ -13,6 +13,12 @@
 # prints wall and CPU (user + sys) medians of both and their ratios: what a
 # change costs the pull (e.g. the per-file SHA-256 of index format 3).
 # PULL_ARGS="-j 4" passes extra arguments to both lazyroot pulls.
+#
+# It also prints each side's CPU (user + sys) with the registry's CPU
+# during that side's transfer, and "2-core floor": (client + registry CPU)
+# / 2, the wall time no schedule on this 2-vCPU machine can beat for that
+# work. When lazyroot's floor is above skopeo's wall time, 1.0x is out of
+# reach without doing less work, however well the pull overlaps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bench_common.sh
@@ -24,7 +30,25 @@ time_cpu() {
   local -n _w=$1 _c=$2; shift 2
   /usr/bin/time -f '%e %U %S' -o "$bench_work/time.out" "$@" >/dev/null
   read -r e u s <"$bench_work/time.out"
-  _w+=("$e"); _c+=("$(echo "$u + $s" | bc -l)")
+  _w+=("$e"); _c+=("$(printf '%.2f' "$(echo "$u + $s" | bc -l)")")
+}
+# The registry's CPU seconds so far (docker-registry, the child of registry.py).
+registry_cpu() {
+  local p t=0 hz
+  hz=$(getconf CLK_TCK)
+  for p in $(pgrep -P "$bench_registry_pid"); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "scale=2; $t / $hz" | bc -l
+}
+# time_cpu_reg WALL CPU REG cmd…: time_cpu, and the registry's CPU during cmd.
+time_cpu_reg() {
+  local -n _r=$3
+  local r0 r1
+  r0=$(registry_cpu)
+  time_cpu "$1" "$2" "${@:4}"
+  r1=$(registry_cpu)
+  _r+=("$(printf '%.2f' "$(echo "$r1 - $r0" | bc -l)")")
 }
 
 for kind in ${KINDS:-usr}; do
@@ -34,10 +58,10 @@ for kind in ${KINDS:-usr}; do
   ((rc == 0)) || exit "$rc"
   echo "$kind image: $info"
   ref="http://$host/bench/$kind:v1"
-  lz=(); sk=(); lzc=(); bw=(); bc_=()
+  lz=(); sk=(); lzc=(); skc=(); lzr=(); skr=(); bw=(); bc_=()
   for i in $(seq "$RUNS"); do
-    time_cpu lz lzc "$LAZYROOT" --root "$bench_work/lz$i" pull -q "${pull_args[@]}" "$ref"
-    time_cmd sk skopeo copy -q --src-tls-verify=false "docker://$host/bench/$kind:v1" "oci:$bench_work/sk$i:v1"
+    time_cpu_reg lz lzc lzr "$LAZYROOT" --root "$bench_work/lz$i" pull -q "${pull_args[@]}" "$ref"
+    time_cpu_reg sk skc skr skopeo copy -q --src-tls-verify=false "docker://$host/bench/$kind:v1" "oci:$bench_work/sk$i:v1"
     if [[ -n ${BASELINE_BIN:-} ]]; then
       time_cpu bw bc_ "$BASELINE_BIN" --root "$bench_work/base$i" pull -q "${pull_args[@]}" "$ref"
       rm -rf "$bench_work/base$i"
@@ -52,6 +76,12 @@ for kind in ${KINDS:-usr}; do
   printf '%s: skopeo copy:             %s s   runs: %s\n' "$kind" "$(median "${sk[@]}")" "${sk[*]}"
   printf '%s: ratio lazyroot/skopeo:   %s\n' "$kind" "$(ratio "$(median "${lz[@]}")" "$(median "${sk[@]}")")"
   printf '%s: lazyroot pull CPU:       %s s   runs: %s\n' "$kind" "$(median "${lzc[@]}")" "${lzc[*]}"
+  printf '%s: skopeo copy CPU:         %s s   runs: %s\n' "$kind" "$(median "${skc[@]}")" "${skc[*]}"
+  printf '%s: registry CPU serving:    lazyroot %s s, skopeo %s s\n' "$kind" "$(median "${lzr[@]}")" "$(median "${skr[@]}")"
+  lz_floor=$(printf '%.3f' "$(echo "($(median "${lzc[@]}") + $(median "${lzr[@]}")) / 2" | bc -l)")
+  sk_floor=$(printf '%.3f' "$(echo "($(median "${skc[@]}") + $(median "${skr[@]}")) / 2" | bc -l)")
+  printf '%s: 2-core floor:            lazyroot %s s, skopeo %s s; lazyroot floor / skopeo wall %s\n' "$kind" \
+    "$lz_floor" "$sk_floor" "$(ratio "$lz_floor" "$(median "${sk[@]}")")"
   if [[ -n ${BASELINE_BIN:-} ]]; then
     printf '%s: baseline pull (+index):  %s s   runs: %s\n' "$kind" "$(median "${bw[@]}")" "${bw[*]}"
     printf '%s: baseline pull CPU:       %s s   runs: %s\n' "$kind" "$(median "${bc_[@]}")" "${bc_[*]}"
