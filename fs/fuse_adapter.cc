@@ -465,7 +465,8 @@ std::string MountOptionString(const MountOptions& o) {
 
 }  // namespace
 
-Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready) {
+Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready,
+                 DaemonToken* token) {
   const std::string& dir = options.mountpoint;
   // libfuse opens /dev/fuse itself and, when that fails, neither falls back
   // to fusermount3 nor says who may open it: say it here.
@@ -500,6 +501,7 @@ Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<v
     return Status::IoError("mount " + dir + ": the FUSE mount failed (is /dev/fuse usable and fusermount3 installed?)");
   }
   if (!resolved_dir.empty()) session.device = MountDevice(resolved_dir);
+  if (token) token->Bind(session.device);  // before on_ready: a umount right after the mount waits for us
   if (on_ready) on_ready();
 
   fuse_loop_config* cfg = fuse_loop_cfg_create();

@@ -6,6 +6,7 @@
 
 #include <functional>
 
+#include "fs/daemon_token.h"
 #include "fs/mount.h"
 #include "fs/image_fs.h"
 #include "index/status.h"
@@ -16,6 +17,9 @@ namespace lazyroot {
 // exists, serves until unmount or a termination signal, then unmounts.
 // Returns IoError naming the mountpoint if the session cannot be created or
 // mounted, or if the loop fails. fs must outlive the call.
-Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready);
+// token (may be null) takes the mount's name once mounted (fs/daemon_token.h);
+// the caller keeps it until everything the session started has finished.
+Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<void()>& on_ready,
+                 DaemonToken* token = nullptr);
 
 }  // namespace lazyroot

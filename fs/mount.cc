@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "fs/daemon_token.h"
 #include "fs/fuse_adapter.h"
 #include "fs/image_fs.h"
 #include "fs/mount_table.h"
@@ -43,8 +44,12 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   fs_options.layer_xattr_values = options.layer_xattr_values;
   fs_options.synthetic_nodes = options.synthetic_nodes;
   fs_options.root_files = options.root_files;
+  // Declared before fs, so released after it: after its workers are joined.
+  DaemonToken token;
   ImageFs fs(std::move(tree), std::move(content), std::move(fs_options));
-  return ServeFuse(fs, options, on_ready);
+  Status served = ServeFuse(fs, options, on_ready, &token);
+  if (options.on_served) options.on_served();
+  return served;
 }
 
 namespace {
@@ -80,7 +85,10 @@ Status Unmount(const std::string& dir, bool lazy) {
   }
   if (geteuid() == 0) {
     // The resolved path, not following a symlink someone may have put there since.
-    if (umount2(path.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) return Status::Ok();
+    if (umount2(path.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) {
+      if (!lazy) WaitForDaemonExit(mounted->device, kDaemonExitWait);
+      return Status::Ok();
+    }
     const int err = errno;
     if (err == EBUSY) {
       return Status::IoError("umount " + dir +
@@ -104,6 +112,7 @@ Status Unmount(const std::string& dir, bool lazy) {
     return Status::IoError("umount " + dir + ": fusermount3 -u failed (status " + std::to_string(status) +
                            "; if it is in use, close it or pass --lazy)");
   }
+  if (!lazy) WaitForDaemonExit(mounted->device, kDaemonExitWait);
   return Status::Ok();
 }
 

@@ -3,6 +3,7 @@
 // session runs in a daemon is the caller's business (RunMount blocks).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,6 +42,9 @@ struct MountOptions {
   std::shared_ptr<UnitCopies> unit_copies;
   // One line per runtime error (read failures). Called from worker threads.
   std::function<void(const std::string&)> log;
+  // Called once the session has ended, while the image is still open (its
+  // workers may still run) and `lazyroot umount` still waits: a test hook.
+  std::function<void()> on_served;
 };
 
 // Mounts tree+content at options.mountpoint (the tree may name fewer layers
@@ -57,8 +61,11 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
 // kInvalidArgument "DIR is not a lazyroot mount (it is tmpfs from tmpfs)",
 // or "DIR is not a mount point" (looked up in /proc/self/mountinfo).
 // lazy: detach now even while files are open (MNT_DETACH / fusermount3 -z);
-// the daemon exits once the last one is closed. Returns IoError naming dir
+// the daemon exits once the last one is closed. Otherwise returns once the
+// daemon has finished (fs/daemon_token.h), or after kDaemonExitWait with the
+// mount gone and the daemon still finishing. Returns IoError naming dir
 // (and the tool's exit status) on failure; a busy mount says so.
 Status Unmount(const std::string& dir, bool lazy = false);
+inline constexpr std::chrono::seconds kDaemonExitWait{10};
 
 }  // namespace lazyroot

@@ -53,7 +53,7 @@ std::optional<MountEntry> FindMountIn(std::string_view mountinfo, std::string_vi
     size_t sep = 6;
     while (sep < f.size() && f[sep] != "-") ++sep;
     if (sep + 2 >= f.size()) continue;
-    found = MountEntry{Unescape(f[4]), Unescape(f[sep + 1]), Unescape(f[sep + 2])};
+    found = MountEntry{Unescape(f[4]), Unescape(f[sep + 1]), Unescape(f[sep + 2]), std::string(f[2])};
   }
   return found;
 }

@@ -19,6 +19,7 @@ struct MountEntry {
   std::string mount_point;  // as mounted, unescaped
   std::string fstype;       // "fuse.lazyroot", "tmpfs", …
   std::string source;       // the image reference for ours, "tmpfs", "/dev/sda1", …
+  std::string device;       // "major:minor" of the mounted file system, e.g. "0:52"
 };
 
 // The entry of mountinfo text whose mount point is mount_point (a resolved,

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string_view>
 
+#include "src/store/test_pause.h"
+
 namespace lazyroot {
 namespace {
 
@@ -70,6 +72,7 @@ void RedirectToDevNull(int fd) {
   DaemonMount& m = *prepared;
   openlog("lazyroot", LOG_PID, LOG_DAEMON);
   m.options.log = [](const std::string& line) { syslog(LOG_ERR, "%s", line.c_str()); };
+  m.options.on_served = [] { TestPause("mount-served"); };  // the session is over; umount still waits for us
   bool ready = false;
   Status st = RunMount(m.tree, m.content, m.options, [&] {
     ready = true;

@@ -4,7 +4,7 @@ real registry, pulled, mounted with FUSE, and compared file by file with the
 layer tars read by Python tarfile (the oracle applies the layers itself:
 replacement, whiteouts, hardlinks). Random-offset reads of a multi-checkpoint
 random file, reads past EOF, xattrs, negative lookups, read-only refusals,
-statvfs, readiness on return, and umount ending the daemon. Every mount is
+statvfs, readiness on return, and umount ending the daemon (and waiting for it). Every mount is
 unmounted in a cleanup; no process is killed.
 
 Skipped (with the reason in the summary) only when /dev/fuse is missing."""
@@ -361,10 +361,52 @@ class MountBasic(unittest.TestCase):
         r = self.run_lazyroot("umount", d)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.ismount(d))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 2  # umount waited for the daemon; it exits right after its token goes
         while daemon_alive(daemons[0]) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the session ends asynchronously after the kernel detaches
+            time.sleep(0.01)
         self.assertFalse(daemon_alive(daemons[0]), "the mount daemon still runs after umount")
+
+    def test_umount_waits_for_the_daemon_to_finish(self):
+        """umount returns once the daemon has finished (its last reads, unit
+        copies, prefetch workers), not when the kernel detaches the mount: a
+        daemon held after its session ended (test pause point
+        "mount-served") keeps umount waiting until it is let go."""
+        d = os.path.join(self.tmp, "mnt-wait")
+        pause = os.path.join(self.tmp, "pause-wait")
+        os.makedirs(d, exist_ok=True)
+        os.makedirs(pause, exist_ok=True)
+        env = dict(self.env, LAZYROOT_TEST_PAUSE="mount-served:" + pause)
+        r = subprocess.run([LAZYROOT_BIN, "--root", self.root, "mount", self.ref, d], env=env, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(lambda: open(os.path.join(pause, "mount-served.go"), "w").close())
+        self.addCleanup(self.unmount, d)
+        daemons = daemon_pids(d)
+        self.assertEqual(len(daemons), 1)
+        with open(os.path.join(d, "data/big.bin"), "rb") as f:
+            self.assertEqual(f.read(), BIG)
+        umount = subprocess.Popen([LAZYROOT_BIN, "--root", self.root, "umount", d], env=self.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while not os.path.exists(os.path.join(pause, "mount-served.reached")) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertTrue(os.path.exists(os.path.join(pause, "mount-served.reached")), "the session never ended")
+            time.sleep(0.5)
+            self.assertFalse(os.path.ismount(d))  # detached at once...
+            self.assertIsNone(umount.poll(), "umount returned while the daemon was still finishing")  # ...but waited
+            self.assertTrue(daemon_alive(daemons[0]))
+            open(os.path.join(pause, "mount-served.go"), "w").close()
+            _, err = umount.communicate(timeout=30)
+        finally:
+            if umount.poll() is None:
+                umount.kill()
+                umount.wait()
+        self.assertEqual(umount.returncode, 0, err)
+        deadline = time.monotonic() + 2  # from releasing its token to exiting: a few instructions
+        while daemon_alive(daemons[0]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertFalse(daemon_alive(daemons[0]), "the daemon outlived umount")
 
     def test_busy_mount_and_lazy_umount(self):
         """A file open in the mount: umount refuses and says why (and what to

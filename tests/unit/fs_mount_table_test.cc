@@ -21,10 +21,12 @@ TEST(MountTable, FindsTheVisibleMountAtAPath) {
   ASSERT_TRUE(top);
   EXPECT_EQ(top->fstype, kLazyrootFsType);
   EXPECT_EQ(top->source, "127.0.0.1:5000/demo\\x:v1");
+  EXPECT_EQ(top->device, "0:37");  // the lazyroot mount's, not the tmpfs under it
   auto root = FindMountIn(kInfo, "/");
   ASSERT_TRUE(root);
   EXPECT_EQ(root->fstype, "ext4");
   EXPECT_EQ(root->source, "/dev/sda1");
+  EXPECT_EQ(root->device, "8:1");
 }
 
 TEST(MountTable, UnescapesPathsAndSkipsOptionalFields) {

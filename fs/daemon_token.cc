@@ -1,0 +1,74 @@
+#include "fs/daemon_token.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace lazyroot {
+namespace {
+
+// An abstract address (leading NUL): no file to clean up after a crash; the
+// kernel frees the name when the last descriptor closes, at the latest when
+// the daemon exits however it exits.
+socklen_t TokenAddress(const std::string& device, sockaddr_un* addr) {
+  std::memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  const std::string name = "lazyroot-mount-" + device;
+  const size_t n = std::min(name.size(), sizeof addr->sun_path - 1);
+  std::memcpy(addr->sun_path + 1, name.data(), n);
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
+}
+
+// Binds the token's name on a fresh socket: the descriptor, or -1 with errno.
+int BindToken(const std::string& device) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr;
+  const socklen_t len = TokenAddress(device, &addr);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+DaemonToken::~DaemonToken() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool DaemonToken::Bind(const std::string& device) {
+  if (fd_ >= 0 || device.empty()) return false;
+  fd_ = BindToken(device);
+  return fd_ >= 0;
+}
+
+bool DaemonTokenHeld(const std::string& device) {
+  if (device.empty()) return false;
+  const int fd = BindToken(device);
+  if (fd >= 0) {
+    ::close(fd);  // free: we held it for an instant only
+    return false;
+  }
+  return errno == EADDRINUSE;
+}
+
+bool WaitForDaemonExit(const std::string& device, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto pause = std::chrono::milliseconds(1);
+  while (DaemonTokenHeld(device)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+  return true;
+}
+
+}  // namespace lazyroot

@@ -1,0 +1,73 @@
+// The token a mount daemon holds for as long as it lives, which `lazyroot
+// umount` waits on (fs/daemon_token.h): held while bound, free once closed,
+// even by a process that exits without closing it; one holder per device.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "fs/daemon_token.h"
+
+namespace lazyroot {
+namespace {
+
+// A device name no real mount of this test run has.
+std::string TestDevice(const char* what) { return std::string("test-") + what + "-" + std::to_string(getpid()); }
+
+TEST(DaemonToken, HeldWhileBoundFreeOnceClosed) {
+  const std::string dev = TestDevice("held");
+  EXPECT_FALSE(DaemonTokenHeld(dev));
+  {
+    DaemonToken token;
+    ASSERT_TRUE(token.Bind(dev));
+    EXPECT_TRUE(token.held());
+    EXPECT_TRUE(DaemonTokenHeld(dev));
+    EXPECT_TRUE(DaemonTokenHeld(dev));  // probing does not take it away
+    DaemonToken second;
+    EXPECT_FALSE(second.Bind(dev));  // one holder
+    EXPECT_FALSE(second.held());
+    EXPECT_FALSE(WaitForDaemonExit(dev, std::chrono::milliseconds(30)));
+  }
+  EXPECT_FALSE(DaemonTokenHeld(dev));
+  EXPECT_TRUE(WaitForDaemonExit(dev, std::chrono::milliseconds(0)));
+}
+
+TEST(DaemonToken, NoDeviceNoToken) {
+  DaemonToken token;
+  EXPECT_FALSE(token.Bind(""));
+  EXPECT_FALSE(DaemonTokenHeld(""));
+  EXPECT_TRUE(WaitForDaemonExit("", std::chrono::milliseconds(0)));
+}
+
+TEST(DaemonToken, WaitEndsWhenTheHolderExitsWithoutClosing) {
+  const std::string dev = TestDevice("exit");
+  int go[2];
+  ASSERT_EQ(pipe(go), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto token = std::make_unique<DaemonToken>();
+    if (!token->Bind(dev)) _exit(3);
+    token.release();  // never closed: the kernel frees the name at exit
+    if (write(go[1], "r", 1) != 1) _exit(4);
+    usleep(200 * 1000);
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(read(go[0], &c, 1), 1);
+  EXPECT_TRUE(DaemonTokenHeld(dev));
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(WaitForDaemonExit(dev, std::chrono::seconds(20)));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));  // it did wait
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  close(go[0]);
+  close(go[1]);
+}
+
+}  // namespace
+}  // namespace lazyroot
