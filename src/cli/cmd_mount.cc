@@ -242,7 +242,7 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
 
   auto dir = std::make_shared<std::string>();
   auto lazy = std::make_shared<bool>(false);
-  CLI::App* umount = app.add_subcommand("umount", "Unmount a lazyroot mount (the daemon then exits)");
+  CLI::App* umount = app.add_subcommand("umount", "Unmount a lazyroot mount; returns once its daemon has finished (at most 10 s)");
   umount->alias("unmount");
   umount->add_option("DIR", *dir, "Mountpoint")->required();
   umount->add_flag("-l,--lazy", *lazy,
