@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Attacks on the pull's hashing (Sha256Pair, ChunkHasher, BlobHasher,
-StreamHasher, the index writer's SerialWorker), with Python's hashlib and
+StreamHasher, the index writer's SerialWorker, the indexer's ThreadedConsumer), with Python's hashlib and
 sha256sum as the oracle:
 
 - Layer blobs of exact sizes around SHA-256's padding cases (55, 56, 63, 64,
@@ -12,6 +12,8 @@ sha256sum as the oracle:
   looks at) is refused with "digest mismatch" naming it, the store as it was.
   Exact sizes come from a gzip FEXTRA field of the right length.
 - A config whose DiffID differs from the layer's in its last hex digit.
+- A tar header with a bad checksum 10 MiB into a layer, where the indexer
+  runs on its own thread (ThreadedConsumer): the layer's error, named.
 - Sparse files (GNU tar's old GNU format and PAX 1.0) and hard links, whose
   file digests are hashed out of step with the DiffID: `lazyroot diff` shows
   each file's digest, compared with hashlib over its bytes.
