@@ -499,14 +499,21 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     }
   }
   {
-    // The config waits in tmp/, verified and fsynced (FetchSmallBlob): moved
-    // in like a layer rather than written and fsynced again.
+    // The config waits in tmp/, fsynced (FetchSmallBlob): moved in like a
+    // layer rather than written and fsynced again, if it still holds the
+    // verified bytes (else they are written from memory).
     const std::string& digest = manifest->config.digest;
     LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store.LockBlob(digest));
     if (!store.HasBlob(digest)) {
-      Status st = ::access(store.PartialPath(digest).c_str(), F_OK) == 0
-                      ? store.CommitPartial(digest, DirSync::kCaller)
-                      : store.WriteBlob(digest, *config_bytes, DirSync::kCaller);
+      const std::string partial = store.PartialPath(digest);
+      auto staged = ReadWholeFile(partial, kMaxConfigBytes);
+      Status st;
+      if (staged.ok() && *staged == *config_bytes) {
+        st = store.CommitPartial(digest, DirSync::kCaller);
+      } else {
+        st = store.WriteBlob(digest, *config_bytes, DirSync::kCaller);
+        ::unlink(partial.c_str());
+      }
       if (!st.ok()) return st.WithContext("config " + digest);
     }
   }
