@@ -1,6 +1,8 @@
 // BlobHasher: a ChunkHasher (a blob's digest and its chunk table in one
 // interleaved pass) run on a thread of its own once the blob is long enough
-// to pay for one and a core is free for it (the caller says). On the pull's
+// to pay for one and a core is free for it (the caller says; the pull keeps
+// it inline when the layer's indexer gets that thread instead,
+// src/pull/threaded_consumer.h). On the pull's
 // layer thread it competes with the inflate, and that thread is the critical
 // path of an image whose one big layer runs alone (debootstrap's: 93 of
 // 105 MB); while every core has a layer of its own, a thread would only add

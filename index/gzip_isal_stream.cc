@@ -57,7 +57,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     table_.compression = Compression::kGzip;
     table_.made_by = InflateEngine::kIsal;
     placer_ = std::make_unique<PointPlacer>(name_, fine, &table_);
-    slice_buf_.reserve(kInSlice);
+    pending_.reserve(kInSlice + 4096);
     StartMember();
   }
   IsalGzipStreamDecoder(const IsalGzipStreamDecoder&) = delete;
@@ -79,7 +79,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       return st;
     }
     if (members_ == 0) return Status::Corruption(name_ + ": gzip: empty stream");
-    if (!member_done_ || !carry_.empty()) {
+    if (!member_done_ || !pending_.empty()) {
       dead_ = true;
       return Status::Corruption(name_ + ": gzip member " + std::to_string(members_) + " truncated at compressed offset " +
                                 std::to_string(total_in_) + " (unexpected end of data)");
@@ -109,7 +109,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     while (!in.empty()) {
       const uint64_t slice_end = (total_in_ - in.size()) / kInSlice * kInSlice + kInSlice;
       const size_t take = static_cast<size_t>(std::min<uint64_t>(in.size(), slice_end - (total_in_ - in.size())));
-      slice_buf_.insert(slice_buf_.end(), in.begin(), in.begin() + static_cast<ptrdiff_t>(take));
+      pending_.insert(pending_.end(), in.begin(), in.begin() + static_cast<ptrdiff_t>(take));
       in = in.subspan(take);
       if ((total_in_ - in.size()) % kInSlice == 0) LAZYROOT_RETURN_IF_ERROR(RunSlice(on_output));
     }
@@ -119,14 +119,7 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   // Decodes what ISA-L kept back last time followed by the collected slice;
   // keeps back again what it does not take.
   Status RunSlice(const OutputFn& on_output) {
-    std::vector<uint8_t> data = std::move(carry_);
-    carry_.clear();
-    if (data.empty()) {
-      data.swap(slice_buf_);
-    } else {
-      data.insert(data.end(), slice_buf_.begin(), slice_buf_.end());
-      slice_buf_.clear();
-    }
+    std::vector<uint8_t>& data = pending_;
     const uint64_t at = carry_at_;
     LAZYROOT_RETURN_IF_ERROR(Run(data, at, on_output));
     const size_t used = static_cast<size_t>(st_->next_in - data.data());
@@ -134,12 +127,12 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       return Status::Corruption(name_ + ": gzip: ISA-L stopped taking input at compressed offset " +
                                 std::to_string(at + used));
     }
-    carry_.assign(data.begin() + static_cast<ptrdiff_t>(used), data.end());
+    // What is kept back (a few bytes, as a rule) moves to the front, where
+    // the next slice is collected behind it: the slice is not copied again.
+    data.erase(data.begin(), data.begin() + static_cast<ptrdiff_t>(used));
     carry_at_ = at + used;
     st_->next_in = nullptr;
     st_->avail_in = 0;
-    slice_buf_ = std::move(data);  // keep the capacity
-    slice_buf_.clear();
     return Flush(on_output);
   }
 
@@ -380,9 +373,10 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   const uint8_t* slice_ = nullptr;  // the input ISA-L's next_in points into
   size_t slice_len_ = 0;
   uint64_t slice_at_ = 0;           // its absolute offset
-  std::vector<uint8_t> slice_buf_;  // fed bytes of the slice being collected
-  std::vector<uint8_t> carry_;      // bytes ISA-L did not take from the last slice
-  uint64_t carry_at_ = 0;           // their absolute offset (the slice follows them)
+  // The bytes ISA-L did not take from the last slice, followed by the fed
+  // bytes of the slice being collected.
+  std::vector<uint8_t> pending_;
+  uint64_t carry_at_ = 0;  // their absolute offset
   std::vector<uint8_t> out_;   // decompressed, not yet handed to on_output
   size_t out_len_ = 0;
   std::vector<uint8_t> hist_;  // the last hist_len_ bytes handed out (window source)

@@ -89,7 +89,7 @@ std::string UniqueTempSuffix() {
          std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
 }
 
-Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode) {
+Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t mode, DirSync dir_sync) {
   // Unique among live threads; one left by a dead process whose pid and tid
   // came round again is stale, hence O_TRUNC rather than O_EXCL.
   const std::string tmp = path + UniqueTempSuffix();
@@ -119,6 +119,7 @@ Status WriteFileAtomic(const std::string& path, std::string_view bytes, mode_t m
     ::unlink(tmp.c_str());
     return Status::FromErrno("rename " + tmp, err);
   }
+  if (dir_sync == DirSync::kCaller) return Status::Ok();
   return FsyncDir(path.substr(0, path.rfind('/')));
 }
 

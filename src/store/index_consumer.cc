@@ -68,7 +68,10 @@ class IndexingConsumer final : public LayerConsumer {
     }
     LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile(std::move(chunks)));
     LAZYROOT_RETURN_IF_ERROR(CountAgainstImage());
-    return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), file);
+    // tmp/ is not fsynced: the staged name matters only until this pull's
+    // publish renames it into index/ (a crash before leaves it stale, and an
+    // index that is lost or damaged is rebuilt from its blob, FORMAT.md).
+    return WriteFileAtomic(StagedIndexPath(store_, layer_.descriptor.digest), file, 0644, DirSync::kCaller);
   }
 
  private:

@@ -319,16 +319,18 @@ Result<std::string> Store::ReadBlob(std::string_view digest, uint64_t cap) const
   return bytes;
 }
 
-Status Store::WriteBlob(std::string_view digest, std::string_view bytes) {
+Status Store::WriteBlob(std::string_view digest, std::string_view bytes, DirSync dir_sync) {
   LAZYROOT_RETURN_IF_ERROR(ValidateDigest(digest));
   if ("sha256:" + Sha256::HexOf(bytes) != digest) {
     return Status::Corruption("blob " + std::string(digest) + ": content does not match the digest");
   }
   if (HasBlob(digest)) return Status::Ok();
-  return WriteFileAtomic(BlobPath(digest), bytes);
+  return WriteFileAtomic(BlobPath(digest), bytes, 0644, dir_sync);
 }
 
-Status Store::CommitPartial(std::string_view digest) {
+Status Store::SyncBlobDir() { return FsyncDir(root_ + "/blobs/sha256"); }
+
+Status Store::CommitPartial(std::string_view digest, DirSync dir_sync) {
   if (HasBlob(digest)) return Status::Ok();
   std::string partial = PartialPath(digest);
   int fd = ::open(partial.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -340,7 +342,7 @@ Status Store::CommitPartial(std::string_view digest) {
   if (::rename(partial.c_str(), BlobPath(digest).c_str()) != 0) {
     return Status::FromErrno("blob " + std::string(digest) + ": rename into store", errno);
   }
-  return FsyncDir(root_ + "/blobs/sha256");
+  return dir_sync == DirSync::kNow ? SyncBlobDir() : Status::Ok();
 }
 
 Result<FileLock> Store::LockBlob(std::string_view digest) {

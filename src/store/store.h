@@ -102,10 +102,15 @@ class Store {
   // Reads a whole blob of at most cap bytes, verifying its digest.
   Result<std::string> ReadBlob(std::string_view digest, uint64_t cap) const;
   // Publishes bytes as a blob after checking they hash to digest.
-  Status WriteBlob(std::string_view digest, std::string_view bytes);
+  // dir_sync kCaller: the rename is durable once the caller's SyncBlobDir
+  // returns (a pull publishes all its blobs with one).
+  Status WriteBlob(std::string_view digest, std::string_view bytes, DirSync dir_sync = DirSync::kNow);
   // Moves a fully written, verified partial download into blobs/ (fsync,
-  // rename, fsync dir). OK if the blob is already there.
-  Status CommitPartial(std::string_view digest);
+  // rename, fsync dir unless dir_sync is kCaller). OK if the blob is already
+  // there.
+  Status CommitPartial(std::string_view digest, DirSync dir_sync = DirSync::kNow);
+  // fsync of blobs/sha256: every rename into it so far, by anyone, is durable.
+  Status SyncBlobDir();
 
   // Blocking exclusive lock for downloading one blob (tmp/<hex>.lock).
   // REQUIRES: the store lock, held shared.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Attacks on the pull's hashing (Sha256Pair, ChunkHasher, BlobHasher,
-StreamHasher, the index writer's SerialWorker), with Python's hashlib and
+StreamHasher, the index writer's SerialWorker, the indexer's ThreadedConsumer), with Python's hashlib and
 sha256sum as the oracle:
 
 - Layer blobs of exact sizes around SHA-256's padding cases (55, 56, 63, 64,
@@ -12,6 +12,8 @@ sha256sum as the oracle:
   looks at) is refused with "digest mismatch" naming it, the store as it was.
   Exact sizes come from a gzip FEXTRA field of the right length.
 - A config whose DiffID differs from the layer's in its last hex digit.
+- A tar header with a bad checksum 10 MiB into a layer, where the indexer
+  runs on its own thread (ThreadedConsumer): the layer's error, named.
 - Sparse files (GNU tar's old GNU format and PAX 1.0) and hard links, whose
   file digests are hashed out of step with the DiffID: `lazyroot diff` shows
   each file's digest, compared with hashlib over its bytes.
@@ -24,6 +26,7 @@ sha256sum as the oracle:
 - fsck --repair's rebuild of a deleted layer index gives the bytes the pull
   wrote."""
 
+import gzip
 import hashlib
 import io
 import json
@@ -206,6 +209,26 @@ class ExactSizes(PullTestCase):
                 self.assertFails(r)
                 self.assertIn("digest mismatch", r.stderr)
                 self.assertEqual(store_listing(self.root), [])
+
+    def test_corrupt_tar_past_the_threshold(self):
+        # Past THRESHOLD the layer's indexer may run on a thread of its own
+        # (src/pull/threaded_consumer.h): a tar header with a bad checksum
+        # 10 MiB in fails the pull there, naming the layer; the store as it was.
+        tar = mi.build_tar([{"path": "a.bin", "content": RANDOM[:10 * MiB]}, {"path": "b.txt", "content": b"x" * 100}])
+        off = tar.find(b"b.txt\0", 10 * MiB)
+        self.assertEqual(off % 512, 0)
+        bad = bytearray(tar)
+        bad[off + 148] ^= 0x01  # an octal digit of the header's checksum
+        layer = mi.Layer(bytes(bad), gzip.compress(bytes(bad), compresslevel=1, mtime=0), "gzip")
+        self.assertGreater(layer.size, THRESHOLD + MiB)
+        img = mi.build_image([layer])
+        ref = self.push("corrupt/tar", img)
+        self.fresh_root("corrupt-tar")
+        r = self.pull(ref)
+        self.assertFails(r)
+        self.assertIn(img.layers[0].digest[7:19], r.stderr)
+        self.assertIn("checksum", r.stderr)
+        self.assertEqual(store_listing(self.root), [])
 
     def test_diff_id_off_by_one_digit(self):
         for size in (65, THRESHOLD - 1, THRESHOLD + 1 + 64 * KiB):

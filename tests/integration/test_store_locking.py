@@ -103,6 +103,7 @@ class StoreLocking(unittest.TestCase):
                                 mi.build_layer(FILES1, compression="zstd")], fmt="oci")
         mi.push(mi.RegistryClient(cls.reg.host), "demo/locking", "v1", image)
         cls.ref = "http://%s/demo/locking:v1" % cls.reg.host
+        cls.config_digest = image.config.digest
         cls.expected = expected_files()
 
     def setUp(self):
@@ -278,6 +279,31 @@ class StoreLocking(unittest.TestCase):
         target = os.path.join(self.dir, "rootfs")
         self.ok("extract", "--no-pull", self.ref, target)
         self.check_serves_the_image(target)
+
+    def test_the_publish_takes_the_staged_config_only_with_the_verified_bytes(self):
+        # The publish moves the config's staged copy in (no second write and
+        # fsync) if it still holds the bytes the pull verified; gone or
+        # changed, the verified bytes are written from memory instead.
+        for how in ("kept", "removed", "changed"):
+            with self.subTest(how=how):
+                self.root = os.path.join(self.dir, "store-" + how)
+                for n in os.listdir(self.pause):
+                    os.unlink(os.path.join(self.pause, n))
+                pull = self.start("pull", "-q", self.ref, pause="pull-downloaded")
+                self.wait_paused(pull, "pull-downloaded")
+                staged = os.path.join(self.root, "tmp", self.config_digest[7:] + ".partial")
+                self.assertTrue(os.path.exists(staged))
+                if how == "removed":
+                    os.unlink(staged)
+                elif how == "changed":
+                    with open(staged, "wb") as f:
+                        f.write(b'{"architecture":"amd64","os":"linux"}')
+                self.go("pull-downloaded")
+                rc, _, err = self.finish(pull)
+                self.assertEqual(rc, 0, err)
+                self.assertIn(self.config_digest, verify_blobs(self.root))
+                self.assertFalse(os.path.exists(staged))
+                self.ok("fsck")
 
     def test_a_mount_started_during_gc_waits_then_pulls_again(self):
         """gc has decided to remove the (rm'd) image; a mount of it waits for
