@@ -28,9 +28,10 @@ class ByteSource {
 // How many bytes a sequential reader with `buffer` bytes of room reads at
 // `pos` when `left` bytes remain: as many as fit, but ending on a multiple
 // of 64 KiB when that still reads something. A verified blob (verified_source.h)
-// checks 64 KiB chunks: a read that ends mid-chunk verifies the whole chunk
-// into a side buffer and copies out of it, and the next read verifies it
-// again, while aligned reads are checked in place once.
+// checks chunks (32 KiB, or 64 KiB in older indexes: a multiple of 64 KiB
+// ends a chunk of either): a read that ends mid-chunk verifies the whole
+// chunk into a side buffer and copies out of it, while aligned reads are
+// checked in place once.
 inline size_t AlignedReadSize(uint64_t pos, size_t buffer, uint64_t left) {
   constexpr uint64_t kAlign = 64 << 10;
   const uint64_t want = buffer < left ? buffer : left;

@@ -82,8 +82,9 @@ namespace {
 // Feeds the whole blob to the indexer while hashing it: the chunk digests of
 // a rebuilt index must describe the bytes the registry's digest names, not
 // whatever the store holds now.
-Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerIndexer* indexer, ChunkDigests* chunks) {
-  ChunkHasher hash;
+Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerIndexer* indexer, uint32_t chunk_bytes,
+                ChunkDigests* chunks) {
+  ChunkHasher hash(chunk_bytes);
   // An indexing error (say, gzip garbage) is held until the digest is known:
   // for changed bytes "hashes to" is the true diagnosis, as in the pull.
   Status consumed = Status::Ok();
@@ -110,11 +111,11 @@ Status FeedBlob(const ByteSource& blob, const std::string& blob_digest, LayerInd
 
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits, InflateEngine gzip_engine,
-                                  uint8_t fine_policy) {
+                                  uint8_t fine_policy, uint32_t chunk_bytes) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine,
                        fine_policy);
   ChunkDigests chunks;
-  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, &chunks));
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, chunk_bytes, &chunks));
   return indexer.FinishFile(std::move(chunks));
 }
 
@@ -122,7 +123,7 @@ Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_dig
                              const std::string& expected_diff_id, const Limits& limits) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
   ChunkDigests chunks;
-  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, &chunks));
+  LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, kDefaultChunkBytes, &chunks));
   return indexer.Finish(std::move(chunks));
 }
 

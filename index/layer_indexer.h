@@ -71,12 +71,14 @@ class LayerIndexer {
 // to blob_digest (a "sha256:<hex>" digest) the result is kCorruption naming
 // the blob, so chunk digests are only ever recorded for bytes the registry's
 // digest vouched for. IndexBlobFile returns the file's bytes.
-// gzip_engine, fine_policy: as LayerIndexer's (fsck rebuilds with the pass
-// and policy that made the stored index).
+// gzip_engine, fine_policy: as LayerIndexer's; chunk_bytes: the chunk
+// digests' chunk size (fsck rebuilds with the pass, policy and chunk size
+// that made the stored index). REQUIRES: chunk_bytes a power of two in
+// [kMinChunkBytes, kMaxChunkBytes].
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits = Limits(),
                                   InflateEngine gzip_engine = InflateEngine::kIsal,
-                                  uint8_t fine_policy = kFinePolicyV1);
+                                  uint8_t fine_policy = kFinePolicyV1, uint32_t chunk_bytes = kDefaultChunkBytes);
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits = Limits());
 

@@ -196,22 +196,31 @@ class IndexFileRanges {
 
 namespace {
 
-// The gzip pass and fine point policy that made the stored index, if it is
-// sound: zlib's and ISA-L's passes place different (equally valid)
-// checkpoints, an index made before fine points has none and whole windows,
-// and a rebuild made to check the stored file (fsck) must be made the same
-// way. Otherwise the pull's defaults.
-struct GzipPass {
+// The gzip pass, fine point policy and chunk size that made the stored
+// index, if it is sound: zlib's and ISA-L's passes place different (equally
+// valid) checkpoints, an index made before fine points has none and whole
+// windows, one made before 32 KiB chunks has 64 KiB chunk digests, and a
+// rebuild made to check the stored file (fsck) must be made the same way.
+// Otherwise the pull's defaults.
+struct StoredPass {
   InflateEngine engine = InflateEngine::kIsal;
   uint8_t fine_policy = kFinePolicyV1;
+  uint32_t chunk_bytes = kDefaultChunkBytes;
 };
-GzipPass StoredGzipPass(const Store& store, const std::string& blob_digest) {
+StoredPass StoredIndexPass(const Store& store, const std::string& blob_digest, Compression compression) {
   const std::string path = store.IndexPath(blob_digest);
   auto file = IndexFileRanges::Open(path);
   if (!file.ok()) return {};
-  auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, nullptr);
+  ChunkDigests chunks;  // its size checked by ReadCheckpoints: a power of two in [4 KiB, 1 MiB]
+  auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, nullptr, &chunks);
   if (!table.ok()) return {};
-  return {table->made_by, table->fine_policy};
+  StoredPass pass;
+  pass.chunk_bytes = chunks.chunk_size;
+  if (compression == Compression::kGzip) {
+    pass.engine = table->made_by;
+    pass.fine_policy = table->fine_policy;
+  }
+  return pass;
 }
 
 }  // namespace
@@ -224,8 +233,9 @@ Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& b
   size_t n = 0;
   LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
   const Compression compression = SniffCompression(std::span<const uint8_t>(head, n));
-  const GzipPass pass = compression == Compression::kGzip ? StoredGzipPass(store, blob_digest) : GzipPass{};
-  return IndexBlobFile(*blob, blob_digest, compression, diff_id, limits, pass.engine, pass.fine_policy);
+  const StoredPass pass = StoredIndexPass(store, blob_digest, compression);
+  return IndexBlobFile(*blob, blob_digest, compression, diff_id, limits, pass.engine, pass.fine_policy,
+                       pass.chunk_bytes);
 }
 
 namespace {

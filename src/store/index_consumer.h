@@ -37,8 +37,9 @@ Result<std::string> ReadLayerIndexFile(const std::string& path);
 
 // The index file of a stored layer blob, built from the blob (checking
 // diff_id, under `limits`) without storing it: what a rebuild writes, and
-// what fsck compares a stored index with (made with the gzip pass recorded in
-// the stored index when that one is sound, so that the two can be equal).
+// what fsck compares a stored index with (made with the gzip pass, fine
+// point policy and chunk size recorded in the stored index when that one is
+// sound, so that the two can be equal).
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
                                         const Limits& limits = Limits());
 

@@ -4,7 +4,7 @@ StreamHasher, the index writer's SerialWorker, the indexer's ThreadedConsumer), 
 sha256sum as the oracle:
 
 - Layer blobs of exact sizes around SHA-256's padding cases (55, 56, 63, 64,
-  65 bytes), whole 64 KiB chunks and 1 MiB batches, and BlobHasher's 8 MiB
+  65 bytes), whole chunks (32 and 64 KiB) and 1 MiB batches, and BlobHasher's 8 MiB
   threshold +/- 1: a good one is stored with its true digest (sha256sum) and
   fscks clean; the same blob with one byte flipped (the last byte, the last
   partial 64-byte block, the middle of the hashing thread's 2nd batch, the

@@ -22,6 +22,7 @@ import io
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import tarfile
@@ -32,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import make_image as mi  # noqa: E402
 from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
 
-CHUNK = 64 * 1024  # the chunk size the pull records digests for (index/chunk_digests.h)
+CHUNK = 32 * 1024  # the chunk size the pull records digests for (index/chunk_digests.h; 64 KiB before)
 
 
 def _tar(files):
@@ -113,6 +114,17 @@ class VerifiedReads(unittest.TestCase):
 
     def blob_path(self, root, i):
         return os.path.join(root, "blobs", "sha256", self.digests[i][7:])
+
+    def test_the_pull_records_32_kib_chunks_in_every_layer_index(self):
+        # The index header's chunk size (index/FORMAT.md: u32 at 140, then
+        # the u64 chunk count) for each compression.
+        root = self.pulled_store("store-chunks")
+        for i, digest in enumerate(self.digests):
+            with open(os.path.join(root, "index", "sha256", digest[7:]), "rb") as f:
+                head = f.read(152)
+            size, count = struct.unpack_from("<IQ", head, 140)
+            self.assertEqual(size, CHUNK, digest)
+            self.assertEqual(count, -(-len(self.blobs[i]) // CHUNK), digest)
 
     @unittest.skipUnless(os.path.exists("/dev/fuse"), "/dev/fuse is missing: FUSE mounts cannot run here")
     def test_mount_gives_eio_for_the_changed_chunk_and_the_right_bytes_elsewhere(self):

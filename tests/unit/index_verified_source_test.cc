@@ -330,7 +330,7 @@ TEST(LayerIndexV2, ChunkTableShapeIsCheckedBeforeUse) {
     for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(good[144 + i]);
     return v;
   }();
-  ASSERT_EQ(count, 4u);  // 202752 bytes in 64 KiB chunks
+  ASSERT_EQ(count, 7u);  // 202752 bytes in 32 KiB chunks
   for (uint64_t bad_count : {count - 1, count + 1, uint64_t{1} << 40, ~uint64_t{0}}) {
     std::string bad = good;
     PutU64(&bad, 144, bad_count);

@@ -54,9 +54,10 @@ class GzipPassRebuild : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kFinePolicyV1) {
+  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kFinePolicyV1,
+                        uint32_t chunk_bytes = kDefaultChunkBytes) {
     auto src = MemoryByteSource(Bytes(blob_), "blob");
-    auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass, fine_policy);
+    auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass, fine_policy, chunk_bytes);
     EXPECT_TRUE(file.ok()) << file.status().message();
     return file.ok() ? *file : std::string();
   }
@@ -119,6 +120,46 @@ TEST_F(GzipPassRebuild, ARebuildUsesTheFinePolicyOfTheStoredIndex) {
     ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
     EXPECT_EQ(*rebuilt, now);
   }
+}
+
+// The pull records 32 KiB chunk digests; an index from before (64 KiB), or
+// with any other valid size, is rebuilt with its own size, so fsck finds it
+// byte for byte the same. Also for a layer that is not gzip (the chunk table
+// is of every blob).
+TEST_F(GzipPassRebuild, ARebuildUsesTheChunkSizeOfTheStoredIndex) {
+  EXPECT_EQ(kDefaultChunkBytes, 32u << 10);
+  ChunkDigests chunks;
+  const std::string now = IndexWith(InflateEngine::kIsal);
+  ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(now), "index", digest_, nullptr, &chunks).ok());
+  EXPECT_EQ(chunks.chunk_size, kDefaultChunkBytes);
+  for (uint32_t size : {64u << 10, kMinChunkBytes, kMaxChunkBytes, kDefaultChunkBytes}) {
+    const std::string stored = IndexWith(InflateEngine::kIsal, kFinePolicyV1, size);
+    ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(stored), "index", digest_, nullptr, &chunks).ok());
+    EXPECT_EQ(chunks.chunk_size, size);
+    EXPECT_EQ(stored == now, size == kDefaultChunkBytes) << size;
+    ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), stored).ok());
+    auto rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+    ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+    EXPECT_TRUE(*rebuilt == stored) << size;
+  }
+  // A plain tar layer.
+  const std::string tar = TarLayer();
+  const std::string digest = "sha256:" + Sha256::HexOf(std::string_view(tar));
+  ASSERT_TRUE(store_->WriteBlob(digest, tar).ok());
+  auto src = MemoryByteSource(Bytes(tar), "blob");
+  auto old = IndexBlobFile(*src, digest, Compression::kNone, digest, Limits(), InflateEngine::kIsal, kFinePolicyV1,
+                           64u << 10);
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest), *old).ok());
+  auto rebuilt = BuildLayerIndexFile(*store_, digest, digest);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  EXPECT_TRUE(*rebuilt == *old);
+  // A damaged index says nothing: the pull's size.
+  ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest), "LZRLIDX\0garbage").ok());
+  rebuilt = BuildLayerIndexFile(*store_, digest, digest);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().message();
+  ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(*rebuilt), "index", digest, nullptr, &chunks).ok());
+  EXPECT_EQ(chunks.chunk_size, kDefaultChunkBytes);
 }
 
 TEST_F(GzipPassRebuild, EachPassRecordsItself) {
