@@ -1,7 +1,22 @@
 #include "fs/decoded_span_lru.h"
 
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14; older headers lack it
+#endif
 
 namespace lazyroot {
+
+bool PopulateSpan(Span* span) {
+  if (span->size() < kPopulateMinBytes) return true;
+  constexpr uintptr_t kPage = 4096;
+  const auto start = reinterpret_cast<uintptr_t>(span->data());
+  const uintptr_t first = (start + kPage - 1) & ~(kPage - 1);
+  const uintptr_t end = (start + span->size()) & ~(kPage - 1);
+  if (end <= first) return true;
+  return madvise(reinterpret_cast<void*>(first), end - first, MADV_POPULATE_WRITE) == 0;
+}
 
 std::shared_ptr<const Span> DecodedSpanLru::Get(uint32_t layer, uint64_t offset) {
   std::lock_guard lock(mu_);

@@ -386,6 +386,7 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
     if (!warm && have == 0 && !prefetch) {
       auto copy = std::make_shared<Span>();
       copy->resize(static_cast<size_t>(unit.end - unit.start));
+      (void)PopulateSpan(copy.get());
       if (copies->Load(layer, unit.start, *copy)) {
         {
           std::lock_guard lock(mu_);
@@ -419,6 +420,7 @@ Status StreamCache::Decode(uint32_t layer, const Unit& unit, uint64_t decode_to,
   }
   auto span = std::make_shared<Span>();
   span->resize(static_cast<size_t>(to - unit.start));  // default-initialised: no memset
+  (void)PopulateSpan(span.get());  // best effort: else the decoder's writes fault the pages in
   if (have > 0) std::memcpy(span->data(), prefix->data(), static_cast<size_t>(have));
   size_t got = 0;
   uint64_t reprimes = 0;

@@ -25,8 +25,8 @@ using Digest32 = std::array<uint8_t, 32>;
 // of an uncompressed layer), so smaller chunks hash less per read (the
 // bench's random 4 KiB reads in `large`: 91 -> 64 KB of blob hashed per read
 // in random data, 59 -> 41 KB in text, against 64 KiB chunks), and the table
-// costs 1 MiB per GiB of blob (0.1 %; `usr`'s index 1.87 -> 1.92 % of its
-// blobs, where 16 KiB would pass 2 %). Indexes with other sizes (64 KiB
+// costs 1 MiB per GiB of blob (0.1 %; `usr`'s index 1.82 -> 1.87 % of its
+// blobs, where 16 KiB would be 1.97 %, too near the 2 % bound). Indexes with other sizes (64 KiB
 // before) stay valid, and a rebuild keeps the stored index's size.
 inline constexpr uint32_t kDefaultChunkBytes = 32 << 10;
 // What a reader accepts: powers of two in [4 KiB, 1 MiB] (a read buffers at

@@ -1,8 +1,12 @@
 // DecodedSpanLru: LRU order, the byte bound, replacement, concurrency.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
+#include <vector>
 #include <random>
 #include <thread>
 
@@ -105,6 +109,50 @@ TEST(DecodedSpanLru, ConcurrentGetPutKeepsTheBoundAndTheContents) {
   EXPECT_LE(s.bytes, 64u * 1024);
   EXPECT_EQ(s.bytes, s.entries * 4096);
   EXPECT_GT(s.evictions, 0u);
+}
+
+
+// Pages of [data, data + size) resident now, by mincore, over the whole pages inside.
+size_t ResidentPages(const Span& s, size_t* pages) {
+  const uintptr_t kPage = 4096;
+  const auto start = reinterpret_cast<uintptr_t>(s.data());
+  const uintptr_t first = (start + kPage - 1) & ~(kPage - 1);
+  const uintptr_t end = (start + s.size()) & ~(kPage - 1);
+  *pages = (end - first) / kPage;
+  std::vector<unsigned char> vec(*pages);
+  if (mincore(reinterpret_cast<void*>(first), end - first, vec.data()) != 0) return 0;
+  size_t n = 0;
+  for (unsigned char v : vec) n += v & 1;
+  return n;
+}
+
+// A fresh span's pages are made resident in one call, before anything is
+// written (64 MiB: over glibc's largest mmap threshold, so fresh pages
+// whatever this process freed before); bytes already written stay.
+TEST(PopulateSpan, MakesAFreshSpansPagesResidentAndKeepsItsBytes) {
+  Span fresh;
+  fresh.resize(64 << 20);
+  size_t pages = 0;
+  const size_t before = ResidentPages(fresh, &pages);
+  ASSERT_GE(pages, (64u << 20) / 4096 - 1);
+  ASSERT_LT(before, pages / 2) << "a fresh 64 MiB span should not be resident yet";
+  errno = 0;
+  if (!PopulateSpan(&fresh)) {
+    if (errno == EINVAL) GTEST_SKIP() << "MADV_POPULATE_WRITE needs Linux 5.14";
+    FAIL() << "PopulateSpan: " << std::strerror(errno);
+  }
+  const size_t after = ResidentPages(fresh, &pages);
+  EXPECT_EQ(after, pages);
+  Span written;
+  written.resize(300 << 10);
+  for (size_t i = 0; i < written.size(); ++i) written[i] = static_cast<uint8_t>(i * 7 + 3);
+  ASSERT_TRUE(PopulateSpan(&written));
+  for (size_t i = 0; i < written.size(); ++i) ASSERT_EQ(written[i], static_cast<uint8_t>(i * 7 + 3)) << i;
+  // Small spans are left alone; empty ones too.
+  Span small, empty;
+  small.resize(kPopulateMinBytes - 1);
+  EXPECT_TRUE(PopulateSpan(&small));
+  EXPECT_TRUE(PopulateSpan(&empty));
 }
 
 }  // namespace
