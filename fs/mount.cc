@@ -75,7 +75,8 @@ Result<std::string> ResolveMountPoint(const std::string& dir) {
 
 }  // namespace
 
-Status Unmount(const std::string& dir, bool lazy) {
+Status Unmount(const std::string& dir, bool lazy, bool* daemon_finished) {
+  if (daemon_finished) *daemon_finished = true;
   LAZYROOT_ASSIGN_OR_RETURN(const std::string path, ResolveMountPoint(dir));
   LAZYROOT_ASSIGN_OR_RETURN(const std::optional<MountEntry> mounted, FindMount(path));
   if (!mounted) return Status::InvalidArgument(dir + " is not a mount point");
@@ -86,7 +87,7 @@ Status Unmount(const std::string& dir, bool lazy) {
   if (geteuid() == 0) {
     // The resolved path, not following a symlink someone may have put there since.
     if (umount2(path.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) {
-      if (!lazy) WaitForDaemonExit(mounted->device, kDaemonExitWait);
+      if (!lazy && !WaitForDaemonExit(mounted->device, kDaemonExitWait) && daemon_finished) *daemon_finished = false;
       return Status::Ok();
     }
     const int err = errno;
@@ -112,7 +113,7 @@ Status Unmount(const std::string& dir, bool lazy) {
     return Status::IoError("umount " + dir + ": fusermount3 -u failed (status " + std::to_string(status) +
                            "; if it is in use, close it or pass --lazy)");
   }
-  if (!lazy) WaitForDaemonExit(mounted->device, kDaemonExitWait);
+  if (!lazy && !WaitForDaemonExit(mounted->device, kDaemonExitWait) && daemon_finished) *daemon_finished = false;
   return Status::Ok();
 }
 

@@ -65,7 +65,9 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
 // daemon has finished (fs/daemon_token.h), or after kDaemonExitWait with the
 // mount gone and the daemon still finishing. Returns IoError naming dir
 // (and the tool's exit status) on failure; a busy mount says so.
-Status Unmount(const std::string& dir, bool lazy = false);
+// daemon_finished (may be null): false when the wait ran out (the mount is
+// gone, but the daemon, or whoever holds its token's name, is still there).
+Status Unmount(const std::string& dir, bool lazy = false, bool* daemon_finished = nullptr);
 inline constexpr std::chrono::seconds kDaemonExitWait{10};
 
 }  // namespace lazyroot

@@ -249,8 +249,18 @@ void AddMountCommands(CLI::App& app, const GlobalOptions& global, Runner* run) {
                    "Detach now even if files are still open there; the daemon exits when the last is closed");
   umount->callback([dir, lazy, run] {
     *run = [dir, lazy] {
-      Status st = Unmount(*dir, *lazy);
-      return st.ok() ? kExitOk : Fail(st);
+      bool finished = true;
+      Status st = Unmount(*dir, *lazy, &finished);
+      if (!st.ok()) return Fail(st);
+      // Unmounted all the same; but `umount && fsck` (or gc) may now race
+      // the daemon's last writes, which the wait is there to prevent: say so.
+      if (!finished) {
+        std::fprintf(stderr,
+                     "lazyroot: umount %s: unmounted, but its mount daemon had not finished after %lld s (a "
+                     "store check or gc now may still see its last writes)\n",
+                     dir->c_str(), static_cast<long long>(kDaemonExitWait.count()));
+      }
+      return kExitOk;
     };
   });
 }

@@ -506,7 +506,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store.LockBlob(digest));
     if (!store.HasBlob(digest)) {
       const std::string partial = store.PartialPath(digest);
-      auto staged = ReadWholeFile(partial, kMaxConfigBytes);
+      // Not followed: a symlink there is not the staged copy (CommitPartial refuses it).
+      auto staged = ReadWholeFileAt(AT_FDCWD, partial, partial, kMaxConfigBytes);
       Status st;
       if (staged.ok() && *staged == *config_bytes) {
         st = store.CommitPartial(digest, DirSync::kCaller);

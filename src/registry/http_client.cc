@@ -12,8 +12,10 @@
 #include <cstdlib>
 #include <ctime>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "index/exception_status.h"
 #include "src/registry/curl_api.h"
 #include "src/registry/toml_document.h"
 
@@ -92,8 +94,34 @@ struct TransferState {
   Status sink_status;
 };
 
+// curl's callbacks are called from C: nothing they throw (out of memory in a
+// sink's layer consumer, in a header's copy) may unwind through curl, which
+// would leave its handle mid-transfer and skip its cleanup. It ends the
+// transfer instead, as the sink's error.
+size_t HeaderCallbackOrThrow(char* data, size_t size, size_t nitems, TransferState* st);
+size_t WriteCallbackOrThrow(char* data, size_t size, size_t nmemb, TransferState* st);
+
 size_t HeaderCallback(char* data, size_t size, size_t nitems, void* user) {
   auto* st = static_cast<TransferState*>(user);
+  try {
+    return HeaderCallbackOrThrow(data, size, nitems, st);
+  } catch (...) {
+    st->sink_status = CurrentExceptionStatus("");
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+}
+
+size_t WriteCallback(char* data, size_t size, size_t nmemb, void* user) {
+  auto* st = static_cast<TransferState*>(user);
+  try {
+    return WriteCallbackOrThrow(data, size, nmemb, st);
+  } catch (...) {
+    st->sink_status = CurrentExceptionStatus("");
+    return 0;
+  }
+}
+
+size_t HeaderCallbackOrThrow(char* data, size_t size, size_t nitems, TransferState* st) {
   std::string_view line(data, size * nitems);
   if (line.starts_with("HTTP/")) {  // a new response (e.g. after 100 Continue): start over
     st->resp->headers.clear();
@@ -109,8 +137,7 @@ size_t HeaderCallback(char* data, size_t size, size_t nitems, void* user) {
   return size * nitems;
 }
 
-size_t WriteCallback(char* data, size_t size, size_t nmemb, void* user) {
-  auto* st = static_cast<TransferState*>(user);
+size_t WriteCallbackOrThrow(char* data, size_t size, size_t nmemb, TransferState* st) {
   size_t n = size * nmemb;
   long status = st->resp->status;
   if (st->sink != nullptr && *st->sink && status >= 200 && status < 300) {
@@ -141,9 +168,14 @@ CURLcode SslCtxCallback(CURL*, void* ssl_ctx, void* user) {
   for (const std::string& file : d->tls->ca_files) {
     // Read by us, bounded and never blocking (a FIFO or /dev/zero named
     // by a hosts.toml ca= is refused), then parsed from memory.
-    auto pem = ReadSmallConfigFile(file, kMaxTlsFileBytes);
-    if (!pem.ok()) return CURLE_SSL_CACERT_BADFILE;
-    BIO* bio = BIO_new_mem_buf(pem->data(), static_cast<int>(pem->size()));
+    std::optional<Result<std::string>> pem;
+    try {  // called from C, as the callbacks above
+      pem.emplace(ReadSmallConfigFile(file, kMaxTlsFileBytes));
+    } catch (...) {
+      return CURLE_OUT_OF_MEMORY;
+    }
+    if (!pem->ok()) return CURLE_SSL_CACERT_BADFILE;
+    BIO* bio = BIO_new_mem_buf((*pem)->data(), static_cast<int>((*pem)->size()));
     if (bio == nullptr) return CURLE_OUT_OF_MEMORY;
     while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
       X509_STORE_add_cert(store, cert);  // duplicates are harmless

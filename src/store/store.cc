@@ -333,8 +333,21 @@ Status Store::SyncBlobDir() { return FsyncDir(root_ + "/blobs/sha256"); }
 Status Store::CommitPartial(std::string_view digest, DirSync dir_sync) {
   if (HasBlob(digest)) return Status::Ok();
   std::string partial = PartialPath(digest);
-  int fd = ::open(partial.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  // Not followed: a symlink (or any other file) put in place of the staged
+  // download would be renamed into blobs/ as it is, and the image named
+  // corrupt by fsck after a pull that said it succeeded.
+  int fd = ::open(partial.c_str(), O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ELOOP) {
+    return Status::Corruption("blob " + std::string(digest) + ": " + partial +
+                              " is a symlink, not a staged download; remove it (or run lazyroot gc)");
+  }
   if (fd < 0) return Status::FromErrno("blob " + std::string(digest) + ": open " + partial, errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::Corruption("blob " + std::string(digest) + ": " + partial +
+                              " is not a regular file; remove it (or run lazyroot gc)");
+  }
   int rc = ::fsync(fd);
   int err = errno;
   ::close(fd);

@@ -408,6 +408,34 @@ class MountBasic(unittest.TestCase):
             time.sleep(0.01)
         self.assertFalse(daemon_alive(daemons[0]), "the daemon outlived umount")
 
+    def test_umount_says_when_the_daemon_has_not_finished_in_time(self):
+        """A daemon held past the wait (test pause point "mount-served"; or a
+        process squatting its token's name): umount still returns 0 with the
+        mount gone, after the bounded wait, and says the daemon had not
+        finished, since `umount && fsck` may then race its last writes."""
+        d = os.path.join(self.tmp, "mnt-late")
+        pause = os.path.join(self.tmp, "pause-late")
+        os.makedirs(d, exist_ok=True)
+        os.makedirs(pause, exist_ok=True)
+        env = dict(self.env, LAZYROOT_TEST_PAUSE="mount-served:" + pause)
+        r = subprocess.run([LAZYROOT_BIN, "--root", self.root, "mount", self.ref, d], env=env, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(lambda: open(os.path.join(pause, "mount-served.go"), "w").close())
+        self.addCleanup(self.unmount, d)
+        r = self.run_lazyroot("umount", d)
+        self.assertTrue(os.path.exists(os.path.join(pause, "mount-served.reached")))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.ismount(d))
+        self.assertIn("umount %s: unmounted, but its mount daemon had not finished after 10 s" % d, r.stderr)
+        # Once it has finished, nothing is said.
+        open(os.path.join(pause, "mount-served.go"), "w").close()
+        r = subprocess.run([LAZYROOT_BIN, "--root", self.root, "mount", self.ref, d], env=self.env,
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.run_lazyroot("umount", d)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+
     def test_busy_mount_and_lazy_umount(self):
         """A file open in the mount: umount refuses and says why (and what to
         do); umount --lazy detaches at once, the open file still reads, and

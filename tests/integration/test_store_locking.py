@@ -26,6 +26,8 @@ unmounted in a cleanup."""
 
 import os
 import select
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -283,8 +285,10 @@ class StoreLocking(unittest.TestCase):
     def test_the_publish_takes_the_staged_config_only_with_the_verified_bytes(self):
         # The publish moves the config's staged copy in (no second write and
         # fsync) if it still holds the bytes the pull verified; gone or
-        # changed, the verified bytes are written from memory instead.
-        for how in ("kept", "removed", "changed"):
+        # changed, or a symlink to a file holding them (never renamed into
+        # blobs/: fsck would call the image corrupt), the verified bytes are
+        # written from memory instead.
+        for how in ("kept", "removed", "changed", "symlinked"):
             with self.subTest(how=how):
                 self.root = os.path.join(self.dir, "store-" + how)
                 for n in os.listdir(self.pause):
@@ -298,11 +302,18 @@ class StoreLocking(unittest.TestCase):
                 elif how == "changed":
                     with open(staged, "wb") as f:
                         f.write(b'{"architecture":"amd64","os":"linux"}')
+                elif how == "symlinked":
+                    outside = os.path.join(self.dir, "outside-config")
+                    shutil.copy(staged, outside)
+                    os.unlink(staged)
+                    os.symlink(outside, staged)
                 self.go("pull-downloaded")
                 rc, _, err = self.finish(pull)
                 self.assertEqual(rc, 0, err)
                 self.assertIn(self.config_digest, verify_blobs(self.root))
-                self.assertFalse(os.path.exists(staged))
+                self.assertTrue(stat.S_ISREG(os.lstat(os.path.join(self.root, "blobs", "sha256",
+                                                                   self.config_digest[7:])).st_mode))
+                self.assertFalse(os.path.lexists(staged))
                 self.ok("fsck")
 
     def test_a_mount_started_during_gc_waits_then_pulls_again(self):

@@ -1,8 +1,17 @@
 // URL helpers, Retry-After parsing, realm address checks, base64 and the
-// registry error body formatter: the pure parts of the registry client.
+// registry error body formatter: the pure parts of the registry client; and
+// an exception thrown by a body sink, against a one-shot loopback server.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <ctime>
+#include <new>
+#include <stdexcept>
+#include <thread>
 
 #include "src/registry/http_client.h"
 #include "src/registry/registry_auth.h"
@@ -139,6 +148,78 @@ TEST(HttpClient, TransportErrorNamesTheUrl) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.code(), ErrorCode::kNetwork);
   EXPECT_NE(st.message().find("127.0.0.1:1"), std::string::npos);
+}
+
+// A loopback server answering one request with 200 and a 1 MiB body.
+class OneShotServer {
+ public:
+  OneShotServer() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      char buf[4096];
+      (void)::recv(c, buf, sizeof buf, 0);  // the request (one small packet)
+      const std::string body(1 << 20, 'x');
+      const std::string out = "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) +
+                              "\r\nConnection: close\r\n\r\n" + body;
+      for (size_t at = 0; at < out.size();) {
+        const ssize_t n = ::send(c, out.data() + at, out.size() - at, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        at += static_cast<size_t>(n);
+      }
+      ::close(c);
+    });
+  }
+  ~OneShotServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v2/x/blobs/sha256:00"; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// The sink runs inside curl's write callback (C code): what it throws (out
+// of memory in a layer's consumer fed a hostile layer) must not unwind
+// through curl, but end the transfer as the sink's error.
+TEST(HttpClient, AnExceptionInTheSinkIsTheTransfersError) {
+  for (int kind = 0; kind < 2; ++kind) {
+    OneShotServer server;
+    HttpPolicy policy;
+    policy.max_attempts = 1;
+    HttpClient http(nullptr, policy);
+    HttpRequest req;
+    req.url = server.url();
+    HttpResponse resp;
+    uint64_t got = 0;
+    BodySink sink = [&](std::span<const uint8_t> bytes) -> Status {
+      got += bytes.size();
+      if (got > (64 << 10)) {
+        if (kind == 0) throw std::bad_alloc();
+        throw std::runtime_error("boom");
+      }
+      return Status::Ok();
+    };
+    Status st = Status::Ok();
+    EXPECT_NO_THROW(st = http.Do(req, &resp, sink));
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.code(), ErrorCode::kIoError) << st.message();
+    EXPECT_NE(st.message().find(kind == 0 ? "out of memory" : "internal error: boom"), std::string::npos)
+        << st.message();
+  }
 }
 
 }  // namespace

@@ -217,6 +217,37 @@ TEST_F(StoreLockingTest, GcRemovesNothingWhenAnInUseImageCannotBeRead) {
 
 // Under the exclusive lock no writer runs, so every temp file is stale:
 // gc removes them wherever they are, and keeps the live image's objects.
+// CommitPartial moves only a regular staged file into blobs/: a symlink (to
+// a file holding the very bytes) or a FIFO put at tmp/<hex>.partial is
+// refused, naming it, and blobs/ is left without the blob.
+TEST_F(StoreLockingTest, CommitPartialRefusesASymlinkOrFifoStagedInPlace) {
+  const std::string bytes = "a staged blob\n";
+  const std::string digest = Digest(bytes);
+  const std::string partial = store_->PartialPath(digest);
+  const std::string outside = dir_ + "/outside";
+  std::ofstream(outside) << bytes;
+  ASSERT_EQ(symlink(outside.c_str(), partial.c_str()), 0);
+  Status st = store_->CommitPartial(digest);
+  EXPECT_EQ(st.code(), ErrorCode::kCorruption) << st.message();
+  EXPECT_NE(st.message().find(partial + " is a symlink"), std::string::npos) << st.message();
+  EXPECT_FALSE(store_->HasBlob(digest));
+  EXPECT_FALSE(Exists(store_->BlobPath(digest)));
+  ASSERT_EQ(unlink(partial.c_str()), 0);
+
+  ASSERT_EQ(mkfifo(partial.c_str(), 0644), 0);
+  st = store_->CommitPartial(digest);
+  EXPECT_EQ(st.code(), ErrorCode::kCorruption) << st.message();
+  EXPECT_NE(st.message().find(partial + " is not a regular file"), std::string::npos) << st.message();
+  EXPECT_FALSE(Exists(store_->BlobPath(digest)));
+  ASSERT_EQ(unlink(partial.c_str()), 0);
+
+  std::ofstream(partial) << bytes;
+  ASSERT_TRUE(store_->CommitPartial(digest).ok());
+  struct stat sb {};
+  ASSERT_EQ(lstat(store_->BlobPath(digest).c_str(), &sb), 0);
+  EXPECT_TRUE(S_ISREG(sb.st_mode));
+}
+
 TEST_F(StoreLockingTest, GcRemovesTempFilesEverywhere) {
   const std::string manifest = AddImage("example.test/app:2", "layer bytes of app 2");
   const std::string hex = manifest.substr(7);
