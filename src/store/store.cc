@@ -330,15 +330,17 @@ Status Store::WriteBlob(std::string_view digest, std::string_view bytes, DirSync
 
 Status Store::SyncBlobDir() { return FsyncDir(root_ + "/blobs/sha256"); }
 
-Status Store::CommitPartial(std::string_view digest, DirSync dir_sync) {
+Status Store::CommitPartial(std::string_view digest, DirSync dir_sync, bool fsynced) {
   if (HasBlob(digest)) return Status::Ok();
   std::string partial = PartialPath(digest);
-  int fd = ::open(partial.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return Status::FromErrno("blob " + std::string(digest) + ": open " + partial, errno);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return Status::FromErrno("fsync " + partial, err);
+  if (!fsynced) {
+    int fd = ::open(partial.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno("blob " + std::string(digest) + ": open " + partial, errno);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return Status::FromErrno("fsync " + partial, err);
+  }
   if (::rename(partial.c_str(), BlobPath(digest).c_str()) != 0) {
     return Status::FromErrno("blob " + std::string(digest) + ": rename into store", errno);
   }
