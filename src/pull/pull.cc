@@ -263,12 +263,11 @@ class LayerDownloader {
     }
 
     // The bytes reach the disk here, for each layer beside the others' work
-    // (the writeback began during the download), rather than in the
-    // publish's fsync after every layer, which stays (the store's rule rests
-    // on it) and now finds nothing left to write: fsync, not fdatasync, so
-    // that the inode's times are clean too (else that fsync waits for a
-    // journal commit). It waits for the disk while the digests and the index
-    // finish on the CPU (the last layer's tail).
+    // (the writeback began during the download), rather than at the
+    // publish, which renames the file without another fsync (the store's
+    // rule, a complete fsynced file, holds: nothing writes it after this).
+    // It waits for the disk while the digests and the index finish on the
+    // CPU (the last layer's tail).
     BackgroundFsync sync(fd, path);
     BlobHasher::Digests blob = hash->Finish();
     const std::string& got = blob.digest;
@@ -488,7 +487,9 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
   for (const LayerJob& j : jobs) {
     const std::string& digest = j.layer->descriptor.digest;
     LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store.LockBlob(digest));
-    Status st = store.CommitPartial(digest, DirSync::kCaller);
+    // Its download fsynced it at its end (LayerDownloader::Download), and a
+    // verified partial is not written again (another pull only re-reads it).
+    Status st = store.CommitPartial(digest, DirSync::kCaller, /*fsynced=*/true);
     if (st.ok()) st = CommitStagedIndex(store, digest);
     if (!st.ok()) return st.WithContext("layer " + digest);
     // A layer that was already stored without an index (older lazyroot, a
@@ -510,7 +511,8 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
       auto staged = ReadWholeFileAt(AT_FDCWD, partial, partial, kMaxConfigBytes);
       Status st;
       if (staged.ok() && *staged == *config_bytes) {
-        st = store.CommitPartial(digest, DirSync::kCaller);
+        // Staged by WriteFileAtomic (ours or another pull's): fsynced.
+        st = store.CommitPartial(digest, DirSync::kCaller, /*fsynced=*/true);
       } else {
         st = store.WriteBlob(digest, *config_bytes, DirSync::kCaller);
         ::unlink(partial.c_str());

@@ -330,7 +330,7 @@ Status Store::WriteBlob(std::string_view digest, std::string_view bytes, DirSync
 
 Status Store::SyncBlobDir() { return FsyncDir(root_ + "/blobs/sha256"); }
 
-Status Store::CommitPartial(std::string_view digest, DirSync dir_sync) {
+Status Store::CommitPartial(std::string_view digest, DirSync dir_sync, bool fsynced) {
   if (HasBlob(digest)) return Status::Ok();
   std::string partial = PartialPath(digest);
   // Not followed: a symlink (or any other file) put in place of the staged
@@ -348,7 +348,9 @@ Status Store::CommitPartial(std::string_view digest, DirSync dir_sync) {
     return Status::Corruption("blob " + std::string(digest) + ": " + partial +
                               " is not a regular file; remove it (or run lazyroot gc)");
   }
-  int rc = ::fsync(fd);
+  // The download fsynced it already (fsynced): another fsync of a clean file
+  // would still flush the disk cache.
+  int rc = fsynced ? 0 : ::fsync(fd);
   int err = errno;
   ::close(fd);
   if (rc != 0) return Status::FromErrno("fsync " + partial, err);

@@ -107,8 +107,10 @@ class Store {
   Status WriteBlob(std::string_view digest, std::string_view bytes, DirSync dir_sync = DirSync::kNow);
   // Moves a fully written, verified partial download into blobs/ (fsync,
   // rename, fsync dir unless dir_sync is kCaller). OK if the blob is already
-  // there.
-  Status CommitPartial(std::string_view digest, DirSync dir_sync = DirSync::kNow);
+  // there. fsynced: the caller fsynced the partial since its last write (the
+  // pull's download does, at its end): not again (on ext4 an fsync of a clean
+  // file still flushes the disk's cache, ~6-10 ms on a busy disk).
+  Status CommitPartial(std::string_view digest, DirSync dir_sync = DirSync::kNow, bool fsynced = false);
   // fsync of blobs/sha256: every rename into it so far, by anyone, is durable.
   Status SyncBlobDir();
 
