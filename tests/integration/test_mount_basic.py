@@ -366,13 +366,12 @@ class MountBasic(unittest.TestCase):
             time.sleep(0.01)
         self.assertFalse(daemon_alive(daemons[0]), "the mount daemon still runs after umount")
 
-    def test_umount_waits_for_the_daemon_to_finish(self):
-        """umount returns once the daemon has finished (its last reads, unit
-        copies, prefetch workers), not when the kernel detaches the mount: a
-        daemon held after its session ended (test pause point
-        "mount-served") keeps umount waiting until it is let go."""
-        d = os.path.join(self.tmp, "mnt-wait")
-        pause = os.path.join(self.tmp, "pause-wait")
+    def mount_held_after_serving(self, name):
+        """Mounts the image with its daemon to be held at the test pause point
+        "mount-served" (after its session ends, before it exits); returns the
+        mountpoint and the pause directory. The daemon is let go in cleanup."""
+        d = os.path.join(self.tmp, "mnt-" + name)
+        pause = os.path.join(self.tmp, "pause-" + name)
         os.makedirs(d, exist_ok=True)
         os.makedirs(pause, exist_ok=True)
         env = dict(self.env, LAZYROOT_TEST_PAUSE="mount-served:" + pause)
@@ -381,6 +380,14 @@ class MountBasic(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.addCleanup(lambda: open(os.path.join(pause, "mount-served.go"), "w").close())
         self.addCleanup(self.unmount, d)
+        return d, pause
+
+    def test_umount_waits_for_the_daemon_to_finish(self):
+        """umount returns once the daemon has finished (its last reads, unit
+        copies, prefetch workers), not when the kernel detaches the mount: a
+        daemon held after its session ended (test pause point
+        "mount-served") keeps umount waiting until it is let go."""
+        d, pause = self.mount_held_after_serving("wait")
         daemons = daemon_pids(d)
         self.assertEqual(len(daemons), 1)
         with open(os.path.join(d, "data/big.bin"), "rb") as f:
@@ -413,16 +420,7 @@ class MountBasic(unittest.TestCase):
         process squatting its token's name): umount still returns 0 with the
         mount gone, after the bounded wait, and says the daemon had not
         finished, since `umount && fsck` may then race its last writes."""
-        d = os.path.join(self.tmp, "mnt-late")
-        pause = os.path.join(self.tmp, "pause-late")
-        os.makedirs(d, exist_ok=True)
-        os.makedirs(pause, exist_ok=True)
-        env = dict(self.env, LAZYROOT_TEST_PAUSE="mount-served:" + pause)
-        r = subprocess.run([LAZYROOT_BIN, "--root", self.root, "mount", self.ref, d], env=env, capture_output=True,
-                           text=True, timeout=120, stdin=subprocess.DEVNULL)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.addCleanup(lambda: open(os.path.join(pause, "mount-served.go"), "w").close())
-        self.addCleanup(self.unmount, d)
+        d, pause = self.mount_held_after_serving("late")
         r = self.run_lazyroot("umount", d)
         self.assertTrue(os.path.exists(os.path.join(pause, "mount-served.reached")))
         self.assertEqual(r.returncode, 0, r.stderr)
