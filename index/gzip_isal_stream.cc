@@ -93,11 +93,6 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
 
   uint64_t total_in() const override { return total_in_; }
   uint64_t total_out() const override { return total_out_; }
-
-  bool OfferOutputBuffers(OutputTakerFn take) override {
-    take_ = std::move(take);
-    return true;
-  }
   CheckpointTable TakeCheckpoints() override { return std::move(table_); }
 
  private:
@@ -355,10 +350,6 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
       std::memcpy(hist_.data() + keep, out_.data(), out_len_);
       hist_len_ = keep + out_len_;
     }
-    if (take_) {
-      take_(&out_, out_len_);
-      if (out_.size() < kOutBufferBytes) out_.resize(kOutBufferBytes);
-    }
     out_len_ = 0;
     return Status::Ok();
   }
@@ -387,7 +378,6 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
   std::vector<uint8_t> pending_;
   uint64_t carry_at_ = 0;  // their absolute offset
   std::vector<uint8_t> out_;   // decompressed, not yet handed to on_output
-  OutputTakerFn take_;         // takes out_ after on_output, if set
   size_t out_len_ = 0;
   std::vector<uint8_t> hist_;  // the last hist_len_ bytes handed out (window source)
   size_t hist_len_ = 0;

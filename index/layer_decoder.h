@@ -32,7 +32,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <vector>
 
 #include "index/byte_source.h"
 #include "index/checkpoint.h"
@@ -56,12 +55,6 @@ inline constexpr uint64_t kDefaultSpanBytes = 2 << 20;
 // Receives each decompressed chunk in stream order. A non-OK status stops Feed,
 // which returns it unchanged.
 using OutputFn = std::function<Status(std::span<const uint8_t>)>;
-
-// Takes the buffer that held the chunk just given to an OutputFn (the chunk
-// is (*buf)[0, n)) instead of the receiver copying it: it may swap *buf for
-// a buffer of its own, into which the decoder writes next (resized to its
-// needs). Called after each OutputFn call that returned OK.
-using OutputTakerFn = std::function<void(std::vector<uint8_t>* buf, size_t n)>;
 
 class StreamDecoder {
  public:
@@ -90,14 +83,6 @@ class StreamDecoder {
   // chunking). Returns kCorruption if the stream is truncated (inside a gzip
   // member / zstd frame, or no member at all).
   virtual Status Finish(const OutputFn& on_output) = 0;
-
-  // Hands each output chunk's buffer to `take` after on_output (see
-  // OutputTakerFn). False: this decoder does not, and the receiver copies
-  // what it keeps (only ISA-L's pass, the pull's default, does).
-  virtual bool OfferOutputBuffers(OutputTakerFn take) {
-    (void)take;
-    return false;
-  }
 
   virtual uint64_t total_in() const = 0;
   virtual uint64_t total_out() const = 0;

@@ -32,9 +32,6 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
         return st.ok() ? st : st.WithContext(name);
       },
       tar_limits);
-  // The decoder's output buffers go to the hasher's thread whole: no copy of the stream.
-  hasher_takes_output_ = decoder_->OfferOutputBuffers(
-      [this](std::vector<uint8_t>* buf, size_t n) { hasher_.UpdateOwned(buf, n); });
 }
 
 Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
@@ -45,7 +42,7 @@ Status LayerIndexer::Consume(std::span<const uint8_t> compressed) {
 Status LayerIndexer::OnOutput(std::span<const uint8_t> out) {
   // The parser first: it announces the files whose headers are in `out`.
   LAZYROOT_RETURN_IF_ERROR(tar_->Feed(out));
-  if (!hasher_takes_output_) hasher_.Update(out);  // else the decoder hands its buffer to UpdateOwned next
+  hasher_.Update(out);
   return Status::Ok();
 }
 

@@ -60,7 +60,6 @@ class LayerIndexer {
   FineRanges fine_ranges_;  // large files' data, announced by the tar parser ahead of the decoder
   std::unique_ptr<StreamDecoder> decoder_;
   StreamHasher hasher_;
-  bool hasher_takes_output_ = false;  // the decoder hands its output buffers to hasher_.UpdateOwned
   LayerIndexWriter writer_;
   std::unique_ptr<TarReader> tar_;
   uint64_t blob_size_ = 0;

@@ -16,27 +16,11 @@ void StreamHasher::Update(std::span<const uint8_t> chunk) {
     return;
   }
   Chunk c = chunks_.Take();
-  c.bytes.assign(chunk.begin(), chunk.end());
-  c.size = chunk.size();
-  Post(std::move(c));
-}
-
-void StreamHasher::UpdateOwned(std::vector<uint8_t>* buf, size_t n) {
-  if (!worker_.Offload(n)) {
-    Hash(new_files_, std::span<const uint8_t>(buf->data(), n));
-    return;
-  }
-  Chunk c = chunks_.Take();
-  c.bytes.swap(*buf);
-  c.size = n;
-  Post(std::move(c));
-}
-
-void StreamHasher::Post(Chunk c) {
   c.files.swap(new_files_);
   new_files_.clear();
+  c.bytes.assign(chunk.begin(), chunk.end());
   worker_.Post([this, c = std::move(c)]() mutable {
-    Hash(c.files, std::span<const uint8_t>(c.bytes.data(), c.size));
+    Hash(c.files, c.bytes);
     chunks_.Give(std::move(c));  // Hash left its files empty
   });
 }

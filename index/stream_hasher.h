@@ -45,10 +45,6 @@ class StreamHasher {
   void AddFile(File f);
   // The next chunk of the stream.
   void Update(std::span<const uint8_t> chunk);
-  // The next chunk, (*buf)[0, n), without the copy: on the thread, *buf goes
-  // to it whole and comes back as another buffer (one the thread is done
-  // with, or empty). For the decoder's output buffers (OutputTakerFn).
-  void UpdateOwned(std::vector<uint8_t>* buf, size_t n);
 
   struct Digests {
     std::string diff_id;                     // "sha256:<hex>"
@@ -66,9 +62,7 @@ class StreamHasher {
   struct Chunk {
     std::vector<File> files;  // added before this chunk
     std::vector<uint8_t> bytes;
-    size_t size = 0;  // the chunk is bytes[0, size)
   };
-  void Post(Chunk c);
   // The hashing itself (inline, or on the thread).
   void Hash(std::vector<File>& files, std::span<const uint8_t> bytes);
 
