@@ -5,8 +5,8 @@
 // thread cannot be started (EAGAIN, out of memory), tasks run inline in
 // Post: slower, never an error. One producer.
 //
-// The pull's three handoffs share it (LayerIndexWriter's deflate,
-// BlobHasher, StreamHasher, and src/pull/threaded_consumer.h), with:
+// Every handoff of the pull runs on it (LayerIndexWriter's deflate,
+// BlobHasher, StreamHasher, src/pull/threaded_consumer.h), with:
 //  - a start rule: a thread pays for itself only on a long stream, and only
 //    while a core is free for it, so the owner counts its bytes through
 //    Offload and works inline until the rule starts the thread;
