@@ -22,6 +22,12 @@
 // stay within kFineBudgetDivisor of the compressed bytes before them (plus
 // kFineBudgetSlack), in stream order: the thinning is a function of the blob.
 //
+// Policy 2 (kFinePolicyV2) adds mid-block points where ISA-L's pass stops
+// inside a long coded block (kMidSpacing, kMidBudgetDivisor below;
+// isal_midblock.h; FORMAT.md): each is checked by resuming it as a reader
+// would against the 32 KiB the pass produced after it (Output), and gets
+// the smallest trimmed window that gives those bytes.
+//
 // Deterministic: every decision depends on the blob's bytes and offsets alone,
 // never on how they were chunked: checks happen at output offsets the pass
 // reaches the same way for any chunking, the tar parser has seen all output
