@@ -185,12 +185,15 @@ int64_t PointPlacer::MidBlockWindow(const Waiting& w) {
   };
   // The whole window first: a point whose resume differs anywhere in its
   // next 32 KiB is not recorded, whatever the trims would say.
+  // Then, as for a block-boundary fine point, only with a cut window: one
+  // that needs its whole window costs what a 2 MiB span's does (binaries:
+  // ~6-8 KB stored; `usr`'s index went from 1.87 to 2.89 % with them).
   if (!resumes(w.window.size())) return -1;
   for (uint32_t h : kTrimSteps) {
     if (h >= w.window.size()) break;
     if (resumes(h)) return h;
   }
-  return static_cast<int64_t>(w.window.size());
+  return -1;
 }
 
 void PointPlacer::Resolve(uint64_t out, bool all) {

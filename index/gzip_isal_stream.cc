@@ -373,6 +373,12 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     // tmp_in_size is 0 between blocks (it only buffers split headers); if it
     // is not, the position is unknown: resume without a checkpoint.
     const bool coarse = Due();
+    if (mid_block_ && !coarse && !poke_fine_ && placer_->CheckDue(total_out_)) {
+      // Policy 2 pokes every block as soon as it can, often before a fine
+      // check falls due: the check is made at the block's end instead.
+      LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+      poke_fine_ = placer_->WantFine(total_out_);
+    }
     if (!coarse && poke_fine_) {
       // The block may have run past the file's data: a fine point only
       // inside it (the tar parser must have seen every byte before here).
