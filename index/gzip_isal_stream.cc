@@ -246,9 +246,14 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
           LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
           poke = poke_fine_ = placer_->WantFine(total_out_);
         }
-        // Policy 2 stops at every block end it can: the next block's header
-        // offset is then known (mid-block points need it).
-        if (mid_block_) poke = true;
+        // Policy 2 stops at every block end it can inside a large file's
+        // data: the next block's header offset is then known (mid-block
+        // points need it). Not elsewhere: a stop costs two 32 KiB copies
+        // and a header walk, +13 % of usr's pull CPU when every block had one.
+        if (mid_block_ && !poke) {
+          LAZYROOT_RETURN_IF_ERROR(Flush(on_output));  // the tar parser must have seen every byte before here
+          poke = placer_->InRange(total_out_);
+        }
         if (poke) {
           st_->bfinal = 1;  // stop at this block's end-of-block code
           st_->crc_flag = ISAL_GZIP_NO_HDR;  // and do not read the next block as a trailer there
