@@ -68,11 +68,12 @@ std::string CheckpointTable::Serialize() const {
     PutU64(&s, p.in_offset);
     PutU64(&s, p.out_offset);
     s.push_back(static_cast<char>(p.bits));
-    s.push_back(static_cast<char>(p.fine ? 1 : 0));
+    s.push_back(static_cast<char>((p.fine ? 1 : 0) | (p.mid_block ? 2 : 0)));
     s.append(2, '\0');
     PutU32(&s, p.window_size);
     PutU32(&s, static_cast<uint32_t>(p.window.size()));
     s += p.window;
+    if (p.mid_block) PutU64(&s, p.header_bit);
   }
   uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size()));
   PutU32(&s, static_cast<uint32_t>(crc));
@@ -132,10 +133,13 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     if (p.bits > 7) return c.Error(which + "bits " + std::to_string(p.bits) + " > 7");
     // Tables before fine points wrote 0 here; a fine point needs a policy
     // that places them, and is never the first point (units start there).
-    if (flags > 1 || (flags != 0 && (t.fine_policy == 0 || i == 0))) {
+    // A mid-block point is a fine point of a policy 2 table.
+    if (flags > 3 || (flags != 0 && (t.fine_policy == 0 || i == 0)) ||
+        ((flags & 2) != 0 && (t.fine_policy < kFinePolicyV2 || (flags & 1) == 0))) {
       return c.Error(which + "flags " + std::to_string(flags));
     }
-    p.fine = flags != 0;
+    p.fine = (flags & 1) != 0;
+    p.mid_block = (flags & 2) != 0;
     if (p.window_size > kMaxWindowBytes) return c.Error(which + "window of " + std::to_string(p.window_size) + " bytes");
     if ((p.window_size == 0) != (stored == 0)) return c.Error(which + "window sizes disagree");
     // zlib never stores a window in more than compressBound of its size.
@@ -152,6 +156,16 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     LAZYROOT_RETURN_IF_ERROR(c.Need(size_t{stored} + 4, "window"));
     auto w = c.Bytes(stored);
     p.window.assign(reinterpret_cast<const char*>(w.data()), w.size());
+    if (p.mid_block) {
+      LAZYROOT_RETURN_IF_ERROR(c.Need(8 + 4, "mid-block header offset"));
+      p.header_bit = c.U64();
+      // Before the point (a coded block's header, then at least one symbol
+      // before it): what readers rely on to read it (at most
+      // kMaxDeflateHeaderBytes from its byte, within the blob).
+      if (p.in_offset == 0 || p.header_bit >= p.bit_offset()) {
+        return c.Error(which + "mid-block header at bit " + std::to_string(p.header_bit) + " not before the point");
+      }
+    }
     t.points.push_back(std::move(p));
   }
   if (c.remaining() != 4) return c.Error(std::to_string(c.remaining() - 4) + " unexpected trailing bytes");
@@ -159,6 +173,14 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     return c.Error("no checkpoints for a non-empty compressed stream");
   }
   return t;
+}
+
+size_t PrimePoint(const CheckpointTable& table, uint64_t offset, bool mid_block_ok) {
+  size_t i = table.FindPoint(offset);
+  if (!mid_block_ok) {
+    while (i > 0 && table.points[i].mid_block) --i;  // points[0] is never fine
+  }
+  return i;
 }
 
 Status PointDecoder::Skip(uint64_t n) {

@@ -9,13 +9,14 @@
 //   u8  compression (0 none, 1 gzip, 2 zstd)
 //   u8  made_by (0 zlib's Z_BLOCK stops, 1 ISA-L's fixed-slice pass; gzip only)
 //   u8  fine_policy (0 none: every table before fine points; 1 kFinePolicyV1,
-//       fine_points.h; gzip only)
+//       2 kFinePolicyV2, fine_points.h; gzip only)
 //   u8[5] zero
 //   u64 compressed_size   u64 uncompressed_size   u64 point count
-//   per point: u64 in_offset, u64 out_offset, u8 bits, u8 flags (bit 0: fine),
-//              u8[2] zero,
+//   per point: u64 in_offset, u64 out_offset, u8 bits, u8 flags (bit 0: fine,
+//              bit 1: mid-block, policy 2 only), u8[2] zero,
 //              u32 window_size (raw bytes, <= 32768), u32 stored size, stored
-//              bytes (the window zlib-compressed; empty when window_size == 0)
+//              bytes (the window zlib-compressed; empty when window_size == 0);
+//              a mid-block point then: u64 header_bit (its block's header)
 //   u32 crc32 of every byte before it
 #pragma once
 
@@ -42,7 +43,10 @@ inline constexpr uint32_t kMaxWindowBytes = 32768;
 // windows, no fine points); kFinePolicyV1 fine points in large files and
 // windows cut to what the 32 KiB after a point need (fine_points.h).
 inline constexpr uint8_t kFinePolicyV1 = 1;
-inline constexpr uint8_t kMaxFinePolicy = kFinePolicyV1;
+// kFinePolicyV2: as 1, plus mid-block points (isal_midblock.h) inside long
+// Huffman-coded blocks, placed by ISA-L's pass.
+inline constexpr uint8_t kFinePolicyV2 = 2;
+inline constexpr uint8_t kMaxFinePolicy = kFinePolicyV2;
 
 struct Checkpoint {
   uint64_t in_offset = 0;   // first whole compressed byte to feed after priming
@@ -56,6 +60,15 @@ struct Checkpoint {
   // last window_size < 32 KiB bytes before it: all the history the 32 KiB
   // after it reach back to.
   bool fine = false;
+  // A fine point inside a Huffman-coded block (policy 2): resumed by ISA-L
+  // only (isal_midblock.h), from the block's header at absolute bit offset
+  // header_bit (< the point's bit offset). Readers without ISA-L prime at an
+  // earlier point instead.
+  bool mid_block = false;
+  uint64_t header_bit = 0;
+
+  // The point's absolute bit offset in the compressed stream.
+  uint64_t bit_offset() const { return in_offset * 8 - bits; }
 
   bool operator==(const Checkpoint&) const = default;
 };
@@ -96,6 +109,9 @@ class PointDecoder {
   // Positions the decoder at p.out_offset. Returns the ByteSource's error or
   // kCorruption (bad stored window).
   virtual Status Prime(const Checkpoint& p) = 0;
+  // Whether Prime takes mid-block points (ISA-L); callers that get false
+  // prime at an earlier point (PrimePoint).
+  virtual bool PrimesMidBlock() const { return false; }
   // Produces exactly out.size() next bytes. REQUIRES: they lie within the
   // table's uncompressed_size. Returns kCorruption naming the compressed
   // offset if the blob does not decode or ends early.
@@ -120,6 +136,10 @@ class PointDecoder {
     return max_memory_bytes();
   }
 };
+
+// The point a decoder primes at for `offset`: table.FindPoint's, or the last
+// one before it that is not mid-block if the decoder cannot take those.
+size_t PrimePoint(const CheckpointTable& table, uint64_t offset, bool mid_block_ok);
 
 // zlib-compresses a window for storage in a Checkpoint.
 std::string CompressWindow(std::span<const uint8_t> raw);

@@ -22,6 +22,12 @@
 // stay within kFineBudgetDivisor of the compressed bytes before them (plus
 // kFineBudgetSlack), in stream order: the thinning is a function of the blob.
 //
+// Policy 2 (kFinePolicyV2) adds mid-block points where ISA-L's pass stops
+// inside a long coded block (kMidSpacing, kMidBudgetDivisor below;
+// isal_midblock.h; FORMAT.md): each is checked by resuming it as a reader
+// would against the 32 KiB the pass produced after it (Output), and gets
+// the smallest trimmed window that gives those bytes.
+//
 // Deterministic: every decision depends on the blob's bytes and offsets alone,
 // never on how they were chunked: checks happen at output offsets the pass
 // reaches the same way for any chunking, the tar parser has seen all output
@@ -47,6 +53,14 @@ inline constexpr uint64_t kFineBudgetDivisor = 200;        // fine points' bytes
 inline constexpr uint64_t kFineBudgetSlack = 16 << 10;     // ... + this
 inline constexpr uint64_t kMaxProbeInput = 160 << 10;      // compressed bytes a probe may read (32 KiB stored + headers)
 inline constexpr uint32_t kTrimSteps[] = {0, 1024, 8192};  // history sizes tried, smallest first
+// Policy 2: mid-block points (isal_midblock.h) where a long coded block
+// leaves no boundary: one where the ISA-L pass stops inside a block at least
+// kMidSpacing of output after the last point, kept while mid-block points'
+// bytes stay within the compressed bytes before them / kMidBudgetDivisor +
+// kFineBudgetSlack (their own budget: the block-boundary fine points keep
+// theirs).
+inline constexpr uint64_t kMidSpacing = 64 << 10;
+inline constexpr uint64_t kMidBudgetDivisor = 80;  // 1.25 %
 
 // The output ranges that get fine points: the data of large regular files,
 // added in stream order as the tar parser announces them (before their data
@@ -54,6 +68,10 @@ inline constexpr uint32_t kTrimSteps[] = {0, 1024, 8192};  // history sizes trie
 // dropped, so it holds only the few files around the decoder's position.
 class FineRanges {
  public:
+  // The table's fine_policy: kFinePolicyV1, or kFinePolicyV2 (mid-block
+  // points too, where the pass can place them).
+  uint8_t policy = kFinePolicyV1;
+
   void Add(uint64_t start, uint64_t end);
   // Whether offset lies in a range. REQUIRES: offset >= every earlier query.
   bool Contains(uint64_t offset);
@@ -73,6 +91,8 @@ class PointPlacer {
   PointPlacer& operator=(const PointPlacer&) = delete;
 
   bool fine_enabled() const { return ranges_ != nullptr; }
+  // Policy 2 and built with ISA-L: the ISA-L pass places mid-block points.
+  bool mid_block_enabled() const;
   // Whether a fine check is due at output offset `out`.
   bool CheckDue(uint64_t out) const { return ranges_ != nullptr && out >= next_check_; }
   uint64_t next_check() const { return next_check_; }
@@ -88,7 +108,13 @@ class PointPlacer {
   // p.in_offset - 1 (used when p.bits != 0); prev_known false if the pass
   // cannot give it (the window is then kept whole, a fine point dropped).
   // A point at the offset of the last one is ignored (empty members).
-  void Add(Checkpoint p, std::span<const uint8_t> window, uint8_t prev_byte, bool prev_known);
+  // A mid-block point (p.mid_block) also gives its block header's bytes
+  // (from the byte holding p.header_bit to the one holding its last bit).
+  void Add(Checkpoint p, std::span<const uint8_t> window, uint8_t prev_byte, bool prev_known,
+           std::span<const uint8_t> header = {});
+  // Output bytes at absolute offset `at`, in order: the 32 KiB after each
+  // waiting mid-block point are kept to check its resume against.
+  void Output(std::span<const uint8_t> bytes, uint64_t at);
   // Compressed bytes the pass holds, at absolute offset `at`: kept from the
   // oldest point waiting for its probe on. Overlaps are fine; a gap after
   // what is kept ends the keeping (those points keep their whole windows).
@@ -110,13 +136,20 @@ class PointPlacer {
     std::vector<uint8_t> window;
     uint8_t prev_byte = 0;
     bool prev_known = false;
+    std::vector<uint8_t> header;  // mid-block: its block header's bytes
+    std::vector<uint8_t> truth;   // mid-block: the output after it (up to 32 KiB)
   };
   void Resolve(uint64_t out, bool all);
   void ResolveFront();  // REQUIRES: a waiting point
+  void ResolveMidBlock(Waiting& w);
+  void PopFront();
   // The stored window for w: the smallest kTrimSteps suffix that decodes
   // its next 32 KiB; -1 if none does (or its input was not kept whole).
   int64_t TrimmedWindow(const Waiting& w);
   bool Decodes(const Waiting& w, size_t history);
+  // Mid-block: the smallest kTrimSteps suffix with which ISA-L resumes to
+  // w.truth; -1 if none does (or not even the whole window).
+  int64_t MidBlockWindow(const Waiting& w);
 
   std::string name_;
   FineRanges* ranges_;
@@ -126,6 +159,9 @@ class PointPlacer {
   uint64_t kept_at_ = 0;
   uint64_t next_check_ = 0;
   uint64_t fine_bytes_ = 0;    // serialised bytes of the fine points kept so far
+  uint64_t mid_bytes_ = 0;     // ... of the mid-block points
+  void* mid_state_ = nullptr;  // ISA-L inflate_state for mid-block probes
+  std::vector<uint8_t> mid_out_;
   std::vector<uint8_t> scratch_;
   void* zstream_ = nullptr;    // z_stream, reused by every probe
 };

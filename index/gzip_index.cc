@@ -12,6 +12,7 @@
 
 #include "index/fine_points.h"
 #include "index/gzip_isal_stream.h"
+#include "index/isal_midblock.h"
 
 namespace lazyroot {
 namespace {
@@ -275,6 +276,11 @@ class GzipPointDecoder final : public PointDecoder {
 
   Status Prime(const Checkpoint& p) override {
     if (init_failed_) return Status::IoError(name_ + ": gzip: inflateInit2 failed");
+    if (p.mid_block) {
+      primed_ = false;
+      return Status::InvalidArgument(name_ + ": gzip checkpoint at compressed offset " + std::to_string(p.in_offset) +
+                                     ": zlib cannot resume inside a deflate block");
+    }
     primed_ = false;
     inflateReset2(&strm_, kRawWindowBits);
     strm_.avail_in = 0;
@@ -436,7 +442,9 @@ class IsalPointDecoder final : public PointDecoder {
     refilled_ = 0;
     state_->next_in = in_.data();
     state_->avail_in = 0;
-    if (p.window_size != 0) {
+    if (p.mid_block) {
+      LAZYROOT_RETURN_IF_ERROR(PrimeMidBlock(p));
+    } else if (p.window_size != 0) {
       LAZYROOT_RETURN_IF_ERROR(ExpandWindow(p, name_, &window_));
       if (isal_inflate_set_dict(state_.get(), window_.data(), static_cast<uint32_t>(window_.size())) != COMP_OK) {
         return Status::Corruption(name_ + ": gzip checkpoint at compressed offset " + std::to_string(p.in_offset) +
@@ -454,6 +462,8 @@ class IsalPointDecoder final : public PointDecoder {
     primed_ = true;
     return Status::Ok();
   }
+
+  bool PrimesMidBlock() const override { return true; }
 
   Status Decode(std::span<uint8_t> out) override {
     if (!primed_) return Status::InvalidArgument(name_ + ": gzip: decode before a successful prime");
@@ -502,6 +512,24 @@ class IsalPointDecoder final : public PointDecoder {
 
  private:
   uint64_t InOffset() const { return file_pos_ - state_->avail_in; }
+
+  // A mid-block point: its block's header decoded again (isal_midblock.h).
+  // The header offset comes from the table: ResumeMidBlock refuses bytes
+  // there that are not a coded block's header.
+  Status PrimeMidBlock(const Checkpoint& p) {
+    const std::string what = name_ + ": gzip mid-block checkpoint at compressed offset " + std::to_string(p.in_offset) +
+                             " (block header at bit " + std::to_string(p.header_bit) + ")";
+    const uint64_t first = p.header_bit / 8;
+    if (p.header_bit >= p.bit_offset() || first >= table_->compressed_size) {
+      return Status::Corruption(what + ": header not before the point");
+    }
+    hdr_buf_.resize(static_cast<size_t>(std::min<uint64_t>(kMaxDeflateHeaderBytes, table_->compressed_size - first)));
+    size_t n = 0;
+    LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(first, hdr_buf_, &n));
+    LAZYROOT_RETURN_IF_ERROR(ExpandWindow(p, name_, &window_));
+    return ResumeMidBlock(state_.get(), std::span<const uint8_t>(hdr_buf_).first(n),
+                          static_cast<unsigned>(p.header_bit % 8), window_, what);
+  }
 
   Status Refill() {
     const size_t want = AlignedReadSize(file_pos_, refilled_ < in_.size() ? kFirstRefillBytes : in_.size(),
@@ -596,6 +624,7 @@ class IsalPointDecoder final : public PointDecoder {
   std::vector<uint8_t> in_;
   std::vector<uint8_t> window_;
   std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> hdr_buf_;  // a mid-block point's block header
 };
 #endif  // LAZYROOT_HAVE_ISAL
 

@@ -68,7 +68,7 @@ class CheckpointRandomReader final : public RandomReader {
     *n = 0;
     if (offset >= table_->uncompressed_size || out.empty()) return Status::Ok();
     size_t want = static_cast<size_t>(std::min<uint64_t>(out.size(), table_->uncompressed_size - offset));
-    const Checkpoint& p = table_->points[table_->FindPoint(offset)];
+    const Checkpoint& p = table_->points[PrimePoint(*table_, offset, decoder_->PrimesMidBlock())];
     if (!warm_ || offset < pos_ || p.out_offset > pos_) {
       warm_ = false;
       ++reprimes_;

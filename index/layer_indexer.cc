@@ -10,7 +10,8 @@ LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std
                            uint8_t fine_policy)
     : blob_digest_(std::move(blob_digest)), expected_diff_id_(std::move(expected_diff_id)) {
   const std::string name = "layer " + blob_digest_;
-  const bool fine = fine_policy == kFinePolicyV1;
+  const bool fine = fine_policy == kFinePolicyV1 || fine_policy == kFinePolicyV2;
+  fine_ranges_.policy = fine_policy;
   decoder_ = StreamDecoder::Create(compression, name, span_bytes, gzip_engine, fine ? &fine_ranges_ : nullptr);
   TarReader::Limits tar_limits;
   tar_limits.budget = limits;

@@ -30,11 +30,12 @@ class LayerIndexer {
   // blob_digest names the layer in errors; expected_diff_id "" skips the check.
   // gzip_engine: the pass that places gzip checkpoints (StreamDecoder::Create).
   // fine_policy: kFinePolicyV1 places fine points inside the data of regular
-  // files of kFineMinFileBytes or more and cuts windows (fine_points.h); 0 as
+  // files of kFineMinFileBytes or more and cuts windows (fine_points.h);
+  // kFinePolicyV2 (the default) also mid-block points (ISA-L's pass); 0 as
   // the indexes made before (fsck rebuilds such an index that way).
   LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
                uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits(),
-               InflateEngine gzip_engine = InflateEngine::kIsal, uint8_t fine_policy = kFinePolicyV1);
+               InflateEngine gzip_engine = InflateEngine::kIsal, uint8_t fine_policy = kFinePolicyV2);
 
   // The next compressed bytes, in order. kLimitExceeded names the layer, the
   // entry's offset and path, and the limit.
@@ -78,7 +79,7 @@ class LayerIndexer {
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits = Limits(),
                                   InflateEngine gzip_engine = InflateEngine::kIsal,
-                                  uint8_t fine_policy = kFinePolicyV1, uint32_t chunk_bytes = kDefaultChunkBytes);
+                                  uint8_t fine_policy = kFinePolicyV2, uint32_t chunk_bytes = kDefaultChunkBytes);
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits = Limits());
 

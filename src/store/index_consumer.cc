@@ -204,7 +204,7 @@ namespace {
 // Otherwise the pull's defaults.
 struct StoredPass {
   InflateEngine engine = InflateEngine::kIsal;
-  uint8_t fine_policy = kFinePolicyV1;
+  uint8_t fine_policy = kFinePolicyV2;
   uint32_t chunk_bytes = kDefaultChunkBytes;
 };
 StoredPass StoredIndexPass(const Store& store, const std::string& blob_digest, Compression compression) {

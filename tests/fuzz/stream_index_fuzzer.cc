@@ -72,7 +72,7 @@ void CheckTamperedReads(const CheckpointTable& good, std::span<const uint8_t> bl
   for (int k = 0; k < edits; ++k) {
     if (t.points.empty()) break;
     Checkpoint& p = t.points[rng.Next() % t.points.size()];
-    switch (rng.Next() % 8) {
+    switch (rng.Next() % 9) {
       case 0: p.in_offset = rng.Range(0, t.compressed_size); break;
       case 1: p.in_offset += rng.Range(0, 2); p.in_offset -= rng.Range(0, 2); break;
       case 2: p.bits = static_cast<uint8_t>(rng.Range(0, 7)); break;
@@ -80,6 +80,10 @@ void CheckTamperedReads(const CheckpointTable& good, std::span<const uint8_t> bl
       case 4: if (!p.window.empty()) p.window[rng.Next() % p.window.size()] ^= static_cast<char>(rng.Range(1, 255)); break;
       case 5: p.window_size = static_cast<uint32_t>(rng.Range(p.window.empty() ? 0 : 1, kMaxWindowBytes)); break;
       case 6: t.uncompressed_size += rng.Range(0, 100000); break;
+      case 7:
+        // A mid-block point naming another block header (or none).
+        if (p.mid_block && p.bit_offset() > 0) p.header_bit = rng.Range(0, p.bit_offset() - 1);
+        break;
       default: t.uncompressed_size -= std::min<uint64_t>(t.uncompressed_size, rng.Range(0, 1000)); break;
     }
   }
@@ -116,6 +120,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // consume them).
   std::vector<std::pair<uint64_t, uint64_t>> fine_ranges;
   const bool fine = kCompression == Compression::kGzip && rng.Next() % 2 == 0;
+  // Policy 1, or 2 with mid-block points (ISA-L's pass).
+  const uint8_t policy = rng.Next() % 2 == 0 ? kFinePolicyV1 : kFinePolicyV2;
   if (fine) {
     uint64_t at = 0;
     for (uint64_t i = 0, n = rng.Range(1, 3); i < n; ++i) {
@@ -127,6 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto ranges_for = [&](FineRanges* r) {
     for (const auto& [s, e] : fine_ranges) r->Add(s, e);
+    r->policy = policy;
     return fine ? r : nullptr;
   };
   FineRanges main_ranges, zlib_ranges, again_ranges;
@@ -190,10 +197,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(table->points[i - 1].out_offset < table->points[i].out_offset);
     FUZZ_CHECK(table->points[i - 1].in_offset <= table->points[i].in_offset);
   }
-  FUZZ_CHECK(table->fine_policy == (fine ? kFinePolicyV1 : 0));
+  FUZZ_CHECK(table->fine_policy == (fine ? policy : 0));
   for (const Checkpoint& p : table->points) {
     FUZZ_CHECK(p.in_offset <= size && p.window_size <= kMaxWindowBytes && p.bits < 8);
     FUZZ_CHECK(!p.fine || (fine && p.out_offset != 0));
+    FUZZ_CHECK(!p.mid_block || (p.fine && policy == kFinePolicyV2 && p.header_bit < p.bit_offset()));
   }
   std::string serialized = table->Serialize();
   Result<CheckpointTable> parsed = CheckpointTable::Parse(

@@ -2,11 +2,13 @@
 """Fine access points inside large files (index/fine_points.h), end to end.
 
 A gzip -6 layer (GNU gzip) holding a 24 MiB file of log lines and random
-bytes, a 900 KiB file (under the 1 MiB threshold) and a small one is pushed
+bytes, a 6 MiB file of words (gzip's blocks there are hundreds of KiB
+long), a 900 KiB file (under the 1 MiB threshold) and a small one is pushed
 to a real registry and pulled. Then:
 
-- the stored index has fine points, only inside the large file's data, and
-  points without a window (in the random bytes);
+- the stored index has fine points, only inside the large files' data, and
+  points without a window (in the random bytes), and mid-block points
+  (policy 2) in the words;
 - random reads through a FUSE mount (4 KiB and odd sizes, at and across fine
   points, backwards) equal GNU tar's extraction of the same tar; so does a
   whole read of each file;
@@ -43,8 +45,17 @@ def big_bytes():
     return bytes(out[:BIG_SIZE])
 
 
+def words_bytes():
+    rng = random.Random(6)
+    words = [b"alpha ", b"beta ", b"gamma ", b"delta\n", b"epsilon ", b"zeta ", b"eta ", b"theta "]
+    return b"".join(rng.choices(words, k=1100000))[:WORDS_SIZE]
+
+
+WORDS_SIZE = 6 * 1024 * 1024 + 77
+
+
 def checkpoints(index_path):
-    """(out_offset, fine, window_size) of every point of a layer index file."""
+    """(out_offset, fine, window_size, mid_block) of every point of a layer index file."""
     with open(index_path, "rb") as f:
         b = f.read()
     off, length = struct.unpack_from("<QQ", b, 120)
@@ -54,8 +65,8 @@ def checkpoints(index_path):
     pos, points = 40, []
     for _ in range(count):
         _, out_off, _, flags, wsize, stored = struct.unpack_from("<QQBB2xII", t, pos)
-        pos += 28 + stored
-        points.append((out_off, bool(flags & 1), wsize))
+        pos += 28 + stored + (8 if flags & 2 else 0)  # a mid-block point's header offset
+        points.append((out_off, bool(flags & 1), wsize, bool(flags & 2)))
     return t[10], points
 
 
@@ -67,7 +78,7 @@ class FinePoints(PullTestCase):
         cls.src = tempfile.mkdtemp(prefix="lazyroot-fine-src-")
         cls.addClassCleanup(shutil.rmtree, cls.src, ignore_errors=True)
         rng = random.Random(9)
-        files = {"data/big.bin": big_bytes(), "data/mid.bin": rng.randbytes(900 * 1024), "data/small.txt": b"small\n"}
+        files = {"data/big.bin": big_bytes(), "data/words.txt": words_bytes(), "data/mid.bin": rng.randbytes(900 * 1024), "data/small.txt": b"small\n"}
         tar = mi.gnu_tar(os.path.join(cls.src, "tree"), files)
         gz = subprocess.run(["gzip", "-6", "-n", "-c"], input=tar, check=True, capture_output=True).stdout
         cls.want = mi.gnu_untar(tar, os.path.join(cls.src, "oracle"), files)
@@ -86,12 +97,18 @@ class FinePoints(PullTestCase):
 
     def test_fine_points_lie_inside_the_large_file_only(self):
         policy, points = checkpoints(self.index)
-        self.assertEqual(policy, 1)
+        self.assertEqual(policy, 2)
         fine = [p for p in points if p[1]]
         start, size = self.data["data/big.bin"]
         # 32 KiB apart in the random runs: hundreds of them.
-        self.assertGreater(len(fine), 200)
-        self.assertTrue(all(start <= p[0] < start + size for p in fine), fine[:5])
+        self.assertGreater(len([p for p in fine if start <= p[0] < start + size]), 200)
+        words_start, words_size = self.data["data/words.txt"]
+        in_big = [start <= p[0] < start + size for p in fine]
+        in_words = [words_start <= p[0] < words_start + words_size for p in fine]
+        self.assertTrue(all(a or b for a, b in zip(in_big, in_words)), fine[:5])
+        # Mid-block points (ISA-L's pass, the default) in the words' long blocks.
+        mid = [p for p in fine if p[3]]
+        self.assertGreater(len([p for p in mid if words_start <= p[0] < words_start + words_size]), 3)
         self.assertTrue(any(p[2] == 0 for p in fine))
         mid_start, mid_size = self.data["data/mid.bin"]
         self.assertFalse([p for p in fine if mid_start <= p[0] < mid_start + mid_size])
@@ -103,7 +120,7 @@ class FinePoints(PullTestCase):
         want = self.want["data/big.bin"]
         _, points = checkpoints(self.index)
         start, _ = self.data["data/big.bin"]
-        fine = [p[0] - start for p in points if p[1]]
+        fine = [p[0] - start for p in points if p[1] and start <= p[0] < start + BIG_SIZE]
         rng = random.Random(3)
         with open(os.path.join(d, "data", "big.bin"), "rb", buffering=0) as f:
             offsets = [rng.randrange(0, BIG_SIZE - 4096) for _ in range(300)]
@@ -114,6 +131,18 @@ class FinePoints(PullTestCase):
             for off in offsets:
                 n = rng.choice([1, 4096, 4096, 5000, 70000])
                 self.assertEqual(os.pread(f.fileno(), n, off), want[off:off + n], "offset %d size %d" % (off, n))
+        # The words: at, before and across mid-block points, and anywhere.
+        want = self.want["data/words.txt"]
+        start, _ = self.data["data/words.txt"]
+        mid = [p[0] - start for p in points if p[3] and start <= p[0] < start + WORDS_SIZE]
+        with open(os.path.join(d, "data", "words.txt"), "rb", buffering=0) as f:
+            offsets = [rng.randrange(0, WORDS_SIZE - 4096) for _ in range(200)]
+            for p in mid:
+                offsets += [p, max(0, p - 1), max(0, p - 4096 + 7)]
+            rng.shuffle(offsets)
+            for off in offsets:
+                n = rng.choice([1, 4096, 4096, 5000, 70000])
+                self.assertEqual(os.pread(f.fileno(), n, off), want[off:off + n], "words offset %d size %d" % (off, n))
         for name, body in self.want.items():
             with open(os.path.join(d, name), "rb") as f:
                 self.assertEqual(f.read(), body, name)

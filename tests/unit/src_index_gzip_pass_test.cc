@@ -54,7 +54,7 @@ class GzipPassRebuild : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kFinePolicyV1,
+  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kFinePolicyV2,
                         uint32_t chunk_bytes = kDefaultChunkBytes) {
     auto src = MemoryByteSource(Bytes(blob_), "blob");
     auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass, fine_policy, chunk_bytes);
@@ -92,10 +92,19 @@ TEST_F(GzipPassRebuild, ARebuildUsesThePassThatMadeTheStoredIndex) {
   EXPECT_EQ(*rebuilt, by_isal);
 }
 
-// An index made before fine points (policy 0: none, whole windows) is
-// rebuilt that way, by either pass; the pull's policy cuts the windows.
+// An index made before fine points (policy 0: none, whole windows), or
+// before mid-block points (policy 1), is rebuilt that way, by either pass;
+// the pull's policy cuts the windows.
 TEST_F(GzipPassRebuild, ARebuildUsesTheFinePolicyOfTheStoredIndex) {
   for (InflateEngine pass : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    const std::string v1 = IndexWith(pass, kFinePolicyV1);
+    ASSERT_TRUE(WriteFileAtomic(store_->IndexPath(digest_), v1).ok());
+    auto v1_rebuilt = BuildLayerIndexFile(*store_, digest_, diff_id_);
+    ASSERT_TRUE(v1_rebuilt.ok()) << v1_rebuilt.status().message();
+    EXPECT_EQ(*v1_rebuilt, v1);
+    auto v1_table = LayerIndex::ParseCheckpoints(Bytes(v1), "index", digest_, nullptr);
+    ASSERT_TRUE(v1_table.ok());
+    EXPECT_EQ(v1_table->fine_policy, kFinePolicyV1);
     const std::string old = IndexWith(pass, 0);
     const std::string now = IndexWith(pass);
     ASSERT_FALSE(old.empty());
@@ -104,7 +113,7 @@ TEST_F(GzipPassRebuild, ARebuildUsesTheFinePolicyOfTheStoredIndex) {
     auto new_table = LayerIndex::ParseCheckpoints(Bytes(now), "index", digest_, nullptr);
     ASSERT_TRUE(old_table.ok() && new_table.ok());
     EXPECT_EQ(old_table->fine_policy, 0);
-    EXPECT_EQ(new_table->fine_policy, kFinePolicyV1);
+    EXPECT_EQ(new_table->fine_policy, kFinePolicyV2);
     for (const Checkpoint& p : old_table->points) {
       EXPECT_FALSE(p.fine);
       if (p.out_offset != 0) {
@@ -133,7 +142,7 @@ TEST_F(GzipPassRebuild, ARebuildUsesTheChunkSizeOfTheStoredIndex) {
   ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(now), "index", digest_, nullptr, &chunks).ok());
   EXPECT_EQ(chunks.chunk_size, kDefaultChunkBytes);
   for (uint32_t size : {64u << 10, kMinChunkBytes, kMaxChunkBytes, kDefaultChunkBytes}) {
-    const std::string stored = IndexWith(InflateEngine::kIsal, kFinePolicyV1, size);
+    const std::string stored = IndexWith(InflateEngine::kIsal, kFinePolicyV2, size);
     ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(stored), "index", digest_, nullptr, &chunks).ok());
     EXPECT_EQ(chunks.chunk_size, size);
     EXPECT_EQ(stored == now, size == kDefaultChunkBytes) << size;
