@@ -1,8 +1,9 @@
 // isal_midblock_probe FILE.gz [STEP_KIB] [SAMPLES]: can ISA-L resume inside
-// a deflate block, and what would that save a random read? A probe for a
-// possible checkpoint format (#18 item 2), not used by lazyroot: today's
-// access points sit at block boundaries, and a compressible file's blocks
-// can be ~0.7 MiB of output apart (the `large` bench image's text).
+// a deflate block, and what would that save a random read? The probe that
+// led to fine point policy 2 (index/isal_midblock.h, #18 item 2), kept to
+// measure the mechanism on any gzip file: access points at block boundaries
+// only can be ~0.7 MiB of output apart in compressible files (the `large`
+// bench image's text).
 //
 // 1. zlib (Z_BLOCK) lists every block's header bit offset: the oracle.
 // 2. ISA-L inflates with output room ending every STEP_KIB (default 128);
