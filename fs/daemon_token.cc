@@ -1,6 +1,9 @@
 #include "fs/daemon_token.h"
 
+#include <fcntl.h>
+#include <linux/stat.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -38,7 +41,23 @@ int BindToken(const std::string& device) {
   return fd;
 }
 
+// Linux 6.8's unique mount ID; Debian 12's headers predate it.
+constexpr unsigned kStatxMntIdUnique = 0x4000U;
+
 }  // namespace
+
+std::string MountTokenName(const std::string& resolved_dir, const std::string& device) {
+  // AT_STATX_DONT_SYNC: FUSE answers from the attributes it has, sending no
+  // request to a daemon that is not serving yet (at mount) or is gone.
+  struct statx sx {};
+  if (!resolved_dir.empty() &&
+      ::syscall(SYS_statx, AT_FDCWD, resolved_dir.c_str(), AT_STATX_DONT_SYNC | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT,
+                kStatxMntIdUnique, &sx) == 0 &&
+      (sx.stx_mask & kStatxMntIdUnique) != 0) {
+    return "u" + std::to_string(sx.stx_mnt_id);
+  }
+  return device;
+}
 
 DaemonToken::~DaemonToken() {
   if (fd_ >= 0) ::close(fd_);

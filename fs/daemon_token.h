@@ -1,6 +1,6 @@
 // DaemonToken: while a mount's daemon lives it holds an abstract unix socket
-// named after the mount's device number ("major:minor", unique while the
-// file system is mounted), so `lazyroot umount` can return only once the
+// named after its mount (MountTokenName: the kernel's unique mount ID, or the
+// device number on older kernels), so `lazyroot umount` can return only once the
 // daemon has finished: the kernel detaches a FUSE mount at once, while the
 // daemon may still be answering a last read, writing a unit copy or joining
 // its prefetch workers. Without the wait, `umount && fsck` saw half-written
@@ -30,8 +30,17 @@ class DaemonToken {
   int fd_ = -1;
 };
 
+// The name a mount's token goes by: the kernel's unique mount ID of the
+// mount at `resolved_dir` ("u<id>", Linux 6.8+), else `device`. A device
+// number is reused as soon as its mount is gone, possibly while the daemon
+// of a umount that timed out still holds its token: a new mount on the same
+// device then took no token, and its umount returned when the old daemon
+// exited. Call it while the mount is in place; it asks the kernel only, never
+// the daemon (which may not be serving yet, or be dead).
+std::string MountTokenName(const std::string& resolved_dir, const std::string& device);
+
 // Whether a process holds the token of `device`.
-bool DaemonTokenHeld(const std::string& device);
+bool DaemonTokenHeld(const std::string& name);
 
 // Waits until no process holds the token of `device`, at most `timeout`;
 // true if it is free (or never was held).

@@ -501,7 +501,8 @@ Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<v
     return Status::IoError("mount " + dir + ": the FUSE mount failed (is /dev/fuse usable and fusermount3 installed?)");
   }
   if (!resolved_dir.empty()) session.device = MountDevice(resolved_dir);
-  if (token) token->Bind(session.device);  // before on_ready: a umount right after the mount waits for us
+  // Before on_ready: a umount right after the mount waits for us.
+  if (token) token->Bind(MountTokenName(resolved_dir, session.device));
   if (on_ready) on_ready();
 
   fuse_loop_config* cfg = fuse_loop_cfg_create();

@@ -84,10 +84,12 @@ Status Unmount(const std::string& dir, bool lazy, bool* daemon_finished) {
     return Status::InvalidArgument(dir + " is not a lazyroot mount (it is " + mounted->fstype + " from " +
                                    mounted->source + ")");
   }
+  // Named while the mount is in place (after it, path is the directory below).
+  const std::string token = MountTokenName(path, mounted->device);
   if (geteuid() == 0) {
     // The resolved path, not following a symlink someone may have put there since.
     if (umount2(path.c_str(), (lazy ? MNT_DETACH : 0) | UMOUNT_NOFOLLOW) == 0) {
-      if (!lazy && !WaitForDaemonExit(mounted->device, kDaemonExitWait) && daemon_finished) *daemon_finished = false;
+      if (!lazy && !WaitForDaemonExit(token, kDaemonExitWait) && daemon_finished) *daemon_finished = false;
       return Status::Ok();
     }
     const int err = errno;
@@ -113,7 +115,7 @@ Status Unmount(const std::string& dir, bool lazy, bool* daemon_finished) {
     return Status::IoError("umount " + dir + ": fusermount3 -u failed (status " + std::to_string(status) +
                            "; if it is in use, close it or pass --lazy)");
   }
-  if (!lazy && !WaitForDaemonExit(mounted->device, kDaemonExitWait) && daemon_finished) *daemon_finished = false;
+  if (!lazy && !WaitForDaemonExit(token, kDaemonExitWait) && daemon_finished) *daemon_finished = false;
   return Status::Ok();
 }
 

@@ -173,7 +173,8 @@ class VerifiedSource final : public ByteSource {
     if (Sha256::Of(bytes) == chunks_->digests[chunk]) return Status::Ok();
     const uint64_t first = chunk * chunks_->chunk_size;
     return Status::Corruption(blob_->Name() + ": bytes " + Range(first, first + bytes.size() - 1) +
-                              " do not match the digest recorded at pull (changed on disk)");
+                              " do not match the digest recorded at pull: the blob or its index changed on disk"
+                              " (lazyroot fsck tells which; fsck --repair rebuilds an index)");
   }
 
   std::unique_ptr<ByteSource> blob_;

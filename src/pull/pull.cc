@@ -505,8 +505,17 @@ Result<PullResult> PullLocked(Store& store, ImageSource& source, const Reference
     // verified bytes (else they are written from memory).
     const std::string& digest = manifest->config.digest;
     LAZYROOT_ASSIGN_OR_RETURN(FileLock lock, store.LockBlob(digest));
-    if (!store.HasBlob(digest)) {
-      const std::string partial = store.PartialPath(digest);
+    const std::string partial = store.PartialPath(digest);
+    if (store.HasBlob(digest)) {
+      // A stored copy that does not verify (damaged on disk) is what made
+      // FetchSmallBlob download it again: it is replaced, and the staged
+      // copy goes (WriteBlob keeps a stored copy that holds these bytes).
+      if (!store.ReadBlob(digest, kMaxConfigBytes).ok()) {
+        Status st = store.WriteBlob(digest, *config_bytes, DirSync::kCaller);
+        if (!st.ok()) return st.WithContext("config " + digest);
+        ::unlink(partial.c_str());
+      }
+    } else {
       // Not followed: a symlink there is not the staged copy (CommitPartial refuses it).
       auto staged = ReadWholeFileAt(AT_FDCWD, partial, partial, kMaxConfigBytes);
       Status st;

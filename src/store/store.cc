@@ -324,7 +324,11 @@ Status Store::WriteBlob(std::string_view digest, std::string_view bytes, DirSync
   if ("sha256:" + Sha256::HexOf(bytes) != digest) {
     return Status::Corruption("blob " + std::string(digest) + ": content does not match the digest");
   }
-  if (HasBlob(digest)) return Status::Ok();
+  if (HasBlob(digest)) {
+    // One byte past the expected size tells a longer file from an equal one.
+    auto stored = ReadWholeFile(BlobPath(digest), bytes.size() + 1);
+    if (stored.ok() && *stored == bytes) return Status::Ok();
+  }
   return WriteFileAtomic(BlobPath(digest), bytes, 0644, dir_sync);
 }
 

@@ -101,7 +101,10 @@ class Store {
   bool HasBlob(std::string_view digest) const;
   // Reads a whole blob of at most cap bytes, verifying its digest.
   Result<std::string> ReadBlob(std::string_view digest, uint64_t cap) const;
-  // Publishes bytes as a blob after checking they hash to digest.
+  // Publishes bytes as a blob after checking they hash to digest. A stored
+  // blob of that digest is kept if it holds these bytes, and replaced if not
+  // (damaged on disk): the caller has the verified bytes in memory, so a
+  // pull repairs its small blobs instead of keeping a copy fsck calls corrupt.
   // dir_sync kCaller: the rename is durable once the caller's SyncBlobDir
   // returns (a pull publishes all its blobs with one).
   Status WriteBlob(std::string_view digest, std::string_view bytes, DirSync dir_sync = DirSync::kNow);

@@ -426,6 +426,20 @@ class MountBasic(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.ismount(d))
         self.assertIn("umount %s: unmounted, but its mount daemon had not finished after 10 s" % d, r.stderr)
+        # A new mount while the old daemon still runs, likely on the device
+        # number just freed (the kernel hands out the lowest free one): its
+        # token must be its own, so its umount neither waits on the old
+        # daemon nor says it had not finished (with tokens named by device
+        # it did both, and the new daemon had none).
+        d2 = os.path.join(self.tmp, "mnt-late-2")
+        os.makedirs(d2, exist_ok=True)
+        r = subprocess.run([LAZYROOT_BIN, "--root", self.root, "mount", self.ref, d2], env=self.env,
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.addCleanup(self.unmount, d2)
+        self.assertTrue(daemon_pids(d), "the held daemon exited early")
+        r = self.run_lazyroot("umount", d2)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
         # Once it has finished, nothing is said.
         open(os.path.join(pause, "mount-served.go"), "w").close()
         r = subprocess.run([LAZYROOT_BIN, "--root", self.root, "mount", self.ref, d], env=self.env,

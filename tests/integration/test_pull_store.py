@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import fault_server  # noqa: E402
 import make_image as mi  # noqa: E402
 import registry  # noqa: E402
-from pull_harness import PullTestCase, blob_files, store_listing  # noqa: E402
+from pull_harness import PullTestCase, blob_files, store_listing, verify_blobs  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -151,6 +151,34 @@ class Lifecycle(PullTestCase):
         self.assertIn("1 extracted tree", r.stdout)
         self.assertFalse([n for n in os.listdir(rootfs) if n.startswith(a.digest[7:])], "rootfs of a removed image kept")
         self.assertTrue(os.path.isfile(os.path.join(rootfs, b.digest[7:], "etc", "hello.txt")), "rootfs of b removed")
+
+    def test_pull_again_replaces_damaged_config_and_manifest_blobs(self):
+        # A config or manifest blob damaged on disk: the pull downloads it
+        # again (it reads and verifies both every time) and must also put the
+        # good bytes in place, not keep the damaged copy because "the blob
+        # exists" and leave the download staged in tmp/.
+        reg = registry.start_registry("plain", self.workdir("registry"))
+        self.addCleanup(reg.stop)
+        img = mi.build_image([mi.build_layer(mi.default_files("damaged"))], config={"Cmd": ["x"]})
+        mi.push(mi.RegistryClient(reg.host), "demo/d", "v1", img)
+        ref = "http://%s/demo/d:v1" % reg.host
+        self.pull_ok(ref)
+        blobs = os.path.join(self.root, "blobs", "sha256")
+        for digest in (img.config.digest, img.digest):
+            path = os.path.join(blobs, digest[7:])
+            with open(path, "r+b") as f:
+                c = f.read(1)
+                f.seek(0)
+                f.write(bytes([c[0] ^ 0x20]))
+        r = self.lazyroot("fsck")
+        self.assertNotEqual(r.returncode, 0, "fsck did not notice the damaged blobs: " + r.stdout + r.stderr)
+        self.pull_ok(ref)
+        self.assertIn(img.config.digest, verify_blobs(self.root))
+        self.assertIn(img.digest, verify_blobs(self.root))
+        staged = [n for n in os.listdir(os.path.join(self.root, "tmp")) if n.endswith(".partial")]
+        self.assertEqual(staged, [], "a download was left staged in tmp/")
+        self.assertOk(self.lazyroot("fsck"), "fsck after the second pull")
+        self.assertEqual(self.inspect(ref)["Config"]["Cmd"], ["x"])
 
     def test_oci_layout_import(self):
         img = mi.build_image([mi.build_layer(mi.default_files("layout")),

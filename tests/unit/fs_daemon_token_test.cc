@@ -69,5 +69,22 @@ TEST(DaemonToken, WaitEndsWhenTheHolderExitsWithoutClosing) {
   close(go[1]);
 }
 
+// A token is named by the kernel's unique mount ID where it has one (Linux
+// 6.8+: the mount of "/" and of "/proc" differ, and the name is stable),
+// else by the device it is given; a path that does not resolve falls back.
+TEST(MountTokenName, UniqueMountIdOrTheDevice) {
+  EXPECT_EQ(MountTokenName("/nonexistent/lazyroot-token", "0:99"), "0:99");
+  EXPECT_EQ(MountTokenName("", "0:98"), "0:98");
+  const std::string root = MountTokenName("/", "0:1"), proc = MountTokenName("/proc", "0:2");
+  EXPECT_EQ(root, MountTokenName("/", "0:1"));
+  EXPECT_NE(root, proc);
+  if (root.starts_with("u")) {
+    EXPECT_TRUE(proc.starts_with("u")) << proc;
+    EXPECT_GT(root.size(), 1u);
+  } else {
+    EXPECT_EQ(root, "0:1");  // a kernel before unique mount IDs
+  }
+}
+
 }  // namespace
 }  // namespace lazyroot

@@ -3,6 +3,7 @@
 // through it (credentials and token answers have their own tests).
 #include "src/image/json_document.h"
 
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -155,16 +156,16 @@ uint64_t VmSizeBytes() {
 
 // With RapidJSON's own allocator a failed malloc is written through (a
 // crash); ours throws std::bad_alloc, which the callers' boundaries report.
-// The child runs under an address-space limit 16 MiB above its current size
-// and parses a document that needs about 30 MiB (a 16 MiB parse stack, then
-// a 15 MiB array).
+// The parse runs in a fresh copy of this test binary (fork + exec of
+// /proc/self/exe, told by LAZYROOT_OOM_CHILD), under an address-space limit
+// 16 MiB above its size, on a document that needs about 30 MiB (a 16 MiB
+// parse stack, then a 15 MiB array). Not in a plain fork: there the heap the
+// earlier tests of this process freed is reused without new address space,
+// and the parse fitted when every test ran in one process.
 TEST(ParseJsonDocument, OutOfMemoryThrowsBadAlloc) {
   const std::string text = FlatArray(kMaxJsonValues - 100000);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    // Big blocks from fresh mappings, not from heap the earlier tests freed
-    // (which counts as address space already).
+  if (std::getenv("LAZYROOT_OOM_CHILD") != nullptr) {
+    // Big blocks from fresh mappings rather than from what is left of the heap.
     malloc_trim(0);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     rlimit lim{};
@@ -179,10 +180,18 @@ TEST(ParseJsonDocument, OutOfMemoryThrowsBadAlloc) {
       _exit(2);
     }
   }
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setenv("LAZYROOT_OOM_CHILD", "1", 1);
+    if (int null = ::open("/dev/null", O_WRONLY); null >= 0) ::dup2(null, 1);  // the child's own gtest report
+    execl("/proc/self/exe", "src_tests", "--gtest_filter=ParseJsonDocument.OutOfMemoryThrowsBadAlloc", nullptr);
+    _exit(4);
+  }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
-  EXPECT_EQ(WEXITSTATUS(status), 42);
+  EXPECT_EQ(WEXITSTATUS(status), 42) << "0: the parse fitted; 3: setrlimit failed; 4: exec failed";
 }
 
 // Each manifest-side entry point refuses a deep document with a message that
