@@ -59,7 +59,7 @@ inline constexpr uint32_t kTrimSteps[] = {0, 1024, 8192};  // history sizes trie
 // bytes stay within the compressed bytes before them / kMidBudgetDivisor +
 // kFineBudgetSlack (their own budget: the block-boundary fine points keep
 // theirs).
-inline constexpr uint64_t kMidSpacing = 128 << 10;
+inline constexpr uint64_t kMidSpacing = 64 << 10;
 inline constexpr uint64_t kMidBudgetDivisor = 80;  // 1.25 %
 
 // The output ranges that get fine points: the data of large regular files,
@@ -147,8 +147,8 @@ class PointPlacer {
   // its next 32 KiB; -1 if none does (or its input was not kept whole).
   int64_t TrimmedWindow(const Waiting& w);
   bool Decodes(const Waiting& w, size_t history);
-  // Mid-block: the smallest kTrimSteps suffix (or the whole window) with
-  // which ISA-L resumes to w.truth; -1 if none does.
+  // Mid-block: the smallest kTrimSteps suffix with which ISA-L resumes to
+  // w.truth; -1 if none does (or not even the whole window).
   int64_t MidBlockWindow(const Waiting& w);
 
   std::string name_;

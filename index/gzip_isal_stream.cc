@@ -246,9 +246,14 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
           LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
           poke = poke_fine_ = placer_->WantFine(total_out_);
         }
-        // Policy 2 stops at every block end it can: the next block's header
-        // offset is then known (mid-block points need it).
-        if (mid_block_) poke = true;
+        // Policy 2 stops at every block end it can inside a large file's
+        // data: the next block's header offset is then known (mid-block
+        // points need it). Not elsewhere: a stop costs two 32 KiB copies
+        // and a header walk, +13 % of usr's pull CPU when every block had one.
+        if (mid_block_ && !poke) {
+          LAZYROOT_RETURN_IF_ERROR(Flush(on_output));  // the tar parser must have seen every byte before here
+          poke = placer_->InRange(total_out_);
+        }
         if (poke) {
           st_->bfinal = 1;  // stop at this block's end-of-block code
           st_->crc_flag = ISAL_GZIP_NO_HDR;  // and do not read the next block as a trailer there
@@ -373,6 +378,12 @@ class IsalGzipStreamDecoder final : public StreamDecoder {
     // tmp_in_size is 0 between blocks (it only buffers split headers); if it
     // is not, the position is unknown: resume without a checkpoint.
     const bool coarse = Due();
+    if (mid_block_ && !coarse && !poke_fine_ && placer_->CheckDue(total_out_)) {
+      // Policy 2 pokes every block as soon as it can, often before a fine
+      // check falls due: the check is made at the block's end instead.
+      LAZYROOT_RETURN_IF_ERROR(Flush(on_output));
+      poke_fine_ = placer_->WantFine(total_out_);
+    }
     if (!coarse && poke_fine_) {
       // The block may have run past the file's data: a fine point only
       // inside it (the tar parser must have seen every byte before here).
