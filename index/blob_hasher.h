@@ -12,18 +12,13 @@
 // with the blob. Not thread-safe: one producer.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <exception>
 #include <functional>
-#include <mutex>
 #include <span>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "index/chunk_digests.h"
+#include "index/serial_worker.h"
 
 namespace lazyroot {
 
@@ -32,7 +27,7 @@ class BlobHasher {
   // threshold: bytes hashed inline before the thread may start; past it,
   // may_start (if set) is asked at each Update until it says yes.
   explicit BlobHasher(uint64_t threshold = kDefaultThreshold, std::function<bool()> may_start = nullptr);
-  ~BlobHasher();  // an unfinished hash is abandoned
+  ~BlobHasher() = default;  // an unfinished hash is abandoned
   BlobHasher(const BlobHasher&) = delete;
   BlobHasher& operator=(const BlobHasher&) = delete;
 
@@ -52,23 +47,9 @@ class BlobHasher {
   static constexpr size_t kMaxQueued = 4;
 
  private:
-  void HandOver();  // the batch to the thread
-  void Run();
-
-  const uint64_t threshold_;
-  const std::function<bool()> may_start_;
-  uint64_t seen_ = 0;
-  bool no_thread_ = false;      // the thread could not be started: inline for good
-  std::vector<uint8_t> batch_;  // producer side
-  ChunkHasher hasher_;          // the producer's until the thread starts, then the thread's
-  std::exception_ptr failed_;   // the thread's: what its hashing threw (read after join)
-
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<std::vector<uint8_t>> queue_;  // guarded by mu_
-  std::vector<std::vector<uint8_t>> free_;  // guarded by mu_: buffers to reuse
-  bool done_ = false;                       // guarded by mu_
+  ChunkHasher hasher_;  // the producer's until the thread starts, then the thread's until joined
+  ByteBatcher batches_;
+  SerialWorker worker_;  // declared last: its tasks use the rest
 };
 
 }  // namespace lazyroot

@@ -1,87 +1,28 @@
 #include "index/stream_hasher.h"
 
 #include <algorithm>
-#include <exception>
-#include <system_error>
 #include <utility>
 
 namespace lazyroot {
 
-StreamHasher::StreamHasher(uint64_t threshold) : threshold_(threshold) {
-  free_.reserve(kMaxQueued);  // the thread's push_back then never allocates (it must not throw)
-}
-
-StreamHasher::~StreamHasher() {
-  if (!thread_.joinable()) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.clear();  // abandoned (an error): nothing left is wanted
-    done_ = true;
-  }
-  changed_.notify_all();
-  thread_.join();
-}
+StreamHasher::StreamHasher(uint64_t threshold)
+    : chunks_(kMaxQueued), worker_(kMaxQueued, SerialWorker::StartRule{threshold, nullptr}) {}
 
 void StreamHasher::AddFile(File f) { new_files_.push_back(std::move(f)); }
 
 void StreamHasher::Update(std::span<const uint8_t> chunk) {
-  seen_ += chunk.size();
-  if (!thread_.joinable() && (seen_ <= threshold_ || no_thread_)) {
+  if (!worker_.Offload(chunk.size())) {
     Hash(new_files_, chunk);
     return;
   }
-  if (!thread_.joinable()) {
-    try {
-      thread_ = std::thread([this] { Run(); });
-    } catch (const std::system_error&) {  // EAGAIN: hash inline, slower, not an error
-      no_thread_ = true;
-      Hash(new_files_, chunk);
-      return;
-    }
-  }
-  Chunk c;
-  {
-    std::unique_lock<std::mutex> lock(mu_);
-    changed_.wait(lock, [this] { return queue_.size() < kMaxQueued; });
-    if (!free_.empty()) {
-      c = std::move(free_.back());
-      free_.pop_back();
-    }
-  }
+  Chunk c = chunks_.Take();
   c.files.swap(new_files_);
   new_files_.clear();
   c.bytes.assign(chunk.begin(), chunk.end());
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(c));
-  }
-  changed_.notify_all();
-}
-
-void StreamHasher::Run() {
-  for (;;) {
-    Chunk c;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      changed_.wait(lock, [this] { return !queue_.empty() || done_; });
-      if (queue_.empty()) return;
-      c = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    changed_.notify_all();  // room in the queue
-    // An exception must not leave the thread (std::terminate): Finish
-    // rethrows it on the producer's, where the pull fails the layer.
-    if (!failed_) {
-      try {
-        Hash(c.files, c.bytes);
-      } catch (...) {
-        failed_ = std::current_exception();
-      }
-    }
-    c.files.clear();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.size() < kMaxQueued) free_.push_back(std::move(c));
-  }
+  worker_.Post([this, c = std::move(c)]() mutable {
+    Hash(c.files, c.bytes);
+    chunks_.Give(std::move(c));  // Hash left its files empty
+  });
 }
 
 void StreamHasher::Hash(std::vector<File>& added, std::span<const uint8_t> bytes) {
@@ -121,15 +62,7 @@ void StreamHasher::Hash(std::vector<File>& added, std::span<const uint8_t> bytes
 }
 
 StreamHasher::Digests StreamHasher::Finish() {
-  if (thread_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-    }
-    changed_.notify_all();
-    thread_.join();
-    if (failed_) std::rethrow_exception(failed_);
-  }
+  worker_.Join();  // rethrows what the hashing threw there
   // Files announced after the last chunk (empty files at the end of the stream).
   Hash(new_files_, {});
   Digests d;

@@ -15,17 +15,14 @@
 // one producer.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <exception>
-#include <mutex>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "index/layer_index.h"
+#include "index/serial_worker.h"
 #include "index/sha256_pair.h"
 
 namespace lazyroot {
@@ -40,7 +37,7 @@ class StreamHasher {
 
   // threshold: stream bytes hashed inline before the second thread starts.
   explicit StreamHasher(uint64_t threshold = kDefaultThreshold);
-  ~StreamHasher();
+  ~StreamHasher() = default;  // an unfinished stream is abandoned
   StreamHasher(const StreamHasher&) = delete;
   StreamHasher& operator=(const StreamHasher&) = delete;
 
@@ -68,14 +65,10 @@ class StreamHasher {
   };
   // The hashing itself (inline, or on the thread).
   void Hash(std::vector<File>& files, std::span<const uint8_t> bytes);
-  void Run();
 
-  const uint64_t threshold_;
-  uint64_t seen_ = 0;
-  bool no_thread_ = false;  // the thread could not be started: inline for good
   std::vector<File> new_files_;  // producer side: not yet handed over
 
-  // Owned by whoever hashes (the producer until the thread starts, then the thread).
+  // Owned by whoever hashes (the producer until the thread starts, then the thread until joined).
   static constexpr int kDiffLane = 0, kFileLane = 1;
   Sha256Pair hash_;  // lane 0: the DiffID; lane 1: the current file
   std::deque<File> files_;
@@ -83,14 +76,9 @@ class StreamHasher {
   uint64_t file_next_ = 0;       // its next stream byte to hash
   uint64_t out_pos_ = 0;
   std::vector<FileDigest> file_digests_;
-  std::exception_ptr failed_;  // the thread's: what its hashing threw (read after join)
 
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<Chunk> queue_;          // guarded by mu_
-  std::vector<Chunk> free_;          // guarded by mu_: buffers to reuse
-  bool done_ = false;                // guarded by mu_
+  RecyclePool<Chunk> chunks_;
+  SerialWorker worker_;  // declared last: its tasks use the rest
 };
 
 }  // namespace lazyroot

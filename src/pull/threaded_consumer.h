@@ -16,16 +16,13 @@
 // pull drops them after an inline error. Not thread-safe: one producer.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
-#include <thread>
-#include <vector>
 
+#include "index/serial_worker.h"
 #include "src/pull/layer_consumer.h"
 
 namespace lazyroot {
@@ -36,7 +33,7 @@ class ThreadedConsumer final : public LayerConsumer {
   // may_start (if set) is asked at each Consume until it says yes.
   ThreadedConsumer(std::unique_ptr<LayerConsumer> inner, uint64_t threshold = kDefaultThreshold,
                    std::function<bool()> may_start = nullptr);
-  ~ThreadedConsumer() override;  // what is queued is abandoned
+  ~ThreadedConsumer() override = default;  // what is queued is abandoned
   ThreadedConsumer(const ThreadedConsumer&) = delete;
   ThreadedConsumer& operator=(const ThreadedConsumer&) = delete;
 
@@ -45,31 +42,21 @@ class ThreadedConsumer final : public LayerConsumer {
   Status Finish(ChunkDigests chunks) override;
 
   // Whether the thread was started (for tests).
-  bool threaded() const { return thread_.joinable(); }
+  bool threaded() const { return worker_.threaded(); }
 
   static constexpr uint64_t kDefaultThreshold = 8 << 20;
   static constexpr size_t kBatchBytes = 1 << 20;
   static constexpr size_t kMaxQueued = 4;
 
  private:
-  void HandOver();  // the batch to the thread
-  void Run();
+  void ConsumeOnThread(std::span<const uint8_t> bytes);
   Status ThreadStatus();  // the thread's first error so far
 
   std::unique_ptr<LayerConsumer> inner_;  // the producer's until the thread starts, then the thread's until joined
-  const uint64_t threshold_;
-  std::function<bool()> may_start_;
-  uint64_t seen_ = 0;
-  bool no_thread_ = false;  // the thread could not be started: inline for good
-  std::vector<uint8_t> batch_;
-
   std::mutex mu_;
-  std::condition_variable changed_;
-  std::deque<std::vector<uint8_t>> queue_;  // guarded by mu_
-  std::vector<std::vector<uint8_t>> free_;  // guarded by mu_: buffers to reuse
-  Status failed_;                           // guarded by mu_: the inner consumer's first error on the thread
-  bool done_ = false;                       // guarded by mu_
-  std::thread thread_;                      // declared last: started after the rest exists
+  Status failed_;  // guarded by mu_: the inner consumer's first error on the thread
+  ByteBatcher batches_;
+  SerialWorker worker_;  // declared last: its tasks use the rest
 };
 
 }  // namespace lazyroot
