@@ -66,7 +66,9 @@ Bytes GzipSteps(const Bytes& in, const std::vector<Step>& steps, int mem_level =
   s.next_in = const_cast<Bytef*>(in.data());
   size_t at = 0;
   for (size_t i = 0; i < steps.size(); ++i) {
-    if (i > 0) EXPECT_EQ(deflateParams(&s, steps[i].level, steps[i].strategy), Z_OK);
+    if (i > 0) {
+      EXPECT_EQ(deflateParams(&s, steps[i].level, steps[i].strategy), Z_OK);
+    }
     const size_t n = i + 1 == steps.size() ? in.size() - at : std::min(steps[i].n, in.size() - at);
     s.avail_in = static_cast<uInt>(n);
     at += n;
@@ -348,10 +350,14 @@ TEST(MidBlockAttack, HostileStreamsIndexAndReadBackExactly) {
     }
     std::printf("%s: %zu bytes -> %zu, %zu points, %zu mid-block (%zu without a window)\n", s.name.c_str(),
                 s.data.size(), s.blob.size(), b.table.points.size(), mid, bare);
-    if (s.expect_mid) EXPECT_GT(mid, 0u);
+    if (s.expect_mid) {
+      EXPECT_GT(mid, 0u);
+    }
     // Literals and short matches: the pass stores mid-block points without a
     // window, which a fresh reader resumed with a null window (UBSan).
-    if (s.name == "maximal dynamic headers") EXPECT_GT(bare, 0u);
+    if (s.name == "maximal dynamic headers") {
+      EXPECT_GT(bare, 0u);
+    }
     const std::string ser = b.table.Serialize();
     auto back = CheckpointTable::Parse(
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(ser.data()), ser.size()), "t");
@@ -441,7 +447,9 @@ TEST(MidBlockAttack, WindowsNeverWrittenAreCorruptionOrBytes) {
       Status st = d->Prime(p);
       Bytes buf(40000);
       if (st.ok()) st = d->Decode(buf);
-      if (!st.ok()) EXPECT_EQ(st.code(), ErrorCode::kCorruption) << st.ToString();
+      if (!st.ok()) {
+        EXPECT_EQ(st.code(), ErrorCode::kCorruption) << st.ToString();
+      }
       ExpectCleanAfter(d.get(), b.table, data);
     }
   }
