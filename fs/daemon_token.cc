@@ -60,13 +60,15 @@ std::string MountTokenName(const std::string& resolved_dir, const std::string& d
 }
 
 DaemonToken::~DaemonToken() {
-  if (fd_ >= 0) ::close(fd_);
+  for (int fd : fds_) ::close(fd);
 }
 
-bool DaemonToken::Bind(const std::string& device) {
-  if (fd_ >= 0 || device.empty()) return false;
-  fd_ = BindToken(device);
-  return fd_ >= 0;
+bool DaemonToken::Bind(const std::string& name) {
+  if (name.empty()) return false;
+  const int fd = BindToken(name);
+  if (fd < 0) return false;
+  fds_.push_back(fd);
+  return true;
 }
 
 bool DaemonTokenHeld(const std::string& device) {

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 namespace lazyroot {
 
@@ -22,12 +23,15 @@ class DaemonToken {
   DaemonToken(const DaemonToken&) = delete;
   DaemonToken& operator=(const DaemonToken&) = delete;
 
-  // Takes the name for `device`; false (and holds nothing) if it cannot.
-  bool Bind(const std::string& device);
-  bool held() const { return fd_ >= 0; }
+  // Takes the name `name` as well as any taken before; false (and holds
+  // nothing more) if it cannot. A daemon takes both of its mount's names
+  // (MountTokenName and the device): a umount that cannot statx the mount
+  // (root and a user's mount without allow_other) waits on the device.
+  bool Bind(const std::string& name);
+  bool held() const { return !fds_.empty(); }
 
  private:
-  int fd_ = -1;
+  std::vector<int> fds_;
 };
 
 // The name a mount's token goes by: the kernel's unique mount ID of the
@@ -36,7 +40,9 @@ class DaemonToken {
 // of a umount that timed out still holds its token: a new mount on the same
 // device then took no token, and its umount returned when the old daemon
 // exited. Call it while the mount is in place; it asks the kernel only, never
-// the daemon (which may not be serving yet, or be dead).
+// the daemon (which may not be serving yet, or be dead). The kernel refuses
+// the statx to a user other than the mount's owner without allow_other (even
+// root): that user gets `device`, hence the daemon holds both names.
 std::string MountTokenName(const std::string& resolved_dir, const std::string& device);
 
 // Whether a process holds the token of `device`.

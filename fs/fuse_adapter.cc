@@ -501,8 +501,14 @@ Status ServeFuse(ImageFs& fs, const MountOptions& options, const std::function<v
     return Status::IoError("mount " + dir + ": the FUSE mount failed (is /dev/fuse usable and fusermount3 installed?)");
   }
   if (!resolved_dir.empty()) session.device = MountDevice(resolved_dir);
-  // Before on_ready: a umount right after the mount waits for us.
-  if (token) token->Bind(MountTokenName(resolved_dir, session.device));
+  // Before on_ready: a umount right after the mount waits for us. Both
+  // names: a umount that cannot statx this mount (root, no allow_other)
+  // names it by its device.
+  if (token) {
+    const std::string name = MountTokenName(resolved_dir, session.device);
+    token->Bind(name);
+    if (name != session.device) token->Bind(session.device);
+  }
   if (on_ready) on_ready();
 
   fuse_loop_config* cfg = fuse_loop_cfg_create();

@@ -153,7 +153,9 @@ Status ResumeMidBlock(void* state, std::span<const uint8_t> header_bytes, unsign
   }
   // Those symbols moved the history: put it back. From here the state is the
   // one the pass had at the point, given the right input position.
-  std::memcpy(s->tmp_out_buffer, window.data(), window.size());
+  // An empty window (a point whose next 32 KiB reach back to nothing) may
+  // have no storage at all: memcpy must not be handed its null pointer.
+  if (!window.empty()) std::memcpy(s->tmp_out_buffer, window.data(), window.size());
   s->tmp_out_valid = s->tmp_out_processed = static_cast<int32_t>(window.size());
   s->total_out = 0;
   s->copy_overflow_length = s->copy_overflow_distance = 0;

@@ -548,6 +548,44 @@ class MountBasic(unittest.TestCase):
             self.assertIn("cannot open /dev/fuse as uid %d" % nobody.pw_uid, r.stderr)
             self.assertIsNone(mount_options(mnt))
 
+    @unittest.skipUnless(os.geteuid() == 0, "switches to the user nobody")
+    def test_root_umount_of_a_users_mount_waits_for_its_daemon(self):
+        """Root unmounting nobody's mount (fusermount3, no allow_other): the
+        kernel refuses root's statx of it, so root cannot name the daemon's
+        token by the unique mount ID and names it by the device. The daemon
+        held at the test pause point "mount-served" must still be waited for
+        (umount says it had not finished); with the token under the unique ID
+        only, root's umount returned at once."""
+        import pwd
+        if (os.stat("/dev/fuse").st_mode & 0o006) != 0o006:
+            self.skipTest("/dev/fuse is closed to other users here")
+        nobody = pwd.getpwnam("nobody")
+        base = tempfile.mkdtemp(prefix="lazyroot-nobody-umount-")
+        self.addCleanup(shutil.rmtree, base, ignore_errors=True)
+        os.chmod(base, 0o755)
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        mnt, pause = os.path.join(base, "mnt"), os.path.join(base, "pause")
+        for d in (mnt, pause):
+            os.makedirs(d)
+            os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        env = dict(isolated_env(base), LAZYROOT_TEST_PAUSE="mount-served:" + pause)
+        store = os.path.join(base, "store")
+        self.addCleanup(lambda: mount_options(mnt) and subprocess.run(["umount", "-l", mnt]))
+        self.addCleanup(lambda: open(os.path.join(pause, "mount-served.go"), "w").close())
+        r = subprocess.run([LAZYROOT_BIN, "--root", store, "mount", self.ref, mnt], env=env, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL, user=nobody.pw_uid,
+                           group=nobody.pw_gid, extra_groups=[])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIsNotNone(mount_options(mnt))
+        with self.assertRaises(PermissionError):  # what root's statx gets too
+            os.stat(mnt)
+        r = subprocess.run([LAZYROOT_BIN, "--root", store, "umount", mnt], env=self.env, capture_output=True,
+                           text=True, timeout=120, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIsNone(mount_options(mnt))
+        self.assertTrue(os.path.exists(os.path.join(pause, "mount-served.reached")))
+        self.assertIn("umount %s: unmounted, but its mount daemon had not finished after 10 s" % mnt, r.stderr)
+
     def test_corrupt_tree_and_indexes_are_rebuilt_at_mount(self):
         """A flipped byte in the stored tree and in every layer index: mount
         names each file it rebuilds and then serves the right tree. (This

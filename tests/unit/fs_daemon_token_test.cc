@@ -35,6 +35,28 @@ TEST(DaemonToken, HeldWhileBoundFreeOnceClosed) {
   EXPECT_TRUE(WaitForDaemonExit(dev, std::chrono::milliseconds(0)));
 }
 
+// A daemon holds its mount's unique-ID name and its device's: a umount that
+// may not statx the mount (root, a user's mount without allow_other) waits
+// on the device. Each name is held until the token goes; one taken by
+// another holder leaves the others held.
+TEST(DaemonToken, HoldsEveryNameItBinds) {
+  const std::string unique = TestDevice("unique"), dev = TestDevice("dev"), taken = TestDevice("taken");
+  DaemonToken other;
+  ASSERT_TRUE(other.Bind(taken));
+  {
+    DaemonToken token;
+    ASSERT_TRUE(token.Bind(unique));
+    ASSERT_TRUE(token.Bind(dev));
+    EXPECT_FALSE(token.Bind(taken));
+    EXPECT_TRUE(token.held());
+    EXPECT_TRUE(DaemonTokenHeld(unique));
+    EXPECT_TRUE(DaemonTokenHeld(dev));
+  }
+  EXPECT_FALSE(DaemonTokenHeld(unique));
+  EXPECT_FALSE(DaemonTokenHeld(dev));
+  EXPECT_TRUE(DaemonTokenHeld(taken));
+}
+
 TEST(DaemonToken, NoDeviceNoToken) {
   DaemonToken token;
   EXPECT_FALSE(token.Bind(""));
