@@ -22,22 +22,16 @@
 #include "index/gzip_index.h"
 #include "index/isal_midblock.h"
 #include "index/layer_decoder.h"
+#include "tests/unit/midblock_streams.h"
 
 namespace lazyroot {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-Bytes Words(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  static const char* kWords[] = {"alpha ", "beta ", "gamma ", "delta\n", "epsilon ", "zeta ", "eta ", "theta "};
-  Bytes out;
-  while (out.size() < n) {
-    for (const char* c = kWords[rng() % 8]; *c; ++c) out.push_back(static_cast<uint8_t>(*c));
-  }
-  out.resize(n);
-  return out;
-}
+using midblock_test::Build;
+using midblock_test::Built;
+using midblock_test::Bytes;
+using midblock_test::Words;
+using midblock_test::ZlibDecode;
 
 Bytes Noise(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
@@ -176,61 +170,6 @@ Bytes MaxHeaderGzip(const Bytes& in, size_t block) {
   return w.out;
 }
 
-// zlib's own decode of every member (empty ones too).
-Bytes ZlibDecode(const Bytes& blob) {
-  Bytes out;
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, 31), Z_OK);
-  z.next_in = const_cast<Bytef*>(blob.data());
-  z.avail_in = static_cast<uInt>(blob.size());
-  Bytes buf(1 << 16);
-  for (;;) {
-    z.next_out = buf.data();
-    z.avail_out = static_cast<uInt>(buf.size());
-    const int r = inflate(&z, Z_NO_FLUSH);
-    out.insert(out.end(), buf.data(), z.next_out);
-    if (r == Z_STREAM_END) {
-      if (z.avail_in == 0) break;
-      inflateReset(&z);
-      continue;
-    }
-    EXPECT_EQ(r, Z_OK);
-    if (r != Z_OK) break;
-  }
-  inflateEnd(&z);
-  return out;
-}
-
-struct Built {
-  Bytes output;
-  CheckpointTable table;
-  bool ok = false;
-};
-
-Built Build(const Bytes& blob, uint64_t out_size, std::mt19937* chunking) {
-  FineRanges fine;
-  fine.policy = kFinePolicyV2;
-  fine.Add(0, out_size);
-  auto d = NewGzipStreamDecoder("layer test", 4 << 20, InflateEngine::kIsal, &fine);
-  Built b;
-  OutputFn sink = [&](std::span<const uint8_t> o) {
-    b.output.insert(b.output.end(), o.begin(), o.end());
-    return Status::Ok();
-  };
-  for (size_t off = 0; off < blob.size();) {
-    const size_t n = chunking == nullptr ? blob.size() : std::min<size_t>(blob.size() - off, 1 + (*chunking)() % 70000);
-    Status s = d->Feed(std::span<const uint8_t>(blob).subspan(off, n), sink);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    if (!s.ok()) return b;
-    off += n;
-  }
-  Status s = d->Finish(sink);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  b.table = d->TakeCheckpoints();
-  b.ok = s.ok();
-  return b;
-}
-
 struct Shape {
   std::string name;
   Bytes data;
@@ -366,7 +305,7 @@ TEST(MidBlockAttack, HostileStreamsIndexAndReadBackExactly) {
     ReadEverywhere(s, std::make_shared<const CheckpointTable>(b.table));
     // fsck's rebuild: the same table whatever the chunking.
     std::mt19937 rng(11);
-    const Built chunked = Build(s.blob, s.data.size(), &rng);
+    const Built chunked = Build(s.blob, s.data.size(), &rng, kFinePolicyV2, 70000);
     EXPECT_TRUE(chunked.table == b.table);
   }
 }

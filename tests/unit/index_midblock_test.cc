@@ -20,24 +20,16 @@
 #include "index/fine_points.h"
 #include "index/gzip_index.h"
 #include "index/layer_decoder.h"
+#include "tests/unit/midblock_streams.h"
 
 namespace lazyroot {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
-
-// Word text: gzip -6 ends its blocks every 16K symbols, hundreds of KiB of
-// output apart.
-Bytes Words(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  static const char* kWords[] = {"alpha ", "beta ", "gamma ", "delta\n", "epsilon ", "zeta ", "eta ", "theta "};
-  Bytes out;
-  while (out.size() < n) {
-    for (const char* c = kWords[rng() % 8]; *c; ++c) out.push_back(static_cast<uint8_t>(*c));
-  }
-  out.resize(n);
-  return out;
-}
+using midblock_test::Build;
+using midblock_test::Built;
+using midblock_test::Bytes;
+using midblock_test::Words;
+using midblock_test::ZlibDecode;
 
 // Log lines: matches reach back a line or two (windows cut to 1 KiB).
 Bytes LogLines(size_t n) {
@@ -87,59 +79,6 @@ Bytes Gzip(const Bytes& in, int level, int strategy = Z_DEFAULT_STRATEGY, size_t
   } while (at < in.size());
   out.resize(s.total_out);
   deflateEnd(&s);
-  return out;
-}
-
-struct Built {
-  Bytes output;
-  CheckpointTable table;
-};
-
-Built Build(const Bytes& blob, uint64_t out_size, std::mt19937* chunking, uint8_t policy = kFinePolicyV2) {
-  FineRanges fine;
-  fine.policy = policy;
-  fine.Add(0, out_size);
-  auto d = NewGzipStreamDecoder("layer test", 4 << 20, InflateEngine::kIsal, &fine);
-  Built b;
-  OutputFn sink = [&](std::span<const uint8_t> o) {
-    b.output.insert(b.output.end(), o.begin(), o.end());
-    return Status::Ok();
-  };
-  for (size_t off = 0; off < blob.size();) {
-    const size_t n = chunking == nullptr ? blob.size() : std::min<size_t>(blob.size() - off, 1 + (*chunking)() % 90000);
-    EXPECT_TRUE(d->Feed(std::span<const uint8_t>(blob).subspan(off, n), sink).ok());
-    off += n;
-  }
-  EXPECT_TRUE(d->Finish(sink).ok());
-  b.table = d->TakeCheckpoints();
-  return b;
-}
-
-// zlib's own decode of every member, and its blocks' header bit offsets.
-Bytes ZlibDecode(const Bytes& blob, std::vector<uint64_t>* headers) {
-  Bytes out;
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, 31), Z_OK);
-  z.next_in = const_cast<Bytef*>(blob.data());
-  z.avail_in = static_cast<uInt>(blob.size());
-  Bytes buf(1 << 16);
-  for (;;) {
-    z.next_out = buf.data();
-    z.avail_out = static_cast<uInt>(buf.size());
-    const int r = inflate(&z, Z_BLOCK);
-    out.insert(out.end(), buf.data(), z.next_out);
-    if (r == Z_STREAM_END) {
-      if (z.avail_in == 0) break;
-      inflateReset(&z);
-      continue;
-    }
-    EXPECT_TRUE(r == Z_OK || r == Z_BUF_ERROR) << r;
-    if (r != Z_OK && r != Z_BUF_ERROR) break;
-    if ((z.data_type & 128) && !(z.data_type & 64) && headers != nullptr) {
-      headers->push_back(static_cast<uint64_t>(z.next_in - blob.data()) * 8 - (z.data_type & 7));
-    }
-  }
-  inflateEnd(&z);
   return out;
 }
 
