@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <system_error>
 #include <utility>
 
 #include "index/exception_status.h"
@@ -80,36 +81,42 @@ struct StreamCache::LayerState {
 StreamCache::StreamCache(std::shared_ptr<const ImageContent> content, StreamCacheOptions options)
     : content_(std::move(content)), options_(options), cache_(options.capacity_bytes) {
   layers_.reserve(content_->layer_count());
-  bool lazy = false;
   for (size_t i = 0; i < content_->layer_count(); ++i) {
     layers_.push_back(std::make_unique<LayerState>());
     // A layer the content holds loaded is ready now; one it loads lazily at
     // its first read (or when the warm-up thread below gets to it).
     if (content_->layer(static_cast<uint32_t>(i)).checkpoints) {
       (void)PrepareLayer(static_cast<uint32_t>(i));
-    } else {
-      lazy = true;
     }
   }
   idle_per_layer_.assign(content_->layer_count(), 0);
   for (unsigned i = 0; i < options_.prefetch_workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
-  // Loads the lazy layers in the background, in order, so that the first read
-  // of each rarely waits for its table. A failure is kept by the content and
-  // reported to that layer's readers.
-  if (lazy) {
+}
+
+void StreamCache::StartWarmUp() {
+  std::lock_guard lock(mu_);
+  if (warmer_.joinable() || stop_) return;
+  bool lazy = false;
+  for (const auto& ls : layers_) lazy = lazy || !ls->ready.load(std::memory_order_acquire);
+  if (!lazy) return;
+  // In layer order, so that the first read of each rarely waits for its
+  // table. A failure is kept by the content and reported to that layer's
+  // readers. Out of memory: the layer's first reader tries again.
+  try {
     warmer_ = std::thread([this] {
       for (uint32_t i = 0; i < layers_.size(); ++i) {
         {
-          std::lock_guard lock(mu_);
+          std::lock_guard stopping(mu_);
           if (stop_) return;
         }
         try {
           (void)PrepareLayer(i);
         } catch (...) {
-          // Out of memory: the layer's first reader tries again and reports it.
         }
       }
     });
+  } catch (const std::system_error&) {
+    // No thread to be had: each layer loads at its first read.
   }
 }
 

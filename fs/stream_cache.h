@@ -164,6 +164,12 @@ class StreamCache {
 
   StreamCacheStats stats() const;
 
+  // Loads the layers the content opened lazily (ImageContent::Load) on a
+  // thread of their own, in order: what a mount calls once it is ready, so
+  // that first reads rarely wait for a table and the start does not either.
+  // Once; no-op when every layer is loaded.
+  void StartWarmUp();
+
   // A unit of a layer's stream: [start, end).
   struct Unit {
     uint64_t start = 0, end = 0;
@@ -259,7 +265,7 @@ class StreamCache {
   bool stop_ = false;
   StreamCacheStats counters_;
   std::vector<std::thread> workers_;
-  std::thread warmer_;  // loads lazily opened layers after the cache is made
+  std::thread warmer_;  // StartWarmUp's
 };
 
 // A RandomReader view of one layer through a StreamCache (for ReadFileData).
