@@ -156,6 +156,8 @@ class ImageFs {
 
   const ImageTree& tree() const { return *tree_; }
   const StreamCache& streams() const { return streams_; }
+  // Loads the layers opened lazily in the background (StreamCache::StartWarmUp).
+  void StartWarmUp() { streams_.StartWarmUp(); }
 
   // The one inode -> node mapping; kBadInode unless 1 <= ino <= node_count.
   FsResult<NodeId> NodeOf(uint64_t ino) const;

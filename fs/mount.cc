@@ -47,7 +47,14 @@ Status RunMount(std::shared_ptr<const ImageTree> tree, std::shared_ptr<const Ima
   // Declared before fs, so released after it: after its workers are joined.
   DaemonToken token;
   ImageFs fs(std::move(tree), std::move(content), std::move(fs_options));
-  Status served = ServeFuse(fs, options, on_ready, &token);
+  // The layers' tables load once the mount is ready, not before.
+  Status served = ServeFuse(
+      fs, options,
+      [&] {
+        if (on_ready) on_ready();
+        fs.StartWarmUp();
+      },
+      &token);
   if (options.on_served) options.on_served();
   return served;
 }

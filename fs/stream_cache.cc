@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <system_error>
 #include <utility>
 
 #include "index/exception_status.h"
@@ -66,8 +67,11 @@ struct StreamCache::LayerState {
   // A frame over window_limit_bytes was met: decoders get the pull's limit.
   std::atomic<bool> large_windows{false};
   // With fine points in the table (inside large files): where units start,
-  // the other points. Empty: every point starts a unit.
+  // the other points. Empty: every point starts a unit. Set (under mu) before
+  // ready is; read without the lock after ready (acquire).
   std::vector<uint64_t> unit_starts;
+  // The layer is loaded (ImageContent::Load) and unit_starts is set.
+  std::atomic<bool> ready{false};
   LayerState() {
     read_ends.fill(RandomReader::kNoPosition);
     unit_ends.fill(RandomReader::kNoPosition);
@@ -79,15 +83,41 @@ StreamCache::StreamCache(std::shared_ptr<const ImageContent> content, StreamCach
   layers_.reserve(content_->layer_count());
   for (size_t i = 0; i < content_->layer_count(); ++i) {
     layers_.push_back(std::make_unique<LayerState>());
-    const CheckpointTable& t = *content_->layer(i).checkpoints;
-    if (std::any_of(t.points.begin(), t.points.end(), [](const Checkpoint& p) { return p.fine; })) {
-      for (const Checkpoint& p : t.points) {
-        if (!p.fine) layers_.back()->unit_starts.push_back(p.out_offset);
-      }
+    // A layer the content holds loaded is ready now; one it loads lazily at
+    // its first read (or when the warm-up thread below gets to it).
+    if (content_->layer(static_cast<uint32_t>(i)).checkpoints) {
+      (void)PrepareLayer(static_cast<uint32_t>(i));
     }
   }
   idle_per_layer_.assign(content_->layer_count(), 0);
   for (unsigned i = 0; i < options_.prefetch_workers; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+}
+
+void StreamCache::StartWarmUp() {
+  std::lock_guard lock(mu_);
+  if (warmer_.joinable() || stop_) return;
+  bool lazy = false;
+  for (const auto& ls : layers_) lazy = lazy || !ls->ready.load(std::memory_order_acquire);
+  if (!lazy) return;
+  // In layer order, so that the first read of each rarely waits for its
+  // table. A failure is kept by the content and reported to that layer's
+  // readers. Out of memory: the layer's first reader tries again.
+  try {
+    warmer_ = std::thread([this] {
+      for (uint32_t i = 0; i < layers_.size(); ++i) {
+        {
+          std::lock_guard stopping(mu_);
+          if (stop_) return;
+        }
+        try {
+          (void)PrepareLayer(i);
+        } catch (...) {
+        }
+      }
+    });
+  } catch (const std::system_error&) {
+    // No thread to be had: each layer loads at its first read.
+  }
 }
 
 StreamCache::~StreamCache() {
@@ -97,6 +127,23 @@ StreamCache::~StreamCache() {
   }
   work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
+  if (warmer_.joinable()) warmer_.join();
+}
+
+Status StreamCache::PrepareLayer(uint32_t layer) {
+  LayerState& ls = *layers_[layer];
+  if (ls.ready.load(std::memory_order_acquire)) return Status::Ok();
+  LAZYROOT_RETURN_IF_ERROR(content_->Load(layer));
+  std::lock_guard lock(ls.mu);
+  if (ls.ready.load(std::memory_order_relaxed)) return Status::Ok();
+  const CheckpointTable& t = *content_->layer(layer).checkpoints;
+  if (std::any_of(t.points.begin(), t.points.end(), [](const Checkpoint& p) { return p.fine; })) {
+    for (const Checkpoint& p : t.points) {
+      if (!p.fine) ls.unit_starts.push_back(p.out_offset);
+    }
+  }
+  ls.ready.store(true, std::memory_order_release);
+  return Status::Ok();
 }
 
 StreamCache::Unit StreamCache::UnitAt(uint32_t layer, uint64_t offset) const {
@@ -120,6 +167,7 @@ StreamCache::Unit StreamCache::UnitAt(uint32_t layer, uint64_t offset) const {
 
 Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out, size_t* n) {
   *n = 0;
+  LAZYROOT_RETURN_IF_ERROR(PrepareLayer(layer));
   const CheckpointTable& t = *content_->layer(layer).checkpoints;
   if (t.compression == Compression::kNone || t.points.empty()) {
     // Plain tar (or an empty stream): the blob is the stream.

@@ -164,13 +164,20 @@ class StreamCache {
 
   StreamCacheStats stats() const;
 
+  // Loads the layers the content opened lazily (ImageContent::Load) on a
+  // thread of their own, in order: what a mount calls once it is ready, so
+  // that first reads rarely wait for a table and the start does not either.
+  // Once; no-op when every layer is loaded.
+  void StartWarmUp();
+
   // A unit of a layer's stream: [start, end).
   struct Unit {
     uint64_t start = 0, end = 0;
     bool at_checkpoint = false;  // start is a checkpoint: a cold decoder starts here for free
   };
   // The unit holding stream offset `offset` of a compressed layer.
-  // REQUIRES: offset < the layer's uncompressed size.
+  // REQUIRES: offset < the layer's uncompressed size; the layer was loaded
+  // when the cache was made, or has been read since.
   Unit UnitAt(uint32_t layer, uint64_t offset) const;
 
  private:
@@ -180,6 +187,10 @@ class StreamCache {
   struct Lease;         // a decoder taken from the pool and the bytes charged for it
   struct DecoderGuard;  // frees a taken decoder that was not returned
   using Key = std::pair<uint32_t, uint64_t>;  // (layer, unit start)
+
+  // Loads the layer (ImageContent::Load) and sets up its state, once; every
+  // use of a layer's table comes after it. Thread-safe.
+  Status PrepareLayer(uint32_t layer);
 
   // At least the first `need` bytes of the unit (a prefix of it, or all):
   // from the cache, by waiting for a decode in flight, or by decoding up to
@@ -254,6 +265,7 @@ class StreamCache {
   bool stop_ = false;
   StreamCacheStats counters_;
   std::vector<std::thread> workers_;
+  std::thread warmer_;  // StartWarmUp's
 };
 
 // A RandomReader view of one layer through a StreamCache (for ReadFileData).

@@ -3,9 +3,80 @@
 #include <algorithm>
 #include <cstring>
 
+#include "index/exception_status.h"
+
 namespace lazyroot {
 
+namespace {
+
+// What NewReader hands out for a layer that could not be loaded.
+class FailedReader : public RandomReader {
+ public:
+  explicit FailedReader(Status status) : status_(std::move(status)) {}
+  Status Read(uint64_t, std::span<uint8_t>, size_t* n) override {
+    *n = 0;
+    return status_;
+  }
+  uint64_t reprimes() const override { return 0; }
+
+ private:
+  Status status_;
+};
+
+}  // namespace
+
+ImageContent::ImageContent(std::vector<LayerBlob> layers) : layers_(std::move(layers)), lazy_(layers_.size()) {
+  for (LayerBlob& l : layers_) {
+    if (l.blob_size == 0 && l.blob) l.blob_size = l.blob->Size();
+  }
+}
+
+ImageContent::ImageContent(std::vector<LayerBlob> layers, std::vector<LayerLoader> loaders)
+    : layers_(std::move(layers)), lazy_(layers_.size()) {
+  for (size_t i = 0; i < loaders.size() && i < lazy_.size(); ++i) {
+    if (!loaders[i]) continue;
+    lazy_[i] = std::make_unique<Lazy>();
+    lazy_[i]->load = std::move(loaders[i]);
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!lazy_[i] && layers_[i].blob_size == 0 && layers_[i].blob) layers_[i].blob_size = layers_[i].blob->Size();
+  }
+}
+
+ImageContent::~ImageContent() = default;
+ImageContent::ImageContent(ImageContent&&) noexcept = default;
+ImageContent& ImageContent::operator=(ImageContent&&) noexcept = default;
+
+Status ImageContent::Load(uint32_t i) const {
+  Lazy* lazy = lazy_.at(i).get();
+  if (lazy == nullptr) return Status::Ok();
+  if (!lazy->done.load(std::memory_order_acquire)) {
+    std::lock_guard lock(lazy->mu);
+    if (!lazy->done.load(std::memory_order_relaxed)) {
+      // No exception may leave a load half done: it fails the layer.
+      std::optional<Result<LayerBlob>> got;
+      try {
+        got.emplace(lazy->load());
+      } catch (...) {
+        got.emplace(CurrentExceptionStatus("layer " + layers_[i].digest + ": loading its index"));
+      }
+      if (!got->ok()) {
+        lazy->status = got->status();
+      } else if (!(*got)->blob || !(*got)->checkpoints) {
+        lazy->status = Status::Corruption("layer " + layers_[i].digest + ": loaded without its blob or checkpoint table");
+      } else {
+        layers_[i].blob = std::move((*got)->blob);
+        layers_[i].checkpoints = std::move((*got)->checkpoints);
+      }
+      lazy->load = nullptr;  // what it captured (an open blob) is owned by the layer now, or dropped
+      lazy->done.store(true, std::memory_order_release);
+    }
+  }
+  return lazy->status ? *lazy->status : Status::Ok();
+}
+
 std::unique_ptr<RandomReader> ImageContent::NewReader(uint32_t i) const {
+  if (Status st = Load(i); !st.ok()) return std::make_unique<FailedReader>(std::move(st));
   const LayerBlob& l = layers_.at(i);
   return RandomReader::Create(l.checkpoints, l.blob.get(), "layer " + l.digest);
 }

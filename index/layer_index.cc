@@ -540,6 +540,15 @@ std::optional<std::pair<uint64_t, uint64_t>> LayerIndex::MountRange(std::span<co
   return std::make_pair(layout.c_off, layout.f_off);
 }
 
+Result<LayerIndex> LayerIndex::ReadSummary(uint64_t file_size, const LayerIndexRangeReader& read,
+                                           const std::string& name, const std::string& expected_blob_digest) {
+  LAZYROOT_ASSIGN_OR_RETURN(std::span<const uint8_t> header, ReadHeader(file_size, read));
+  LayerIndex idx;
+  Layout layout;
+  LAZYROOT_RETURN_IF_ERROR(ParseHeader(header, file_size, name, expected_blob_digest, &idx, &layout));
+  return idx;
+}
+
 Result<CheckpointTable> LayerIndex::ReadCheckpoints(uint64_t file_size, const LayerIndexRangeReader& read,
                                                     const std::string& name, const std::string& expected_blob_digest,
                                                     std::string* diff_id, ChunkDigests* chunks) {

@@ -96,6 +96,12 @@ struct LayerIndex {
   static Result<CheckpointTable> ReadCheckpoints(uint64_t file_size, const LayerIndexRangeReader& read,
                                                  const std::string& name, const std::string& expected_blob_digest,
                                                  std::string* diff_id, ChunkDigests* chunks = nullptr);
+  // The header alone, checked as ReadCheckpoints checks it (its SHA-256,
+  // ownership, every section bound against file_size): blob_digest,
+  // diff_id, blob_size and uncompressed_size are set, nothing else. What a
+  // mount that loads a layer's checkpoints at its first read checks first.
+  static Result<LayerIndex> ReadSummary(uint64_t file_size, const LayerIndexRangeReader& read,
+                                        const std::string& name, const std::string& expected_blob_digest);
   // The header's length: what MountRange needs.
   static constexpr size_t kHeaderBytes = 304;
   // The byte range [first, second) past the header that ReadCheckpoints

@@ -752,7 +752,7 @@ lazyroot_status lazyroot_mount_image(lazyroot_store* store, const char* referenc
       // The tree is read lazily: the mount's start does not grow with it.
       LAZYROOT_ASSIGN_OR_RETURN(
           lazyroot::OpenedImage image,
-          lazyroot::OpenImage(*s, rec, lazyroot::OpenImageOptions{.limits = limits, .lazy_tree = true}));
+          lazyroot::OpenImage(*s, rec, lazyroot::OpenImageOptions{.limits = limits, .lazy_tree = true, .lazy_tables = true}));
       m.options = mount_options;
       m.options.source = rec.reference;  // `findmnt` then says which image is mounted where
       if (krun_config) {

@@ -162,7 +162,7 @@ int RunMountCommand(const GlobalOptions& global, const MountArgs& a) {
   options.source = record->reference;  // `findmnt` then says which image is mounted where
   // The views are composed from the whole tree; a plain mount reads it lazily.
   const bool a_view = !a.layer.empty() || !a.upto.empty() || a.layers;
-  auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits, .lazy_tree = !a_view});
+  auto image = OpenImage(**store, *record, OpenImageOptions{.limits = *limits, .lazy_tree = !a_view, .lazy_tables = !a_view});
   if (!image.ok()) return Fail(image.status());  // OpenImage names the image
   if (a.krun_config) {
     // Made from the image's own tree (user files) before any view replaces it.

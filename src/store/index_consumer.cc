@@ -340,6 +340,37 @@ Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& bl
   return std::move(idx.checkpoints);
 }
 
+Result<LayerIndex> ReadLayerIndexSummary(const Store& store, const std::string& blob_digest,
+                                         const std::string& diff_id) {
+  const std::string path = store.IndexPath(blob_digest);
+  LAZYROOT_ASSIGN_OR_RETURN(IndexFileRanges file, IndexFileRanges::Open(path));
+  LAZYROOT_ASSIGN_OR_RETURN(LayerIndex summary, LayerIndex::ReadSummary(file.size(), file.Reader(), path, blob_digest));
+  if (!diff_id.empty() && summary.diff_id != diff_id) {
+    return Status::Corruption("layer index " + path + ": made for DiffID " + summary.diff_id + ", not " + diff_id);
+  }
+  return summary;
+}
+
+Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const std::string& blob_digest,
+                                                     const std::string& diff_id, const Limits& limits,
+                                                     ChunkDigests* chunks) {
+  const std::string path = store.IndexPath(blob_digest);
+  Status why = Status::Ok();
+  if (auto file = IndexFileRanges::Open(path); file.ok()) {
+    std::string got_diff_id;
+    auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, &got_diff_id, chunks);
+    if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
+    why = table.ok() ? Status::Corruption("layer index " + path + ": made for DiffID " + got_diff_id) : table.status();
+  } else {
+    why = file.status();
+  }
+  // Built in memory only: whoever holds no store lock must not write index/.
+  std::fprintf(stderr, "lazyroot: %s; indexing the blob again for this mount (lazyroot fsck --repair stores it)\n",
+               why.message().c_str());
+  LAZYROOT_ASSIGN_OR_RETURN(std::string bytes, BuildLayerIndexFile(store, blob_digest, diff_id, limits));
+  return LayerIndex::ParseCheckpoints(AsBytes(bytes), path, blob_digest, nullptr, chunks);
+}
+
 Result<std::vector<FileDigest>> LoadLayerFileDigests(Store& store, const std::string& blob_digest,
                                                      const std::string& diff_id, const Limits& limits) {
   const std::string path = store.IndexPath(blob_digest);

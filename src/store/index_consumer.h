@@ -71,6 +71,20 @@ Result<CheckpointTable> ForEachStoredLayerEntry(Store& store, const std::string&
 Result<CheckpointTable> LoadLayerCheckpoints(Store& store, const std::string& blob_digest, const std::string& diff_id,
                                              const Limits& limits = Limits(), ChunkDigests* chunks = nullptr);
 
+// The header of a stored layer's index (LayerIndex::ReadSummary) if the file
+// is there, its header sound and made for diff_id (when non-empty); else the
+// error, and the caller loads (or rebuilds) the index whole.
+Result<LayerIndex> ReadLayerIndexSummary(const Store& store, const std::string& blob_digest,
+                                         const std::string& diff_id);
+
+// LoadLayerCheckpoints for a caller holding no store lock (a mount's daemon
+// loading a layer at its first read; the image's in-use marker keeps the
+// blob): an index that is missing, damaged or not for diff_id is built from
+// the blob in memory and not stored (fsck --repair stores it).
+Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const std::string& blob_digest,
+                                                     const std::string& diff_id, const Limits& limits,
+                                                     ChunkDigests* chunks);
+
 // Only the file digests of a stored layer's index (ascending data offset; what
 // `diff` compares contents by), with LoadLayerCheckpoints' fallback: an index
 // missing, corrupt, of an older format version or not for diff_id is rebuilt

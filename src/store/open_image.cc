@@ -105,8 +105,37 @@ void PrefetchImageFiles(const Store& store, const ImageRecord& record) {
     indexes.push_back(store.IndexPath(digest));
     look_up.push_back(store.BlobPath(digest));
   }
-  PrefetchFiles(read, look_up, indexes);
+  // Only the indexes' headers: a mount loads a layer's checkpoints at its
+  // first read (OpenImageOptions::lazy_tables).
+  PrefetchFiles(read, look_up, indexes, /*index_headers_only=*/true);
 }
+
+namespace {
+
+// Loads a layer whose index only had its header read at open: its checkpoints
+// and chunk digests (built from the blob in memory if the index is damaged
+// now), then the blob opened at open, verified by those digests.
+LayerLoader LazyLayerLoader(std::shared_ptr<const Store> store, std::string digest, std::string diff_id, Limits limits,
+                            std::unique_ptr<ByteSource> blob) {
+  auto held = std::make_shared<std::unique_ptr<ByteSource>>(std::move(blob));
+  return [store = std::move(store), digest = std::move(digest), diff_id = std::move(diff_id), limits,
+          held]() -> Result<LayerBlob> {
+    if (!*held) return Status::Corruption("layer " + digest + ": loaded twice");  // ImageContent loads once
+    ChunkDigests chunks;
+    LAZYROOT_ASSIGN_OR_RETURN(CheckpointTable table,
+                              LoadLayerCheckpointsUnlocked(*store, digest, diff_id, limits, &chunks));
+    if ((*held)->Size() < table.compressed_size) {
+      return Status::Corruption("blob " + digest + " is " + std::to_string((*held)->Size()) +
+                                " bytes, its layer index describes " + std::to_string(table.compressed_size) +
+                                " (truncated in the store?); pull the image again");
+    }
+    const uint64_t size = chunks.blob_size;
+    return LayerBlob{digest, NewVerifiedByteSource(std::move(*held), std::make_shared<const ChunkDigests>(std::move(chunks))),
+                     std::make_shared<const CheckpointTable>(std::move(table)), size};
+  };
+}
+
+}  // namespace
 
 Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const OpenImageOptions& options) {
   const std::string what = "image " + record.reference;
@@ -138,11 +167,14 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
       (tree_exists ? indexes : read).push_back(store.IndexPath(digest));
       look_up.push_back(store.BlobPath(digest));
     }
-    PrefetchFiles(read, look_up, indexes);
+    PrefetchFiles(read, look_up, indexes, options.lazy_tables);
   }
   const size_t n = record.layer_digests.size();
   std::vector<std::shared_ptr<const CheckpointTable>> tables(n);
   std::vector<std::shared_ptr<const ChunkDigests>> chunks(n);
+  // Lazily loaded layers (lazy_tables): the header of each index now, its
+  // checkpoints at the layer's first read.
+  std::vector<std::optional<LayerIndex>> summaries(n);
 
   // The persisted tree, if it is valid and made for this image from these
   // layers. It is a cache: anything else about it (an older format, another
@@ -187,6 +219,15 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
         const size_t i = t - 1;
         if (first_of[i] != i) continue;  // the same layer twice: loaded (or rebuilt) once
         try {
+          if (options.lazy_tables) {
+            // Else (no index, a damaged header, another DiffID) loaded now, and rebuilt if need be.
+            auto summary = ReadLayerIndexSummary(store, record.layer_digests[i], config->diff_ids[i]);
+            if (summary.ok()) {
+              summaries[i] = std::move(*summary);
+              table_status[i] = Status::Ok();
+              continue;
+            }
+          }
           ChunkDigests layer_chunks;
           auto table =
               LoadLayerCheckpoints(store, record.layer_digests[i], config->diff_ids[i], options.limits, &layer_chunks);
@@ -208,6 +249,7 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
       if (first_of[i] == i) continue;
       tables[i] = tables[first_of[i]];
       chunks[i] = chunks[first_of[i]];
+      summaries[i] = summaries[first_of[i]];
       table_status[i] = table_status[first_of[i]];
     }
   }
@@ -251,10 +293,23 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
     if (options.tree_only) return out;
   }
   std::vector<LayerBlob> layers;
+  std::vector<LayerLoader> loaders(n);
+  std::shared_ptr<const Store> store_copy;  // for the loaders, which may outlive `store`
   for (size_t i = 0; i < n; ++i) {
     const std::string& digest = record.layer_digests[i];
     auto blob = OpenFileByteSource(store.BlobPath(digest), "blob " + digest);
     if (!blob.ok()) return blob.status().WithContext(what);
+    if (!tables[i] && summaries[i]) {  // the tree was valid (a rebuilt tree loaded every table)
+      if ((*blob)->Size() < summaries[i]->blob_size) {
+        return Status::Corruption(what + ": blob " + digest + " is " + std::to_string((*blob)->Size()) +
+                                  " bytes, its layer index says " + std::to_string(summaries[i]->blob_size) +
+                                  " (truncated in the store?); pull the image again");
+      }
+      if (!store_copy) store_copy = std::make_shared<const Store>(store);
+      loaders[i] = LazyLayerLoader(store_copy, digest, config->diff_ids[i], options.limits, std::move(*blob));
+      layers.push_back(LayerBlob{digest, nullptr, nullptr, summaries[i]->blob_size});
+      continue;
+    }
     // Shorter than the stream its index describes: truncated in the store.
     // Said now, naming the blob, rather than as EIO for some reads later.
     if ((*blob)->Size() < tables[i]->compressed_size) {
@@ -264,9 +319,10 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
     }
     // Every byte mount and extract read of the blob is checked against the
     // chunk digests the pull recorded while it verified the blob's digest.
-    layers.push_back(LayerBlob{digest, NewVerifiedByteSource(std::move(*blob), chunks[i]), tables[i]});
+    layers.push_back(
+        LayerBlob{digest, NewVerifiedByteSource(std::move(*blob), chunks[i]), tables[i], chunks[i]->blob_size});
   }
-  out.content = std::make_shared<const ImageContent>(std::move(layers));
+  out.content = std::make_shared<const ImageContent>(std::move(layers), std::move(loaders));
   return out;
 }
 

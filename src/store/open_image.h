@@ -43,6 +43,13 @@ struct OpenImageOptions {
   // then throw TreeCorruptionError; a tree damaged where the open reads it
   // (header, block table, root, image and layer names) is rebuilt as ever.
   bool lazy_tree = false;
+  // Load each layer's checkpoints and chunk digests at its first read
+  // (ImageContent::Load) rather than now, when the stored tree is valid: they
+  // grow with the blob (a 768 MiB layer's are 3.6 MB) and a mount's start
+  // must not. Only each index's header is read (and checked) now; an index
+  // damaged past it is indexed again from the blob at that first read, in
+  // memory (the caller may hold no store lock by then).
+  bool lazy_tables = false;
 };
 
 // Opens the image record's tree (building and persisting it when missing or

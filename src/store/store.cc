@@ -67,7 +67,7 @@ std::vector<std::string> ListNames(const std::string& dir) {
 }
 
 void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up,
-                   const std::vector<std::string>& index_mount_ranges) {
+                   const std::vector<std::string>& index_mount_ranges, bool index_headers_only) {
   struct stat st {};
   for (const std::string& path : look_up) (void)::stat(path.c_str(), &st);
   auto open_all = [](const std::vector<std::string>& paths) {
@@ -86,6 +86,10 @@ void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::
     ::close(fd);
   }
   for (int fd : indexes) {
+    if (index_headers_only) {
+      ::close(fd);
+      continue;
+    }
     uint8_t header[LayerIndex::kHeaderBytes];
     ssize_t n;
     do {

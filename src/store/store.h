@@ -192,9 +192,11 @@ Result<std::string> ReadSelfSizedFile(const std::string& path, uint64_t cap, std
 // asked for together and read here): not the entries and file digests, which
 // are 4.5 MB of a 100k-file image's 5.4 MB index, and which queued ahead of
 // the reads a mount waits for. An index whose header is not one of this
-// version is asked for whole. Paths that do not open are skipped.
+// version is asked for whole. Paths that do not open are skipped. With
+// index_headers_only, only the headers (a mount that loads checkpoints at a
+// layer's first read).
 void PrefetchFiles(const std::vector<std::string>& read, const std::vector<std::string>& look_up,
-                   const std::vector<std::string>& index_mount_ranges = {});
+                   const std::vector<std::string>& index_mount_ranges = {}, bool index_headers_only = false);
 
 // The writer's pid in a temp name "<target>.tmp.<pid>[.<tid>.<n>]"
 // (WriteFileAtomic, UniqueTempSuffix), or 0.

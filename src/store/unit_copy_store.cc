@@ -217,7 +217,7 @@ std::shared_ptr<UnitCopies> NewStoreUnitCopies(const Store& store, const ImageCo
     StoreUnitCopies::Layer l;
     l.dir = UnitCopyDir(store.root(), b.digest);
     l.digest = b.digest;
-    l.budget = 2 * (b.checkpoints ? b.checkpoints->compressed_size : 0) + (16 << 20);
+    l.budget = 2 * b.blob_size + (16 << 20);
     layers.push_back(std::move(l));
   }
   return std::make_shared<StoreUnitCopies>(std::move(layers), std::move(slot));
