@@ -28,7 +28,9 @@ constexpr size_t kInBufferBytes = 64 << 10;
 // read is a byte hashed (the bench's random 4 KiB reads over 16 KiB chunks:
 // 94 -> 45 KB of blob per read in random data, 60 -> 29 KB in text; doubling
 // from 16 KiB instead: 64 and 39 KB). A sequential unit pays three more
-// preads.
+// preads. The ISA-L reader's first read after a prime is sized instead by
+// what the caller said it will decode (PointDecoder::ExpectOutput), when it
+// did: one disk read on a cold page cache rather than two or three.
 constexpr size_t kFirstRefillBytes = 16 << 10;
 
 std::string ZlibMessage(const z_stream& s, int ret) {
