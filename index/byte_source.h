@@ -27,15 +27,18 @@ class ByteSource {
 
 // How many bytes a sequential reader with `buffer` bytes of room reads at
 // `pos` when `left` bytes remain: as many as fit, but ending on a multiple
-// of 64 KiB when that still reads something. A verified blob (verified_source.h)
-// checks chunks (32 KiB, or 64 KiB in older indexes: a multiple of 64 KiB
-// ends a chunk of either): a read that ends mid-chunk verifies the whole
-// chunk into a side buffer and copies out of it, while aligned reads are
-// checked in place once.
-inline size_t AlignedReadSize(uint64_t pos, size_t buffer, uint64_t left) {
-  constexpr uint64_t kAlign = 64 << 10;
+// of `align` (64 KiB by default) when that still reads something. A verified
+// blob (verified_source.h) checks chunks (32 KiB, or 64 KiB in older indexes:
+// a multiple of 64 KiB ends a chunk of either): a read that ends mid-chunk
+// verifies the whole chunk into a side buffer and copies out of it, while
+// aligned reads are checked in place once. A reader's small first read after
+// a prime aligns to 32 KiB: one that crossed a 32 KiB boundary verified a
+// second chunk for the few KiB a random read decodes from (in an index of
+// 64 KiB chunks the rest of the chunk is then in the verified-chunk cache).
+inline constexpr uint64_t kSmallReadAlign = 32 << 10;
+inline size_t AlignedReadSize(uint64_t pos, size_t buffer, uint64_t left, uint64_t align = 64 << 10) {
   const uint64_t want = buffer < left ? buffer : left;
-  const uint64_t tail = (pos + want) % kAlign;
+  const uint64_t tail = (pos + want) % align;
   return static_cast<size_t>(want == left || tail >= want ? want : want - tail);
 }
 

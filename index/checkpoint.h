@@ -118,6 +118,11 @@ class PointDecoder {
   virtual Status Decode(std::span<uint8_t> out) = 0;
   // Discards the next n bytes (REQUIRES as Decode). The default decodes them.
   virtual Status Skip(uint64_t n);
+  // After a Prime: about out_bytes will be decoded from the point before the
+  // caller stops (a random read's skip plus its length). A decoder may size
+  // its first read of the blob to what that needs: on a cold page cache each
+  // read is a disk read. The default ignores it.
+  virtual void ExpectOutput(uint64_t out_bytes) { (void)out_bytes; }
   // Heap bytes this decoder holds now (state, window, buffers), for callers
   // that bound how many they keep (a zstd context grows to the frame's window).
   virtual uint64_t memory_bytes() const { return 0; }

@@ -28,7 +28,9 @@ constexpr size_t kInBufferBytes = 64 << 10;
 // read is a byte hashed (the bench's random 4 KiB reads over 16 KiB chunks:
 // 94 -> 45 KB of blob per read in random data, 60 -> 29 KB in text; doubling
 // from 16 KiB instead: 64 and 39 KB). A sequential unit pays three more
-// preads.
+// preads. The ISA-L reader's first read after a prime is sized instead by
+// what the caller said it will decode (PointDecoder::ExpectOutput), when it
+// did: one disk read on a cold page cache rather than two or three.
 constexpr size_t kFirstRefillBytes = 16 << 10;
 
 std::string ZlibMessage(const z_stream& s, int ret) {
@@ -340,7 +342,8 @@ class GzipPointDecoder final : public PointDecoder {
   Status Refill() {
     size_t n = 0;
     const size_t want = AlignedReadSize(file_pos_, refilled_ < in_.size() ? kFirstRefillBytes : in_.size(),
-                                        table_->compressed_size - file_pos_);
+                                        table_->compressed_size - file_pos_,
+                                        refilled_ < in_.size() ? kSmallReadAlign : 64 << 10);
     refilled_ += want;
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
     if (n == 0) return Truncated();
@@ -440,6 +443,9 @@ class IsalPointDecoder final : public PointDecoder {
     file_pos_ = p.in_offset;
     buf_len_ = 0;
     refilled_ = 0;
+    expect_in_ = 0;
+    prime_in_ = p.in_offset;
+    prime_out_ = p.out_offset;
     state_->next_in = in_.data();
     state_->avail_in = 0;
     if (p.mid_block) {
@@ -451,19 +457,31 @@ class IsalPointDecoder final : public PointDecoder {
                                   ": window rejected");
       }
     }
-    if (p.bits != 0) {
-      uint8_t byte = 0;
-      size_t n = 0;
-      LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(p.in_offset - 1, std::span<uint8_t>(&byte, 1), &n));
-      if (n != 1) return Truncated(p.in_offset);
-      state_->read_in = byte >> (8 - p.bits);
-      state_->read_in_length = p.bits;
-    }
+    // The `bits` unread bits of the byte before the point come with the
+    // first refill (which then starts a byte early): a read of its own could
+    // be a disk read and a chunk verified of its own.
+    prime_bits_ = p.bits;
+    if (p.bits != 0) --file_pos_;  // in_offset >= 1: Parse checks a point with bits
     primed_ = true;
     return Status::Ok();
   }
 
   bool PrimesMidBlock() const override { return true; }
+
+  // The compressed bytes out_bytes of output from the primed point take, at
+  // the table's ratio between it and the next point (or the blob's end), plus
+  // an eighth and 1 KiB (a block header, a denser stretch).
+  void ExpectOutput(uint64_t out_bytes) override {
+    const std::vector<Checkpoint>& pts = table_->points;
+    auto next = std::upper_bound(pts.begin(), pts.end(), prime_out_,
+                                 [](uint64_t out, const Checkpoint& c) { return out < c.out_offset; });
+    const uint64_t in_end = next == pts.end() ? table_->compressed_size : next->in_offset;
+    const uint64_t out_end = next == pts.end() ? table_->uncompressed_size : next->out_offset;
+    if (in_end <= prime_in_ || out_end <= prime_out_) return;
+    const double ratio = static_cast<double>(in_end - prime_in_) / static_cast<double>(out_end - prime_out_);
+    const double need = static_cast<double>(out_bytes) * ratio * 1.125 + 1024;
+    expect_in_ = need >= static_cast<double>(in_.size()) ? in_.size() : static_cast<uint64_t>(need);
+  }
 
   Status Decode(std::span<uint8_t> out) override {
     if (!primed_) return Status::InvalidArgument(name_ + ": gzip: decode before a successful prime");
@@ -532,8 +550,15 @@ class IsalPointDecoder final : public PointDecoder {
   }
 
   Status Refill() {
-    const size_t want = AlignedReadSize(file_pos_, refilled_ < in_.size() ? kFirstRefillBytes : in_.size(),
-                                        table_->compressed_size - file_pos_);
+    size_t want = AlignedReadSize(file_pos_, refilled_ < in_.size() ? kFirstRefillBytes : in_.size(),
+                                  table_->compressed_size - file_pos_,
+                                  refilled_ < in_.size() ? kSmallReadAlign : 64 << 10);
+    if (refilled_ == 0 && expect_in_ != 0) {
+      // The first read after a prime: what the caller's decode is expected
+      // to need, on to the end of its last 32 KiB chunk (verified whole anyway).
+      const uint64_t end = (file_pos_ + expect_in_ + kSmallReadAlign - 1) / kSmallReadAlign * kSmallReadAlign;
+      want = static_cast<size_t>(std::min<uint64_t>({end - file_pos_, in_.size(), table_->compressed_size - file_pos_}));
+    }
     refilled_ += want;
     size_t n = 0;
     LAZYROOT_RETURN_IF_ERROR(blob_->ReadAt(file_pos_, std::span<uint8_t>(in_.data(), want), &n));
@@ -542,6 +567,14 @@ class IsalPointDecoder final : public PointDecoder {
     buf_len_ = n;
     state_->next_in = in_.data();
     state_->avail_in = static_cast<uint32_t>(n);
+    if (prime_bits_ != 0) {
+      // The byte before the point (Prime): its last prime_bits_ bits are unread.
+      state_->read_in = in_[0] >> (8 - prime_bits_);
+      state_->read_in_length = prime_bits_;
+      prime_bits_ = 0;
+      ++state_->next_in;
+      --state_->avail_in;
+    }
     return Status::Ok();
   }
 
@@ -621,6 +654,9 @@ class IsalPointDecoder final : public PointDecoder {
   uint64_t file_pos_ = 0;  // compressed offset just past in_'s valid bytes
   size_t buf_len_ = 0;     // valid bytes in in_
   uint64_t refilled_ = 0;  // bytes Refill read since the prime (kFirstRefillBytes above)
+  uint64_t expect_in_ = 0;  // compressed bytes the decode from the prime is expected to need (0: unknown)
+  uint64_t prime_in_ = 0, prime_out_ = 0;  // the primed point's offsets
+  uint8_t prime_bits_ = 0;  // the point's bits, until the first Refill reads the byte holding them
   std::vector<uint8_t> in_;
   std::vector<uint8_t> window_;
   std::vector<uint8_t> scratch_;

@@ -73,6 +73,7 @@ class CheckpointRandomReader final : public RandomReader {
       warm_ = false;
       ++reprimes_;
       LAZYROOT_RETURN_IF_ERROR(decoder_->Prime(p));
+      decoder_->ExpectOutput(offset + want - p.out_offset);
       pos_ = p.out_offset;
       warm_ = true;
     }

@@ -4,7 +4,10 @@
 // ReadAt hands out lies in a chunk that was read from the blob, hashed and
 // compared since — or in a verified chunk kept in a small process-wide cache
 // (2 MiB, least recently used first), so a decoder reading 64 KiB at a time
-// across chunk boundaries hashes each chunk once. Reads covering whole chunks
+// across chunk boundaries hashes each chunk once. Reads of at most 1 KiB (a
+// mid-block point's block header, read again by every prime in that block)
+// are also kept, by offset and length, in a second process-wide cache
+// (1 MiB): a repeat does not verify the header's chunk again. Reads covering whole chunks
 // go straight into the caller's buffer and are checked there.
 //
 // A chunk that does not match is kCorruption naming the blob and the byte
@@ -32,5 +35,7 @@ std::unique_ptr<ByteSource> NewVerifiedByteSource(std::unique_ptr<ByteSource> bl
 
 // Bytes the process-wide cache of verified chunks holds now (tests).
 uint64_t VerifiedChunkCacheBytes();
+// Bytes (with a fixed overhead per read) the cache of small reads holds now (tests).
+uint64_t VerifiedSmallReadCacheBytes();
 
 }  // namespace lazyroot

@@ -9,7 +9,8 @@
 // another thread's CPU time), and prints per read, for the reads in a file's
 // first and second half (the bench's `large` files: text, then random
 // bytes): this thread's CPU time, wall time, blob bytes read and verified,
-// bytes decoded. chunk_bytes: verify against chunk digests of that size,
+// how many reads of the blob those took (each one a disk read on a cold page
+// cache), bytes decoded. chunk_bytes: verify against chunk digests of that size,
 // computed here, instead of the index's (what a smaller chunk would save).
 #include <fcntl.h>
 #include <time.h>
@@ -34,12 +35,14 @@ namespace {
 using namespace lazyroot;
 
 std::atomic<uint64_t> g_blob_bytes{0};
+std::atomic<uint64_t> g_blob_reads{0};  // preads of the blob: on a cold page cache, disk reads
 
 class Counting final : public ByteSource {
  public:
   explicit Counting(std::unique_ptr<ByteSource> inner) : inner_(std::move(inner)) {}
   Status ReadAt(uint64_t offset, std::span<uint8_t> out, size_t* n) const override {
     g_blob_bytes += out.size();
+    ++g_blob_reads;
     return inner_->ReadAt(offset, out, n);
   }
   uint64_t Size() const override { return inner_->Size(); }
@@ -99,7 +102,7 @@ int main(int argc, char** argv) {
   uint64_t off = 0;
   std::vector<uint8_t> buf(4096);
   double cpu[2] = {0, 0}, wall[2] = {0, 0};
-  uint64_t blob_bytes[2] = {0, 0}, decoded[2] = {0, 0}, count[2] = {0, 0};
+  uint64_t blob_bytes[2] = {0, 0}, blob_reads[2] = {0, 0}, decoded[2] = {0, 0}, count[2] = {0, 0};
   while (plan >> path >> off) {
     auto it = files.find(path);
     if (it == files.end()) {
@@ -107,7 +110,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     const int half = off >= it->second.second / 2 ? 1 : 0;
-    const uint64_t b0 = g_blob_bytes, d0 = cache.stats().decoded_bytes;
+    const uint64_t b0 = g_blob_bytes, r0 = g_blob_reads, d0 = cache.stats().decoded_bytes;
     const double c0 = ThreadCpu();
     const auto t0 = std::chrono::steady_clock::now();
     size_t n = 0;
@@ -119,15 +122,17 @@ int main(int argc, char** argv) {
       return 1;
     }
     blob_bytes[half] += g_blob_bytes - b0;
+    blob_reads[half] += g_blob_reads - r0;
     decoded[half] += cache.stats().decoded_bytes - d0;
     ++count[half];
   }
   for (int h = 0; h < 2; ++h) {
     if (count[h] == 0) continue;
     const double k = static_cast<double>(count[h]);
-    std::printf("%s half of files: %llu reads, per read: cpu %.0f us, wall %.0f us, blob %.0f B, decoded %.0f B\n",
+    std::printf("%s half of files: %llu reads, per read: cpu %.0f us, wall %.0f us, blob %.0f B in %.2f reads, decoded %.0f B\n",
                 h == 0 ? "first" : "second", static_cast<unsigned long long>(count[h]), cpu[h] / k * 1e6,
-                wall[h] / k * 1e6, static_cast<double>(blob_bytes[h]) / k, static_cast<double>(decoded[h]) / k);
+                wall[h] / k * 1e6, static_cast<double>(blob_bytes[h]) / k, static_cast<double>(blob_reads[h]) / k,
+                static_cast<double>(decoded[h]) / k);
   }
   return 0;
 }

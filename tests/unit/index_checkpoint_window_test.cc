@@ -117,6 +117,12 @@ TEST(AlignedReadSize, EndsReadsOnChunkBoundariesWhenItCan) {
   EXPECT_EQ(AlignedReadSize(100, 4096, 1 << 30), 4096u);          // inside one chunk: as asked
   EXPECT_EQ(AlignedReadSize(100, k64, 500), 500u);                // the rest of the blob
   EXPECT_EQ(AlignedReadSize(100, 2 * k64, 1 << 30), 2 * k64 - 100);
+  // A first read after a prime, aligned to a 32 KiB chunk: it stops at the
+  // chunk's end rather than verifying the next chunk for a few bytes.
+  constexpr uint64_t k16 = 16 << 10, k32 = 32 << 10;
+  EXPECT_EQ(AlignedReadSize(k32 - 100, k16, 1 << 30, kSmallReadAlign), 100u);
+  EXPECT_EQ(AlignedReadSize(k32 + 100, k16, 1 << 30, kSmallReadAlign), k16);
+  EXPECT_EQ(AlignedReadSize(k32 - 100, k16, 1 << 30), k16);  // 64 KiB alignment crosses it
 }
 
 }  // namespace

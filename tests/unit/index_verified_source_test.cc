@@ -208,6 +208,35 @@ TEST(VerifiedSource, SequentialSmallReadsReadEachChunkOnce) {
   EXPECT_LE(VerifiedChunkCacheBytes(), uint64_t{2} << 20);
 }
 
+// A small read (a mid-block point's block header) is kept by offset and
+// length after its chunk has left the chunk cache: read again, it reads
+// nothing from the blob. Another length or offset is not served from it, a
+// failed read keeps nothing, and the cache stays within its bound.
+TEST(VerifiedSource, SmallReadsAreKeptApartFromTheirChunk) {
+  const size_t chunks = ((2u << 20) / kChunk) * 5 / 4;  // more than the chunk cache holds
+  Fixture f(chunks * kChunk);
+  std::string got;
+  ASSERT_TRUE(f.Read(kChunk + 100, 640, &got).ok());
+  EXPECT_EQ(got, f.original.substr(kChunk + 100, 640));
+  for (uint64_t c = 2; c < chunks; ++c) ASSERT_TRUE(f.Read(c * kChunk + 1, 8, &got).ok());  // evicts chunk 1
+  const uint64_t before = f.raw->read_bytes.load();
+  ASSERT_TRUE(f.Read(kChunk + 100, 640, &got).ok());
+  EXPECT_EQ(got, f.original.substr(kChunk + 100, 640));
+  EXPECT_EQ(f.raw->read_bytes.load(), before);  // served from the small-read cache
+  ASSERT_TRUE(f.Read(kChunk + 100, 641, &got).ok());  // another length: read and verified again
+  EXPECT_EQ(got, f.original.substr(kChunk + 100, 641));
+  EXPECT_EQ(f.raw->read_bytes.load(), before + kChunk);
+  // A failed small read keeps nothing: after the disk is put right it is read again.
+  const uint64_t bad = (chunks - 1) * kChunk;
+  f.disk[bad + 3] ^= 1;
+  for (uint64_t c = 0; c + 1 < chunks; ++c) ASSERT_TRUE(f.Read(c * kChunk + 2, 4, &got).ok());  // evicts the last chunk
+  EXPECT_EQ(f.Read(bad, 16, &got).code(), ErrorCode::kCorruption);
+  f.disk[bad + 3] ^= 1;
+  ASSERT_TRUE(f.Read(bad, 16, &got).ok());
+  EXPECT_EQ(got, f.original.substr(bad, 16));
+  EXPECT_LE(VerifiedSmallReadCacheBytes(), uint64_t{1} << 20);
+}
+
 TEST(VerifiedSource, ConcurrentReadersSeeTheBlobOrAnErrorNeverOtherBytes) {
   Fixture f(40 * kChunk + 99);
   f.disk[17 * kChunk + 3] ^= 0x80;
