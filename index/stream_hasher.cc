@@ -15,24 +15,12 @@ void StreamHasher::Update(std::span<const uint8_t> chunk) {
     Hash(new_files_, chunk);
     return;
   }
-  // Batched up to kBatchBytes: the pass hands over every block's output
-  // when it stops at block ends (fine and mid-block points), ~26 KiB a call
-  // on `large`, and a handoff each (a wakeup, a context switch) cost more
-  // than the copy. Hash takes a batch's files before its bytes, which is
-  // what it needs: each file comes before the chunk its data starts in.
-  if (batch_.bytes.empty() && batch_.files.empty()) batch_ = chunks_.Take();
-  for (File& f : new_files_) batch_.files.push_back(std::move(f));
+  Chunk c = chunks_.Take();
+  c.files.swap(new_files_);
   new_files_.clear();
-  batch_.bytes.insert(batch_.bytes.end(), chunk.begin(), chunk.end());
-  if (batch_.bytes.size() >= kBatchBytes) PostBatch();
-}
-
-void StreamHasher::PostBatch() {
-  Chunk c = std::move(batch_);
-  batch_ = Chunk();
+  c.bytes.assign(chunk.begin(), chunk.end());
   worker_.Post([this, c = std::move(c)]() mutable {
     Hash(c.files, c.bytes);
-    c.bytes.clear();
     chunks_.Give(std::move(c));  // Hash left its files empty
   });
 }
@@ -74,7 +62,6 @@ void StreamHasher::Hash(std::vector<File>& added, std::span<const uint8_t> bytes
 }
 
 StreamHasher::Digests StreamHasher::Finish() {
-  if (!batch_.bytes.empty() || !batch_.files.empty()) PostBatch();
   worker_.Join();  // rethrows what the hashing threw there
   // Files announced after the last chunk (empty files at the end of the stream).
   Hash(new_files_, {});

@@ -10,8 +10,8 @@
 // The producer (the indexer's thread) calls AddFile for each regular entry
 // the tar parser sees, then Update with the output chunk that holds the
 // entries' headers; the hasher sees them in that order. Chunks are copied
-// into batches of about kBatchBytes, and those into a bounded queue (at most
-// kMaxQueued in flight: memory does not grow with the layer). Short streams are hashed inline. Not thread-safe:
+// into a bounded queue (at most kMaxQueued chunks in flight: memory does not
+// grow with the layer). Short streams are hashed inline. Not thread-safe:
 // one producer.
 #pragma once
 
@@ -57,7 +57,6 @@ class StreamHasher {
 
   static constexpr uint64_t kDefaultThreshold = 4 << 20;
   static constexpr size_t kMaxQueued = 8;
-  static constexpr size_t kBatchBytes = 256 << 10;  // chunks are handed over in batches of about this
 
  private:
   struct Chunk {
@@ -68,7 +67,6 @@ class StreamHasher {
   void Hash(std::vector<File>& files, std::span<const uint8_t> bytes);
 
   std::vector<File> new_files_;  // producer side: not yet handed over
-  void PostBatch();  // hands batch_ to the thread
 
   // Owned by whoever hashes (the producer until the thread starts, then the thread until joined).
   static constexpr int kDiffLane = 0, kFileLane = 1;
@@ -80,7 +78,6 @@ class StreamHasher {
   std::vector<FileDigest> file_digests_;
 
   RecyclePool<Chunk> chunks_;
-  Chunk batch_;  // producer side, threaded: chunks and files not yet posted
   SerialWorker worker_;  // declared last: its tasks use the rest
 };
 

@@ -48,9 +48,8 @@ std::vector<FileDigest> Expected(const Case& c) {
 }
 
 // Feeds c in random chunks of 1..max_chunk bytes, announcing each file
-// before the chunk its data starts in. Chunks far below
-// StreamHasher::kBatchBytes are batched (several chunks and the files
-// between them in one handoff), chunks above it are not.
+// before the chunk its data starts in (small chunks: as the pass hands over
+// output when it stops at every block end of a large file).
 StreamHasher::Digests HashInChunks(const Case& c, uint64_t threshold, unsigned seed, uint64_t max_chunk = 700000) {
   StreamHasher h(threshold);
   std::mt19937 rng(seed);
