@@ -1,6 +1,7 @@
 #include "index/isal_midblock.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <string>
 
@@ -11,12 +12,28 @@
 namespace lazyroot {
 namespace {
 
-// deflate's LSB-first bits; ok turns false once past the bytes.
+// deflate's LSB-first bits; ok turns false once past the bytes. The pass
+// walks a header at every block boundary inside a large file: bits are
+// taken from a 64-bit load where 8 bytes remain, one by one near the end.
 struct Bits {
   std::span<const uint8_t> b;
   uint64_t pos;
   bool ok = true;
+  // Whether the 57 bits from pos can be read at once (Load).
+  bool Fast() const { return pos / 8 + 8 <= b.size(); }
+  // REQUIRES: Fast(). The bits from pos on, the first in bit 0.
+  uint64_t Load() const {
+    uint64_t v;
+    std::memcpy(&v, b.data() + pos / 8, 8);
+    if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+    return v >> (pos % 8);
+  }
   uint32_t Get(int n) {
+    if (Fast()) {
+      const uint32_t v = static_cast<uint32_t>(Load() & ((uint64_t{1} << n) - 1));
+      pos += static_cast<uint64_t>(n);
+      return v;
+    }
     uint32_t v = 0;
     for (int i = 0; i < n; ++i, ++pos) {
       if (pos / 8 >= b.size()) {
@@ -52,6 +69,22 @@ struct Huffman {
   }
   int Decode(Bits* b) const {
     int code = 0, first = 0, index = 0;
+    if (b->Fast()) {  // the same walk on bits loaded at once (a code is <= 15 bits)
+      const uint64_t v = b->Load();
+      for (int l = 1; l < 16; ++l) {
+        code |= static_cast<int>((v >> (l - 1)) & 1u);
+        const int c = count[l];
+        if (code - c < first) {
+          b->pos += static_cast<uint64_t>(l);
+          return symbol[index + (code - first)];
+        }
+        index += c;
+        first = (first + c) << 1;
+        code <<= 1;
+      }
+      b->pos += 15;
+      return -1;
+    }
     for (int l = 1; l < 16; ++l) {
       code |= static_cast<int>(b->Get(1));
       if (!b->ok) return -1;

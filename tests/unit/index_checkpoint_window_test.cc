@@ -1,16 +1,21 @@
 // CheckpointNeedsWindow / WithoutWindow: a table whose unneeded windows are
 // dropped reads exactly the bytes of the original, with both inflate engines;
 // windows are dropped where the data after a point is incompressible and
-// kept where matches reach back. AlignedReadSize's arithmetic.
+// kept where matches reach back. AlignedReadSize's arithmetic. CompressWindow
+// (one reused deflate state per thread) writes exactly compress2's bytes:
+// indexes made before it must rebuild byte for byte (fsck).
 #include "index/checkpoint_window.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "index/byte_source.h"
+#include "index/checkpoint.h"
 #include "index/gzip_index.h"
 #include "index/layer_decoder.h"
 #include "tests/unit/compressed_fixtures.h"
@@ -107,6 +112,36 @@ TEST(CheckpointWindow, APointWhoseMatchesReachBackKeepsItsWindow) {
     ASSERT_TRUE(need.ok());
     EXPECT_EQ(*need, table.points[i].window_size != 0) << i;
   }
+}
+
+// The old CompressWindow: compress2 at level 1.
+std::string Compress2(std::span<const uint8_t> raw) {
+  uLongf len = compressBound(static_cast<uLong>(raw.size()));
+  std::string out(len, '\0');
+  EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(out.data()), &len, raw.data(), static_cast<uLong>(raw.size()), 1), Z_OK);
+  out.resize(len);
+  return out;
+}
+
+TEST(CompressWindow, WritesCompress2sBytesWithItsStateReused) {
+  const Bytes data = MakeData(2);  // random, then text
+  std::mt19937 rng(11);
+  // Sizes and places vary, in an order where a large window follows small
+  // ones and random follows text: what a reused state could carry over.
+  for (int i = 0; i < 200; ++i) {
+    const size_t n = i % 7 == 0 ? kMaxWindowBytes : 1 + rng() % kMaxWindowBytes;
+    const size_t at = rng() % (data.size() - n);
+    const std::span<const uint8_t> raw(data.data() + at, n);
+    const std::string got = CompressWindow(raw);
+    ASSERT_EQ(got, Compress2(raw)) << "window " << i << ": " << n << " bytes at " << at;
+    Checkpoint p;
+    p.window_size = static_cast<uint32_t>(n);
+    p.window = got;
+    Bytes back;
+    ASSERT_TRUE(ExpandWindow(p, "test", &back).ok());
+    ASSERT_TRUE(std::equal(back.begin(), back.end(), raw.begin(), raw.end()));
+  }
+  EXPECT_EQ(CompressWindow({}), "");
 }
 
 TEST(AlignedReadSize, EndsReadsOnChunkBoundariesWhenItCan) {

@@ -47,13 +47,15 @@ std::vector<FileDigest> Expected(const Case& c) {
   return out;
 }
 
-// Feeds c in random chunks, announcing each file before the chunk its data starts in.
-StreamHasher::Digests HashInChunks(const Case& c, uint64_t threshold, unsigned seed) {
+// Feeds c in random chunks of 1..max_chunk bytes, announcing each file
+// before the chunk its data starts in (small chunks: as the pass hands over
+// output when it stops at every block end of a large file).
+StreamHasher::Digests HashInChunks(const Case& c, uint64_t threshold, unsigned seed, uint64_t max_chunk = 700000) {
   StreamHasher h(threshold);
   std::mt19937 rng(seed);
   size_t next_file = 0;
   for (uint64_t at = 0; at < c.stream.size();) {
-    const uint64_t n = std::min<uint64_t>(c.stream.size() - at, 1 + rng() % 700000);
+    const uint64_t n = std::min<uint64_t>(c.stream.size() - at, 1 + rng() % max_chunk);
     while (next_file < c.files.size() && c.files[next_file].start < at + n) h.AddFile(c.files[next_file++]);
     h.Update(std::span<const uint8_t>(c.stream).subspan(at, n));
     at += n;
@@ -68,14 +70,17 @@ TEST(StreamHasher, InlineAndThreadedAgreeWithDirectHashes) {
   const std::vector<FileDigest> want = Expected(c);
   const std::string diff_id = "sha256:" + Sha256::HexOf(std::span<const uint8_t>(c.stream));
   for (uint64_t threshold : {uint64_t{0}, uint64_t{1} << 20, ~uint64_t{0}}) {
-    for (unsigned seed : {1u, 2u, 3u}) {
-      StreamHasher::Digests d = HashInChunks(c, threshold, seed);
-      EXPECT_EQ(d.diff_id, diff_id) << threshold;
-      EXPECT_TRUE(d.all_files_complete);
-      ASSERT_EQ(d.file_digests.size(), want.size()) << threshold;
-      for (size_t i = 0; i < want.size(); ++i) {
-        EXPECT_EQ(d.file_digests[i].data_offset, want[i].data_offset);
-        EXPECT_EQ(d.file_digests[i].digest, want[i].digest) << "file " << i << " threshold " << threshold;
+    for (uint64_t max_chunk : {uint64_t{700000}, uint64_t{30000}}) {
+      for (unsigned seed : {1u, 2u, 3u}) {
+        StreamHasher::Digests d = HashInChunks(c, threshold, seed, max_chunk);
+        EXPECT_EQ(d.diff_id, diff_id) << threshold << " " << max_chunk;
+        EXPECT_TRUE(d.all_files_complete);
+        ASSERT_EQ(d.file_digests.size(), want.size()) << threshold << " " << max_chunk;
+        for (size_t i = 0; i < want.size(); ++i) {
+          EXPECT_EQ(d.file_digests[i].data_offset, want[i].data_offset);
+          EXPECT_EQ(d.file_digests[i].digest, want[i].digest)
+              << "file " << i << " threshold " << threshold << " max_chunk " << max_chunk;
+        }
       }
     }
   }
