@@ -15,6 +15,7 @@
 #include "index/sha256.h"
 #include "index/verified_source.h"
 #include "src/store/index_consumer.h"
+#include "src/store/test_pause.h"
 #include "src/image/manifest.h"
 
 namespace lazyroot {
@@ -121,6 +122,7 @@ LayerLoader LazyLayerLoader(std::shared_ptr<const Store> store, std::string dige
   return [store = std::move(store), digest = std::move(digest), diff_id = std::move(diff_id), limits,
           held]() -> Result<LayerBlob> {
     if (!*held) return Status::Corruption("layer " + digest + ": loaded twice");  // ImageContent loads once
+    TestPause("mount-layer-load");  // the mount is ready, its index headers checked; nothing else read yet
     ChunkDigests chunks;
     LAZYROOT_ASSIGN_OR_RETURN(CheckpointTable table,
                               LoadLayerCheckpointsUnlocked(*store, digest, diff_id, limits, &chunks));
