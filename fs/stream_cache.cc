@@ -121,6 +121,7 @@ void StreamCache::StartWarmUp() {
 }
 
 StreamCache::~StreamCache() {
+  cancel_loads_.store(true, std::memory_order_relaxed);
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -133,7 +134,7 @@ StreamCache::~StreamCache() {
 Status StreamCache::PrepareLayer(uint32_t layer) {
   LayerState& ls = *layers_[layer];
   if (ls.ready.load(std::memory_order_acquire)) return Status::Ok();
-  LAZYROOT_RETURN_IF_ERROR(content_->Load(layer));
+  LAZYROOT_RETURN_IF_ERROR(content_->Load(layer, &cancel_loads_));
   std::lock_guard lock(ls.mu);
   if (ls.ready.load(std::memory_order_relaxed)) return Status::Ok();
   const CheckpointTable& t = *content_->layer(layer).checkpoints;

@@ -60,6 +60,7 @@
 // Thread safety: every public method may be called from any thread at once.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -266,6 +267,9 @@ class StreamCache {
   StreamCacheStats counters_;
   std::vector<std::thread> workers_;
   std::thread warmer_;  // StartWarmUp's
+  // Set by the destructor: a layer load under way (an index built again in
+  // memory from a large blob) gives up rather than hold up the unmount.
+  std::atomic<bool> cancel_loads_{false};
 };
 
 // A RandomReader view of one layer through a StreamCache (for ReadFileData).

@@ -47,7 +47,7 @@ ImageContent::~ImageContent() = default;
 ImageContent::ImageContent(ImageContent&&) noexcept = default;
 ImageContent& ImageContent::operator=(ImageContent&&) noexcept = default;
 
-Status ImageContent::Load(uint32_t i) const {
+Status ImageContent::Load(uint32_t i, const std::atomic<bool>* cancel) const {
   Lazy* lazy = lazy_.at(i).get();
   if (lazy == nullptr) return Status::Ok();
   if (!lazy->done.load(std::memory_order_acquire)) {
@@ -56,10 +56,12 @@ Status ImageContent::Load(uint32_t i) const {
       // No exception may leave a load half done: it fails the layer.
       std::optional<Result<LayerBlob>> got;
       try {
-        got.emplace(lazy->load());
+        got.emplace(lazy->load(cancel));
       } catch (...) {
         got.emplace(CurrentExceptionStatus("layer " + layers_[i].digest + ": loading its index"));
       }
+      // Given up because asked to (the mount stops): not the layer's failure.
+      if (!got->ok() && cancel != nullptr && cancel->load(std::memory_order_relaxed)) return got->status();
       if (!got->ok()) {
         lazy->status = got->status();
       } else if (!(*got)->blob || !(*got)->checkpoints) {

@@ -36,9 +36,11 @@ struct LayerBlob {
 };
 
 // Loads a lazily opened layer: its verified blob and its checkpoint table
-// (digest need not be set). Runs at most once per layer, on the thread of the
-// first use.
-using LayerLoader = std::function<Result<LayerBlob>()>;
+// (digest need not be set). Runs at most once per layer to an end, on the
+// thread of the first use. cancel (may be null): once set, the loader may
+// give up (kAborted) instead of finishing; a mount being stopped must not
+// wait for a whole blob to be indexed again in memory.
+using LayerLoader = std::function<Result<LayerBlob>(const std::atomic<bool>* cancel)>;
 
 class ImageContent {
  public:
@@ -59,8 +61,9 @@ class ImageContent {
   // Loads layer i if it was opened lazily: once; concurrent callers wait for
   // that load. A failure is kept and returned by every later call (a load may
   // rebuild the layer's index from the blob: it is not tried per read).
-  // Ok at once for a layer that is loaded.
-  Status Load(uint32_t i) const;
+  // Ok at once for a layer that is loaded. A load that fails once cancel is
+  // set is not kept: the next call tries again.
+  Status Load(uint32_t i, const std::atomic<bool>* cancel = nullptr) const;
   // A fresh decoder for layer i, loading the layer first; if that fails, a
   // reader whose every Read returns the failure. REQUIRES: i < layer_count().
   std::unique_ptr<RandomReader> NewReader(uint32_t i) const;

@@ -225,10 +225,36 @@ StoredPass StoredIndexPass(const Store& store, const std::string& blob_digest, C
 
 }  // namespace
 
+namespace {
+
+// A blob whose reads fail once *cancel is set: what stops an indexing pass
+// between two reads.
+class CancellableByteSource final : public ByteSource {
+ public:
+  CancellableByteSource(std::unique_ptr<ByteSource> inner, const std::atomic<bool>* cancel)
+      : inner_(std::move(inner)), cancel_(cancel) {}
+  Status ReadAt(uint64_t offset, std::span<uint8_t> out, size_t* n) const override {
+    if (cancel_->load(std::memory_order_relaxed)) {
+      *n = 0;
+      return Status::Error(ErrorCode::kAborted, inner_->Name() + ": indexing it again was cancelled");
+    }
+    return inner_->ReadAt(offset, out, n);
+  }
+  uint64_t Size() const override { return inner_->Size(); }
+  const std::string& Name() const override { return inner_->Name(); }
+
+ private:
+  std::unique_ptr<ByteSource> inner_;
+  const std::atomic<bool>* cancel_;
+};
+
+}  // namespace
+
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
-                                        const Limits& limits) {
+                                        const Limits& limits, const std::atomic<bool>* cancel) {
   LAZYROOT_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> blob,
                             OpenFileByteSource(store.BlobPath(blob_digest), "blob " + blob_digest));
+  if (cancel != nullptr) blob = std::make_unique<CancellableByteSource>(std::move(blob), cancel);
   uint8_t head[4] = {};
   size_t n = 0;
   LAZYROOT_RETURN_IF_ERROR(blob->ReadAt(0, head, &n));
@@ -353,7 +379,7 @@ Result<LayerIndex> ReadLayerIndexSummary(const Store& store, const std::string& 
 
 Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const std::string& blob_digest,
                                                      const std::string& diff_id, const Limits& limits,
-                                                     ChunkDigests* chunks) {
+                                                     ChunkDigests* chunks, const std::atomic<bool>* cancel) {
   const std::string path = store.IndexPath(blob_digest);
   Status why = Status::Ok();
   if (auto file = IndexFileRanges::Open(path); file.ok()) {
@@ -367,7 +393,7 @@ Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const s
   // Built in memory only: whoever holds no store lock must not write index/.
   std::fprintf(stderr, "lazyroot: %s; indexing the blob again for this mount (lazyroot fsck --repair stores it)\n",
                why.message().c_str());
-  LAZYROOT_ASSIGN_OR_RETURN(std::string bytes, BuildLayerIndexFile(store, blob_digest, diff_id, limits));
+  LAZYROOT_ASSIGN_OR_RETURN(std::string bytes, BuildLayerIndexFile(store, blob_digest, diff_id, limits, cancel));
   return LayerIndex::ParseCheckpoints(AsBytes(bytes), path, blob_digest, nullptr, chunks);
 }
 

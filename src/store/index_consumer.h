@@ -5,6 +5,8 @@
 // rebuilt from the stored blob.
 #pragma once
 
+#include <atomic>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -39,9 +41,10 @@ Result<std::string> ReadLayerIndexFile(const std::string& path);
 // diff_id, under `limits`) without storing it: what a rebuild writes, and
 // what fsck compares a stored index with (made with the gzip pass, fine
 // point policy and chunk size recorded in the stored index when that one is
-// sound, so that the two can be equal).
+// sound, so that the two can be equal). Once *cancel (if given) is set,
+// reads of the blob fail (kAborted) and so does the build.
 Result<std::string> BuildLayerIndexFile(const Store& store, const std::string& blob_digest, const std::string& diff_id,
-                                        const Limits& limits = Limits());
+                                        const Limits& limits = Limits(), const std::atomic<bool>* cancel = nullptr);
 
 // Loads the index of a stored layer blob; if it is missing, corrupt, foreign
 // or of an older format version, rebuilds it from the blob (checking the
@@ -80,10 +83,11 @@ Result<LayerIndex> ReadLayerIndexSummary(const Store& store, const std::string& 
 // LoadLayerCheckpoints for a caller holding no store lock (a mount's daemon
 // loading a layer at its first read; the image's in-use marker keeps the
 // blob): an index that is missing, damaged or not for diff_id is built from
-// the blob in memory and not stored (fsck --repair stores it).
+// the blob in memory and not stored (fsck --repair stores it); a build
+// given up once *cancel (if given) is set (kAborted).
 Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const std::string& blob_digest,
                                                      const std::string& diff_id, const Limits& limits,
-                                                     ChunkDigests* chunks);
+                                                     ChunkDigests* chunks, const std::atomic<bool>* cancel = nullptr);
 
 // Only the file digests of a stored layer's index (ascending data offset; what
 // `diff` compares contents by), with LoadLayerCheckpoints' fallback: an index

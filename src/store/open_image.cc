@@ -15,6 +15,7 @@
 #include "index/sha256.h"
 #include "index/verified_source.h"
 #include "src/store/index_consumer.h"
+#include "src/store/test_pause.h"
 #include "src/image/manifest.h"
 
 namespace lazyroot {
@@ -119,11 +120,12 @@ LayerLoader LazyLayerLoader(std::shared_ptr<const Store> store, std::string dige
                             std::unique_ptr<ByteSource> blob) {
   auto held = std::make_shared<std::unique_ptr<ByteSource>>(std::move(blob));
   return [store = std::move(store), digest = std::move(digest), diff_id = std::move(diff_id), limits,
-          held]() -> Result<LayerBlob> {
+          held](const std::atomic<bool>* cancel) -> Result<LayerBlob> {
     if (!*held) return Status::Corruption("layer " + digest + ": loaded twice");  // ImageContent loads once
+    TestPause("mount-layer-load");  // the mount is ready, its index headers checked; nothing else read yet
     ChunkDigests chunks;
     LAZYROOT_ASSIGN_OR_RETURN(CheckpointTable table,
-                              LoadLayerCheckpointsUnlocked(*store, digest, diff_id, limits, &chunks));
+                              LoadLayerCheckpointsUnlocked(*store, digest, diff_id, limits, &chunks, cancel));
     if ((*held)->Size() < table.compressed_size) {
       return Status::Corruption("blob " + digest + " is " + std::to_string((*held)->Size()) +
                                 " bytes, its layer index describes " + std::to_string(table.compressed_size) +

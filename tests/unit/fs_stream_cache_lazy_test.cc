@@ -37,7 +37,7 @@ Counted LazyContent(size_t n, size_t bad = SIZE_MAX) {
   std::vector<LayerLoader> loaders;
   for (size_t i = 0; i < n; ++i) {
     layers.push_back(LayerBlob{"sha256:layer" + std::to_string(i), nullptr, nullptr, kBytes.size()});
-    loaders.push_back([calls, i, bad]() -> Result<LayerBlob> {
+    loaders.push_back([calls, i, bad](const std::atomic<bool>*) -> Result<LayerBlob> {
       ++(*calls)[i];
       if (i == bad) return Status::Corruption("layer index of layer " + std::to_string(i) + " is damaged");
       return Plain();
@@ -100,6 +100,43 @@ TEST(StreamCacheLazy, DestroyedWhileWarmingUp) {
     StreamCache cache(c.content, StreamCacheOptions{});
     cache.StartWarmUp();
   }
+}
+
+TEST(StreamCacheLazy, DestroyedWhileALayerLoadsTellsTheLoadToStop) {
+  // umount waits for the mount's daemon, which joins the warm-up thread:
+  // a load that indexes a large blob again in memory (its index damaged)
+  // must be told to stop, not waited for to the end.
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  std::vector<LayerBlob> layers;
+  layers.push_back(LayerBlob{"sha256:slow", nullptr, nullptr, kBytes.size()});
+  std::vector<LayerLoader> loaders;
+  loaders.push_back([started, cancelled](const std::atomic<bool>* cancel) -> Result<LayerBlob> {
+    started->store(true);
+    // Polls the way the indexer's blob reads do; gives up on its own only
+    // after a long while, so that a cache that does not cancel fails the
+    // test instead of hanging it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (cancel != nullptr && cancel->load()) {
+        cancelled->store(true);
+        return Status::Error(ErrorCode::kAborted, "cancelled");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return Status::Corruption("the load was never told to stop");
+  });
+  auto content = std::make_shared<const ImageContent>(std::move(layers), std::move(loaders));
+  {
+    StreamCache cache(content, StreamCacheOptions{});
+    cache.StartWarmUp();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!started->load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_TRUE(started->load()) << "the warm-up did not start the load";
+  }
+  EXPECT_TRUE(cancelled->load()) << "the destructor waited for the load instead of cancelling it";
 }
 
 }  // namespace

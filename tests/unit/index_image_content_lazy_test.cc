@@ -30,7 +30,7 @@ TEST(ImageContentLazy, LoadsOnceForManyThreadsAndReadsThenWork) {
   layers.push_back(Loaded("sha256:eager"));
   layers.push_back(LayerBlob{"sha256:lazy", nullptr, nullptr, kBytes.size()});
   std::vector<LayerLoader> loaders(2);
-  loaders[1] = [&]() -> Result<LayerBlob> {
+  loaders[1] = [&](const std::atomic<bool>*) -> Result<LayerBlob> {
     ++calls;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // others arrive while it loads
     return Loaded("");
@@ -67,7 +67,7 @@ TEST(ImageContentLazy, AFailedLoadSticksAndItsReadersReturnIt) {
   layers.push_back(LayerBlob{"sha256:bad", nullptr, nullptr, 1});
   layers.push_back(Loaded("sha256:good"));
   std::vector<LayerLoader> loaders(2);
-  loaders[0] = [&]() -> Result<LayerBlob> {
+  loaders[0] = [&](const std::atomic<bool>*) -> Result<LayerBlob> {
     ++calls;
     return Status::Corruption("blob sha256:bad does not match its digest");
   };
@@ -98,8 +98,8 @@ TEST(ImageContentLazy, ALoaderThatThrowsOrReturnsNothingFailsTheLayer) {
   layers.push_back(LayerBlob{"sha256:throws", nullptr, nullptr, 1});
   layers.push_back(LayerBlob{"sha256:empty", nullptr, nullptr, 1});
   std::vector<LayerLoader> loaders(2);
-  loaders[0] = []() -> Result<LayerBlob> { throw std::bad_alloc(); };
-  loaders[1] = []() -> Result<LayerBlob> { return LayerBlob{}; };
+  loaders[0] = [](const std::atomic<bool>*) -> Result<LayerBlob> { throw std::bad_alloc(); };
+  loaders[1] = [](const std::atomic<bool>*) -> Result<LayerBlob> { return LayerBlob{}; };
   ImageContent content(std::move(layers), std::move(loaders));
   Status a = content.Load(0);
   EXPECT_FALSE(a.ok());
@@ -108,6 +108,29 @@ TEST(ImageContentLazy, ALoaderThatThrowsOrReturnsNothingFailsTheLayer) {
   EXPECT_EQ(b.code(), ErrorCode::kCorruption);
   EXPECT_NE(b.message().find("sha256:empty"), std::string::npos) << b.message();
   EXPECT_FALSE(content.layer(1).checkpoints);
+}
+
+TEST(ImageContentLazy, ALoadGivenUpWhenCancelledIsNotKept) {
+  // A mount stopping cancels a load (an index built again in memory); that
+  // is not the layer's failure, and a later Load runs the loader again.
+  std::atomic<int> calls{0};
+  std::vector<LayerBlob> layers;
+  layers.push_back(LayerBlob{"sha256:lazy", nullptr, nullptr, kBytes.size()});
+  std::vector<LayerLoader> loaders(1);
+  loaders[0] = [&](const std::atomic<bool>* cancel) -> Result<LayerBlob> {
+    ++calls;
+    if (cancel != nullptr && cancel->load()) return Status::Error(ErrorCode::kAborted, "cancelled");
+    return Loaded("");
+  };
+  ImageContent content(std::move(layers), std::move(loaders));
+  std::atomic<bool> cancel{true};
+  EXPECT_EQ(content.Load(0, &cancel).code(), ErrorCode::kAborted);
+  EXPECT_FALSE(content.layer(0).checkpoints);
+  EXPECT_TRUE(content.Load(0).ok());
+  EXPECT_EQ(calls.load(), 2);
+  EXPECT_TRUE(content.layer(0).checkpoints);
+  EXPECT_TRUE(content.Load(0, &cancel).ok()) << "a loaded layer stays loaded";
+  EXPECT_EQ(calls.load(), 2);
 }
 
 TEST(ImageContentLazy, EagerLayersKnowTheirBlobSize) {
