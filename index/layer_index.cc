@@ -481,6 +481,14 @@ Status ParseHeader(std::span<const uint8_t> header, uint64_t file_size, const st
       layout->c_len > size - layout->c_off || layout->d_off != layout->c_off + layout->c_len) {
     return bad("section offsets out of bounds");
   }
+  // A checkpoint table is about the blob's size at most: a point's window
+  // (<= 32 KiB stored) needs a block boundary and, to be incompressible, about
+  // as many bytes of the blob. A header declaring more (a sparse hole in the
+  // file) would size the buffer a mount reads it into.
+  if (layout->c_len / 4 > idx->blob_size + (1 << 20)) {
+    return bad("checkpoint section of " + std::to_string(layout->c_len) + " bytes for a blob of " +
+               std::to_string(idx->blob_size) + " bytes");
+  }
   // The chunk table: its shape follows from the blob size and the chunk
   // size alone, and is checked against the file's size before any is kept.
   const uint32_t chunk_size = GetU32(p + 140);

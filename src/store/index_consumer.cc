@@ -379,14 +379,26 @@ Result<LayerIndex> ReadLayerIndexSummary(const Store& store, const std::string& 
 
 Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const std::string& blob_digest,
                                                      const std::string& diff_id, const Limits& limits,
-                                                     ChunkDigests* chunks, const std::atomic<bool>* cancel) {
+                                                     uint64_t blob_size, ChunkDigests* chunks,
+                                                     const std::atomic<bool>* cancel) {
   const std::string path = store.IndexPath(blob_digest);
   Status why = Status::Ok();
   if (auto file = IndexFileRanges::Open(path); file.ok()) {
-    std::string got_diff_id;
-    auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, &got_diff_id, chunks);
-    if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
-    why = table.ok() ? Status::Corruption("layer index " + path + ": made for DiffID " + got_diff_id) : table.status();
+    // The header first: the sections it declares are read into memory, and
+    // their size follows from the blob size it claims (the chunk digests, the
+    // bound on the table), so that must be the stored blob's.
+    auto summary = LayerIndex::ReadSummary(file->size(), file->Reader(), path, blob_digest);
+    if (summary.ok() && summary->blob_size != blob_size) {
+      why = Status::Corruption("layer index " + path + ": made for a blob of " + std::to_string(summary->blob_size) +
+                               " bytes, not " + std::to_string(blob_size));
+    } else if (!summary.ok()) {
+      why = summary.status();
+    } else {
+      std::string got_diff_id;
+      auto table = LayerIndex::ReadCheckpoints(file->size(), file->Reader(), path, blob_digest, &got_diff_id, chunks);
+      if (table.ok() && (diff_id.empty() || got_diff_id == diff_id)) return table;
+      why = table.ok() ? Status::Corruption("layer index " + path + ": made for DiffID " + got_diff_id) : table.status();
+    }
   } else {
     why = file.status();
   }

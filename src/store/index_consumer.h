@@ -84,10 +84,13 @@ Result<LayerIndex> ReadLayerIndexSummary(const Store& store, const std::string& 
 // loading a layer at its first read; the image's in-use marker keeps the
 // blob): an index that is missing, damaged or not for diff_id is built from
 // the blob in memory and not stored (fsck --repair stores it); a build
-// given up once *cancel (if given) is set (kAborted).
+// given up once *cancel (if given) is set (kAborted). blob_size: the stored
+// blob's, as the index read at open said; an index now made for another size
+// is treated as damaged before its sections are read.
 Result<CheckpointTable> LoadLayerCheckpointsUnlocked(const Store& store, const std::string& blob_digest,
                                                      const std::string& diff_id, const Limits& limits,
-                                                     ChunkDigests* chunks, const std::atomic<bool>* cancel = nullptr);
+                                                     uint64_t blob_size, ChunkDigests* chunks,
+                                                     const std::atomic<bool>* cancel = nullptr);
 
 // Only the file digests of a stored layer's index (ascending data offset; what
 // `diff` compares contents by), with LoadLayerCheckpoints' fallback: an index

@@ -117,15 +117,15 @@ namespace {
 // and chunk digests (built from the blob in memory if the index is damaged
 // now), then the blob opened at open, verified by those digests.
 LayerLoader LazyLayerLoader(std::shared_ptr<const Store> store, std::string digest, std::string diff_id, Limits limits,
-                            std::unique_ptr<ByteSource> blob) {
+                            uint64_t blob_size, std::unique_ptr<ByteSource> blob) {
   auto held = std::make_shared<std::unique_ptr<ByteSource>>(std::move(blob));
-  return [store = std::move(store), digest = std::move(digest), diff_id = std::move(diff_id), limits,
+  return [store = std::move(store), digest = std::move(digest), diff_id = std::move(diff_id), limits, blob_size,
           held](const std::atomic<bool>* cancel) -> Result<LayerBlob> {
     if (!*held) return Status::Corruption("layer " + digest + ": loaded twice");  // ImageContent loads once
     TestPause("mount-layer-load");  // the mount is ready, its index headers checked; nothing else read yet
     ChunkDigests chunks;
     LAZYROOT_ASSIGN_OR_RETURN(CheckpointTable table,
-                              LoadLayerCheckpointsUnlocked(*store, digest, diff_id, limits, &chunks, cancel));
+                              LoadLayerCheckpointsUnlocked(*store, digest, diff_id, limits, blob_size, &chunks, cancel));
     if ((*held)->Size() < table.compressed_size) {
       return Status::Corruption("blob " + digest + " is " + std::to_string((*held)->Size()) +
                                 " bytes, its layer index describes " + std::to_string(table.compressed_size) +
@@ -308,7 +308,8 @@ Result<OpenedImage> OpenImage(Store& store, const ImageRecord& record, const Ope
                                   " (truncated in the store?); pull the image again");
       }
       if (!store_copy) store_copy = std::make_shared<const Store>(store);
-      loaders[i] = LazyLayerLoader(store_copy, digest, config->diff_ids[i], options.limits, std::move(*blob));
+      loaders[i] = LazyLayerLoader(store_copy, digest, config->diff_ids[i], options.limits, summaries[i]->blob_size,
+                                   std::move(*blob));
       layers.push_back(LayerBlob{digest, nullptr, nullptr, summaries[i]->blob_size});
       continue;
     }
