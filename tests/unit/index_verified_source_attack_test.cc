@@ -7,6 +7,7 @@
 // out (the first *n) is the original blob's, and no other byte of the
 // caller's buffer holds anything the disk had but the pull did not.
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cstring>
@@ -373,6 +374,75 @@ TEST(VerifiedSourceAttack, HostileRatioKeepsTheFirstReadBoundedAndTheBytesRight)
       EXPECT_EQ(src.empty_reads, 0u) << variant << " " << len;
     }
   }
+}
+
+// A gzip member of data whose header carries a comment of comment_len bytes:
+// it moves everything after it by any amount.
+std::vector<uint8_t> GzipMember(const std::vector<uint8_t>& data, size_t comment_len) {
+  std::vector<uint8_t> out = {0x1f, 0x8b, 8, static_cast<uint8_t>(comment_len ? 0x10 : 0), 0, 0, 0, 0, 0, 3};
+  if (comment_len) {
+    out.insert(out.end(), comment_len, 'c');
+    out.push_back(0);
+  }
+  const std::vector<uint8_t> raw = fixtures::Deflate(data, -15, 6);
+  out.insert(out.end(), raw.begin(), raw.end());
+  const uint32_t crc = static_cast<uint32_t>(crc32(0, data.data(), static_cast<uInt>(data.size())));
+  const uint32_t isize = static_cast<uint32_t>(data.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(crc >> (8 * i)));
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(isize >> (8 * i)));
+  return out;
+}
+
+// An ISA-L point whose bits sit in the last byte of a 32 KiB chunk (in_offset
+// a multiple of 32 KiB, bits != 0), primed without ExpectOutput (the
+// interface's default: a hint): the first refill starts a byte early to read
+// the point's bits with the rest, and its 32 KiB alignment must not cut it to
+// that one byte (which left nothing to inflate: "truncated" at a good blob).
+TEST(VerifiedSourceAttack, IsalPointWithBitsAtAChunkEdgeDecodesWithoutAHint) {
+  if (!HaveIsal()) GTEST_SKIP() << "ISA-L not built in";
+  std::mt19937 rng(21);
+  std::vector<uint8_t> data;
+  while (data.size() < (2u << 20)) {
+    if (rng() % 3 == 0) {
+      for (size_t i = 0, n = 1 + rng() % 20000; i < n; ++i) data.push_back(static_cast<uint8_t>(rng()));
+    } else {
+      for (size_t i = 0, n = 1 + rng() % 20000; i < n; ++i) data.push_back("usr lib layer\n"[i % 14]);
+    }
+  }
+  const std::vector<uint8_t> hello = {'h', 'i', '\n'};
+  auto build = [&](size_t comment_len, std::vector<uint8_t>* blob) {
+    *blob = GzipMember(hello, comment_len);
+    const std::vector<uint8_t> second = GzipMember(data, 0);
+    blob->insert(blob->end(), second.begin(), second.end());
+    auto dec = StreamDecoder::Create(Compression::kGzip, "layer edge", 64 << 10, InflateEngine::kIsal);
+    OutputFn sink = [](std::span<const uint8_t>) { return Status::Ok(); };
+    EXPECT_TRUE(dec->Feed(*blob, sink).ok());
+    EXPECT_TRUE(dec->Finish(sink).ok());
+    return dec->TakeCheckpoints();
+  };
+  std::vector<uint8_t> blob;
+  const CheckpointTable probe = build(1, &blob);
+  int tried = 0;
+  for (const Checkpoint& p : probe.points) {
+    if (p.bits == 0 || p.out_offset < 1000 || p.out_offset + 8192 > probe.uncompressed_size) continue;
+    const size_t comment = 1 + (32768 - p.in_offset % 32768) % 32768;  // p lands on a 32 KiB edge
+    const CheckpointTable t = build(comment, &blob);
+    for (const Checkpoint& q : t.points) {
+      if (q.out_offset != p.out_offset) continue;
+      ASSERT_EQ(q.in_offset % 32768, 0u);
+      ASSERT_EQ(q.bits, p.bits);
+      auto src = MemoryByteSource(blob, "blob edge");
+      auto d = NewGzipPointDecoder(&t, src.get(), "layer edge", InflateEngine::kIsal);
+      ASSERT_TRUE(d->Prime(q).ok());
+      std::vector<uint8_t> out(4096);
+      Status st = d->Decode(out);
+      ASSERT_TRUE(st.ok()) << "point at compressed " << q.in_offset << " bits " << int(q.bits) << ": " << st.ToString();
+      EXPECT_TRUE(std::equal(out.begin(), out.end(), data.begin() + static_cast<ptrdiff_t>(q.out_offset - hello.size())));
+      ++tried;
+    }
+    if (tried >= 3) break;
+  }
+  ASSERT_GT(tried, 0) << "no point with bits found";
 }
 
 }  // namespace
