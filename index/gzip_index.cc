@@ -550,8 +550,13 @@ class IsalPointDecoder final : public PointDecoder {
   }
 
   Status Refill() {
-    size_t want = AlignedReadSize(file_pos_, refilled_ < in_.size() ? kFirstRefillBytes : in_.size(),
-                                  table_->compressed_size - file_pos_,
+    // The byte holding a primed point's bits (Prime) comes on top of the
+    // aligned read from the point: aligned from that byte, a point at a
+    // 32 KiB edge read that one byte alone and had nothing to inflate.
+    const uint64_t bits_byte = prime_bits_ != 0 ? 1 : 0;
+    size_t want = static_cast<size_t>(bits_byte) +
+                  AlignedReadSize(file_pos_ + bits_byte, refilled_ < in_.size() ? kFirstRefillBytes : in_.size(),
+                                  table_->compressed_size - file_pos_ - bits_byte,
                                   refilled_ < in_.size() ? kSmallReadAlign : 64 << 10);
     if (refilled_ == 0 && expect_in_ != 0) {
       // The first read after a prime: what the caller's decode is expected
