@@ -17,45 +17,19 @@ tars read by Python's tarfile:
 - an index damaged in its header is rebuilt and stored at mount, as ever."""
 
 import errno
-import io
 import os
-import struct
 import subprocess
 import sys
-import tarfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
+from store_files import checkpoint_section as _checkpoint_section, flip_byte as _flip  # noqa: E402
+from store_files import read_bytes as _read, tar_file_members as _members  # noqa: E402
 from pull_harness import LAZYROOT_BIN, PullTestCase  # noqa: E402
 
 HAVE_FUSE = os.path.exists("/dev/fuse")
-
-
-def _members(tar):
-    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
-        return {m.name: tf.extractfile(m).read() for m in tf.getmembers() if m.isfile()}
-
-
-def _flip(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x20]))
-
-
-def _read(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _checkpoint_section(index):
-    """(offset, length) of a layer index's checkpoint section (index/FORMAT.md: u64s at 120 and 128)."""
-    with open(index, "rb") as f:
-        head = f.read(136)
-    return struct.unpack_from("<QQ", head, 120)
 
 
 @unittest.skipUnless(HAVE_FUSE, "/dev/fuse is missing: FUSE mounts cannot run here")
