@@ -221,6 +221,29 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
       first = false;
     }
     if (sequential) ScheduleReadAhead(layer, u);
+    if (!sequential && !near) {
+      // Inside a stored deflate block (policy 3 tables record them): the
+      // stream's bytes are the blob's, read (and verified) as they are, with
+      // no decoder, window or span.
+      const Checkpoint& p = t.points[t.FindPoint(offset)];
+      if (p.stored_len != 0 && want_end <= p.out_offset + p.stored_len) {
+        const size_t len = static_cast<size_t>(want_end - offset);
+        size_t got = 0;
+        LAZYROOT_RETURN_IF_ERROR(content_->layer(layer).blob->ReadAt(p.stored_data_offset() + (offset - p.out_offset),
+                                                                      out.subspan(*n, len), &got));
+        if (got != len) {
+          return Status::Corruption("layer " + content_->layer(layer).digest + ": blob ends inside the stored block at " +
+                                    std::to_string(p.in_offset));
+        }
+        {
+          std::lock_guard lock(mu_);
+          ++counters_.stored_reads;
+        }
+        *n += len;
+        offset += len;
+        continue;
+      }
+    }
     bool fine_piece = false;
     // Not for a read near a recent one: the kernel's read-ahead requests of
     // a sequential reader can arrive out of order, and their unit prefix is

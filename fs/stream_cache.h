@@ -147,6 +147,7 @@ struct StreamCacheStats {
   uint64_t memory_skips = 0;          // read-ahead units skipped for want of decoder memory
   uint64_t window_retries = 0;        // reads tried again with the pull's window limit (a large zstd window)
   uint64_t copy_loads = 0;            // units read from a unit copy instead of decoded
+  uint64_t stored_reads = 0;          // random reads served from a stored deflate block's bytes, not decoded
   uint64_t copy_saves = 0;            // units handed to UnitCopies::Save
 };
 

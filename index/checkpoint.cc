@@ -69,12 +69,13 @@ std::string CheckpointTable::Serialize() const {
     PutU64(&s, p.in_offset);
     PutU64(&s, p.out_offset);
     s.push_back(static_cast<char>(p.bits));
-    s.push_back(static_cast<char>((p.fine ? 1 : 0) | (p.mid_block ? 2 : 0)));
+    s.push_back(static_cast<char>((p.fine ? 1 : 0) | (p.mid_block ? 2 : 0) | (p.stored_len != 0 ? 4 : 0)));
     s.append(2, '\0');
     PutU32(&s, p.window_size);
     PutU32(&s, static_cast<uint32_t>(p.window.size()));
     s += p.window;
     if (p.mid_block) PutU64(&s, p.header_bit);
+    if (p.stored_len != 0) PutU32(&s, p.stored_len);
   }
   uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size()));
   PutU32(&s, static_cast<uint32_t>(crc));
@@ -134,9 +135,11 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     if (p.bits > 7) return c.Error(which + "bits " + std::to_string(p.bits) + " > 7");
     // Tables before fine points wrote 0 here; a fine point needs a policy
     // that places them, and is never the first point (units start there).
-    // A mid-block point is a fine point of a policy 2 table.
-    if (flags > 3 || (flags != 0 && (t.fine_policy == 0 || i == 0)) ||
-        ((flags & 2) != 0 && (t.fine_policy < kFinePolicyV2 || (flags & 1) == 0))) {
+    // A mid-block point is a fine point of a policy 2 (or later) table; a
+    // stored-block point, a block boundary of a policy 3 table.
+    if (flags > 7 || (flags != 0 && (t.fine_policy == 0 || i == 0)) ||
+        ((flags & 2) != 0 && (t.fine_policy < kFinePolicyV2 || (flags & 1) == 0)) ||
+        ((flags & 4) != 0 && (t.fine_policy < kFinePolicyV3 || (flags & 2) != 0))) {
       return c.Error(which + "flags " + std::to_string(flags));
     }
     p.fine = (flags & 1) != 0;
@@ -166,6 +169,17 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
       if (p.in_offset == 0 || p.header_bit >= p.bit_offset()) {
         return c.Error(which + "mid-block header at bit " + std::to_string(p.header_bit) + " not before the point");
       }
+    }
+    if ((flags & 4) != 0) {
+      LAZYROOT_RETURN_IF_ERROR(c.Need(4 + 4, "stored block length"));
+      const uint32_t len = c.U32();
+      // What a reader serves from the blob as it is: inside the blob and the
+      // stream, at most a stored block's 65535 bytes.
+      if (len == 0 || len > 65535 || p.stored_data_offset() + len > t.compressed_size ||
+          p.out_offset + len > t.uncompressed_size) {
+        return c.Error(which + "stored block of " + std::to_string(len) + " bytes");
+      }
+      p.stored_len = len;
     }
     t.points.push_back(std::move(p));
   }

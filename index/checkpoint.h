@@ -9,14 +9,16 @@
 //   u8  compression (0 none, 1 gzip, 2 zstd)
 //   u8  made_by (0 zlib's Z_BLOCK stops, 1 ISA-L's fixed-slice pass; gzip only)
 //   u8  fine_policy (0 none: every table before fine points; 1 kFinePolicyV1,
-//       2 kFinePolicyV2, fine_points.h; gzip only)
+//       2 kFinePolicyV2, 3 kFinePolicyV3, fine_points.h; gzip only)
 //   u8[5] zero
 //   u64 compressed_size   u64 uncompressed_size   u64 point count
 //   per point: u64 in_offset, u64 out_offset, u8 bits, u8 flags (bit 0: fine,
-//              bit 1: mid-block, policy 2 only), u8[2] zero,
+//              bit 1: mid-block, policy 2 or later; bit 2: a stored block
+//              starts here, policy 3 or later), u8[2] zero,
 //              u32 window_size (raw bytes, <= 32768), u32 stored size, stored
 //              bytes (the window zlib-compressed; empty when window_size == 0);
-//              a mid-block point then: u64 header_bit (its block's header)
+//              a mid-block point then: u64 header_bit (its block's header);
+//              a stored-block point then: u32 stored_len (1..65535)
 //   u32 crc32 of every byte before it
 #pragma once
 
@@ -46,7 +48,13 @@ inline constexpr uint8_t kFinePolicyV1 = 1;
 // kFinePolicyV2: as 1, plus mid-block points (isal_midblock.h) inside long
 // Huffman-coded blocks, placed by ISA-L's pass.
 inline constexpr uint8_t kFinePolicyV2 = 2;
-inline constexpr uint8_t kMaxFinePolicy = kFinePolicyV2;
+// kFinePolicyV3: as 2, plus the length of the stored deflate block that
+// starts at a block-boundary point (Checkpoint::stored_len): a random read
+// inside such a block reads the blob's bytes, with no decoder and no window.
+inline constexpr uint8_t kFinePolicyV3 = 3;
+inline constexpr uint8_t kMaxFinePolicy = kFinePolicyV3;
+// What the pull and a rebuild of an index without a sound stored one use.
+inline constexpr uint8_t kDefaultFinePolicy = kFinePolicyV3;
 
 struct Checkpoint {
   uint64_t in_offset = 0;   // first whole compressed byte to feed after priming
@@ -66,9 +74,17 @@ struct Checkpoint {
   // earlier point instead.
   bool mid_block = false;
   uint64_t header_bit = 0;
+  // Policy 3: a stored (uncompressed) deflate block of stored_len bytes
+  // starts at this point (a block boundary), so output bytes [out_offset,
+  // out_offset + stored_len) are the blob's bytes from stored_data_offset()
+  // on. 0: not known to be one.
+  uint32_t stored_len = 0;
 
   // The point's absolute bit offset in the compressed stream.
   uint64_t bit_offset() const { return in_offset * 8 - bits; }
+  // Where a stored block's data starts: after its 3 header bits, the padding
+  // to a byte boundary, and its LEN and NLEN.
+  uint64_t stored_data_offset() const { return (bit_offset() + 3 + 7) / 8 + 4; }
 
   bool operator==(const Checkpoint&) const = default;
 };

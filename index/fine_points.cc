@@ -228,13 +228,36 @@ void PointPlacer::ResolveFront() {
     keep = fine_bytes_ + cost <= p.in_offset / kFineBudgetDivisor + kFineBudgetSlack;
     if (keep) fine_bytes_ += cost;
   }
+  if (keep && ranges_->policy >= kFinePolicyV3 && !w.window.empty()) p.stored_len = StoredBlockAt(w);
   if (keep) table_->points.push_back(std::move(p));
   PopFront();
 }
 
+uint32_t PointPlacer::StoredBlockAt(const Waiting& w) const {
+  // A point with a raw window is at a block boundary (a member start has
+  // none): its block's 3 header bits start at the point's bit offset, the
+  // first `bits` of them in the byte before in_offset.
+  const Checkpoint& p = w.p;
+  if (p.bits != 0 && !w.prev_known) return 0;
+  if (p.in_offset < kept_at_) return 0;
+  const uint64_t data = p.stored_data_offset();  // LEN and NLEN are the 4 bytes before it
+  if (data > kept_at_ + kept_.size()) return 0;
+  auto byte_at = [&](uint64_t off) { return kept_[static_cast<size_t>(off - kept_at_)]; };
+  uint32_t header = p.bits >= 3 ? w.prev_byte >> (8 - p.bits) : 0;
+  if (p.bits < 3) {
+    header = (p.bits == 0 ? 0 : w.prev_byte >> (8 - p.bits)) | (uint32_t{byte_at(p.in_offset)} << p.bits);
+  }
+  if (((header >> 1) & 3) != 0) return 0;  // BTYPE 00: stored
+  const uint32_t len = byte_at(data - 4) | uint32_t{byte_at(data - 3)} << 8;
+  const uint32_t nlen = byte_at(data - 2) | uint32_t{byte_at(data - 1)} << 8;
+  if ((len ^ nlen) != 0xffff) return 0;  // not a valid stored header: decoding would fail there
+  return len;  // 0 (a flush marker) is not recorded
+}
+
 void PointPlacer::ResolveMidBlock(Waiting& w) {
   Checkpoint& p = w.p;
-  const uint64_t budget = p.in_offset / kMidBudgetDivisor + kFineBudgetSlack;
+  const uint64_t budget =
+      (ranges_->policy >= kFinePolicyV3 ? ranges_->blob_size : p.in_offset) / kMidBudgetDivisor + kFineBudgetSlack;
   const uint64_t fixed = kPointBytes + 8;  // + its header offset
   if (mid_bytes_ + fixed > budget) return;  // not probed: no room even without a window
   const int64_t h = MidBlockWindow(w);

@@ -22,6 +22,11 @@
 // stay within kFineBudgetDivisor of the compressed bytes before them (plus
 // kFineBudgetSlack), in stream order: the thinning is a function of the blob.
 //
+// Policy 3 (kFinePolicyV3) also records, at every block-boundary point
+// whose block is a stored one (incompressible data: media, archives, model
+// weights), that block's length: a random read inside it is a read of the
+// blob (Checkpoint::stored_len).
+//
 // Policy 2 (kFinePolicyV2) adds mid-block points where ISA-L's pass stops
 // inside a long coded block (kMidSpacing, kMidBudgetDivisor below;
 // isal_midblock.h; FORMAT.md): each is checked by resuming it as a reader
@@ -71,6 +76,10 @@ class FineRanges {
   // The table's fine_policy: kFinePolicyV1, or kFinePolicyV2 (mid-block
   // points too, where the pass can place them).
   uint8_t policy = kFinePolicyV1;
+  // Policy 3: the blob's size. Mid-block points share a budget out of the
+  // whole blob (kMidBudgetDivisor of it), not of the bytes before them, so
+  // that a compressible file early in a layer is not starved of them.
+  uint64_t blob_size = 0;
 
   void Add(uint64_t start, uint64_t end);
   // Whether offset lies in a range. REQUIRES: offset >= every earlier query.
@@ -143,6 +152,10 @@ class PointPlacer {
   void ResolveFront();  // REQUIRES: a waiting point
   void ResolveMidBlock(Waiting& w);
   void PopFront();
+  // Policy 3: the length of the stored block starting at w's point (a block
+  // boundary), read from the input kept; 0 if it is not one or the input
+  // was not kept.
+  uint32_t StoredBlockAt(const Waiting& w) const;
   // The stored window for w: the smallest kTrimSteps suffix that decodes
   // its next 32 KiB; -1 if none does (or its input was not kept whole).
   int64_t TrimmedWindow(const Waiting& w);

@@ -7,11 +7,12 @@ namespace lazyroot {
 
 LayerIndexer::LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
                            uint64_t span_bytes, const Limits& limits, InflateEngine gzip_engine,
-                           uint8_t fine_policy)
+                           uint8_t fine_policy, uint64_t blob_size)
     : blob_digest_(std::move(blob_digest)), expected_diff_id_(std::move(expected_diff_id)) {
   const std::string name = "layer " + blob_digest_;
-  const bool fine = fine_policy == kFinePolicyV1 || fine_policy == kFinePolicyV2;
-  fine_ranges_.policy = fine_policy;
+  const bool fine = fine_policy >= kFinePolicyV1 && fine_policy <= kMaxFinePolicy;
+  fine_ranges_.policy = fine_policy >= kFinePolicyV3 && blob_size == 0 ? kFinePolicyV2 : fine_policy;
+  fine_ranges_.blob_size = blob_size;
   decoder_ = StreamDecoder::Create(compression, name, span_bytes, gzip_engine, fine ? &fine_ranges_ : nullptr);
   TarReader::Limits tar_limits;
   tar_limits.budget = limits;
@@ -57,6 +58,11 @@ Result<std::string> LayerIndexer::FinishFile(ChunkDigests chunks) {
   if (!expected_diff_id_.empty() && header.diff_id != expected_diff_id_) {
     return Status::Corruption("layer " + blob_digest_ + ": DiffID mismatch: the config says " + expected_diff_id_ +
                               ", the uncompressed layer hashes to " + header.diff_id);
+  }
+  if (fine_ranges_.blob_size != 0 && fine_ranges_.blob_size != blob_size_) {
+    // The points were placed for the declared size; the pull has refused such a blob already.
+    return Status::Corruption("layer " + blob_digest_ + ": " + std::to_string(blob_size_) + " bytes, " +
+                              std::to_string(fine_ranges_.blob_size) + " declared");
   }
   header.blob_size = blob_size_;
   header.uncompressed_size = decoder_->total_out();
@@ -114,7 +120,7 @@ Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blo
                                   const std::string& expected_diff_id, const Limits& limits, InflateEngine gzip_engine,
                                   uint8_t fine_policy, uint32_t chunk_bytes) {
   LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, gzip_engine,
-                       fine_policy);
+                       fine_policy, blob.Size());
   ChunkDigests chunks;
   LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, chunk_bytes, &chunks));
   return indexer.FinishFile(std::move(chunks));
@@ -122,7 +128,8 @@ Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blo
 
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits) {
-  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits);
+  LayerIndexer indexer(blob_digest, compression, expected_diff_id, kDefaultSpanBytes, limits, InflateEngine::kIsal,
+                       kDefaultFinePolicy, blob.Size());
   ChunkDigests chunks;
   LAZYROOT_RETURN_IF_ERROR(FeedBlob(blob, blob_digest, &indexer, kDefaultChunkBytes, &chunks));
   return indexer.Finish(std::move(chunks));

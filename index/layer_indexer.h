@@ -31,11 +31,17 @@ class LayerIndexer {
   // gzip_engine: the pass that places gzip checkpoints (StreamDecoder::Create).
   // fine_policy: kFinePolicyV1 places fine points inside the data of regular
   // files of kFineMinFileBytes or more and cuts windows (fine_points.h);
-  // kFinePolicyV2 (the default) also mid-block points (ISA-L's pass); 0 as
+  // kFinePolicyV2 also mid-block points (ISA-L's pass); kFinePolicyV3 (the
+  // default) also records where stored blocks start; 0 as
   // the indexes made before (fsck rebuilds such an index that way).
+  // blob_size: the blob's size, when known before its bytes (the manifest's
+  // descriptor, a stored file). Policy 3 shares the mid-block points' budget
+  // out of the whole blob, so it needs it: without it (0) the indexer uses
+  // policy 2. With it, a blob of another size is refused at the end.
   LayerIndexer(std::string blob_digest, Compression compression, std::string expected_diff_id,
                uint64_t span_bytes = kDefaultSpanBytes, const Limits& limits = Limits(),
-               InflateEngine gzip_engine = InflateEngine::kIsal, uint8_t fine_policy = kFinePolicyV2);
+               InflateEngine gzip_engine = InflateEngine::kIsal, uint8_t fine_policy = kDefaultFinePolicy,
+               uint64_t blob_size = 0);
 
   // The next compressed bytes, in order. kLimitExceeded names the layer, the
   // entry's offset and path, and the limit.
@@ -79,7 +85,7 @@ class LayerIndexer {
 Result<std::string> IndexBlobFile(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                                   const std::string& expected_diff_id, const Limits& limits = Limits(),
                                   InflateEngine gzip_engine = InflateEngine::kIsal,
-                                  uint8_t fine_policy = kFinePolicyV2, uint32_t chunk_bytes = kDefaultChunkBytes);
+                                  uint8_t fine_policy = kDefaultFinePolicy, uint32_t chunk_bytes = kDefaultChunkBytes);
 Result<LayerIndex> IndexBlob(const ByteSource& blob, const std::string& blob_digest, Compression compression,
                              const std::string& expected_diff_id, const Limits& limits = Limits());
 

@@ -55,7 +55,8 @@ class IndexingConsumer final : public LayerConsumer {
       // Trust the bytes over the media type (containerd sniffs too).
       Compression c = bytes.size() >= 4 ? SniffCompression(bytes) : layer_.compression;
       indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, c, diff_id_, kDefaultSpanBytes,
-                                                totals_->limits());
+                                                totals_->limits(), InflateEngine::kIsal, kDefaultFinePolicy,
+                                                DeclaredSize());
     }
     LAZYROOT_RETURN_IF_ERROR(indexer_->Consume(bytes));
     return CountAgainstImage();
@@ -64,7 +65,8 @@ class IndexingConsumer final : public LayerConsumer {
   Status Finish(ChunkDigests chunks) override {
     if (!indexer_) {
       indexer_ = std::make_unique<LayerIndexer>(layer_.descriptor.digest, layer_.compression, diff_id_,
-                                                kDefaultSpanBytes, totals_->limits());
+                                                kDefaultSpanBytes, totals_->limits(), InflateEngine::kIsal,
+                                                kDefaultFinePolicy, DeclaredSize());
     }
     LAZYROOT_ASSIGN_OR_RETURN(std::string file, indexer_->FinishFile(std::move(chunks)));
     LAZYROOT_RETURN_IF_ERROR(CountAgainstImage());
@@ -85,6 +87,8 @@ class IndexingConsumer final : public LayerConsumer {
   size_t position_;
   std::string diff_id_;
   std::shared_ptr<ImageTotals> totals_;
+  // The manifest's size for the blob (the pull refuses any other); 0 if it has none.
+  uint64_t DeclaredSize() const { return layer_.descriptor.size > 0 ? static_cast<uint64_t>(layer_.descriptor.size) : 0; }
   std::unique_ptr<LayerIndexer> indexer_;
 };
 
@@ -204,7 +208,7 @@ namespace {
 // Otherwise the pull's defaults.
 struct StoredPass {
   InflateEngine engine = InflateEngine::kIsal;
-  uint8_t fine_policy = kFinePolicyV2;
+  uint8_t fine_policy = kDefaultFinePolicy;
   uint32_t chunk_bytes = kDefaultChunkBytes;
 };
 StoredPass StoredIndexPass(const Store& store, const std::string& blob_digest, Compression compression) {

@@ -54,7 +54,7 @@ class GzipPassRebuild : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kFinePolicyV2,
+  std::string IndexWith(InflateEngine pass, uint8_t fine_policy = kDefaultFinePolicy,
                         uint32_t chunk_bytes = kDefaultChunkBytes) {
     auto src = MemoryByteSource(Bytes(blob_), "blob");
     auto file = IndexBlobFile(*src, digest_, Compression::kGzip, diff_id_, Limits(), pass, fine_policy, chunk_bytes);
@@ -113,7 +113,7 @@ TEST_F(GzipPassRebuild, ARebuildUsesTheFinePolicyOfTheStoredIndex) {
     auto new_table = LayerIndex::ParseCheckpoints(Bytes(now), "index", digest_, nullptr);
     ASSERT_TRUE(old_table.ok() && new_table.ok());
     EXPECT_EQ(old_table->fine_policy, 0);
-    EXPECT_EQ(new_table->fine_policy, kFinePolicyV2);
+    EXPECT_EQ(new_table->fine_policy, kDefaultFinePolicy);
     for (const Checkpoint& p : old_table->points) {
       EXPECT_FALSE(p.fine);
       if (p.out_offset != 0) {
@@ -142,7 +142,7 @@ TEST_F(GzipPassRebuild, ARebuildUsesTheChunkSizeOfTheStoredIndex) {
   ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(now), "index", digest_, nullptr, &chunks).ok());
   EXPECT_EQ(chunks.chunk_size, kDefaultChunkBytes);
   for (uint32_t size : {64u << 10, kMinChunkBytes, kMaxChunkBytes, kDefaultChunkBytes}) {
-    const std::string stored = IndexWith(InflateEngine::kIsal, kFinePolicyV2, size);
+    const std::string stored = IndexWith(InflateEngine::kIsal, kDefaultFinePolicy, size);
     ASSERT_TRUE(LayerIndex::ParseCheckpoints(Bytes(stored), "index", digest_, nullptr, &chunks).ok());
     EXPECT_EQ(chunks.chunk_size, size);
     EXPECT_EQ(stored == now, size == kDefaultChunkBytes) << size;

@@ -168,7 +168,11 @@ TEST(ThreadedConsumer, AbandonedMidStreamJoins) {
 // The indexer behind a ThreadedConsumer, as the pull runs it.
 class IndexerConsumer final : public LayerConsumer {
  public:
-  IndexerConsumer(const std::string& digest, std::string* out) : indexer_(digest, Compression::kGzip, ""), out_(out) {}
+  // blob_size: the manifest's, as the pull passes it (policy 3 needs it).
+  IndexerConsumer(const std::string& digest, uint64_t blob_size, std::string* out)
+      : indexer_(digest, Compression::kGzip, "", kDefaultSpanBytes, Limits(), InflateEngine::kIsal, kDefaultFinePolicy,
+                 blob_size),
+        out_(out) {}
   Status Consume(std::span<const uint8_t> bytes) override { return indexer_.Consume(bytes); }
   Status Finish(ChunkDigests chunks) override {
     LAZYROOT_ASSIGN_OR_RETURN(*out_, indexer_.FinishFile(std::move(chunks)));
@@ -202,7 +206,7 @@ TEST(ThreadedConsumer, LayerIndexIsByteIdenticalToTheRebuild) {
     for (uint32_t seed = 1; seed <= 2; ++seed) {
       SCOPED_TRACE(testing::Message() << "threshold " << threshold << " seed " << seed);
       std::string built;
-      ThreadedConsumer c(std::make_unique<IndexerConsumer>(digest, &built), threshold);
+      ThreadedConsumer c(std::make_unique<IndexerConsumer>(digest, bytes.size(), &built), threshold);
       ASSERT_TRUE(FeedRandom(c, bytes, seed, seed == 1 ? 16384 : 600000).ok());
       EXPECT_TRUE(c.threaded());
       ChunkHasher h;
@@ -220,7 +224,7 @@ TEST(ThreadedConsumer, CorruptGzipOnTheThreadIsTheLayersError) {
   blob[blob.size() / 2 + 1] ^= 0xaa;
   const std::string digest = "sha256:" + Sha256::HexOf(std::string_view(blob));
   std::string built;
-  ThreadedConsumer c(std::make_unique<IndexerConsumer>(digest, &built), 64 << 10);
+  ThreadedConsumer c(std::make_unique<IndexerConsumer>(digest, blob.size(), &built), 64 << 10);
   const auto bytes = fixtures::Bytes(blob);
   Status st = FeedRandom(c, bytes, 5, 50000);
   EXPECT_TRUE(c.threaded());

@@ -1,0 +1,252 @@
+// Fine point policy 3 (fine_points.h, checkpoint.h): a block-boundary point
+// whose block is a stored one records the block's length, and a random read
+// there is a read of the blob. Pinned for both gzip passes and any chunking:
+// every recorded block's bytes in the blob are the stream's bytes there
+// (checked against the data, not against our own decoder), stored blocks
+// are found where zlib wrote them, older policies record none, hostile
+// lengths are refused. Also policy 3's mid-block budget, shared out of the
+// whole blob: a compressible file at the start of a layer gets mid-block
+// points as one after incompressible data does, within the same bound.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <random>
+#include <vector>
+
+#include "index/byte_source.h"
+#include "index/fine_points.h"
+#include "index/gzip_index.h"
+#include "index/isal_midblock.h"
+#include "index/layer_decoder.h"
+#include "index/layer_index.h"
+#include "index/layer_indexer.h"
+#include "index/sha256.h"
+#include "tests/unit/compressed_fixtures.h"
+#include "tests/unit/index_tar_test_builder.h"
+
+namespace lazyroot {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+
+Bytes RandomRun(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  Bytes out(n);
+  for (auto& b : out) b = static_cast<uint8_t>(rng());
+  return out;
+}
+
+Bytes LogLines(size_t n, unsigned first) {
+  Bytes out;
+  char line[64];
+  for (unsigned i = first; out.size() < n; ++i) {
+    const int len = std::snprintf(line, sizeof line, "line %08u of a compressible log file\n", i);
+    out.insert(out.end(), line, line + len);
+  }
+  out.resize(n);
+  return out;
+}
+
+// Random runs (stored blocks) between text runs (coded blocks).
+Bytes Mixed(size_t runs, unsigned seed) {
+  Bytes out;
+  for (size_t r = 0; r < runs; ++r) {
+    const Bytes run = r % 2 == 0 ? RandomRun(300 << 10, seed + static_cast<unsigned>(r)) : LogLines(200 << 10, 1000 * r);
+    out.insert(out.end(), run.begin(), run.end());
+  }
+  return out;
+}
+
+CheckpointTable Build(const Bytes& blob, uint64_t out_size, InflateEngine engine, uint8_t policy,
+                      std::mt19937* chunking) {
+  FineRanges fine;
+  fine.policy = policy;
+  fine.blob_size = blob.size();
+  fine.Add(0, out_size);
+  auto d = NewGzipStreamDecoder("layer test", 1 << 20, engine, &fine);
+  const OutputFn sink = [](std::span<const uint8_t>) { return Status::Ok(); };
+  for (size_t off = 0; off < blob.size();) {
+    const size_t n = chunking == nullptr ? blob.size() : std::min<size_t>(blob.size() - off, 1 + (*chunking)() % 70000);
+    EXPECT_TRUE(d->Feed(std::span<const uint8_t>(blob).subspan(off, n), sink).ok());
+    off += n;
+  }
+  EXPECT_TRUE(d->Finish(sink).ok());
+  return d->TakeCheckpoints();
+}
+
+// Every recorded stored block: the blob's bytes from its data offset are the
+// data's bytes at the point, for the whole length. Returns how many.
+size_t ExpectStoredBlocksAreTheData(const CheckpointTable& t, const Bytes& blob, const Bytes& data) {
+  size_t stored = 0;
+  for (const Checkpoint& p : t.points) {
+    if (p.stored_len == 0) continue;
+    ++stored;
+    EXPECT_FALSE(p.mid_block);
+    EXPECT_LE(p.stored_data_offset() + p.stored_len, blob.size());
+    EXPECT_LE(p.out_offset + p.stored_len, data.size());
+    EXPECT_TRUE(std::equal(blob.begin() + static_cast<ptrdiff_t>(p.stored_data_offset()),
+                           blob.begin() + static_cast<ptrdiff_t>(p.stored_data_offset() + p.stored_len),
+                           data.begin() + static_cast<ptrdiff_t>(p.out_offset)))
+        << "stored block at " << p.out_offset << " of " << p.stored_len << " bytes";
+  }
+  return stored;
+}
+
+TEST(StoredPoints, EveryRecordedBlockIsTheDataInTheBlobWithBothPassesAndAnyChunking) {
+  const Bytes data = Mixed(9, 3);
+  // Two members, and one written at level 0 (stored blocks only, a byte
+  // boundary anywhere) after one at level 6.
+  const size_t half = data.size() / 2 + 777;
+  Bytes blob = fixtures::Deflate(std::span<const uint8_t>(data).first(half), 31);
+  const Bytes second = fixtures::Deflate(std::span<const uint8_t>(data).subspan(half), 31, 0);
+  blob.insert(blob.end(), second.begin(), second.end());
+  for (InflateEngine engine : {InflateEngine::kZlib, InflateEngine::kIsal}) {
+    SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
+    const CheckpointTable whole = Build(blob, data.size(), engine, kFinePolicyV3, nullptr);
+    EXPECT_EQ(whole.fine_policy, kFinePolicyV3);
+    const size_t stored = ExpectStoredBlocksAreTheData(whole, blob, data);
+    // The random runs of the first member and all of the second are stored blocks.
+    EXPECT_GT(stored, 20u);
+    size_t in_second = 0;
+    for (const Checkpoint& p : whole.points) in_second += p.out_offset >= half && p.stored_len != 0;
+    EXPECT_GT(in_second, 5u);
+    // Coded blocks (the text) are never recorded as stored.
+    for (const Checkpoint& p : whole.points) {
+      if (p.out_offset < half && p.stored_len != 0) {
+        const size_t run = static_cast<size_t>(p.out_offset / ((300 << 10) + (200 << 10)));
+        const uint64_t in_run = p.out_offset - run * ((300 << 10) + (200 << 10));
+        EXPECT_LT(in_run, 300u << 10) << "a stored block recorded in text at " << p.out_offset;
+      }
+    }
+    std::mt19937 rng(11);
+    EXPECT_TRUE(Build(blob, data.size(), engine, kFinePolicyV3, &rng) == whole);
+    // Serialised and parsed, the lengths stay.
+    const std::string s = whole.Serialize();
+    auto back = CheckpointTable::Parse(fixtures::Bytes(s), "t");
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_TRUE(*back == whole);
+    // Readers are unchanged by the lengths: every point reads the data.
+    auto table = std::make_shared<const CheckpointTable>(whole);
+    auto src = MemoryByteSource(blob, "blob");
+    auto r = RandomReader::Create(table, src.get(), "blob");
+    Bytes buf(20000);
+    for (const Checkpoint& p : table->points) {
+      size_t n = 0;
+      ASSERT_TRUE(r->Read(p.out_offset, buf, &n).ok());
+      ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
+                             data.begin() + static_cast<ptrdiff_t>(p.out_offset)));
+    }
+    // Policy 2 records none, and its other points are the same.
+    const CheckpointTable v2 = Build(blob, data.size(), engine, kFinePolicyV2, nullptr);
+    ASSERT_EQ(v2.points.size(), whole.points.size());
+    for (size_t i = 0; i < v2.points.size(); ++i) {
+      EXPECT_EQ(v2.points[i].stored_len, 0u);
+      EXPECT_EQ(v2.points[i].out_offset, whole.points[i].out_offset);
+    }
+  }
+}
+
+TEST(StoredPointsFormat, HostileLengthsAndFlagsAreRefused) {
+  CheckpointTable t;
+  t.compression = Compression::kGzip;
+  t.made_by = InflateEngine::kIsal;
+  t.fine_policy = kFinePolicyV3;
+  t.compressed_size = 200000;
+  t.uncompressed_size = 200000;
+  t.points.push_back(Checkpoint{10, 0, 0, 0, {}, false});
+  Checkpoint coarse{5000, 60000, 3, 0, {}, false};
+  coarse.stored_len = 30000;
+  t.points.push_back(coarse);
+  Checkpoint fine{40000, 120000, 0, 0, {}, true};
+  fine.stored_len = 65535;
+  t.points.push_back(fine);
+  auto parses = [](const CheckpointTable& x) { return CheckpointTable::Parse(fixtures::Bytes(x.Serialize()), "t").ok(); };
+  ASSERT_TRUE(parses(t));
+  CheckpointTable bad = t;
+  bad.fine_policy = kFinePolicyV2;  // before the policy
+  EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.points[2].stored_len = 65536;  // longer than a stored block can be
+  EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.compressed_size = t.points[2].stored_data_offset() + 65534;  // data beyond the blob
+  EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.uncompressed_size = 120000 + 65534;  // beyond the stream
+  EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.points[2].mid_block = true;  // a coded block's point cannot start a stored one
+  bad.points[2].header_bit = 8;
+  EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.points[0].stored_len = 100;  // never the first point
+  EXPECT_FALSE(parses(bad));
+  // A length of 0 with the flag set (written by hand: Serialize sets the flag from the length).
+  std::string raw = t.Serialize();
+  const size_t len_at = raw.size() - 4 - 4;  // the last point's length, before the crc
+  raw[len_at] = raw[len_at + 1] = raw[len_at + 2] = raw[len_at + 3] = 0;
+  EXPECT_FALSE(CheckpointTable::Parse(fixtures::Bytes(raw), "t", /*crc_covered_by_caller=*/true).ok());
+}
+
+std::string Tar(const std::vector<std::pair<std::string, Bytes>>& files) {
+  std::string tar;
+  for (const auto& [name, data] : files) {
+    tar += tartest::File(name, std::string_view(reinterpret_cast<const char*>(data.data()), data.size()));
+  }
+  return tar + tartest::Zeros(2);
+}
+
+// Mid-block points in [from, to) of the stream, and what all of them weigh.
+size_t MidPointsIn(const CheckpointTable& t, uint64_t from, uint64_t to) {
+  size_t n = 0;
+  for (const Checkpoint& p : t.points) n += p.mid_block && p.out_offset >= from && p.out_offset < to;
+  return n;
+}
+
+TEST(StoredPointsMidBudget, ACompressibleFileFirstIsNotStarvedAndTheBoundHolds) {
+  if (!MidBlockSupported()) GTEST_SKIP() << "mid-block points need ISA-L";
+  const Bytes text = LogLines(12 << 20, 0);
+  const std::string tar = Tar({{"first.log", text}, {"second.bin", RandomRun(24 << 20, 5)}});
+  const Bytes blob = fixtures::Deflate(fixtures::Bytes(tar), 31);
+  const std::string digest = "sha256:" + Sha256::HexOf(std::string_view(reinterpret_cast<const char*>(blob.data()), blob.size()));
+  auto index_with = [&](uint8_t policy, uint64_t declared) -> Result<std::string> {
+    LayerIndexer indexer(digest, Compression::kGzip, "", kDefaultSpanBytes, Limits(), InflateEngine::kIsal, policy,
+                         declared);
+    LAZYROOT_RETURN_IF_ERROR(indexer.Consume(blob));
+    return indexer.FinishFile(ChunkDigestsOf(blob));
+  };
+  auto table_of = [&](const std::string& file) {
+    auto t = LayerIndex::ParseCheckpoints(fixtures::Bytes(file), "index", digest, nullptr);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    return t.ok() ? *t : CheckpointTable();
+  };
+  auto v2 = index_with(kFinePolicyV2, blob.size());
+  auto v3 = index_with(kFinePolicyV3, blob.size());
+  ASSERT_TRUE(v2.ok() && v3.ok());
+  const CheckpointTable t2 = table_of(*v2), t3 = table_of(*v3);
+  EXPECT_EQ(t3.fine_policy, kFinePolicyV3);
+  const size_t first2 = MidPointsIn(t2, 0, text.size()), first3 = MidPointsIn(t3, 0, text.size());
+  // The text's blocks are long: policy 2 could afford few points in it (a
+  // share of the bytes before them), policy 3 nearly one per kMidSpacing.
+  EXPECT_GT(first3, 3 * first2) << first2 << " -> " << first3;
+  EXPECT_GT(first3, text.size() / kMidSpacing * 3 / 4) << first3;
+  uint64_t mid_bytes = 0;
+  for (const Checkpoint& p : t3.points) mid_bytes += p.mid_block ? 28 + 8 + p.window.size() : 0;
+  EXPECT_LE(mid_bytes, blob.size() / kMidBudgetDivisor + kFineBudgetSlack);
+  // Without a declared size the indexer falls back to policy 2, byte for byte.
+  auto undeclared = index_with(kFinePolicyV3, 0);
+  ASSERT_TRUE(undeclared.ok());
+  EXPECT_EQ(*undeclared, *v2);
+  // A blob of another size than declared is refused: its points were placed for that size.
+  auto wrong = index_with(kFinePolicyV3, blob.size() + 1);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), ErrorCode::kCorruption) << wrong.status().ToString();
+  // The rebuild from the blob (fsck's) is the same file.
+  auto src = MemoryByteSource(blob, "blob");
+  auto rebuilt = IndexBlobFile(*src, digest, Compression::kGzip, "", Limits(), InflateEngine::kIsal, kFinePolicyV3);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status().ToString();
+  EXPECT_EQ(*rebuilt, *v3);
+}
+
+}  // namespace
+}  // namespace lazyroot
