@@ -45,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!s.ok()) return 0;
   }
 
-  LayerIndexer indexer(digest, compression, "", span);
+  // The declared size, as the pull passes the manifest's (policy 3 needs it).
+  LayerIndexer indexer(digest, compression, "", span, Limits(), InflateEngine::kIsal, kDefaultFinePolicy, size);
   Status s;
   for (size_t at = 0; at < size && s.ok();) {
     size_t n = std::min(NextChunk(rng), size - at);

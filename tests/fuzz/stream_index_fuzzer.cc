@@ -120,8 +120,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // consume them).
   std::vector<std::pair<uint64_t, uint64_t>> fine_ranges;
   const bool fine = kCompression == Compression::kGzip && rng.Next() % 2 == 0;
-  // Policy 1, or 2 with mid-block points (ISA-L's pass).
-  const uint8_t policy = rng.Next() % 2 == 0 ? kFinePolicyV1 : kFinePolicyV2;
+  // Policy 1, 2 with mid-block points (ISA-L's pass), or 3: stored blocks
+  // recorded, the mid-block budget a share of the whole blob.
+  const uint8_t policy = static_cast<uint8_t>(kFinePolicyV1 + rng.Next() % 3);
   if (fine) {
     uint64_t at = 0;
     for (uint64_t i = 0, n = rng.Range(1, 3); i < n; ++i) {
@@ -134,6 +135,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto ranges_for = [&](FineRanges* r) {
     for (const auto& [s, e] : fine_ranges) r->Add(s, e);
     r->policy = policy;
+    r->blob_size = size;
     return fine ? r : nullptr;
   };
   FineRanges main_ranges, zlib_ranges, again_ranges;
@@ -201,7 +203,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const Checkpoint& p : table->points) {
     FUZZ_CHECK(p.in_offset <= size && p.window_size <= kMaxWindowBytes && p.bits < 8);
     FUZZ_CHECK(!p.fine || (fine && p.out_offset != 0));
-    FUZZ_CHECK(!p.mid_block || (p.fine && policy == kFinePolicyV2 && p.header_bit < p.bit_offset()));
+    FUZZ_CHECK(!p.mid_block || (p.fine && policy >= kFinePolicyV2 && p.header_bit < p.bit_offset()));
+    if (p.stored_len != 0) {
+      // A recorded stored block is the stream's bytes, in the blob as they are.
+      FUZZ_CHECK(fine && policy >= kFinePolicyV3 && !p.mid_block);
+      FUZZ_CHECK(p.stored_data_offset() + p.stored_len <= size && p.out_offset + p.stored_len <= stream.size());
+      FUZZ_CHECK(std::equal(stream.begin() + static_cast<ptrdiff_t>(p.out_offset),
+                            stream.begin() + static_cast<ptrdiff_t>(p.out_offset + p.stored_len),
+                            blob.begin() + static_cast<ptrdiff_t>(p.stored_data_offset())));
+    }
   }
   std::string serialized = table->Serialize();
   Result<CheckpointTable> parsed = CheckpointTable::Parse(

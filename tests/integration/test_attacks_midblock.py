@@ -30,6 +30,7 @@ import zlib
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
+import store_files  # noqa: E402
 
 
 def words(n, seed):
@@ -185,17 +186,7 @@ def gunzip_all(blob):
 
 def checkpoints(index_path):
     """(out_offset, mid_block) of every point of a layer index file."""
-    with open(index_path, "rb") as f:
-        b = f.read()
-    off, length = struct.unpack_from("<QQ", b, 120)
-    t = b[off:off + length]
-    count = struct.unpack_from("<Q", t, 32)[0]
-    pos, points = 40, []
-    for _ in range(count):
-        _, out_off, _, flags, _, stored = struct.unpack_from("<QQBB2xII", t, pos)
-        pos += 28 + stored + (8 if flags & 2 else 0)
-        points.append((out_off, bool(flags & 2)))
-    return points
+    return [(p["out_offset"], p["mid_block"]) for p in store_files.checkpoint_points(index_path)[1]]
 
 
 @unittest.skipUnless(os.path.exists("/dev/fuse"), "needs /dev/fuse")

@@ -19,7 +19,6 @@ Skipped only when /dev/fuse is missing."""
 import os
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
+import store_files  # noqa: E402
 
 BIG_SIZE = 24 * 1024 * 1024 + 333
 
@@ -56,18 +56,8 @@ WORDS_SIZE = 6 * 1024 * 1024 + 77
 
 def checkpoints(index_path):
     """(out_offset, fine, window_size, mid_block) of every point of a layer index file."""
-    with open(index_path, "rb") as f:
-        b = f.read()
-    off, length = struct.unpack_from("<QQ", b, 120)
-    t = b[off:off + length]
-    assert t[:6] == b"LZCKPT", t[:8]
-    count = struct.unpack_from("<Q", t, 32)[0]
-    pos, points = 40, []
-    for _ in range(count):
-        _, out_off, _, flags, wsize, stored = struct.unpack_from("<QQBB2xII", t, pos)
-        pos += 28 + stored + (8 if flags & 2 else 0)  # a mid-block point's header offset
-        points.append((out_off, bool(flags & 1), wsize, bool(flags & 2)))
-    return t[10], points
+    policy, points = store_files.checkpoint_points(index_path)
+    return policy, [(p["out_offset"], p["fine"], p["window_size"], p["mid_block"]) for p in points]
 
 
 @unittest.skipUnless(os.path.exists("/dev/fuse"), "needs /dev/fuse")
@@ -97,7 +87,7 @@ class FinePoints(PullTestCase):
 
     def test_fine_points_lie_inside_the_large_file_only(self):
         policy, points = checkpoints(self.index)
-        self.assertEqual(policy, 2)
+        self.assertEqual(policy, 3)
         fine = [p for p in points if p[1]]
         start, size = self.data["data/big.bin"]
         # 32 KiB apart in the random runs: hundreds of them.
@@ -112,6 +102,40 @@ class FinePoints(PullTestCase):
         self.assertTrue(any(p[2] == 0 for p in fine))
         mid_start, mid_size = self.data["data/mid.bin"]
         self.assertFalse([p for p in fine if mid_start <= p[0] < mid_start + mid_size])
+
+    def test_recorded_stored_blocks_are_the_files_bytes_in_the_blob(self):
+        # Policy 3: where a stored block starts, its length; the blob holds the
+        # stream's bytes there as they are (gzip wrote the random runs so).
+        _, points = store_files.checkpoint_points(self.index)
+        blob = store_files.read_bytes(self.index.replace("/index/", "/blobs/"))
+        start, size = self.data["data/big.bin"]
+        want = self.want["data/big.bin"]
+        stored = [p for p in points if p["stored_len"] and start <= p["out_offset"] < start + size]
+        self.assertGreater(len(stored), 100)
+        for p in stored:
+            data_at = (p["in_offset"] * 8 - p["bits"] + 3 + 7) // 8 + 4
+            at = p["out_offset"] - start
+            n = min(p["stored_len"], size - at)
+            self.assertEqual(blob[data_at:data_at + n], want[at:at + n], "stored block at %d" % p["out_offset"])
+        # The words are coded blocks: none recorded there.
+        words_start, words_size = self.data["data/words.txt"]
+        self.assertFalse([p for p in points if p["stored_len"] and words_start <= p["out_offset"] < words_start + words_size])
+        # Through a mount: reads inside, at and across those blocks' edges.
+        d = self.workdir("mnt")
+        self.assertOk(self.lazyroot("mount", self.ref, d), "mount")
+        self.addCleanup(lambda: os.path.ismount(d) and self.lazyroot("umount", d))
+        rng = random.Random(5)
+        with open(os.path.join(d, "data", "big.bin"), "rb", buffering=0) as f:
+            offsets = []
+            for p in rng.sample(stored, 40):
+                at = p["out_offset"] - start
+                end = at + p["stored_len"]
+                offsets += [at, at + 1, end - 4096, end - 4095, end - 1, rng.randrange(at, end)]
+            rng.shuffle(offsets)
+            for off in offsets:
+                off = max(0, min(off, size - 1))
+                n = rng.choice([1, 4096, 4096, 5000, 70000])
+                self.assertEqual(os.pread(f.fileno(), n, off), want[off:off + n], "offset %d size %d" % (off, n))
 
     def test_random_reads_through_a_mount_equal_gnu_tar_and_fsck_agrees(self):
         d = self.workdir("mnt")

@@ -2,11 +2,14 @@
 a mount reads against the layer tars (test_mount_lazy_tables.py,
 test_attacks_lazy_tables.py). Independent of lazyroot's code: Python's
 tarfile reads the tars, and the index layout is index/FORMAT.md's.
+Also used by the tests of the checkpoint table (test_fine_points.py,
+test_attacks_midblock.py).
 
   tar_file_members(tar)      {name: bytes} of every regular file in a tar
   read_bytes(path)           the whole file
   flip_byte(path, offset)    one byte XOR 0x20, the file's size unchanged
   checkpoint_section(index)  (offset, length) of a layer index's checkpoint section
+  checkpoint_points(index)   (fine policy, points) of a layer index's checkpoint table
 """
 
 import io
@@ -37,3 +40,28 @@ def checkpoint_section(index):
     with open(index, "rb") as f:
         head = f.read(136)
     return struct.unpack_from("<QQ", head, 120)
+
+
+def checkpoint_points(index):
+    """index/FORMAT.md, "Checkpoint section": (fine policy, points), each point a
+    dict of out_offset, in_offset, bits, fine, mid_block, window_size and
+    stored_len (the stored block starting there, policy 3; 0 if none)."""
+    off, length = checkpoint_section(index)
+    with open(index, "rb") as f:
+        f.seek(off)
+        t = f.read(length)
+    assert t[:6] == b"LZCKPT", t[:8]
+    count = struct.unpack_from("<Q", t, 32)[0]
+    pos, points = 40, []
+    for _ in range(count):
+        in_off, out_off, bits, flags, wsize, stored = struct.unpack_from("<QQBB2xII", t, pos)
+        pos += 28 + stored
+        if flags & 2:
+            pos += 8  # a mid-block point's header offset
+        stored_len = 0
+        if flags & 4:
+            stored_len = struct.unpack_from("<I", t, pos)[0]
+            pos += 4
+        points.append({"out_offset": out_off, "in_offset": in_off, "bits": bits, "fine": bool(flags & 1),
+                       "mid_block": bool(flags & 2), "window_size": wsize, "stored_len": stored_len})
+    return t[10], points
