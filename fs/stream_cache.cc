@@ -222,25 +222,32 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     }
     if (sequential) ScheduleReadAhead(layer, u);
     if (!sequential && !near) {
-      // Inside a stored deflate block (policy 3 tables record them): the
-      // stream's bytes are the blob's, read (and verified) as they are, with
-      // no decoder, window or span.
-      const Checkpoint& p = t.points[t.FindPoint(offset)];
-      if (p.stored_len != 0 && want_end <= p.out_offset + p.stored_len) {
-        const size_t len = static_cast<size_t>(want_end - offset);
-        size_t got = 0;
-        LAZYROOT_RETURN_IF_ERROR(content_->layer(layer).blob->ReadAt(p.stored_data_offset() + (offset - p.out_offset),
-                                                                      out.subspan(*n, len), &got));
-        if (got != len) {
-          return Status::Corruption("layer " + content_->layer(layer).digest + ": blob ends inside the stored block at " +
-                                    std::to_string(p.in_offset));
+      // Inside the stored deflate blocks after a point (policy 3 tables
+      // record them): the stream's bytes are the blob's, read (and verified)
+      // as they are, with no decoder, window or span. A read past their end
+      // is served to there when the next point starts at that end (the rest
+      // goes on from it), else not at all: it would decode them again.
+      const size_t i = t.FindPoint(offset);
+      const Checkpoint& p = t.points[i];
+      const uint64_t stored_end = p.out_offset + p.StoredBytes();
+      if (!p.stored_blocks.empty() && offset < stored_end &&
+          (want_end <= stored_end || (i + 1 < t.points.size() && t.points[i + 1].out_offset == stored_end))) {
+        const uint64_t to = std::min(want_end, stored_end);
+        while (offset < to) {
+          uint64_t at = 0, left = 0;
+          p.StoredAt(offset, &at, &left);
+          const size_t len = static_cast<size_t>(std::min(left, to - offset));
+          size_t got = 0;
+          LAZYROOT_RETURN_IF_ERROR(content_->layer(layer).blob->ReadAt(at, out.subspan(*n, len), &got));
+          if (got != len) {
+            return Status::Corruption("layer " + content_->layer(layer).digest +
+                                      ": blob ends inside the stored block at compressed offset " + std::to_string(at));
+          }
+          *n += len;
+          offset += len;
         }
-        {
-          std::lock_guard lock(mu_);
-          ++counters_.stored_reads;
-        }
-        *n += len;
-        offset += len;
+        std::lock_guard lock(mu_);
+        ++counters_.stored_reads;
         continue;
       }
     }

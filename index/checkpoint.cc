@@ -17,6 +17,10 @@ constexpr size_t kPointFixedBytes = 8 + 8 + 1 + 3 + 4 + 4;
 // while still shrinking a typical window about 3-4x.
 constexpr int kWindowLevel = 1;
 
+void PutU16(std::string* s, uint16_t v) {
+  s->push_back(static_cast<char>(v & 0xff));
+  s->push_back(static_cast<char>(v >> 8));
+}
 void PutU32(std::string* s, uint32_t v) {
   for (int i = 0; i < 4; ++i) s->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
@@ -37,6 +41,7 @@ class Cursor {
   uint64_t U64() { uint64_t v = 0; for (int i = 0; i < 8; ++i) v |= uint64_t{b_[pos_ + i]} << (8 * i); pos_ += 8; return v; }
   uint32_t U32() { uint32_t v = 0; for (int i = 0; i < 4; ++i) v |= uint32_t{b_[pos_ + i]} << (8 * i); pos_ += 4; return v; }
   uint8_t U8() { return b_[pos_++]; }
+  uint16_t U16() { const uint16_t v = static_cast<uint16_t>(b_[pos_] | b_[pos_ + 1] << 8); pos_ += 2; return v; }
   std::span<const uint8_t> Bytes(size_t n) { auto s = b_.subspan(pos_, n); pos_ += n; return s; }
   Status Error(const std::string& what) const {
     return Status::Corruption(name_ + ": checkpoint table at byte " + std::to_string(pos_) + ": " + what);
@@ -69,13 +74,16 @@ std::string CheckpointTable::Serialize() const {
     PutU64(&s, p.in_offset);
     PutU64(&s, p.out_offset);
     s.push_back(static_cast<char>(p.bits));
-    s.push_back(static_cast<char>((p.fine ? 1 : 0) | (p.mid_block ? 2 : 0) | (p.stored_len != 0 ? 4 : 0)));
+    s.push_back(static_cast<char>((p.fine ? 1 : 0) | (p.mid_block ? 2 : 0) | (p.stored_blocks.empty() ? 0 : 4)));
     s.append(2, '\0');
     PutU32(&s, p.window_size);
     PutU32(&s, static_cast<uint32_t>(p.window.size()));
     s += p.window;
     if (p.mid_block) PutU64(&s, p.header_bit);
-    if (p.stored_len != 0) PutU32(&s, p.stored_len);
+    if (!p.stored_blocks.empty()) {
+      PutU16(&s, static_cast<uint16_t>(p.stored_blocks.size()));
+      for (uint16_t len : p.stored_blocks) PutU16(&s, len);
+    }
   }
   uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size()));
   PutU32(&s, static_cast<uint32_t>(crc));
@@ -171,15 +179,22 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
       }
     }
     if ((flags & 4) != 0) {
-      LAZYROOT_RETURN_IF_ERROR(c.Need(4 + 4, "stored block length"));
-      const uint32_t len = c.U32();
-      // What a reader serves from the blob as it is: inside the blob and the
-      // stream, at most a stored block's 65535 bytes.
-      if (len == 0 || len > 65535 || p.stored_data_offset() + len > t.compressed_size ||
-          p.out_offset + len > t.uncompressed_size) {
-        return c.Error(which + "stored block of " + std::to_string(len) + " bytes");
+      LAZYROOT_RETURN_IF_ERROR(c.Need(2 + 4, "stored block count"));
+      const uint16_t blocks = c.U16();
+      if (blocks == 0 || blocks > kMaxStoredBlocks) return c.Error(which + std::to_string(blocks) + " stored blocks");
+      LAZYROOT_RETURN_IF_ERROR(c.Need(size_t{blocks} * 2 + 4, "stored block lengths"));
+      // What a reader serves from the blob as it is: inside the blob and the stream.
+      uint64_t data_end = p.stored_data_offset(), out_end = p.out_offset;
+      for (uint16_t k = 0; k < blocks; ++k) {
+        const uint16_t len = c.U16();
+        if (len == 0) return c.Error(which + "an empty stored block");
+        p.stored_blocks.push_back(len);
+        data_end += (k == 0 ? 0 : 5) + len;
+        out_end += len;
       }
-      p.stored_len = len;
+      if (data_end > t.compressed_size || out_end > t.uncompressed_size) {
+        return c.Error(which + "stored blocks beyond the blob or the stream");
+      }
     }
     t.points.push_back(std::move(p));
   }
@@ -188,6 +203,27 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
     return c.Error("no checkpoints for a non-empty compressed stream");
   }
   return t;
+}
+
+uint64_t Checkpoint::StoredBytes() const {
+  uint64_t n = 0;
+  for (uint16_t len : stored_blocks) n += len;
+  return n;
+}
+
+void Checkpoint::StoredAt(uint64_t out, uint64_t* blob_offset, uint64_t* left) const {
+  uint64_t at = stored_data_offset(), from = out_offset;
+  for (uint16_t len : stored_blocks) {
+    if (out < from + len) {
+      *blob_offset = at + (out - from);
+      *left = from + len - out;
+      return;
+    }
+    at += len + 5;  // the next block's header: 3 bits padded to a byte, LEN and NLEN
+    from += len;
+  }
+  *blob_offset = at;
+  *left = 0;
 }
 
 size_t PrimePoint(const CheckpointTable& table, uint64_t offset, bool mid_block_ok) {

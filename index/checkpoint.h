@@ -18,7 +18,8 @@
 //              u32 window_size (raw bytes, <= 32768), u32 stored size, stored
 //              bytes (the window zlib-compressed; empty when window_size == 0);
 //              a mid-block point then: u64 header_bit (its block's header);
-//              a stored-block point then: u32 stored_len (1..65535)
+//              a stored-block point then: u16 count (1..kMaxStoredBlocks),
+//              count x u16 LEN (1..65535), the stored blocks from it on
 //   u32 crc32 of every byte before it
 #pragma once
 
@@ -40,6 +41,8 @@ enum class InflateEngine : uint8_t { kZlib = 0, kIsal = 1 };
 
 // The largest deflate window (32 KiB); gzip checkpoints carry at most this much.
 inline constexpr uint32_t kMaxWindowBytes = 32768;
+// The most stored blocks one point records (Checkpoint::stored_blocks).
+inline constexpr uint32_t kMaxStoredBlocks = 64;
 
 // CheckpointTable::fine_policy: 0 the tables made before fine points (whole
 // windows, no fine points); kFinePolicyV1 fine points in large files and
@@ -48,9 +51,9 @@ inline constexpr uint8_t kFinePolicyV1 = 1;
 // kFinePolicyV2: as 1, plus mid-block points (isal_midblock.h) inside long
 // Huffman-coded blocks, placed by ISA-L's pass.
 inline constexpr uint8_t kFinePolicyV2 = 2;
-// kFinePolicyV3: as 2, plus the length of the stored deflate block that
-// starts at a block-boundary point (Checkpoint::stored_len): a random read
-// inside such a block reads the blob's bytes, with no decoder and no window.
+// kFinePolicyV3: as 2, plus the lengths of the stored deflate blocks that
+// follow a block-boundary point (Checkpoint::stored_blocks): a random read
+// inside them reads the blob's bytes, with no decoder and no window.
 inline constexpr uint8_t kFinePolicyV3 = 3;
 inline constexpr uint8_t kMaxFinePolicy = kFinePolicyV3;
 // What the pull and a rebuild of an index without a sound stored one use.
@@ -74,17 +77,25 @@ struct Checkpoint {
   // earlier point instead.
   bool mid_block = false;
   uint64_t header_bit = 0;
-  // Policy 3: a stored (uncompressed) deflate block of stored_len bytes
-  // starts at this point (a block boundary), so output bytes [out_offset,
-  // out_offset + stored_len) are the blob's bytes from stored_data_offset()
-  // on. 0: not known to be one.
-  uint32_t stored_len = 0;
+  // Policy 3: the stored (uncompressed) deflate blocks that follow this
+  // point (a block boundary), in order, each one's LEN (1..65535); empty if
+  // none is known. The first one's data starts at stored_data_offset(), each
+  // next one's 5 bytes after the end of the one before (its 3 header bits
+  // padded to a byte, LEN and NLEN): output [out_offset, out_offset +
+  // StoredBytes()) is those blob bytes as they are.
+  std::vector<uint16_t> stored_blocks = {};
 
   // The point's absolute bit offset in the compressed stream.
   uint64_t bit_offset() const { return in_offset * 8 - bits; }
   // Where a stored block's data starts: after its 3 header bits, the padding
   // to a byte boundary, and its LEN and NLEN.
   uint64_t stored_data_offset() const { return (bit_offset() + 3 + 7) / 8 + 4; }
+  // The output bytes the stored blocks cover.
+  uint64_t StoredBytes() const;
+  // For an output offset inside the stored blocks (out_offset <= out <
+  // out_offset + StoredBytes()): where its byte is in the blob, and how many
+  // bytes of its block follow it there (itself included).
+  void StoredAt(uint64_t out, uint64_t* blob_offset, uint64_t* left) const;
 
   bool operator==(const Checkpoint&) const = default;
 };

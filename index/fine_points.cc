@@ -222,36 +222,59 @@ void PointPlacer::ResolveFront() {
       p.window = CompressWindow(std::span<const uint8_t>(w.window).last(n));
     }
   }
+  if (keep && stored_blocks_enabled() && !w.window.empty()) p.stored_blocks = StoredBlocksAt(w);
   if (keep && p.fine) {
     // Thinning: fine points stay within their share of the compressed bytes before them.
-    const uint64_t cost = kPointBytes + p.window.size();
+    const uint64_t cost =
+        kPointBytes + p.window.size() + (p.stored_blocks.empty() ? 0 : 2 + 2 * p.stored_blocks.size());
     keep = fine_bytes_ + cost <= p.in_offset / kFineBudgetDivisor + kFineBudgetSlack;
     if (keep) fine_bytes_ += cost;
   }
-  if (keep && ranges_->policy >= kFinePolicyV3 && !w.window.empty()) p.stored_len = StoredBlockAt(w);
   if (keep) table_->points.push_back(std::move(p));
   PopFront();
 }
 
-uint32_t PointPlacer::StoredBlockAt(const Waiting& w) const {
+std::vector<uint16_t> PointPlacer::StoredBlocksAt(const Waiting& w) const {
   // A point with a raw window is at a block boundary (a member start has
   // none): its block's 3 header bits start at the point's bit offset, the
   // first `bits` of them in the byte before in_offset.
+  std::vector<uint16_t> blocks;
   const Checkpoint& p = w.p;
-  if (p.bits != 0 && !w.prev_known) return 0;
-  if (p.in_offset < kept_at_) return 0;
-  const uint64_t data = p.stored_data_offset();  // LEN and NLEN are the 4 bytes before it
-  if (data > kept_at_ + kept_.size()) return 0;
+  if ((p.bits != 0 && !w.prev_known) || p.in_offset < kept_at_) return blocks;
+  // Only headers every chunking has kept by now: the pass has decoded at
+  // least 32 KiB after the point (or to the end of the stream), so it has
+  // read the header of every block that starts less than 32 KiB of output
+  // after it. The kept input's end is checked too, for safety.
+  const uint64_t end = kept_at_ + kept_.size();
   auto byte_at = [&](uint64_t off) { return kept_[static_cast<size_t>(off - kept_at_)]; };
-  uint32_t header = p.bits >= 3 ? w.prev_byte >> (8 - p.bits) : 0;
+  auto len_at = [&](uint64_t data, uint16_t* len) {  // LEN and NLEN are the 4 bytes before data
+    const uint16_t l = static_cast<uint16_t>(byte_at(data - 4) | byte_at(data - 3) << 8);
+    const uint16_t nl = static_cast<uint16_t>(byte_at(data - 2) | byte_at(data - 1) << 8);
+    *len = l;
+    return static_cast<uint16_t>(~nl) == l && l != 0;  // an empty block (a flush marker) ends the run
+  };
+  uint64_t data = p.stored_data_offset();
+  if (data > end) return blocks;
+  uint32_t header = p.bits >= 3 ? static_cast<uint32_t>(w.prev_byte >> (8 - p.bits)) : 0;
   if (p.bits < 3) {
-    header = (p.bits == 0 ? 0 : w.prev_byte >> (8 - p.bits)) | (uint32_t{byte_at(p.in_offset)} << p.bits);
+    header = (p.bits == 0 ? 0u : static_cast<uint32_t>(w.prev_byte >> (8 - p.bits))) |
+             (uint32_t{byte_at(p.in_offset)} << p.bits);
   }
-  if (((header >> 1) & 3) != 0) return 0;  // BTYPE 00: stored
-  const uint32_t len = byte_at(data - 4) | uint32_t{byte_at(data - 3)} << 8;
-  const uint32_t nlen = byte_at(data - 2) | uint32_t{byte_at(data - 1)} << 8;
-  if ((len ^ nlen) != 0xffff) return 0;  // not a valid stored header: decoding would fail there
-  return len;  // 0 (a flush marker) is not recorded
+  uint16_t len = 0;
+  if (((header >> 1) & 3) != 0 || !len_at(data, &len)) return blocks;  // BTYPE 00: stored
+  uint64_t covered = 0;
+  for (;;) {
+    blocks.push_back(len);
+    covered += len;
+    // The member's last block, the cap, a next block 32 KiB or more on (the
+    // next point's: points are about that far apart), or beyond the input.
+    const uint64_t next = data + len;
+    if ((header & 1) != 0 || blocks.size() >= kMaxStoredBlocks || covered >= kMaxWindowBytes || next + 5 > end) break;
+    header = byte_at(next);  // byte-aligned after stored data: 3 bits, 5 of padding
+    if (((header >> 1) & 3) != 0 || !len_at(next + 5, &len)) break;
+    data = next + 5;
+  }
+  return blocks;
 }
 
 void PointPlacer::ResolveMidBlock(Waiting& w) {

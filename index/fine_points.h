@@ -23,9 +23,9 @@
 // kFineBudgetSlack), in stream order: the thinning is a function of the blob.
 //
 // Policy 3 (kFinePolicyV3) also records, at every block-boundary point
-// whose block is a stored one (incompressible data: media, archives, model
-// weights), that block's length: a random read inside it is a read of the
-// blob (Checkpoint::stored_len).
+// followed by stored blocks (incompressible data: media, archives, model
+// weights), their lengths: a random read inside them is a read of the blob
+// (Checkpoint::stored_blocks).
 //
 // Policy 2 (kFinePolicyV2) adds mid-block points where ISA-L's pass stops
 // inside a long coded block (kMidSpacing, kMidBudgetDivisor below;
@@ -102,6 +102,8 @@ class PointPlacer {
   bool fine_enabled() const { return ranges_ != nullptr; }
   // Policy 2 and built with ISA-L: the ISA-L pass places mid-block points.
   bool mid_block_enabled() const;
+  // Policy 3: stored blocks are recorded (Checkpoint::stored_blocks).
+  bool stored_blocks_enabled() const { return ranges_ != nullptr && ranges_->policy >= kFinePolicyV3; }
   // Whether a fine check is due at output offset `out`.
   bool CheckDue(uint64_t out) const { return ranges_ != nullptr && out >= next_check_; }
   uint64_t next_check() const { return next_check_; }
@@ -152,10 +154,10 @@ class PointPlacer {
   void ResolveFront();  // REQUIRES: a waiting point
   void ResolveMidBlock(Waiting& w);
   void PopFront();
-  // Policy 3: the length of the stored block starting at w's point (a block
-  // boundary), read from the input kept; 0 if it is not one or the input
-  // was not kept.
-  uint32_t StoredBlockAt(const Waiting& w) const;
+  // Policy 3: the lengths of the stored blocks from w's point (a block
+  // boundary) on, read from the input kept (at most kMaxProbeInput after the
+  // point); empty if none is known.
+  std::vector<uint16_t> StoredBlocksAt(const Waiting& w) const;
   // The stored window for w: the smallest kTrimSteps suffix that decodes
   // its next 32 KiB; -1 if none does (or its input was not kept whole).
   int64_t TrimmedWindow(const Waiting& w);

@@ -204,13 +204,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(p.in_offset <= size && p.window_size <= kMaxWindowBytes && p.bits < 8);
     FUZZ_CHECK(!p.fine || (fine && p.out_offset != 0));
     FUZZ_CHECK(!p.mid_block || (p.fine && policy >= kFinePolicyV2 && p.header_bit < p.bit_offset()));
-    if (p.stored_len != 0) {
-      // A recorded stored block is the stream's bytes, in the blob as they are.
+    if (!p.stored_blocks.empty()) {
+      // Recorded stored blocks are the stream's bytes, in the blob as they are.
       FUZZ_CHECK(fine && policy >= kFinePolicyV3 && !p.mid_block);
-      FUZZ_CHECK(p.stored_data_offset() + p.stored_len <= size && p.out_offset + p.stored_len <= stream.size());
-      FUZZ_CHECK(std::equal(stream.begin() + static_cast<ptrdiff_t>(p.out_offset),
-                            stream.begin() + static_cast<ptrdiff_t>(p.out_offset + p.stored_len),
-                            blob.begin() + static_cast<ptrdiff_t>(p.stored_data_offset())));
+      uint64_t at = p.stored_data_offset(), out = p.out_offset;
+      for (uint16_t len : p.stored_blocks) {
+        FUZZ_CHECK(len != 0 && at + len <= size && out + len <= stream.size());
+        FUZZ_CHECK(std::equal(stream.begin() + static_cast<ptrdiff_t>(out),
+                              stream.begin() + static_cast<ptrdiff_t>(out + len),
+                              blob.begin() + static_cast<ptrdiff_t>(at)));
+        at += len + 5;
+        out += len;
+      }
     }
   }
   std::string serialized = table->Serialize();

@@ -104,22 +104,26 @@ class FinePoints(PullTestCase):
         self.assertFalse([p for p in fine if mid_start <= p[0] < mid_start + mid_size])
 
     def test_recorded_stored_blocks_are_the_files_bytes_in_the_blob(self):
-        # Policy 3: where a stored block starts, its length; the blob holds the
-        # stream's bytes there as they are (gzip wrote the random runs so).
+        # Policy 3: the stored blocks after a point, their lengths; the blob
+        # holds the stream's bytes there as they are (gzip wrote the random
+        # runs so).
         _, points = store_files.checkpoint_points(self.index)
         blob = store_files.read_bytes(self.index.replace("/index/", "/blobs/"))
         start, size = self.data["data/big.bin"]
         want = self.want["data/big.bin"]
-        stored = [p for p in points if p["stored_len"] and start <= p["out_offset"] < start + size]
+        stored = [p for p in points if p["stored_blocks"] and start <= p["out_offset"] < start + size]
         self.assertGreater(len(stored), 100)
         for p in stored:
-            data_at = (p["in_offset"] * 8 - p["bits"] + 3 + 7) // 8 + 4
             at = p["out_offset"] - start
-            n = min(p["stored_len"], size - at)
-            self.assertEqual(blob[data_at:data_at + n], want[at:at + n], "stored block at %d" % p["out_offset"])
+            for length, data_at in zip(p["stored_blocks"], p["stored_at"]):
+                if at >= size:
+                    break
+                n = min(length, size - at)
+                self.assertEqual(blob[data_at:data_at + n], want[at:at + n], "stored block at %d" % (at + start))
+                at += length
         # The words are coded blocks: none recorded there.
         words_start, words_size = self.data["data/words.txt"]
-        self.assertFalse([p for p in points if p["stored_len"] and words_start <= p["out_offset"] < words_start + words_size])
+        self.assertFalse([p for p in points if p["stored_blocks"] and words_start <= p["out_offset"] < words_start + words_size])
         # Through a mount: reads inside, at and across those blocks' edges.
         d = self.workdir("mnt")
         self.assertOk(self.lazyroot("mount", self.ref, d), "mount")
@@ -129,7 +133,7 @@ class FinePoints(PullTestCase):
             offsets = []
             for p in rng.sample(stored, 40):
                 at = p["out_offset"] - start
-                end = at + p["stored_len"]
+                end = at + sum(p["stored_blocks"])
                 offsets += [at, at + 1, end - 4096, end - 4095, end - 1, rng.randrange(at, end)]
             rng.shuffle(offsets)
             for off in offsets:

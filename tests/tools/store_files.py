@@ -45,7 +45,8 @@ def checkpoint_section(index):
 def checkpoint_points(index):
     """index/FORMAT.md, "Checkpoint section": (fine policy, points), each point a
     dict of out_offset, in_offset, bits, fine, mid_block, window_size and
-    stored_len (the stored block starting there, policy 3; 0 if none)."""
+    stored_blocks (policy 3: the lengths of the stored deflate blocks from the
+    point on; empty if none) with their blob offsets, stored_at."""
     off, length = checkpoint_section(index)
     with open(index, "rb") as f:
         f.seek(off)
@@ -58,10 +59,18 @@ def checkpoint_points(index):
         pos += 28 + stored
         if flags & 2:
             pos += 8  # a mid-block point's header offset
-        stored_len = 0
+        blocks, at = [], []
         if flags & 4:
-            stored_len = struct.unpack_from("<I", t, pos)[0]
-            pos += 4
+            n = struct.unpack_from("<H", t, pos)[0]
+            blocks = list(struct.unpack_from("<%dH" % n, t, pos + 2))
+            pos += 2 + 2 * n
+            # The first block's data after its header (3 bits padded to a
+            # byte, LEN, NLEN), each next one 5 bytes after the one before.
+            data = (in_off * 8 - bits + 3 + 7) // 8 + 4
+            for length in blocks:
+                at.append(data)
+                data += length + 5
         points.append({"out_offset": out_off, "in_offset": in_off, "bits": bits, "fine": bool(flags & 1),
-                       "mid_block": bool(flags & 2), "window_size": wsize, "stored_len": stored_len})
+                       "mid_block": bool(flags & 2), "window_size": wsize, "stored_blocks": blocks,
+                       "stored_at": at})
     return t[10], points

@@ -75,21 +75,33 @@ CheckpointTable Build(const Bytes& blob, uint64_t out_size, InflateEngine engine
 }
 
 // Every recorded stored block: the blob's bytes from its data offset are the
-// data's bytes at the point, for the whole length. Returns how many.
-size_t ExpectStoredBlocksAreTheData(const CheckpointTable& t, const Bytes& blob, const Bytes& data) {
-  size_t stored = 0;
+// data's bytes there, for its whole length (offsets walked here from the
+// format's rule, not with Checkpoint::StoredAt). Returns the output bytes
+// covered.
+uint64_t ExpectStoredBlocksAreTheData(const CheckpointTable& t, const Bytes& blob, const Bytes& data) {
+  uint64_t covered = 0;
   for (const Checkpoint& p : t.points) {
-    if (p.stored_len == 0) continue;
-    ++stored;
+    if (p.stored_blocks.empty()) continue;
     EXPECT_FALSE(p.mid_block);
-    EXPECT_LE(p.stored_data_offset() + p.stored_len, blob.size());
-    EXPECT_LE(p.out_offset + p.stored_len, data.size());
-    EXPECT_TRUE(std::equal(blob.begin() + static_cast<ptrdiff_t>(p.stored_data_offset()),
-                           blob.begin() + static_cast<ptrdiff_t>(p.stored_data_offset() + p.stored_len),
-                           data.begin() + static_cast<ptrdiff_t>(p.out_offset)))
-        << "stored block at " << p.out_offset << " of " << p.stored_len << " bytes";
+    uint64_t at = p.stored_data_offset(), out = p.out_offset;
+    for (uint16_t len : p.stored_blocks) {
+      EXPECT_LE(at + len, blob.size());
+      EXPECT_LE(out + len, data.size());
+      if (at + len > blob.size() || out + len > data.size()) return covered;
+      EXPECT_TRUE(std::equal(blob.begin() + static_cast<ptrdiff_t>(at), blob.begin() + static_cast<ptrdiff_t>(at + len),
+                             data.begin() + static_cast<ptrdiff_t>(out)))
+          << "stored block at " << out << " of " << len << " bytes";
+      uint64_t blob_at = 0, left = 0;
+      p.StoredAt(out + len / 2, &blob_at, &left);
+      EXPECT_EQ(blob_at, at + len / 2);
+      EXPECT_EQ(left, len - len / 2);
+      at += len + 5;
+      out += len;
+      covered += len;
+    }
+    EXPECT_EQ(out - p.out_offset, p.StoredBytes());
   }
-  return stored;
+  return covered;
 }
 
 TEST(StoredPoints, EveryRecordedBlockIsTheDataInTheBlobWithBothPassesAndAnyChunking) {
@@ -104,18 +116,20 @@ TEST(StoredPoints, EveryRecordedBlockIsTheDataInTheBlobWithBothPassesAndAnyChunk
     SCOPED_TRACE(engine == InflateEngine::kZlib ? "zlib" : "isal");
     const CheckpointTable whole = Build(blob, data.size(), engine, kFinePolicyV3, nullptr);
     EXPECT_EQ(whole.fine_policy, kFinePolicyV3);
-    const size_t stored = ExpectStoredBlocksAreTheData(whole, blob, data);
-    // The random runs of the first member and all of the second are stored blocks.
-    EXPECT_GT(stored, 20u);
-    size_t in_second = 0;
-    for (const Checkpoint& p : whole.points) in_second += p.out_offset >= half && p.stored_len != 0;
-    EXPECT_GT(in_second, 5u);
-    // Coded blocks (the text) are never recorded as stored.
+    const uint64_t covered = ExpectStoredBlocksAreTheData(whole, blob, data);
+    // The random runs: 3 in the first member, and the whole second member
+    // (level 0), mostly covered (zlib writes ~16 KiB stored blocks at
+    // level 6, a point's blocks reach the next point); the text never.
+    uint64_t random_bytes = data.size() - half;
+    for (size_t r = 0; r < 9; r += 2) {
+      const uint64_t s = r / 2 * ((300u << 10) + (200u << 10)), e = s + (300u << 10);
+      if (s < half) random_bytes += std::min<uint64_t>(e, half) - s;
+    }
+    EXPECT_GT(covered, random_bytes * 8 / 10) << covered << " of " << random_bytes;
     for (const Checkpoint& p : whole.points) {
-      if (p.out_offset < half && p.stored_len != 0) {
-        const size_t run = static_cast<size_t>(p.out_offset / ((300 << 10) + (200 << 10)));
-        const uint64_t in_run = p.out_offset - run * ((300 << 10) + (200 << 10));
-        EXPECT_LT(in_run, 300u << 10) << "a stored block recorded in text at " << p.out_offset;
+      for (uint64_t out = p.out_offset; out < p.out_offset + p.StoredBytes() && out < half; out += 4096) {
+        const uint64_t in_run = out % ((300u << 10) + (200u << 10));
+        EXPECT_LT(in_run, 300u << 10) << "a stored block recorded in text at " << out;
       }
     }
     std::mt19937 rng(11);
@@ -136,11 +150,11 @@ TEST(StoredPoints, EveryRecordedBlockIsTheDataInTheBlobWithBothPassesAndAnyChunk
       ASSERT_TRUE(std::equal(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(n),
                              data.begin() + static_cast<ptrdiff_t>(p.out_offset)));
     }
-    // Policy 2 records none, and its other points are the same.
+    // Policy 2 records none, at the same points.
     const CheckpointTable v2 = Build(blob, data.size(), engine, kFinePolicyV2, nullptr);
     ASSERT_EQ(v2.points.size(), whole.points.size());
     for (size_t i = 0; i < v2.points.size(); ++i) {
-      EXPECT_EQ(v2.points[i].stored_len, 0u);
+      EXPECT_TRUE(v2.points[i].stored_blocks.empty());
       EXPECT_EQ(v2.points[i].out_offset, whole.points[i].out_offset);
     }
   }
@@ -151,26 +165,44 @@ TEST(StoredPointsFormat, HostileLengthsAndFlagsAreRefused) {
   t.compression = Compression::kGzip;
   t.made_by = InflateEngine::kIsal;
   t.fine_policy = kFinePolicyV3;
-  t.compressed_size = 200000;
-  t.uncompressed_size = 200000;
+  t.compressed_size = 300000;
+  t.uncompressed_size = 300000;
   t.points.push_back(Checkpoint{10, 0, 0, 0, {}, false});
   Checkpoint coarse{5000, 60000, 3, 0, {}, false};
-  coarse.stored_len = 30000;
+  coarse.stored_blocks = {30000, 16384};
   t.points.push_back(coarse);
-  Checkpoint fine{40000, 120000, 0, 0, {}, true};
-  fine.stored_len = 65535;
+  Checkpoint fine{120000, 120000, 0, 0, {}, true};
+  fine.stored_blocks = {65535};
   t.points.push_back(fine);
   auto parses = [](const CheckpointTable& x) { return CheckpointTable::Parse(fixtures::Bytes(x.Serialize()), "t").ok(); };
   ASSERT_TRUE(parses(t));
+  auto back = CheckpointTable::Parse(fixtures::Bytes(t.Serialize()), "t");
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(*back == t);
+  uint64_t at = 0, left = 0;
+  t.points[1].StoredAt(60000 + 30000 + 10, &at, &left);  // 10 bytes into the second block
+  EXPECT_EQ(at, t.points[1].stored_data_offset() + 30000 + 5 + 10);
+  EXPECT_EQ(left, 16384u - 10);
   CheckpointTable bad = t;
   bad.fine_policy = kFinePolicyV2;  // before the policy
   EXPECT_FALSE(parses(bad));
   bad = t;
-  bad.points[2].stored_len = 65536;  // longer than a stored block can be
+  bad.points[2].stored_blocks = {0};  // an empty block
+  EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.points[2].stored_blocks.assign(kMaxStoredBlocks + 1, 1);  // over the cap
   EXPECT_FALSE(parses(bad));
   bad = t;
   bad.compressed_size = t.points[2].stored_data_offset() + 65534;  // data beyond the blob
   EXPECT_FALSE(parses(bad));
+  bad = t;
+  bad.points[1].stored_blocks = {30000, 16384, 65535, 65535, 65535};  // the 5-byte headers count too
+  bad.compressed_size = t.points[1].stored_data_offset() + 30000 + 16384 + 3 * 65535 + 4 * 5 - 1;
+  bad.uncompressed_size = 1 << 20;
+  bad.points.pop_back();
+  EXPECT_FALSE(parses(bad));
+  bad.compressed_size += 1;
+  EXPECT_TRUE(parses(bad));
   bad = t;
   bad.uncompressed_size = 120000 + 65534;  // beyond the stream
   EXPECT_FALSE(parses(bad));
@@ -179,12 +211,12 @@ TEST(StoredPointsFormat, HostileLengthsAndFlagsAreRefused) {
   bad.points[2].header_bit = 8;
   EXPECT_FALSE(parses(bad));
   bad = t;
-  bad.points[0].stored_len = 100;  // never the first point
+  bad.points[0].stored_blocks = {100};  // never the first point
   EXPECT_FALSE(parses(bad));
-  // A length of 0 with the flag set (written by hand: Serialize sets the flag from the length).
+  // A count of 0 with the flag set (written by hand: Serialize sets the flag from the blocks).
   std::string raw = t.Serialize();
-  const size_t len_at = raw.size() - 4 - 4;  // the last point's length, before the crc
-  raw[len_at] = raw[len_at + 1] = raw[len_at + 2] = raw[len_at + 3] = 0;
+  const size_t count_at = raw.size() - 4 - 2 - 2;  // the last point's count, before its one length and the crc
+  raw[count_at] = raw[count_at + 1] = 0;
   EXPECT_FALSE(CheckpointTable::Parse(fixtures::Bytes(raw), "t", /*crc_covered_by_caller=*/true).ok());
 }
 
