@@ -16,6 +16,9 @@ constexpr size_t kPointFixedBytes = 8 + 8 + 1 + 3 + 4 + 4;
 // Windows are small and written once per span: level 1 keeps the pull cheap
 // while still shrinking a typical window about 3-4x.
 constexpr int kWindowLevel = 1;
+// Above any blob: a point's bit offset (in_offset x 8) and the offsets
+// derived from it (Checkpoint::stored_data_offset) cannot wrap below it.
+constexpr uint64_t kMaxCompressedBytes = uint64_t{1} << 60;
 
 void PutU16(std::string* s, uint16_t v) {
   s->push_back(static_cast<char>(v & 0xff));
@@ -126,6 +129,9 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
   c.Bytes(5);
   t.compressed_size = c.U64();
   t.uncompressed_size = c.U64();
+  if (t.compressed_size > kMaxCompressedBytes) {
+    return c.Error("compressed size " + std::to_string(t.compressed_size) + " beyond any blob");
+  }
   uint64_t count = c.U64();
   if (count > (c.remaining() - 4) / kPointFixedBytes) return c.Error("point count " + std::to_string(count) + " exceeds the table");
   // Not reserved by the count: the vector grows with the points decoded.

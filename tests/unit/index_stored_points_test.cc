@@ -213,6 +213,20 @@ TEST(StoredPointsFormat, HostileLengthsAndFlagsAreRefused) {
   bad = t;
   bad.points[0].stored_blocks = {100};  // never the first point
   EXPECT_FALSE(parses(bad));
+  // Found in session 8 (h-attack9): an offset whose bit offset (x 8) wraps
+  // made stored_data_offset() small, so "data inside the blob" held for a
+  // claimed compressed size near 2^64 and a reader read the blob's first
+  // bytes as the block's. No blob is that large: the size is refused.
+  bad = t;
+  bad.compressed_size = ~uint64_t{0};
+  bad.points[2].in_offset = uint64_t{1} << 61;
+  ASSERT_EQ(bad.points[2].stored_data_offset(), 5u);  // wrapped
+  EXPECT_FALSE(parses(bad));
+  bad.points[2].stored_blocks.clear();  // the same without the stored blocks: a mid-block header check wrapped too
+  bad.points[2].mid_block = true;
+  bad.points[2].bits = 1;
+  bad.points[2].header_bit = 8;
+  EXPECT_FALSE(parses(bad));
   // A count of 0 with the flag set (written by hand: Serialize sets the flag from the blocks).
   std::string raw = t.Serialize();
   const size_t count_at = raw.size() - 4 - 2 - 2;  // the last point's count, before its one length and the crc
