@@ -192,11 +192,13 @@ Result<CheckpointTable> CheckpointTable::Parse(std::span<const uint8_t> bytes, c
       // What a reader serves from the blob as it is: inside the blob and the stream.
       uint64_t data_end = p.stored_data_offset(), out_end = p.out_offset;
       for (uint16_t k = 0; k < blocks; ++k) {
-        const uint16_t len = c.U16();
-        if (len == 0) return c.Error(which + "an empty stored block");
+        const uint16_t len = c.U16();  // 0: a flush marker (an empty stored block) inside the run
         p.stored_blocks.push_back(len);
         data_end += (k == 0 ? 0 : 5) + len;
         out_end += len;
+      }
+      if (out_end == p.out_offset || p.stored_blocks.back() == 0) {
+        return c.Error(which + "stored blocks ending empty");
       }
       if (data_end > t.compressed_size || out_end > t.uncompressed_size) {
         return c.Error(which + "stored blocks beyond the blob or the stream");

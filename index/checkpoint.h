@@ -19,7 +19,8 @@
 //              bytes (the window zlib-compressed; empty when window_size == 0);
 //              a mid-block point then: u64 header_bit (its block's header);
 //              a stored-block point then: u16 count (1..kMaxStoredBlocks),
-//              count x u16 LEN (1..65535), the stored blocks from it on
+//              count x u16 LEN (0..65535, the last not 0), the stored
+//              blocks from it on
 //   u32 crc32 of every byte before it
 #pragma once
 
@@ -78,8 +79,8 @@ struct Checkpoint {
   bool mid_block = false;
   uint64_t header_bit = 0;
   // Policy 3: the stored (uncompressed) deflate blocks that follow this
-  // point (a block boundary), in order, each one's LEN (1..65535); empty if
-  // none is known. The first one's data starts at stored_data_offset(), each
+  // point (a block boundary), in order, each one's LEN (0..65535: 0 is a
+  // flush marker, never the last); empty if none is known. The first one's data starts at stored_data_offset(), each
   // next one's 5 bytes after the end of the one before (its 3 header bits
   // padded to a byte, LEN and NLEN): output [out_offset, out_offset +
   // StoredBytes()) is those blob bytes as they are.

@@ -251,7 +251,7 @@ std::vector<uint16_t> PointPlacer::StoredBlocksAt(const Waiting& w) const {
     const uint16_t l = static_cast<uint16_t>(byte_at(data - 4) | byte_at(data - 3) << 8);
     const uint16_t nl = static_cast<uint16_t>(byte_at(data - 2) | byte_at(data - 1) << 8);
     *len = l;
-    return static_cast<uint16_t>(~nl) == l && l != 0;  // an empty block (a flush marker) ends the run
+    return static_cast<uint16_t>(~nl) == l;  // 0: an empty block, a flush marker (kept: the run goes on)
   };
   uint64_t data = p.stored_data_offset();
   if (data > end) return blocks;
@@ -274,6 +274,9 @@ std::vector<uint16_t> PointPlacer::StoredBlocksAt(const Waiting& w) const {
     if (((header >> 1) & 3) != 0 || !len_at(next + 5, &len)) break;
     data = next + 5;
   }
+  // A run ends on data: a flush marker at its end (or a run of nothing but
+  // markers) is no use to a reader.
+  while (!blocks.empty() && blocks.back() == 0) blocks.pop_back();
   return blocks;
 }
 
