@@ -175,8 +175,17 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     return content_->NewReader(layer)->Read(offset, out, n);
   }
   if (options_.capacity_bytes == 0) {
-    // Nothing is cached: decode straight into the caller's buffer with the
-    // pooled decoder nearest before offset (a sequential reader's own).
+    // Nothing is cached: a read inside the stored blocks after a point is a
+    // read of the blob (see below); else decode straight into the caller's
+    // buffer with the pooled decoder nearest before offset (a sequential
+    // reader's own).
+    const Checkpoint& p = t.points[t.FindPoint(offset)];
+    const uint64_t end = std::min<uint64_t>(offset + out.size(), t.uncompressed_size);
+    if (!p.stored_blocks.empty() && offset < end && end <= p.out_offset + p.StoredBytes()) {
+      LAZYROOT_RETURN_IF_ERROR(ReadStored(layer, p, offset, out.first(static_cast<size_t>(end - offset))));
+      *n = static_cast<size_t>(end - offset);
+      return Status::Ok();
+    }
     Lease lease = TakeDecoder(layer, offset, false);
     DecoderGuard guard(this, lease);
     bool skipped = false;
@@ -233,21 +242,9 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
       if (!p.stored_blocks.empty() && offset < stored_end &&
           (want_end <= stored_end || (i + 1 < t.points.size() && t.points[i + 1].out_offset == stored_end))) {
         const uint64_t to = std::min(want_end, stored_end);
-        while (offset < to) {
-          uint64_t at = 0, left = 0;
-          p.StoredAt(offset, &at, &left);
-          const size_t len = static_cast<size_t>(std::min(left, to - offset));
-          size_t got = 0;
-          LAZYROOT_RETURN_IF_ERROR(content_->layer(layer).blob->ReadAt(at, out.subspan(*n, len), &got));
-          if (got != len) {
-            return Status::Corruption("layer " + content_->layer(layer).digest +
-                                      ": blob ends inside the stored block at compressed offset " + std::to_string(at));
-          }
-          *n += len;
-          offset += len;
-        }
-        std::lock_guard lock(mu_);
-        ++counters_.stored_reads;
+        LAZYROOT_RETURN_IF_ERROR(ReadStored(layer, p, offset, out.subspan(*n, static_cast<size_t>(to - offset))));
+        *n += static_cast<size_t>(to - offset);
+        offset = to;
         continue;
       }
     }
@@ -291,6 +288,26 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
     *n += take;
     offset += take;
   }
+  return Status::Ok();
+}
+
+Status StreamCache::ReadStored(uint32_t layer, const Checkpoint& p, uint64_t offset, std::span<uint8_t> out) {
+  size_t done = 0;
+  while (done < out.size()) {
+    uint64_t at = 0, left = 0;
+    p.StoredAt(offset + done, &at, &left);
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(left, out.size() - done));
+    size_t got = 0;
+    if (len == 0) return Status::Corruption("layer " + content_->layer(layer).digest + ": a read past a point's stored blocks");
+    LAZYROOT_RETURN_IF_ERROR(content_->layer(layer).blob->ReadAt(at, out.subspan(done, len), &got));
+    if (got != len) {
+      return Status::Corruption("layer " + content_->layer(layer).digest +
+                                ": blob ends inside the stored block at compressed offset " + std::to_string(at));
+    }
+    done += len;
+  }
+  std::lock_guard lock(mu_);
+  ++counters_.stored_reads;
   return Status::Ok();
 }
 

@@ -201,6 +201,10 @@ class StreamCache {
   Result<std::shared_ptr<const Span>> GetUnit(uint32_t layer, const Unit& unit, uint64_t decode_to, uint64_t need,
                                               bool prefetch);
   // Decodes the unit up to decode_to bytes, continuing a cached prefix.
+  // Reads out.size() stream bytes at offset from the stored blocks after
+  // point p (REQUIRES: all of them inside those blocks) out of the layer's
+  // verified blob, as they are.
+  Status ReadStored(uint32_t layer, const Checkpoint& p, uint64_t offset, std::span<uint8_t> out);
   Status Decode(uint32_t layer, const Unit& unit, uint64_t decode_to, bool prefetch,
                 std::shared_ptr<const Span>* out, bool* skipped);
   Lease TakeDecoder(uint32_t layer, uint64_t start, bool need_warm);

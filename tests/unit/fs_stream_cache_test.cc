@@ -254,6 +254,18 @@ TEST(StreamCache, RandomReadsInStoredBlocksReadTheBlob) {
     }
     EXPECT_GT(into_stored, 0u);  // (into coded data only where that point kept a cut window)
   }
+  {
+    // Without a cache (--cache-size 0) too.
+    StreamCacheOptions none = o;
+    none.capacity_bytes = 0;
+    StreamCache c(content_for(blob), none);
+    for (size_t i = 0; i < stored.size(); i += 3) {
+      const uint64_t off = stored[i]->out_offset + 1000;
+      EXPECT_EQ(ReadRange(c, off, 4096), raw.substr(off, 4096)) << off;
+    }
+    EXPECT_EQ(c.stats().stored_reads, (stored.size() + 2) / 3);
+    EXPECT_EQ(c.stats().decoded_bytes, 0u);
+  }
   // A flipped byte inside one stored block: that chunk's reads fail, the rest read.
   const Checkpoint& hit = *stored[stored.size() / 2];
   uint64_t flip_in = 0, left = 0;
