@@ -42,4 +42,12 @@ time_cmd() {
   _acc+=("$(echo "$t1 - $t0" | bc -l)")
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {printf "%.3f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ratio() { if [[ -n ${1:-} && -n ${2:-} ]]; then echo "scale=2; $1 / $2" | bc -l; else echo "n/a"; fi; }
+# ratio A B: A / B to 2 places; "n/a" when either is missing or B is 0 (a
+# walk of a few entries can time at 0.000 s).
+ratio() {
+  if [[ -n ${1:-} && -n ${2:-} ]] && [[ $(echo "$2 != 0" | bc -l) == 1 ]]; then
+    echo "scale=2; $1 / $2" | bc -l
+  else
+    echo "n/a"
+  fi
+}
