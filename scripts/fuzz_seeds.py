@@ -22,12 +22,14 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 
 SOURCE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(SOURCE, "tests", "tools"))
@@ -221,6 +223,15 @@ def gz(data, level=6):
     return gzip.compress(data, compresslevel=level, mtime=0)
 
 
+def gz_flushed(data, every, flush):
+    """One gzip member with a zlib flush every `every` bytes (stored blocks
+    followed by flush markers when the data is random: fine point policy 3's
+    stored runs)."""
+    c = zlib.compressobj(6, zlib.DEFLATED, 31)
+    out = b"".join(c.compress(data[i:i + every]) + c.flush(flush) for i in range(0, len(data), every))
+    return out + c.flush(zlib.Z_FINISH)
+
+
 def zst(data, *args):
     r = subprocess.run(["zstd", "-q", "-c", *args], input=data, stdout=subprocess.PIPE, check=True)
     return r.stdout
@@ -305,11 +316,20 @@ def main():
         gzs["stored.tar.gz"] = gz(tars["py-upper"], 0)
         gzs["text.gz"] = gz(text)
         gzs["empty.gz"] = gz(b"")
+        noise = random.Random(7).randbytes(200000)
+        gzs["random.gz"] = gz(noise)
+        gzs["random-sync.gz"] = gz_flushed(noise, 5000, zlib.Z_SYNC_FLUSH)
+        gzs["random-full.gz"] = gz_flushed(noise, 40000, zlib.Z_FULL_FLUSH)
         zsts["multi-frame.tar.zst"] = zst(tars[small[0]][:2048]) + zst(tars[small[0]][2048:], "-19")
         zsts["skippable.tar.zst"] = skippable(b"zstd:chunked manifest") + zst(tars["py-base"])
         zsts["text.zst"] = zst(text)
         zsts["text-frames.zst"] = b"".join(zst(text[i:i + 50000]) for i in range(0, len(text), 50000))
         zsts["empty.zst"] = zst(b"")
+        # Scripts of reads and on-disk changes (the fuzzer's own encoding: 3
+        # bytes of chunk size and blob size, then 5-byte steps).
+        steps = random.Random(11)
+        for i in range(6):
+            c.add("verified_source", "script-%d" % i, bytes([i, 40 + 30 * i, 7]) + steps.randbytes(5 * (8 + 6 * i)))
         for name, data in gzs.items():
             c.add("gzip_index", name, data)
             c.add("layer_indexer", name, data)
