@@ -207,16 +207,13 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
   while (*n < out.size() && offset < t.uncompressed_size) {
     Unit u = UnitAt(layer, offset);
     uint64_t want_end = std::min(u.end, offset + (out.size() - *n));
-    // The fine piece around offset, when it is narrower than the unit (a
-    // large file's data): [ps, pe), between two access points.
-    bool in_fine = false;
-    uint64_t ps = 0, pe = 0;
-    if (!layers_[layer]->unit_starts.empty()) {
-      const size_t i = t.FindPoint(offset);
-      ps = t.points[i].out_offset;
-      pe = i + 1 < t.points.size() ? t.points[i + 1].out_offset : t.uncompressed_size;
-      in_fine = ps > u.start || pe < u.end;
-    }
+    // The access point at or before offset, and the piece up to the next
+    // one: [ps, pe), a fine piece when narrower than the unit (a large
+    // file's data).
+    const size_t i = t.FindPoint(offset);
+    const uint64_t ps = t.points[i].out_offset;
+    const uint64_t pe = i + 1 < t.points.size() ? t.points[i + 1].out_offset : t.uncompressed_size;
+    const bool in_fine = !layers_[layer]->unit_starts.empty() && (ps > u.start || pe < u.end);
     bool near_here = false;
     const bool sequential_here = NoteAccess(layer, u, offset, want_end, in_fine, &near_here);
     if (first) {
@@ -236,11 +233,9 @@ Status StreamCache::Read(uint32_t layer, uint64_t offset, std::span<uint8_t> out
       // as they are, with no decoder, window or span. A read past their end
       // is served to there when the next point starts at that end (the rest
       // goes on from it), else not at all: it would decode them again.
-      const size_t i = t.FindPoint(offset);
       const Checkpoint& p = t.points[i];
-      const uint64_t stored_end = p.out_offset + p.StoredBytes();
-      if (!p.stored_blocks.empty() && offset < stored_end &&
-          (want_end <= stored_end || (i + 1 < t.points.size() && t.points[i + 1].out_offset == stored_end))) {
+      const uint64_t stored_end = ps + p.StoredBytes();
+      if (!p.stored_blocks.empty() && offset < stored_end && (want_end <= stored_end || pe == stored_end)) {
         const uint64_t to = std::min(want_end, stored_end);
         LAZYROOT_RETURN_IF_ERROR(ReadStored(layer, p, offset, out.subspan(*n, static_cast<size_t>(to - offset))));
         *n += static_cast<size_t>(to - offset);

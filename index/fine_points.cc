@@ -255,11 +255,8 @@ std::vector<uint16_t> PointPlacer::StoredBlocksAt(const Waiting& w) const {
   };
   uint64_t data = p.stored_data_offset();
   if (data > end) return blocks;
-  uint32_t header = p.bits >= 3 ? static_cast<uint32_t>(w.prev_byte >> (8 - p.bits)) : 0;
-  if (p.bits < 3) {
-    header = (p.bits == 0 ? 0u : static_cast<uint32_t>(w.prev_byte >> (8 - p.bits))) |
-             (uint32_t{byte_at(p.in_offset)} << p.bits);
-  }
+  uint32_t header = p.bits != 0 ? static_cast<uint32_t>(w.prev_byte >> (8 - p.bits)) : 0;
+  if (p.bits < 3) header |= uint32_t{byte_at(p.in_offset)} << p.bits;
   uint16_t len = 0;
   if (((header >> 1) & 3) != 0 || !len_at(data, &len)) return blocks;  // BTYPE 00: stored
   uint64_t covered = 0;
