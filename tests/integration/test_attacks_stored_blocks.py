@@ -5,7 +5,7 @@ end: a real registry on 127.0.0.1, a real pull (which writes policy 3), a
 real FUSE mount, every read compared with the layer tar as Python's tarfile
 reads it.
 
-Streams (tests/tools/deflate_writer.py writes the hand-made ones, zlib
+Streams (tests/tools/hostile_gzip.py writes the hand-made ones, zlib
 checks each):
 - hand-made: stored blocks of 0 (flush markers), 1, 2, 65534 and 65535
   bytes, runs of them, each run after a fixed-Huffman block cut so that the
@@ -45,8 +45,9 @@ import unittest
 import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-import deflate_writer as dw  # noqa: E402
+import hostile_gzip as hg  # noqa: E402
 import make_image as mi  # noqa: E402
+import store_files  # noqa: E402
 from store_files import read_bytes as _read, tar_file_members as _members  # noqa: E402
 from pull_harness import PullTestCase  # noqa: E402
 
@@ -71,7 +72,7 @@ def hand_deflate(data, seed=0):
     """A raw deflate stream of data: runs of stored blocks (lengths cycling
     through STORED_LENS, so also flush markers), each run after a fixed block
     whose end puts the next header at bit k % 8; a final stored block."""
-    bw = dw.BitWriter()
+    bw = hg.BitWriter()
     at, k, li = 0, seed, seed
     while len(data) - at > 65535:
         target = k % 8
@@ -80,33 +81,33 @@ def hand_deflate(data, seed=0):
         # stored run's start, is then a point), then cut at the alignment.
         n, least = 0, 20000 + 7919 * k % 30000
         while at + n < len(data) and (n < least or pos % 8 != target) and n < least + 3000:
-            pos += dw._FIXED[data[at + n]][1]
+            pos += hg.fixed_lit_bits(data[at + n])
             n += 1
-        dw.fixed_block(bw, data[at:at + n])
+        hg.fixed_block(bw, data[at:at + n])
         at += n
         for _ in range(1 + k % 3):
             m = min(STORED_LENS[li % len(STORED_LENS)], len(data) - at - 1)
             li += 1
-            dw.stored_block(bw, data[at:at + m])
+            hg.stored_block(bw, data[at:at + m])
             at += m
         k += 1
     if seed % 2:
         # A flush marker that is the last block (the trailer after it).
-        dw.stored_block(bw, data[at:])
-        dw.stored_block(bw, b"", final=True)
+        hg.stored_block(bw, data[at:])
+        hg.stored_block(bw, b"", final=True)
     else:
-        dw.stored_block(bw, data[at:], final=True)
+        hg.stored_block(bw, data[at:], final=True)
     return bw.finish()
 
 
 def hand(tar):
-    return dw.gzip_wrap(hand_deflate(tar), tar)
+    return hg.gzip_wrap(hand_deflate(tar), tar)
 
 
 def empty_member():
-    bw = dw.BitWriter()
-    dw.stored_block(bw, b"", final=True)
-    return dw.gzip_wrap(bw.finish(), b"")
+    bw = hg.BitWriter()
+    hg.stored_block(bw, b"", final=True)
+    return hg.gzip_wrap(bw.finish(), b"")
 
 
 def hand_members(tar):
@@ -114,7 +115,7 @@ def hand_members(tar):
     out, at, k = [], 0, 0
     while at < len(tar):
         n = rng.randrange(70000, 1500000) | 1
-        out.append(dw.gzip_wrap(hand_deflate(tar[at:at + n], k), tar[at:at + n]))
+        out.append(hg.gzip_wrap(hand_deflate(tar[at:at + n], k), tar[at:at + n]))
         if k % 2:
             out.append(empty_member())
         at, k = at + n, k + 1
@@ -129,7 +130,7 @@ def zlib_member(data, level, flush_every=0, flush=zlib.Z_SYNC_FLUSH):
         if flush_every:
             out.append(c.flush(flush))
     out.append(c.flush(zlib.Z_FINISH))
-    return dw.gzip_wrap(b"".join(out), data)
+    return hg.gzip_wrap(b"".join(out), data)
 
 
 def gnu_gzip_1(tar):
@@ -149,37 +150,20 @@ ALIGNED = ("hand", "hand-members")
 
 
 class Point:
-    """A point of the table. stored_blocks: the lengths of the stored blocks
-    from it on (policy 3), blocks_at: where their u16 count is in the table;
-    stored_len: the first block's length (0 if none)."""
+    """A point of the table (store_files.checkpoint_table's dict as
+    attributes); stored_len: its first stored block's length (0 if none)."""
 
-    def __init__(self, at, in_off, out_off, bits, flags, stored_blocks, blocks_at):
-        self.at, self.in_off, self.out_off, self.bits, self.flags = at, in_off, out_off, bits, flags
-        self.stored_blocks, self.blocks_at = stored_blocks, blocks_at
-        self.stored_len = stored_blocks[0] if stored_blocks else 0
+    def __init__(self, d):
+        self.at, self.in_off, self.out_off, self.bits, self.flags = (
+            d["at"], d["in_offset"], d["out_offset"], d["bits"], d["flags"])
+        self.stored_blocks, self.blocks_at = d["stored_blocks"], d["blocks_at"]
+        self.stored_len = self.stored_blocks[0] if self.stored_blocks else 0
 
 
 def checkpoint_table(index_bytes):
-    """(section offset, fine_policy, [Point]) of a layer index (index/FORMAT.md,
-    index/checkpoint.h); Point.at: where the point's record starts."""
-    off, length = struct.unpack_from("<QQ", index_bytes, 120)
-    t = index_bytes[off:off + length]
-    policy = t[10]
-    count = struct.unpack_from("<Q", t, 32)[0]
-    pos, points = 40, []
-    for _ in range(count):
-        in_off, out_off, bits, flags, _, stored = struct.unpack_from("<QQBB2xII", t, pos)
-        at = pos
-        pos += 28 + stored + (8 if flags & 2 else 0)
-        blocks, blocks_at = [], None
-        if flags & 4:
-            blocks_at = pos
-            n, = struct.unpack_from("<H", t, pos)
-            blocks = list(struct.unpack_from("<%dH" % n, t, pos + 2))
-            pos += 2 + 2 * n
-        points.append(Point(at, in_off, out_off, bits, flags, blocks, blocks_at))
-    assert pos + 4 == len(t), "the table parsed to %d of %d bytes" % (pos + 4, len(t))
-    return off, policy, points
+    """(section offset, fine_policy, [Point]) of a layer index."""
+    off, policy, points = store_files.checkpoint_table(index_bytes)
+    return off, policy, [Point(p) for p in points]
 
 
 def reseal(index_bytes, table):
@@ -235,7 +219,7 @@ class HostileStoredBlocks(PullTestCase):
         cls.blobs = {}
         for name, make in STREAMS.items():
             blob = make(cls.tar)
-            assert dw.gunzip_all(blob) == cls.tar, name + ": zlib does not decode it to the tar"
+            assert hg.gunzip_all(blob) == cls.tar, name + ": zlib does not decode it to the tar"
             cls.blobs[name] = blob
             mi.push(cls.client, "stored/" + name, "v1", mi.build_image([mi.Layer(cls.tar, blob, "gzip")]))
 

@@ -259,6 +259,17 @@ class BitWriter:
         self.n = 0
         self.out = bytearray()
 
+    def bitpos(self):
+        return len(self.out) * 8 + self.n
+
+    def align(self):
+        if self.n:
+            self.bits(0, 8 - self.n)
+
+    def raw(self, data):
+        assert self.n == 0
+        self.out += data
+
     def bits(self, v, n):
         self.acc |= v << self.n
         self.n += n
@@ -314,3 +325,47 @@ class BitWriter:
             self.acc = 0
             self.n = 0
         return bytes(self.out)
+
+
+# Blocks written by hand, so that a test places stored blocks of any length
+# (0 to 65535) at any bit alignment, flush markers, final stored blocks and
+# member edges exactly where it wants them (zlib decides those itself).
+
+def fixed_lit_bits(sym):
+    """How many bits the fixed Huffman code of literal byte sym takes."""
+    return 8 if sym < 144 else 9
+
+
+def stored_block(bw, data, final=False):
+    """BTYPE 00: header, padding to a byte, LEN, NLEN, the data."""
+    assert len(data) <= 65535
+    bw.bits(1 if final else 0, 1)
+    bw.bits(0, 2)
+    bw.align()
+    bw.raw(struct.pack("<HH", len(data), len(data) ^ 0xFFFF))
+    bw.raw(data)
+
+
+def fixed_block(bw, data, final=False):
+    """BTYPE 01: every byte a literal, then the end-of-block code."""
+    bw.bits(1 if final else 0, 1)
+    bw.bits(1, 2)
+    for b in data:
+        bw.fixed_lit(b)
+    bw.fixed_lit(256)
+
+
+def gzip_wrap(deflated, data):
+    """A gzip member around a raw deflate stream of data."""
+    return header() + deflated + trailer(data)
+
+
+def gunzip_all(blob):
+    """zlib's decode of every member (each must end)."""
+    out = []
+    while blob:
+        d = zlib.decompressobj(31)
+        out.append(d.decompress(blob))
+        assert d.eof, "a member does not end"
+        blob = d.unused_data
+    return b"".join(out)
