@@ -32,6 +32,7 @@ import unittest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
 from pull_harness import LAZYROOT_BIN, class_store  # noqa: E402
+import store_files  # noqa: E402
 
 CHUNK = 32 * 1024  # the chunk size the pull records digests for (index/chunk_digests.h; 64 KiB before)
 
@@ -62,14 +63,6 @@ GZ_FILES = [("gz/first.txt", b"gzip layer, first file\n" * 50), ("gz/big.bin", r
 ZS_FILES = [("zs/first.txt", b"zstd layer, first file\n" * 50), ("zs/big.bin", rng.randbytes(3 << 20))]
 PL_FILES = [("pl/first.txt", b"plain layer, first file\n" * 50), ("pl/big.bin", rng.randbytes(1 << 20)),
             ("pl/after.txt", b"after the big one\n" * 20)]
-
-
-def _flip(path, offset):
-    with open(path, "r+b") as f:
-        f.seek(offset)
-        b = f.read(1)
-        f.seek(offset)
-        f.write(bytes([b[0] ^ 0x40]))
 
 
 def _chunk_range(offset):
@@ -146,7 +139,7 @@ class VerifiedReads(unittest.TestCase):
         # would otherwise serve its page cache, which held verified bytes).
         for i, off in enumerate(self.flips):
             size = os.path.getsize(self.blob_path(root, i))
-            _flip(self.blob_path(root, i), off)
+            store_files.flip_byte(self.blob_path(root, i), off)
             self.assertEqual(os.path.getsize(self.blob_path(root, i)), size)
         for name in self.affected:
             with self.assertRaises(OSError, msg=name) as ctx:
@@ -186,7 +179,7 @@ class VerifiedReads(unittest.TestCase):
         for i in range(3):
             with self.subTest(layer=["gzip", "zstd", "none"][i]):
                 root = self.pulled_store("store-extract-%d" % i)
-                _flip(self.blob_path(root, i), self.flips[i])
+                store_files.flip_byte(self.blob_path(root, i), self.flips[i])
                 target = os.path.join(self.tmp, "rootfs-%d" % i)
                 r = self.lazyroot(root, "extract", "--rootless", self.ref, target)
                 self.assertNotEqual(r.returncode, 0, "extract of a changed blob succeeded")
@@ -197,7 +190,7 @@ class VerifiedReads(unittest.TestCase):
                 leftovers = [n for n in os.listdir(self.tmp) if n.startswith("rootfs-%d" % i)]
                 self.assertEqual(leftovers, [], "extract left its temp dir behind")
                 # Put back, the same store extracts, and the files are the layer's.
-                _flip(self.blob_path(root, i), self.flips[i])
+                store_files.flip_byte(self.blob_path(root, i), self.flips[i])
                 r = self.lazyroot(root, "extract", "--rootless", self.ref, target)
                 self.assertEqual(r.returncode, 0, r.stderr)
                 for name, (_, want) in self.members.items():
