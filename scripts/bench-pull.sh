@@ -14,6 +14,12 @@
 # change costs the pull (e.g. the per-file SHA-256 of index format 3).
 # PULL_ARGS="-j 4" passes extra arguments to both lazyroot pulls.
 #
+# It also runs tests/bench/pull_floor (when built: it needs ISA-L), the
+# least work a client can do and still check what lazyroot's pull checks for
+# this goal: download, blob digest, inflate (ISA-L), DiffID; nothing stored,
+# indexed or hashed per chunk or file. Its 2-core floor is a bound for any
+# such client on this machine, not just for lazyroot.
+#
 # It also prints each side's CPU (user + sys) with the registry's CPU
 # during that side's transfer, and "2-core floor": (client + registry CPU)
 # / 2, the wall time no schedule on this 2-vCPU machine can beat for that
@@ -25,32 +31,6 @@ source scripts/bench_common.sh
 bench_start_registry
 read -r -a pull_args <<<"${PULL_ARGS:-}"
 
-# time_cpu WALL CPU cmd…: appends the wall and user+sys seconds of cmd.
-time_cpu() {
-  local -n _w=$1 _c=$2; shift 2
-  /usr/bin/time -f '%e %U %S' -o "$bench_work/time.out" "$@" >/dev/null
-  read -r e u s <"$bench_work/time.out"
-  _w+=("$e"); _c+=("$(printf '%.2f' "$(echo "$u + $s" | bc -l)")")
-}
-# The registry's CPU seconds so far (docker-registry, the child of registry.py).
-registry_cpu() {
-  local p t=0 hz
-  hz=$(getconf CLK_TCK)
-  for p in $(pgrep -P "$bench_registry_pid"); do
-    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "scale=2; $t / $hz" | bc -l
-}
-# time_cpu_reg WALL CPU REG cmd…: time_cpu, and the registry's CPU during cmd.
-time_cpu_reg() {
-  local -n _r=$3
-  local r0 r1
-  r0=$(registry_cpu)
-  time_cpu "$1" "$2" "${@:4}"
-  r1=$(registry_cpu)
-  _r+=("$(printf '%.2f' "$(echo "$r1 - $r0" | bc -l)")")
-}
-
 for kind in ${KINDS:-usr}; do
   rc=0
   info=$(python3 scripts/bench_image.py --registry "$host" --repo "bench/$kind" --tag v1 --kind "$kind") || rc=$?
@@ -58,8 +38,18 @@ for kind in ${KINDS:-usr}; do
   ((rc == 0)) || exit "$rc"
   echo "$kind image: $info"
   ref="http://$host/bench/$kind:v1"
-  lz=(); sk=(); lzc=(); skc=(); lzr=(); skr=(); bw=(); bc_=()
+  lz=(); sk=(); lzc=(); skc=(); lzr=(); skr=(); bw=(); bc_=(); fl=(); flc=(); flr=()
+  floor_urls=()
+  if [[ -n $PULL_FLOOR ]]; then
+    mapfile -t floor_urls < <(bench_layer_urls "$kind" "$bench_work/expected")
+    "$PULL_FLOOR" "${floor_urls[@]}" >"$bench_work/floor.out"
+    if ! diff -q "$bench_work/expected" "$bench_work/floor.out" >/dev/null; then
+      echo "$kind: pull_floor's digests differ from the manifest's and config's" >&2
+      exit 1
+    fi
+  fi
   for i in $(seq "$RUNS"); do
+    if ((${#floor_urls[@]} > 0)); then time_cpu_reg fl flc flr "$PULL_FLOOR" "${floor_urls[@]}"; fi
     time_cpu_reg lz lzc lzr "$LAZYROOT" --root "$bench_work/lz$i" pull -q "${pull_args[@]}" "$ref"
     time_cpu_reg sk skc skr skopeo copy -q --src-tls-verify=false "docker://$host/bench/$kind:v1" "oci:$bench_work/sk$i:v1"
     if [[ -n ${BASELINE_BIN:-} ]]; then
@@ -82,6 +72,13 @@ for kind in ${KINDS:-usr}; do
   sk_floor=$(printf '%.3f' "$(echo "($(median "${skc[@]}") + $(median "${skr[@]}")) / 2" | bc -l)")
   printf '%s: 2-core floor:            lazyroot %s s, skopeo %s s; lazyroot floor / skopeo wall %s\n' "$kind" \
     "$lz_floor" "$sk_floor" "$(ratio "$lz_floor" "$(median "${sk[@]}")")"
+  if ((${#fl[@]} > 0)); then
+    fl_floor=$(printf '%.3f' "$(echo "($(median "${flc[@]}") + $(median "${flr[@]}")) / 2" | bc -l)")
+    printf '%s: least work (pull_floor): %s s   runs: %s; CPU %s s, registry %s s; its digests and DiffIDs checked\n' \
+      "$kind" "$(median "${fl[@]}")" "${fl[*]}" "$(median "${flc[@]}")" "$(median "${flr[@]}")"
+    printf '%s: least work 2-core floor: %s s = %s x skopeo wall (above 1: no client that inflates and checks the DiffID can match skopeo here); lazyroot wall / least work wall %s\n' \
+      "$kind" "$fl_floor" "$(ratio "$fl_floor" "$(median "${sk[@]}")")" "$(ratio "$(median "${lz[@]}")" "$(median "${fl[@]}")")"
+  fi
   if [[ -n ${BASELINE_BIN:-} ]]; then
     printf '%s: baseline pull (+index):  %s s   runs: %s\n' "$kind" "$(median "${bw[@]}")" "${bw[*]}"
     printf '%s: baseline pull CPU:       %s s   runs: %s\n' "$kind" "$(median "${bc_[@]}")" "${bc_[*]}"

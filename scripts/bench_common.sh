@@ -51,3 +51,58 @@ ratio() {
     echo "n/a"
   fi
 }
+# time_cpu WALL CPU cmd…: appends the wall and user+sys seconds of cmd.
+time_cpu() {
+  local -n _w=$1 _c=$2; shift 2
+  /usr/bin/time -f '%e %U %S' -o "$bench_work/time.out" "$@" >/dev/null
+  read -r e u s <"$bench_work/time.out"
+  _w+=("$e"); _c+=("$(printf '%.2f' "$(echo "$u + $s" | bc -l)")")
+}
+# The registry's CPU seconds so far (docker-registry, the child of
+# registry.py started by bench_start_registry).
+registry_cpu() {
+  local p t=0 hz
+  hz=$(getconf CLK_TCK)
+  for p in $(pgrep -P "$bench_registry_pid"); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "scale=2; $t / $hz" | bc -l
+}
+# time_cpu_reg WALL CPU REG cmd…: time_cpu, and the registry's CPU during cmd.
+time_cpu_reg() {
+  local -n _r=$3
+  local r0 r1
+  r0=$(registry_cpu)
+  time_cpu "$1" "$2" "${@:4}"
+  r1=$(registry_cpu)
+  _r+=("$(printf '%.2f' "$(echo "$r1 - $r0" | bc -l)")")
+}
+
+# bench_layer_urls KIND EXPECTED: prints the layer blob URLs of
+# bench/KIND:v1 on $host, one per line, and writes "BLOB DIFFID" per layer
+# to EXPECTED (from the manifest and config), which pull_floor's output must
+# equal.
+bench_layer_urls() {
+  python3 - "$host" "bench/$1" "$2" <<'PY'
+import json, sys, urllib.request
+host, repo, expected = sys.argv[1:]
+def get(path, accept=None):
+    req = urllib.request.Request(f"http://{host}/v2/{repo}/{path}")
+    if accept:
+        req.add_header("Accept", accept)
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+m = get("manifests/v1", "application/vnd.oci.image.manifest.v1+json, "
+        "application/vnd.docker.distribution.manifest.v2+json")
+diff_ids = get(f"blobs/{m['config']['digest']}")["rootfs"]["diff_ids"]
+with open(expected, "w") as f:
+    for layer, diff_id in zip(m["layers"], diff_ids):
+        f.write(f"{layer['digest']} {diff_id}\n")
+for layer in m["layers"]:
+    print(f"http://{host}/v2/{repo}/blobs/{layer['digest']}")
+PY
+}
+# The least-work client of bench-pull.sh (tests/bench/pull_floor.cc; built
+# with ISA-L only). Empty when it is missing.
+PULL_FLOOR=${PULL_FLOOR_BIN:-$PWD/build/tests/pull_floor}
+[[ -x $PULL_FLOOR ]] || PULL_FLOOR=""
