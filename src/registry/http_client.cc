@@ -366,6 +366,14 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
                                 ": the proxy refused it (HTTP 407 Proxy Authentication Required); give the proxy's "
                                 "credentials in its URL (http://USER:PASSWORD@HOST:PORT)");
   }
+  if (rc == CURLE_PARTIAL_FILE && (resp->status < 200 || resp->status >= 300)) {
+    // An error reply whose body stops short of its Content-Length (Go's
+    // net/http sends a 416's one-line text under the blob's length): its
+    // status and headers are whole, and its body is only the error's text.
+    // As a transport error it would be retried with backoff (~45 s) to the
+    // same reply.
+    rc = CURLE_OK;
+  }
   if (rc != CURLE_OK) {
     // A certificate the peer presents will not change on retry.
     last_permanent_ = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||

@@ -475,8 +475,13 @@ class HostileStoredBlocks(PullTestCase):
                         ref = "oci:%s:v1" % layout
                     r = self.pull(ref, "-q")
                     self.assertNotEqual(r.returncode, 0, "%s: a pull of a blob of another size than declared" % ref)
-                    # (A body shorter than the size asked for is a partial transfer to curl, retried.)
-                    self.assertTrue("size mismatch" in r.stderr or "partial file" in r.stderr, r.stderr[-2000:])
+                    # Each registry pull after the first resumes from the
+                    # partial the one before left; a partial as long as the
+                    # blob asks the registry for bytes past its end (416, whose
+                    # body Go cuts short of its Content-Length): that restarts
+                    # from byte 0 at once, with no retries of a "partial file".
+                    self.assertIn("size mismatch", r.stderr, r.stderr[-2000:])
+                    self.assertNotIn("attempts", r.stderr, r.stderr[-2000:])
                     self.assertFalse(os.path.exists(index), "an index of the blob was kept")
         self.pull_ok(self.ref("hand"), "-q")
         r = self.lazyroot("fsck", timeout=600)
