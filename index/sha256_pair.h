@@ -2,8 +2,11 @@
 // a layer's DiffID and its files' digests, a blob's digest and its chunks'
 // digests. With SHA-NI one stream is bound by the latency of sha256rnds2, not
 // its throughput, so where both lanes take the same 64-byte blocks (same
-// bytes, same position within a block) one interleaved pass hashes both at
-// ~1.1x the cost of one (scripts/bench_sha256_pair, ~1.9x two passes). Bytes
+// bytes, same position within a block) one interleaved pass hashes both for
+// less than two passes: ~1.47x one stream's cost on bytes in cache, where
+// the two reach sha256rnds2's throughput (~2.3 GB/s of digests per core; more
+// lanes gain nothing), ~1.16x on bytes from memory (tests/bench/
+// bench_sha256_lanes). Bytes
 // only one lane takes, or the lanes out of step (a sparse file's digest
 // prefix), are hashed lane by lane. Without SHA-NI each lane is an OpenSSL
 // context (its AVX2 code beats a portable one). One object per pair of
