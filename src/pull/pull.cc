@@ -214,6 +214,7 @@ class LayerDownloader {
 
     for (int attempt = 0; offset < size; ++attempt) {
       uint64_t before = offset;
+      uint64_t received = 0;  // this attempt's bytes (a restart from 0 may leave offset below before)
       auto on_start = [&](uint64_t actual) -> Status {
         if (actual == offset) return Status::Ok();
         // The source ignored our Range: drop what we had and take it from 0.
@@ -242,6 +243,7 @@ class LayerDownloader {
         hash->Update(bytes);
         feed(bytes);
         offset += bytes.size();
+        received += bytes.size();
         *fetched_bytes += bytes.size();
         *fetched = true;
         if (options_.progress) options_.progress->BlobProgress(d.digest, offset, size);
@@ -255,9 +257,14 @@ class LayerDownloader {
         break;
       }
       if (st.code() != ErrorCode::kNetwork || attempt >= kMaxResumes || abort_.load()) return st;
+      // No byte came: the HTTP client has already retried this failure (with
+      // backoff, or as long as a 503's Retry-After asks); another round of
+      // its retries would multiply that wait (6 x 4 x 30 s for a 503 with
+      // Retry-After: 30). Resumes are for transfers cut short.
+      if (received == 0) return st;
       if (options_.progress) {
         options_.progress->Note("layer " + Short(d.digest) + ": " + st.message() + "; resuming at byte " +
-                                std::to_string(offset) + (offset > before ? "" : " (no progress)"));
+                                std::to_string(offset) + (offset > before ? "" : " (after a restart from 0)"));
       }
       resumed_ = resumed_ || offset > 0;
     }

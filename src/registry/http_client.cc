@@ -123,6 +123,10 @@ size_t WriteCallback(char* data, size_t size, size_t nmemb, void* user) {
 
 size_t HeaderCallbackOrThrow(char* data, size_t size, size_t nitems, TransferState* st) {
   std::string_view line(data, size * nitems);
+  // After the body, lines are a chunked reply's trailers: a hostile
+  // "HTTP/1.1 500" there would turn a 200 whose bytes the sink already took
+  // into a reply to retry, and the retry's bytes would follow the first's.
+  if (st->sink_bytes > 0 || !st->resp->body.empty()) return size * nitems;
   if (line.starts_with("HTTP/")) {  // a new response (e.g. after 100 Continue): start over
     st->resp->headers.clear();
     size_t sp = line.find(' ');
@@ -356,6 +360,14 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
     return Status::Corruption("response from " + UrlOrigin(url) + " larger than " + std::to_string(policy_.max_body) +
                               " bytes");
   }
+  if (rc == CURLE_PARTIAL_FILE && (resp->status < 200 || resp->status >= 300)) {
+    // An error reply whose body stops short of its Content-Length (Go's
+    // net/http sends a 416's one-line text under the blob's length): its
+    // status and headers are whole, and its body is only the error's text.
+    // As a transport error it would be retried with backoff (~45 s) to the
+    // same reply. (Before the 407 check: a proxy's 407 may be cut too.)
+    rc = CURLE_OK;
+  }
   long connect_code = 0;
   Curl().easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &connect_code);
   if (connect_code == 407 || (rc == CURLE_OK && resp->status == 407)) {
@@ -365,14 +377,6 @@ Status HttpClient::DoOnce(const HttpRequest& req, const std::string& url, bool s
     return Status::Unauthorized(req.method + " " + url +
                                 ": the proxy refused it (HTTP 407 Proxy Authentication Required); give the proxy's "
                                 "credentials in its URL (http://USER:PASSWORD@HOST:PORT)");
-  }
-  if (rc == CURLE_PARTIAL_FILE && (resp->status < 200 || resp->status >= 300)) {
-    // An error reply whose body stops short of its Content-Length (Go's
-    // net/http sends a 416's one-line text under the blob's length): its
-    // status and headers are whole, and its body is only the error's text.
-    // As a transport error it would be retried with backoff (~45 s) to the
-    // same reply.
-    rc = CURLE_OK;
   }
   if (rc != CURLE_OK) {
     // A certificate the peer presents will not change on retry.

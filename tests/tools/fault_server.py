@@ -32,6 +32,14 @@ ignore-range mode). Modes:
                  challenge whose realm (/token on this port) answers `depth`
                  nested arrays
   http-500       every manifest and blob request answers 500 (the ping works)
+  scripted       fs.script(rec) is asked first for every request (rec: its
+                 record, with kind "ping"|"manifest"|"blob"|"token" (path
+                 /token) and digest filled in); it returns None (served as
+                 usual) or (status, headers, body, length): a raw reply whose
+                 Content-Length is `length` (None: len(body)); a body shorter
+                 than that is cut there and the connection closed (as Go's
+                 416 for a Range past a blob's end); or bytes: written as
+                 they are (status line and all), then the connection closed
 `root` (default "/v2") is where the API lives: "/custom/api" serves
 /custom/api/, /custom/api/REPO/manifests/… (a registry behind a path, for
 hosts.toml's override_path).
@@ -62,7 +70,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_image  # noqa: E402
 
 MODES = (None, "redirect", "retry-after", "drop", "ignore-range", "wrong-digest", "huge-manifest",
-         "deep-manifest", "deep-index", "wide-manifest", "deep-config", "deep-token", "http-500")
+         "deep-manifest", "deep-index", "wide-manifest", "deep-config", "deep-token", "http-500", "scripted")
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
@@ -82,12 +90,13 @@ CHUNK = 64 * 1024
 class FaultServer:
     def __init__(self, thing, repo="demo/app", tag="v1", mode=None, username="faultuser",
                  password="fault-Pa55word", retries=2, drop_after=1 << 20, rate=None, tamper=None,
-                 depth=200000, width=2000000, root="/v2"):
+                 depth=200000, width=2000000, root="/v2", script=None):
         if mode not in MODES:
             raise ValueError("unknown fault mode %r" % (mode,))
         self.repo, self.tag, self.mode, self.root = repo, tag, mode, root.rstrip("/")
         self.username, self.password = username, password
         self.retries, self.drop_after, self.rate = retries, drop_after, rate
+        self.script = script
         self.manifests = {}   # digest -> (bytes, media type)
         self.blobs = {}       # digest -> bytes
         images = [thing] if isinstance(thing, make_image.Image) else thing.images + thing.attestations
@@ -217,6 +226,17 @@ class FaultServer:
                             "query": self.path.split("?", 1)[1] if "?" in self.path else ""}
                 fs._record(self.rec)  # logged on arrival, filled in as it goes
                 try:
+                    if fs.mode == "scripted":
+                        self._classify(path)
+                        answer = fs.script(self.rec)
+                        if isinstance(answer, bytes):
+                            self.rec["status"] = int(answer.split(b" ", 2)[1])
+                            self.wfile.write(answer)
+                            self.rec["sent"] = len(answer)
+                            self.close_connection = True
+                            return
+                        if answer is not None:
+                            return self._raw(*answer, head=head)
                     if port_name == "blob":
                         return self._blob_port(path, head)
                     if fs.mode == "deep-token" and path == "/token":
@@ -250,6 +270,37 @@ class FaultServer:
                     return self._error(404, "NOT_FOUND", "not found")
                 except (BrokenPipeError, ConnectionResetError):
                     self.close_connection = True
+
+            def _classify(self, path):
+                prefix = "%s/%s/" % (fs.root, fs.repo)
+                if path == "/token":
+                    self.rec["kind"] = "token"
+                elif path.rstrip("/") == fs.root:
+                    self.rec["kind"] = "ping"
+                elif path.startswith(prefix):
+                    kind, _, ref = path[len(prefix):].partition("/")
+                    if kind in ("manifests", "blobs"):
+                        self.rec["kind"] = kind.rstrip("s")
+                        self.rec["digest"] = fs.top if kind == "manifests" and ref == fs.tag else ref
+
+            def _raw(self, status, headers, body, length, head=False):
+                self.send_response(status)
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body) if length is None else length))
+                self.end_headers()
+                self.rec["status"] = status
+                if head:
+                    return
+                self.wfile.write(body)
+                self.rec["sent"] = len(body)
+                if length is not None and length > len(body):
+                    self.wfile.flush()
+                    self.close_connection = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
             def _authorized(self, auth):
                 if not auth or not auth.lower().startswith("basic "):
