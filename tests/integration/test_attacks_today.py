@@ -49,7 +49,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import make_image as mi  # noqa: E402
-from fault_server import FaultServer  # noqa: E402
+from fault_server import FaultServer, canned_reply_server  # noqa: E402
 from pull_harness import LAZYROOT_BIN, SOURCE_DIR, PullTestCase  # noqa: E402
 
 # No registry listens here: a command that gets past its files fails fast.
@@ -317,27 +317,9 @@ class HostsTomlHeaderOnRedirect(PullTestCase):
 
 class Proxy407(PullTestCase):
     def start_proxy(self):
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        self.addCleanup(listener.close)
-
-        def serve():
-            while True:
-                try:
-                    c, _ = listener.accept()
-                except OSError:
-                    return
-                try:
-                    c.recv(65536)
-                    c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                              b"Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n")
-                except OSError:
-                    pass
-                c.close()
-
-        threading.Thread(target=serve, daemon=True).start()
-        return "http://127.0.0.1:%d" % listener.getsockname()[1]
+        proxy, _ = canned_reply_server(self, b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                                             b"Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n")
+        return proxy
 
     def test_407_named(self):
         proxy = self.start_proxy()

@@ -23,7 +23,6 @@ than the length it declares. These attacks check what that must not change:
 Every failed pull leaves the store as it was and `lazyroot fsck` clean."""
 
 import os
-import socket
 import sys
 import threading
 import unittest
@@ -311,28 +310,9 @@ class ShortErrorBodies(PullTestCase):
         """A plain-HTTP proxy ($HTTP_PROXY) answering 407 with a body cut
         short: the pull names the 407 at once, as for a whole one, rather than
         "is this an OCI registry?" (or retrying a "partial file")."""
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        self.addCleanup(listener.close)
-        asked = []
-
-        def serve():
-            while True:
-                try:
-                    c, _ = listener.accept()
-                except OSError:
-                    return
-                try:
-                    asked.append(c.recv(65536))
-                    c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
-                              b"Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 500\r\n\r\ndenied")
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
-        threading.Thread(target=serve, daemon=True).start()
-        proxy = "http://127.0.0.1:%d" % listener.getsockname()[1]
+        proxy, asked = fault_server.canned_reply_server(
+            self, b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                  b"Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 500\r\n\r\ndenied", shutdown=True)
         before = store_listing(self.root)
         # A registry address nothing answers on: only the proxy is reached.
         r = self.pull("http://192.0.2.1:5000/short/app:v1", env={"HTTP_PROXY": proxy, "NO_PROXY": ""}, timeout=60)

@@ -87,6 +87,36 @@ def deep_json(depth, mediatype=None):
 CHUNK = 64 * 1024
 
 
+def canned_reply_server(test, reply, shutdown=False):
+    """A listener on 127.0.0.1 that answers every connection with the bytes
+    `reply` (after reading what came, up to 64 KiB) and closes it, shut down
+    first when `shutdown` (a body cut short of its Content-Length). Closed at
+    the test's cleanup. Returns ("http://127.0.0.1:PORT", the requests read)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    test.addCleanup(listener.close)
+    asked = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                asked.append(c.recv(65536))
+                c.sendall(reply)
+                if shutdown:
+                    c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return "http://127.0.0.1:%d" % listener.getsockname()[1], asked
+
+
 class FaultServer:
     def __init__(self, thing, repo="demo/app", tag="v1", mode=None, username="faultuser",
                  password="fault-Pa55word", retries=2, drop_after=1 << 20, rate=None, tamper=None,
@@ -295,12 +325,16 @@ class FaultServer:
                 self.wfile.write(body)
                 self.rec["sent"] = len(body)
                 if length is not None and length > len(body):
-                    self.wfile.flush()
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                    self._cut()
+
+            def _cut(self):
+                """Ends the reply here: flushed, then the connection shut."""
+                self.wfile.flush()
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
 
             def _authorized(self, auth):
                 if not auth or not auth.lower().startswith("basic "):
@@ -390,12 +424,7 @@ class FaultServer:
                         if ahead > 0:
                             time.sleep(ahead)
                 if cut is not None:
-                    self.wfile.flush()
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                    self._cut()
 
         return Handler
 
